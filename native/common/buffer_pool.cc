@@ -1,0 +1,131 @@
+#include "common/buffer_pool.h"
+
+#include <chrono>
+#include <cstdlib>
+
+#include "common/limits.h"
+
+namespace millpond {
+
+namespace {
+constexpr size_t kAlign = limits::kChunkBlockBytes;
+size_t RoundUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+char* AllocAligned(size_t capacity) {
+  return static_cast<char*>(std::aligned_alloc(kAlign, capacity));
+}
+}  // namespace
+
+AlignedBuffer AlignedBuffer::Allocate(size_t bytes) {
+  AlignedBuffer b;
+  b.capacity_ = RoundUp(bytes == 0 ? 1 : bytes);
+  b.data_ = AllocAligned(b.capacity_);
+  if (b.data_ == nullptr) b.capacity_ = 0;
+  return b;
+}
+
+AlignedBuffer::~AlignedBuffer() { Release(); }
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
+  if (this != &o) {
+    Release();
+    data_ = o.data_;
+    capacity_ = o.capacity_;
+    pool_ = o.pool_;
+    o.data_ = nullptr;
+    o.capacity_ = 0;
+    o.pool_ = nullptr;
+  }
+  return *this;
+}
+
+void AlignedBuffer::Release() {
+  if (data_ == nullptr) return;
+  if (pool_) pool_->Return(data_, capacity_);
+  else std::free(data_);
+  data_ = nullptr;
+  capacity_ = 0;
+  pool_ = nullptr;
+}
+
+BufferPool::BufferPool(size_t bytesMax) : bytesMax_(bytesMax) {}
+
+BufferPool::~BufferPool() {
+  for (auto& list : free_)
+    for (char* p : list) std::free(p);
+}
+
+int BufferPool::ClassOf(size_t bytes) {
+  int c = 0;
+  size_t size = kAlign;
+  while (size < bytes && c < kClasses - 1) {
+    size <<= 1;
+    c++;
+  }
+  return c;
+}
+
+AlignedBuffer BufferPool::TakeLocked(size_t bytes) {
+  int c = ClassOf(bytes);
+  size_t capacity = kAlign << c;
+  if (capacity < bytes) capacity = RoundUp(bytes);  // beyond the largest class: exact size
+  AlignedBuffer b;
+  if (capacity == (kAlign << c) && !free_[c].empty()) {
+    b.data_ = free_[c].back();
+    free_[c].pop_back();
+    cached_ -= capacity;
+  } else {
+    b.data_ = AllocAligned(capacity);
+    if (b.data_ == nullptr) return b;
+  }
+  b.capacity_ = capacity;
+  b.pool_ = this;
+  outstanding_ += capacity;
+  return b;
+}
+
+Status BufferPool::Acquire(size_t bytes, uint32_t timeoutMs, AlignedBuffer* out) {
+  size_t need = kAlign << ClassOf(bytes);
+  if (need < bytes) need = RoundUp(bytes);
+  if (need > bytesMax_) return Status::TooLarge("buffer of " + std::to_string(bytes) + " bytes exceeds the pool");
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (outstanding_ + need > bytesMax_) {
+    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        outstanding_ + need > bytesMax_)
+      return Status::TimedOut("no buffer memory free within " + std::to_string(timeoutMs) + " ms");
+  }
+  *out = TakeLocked(bytes);
+  return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
+}
+
+Status BufferPool::TryAcquire(size_t bytes, AlignedBuffer* out) {
+  size_t need = kAlign << ClassOf(bytes);
+  if (need < bytes) need = RoundUp(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (outstanding_ + need > bytesMax_) return Status::Busy("buffer pool exhausted");
+  *out = TakeLocked(bytes);
+  return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
+}
+
+void BufferPool::Return(char* data, size_t capacity) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outstanding_ -= capacity;
+    int c = ClassOf(capacity);
+    // Keep at most half the budget cached; the rest goes back to the allocator.
+    if ((kAlign << c) == capacity && cached_ + capacity <= bytesMax_ / 2) {
+      free_[c].push_back(data);
+      cached_ += capacity;
+      data = nullptr;
+    }
+  }
+  freed_.notify_all();
+  if (data) std::free(data);
+}
+
+size_t BufferPool::bytesOutstanding() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outstanding_;
+}
+
+}  // namespace millpond

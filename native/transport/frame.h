@@ -1,0 +1,130 @@
+// The data-plane wire format, shared by the TCP and RDMA transports, the server and the
+// client. One message = a 32-byte header, then `metaBytes` of control fields (the request's
+// arguments, or the reply's results), then `dataBytes` of payload (write data, read data).
+// Integers are little-endian; ChunkIds are 12 bytes big-endian (common/chunk_id.h).
+//
+// Header layout (byte offsets):
+//   0 magic u32 ('MPD1')   4 version u8   5 opcode u8   6 flags u16
+//   8 requestId u64        16 metaBytes u32   20 dataBytes u32
+//   24 status i32 (replies: a StatusCode; requests: 0)   28 headerCrc u32 (CRC32C of 0..27)
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/chunk_id.h"
+#include "common/limits.h"
+#include "common/status.h"
+
+namespace millpond::frame {
+
+constexpr uint32_t kMagic = 0x3144504Du;  // "MPD1" little-endian
+constexpr uint8_t kVersion = 1;
+constexpr size_t kHeaderBytes = limits::kFrameHeaderBytes;
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format assumes a little-endian host");
+
+enum Opcode : uint8_t {
+  kRead = 1,       // meta: ReadArgs              reply meta: ChunkMetaWire, data: bytes read
+  kWrite = 2,      // meta: WriteArgs, data: payload   reply meta: ChunkMetaWire
+  kBatchRead = 3,  // meta: count u32 + count x ReadArgs  reply meta: count x BatchEntry,
+                   //   data: each entry's requested length, in order (short reads zero-padded)
+  kRemove = 4,     // meta: ChunkId
+  kStat = 5,       // meta: ChunkId              reply meta: ChunkMetaWire
+  kList = 6,       // meta: ListArgs             reply meta: count u32 + count x (ChunkId, ChunkMetaWire)
+  kCommit = 7,     // meta: CommitArgs           reply meta: ChunkMetaWire
+  kPing = 8,       // no meta                     reply: no meta
+};
+constexpr uint8_t kOpcodeMax = kPing;
+const char* OpcodeName(uint8_t op);
+
+enum Flags : uint16_t {
+  kFlagReply = 1 << 0,
+};
+
+struct Header {
+  uint32_t magic = kMagic;
+  uint8_t version = kVersion;
+  uint8_t opcode = 0;
+  uint16_t flags = 0;
+  uint64_t requestId = 0;
+  uint32_t metaBytes = 0;
+  uint32_t dataBytes = 0;
+  int32_t status = 0;
+
+  void EncodeTo(uint8_t* out) const;  // writes kHeaderBytes, computing headerCrc
+  // Validates magic, version, CRC, opcode and the size limits (kProtocol / kTooLarge).
+  static Status Decode(const uint8_t* in, Header* out);
+};
+
+// ---- argument and result records (fixed sizes, so both sides can bound them)
+struct ReadArgs {  // 24 bytes
+  ChunkId chunk;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  uint32_t flags = 0;  // kReadUncommitted: relaxed read of the pending version
+  static constexpr size_t kBytes = 24;
+};
+constexpr uint32_t kReadUncommitted = 1;
+
+struct WriteArgs {  // 44 bytes
+  ChunkId chunk;
+  uint32_t offset = 0;
+  uint32_t length = 0;          // equals the header's dataBytes
+  uint64_t updateVersion = 0;   // 0: one above the chunk's newest version
+  uint32_t flags = 0;           // kWriteCommit, kWriteReplace
+  uint32_t payloadChecksum = 0; // CRC32C of the payload, checked by the server before use
+  uint32_t chunkSizeBytes = 0;  // the chunk's capacity; offset + length must fit (0: kChunkSizeBytesMax)
+  static constexpr size_t kBytes = 44;
+};
+constexpr uint32_t kWriteCommit = 1;   // commit at once (single replica or chain tail)
+constexpr uint32_t kWriteReplace = 2;  // the payload is the whole new content (resync, truncate)
+
+struct CommitArgs {  // 20 bytes
+  ChunkId chunk;
+  uint64_t version = 0;
+  static constexpr size_t kBytes = 20;
+};
+
+struct ListArgs {  // 20 bytes: chunks strictly after `after` (all when hasAfter == 0)
+  ChunkId after;
+  uint32_t hasAfter = 0;
+  uint32_t limit = 0;
+  static constexpr size_t kBytes = 20;
+};
+
+constexpr size_t kChunkMetaBytes = 24;  // commitVersion u64, updateVersion u64, length u32, checksum u32
+constexpr size_t kListEntryBytes = ChunkId::kWireBytes + kChunkMetaBytes;
+constexpr size_t kBatchEntryBytes = 8;  // status i32, bytesRead u32
+
+// Appenders and a bounds-checked reader for meta sections.
+void Put(std::string* out, const ReadArgs& a);
+void Put(std::string* out, const WriteArgs& a);
+void Put(std::string* out, const CommitArgs& a);
+void Put(std::string* out, const ListArgs& a);
+void Put(std::string* out, const ChunkMeta& m);
+void PutChunkId(std::string* out, const ChunkId& id);
+void PutU32(std::string* out, uint32_t v);
+void PutI32(std::string* out, int32_t v);
+
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
+  bool Get(ReadArgs* a);
+  bool Get(WriteArgs* a);
+  bool Get(CommitArgs* a);
+  bool Get(ListArgs* a);
+  bool Get(ChunkMeta* m);
+  bool GetChunkId(ChunkId* id);
+  bool GetU32(uint32_t* v);
+  bool GetI32(int32_t* v);
+  bool GetU64(uint64_t* v);
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+}  // namespace millpond::frame
