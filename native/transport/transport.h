@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/buffer_pool.h"
+#include "common/file_io.h"
 #include "common/status.h"
 #include "transport/frame.h"
 
@@ -72,6 +73,9 @@ struct ServerTransportOptions {
   BufferPool* buffers = nullptr;       // request payloads are received into these
   uint32_t frameTimeoutMs = limits::kServerFrameTimeoutMsDefault;
   uint32_t connectionsMax = limits::kServerConnectionsMax;
+  // Called with the socket of a new connection whose first 4 bytes were kRdmaHandshakeMagic
+  // (consumed); empty means such connections are refused. See rdma/rdma_transport.h.
+  std::function<void(UniqueFd)> upgrade;
 };
 
 class ServerTransport {
