@@ -53,4 +53,36 @@ constexpr uint32_t kTimerTickMs = 100;                // how often deadlines are
 // ---- sockets
 constexpr int kSocketBufferBytes = 4 * 1024 * 1024;
 
+// ---- rdma (native/transport/rdma)
+// Control messages (header + meta + the RDMA descriptor of the data buffers) travel by SEND
+// into pre-posted receive slots; data moves by RDMA READ/WRITE between registered blocks.
+constexpr uint32_t kRdmaQueueDepth = 16;              // requests in flight per queue pair
+constexpr uint32_t kRdmaServerCallSlots = 2 * kRdmaQueueDepth;  // slack for unpolled sends
+constexpr uint32_t kRdmaBlockBytes = 1024 * 1024;     // unit of the registered data pools
+constexpr uint32_t kRdmaSegmentsMax = kFrameDataBytesMax / kRdmaBlockBytes;  // per message
+constexpr uint32_t kRdmaDescriptorBytesMax = 8 + 16 * kRdmaSegmentsMax;
+constexpr uint32_t kRdmaControlBytesMax =             // one control slot, page-rounded
+    (kFrameHeaderBytes + kFrameMetaBytesMax + kRdmaDescriptorBytesMax + 4095) / 4096 * 4096;
+// A send queue holds, per call slot, one data chain (one WR per overlap of a local block and a
+// remote segment: < 2 x kRdmaSegmentsMax) plus the SEND of the reply.
+constexpr uint32_t kRdmaSendWrMax = kRdmaServerCallSlots * (2 * kRdmaSegmentsMax + 1);
+constexpr size_t kRdmaClientPoolBytesDefault = 128u << 20;  // registered, per client transport
+constexpr size_t kRdmaServerPoolBytesDefault = 256u << 20;  // registered, per server transport
+static_assert(kRdmaClientPoolBytesDefault >= kFrameDataBytesMax, "one message must fit");
+static_assert(kRdmaServerPoolBytesDefault >= kFrameDataBytesMax, "one message must fit");
+constexpr uint32_t kRdmaConnectionsMax = 256;         // queue pairs per server transport
+constexpr uint32_t kRdmaHandshakeBytes = 64;          // fixed size of either handshake message
+constexpr uint32_t kRdmaHandshakeTimeoutMs = 5000;
+constexpr uint32_t kRdmaPendingHandshakesMax = 64;    // adopted sockets not yet handshaken
+constexpr uint32_t kRdmaResourceWaitMsMax = 30000;    // waiting for a send slot or pool blocks
+constexpr uint32_t kRdmaPollSpinRounds = 16;          // empty polls before blocking on the channel
+constexpr uint8_t kRdmaGidIndexScanMax = 32;
+// Queue pair timing (IB encodings): ack timeout 4.096us * 2^14 = 67 ms, 7 retries; RNR retry
+// 7 = infinite is avoided so a peer that stops posting receives surfaces as an error.
+constexpr uint8_t kRdmaAckTimeout = 14;
+constexpr uint8_t kRdmaRetryCount = 7;
+constexpr uint8_t kRdmaRnrRetry = 6;
+constexpr uint8_t kRdmaMinRnrTimer = 12;
+constexpr uint8_t kRdmaMaxRdAtomic = 8;                // outstanding RDMA READs per QP
+
 }  // namespace millpond::limits

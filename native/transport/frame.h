@@ -32,7 +32,7 @@ enum Opcode : uint8_t {
                    //   data: each entry's requested length, in order (short reads zero-padded)
   kRemove = 4,     // meta: ChunkId
   kStat = 5,       // meta: ChunkId              reply meta: ChunkMetaWire
-  kList = 6,       // meta: ListArgs             reply meta: count u32 + count x (ChunkId, ChunkMetaWire)
+  kList = 6,       // meta: ListArgs             reply meta: count u32 + count x (ChunkId, ChunkMetaWire, flags u32)
   kCommit = 7,     // meta: CommitArgs           reply meta: ChunkMetaWire
   kPing = 8,       // no meta                     reply: no meta
 };
@@ -95,7 +95,8 @@ struct ListArgs {  // 20 bytes: chunks strictly after `after` (all when hasAfter
 };
 
 constexpr size_t kChunkMetaBytes = 24;  // commitVersion u64, updateVersion u64, length u32, checksum u32
-constexpr size_t kListEntryBytes = ChunkId::kWireBytes + kChunkMetaBytes;
+constexpr size_t kListEntryBytes = ChunkId::kWireBytes + kChunkMetaBytes + 4;
+constexpr uint32_t kListEntryCorrupt = 1;  // list entry flag: the replica's header is damaged
 constexpr size_t kBatchEntryBytes = 8;  // status i32, bytesRead u32
 
 // Appenders and a bounds-checked reader for meta sections.

@@ -1,0 +1,215 @@
+#include "client/chunk_client.h"
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "transport/rdma/rdma_transport.h"
+
+namespace millpond {
+
+// One request in flight: the transport call plus how to decode and deliver its reply.
+struct ChunkClient::Op : ClientCall {
+  std::string address;
+  std::function<void(Op*)> decode;  // runs once with status/replyMeta filled in
+};
+
+namespace {
+
+Status DecodeMeta(const std::string& meta, ChunkMeta* out) {
+  frame::Reader r(reinterpret_cast<const uint8_t*>(meta.data()), meta.size());
+  return r.Get(out) ? Status::OK() : Status::Protocol("malformed chunk metadata in reply");
+}
+
+}  // namespace
+
+Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<ChunkClient>* out) {
+  if (options.inflightBytesMax == 0 || options.inflightBytesMax > limits::kClientInflightBytesMax)
+    return Status::InvalidArgument("inflightBytesMax must be 1.." + std::to_string(limits::kClientInflightBytesMax));
+  if (options.connectionsPerServer == 0 || options.connectionsPerServer > limits::kClientConnectionsPerServerMax)
+    return Status::InvalidArgument("connectionsPerServer must be 1.." +
+                                   std::to_string(limits::kClientConnectionsPerServerMax));
+  std::unique_ptr<ChunkClient> client(new ChunkClient(options));
+  ClientTransportOptions t;
+  t.inflightBytesMax = options.inflightBytesMax;
+  t.connectionsPerServer = options.connectionsPerServer;
+  if (options.transport != TransportChoice::kTcp) {
+    std::string detail;
+    Status probe = RdmaProbe(&detail);
+    if (probe.ok()) {
+      client->rdma_ = NewRdmaClientTransport(t);
+    } else if (options.transport == TransportChoice::kRdma) {
+      return probe;
+    } else {
+      LogWarningOnce("client-rdma-fallback", "RDMA unavailable (" + probe.message() + "); client uses TCP");
+    }
+  }
+  client->tcp_ = NewTcpClientTransport(t);
+  *out = std::move(client);
+  return Status::OK();
+}
+
+ChunkClient::~ChunkClient() { Close(); }
+
+void ChunkClient::Close() {
+  if (rdma_) rdma_->Close();
+  if (tcp_) tcp_->Close();
+}
+
+void ChunkClient::Submit(const std::string& address, Op* op) {
+  op->address = address;
+  op->timeoutMs = options_.timeoutMs;
+  op->done = [this](ClientCall* c) { OnDone(c); };
+  bool useRdma = false;
+  if (rdma_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    useRdma = tcpOnly_.count(address) == 0;
+  }
+  (useRdma ? rdma_ : tcp_)->Submit(address, op);
+}
+
+void ChunkClient::OnDone(ClientCall* call) {
+  Op* op = static_cast<Op*>(call);
+  // auto: a server without RDMA refuses the handshake; remember it and go over TCP.
+  if (op->status.code() == StatusCode::kNoDevice && op->carriedBy == TransportKind::kRdma &&
+      options_.transport == TransportChoice::kAuto) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tcpOnly_.insert(op->address);
+    }
+    op->status = Status::OK();
+    op->replyMeta.clear();
+    op->replyDataBytes = 0;
+    tcp_->Submit(op->address, op);
+    return;
+  }
+  op->decode(op);
+  delete op;
+}
+
+void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done) {
+  Op* op = new Op;
+  op->opcode = frame::kRead;
+  frame::Put(&op->meta, args);
+  op->replyData.push_back({dst, args.length});
+  op->decode = [done = std::move(done)](Op* o) {
+    ChunkMeta meta;
+    Status s = o->status;
+    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
+    done(s, meta, s.ok() ? o->replyDataBytes : 0);
+  };
+  Submit(address, op);
+}
+
+void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done) {
+  Op* op = new Op;
+  op->opcode = frame::kWrite;
+  args.payloadChecksum = Crc32c(data, args.length);
+  frame::Put(&op->meta, args);
+  op->payload = data;
+  op->payloadBytes = args.length;
+  op->decode = [done = std::move(done)](Op* o) {
+    ChunkMeta meta;
+    Status s = o->status;
+    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
+    done(s, meta);
+  };
+  Submit(address, op);
+}
+
+void ChunkClient::BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
+                            const std::vector<char*>& dsts, BatchDone done) {
+  Op* op = new Op;
+  op->opcode = frame::kBatchRead;
+  frame::PutU32(&op->meta, static_cast<uint32_t>(reads.size()));
+  for (size_t i = 0; i < reads.size(); i++) {
+    frame::Put(&op->meta, reads[i]);
+    op->replyData.push_back({dsts[i], reads[i].length});
+  }
+  size_t count = reads.size();
+  op->decode = [done = std::move(done), count](Op* o) {
+    std::vector<BatchReadResult> results;
+    Status s = o->status;
+    if (s.ok()) {
+      frame::Reader r(reinterpret_cast<const uint8_t*>(o->replyMeta.data()), o->replyMeta.size());
+      results.resize(count);
+      for (auto& e : results) {
+        int32_t code;
+        if (!r.GetI32(&code) || !r.GetU32(&e.bytesRead)) {
+          s = Status::Protocol("malformed batch read reply");
+          break;
+        }
+        e.code = Status::CodeFromWire(code);
+      }
+    }
+    done(s, results);
+  };
+  Submit(address, op);
+}
+
+void ChunkClient::Stat(const std::string& address, const ChunkId& chunk, MetaDone done) {
+  Op* op = new Op;
+  op->opcode = frame::kStat;
+  frame::PutChunkId(&op->meta, chunk);
+  op->decode = [done = std::move(done)](Op* o) {
+    ChunkMeta meta;
+    Status s = o->status;
+    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
+    done(s, meta);
+  };
+  Submit(address, op);
+}
+
+void ChunkClient::Commit(const std::string& address, const frame::CommitArgs& args, MetaDone done) {
+  Op* op = new Op;
+  op->opcode = frame::kCommit;
+  frame::Put(&op->meta, args);
+  op->decode = [done = std::move(done)](Op* o) {
+    ChunkMeta meta;
+    Status s = o->status;
+    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
+    done(s, meta);
+  };
+  Submit(address, op);
+}
+
+void ChunkClient::Remove(const std::string& address, const ChunkId& chunk, Done done) {
+  Op* op = new Op;
+  op->opcode = frame::kRemove;
+  frame::PutChunkId(&op->meta, chunk);
+  op->decode = [done = std::move(done)](Op* o) { done(o->status); };
+  Submit(address, op);
+}
+
+void ChunkClient::Ping(const std::string& address, Done done) {
+  Op* op = new Op;
+  op->opcode = frame::kPing;
+  op->decode = [done = std::move(done)](Op* o) { done(o->status); };
+  Submit(address, op);
+}
+
+void ChunkClient::List(const std::string& address, const frame::ListArgs& args, ListDone done) {
+  Op* op = new Op;
+  op->opcode = frame::kList;
+  frame::Put(&op->meta, args);
+  op->decode = [done = std::move(done)](Op* o) {
+    std::vector<ChunkListEntry> entries;
+    Status s = o->status;
+    frame::Reader r(reinterpret_cast<const uint8_t*>(o->replyMeta.data()), o->replyMeta.size());
+    uint32_t count = 0;
+    if (s.ok() && (!r.GetU32(&count) || count > limits::kListReplyEntriesMax))
+      s = Status::Protocol("malformed list reply");
+    for (uint32_t i = 0; s.ok() && i < count; i++) {
+      ChunkListEntry e;
+      uint32_t flags;
+      if (!r.GetChunkId(&e.chunk) || !r.Get(&e.meta) || !r.GetU32(&flags)) {
+        s = Status::Protocol("malformed list reply");
+        break;
+      }
+      e.corrupt = flags & frame::kListEntryCorrupt;
+      entries.push_back(e);
+    }
+    done(s, entries);
+  };
+  Submit(address, op);
+}
+
+}  // namespace millpond

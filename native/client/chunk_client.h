@@ -1,0 +1,76 @@
+// ChunkClient: chunk I/O against many data servers at once, over the transport chosen per
+// client (design §4). Every operation is asynchronous: it returns at once and its callback
+// runs exactly once on a transport thread. In-flight bytes are bounded by the transport.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/chunk_id.h"
+#include "common/limits.h"
+#include "common/status.h"
+#include "storage/chunk_store.h"
+#include "transport/frame.h"
+#include "transport/transport.h"
+
+namespace millpond {
+
+struct ChunkClientOptions {
+  TransportChoice transport = TransportChoice::kAuto;
+  size_t inflightBytesMax = limits::kClientInflightBytesDefault;
+  uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
+  uint32_t connectionsPerServer = 1;
+};
+
+struct BatchReadResult {
+  StatusCode code = StatusCode::kOk;
+  uint32_t bytesRead = 0;
+};
+
+class ChunkClient {
+ public:
+  using MetaDone = std::function<void(const Status&, const ChunkMeta&)>;
+  using ReadDone = std::function<void(const Status&, const ChunkMeta&, uint32_t bytesRead)>;
+  using BatchDone = std::function<void(const Status&, const std::vector<BatchReadResult>&)>;
+  using ListDone = std::function<void(const Status&, const std::vector<ChunkListEntry>&)>;
+  using Done = std::function<void(const Status&)>;
+
+  // kNoDevice when options.transport is kRdma and no RDMA device is usable.
+  static Status Create(const ChunkClientOptions& options, std::unique_ptr<ChunkClient>* out);
+  ~ChunkClient();
+
+  // REQUIRES for all: buffers stay valid until the callback runs.
+  void Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done);
+  // args.payloadChecksum and args.length are filled here from data.
+  void Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done);
+  // dsts[i] receives reads[i].length bytes (zero-padded past a short read).
+  void BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
+                 const std::vector<char*>& dsts, BatchDone done);
+  void Stat(const std::string& address, const ChunkId& chunk, MetaDone done);
+  void Commit(const std::string& address, const frame::CommitArgs& args, MetaDone done);
+  void Remove(const std::string& address, const ChunkId& chunk, Done done);
+  void List(const std::string& address, const frame::ListArgs& args, ListDone done);
+  void Ping(const std::string& address, Done done);
+
+  // Fails what is in flight with kClosed and joins the transport threads.
+  void Close();
+  const TransportCounters& tcpCounters() const { return tcp_->counters(); }
+  const TransportCounters* rdmaCounters() const { return rdma_ ? &rdma_->counters() : nullptr; }
+
+ private:
+  struct Op;
+  explicit ChunkClient(const ChunkClientOptions& options) : options_(options) {}
+  void Submit(const std::string& address, Op* op);
+  void OnDone(ClientCall* call);
+
+  const ChunkClientOptions options_;
+  std::unique_ptr<ClientTransport> tcp_, rdma_;
+  std::mutex mu_;
+  std::set<std::string> tcpOnly_;  // GUARDED_BY(mu_): servers that refused RDMA (auto mode)
+};
+
+}  // namespace millpond

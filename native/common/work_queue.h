@@ -1,0 +1,67 @@
+// A fixed set of threads running queued tasks, with a bounded queue.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace millpond {
+
+class WorkQueue {
+ public:
+  WorkQueue(unsigned threads, size_t queuedMax) : queuedMax_(queuedMax) {
+    for (unsigned i = 0; i < threads; i++) threads_.emplace_back([this] { Run(); });
+  }
+  ~WorkQueue() { Stop(); }
+  WorkQueue(const WorkQueue&) = delete;
+  WorkQueue& operator=(const WorkQueue&) = delete;
+
+  // False (and `task` not queued) when the queue is full or stopped.
+  bool TryPush(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_ || tasks_.size() >= queuedMax_) return false;
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  // Runs the tasks already queued, then joins the threads.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  const size_t queuedMax_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;                     // GUARDED_BY(mu_)
+  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace millpond

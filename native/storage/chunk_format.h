@@ -1,0 +1,82 @@
+// On-disk format of one chunk replica file (one file per chunk version):
+//
+//   [0, 64)              fixed header (below), CRC32C-protected
+//   [64, 64 + 4*blocks)  CRC32C of each 4 KiB block of the content
+//   [headerBytes, ...)   the content, `length` bytes, zero-padded to a 4 KiB multiple
+//
+// headerBytes = round_up(64 + 4 * blocks, 4096), so the content is O_DIRECT-aligned. A read
+// verifies the CRC of every block it touches; the whole-content CRC is kept for replicas to
+// compare (design §3).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "common/chunk_id.h"
+#include "common/crc32c.h"
+#include "common/limits.h"
+#include "common/status.h"
+
+namespace millpond::chunk_format {
+
+constexpr uint32_t kMagic = 0x4B43504Du;  // "MPCK"
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFixedHeaderBytes = 64;
+constexpr uint32_t kBlockBytes = limits::kChunkBlockBytes;
+
+inline uint32_t BlockCount(uint32_t length) { return (length + kBlockBytes - 1) / kBlockBytes; }
+inline uint32_t HeaderBytes(uint32_t length) {
+  uint32_t raw = kFixedHeaderBytes + 4 * BlockCount(length);
+  return (raw + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+}
+inline uint64_t PaddedBytes(uint64_t n) { return (n + kBlockBytes - 1) / kBlockBytes * kBlockBytes; }
+// Size on disk of a version file holding `length` bytes.
+inline uint64_t FileBytes(uint32_t length) { return HeaderBytes(length) + PaddedBytes(length); }
+
+struct FixedHeader {
+  ChunkId chunk;
+  uint64_t version = 0;
+  uint32_t length = 0;
+  uint32_t checksum = 0;  // CRC32C of the whole content
+  uint32_t headerBytes = 0;
+
+  void EncodeTo(uint8_t* out) const {  // writes kFixedHeaderBytes
+    std::memset(out, 0, kFixedHeaderBytes);
+    std::memcpy(out + 0, &kMagic, 4);
+    std::memcpy(out + 4, &kFormatVersion, 4);
+    chunk.EncodeTo(out + 8);
+    std::memcpy(out + 24, &version, 8);
+    std::memcpy(out + 32, &length, 4);
+    std::memcpy(out + 36, &checksum, 4);
+    uint32_t blockBytes = kBlockBytes, blocks = BlockCount(length);
+    std::memcpy(out + 40, &blockBytes, 4);
+    std::memcpy(out + 44, &blocks, 4);
+    std::memcpy(out + 48, &headerBytes, 4);
+    uint32_t crc = Crc32c(out, 60);
+    std::memcpy(out + 60, &crc, 4);
+  }
+
+  static Status Decode(const uint8_t* in, FixedHeader* h) {
+    uint32_t magic, format, crc, blockBytes, blocks;
+    std::memcpy(&magic, in, 4);
+    std::memcpy(&format, in + 4, 4);
+    std::memcpy(&crc, in + 60, 4);
+    if (magic != kMagic) return Status::Corrupt("chunk file has a bad magic number");
+    if (crc != Crc32c(in, 60)) return Status::Corrupt("chunk header checksum mismatch");
+    if (format != kFormatVersion)
+      return Status::Corrupt("chunk file format " + std::to_string(format) + " is unknown");
+    h->chunk = ChunkId::DecodeFrom(in + 8);
+    std::memcpy(&h->version, in + 24, 8);
+    std::memcpy(&h->length, in + 32, 4);
+    std::memcpy(&h->checksum, in + 36, 4);
+    std::memcpy(&blockBytes, in + 40, 4);
+    std::memcpy(&blocks, in + 44, 4);
+    std::memcpy(&h->headerBytes, in + 48, 4);
+    if (blockBytes != kBlockBytes || h->length > limits::kChunkSizeBytesMax ||
+        blocks != BlockCount(h->length) || h->headerBytes != HeaderBytes(h->length))
+      return Status::Corrupt("chunk header fields are inconsistent");
+    return Status::OK();
+  }
+};
+
+}  // namespace millpond::chunk_format

@@ -1,0 +1,145 @@
+// ChunkStore: the chunks of one storage target (one directory on one SSD).
+//
+// Every write is copy-on-write: the new version goes to a temporary file that is renamed over
+// the old one, so a crash at any point leaves the old or the new version, never a torn one.
+// Each replica keeps commitVersion, updateVersion, length and a CRC32C (design §2); content
+// checksums are verified on every read and a mismatch is kCorrupt, never data.
+//
+// Versions (CRAQ, design §3): a write with commit=false leaves a pending version beside the
+// committed one; Commit() makes it the committed one. A write with commit=true does both.
+//
+// Thread-safe. Writes to one chunk are serialised; reads never wait for writes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/buffer_pool.h"
+#include "common/chunk_id.h"
+#include "common/file_io.h"
+#include "common/limits.h"
+#include "common/status.h"
+#include "storage/chunk_format.h"
+
+namespace millpond {
+
+struct ChunkStoreOptions {
+  bool directIo = true;         // O_DIRECT for writes and large aligned reads, where supported
+  bool syncWrites = true;       // fdatasync each new version and its directory before the rename
+  uint64_t capacityBytes = 0;   // 0: bounded by the filesystem only; else kNoSpace beyond it
+};
+
+struct ChunkWriteOptions {
+  uint64_t updateVersion = 0;   // 0: one above the newest version; else must exceed commitVersion
+  bool commit = true;
+  bool replace = false;         // the data is the whole new content (offset must be 0)
+  uint32_t chunkSizeBytes = 0;  // capacity of the chunk (0: limits::kChunkSizeBytesMax)
+};
+
+struct ChunkListEntry {
+  ChunkId chunk;
+  ChunkMeta meta;
+  bool corrupt = false;  // its header failed validation when the store was opened
+};
+
+struct ChunkStoreUsage {
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;       // on disk, headers and padding included
+  uint64_t capacityBytes = 0;
+  bool directIo = false;    // O_DIRECT is in use on this filesystem
+};
+
+class ChunkStore {
+ public:
+  // Opens (creating if needed) the target at `dir`, removing unfinished writes left by a
+  // crash. A non-empty directory that is not a millpond target is refused.
+  static Status Open(const std::string& dir, const ChunkStoreOptions& options,
+                     std::unique_ptr<ChunkStore>* out);
+  ~ChunkStore();
+  ChunkStore(const ChunkStore&) = delete;
+  ChunkStore& operator=(const ChunkStore&) = delete;
+
+  // Writes `length` bytes at `offset`, creating the chunk if needed; the gap before `offset`
+  // (if any) reads as zeros. *meta is the chunk's state afterwards.
+  Status Write(const ChunkId& chunk, uint32_t offset, const char* data, uint32_t length,
+               const ChunkWriteOptions& options, ChunkMeta* meta);
+  // Makes pending version `version` the committed one. Committing a version already
+  // committed is OK (retries apply once).
+  Status Commit(const ChunkId& chunk, uint64_t version, ChunkMeta* meta);
+  // Reads up to `length` bytes at `offset` of the committed version (the pending one if
+  // `uncommitted` and one exists). *bytesRead < length only past the end of the chunk.
+  // kNotCommitted when only a pending version exists and !uncommitted.
+  Status Read(const ChunkId& chunk, uint32_t offset, uint32_t length, char* dst, bool uncommitted,
+              uint32_t* bytesRead, ChunkMeta* meta);
+  Status Remove(const ChunkId& chunk);
+  Status Stat(const ChunkId& chunk, ChunkMeta* meta) const;
+  // Up to `limit` chunks in id order, strictly after *after (from the start when null).
+  Status List(const ChunkId* after, size_t limit, std::vector<ChunkListEntry>* out) const;
+  ChunkStoreUsage Usage() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Entry {
+    bool hasCommitted = false, hasPending = false, corrupt = false;
+    uint64_t commitVersion = 0, pendingVersion = 0;
+    uint32_t committedLength = 0, pendingLength = 0;
+    uint32_t committedChecksum = 0, pendingChecksum = 0;
+    uint64_t generation = 0;  // changes whenever a file of this chunk changes
+    ChunkMeta Meta() const;
+  };
+  struct OpenChunk {  // a validated, open version file (shared with readers in flight)
+    UniqueFd fd;
+    chunk_format::FixedHeader header;
+    uint64_t generation = 0;
+  };
+  struct CacheKey {
+    ChunkId chunk;
+    bool pending;
+    bool operator==(const CacheKey& o) const { return chunk == o.chunk && pending == o.pending; }
+  };
+  struct CacheKeyHash {
+    size_t operator()(const CacheKey& k) const { return k.chunk.Hash() ^ k.pending; }
+  };
+
+  ChunkStore(std::string dir, const ChunkStoreOptions& options);
+  Status Scan();
+  std::string PathOf(const ChunkId& chunk, bool pending) const;
+  Status OpenVersion(const ChunkId& chunk, bool pending, uint64_t generation,
+                     std::shared_ptr<OpenChunk>* out);
+  // Reads and verifies [offset, offset+length) of an open version into dst.
+  Status ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst);
+  Status WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
+                          uint32_t length, bool pending, uint32_t* checksum);
+  void Invalidate(const ChunkId& chunk);
+  std::mutex& LockFor(const ChunkId& chunk) {
+    return writeLocks_[chunk.Hash() % limits::kChunkStoreLockStripes];
+  }
+
+  const std::string dir_;
+  const ChunkStoreOptions options_;
+  bool directIo_;  // cleared at open when the filesystem refuses O_DIRECT
+  BufferPool staging_;
+  std::atomic<uint64_t> nextTmp_{0};
+  std::mutex writeLocks_[limits::kChunkStoreLockStripes];
+
+  mutable std::shared_mutex indexMu_;
+  std::map<ChunkId, Entry> index_;  // GUARDED_BY(indexMu_)
+  uint64_t bytesUsed_ = 0;          // GUARDED_BY(indexMu_)
+  uint64_t nextGeneration_ = 1;     // GUARDED_BY(indexMu_)
+
+  std::mutex cacheMu_;
+  std::list<CacheKey> lru_;  // GUARDED_BY(cacheMu_), most recent first
+  std::unordered_map<CacheKey, std::pair<std::shared_ptr<OpenChunk>, std::list<CacheKey>::iterator>,
+                     CacheKeyHash> cache_;  // GUARDED_BY(cacheMu_)
+};
+
+}  // namespace millpond

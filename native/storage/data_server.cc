@@ -1,0 +1,245 @@
+#include "storage/data_server.h"
+
+#include "common/crc32c.h"
+#include "common/log.h"
+
+namespace millpond {
+
+namespace {
+constexpr uint32_t kBufferWaitMs = 30000;
+
+Status Malformed(const ServerCall& call) {
+  return Status::Protocol(std::string("malformed ") + frame::OpcodeName(call.header().opcode) + " request");
+}
+}  // namespace
+
+DataServer::DataServer(ChunkStore* store, const DataServerOptions& options)
+    : store_(store), options_(options), buffers_(limits::kServerBufferBytesMax) {}
+
+DataServer::~DataServer() { Stop(); }
+
+Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
+                         std::unique_ptr<DataServer>* out) {
+  if (options.ioThreads == 0 || options.ioThreads > limits::kServerIoThreadsMax)
+    return Status::InvalidArgument("ioThreads must be 1.." + std::to_string(limits::kServerIoThreadsMax));
+  std::unique_ptr<DataServer> server(new DataServer(store, options));
+  server->workers_ = std::make_unique<WorkQueue>(options.ioThreads, limits::kServerQueuedCallsMax);
+
+  ServerTransportOptions t;
+  t.host = options.host;
+  t.port = options.port;
+  t.buffers = &server->buffers_;
+  t.frameTimeoutMs = options.frameTimeoutMs;
+  if (options.transport != TransportChoice::kTcp) {
+    std::string detail;
+    Status probe = RdmaProbe(&detail);
+    if (probe.ok()) {
+      server->rdma_ = NewRdmaServerTransport();
+      probe = server->rdma_->Start(t, server.get());
+      if (!probe.ok()) server->rdma_.reset();
+    }
+    if (!probe.ok()) {
+      if (options.transport == TransportChoice::kRdma) return probe;
+      LogWarningOnce("server-rdma-fallback", "RDMA unavailable (" + probe.message() + "); data server uses TCP");
+    }
+  }
+  if (server->rdma_) {
+    RdmaServerTransport* rdma = server->rdma_.get();
+    t.upgrade = [rdma](UniqueFd fd) { rdma->Adopt(std::move(fd)); };
+  }
+  server->tcp_ = NewTcpServerTransport();
+  MP_RETURN_IF_ERROR(server->tcp_->Start(t, server.get()));
+  *out = std::move(server);
+  return Status::OK();
+}
+
+void DataServer::Stop() {
+  if (stopped_.exchange(true)) return;
+  if (tcp_) tcp_->Stop();
+  if (rdma_) rdma_->Stop();
+  if (workers_) workers_->Stop();
+}
+
+DataServerStats DataServer::stats() const {
+  DataServerStats s;
+  s.reads = counters_.reads;
+  s.writes = counters_.writes;
+  s.batchReads = counters_.batchReads;
+  s.batchReadEntries = counters_.batchReadEntries;
+  s.others = counters_.others;
+  s.bytesRead = counters_.bytesRead;
+  s.bytesWritten = counters_.bytesWritten;
+  s.errors = counters_.errors;
+  s.busyRejections = counters_.busyRejections;
+  return s;
+}
+
+void DataServer::OnCall(std::unique_ptr<ServerCall> call) {
+  ServerCall* raw = call.release();
+  bool queued = workers_->TryPush([this, raw] {
+    std::unique_ptr<ServerCall> owned(raw);
+    Serve(owned.get());
+  });
+  if (!queued) {
+    std::unique_ptr<ServerCall> owned(raw);
+    counters_.busyRejections++;
+    owned->Reply(Status::Busy("data server queue is full"), {}, nullptr, 0);
+  }
+}
+
+void DataServer::Serve(ServerCall* call) {
+  switch (call->header().opcode) {
+    case frame::kRead: return ServeRead(call);
+    case frame::kBatchRead: return ServeBatchRead(call);
+    case frame::kWrite: return ServeWrite(call);
+    default: return ServeSmall(call);
+  }
+}
+
+void DataServer::ServeRead(ServerCall* call) {
+  counters_.reads++;
+  frame::ReadArgs a;
+  frame::Reader r(call->meta(), call->header().metaBytes);
+  Status s = r.Get(&a) ? Status::OK() : Malformed(*call);
+  if (s.ok() && a.length > limits::kFrameDataBytesMax)
+    s = Status::TooLarge("read of " + std::to_string(a.length) + " bytes exceeds one message");
+  AlignedBuffer buf;
+  if (s.ok()) s = buffers_.Acquire(a.length, kBufferWaitMs, &buf);
+  ChunkMeta meta;
+  uint32_t n = 0;
+  if (s.ok()) s = store_->Read(a.chunk, a.offset, a.length, buf.data(), a.flags & frame::kReadUncommitted, &n, &meta);
+  if (!s.ok()) {
+    counters_.errors++;
+    return call->Reply(s, {}, nullptr, 0);
+  }
+  counters_.bytesRead += n;
+  std::string out;
+  frame::Put(&out, meta);
+  struct iovec iov = {buf.data(), n};
+  call->Reply(Status::OK(), out, &iov, 1);
+}
+
+void DataServer::ServeBatchRead(ServerCall* call) {
+  counters_.batchReads++;
+  frame::Reader r(call->meta(), call->header().metaBytes);
+  uint32_t count = 0;
+  Status s = r.GetU32(&count) ? Status::OK() : Malformed(*call);
+  if (s.ok() && count > limits::kBatchReadEntriesMax)
+    s = Status::TooLarge("batch of " + std::to_string(count) + " reads exceeds " +
+                         std::to_string(limits::kBatchReadEntriesMax));
+  std::vector<frame::ReadArgs> reads;
+  uint64_t total = 0;
+  for (uint32_t i = 0; s.ok() && i < count; i++) {
+    frame::ReadArgs a;
+    if (!r.Get(&a)) s = Malformed(*call);
+    total += a.length;
+    reads.push_back(a);
+  }
+  if (s.ok() && total > limits::kBatchReadBytesMax)
+    s = Status::TooLarge("batch of " + std::to_string(total) + " bytes exceeds " +
+                         std::to_string(limits::kBatchReadBytesMax));
+  AlignedBuffer buf;
+  if (s.ok()) s = buffers_.Acquire(total, kBufferWaitMs, &buf);
+  if (!s.ok()) {
+    counters_.errors++;
+    return call->Reply(s, {}, nullptr, 0);
+  }
+  counters_.batchReadEntries += count;
+  std::string out;
+  out.reserve(count * frame::kBatchEntryBytes);
+  uint64_t at = 0;
+  for (const auto& a : reads) {
+    ChunkMeta meta;
+    uint32_t n = 0;
+    Status rs = store_->Read(a.chunk, a.offset, a.length, buf.data() + at, a.flags & frame::kReadUncommitted, &n, &meta);
+    if (!rs.ok()) n = 0;
+    if (n < a.length) std::memset(buf.data() + at + n, 0, a.length - n);  // each entry keeps its slot
+    frame::PutI32(&out, static_cast<int32_t>(rs.code()));
+    frame::PutU32(&out, n);
+    counters_.bytesRead += n;
+    at += a.length;
+  }
+  struct iovec iov = {buf.data(), static_cast<size_t>(total)};
+  call->Reply(Status::OK(), out, &iov, 1);
+}
+
+void DataServer::ServeWrite(ServerCall* call) {
+  counters_.writes++;
+  frame::WriteArgs a;
+  frame::Reader r(call->meta(), call->header().metaBytes);
+  Status s = r.Get(&a) ? Status::OK() : Malformed(*call);
+  if (s.ok() && a.length != call->header().dataBytes)
+    s = Status::Protocol("write length " + std::to_string(a.length) + " does not match its payload of " +
+                         std::to_string(call->header().dataBytes) + " bytes");
+  AlignedBuffer payload;
+  if (s.ok()) s = call->TakePayload(&payload);
+  if (s.ok() && Crc32c(payload.data(), a.length) != a.payloadChecksum)
+    s = Status::Corrupt("write payload checksum mismatch: the data was damaged in transit");
+  ChunkMeta meta;
+  if (s.ok()) {
+    ChunkWriteOptions o;
+    o.updateVersion = a.updateVersion;
+    o.commit = a.flags & frame::kWriteCommit;
+    o.replace = a.flags & frame::kWriteReplace;
+    o.chunkSizeBytes = a.chunkSizeBytes;
+    s = store_->Write(a.chunk, a.offset, payload.data(), a.length, o, &meta);
+  }
+  if (!s.ok()) {
+    counters_.errors++;
+    return call->Reply(s, {}, nullptr, 0);
+  }
+  counters_.bytesWritten += a.length;
+  std::string out;
+  frame::Put(&out, meta);
+  call->Reply(Status::OK(), out, nullptr, 0);
+}
+
+void DataServer::ServeSmall(ServerCall* call) {
+  counters_.others++;
+  frame::Reader r(call->meta(), call->header().metaBytes);
+  std::string out;
+  Status s;
+  ChunkMeta meta;
+  ChunkId id;
+  switch (call->header().opcode) {
+    case frame::kPing:
+      break;
+    case frame::kStat:
+      s = r.GetChunkId(&id) ? store_->Stat(id, &meta) : Malformed(*call);
+      if (s.ok()) frame::Put(&out, meta);
+      break;
+    case frame::kRemove:
+      s = r.GetChunkId(&id) ? store_->Remove(id) : Malformed(*call);
+      break;
+    case frame::kCommit: {
+      frame::CommitArgs a;
+      s = r.Get(&a) ? store_->Commit(a.chunk, a.version, &meta) : Malformed(*call);
+      if (s.ok()) frame::Put(&out, meta);
+      break;
+    }
+    case frame::kList: {
+      frame::ListArgs a;
+      std::vector<ChunkListEntry> entries;
+      if (!r.Get(&a)) {
+        s = Malformed(*call);
+        break;
+      }
+      uint32_t limit = a.limit == 0 || a.limit > limits::kListReplyEntriesMax ? limits::kListReplyEntriesMax : a.limit;
+      s = store_->List(a.hasAfter ? &a.after : nullptr, limit, &entries);
+      if (!s.ok()) break;
+      frame::PutU32(&out, static_cast<uint32_t>(entries.size()));
+      for (const auto& e : entries) {
+        frame::PutChunkId(&out, e.chunk);
+        frame::Put(&out, e.meta);
+        frame::PutU32(&out, e.corrupt ? frame::kListEntryCorrupt : 0);
+      }
+      break;
+    }
+    default:
+      s = Status::Protocol("unexpected opcode");
+  }
+  if (!s.ok()) counters_.errors++;
+  call->Reply(s, out, nullptr, 0);
+}
+
+}  // namespace millpond

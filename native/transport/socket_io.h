@@ -1,0 +1,33 @@
+// Blocking-socket helpers for the TCP transport: exact reads and writes with deadlines.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/file_io.h"
+#include "common/status.h"
+
+namespace millpond {
+
+// Splits "host:port"; the host may be a name or an IPv4/IPv6 literal ("[::1]:9000").
+Status ParseAddress(const std::string& address, std::string* host, uint16_t* port);
+// Connects with a deadline and sets the data-plane socket options.
+Status ConnectTcp(const std::string& address, uint32_t timeoutMs, UniqueFd* out);
+Status ListenTcp(const std::string& host, uint16_t port, UniqueFd* out, uint16_t* boundPort);
+void SetDataSocketOptions(int fd);
+
+// Reads exactly n bytes. `idleOk`: before the first byte, wait without a deadline (an idle
+// connection between frames); once a byte arrived, the rest must come within timeoutMs.
+// EOF before the first byte is kConnReset with message "closed".
+Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk);
+// Reads exactly the bytes the iovecs describe (the array is modified), within timeoutMs.
+Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
+// Discards n bytes, within timeoutMs.
+Status SkipExact(int fd, size_t n, uint32_t timeoutMs);
+// Writes every byte the iovecs describe (the array is modified); MSG_NOSIGNAL semantics.
+Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
+
+}  // namespace millpond

@@ -1,0 +1,380 @@
+// TCP client transport. Per server address: `connectionsPerServer` connections, each with a
+// sender thread (connects, waits for in-flight budget, writes frames) and a receiver thread
+// (reads replies straight into the caller's buffers, enforces deadlines). The caller's
+// thread only queues, so it never blocks on the network.
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/limits.h"
+#include "transport/socket_io.h"
+#include "transport/transport.h"
+
+namespace millpond {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Bytes of calls sent and not yet answered, across all connections of one client.
+class InflightBudget {
+ public:
+  explicit InflightBudget(size_t bytesMax) : bytesMax_(bytesMax) {}
+  // Waits for room; a call larger than the whole budget goes alone. False when the client
+  // closed or `abandon` became true (its connection died; see Wake()).
+  bool Take(uint64_t bytes, const std::atomic<bool>& abandon) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return used_ == 0 || used_ + bytes <= bytesMax_ || closed_ || abandon; });
+    if (closed_ || abandon) return false;
+    used_ += bytes;
+    return true;
+  }
+  void Wake() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_all();
+  }
+  void Give(uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    used_ -= bytes;
+    cv_.notify_all();
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  const size_t bytesMax_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t used_ = 0;
+  bool closed_ = false;
+};
+
+struct Pending {
+  ClientCall* call;
+  Clock::time_point deadline;
+  uint64_t budgetBytes;
+  bool sending;  // the sender still reads the call's buffers: it must not complete yet
+};
+
+class TcpClientConnection {
+ public:
+  TcpClientConnection(std::string address, const ClientTransportOptions& options,
+                      InflightBudget* budget, TransportCounters* counters,
+                      std::atomic<uint32_t>* queued)
+      : address_(std::move(address)), options_(options), budget_(budget),
+        counters_(counters), queued_(queued) {
+    sender_ = std::thread([this] { SendLoop(); });
+  }
+
+  ~TcpClientConnection() { Close(Status::Closed("client closed")); }
+
+  bool dead() const { return dead_.load(); }
+
+  void Enqueue(ClientCall* call) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!dead_) {
+        queue_.push_back(call);
+        cv_.notify_one();
+        return;
+      }
+    }
+    Finish(call, Status::ConnReset("connection to " + address_ + " is closed"));
+  }
+
+  void Close(const Status& why) {
+    Fail(why);
+    if (sender_.joinable()) sender_.join();
+    if (receiver_.joinable()) receiver_.join();
+  }
+
+ private:
+  void Finish(ClientCall* call, const Status& s) {
+    if (!s.ok()) call->status = s;
+    call->carriedBy = TransportKind::kTcp;
+    (*queued_)--;
+    call->done(call);
+  }
+
+  // Marks the connection dead and fails every queued and pending call with `why`.
+  void Fail(const Status& why) {
+    std::deque<ClientCall*> queued;
+    std::unordered_map<uint64_t, Pending> pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dead_ = true;
+      queued.swap(queue_);
+      pending.swap(pending_);
+      if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
+      cv_.notify_all();
+    }
+    budget_->Wake();
+    for (ClientCall* c : queued) Finish(c, why);
+    for (auto& [id, p] : pending) {
+      budget_->Give(p.budgetBytes);
+      Finish(p.call, why);
+    }
+  }
+
+  void SendLoop() {
+    UniqueFd fd;
+    Status s = ConnectTcp(address_, options_.connectTimeoutMs, &fd);
+    if (!s.ok()) {
+      Fail(s);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (dead_) return;
+      fd_ = std::move(fd);
+    }
+    counters_->connectionsOpened++;
+    receiver_ = std::thread([this] { ReceiveLoop(); });
+    for (;;) {
+      ClientCall* call;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return dead_ || !queue_.empty(); });
+        if (dead_) return;
+        call = queue_.front();
+        queue_.pop_front();
+      }
+      uint64_t bytes = call->bytesInFlight();
+      if (!budget_->Take(bytes, dead_)) {
+        Finish(call, Status::ConnReset("connection to " + address_ + " closed"));
+        continue;
+      }
+      frame::Header h;
+      h.opcode = call->opcode;
+      h.requestId = nextRequestId_++;
+      h.metaBytes = static_cast<uint32_t>(call->meta.size());
+      h.dataBytes = call->payloadBytes;
+      uint8_t header[frame::kHeaderBytes];
+      h.EncodeTo(header);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (dead_) {
+          budget_->Give(bytes);
+          Finish(call, Status::ConnReset("connection to " + address_ + " failed"));
+          continue;
+        }
+        pending_[h.requestId] = {call, Clock::now() + std::chrono::milliseconds(call->timeoutMs),
+                                 bytes, true};
+      }
+      struct iovec iov[3] = {{header, sizeof header},
+                             {call->meta.data(), call->meta.size()},
+                             {const_cast<char*>(call->payload), call->payloadBytes}};
+      uint64_t sent = sizeof header + call->meta.size() + call->payloadBytes;
+      s = WritevAll(fd_.get(), iov, 3, call->timeoutMs);
+      if (!s.ok()) {
+        Fail(Status::ConnReset("send to " + address_ + ": " + s.message()));
+        return;
+      }
+      {  // From here the call may complete (and be freed) at any time: touch it no more.
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = pending_.find(h.requestId);
+        if (it != pending_.end()) it->second.sending = false;
+      }
+      counters_->bytesSent += sent;
+      counters_->messagesSent++;
+    }
+  }
+
+  // Fails calls whose deadline passed. Their late replies are discarded on arrival.
+  void ExpireDeadlines() {
+    std::vector<Pending> expired;
+    auto now = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.deadline <= now && !it->second.sending) {
+          expired.push_back(it->second);
+          it = pending_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& p : expired) {
+      budget_->Give(p.budgetBytes);
+      Finish(p.call, Status::TimedOut("no reply from " + address_ + " within " +
+                                      std::to_string(p.call->timeoutMs) + " ms"));
+    }
+  }
+
+  Status ReceiveOne() {
+    uint8_t raw[frame::kHeaderBytes];
+    // Wait for the next reply in ticks so deadlines are checked while idle, and at least
+    // once a tick while busy.
+    for (;;) {
+      if (Clock::now() - lastExpiry_ >= std::chrono::milliseconds(limits::kTimerTickMs)) {
+        ExpireDeadlines();
+        lastExpiry_ = Clock::now();
+      }
+      Status s = ReadExact(fd_.get(), raw, 1, limits::kTimerTickMs, false);
+      if (s.ok()) break;
+      if (s.code() != StatusCode::kTimedOut) return s;
+    }
+    MP_RETURN_IF_ERROR(ReadExact(fd_.get(), raw + 1, sizeof raw - 1, limits::kClientTimeoutMsDefault, false));
+    frame::Header h;
+    MP_RETURN_IF_ERROR(frame::Header::Decode(raw, &h));
+    if (!(h.flags & frame::kFlagReply)) return Status::Protocol("server sent a request frame");
+    Pending p{nullptr, {}, 0, false};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pending_.find(h.requestId);
+      if (it != pending_.end()) {
+        p = it->second;
+        pending_.erase(it);
+      }
+    }
+    uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
+    if (p.call == nullptr) {  // timed out earlier: drain and drop
+      return SkipExact(fd_.get(), uint64_t{h.metaBytes} + h.dataBytes, timeoutMs);
+    }
+    ClientCall* call = p.call;
+    call->replyMeta.assign(h.metaBytes, '\0');
+    Status s = ReadExact(fd_.get(), call->replyMeta.data(), h.metaBytes, timeoutMs, false);
+    uint64_t capacity = 0;
+    for (const auto& v : call->replyData) capacity += v.iov_len;
+    if (s.ok() && h.dataBytes > capacity)
+      s = Status::Protocol("reply of " + std::to_string(h.dataBytes) + " bytes for a " +
+                           std::to_string(capacity) + "-byte buffer");
+    if (s.ok() && h.dataBytes > 0) {
+      std::vector<struct iovec> iov;
+      uint64_t left = h.dataBytes;
+      for (const auto& v : call->replyData) {
+        if (left == 0) break;
+        size_t n = v.iov_len < left ? v.iov_len : left;
+        iov.push_back({v.iov_base, n});
+        left -= n;
+      }
+      s = ReadvExact(fd_.get(), iov.data(), static_cast<int>(iov.size()), timeoutMs);
+    }
+    budget_->Give(p.budgetBytes);
+    if (!s.ok()) {
+      Finish(call, s);
+      return s;
+    }
+    counters_->bytesReceived += sizeof raw + h.metaBytes + h.dataBytes;
+    counters_->messagesReceived++;
+    call->replyDataBytes = h.dataBytes;
+    if (h.status != 0) {
+      call->status = Status(Status::CodeFromWire(h.status), call->replyMeta);
+      call->replyMeta.clear();
+    }
+    Finish(call, Status::OK());
+    return Status::OK();
+  }
+
+  void ReceiveLoop() {
+    for (;;) {
+      Status s = ReceiveOne();
+      if (!s.ok()) {
+        if (s.code() == StatusCode::kConnReset && s.message() == "closed")
+          s = Status::ConnReset("connection to " + address_ + " closed by the server");
+        else if (s.code() != StatusCode::kConnReset)
+          s = Status(s.code(), "reply from " + address_ + ": " + s.message());
+        Fail(s);
+        return;
+      }
+    }
+  }
+
+  const std::string address_;
+  const ClientTransportOptions options_;
+  InflightBudget* budget_;
+  TransportCounters* counters_;
+  std::atomic<uint32_t>* queued_;
+  std::thread sender_, receiver_;
+  std::atomic<bool> dead_{false};
+  uint64_t nextRequestId_ = 1;  // sender thread only
+  Clock::time_point lastExpiry_;  // receiver thread only
+  std::mutex mu_;
+  std::condition_variable cv_;
+  UniqueFd fd_;                                   // set once by the sender thread
+  std::deque<ClientCall*> queue_;                 // GUARDED_BY(mu_)
+  std::unordered_map<uint64_t, Pending> pending_; // GUARDED_BY(mu_)
+};
+
+class TcpClientTransport : public ClientTransport {
+ public:
+  explicit TcpClientTransport(const ClientTransportOptions& options)
+      : options_(options), budget_(options.inflightBytesMax) {}
+  ~TcpClientTransport() override { Close(); }
+
+  void Submit(const std::string& address, ClientCall* call) override {
+    if (queued_.fetch_add(1) >= limits::kClientQueuedCallsMax) {
+      call->status = Status::Busy("more than " + std::to_string(limits::kClientQueuedCallsMax) +
+                                  " calls queued");
+      queued_--;
+      call->done(call);
+      return;
+    }
+    std::shared_ptr<TcpClientConnection> conn, dead;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) {
+        queued_--;
+        call->status = Status::Closed("client closed");
+        call->done(call);
+        return;
+      }
+      auto& slots = connections_[address];
+      uint32_t n = options_.connectionsPerServer == 0 ? 1 : options_.connectionsPerServer;
+      if (n > limits::kClientConnectionsPerServerMax) n = limits::kClientConnectionsPerServerMax;
+      if (slots.size() < n) slots.resize(n);
+      auto& slot = slots[nextSlot_++ % n];
+      if (!slot || slot->dead()) {
+        dead = std::move(slot);
+        slot = std::make_shared<TcpClientConnection>(address, options_, &budget_, &counters_, &queued_);
+      }
+      conn = slot;
+    }
+    if (dead) dead->Close(Status::ConnReset("replaced"));  // its threads are already exiting
+    conn->Enqueue(call);
+  }
+
+  void Close() override {
+    std::map<std::string, std::vector<std::shared_ptr<TcpClientConnection>>> conns;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+      conns.swap(connections_);
+    }
+    budget_.Close();
+    for (auto& [addr, slots] : conns)
+      for (auto& c : slots)
+        if (c) c->Close(Status::Closed("client closed"));
+  }
+
+  TransportKind kind() const override { return TransportKind::kTcp; }
+  const TransportCounters& counters() const override { return counters_; }
+
+ private:
+  const ClientTransportOptions options_;
+  InflightBudget budget_;
+  TransportCounters counters_;
+  std::atomic<uint32_t> queued_{0};
+  std::mutex mu_;
+  bool closed_ = false;  // GUARDED_BY(mu_)
+  uint64_t nextSlot_ = 0;
+  std::map<std::string, std::vector<std::shared_ptr<TcpClientConnection>>> connections_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace
+
+std::unique_ptr<ClientTransport> NewTcpClientTransport(const ClientTransportOptions& options) {
+  return std::make_unique<TcpClientTransport>(options);
+}
+
+}  // namespace millpond

@@ -1,0 +1,237 @@
+// TCP server transport: one accept thread, one receive thread per connection (blocking
+// sockets; a storage server has tens of connections, not thousands), replies written by
+// whichever thread answers the call, serialised per connection.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <condition_variable>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "common/crc32c.h"
+#include "common/limits.h"
+#include "transport/rdma/rdma_transport.h"
+#include "transport/socket_io.h"
+#include "transport/transport.h"
+
+namespace millpond {
+
+namespace {
+
+constexpr uint32_t kReplySendTimeoutMs = 30000;
+
+class TcpConnection {
+ public:
+  TcpConnection(UniqueFd fd, TransportCounters* counters)
+      : fd_(std::move(fd)), counters_(counters) {}
+  int fd() const { return fd_.get(); }
+
+  // Sends one reply frame; a failure shuts the socket so the receive thread ends.
+  void SendReply(const frame::Header& request, const Status& status, const std::string& meta,
+                 const struct iovec* data, int dataCount) {
+    frame::Header h;
+    h.opcode = request.opcode;
+    h.flags = frame::kFlagReply;
+    h.requestId = request.requestId;
+    h.status = static_cast<int32_t>(status.code());
+    std::string message;
+    const std::string* m = &meta;
+    if (!status.ok()) {
+      message = status.message().substr(0, limits::kErrorMessageBytesMax);
+      m = &message;
+      dataCount = 0;
+    }
+    h.metaBytes = static_cast<uint32_t>(m->size());
+    uint64_t dataBytes = 0;
+    for (int i = 0; i < dataCount; i++) dataBytes += data[i].iov_len;
+    h.dataBytes = static_cast<uint32_t>(dataBytes);
+    uint8_t header[frame::kHeaderBytes];
+    h.EncodeTo(header);
+    std::vector<struct iovec> iov;
+    iov.reserve(2 + dataCount);
+    iov.push_back({header, sizeof header});
+    iov.push_back({const_cast<char*>(m->data()), m->size()});
+    for (int i = 0; i < dataCount; i++) iov.push_back(data[i]);
+    std::lock_guard<std::mutex> lock(sendMu_);
+    if (broken_) return;
+    Status s = WritevAll(fd_.get(), iov.data(), static_cast<int>(iov.size()), kReplySendTimeoutMs);
+    if (!s.ok()) {
+      broken_ = true;
+      ::shutdown(fd_.get(), SHUT_RDWR);
+      return;
+    }
+    counters_->bytesSent += sizeof header + m->size() + dataBytes;
+    counters_->messagesSent++;
+  }
+
+  void Shutdown() { ::shutdown(fd_.get(), SHUT_RDWR); }
+  UniqueFd ReleaseFd() { return std::move(fd_); }
+
+ private:
+  UniqueFd fd_;
+  TransportCounters* counters_;
+  std::mutex sendMu_;
+  bool broken_ = false;  // GUARDED_BY(sendMu_)
+};
+
+class TcpServerCall : public ServerCall {
+ public:
+  TcpServerCall(std::shared_ptr<TcpConnection> conn, const frame::Header& h, std::string meta,
+                AlignedBuffer payload)
+      : conn_(std::move(conn)), header_(h), meta_(std::move(meta)), payload_(std::move(payload)) {}
+  ~TcpServerCall() override {
+    if (!replied_) Reply(Status::Internal("request dropped without a reply"), {}, nullptr, 0);
+  }
+  const frame::Header& header() const override { return header_; }
+  const uint8_t* meta() const override { return reinterpret_cast<const uint8_t*>(meta_.data()); }
+  Status TakePayload(AlignedBuffer* out) override {
+    *out = std::move(payload_);
+    return Status::OK();
+  }
+  void Reply(const Status& status, const std::string& meta, const struct iovec* data,
+             int dataCount) override {
+    replied_ = true;
+    conn_->SendReply(header_, status, meta, data, dataCount);
+  }
+  TransportKind kind() const override { return TransportKind::kTcp; }
+
+ private:
+  std::shared_ptr<TcpConnection> conn_;
+  frame::Header header_;
+  std::string meta_;
+  AlignedBuffer payload_;
+  bool replied_ = false;
+};
+
+class TcpServerTransport : public ServerTransport {
+ public:
+  ~TcpServerTransport() override { Stop(); }
+
+  Status Start(const ServerTransportOptions& options, CallHandler* handler) override {
+    options_ = options;
+    handler_ = handler;
+    MP_RETURN_IF_ERROR(ListenTcp(options.host, options.port, &listenFd_, &port_));
+    acceptThread_ = std::thread([this] { AcceptLoop(); });
+    return Status::OK();
+  }
+
+  uint16_t port() const override { return port_; }
+  TransportKind kind() const override { return TransportKind::kTcp; }
+  const TransportCounters& counters() const override { return counters_; }
+
+  void Stop() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      for (auto& c : connections_) c->Shutdown();
+    }
+    if (listenFd_.valid()) ::shutdown(listenFd_.get(), SHUT_RDWR);
+    if (acceptThread_.joinable()) acceptThread_.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    receiversDone_.wait(lock, [this] { return receivers_ == 0; });
+    listenFd_.Reset();
+  }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int fd = ::accept4(listenFd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE) {  // out of descriptors: back off, keep serving
+          std::this_thread::sleep_for(std::chrono::milliseconds(limits::kTimerTickMs));
+          continue;
+        }
+        return;  // listener shut down
+      }
+      SetDataSocketOptions(fd);
+      auto conn = std::make_shared<TcpConnection>(UniqueFd(fd), &counters_);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || connections_.size() >= options_.connectionsMax) continue;  // conn closes
+      connections_.push_back(conn);
+      auto it = std::prev(connections_.end());
+      receivers_++;
+      std::thread([this, conn, it] { ReceiveLoop(conn, it); }).detach();
+      counters_.connectionsOpened++;
+    }
+  }
+
+  // Answers a frame that cannot be served, then the connection ends (its framing is lost).
+  void RejectFrame(TcpConnection* conn, const uint8_t* raw, const Status& why) {
+    counters_.protocolErrors++;
+    frame::Header h;
+    std::memcpy(&h.requestId, raw + 8, 8);  // best effort: the id the peer probably sent
+    h.opcode = raw[5];
+    conn->SendReply(h, why, {}, nullptr, 0);
+  }
+
+  void ReceiveLoop(std::shared_ptr<TcpConnection> conn,
+                   std::list<std::shared_ptr<TcpConnection>>::iterator self) {
+    bool first = true;
+    for (;;) {
+      uint8_t raw[frame::kHeaderBytes];
+      if (first) {  // a new connection may ask for RDMA instead of TCP framing
+        if (!ReadExact(conn->fd(), raw, 4, options_.frameTimeoutMs, true).ok()) break;
+        uint32_t magic;
+        std::memcpy(&magic, raw, 4);
+        if (magic == kRdmaHandshakeMagic) {
+          if (options_.upgrade) options_.upgrade(conn->ReleaseFd());
+          break;
+        }
+        first = false;
+        if (!ReadExact(conn->fd(), raw + 4, sizeof raw - 4, options_.frameTimeoutMs, false).ok()) break;
+      } else if (!ReadExact(conn->fd(), raw, sizeof raw, options_.frameTimeoutMs, true).ok()) {
+        break;
+      }
+      frame::Header h;
+      Status s = frame::Header::Decode(raw, &h);
+      if (s.ok() && (h.flags & frame::kFlagReply)) s = Status::Protocol("a reply frame sent to a server");
+      if (!s.ok()) {
+        RejectFrame(conn.get(), raw, s);
+        break;
+      }
+      std::string meta(h.metaBytes, '\0');
+      if (!ReadExact(conn->fd(), meta.data(), meta.size(), options_.frameTimeoutMs, false).ok()) break;
+      AlignedBuffer payload;
+      if (h.dataBytes > 0) {
+        s = options_.buffers->Acquire(h.dataBytes, options_.frameTimeoutMs, &payload);
+        if (!s.ok()) {
+          RejectFrame(conn.get(), raw, s);
+          break;
+        }
+        if (!ReadExact(conn->fd(), payload.data(), h.dataBytes, options_.frameTimeoutMs, false).ok()) break;
+      }
+      counters_.bytesReceived += sizeof raw + h.metaBytes + h.dataBytes;
+      counters_.messagesReceived++;
+      handler_->OnCall(std::make_unique<TcpServerCall>(conn, h, std::move(meta), std::move(payload)));
+    }
+    conn->Shutdown();
+    std::lock_guard<std::mutex> lock(mu_);
+    connections_.erase(self);
+    receivers_--;
+    receiversDone_.notify_all();  // the last touch of `this`: Stop() may return after it
+  }
+
+  ServerTransportOptions options_;
+  CallHandler* handler_ = nullptr;
+  UniqueFd listenFd_;
+  uint16_t port_ = 0;
+  std::thread acceptThread_;
+  TransportCounters counters_;
+  std::mutex mu_;
+  bool stopping_ = false;                                  // GUARDED_BY(mu_)
+  std::list<std::shared_ptr<TcpConnection>> connections_;  // GUARDED_BY(mu_)
+  int receivers_ = 0;                                      // GUARDED_BY(mu_)
+  std::condition_variable receiversDone_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerTransport> NewTcpServerTransport() {
+  return std::make_unique<TcpServerTransport>();
+}
+
+}  // namespace millpond
