@@ -1,0 +1,171 @@
+#include "addon/js_bridge.h"
+
+namespace millpond::addon {
+
+namespace {
+struct InstanceData {
+  Napi::FunctionReference errorClass;
+};
+InstanceData* Data(Napi::Env env) {
+  InstanceData* d = env.GetInstanceData<InstanceData>();
+  if (!d) {
+    d = new InstanceData;
+    env.SetInstanceData(d);
+  }
+  return d;
+}
+}  // namespace
+
+void SetErrorClass(Napi::Env env, Napi::Function ctor) { Data(env)->errorClass = Napi::Persistent(ctor); }
+
+Napi::Value MakeError(Napi::Env env, const Status& status) {
+  Napi::String code = Napi::String::New(env, status.CodeName());
+  Napi::String message = Napi::String::New(env, status.message());
+  InstanceData* d = Data(env);
+  if (!d->errorClass.IsEmpty()) return d->errorClass.New({code, message});
+  Napi::Error e = Napi::Error::New(env, status.message());
+  e.Set("code", code);
+  return e.Value();
+}
+
+void ThrowStatus(Napi::Env env, const Status& status) {
+  Napi::Error(env, MakeError(env, status)).ThrowAsJavaScriptException();
+}
+
+Napi::Value ThrowType(Napi::Env env, const std::string& message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+bool GetChunkId(Napi::Value v, ChunkId* out) {
+  if (!v.IsObject()) return false;
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value inode = o.Get("inode"), index = o.Get("index");
+  if (inode.IsBigInt()) {
+    bool lossless = true;
+    out->inode = inode.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) return false;
+  } else if (inode.IsNumber()) {
+    double d = inode.As<Napi::Number>().DoubleValue();
+    if (d < 0 || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) return false;
+    out->inode = static_cast<uint64_t>(d);
+  } else {
+    return false;
+  }
+  if (!index.IsNumber()) return false;
+  double i = index.As<Napi::Number>().DoubleValue();
+  if (i < 0 || i > 4294967295.0 || i != static_cast<double>(static_cast<uint32_t>(i))) return false;
+  out->index = static_cast<uint32_t>(i);
+  return true;
+}
+
+Napi::Object ChunkIdToJs(Napi::Env env, const ChunkId& id) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("inode", Napi::BigInt::New(env, id.inode));
+  o.Set("index", Napi::Number::New(env, id.index));
+  return o;
+}
+
+Napi::Object ChunkMetaToJs(Napi::Env env, const ChunkMeta& m) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("commitVersion", Napi::Number::New(env, static_cast<double>(m.commitVersion)));
+  o.Set("updateVersion", Napi::Number::New(env, static_cast<double>(m.updateVersion)));
+  o.Set("length", Napi::Number::New(env, m.length));
+  o.Set("checksum", Napi::Number::New(env, m.checksum));
+  return o;
+}
+
+Napi::Object CountersToJs(Napi::Env env, const TransportCounters& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(c.bytesSent.load())));
+  o.Set("bytesReceived", Napi::Number::New(env, static_cast<double>(c.bytesReceived.load())));
+  o.Set("messagesSent", Napi::Number::New(env, static_cast<double>(c.messagesSent.load())));
+  o.Set("messagesReceived", Napi::Number::New(env, static_cast<double>(c.messagesReceived.load())));
+  o.Set("connectionsOpened", Napi::Number::New(env, static_cast<double>(c.connectionsOpened.load())));
+  o.Set("protocolErrors", Napi::Number::New(env, static_cast<double>(c.protocolErrors.load())));
+  return o;
+}
+
+uint32_t GetU32(Napi::Object o, const char* key, uint32_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+namespace {
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, std::function<Status()> execute,
+                std::function<Napi::Value(Napi::Env)> onOk, std::vector<Napi::Value> keep)
+      : Napi::AsyncWorker(env, "millpond"), deferred_(Napi::Promise::Deferred::New(env)),
+        execute_(std::move(execute)), onOk_(std::move(onOk)) {
+    for (auto& v : keep) keep_.emplace_back(Napi::Persistent(v.As<Napi::Object>()));
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { status_ = execute_(); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (status_.ok()) deferred_.Resolve(onOk_ ? onOk_(env) : env.Undefined());
+    else deferred_.Reject(MakeError(env, status_));
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<Status()> execute_;
+  std::function<Napi::Value(Napi::Env)> onOk_;
+  std::vector<Napi::ObjectReference> keep_;
+  Status status_;
+};
+}  // namespace
+
+Napi::Promise RunAsync(Napi::Env env, std::function<Status()> execute,
+                       std::function<Napi::Value(Napi::Env)> onOk, std::vector<Napi::Value> keep) {
+  auto* w = new PromiseWorker(env, std::move(execute), std::move(onOk), std::move(keep));
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+CompletionQueue::CompletionQueue(Napi::Env env) : env_(env) {
+  tsfn_ = Tsfn::New(env, "millpond completions", 0, 1, this);
+  tsfn_.Unref(env);
+}
+
+CompletionQueue::~CompletionQueue() { tsfn_.Release(); }
+
+void CompletionQueue::Post(std::function<void(Napi::Env)> fn) {
+  bool schedule = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(fn));
+    if (!scheduled_) schedule = scheduled_ = true;
+  }
+  if (schedule) tsfn_.NonBlockingCall();
+}
+
+void CompletionQueue::Drain(Napi::Env env, Napi::Function, CompletionQueue* self, void*) {
+  if (env == nullptr) return;  // the environment is going away
+  std::vector<std::function<void(Napi::Env)>> batch;
+  {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    batch.swap(self->queue_);
+    self->scheduled_ = false;
+  }
+  Napi::HandleScope scope(env);
+  for (auto& fn : batch) fn(env);
+}
+
+void CompletionQueue::Begin() {
+  if (active_++ == 0) tsfn_.Ref(env_);
+}
+
+void CompletionQueue::End() {
+  if (--active_ == 0) tsfn_.Unref(env_);
+}
+
+void PendingPromise::Settle(Napi::Env env, const Status& s, const std::function<Napi::Value(Napi::Env)>& value) {
+  if (s.ok()) deferred.Resolve(value ? value(env) : env.Undefined());
+  else deferred.Reject(MakeError(env, s));
+  delete this;
+}
+
+}  // namespace millpond::addon

@@ -1,0 +1,77 @@
+// The JS classes the addon exports. TS (src/native/binding.ts) declares their shapes and
+// validates arguments before calling them; these re-check only what memory safety needs.
+#pragma once
+
+#include <memory>
+
+#include "addon/js_bridge.h"
+#include "client/chunk_client.h"
+#include "storage/chunk_store.h"
+#include "storage/data_server.h"
+
+namespace millpond::addon {
+
+Napi::Value RejectNow(Napi::Env env, const Status& status);  // an already-rejected Promise
+Napi::Array ListToJs(Napi::Env env, const std::vector<ChunkListEntry>& entries);
+
+class ChunkStoreWrap : public Napi::ObjectWrap<ChunkStoreWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static Napi::Value Open(const Napi::CallbackInfo& info, Napi::FunctionReference* ctor);
+  explicit ChunkStoreWrap(const Napi::CallbackInfo& info);
+  std::shared_ptr<ChunkStore> store() const { return store_; }
+
+ private:
+  Status Get(std::shared_ptr<ChunkStore>* out);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Commit(const Napi::CallbackInfo& info);
+  Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value Stat(const Napi::CallbackInfo& info);
+  Napi::Value List(const Napi::CallbackInfo& info);
+  Napi::Value Usage(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  std::shared_ptr<ChunkStore> store_;
+};
+
+class DataServerWrap : public Napi::ObjectWrap<DataServerWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit DataServerWrap(const Napi::CallbackInfo& info);  // (storeHandle, options)
+
+ private:
+  Napi::Value Port(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+  std::shared_ptr<ChunkStore> store_;
+  std::shared_ptr<DataServer> server_;
+};
+
+class ChunkClientWrap : public Napi::ObjectWrap<ChunkClientWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit ChunkClientWrap(const Napi::CallbackInfo& info);  // (options)
+  ~ChunkClientWrap() override;
+
+ private:
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value BatchRead(const Napi::CallbackInfo& info);
+  Napi::Value Stat(const Napi::CallbackInfo& info);
+  Napi::Value Commit(const Napi::CallbackInfo& info);
+  Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value List(const Napi::CallbackInfo& info);
+  Napi::Value Ping(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  // Starts a JS operation: returns its PendingPromise, or null (and a rejected promise in
+  // *early) when the client is closed.
+  PendingPromise* Begin(Napi::Env env, Napi::Value* early);
+  // From a native thread: settle `p` on the JS thread with `value`.
+  void Finish(PendingPromise* p, const Status& s, std::function<Napi::Value(Napi::Env)> value);
+
+  std::unique_ptr<ChunkClient> client_;
+  std::unique_ptr<CompletionQueue> completions_;
+};
+
+}  // namespace millpond::addon
