@@ -18,7 +18,7 @@ constexpr uint32_t kChunkBlocksMax = kChunkSizeBytesMax / kChunkBlockBytes;
 // ---- chunk store
 constexpr size_t kChunkStoreOpenFilesMax = 1024;     // cached read descriptors per store
 constexpr size_t kChunkStoreLockStripes = 256;       // per-chunk write serialisation
-constexpr size_t kChunkStoreStagingBytesMax = 512u << 20;  // memory for writes in flight
+constexpr size_t kChunkStoreStagingBytesMax = size_t{512} << 20;  // memory for writes in flight
 constexpr size_t kChunkStoreListEntriesMax = 65536;  // one List() call
 constexpr uint32_t kDirectReadBytesMin = 256 * 1024; // smaller reads use the page cache
 
@@ -36,13 +36,13 @@ constexpr uint32_t kServerConnectionsMax = 1024;
 constexpr uint32_t kServerIoThreadsDefault = 4;
 constexpr uint32_t kServerIoThreadsMax = 64;
 constexpr uint32_t kServerQueuedCallsMax = 8192;      // calls waiting for an I/O thread
-constexpr size_t kServerBufferBytesMax = 1024u << 20; // request and reply buffers in use
+constexpr size_t kServerBufferBytesMax = size_t{1024} << 20; // request and reply buffers in use
 constexpr uint32_t kServerFrameTimeoutMsDefault = 30000;  // a started frame must finish by then
 constexpr int kListenBacklog = 512;
 
 // ---- client
-constexpr size_t kClientInflightBytesDefault = 256u << 20;
-constexpr size_t kClientInflightBytesMax = 4096u << 20;
+constexpr size_t kClientInflightBytesDefault = size_t{256} << 20;
+constexpr size_t kClientInflightBytesMax = size_t{4096} << 20;
 constexpr uint32_t kClientQueuedCallsMax = 65536;     // submitted, not yet answered, per client
 constexpr uint32_t kClientTimeoutMsDefault = 30000;
 constexpr uint32_t kClientConnectTimeoutMs = 5000;

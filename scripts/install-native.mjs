@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// npm install hook: use a prebuilt addon from prebuilds/ when one loads on this machine,
+// else build native/ with cmake-js (which uses node-api-headers: no Node headers download).
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+function prebuildLoads() {
+  try {
+    const path = require('node-gyp-build').resolve(root);
+    if (!path.includes(`${join('prebuilds', '')}`)) return false;
+    require(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (process.env.MILLPOND_BUILD_FROM_SOURCE !== '1' && prebuildLoads()) {
+  console.log('millpond: using the prebuilt addon');
+} else {
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  execFileSync(process.execPath, [cmakeJs, 'compile', '--out', 'build'], { cwd: root, stdio: 'inherit' });
+}

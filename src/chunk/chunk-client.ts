@@ -1,0 +1,134 @@
+/**
+ * ChunkClient: reads and writes chunks on many data servers in parallel. Buffers are used
+ * in place (no copies); in-flight bytes are bounded (`inflightBytesMax`). readBatch() sends
+ * many small reads in one message, like 3FS's USRBIO ring, for small random I/O.
+ */
+import { limits } from '../limits.js';
+import {
+  addon, type ChunkId, type ChunkListEntry, type ChunkMeta, type NativeChunkClient, type TransportChoice,
+} from '../native/binding.js';
+import { nativeWriteOptions, type ChunkWriteOptions } from './chunk-store.js';
+import { checkTransport } from './data-server.js';
+import { checkAddress, checkBuffer, checkChunkId, checkRange, checkU32 } from './validate.js';
+
+export interface ChunkClientOptions {
+  transport?: TransportChoice;
+  /** Bytes of requests and replies in flight at once, across servers (default 256 MiB). */
+  inflightBytesMax?: number;
+  /** Per request (default 30 s). */
+  timeoutMs?: number;
+  connectionsPerServer?: number;
+}
+
+export interface BatchRead {
+  chunk: ChunkId;
+  offset: number;
+  length: number;
+  /** Where in the target buffer this read lands. */
+  bufferOffset: number;
+}
+
+export interface BatchReadResult {
+  bytesRead: number;
+  /** null when the read succeeded; else the error code (ENOENT, ECHUNK_CORRUPT, ...). */
+  code: string | null;
+}
+
+export class ChunkClient {
+  private readonly handle: NativeChunkClient;
+
+  constructor(options: ChunkClientOptions = {}) {
+    const transport = options.transport ?? 'auto';
+    checkTransport(transport);
+    const inflightBytesMax = options.inflightBytesMax ?? limits.clientInflightBytesDefault;
+    checkRange(inflightBytesMax, 1, limits.clientInflightBytesMax, 'inflightBytesMax');
+    const timeoutMs = options.timeoutMs ?? limits.clientTimeoutMsDefault;
+    checkRange(timeoutMs, 1, 3_600_000, 'timeoutMs');
+    const connectionsPerServer = options.connectionsPerServer ?? 1;
+    checkRange(connectionsPerServer, 1, limits.clientConnectionsPerServerMax, 'connectionsPerServer');
+    this.handle = new addon.ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer });
+  }
+
+  async read(address: string, chunk: ChunkId, offset: number, length: number,
+    options: { uncommitted?: boolean; target?: Buffer } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
+    checkAddress(address);
+    checkChunkId(chunk);
+    checkU32(offset, 'offset');
+    checkRange(length, 0, limits.chunkSizeBytesMax, 'length');
+    const target = options.target ?? Buffer.allocUnsafe(length);
+    if (target.length < length) throw new RangeError('target is smaller than length');
+    const view = target.length === length ? target : target.subarray(0, length);
+    const { bytesRead, meta } = await this.handle.read(address, chunk, offset, view, options.uncommitted ?? false);
+    return { data: view.subarray(0, bytesRead), meta };
+  }
+
+  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: ChunkWriteOptions = {}): Promise<ChunkMeta> {
+    checkAddress(address);
+    checkChunkId(chunk);
+    checkU32(offset, 'offset');
+    checkBuffer(data, 'data');
+    return this.handle.write(address, chunk, offset, data, nativeWriteOptions(offset, data.length, options));
+  }
+
+  /** Many reads from one server in one message; each lands at its bufferOffset in target. */
+  readBatch(address: string, reads: BatchRead[], target: Buffer): Promise<BatchReadResult[]> {
+    checkAddress(address);
+    checkBuffer(target, 'target');
+    if (!Array.isArray(reads)) throw new TypeError('reads must be an array');
+    checkRange(reads.length, 1, limits.batchReadEntriesMax, 'reads.length');
+    let total = 0;
+    for (const r of reads) {
+      checkChunkId(r.chunk, 'reads[].chunk');
+      checkU32(r.offset, 'reads[].offset');
+      checkRange(r.length, 0, limits.chunkSizeBytesMax, 'reads[].length');
+      if (!Number.isInteger(r.bufferOffset) || r.bufferOffset < 0 || r.bufferOffset + r.length > target.length) {
+        throw new RangeError(`a read of ${r.length} bytes at bufferOffset ${r.bufferOffset} does not fit the target`);
+      }
+      total += r.length;
+    }
+    if (total > limits.batchReadBytesMax) throw new RangeError(`a batch reads at most ${limits.batchReadBytesMax} bytes`);
+    return this.handle.batchRead(address, reads, target);
+  }
+
+  stat(address: string, chunk: ChunkId): Promise<ChunkMeta> {
+    checkAddress(address);
+    checkChunkId(chunk);
+    return this.handle.stat(address, chunk);
+  }
+
+  commit(address: string, chunk: ChunkId, version: number): Promise<ChunkMeta> {
+    checkAddress(address);
+    checkChunkId(chunk);
+    if (!Number.isSafeInteger(version) || version <= 0) throw new RangeError('version must be a positive integer');
+    return this.handle.commit(address, chunk, version);
+  }
+
+  remove(address: string, chunk: ChunkId): Promise<void> {
+    checkAddress(address);
+    checkChunkId(chunk);
+    return this.handle.remove(address, chunk);
+  }
+
+  list(address: string, options: { after?: ChunkId; limit?: number } = {}): Promise<ChunkListEntry[]> {
+    checkAddress(address);
+    if (options.after) checkChunkId(options.after, 'after');
+    const limit = options.limit ?? limits.listReplyEntriesMax;
+    checkRange(limit, 1, limits.listReplyEntriesMax, 'limit');
+    return this.handle.list(address, options.after ?? null, limit);
+  }
+
+  ping(address: string): Promise<void> {
+    checkAddress(address);
+    return this.handle.ping(address);
+  }
+
+  /** Bytes and messages per transport, so callers can see which path carried the data. */
+  stats() {
+    return this.handle.stats();
+  }
+
+  /** Fails requests in flight with ECLOSED and stops the client's threads. */
+  close(): void {
+    this.handle.close();
+  }
+}

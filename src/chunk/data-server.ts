@@ -1,0 +1,59 @@
+/**
+ * DataServer: serves a ChunkStore on the data plane (TCP, and RDMA when chosen and
+ * available). Requests are answered on native threads; no request passes through JS.
+ */
+import { limits } from '../limits.js';
+import { addon, type NativeDataServer, type NativeDataServerStats, type TransportChoice } from '../native/binding.js';
+import type { ChunkStore } from './chunk-store.js';
+import { checkRange } from './validate.js';
+
+export interface DataServerOptions {
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  transport?: TransportChoice;
+  ioThreads?: number;
+  /** A frame that has started must arrive whole within this (default 30 s). */
+  frameTimeoutMs?: number;
+}
+
+export function checkTransport(transport: string): asserts transport is TransportChoice {
+  if (transport !== 'auto' && transport !== 'tcp' && transport !== 'rdma') {
+    throw new TypeError(`transport must be 'auto', 'tcp' or 'rdma', got ${JSON.stringify(transport)}`);
+  }
+}
+
+export class DataServer {
+  private constructor(
+    private readonly handle: NativeDataServer,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  static async start(store: ChunkStore, options: DataServerOptions = {}): Promise<DataServer> {
+    const host = options.host ?? '127.0.0.1';
+    const port = options.port ?? 0;
+    const transport = options.transport ?? 'auto';
+    checkTransport(transport);
+    checkRange(port, 0, 65535, 'port');
+    const ioThreads = options.ioThreads ?? limits.serverIoThreadsDefault;
+    checkRange(ioThreads, 1, limits.serverIoThreadsMax, 'ioThreads');
+    const frameTimeoutMs = options.frameTimeoutMs ?? limits.serverFrameTimeoutMsDefault;
+    checkRange(frameTimeoutMs, 1, 3_600_000, 'frameTimeoutMs');
+    const handle = new addon.DataServerHandle(store.handle, { host, port, transport, ioThreads, frameTimeoutMs });
+    return new DataServer(handle, host, handle.port());
+  }
+
+  /** "host:port", what clients connect to. */
+  get address(): string {
+    return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+
+  stats(): NativeDataServerStats {
+    return this.handle.stats();
+  }
+
+  stop(): Promise<void> {
+    return this.handle.stop();
+  }
+}

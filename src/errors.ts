@@ -1,0 +1,21 @@
+/**
+ * The one error class of millpond. `code` is stable and machine-readable; the native core
+ * builds these from its Status (native/common/status.h keeps the same list).
+ */
+export const ERROR_CODES = [
+  'ENOENT', 'EEXIST', 'EINVAL', 'EIO', 'ENOSPC', 'ECHUNK_CORRUPT', 'ETIMEDOUT', 'EPROTO',
+  'EMSGSIZE', 'ECONNREFUSED', 'ECONNRESET', 'ECLOSED', 'EBUSY', 'ENOTSUP', 'ENODEV', 'ESTALE',
+  'ENOTCOMMITTED', 'EACCES', 'EINTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class MillpondError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'MillpondError';
+    this.code = code;
+  }
+}

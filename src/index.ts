@@ -1,0 +1,14 @@
+export { MillpondError, ERROR_CODES, type ErrorCode } from './errors.js';
+export { limits } from './limits.js';
+export { ChunkStore, type ChunkStoreOptions, type ChunkWriteOptions } from './chunk/chunk-store.js';
+export { DataServer, type DataServerOptions } from './chunk/data-server.js';
+export { ChunkClient, type ChunkClientOptions, type BatchRead, type BatchReadResult } from './chunk/chunk-client.js';
+export type { ChunkId, ChunkMeta, ChunkListEntry, TransportChoice, TransportCounters } from './native/binding.js';
+import { addon } from './native/binding.js';
+
+/** A Buffer on 4 KiB-aligned memory: chunk writes from it skip a copy under O_DIRECT. */
+export const allocAligned = (bytes: number): Buffer => addon.allocAligned(bytes);
+/** CRC32C (Castagnoli), the checksum of chunks and frames. */
+export const crc32c = (data: Buffer, seed = 0): number => addon.crc32c(data, seed);
+/** Whether an RDMA device is usable here, and why not. */
+export const rdmaProbe = () => addon.rdmaProbe();

@@ -1,0 +1,117 @@
+/**
+ * Loads the addon (build/Release or a prebuild, via node-gyp-build) and declares what it
+ * exports. Classes in src/chunk validate arguments before calling these.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MillpondError } from '../errors.js';
+
+export interface ChunkId {
+  inode: bigint | number;
+  index: number;
+}
+
+export interface ChunkMeta {
+  commitVersion: number;
+  updateVersion: number;
+  length: number;
+  checksum: number;
+}
+
+export interface ChunkListEntry {
+  chunk: { inode: bigint; index: number };
+  meta: ChunkMeta;
+  corrupt: boolean;
+}
+
+export interface TransportCounters {
+  bytesSent: number;
+  bytesReceived: number;
+  messagesSent: number;
+  messagesReceived: number;
+  connectionsOpened: number;
+  protocolErrors: number;
+}
+
+export type TransportChoice = 'auto' | 'tcp' | 'rdma';
+
+export interface NativeWriteOptions {
+  updateVersion: number;
+  commit: boolean;
+  replace: boolean;
+  chunkSizeBytes: number;
+}
+
+export interface NativeChunkStore {
+  write(chunk: ChunkId, offset: number, data: Buffer, options: NativeWriteOptions): Promise<ChunkMeta>;
+  read(chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean): Promise<{ bytesRead: number; meta: ChunkMeta }>;
+  commit(chunk: ChunkId, version: number): Promise<ChunkMeta>;
+  remove(chunk: ChunkId): Promise<void>;
+  stat(chunk: ChunkId): Promise<ChunkMeta>;
+  list(after: ChunkId | null, limit: number): Promise<ChunkListEntry[]>;
+  usage(): { chunks: number; bytes: number; capacityBytes: number; directIo: boolean };
+  close(): void;
+}
+
+export interface NativeDataServerStats {
+  reads: number;
+  writes: number;
+  batchReads: number;
+  batchReadEntries: number;
+  otherRequests: number;
+  bytesRead: number;
+  bytesWritten: number;
+  errors: number;
+  busyRejections: number;
+  rdmaEnabled: boolean;
+  transports: { tcp: TransportCounters; rdma?: TransportCounters };
+}
+
+export interface NativeDataServer {
+  port(): number;
+  stats(): NativeDataServerStats;
+  stop(): Promise<void>;
+}
+
+export interface NativeBatchRead {
+  chunk: ChunkId;
+  offset: number;
+  length: number;
+  bufferOffset: number;
+}
+
+export interface NativeChunkClient {
+  read(address: string, chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean): Promise<{ bytesRead: number; meta: ChunkMeta }>;
+  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: NativeWriteOptions): Promise<ChunkMeta>;
+  batchRead(address: string, reads: NativeBatchRead[], target: Buffer): Promise<Array<{ bytesRead: number; code: string | null }>>;
+  stat(address: string, chunk: ChunkId): Promise<ChunkMeta>;
+  commit(address: string, chunk: ChunkId, version: number): Promise<ChunkMeta>;
+  remove(address: string, chunk: ChunkId): Promise<void>;
+  list(address: string, after: ChunkId | null, limit: number): Promise<ChunkListEntry[]>;
+  ping(address: string): Promise<void>;
+  stats(): { transports: { tcp?: TransportCounters; rdma?: TransportCounters } };
+  close(): void;
+}
+
+export interface Addon {
+  openChunkStore(dir: string, options: { directIo: boolean; syncWrites: boolean; capacityBytes: number }): Promise<NativeChunkStore>;
+  DataServerHandle: new (store: NativeChunkStore, options: {
+    host: string; port: number; transport: TransportChoice; ioThreads: number; frameTimeoutMs: number;
+  }) => NativeDataServer;
+  ChunkClientHandle: new (options: {
+    transport: TransportChoice; inflightBytesMax: number; timeoutMs: number; connectionsPerServer: number;
+  }) => NativeChunkClient;
+  setErrorClass(ctor: typeof MillpondError): void;
+  allocAligned(bytes: number): Buffer;
+  crc32c(data: Buffer, seed?: number): number;
+  rdmaProbe(): { available: boolean; detail: string };
+  crc32cHardware: boolean;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(import.meta.url);
+const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+
+export const addon = nodeGypBuild(packageRoot) as Addon;
+addon.setErrorClass(MillpondError);
