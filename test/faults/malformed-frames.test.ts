@@ -1,0 +1,105 @@
+// Malformed, truncated and oversized frames sent to a DataServer get an error reply (where
+// a reply can be framed) and lose their connection; the server keeps serving everyone else.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkClient, ChunkStore, DataServer, crc32c } from '../../src/index.js';
+import { HEADER_BYTES, OPCODE, STATUS, decodeHeader, encodeHeader, statRequest, writeRequest } from '../support/frames.js';
+import { RawConnection } from '../support/raw-socket.js';
+import { tempDir } from '../support/tmp.js';
+
+describe('DataServer under bad input', () => {
+  const t = tempDir('frames');
+  let store: ChunkStore;
+  let server: DataServer;
+  let client: ChunkClient;
+  const chunk = { inode: 5n, index: 0 };
+
+  beforeAll(async () => {
+    store = await ChunkStore.open(t.dir);
+    server = await DataServer.start(store, { transport: 'tcp', frameTimeoutMs: 300 });
+    client = new ChunkClient({ transport: 'tcp' });
+    await client.write(server.address, chunk, 0, Buffer.from('still here'));
+  });
+  afterAll(async () => {
+    client.close();
+    await server.stop();
+    store.close();
+    t.cleanup();
+  });
+
+  async function stillServes() {
+    const { data } = await client.read(server.address, chunk, 0, 10);
+    expect(data.toString()).toBe('still here');
+  }
+
+  async function expectRejected(bytes: Buffer, status: number) {
+    const raw = await RawConnection.open(server.address);
+    raw.send(bytes);
+    const reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply.status).toBe(status);
+    expect(reply.flags & 1).toBe(1);
+    const message = await raw.take(reply.metaBytes);
+    expect(message.length).toBeGreaterThan(0);
+    expect(await raw.waitClosed()).toBe(true);
+    await stillServes();
+    return message.toString();
+  }
+
+  it('answers garbage with EPROTO and closes that connection only', async () => {
+    const message = await expectRejected(Buffer.from('GET / HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\n'), STATUS.protocol);
+    expect(message).toMatch(/magic/);
+  });
+
+  it('answers a header with a bad checksum, version or opcode with EPROTO', async () => {
+    const good = encodeHeader({ opcode: OPCODE.ping, requestId: 1n, metaBytes: 0, dataBytes: 0 });
+    const badCrc = Buffer.from(good);
+    badCrc[29] ^= 0xff;
+    await expectRejected(badCrc, STATUS.protocol);
+    await expectRejected(encodeHeader({ version: 9, opcode: OPCODE.ping, requestId: 2n, metaBytes: 0, dataBytes: 0 }), STATUS.protocol);
+    await expectRejected(encodeHeader({ opcode: 200, requestId: 3n, metaBytes: 0, dataBytes: 0 }), STATUS.protocol);
+    await expectRejected(encodeHeader({ opcode: OPCODE.ping, flags: 1, requestId: 4n, metaBytes: 0, dataBytes: 0 }), STATUS.protocol);
+  });
+
+  it('answers oversized meta or data with EMSGSIZE before reading it', async () => {
+    await expectRejected(encodeHeader({ opcode: OPCODE.write, requestId: 5n, metaBytes: 1 << 30, dataBytes: 0 }), STATUS.tooLarge);
+    await expectRejected(encodeHeader({ opcode: OPCODE.write, requestId: 6n, metaBytes: 44, dataBytes: 0x7fff_ffff }), STATUS.tooLarge);
+  });
+
+  it('drops a connection whose frame stalls half-way, after frameTimeoutMs', async () => {
+    const raw = await RawConnection.open(server.address);
+    const frame = statRequest(7n, 5n, 0);
+    raw.send(frame.subarray(0, 20)); // a truncated header
+    await stillServes();
+    expect(await raw.waitClosed(3000)).toBe(true);
+    const stalledBody = await RawConnection.open(server.address);
+    stalledBody.send(frame.subarray(0, HEADER_BYTES + 4)); // whole header, truncated meta
+    expect(await stalledBody.waitClosed(3000)).toBe(true);
+    await stillServes();
+  });
+
+  it('answers a malformed meta section with EPROTO and keeps the connection', async () => {
+    const raw = await RawConnection.open(server.address);
+    const shortMeta = Buffer.alloc(5);
+    raw.send(Buffer.concat([encodeHeader({ opcode: OPCODE.stat, requestId: 8n, metaBytes: 5, dataBytes: 0 }), shortMeta]));
+    const reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply.status).toBe(STATUS.protocol);
+    await raw.take(reply.metaBytes);
+    raw.send(statRequest(9n, 5n, 0)); // framing is intact, so the connection serves on
+    const next = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(next).toMatchObject({ requestId: 9n, status: STATUS.ok });
+    raw.destroy();
+  });
+
+  it('refuses a write whose payload checksum is wrong, storing nothing', async () => {
+    const raw = await RawConnection.open(server.address);
+    const payload = Buffer.from('damaged in transit');
+    raw.send(writeRequest(10n, 6n, 0, payload, crc32c(payload) ^ 1));
+    const reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply.status).toBe(STATUS.corrupt);
+    await raw.take(reply.metaBytes);
+    await expect(client.stat(server.address, { inode: 6n, index: 0 })).rejects.toMatchObject({ code: 'ENOENT' });
+    raw.send(writeRequest(11n, 6n, 0, payload, crc32c(payload)));
+    expect(decodeHeader(await raw.take(HEADER_BYTES))).toMatchObject({ requestId: 11n, status: STATUS.ok });
+    raw.destroy();
+    expect(server.stats().transports.tcp.protocolErrors).toBeGreaterThan(0);
+  });
+});
