@@ -1,0 +1,145 @@
+/**
+ * dataplane: one ChunkClient reading and writing 4 MiB chunks on one DataServer over loopback,
+ * against iperf3's single TCP stream in the same run. Chunks are hot in the server's page
+ * cache (directIo:false, read once before timing), so the figure is the data plane's, not the
+ * disk's. The server runs in a child process by default (--server inproc to share this one).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  allocAligned, ChunkClient, ChunkStore, DataServer, type TransportChoice, type TransportCounters,
+} from '../src/index.js';
+import {
+  benchDir, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
+  round3, runForDuration, runIperf3, runWithDepth,
+} from './lib.js';
+
+const chunkBytes = 4 * MiB;
+
+interface ServerHandle {
+  address: string;
+  /** Stops the server and returns its stats (the request counters and transports). */
+  stop(): Promise<unknown>;
+}
+
+async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'dataplane-server.ts'),
+    storeDir, transport, String(ioThreads)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.done) throw new Error('the data server process exited before it listened');
+  const { address } = JSON.parse(first.value) as { address: string };
+  return {
+    address,
+    async stop() {
+      child.stdin!.end();
+      const last = await lines.next();
+      return last.done ? null : (JSON.parse(last.value) as { stats: unknown }).stats;
+    },
+  };
+}
+
+async function startInprocServer(storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
+  const store = await ChunkStore.open(storeDir, { directIo: false, syncWrites: false });
+  const server = await DataServer.start(store, { host: '127.0.0.1', transport, ioThreads });
+  return {
+    address: server.address,
+    async stop() {
+      const stats = server.stats();
+      await server.stop();
+      store.close();
+      return stats;
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function parseTransport(raw: string | undefined): TransportChoice {
+  const transport = raw ?? 'tcp';
+  if (transport !== 'tcp' && transport !== 'rdma' && transport !== 'auto') throw new Error(`--transport must be tcp, rdma or auto`);
+  return transport;
+}
+
+export async function dataplaneBench(options: Map<string, string>): Promise<void> {
+  const transport = parseTransport(options.get('transport'));
+  const serverMode = options.get('server') ?? 'child';
+  if (serverMode !== 'child' && serverMode !== 'inproc') throw new Error('--server must be child or inproc');
+  const chunkCount = intOption(options, 'chunks', 128);
+  const depth = intOption(options, 'depth', 8);
+  const connections = intOption(options, 'connections', 1);
+  const ioThreads = intOption(options, 'io-threads', 4);
+  const seconds = intOption(options, 'seconds', 5);
+
+  const { dir, cleanup } = await makeWorkDir('dataplane');
+  const server = serverMode === 'child'
+    ? await startChildServer(join(dir, 'store'), transport, ioThreads)
+    : await startInprocServer(join(dir, 'store'), transport, ioThreads);
+  const client = new ChunkClient({ transport, connectionsPerServer: connections });
+  try {
+    console.log(`dataplane: ${chunkCount} chunks x 4 MiB, transport ${transport}, server in ${serverMode === 'child' ? 'a child process' : 'this process'} ` +
+      `(${ioThreads} io threads), ${depth} requests in flight on ${connections} connection(s), ${seconds} s per phase`);
+    console.log(machineNote());
+
+    const buffers = Array.from({ length: depth }, () => {
+      const b = allocAligned(chunkBytes);
+      for (let i = 0; i < chunkBytes; i += 4) b.writeUInt32LE((Math.random() * 0x1_0000_0000) >>> 0, i);
+      return b;
+    });
+    const chunkOf = (i: number) => ({ inode: 2n, index: i % chunkCount });
+
+    // Writes: every chunk once (creates it), then overwrites for the rest of the phase.
+    await runWithDepth(chunkCount, depth, (i, slot) => client.write(server.address, chunkOf(i), 0, buffers[slot]));
+    const written = await runForDuration(seconds * 1000, depth,
+      (i, slot) => client.write(server.address, chunkOf(i), 0, buffers[slot]));
+
+    // Warm: every chunk's newest version is read once, so the timed reads hit the cache.
+    await runWithDepth(chunkCount, depth, (i, slot) => client.read(server.address, chunkOf(i), 0, chunkBytes, { target: buffers[slot] }));
+    const read = await runForDuration(seconds * 1000, depth, async (i, slot) => {
+      const { data } = await client.read(server.address, chunkOf(i), 0, chunkBytes, { target: buffers[slot] });
+      if (data.length !== chunkBytes) throw new Error(`chunk ${i % chunkCount}: read ${data.length} bytes`);
+    });
+
+    const transports = client.stats().transports as Record<string, TransportCounters | undefined>;
+    const carriers = Object.entries(transports).filter(([, c]) => c && c.bytesReceived > 0).map(([name]) => name);
+
+    // iperf3 runs after the data plane, alone, so the two never compete for the cores.
+    const iperf3BytesPerSecond = await runIperf3(await freePort(), seconds);
+
+    const figures = {
+      read_GBps: round3(gbPerSecond(read.ops * chunkBytes, read.elapsedMs)),
+      write_GBps: round3(gbPerSecond(written.ops * chunkBytes, written.elapsedMs)),
+      iperf3_GBps: round3(iperf3BytesPerSecond / 1e9),
+      read_ratio: 0,
+    };
+    figures.read_ratio = round3(figures.read_GBps / figures.iperf3_GBps);
+    printTable(`4 MiB chunks over loopback (GB/s = 1e9 bytes/s), carried by: ${carriers.join(', ') || 'nothing'}`, [
+      ['path', 'GB/s', 'vs iperf3'],
+      ['millpond read (hot cache)', fmtGBps(figures.read_GBps), figures.read_ratio.toFixed(2)],
+      ['millpond write (buffered, no sync)', fmtGBps(figures.write_GBps), (figures.write_GBps / figures.iperf3_GBps).toFixed(2)],
+      ['iperf3, one TCP stream', fmtGBps(figures.iperf3_GBps), '1.00'],
+    ]);
+    if (carriers.includes('rdma')) {
+      console.log('\nnote: RDMA here is soft-RoCE (rdma_rxe), under qemu TCG where it runs: these figures are functional only, not performance.');
+    }
+    const serverStats = await server.stop();
+    console.log(`\nserver stats: ${JSON.stringify(serverStats, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`);
+    printJson('dataplane', {
+      transport: carriers.join('+') || transport, server: serverMode, depth, connections, ioThreads, ...figures,
+    });
+  } finally {
+    client.close();
+    cleanup();
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Benchmark entry point: `npm run bench -- <name> [--option value ...]`. Each bench prints a
+ * table and, last, one JSON line with its figures and the baseline measured in the same run.
+ */
+import { chunkstoreBench } from './chunkstore.js';
+import { dataplaneBench } from './dataplane.js';
+import { parseOptions } from './lib.js';
+
+const benches: Record<string, (options: Map<string, string>) => Promise<void>> = {
+  chunkstore: chunkstoreBench,
+  dataplane: dataplaneBench,
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name === undefined ? undefined : benches[name];
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--option value ...]`);
+  process.exit(2);
+}
+await bench(parseOptions(rest));
