@@ -52,7 +52,7 @@ done
 if [ "${RXE_RUN_TS:-0}" = 1 ]; then
   t0=$(up)
   cd "$REPO"
-  if timeout 900 node node_modules/vitest/vitest.mjs run --root "$REPO" --dir test/rdma \
+  if timeout 900 node node_modules/vitest/vitest.mjs run --config test/rdma/vitest.config.ts \
       --reporter=verbose >"$RXE_WORK/vitest-rdma.log" 2>&1; then
     result "PASS vitest test/rdma ($(elapsed "$t0")): $(grep -hE 'RDMA carried|Tests ' "$RXE_WORK/vitest-rdma.log" | tr '\n' ';')"
   else
