@@ -4,56 +4,16 @@
  * cache (directIo:false, read once before timing), so the figure is the data plane's, not the
  * disk's. The server runs in a child process by default (--server inproc to share this one).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { allocAligned, ChunkClient, type TransportChoice, type TransportCounters } from '../src/index.js';
 import {
-  allocAligned, ChunkClient, ChunkStore, DataServer, type TransportChoice, type TransportCounters,
-} from '../src/index.js';
-import {
-  benchDir, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
+  fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
   round3, runForDuration, runIperf3, runWithDepth,
 } from './lib.js';
+import { parseServerMode, parseTransport, startServer } from './server.js';
 
 const chunkBytes = 4 * MiB;
-
-interface ServerHandle {
-  address: string;
-  /** Stops the server and returns its stats (the request counters and transports). */
-  stop(): Promise<unknown>;
-}
-
-async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'dataplane-server.ts'),
-    storeDir, transport, String(ioThreads)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const first = await lines.next();
-  if (first.done) throw new Error('the data server process exited before it listened');
-  const { address } = JSON.parse(first.value) as { address: string };
-  return {
-    address,
-    async stop() {
-      child.stdin!.end();
-      const last = await lines.next();
-      return last.done ? null : (JSON.parse(last.value) as { stats: unknown }).stats;
-    },
-  };
-}
-
-async function startInprocServer(storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
-  const store = await ChunkStore.open(storeDir, { directIo: false, syncWrites: false });
-  const server = await DataServer.start(store, { host: '127.0.0.1', transport, ioThreads });
-  return {
-    address: server.address,
-    async stop() {
-      const stats = server.stats();
-      await server.stop();
-      store.close();
-      return stats;
-    },
-  };
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -66,16 +26,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function parseTransport(raw: string | undefined): TransportChoice {
-  const transport = raw ?? 'tcp';
-  if (transport !== 'tcp' && transport !== 'rdma' && transport !== 'auto') throw new Error(`--transport must be tcp, rdma or auto`);
-  return transport;
-}
-
 export async function dataplaneBench(options: Map<string, string>): Promise<void> {
   const transport = parseTransport(options.get('transport'));
-  const serverMode = options.get('server') ?? 'child';
-  if (serverMode !== 'child' && serverMode !== 'inproc') throw new Error('--server must be child or inproc');
+  const serverMode = parseServerMode(options.get('server'));
   const chunkCount = intOption(options, 'chunks', 128);
   const depth = intOption(options, 'depth', 8);
   const connections = intOption(options, 'connections', 1);
@@ -83,9 +36,7 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
   const seconds = intOption(options, 'seconds', 5);
 
   const { dir, cleanup } = await makeWorkDir('dataplane');
-  const server = serverMode === 'child'
-    ? await startChildServer(join(dir, 'store'), transport, ioThreads)
-    : await startInprocServer(join(dir, 'store'), transport, ioThreads);
+  const server = await startServer(serverMode, join(dir, 'store'), transport, ioThreads);
   const client = new ChunkClient({ transport, connectionsPerServer: connections });
   try {
     console.log(`dataplane: ${chunkCount} chunks x 4 MiB, transport ${transport}, server in ${serverMode === 'child' ? 'a child process' : 'this process'} ` +

@@ -5,10 +5,12 @@
 import { chunkstoreBench } from './chunkstore.js';
 import { dataplaneBench } from './dataplane.js';
 import { parseOptions } from './lib.js';
+import { randreadBench } from './randread.js';
 
 const benches: Record<string, (options: Map<string, string>) => Promise<void>> = {
   chunkstore: chunkstoreBench,
   dataplane: dataplaneBench,
+  randread: randreadBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,7 +1,7 @@
 /**
- * The data server of the dataplane bench, run as its own process so the client's event loop
- * and the server's threads do not share a V8 isolate (as in a real deployment; iperf3 also
- * runs its two ends apart). Usage: dataplane-server.ts <storeDir> <transport> <ioThreads>.
+ * The data server of the network benches (dataplane, randread) as its own process, so the
+ * client's event loop and the server's threads do not share a process (as in a deployment;
+ * iperf3 also runs its two ends apart). Usage: server-process.ts <storeDir> <transport> <ioThreads>.
  * Prints one JSON line {address}, serves until stdin closes, then prints {stats} and exits.
  */
 import { ChunkStore, DataServer, type TransportChoice } from '../src/index.js';
