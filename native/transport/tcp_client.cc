@@ -80,6 +80,7 @@ class TcpClientConnection {
   bool dead() const { return dead_.load(); }
 
   void Enqueue(ClientCall* call) {
+    Status why;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!dead_) {
@@ -87,8 +88,9 @@ class TcpClientConnection {
         cv_.notify_one();
         return;
       }
+      why = deadReason_;  // e.g. the connect that failed before this call arrived
     }
-    Finish(call, Status::ConnReset("connection to " + address_ + " is closed"));
+    Finish(call, why);
   }
 
   void Close(const Status& why) {
@@ -111,6 +113,7 @@ class TcpClientConnection {
     std::unordered_map<uint64_t, Pending> pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (!dead_) deadReason_ = why;
       dead_ = true;
       queued.swap(queue_);
       pending.swap(pending_);
@@ -302,6 +305,7 @@ class TcpClientConnection {
   std::mutex mu_;
   std::condition_variable cv_;
   UniqueFd fd_;                                   // set once by the sender thread
+  Status deadReason_;                             // GUARDED_BY(mu_): why dead_ became true
   std::deque<ClientCall*> queue_;                 // GUARDED_BY(mu_)
   std::unordered_map<uint64_t, Pending> pending_; // GUARDED_BY(mu_)
 };
