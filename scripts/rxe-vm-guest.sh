@@ -25,7 +25,7 @@ for _ in $(seq 50); do  # the IPv4 GID appears once the address is seen by rxe
   sleep 0.1
 done
 state=$(cat /sys/class/infiniband/rxe0/ports/1/state 2>/dev/null)
-result "INFO rxe0 up in $(elapsed "$t"): $state, mtu $(cat /sys/class/infiniband/rxe0/ports/1/active_mtu 2>/dev/null | tr -d '\n')"
+result "INFO rxe0 up in $(elapsed "$t"): $state"
 
 if [ "${1:-}" = --shell ]; then
   log "interactive shell; exit to power off"
@@ -59,6 +59,18 @@ if [ "${RXE_RUN_TS:-0}" = 1 ]; then
     result "FAIL vitest test/rdma ($(elapsed "$t0"))"
   fi
   cat "$RXE_WORK/vitest-rdma.log"
+fi
+# Optional benchmark (RXE_BENCH on the host): informational, its figures are qemu TCG's.
+if [ -f "$RXE_WORK/bench.args" ]; then
+  t0=$(up)
+  cd "$REPO"
+  # shellcheck disable=SC2046 # the arguments are words on purpose
+  if timeout 900 node --import tsx bench/main.ts $(cat "$RXE_WORK/bench.args") >"$RXE_WORK/bench.log" 2>&1; then
+    result "INFO bench $(cat "$RXE_WORK/bench.args") ($(elapsed "$t0")) -> $RXE_WORK/bench.log"
+  else
+    result "FAIL bench $(cat "$RXE_WORK/bench.args") ($(elapsed "$t0"))"
+  fi
+  cat "$RXE_WORK/bench.log"
 fi
 result "INFO rxe0 counters: $(rdma statistic show link rxe0/1 2>/dev/null | grep -oE '(sent_pkts|rcvd_pkts|rcvd_rdma_err|retry_exceeded_err|send_err) [0-9]+' | tr '\n' ' ')"
 echo DONE >>"$RESULTS"

@@ -12,7 +12,8 @@
 #
 # Usage: scripts/rxe-vm.sh [--shell]        (npm run test:rdma)
 # Env:   RXE_WORK (default /var/tmp/millpond-rxe: kernel cache, build, logs), RXE_SMP (2),
-#        RXE_MEM_MB (3072), RXE_TIMEOUT_S (1200), RXE_SKIP_TS=1 (C++ suites only).
+#        RXE_MEM_MB (3072), RXE_TIMEOUT_S (1200), RXE_SKIP_TS=1 (C++ suites only),
+#        RXE_BENCH="dataplane --transport rdma --chunks 16 --seconds 3" (also run that bench).
 # Exit status: 0 only when every RDMA test passed inside the guest.
 set -euo pipefail
 
@@ -111,7 +112,8 @@ chmod +x "$IRD/init"
 (cd "$IRD" && find . | cpio -o -H newc --quiet | gzip -1 >"$WORK/initrd.gz")
 
 # ---- 5. boot
-rm -f "$WORK/results.txt"
+rm -f "$WORK/results.txt" "$WORK/bench.args"
+[ -n "${RXE_BENCH:-}" ] && printf '%s\n' "$RXE_BENCH" >"$WORK/bench.args"
 SHELL_ARG=; [ "${1:-}" = --shell ] && SHELL_ARG=" shell=1"
 say "booting qemu (tcg, $SMP cpus, ${MEM_MB} MiB)"
 BOOT=$(date +%s.%N)
