@@ -79,7 +79,9 @@ PendingPromise* ChunkClientWrap::Begin(Napi::Env env, Napi::Value* early) {
     return nullptr;
   }
   completions_->Begin();
-  return new PendingPromise(env);
+  auto* p = new PendingPromise(env);
+  p->Keep(Value());  // this handle outlives every operation it started
+  return p;
 }
 
 void ChunkClientWrap::Finish(PendingPromise* p, const Status& s, std::function<Napi::Value(Napi::Env)> value) {

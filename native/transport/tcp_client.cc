@@ -333,6 +333,12 @@ class TcpClientTransport : public ClientTransport {
         call->done(call);
         return;
       }
+      if (connections_.size() >= limits::kClientServersMax && connections_.count(address) == 0) {
+        queued_--;
+        call->status = Status::Busy("more than " + std::to_string(limits::kClientServersMax) + " servers");
+        call->done(call);
+        return;
+      }
       auto& slots = connections_[address];
       uint32_t n = options_.connectionsPerServer == 0 ? 1 : options_.connectionsPerServer;
       if (n > limits::kClientConnectionsPerServerMax) n = limits::kClientConnectionsPerServerMax;
