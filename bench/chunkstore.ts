@@ -4,6 +4,7 @@
  * every chunk is fdatasynced with its directory); syncWrites:false is reported beside it, and
  * dd with oflag=direct,dsync is the baseline that also waits for the device per block.
  */
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { allocAligned, ChunkStore } from '../src/index.js';
 import {
@@ -14,13 +15,14 @@ import {
 const chunkBytes = 4 * MiB;
 
 export async function chunkstoreBench(options: Map<string, string>): Promise<void> {
-  const totalBytes = intOption(options, 'total-mib', 2048) * MiB;
+  const totalBytes = intOption(options, 'total-mib', 1024) * MiB;
   const depth = intOption(options, 'depth', 8);
+  const rounds = intOption(options, 'rounds', 3);
   const chunkCount = Math.floor(totalBytes / chunkBytes);
   const { dir, cleanup } = await makeWorkDir('chunkstore');
   try {
     console.log(`chunkstore: ${chunkCount} chunks x 4 MiB (${(chunkCount * chunkBytes / GiB).toFixed(2)} GiB), ` +
-      `${depth} operations in flight, scratch ${dir}`);
+      `${depth} operations in flight, median of ${rounds} rounds, scratch ${dir}`);
     console.log(machineNote());
 
     // Distinct random content per buffer: a zero page could flatter a compressing device.
@@ -30,59 +32,74 @@ export async function chunkstoreBench(options: Map<string, string>): Promise<voi
       return b;
     });
 
-    const ddFile = join(dir, 'dd.bin');
+    const targets = Array.from({ length: depth }, () => allocAligned(chunkBytes));
+    const total = chunkCount * chunkBytes;
     const ddArgs = [`bs=4M`, `count=${chunkCount}`];
-    await dropPageCache();
-    const ddWrite = await runDd(['if=/dev/zero', `of=${ddFile}`, ...ddArgs, 'oflag=direct']);
-    const ddWriteDsync = await runDd(['if=/dev/zero', `of=${join(dir, 'dd-dsync.bin')}`, ...ddArgs, 'oflag=direct,dsync']);
+    const gbps = (durationMs: number) => gbPerSecond(total, durationMs);
 
-    const writeStore = async (storeDir: string, syncWrites: boolean, inFlight: number) => {
+    const writeStore = async (storeDir: string, syncWrites: boolean, inFlight: number): Promise<number> => {
       const store = await ChunkStore.open(storeDir, { directIo: true, syncWrites });
+      if (!store.usage().directIo) console.log('note: the filesystem refused O_DIRECT; the store fell back to buffered I/O');
       const start = nowMs();
       await runWithDepth(chunkCount, inFlight, (i, slot) => store.write({ inode: 1n, index: i }, 0, buffers[slot]));
-      return { store, durationMs: nowMs() - start };
+      const durationMs = nowMs() - start;
+      store.close();
+      return durationMs;
     };
-    // One in flight, as dd does: shows how much of the lead is concurrency alone.
-    const serial = await writeStore(join(dir, 'store-serial'), true, 1);
-    serial.store.close();
-    const nosync = await writeStore(join(dir, 'store-nosync'), false, depth);
-    nosync.store.close();
-    const synced = await writeStore(join(dir, 'store'), true, depth);
-    const store = synced.store;
-    const usage = store.usage();
-    if (!usage.directIo) console.log('note: the filesystem refused O_DIRECT; the store fell back to buffered I/O');
-
     // Reads land in aligned targets, so the store takes its O_DIRECT path; the cache is
-    // dropped anyway so buffered fallbacks are measured cold too.
-    await dropPageCache();
-    const ddRead = await runDd([`if=${ddFile}`, 'of=/dev/null', ...ddArgs, 'iflag=direct']);
-    const targets = Array.from({ length: depth }, () => allocAligned(chunkBytes));
-    const readAll = async (inFlight: number): Promise<number> => {
+    // dropped anyway so a buffered fallback is measured cold too.
+    const readStore = async (storeDir: string, inFlight: number): Promise<number> => {
+      const store = await ChunkStore.open(storeDir, { directIo: true });
       await dropPageCache();
       const start = nowMs();
       await runWithDepth(chunkCount, inFlight, async (i, slot) => {
         const { data } = await store.read({ inode: 1n, index: i }, 0, chunkBytes, { target: targets[slot] });
         if (data.length !== chunkBytes) throw new Error(`chunk ${i}: read ${data.length} bytes`);
       });
-      return nowMs() - start;
+      const durationMs = nowMs() - start;
+      store.close();
+      return durationMs;
     };
-    const readMs = await readAll(depth);
-    const readSerialMs = await readAll(1);
-    store.close();
 
-    const total = chunkCount * chunkBytes;
-    const figures = {
-      write_GBps: round3(gbPerSecond(total, synced.durationMs)),
-      write_nosync_GBps: round3(gbPerSecond(total, nosync.durationMs)),
-      dd_write_GBps: round3(ddWrite.bytesPerSecond / 1e9),
-      dd_write_dsync_GBps: round3(ddWriteDsync.bytesPerSecond / 1e9),
-      write_depth1_GBps: round3(gbPerSecond(total, serial.durationMs)),
-      read_GBps: round3(gbPerSecond(total, readMs)),
-      read_depth1_GBps: round3(gbPerSecond(total, readSerialMs)),
-      dd_read_GBps: round3(ddRead.bytesPerSecond / 1e9),
+    // The virtio disk's speed drifts with the host's load by 2x within a minute, so each
+    // figure is the median of rounds that interleave millpond and dd.
+    const samples: Record<string, number[]> = {};
+    const add = (key: string, value: number) => (samples[key] ??= []).push(value);
+    for (let round = 0; round < rounds; round++) {
+      const roundDir = join(dir, `round-${round}`);
+      mkdirSync(roundDir);
+      const ddFile = join(roundDir, 'dd.bin');
+      await dropPageCache();
+      add('dd_write_GBps', (await runDd(['if=/dev/zero', `of=${ddFile}`, ...ddArgs, 'oflag=direct'])).bytesPerSecond / 1e9);
+      add('write_GBps', gbps(await writeStore(join(roundDir, 'store'), true, depth)));
+      add('dd_write_dsync_GBps', (await runDd(['if=/dev/zero', `of=${join(roundDir, 'dd-dsync.bin')}`, ...ddArgs, 'oflag=direct,dsync'])).bytesPerSecond / 1e9);
+      add('write_nosync_GBps', gbps(await writeStore(join(roundDir, 'store-nosync'), false, depth)));
+      // One in flight, as dd does: shows how much of the lead is concurrency alone.
+      add('write_depth1_GBps', gbps(await writeStore(join(roundDir, 'store-depth1'), true, 1)));
+      await dropPageCache();
+      add('dd_read_GBps', (await runDd([`if=${ddFile}`, 'of=/dev/null', ...ddArgs, 'iflag=direct'])).bytesPerSecond / 1e9);
+      add('read_GBps', gbps(await readStore(join(roundDir, 'store'), depth)));
+      add('read_depth1_GBps', gbps(await readStore(join(roundDir, 'store'), 1)));
+      rmSync(roundDir, { recursive: true, force: true });
+    }
+    const median = (key: string) => {
+      const sorted = [...samples[key]].sort((a, b) => a - b);
+      return round3(sorted[Math.floor(sorted.length / 2)]);
     };
+    const figures = {
+      write_GBps: median('write_GBps'),
+      write_nosync_GBps: median('write_nosync_GBps'),
+      dd_write_GBps: median('dd_write_GBps'),
+      dd_write_dsync_GBps: median('dd_write_dsync_GBps'),
+      write_depth1_GBps: median('write_depth1_GBps'),
+      read_GBps: median('read_GBps'),
+      read_depth1_GBps: median('read_depth1_GBps'),
+      dd_read_GBps: median('dd_read_GBps'),
+    };
+    console.log('\nrounds (GB/s):');
+    for (const [key, values] of Object.entries(samples)) console.log(`  ${key.padEnd(20)} ${values.map((v) => v.toFixed(3)).join('  ')}`);
     const ratio = (a: number, b: number) => (a / b).toFixed(2);
-    printTable('4 MiB chunks, O_DIRECT (GB/s = 1e9 bytes/s)', [
+    printTable('4 MiB chunks, O_DIRECT, medians (GB/s = 1e9 bytes/s)', [
       ['operation', 'millpond', 'dd', 'millpond/dd'],
       ['write (syncWrites, default)', fmtGBps(figures.write_GBps), fmtGBps(figures.dd_write_GBps), ratio(figures.write_GBps, figures.dd_write_GBps)],
       ['write (syncWrites:false)', fmtGBps(figures.write_nosync_GBps), fmtGBps(figures.dd_write_GBps), ratio(figures.write_nosync_GBps, figures.dd_write_GBps)],
@@ -92,7 +109,7 @@ export async function chunkstoreBench(options: Map<string, string>): Promise<voi
       ['read (cold cache, 1 in flight)', fmtGBps(figures.read_depth1_GBps), fmtGBps(figures.dd_read_GBps), ratio(figures.read_depth1_GBps, figures.dd_read_GBps)],
     ]);
     console.log(`\nmillpond: ${depth} in flight on libuv's pool; dd: one 4 MiB block at a time.`);
-    printJson('chunkstore', { chunks: chunkCount, depth, ...figures });
+    printJson('chunkstore', { chunks: chunkCount, depth, rounds, ...figures });
   } finally {
     cleanup();
   }
