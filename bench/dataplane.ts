@@ -37,7 +37,11 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
   const rounds = intOption(options, 'rounds', 3);
 
   const { dir, cleanup } = await makeWorkDir('dataplane');
-  const server = await startServer(serverMode, join(dir, 'store'), transport, ioThreads);
+  // A server that cannot start (e.g. --transport rdma without a device) still cleans up.
+  const server = await startServer(serverMode, join(dir, 'store'), transport, ioThreads).catch((err: unknown) => {
+    cleanup();
+    throw err;
+  });
   const client = new ChunkClient({ transport, connectionsPerServer: connections });
   try {
     console.log(`dataplane: ${chunkCount} chunks x 4 MiB, transport ${transport}, server in ${serverMode === 'child' ? 'a child process' : 'this process'} ` +

@@ -26,7 +26,11 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
   const seconds = intOption(options, 'seconds', 10);
 
   const { dir, cleanup } = await makeWorkDir('randread');
-  const server = await startServer(serverMode, join(dir, 'store'), transport, ioThreads);
+  // A server that cannot start (e.g. --transport rdma without a device) still cleans up.
+  const server = await startServer(serverMode, join(dir, 'store'), transport, ioThreads).catch((err: unknown) => {
+    cleanup();
+    throw err;
+  });
   const client = new ChunkClient({ transport, connectionsPerServer: connections });
   try {
     console.log(`randread: ${chunkCount} chunks x 4 MiB, 4 KiB reads at random block offsets, transport ${transport}, ` +
