@@ -58,6 +58,13 @@ say "kernel $KVER"
 
 # ---- 3. build on the host what the guest runs
 BUILD=$WORK/native-tests
+# The RDMA sources compile to a stub when <infiniband/verbs.h> is absent (rdma_config.h), and
+# make does not notice a header that appeared later: drop RDMA objects older than the
+# header's installation so they are rebuilt against it.
+installed=$(stat -c %Z /usr/include/infiniband/verbs.h)
+find "$REPO/build" "$BUILD" -path '*transport/rdma/*.o' 2>/dev/null | while read -r obj; do
+  [ "$(stat -c %Y "$obj")" -ge "$installed" ] || rm -f "$obj"
+done
 cmake -S "$REPO" -B "$BUILD" -DMILLPOND_TESTS=ON -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 ||
   { tail -30 "$WORK/cmake.log"; die "cmake configure failed"; }
 cmake --build "$BUILD" -j"$(nproc)" >>"$WORK/cmake.log" 2>&1 || { tail -40 "$WORK/cmake.log"; die "C++ build failed"; }
@@ -65,6 +72,8 @@ RUN_TS=0
 if [ "${RXE_SKIP_TS:-0}" != 1 ] && ls "$REPO"/test/rdma/*.test.ts >/dev/null 2>&1; then
   (cd "$REPO" && npx cmake-js compile --out build >"$WORK/addon.log" 2>&1) || { tail -40 "$WORK/addon.log"; die "addon build failed"; }
   RUN_TS=1
+  detail=$(cd "$REPO" && node -e 'console.log(require("./build/Release/millpond.node").rdmaProbe().detail)')
+  case "$detail" in *"without libibverbs"*) die "the addon was built without RDMA support: $detail" ;; esac
 fi
 say "built C++ suites$([ $RUN_TS = 1 ] && echo ' and the addon')"
 

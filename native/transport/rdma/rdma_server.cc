@@ -236,15 +236,23 @@ void ServerImpl::Handshake(UniqueFd socket) {
     Refuse(socket.get(), s.code() == StatusCode::kOk ? StatusCode::kInternal : s.code());
     return;
   }
+  // Publish the connection before answering: the client may send its first request as soon
+  // as it reads the answer, and a completion for an unknown connection is dropped.
+  int fd = socket.get();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    c->socket = std::move(socket);
+    if (!poller_.Watch(fd, c.get()).ok()) return;
+    conns_[c.get()] = c;
+    counters.connectionsOpened++;
+  }
   local.EncodeTo(b);
   struct iovec iov{b, sizeof b};
-  if (!WritevAll(socket.get(), &iov, 1, limits::kRdmaHandshakeTimeoutMs).ok()) return;
-  std::lock_guard<std::mutex> l(mu_);
-  if (stopping_) return;
-  c->socket = std::move(socket);
-  if (!poller_.Watch(c->socket.get(), c.get()).ok()) return;
-  conns_[c.get()] = c;
-  counters.connectionsOpened++;
+  if (!WritevAll(fd, &iov, 1, limits::kRdmaHandshakeTimeoutMs).ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    KillLocked(c.get(), "could not answer the rdma handshake");
+  }
 }
 
 Status ServerImpl::PostRecv(Conn* c, uint32_t i) {
