@@ -20,6 +20,7 @@ constexpr size_t kChunkStoreOpenFilesMax = 1024;     // cached read descriptors 
 constexpr size_t kChunkStoreLockStripes = 256;       // per-chunk write serialisation
 constexpr size_t kChunkStoreStagingBytesMax = size_t{512} << 20;  // memory for writes in flight
 constexpr size_t kChunkStoreListEntriesMax = 65536;  // one List() call
+constexpr int kChunkStoreReadRetriesMax = 8;         // a read racing renames of its version
 constexpr uint32_t kDirectReadBytesMin = 256 * 1024; // smaller reads use the page cache
 
 // ---- data-plane frames (native/transport/frame.h)

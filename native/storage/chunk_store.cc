@@ -85,13 +85,8 @@ Status ChunkStore::Open(const std::string& dir, const ChunkStoreOptions& options
     }
     ::closedir(d);
     if (!empty) return Status::InvalidArgument(dir + " is not empty and not a millpond target");
-    MP_RETURN_IF_ERROR(MakeDir(dir + "/chunks"));
+    MP_RETURN_IF_ERROR(MakeDir(dir + "/chunks"));  // shard directories appear on first use
     MP_RETURN_IF_ERROR(MakeDir(dir + "/tmp"));
-    for (int i = 0; i < kShardDirs; i++) {
-      char sub[8];
-      std::snprintf(sub, sizeof sub, "/%02x", i);
-      MP_RETURN_IF_ERROR(MakeDir(dir + "/chunks" + sub));
-    }
     UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd.valid()) return Status::FromErrno(errno, "create " + marker);
     MP_RETURN_IF_ERROR(PwriteFull(fd.get(), kMarkerText, std::strlen(kMarkerText), 0, marker.c_str()));
@@ -129,7 +124,10 @@ Status ChunkStore::Scan() {
     std::snprintf(sub, sizeof sub, "/chunks/%02x", i);
     std::string path = dir_ + sub;
     DIR* d = ::opendir(path.c_str());
-    if (!d) return Status::FromErrno(errno, "opendir " + path);
+    if (!d) {
+      if (errno == ENOENT) continue;  // no chunk ever hashed here
+      return Status::FromErrno(errno, "opendir " + path);
+    }
     while (struct dirent* e = ::readdir(d)) {
       ChunkId id;
       bool pending;
@@ -330,19 +328,33 @@ Status ChunkStore::Read(const ChunkId& chunk, uint32_t offset, uint32_t length, 
                         bool uncommitted, uint32_t* bytesRead, ChunkMeta* meta) {
   *bytesRead = 0;
   Entry entry;
-  {
-    std::shared_lock<std::shared_mutex> lock(indexMu_);
-    auto it = index_.find(chunk);
-    if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
-    entry = it->second;
-  }
-  if (entry.corrupt) return Status::Corrupt("chunk " + chunk.ToHex() + " has a damaged header");
-  bool pending = uncommitted && entry.hasPending;
-  if (!pending && !entry.hasCommitted)
-    return Status::NotCommitted("chunk " + chunk.ToHex() + " has only a pending version " +
-                                std::to_string(entry.pendingVersion));
+  bool pending = false;
   std::shared_ptr<OpenChunk> file;
-  MP_RETURN_IF_ERROR(OpenVersion(chunk, pending, entry.generation, &file));
+  // A commit or write may rename the version file away between the index lookup and the
+  // open; the index then already names its successor, so look again (bounded).
+  for (int attempt = 0;; attempt++) {
+    {
+      std::shared_lock<std::shared_mutex> lock(indexMu_);
+      auto it = index_.find(chunk);
+      if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
+      entry = it->second;
+    }
+    if (entry.corrupt) return Status::Corrupt("chunk " + chunk.ToHex() + " has a damaged header");
+    pending = uncommitted && entry.hasPending;
+    if (!pending && !entry.hasCommitted)
+      return Status::NotCommitted("chunk " + chunk.ToHex() + " has only a pending version " +
+                                  std::to_string(entry.pendingVersion));
+    Status s = OpenVersion(chunk, pending, entry.generation, &file);
+    if (s.code() == StatusCode::kNotFound && pending) {
+      // The pending file was just committed (renamed to .c) or superseded by a committed
+      // write: the committed file now holds that version or a newer one.
+      Invalidate(chunk);
+      pending = false;
+      s = OpenVersion(chunk, false, entry.generation, &file);
+    }
+    if (s.ok()) break;
+    if (s.code() != StatusCode::kNotFound || attempt + 1 >= limits::kChunkStoreReadRetriesMax) return s;
+  }
   *meta = entry.Meta();
   // The file read is authoritative: a write may have landed after the index lookup.
   meta->length = file->header.length;
@@ -413,7 +425,15 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
     s = Status::FromErrno(errno, "fdatasync " + tmp);
   fd.Reset();
   std::string final = PathOf(chunk, pending);
-  if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) s = Status::FromErrno(errno, "rename to " + final);
+  if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) {
+    if (errno == ENOENT) {  // the chunk's shard directory does not exist yet
+      s = MakeDir(final.substr(0, final.rfind('/')));
+      if (s.ok() && options_.syncWrites) s = SyncDir(dir_ + "/chunks");
+      if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) s = Status::FromErrno(errno, "rename to " + final);
+    } else {
+      s = Status::FromErrno(errno, "rename to " + final);
+    }
+  }
   if (!s.ok()) {
     ::unlink(tmp.c_str());
     return s;
@@ -472,9 +492,16 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   }
 
   uint64_t newFileBytes = fmt::FileBytes(newLength);
+  uint64_t replacedBytes = 0;  // what this write frees: the version file it supersedes
+  if (options.commit) {
+    if (entry.hasCommitted && !entry.corrupt) replacedBytes += fmt::FileBytes(entry.committedLength);
+    if (entry.hasPending && !entry.corrupt && entry.pendingVersion <= version) replacedBytes += fmt::FileBytes(entry.pendingLength);
+  } else if (entry.hasPending && !entry.corrupt) {
+    replacedBytes = fmt::FileBytes(entry.pendingLength);
+  }
   if (options_.capacityBytes) {
     std::shared_lock<std::shared_mutex> lock(indexMu_);
-    if (bytesUsed_ + newFileBytes > options_.capacityBytes)
+    if (bytesUsed_ + newFileBytes > options_.capacityBytes + replacedBytes)
       return Status::NoSpace("target " + dir_ + " is full (" + std::to_string(bytesUsed_) + " of " +
                              std::to_string(options_.capacityBytes) + " bytes used)");
   }
