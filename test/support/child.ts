@@ -8,8 +8,12 @@ export function spawnScript(script: string, args: string[], onLine: (line: strin
   const path = fileURLToPath(new URL(script, import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   createInterface({ input: child.stdout! }).on('line', onLine);
+  closed.set(child, once(child, 'close').then(() => undefined));
   return child;
 }
+
+// Resolves when the child exited and its stdout was read to the end (every line delivered).
+const closed = new WeakMap<ChildProcess, Promise<void>>();
 
 /** Resolves with the first stdout line matching `pattern`. */
 export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> {
@@ -31,8 +35,8 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 20
   });
 }
 
+/** SIGKILL, then wait until every line the child printed has been delivered. */
 export async function killHard(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGKILL');
-  await once(child, 'exit');
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await closed.get(child);
 }

@@ -1,8 +1,21 @@
 // Writes chunks as fast as it can until killed: `crash-writer.ts <dir> <chunks>`.
 // Each chunk has its own sequential writer; after every acknowledged write it prints
-// "ack <index> <generation>". Content of generation g: see pattern.ts.
+// "ack <index> <generation>" (synchronously, so a kill cannot lose an ack). Content of generation g: see pattern.ts.
+import { writeSync } from 'node:fs';
 import { ChunkStore } from '../../src/index.js';
 import { chunkPattern } from './pattern.js';
+
+// Writes a line before returning. stdout may be a non-blocking pipe: wait out EAGAIN.
+function printNow(line: string): void {
+  for (;;) {
+    try {
+      writeSync(1, `${line}\n`);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+    }
+  }
+}
 
 const [dir, chunksArg] = process.argv.slice(2);
 const store = await ChunkStore.open(dir!, { syncWrites: false });
@@ -18,8 +31,8 @@ async function writer(index: number): Promise<never> {
     } else {
       await store.write({ inode: 7n, index }, 0, data, { replace: true });
     }
-    console.log(`ack ${index} ${generation}`);
+    printNow(`ack ${index} ${generation}`); // before the next write starts
   }
 }
-console.log('ready');
+printNow('ready');
 await Promise.all(Array.from({ length: chunks }, (_, i) => writer(i)));
