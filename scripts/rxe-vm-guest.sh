@@ -35,7 +35,7 @@ fi
 export MILLPOND_EXPECT_RDMA=1
 # C++ suites: codecs and limits (also run on the host), then the transports on rxe0.
 for t in rdma_wire_test rdma_blocks_test rdma_select_test rdma_transport_test; do
-  bin=$RXE_WORK/native-tests/$t
+  bin=$MILLPOND_REPO/build/native-tests/$t
   [ -x "$bin" ] || { result "FAIL $t (not built)"; continue; }
   t0=$(up)
   if timeout 600 "$bin" --gtest_brief=1 >"$RXE_WORK/$t.log" 2>&1; then

@@ -57,7 +57,7 @@ fi
 say "kernel $KVER"
 
 # ---- 3. build on the host what the guest runs
-BUILD=$WORK/native-tests
+BUILD=$REPO/build/native-tests  # the same tree scripts/test.sh builds: per clone, built once
 # The RDMA sources compile to a stub when <infiniband/verbs.h> is absent (rdma_config.h), and
 # make does not notice a header that appeared later: drop RDMA objects older than the
 # header's installation so they are rebuilt against it.
@@ -146,6 +146,8 @@ echo "================ rxe-vm results ($WORK/results.txt)"
 [ -f "$WORK/results.txt" ] || die "the guest wrote no results (see $WORK/console.log)"
 cat "$WORK/results.txt"
 say "total"
+# One line for scripts/test.sh to add into the project's summary.
+echo "rdma: $(grep -c '^PASS' "$WORK/results.txt") passed, $(grep -c '^FAIL' "$WORK/results.txt") failed"
 if grep -q '^FAIL' "$WORK/results.txt" || ! grep -q '^DONE' "$WORK/results.txt"; then
   exit 1
 fi
