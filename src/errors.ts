@@ -6,6 +6,8 @@ export const ERROR_CODES = [
   'ENOENT', 'EEXIST', 'EINVAL', 'EIO', 'ENOSPC', 'ECHUNK_CORRUPT', 'ETIMEDOUT', 'EPROTO',
   'EMSGSIZE', 'ECONNREFUSED', 'ECONNRESET', 'ECLOSED', 'EBUSY', 'ENOTSUP', 'ENODEV', 'ESTALE',
   'ENOTCOMMITTED', 'EACCES', 'EINTERNAL',
+  // Namespace (meta service); POSIX meanings.
+  'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENAMETOOLONG', 'EPERM', 'EBADF',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

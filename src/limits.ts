@@ -18,3 +18,48 @@ export const limits = {
   serverIoThreadsMax: 64,
   serverFrameTimeoutMsDefault: 30_000,
 } as const;
+
+/**
+ * Control plane (src/protocol): ZeroMQ + msgpack messages between every TS service and,
+ * later, the C++ client. A future native/common mirror must keep the same numbers.
+ */
+export const protocolLimits = {
+  version: 1,
+  /** A request or reply frame above this gets EMSGSIZE. */
+  messageBytesMax: 1024 * 1024,
+  /** Frames above this are dropped by libzmq, which closes the sender's connection. */
+  frameBytesHardMax: 4 * 1024 * 1024,
+  methodNameBytesMax: 64,
+  /** Requests a server works on at once; further requests wait in the socket's queue. */
+  serverInflightRequestsMax: 256,
+  /** Replies queued for sending before the server stops reading requests. */
+  serverSendQueueDepthMax: 1024,
+  clientInflightRequestsMax: 256,
+  clientTimeoutMsDefault: 5_000,
+  /** Sends of one request after a timeout (same requestId, so mutations apply once). */
+  clientAttemptsMax: 6,
+  socketHighWaterMarkMessages: 4096,
+} as const;
+
+/** Metadata service (src/meta): names, listings, transactions, sessions, garbage. */
+export const metaLimits = {
+  pathBytesMax: 4096,
+  nameBytesMax: 255,
+  /** Supplementary groups one request may carry. */
+  gidsMax: 64,
+  readdirEntriesDefault: 256,
+  readdirEntriesMax: 1024,
+  garbageBatchMax: 1024,
+  transactionAttemptsMax: 64,
+  transactionBackoffMsMax: 64,
+  /** Inode ids one server reserves per counter transaction (keeps the counter key cool). */
+  inodeIdBatch: 256,
+  stripeSizeMax: 256,
+  stripeSizeDefault: 3,
+  chainTableIdDefault: 1,
+  /** How long the result of a mutation is kept for a retried request (clientId, requestId). */
+  dedupTtlMs: 10 * 60_000,
+  dedupPruneBatch: 512,
+  dedupPruneIntervalMs: 10_000,
+  postgresPoolConnectionsDefault: 8,
+} as const;

@@ -1,0 +1,7 @@
+export type { KvBackend, KvTx, KvPair } from './kv.js';
+export { SqliteKv, type SqliteKvOptions } from './sqlite-kv.js';
+export { PostgresKv, type PostgresKvOptions } from './postgres-kv.js';
+export { MetaService, type MetaServiceOptions, type Dedup } from './meta-service.js';
+export { MetaServer } from './meta-server.js';
+export { MetaClient, MetaClientView, type MetaClientOptions } from './meta-client.js';
+export type * from './types.js';

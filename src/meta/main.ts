@@ -1,0 +1,53 @@
+/**
+ * A meta server process:
+ *   node --import tsx src/meta/main.ts --backend sqlite --db <file> --listen tcp://127.0.0.1:0
+ *   node --import tsx src/meta/main.ts --backend postgres --pg-url <url> --listen tcp://...
+ * Prints "listening <endpoint>" once it serves; SIGTERM/SIGINT close it cleanly.
+ */
+import { parseArgs } from 'node:util';
+import type { KvBackend } from './kv.js';
+import { MetaServer } from './meta-server.js';
+import { MetaService } from './meta-service.js';
+import { PostgresKv } from './postgres-kv.js';
+import { SqliteKv } from './sqlite-kv.js';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'sqlite' },
+    db: { type: 'string' },
+    'pg-url': { type: 'string' },
+    listen: { type: 'string', default: 'tcp://127.0.0.1:0' },
+    synchronous: { type: 'string', default: 'full' },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`meta: ${message}`);
+  process.exit(2);
+}
+
+let kv: KvBackend;
+if (values.backend === 'sqlite') {
+  if (!values.db) fail('--db <file> is required with --backend sqlite');
+  if (values.synchronous !== 'full' && values.synchronous !== 'normal') fail('--synchronous must be full or normal');
+  kv = new SqliteKv(values.db, { synchronous: values.synchronous });
+} else if (values.backend === 'postgres') {
+  const url = values['pg-url'] ?? process.env.MILLPOND_PG_URL;
+  if (!url) fail('--pg-url <url> (or MILLPOND_PG_URL) is required with --backend postgres');
+  kv = await PostgresKv.open({ connectionString: url });
+} else {
+  fail(`unknown backend ${values.backend}`);
+}
+
+const service = await MetaService.open(kv);
+const server = await MetaServer.start(service, values.listen!);
+console.log(`listening ${server.endpoint}`);
+
+const shutdown = async () => {
+  await server.close();
+  service.stop();
+  await kv.close();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());

@@ -1,0 +1,88 @@
+/**
+ * The TS client of the meta service. Mutations carry this client's random clientId, and a
+ * timed-out request is resent under the same requestId, so a mutation whose reply was lost
+ * (server killed, network cut) is applied exactly once.
+ */
+import { randomBytes } from 'node:crypto';
+import { CLIENT_ID_BYTES } from '../protocol/meta.js';
+import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
+import type { Params } from '../protocol/envelope.js';
+import type { DirLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
+
+export interface MetaClientOptions extends RpcClientOptions {
+  /** The identity sent with every request (default root). */
+  user?: User;
+}
+
+export class MetaClient {
+  readonly clientId = randomBytes(CLIENT_ID_BYTES);
+  private readonly rpc: RpcClient;
+  private readonly user: User;
+
+  constructor(endpoint: string, options: MetaClientOptions = {}) {
+    this.rpc = new RpcClient(endpoint, options);
+    this.user = options.user ?? { uid: 0, gid: 0 };
+  }
+
+  /** The same connection acting as another user. */
+  as(user: User): MetaClientView {
+    return new MetaClientView(this, user);
+  }
+
+  private get view(): MetaClientView {
+    return new MetaClientView(this, this.user);
+  }
+
+  stat(path: string) { return this.view.stat(path); }
+  readdir(path: string, options?: { after?: string; limit?: number }) { return this.view.readdir(path, options); }
+  mkdir(path: string, options?: { mode?: number; recursive?: boolean }) { return this.view.mkdir(path, options); }
+  open(path: string, options?: { flags?: OpenFlags; mode?: number }) { return this.view.open(path, options); }
+  close(inode: bigint, session: string, options?: { length?: number }) { return this.view.close(inode, session, options); }
+  unlink(path: string) { return this.view.unlink(path); }
+  rmdir(path: string) { return this.view.rmdir(path); }
+  rename(from: string, to: string) { return this.view.rename(from, to); }
+  truncate(path: string, length: number) { return this.view.truncate(path, length); }
+  setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number }) { return this.view.setattr(path, attrs); }
+  setLayout(path: string, layout: Partial<DirLayout>) { return this.view.setLayout(path, layout); }
+  takeGarbage(limit: number) { return this.view.takeGarbage(limit); }
+  ackGarbage(inodes: bigint[]) { return this.view.ackGarbage(inodes); }
+
+  /** REQUIRES: only for MetaClientView. */
+  call(method: string, params: Params): Promise<unknown> {
+    return this.rpc.call(method, params);
+  }
+
+  disconnect(): void {
+    this.rpc.close();
+  }
+}
+
+export class MetaClientView {
+  constructor(private readonly client: MetaClient, private readonly user: User) {}
+
+  private read(method: string, params: Params) {
+    return this.client.call(method, { user: this.user, ...params });
+  }
+
+  private mutate(method: string, params: Params) {
+    return this.client.call(method, { user: this.user, clientId: this.client.clientId, ...params });
+  }
+
+  async stat(path: string) { return (await this.read('meta.stat', { path })) as Inode; }
+  async readdir(path: string, options: { after?: string; limit?: number } = {}) { return (await this.read('meta.readdir', { path, ...options })) as ReaddirResult; }
+  async mkdir(path: string, options: { mode?: number; recursive?: boolean } = {}) { return (await this.mutate('meta.mkdir', { path, ...options })) as Inode; }
+  async open(path: string, options: { flags?: OpenFlags; mode?: number } = {}) {
+    const result = (await this.mutate('meta.open', { path, ...options })) as OpenResult & { session?: string | null };
+    if (result.session === null) delete result.session;
+    return result as OpenResult;
+  }
+  async close(inode: bigint, session: string, options: { length?: number } = {}) { return (await this.mutate('meta.close', { inode, session, ...options })) as Inode; }
+  async unlink(path: string) { await this.mutate('meta.unlink', { path }); }
+  async rmdir(path: string) { await this.mutate('meta.rmdir', { path }); }
+  async rename(from: string, to: string) { await this.mutate('meta.rename', { from, to }); }
+  async truncate(path: string, length: number) { return (await this.mutate('meta.truncate', { path, length })) as Inode; }
+  async setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number }) { return (await this.mutate('meta.setattr', { path, ...attrs })) as Inode; }
+  async setLayout(path: string, layout: Partial<DirLayout>) { return (await this.mutate('meta.setLayout', { path, layout })) as Inode; }
+  async takeGarbage(limit: number) { return (await this.read('meta.takeGarbage', { limit })) as Garbage[]; }
+  async ackGarbage(inodes: bigint[]) { await this.mutate('meta.ackGarbage', { inodes }); }
+}

@@ -1,0 +1,417 @@
+/**
+ * The metadata service: the namespace operations over any KvBackend. Every operation is one
+ * transaction (retried by the backend on conflict). A mutation may carry a Dedup
+ * (clientId, requestId): its result is stored in the same transaction, so a retry after a lost
+ * reply returns the first result instead of applying twice.
+ *
+ * Not maintained, on purpose: directory mtimes and link counts (every create in a directory
+ * would write the directory's inode and conflict with every other create in it).
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { MillpondError } from '../errors.js';
+import { limits, metaLimits } from '../limits.js';
+import { pack, unpack } from '../protocol/codec.js';
+import { InodeAllocator } from './inode-allocator.js';
+import { keys, ROOT_INODE } from './keys.js';
+import type { KvBackend, KvTx } from './kv.js';
+import { splitPath } from './names.js';
+import { NamespaceTx } from './namespace-tx.js';
+import { inGroup, R, requireAccess, W, X } from './permissions.js';
+import type { DirEntry, DirLayout, FileLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
+
+export interface MetaServiceOptions {
+  /** The root directory's layout when the namespace is created (later: setLayout). */
+  rootLayout?: Partial<DirLayout>;
+  /** Expire stored mutation results in the background (default true). */
+  pruneApplied?: boolean;
+}
+
+export interface Dedup {
+  clientId: Buffer;
+  requestId: number;
+}
+
+const SESSION_BYTES = 16;
+
+function defaultLayout(overrides: Partial<DirLayout> = {}): DirLayout {
+  return checkLayout({
+    chunkSizeBytes: limits.chunkSizeBytesDefault,
+    stripeSize: metaLimits.stripeSizeDefault,
+    chainTableId: metaLimits.chainTableIdDefault,
+    chainTableVersion: 1,
+    ...overrides,
+  });
+}
+
+function checkLayout(layout: DirLayout): DirLayout {
+  const { chunkSizeBytes, stripeSize, chainTableId, chainTableVersion } = layout;
+  const int = (v: number) => Number.isSafeInteger(v) && v >= 0;
+  if (!int(chunkSizeBytes) || chunkSizeBytes < limits.chunkSizeBytesMin || chunkSizeBytes > limits.chunkSizeBytesMax || chunkSizeBytes % limits.chunkBlockBytes !== 0) {
+    throw new MillpondError('EINVAL', `chunkSizeBytes must be a multiple of ${limits.chunkBlockBytes} in [${limits.chunkSizeBytesMin}, ${limits.chunkSizeBytesMax}]`);
+  }
+  if (!int(stripeSize) || stripeSize < 1 || stripeSize > metaLimits.stripeSizeMax) throw new MillpondError('EINVAL', `stripeSize must be in [1, ${metaLimits.stripeSizeMax}]`);
+  if (!int(chainTableId) || chainTableId < 1) throw new MillpondError('EINVAL', 'chainTableId must be a positive integer');
+  if (!int(chainTableVersion)) throw new MillpondError('EINVAL', 'chainTableVersion must be a non-negative integer');
+  return { chunkSizeBytes, stripeSize, chainTableId, chainTableVersion };
+}
+
+function checkUser(user: User): void {
+  if (typeof user !== 'object' || user === null) throw new TypeError('user must be { uid, gid, gids? }');
+  if (!Number.isSafeInteger(user.uid) || user.uid < 0 || !Number.isSafeInteger(user.gid) || user.gid < 0) throw new TypeError('uid and gid must be non-negative integers');
+  if (user.gids !== undefined && (!Array.isArray(user.gids) || user.gids.length > metaLimits.gidsMax)) throw new RangeError(`gids must be an array of at most ${metaLimits.gidsMax}`);
+}
+
+function checkMode(mode: number): number {
+  if (!Number.isSafeInteger(mode) || mode < 0 || mode > 0o7777) throw new MillpondError('EINVAL', 'mode must be in [0, 0o7777]');
+  return mode;
+}
+
+function sessionBytes(session: string): Buffer {
+  if (typeof session !== 'string' || !/^[0-9a-f]{32}$/.test(session)) throw new MillpondError('EBADF', 'not a session id');
+  return Buffer.from(session, 'hex');
+}
+
+export class MetaService {
+  private readonly allocator: InodeAllocator;
+  private readonly pruneTimer: NodeJS.Timeout | undefined;
+
+  private constructor(readonly kv: KvBackend, options: MetaServiceOptions) {
+    this.allocator = new InodeAllocator(kv);
+    if (options.pruneApplied !== false) {
+      this.pruneTimer = setInterval(() => void this.pruneApplied().catch(() => {}), metaLimits.dedupPruneIntervalMs);
+      this.pruneTimer.unref();
+    }
+  }
+
+  /** Opens the namespace on `kv`, creating the root directory (uid 0, 0o755) if absent. */
+  static async open(kv: KvBackend, options: MetaServiceOptions = {}): Promise<MetaService> {
+    const rootLayout = defaultLayout(options.rootLayout);
+    await kv.transact(async (tx) => {
+      if (await tx.get(keys.inode(ROOT_INODE))) return;
+      const now = Date.now();
+      const root: Inode = { id: ROOT_INODE, type: 'dir', mode: 0o755, uid: 0, gid: 0, length: 0, ctimeMs: now, mtimeMs: now, layout: rootLayout, parent: ROOT_INODE };
+      await tx.put(keys.inode(ROOT_INODE), pack(root));
+    });
+    return new MetaService(kv, options);
+  }
+
+  /** Stops background work; the KvBackend stays open (its owner closes it). */
+  stop(): void {
+    clearInterval(this.pruneTimer);
+  }
+
+  // ---- reads (idempotent) ----
+
+  async stat(user: User, path: string): Promise<Inode> {
+    checkUser(user);
+    const components = splitPath(path);
+    return this.kv.transact((tx) => new NamespaceTx(tx, user).lookup(components, path));
+  }
+
+  async readdir(user: User, path: string, options: { after?: string; limit?: number } = {}): Promise<ReaddirResult> {
+    checkUser(user);
+    const components = splitPath(path);
+    const limit = options.limit ?? metaLimits.readdirEntriesDefault;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > metaLimits.readdirEntriesMax) throw new MillpondError('EINVAL', `limit must be in [1, ${metaLimits.readdirEntriesMax}]`);
+    if (options.after !== undefined && typeof options.after !== 'string') throw new MillpondError('EINVAL', 'after must be a string');
+    return this.kv.transact(async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const dir = await ns.lookup(components, path);
+      if (dir.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
+      requireAccess(user, dir, R, path);
+      const [rangeStart, end] = keys.dentryRange(dir.id);
+      const start = options.after === undefined ? rangeStart : keys.dentryAfter(dir.id, options.after);
+      const rows = await tx.scan(start, end, limit + 1);
+      const entries: DirEntry[] = rows.slice(0, limit).map(([k, v]) => {
+        const e = unpack(v) as { inode: bigint; type: DirEntry['type'] };
+        return { name: keys.nameOfDentry(k), inode: e.inode, type: e.type };
+      });
+      return { entries, more: rows.length > limit };
+    });
+  }
+
+  // ---- namespace mutations ----
+
+  async mkdir(user: User, path: string, options: { mode?: number; recursive?: boolean } = {}, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    const components = splitPath(path);
+    const mode = checkMode(options.mode ?? 0o755);
+    const recursive = options.recursive ?? false;
+    const ids = await this.allocator.take(recursive ? Math.max(components.length, 1) : 1);
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      if (components.length === 0) {
+        if (recursive) return ns.mustInode(ROOT_INODE);
+        throw new MillpondError('EEXIST', 'the root exists');
+      }
+      let dir = await ns.mustInode(ROOT_INODE);
+      for (let i = 0; i < components.length; i++) {
+        const name = components[i]!;
+        const last = i === components.length - 1;
+        const here = `/${components.slice(0, i + 1).join('/')}`;
+        requireAccess(user, dir, X, here);
+        const entry = await ns.entry(dir.id, name);
+        if (entry) {
+          if (last && !recursive) throw new MillpondError('EEXIST', `already exists: ${path}`);
+          if (entry.type !== 'dir') throw new MillpondError(last ? 'EEXIST' : 'ENOTDIR', `not a directory: ${here}`);
+          dir = await ns.mustInode(entry.inode);
+          continue;
+        }
+        if (!last && !recursive) throw new MillpondError('ENOENT', `no such directory: ${here}`);
+        requireAccess(user, dir, W | X, here);
+        const now = Date.now();
+        const created: Inode = {
+          id: ids[i] ?? ids[0]!, type: 'dir', mode, uid: user.uid, gid: user.gid, length: 0, ctimeMs: now, mtimeMs: now,
+          layout: defaultLayout(dir.layout as DirLayout), parent: dir.id,
+        };
+        await ns.putInode(created);
+        await ns.putEntry(dir.id, name, { inode: created.id, type: 'dir' });
+        dir = created;
+      }
+      return dir;
+    });
+  }
+
+  /** Opens (and with `create`, creates) a file. Writes get a session id for close(). */
+  async open(user: User, path: string, options: { flags?: OpenFlags; mode?: number } = {}, dedup?: Dedup): Promise<OpenResult> {
+    checkUser(user);
+    const components = splitPath(path);
+    const flags = options.flags ?? { read: true };
+    const mode = checkMode(options.mode ?? 0o644);
+    const write = Boolean(flags.write || flags.truncate || flags.append);
+    const read = Boolean(flags.read) || !write;
+    const ids = flags.create ? await this.allocator.take(1) : [];
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      if (components.length === 0) {
+        if (write) throw new MillpondError('EISDIR', 'the root is a directory');
+        if (flags.create && flags.exclusive) throw new MillpondError('EEXIST', 'the root exists');
+        const root = await ns.mustInode(ROOT_INODE);
+        requireAccess(user, root, R, path);
+        return { inode: root };
+      }
+      const { parent, name } = await ns.parentOf(components, path);
+      if (parent.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
+      const entry = await ns.entry(parent.id, name);
+      const now = Date.now();
+      let inode: Inode;
+      if (entry) {
+        if (flags.create && flags.exclusive) throw new MillpondError('EEXIST', `already exists: ${path}`);
+        inode = await ns.mustInode(entry.inode);
+        if (inode.type === 'dir' && write) throw new MillpondError('EISDIR', `is a directory: ${path}`);
+        requireAccess(user, inode, (read ? R : 0) | (write ? W : 0), path);
+        if (flags.truncate && inode.length !== 0) {
+          inode = { ...inode, length: 0, mtimeMs: now };
+          await ns.putInode(inode);
+        }
+      } else {
+        if (!flags.create) throw new MillpondError('ENOENT', `no such file: ${path}`);
+        requireAccess(user, parent, W | X, path);
+        const layout: FileLayout = { ...defaultLayout(parent.layout as DirLayout), seed: randomInt(0, 2 ** 32) };
+        inode = { id: ids[0]!, type: 'file', mode, uid: user.uid, gid: user.gid, length: 0, ctimeMs: now, mtimeMs: now, layout, parent: 0n };
+        await ns.putInode(inode);
+        await ns.putEntry(parent.id, name, { inode: inode.id, type: 'file' });
+      }
+      if (!write) return { inode };
+      const session = randomBytes(SESSION_BYTES);
+      await ns.putSession(inode.id, session, { uid: user.uid, openedMs: now });
+      return { inode, session: session.toString('hex') };
+    });
+  }
+
+  /**
+   * Ends a write session. The file's length becomes the larger of its length and `length`
+   * (writers report how far they wrote, as in 3FS); an unlinked file whose last session this
+   * was goes to the garbage queue.
+   */
+  async close(user: User, inodeId: bigint, session: string, options: { length?: number } = {}, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    if (typeof inodeId !== 'bigint') throw new TypeError('inode must be a bigint');
+    const sessionKey = sessionBytes(session);
+    const length = options.length ?? 0;
+    if (!Number.isSafeInteger(length) || length < 0) throw new MillpondError('EINVAL', 'length must be a non-negative integer');
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      if (!(await ns.session(inodeId, sessionKey))) throw new MillpondError('EBADF', `no open session ${session} on inode ${inodeId}`);
+      await ns.deleteSession(inodeId, sessionKey);
+      const inode = await ns.mustInode(inodeId);
+      const updated: Inode = { ...inode, length: Math.max(inode.length, length), mtimeMs: Date.now() };
+      if (updated.unlinked) await ns.release(updated, updated.mtimeMs);
+      else await ns.putInode(updated);
+      return updated;
+    });
+  }
+
+  async unlink(user: User, path: string, dedup?: Dedup): Promise<void> {
+    checkUser(user);
+    const components = splitPath(path);
+    await this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const { parent, name } = await ns.parentOf(components, path);
+      const entry = await ns.entry(parent.id, name);
+      if (!entry) throw new MillpondError('ENOENT', `no such file: ${path}`);
+      if (entry.type === 'dir') throw new MillpondError('EISDIR', `is a directory: ${path}`);
+      requireAccess(user, parent, W | X, path);
+      await ns.deleteEntry(parent.id, name);
+      await ns.release(await ns.mustInode(entry.inode), Date.now());
+      return null;
+    });
+  }
+
+  async rmdir(user: User, path: string, dedup?: Dedup): Promise<void> {
+    checkUser(user);
+    const components = splitPath(path);
+    await this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const { parent, name } = await ns.parentOf(components, path);
+      const entry = await ns.entry(parent.id, name);
+      if (!entry) throw new MillpondError('ENOENT', `no such directory: ${path}`);
+      if (entry.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
+      requireAccess(user, parent, W | X, path);
+      if (!(await ns.isEmptyDir(entry.inode))) throw new MillpondError('ENOTEMPTY', `directory not empty: ${path}`);
+      await ns.deleteEntry(parent.id, name);
+      await ns.deleteInode(entry.inode);
+      return null;
+    });
+  }
+
+  /**
+   * Atomic rename. Replaces a file target (which then goes to garbage) or an empty directory
+   * target (ENOTEMPTY otherwise); refuses a directory into its own subtree (EINVAL).
+   */
+  async rename(user: User, from: string, to: string, dedup?: Dedup): Promise<void> {
+    checkUser(user);
+    const src = splitPath(from);
+    const dst = splitPath(to);
+    await this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      if (src.length === 0 || dst.length === 0) throw new MillpondError('EBUSY', 'cannot rename the root');
+      const { parent: srcParent, name: srcName } = await ns.parentOf(src, from);
+      const srcEntry = await ns.entry(srcParent.id, srcName);
+      if (!srcEntry) throw new MillpondError('ENOENT', `no such file or directory: ${from}`);
+      const inside = dst.length > src.length && src.every((c, i) => dst[i] === c);
+      if (srcEntry.type === 'dir' && inside) throw new MillpondError('EINVAL', `cannot move ${from} into its own subtree ${to}`);
+      const { parent: dstParent, name: dstName } = await ns.parentOf(dst, to);
+      requireAccess(user, srcParent, W | X, from);
+      requireAccess(user, dstParent, W | X, to);
+      const dstEntry = await ns.entry(dstParent.id, dstName);
+      if (dstEntry) {
+        if (dstEntry.inode === srcEntry.inode) return null; // same file: POSIX says do nothing
+        if (srcEntry.type === 'dir') {
+          if (dstEntry.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${to}`);
+          if (!(await ns.isEmptyDir(dstEntry.inode))) throw new MillpondError('ENOTEMPTY', `directory not empty: ${to}`);
+          await ns.deleteInode(dstEntry.inode);
+        } else {
+          if (dstEntry.type === 'dir') throw new MillpondError('EISDIR', `is a directory: ${to}`);
+          await ns.release(await ns.mustInode(dstEntry.inode), Date.now());
+        }
+      }
+      await ns.deleteEntry(srcParent.id, srcName);
+      await ns.putEntry(dstParent.id, dstName, srcEntry);
+      if (srcEntry.type === 'dir' && srcParent.id !== dstParent.id) {
+        const moved = await ns.mustInode(srcEntry.inode);
+        await ns.putInode({ ...moved, parent: dstParent.id, ctimeMs: Date.now() });
+      }
+      return null;
+    });
+  }
+
+  /** Sets a file's length (w permission). Chunks past it are the storage side's to trim. */
+  async truncate(user: User, path: string, length: number, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    const components = splitPath(path);
+    if (!Number.isSafeInteger(length) || length < 0) throw new MillpondError('EINVAL', 'length must be a non-negative integer');
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const inode = await ns.lookup(components, path);
+      if (inode.type === 'dir') throw new MillpondError('EISDIR', `is a directory: ${path}`);
+      requireAccess(user, inode, W, path);
+      const updated = { ...inode, length, mtimeMs: Date.now() };
+      await ns.putInode(updated);
+      return updated;
+    });
+  }
+
+  /** chmod (owner or root) and chown (uid: root only; gid: root, or the owner to a group of theirs). */
+  async setattr(user: User, path: string, attrs: { mode?: number; uid?: number; gid?: number }, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    const components = splitPath(path);
+    if (attrs.mode !== undefined) checkMode(attrs.mode);
+    for (const id of [attrs.uid, attrs.gid]) {
+      if (id !== undefined && (!Number.isSafeInteger(id) || id < 0 || id > 0xffffffff)) throw new MillpondError('EINVAL', 'uid and gid must be 32-bit unsigned');
+    }
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const inode = await ns.lookup(components, path);
+      const root = user.uid === 0;
+      const owner = user.uid === inode.uid;
+      if (attrs.mode !== undefined && !root && !owner) throw new MillpondError('EPERM', `only the owner may chmod ${path}`);
+      if (attrs.uid !== undefined && attrs.uid !== inode.uid && !root) throw new MillpondError('EPERM', `only root may chown ${path}`);
+      if (attrs.gid !== undefined && attrs.gid !== inode.gid && !root && !(owner && inGroup(user, attrs.gid))) {
+        throw new MillpondError('EPERM', `cannot change the group of ${path} to ${attrs.gid}`);
+      }
+      const updated: Inode = { ...inode, mode: attrs.mode ?? inode.mode, uid: attrs.uid ?? inode.uid, gid: attrs.gid ?? inode.gid, ctimeMs: Date.now() };
+      await ns.putInode(updated);
+      return updated;
+    });
+  }
+
+  /** Sets the layout template of a directory (owner or root); files created later use it. */
+  async setLayout(user: User, path: string, layout: Partial<DirLayout>, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    const components = splitPath(path);
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const dir = await ns.lookup(components, path);
+      if (dir.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
+      if (user.uid !== 0 && user.uid !== dir.uid) throw new MillpondError('EPERM', `only the owner may set the layout of ${path}`);
+      const updated: Inode = { ...dir, layout: checkLayout({ ...(dir.layout as DirLayout), ...layout }), ctimeMs: Date.now() };
+      await ns.putInode(updated);
+      return updated;
+    });
+  }
+
+  // ---- garbage: files whose chunks storage daemons remove in the background ----
+
+  /** The oldest-inode-first files waiting for chunk removal; they stay queued until acked. */
+  async takeGarbage(limit: number): Promise<Garbage[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > metaLimits.garbageBatchMax) throw new MillpondError('EINVAL', `limit must be in [1, ${metaLimits.garbageBatchMax}]`);
+    const [start, end] = keys.garbageRange();
+    return this.kv.transact(async (tx) => (await tx.scan(start, end, limit)).map(([, v]) => unpack(v) as Garbage));
+  }
+
+  /** Removes files from the queue once their chunks are gone. */
+  async ackGarbage(inodes: bigint[]): Promise<void> {
+    if (!Array.isArray(inodes) || inodes.length > metaLimits.garbageBatchMax) throw new MillpondError('EINVAL', `at most ${metaLimits.garbageBatchMax} inodes`);
+    await this.kv.transact(async (tx) => {
+      for (const id of inodes) await tx.delete(keys.garbage(id));
+    });
+  }
+
+  /** Drops stored mutation results older than metaLimits.dedupTtlMs; returns how many. */
+  async pruneApplied(nowMs = Date.now()): Promise<number> {
+    const [start, end] = keys.expiryRangeBefore(Math.max(0, nowMs - metaLimits.dedupTtlMs));
+    return this.kv.transact(async (tx) => {
+      const rows = await tx.scan(start, end, metaLimits.dedupPruneBatch);
+      for (const [k] of rows) {
+        await tx.delete(k);
+        await tx.delete(keys.appliedOfExpiry(k));
+      }
+      return rows.length;
+    });
+  }
+
+  private mutate<T>(dedup: Dedup | undefined, fn: (tx: KvTx) => Promise<T>): Promise<T> {
+    return this.kv.transact(async (tx) => {
+      if (!dedup) return fn(tx);
+      const appliedKey = keys.applied(dedup.clientId, dedup.requestId);
+      const prior = await tx.get(appliedKey);
+      if (prior) return (unpack(prior) as { result: T }).result;
+      const result = await fn(tx);
+      const atMs = Date.now();
+      await tx.put(appliedKey, pack({ atMs, result }));
+      await tx.put(keys.expiry(atMs, dedup.clientId, dedup.requestId), Buffer.alloc(0));
+      return result;
+    });
+  }
+}

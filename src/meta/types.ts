@@ -1,0 +1,79 @@
+/** The records of the namespace, as stored (msgpack values in the KV) and as returned. */
+
+export type FileType = 'file' | 'dir';
+
+/** Who asks. Root (uid 0) bypasses permission checks, as in POSIX. */
+export interface User {
+  uid: number;
+  gid: number;
+  /** Supplementary groups. */
+  gids?: number[];
+}
+
+/** How a directory lays out the files created in it (inherited by its subdirectories). */
+export interface DirLayout {
+  chunkSizeBytes: number;
+  /** Chains one file spreads over: chunk i lives on chain chains[i % stripeSize]. */
+  stripeSize: number;
+  chainTableId: number;
+  chainTableVersion: number;
+}
+
+/** A file's layout: its directory's, fixed at create, plus the seed that shuffles the chains. */
+export interface FileLayout extends DirLayout {
+  seed: number;
+}
+
+export interface Inode {
+  id: bigint;
+  type: FileType;
+  /** Permission bits (0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes; for files only (0 for directories). */
+  length: number;
+  ctimeMs: number;
+  mtimeMs: number;
+  /** Files: the fixed layout. Directories: the template for new entries. */
+  layout: FileLayout | DirLayout;
+  /** Directories: the parent's id (the root is its own parent). Files: 0 (hard links are not supported). */
+  parent: bigint;
+  /** Files only: unlinked while open for write; collected when the last session closes. */
+  unlinked?: boolean;
+}
+
+export interface DirEntry {
+  name: string;
+  inode: bigint;
+  type: FileType;
+}
+
+export interface OpenResult {
+  inode: Inode;
+  /** Set when opened for write: pass it to close(). */
+  session?: string;
+}
+
+export interface ReaddirResult {
+  entries: DirEntry[];
+  /** More entries follow: call again with `after` = the last name. */
+  more: boolean;
+}
+
+/** A file whose chunks the storage daemons should remove (after unlink or replacement). */
+export interface Garbage {
+  inode: bigint;
+  layout: FileLayout;
+  length: number;
+  queuedMs: number;
+}
+
+export interface OpenFlags {
+  read?: boolean;
+  write?: boolean;
+  create?: boolean;
+  exclusive?: boolean;
+  truncate?: boolean;
+  append?: boolean;
+}

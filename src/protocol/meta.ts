@@ -1,0 +1,72 @@
+/**
+ * The meta service's methods on the wire. Every request's params carry `user: {uid, gid, gids?}`;
+ * mutations may carry `clientId` (16 bytes, fixed per client) so that a resend under the same
+ * requestId is applied once. Results are the service's records (src/meta/types.ts) as msgpack
+ * maps; inode ids are 64-bit integers.
+ *
+ *   method            params (besides user, clientId)                  result
+ *   meta.stat         path                                             Inode
+ *   meta.readdir      path, after?, limit?                             { entries: [{name, inode, type}], more }
+ *   meta.mkdir        path, mode?, recursive?                          Inode
+ *   meta.open         path, flags: {read, write, create, exclusive,    { inode: Inode, session? }
+ *                     truncate, append}, mode?
+ *   meta.close        inode, session, length?                          Inode
+ *   meta.unlink       path                                             nil
+ *   meta.rmdir        path                                             nil
+ *   meta.rename       from, to                                         nil
+ *   meta.truncate     path, length                                     Inode
+ *   meta.setattr      path, mode?, uid?, gid?                          Inode
+ *   meta.setLayout    path, layout: {chunkSizeBytes?, stripeSize?,     Inode
+ *                     chainTableId?, chainTableVersion?}
+ *   meta.takeGarbage  limit                                            [{inode, layout, length, queuedMs}]
+ *   meta.ackGarbage   inodes: [u64]                                    nil
+ */
+import { metaLimits } from '../limits.js';
+import type { User } from '../meta/types.js';
+import type { Params } from './envelope.js';
+import { ProtocolError } from './envelope.js';
+import { bin, bool, list, map, optMap, optUint } from './fields.js';
+
+export const META_METHODS = [
+  'meta.stat', 'meta.readdir', 'meta.mkdir', 'meta.open', 'meta.close', 'meta.unlink', 'meta.rmdir',
+  'meta.rename', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
+] as const;
+
+export type MetaMethod = (typeof META_METHODS)[number];
+
+export const CLIENT_ID_BYTES = 16;
+const ID32_MAX = 0xffffffff;
+
+export function decodeUser(params: Params): User {
+  const user = map(params, 'user');
+  const uid = optUint(user, 'uid', ID32_MAX);
+  const gid = optUint(user, 'gid', ID32_MAX);
+  if (uid === undefined || gid === undefined) throw new ProtocolError('EPROTO', 'param user must have uid and gid');
+  if (user.gids === undefined || user.gids === null) return { uid, gid };
+  const gids = list(user, 'gids', metaLimits.gidsMax).map((g, i) => optUint({ g }, 'g', ID32_MAX) ?? badGid(i));
+  return { uid, gid, gids };
+}
+
+function badGid(i: number): never {
+  throw new ProtocolError('EPROTO', `param user.gids[${i}] must be an integer`);
+}
+
+/** The (clientId, requestId) of a mutation, when the client sent a clientId. */
+export function decodeClientId(params: Params): Buffer | undefined {
+  if (params.clientId === undefined || params.clientId === null) return undefined;
+  const id = bin(params, 'clientId');
+  if (id.length !== CLIENT_ID_BYTES) throw new ProtocolError('EPROTO', `param clientId must be ${CLIENT_ID_BYTES} bytes`);
+  return id;
+}
+
+export function decodeFlags(params: Params) {
+  const flags = optMap(params, 'flags') ?? { read: true };
+  return {
+    read: bool(flags, 'read', false),
+    write: bool(flags, 'write', false),
+    create: bool(flags, 'create', false),
+    exclusive: bool(flags, 'exclusive', false),
+    truncate: bool(flags, 'truncate', false),
+    append: bool(flags, 'append', false),
+  };
+}

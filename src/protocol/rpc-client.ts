@@ -1,0 +1,152 @@
+/**
+ * A control-plane client: a ZeroMQ DEALER connected to one server, matching replies to
+ * requests by requestId, with a timeout per attempt, bounded requests in flight, and resends
+ * of a timed-out request under the same requestId (ZeroMQ reconnects by itself; servers
+ * apply a retried mutation once, keyed by the caller's clientId and this requestId).
+ */
+import { Dealer } from 'zeromq';
+import { MillpondError } from '../errors.js';
+import { protocolLimits } from '../limits.js';
+import { decodeReply, encodeRequest, type Params, type Reply } from './envelope.js';
+import { SendQueue } from './send-queue.js';
+
+export interface RpcClientOptions {
+  /** Time to wait for the reply of one attempt. */
+  timeoutMs?: number;
+  /** Attempts per call when `retry` is on (1 = never resend). */
+  attemptsMax?: number;
+  inflightRequestsMax?: number;
+}
+
+interface Pending {
+  settle: (reply: Reply) => void;
+}
+
+export class RpcClient {
+  readonly endpoint: string;
+  private readonly dealer: Dealer;
+  private readonly sends: SendQueue<Buffer>;
+  private readonly pending = new Map<number, Pending>();
+  private readonly timeoutMs: number;
+  private readonly attemptsMax: number;
+  private readonly inflightMax: number;
+  private readonly slotWaiters: Array<() => void> = [];
+  private inflight = 0;
+  private nextRequestId = 1;
+  private closed = false;
+
+  constructor(endpoint: string, options: RpcClientOptions = {}) {
+    if (typeof endpoint !== 'string' || !endpoint) throw new TypeError('endpoint must be a non-empty string');
+    this.timeoutMs = options.timeoutMs ?? protocolLimits.clientTimeoutMsDefault;
+    this.attemptsMax = options.attemptsMax ?? protocolLimits.clientAttemptsMax;
+    this.inflightMax = options.inflightRequestsMax ?? protocolLimits.clientInflightRequestsMax;
+    if (!Number.isSafeInteger(this.timeoutMs) || this.timeoutMs < 1) throw new RangeError('timeoutMs must be a positive integer');
+    if (!Number.isSafeInteger(this.attemptsMax) || this.attemptsMax < 1) throw new RangeError('attemptsMax must be a positive integer');
+    if (!Number.isSafeInteger(this.inflightMax) || this.inflightMax < 1 || this.inflightMax > protocolLimits.clientInflightRequestsMax) {
+      throw new RangeError(`inflightRequestsMax must be in [1, ${protocolLimits.clientInflightRequestsMax}]`);
+    }
+    this.endpoint = endpoint;
+    this.dealer = new Dealer({
+      linger: 0,
+      sendTimeout: this.timeoutMs,
+      maxMessageSize: protocolLimits.frameBytesHardMax,
+      sendHighWaterMark: protocolLimits.socketHighWaterMarkMessages,
+      receiveHighWaterMark: protocolLimits.socketHighWaterMarkMessages,
+      reconnectInterval: 50,
+      reconnectMaxInterval: 1000,
+    });
+    this.dealer.connect(endpoint);
+    this.sends = new SendQueue((frame) => this.dealer.send(frame), Number.MAX_SAFE_INTEGER);
+    void this.receiveLoop();
+  }
+
+  /**
+   * Sends `method(params)` and resolves with the result, or rejects with a MillpondError
+   * carrying the server's code (ETIMEDOUT after the last attempt, ECLOSED after close()).
+   * REQUIRES: `retry` only for calls that are idempotent or deduplicated by the server.
+   */
+  async call(method: string, params: Params, options: { retry?: boolean } = {}): Promise<unknown> {
+    if (typeof method !== 'string' || !method) throw new TypeError('method must be a non-empty string');
+    if (this.closed) throw new MillpondError('ECLOSED', 'rpc client is closed');
+    await this.acquireSlot();
+    const requestId = this.nextRequestId++;
+    try {
+      const frame = encodeRequest({ requestId, method, params });
+      if (frame.length > protocolLimits.messageBytesMax) throw new MillpondError('EMSGSIZE', `request of ${frame.length} bytes exceeds ${protocolLimits.messageBytesMax}`);
+      const attempts = options.retry === false ? 1 : this.attemptsMax;
+      for (let attempt = 1; ; attempt++) {
+        const reply = await this.attempt(requestId, frame);
+        if (reply === undefined) {
+          if (attempt < attempts && !this.closed) continue;
+          throw new MillpondError(this.closed ? 'ECLOSED' : 'ETIMEDOUT', `${method} to ${this.endpoint}: no reply after ${attempt} attempt(s) of ${this.timeoutMs} ms`);
+        }
+        if (reply.ok) return reply.result;
+        throw new MillpondError(reply.error.code, reply.error.message);
+      }
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dealer.close();
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.settle({ requestId: id, ok: false, error: { code: 'ECLOSED', message: 'rpc client closed' } });
+    }
+    for (const wake of this.slotWaiters.splice(0)) wake();
+  }
+
+  /** One send and wait; undefined on timeout (or a failed send, which ZeroMQ recovers from). */
+  private attempt(requestId: number, frame: Buffer): Promise<Reply | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        resolve(undefined);
+      }, this.timeoutMs);
+      this.pending.set(requestId, {
+        settle: (reply) => {
+          clearTimeout(timer);
+          this.pending.delete(requestId);
+          resolve(reply);
+        },
+      });
+      this.sends.push(frame).catch(() => {
+        // Send timed out (peer down, queue full) or the socket closed: the timer decides.
+      });
+    });
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.dealer) {
+        if (frames.length !== 1) continue;
+        let reply: Reply;
+        try {
+          reply = decodeReply(frames[0] as Buffer);
+        } catch {
+          continue; // a malformed reply can't be matched to a request; its caller times out
+        }
+        // A late reply to an earlier attempt of a settled request finds nothing here.
+        this.pending.get(reply.requestId)?.settle(reply);
+      }
+    } catch {
+      // The socket closed.
+    }
+  }
+
+  private async acquireSlot(): Promise<void> {
+    while (this.inflight >= this.inflightMax) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+      if (this.closed) throw new MillpondError('ECLOSED', 'rpc client is closed');
+    }
+    this.inflight++;
+  }
+
+  private releaseSlot(): void {
+    this.inflight--;
+    this.slotWaiters.shift()?.();
+  }
+}
