@@ -11,7 +11,8 @@
 # the C++ RDMA suites and the TypeScript end-to-end tests (test/rdma).
 #
 # Usage: scripts/rxe-vm.sh [--shell]        (npm run test:rdma)
-# Env:   RXE_WORK (default /var/tmp/millpond-rxe: kernel cache, build, logs), RXE_SMP (2),
+# Env:   RXE_WORK (default /var/tmp/millpond-rxe: the kernel cache, shared by clones),
+#        RXE_RUN_DIR (default <repo>/build/rxe-vm: this clone's initramfs, logs, results), RXE_SMP (2),
 #        RXE_MEM_MB (3072), RXE_TIMEOUT_S (1200), RXE_SKIP_TS=1 (C++ suites only),
 #        RXE_BENCH="dataplane --transport rdma --chunks 16 --seconds 3" (also run that bench).
 # Exit status: 0 only when every RDMA test passed inside the guest.
@@ -25,7 +26,8 @@ TIMEOUT_S=${RXE_TIMEOUT_S:-1200}
 START=$(date +%s.%N)
 say() { printf '[rxe-vm %6.1fs] %s\n' "$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*"; }
 die() { say "error: $*" >&2; exit 1; }
-mkdir -p "$WORK"
+RUN=${RXE_RUN_DIR:-$REPO/build/rxe-vm}
+mkdir -p "$WORK" "$RUN"
 
 # ---- 1. host packages (the guest gets them through the shared /usr)
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -65,12 +67,12 @@ installed=$(stat -c %Z /usr/include/infiniband/verbs.h)
 find "$REPO/build" "$BUILD" -path '*transport/rdma/*.o' 2>/dev/null | while read -r obj; do
   [ "$(stat -c %Y "$obj")" -ge "$installed" ] || rm -f "$obj"
 done
-cmake -S "$REPO" -B "$BUILD" -DMILLPOND_TESTS=ON -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 ||
-  { tail -30 "$WORK/cmake.log"; die "cmake configure failed"; }
-cmake --build "$BUILD" -j"$(nproc)" >>"$WORK/cmake.log" 2>&1 || { tail -40 "$WORK/cmake.log"; die "C++ build failed"; }
+cmake -S "$REPO" -B "$BUILD" -DMILLPOND_TESTS=ON -DCMAKE_BUILD_TYPE=Release >"$RUN/cmake.log" 2>&1 ||
+  { tail -30 "$RUN/cmake.log"; die "cmake configure failed"; }
+cmake --build "$BUILD" -j"$(nproc)" >>"$RUN/cmake.log" 2>&1 || { tail -40 "$RUN/cmake.log"; die "C++ build failed"; }
 RUN_TS=0
 if [ "${RXE_SKIP_TS:-0}" != 1 ] && ls "$REPO"/test/rdma/*.test.ts >/dev/null 2>&1; then
-  (cd "$REPO" && npx cmake-js compile --out build >"$WORK/addon.log" 2>&1) || { tail -40 "$WORK/addon.log"; die "addon build failed"; }
+  (cd "$REPO" && npx cmake-js compile --out build >"$RUN/addon.log" 2>&1) || { tail -40 "$RUN/addon.log"; die "addon build failed"; }
   RUN_TS=1
   detail=$(cd "$REPO" && node -e 'console.log(require("./build/Release/millpond.node").rdmaProbe().detail)')
   case "$detail" in *"without libibverbs"*) die "the addon was built without RDMA support: $detail" ;; esac
@@ -84,7 +86,8 @@ if NODE=$(command -v node); then
 fi
 
 # ---- 4. initramfs: busybox, the 9p modules, an init that mounts the shares and runs the suite
-IRD=$WORK/initramfs
+mkdir -p "$RUN"
+IRD=$RUN/initramfs
 rm -rf "$IRD" && mkdir -p "$IRD"/{bb,mods,etc,proc,sys,dev,tmp,run,root,kroot,usr}
 cp "$(command -v busybox)" "$IRD/bb/busybox"
 for l in bin lib lib64 sbin; do ln -s usr/$l "$IRD/$l"; done  # /usr/bin/sh etc. once /usr is mounted
@@ -118,36 +121,36 @@ export MILLPOND_REPO=$repo RXE_WORK=$work RXE_RUN_TS=$runts
 $B sync; $B poweroff -f
 INIT
 chmod +x "$IRD/init"
-(cd "$IRD" && find . | cpio -o -H newc --quiet | gzip -1 >"$WORK/initrd.gz")
+(cd "$IRD" && find . | cpio -o -H newc --quiet | gzip -1 >"$RUN/initrd.gz")
 
 # ---- 5. boot
-rm -f "$WORK/results.txt" "$WORK/bench.args"
-[ -n "${RXE_BENCH:-}" ] && printf '%s\n' "$RXE_BENCH" >"$WORK/bench.args"
+rm -f "$RUN/results.txt" "$RUN/bench.args"
+[ -n "${RXE_BENCH:-}" ] && printf '%s\n' "$RXE_BENCH" >"$RUN/bench.args"
 SHELL_ARG=; [ "${1:-}" = --shell ] && SHELL_ARG=" shell=1"
 say "booting qemu (tcg, $SMP cpus, ${MEM_MB} MiB)"
 BOOT=$(date +%s.%N)
 set +e
 timeout "$TIMEOUT_S" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$SMP" -m "$MEM_MB" \
   -nographic -no-reboot -nic none -device virtio-rng-pci \
-  -kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$WORK/initrd.gz" \
-  -append "console=ttyS0 quiet panic=-1 rdinit=/init repo=$REPO work=$WORK runts=$RUN_TS${NODE_PREFIX:+ nodeprefix=$NODE_PREFIX}$SHELL_ARG" \
+  -kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$RUN/initrd.gz" \
+  -append "console=ttyS0 quiet panic=-1 rdinit=/init repo=$REPO work=$RUN runts=$RUN_TS${NODE_PREFIX:+ nodeprefix=$NODE_PREFIX}$SHELL_ARG" \
   -virtfs local,path=/usr,mount_tag=usr,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$KROOT",mount_tag=kmod,security_model=none,readonly=on \
   -virtfs local,path="$REPO",mount_tag=repo,security_model=none,multidevs=remap \
-  -virtfs local,path="$WORK",mount_tag=work,security_model=none,multidevs=remap \
+  -virtfs local,path="$RUN",mount_tag=work,security_model=none,multidevs=remap \
   ${NODE_PREFIX:+-virtfs local,path=$NODE_PREFIX,mount_tag=node,security_model=none,readonly=on} \
-  </dev/null 2>&1 | tr -d '\r' | tee "$WORK/console.log"
+  </dev/null 2>&1 | tr -d '\r' | tee "$RUN/console.log"
 QEMU_RC=${PIPESTATUS[0]}
 set -e
 say "qemu exited ($QEMU_RC) after $(awk -v a="$BOOT" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
 
 # ---- 6. verdict
-echo "================ rxe-vm results ($WORK/results.txt)"
-[ -f "$WORK/results.txt" ] || die "the guest wrote no results (see $WORK/console.log)"
-cat "$WORK/results.txt"
+echo "================ rxe-vm results ($RUN/results.txt)"
+[ -f "$RUN/results.txt" ] || die "the guest wrote no results (see $RUN/console.log)"
+cat "$RUN/results.txt"
 say "total"
 # One line for scripts/test.sh to add into the project's summary.
-echo "rdma: $(grep -c '^PASS' "$WORK/results.txt") passed, $(grep -c '^FAIL' "$WORK/results.txt") failed"
-if grep -q '^FAIL' "$WORK/results.txt" || ! grep -q '^DONE' "$WORK/results.txt"; then
+echo "rdma: $(grep -c '^PASS' "$RUN/results.txt") passed, $(grep -c '^FAIL' "$RUN/results.txt") failed"
+if grep -q '^FAIL' "$RUN/results.txt" || ! grep -q '^DONE' "$RUN/results.txt"; then
   exit 1
 fi
