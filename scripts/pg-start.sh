@@ -3,7 +3,8 @@
 # PostgreSQL backend tests. Prints the connection URL on its last line, e.g.
 #   postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/postgres
 # Tests read it from MILLPOND_PG_URL when set, else connect to that same unix socket.
-# Runs as root (as CI does); the tests connect as the `postgres` superuser over the socket.
+# Runs as root (as CI does); the tests connect over the unix socket as a superuser role named
+# after the OS user (created here).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -24,10 +25,16 @@ if ! pg_lsclusters --no-header | awk -v v="$version" -v c="$cluster" '$1==v && $
   pg_ctlcluster "$version" "$cluster" start
 fi
 
-# Wait until it accepts connections on the unix socket.
+# Wait until it accepts connections on the unix socket; then make sure the calling OS user has a
+# superuser role of its own name (Debian's default peer authentication maps OS user to role), so
+# tests can create and drop their databases.
+me=$(id -un)
 for _ in $(seq 1 50); do
   if su postgres -c "psql -h /var/run/postgresql -d postgres -Atc 'select 1'" > /dev/null 2>&1; then
-    echo "postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/postgres"
+    if ! su postgres -c "psql -h /var/run/postgresql -d postgres -Atc \"select 1 from pg_roles where rolname = '$me'\"" | grep -q 1; then
+      su postgres -c "createuser -h /var/run/postgresql -s '$me'"
+    fi
+    echo "postgresql://$me@%2Fvar%2Frun%2Fpostgresql/postgres"
     exit 0
   fi
   sleep 0.2

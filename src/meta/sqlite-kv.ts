@@ -3,7 +3,8 @@
  * `kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID`. better-sqlite3 is synchronous and this
  * process has one connection, so transactions run one at a time (a queue); each is
  * BEGIN IMMEDIATE, which also serialises against other processes on the same file
- * (SQLITE_BUSY is retried). `synchronous: 'full'` (default) makes an acknowledged commit
+ * (SQLITE_BUSY is retried with asynchronous sleeps, never SQLite's busy wait, which would block
+ * this event loop while the lock holder may be a transaction of this same process). `synchronous: 'full'` (default) makes an acknowledged commit
  * survive power loss; 'normal' survives a process crash only.
  */
 import Database from 'better-sqlite3';
@@ -20,6 +21,7 @@ export class SqliteKv implements KvBackend {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly busyTimeoutMs: number;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -27,7 +29,8 @@ export class SqliteKv implements KvBackend {
     if (typeof path !== 'string' || !path) throw new TypeError('path must be a non-empty string');
     const synchronous = options.synchronous ?? 'full';
     if (synchronous !== 'full' && synchronous !== 'normal') throw new RangeError("synchronous must be 'full' or 'normal'");
-    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5_000 });
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+    this.db = new Database(path, { timeout: 0 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     this.db.exec('CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
@@ -56,16 +59,17 @@ export class SqliteKv implements KvBackend {
   }
 
   private async runWithRetry<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    const deadlineMs = Date.now() + this.busyTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
       try {
         this.stmts.begin.run();
       } catch (err) {
-        if (isBusy(err) && attempt < metaLimits.transactionAttemptsMax) {
+        if (isBusy(err) && Date.now() < deadlineMs) {
           await backoff(attempt, metaLimits.transactionBackoffMsMax);
           continue;
         }
-        throw isBusy(err) ? new MillpondError('EBUSY', `sqlite stayed busy: ${(err as Error).message}`) : err;
+        throw isBusy(err) ? new MillpondError('EBUSY', `sqlite stayed busy for ${this.busyTimeoutMs} ms: ${(err as Error).message}`) : err;
       }
       let live = true;
       const tx = this.tx(() => live);

@@ -1,0 +1,251 @@
+// MetaService behaviour on both KV backends (real SQLite file, real PostgreSQL), same bodies.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MillpondError } from '../../src/errors.js';
+import type { KvBackend } from '../../src/meta/kv.js';
+import { MetaService } from '../../src/meta/meta-service.js';
+import type { User } from '../../src/meta/types.js';
+import { backends, type OpenedBackend } from './support/backends.js';
+
+const root: User = { uid: 0, gid: 0 };
+const alice: User = { uid: 1000, gid: 1000 };
+const bob: User = { uid: 1001, gid: 1001, gids: [2000] };
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof MillpondError) return err.code;
+    throw err;
+  }
+  return 'resolved';
+}
+
+for (const backend of backends) {
+  describe.skipIf(backend.skip)(`MetaService on ${backend.name}`, () => {
+    let opened: OpenedBackend;
+    let kv: KvBackend;
+    let meta: MetaService;
+    let n = 0;
+    // Each test works in its own directory of one namespace.
+    const fresh = async (mode = 0o777) => {
+      const dir = `/t${n++}`;
+      await meta.mkdir(root, dir, { mode });
+      return dir;
+    };
+
+    beforeAll(async () => {
+      opened = await backend.open();
+      kv = opened.kv;
+      meta = await MetaService.open(kv);
+    });
+    afterAll(async () => {
+      meta?.stop();
+      await opened?.cleanup();
+    });
+
+    it('kv: ordered scans, rollback on error, serializable increments', async () => {
+      const k = (s: string) => Buffer.from(`x${s}`);
+      await kv.transact(async (tx) => {
+        for (const s of ['b', 'a', 'c', 'a\xff']) await tx.put(k(s), Buffer.from(s));
+      });
+      const rows = await kv.transact((tx) => tx.scan(k(''), Buffer.from('y'), 10));
+      expect(rows.map(([key]) => key.toString('latin1'))).toEqual(['xa', 'xa\xc3\xbf', 'xb', 'xc']);
+      await expect(kv.transact(async (tx) => {
+        await tx.delete(k('a'));
+        throw new Error('abort');
+      })).rejects.toThrow('abort');
+      expect((await kv.transact((tx) => tx.get(k('a'))))?.toString()).toBe('a');
+      // Two backends on one store increment one counter concurrently: no lost update.
+      const other = await opened.reopen();
+      const bump = (store: KvBackend) => store.transact(async (tx) => {
+        const v = Number((await tx.get(k('n')))?.toString() ?? '0');
+        await tx.put(k('n'), Buffer.from(String(v + 1)));
+      });
+      await Promise.all(Array.from({ length: 40 }, (_, i) => bump(i % 2 ? kv : other)));
+      expect((await kv.transact((tx) => tx.get(k('n'))))?.toString()).toBe('40');
+    });
+
+    it('mkdir, create, stat, close with lengths, readdir pages', async () => {
+      const dir = await fresh();
+      const sub = await meta.mkdir(alice, `${dir}/a/b/c`, { recursive: true, mode: 0o750 });
+      expect(sub).toMatchObject({ type: 'dir', mode: 0o750, uid: 1000, gid: 1000 });
+      expect(await code(meta.mkdir(alice, `${dir}/a`))).toBe('EEXIST');
+      expect(await code(meta.mkdir(alice, `${dir}/x/y`))).toBe('ENOENT');
+      const { inode, session } = await meta.open(alice, `${dir}/a/f`, { flags: { write: true, create: true }, mode: 0o640 });
+      expect(session).toMatch(/^[0-9a-f]{32}$/);
+      expect(inode).toMatchObject({ type: 'file', length: 0, mode: 0o640, uid: 1000 });
+      expect(inode.layout).toMatchObject({ chunkSizeBytes: 4 << 20, stripeSize: 3, chainTableId: 1 });
+      expect(typeof (inode.layout as { seed: number }).seed).toBe('number');
+      // A second writer; lengths are the max reported (3FS), sessions end once.
+      const second = await meta.open(alice, `${dir}/a/f`, { flags: { write: true } });
+      expect((await meta.close(alice, inode.id, session!, { length: 5000 })).length).toBe(5000);
+      expect((await meta.close(alice, inode.id, second.session!, { length: 100 })).length).toBe(5000);
+      expect(await code(meta.close(alice, inode.id, session!, { length: 1 }))).toBe('EBADF');
+      expect((await meta.stat(alice, `${dir}/a/f`)).length).toBe(5000);
+      expect(await code(meta.stat(bob, `${dir}/a/f`))).toBe("EACCES"); // a is 0o750
+      expect(await code(meta.open(alice, `${dir}/a/f`, { flags: { create: true, exclusive: true } }))).toBe('EEXIST');
+      expect(await code(meta.open(alice, `${dir}/a/nope`))).toBe('ENOENT');
+      expect((await meta.open(alice, `${dir}/a/f`, { flags: { write: true, truncate: true } })).inode.length).toBe(0);
+
+      for (let i = 0; i < 25; i++) await meta.open(alice, `${dir}/a/e${String(i).padStart(2, '0')}`, { flags: { create: true } });
+      const names: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await meta.readdir(alice, `${dir}/a`, { after, limit: 7 });
+        names.push(...page.entries.map((e) => e.name));
+        after = page.entries.at(-1)?.name;
+        if (!page.more) break;
+      }
+      expect(names).toEqual(['b', ...Array.from({ length: 25 }, (_, i) => `e${String(i).padStart(2, '0')}`), 'f']);
+      const page = await meta.readdir(alice, `${dir}/a`, { limit: 1 });
+      expect(page).toMatchObject({ entries: [{ name: 'b', type: 'dir' }], more: true });
+      expect(await code(meta.readdir(alice, `${dir}/a/f`))).toBe('ENOTDIR');
+      expect(await code(meta.readdir(alice, `${dir}/a`, { limit: 100_000 }))).toBe('EINVAL');
+    });
+
+    it('invalid names and paths', async () => {
+      const dir = await fresh();
+      const bad: Array<[string, string]> = [
+        [`${dir}/a\0b`, 'EINVAL'], [`${dir}/..`, 'EINVAL'], [`${dir}/./x`, 'EINVAL'], ['relative', 'EINVAL'],
+        [`${dir}/${'n'.repeat(256)}`, 'ENAMETOOLONG'], [`${dir}/${'é'.repeat(128)}`, 'ENAMETOOLONG'],
+        [`/${'d/'.repeat(2100)}x`, 'ENAMETOOLONG'], [`${dir}/\ud800`, 'EINVAL'],
+      ];
+      for (const [path, want] of bad) expect(await code(meta.open(root, path, { flags: { create: true } })), path).toBe(want);
+      expect(await code(meta.mkdir(root, `${dir}/${'n'.repeat(255)}`))).toBe('resolved');
+      expect(await code(meta.rename(root, `${dir}/${'n'.repeat(255)}`, `${dir}/a/../b`))).toBe('EINVAL');
+      expect((await meta.stat(root, `${dir}//${'n'.repeat(255)}/`)).type).toBe('dir');
+    });
+
+    it('permissions: search, read, write, owner-only chmod, root-only chown', async () => {
+      const dir = await fresh(0o755);
+      await meta.setattr(root, dir, { uid: alice.uid, gid: alice.gid });
+      await meta.mkdir(alice, `${dir}/private`, { mode: 0o700 });
+      await meta.open(alice, `${dir}/private/f`, { flags: { create: true } });
+      expect(await code(meta.stat(bob, `${dir}/private/f`))).toBe('EACCES'); // no x on private
+      expect(await code(meta.readdir(bob, `${dir}/private`))).toBe('EACCES');
+      expect(await code(meta.open(bob, `${dir}/g`, { flags: { create: true } }))).toBe('EACCES'); // no w on dir
+      expect(await code(meta.mkdir(bob, `${dir}/d`))).toBe('EACCES');
+      expect(await code(meta.unlink(bob, `${dir}/private/f`))).toBe('EACCES');
+      await meta.open(alice, `${dir}/shared`, { flags: { create: true }, mode: 0o640 });
+      await meta.setattr(alice, `${dir}/shared`, { gid: 1000 });
+      expect(await code(meta.open(bob, `${dir}/shared`))).toBe('EACCES'); // other: no r
+      expect(await code(meta.setattr(alice, `${dir}/shared`, { gid: 2000 }))).toBe('EPERM'); // not her group
+      await meta.setattr(root, `${dir}/shared`, { gid: 2000 });
+      expect(await code(meta.open(bob, `${dir}/shared`))).toBe('resolved'); // via supplementary group 2000: r
+      expect(await code(meta.open(bob, `${dir}/shared`, { flags: { write: true } }))).toBe('EACCES');
+      expect(await code(meta.setattr(bob, `${dir}/shared`, { mode: 0o777 }))).toBe('EPERM');
+      expect(await code(meta.setattr(alice, `${dir}/shared`, { uid: bob.uid }))).toBe('EPERM');
+      expect((await meta.setattr(alice, `${dir}/shared`, { mode: 0o666 })).mode).toBe(0o666);
+      const { session, inode } = await meta.open(bob, `${dir}/shared`, { flags: { write: true } });
+      await meta.close(bob, inode.id, session!, { length: 1 });
+      expect(await code(meta.setLayout(bob, dir, { stripeSize: 1 }))).toBe('EPERM');
+      // root passes everything
+      expect(await code(meta.open(root, `${dir}/private/f`, { flags: { write: true } }))).toBe('resolved');
+    });
+
+    it('directories refuse writes; unlink and rmdir check types and emptiness', async () => {
+      const dir = await fresh();
+      await meta.mkdir(root, `${dir}/d`);
+      await meta.open(root, `${dir}/d/f`, { flags: { create: true } });
+      expect(await code(meta.open(root, `${dir}/d`, { flags: { write: true } }))).toBe('EISDIR');
+      expect(await code(meta.open(root, `${dir}/d`, { flags: { write: true, create: true } }))).toBe('EISDIR');
+      expect(await code(meta.truncate(root, `${dir}/d`, 0))).toBe('EISDIR');
+      expect(await code(meta.open(root, '/', { flags: { write: true } }))).toBe('EISDIR');
+      expect(await code(meta.unlink(root, `${dir}/d`))).toBe('EISDIR');
+      expect(await code(meta.rmdir(root, `${dir}/d/f`))).toBe('ENOTDIR');
+      expect(await code(meta.rmdir(root, `${dir}/d`))).toBe('ENOTEMPTY');
+      expect(await code(meta.open(root, `${dir}/d/f/g`, { flags: { create: true } }))).toBe('ENOTDIR');
+      expect(await code(meta.rmdir(root, '/'))).toBe('EBUSY');
+      await meta.unlink(root, `${dir}/d/f`);
+      expect(await code(meta.unlink(root, `${dir}/d/f`))).toBe('ENOENT');
+      await meta.rmdir(root, `${dir}/d`);
+      expect(await code(meta.stat(root, `${dir}/d`))).toBe('ENOENT');
+    });
+
+    it('rename: atomic move, replace a file, refuse subtree moves and non-empty targets', async () => {
+      const dir = await fresh();
+      await meta.mkdir(root, `${dir}/a/b`, { recursive: true });
+      const f = (await meta.open(root, `${dir}/a/f`, { flags: { create: true } })).inode;
+      const g = (await meta.open(root, `${dir}/g`, { flags: { create: true } })).inode;
+      await meta.rename(root, `${dir}/a/f`, `${dir}/g`); // replaces g
+      expect((await meta.stat(root, `${dir}/g`)).id).toBe(f.id);
+      expect(await code(meta.stat(root, `${dir}/a/f`))).toBe('ENOENT');
+      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).toContain(g.id);
+      expect(await code(meta.rename(root, `${dir}/a`, `${dir}/a/b/c`))).toBe('EINVAL');
+      expect(await code(meta.rename(root, `${dir}/a`, `${dir}/a/b`))).toBe('EINVAL');
+      await meta.mkdir(root, `${dir}/full/x`, { recursive: true });
+      expect(await code(meta.rename(root, `${dir}/a`, `${dir}/full`))).toBe('ENOTEMPTY');
+      expect(await code(meta.rename(root, `${dir}/a`, `${dir}/g`))).toBe('ENOTDIR');
+      expect(await code(meta.rename(root, `${dir}/g`, `${dir}/full`))).toBe('EISDIR');
+      expect(await code(meta.rename(root, `${dir}/missing`, `${dir}/z`))).toBe('ENOENT');
+      expect(await code(meta.rename(root, '/', `${dir}/z`))).toBe('EBUSY');
+      await meta.mkdir(root, `${dir}/empty`);
+      await meta.rename(root, `${dir}/a`, `${dir}/empty`); // replaces the empty directory
+      expect((await meta.readdir(root, `${dir}/empty`)).entries.map((e) => e.name)).toEqual(['b']);
+      await meta.rename(root, `${dir}/empty/b`, `${dir}/full/x/b`); // a directory changes parent
+      expect((await meta.stat(root, `${dir}/full/x/b`)).parent).toBe((await meta.stat(root, `${dir}/full/x`)).id);
+      await meta.rename(root, `${dir}/g`, `${dir}/g`); // same file: nothing happens
+      expect((await meta.stat(root, `${dir}/g`)).id).toBe(f.id);
+    });
+
+    it('unlink while open for write: garbage only after the last session closes; ack removes it', async () => {
+      const dir = await fresh();
+      const { inode, session } = await meta.open(root, `${dir}/f`, { flags: { create: true, write: true } });
+      await meta.unlink(root, `${dir}/f`);
+      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).not.toContain(inode.id);
+      await meta.close(root, inode.id, session!, { length: 12345 });
+      const queued = (await meta.takeGarbage(1024)).find((x) => x.inode === inode.id);
+      expect(queued).toMatchObject({ length: 12345, layout: inode.layout });
+      await meta.ackGarbage([inode.id]);
+      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).not.toContain(inode.id);
+    });
+
+    it('layouts: per directory, inherited, validated', async () => {
+      const dir = await fresh();
+      await meta.setLayout(root, dir, { chunkSizeBytes: 64 * 1024, stripeSize: 8, chainTableId: 2 });
+      await meta.mkdir(root, `${dir}/sub`);
+      const { inode } = await meta.open(root, `${dir}/sub/f`, { flags: { create: true } });
+      expect(inode.layout).toMatchObject({ chunkSizeBytes: 64 * 1024, stripeSize: 8, chainTableId: 2 });
+      expect(await code(meta.setLayout(root, dir, { chunkSizeBytes: 1000 }))).toBe('EINVAL');
+      expect(await code(meta.setLayout(root, dir, { chunkSizeBytes: 128 << 20 }))).toBe('EINVAL');
+      expect(await code(meta.setLayout(root, dir, { stripeSize: 0 }))).toBe('EINVAL');
+      expect(await code(meta.setLayout(root, `${dir}/sub/f`, { stripeSize: 1 }))).toBe('ENOTDIR');
+      expect((await meta.truncate(root, `${dir}/sub/f`, 777)).length).toBe(777);
+    });
+
+    it('a retried mutation with the same (clientId, requestId) applies once', async () => {
+      const dir = await fresh();
+      const dedup = { clientId: Buffer.alloc(16, 7), requestId: 42 };
+      const first = await meta.open(root, `${dir}/f`, { flags: { create: true, exclusive: true, write: true } }, dedup);
+      const again = await meta.open(root, `${dir}/f`, { flags: { create: true, exclusive: true, write: true } }, dedup);
+      expect(again).toEqual(first);
+      await meta.rename(root, `${dir}/f`, `${dir}/g`, { ...dedup, requestId: 43 });
+      await meta.rename(root, `${dir}/f`, `${dir}/g`, { ...dedup, requestId: 43 }); // no ENOENT
+      expect(await meta.pruneApplied(Date.now() + 3_600_000)).toBeGreaterThanOrEqual(2);
+      expect(await code(meta.rename(root, `${dir}/f`, `${dir}/g`, { ...dedup, requestId: 43 }))).toBe('ENOENT');
+    });
+
+    it('concurrent creates from two services on one store: no lost or duplicate entries', async () => {
+      const dir = await fresh();
+      const other = await MetaService.open(await opened.reopen(), { pruneApplied: false });
+      const perSide = 60;
+      const results = await Promise.all(
+        Array.from({ length: perSide * 2 }, (_, i) => {
+          const service = i % 2 ? other : meta;
+          // Half the names collide: both sides race to create them exclusively.
+          const name = i % 4 < 2 ? `shared${i >> 2}` : `own${i}`;
+          return code(service.open(root, `${dir}/${name}`, { flags: { create: true, exclusive: true } }));
+        }),
+      );
+      other.stop();
+      const won = results.filter((r) => r === 'resolved').length;
+      const lost = results.filter((r) => r === 'EEXIST').length;
+      expect(won + lost).toBe(perSide * 2);
+      const entries = (await meta.readdir(root, dir, { limit: 1024 })).entries;
+      expect(entries.length).toBe(won);
+      expect(new Set(entries.map((e) => e.name)).size).toBe(won);
+      expect(new Set(entries.map((e) => e.inode)).size).toBe(won);
+      expect(lost).toBe(perSide / 2);
+    });
+  });
+}
