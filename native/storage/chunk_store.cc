@@ -195,6 +195,15 @@ Status ChunkStore::Stat(const ChunkId& chunk, ChunkMeta* meta) const {
   return Status::OK();
 }
 
+Status ChunkStore::PendingChecksum(const ChunkId& chunk, uint64_t version, uint32_t* checksum) const {
+  std::shared_lock<std::shared_mutex> lock(indexMu_);
+  auto it = index_.find(chunk);
+  if (it == index_.end() || !it->second.hasPending || it->second.pendingVersion != version)
+    return Status::StaleVersion("chunk " + chunk.ToHex() + " has no pending version " + std::to_string(version));
+  *checksum = it->second.pendingChecksum;
+  return Status::OK();
+}
+
 Status ChunkStore::List(const ChunkId* after, size_t limit, std::vector<ChunkListEntry>* out) const {
   if (limit > limits::kChunkStoreListEntriesMax) limit = limits::kChunkStoreListEntriesMax;
   out->clear();

@@ -47,6 +47,9 @@ Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
     RdmaServerTransport* rdma = server->rdma_.get();
     t.upgrade = [rdma](UniqueFd fd) { rdma->Adopt(std::move(fd)); };
   }
+  ChunkClientOptions forward;
+  forward.transport = server->rdma_ ? TransportChoice::kAuto : TransportChoice::kTcp;
+  MP_RETURN_IF_ERROR(ChunkClient::Create(forward, &server->forwarder_));
   server->tcp_ = NewTcpServerTransport();
   MP_RETURN_IF_ERROR(server->tcp_->Start(t, server.get()));
   *out = std::move(server);
@@ -57,6 +60,7 @@ void DataServer::Stop() {
   if (stopped_.exchange(true)) return;
   if (tcp_) tcp_->Stop();
   if (rdma_) rdma_->Stop();
+  if (forwarder_) forwarder_->Close();  // fails forwards in flight; their answers go to workers
   if (workers_) workers_->Stop();
 }
 
@@ -71,15 +75,15 @@ DataServerStats DataServer::stats() const {
   s.bytesWritten = counters_.bytesWritten;
   s.errors = counters_.errors;
   s.busyRejections = counters_.busyRejections;
+  s.chainWrites = counters_.chainWrites;
+  s.forwards = counters_.forwards;
+  s.duplicateWrites = counters_.duplicateWrites;
   return s;
 }
 
 void DataServer::OnCall(std::unique_ptr<ServerCall> call) {
   ServerCall* raw = call.release();
-  bool queued = workers_->TryPush([this, raw] {
-    std::unique_ptr<ServerCall> owned(raw);
-    Serve(owned.get());
-  });
+  bool queued = workers_->TryPush([this, raw] { Serve(std::unique_ptr<ServerCall>(raw)); });
   if (!queued) {
     std::unique_ptr<ServerCall> owned(raw);
     counters_.busyRejections++;
@@ -87,13 +91,19 @@ void DataServer::OnCall(std::unique_ptr<ServerCall> call) {
   }
 }
 
-void DataServer::Serve(ServerCall* call) {
+void DataServer::Serve(std::unique_ptr<ServerCall> call) {
   switch (call->header().opcode) {
-    case frame::kRead: return ServeRead(call);
-    case frame::kBatchRead: return ServeBatchRead(call);
-    case frame::kWrite: return ServeWrite(call);
-    default: return ServeSmall(call);
+    case frame::kRead: return ServeRead(call.get());
+    case frame::kBatchRead: return ServeBatchRead(call.get());
+    case frame::kWrite: return ServeWrite(std::move(call));
+    default: return ServeSmall(call.get());
   }
+}
+
+void DataServer::RunOnWorker(std::function<void()> task) {
+  // A full queue (or a stopped server) must not lose the continuation: run it here.
+  auto shared = std::make_shared<std::function<void()>>(std::move(task));
+  if (!workers_->TryPush([shared] { (*shared)(); })) (*shared)();
 }
 
 void DataServer::ServeRead(ServerCall* call) {
@@ -163,7 +173,7 @@ void DataServer::ServeBatchRead(ServerCall* call) {
   call->Reply(Status::OK(), out, &iov, 1);
 }
 
-void DataServer::ServeWrite(ServerCall* call) {
+void DataServer::ServeWrite(std::unique_ptr<ServerCall> call) {
   counters_.writes++;
   frame::WriteArgs a;
   frame::Reader r(call->meta(), call->header().metaBytes);
@@ -175,6 +185,7 @@ void DataServer::ServeWrite(ServerCall* call) {
   if (s.ok()) s = call->TakePayload(&payload);
   if (s.ok() && Crc32c(payload.data(), a.length) != a.payloadChecksum)
     s = Status::Corrupt("write payload checksum mismatch: the data was damaged in transit");
+  if (s.ok() && (a.flags & frame::kWriteChain)) return ServeChainWrite(std::move(call), a, std::move(payload));
   ChunkMeta meta;
   if (s.ok()) {
     ChunkWriteOptions o;
@@ -240,6 +251,162 @@ void DataServer::ServeSmall(ServerCall* call) {
   }
   if (!s.ok()) counters_.errors++;
   call->Reply(s, out, nullptr, 0);
+}
+
+}  // namespace millpond
+
+// ------------------------------------------------------------------ CRAQ chain writes
+
+namespace millpond {
+
+struct DataServer::ChainWrite {
+  std::unique_ptr<ServerCall> call;
+  frame::WriteArgs args;
+  AlignedBuffer payload;
+  ChainPosition position;
+  bool atHead = false;  // entered here from a client: this server assigns the version
+};
+
+void DataServer::SetChain(uint32_t chainId, const ChainPosition& position) {
+  std::lock_guard<std::mutex> lock(chainsMu_);
+  if (chains_.size() >= limits::kChainsPerServerMax && chains_.count(chainId) == 0) return;
+  chains_[chainId] = position;
+}
+
+void DataServer::RemoveChain(uint32_t chainId) {
+  std::lock_guard<std::mutex> lock(chainsMu_);
+  chains_.erase(chainId);
+}
+
+void DataServer::ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args,
+                                 AlignedBuffer payload) {
+  counters_.chainWrites++;
+  auto w = std::make_shared<ChainWrite>();
+  w->call = std::move(call);
+  w->args = args;
+  w->payload = std::move(payload);
+  w->atHead = args.updateVersion == 0;
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(chainsMu_);
+    auto it = chains_.find(args.chainId);
+    if (it == chains_.end()) s = Status::StaleVersion("this target is not on chain " + std::to_string(args.chainId));
+    else w->position = it->second;
+  }
+  if (s.ok() && args.chainVersion != w->position.chainVersion)
+    s = Status::StaleVersion("chain " + std::to_string(args.chainId) + " is at version " +
+                             std::to_string(w->position.chainVersion) + ", the write has " +
+                             std::to_string(args.chainVersion));
+  if (s.ok() && w->atHead && !w->position.head)
+    s = Status::StaleVersion("this target is not the head of chain " + std::to_string(args.chainId));
+  if (!s.ok()) {
+    counters_.errors++;
+    return w->call->Reply(s, {}, nullptr, 0);
+  }
+  if (w->atHead) {  // one update per chunk travels the chain at a time; the rest wait here
+    std::lock_guard<std::mutex> lock(updatesMu_);
+    auto it = updating_.find(args.chunk);
+    if (it != updating_.end()) {
+      it->second.push_back(std::move(w));
+      return;
+    }
+    updating_[args.chunk];
+  }
+  ApplyChainWrite(std::move(w));
+}
+
+void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
+  const frame::WriteArgs& a = w->args;
+  const auto key = std::make_pair(a.clientId, a.requestId);
+  if (w->atHead && a.clientId != 0) {  // a retry of a write that already went through
+    bool applied = false;
+    ChunkMeta meta;
+    {
+      std::lock_guard<std::mutex> lock(dedupMu_);
+      auto it = applied_.find(key);
+      if (it != applied_.end()) applied = true, meta = it->second;
+    }
+    if (applied) {
+      counters_.duplicateWrites++;
+      return FinishChainWrite(w, Status::OK(), meta);
+    }
+  }
+  uint64_t version = a.updateVersion;
+  if (w->atHead) {
+    ChunkMeta current;
+    Status s = store_->Stat(a.chunk, &current);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return FinishChainWrite(w, s, {});
+    version = std::max(current.commitVersion, current.updateVersion) + 1;
+  }
+  const bool tail = w->position.successor.empty();
+  ChunkWriteOptions o;
+  o.updateVersion = version;
+  o.commit = tail;  // the tail commits first
+  o.replace = a.flags & frame::kWriteReplace;
+  o.chunkSizeBytes = a.chunkSizeBytes;
+  ChunkMeta meta;
+  Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
+  if (!s.ok() || tail) {
+    if (s.ok()) counters_.bytesWritten += a.length;
+    return FinishChainWrite(w, s, meta);
+  }
+  frame::WriteArgs forward = a;
+  forward.updateVersion = version;
+  forward.flags = (a.flags & ~frame::kWriteCommit) | frame::kWriteChain;
+  counters_.forwards++;
+  forwarder_->Write(w->position.successor, forward, w->payload.data(),
+                    [this, w, version](const Status& fs, const ChunkMeta& successor) {
+                      RunOnWorker([this, w, version, fs, successor] { AfterForward(w, version, fs, successor); });
+                    });
+}
+
+void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& fs,
+                              const ChunkMeta& successor) {
+  const ChunkId& chunk = w->args.chunk;
+  if (!fs.ok())
+    return FinishChainWrite(w, Status(fs.code(), "forwarding to " + w->position.successor + ": " + fs.message()), {});
+  uint32_t mine = 0;
+  Status s = store_->PendingChecksum(chunk, version, &mine);
+  if (s.ok() && mine != successor.checksum)
+    s = Status::Corrupt("replicas disagree on chunk " + chunk.ToHex() + " version " + std::to_string(version) +
+                        ": checksum " + std::to_string(mine) + " here, " + std::to_string(successor.checksum) +
+                        " at " + w->position.successor);
+  ChunkMeta meta;
+  if (s.ok()) s = store_->Commit(chunk, version, &meta);
+  if (s.ok()) counters_.bytesWritten += w->args.length;
+  FinishChainWrite(w, s, meta);
+}
+
+void DataServer::FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta) {
+  if (s.ok() && w->atHead && w->args.clientId != 0) {
+    std::lock_guard<std::mutex> lock(dedupMu_);
+    auto key = std::make_pair(w->args.clientId, w->args.requestId);
+    if (applied_.emplace(key, meta).second) {
+      appliedOrder_.push_back(key);
+      if (appliedOrder_.size() > limits::kServerAppliedWritesMax) {
+        applied_.erase(appliedOrder_.front());
+        appliedOrder_.pop_front();
+      }
+    }
+  }
+  if (!s.ok()) counters_.errors++;
+  std::string out;
+  if (s.ok()) frame::Put(&out, meta);
+  w->call->Reply(s, out, nullptr, 0);
+  if (!w->atHead) return;
+  std::shared_ptr<ChainWrite> next;
+  {
+    std::lock_guard<std::mutex> lock(updatesMu_);
+    auto it = updating_.find(w->args.chunk);
+    if (it == updating_.end()) return;
+    if (it->second.empty()) {
+      updating_.erase(it);
+      return;
+    }
+    next = std::move(it->second.front());
+    it->second.pop_front();
+  }
+  RunOnWorker([this, next] { ApplyChainWrite(next); });
 }
 
 }  // namespace millpond

@@ -4,11 +4,16 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "common/buffer_pool.h"
 #include "common/limits.h"
+#include "client/chunk_client.h"
 #include "common/work_queue.h"
 #include "storage/chunk_store.h"
 #include "transport/rdma/rdma_transport.h"
@@ -24,11 +29,20 @@ struct DataServerOptions {
   uint32_t frameTimeoutMs = limits::kServerFrameTimeoutMsDefault;
 };
 
+// Where this server's target sits on one chain (design §3), as the storage daemon learns it
+// from mgmtd's routing info.
+struct ChainPosition {
+  uint32_t chainVersion = 0;
+  bool head = false;      // clients' writes enter here
+  std::string successor;  // data-plane address of the next target; empty at the tail
+};
+
 struct DataServerStats {
   uint64_t reads = 0, writes = 0, batchReads = 0, batchReadEntries = 0, others = 0;
   uint64_t bytesRead = 0, bytesWritten = 0;  // chunk content served and stored
   uint64_t errors = 0;                       // requests answered with a failure
   uint64_t busyRejections = 0;               // requests refused because the queue was full
+  uint64_t chainWrites = 0, forwards = 0, duplicateWrites = 0;  // CRAQ
 };
 
 class DataServer : public CallHandler {
@@ -45,14 +59,29 @@ class DataServer : public CallHandler {
   const TransportCounters& tcpCounters() const { return tcp_->counters(); }
   const TransportCounters* rdmaCounters() const { return rdma_ ? &rdma_->counters() : nullptr; }
 
+  // CRAQ chain writes (frame::kWriteChain). A write from a client enters at the head, which
+  // assigns the version and serialises updates per chunk; each target stores a pending
+  // version and forwards to its successor; the tail commits first and acknowledgements
+  // travel back, each target committing as the ack passes. Checksums are compared between
+  // neighbours. (clientId, requestId) make a retried write apply once.
+  void SetChain(uint32_t chainId, const ChainPosition& position);
+  void RemoveChain(uint32_t chainId);
+
   void OnCall(std::unique_ptr<ServerCall> call) override;
 
  private:
+  struct ChainWrite;
+  void ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args, AlignedBuffer payload);
+  void ApplyChainWrite(std::shared_ptr<ChainWrite> w);
+  void AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& s, const ChunkMeta& successor);
+  // Answers a chain write and, at the head, starts the next update queued on its chunk.
+  void FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta);
+  void RunOnWorker(std::function<void()> task);
   DataServer(ChunkStore* store, const DataServerOptions& options);
-  void Serve(ServerCall* call);
+  void Serve(std::unique_ptr<ServerCall> call);
   void ServeRead(ServerCall* call);
   void ServeBatchRead(ServerCall* call);
-  void ServeWrite(ServerCall* call);
+  void ServeWrite(std::unique_ptr<ServerCall> call);
   void ServeSmall(ServerCall* call);  // stat, remove, commit, list, ping
 
   ChunkStore* store_;
@@ -61,10 +90,22 @@ class DataServer : public CallHandler {
   std::unique_ptr<WorkQueue> workers_;
   std::unique_ptr<ServerTransport> tcp_;
   std::unique_ptr<RdmaServerTransport> rdma_;
+  std::unique_ptr<ChunkClient> forwarder_;  // to successors
   std::atomic<bool> stopped_{false};
+
+  std::mutex chainsMu_;
+  std::unordered_map<uint32_t, ChainPosition> chains_;  // GUARDED_BY(chainsMu_)
+  std::mutex updatesMu_;
+  // Chunks with a chain update in flight at this head, and the writes waiting behind it.
+  std::map<ChunkId, std::deque<std::shared_ptr<ChainWrite>>> updating_;  // GUARDED_BY(updatesMu_)
+  std::mutex dedupMu_;
+  std::map<std::pair<uint64_t, uint64_t>, ChunkMeta> applied_;  // GUARDED_BY(dedupMu_)
+  std::deque<std::pair<uint64_t, uint64_t>> appliedOrder_;       // GUARDED_BY(dedupMu_), oldest first
+
   struct Counters {
     std::atomic<uint64_t> reads{0}, writes{0}, batchReads{0}, batchReadEntries{0}, others{0};
     std::atomic<uint64_t> bytesRead{0}, bytesWritten{0}, errors{0}, busyRejections{0};
+    std::atomic<uint64_t> chainWrites{0}, forwards{0}, duplicateWrites{0};
   } counters_;
 };
 

@@ -19,7 +19,7 @@ Header SampleHeader() {
   h.opcode = frame::kWrite;
   h.flags = frame::kFlagReply;
   h.requestId = 0x0102030405060708ull;
-  h.metaBytes = 44;
+  h.metaBytes = 64;
   h.dataBytes = 4 << 20;
   h.status = static_cast<int32_t>(StatusCode::kNotCommitted);
   return h;
@@ -64,7 +64,7 @@ TEST(Frame, HeaderLayoutMatchesTheDocumentedOffsets) {
   EXPECT_EQ(raw[4], frame::kVersion);
   EXPECT_EQ(raw[5], frame::kWrite);
   EXPECT_EQ(id, h.requestId);
-  EXPECT_EQ(meta, 44u);
+  EXPECT_EQ(meta, 64u);
   EXPECT_EQ(data, 4u << 20);
   EXPECT_EQ(crc, Crc32c(raw, 28));
 }

@@ -90,7 +90,10 @@ void Put(std::string* out, const WriteArgs& a) {
   PutRaw(out, a.flags);
   PutRaw(out, a.payloadChecksum);
   PutRaw(out, a.chunkSizeBytes);
-  PutRaw(out, uint32_t{0});  // reserved
+  PutRaw(out, a.chainId);
+  PutRaw(out, a.chainVersion);
+  PutRaw(out, a.clientId);
+  PutRaw(out, a.requestId);
 }
 void Put(std::string* out, const CommitArgs& a) {
   PutChunkId(out, a.chunk);
@@ -136,10 +139,10 @@ bool Reader::Get(ReadArgs* a) {
   return GetChunkId(&a->chunk) && GetU32(&a->offset) && GetU32(&a->length) && GetU32(&a->flags);
 }
 bool Reader::Get(WriteArgs* a) {
-  uint32_t reserved;
   return GetChunkId(&a->chunk) && GetU32(&a->offset) && GetU32(&a->length) &&
          GetU64(&a->updateVersion) && GetU32(&a->flags) && GetU32(&a->payloadChecksum) &&
-         GetU32(&a->chunkSizeBytes) && GetU32(&reserved);
+         GetU32(&a->chunkSizeBytes) && GetU32(&a->chainId) && GetU32(&a->chainVersion) &&
+         GetU64(&a->clientId) && GetU64(&a->requestId);
 }
 bool Reader::Get(CommitArgs* a) { return GetChunkId(&a->chunk) && GetU64(&a->version); }
 bool Reader::Get(ListArgs* a) {

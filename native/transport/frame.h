@@ -68,18 +68,23 @@ struct ReadArgs {  // 24 bytes
 };
 constexpr uint32_t kReadUncommitted = 1;
 
-struct WriteArgs {  // 44 bytes
+struct WriteArgs {  // 64 bytes
   ChunkId chunk;
   uint32_t offset = 0;
   uint32_t length = 0;          // equals the header's dataBytes
-  uint64_t updateVersion = 0;   // 0: one above the chunk's newest version
-  uint32_t flags = 0;           // kWriteCommit, kWriteReplace
+  uint64_t updateVersion = 0;   // 0: one above the chunk's newest version (the head assigns it)
+  uint32_t flags = 0;           // kWriteCommit, kWriteReplace, kWriteChain
   uint32_t payloadChecksum = 0; // CRC32C of the payload, checked by the server before use
   uint32_t chunkSizeBytes = 0;  // the chunk's capacity; offset + length must fit (0: kChunkSizeBytesMax)
-  static constexpr size_t kBytes = 44;
+  uint32_t chainId = 0;         // kWriteChain: the chain the write travels, at chainVersion
+  uint32_t chainVersion = 0;
+  uint64_t clientId = 0;        // kWriteChain: (clientId, requestId) make a retried write apply once
+  uint64_t requestId = 0;
+  static constexpr size_t kBytes = 64;
 };
 constexpr uint32_t kWriteCommit = 1;   // commit at once (single replica or chain tail)
 constexpr uint32_t kWriteReplace = 2;  // the payload is the whole new content (resync, truncate)
+constexpr uint32_t kWriteChain = 4;    // CRAQ: store pending, forward to the successor, commit on its ack
 
 struct CommitArgs {  // 20 bytes
   ChunkId chunk;

@@ -61,7 +61,7 @@ describe('DataServer under bad input', () => {
 
   it('answers oversized meta or data with EMSGSIZE before reading it', async () => {
     await expectRejected(encodeHeader({ opcode: OPCODE.write, requestId: 5n, metaBytes: 1 << 30, dataBytes: 0 }), STATUS.tooLarge);
-    await expectRejected(encodeHeader({ opcode: OPCODE.write, requestId: 6n, metaBytes: 44, dataBytes: 0x7fff_ffff }), STATUS.tooLarge);
+    await expectRejected(encodeHeader({ opcode: OPCODE.write, requestId: 6n, metaBytes: 64, dataBytes: 0x7fff_ffff }), STATUS.tooLarge);
   });
 
   it('drops a connection whose frame stalls half-way, after frameTimeoutMs', async () => {

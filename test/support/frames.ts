@@ -57,7 +57,7 @@ export function statRequest(requestId: bigint, inode: bigint, index: number): Bu
 }
 
 export function writeRequest(requestId: bigint, inode: bigint, index: number, payload: Buffer, payloadChecksum: number): Buffer {
-  const meta = Buffer.alloc(44);
+  const meta = Buffer.alloc(64); // WriteArgs; chain fields (40..63) stay zero
   chunkIdBytes(inode, index).copy(meta, 0);
   meta.writeUInt32LE(0, 12); // offset
   meta.writeUInt32LE(payload.length, 16);

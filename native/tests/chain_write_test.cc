@@ -1,0 +1,193 @@
+// CRAQ chain writes through real DataServers on loopback: the head assigns versions, every
+// replica ends committed with the same content and checksum, retries apply once, stale
+// routing is refused, and a dead successor fails the write without committing it anywhere.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "client/chunk_client.h"
+#include "common/crc32c.h"
+#include "storage/chunk_store.h"
+#include "storage/data_server.h"
+
+namespace millpond {
+namespace {
+
+struct Replica {
+  std::string dir;
+  std::unique_ptr<ChunkStore> store;
+  std::unique_ptr<DataServer> server;
+  std::string address() const { return "127.0.0.1:" + std::to_string(server->port()); }
+};
+
+class ChainWriteTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kChain = 7;
+
+  void SetUp() override {
+    for (int i = 0; i < 3; i++) {
+      Replica r;
+      char tmpl[] = "/tmp/millpond-chain-XXXXXX";
+      r.dir = mkdtemp(tmpl);
+      ChunkStoreOptions so;
+      so.syncWrites = false;
+      ASSERT_TRUE(ChunkStore::Open(r.dir, so, &r.store).ok());
+      DataServerOptions o;
+      o.transport = TransportChoice::kTcp;
+      ASSERT_TRUE(DataServer::Start(r.store.get(), o, &r.server).ok());
+      replicas_.push_back(std::move(r));
+    }
+    SetChainVersion(1);
+    ChunkClientOptions co;
+    co.transport = TransportChoice::kTcp;
+    ASSERT_TRUE(ChunkClient::Create(co, &client_).ok());
+  }
+
+  void TearDown() override {
+    client_->Close();
+    for (auto& r : replicas_) {
+      r.server->Stop();
+      std::system(("rm -rf " + r.dir).c_str());
+    }
+  }
+
+  // head -> middle -> tail, in replicas_ order (the first `length` of them).
+  void SetChainVersion(uint32_t version, size_t length = 3) {
+    for (size_t i = 0; i < replicas_.size(); i++) {
+      if (i >= length) {
+        replicas_[i].server->RemoveChain(kChain);
+        continue;
+      }
+      ChainPosition p;
+      p.chainVersion = version;
+      p.head = i == 0;
+      if (i + 1 < length) p.successor = replicas_[i + 1].address();
+      replicas_[i].server->SetChain(kChain, p);
+    }
+  }
+
+  Status Write(const std::string& address, const ChunkId& id, uint32_t offset, const std::string& data,
+               uint32_t chainVersion, uint64_t requestId, ChunkMeta* meta) {
+    frame::WriteArgs a;
+    a.chunk = id;
+    a.offset = offset;
+    a.length = static_cast<uint32_t>(data.size());
+    a.flags = frame::kWriteChain;
+    a.chainId = kChain;
+    a.chainVersion = chainVersion;
+    a.clientId = 99;
+    a.requestId = requestId;
+    std::promise<std::pair<Status, ChunkMeta>> done;
+    client_->Write(address, a, data.data(), [&](const Status& s, const ChunkMeta& m) { done.set_value({s, m}); });
+    auto [s, m] = done.get_future().get();
+    *meta = m;
+    return s;
+  }
+
+  std::string ReadCommitted(size_t replica, const ChunkId& id, uint32_t length, ChunkMeta* meta) {
+    std::string out(length, '\0');
+    uint32_t n = 0;
+    Status s = replicas_[replica].store->Read(id, 0, length, out.data(), false, &n, meta);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    out.resize(n);
+    return out;
+  }
+
+  std::vector<Replica> replicas_;
+  std::unique_ptr<ChunkClient> client_;
+};
+
+TEST_F(ChainWriteTest, EveryReplicaCommitsTheSameVersionAndContent) {
+  ChunkId id{11, 0};
+  ChunkMeta meta;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, std::string(100000, 'a'), 1, 1, &meta).ok());
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 5000, std::string(10, 'b'), 1, 2, &meta).ok());
+  EXPECT_EQ(meta.commitVersion, 2u);
+  EXPECT_EQ(meta.updateVersion, 2u);
+  std::string expected(100000, 'a');
+  expected.replace(5000, 10, std::string(10, 'b'));
+  for (size_t i = 0; i < 3; i++) {
+    ChunkMeta m;
+    EXPECT_EQ(ReadCommitted(i, id, 100000, &m), expected) << "replica " << i;
+    EXPECT_EQ(m.commitVersion, 2u);
+    EXPECT_EQ(m.updateVersion, 2u);  // nothing left pending
+    EXPECT_EQ(m.checksum, Crc32c(expected.data(), expected.size()));
+  }
+  DataServerStats head = replicas_[0].server->stats();
+  EXPECT_EQ(head.forwards, 2u);
+  EXPECT_EQ(replicas_[2].server->stats().forwards, 0u);  // the tail forwards nothing
+}
+
+TEST_F(ChainWriteTest, ARetriedWriteAppliesOnce) {
+  ChunkId id{12, 0};
+  ChunkMeta first, again;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "once", 1, 42, &first).ok());
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "once", 1, 42, &again).ok());
+  EXPECT_EQ(again.commitVersion, first.commitVersion);
+  EXPECT_EQ(replicas_[0].server->stats().duplicateWrites, 1u);
+  ChunkMeta m;
+  ReadCommitted(2, id, 4, &m);
+  EXPECT_EQ(m.commitVersion, 1u);
+}
+
+TEST_F(ChainWriteTest, ConcurrentWritesToOneChunkAreSerialisedAtTheHead) {
+  ChunkId id{13, 0};
+  constexpr int kWrites = 40;
+  std::vector<std::promise<Status>> done(kWrites);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kWrites; i++) payloads.push_back(std::string(8192, static_cast<char>('A' + i % 26)));
+  for (int i = 0; i < kWrites; i++) {
+    frame::WriteArgs a;
+    a.chunk = id;
+    a.length = 8192;
+    a.flags = frame::kWriteChain;
+    a.chainId = kChain;
+    a.chainVersion = 1;
+    a.clientId = 5;
+    a.requestId = 1000 + i;
+    client_->Write(replicas_[0].address(), a, payloads[i].data(),
+                   [&done, i](const Status& s, const ChunkMeta&) { done[i].set_value(s); });
+  }
+  for (auto& d : done) EXPECT_TRUE(d.get_future().get().ok());
+  ChunkMeta m0, m1, m2;
+  std::string c0 = ReadCommitted(0, id, 8192, &m0), c1 = ReadCommitted(1, id, 8192, &m1),
+              c2 = ReadCommitted(2, id, 8192, &m2);
+  EXPECT_EQ(m0.commitVersion, static_cast<uint64_t>(kWrites));
+  EXPECT_EQ(c0, c1);
+  EXPECT_EQ(c1, c2);
+  EXPECT_EQ(m0.checksum, m2.checksum);
+}
+
+TEST_F(ChainWriteTest, StaleRoutingIsRefused) {
+  ChunkId id{14, 0};
+  ChunkMeta meta;
+  Status s = Write(replicas_[0].address(), id, 0, "x", 2, 1, &meta);  // the client's table is newer
+  EXPECT_EQ(s.code(), StatusCode::kStaleVersion) << s.ToString();
+  s = Write(replicas_[1].address(), id, 0, "x", 1, 2, &meta);  // not the head
+  EXPECT_EQ(s.code(), StatusCode::kStaleVersion) << s.ToString();
+  ChunkMeta m;
+  EXPECT_EQ(replicas_[0].store->Stat(id, &m).code(), StatusCode::kNotFound);
+}
+
+TEST_F(ChainWriteTest, ADeadSuccessorFailsTheWriteUncommittedThenTheShortenedChainServes) {
+  ChunkId id{15, 0};
+  ChunkMeta meta;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "v1", 1, 1, &meta).ok());
+  replicas_[2].server->Stop();  // the tail dies
+  Status s = Write(replicas_[0].address(), id, 0, "v2", 1, 2, &meta);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("forwarding to"), std::string::npos) << s.ToString();
+  ChunkMeta m;
+  EXPECT_EQ(ReadCommitted(0, id, 2, &m), "v1");  // never committed where the chain broke
+  EXPECT_EQ(m.commitVersion, 1u);
+  SetChainVersion(2, 2);  // mgmtd drops the dead target: head -> middle (now the tail)
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "v3", 2, 3, &meta).ok());
+  EXPECT_EQ(ReadCommitted(0, id, 2, &m), "v3");
+  EXPECT_EQ(ReadCommitted(1, id, 2, &m), "v3");
+}
+
+}  // namespace
+}  // namespace millpond
