@@ -35,7 +35,7 @@ export class InodeAllocator {
     const batch = BigInt(this.batch);
     const start = await this.kv.transact(async (tx) => {
       const raw = await tx.get(COUNTER);
-      const first = raw ? (unpack(raw) as bigint) : ROOT_INODE + 1n;
+      const first = raw ? BigInt(unpack(raw) as number | bigint) : ROOT_INODE + 1n;
       await tx.put(COUNTER, pack(first + batch));
       return first;
     });

@@ -1,0 +1,44 @@
+/**
+ * The protocol's byte fixtures: each message here is encoded by the TS codec into
+ * test/fixtures/protocol/<name>.bin, described (with the message in JSON, bigint as
+ * {"$u64": "..."} and bytes as {"$bin": "<hex>"}) in <name>.json. A C++ codec must produce
+ * and accept exactly these bytes.
+ */
+import type { Reply, Request } from '../../../src/protocol/envelope.js';
+
+export interface Fixture {
+  name: string;
+  description: string;
+  kind: 'request' | 'reply';
+  message: Request | Reply;
+}
+
+const user = { uid: 1000, gid: 1000 };
+const clientId = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+const inode = {
+  id: 4097n, type: 'file', mode: 0o644, uid: 1000, gid: 1000, length: 12_582_912, ctimeMs: 1_700_000_000_000, mtimeMs: 1_700_000_000_500,
+  layout: { chunkSizeBytes: 4_194_304, stripeSize: 3, chainTableId: 1, chainTableVersion: 1, seed: 2_534_090_413 }, parent: 0n,
+};
+
+export const fixtures: Fixture[] = [
+  { name: 'stat-request', kind: 'request', description: 'meta.stat of a path as uid/gid 1000', message: { requestId: 1, method: 'meta.stat', params: { user, path: '/data/part-0.parquet' } } },
+  {
+    name: 'open-request', kind: 'request', description: 'meta.open create+write with a clientId (deduplicated mutation), mode 0o644',
+    message: { requestId: 70000, method: 'meta.open', params: { user: { ...user, gids: [10, 20] }, clientId, path: '/data/out', flags: { write: true, create: true, exclusive: false, truncate: false, append: false, read: false }, mode: 0o644 } },
+  },
+  { name: 'readdir-request', kind: 'request', description: 'meta.readdir page after a name', message: { requestId: 4_294_967_296, method: 'meta.readdir', params: { user, path: '/data', after: 'part-9', limit: 256 } } },
+  { name: 'close-request', kind: 'request', description: 'meta.close of a write session with its length; inode as int64', message: { requestId: 3, method: 'meta.close', params: { user, clientId, inode: 4097n, session: 'b2dc5deb95bbfa7598552e38c3722a8f', length: 12_582_912 } } },
+  { name: 'open-reply', kind: 'reply', description: 'ok reply of meta.open: inode with layout and session', message: { requestId: 70000, ok: true, result: { inode, session: 'b2dc5deb95bbfa7598552e38c3722a8f' } } },
+  { name: 'readdir-reply', kind: 'reply', description: 'ok reply of meta.readdir', message: { requestId: 4_294_967_296, ok: true, result: { entries: [{ name: 'part-0', inode: 4097n, type: 'file' }, { name: 'sub', inode: 12n, type: 'dir' }], more: false } } },
+  { name: 'error-reply', kind: 'reply', description: 'error reply: ENOENT', message: { requestId: 1, ok: false, error: { code: 'ENOENT', message: 'no such file or directory: /data/part-0.parquet' } } },
+  { name: 'unknown-id-error-reply', kind: 'reply', description: 'error reply to a request whose id could not be read (requestId 0)', message: { requestId: 0, ok: false, error: { code: 'EPROTO', message: 'request is not one msgpack value' } } },
+  { name: 'null-reply', kind: 'reply', description: 'ok reply without a result (meta.unlink)', message: { requestId: 9, ok: true, result: null } },
+];
+
+export function toJson(value: unknown): unknown {
+  if (typeof value === 'bigint') return { $u64: value.toString() };
+  if (Buffer.isBuffer(value)) return { $bin: value.toString('hex') };
+  if (Array.isArray(value)) return value.map(toJson);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJson(v)]));
+  return value;
+}
