@@ -1,9 +1,11 @@
 export { MillpondError, ERROR_CODES, type ErrorCode } from './errors.js';
 export { limits } from './limits.js';
-export { ChunkStore, type ChunkStoreOptions, type ChunkWriteOptions } from './chunk/chunk-store.js';
+export { ChunkStore, type ChunkStoreOptions, type ChunkWriteOptions, type ChunkClientWriteOptions } from './chunk/chunk-store.js';
 export { DataServer, type DataServerOptions } from './chunk/data-server.js';
 export { ChunkClient, type ChunkClientOptions, type BatchRead, type BatchReadResult } from './chunk/chunk-client.js';
-export type { ChunkId, ChunkMeta, ChunkListEntry, TransportChoice, TransportCounters } from './native/binding.js';
+export type {
+  ChainPosition, ChainWriteRoute, ChunkId, ChunkMeta, ChunkListEntry, TransportChoice, TransportCounters,
+} from './native/binding.js';
 import { addon } from './native/binding.js';
 
 /** A Buffer on 4 KiB-aligned memory: chunk writes from it skip a copy under O_DIRECT. */

@@ -146,6 +146,15 @@ Napi::Value ChunkClientWrap::Write(const Napi::CallbackInfo& info) {
   a.flags = (o.Get("commit").ToBoolean() ? frame::kWriteCommit : 0) |
             (o.Get("replace").ToBoolean() ? frame::kWriteReplace : 0);
   a.chunkSizeBytes = GetU32(o, "chunkSizeBytes", 0);
+  Napi::Value chain = o.Get("chain");  // { chainId, chainVersion, clientId, requestId }: a CRAQ write
+  if (chain.IsObject()) {
+    Napi::Object c = chain.As<Napi::Object>();
+    a.flags |= frame::kWriteChain;
+    a.chainId = GetU32(c, "chainId", 0);
+    a.chainVersion = GetU32(c, "chainVersion", 0);
+    a.clientId = static_cast<uint64_t>(c.Get("clientId").ToNumber().Int64Value());
+    a.requestId = static_cast<uint64_t>(c.Get("requestId").ToNumber().Int64Value());
+  }
   Napi::Promise promise = p->deferred.Promise();
   client_->Write(address, a, data.Data(), [this, p](const Status& s, const ChunkMeta& meta) {
     Finish(p, s, [meta](Napi::Env env) -> Napi::Value { return ChunkMetaToJs(env, meta); });

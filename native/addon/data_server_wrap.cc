@@ -8,6 +8,8 @@ Napi::Function DataServerWrap::Init(Napi::Env env) {
   return DefineClass(env, "DataServerHandle",
                      {InstanceMethod<&DataServerWrap::Port>("port"),
                       InstanceMethod<&DataServerWrap::Stats>("stats"),
+                      InstanceMethod<&DataServerWrap::SetChain>("setChain"),
+                      InstanceMethod<&DataServerWrap::RemoveChain>("removeChain"),
                       InstanceMethod<&DataServerWrap::Stop>("stop")});
 }
 
@@ -58,12 +60,36 @@ Napi::Value DataServerWrap::Stats(const Napi::CallbackInfo& info) {
   o.Set("bytesWritten", n(s.bytesWritten));
   o.Set("errors", n(s.errors));
   o.Set("busyRejections", n(s.busyRejections));
+  o.Set("chainWrites", n(s.chainWrites));
+  o.Set("forwards", n(s.forwards));
+  o.Set("duplicateWrites", n(s.duplicateWrites));
   Napi::Object transports = Napi::Object::New(env);
   transports.Set("tcp", CountersToJs(env, server_->tcpCounters()));
   if (const TransportCounters* r = server_->rdmaCounters()) transports.Set("rdma", CountersToJs(env, *r));
   o.Set("transports", transports);
   o.Set("rdmaEnabled", Napi::Boolean::New(env, server_->rdmaEnabled()));
   return o;
+}
+
+// setChain(chainId, { chainVersion, head, successor })
+Napi::Value DataServerWrap::SetChain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsObject()) return ThrowType(env, "setChain(chainId, position)");
+  Napi::Object o = info[1].As<Napi::Object>();
+  ChainPosition p;
+  p.chainVersion = GetU32(o, "chainVersion", 0);
+  p.head = o.Get("head").ToBoolean();
+  Napi::Value successor = o.Get("successor");
+  if (successor.IsString()) p.successor = successor.As<Napi::String>().Utf8Value();
+  if (server_) server_->SetChain(info[0].As<Napi::Number>().Uint32Value(), p);
+  return env.Undefined();
+}
+
+Napi::Value DataServerWrap::RemoveChain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "removeChain(chainId)");
+  if (server_) server_->RemoveChain(info[0].As<Napi::Number>().Uint32Value());
+  return env.Undefined();
 }
 
 // stop() -> Promise<void>: joins the server's threads off the JS thread.

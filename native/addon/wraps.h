@@ -42,6 +42,8 @@ class DataServerWrap : public Napi::ObjectWrap<DataServerWrap> {
  private:
   Napi::Value Port(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value SetChain(const Napi::CallbackInfo& info);
+  Napi::Value RemoveChain(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
   std::shared_ptr<ChunkStore> store_;
   std::shared_ptr<DataServer> server_;

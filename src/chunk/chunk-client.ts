@@ -7,7 +7,7 @@ import { limits } from '../limits.js';
 import {
   addon, type ChunkId, type ChunkListEntry, type ChunkMeta, type NativeChunkClient, type TransportChoice,
 } from '../native/binding.js';
-import { nativeWriteOptions, type ChunkWriteOptions } from './chunk-store.js';
+import { nativeWriteOptions, type ChunkClientWriteOptions } from './chunk-store.js';
 import { checkTransport } from './data-server.js';
 import { checkAddress, checkBuffer, checkChunkId, checkRange, checkU32 } from './validate.js';
 
@@ -62,7 +62,11 @@ export class ChunkClient {
     return { data: view.subarray(0, bytesRead), meta };
   }
 
-  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: ChunkWriteOptions = {}): Promise<ChunkMeta> {
+  /**
+   * Writes at one data server; with `options.chain`, the server must be the chain's head and
+   * the write travels the chain (CRAQ): the promise resolves once every replica committed.
+   */
+  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: ChunkClientWriteOptions = {}): Promise<ChunkMeta> {
     checkAddress(address);
     checkChunkId(chunk);
     checkU32(offset, 'offset');

@@ -3,7 +3,9 @@
  * CRC32C verified on every read (a mismatch rejects with code ECHUNK_CORRUPT, never data).
  */
 import { limits } from '../limits.js';
-import { addon, type ChunkId, type ChunkListEntry, type ChunkMeta, type NativeChunkStore } from '../native/binding.js';
+import {
+  addon, type ChainWriteRoute, type ChunkId, type ChunkListEntry, type ChunkMeta, type NativeChunkStore,
+} from '../native/binding.js';
 import { checkBuffer, checkChunkId, checkRange, checkU32 } from './validate.js';
 
 export interface ChunkStoreOptions {
@@ -26,7 +28,12 @@ export interface ChunkWriteOptions {
   chunkSizeBytes?: number;
 }
 
-export function nativeWriteOptions(offset: number, length: number, o: ChunkWriteOptions) {
+/** A write through a data server that travels a CRAQ chain (ChunkClient.write only). */
+export interface ChunkClientWriteOptions extends ChunkWriteOptions {
+  chain?: ChainWriteRoute;
+}
+
+export function nativeWriteOptions(offset: number, length: number, o: ChunkClientWriteOptions) {
   const chunkSizeBytes = o.chunkSizeBytes ?? 0;
   if (chunkSizeBytes !== 0) checkRange(chunkSizeBytes, limits.chunkSizeBytesMin, limits.chunkSizeBytesMax, 'chunkSizeBytes');
   const capacity = chunkSizeBytes || limits.chunkSizeBytesMax;
@@ -36,7 +43,15 @@ export function nativeWriteOptions(offset: number, length: number, o: ChunkWrite
   const updateVersion = o.updateVersion ?? 0;
   if (!Number.isSafeInteger(updateVersion) || updateVersion < 0) throw new RangeError('updateVersion must be a non-negative integer');
   if (o.replace && offset !== 0) throw new RangeError('a replacing write starts at offset 0');
-  return { updateVersion, commit: o.commit ?? true, replace: o.replace ?? false, chunkSizeBytes };
+  const chain = o.chain;
+  if (chain !== undefined) {
+    checkU32(chain.chainId, 'chain.chainId');
+    checkU32(chain.chainVersion, 'chain.chainVersion');
+    if (!Number.isSafeInteger(chain.clientId) || chain.clientId < 0) throw new RangeError('chain.clientId must be a non-negative integer');
+    if (!Number.isSafeInteger(chain.requestId) || chain.requestId < 0) throw new RangeError('chain.requestId must be a non-negative integer');
+    if (updateVersion !== 0) throw new RangeError('a chain write gets its version from the head');
+  }
+  return { updateVersion, commit: o.commit ?? true, replace: o.replace ?? false, chunkSizeBytes, chain };
 }
 
 export class ChunkStore {

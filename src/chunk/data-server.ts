@@ -3,7 +3,9 @@
  * available). Requests are answered on native threads; no request passes through JS.
  */
 import { limits } from '../limits.js';
-import { addon, type NativeDataServer, type NativeDataServerStats, type TransportChoice } from '../native/binding.js';
+import {
+  addon, type ChainPosition, type NativeDataServer, type NativeDataServerStats, type TransportChoice,
+} from '../native/binding.js';
 import type { ChunkStore } from './chunk-store.js';
 import { checkRange } from './validate.js';
 
@@ -51,6 +53,21 @@ export class DataServer {
 
   stats(): NativeDataServerStats {
     return this.handle.stats();
+  }
+
+  /** Places this server's target on a chain (from mgmtd's routing); replaces an earlier position. */
+  setChain(chainId: number, position: ChainPosition): void {
+    checkRange(chainId, 0, 0xffff_ffff, 'chainId');
+    checkRange(position.chainVersion, 0, 0xffff_ffff, 'chainVersion');
+    if (position.successor !== undefined && !/^.+:\d{1,5}$/.test(position.successor)) {
+      throw new TypeError('successor must be "host:port"');
+    }
+    this.handle.setChain(chainId, position);
+  }
+
+  removeChain(chainId: number): void {
+    checkRange(chainId, 0, 0xffff_ffff, 'chainId');
+    this.handle.removeChain(chainId);
   }
 
   stop(): Promise<void> {

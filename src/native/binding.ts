@@ -36,11 +36,27 @@ export interface TransportCounters {
 
 export type TransportChoice = 'auto' | 'tcp' | 'rdma';
 
+export interface ChainWriteRoute {
+  chainId: number;
+  chainVersion: number;
+  /** (clientId, requestId) identify a write so a retry applies once; clientId 0 disables. */
+  clientId: number;
+  requestId: number;
+}
+
+export interface ChainPosition {
+  chainVersion: number;
+  head: boolean;
+  /** Data-plane address of the next target; absent at the tail. */
+  successor?: string;
+}
+
 export interface NativeWriteOptions {
   updateVersion: number;
   commit: boolean;
   replace: boolean;
   chunkSizeBytes: number;
+  chain?: ChainWriteRoute;
 }
 
 export interface NativeChunkStore {
@@ -64,6 +80,9 @@ export interface NativeDataServerStats {
   bytesWritten: number;
   errors: number;
   busyRejections: number;
+  chainWrites: number;
+  forwards: number;
+  duplicateWrites: number;
   rdmaEnabled: boolean;
   transports: { tcp: TransportCounters; rdma?: TransportCounters };
 }
@@ -71,6 +90,8 @@ export interface NativeDataServerStats {
 export interface NativeDataServer {
   port(): number;
   stats(): NativeDataServerStats;
+  setChain(chainId: number, position: ChainPosition): void;
+  removeChain(chainId: number): void;
   stop(): Promise<void>;
 }
 
