@@ -4,12 +4,14 @@
  */
 import { chunkstoreBench } from './chunkstore.js';
 import { dataplaneBench } from './dataplane.js';
+import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
 import { randreadBench } from './randread.js';
 
 const benches: Record<string, (options: Map<string, string>) => Promise<void>> = {
   chunkstore: chunkstoreBench,
   dataplane: dataplaneBench,
+  meta: metaBench,
   randread: randreadBench,
 };
 
