@@ -71,7 +71,7 @@ Napi::Value DataServerWrap::Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setChain(chainId, { chainVersion, head, successor })
+// setChain(chainId, { chainVersion, head, successor, successorSyncing })
 Napi::Value DataServerWrap::SetChain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber() || !info[1].IsObject()) return ThrowType(env, "setChain(chainId, position)");
@@ -79,6 +79,7 @@ Napi::Value DataServerWrap::SetChain(const Napi::CallbackInfo& info) {
   ChainPosition p;
   p.chainVersion = GetU32(o, "chainVersion", 0);
   p.head = o.Get("head").ToBoolean();
+  p.successorSyncing = o.Get("successorSyncing").ToBoolean();
   Napi::Value successor = o.Get("successor");
   if (successor.IsString()) p.successor = successor.As<Napi::String>().Utf8Value();
   if (server_) server_->SetChain(info[0].As<Napi::Number>().Uint32Value(), p);

@@ -195,11 +195,13 @@ Status ChunkStore::Stat(const ChunkId& chunk, ChunkMeta* meta) const {
   return Status::OK();
 }
 
-Status ChunkStore::PendingChecksum(const ChunkId& chunk, uint64_t version, uint32_t* checksum) const {
+Status ChunkStore::PendingVersion(const ChunkId& chunk, uint64_t version, uint32_t* length,
+                                  uint32_t* checksum) const {
   std::shared_lock<std::shared_mutex> lock(indexMu_);
   auto it = index_.find(chunk);
   if (it == index_.end() || !it->second.hasPending || it->second.pendingVersion != version)
     return Status::StaleVersion("chunk " + chunk.ToHex() + " has no pending version " + std::to_string(version));
+  *length = it->second.pendingLength;
   *checksum = it->second.pendingChecksum;
   return Status::OK();
 }

@@ -82,8 +82,8 @@ class ChunkStore {
               uint32_t* bytesRead, ChunkMeta* meta);
   Status Remove(const ChunkId& chunk);
   Status Stat(const ChunkId& chunk, ChunkMeta* meta) const;
-  // The CRC32C of pending version `version` (kStaleVersion if that is not the pending one).
-  Status PendingChecksum(const ChunkId& chunk, uint64_t version, uint32_t* checksum) const;
+  // Length and CRC32C of pending version `version` (kStaleVersion if that is not the pending one).
+  Status PendingVersion(const ChunkId& chunk, uint64_t version, uint32_t* length, uint32_t* checksum) const;
   // Up to `limit` chunks in id order, strictly after *after (from the start when null).
   Status List(const ChunkId* after, size_t limit, std::vector<ChunkListEntry>* out) const;
   ChunkStoreUsage Usage() const;

@@ -263,6 +263,7 @@ struct DataServer::ChainWrite {
   std::unique_ptr<ServerCall> call;
   frame::WriteArgs args;
   AlignedBuffer payload;
+  AlignedBuffer wholeChunk;  // the full new version, when the successor is syncing
   ChainPosition position;
   bool atHead = false;  // entered here from a client: this server assigns the version
 };
@@ -353,8 +354,21 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
   frame::WriteArgs forward = a;
   forward.updateVersion = version;
   forward.flags = (a.flags & ~frame::kWriteCommit) | frame::kWriteChain;
+  const char* data = w->payload.data();
+  if (w->position.successorSyncing) {
+    // A syncing successor may lack the base this update applies to: send the whole version.
+    uint32_t length = 0, checksum = 0, n = 0;
+    s = store_->PendingVersion(a.chunk, version, &length, &checksum);
+    if (s.ok()) s = buffers_.Acquire(length, kBufferWaitMs, &w->wholeChunk);
+    if (s.ok()) s = store_->Read(a.chunk, 0, length, w->wholeChunk.data(), true, &n, &meta);
+    if (!s.ok()) return FinishChainWrite(w, s, {});
+    forward.offset = 0;
+    forward.length = n;
+    forward.flags |= frame::kWriteReplace;
+    data = w->wholeChunk.data();
+  }
   counters_.forwards++;
-  forwarder_->Write(w->position.successor, forward, w->payload.data(),
+  forwarder_->Write(w->position.successor, forward, data,
                     [this, w, version](const Status& fs, const ChunkMeta& successor) {
                       RunOnWorker([this, w, version, fs, successor] { AfterForward(w, version, fs, successor); });
                     });
@@ -365,8 +379,8 @@ void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, c
   const ChunkId& chunk = w->args.chunk;
   if (!fs.ok())
     return FinishChainWrite(w, Status(fs.code(), "forwarding to " + w->position.successor + ": " + fs.message()), {});
-  uint32_t mine = 0;
-  Status s = store_->PendingChecksum(chunk, version, &mine);
+  uint32_t mine = 0, length = 0;
+  Status s = store_->PendingVersion(chunk, version, &length, &mine);
   if (s.ok() && mine != successor.checksum)
     s = Status::Corrupt("replicas disagree on chunk " + chunk.ToHex() + " version " + std::to_string(version) +
                         ": checksum " + std::to_string(mine) + " here, " + std::to_string(successor.checksum) +

@@ -35,6 +35,7 @@ struct ChainPosition {
   uint32_t chainVersion = 0;
   bool head = false;      // clients' writes enter here
   std::string successor;  // data-plane address of the next target; empty at the tail
+  bool successorSyncing = false;  // it is catching up: send it whole chunks, not updates
 };
 
 struct DataServerStats {

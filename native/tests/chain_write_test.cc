@@ -189,5 +189,25 @@ TEST_F(ChainWriteTest, ADeadSuccessorFailsTheWriteUncommittedThenTheShortenedCha
   EXPECT_EQ(ReadCommitted(1, id, 2, &m), "v3");
 }
 
+TEST_F(ChainWriteTest, ASyncingSuccessorReceivesWholeChunks) {
+  ChunkId id{16, 0};
+  ChunkMeta meta;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, std::string(50000, 'x'), 1, 1, &meta).ok());
+  // The tail lost the chunk (it was away); mgmtd marks it syncing.
+  ASSERT_TRUE(replicas_[2].store->Remove(id).ok());
+  ChainPosition middle;
+  middle.chainVersion = 1;
+  middle.successor = replicas_[2].address();
+  middle.successorSyncing = true;
+  replicas_[1].server->SetChain(kChain, middle);
+  // A small update in the middle of the chunk reaches the tail as the whole new version.
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 100, "patch", 1, 2, &meta).ok());
+  std::string expected(50000, 'x');
+  expected.replace(100, 5, "patch");
+  ChunkMeta m;
+  EXPECT_EQ(ReadCommitted(2, id, 50000, &m), expected);
+  EXPECT_EQ(m.commitVersion, 2u);
+}
+
 }  // namespace
 }  // namespace millpond

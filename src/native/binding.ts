@@ -49,6 +49,8 @@ export interface ChainPosition {
   head: boolean;
   /** Data-plane address of the next target; absent at the tail. */
   successor?: string;
+  /** The successor is resyncing: forward whole chunk versions to it, not updates. */
+  successorSyncing?: boolean;
 }
 
 export interface NativeWriteOptions {
