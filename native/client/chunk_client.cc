@@ -21,6 +21,17 @@ Status DecodeMeta(const std::string& meta, ChunkMeta* out) {
 
 }  // namespace
 
+// The decoder of replies whose meta is one ChunkMeta (write, stat, commit).
+template <typename OpT>
+std::function<void(OpT*)> MetaReply(ChunkClient::MetaDone done) {
+  return [done = std::move(done)](OpT* o) {
+    ChunkMeta meta;
+    Status s = o->status;
+    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
+    done(s, meta);
+  };
+}
+
 Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<ChunkClient>* out) {
   if (options.inflightBytesMax == 0 || options.inflightBytesMax > limits::kClientInflightBytesMax)
     return Status::InvalidArgument("inflightBytesMax must be 1.." + std::to_string(limits::kClientInflightBytesMax));
@@ -106,12 +117,7 @@ void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const
   frame::Put(&op->meta, args);
   op->payload = data;
   op->payloadBytes = args.length;
-  op->decode = [done = std::move(done)](Op* o) {
-    ChunkMeta meta;
-    Status s = o->status;
-    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
-    done(s, meta);
-  };
+  op->decode = MetaReply<Op>(std::move(done));
   Submit(address, op);
 }
 
@@ -149,12 +155,7 @@ void ChunkClient::Stat(const std::string& address, const ChunkId& chunk, MetaDon
   Op* op = new Op;
   op->opcode = frame::kStat;
   frame::PutChunkId(&op->meta, chunk);
-  op->decode = [done = std::move(done)](Op* o) {
-    ChunkMeta meta;
-    Status s = o->status;
-    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
-    done(s, meta);
-  };
+  op->decode = MetaReply<Op>(std::move(done));
   Submit(address, op);
 }
 
@@ -162,12 +163,7 @@ void ChunkClient::Commit(const std::string& address, const frame::CommitArgs& ar
   Op* op = new Op;
   op->opcode = frame::kCommit;
   frame::Put(&op->meta, args);
-  op->decode = [done = std::move(done)](Op* o) {
-    ChunkMeta meta;
-    Status s = o->status;
-    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
-    done(s, meta);
-  };
+  op->decode = MetaReply<Op>(std::move(done));
   Submit(address, op);
 }
 

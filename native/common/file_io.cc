@@ -36,18 +36,21 @@ Status PwritevFull(int fd, struct iovec* iov, int iovcnt, uint64_t offset, const
     }
     if (w == 0) return Status::IoError(std::string("write ") + what + ": no progress");
     offset += static_cast<uint64_t>(w);
-    size_t left = static_cast<size_t>(w);
-    while (iovcnt > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
+    AdvanceIov(&iov, &iovcnt, static_cast<size_t>(w));
   }
   return Status::OK();
+}
+
+void AdvanceIov(struct iovec** iov, int* iovcnt, size_t n) {
+  while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+    n -= (*iov)->iov_len;
+    (*iov)++;
+    (*iovcnt)--;
+  }
+  if (*iovcnt > 0) {
+    (*iov)->iov_base = static_cast<char*>((*iov)->iov_base) + n;
+    (*iov)->iov_len -= n;
+  }
 }
 
 void UniqueFd::Reset() {

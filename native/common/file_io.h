@@ -18,6 +18,10 @@ Status PwriteFull(int fd, const void* src, size_t n, uint64_t offset, const char
 // Writes every byte of iov at offset (the iovec array is modified).
 Status PwritevFull(int fd, struct iovec* iov, int iovcnt, uint64_t offset, const char* what);
 
+// Consumes n transferred bytes from the front of an iovec array: whole entries are skipped,
+// a partly transferred one is trimmed in place.
+void AdvanceIov(struct iovec** iov, int* iovcnt, size_t n);
+
 // An owned file descriptor.
 class UniqueFd {
  public:

@@ -169,30 +169,34 @@ Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk) {
   return Status::OK();
 }
 
-Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
+namespace {
+
+// Sends or receives every byte the iovecs describe, within timeoutMs.
+Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bool sending) {
   int64_t deadline = NowMs() + timeoutMs;
-  while (iovcnt > 0 && iov->iov_len == 0) { iov++; iovcnt--; }
+  AdvanceIov(&iov, &iovcnt, 0);  // skips leading empty entries
   while (iovcnt > 0) {
     struct msghdr msg;
     std::memset(&msg, 0, sizeof msg);
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
-    ssize_t r = ::recvmsg(fd, &msg, MSG_DONTWAIT);
-    if (r == 0) return Status::ConnReset("peer closed mid-frame");
-    if (r < 0) {
+    ssize_t n = sending ? ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) : ::recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n == 0 && !sending) return Status::ConnReset("peer closed mid-frame");
+    if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, "recv");
-      MP_RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline));
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, sending ? "send" : "recv");
+      MP_RETURN_IF_ERROR(WaitReady(fd, sending ? POLLOUT : POLLIN, deadline));
       continue;
     }
-    size_t left = static_cast<size_t>(r);
-    while (iovcnt > 0 && left >= iov->iov_len) { left -= iov->iov_len; iov++; iovcnt--; }
-    if (iovcnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
+    AdvanceIov(&iov, &iovcnt, static_cast<size_t>(n));
   }
   return Status::OK();
+}
+
+}  // namespace
+
+Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
+  return TransferIov(fd, iov, iovcnt, timeoutMs, false);
 }
 
 Status SkipExact(int fd, size_t n, uint32_t timeoutMs) {
@@ -206,28 +210,7 @@ Status SkipExact(int fd, size_t n, uint32_t timeoutMs) {
 }
 
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
-  int64_t deadline = NowMs() + timeoutMs;
-  while (iovcnt > 0 && iov->iov_len == 0) { iov++; iovcnt--; }
-  while (iovcnt > 0) {
-    struct msghdr msg;
-    std::memset(&msg, 0, sizeof msg);
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
-    ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, "send");
-      MP_RETURN_IF_ERROR(WaitReady(fd, POLLOUT, deadline));
-      continue;
-    }
-    size_t left = static_cast<size_t>(w);
-    while (iovcnt > 0 && left >= iov->iov_len) { left -= iov->iov_len; iov++; iovcnt--; }
-    if (iovcnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return Status::OK();
+  return TransferIov(fd, iov, iovcnt, timeoutMs, true);
 }
 
 }  // namespace millpond
