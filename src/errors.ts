@@ -8,6 +8,8 @@ export const ERROR_CODES = [
   'ENOTCOMMITTED', 'EACCES', 'EINTERNAL',
   // Namespace (meta service); POSIX meanings.
   'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENAMETOOLONG', 'EPERM', 'EBADF',
+  // Cluster (mgmtd): this mgmtd is a standby; the caller tries the next address.
+  'ENOTPRIMARY',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -63,3 +63,47 @@ export const metaLimits = {
   dedupPruneIntervalMs: 10_000,
   postgresPoolConnectionsDefault: 8,
 } as const;
+
+/**
+ * Cluster manager (src/cluster) and storage daemons (src/storage). Defaults suit a LAN;
+ * tests pass shorter timeouts through options.
+ */
+export const clusterLimits = {
+  nodesMax: 4096,
+  targetsMax: 65536,
+  chainsMax: 65536,
+  chainTablesMax: 256,
+  chainLengthMax: 16,
+  targetsPerNodeMax: 256,
+  addressBytesMax: 256,
+  /** A node is dead when no heartbeat arrived for this long. */
+  heartbeatTimeoutMsDefault: 10_000,
+  /** Storage daemons heartbeat this often (well below the timeout). */
+  heartbeatIntervalMsDefault: 1_000,
+  /** How often the primary checks for missed heartbeats. */
+  livenessCheckMsDefault: 500,
+  /** The primary's lease in the KV; renewed every third of it. */
+  leaseMsDefault: 10_000,
+  /** A standby polls the lease this often. */
+  leasePollMsDefault: 1_000,
+  /** Daemons and clients poll routing at least this often (also on ESTALE and version hints). */
+  routingPollMsDefault: 1_000,
+  /** Per attempt to one mgmtd address. */
+  mgmtdCallTimeoutMsDefault: 2_000,
+  /** Rounds over the list of mgmtd addresses per call before giving up. */
+  mgmtdCallRoundsMax: 10,
+  mgmtdRetryBackoffMsMax: 500,
+  /** A chain write retried on ESTALE and connection errors for at most this long. */
+  writeRetryMsDefault: 30_000,
+  writeAttemptsMax: 200,
+  writeRetryBackoffMsMax: 250,
+  /** Reads try each serving replica, refreshing routing between rounds, this many rounds. */
+  readRoundsMax: 10,
+  /** Chunks listed per resync page (<= limits.listReplyEntriesMax). */
+  resyncListPage: 1024,
+  /** Chunks copied at once by one resync. */
+  resyncCopiesInflightMax: 8,
+  /** Scrub reads this many chunk bytes per second at most. */
+  scrubBytesPerSecDefault: 64 * 1024 * 1024,
+  scrubListPage: 256,
+} as const;

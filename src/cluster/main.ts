@@ -1,0 +1,70 @@
+/**
+ * An mgmtd process:
+ *   node --import tsx src/cluster/main.ts --db <sqlite file> --listen tcp://127.0.0.1:0
+ *   node --import tsx src/cluster/main.ts --backend postgres --pg-url <url> --listen tcp://...
+ * Options (ms): --heartbeat-timeout-ms, --lease-ms, --lease-poll-ms, --liveness-check-ms.
+ * Prints "listening <endpoint>", then "primary" whenever it becomes primary and "standby" when
+ * it steps down. SIGTERM/SIGINT close it cleanly (a primary gives its lease up).
+ */
+import { parseArgs } from 'node:util';
+import type { KvBackend } from '../meta/kv.js';
+import { PostgresKv } from '../meta/postgres-kv.js';
+import { SqliteKv } from '../meta/sqlite-kv.js';
+import { MgmtdServer } from './mgmtd-server.js';
+import { MgmtdService } from './mgmtd-service.js';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'sqlite' },
+    db: { type: 'string' },
+    'pg-url': { type: 'string' },
+    listen: { type: 'string', default: 'tcp://127.0.0.1:0' },
+    'heartbeat-timeout-ms': { type: 'string' },
+    'lease-ms': { type: 'string' },
+    'lease-poll-ms': { type: 'string' },
+    'liveness-check-ms': { type: 'string' },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`mgmtd: ${message}`);
+  process.exit(2);
+}
+
+function ms(name: keyof typeof values): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isSafeInteger(n) || n < 1) fail(`--${name} must be a positive integer`);
+  return n;
+}
+
+let kv: KvBackend;
+if (values.backend === 'sqlite') {
+  if (!values.db) fail('--db <file> is required with --backend sqlite');
+  kv = new SqliteKv(values.db);
+} else if (values.backend === 'postgres') {
+  const url = values['pg-url'] ?? process.env.MILLPOND_PG_URL;
+  if (!url) fail('--pg-url <url> (or MILLPOND_PG_URL) is required with --backend postgres');
+  kv = await PostgresKv.open({ connectionString: url });
+} else {
+  fail(`unknown backend ${values.backend}`);
+}
+
+const server = await MgmtdServer.start(values.listen!, (address) => MgmtdService.start(kv, {
+  address,
+  heartbeatTimeoutMs: ms('heartbeat-timeout-ms'),
+  leaseMs: ms('lease-ms'),
+  leasePollMs: ms('lease-poll-ms'),
+  livenessCheckMs: ms('liveness-check-ms'),
+  onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
+}));
+console.log(`listening ${server.endpoint}`);
+
+const shutdown = async () => {
+  await server.close();
+  await kv.close();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());

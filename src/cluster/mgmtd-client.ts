@@ -1,0 +1,88 @@
+/**
+ * MgmtdClient: calls mgmtd given the addresses of all mgmtd instances. It sticks to the one
+ * that answered last and moves to the next on ENOTPRIMARY (a standby), a timeout or a closed
+ * socket, for at most clusterLimits.mgmtdCallRoundsMax rounds over the list.
+ */
+import { MillpondError } from '../errors.js';
+import { clusterLimits } from '../limits.js';
+import type { Params } from '../protocol/envelope.js';
+import { RpcClient } from '../protocol/rpc-client.js';
+import type { ChainTableRecord, LocalState, NodeKind, Routing } from './types.js';
+
+export interface MgmtdClientOptions {
+  /** Per attempt at one address. */
+  timeoutMs?: number;
+  roundsMax?: number;
+}
+
+const FAILOVER = new Set(['ENOTPRIMARY', 'ETIMEDOUT', 'ECLOSED', 'ECONNREFUSED', 'ECONNRESET']);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class MgmtdClient {
+  private readonly clients: RpcClient[];
+  private current = 0;
+  private readonly roundsMax: number;
+  private closed = false;
+
+  constructor(addresses: string[] | string, options: MgmtdClientOptions = {}) {
+    const list = typeof addresses === 'string' ? addresses.split(',').filter(Boolean) : addresses;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === 'string' && a.length > 0)) {
+      throw new TypeError('addresses must be a non-empty list of endpoints');
+    }
+    const timeoutMs = options.timeoutMs ?? clusterLimits.mgmtdCallTimeoutMsDefault;
+    this.roundsMax = options.roundsMax ?? clusterLimits.mgmtdCallRoundsMax;
+    if (!Number.isSafeInteger(this.roundsMax) || this.roundsMax < 1) throw new RangeError('roundsMax must be a positive integer');
+    this.clients = list.map((a) => new RpcClient(a, { timeoutMs, attemptsMax: 1 }));
+  }
+
+  get addresses(): string[] {
+    return this.clients.map((c) => c.endpoint);
+  }
+
+  async call(method: string, params: Params): Promise<unknown> {
+    let last: unknown;
+    for (let round = 0; round < this.roundsMax; round++) {
+      for (let i = 0; i < this.clients.length; i++) {
+        if (this.closed) throw new MillpondError('ECLOSED', 'mgmtd client is closed');
+        const at = this.current;
+        try {
+          return await this.clients[at]!.call(method, params);
+        } catch (err) {
+          if (!(err instanceof MillpondError) || !FAILOVER.has(err.code)) throw err;
+          last = err;
+          if (this.current === at) this.current = (at + 1) % this.clients.length;
+        }
+      }
+      await sleep(Math.random() * clusterLimits.mgmtdRetryBackoffMsMax);
+    }
+    throw last instanceof MillpondError && last.code === 'ENOTPRIMARY'
+      ? new MillpondError('ETIMEDOUT', `no mgmtd primary among ${this.addresses.join(', ')}: ${last.message}`)
+      : last;
+  }
+
+  registerNode(nodeId: number, kind: NodeKind, controlAddress: string, targets: Array<{ targetId: number; dataAddress: string }>) {
+    return this.call('mgmtd.registerNode', { nodeId, kind, controlAddress, targets }) as Promise<{ version: number }>;
+  }
+
+  heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number }>) {
+    return this.call('mgmtd.heartbeat', { nodeId, appliedVersion, targets }) as Promise<{ version: number }>;
+  }
+
+  getRouting(knownVersion?: number) {
+    return this.call('mgmtd.getRouting', { knownVersion }) as Promise<Routing | { version: number; unchanged: true }>;
+  }
+
+  createChainTable(tableId: number, spec: { chains: Array<{ chainId: number; targets: number[] }> } | { chainCount: number; chainLength: number; firstChainId?: number }) {
+    return this.call('mgmtd.createChainTable', { tableId, ...spec }) as Promise<ChainTableRecord>;
+  }
+
+  /** Status of the instance that answers (standbys answer too, with primary: false). */
+  status() {
+    return this.call('mgmtd.status', {}) as Promise<{ primary: boolean; instanceId: string; primaryAddress?: string; routing?: Routing }>;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.clients) c.close();
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * MgmtdService: the cluster manager's state and rules (design §1–§3). One primary at a time,
+ * chosen by a lease in the KV (lease.ts); every other instance is a standby that answers
+ * ENOTPRIMARY and polls the lease. The primary keeps the records in memory, persists every
+ * change in a transaction that also checks it still holds the lease, and bumps the routing
+ * version on every change. Heartbeat times are kept in memory only: a new primary grants every
+ * node one heartbeat timeout from its takeover.
+ */
+import { randomBytes } from 'node:crypto';
+import { MillpondError } from '../errors.js';
+import { clusterLimits } from '../limits.js';
+import type { KvBackend } from '../meta/kv.js';
+import { pack, unpack } from '../protocol/codec.js';
+import { clusterKeys, type RecordKind } from './keys.js';
+import { readLease, release, tryAcquire, type Lease } from './lease.js';
+import { applyRules } from './rules.js';
+import type {
+  ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord,
+} from './types.js';
+
+export interface MgmtdOptions {
+  /** This instance's control endpoint, named to callers by standbys. */
+  address: string;
+  heartbeatTimeoutMs?: number;
+  livenessCheckMs?: number;
+  leaseMs?: number;
+  leasePollMs?: number;
+  /** Called when this instance becomes primary or steps down. */
+  onRole?: (primary: boolean) => void;
+}
+
+export interface RegisterTarget { targetId: number; dataAddress: string }
+export interface HeartbeatTarget { targetId: number; localState: LocalState; syncedStateVersion?: number }
+type TargetWithVersion = TargetRecord;
+
+interface Dirty { n: Set<number>; t: Set<number>; c: Set<number>; k: Set<number> }
+const emptyDirty = (): Dirty => ({ n: new Set(), t: new Set(), c: new Set(), k: new Set() });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class MgmtdService {
+  readonly instanceId = randomBytes(8).toString('hex');
+  private readonly heartbeatTimeoutMs: number;
+  private readonly livenessCheckMs: number;
+  private readonly leaseMs: number;
+  private readonly leasePollMs: number;
+
+  private primary = false;
+  private leaseValidUntilMs = 0;
+  private lastLease: Lease | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private leaseLoopDone: Promise<void> = Promise.resolve();
+  private livenessTimer: NodeJS.Timeout | undefined;
+  /** Mutations run one at a time, so persistence happens in the order of the changes. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private version = 0;
+  private nodes = new Map<number, NodeRecord>();
+  private targets = new Map<number, TargetWithVersion>();
+  private chains = new Map<number, ChainRecord>();
+  private tables = new Map<number, ChainTableRecord>();
+  private lastHeartbeatMs = new Map<number, number>();
+  private appliedVersion = new Map<number, number>();
+  private restarted = new Set<number>();
+  private syncDone = new Set<number>();
+
+  private constructor(private readonly kv: KvBackend, private readonly options: MgmtdOptions) {
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? clusterLimits.heartbeatTimeoutMsDefault;
+    this.livenessCheckMs = options.livenessCheckMs ?? clusterLimits.livenessCheckMsDefault;
+    this.leaseMs = options.leaseMs ?? clusterLimits.leaseMsDefault;
+    this.leasePollMs = options.leasePollMs ?? clusterLimits.leasePollMsDefault;
+    for (const [name, v] of Object.entries({ heartbeatTimeoutMs: this.heartbeatTimeoutMs, livenessCheckMs: this.livenessCheckMs, leaseMs: this.leaseMs, leasePollMs: this.leasePollMs })) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer`);
+    }
+  }
+
+  /** Starts as a standby and takes the lease when it is free. */
+  static start(kv: KvBackend, options: MgmtdOptions): MgmtdService {
+    if (typeof options?.address !== 'string') throw new TypeError('options.address must be a string');
+    const service = new MgmtdService(kv, options);
+    service.leaseLoopDone = service.leaseLoop();
+    return service;
+  }
+
+  get isPrimary(): boolean {
+    return this.primary && Date.now() < this.leaseValidUntilMs;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake?.();
+    await this.leaseLoopDone;
+    const wasPrimary = this.primary;
+    this.stepDown();
+    await this.queue.catch(() => {});
+    if (wasPrimary) await release(this.kv, this.instanceId).catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- RPC methods
+
+  registerNode(node: NodeRecord, targets: RegisterTarget[]): Promise<{ version: number }> {
+    if (targets.length > clusterLimits.targetsPerNodeMax) throw new RangeError(`a node has at most ${clusterLimits.targetsPerNodeMax} targets`);
+    return this.exclusive(async () => {
+      const dirty = emptyDirty();
+      if (!this.nodes.has(node.nodeId) && this.nodes.size >= clusterLimits.nodesMax) throw new MillpondError('ENOSPC', 'too many nodes');
+      const old = this.nodes.get(node.nodeId);
+      if (!old || old.kind !== node.kind || old.controlAddress !== node.controlAddress) {
+        this.nodes.set(node.nodeId, { ...node });
+        dirty.n.add(node.nodeId);
+      }
+      this.lastHeartbeatMs.set(node.nodeId, Date.now());
+      for (const { targetId, dataAddress } of targets) {
+        const t = this.targets.get(targetId);
+        if (!t) {
+          if (this.targets.size >= clusterLimits.targetsMax) throw new MillpondError('ENOSPC', 'too many targets');
+          this.targets.set(targetId, { targetId, nodeId: node.nodeId, dataAddress, state: 'offline', localState: 'online', stateVersion: this.version });
+          dirty.t.add(targetId);
+        } else if (t.nodeId !== node.nodeId || t.dataAddress !== dataAddress || t.localState !== 'online') {
+          const moved = t.nodeId !== node.nodeId || t.dataAddress !== dataAddress;
+          Object.assign(t, { nodeId: node.nodeId, dataAddress, localState: 'online' });
+          dirty.t.add(targetId);
+          if (moved) for (const c of this.chains.values()) if (c.targets.includes(targetId)) (c.version++, dirty.c.add(c.chainId));
+        }
+        this.restarted.add(targetId);
+      }
+      this.evaluate(dirty);
+      await this.persist(dirty);
+      return { version: this.version };
+    });
+  }
+
+  heartbeat(nodeId: number, appliedVersion: number, reports: HeartbeatTarget[]): Promise<{ version: number }> {
+    this.requirePrimary();
+    if (!this.nodes.has(nodeId)) throw new MillpondError('ENOENT', `node ${nodeId} is not registered`);
+    this.lastHeartbeatMs.set(nodeId, Date.now());
+    this.appliedVersion.set(nodeId, appliedVersion);
+    const news = reports.filter((r) => {
+      const t = this.targets.get(r.targetId);
+      return t && t.nodeId === nodeId && (t.localState !== r.localState
+        || (r.localState === 'syncing-done' && t.state === 'syncing' && r.syncedStateVersion === t.stateVersion));
+    });
+    if (news.length === 0) return Promise.resolve({ version: this.version });
+    return this.exclusive(async () => {
+      const dirty = emptyDirty();
+      for (const r of news) {
+        const t = this.targets.get(r.targetId);
+        if (!t || t.nodeId !== nodeId) continue;
+        if (t.localState !== r.localState) (t.localState = r.localState, dirty.t.add(t.targetId));
+        // A report for an earlier syncing round (stateVersion differs) does not count.
+        if (r.localState === 'syncing-done' && t.state === 'syncing' && r.syncedStateVersion === t.stateVersion) this.syncDone.add(t.targetId);
+      }
+      this.evaluate(dirty);
+      await this.persist(dirty);
+      return { version: this.version };
+    });
+  }
+
+  getRouting(knownVersion: number | undefined): Routing | { version: number; unchanged: true } {
+    this.requirePrimary();
+    if (knownVersion === this.version) return { version: this.version, unchanged: true };
+    return this.routing();
+  }
+
+  /**
+   * Creates a chain table with the given chains (each an ordered list of target ids on
+   * distinct nodes). Creating the same table again with the same chains is a no-op (retries).
+   */
+  createChainTable(tableId: number, chains: Array<{ chainId: number; targets: number[] }>): Promise<ChainTableRecord> {
+    return this.exclusive(async () => {
+      const existing = this.tables.get(tableId);
+      const same = (c: { chainId: number; targets: number[] }) => {
+        const have = this.chains.get(c.chainId);
+        return have !== undefined && [...have.targets].sort().join() === [...c.targets].sort().join();
+      };
+      if (existing) {
+        if (existing.chainIds.join() === chains.map((c) => c.chainId).join() && chains.every(same)) return existing;
+        throw new MillpondError('EEXIST', `chain table ${tableId} exists with other chains`);
+      }
+      if (this.tables.size >= clusterLimits.chainTablesMax) throw new MillpondError('ENOSPC', 'too many chain tables');
+      if (this.chains.size + chains.length > clusterLimits.chainsMax) throw new MillpondError('ENOSPC', 'too many chains');
+      const dirty = emptyDirty();
+      for (const c of chains) {
+        if (this.chains.has(c.chainId) && !same(c)) throw new MillpondError('EEXIST', `chain ${c.chainId} exists with other targets`);
+        if (c.targets.length < 1 || c.targets.length > clusterLimits.chainLengthMax) throw new MillpondError('EINVAL', `chain ${c.chainId} must have 1..${clusterLimits.chainLengthMax} targets`);
+        const nodes = new Set<number>();
+        for (const id of c.targets) {
+          const t = this.targets.get(id);
+          if (!t) throw new MillpondError('ENOENT', `target ${id} is not registered`);
+          if (nodes.has(t.nodeId)) throw new MillpondError('EINVAL', `chain ${c.chainId} has two targets on node ${t.nodeId}`);
+          nodes.add(t.nodeId);
+        }
+      }
+      for (const c of chains) {
+        if (!this.chains.has(c.chainId)) {
+          this.chains.set(c.chainId, { chainId: c.chainId, version: 1, targets: [...c.targets] });
+          dirty.c.add(c.chainId);
+        }
+      }
+      const table = { tableId, version: 1, chainIds: chains.map((c) => c.chainId) };
+      this.tables.set(tableId, table);
+      dirty.k.add(tableId);
+      this.evaluate(dirty);
+      await this.persist(dirty);
+      return table;
+    });
+  }
+
+  /** `chainCount` chains of `chainLength` targets, rotating over the registered targets. */
+  planChains(firstChainId: number, chainCount: number, chainLength: number): Array<{ chainId: number; targets: number[] }> {
+    this.requirePrimary();
+    const ids = [...this.targets.keys()].sort((a, b) => a - b);
+    if (ids.length < chainLength) throw new MillpondError('EINVAL', `${chainLength} targets per chain, ${ids.length} registered`);
+    return Array.from({ length: chainCount }, (_, i) => ({
+      chainId: firstChainId + i,
+      targets: Array.from({ length: chainLength }, (_, j) => ids[(i + j) % ids.length]!),
+    }));
+  }
+
+  status(): { primary: boolean; instanceId: string; primaryAddress: string | undefined; routing?: Routing } {
+    const primary = this.isPrimary;
+    return { primary, instanceId: this.instanceId, primaryAddress: this.primaryAddress(), routing: primary ? this.routing() : undefined };
+  }
+
+  /** The endpoint of the primary as of the last lease read (maybe this instance). */
+  primaryAddress(): string | undefined {
+    return this.lastLease && this.lastLease.expiresAtMs > Date.now() ? this.lastLease.address : undefined;
+  }
+
+  requirePrimary(): void {
+    if (!this.isPrimary) {
+      const p = this.primaryAddress();
+      throw new MillpondError('ENOTPRIMARY', `this mgmtd is a standby${p && p !== this.options.address ? `; the primary is ${p}` : ''}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private routing(): Routing {
+    const now = Date.now();
+    return {
+      version: this.version,
+      nodes: [...this.nodes.values()].map((n) => ({ ...n, alive: this.alive(n.nodeId, now), appliedVersion: this.appliedVersion.get(n.nodeId) ?? 0 })),
+      targets: [...this.targets.values()].map((t) => ({ ...t })),
+      chains: [...this.chains.values()].map((c) => ({ ...c, targets: [...c.targets] })),
+      chainTables: [...this.tables.values()].map((k) => ({ ...k, chainIds: [...k.chainIds] })),
+    };
+  }
+
+  private alive(nodeId: number, now = Date.now()): boolean {
+    const last = this.lastHeartbeatMs.get(nodeId);
+    return last !== undefined && now - last <= this.heartbeatTimeoutMs;
+  }
+
+  /** REQUIRES: inside exclusive(). Applies the state rules; marks what changed. */
+  private evaluate(dirty: Dirty): void {
+    const now = Date.now();
+    const { changedTargets, changedChains } = applyRules({
+      targets: this.targets,
+      chains: this.chains,
+      isAlive: (t) => this.alive(t.nodeId, now),
+      restarted: this.restarted,
+      syncDone: this.syncDone,
+    });
+    this.restarted.clear();
+    this.syncDone.clear();
+    for (const id of changedTargets.keys()) dirty.t.add(id);
+    for (const id of changedChains) dirty.c.add(id);
+    if (dirty.n.size + dirty.t.size + dirty.c.size + dirty.k.size === 0) return;
+    this.version++;
+    for (const id of changedTargets.keys()) {
+      const t = this.targets.get(id)!;
+      t.stateVersion = this.version;
+      // A target entering syncing has not synced yet, whatever it said before.
+      if (t.state === 'syncing') t.localState = 'online';
+      else if (t.state === 'serving' && t.localState === 'syncing-done') t.localState = 'uptodate';
+    }
+  }
+
+  /** REQUIRES: inside exclusive(). Writes the changed records and the version, if we hold the lease. */
+  private async persist(dirty: Dirty): Promise<void> {
+    if (dirty.n.size + dirty.t.size + dirty.c.size + dirty.k.size === 0) return;
+    const records: Array<[Buffer, unknown]> = [[clusterKeys.version, { version: this.version }]];
+    const add = (kind: RecordKind, ids: Set<number>, map: Map<number, unknown>) => {
+      for (const id of ids) records.push([clusterKeys.record(kind, id), map.get(id)]);
+    };
+    add('n', dirty.n, this.nodes);
+    add('t', dirty.t, this.targets);
+    add('c', dirty.c, this.chains);
+    add('k', dirty.k, this.tables);
+    try {
+      await this.kv.transact(async (tx) => {
+        const lease = await readLease(tx);
+        if (lease?.holder !== this.instanceId) throw new MillpondError('ENOTPRIMARY', 'this mgmtd lost its lease');
+        for (const [key, value] of records) await tx.put(key, pack(value));
+      });
+    } catch (err) {
+      // The memory is ahead of the store now; only a reload from the store may serve again.
+      this.stepDown();
+      throw err instanceof MillpondError ? err : new MillpondError('EIO', `mgmtd could not persist: ${(err as Error).message}`);
+    }
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.requirePrimary();
+    const run = this.queue.then(() => (this.requirePrimary(), fn()));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async leaseLoop(): Promise<void> {
+    while (!this.stopped) {
+      const startedMs = Date.now();
+      try {
+        const lease = await tryAcquire(this.kv, this.instanceId, this.options.address, this.leaseMs);
+        this.lastLease = lease;
+        if (lease?.holder === this.instanceId) {
+          this.leaseValidUntilMs = startedMs + this.leaseMs;
+          if (!this.primary) await this.becomePrimary();
+        } else if (this.primary) {
+          this.stepDown();
+        }
+      } catch (err) {
+        if (!this.stopped) console.error(`mgmtd: lease: ${(err as Error).message}`);
+      }
+      if (this.primary && Date.now() >= this.leaseValidUntilMs) this.stepDown();
+      const waitMs = this.primary ? Math.floor(this.leaseMs / 3) : this.leasePollMs;
+      await Promise.race([sleep(waitMs), new Promise<void>((resolve) => (this.wake = resolve))]);
+    }
+  }
+
+  private async becomePrimary(): Promise<void> {
+    const loaded = await this.kv.transact(async (tx) => {
+      const scan = async (kind: RecordKind, max: number) => (await tx.scan(...clusterKeys.range(kind), max)).map(([, v]) => unpack(v));
+      const version = await tx.get(clusterKeys.version);
+      return {
+        version: version ? (unpack(version) as { version: number }).version : 0,
+        nodes: (await scan('n', clusterLimits.nodesMax)) as NodeRecord[],
+        targets: (await scan('t', clusterLimits.targetsMax)) as TargetWithVersion[],
+        chains: (await scan('c', clusterLimits.chainsMax)) as ChainRecord[],
+        tables: (await scan('k', clusterLimits.chainTablesMax)) as ChainTableRecord[],
+      };
+    });
+    this.version = loaded.version;
+    this.nodes = new Map(loaded.nodes.map((n) => [n.nodeId, n]));
+    this.targets = new Map(loaded.targets.map((t) => [t.targetId, t]));
+    this.chains = new Map(loaded.chains.map((c) => [c.chainId, c]));
+    this.tables = new Map(loaded.tables.map((k) => [k.tableId, k]));
+    const now = Date.now();
+    this.lastHeartbeatMs = new Map(loaded.nodes.map((n) => [n.nodeId, now]));
+    this.appliedVersion.clear();
+    this.restarted.clear();
+    this.syncDone.clear();
+    this.primary = true;
+    this.livenessTimer = setInterval(() => {
+      if (!this.isPrimary) return;
+      this.exclusive(async () => {
+        const dirty = emptyDirty();
+        this.evaluate(dirty);
+        await this.persist(dirty);
+      }).catch(() => {});
+    }, this.livenessCheckMs);
+    this.options.onRole?.(true);
+  }
+
+  private stepDown(): void {
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.livenessTimer = undefined;
+    if (!this.primary) return;
+    this.primary = false;
+    this.leaseValidUntilMs = 0;
+    this.options.onRole?.(false);
+  }
+}
+
+export type { NodeKind };

@@ -1,0 +1,83 @@
+/**
+ * mgmtd's methods on the wire (src/protocol envelope; params and results are msgpack maps).
+ *
+ *   method                  params                                             result
+ *   mgmtd.registerNode      nodeId, kind, controlAddress?, targets?:           { version }
+ *                           [{targetId, dataAddress}]
+ *   mgmtd.heartbeat         nodeId, appliedVersion, targets?:                  { version }
+ *                           [{targetId, localState, syncedStateVersion?}]
+ *   mgmtd.getRouting        knownVersion?                                      Routing | { version, unchanged: true }
+ *   mgmtd.createChainTable  tableId, chains?: [{chainId, targets: [id]}]       ChainTableRecord
+ *                           | chainCount, chainLength, firstChainId?
+ *   mgmtd.status            -                                                  { primary, instanceId, primaryAddress?, routing? }
+ *
+ * A standby answers every method but mgmtd.status with ENOTPRIMARY; callers try the next
+ * mgmtd address. An unknown nodeId in a heartbeat is ENOENT: the node registers again.
+ */
+import { clusterLimits } from '../limits.js';
+import { ProtocolError, type Params } from '../protocol/envelope.js';
+import { list, map, optStr, optUint, str, uint } from '../protocol/fields.js';
+import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind } from './types.js';
+
+export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status'] as const;
+export type MgmtdMethod = (typeof MGMTD_METHODS)[number];
+
+const U32 = 0xffffffff;
+
+function each<T>(items: unknown[], name: string, decode: (p: Params) => T): T[] {
+  return items.map((item, i) => {
+    try {
+      return decode(map({ item }, 'item'));
+    } catch (err) {
+      throw new ProtocolError('EPROTO', `${name}[${i}]: ${(err as Error).message}`);
+    }
+  });
+}
+
+export function address(params: Params, name: string): string {
+  const v = str(params, name);
+  if (Buffer.byteLength(v) > clusterLimits.addressBytesMax) throw new ProtocolError('EPROTO', `param ${name} is longer than ${clusterLimits.addressBytesMax} bytes`);
+  return v;
+}
+
+export function decodeRegister(p: Params) {
+  const kind = str(p, 'kind');
+  if (!(NODE_KINDS as readonly string[]).includes(kind)) throw new ProtocolError('EPROTO', `param kind must be one of ${NODE_KINDS.join(', ')}`);
+  const targets = p.targets === undefined || p.targets === null ? [] : each(list(p, 'targets', clusterLimits.targetsPerNodeMax), 'targets', (t) => ({
+    targetId: uint(t, 'targetId', U32),
+    dataAddress: address(t, 'dataAddress'),
+  }));
+  const controlAddress = optStr(p, 'controlAddress') ?? '';
+  if (Buffer.byteLength(controlAddress) > clusterLimits.addressBytesMax) throw new ProtocolError('EPROTO', 'param controlAddress is too long');
+  return { node: { nodeId: uint(p, 'nodeId', U32), kind: kind as NodeKind, controlAddress }, targets };
+}
+
+export function decodeHeartbeat(p: Params) {
+  const targets = p.targets === undefined || p.targets === null ? [] : each(list(p, 'targets', clusterLimits.targetsPerNodeMax), 'targets', (t) => {
+    const localState = str(t, 'localState');
+    if (!(LOCAL_STATES as readonly string[]).includes(localState)) throw new ProtocolError('EPROTO', `localState must be one of ${LOCAL_STATES.join(', ')}`);
+    return { targetId: uint(t, 'targetId', U32), localState: localState as LocalState, syncedStateVersion: optUint(t, 'syncedStateVersion') };
+  });
+  return { nodeId: uint(p, 'nodeId', U32), appliedVersion: uint(p, 'appliedVersion'), targets };
+}
+
+export function decodeCreateChainTable(p: Params) {
+  const tableId = uint(p, 'tableId', U32);
+  if (p.chains === undefined || p.chains === null) {
+    return {
+      tableId,
+      plan: { chainCount: uint(p, 'chainCount', clusterLimits.chainsMax), chainLength: uint(p, 'chainLength', clusterLimits.chainLengthMax), firstChainId: optUint(p, 'firstChainId', U32) },
+    };
+  }
+  const chains = each(list(p, 'chains', clusterLimits.chainsMax), 'chains', (c) => ({
+    chainId: uint(c, 'chainId', U32),
+    targets: list(c, 'targets', clusterLimits.chainLengthMax).map((v, i) => {
+      try {
+        return uint({ v }, 'v', U32);
+      } catch {
+        throw new ProtocolError('EPROTO', `targets[${i}] must be a target id`);
+      }
+    }),
+  }));
+  return { tableId, chains };
+}

@@ -1,0 +1,77 @@
+/**
+ * The cluster's records (design §1–§3, after 3FS's mgmtd). mgmtd keeps them in its KV and
+ * serves them to clients and daemons as one `Routing` snapshot with a version that bumps on
+ * every change.
+ */
+
+/**
+ * Public state of a target (decided by mgmtd):
+ *   serving  reads and writes; up to date
+ *   syncing  back after a failure: receives forwarded writes and is being resynced; no reads
+ *   waiting  back, but a chain of it has no serving target; waits for that chain's lastsrv
+ *   lastsrv  died while it was the last serving target of a chain: it holds the newest data
+ *   offline  dead (missed heartbeats)
+ */
+export type TargetState = 'serving' | 'syncing' | 'waiting' | 'lastsrv' | 'offline';
+export const TARGET_STATES: readonly TargetState[] = ['serving', 'syncing', 'waiting', 'lastsrv', 'offline'];
+
+/**
+ * What a storage daemon says about its target in heartbeats:
+ *   online        running, not known to be up to date (just started, or resync in progress)
+ *   syncing-done  a resync finished: every chunk of the sources is here
+ *   uptodate      serving and running since mgmtd accepted it as serving
+ */
+export type LocalState = 'online' | 'syncing-done' | 'uptodate';
+export const LOCAL_STATES: readonly LocalState[] = ['online', 'syncing-done', 'uptodate'];
+
+export type NodeKind = 'storage' | 'meta' | 'client';
+export const NODE_KINDS: readonly NodeKind[] = ['storage', 'meta', 'client'];
+
+export interface NodeRecord {
+  nodeId: number;
+  kind: NodeKind;
+  /** The node's control-plane endpoint (tcp://...), '' if it serves none. */
+  controlAddress: string;
+}
+
+export interface TargetRecord {
+  targetId: number;
+  nodeId: number;
+  /** Data-plane "host:port" of the node's DataServer for this target. */
+  dataAddress: string;
+  state: TargetState;
+  /** The last local state the daemon reported. */
+  localState: LocalState;
+  /** The routing version at which the target entered its current state. */
+  stateVersion: number;
+}
+
+export interface ChainRecord {
+  chainId: number;
+  /** Bumps on every change of membership, order or member state. */
+  version: number;
+  /** Ordered: serving targets first (the head is [0]), then syncing, then the rest. */
+  targets: number[];
+}
+
+export interface ChainTableRecord {
+  tableId: number;
+  version: number;
+  chainIds: number[];
+}
+
+/** What getRouting serves: the whole picture at one version. */
+export interface Routing {
+  version: number;
+  /** appliedVersion: the routing version the node last said it applied (heartbeats). */
+  nodes: Array<NodeRecord & { alive: boolean; appliedVersion: number }>;
+  targets: TargetRecord[];
+  chains: ChainRecord[];
+  chainTables: ChainTableRecord[];
+}
+
+/** The data path of one chain: serving then syncing targets, in order. */
+export function dataPath(chain: ChainRecord, targets: ReadonlyMap<number, TargetRecord>): TargetRecord[] {
+  const members = chain.targets.map((id) => targets.get(id)).filter((t): t is TargetRecord => t !== undefined);
+  return [...members.filter((t) => t.state === 'serving'), ...members.filter((t) => t.state === 'syncing')];
+}

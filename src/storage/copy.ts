@@ -1,0 +1,54 @@
+/**
+ * Installing a replica's committed copy of a chunk into a local store: the building block of
+ * resync and scrub repair.
+ */
+import type { ChunkClient } from '../chunk/chunk-client.js';
+import type { ChunkStore } from '../chunk/chunk-store.js';
+import { MillpondError } from '../errors.js';
+import type { ChunkId, ChunkMeta } from '../native/binding.js';
+
+export async function localMeta(store: ChunkStore, chunk: ChunkId): Promise<ChunkMeta | undefined> {
+  try {
+    return await store.stat(chunk);
+  } catch (err) {
+    if (err instanceof MillpondError && err.code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The committed content of `chunk` at `address`, whole (re-read if it grew meanwhile). */
+export async function readWhole(client: ChunkClient, address: string, chunk: ChunkId, lengthHint: number): Promise<{ data: Buffer; meta: ChunkMeta }> {
+  let length = lengthHint;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const got = await client.read(address, chunk, 0, length);
+    if (got.meta.length <= got.data.length) return { data: got.data.subarray(0, got.meta.length), meta: got.meta };
+    length = got.meta.length;
+  }
+  throw new MillpondError('EBUSY', `chunk keeps growing at ${address}`);
+}
+
+export type InstallResult = 'installed' | 'newer-here';
+
+/**
+ * Installs `data` as committed version `meta.commitVersion` of `chunk`, unless the local copy
+ * is already newer (a write forwarded by the chain overtook the copy). A local copy at the same
+ * version with other content (or `force`, for a corrupt copy) is removed first.
+ */
+export async function install(store: ChunkStore, chunk: ChunkId, data: Buffer, meta: ChunkMeta, force = false): Promise<InstallResult> {
+  const local = await localMeta(store, chunk);
+  if (local && !force) {
+    if (local.commitVersion > meta.commitVersion) return 'newer-here';
+    if (local.commitVersion === meta.commitVersion && local.checksum === meta.checksum && local.length === meta.length) return 'newer-here';
+  }
+  if (local && (force || local.commitVersion >= meta.commitVersion)) await store.remove(chunk).catch(() => {});
+  try {
+    await store.write(chunk, 0, data, { replace: true, updateVersion: meta.commitVersion, commit: true });
+    return 'installed';
+  } catch (err) {
+    const now = await localMeta(store, chunk);
+    if (now && now.commitVersion > meta.commitVersion) return 'newer-here';
+    throw err;
+  }
+}
+
+export const chunkKey = (chunk: { inode: bigint | number; index: number }) => `${chunk.inode}:${chunk.index}`;

@@ -1,0 +1,337 @@
+/**
+ * StorageDaemon: owns targets (one ChunkStore and one DataServer each), registers them with
+ * mgmtd, heartbeats, follows routing (placing each target on its chains in the DataServer, so
+ * the CRAQ data path runs natively), resyncs targets mgmtd marks `syncing`, and scrubs.
+ * A small control endpoint (ZeroMQ) answers status and scrub requests.
+ */
+import { ChunkClient } from '../chunk/chunk-client.js';
+import { ChunkStore } from '../chunk/chunk-store.js';
+import { DataServer } from '../chunk/data-server.js';
+import { MillpondError } from '../errors.js';
+import { clusterLimits } from '../limits.js';
+import type { ChainPosition, TransportChoice } from '../native/binding.js';
+import { MgmtdClient } from '../cluster/mgmtd-client.js';
+import { dataPath, type LocalState, type Routing, type TargetRecord } from '../cluster/types.js';
+import { optUint } from '../protocol/fields.js';
+import { RpcServer, type Handler } from '../protocol/rpc-server.js';
+import { resync, type ResyncStats } from './resync.js';
+import { scrub, type ScrubStats } from './scrub.js';
+
+export interface StorageDaemonOptions {
+  nodeId: number;
+  mgmtd: string[];
+  targets: Array<{ targetId: number; dir: string }>;
+  /** Data-plane host to bind and advertise. */
+  host?: string;
+  /** Control endpoint (default tcp://<host>:0). */
+  controlListen?: string;
+  transport?: TransportChoice;
+  heartbeatIntervalMs?: number;
+  routingPollMs?: number;
+  mgmtdTimeoutMs?: number;
+  /** Background scrub every this many ms (0 = only on request). */
+  scrubIntervalMs?: number;
+  scrubBytesPerSec?: number;
+  syncWrites?: boolean;
+  log?: (line: string) => void;
+}
+
+interface Target {
+  targetId: number;
+  store: ChunkStore;
+  server: DataServer;
+  localState: LocalState;
+  /** The stateVersion of the syncing round our last finished resync was for. */
+  syncedStateVersion?: number;
+  /** The syncing round a resync is running for. */
+  resyncFor?: number;
+  lastResync?: ResyncStats & { ms: number };
+  chains: Set<number>;
+}
+
+type Position = ChainPosition & { successorSyncing?: boolean };
+
+export class StorageDaemon {
+  readonly mgmtd: MgmtdClient;
+  private readonly client: ChunkClient;
+  private readonly targets = new Map<number, Target>();
+  private control: RpcServer | undefined;
+  private routing: Routing | undefined;
+  private appliedVersion = 0;
+  private wantedVersion = 0;
+  private stopped = false;
+  private timers: NodeJS.Timeout[] = [];
+  private refreshing: Promise<void> | undefined;
+  private scrubbing: Promise<ScrubStats[]> | undefined;
+  private readonly log: (line: string) => void;
+
+  private constructor(private readonly options: StorageDaemonOptions) {
+    this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1 });
+    this.client = new ChunkClient({ transport: options.transport ?? 'auto' });
+    this.log = options.log ?? ((line) => console.error(`storage ${options.nodeId}: ${line}`));
+  }
+
+  static async start(options: StorageDaemonOptions): Promise<StorageDaemon> {
+    if (!Number.isSafeInteger(options.nodeId) || options.nodeId < 0) throw new RangeError('nodeId must be a non-negative integer');
+    if (!Array.isArray(options.targets) || options.targets.length === 0 || options.targets.length > clusterLimits.targetsPerNodeMax) {
+      throw new RangeError(`a daemon has 1..${clusterLimits.targetsPerNodeMax} targets`);
+    }
+    const d = new StorageDaemon(options);
+    try {
+      for (const { targetId, dir } of options.targets) {
+        const store = await ChunkStore.open(dir, { syncWrites: options.syncWrites ?? true });
+        const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', transport: options.transport ?? 'auto' });
+        d.targets.set(targetId, { targetId, store, server, localState: 'online', chains: new Set() });
+      }
+      d.control = await RpcServer.bind(options.controlListen ?? `tcp://${options.host ?? '127.0.0.1'}:0`, d.handlers());
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
+    await d.register();
+    const hbMs = options.heartbeatIntervalMs ?? clusterLimits.heartbeatIntervalMsDefault;
+    const pollMs = options.routingPollMs ?? clusterLimits.routingPollMsDefault;
+    d.timers.push(setInterval(() => void d.heartbeat(), hbMs));
+    d.timers.push(setInterval(() => void d.refreshRouting(), pollMs));
+    if (options.scrubIntervalMs) d.timers.push(setInterval(() => void d.scrubAll().catch(() => {}), options.scrubIntervalMs));
+    void d.refreshRouting();
+    return d;
+  }
+
+  get controlAddress(): string {
+    return this.control?.endpoint ?? '';
+  }
+
+  dataAddress(targetId: number): string {
+    const t = this.targets.get(targetId);
+    if (!t) throw new RangeError(`no target ${targetId} here`);
+    return t.server.address;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.control?.close();
+    await this.refreshing?.catch(() => {});
+    await this.scrubbing?.catch(() => {});
+    for (const t of this.targets.values()) {
+      await t.server.stop();
+      t.store.close();
+    }
+    this.client.close();
+    this.mgmtd.close();
+  }
+
+  status() {
+    return {
+      nodeId: this.options.nodeId,
+      appliedVersion: this.appliedVersion,
+      targets: [...this.targets.values()].map((t) => ({
+        targetId: t.targetId,
+        dataAddress: t.server.address,
+        localState: t.localState,
+        state: this.routing?.targets.find((r) => r.targetId === t.targetId)?.state ?? 'offline',
+        chains: [...t.chains].sort((a, b) => a - b),
+        chunks: t.store.usage().chunks,
+        lastResync: t.lastResync ?? null,
+      })),
+    };
+  }
+
+  /** One scrub pass over the given target (or all), repairing from serving replicas. */
+  scrubAll(targetId?: number): Promise<ScrubStats[]> {
+    if (this.scrubbing) return this.scrubbing;
+    const run = (async () => {
+      const out: ScrubStats[] = [];
+      for (const t of this.targets.values()) {
+        if (targetId !== undefined && t.targetId !== targetId) continue;
+        out.push(await scrub({
+          store: t.store,
+          client: this.client,
+          replicas: () => this.replicasFor(t),
+          bytesPerSec: this.options.scrubBytesPerSec,
+          cancelled: () => this.stopped,
+        }));
+      }
+      return out;
+    })();
+    this.scrubbing = run.finally(() => (this.scrubbing = undefined));
+    return this.scrubbing;
+  }
+
+  // ---------------------------------------------------------------- mgmtd
+
+  private async register(): Promise<void> {
+    // mgmtd may not be up yet: keep trying (each round tries every address).
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        const targets = [...this.targets.values()].map((t) => ({ targetId: t.targetId, dataAddress: t.server.address }));
+        const { version } = await this.mgmtd.registerNode(this.options.nodeId, 'storage', this.controlAddress, targets);
+        this.wantedVersion = Math.max(this.wantedVersion, version);
+        return;
+      } catch (err) {
+        if (attempt % 10 === 1) this.log(`registering: ${(err as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * attempt)));
+      }
+    }
+  }
+
+  private heartbeating = false;
+  private async heartbeat(): Promise<void> {
+    if (this.stopped || this.heartbeating) return;
+    this.heartbeating = true;
+    try {
+      const reports = [...this.targets.values()].map((t) => ({
+        targetId: t.targetId,
+        localState: t.localState,
+        syncedStateVersion: t.localState === 'syncing-done' ? t.syncedStateVersion : undefined,
+      }));
+      const { version } = await this.mgmtd.heartbeat(this.options.nodeId, this.appliedVersion, reports);
+      if (version > this.appliedVersion) {
+        this.wantedVersion = Math.max(this.wantedVersion, version);
+        void this.refreshRouting();
+      }
+    } catch (err) {
+      if (err instanceof MillpondError && err.code === 'ENOENT') await this.register();
+      else if (!this.stopped) this.log(`heartbeat: ${(err as Error).message}`);
+    } finally {
+      this.heartbeating = false;
+    }
+  }
+
+  private refreshRouting(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.refreshing ??= (async () => {
+      try {
+        const r = await this.mgmtd.getRouting(this.routing?.version);
+        if (!('unchanged' in r)) this.apply(r);
+      } catch (err) {
+        if (!this.stopped) this.log(`routing: ${(err as Error).message}`);
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /** Places every local target on its chains as the routing says, then acts on target states. */
+  private apply(r: Routing): void {
+    if (this.stopped) return;
+    this.routing = r;
+    const byId = new Map(r.targets.map((t) => [t.targetId, t]));
+    for (const t of this.targets.values()) {
+      const now = new Set<number>();
+      for (const chain of r.chains) {
+        if (!chain.targets.includes(t.targetId)) continue;
+        const path = dataPath(chain, byId);
+        const i = path.findIndex((p) => p.targetId === t.targetId);
+        if (i < 0) continue;
+        const next = path[i + 1];
+        const position: Position = { chainVersion: chain.version, head: i === 0 && path[0]!.state === 'serving' };
+        if (next) {
+          position.successor = next.dataAddress;
+          position.successorSyncing = next.state === 'syncing';
+        }
+        t.server.setChain(chain.chainId, position);
+        now.add(chain.chainId);
+      }
+      for (const old of t.chains) if (!now.has(old)) t.server.removeChain(old);
+      t.chains = now;
+    }
+    this.appliedVersion = r.version;
+    for (const t of this.targets.values()) {
+      const record = byId.get(t.targetId);
+      if (!record) continue;
+      if (record.state === 'serving') t.localState = 'uptodate';
+      else if (record.state === 'syncing') {
+        if (t.syncedStateVersion !== record.stateVersion) {
+          t.localState = 'online';
+          if (t.resyncFor !== record.stateVersion) void this.runResync(t, record.stateVersion);
+        }
+      } else t.localState = 'online';
+    }
+    // Tell mgmtd at once what we applied (predecessors' progress gates resyncs elsewhere).
+    void this.heartbeat();
+  }
+
+  /** Serving replicas of t's chains other than t, each chain's tail first (it commits first). */
+  private replicasFor(t: Target): string[] {
+    const r = this.routing;
+    if (!r) return [];
+    const byId = new Map(r.targets.map((x) => [x.targetId, x]));
+    const out: string[] = [];
+    for (const chain of r.chains) {
+      if (!chain.targets.includes(t.targetId)) continue;
+      const serving = dataPath(chain, byId).filter((x) => x.state === 'serving' && x.targetId !== t.targetId);
+      for (const s of serving.reverse()) if (!out.includes(s.dataAddress)) out.push(s.dataAddress);
+    }
+    return out;
+  }
+
+  private async runResync(t: Target, stateVersion: number): Promise<void> {
+    t.resyncFor = stateVersion;
+    const startedMs = Date.now();
+    const stale = () => this.stopped || t.resyncFor !== stateVersion || this.stateOf(t.targetId)?.stateVersion !== stateVersion;
+    try {
+      // Wait until every source's node applied a routing in which this target is syncing, so
+      // that from now on every new write reaches this target by forwarding.
+      let sources: TargetRecord[] = [];
+      for (;;) {
+        if (stale()) return;
+        const r = this.routing!;
+        sources = this.sourcesOf(t.targetId, r);
+        const nodes = new Map(r.nodes.map((n) => [n.nodeId, n]));
+        if (sources.every((s) => (nodes.get(s.nodeId)?.appliedVersion ?? 0) >= stateVersion)) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await this.refreshRouting();
+      }
+      const chainsOfTarget = this.routing!.chains.filter((c) => c.targets.includes(t.targetId));
+      const byId = new Map(this.routing!.targets.map((x) => [x.targetId, x]));
+      const removeAllowed = chainsOfTarget.every((c) => c.targets.some((id) => id !== t.targetId && byId.get(id)?.state === 'serving'));
+      const stats = await resync({
+        store: t.store,
+        client: this.client,
+        sources: [...new Set(sources.map((s) => s.dataAddress))],
+        removeAllowed,
+        cancelled: stale,
+      });
+      if (stale()) return;
+      t.lastResync = { ...stats, ms: Date.now() - startedMs };
+      this.log(`target ${t.targetId} resynced: ${JSON.stringify(t.lastResync)}`);
+      t.syncedStateVersion = stateVersion;
+      t.localState = 'syncing-done';
+      void this.heartbeat();
+    } catch (err) {
+      if (!this.stopped) this.log(`resync of target ${t.targetId}: ${(err as Error).message}`);
+      // Try again at the next routing refresh.
+      if (t.resyncFor === stateVersion) t.resyncFor = undefined;
+    }
+  }
+
+  private stateOf(targetId: number): TargetRecord | undefined {
+    return this.routing?.targets.find((x) => x.targetId === targetId);
+  }
+
+  /** For each chain of the target: its last serving target (which holds every commit). */
+  private sourcesOf(targetId: number, r: Routing): TargetRecord[] {
+    const byId = new Map(r.targets.map((x) => [x.targetId, x]));
+    const out = new Map<number, TargetRecord>();
+    for (const chain of r.chains) {
+      if (!chain.targets.includes(targetId)) continue;
+      const serving = dataPath(chain, byId).filter((x) => x.state === 'serving' && x.targetId !== targetId);
+      const last = serving.at(-1);
+      if (last) out.set(last.targetId, last);
+    }
+    return [...out.values()];
+  }
+
+  private handlers(): Map<string, Handler> {
+    return new Map<string, Handler>([
+      ['storage.status', () => this.status()],
+      ['storage.scrub', async (p) => ({ targets: await this.scrubAll(optUint(p, 'targetId', 0xffffffff)) })],
+    ]);
+  }
+}

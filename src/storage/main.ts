@@ -1,0 +1,75 @@
+/**
+ * A storage daemon process:
+ *   node --import tsx src/storage/main.ts --node-id 1 --mgmtd tcp://h:p[,tcp://h2:p2] \
+ *     --target 101:/ssd0/t101 [--target 102:/ssd1/t102] [--host 127.0.0.1]
+ * Options: --heartbeat-ms, --routing-poll-ms, --mgmtd-timeout-ms, --scrub-interval-ms,
+ * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only).
+ * Prints "target <id> <dataAddress>" per target and "listening <control endpoint>" once it
+ * serves and registered. SIGTERM/SIGINT stop it cleanly.
+ */
+import { parseArgs } from 'node:util';
+import type { TransportChoice } from '../native/binding.js';
+import { StorageDaemon } from './daemon.js';
+
+const { values } = parseArgs({
+  options: {
+    'node-id': { type: 'string' },
+    mgmtd: { type: 'string' },
+    target: { type: 'string', multiple: true },
+    host: { type: 'string', default: '127.0.0.1' },
+    control: { type: 'string' },
+    transport: { type: 'string', default: 'auto' },
+    'heartbeat-ms': { type: 'string' },
+    'routing-poll-ms': { type: 'string' },
+    'mgmtd-timeout-ms': { type: 'string' },
+    'scrub-interval-ms': { type: 'string' },
+    'no-sync': { type: 'boolean', default: false },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`storage: ${message}`);
+  process.exit(2);
+}
+
+function int(name: keyof typeof values, min = 1): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isSafeInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}`);
+  return n;
+}
+
+const nodeId = int('node-id', 0);
+if (nodeId === undefined) fail('--node-id is required');
+if (!values.mgmtd) fail('--mgmtd tcp://host:port[,...] is required');
+const targets = (values.target ?? []).map((spec) => {
+  const m = /^(\d+):(.+)$/.exec(spec);
+  if (!m) fail(`--target must be <id>:<dir>, got ${spec}`);
+  return { targetId: Number(m[1]), dir: m[2]! };
+});
+if (targets.length === 0) fail('at least one --target <id>:<dir> is required');
+if (!['auto', 'tcp', 'rdma'].includes(values.transport!)) fail('--transport must be auto, tcp or rdma');
+
+const daemon = await StorageDaemon.start({
+  nodeId,
+  mgmtd: values.mgmtd.split(',').filter(Boolean),
+  targets,
+  host: values.host,
+  controlListen: values.control,
+  transport: values.transport as TransportChoice,
+  heartbeatIntervalMs: int('heartbeat-ms'),
+  routingPollMs: int('routing-poll-ms'),
+  mgmtdTimeoutMs: int('mgmtd-timeout-ms'),
+  scrubIntervalMs: int('scrub-interval-ms', 0),
+  syncWrites: !values['no-sync'],
+});
+for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)}`);
+console.log(`listening ${daemon.controlAddress}`);
+
+const shutdown = async () => {
+  await daemon.stop();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());

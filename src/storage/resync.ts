@@ -1,0 +1,115 @@
+/**
+ * Resync of a returning target (design §3, after 3FS): while its predecessors already forward
+ * new writes to it, compare its chunk metadata with each source (the last serving target of
+ * each of its chains) and copy what is missing or stale; then remove chunks no source has.
+ *
+ * REQUIRES: every source forwards writes to this target (its node applied the routing in which
+ * this target is syncing) before resync starts; otherwise a write committed at a source after
+ * the listing could be missed.
+ *
+ * A target in several chains gets chunks from sources of all of them; chunks are not tagged
+ * with their chain, so a source's chunks of chains this target is not in are copied too
+ * (harmless, reclaimed by garbage collection). Removal happens only when `removeAllowed`
+ * (every chain of the target had a source), and only for chunks absent at every source.
+ */
+import type { ChunkClient } from '../chunk/chunk-client.js';
+import type { ChunkStore } from '../chunk/chunk-store.js';
+import { MillpondError } from '../errors.js';
+import { clusterLimits } from '../limits.js';
+import type { ChunkListEntry } from '../native/binding.js';
+import { chunkKey, install, localMeta, readWhole } from './copy.js';
+
+export interface ResyncStats {
+  listed: number;
+  copied: number;
+  removed: number;
+  skipped: number;
+}
+
+export interface ResyncOptions {
+  store: ChunkStore;
+  client: ChunkClient;
+  /** Data addresses of the sources. */
+  sources: string[];
+  removeAllowed: boolean;
+  /** Checked between chunks: resync stops (throws ECLOSED) once it returns true. */
+  cancelled?: () => boolean;
+}
+
+export async function resync(o: ResyncOptions): Promise<ResyncStats> {
+  const stats: ResyncStats = { listed: 0, copied: 0, removed: 0, skipped: 0 };
+  const seen = new Set<string>();
+  const check = () => {
+    if (o.cancelled?.()) throw new MillpondError('ECLOSED', 'resync cancelled');
+  };
+  for (const source of o.sources) {
+    let after: ListedChunk | undefined;
+    for (;;) {
+      check();
+      const page: ChunkListEntry[] = await o.client.list(source, { after, limit: clusterLimits.resyncListPage });
+      stats.listed += page.length;
+      // Bounded parallel copies within a page.
+      let next = 0;
+      const worker = async () => {
+        for (let i = next++; i < page.length; i = next++) {
+          check();
+          await syncOne(o, source, page[i]!, stats);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(clusterLimits.resyncCopiesInflightMax, page.length) }, worker));
+      for (const e of page) seen.add(chunkKey(e.chunk));
+      if (page.length < clusterLimits.resyncListPage) break;
+      after = page.at(-1)!.chunk;
+    }
+  }
+  if (o.removeAllowed) await removeUnknown(o, seen, stats, check);
+  return stats;
+}
+
+type ListedChunk = ChunkListEntry['chunk'];
+
+async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, stats: ResyncStats): Promise<void> {
+  const src = entry.meta;
+  // Only a pending version at the source: its write is in flight and reaches us by forwarding.
+  if (src.commitVersion === 0 || entry.corrupt) return void stats.skipped++;
+  const local = await localMeta(o.store, entry.chunk);
+  if (local && (local.commitVersion > src.commitVersion
+    || (local.commitVersion === src.commitVersion && local.checksum === src.checksum && local.length === src.length))) return;
+  let got;
+  try {
+    got = await readWhole(o.client, source, entry.chunk, src.length);
+  } catch (err) {
+    // Removed at the source since the listing, or only pending there now.
+    if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTCOMMITTED')) return void stats.skipped++;
+    throw err;
+  }
+  if ((await install(o.store, entry.chunk, got.data, got.meta)) === 'installed') stats.copied++;
+  else stats.skipped++;
+}
+
+async function removeUnknown(o: ResyncOptions, seen: Set<string>, stats: ResyncStats, check: () => void): Promise<void> {
+  let after: ListedChunk | undefined;
+  for (;;) {
+    check();
+    const page = await o.store.list({ after, limit: clusterLimits.resyncListPage });
+    for (const e of page) {
+      if (seen.has(chunkKey(e.chunk))) continue;
+      // Created since the listing? Ask the sources again before removing.
+      let known = false;
+      for (const source of o.sources) {
+        try {
+          await o.client.stat(source, e.chunk);
+          known = true;
+          break;
+        } catch (err) {
+          if (!(err instanceof MillpondError) || err.code !== 'ENOENT') throw err;
+        }
+      }
+      if (known) continue;
+      await o.store.remove(e.chunk).catch(() => {});
+      stats.removed++;
+    }
+    if (page.length < clusterLimits.resyncListPage) break;
+    after = page.at(-1)!.chunk;
+  }
+}

@@ -1,0 +1,111 @@
+/** mgmtd and storage daemons as real processes, so tests can SIGKILL them. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const mgmtdMain = fileURLToPath(new URL('../../../src/cluster/main.ts', import.meta.url));
+const storageMain = fileURLToPath(new URL('../../../src/storage/main.ts', import.meta.url));
+
+export interface Proc {
+  child: ChildProcess;
+  lines: string[];
+  /** Resolves with the first line (already seen or to come) matching pattern. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** SIGKILL and wait for the exit. */
+  kill(): Promise<void>;
+}
+
+function run(main: string, args: string[]): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  const exited = once(child, 'exit');
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    for (const w of waiters.splice(0)) w();
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (process.env.MILLPOND_TEST_VERBOSE) console.error(line);
+  });
+  const proc: Proc = {
+    child,
+    lines,
+    waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      const check = () => {
+        for (const line of lines) {
+          const m = line.match(pattern);
+          if (m) return resolve(m);
+        }
+        if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`process exited before printing ${pattern}`));
+        if (Date.now() > deadline) return reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`));
+        waiters.push(check);
+        setTimeout(check, Math.max(0, Math.min(1000, deadline - Date.now()) + 1)).unref();
+      };
+      check();
+    }),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+  return proc;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Short timeouts so failures are detected within a test's patience. */
+export const FAST = { heartbeatTimeoutMs: 1_200, leaseMs: 1_500, heartbeatMs: 150, pollMs: 150, mgmtdTimeoutMs: 400 };
+
+export async function startMgmtd(db: string, endpoint: string): Promise<Proc> {
+  const p = run(mgmtdMain, [
+    '--db', db, '--listen', endpoint,
+    '--heartbeat-timeout-ms', String(FAST.heartbeatTimeoutMs), '--lease-ms', String(FAST.leaseMs),
+    '--lease-poll-ms', '100', '--liveness-check-ms', '100',
+  ]);
+  await p.waitFor(/^listening /);
+  return p;
+}
+
+export async function startStorage(nodeId: number, mgmtd: string[], targets: Array<[number, string]>): Promise<Proc & { data: Map<number, string> }> {
+  const p = run(storageMain, [
+    '--node-id', String(nodeId), '--mgmtd', mgmtd.join(','), '--transport', 'tcp', '--no-sync',
+    '--heartbeat-ms', String(FAST.heartbeatMs), '--routing-poll-ms', String(FAST.pollMs), '--mgmtd-timeout-ms', String(FAST.mgmtdTimeoutMs),
+    ...targets.flatMap(([id, dir]) => ['--target', `${id}:${dir}`]),
+  ]);
+  await p.waitFor(/^listening /);
+  const data = new Map<number, string>();
+  for (const line of p.lines) {
+    const m = /^target (\d+) (\S+)$/.exec(line);
+    if (m) data.set(Number(m[1]), m[2]!);
+  }
+  return Object.assign(p, { data });
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
+export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+}
