@@ -16,6 +16,9 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class MillpondError extends Error {
   readonly code: ErrorCode;
+  /** Set by the FileSystem API, as node:fs sets them: the path and the call that failed. */
+  path?: string;
+  syscall?: string;
 
   constructor(code: ErrorCode, message: string) {
     super(message);

@@ -107,3 +107,19 @@ export const clusterLimits = {
   scrubBytesPerSecDefault: 64 * 1024 * 1024,
   scrubListPage: 256,
 } as const;
+
+/** The FileSystem API (src/fs). */
+export const fsLimits = {
+  /** Chunk reads or writes of one call in flight at once. */
+  chunksInFlightPerFile: 8,
+  /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
+  readBytesMax: 1024 * 1024 * 1024,
+  /** Default highWaterMark of read and write streams. */
+  streamChunkBytesDefault: 1024 * 1024,
+  /** Directory entries fetched per readdir page. */
+  readdirPageEntries: 1024,
+  /** Entries glob() and rm({ recursive }) visit at most. */
+  walkEntriesMax: 1_000_000,
+  /** Path components of a glob pattern. */
+  globDepthMax: 256,
+} as const;

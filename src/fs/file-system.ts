@@ -1,0 +1,339 @@
+/**
+ * The mount-free filesystem API (design §1): node:fs/promises-shaped calls over the metadata
+ * service (MetaClient) and the chains (RoutingClient + native data plane). Errors are
+ * MillpondErrors with node's codes (ENOENT, EEXIST, ENOTDIR, EISDIR, EACCES, ...), `path`
+ * and `syscall` set.
+ */
+import { Readable, Writable } from 'node:stream';
+import { RoutingClient } from '../cluster/routing-client.js';
+import { MillpondError } from '../errors.js';
+import { fsLimits } from '../limits.js';
+import { MetaClient, MetaClientView } from '../meta/meta-client.js';
+import type { DirLayout, FileLayout, Inode, OpenFlags, User } from '../meta/types.js';
+import type { TransportChoice } from '../native/binding.js';
+import { ChunkClient } from '../chunk/chunk-client.js';
+import { FileData } from './file-data.js';
+import { compileGlob, type Segment } from './glob.js';
+import { Dirent, Stats } from './stats.js';
+
+export interface ConnectOptions {
+  /** Endpoint of a meta server (tcp://host:port). */
+  meta: string;
+  /** mgmtd endpoints. */
+  mgmtd: string | string[];
+  user?: User;
+  transport?: TransportChoice;
+}
+
+export type OpenMode = 'r' | 'r+' | 'w' | 'wx' | 'w+' | 'a' | 'ax' | 'a+';
+
+const OPEN_FLAGS: Record<OpenMode, OpenFlags> = {
+  r: { read: true },
+  'r+': { read: true, write: true },
+  w: { write: true, create: true, truncate: true },
+  wx: { write: true, create: true, exclusive: true },
+  'w+': { read: true, write: true, create: true, truncate: true },
+  a: { write: true, create: true, append: true },
+  ax: { write: true, create: true, exclusive: true, append: true },
+  'a+': { read: true, write: true, create: true, append: true },
+};
+
+/** Adds node's `path` and `syscall` to errors of one call. */
+async function attributed<T>(syscall: string, path: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof MillpondError) {
+      err.path ??= path;
+      err.syscall ??= syscall;
+    }
+    throw err;
+  }
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+export async function connect(options: ConnectOptions): Promise<FileSystem> {
+  const meta = new MetaClient(options.meta, { user: options.user });
+  const chunks = new ChunkClient({ transport: options.transport ?? 'auto' });
+  const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks });
+  await routing.refresh();
+  return new FileSystem(meta, options.user ? meta.as(options.user) : meta.as({ uid: 0, gid: 0 }), routing, chunks);
+}
+
+export class FileSystem {
+  constructor(
+    private readonly client: MetaClient,
+    private readonly meta: MetaClientView,
+    private readonly routing: RoutingClient,
+    private readonly chunks: ChunkClient,
+  ) {}
+
+  stat(path: string): Promise<Stats> {
+    return attributed('stat', path, async () => new Stats(await this.meta.stat(path)));
+  }
+
+  readdir(path: string): Promise<string[]>;
+  readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>;
+  readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
+    return attributed('scandir', path, async () => {
+      const entries: Dirent[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.meta.readdir(path, { after, limit: fsLimits.readdirPageEntries });
+        for (const e of page.entries) entries.push(new Dirent(e.name, path, e.type));
+        if (!page.more || page.entries.length === 0) break;
+        after = page.entries.at(-1)!.name;
+        if (entries.length > fsLimits.walkEntriesMax) throw new MillpondError('EMSGSIZE', `${path} has too many entries`);
+      }
+      return options.withFileTypes ? entries : entries.map((e) => e.name);
+    });
+  }
+
+  mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
+    return attributed('mkdir', path, async () => { await this.meta.mkdir(path, options); });
+  }
+
+  unlink(path: string): Promise<void> {
+    return attributed('unlink', path, () => this.meta.unlink(path));
+  }
+
+  rmdir(path: string): Promise<void> {
+    return attributed('rmdir', path, () => this.meta.rmdir(path));
+  }
+
+  /** Removes a file, or a directory with `recursive`; `force` ignores a missing path. */
+  rm(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    return attributed('rm', path, async () => {
+      let st: Stats;
+      try {
+        st = await this.stat(path);
+      } catch (err) {
+        if (options.force && err instanceof MillpondError && err.code === 'ENOENT') return;
+        throw err;
+      }
+      if (!st.isDirectory()) return this.meta.unlink(path);
+      if (!options.recursive) throw new MillpondError('EISDIR', `${path} is a directory (use recursive)`);
+      for (const entry of await this.readdir(path, { withFileTypes: true })) {
+        await this.rm(joinPath(path, entry.name), { recursive: true });
+      }
+      await this.meta.rmdir(path);
+    });
+  }
+
+  /** Sets how files created under a directory are laid out (chunk size, stripe, chain table). */
+  setLayout(path: string, layout: Partial<DirLayout>): Promise<void> {
+    return attributed('setlayout', path, async () => { await this.meta.setLayout(path, layout); });
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return attributed('rename', from, () => this.meta.rename(from, to));
+  }
+
+  truncate(path: string, length = 0): Promise<void> {
+    return attributed('truncate', path, async () => {
+      const before = await this.meta.stat(path);
+      await this.meta.truncate(path, length);
+      if (length < before.length) await new FileData(this.routing, before.id, before.layout as FileLayout).cutAt(length);
+    });
+  }
+
+  open(path: string, mode: OpenMode = 'r', options: { mode?: number } = {}): Promise<FileHandle> {
+    const flags = OPEN_FLAGS[mode];
+    if (!flags) throw new TypeError(`unknown open mode ${JSON.stringify(mode)}`);
+    return attributed('open', path, async () => {
+      const { inode, session } = await this.meta.open(path, { flags, mode: options.mode });
+      return new FileHandle(this.meta, new FileData(this.routing, inode.id, inode.layout as FileLayout), inode, path, session, flags);
+    });
+  }
+
+  async readFile(path: string): Promise<Buffer>;
+  async readFile(path: string, encoding: BufferEncoding): Promise<string>;
+  async readFile(path: string, encoding?: BufferEncoding): Promise<Buffer | string> {
+    const handle = await this.open(path, 'r');
+    try {
+      const data = await handle.readFile();
+      return encoding ? data.toString(encoding) : data;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async writeFile(path: string, data: Buffer | string, options: { mode?: number; flag?: OpenMode } = {}): Promise<void> {
+    const handle = await this.open(path, options.flag ?? 'w', options);
+    try {
+      await handle.write(typeof data === 'string' ? Buffer.from(data) : data);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  appendFile(path: string, data: Buffer | string): Promise<void> {
+    return this.writeFile(path, data, { flag: 'a' });
+  }
+
+  /** Sequential reads with one chunk-sized read ahead of the consumer. */
+  createReadStream(path: string, options: { start?: number; end?: number; highWaterMark?: number } = {}): Readable {
+    const step = options.highWaterMark ?? fsLimits.streamChunkBytesDefault;
+    const open = this.open(path, 'r');
+    async function* chunks() {
+      const handle = await open;
+      try {
+        const end = Math.min(options.end === undefined ? Infinity : options.end + 1, handle.length);
+        let position = options.start ?? 0;
+        let ahead = position < end ? handle.readAt(position, Math.min(step, end - position)) : undefined;
+        while (ahead) {
+          const current = await ahead;
+          position += current.length;
+          ahead = position < end ? handle.readAt(position, Math.min(step, end - position)) : undefined;
+          if (current.length > 0) yield current;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false, highWaterMark: step });
+  }
+
+  createWriteStream(path: string, options: { flags?: OpenMode } = {}): Writable {
+    let handle: FileHandle | undefined;
+    const opening = this.open(path, options.flags ?? 'w');
+    return new Writable({
+      highWaterMark: fsLimits.streamChunkBytesDefault,
+      write(chunk: Buffer, _encoding, callback) {
+        opening.then(async (h) => { handle = h; await h.write(chunk); }).then(() => callback(), callback);
+      },
+      final(callback) {
+        opening.then(async (h) => { await (handle ?? h).close(); }).then(() => callback(), callback);
+      },
+      destroy(error, callback) {
+        opening.then((h) => h.close()).catch(() => {}).finally(() => callback(error));
+      },
+    });
+  }
+
+  /** Paths matching an absolute pattern with `*`, `?` and `**`, sorted. */
+  async glob(pattern: string): Promise<string[]> {
+    const { root, segments } = compileGlob(pattern);
+    const found = new Set<string>();
+    let visited = 0;
+    const walk = async (dir: string, rest: Segment[]): Promise<void> => {
+      if (rest.length === 0) {
+        found.add(dir);
+        return;
+      }
+      const [head, ...tail] = rest;
+      let entries: Dirent[];
+      try {
+        entries = await this.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return;
+        throw err;
+      }
+      visited += entries.length;
+      if (visited > fsLimits.walkEntriesMax) throw new MillpondError('EMSGSIZE', `glob ${pattern} visits too many entries`);
+      if (head === '**') {
+        await walk(dir, tail); // ** matches zero directories
+        for (const e of entries) if (e.isDirectory()) await walk(joinPath(dir, e.name), rest);
+        if (tail.length === 0) for (const e of entries) found.add(joinPath(dir, e.name));
+        return;
+      }
+      for (const e of entries) {
+        if (!head!.test(e.name)) continue;
+        if (tail.length === 0) found.add(joinPath(dir, e.name));
+        else if (e.isDirectory()) await walk(joinPath(dir, e.name), tail);
+      }
+    };
+    if (segments.length === 0) {
+      await this.stat(root);
+      return [root];
+    }
+    await walk(root, segments);
+    return [...found].sort();
+  }
+
+  close(): void {
+    this.routing.close();
+    this.chunks.close();
+    this.client.disconnect();
+  }
+}
+
+/** An open file. Reads and writes at explicit positions or at the handle's own position. */
+export class FileHandle {
+  private position: number;
+  private written = 0; // the end of the furthest write
+  private closed = false;
+
+  constructor(
+    private readonly meta: MetaClientView,
+    private readonly data: FileData,
+    private inode: Inode,
+    readonly path: string,
+    private readonly session: string | undefined,
+    private readonly flags: OpenFlags,
+  ) {
+    this.position = flags.append ? inode.length : 0;
+  }
+
+  /** The length known to this handle: the file's at open, extended by its own writes. */
+  get length(): number {
+    return Math.max(this.inode.length, this.written);
+  }
+
+  /** Reads up to `length` bytes at `position`, bounded by the file's end. */
+  async readAt(position: number, length: number): Promise<Buffer> {
+    this.check('read');
+    if (!Number.isSafeInteger(position) || position < 0) throw new RangeError('position must be a non-negative integer');
+    const n = Math.max(0, Math.min(length, this.length - position, fsLimits.readBytesMax));
+    const out = Buffer.alloc(n);
+    if (n > 0) await attributed('read', this.path, () => this.data.read(position, out));
+    return out;
+  }
+
+  /** Like node: fills buffer[offset, offset+length) from `position` (or the handle's position). */
+  async read(buffer: Buffer, offset = 0, length = buffer.length - offset, position: number | null = null) {
+    const at = position ?? this.position;
+    const data = await this.readAt(at, length);
+    data.copy(buffer, offset);
+    if (position === null) this.position += data.length;
+    return { bytesRead: data.length, buffer };
+  }
+
+  async readFile(): Promise<Buffer> {
+    return this.readAt(0, this.length);
+  }
+
+  /** Writes all of `data` at `position` (or the handle's position; the end in append mode). */
+  async write(data: Buffer, position: number | null = null): Promise<{ bytesWritten: number }> {
+    this.check('write');
+    if (!this.session) throw new MillpondError('EBADF', `${this.path} is not open for writing`);
+    const at = this.flags.append ? this.length : position ?? this.position;
+    if (!Number.isSafeInteger(at) || at < 0) throw new RangeError('position must be a non-negative integer');
+    await attributed('write', this.path, () => this.data.write(at, data));
+    this.written = Math.max(this.written, at + data.length);
+    if (position === null) this.position = at + data.length;
+    return { bytesWritten: data.length };
+  }
+
+  async stat(): Promise<Stats> {
+    return new Stats({ ...this.inode, length: this.length });
+  }
+
+  /** Ends the write session, publishing the new length to the metadata service. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.session) {
+      this.inode = await attributed('close', this.path, () =>
+        this.meta.close(this.inode.id, this.session!, { length: this.length }));
+    }
+  }
+
+  private check(what: 'read' | 'write'): void {
+    if (this.closed) throw new MillpondError('EBADF', `${this.path}: ${what} on a closed file`);
+    if (what === 'read' && !this.flags.read) throw new MillpondError('EBADF', `${this.path} is not open for reading`);
+  }
+}

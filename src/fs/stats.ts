@@ -1,0 +1,37 @@
+/** node:fs-shaped views of inodes and directory entries. */
+import type { DirEntry, Inode } from '../meta/types.js';
+
+export class Stats {
+  readonly ino: bigint;
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly mtime: Date;
+  readonly ctime: Date;
+  readonly chunkSizeBytes: number;
+
+  constructor(private readonly inode: Inode) {
+    this.ino = inode.id;
+    this.size = inode.length;
+    this.mode = (inode.type === 'dir' ? 0o040000 : 0o100000) | inode.mode;
+    this.uid = inode.uid;
+    this.gid = inode.gid;
+    this.mtimeMs = inode.mtimeMs;
+    this.ctimeMs = inode.ctimeMs;
+    this.mtime = new Date(inode.mtimeMs);
+    this.ctime = new Date(inode.ctimeMs);
+    this.chunkSizeBytes = inode.layout.chunkSizeBytes;
+  }
+
+  isFile(): boolean { return this.inode.type === 'file'; }
+  isDirectory(): boolean { return this.inode.type === 'dir'; }
+}
+
+export class Dirent {
+  constructor(readonly name: string, readonly parentPath: string, private readonly type: DirEntry['type']) {}
+  isFile(): boolean { return this.type === 'file'; }
+  isDirectory(): boolean { return this.type === 'dir'; }
+}

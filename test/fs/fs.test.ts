@@ -1,0 +1,114 @@
+// The FileSystem API against a real cluster: mgmtd and three storage daemons as processes,
+// a meta server on SQLite, files striped over chains of three replicas.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { join } from 'node:path';
+import { connect, type FileSystem } from '../../src/fs/index.js';
+import { MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
+import { MillpondError } from '../../src/errors.js';
+import { Cluster } from '../cluster/support/cluster.js';
+import { tempDir } from '../support/tmp.js';
+
+const CHUNK = 1 << 20; // the test directory's chunk size: many chunks from small files
+
+describe('FileSystem', () => {
+  const t = tempDir('fs');
+  let cluster: Cluster;
+  let meta: MetaServer;
+  let fs: FileSystem;
+
+  beforeAll(async () => {
+    cluster = await Cluster.start(1);
+    const service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')));
+    meta = await MetaServer.start(service, 'tcp://127.0.0.1:0');
+    fs = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp' });
+    await fs.mkdir('/data');
+    await fs.setLayout('/data', { chunkSizeBytes: CHUNK, stripeSize: 4 });
+  }, 60_000);
+
+  afterAll(async () => {
+    fs?.close();
+    await meta?.close();
+    await cluster?.stop();
+    t.cleanup();
+  });
+
+  it('writes and reads back files of many sizes, across chunk boundaries', async () => {
+    for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12345]) {
+      const data = randomBytes(size);
+      await fs.writeFile(`/data/f${size}`, data);
+      const back = await fs.readFile(`/data/f${size}`);
+      expect(back.length, `size ${size}`).toBe(size);
+      expect(back.equals(data), `size ${size}`).toBe(true);
+      expect((await fs.stat(`/data/f${size}`)).size).toBe(size);
+    }
+  });
+
+  it('reads at positions, appends, truncates and leaves holes as zeros', async () => {
+    await fs.writeFile('/data/a', 'hello');
+    await fs.appendFile('/data/a', ', world');
+    expect(await fs.readFile('/data/a', 'utf8')).toBe('hello, world');
+    const h = await fs.open('/data/a', 'r+');
+    await h.write(Buffer.from('!'), 2 * CHUNK + 5); // a hole of two chunks
+    await h.close();
+    const all = await fs.readFile('/data/a');
+    expect(all.length).toBe(2 * CHUNK + 6);
+    expect(all.subarray(12, 2 * CHUNK + 5).every((b) => b === 0)).toBe(true);
+    const r = await fs.open('/data/a');
+    const buf = Buffer.alloc(5);
+    expect((await r.read(buf, 0, 5, 7)).bytesRead).toBe(5);
+    expect(buf.toString()).toBe('world');
+    await r.close();
+    await fs.truncate('/data/a', 4);
+    expect(await fs.readFile('/data/a', 'utf8')).toBe('hell');
+    const again = await fs.open('/data/a', 'r+');
+    await again.write(Buffer.from('X'), 8); // the cut bytes must not come back
+    await again.close();
+    expect(await fs.readFile('/data/a')).toEqual(Buffer.from('hell\0\0\0\0X'));
+  });
+
+  it('streams a file in and out with checksums intact', async () => {
+    const data = randomBytes(5 * CHUNK + 777);
+    await pipeline(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), fs.createWriteStream('/data/stream'));
+    const hash = createHash('sha256');
+    for await (const piece of fs.createReadStream('/data/stream', { highWaterMark: 300_000 })) hash.update(piece);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    const slice: Buffer[] = [];
+    for await (const piece of fs.createReadStream('/data/stream', { start: 10, end: 19 })) slice.push(piece);
+    expect(Buffer.concat(slice).equals(data.subarray(10, 20))).toBe(true);
+  });
+
+  it('lists, renames, globs and removes like node:fs', async () => {
+    await fs.mkdir('/data/tree/x/y', { recursive: true });
+    await fs.writeFile('/data/tree/x/one.parquet', 'p1');
+    await fs.writeFile('/data/tree/x/y/two.parquet', 'p2');
+    await fs.writeFile('/data/tree/x/y/notes.txt', 'n');
+    const entries = await fs.readdir('/data/tree/x', { withFileTypes: true });
+    expect(entries.map((e) => [e.name, e.isDirectory()])).toEqual([['one.parquet', false], ['y', true]]);
+    expect(await fs.glob('/data/tree/**/*.parquet')).toEqual(['/data/tree/x/one.parquet', '/data/tree/x/y/two.parquet']);
+    expect(await fs.glob('/data/tree/x/?/*.txt')).toEqual(['/data/tree/x/y/notes.txt']);
+    await fs.rename('/data/tree/x/y', '/data/tree/z');
+    expect(await fs.readFile('/data/tree/z/two.parquet', 'utf8')).toBe('p2');
+    await fs.rm('/data/tree', { recursive: true });
+    await expect(fs.stat('/data/tree')).rejects.toMatchObject({ code: 'ENOENT', path: '/data/tree', syscall: 'stat' });
+    await fs.rm('/data/tree', { force: true });
+  });
+
+  it('gives node-shaped errors for bad input', async () => {
+    const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: MillpondError) => e.code);
+    await fs.writeFile('/data/file', 'x');
+    expect(await codeOf(fs.readFile('/data/missing'))).toBe('ENOENT');
+    expect(await codeOf(fs.mkdir('/data/file'))).toBe('EEXIST');
+    expect(await codeOf(fs.readdir('/data/file'))).toBe('ENOTDIR');
+    expect(await codeOf(fs.writeFile('/data', 'x'))).toBe('EISDIR');
+    expect(await codeOf(fs.writeFile('/data/bad\0name', 'x'))).toBe('EINVAL');
+    expect(await codeOf(fs.writeFile(`/data/${'n'.repeat(300)}`, 'x'))).toBe('ENAMETOOLONG');
+    expect(await codeOf(fs.open('/data/file', 'wx'))).toBe('EEXIST');
+    expect(await codeOf(fs.rmdir('/data'))).toBe('ENOTEMPTY');
+    const h = await fs.open('/data/file', 'r');
+    expect(await codeOf(h.write(Buffer.from('y')))).toBe('EBADF');
+    await h.close();
+  });
+});
