@@ -278,15 +278,19 @@ export class StorageDaemon {
     try {
       // Wait until every source's node applied a routing in which this target is syncing, so
       // that from now on every new write reaches this target by forwarding.
+      // (appliedVersion does not bump the routing version: ask for the full routing.)
       let sources: TargetRecord[] = [];
       for (;;) {
         if (stale()) return;
-        const r = this.routing!;
-        sources = this.sourcesOf(t.targetId, r);
-        const nodes = new Map(r.nodes.map((n) => [n.nodeId, n]));
-        if (sources.every((s) => (nodes.get(s.nodeId)?.appliedVersion ?? 0) >= stateVersion)) break;
+        const r = await this.mgmtd.getRouting().catch(() => undefined);
+        if (r && !('unchanged' in r)) {
+          if (r.version > this.appliedVersion) this.apply(r);
+          if (stale()) return;
+          sources = this.sourcesOf(t.targetId, r);
+          const nodes = new Map(r.nodes.map((n) => [n.nodeId, n]));
+          if (sources.every((s) => (nodes.get(s.nodeId)?.appliedVersion ?? 0) >= stateVersion)) break;
+        }
         await new Promise((resolve) => setTimeout(resolve, 50));
-        await this.refreshRouting();
       }
       const chainsOfTarget = this.routing!.chains.filter((c) => c.targets.includes(t.targetId));
       const byId = new Map(this.routing!.targets.map((x) => [x.targetId, x]));

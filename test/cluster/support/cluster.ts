@@ -1,0 +1,129 @@
+/**
+ * A loopback cluster of processes: mgmtd instance(s) on one SQLite file and storage daemons
+ * with one target each; and a writer that writes whole chunks continuously through the
+ * routing client, remembering what was acknowledged.
+ */
+import { join } from 'node:path';
+import { ChunkClient } from '../../../src/chunk/chunk-client.js';
+import { MgmtdClient } from '../../../src/cluster/mgmtd-client.js';
+import { RoutingClient } from '../../../src/cluster/routing-client.js';
+import type { Routing, TargetState } from '../../../src/cluster/types.js';
+import { chunkPattern } from '../../support/pattern.js';
+import { tempDir } from '../../support/tmp.js';
+import { freePort, startMgmtd, startStorage, until, type Proc } from './processes.js';
+
+export const CHAINS = 4;
+
+export class Cluster {
+  readonly mgmtdEndpoints: string[] = [];
+  mgmtd: Proc[] = [];
+  readonly storage = new Map<number, Proc & { data: Map<number, string> }>();
+  readonly admin: MgmtdClient;
+  private readonly tmp = tempDir('cluster');
+
+  private constructor(endpoints: string[]) {
+    this.mgmtdEndpoints = endpoints;
+    this.admin = new MgmtdClient(endpoints, { timeoutMs: 500 });
+  }
+
+  static async start(mgmtdCount: number, nodes = 3): Promise<Cluster> {
+    const endpoints = [];
+    for (let i = 0; i < mgmtdCount; i++) endpoints.push(`tcp://127.0.0.1:${await freePort()}`);
+    const c = new Cluster(endpoints);
+    for (const e of endpoints) c.mgmtd.push(await startMgmtd(c.db, e));
+    await c.mgmtd[0]!.waitFor(/^primary$/);
+    await Promise.all(Array.from({ length: nodes }, (_, i) => c.startNode(i + 1)));
+    await c.admin.createChainTable(1, { chainCount: CHAINS, chainLength: 3 });
+    await c.waitStates(Object.fromEntries(Array.from({ length: nodes }, (_, i) => [101 + i, 'serving'])), 10_000);
+    return c;
+  }
+
+  get db(): string {
+    return join(this.tmp.dir, 'mgmtd.db');
+  }
+
+  async startNode(nodeId: number): Promise<void> {
+    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, join(this.tmp.dir, `t${100 + nodeId}`)]]);
+    this.storage.set(nodeId, p);
+  }
+
+  async routing(): Promise<Routing> {
+    const r = await this.admin.getRouting();
+    if ('unchanged' in r) throw new Error('unexpected unchanged');
+    return r;
+  }
+
+  async waitStates(want: Record<number, TargetState>, timeoutMs: number): Promise<Routing> {
+    return until(async () => {
+      const r = await this.routing();
+      return Object.entries(want).every(([id, s]) => r.targets.find((t) => t.targetId === Number(id))?.state === s) && r;
+    }, timeoutMs, `target states ${JSON.stringify(want)}`);
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.storage.values()) await p.kill();
+    for (const p of this.mgmtd) await p.kill();
+    this.admin.close();
+    this.tmp.cleanup();
+  }
+}
+
+/** Whole-chunk writes to chunks (inode 1, index 0..chunks-1), on chain index % CHAINS + 1. */
+export class Writer {
+  readonly routing: RoutingClient;
+  /** The last acknowledged generation of each chunk index. */
+  readonly acked = new Map<number, number>();
+  readonly errors: string[] = [];
+  acks = 0;
+  private stopped = false;
+  private loops: Promise<void>[] = [];
+
+  constructor(cluster: Cluster, readonly chunks = 24, readonly workers = 3) {
+    this.routing = new RoutingClient({
+      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500 }),
+      chunkClient: new ChunkClient({ transport: 'tcp', timeoutMs: 3_000 }),
+      pollMs: 200,
+      writeRetryMs: 20_000,
+    });
+  }
+
+  static chainOf(index: number): number {
+    return (index % CHAINS) + 1;
+  }
+
+  start(): void {
+    this.loops = Array.from({ length: this.workers }, (_, w) => this.loop(w));
+  }
+
+  private async loop(w: number): Promise<void> {
+    for (let generation = 1; !this.stopped; generation++) {
+      for (let index = w; index < this.chunks && !this.stopped; index += this.workers) {
+        try {
+          await this.routing.writeChunk(Writer.chainOf(index), { inode: 1n, index }, 0, chunkPattern(index, generation), { replace: true });
+          this.acked.set(index, generation);
+          this.acks++;
+        } catch (err) {
+          this.errors.push(`chunk ${index} generation ${generation}: ${(err as Error).message}`);
+          return;
+        }
+      }
+    }
+  }
+
+  async waitAcks(more: number, timeoutMs: number): Promise<void> {
+    const target = this.acks + more;
+    await until(() => this.acks >= target || this.errors.length > 0, timeoutMs, `${more} more acks`);
+    if (this.errors.length) throw new Error(this.errors.join('; '));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+
+  close(): void {
+    this.routing.close();
+    this.routing.mgmtd.close();
+    this.routing.chunks.close();
+  }
+}
