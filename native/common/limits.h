@@ -88,4 +88,26 @@ constexpr uint8_t kRdmaRnrRetry = 6;
 constexpr uint8_t kRdmaMinRnrTimer = 12;
 constexpr uint8_t kRdmaMaxRdAtomic = 8;                // outstanding RDMA READs per QP
 
+// ---- control plane (native/common/msgpack.h, native/client/rpc_client.h, meta_client.h)
+// ZeroMQ + msgpack to the TS services. The numbers mirror protocolLimits and metaLimits in
+// src/limits.ts; both sides must agree.
+constexpr uint32_t kProtocolVersion = 1;
+constexpr size_t kMsgBytesMax = 1024 * 1024;             // one request or reply frame
+constexpr size_t kMsgFrameBytesHardMax = 4 * 1024 * 1024; // libzmq drops the peer above this
+constexpr uint32_t kMsgDepthMax = 32;                    // nesting of arrays and maps
+constexpr uint32_t kMsgElementsMax = 256 * 1024;         // values in one decoded message
+constexpr uint32_t kRpcMethodNameBytesMax = 64;
+constexpr uint32_t kRpcInflightRequestsMax = 256;        // on the wire at once, per client
+constexpr uint32_t kRpcQueuedCallsMax = 4096;            // accepted, not yet answered, per client
+constexpr uint32_t kRpcTimeoutMsDefault = 5000;          // one attempt
+constexpr uint32_t kRpcAttemptsMax = 6;                  // sends of one request (same requestId)
+constexpr uint32_t kRpcServersMax = 16;                  // addresses of one service
+constexpr int kRpcSocketHighWaterMarkMessages = 4096;
+constexpr int kRpcReconnectIntervalMs = 50;
+constexpr int kRpcReconnectIntervalMsMax = 1000;
+constexpr uint32_t kRpcSendRetryMs = 5;                  // an unsendable request is retried
+constexpr size_t kRpcClientIdBytes = 16;                 // dedup key of mutations
+constexpr uint32_t kMetaPathBytesMax = 4096;
+constexpr uint32_t kMetaReaddirEntriesMax = 1024;
+
 }  // namespace millpond::limits

@@ -11,9 +11,11 @@ constexpr const char* kCodeNames[] = {
     "ENOSPC",    "ECHUNK_CORRUPT", "ETIMEDOUT", "EPROTO",   "EMSGSIZE",
     "ECONNREFUSED", "ECONNRESET", "ECLOSED", "EBUSY",       "ENOTSUP",
     "ENODEV",    "ESTALE",      "ENOTCOMMITTED", "EACCES",  "EINTERNAL",
+    "ENOTDIR",   "EISDIR",      "ENOTEMPTY", "ENAMETOOLONG", "EPERM",
+    "EBADF",     "ENOTPRIMARY",
 };
 constexpr int kCodeCount = sizeof(kCodeNames) / sizeof(kCodeNames[0]);
-static_assert(kCodeCount == static_cast<int>(StatusCode::kInternal) + 1,
+static_assert(kCodeCount == static_cast<int>(StatusCode::kNotPrimary) + 1,
               "every StatusCode needs a name");
 }  // namespace
 
@@ -25,6 +27,16 @@ const char* Status::CodeName(StatusCode code) {
 StatusCode Status::CodeFromWire(int value) {
   return (value >= 0 && value < kCodeCount) ? static_cast<StatusCode>(value)
                                             : StatusCode::kProtocol;
+}
+
+bool Status::CodeFromName(const std::string& name, StatusCode* code) {
+  for (int i = 1; i < kCodeCount; i++) {
+    if (name == kCodeNames[i]) {
+      *code = static_cast<StatusCode>(i);
+      return true;
+    }
+  }
+  return false;
 }
 
 Status Status::FromErrno(int err, const std::string& what) {

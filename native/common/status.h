@@ -31,6 +31,15 @@ enum class StatusCode : int {
   kNotCommitted = 17,   // ENOTCOMMITTED: only a pending version exists
   kAccess = 18,         // EACCES
   kInternal = 19,       // EINTERNAL: a bug; the message says where
+  // Namespace (meta service); POSIX meanings.
+  kNotDir = 20,         // ENOTDIR
+  kIsDir = 21,          // EISDIR
+  kNotEmpty = 22,       // ENOTEMPTY
+  kNameTooLong = 23,    // ENAMETOOLONG
+  kPermission = 24,     // EPERM
+  kBadHandle = 25,      // EBADF: not an open session
+  // Cluster (mgmtd).
+  kNotPrimary = 26,     // ENOTPRIMARY: a standby answered; the caller tries the next address
 };
 
 class Status {
@@ -67,6 +76,8 @@ class Status {
   static const char* CodeName(StatusCode code);
   // A code received from the wire; unknown numbers map to kProtocol.
   static StatusCode CodeFromWire(int value);
+  // A string code received from the control plane ("ENOENT"); false when unknown.
+  static bool CodeFromName(const std::string& name, StatusCode* code);
   std::string ToString() const;
 
  private:

@@ -1,0 +1,261 @@
+#include "client/meta_client.h"
+
+#include <random>
+
+namespace millpond {
+
+namespace {
+
+Status Bad(const std::string& what) { return Status::Protocol("meta reply: " + what); }
+
+Status GetU64(const MsgValue& m, const char* field, uint64_t* out) {
+  const MsgValue* v = m.Find(field);
+  if (v == nullptr || !v->GetUint64(out)) return Bad(std::string(field) + " must be an unsigned integer");
+  return Status::OK();
+}
+
+Status GetU32(const MsgValue& m, const char* field, uint32_t* out) {
+  uint64_t u = 0;
+  MP_RETURN_IF_ERROR(GetU64(m, field, &u));
+  if (u > UINT32_MAX) return Bad(std::string(field) + " exceeds 32 bits");
+  *out = static_cast<uint32_t>(u);
+  return Status::OK();
+}
+
+Status GetI64(const MsgValue& m, const char* field, int64_t* out) {
+  const MsgValue* v = m.Find(field);
+  if (v == nullptr || !v->GetInt64(out)) return Bad(std::string(field) + " must be an integer");
+  return Status::OK();
+}
+
+Status GetType(const MsgValue& m, FileType* out) {
+  const MsgValue* v = m.Find("type");
+  if (v != nullptr && v->is_str() && v->str() == "file") {
+    *out = FileType::kFile;
+  } else if (v != nullptr && v->is_str() && v->str() == "dir") {
+    *out = FileType::kDir;
+  } else {
+    return Bad("type must be \"file\" or \"dir\"");
+  }
+  return Status::OK();
+}
+
+Status DecodeLayout(const MsgValue& m, Layout* out) {
+  if (!m.is_map()) return Bad("layout must be a map");
+  MP_RETURN_IF_ERROR(GetU32(m, "chunkSizeBytes", &out->chunkSizeBytes));
+  MP_RETURN_IF_ERROR(GetU32(m, "stripeSize", &out->stripeSize));
+  MP_RETURN_IF_ERROR(GetU32(m, "chainTableId", &out->chainTableId));
+  MP_RETURN_IF_ERROR(GetU32(m, "chainTableVersion", &out->chainTableVersion));
+  const MsgValue* seed = m.Find("seed");
+  out->hasSeed = seed != nullptr && !seed->is_nil();
+  out->seed = 0;
+  if (out->hasSeed) MP_RETURN_IF_ERROR(GetU32(m, "seed", &out->seed));
+  return Status::OK();
+}
+
+std::string RandomClientId() {
+  std::random_device rd;  // /dev/urandom
+  std::string id(limits::kRpcClientIdBytes, '\0');
+  for (size_t i = 0; i < id.size(); i += 4) {
+    uint32_t r = rd();
+    for (size_t j = 0; j < 4 && i + j < id.size(); j++) id[i + j] = static_cast<char>(r >> (8 * j));
+  }
+  return id;
+}
+
+Status CheckPath(const std::string& path) {
+  if (path.size() > limits::kMetaPathBytesMax) {
+    return Status(StatusCode::kNameTooLong, "path of " + std::to_string(path.size()) +
+                                                " bytes exceeds " +
+                                                std::to_string(limits::kMetaPathBytesMax));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status MetaClient::DecodeInode(const MsgValue& v, Inode* out) {
+  if (!v.is_map()) return Bad("inode must be a map");
+  Inode n;
+  MP_RETURN_IF_ERROR(GetU64(v, "id", &n.id));
+  MP_RETURN_IF_ERROR(GetType(v, &n.type));
+  MP_RETURN_IF_ERROR(GetU32(v, "mode", &n.mode));
+  MP_RETURN_IF_ERROR(GetU32(v, "uid", &n.uid));
+  MP_RETURN_IF_ERROR(GetU32(v, "gid", &n.gid));
+  MP_RETURN_IF_ERROR(GetU64(v, "length", &n.lengthBytes));
+  MP_RETURN_IF_ERROR(GetI64(v, "ctimeMs", &n.ctimeMs));
+  MP_RETURN_IF_ERROR(GetI64(v, "mtimeMs", &n.mtimeMs));
+  const MsgValue* layout = v.Find("layout");
+  if (layout == nullptr) return Bad("inode without layout");
+  MP_RETURN_IF_ERROR(DecodeLayout(*layout, &n.layout));
+  MP_RETURN_IF_ERROR(GetU64(v, "parent", &n.parent));
+  const MsgValue* unlinked = v.Find("unlinked");
+  n.unlinked = unlinked != nullptr && unlinked->is_bool() && unlinked->bool_value();
+  *out = std::move(n);
+  return Status::OK();
+}
+
+Status MetaClient::DecodeReaddir(const MsgValue& v, ReaddirPage* out) {
+  const MsgValue* entries = v.Find("entries");
+  const MsgValue* more = v.Find("more");
+  if (entries == nullptr || !entries->is_array()) return Bad("entries must be an array");
+  if (more == nullptr || !more->is_bool()) return Bad("more must be a boolean");
+  ReaddirPage page;
+  page.more = more->bool_value();
+  page.entries.reserve(entries->array().size());
+  for (const MsgValue& e : entries->array()) {
+    DirEntry d;
+    const MsgValue* name = e.Find("name");
+    if (name == nullptr || !name->is_str()) return Bad("entry name must be a string");
+    d.name = name->str();
+    MP_RETURN_IF_ERROR(GetU64(e, "inode", &d.inode));
+    MP_RETURN_IF_ERROR(GetType(e, &d.type));
+    page.entries.push_back(std::move(d));
+  }
+  *out = std::move(page);
+  return Status::OK();
+}
+
+Status MetaClient::DecodeOpen(const MsgValue& v, OpenResult* out) {
+  const MsgValue* inode = v.Find("inode");
+  if (inode == nullptr) return Bad("open result without inode");
+  OpenResult r;
+  MP_RETURN_IF_ERROR(DecodeInode(*inode, &r.inode));
+  const MsgValue* session = v.Find("session");
+  if (session != nullptr && !session->is_nil()) {
+    if (!session->is_str()) return Bad("session must be a string");
+    r.session = session->str();
+  }
+  *out = std::move(r);
+  return Status::OK();
+}
+
+Status MetaClient::Create(const MetaClientOptions& options, std::unique_ptr<MetaClient>* out) {
+  std::unique_ptr<RpcClient> rpc;
+  MP_RETURN_IF_ERROR(RpcClient::Create(options.rpc, &rpc));
+  out->reset(new MetaClient(std::move(rpc), options.user, RandomClientId()));
+  return Status::OK();
+}
+
+MetaClient::MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId)
+    : rpc_(std::move(rpc)), user_(std::move(user)), clientId_(std::move(clientId)) {}
+
+MsgValue MetaClient::Params(bool mutation) const {
+  MsgValue user = MsgValue::Map();
+  user.Add("uid", MsgValue::Uint(user_.uid)).Add("gid", MsgValue::Uint(user_.gid));
+  if (!user_.gids.empty()) {
+    MsgValue gids = MsgValue::Array();
+    for (uint32_t g : user_.gids) gids.Push(MsgValue::Uint(g));
+    user.Add("gids", std::move(gids));
+  }
+  MsgValue params = MsgValue::Map();
+  params.Add("user", std::move(user));
+  if (mutation) params.Add("clientId", MsgValue::Bin(clientId_));
+  return params;
+}
+
+Status MetaClient::Read(const char* method, MsgValue params, MsgValue* result) {
+  return rpc_->Call(method, std::move(params), result, /*retry=*/true);
+}
+
+Status MetaClient::Mutate(const char* method, MsgValue params, MsgValue* result) {
+  // Retried under the same requestId: the clientId in params makes the server apply it once.
+  return rpc_->Call(method, std::move(params), result, /*retry=*/true);
+}
+
+Status MetaClient::Stat(const std::string& path, Inode* out) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue p = Params(false);
+  p.Add("path", MsgValue::Str(path));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Read("meta.stat", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+Status MetaClient::Readdir(const std::string& path, const std::string& after, uint32_t limit,
+                           ReaddirPage* out) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  if (limit > limits::kMetaReaddirEntriesMax) {
+    return Status::InvalidArgument("readdir limit must be in [1, " +
+                                   std::to_string(limits::kMetaReaddirEntriesMax) + "]");
+  }
+  MsgValue p = Params(false);
+  p.Add("path", MsgValue::Str(path));
+  if (!after.empty()) p.Add("after", MsgValue::Str(after));
+  if (limit != 0) p.Add("limit", MsgValue::Uint(limit));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Read("meta.readdir", std::move(p), &r));
+  return DecodeReaddir(r, out);
+}
+
+Status MetaClient::Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue p = Params(true);
+  p.Add("path", MsgValue::Str(path))
+      .Add("mode", MsgValue::Uint(mode))
+      .Add("recursive", MsgValue::Bool(recursive));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.mkdir", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
+                        OpenResult* out) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue f = MsgValue::Map();
+  f.Add("read", MsgValue::Bool(flags.read))
+      .Add("write", MsgValue::Bool(flags.write))
+      .Add("create", MsgValue::Bool(flags.create))
+      .Add("exclusive", MsgValue::Bool(flags.exclusive))
+      .Add("truncate", MsgValue::Bool(flags.truncate))
+      .Add("append", MsgValue::Bool(flags.append));
+  MsgValue p = Params(true);
+  p.Add("path", MsgValue::Str(path)).Add("flags", std::move(f)).Add("mode", MsgValue::Uint(mode));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.open", std::move(p), &r));
+  return DecodeOpen(r, out);
+}
+
+Status MetaClient::Close(uint64_t inode, const std::string& session, uint64_t lengthBytes,
+                         Inode* out) {
+  MsgValue p = Params(true);
+  p.Add("inode", MsgValue::Uint(inode))
+      .Add("session", MsgValue::Str(session))
+      .Add("length", MsgValue::Uint(lengthBytes));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.close", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+Status MetaClient::Unlink(const std::string& path) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue p = Params(true);
+  p.Add("path", MsgValue::Str(path));
+  return Mutate("meta.unlink", std::move(p), nullptr);
+}
+
+Status MetaClient::Rmdir(const std::string& path) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue p = Params(true);
+  p.Add("path", MsgValue::Str(path));
+  return Mutate("meta.rmdir", std::move(p), nullptr);
+}
+
+Status MetaClient::Rename(const std::string& from, const std::string& to) {
+  MP_RETURN_IF_ERROR(CheckPath(from));
+  MP_RETURN_IF_ERROR(CheckPath(to));
+  MsgValue p = Params(true);
+  p.Add("from", MsgValue::Str(from)).Add("to", MsgValue::Str(to));
+  return Mutate("meta.rename", std::move(p), nullptr);
+}
+
+Status MetaClient::Truncate(const std::string& path, uint64_t lengthBytes, Inode* out) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue p = Params(true);
+  p.Add("path", MsgValue::Str(path)).Add("length", MsgValue::Uint(lengthBytes));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.truncate", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+}  // namespace millpond

@@ -1,0 +1,119 @@
+// MetaClient: typed calls to the metadata service (src/meta, methods in src/protocol/meta.ts)
+// over an RpcClient. Every request carries `user: {uid, gid, gids?}`; mutations also carry this
+// client's random 16-byte clientId, so a mutation resent after a timeout (same requestId, maybe
+// to another meta server of the same KV) is applied once, as the TS MetaClient does.
+// Replies are decoded into the structs below; a reply of the wrong shape is kProtocol.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/rpc_client.h"
+#include "common/status.h"
+
+namespace millpond {
+
+enum class FileType { kFile, kDir };
+
+struct MetaUser {
+  uint32_t uid = 0;  // 0 = root: no permission checks
+  uint32_t gid = 0;
+  std::vector<uint32_t> gids;  // supplementary groups (at most 64)
+};
+
+// A file's layout (chunk i on chain chains[(shuffled by seed)][i % stripeSize]); directories
+// carry the template for their new files, without a seed.
+struct Layout {
+  uint32_t chunkSizeBytes = 0;
+  uint32_t stripeSize = 0;
+  uint32_t chainTableId = 0;
+  uint32_t chainTableVersion = 0;
+  uint32_t seed = 0;
+  bool hasSeed = false;
+};
+
+struct Inode {
+  uint64_t id = 0;
+  FileType type = FileType::kFile;
+  uint32_t mode = 0;  // permission bits (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t lengthBytes = 0;
+  int64_t ctimeMs = 0;
+  int64_t mtimeMs = 0;
+  Layout layout;
+  uint64_t parent = 0;    // directories: the parent's id; files: 0
+  bool unlinked = false;  // files unlinked while open for write
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t inode = 0;
+  FileType type = FileType::kFile;
+};
+
+struct ReaddirPage {
+  std::vector<DirEntry> entries;
+  bool more = false;  // call again with after = entries.back().name
+};
+
+struct OpenFlags {
+  bool read = false;
+  bool write = false;
+  bool create = false;
+  bool exclusive = false;
+  bool truncate = false;
+  bool append = false;
+};
+
+struct OpenResult {
+  Inode inode;
+  std::string session;  // set when opened for write: pass it to Close()
+};
+
+struct MetaClientOptions {
+  RpcClientOptions rpc;  // endpoints of the meta servers (any of them serves any call)
+  MetaUser user;
+};
+
+class MetaClient {
+ public:
+  static Status Create(const MetaClientOptions& options, std::unique_ptr<MetaClient>* out);
+
+  Status Stat(const std::string& path, Inode* out);
+  // `after`: the last name of the previous page ("" for the first); limit 1..1024 (0: the
+  // server's default).
+  Status Readdir(const std::string& path, const std::string& after, uint32_t limit,
+                 ReaddirPage* out);
+  Status Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out);
+  // mode applies when the file is created (07777).
+  Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode, OpenResult* out);
+  // Ends a write session; the file's length becomes max(its length, lengthBytes).
+  Status Close(uint64_t inode, const std::string& session, uint64_t lengthBytes, Inode* out);
+  Status Unlink(const std::string& path);
+  Status Rmdir(const std::string& path);
+  Status Rename(const std::string& from, const std::string& to);
+  Status Truncate(const std::string& path, uint64_t lengthBytes, Inode* out);
+
+  const std::string& clientId() const { return clientId_; }
+  RpcClient* rpc() { return rpc_.get(); }
+
+  // Reply decoders, public for tests (fixtures) and for other callers of the same records.
+  static Status DecodeInode(const MsgValue& v, Inode* out);
+  static Status DecodeReaddir(const MsgValue& v, ReaddirPage* out);
+  static Status DecodeOpen(const MsgValue& v, OpenResult* out);
+
+ private:
+  MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId);
+  MsgValue Params(bool mutation) const;
+  Status Read(const char* method, MsgValue params, MsgValue* result);
+  Status Mutate(const char* method, MsgValue params, MsgValue* result);
+
+  std::unique_ptr<RpcClient> rpc_;
+  const MetaUser user_;
+  const std::string clientId_;  // limits::kRpcClientIdBytes random bytes
+};
+
+}  // namespace millpond

@@ -1,0 +1,80 @@
+// libzmq, loaded with dlopen: neither the build (no zmq.h, no libzmq3-dev) nor the addon's
+// link needs it. Only the few C functions and constants the control plane uses are declared
+// here, with the values of libzmq's stable ABI (libzmq.so.5, zmq.h of 4.x).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "common/status.h"
+
+namespace millpond {
+
+namespace zmq {
+// Socket types.
+constexpr int kDealer = 5;
+constexpr int kRouter = 6;
+// Socket options.
+constexpr int kLinger = 17;
+constexpr int kReconnectIvl = 18;
+constexpr int kMaxMsgSize = 22;        // int64_t value
+constexpr int kSndHwm = 23;
+constexpr int kRcvHwm = 24;
+constexpr int kReconnectIvlMax = 21;
+constexpr int kRcvMore = 13;
+constexpr int kLastEndpoint = 32;
+constexpr int kImmediate = 39;
+// Send/receive flags.
+constexpr int kDontWait = 1;
+constexpr int kSndMore = 2;
+// zmq_poll events.
+constexpr short kPollIn = 1;
+constexpr short kPollOut = 2;
+// libzmq's own errno values (ZMQ_HAUSNUMERO + n).
+constexpr int kHausnumero = 156384712;
+constexpr int kETerm = kHausnumero + 53;
+
+// zmq_msg_t: 64 opaque bytes, pointer-aligned.
+struct alignas(sizeof(void*)) Msg {
+  unsigned char opaque[64];
+};
+
+// zmq_pollitem_t on POSIX.
+struct PollItem {
+  void* socket;
+  int fd;
+  short events;
+  short revents;
+};
+}  // namespace zmq
+
+struct ZmqApi {
+  void* (*ctxNew)();
+  int (*ctxTerm)(void*);
+  void* (*socket)(void*, int);
+  int (*close)(void*);
+  int (*setsockopt)(void*, int, const void*, size_t);
+  int (*getsockopt)(void*, int, void*, size_t*);
+  int (*bind)(void*, const char*);
+  int (*connect)(void*, const char*);
+  int (*send)(void*, const void*, size_t, int);
+  int (*msgInit)(zmq::Msg*);
+  int (*msgRecv)(zmq::Msg*, void*, int);
+  int (*msgClose)(zmq::Msg*);
+  void* (*msgData)(zmq::Msg*);
+  size_t (*msgSize)(const zmq::Msg*);
+  int (*msgMore)(const zmq::Msg*);
+  int (*poll)(zmq::PollItem*, int, long);
+  int (*errnum)();
+  const char* (*strerror)(int);
+  void (*version)(int*, int*, int*);
+
+  // "what: <zmq_strerror(zmq_errno())>" as a Status (EAGAIN → kTimedOut, ETERM → kClosed).
+  Status Error(const std::string& what) const;
+};
+
+// Loads libzmq.so.5 once per process. kNotSupported, saying how to install it, when the
+// library or one of its symbols is missing. Thread-safe.
+Status LoadZmqApi(const ZmqApi** api);
+
+}  // namespace millpond
