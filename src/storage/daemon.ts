@@ -49,8 +49,6 @@ interface Target {
   chains: Set<number>;
 }
 
-type Position = ChainPosition & { successorSyncing?: boolean };
-
 export class StorageDaemon {
   readonly mgmtd: MgmtdClient;
   private readonly client: ChunkClient;
@@ -68,7 +66,17 @@ export class StorageDaemon {
   private constructor(private readonly options: StorageDaemonOptions) {
     this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1 });
     this.client = new ChunkClient({ transport: options.transport ?? 'auto' });
-    this.log = options.log ?? ((line) => console.error(`storage ${options.nodeId}: ${line}`));
+    const print = options.log ?? ((line) => console.error(`storage ${options.nodeId}: ${line}`));
+    // The same complaint (e.g. no mgmtd primary during a takeover) at most once a second.
+    const lastMs = new Map<string, number>();
+    this.log = (line) => {
+      const kind = line.slice(0, line.indexOf(':') + 1) || line;
+      const now = Date.now();
+      if (now - (lastMs.get(kind) ?? 0) < 1_000) return;
+      if (lastMs.size > 64) lastMs.clear();
+      lastMs.set(kind, now);
+      print(line);
+    };
   }
 
   static async start(options: StorageDaemonOptions): Promise<StorageDaemon> {
@@ -230,7 +238,7 @@ export class StorageDaemon {
         const i = path.findIndex((p) => p.targetId === t.targetId);
         if (i < 0) continue;
         const next = path[i + 1];
-        const position: Position = { chainVersion: chain.version, head: i === 0 && path[0]!.state === 'serving' };
+        const position: ChainPosition = { chainVersion: chain.version, head: i === 0 && path[0]!.state === 'serving' };
         if (next) {
           position.successor = next.dataAddress;
           position.successorSyncing = next.state === 'syncing';

@@ -106,6 +106,12 @@ describe('mgmtd', () => {
     expect(stateOf(await routing(client), 102)).toBe('syncing');
     local.set(102, { localState: 'syncing-done', syncedStateVersion: round });
     r = await until(async () => { const x = await routing(client); return stateOf(x, 102) === 'serving' && x; }, 5_000, 'serving');
+    // A daemon that restarts before its heartbeats time out may have lost pending writes: syncing.
+    await client.registerNode(2, 'storage', '', [{ targetId: 102, dataAddress: '127.0.0.1:9102' }]);
+    r = await routing(client);
+    expect(stateOf(r, 102)).toBe('syncing');
+    local.set(102, { localState: 'syncing-done', syncedStateVersion: r.targets.find((t) => t.targetId === 102)!.stateVersion });
+    await until(async () => stateOf(await routing(client), 102) === 'serving', 5_000, 'serving again');
     local.delete(102);
 
     // The whole chain dies one by one: the last serving target is lastsrv; a returning other

@@ -42,8 +42,12 @@ export class Cluster {
     return join(this.tmp.dir, 'mgmtd.db');
   }
 
+  targetDir(targetId: number): string {
+    return join(this.tmp.dir, `t${targetId}`);
+  }
+
   async startNode(nodeId: number): Promise<void> {
-    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, join(this.tmp.dir, `t${100 + nodeId}`)]]);
+    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, this.targetDir(100 + nodeId)]]);
     this.storage.set(nodeId, p);
   }
 
@@ -68,7 +72,30 @@ export class Cluster {
   }
 }
 
-/** Whole-chunk writes to chunks (inode 1, index 0..chunks-1), on chain index % CHAINS + 1. */
+const BLOCK = 4096;
+const BLOCKS = 16;
+
+/** The 4 KiB block that partial write `generation` puts at block generation % BLOCKS. */
+export function blockPattern(index: number, generation: number): Buffer {
+  const data = Buffer.alloc(BLOCK, (index * 13 + generation * 5) & 0xff);
+  data.writeUInt32LE(index, 0);
+  data.writeUInt32LE(generation, 4);
+  return data;
+}
+
+/** What a chunk written partially holds after generations 1..last. */
+export function partialContent(index: number, last: number): Buffer {
+  const blocks = Math.min(last, BLOCKS - 1) + 1;
+  const out = Buffer.alloc(last === 0 ? 0 : blocks * BLOCK);
+  for (let g = 1; g <= last; g++) blockPattern(index, g).copy(out, (g % BLOCKS) * BLOCK);
+  return out;
+}
+
+/**
+ * Writes to chunks (inode 1, index 0..chunks-1), on chain index % CHAINS + 1: whole chunks,
+ * except the chunks of the last worker when `partial`, which get one 4 KiB block per write
+ * (so a returning replica needs the whole chunk, not just the update: successorSyncing).
+ */
 export class Writer {
   readonly routing: RoutingClient;
   /** The last acknowledged generation of each chunk index. */
@@ -78,13 +105,17 @@ export class Writer {
   private stopped = false;
   private loops: Promise<void>[] = [];
 
-  constructor(cluster: Cluster, readonly chunks = 24, readonly workers = 3) {
+  constructor(cluster: Cluster, readonly chunks = 24, readonly workers = 3, readonly partial = false) {
     this.routing = new RoutingClient({
       mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500 }),
       chunkClient: new ChunkClient({ transport: 'tcp', timeoutMs: 3_000 }),
       pollMs: 200,
       writeRetryMs: 20_000,
     });
+  }
+
+  isPartial(index: number): boolean {
+    return this.partial && index % this.workers === this.workers - 1;
   }
 
   static chainOf(index: number): number {
@@ -99,7 +130,12 @@ export class Writer {
     for (let generation = 1; !this.stopped; generation++) {
       for (let index = w; index < this.chunks && !this.stopped; index += this.workers) {
         try {
-          await this.routing.writeChunk(Writer.chainOf(index), { inode: 1n, index }, 0, chunkPattern(index, generation), { replace: true });
+          const chunk = { inode: 1n, index };
+          if (this.isPartial(index)) {
+            await this.routing.writeChunk(Writer.chainOf(index), chunk, (generation % BLOCKS) * BLOCK, blockPattern(index, generation));
+          } else {
+            await this.routing.writeChunk(Writer.chainOf(index), chunk, 0, chunkPattern(index, generation), { replace: true });
+          }
           this.acked.set(index, generation);
           this.acks++;
         } catch (err) {
