@@ -131,9 +131,14 @@ Status MetaClient::DecodeOpen(const MsgValue& v, OpenResult* out) {
 }
 
 Status MetaClient::Create(const MetaClientOptions& options, std::unique_ptr<MetaClient>* out) {
+  if (!options.clientId.empty() && options.clientId.size() != limits::kRpcClientIdBytes) {
+    return Status::InvalidArgument("clientId must be " + std::to_string(limits::kRpcClientIdBytes) +
+                                   " bytes");
+  }
   std::unique_ptr<RpcClient> rpc;
   MP_RETURN_IF_ERROR(RpcClient::Create(options.rpc, &rpc));
-  out->reset(new MetaClient(std::move(rpc), options.user, RandomClientId()));
+  std::string id = options.clientId.empty() ? RandomClientId() : options.clientId;
+  out->reset(new MetaClient(std::move(rpc), options.user, std::move(id)));
   return Status::OK();
 }
 
@@ -203,12 +208,13 @@ Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_
                         OpenResult* out) {
   MP_RETURN_IF_ERROR(CheckPath(path));
   MsgValue f = MsgValue::Map();
-  f.Add("read", MsgValue::Bool(flags.read))
-      .Add("write", MsgValue::Bool(flags.write))
+  // In the order of test/fixtures/protocol/open-request.
+  f.Add("write", MsgValue::Bool(flags.write))
       .Add("create", MsgValue::Bool(flags.create))
       .Add("exclusive", MsgValue::Bool(flags.exclusive))
       .Add("truncate", MsgValue::Bool(flags.truncate))
-      .Add("append", MsgValue::Bool(flags.append));
+      .Add("append", MsgValue::Bool(flags.append))
+      .Add("read", MsgValue::Bool(flags.read));
   MsgValue p = Params(true);
   p.Add("path", MsgValue::Str(path)).Add("flags", std::move(f)).Add("mode", MsgValue::Uint(mode));
   MsgValue r;

@@ -76,6 +76,9 @@ struct OpenResult {
 struct MetaClientOptions {
   RpcClientOptions rpc;  // endpoints of the meta servers (any of them serves any call)
   MetaUser user;
+  // The dedup key of this client's mutations; empty: random. Two clients must never share
+  // one (their requestIds would collide).
+  std::string clientId;
 };
 
 class MetaClient {
