@@ -1,105 +1,131 @@
 #!/usr/bin/env node
 /**
- * The millpond command. Today: `millpond demo` — starts three storage targets with their
- * data servers on this machine (under ./millpond-data by default), stripes a file's worth of
- * chunks over them through one client, reads everything back with checksums verified and
- * prints what moved and how fast.
+ * The millpond command.
+ *   millpond up        the embedded default in the foreground (Ctrl-C stops it cleanly)
+ *   millpond status    nodes, targets, chains and their states
+ *   millpond fs ...    filesystem commands against the cluster
+ *   millpond demo      starts the embedded default, writes and verifies files through the
+ *                      FileSystem API, prints figures, stops
+ * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
+ * --transport, --config), MILLPOND_* variables or a config file (see config.ts).
  */
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { ChunkClient, ChunkStore, DataServer, allocAligned, crc32c, limits } from '../index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MgmtdClient } from '../cluster/mgmtd-client.js';
+import { MillpondError } from '../errors.js';
+import { connect } from '../fs/index.js';
+import { crc32c } from '../index.js';
+import { CLUSTER_FILE, loadConfig, type CliConfig } from './config.js';
+import { startEmbedded } from './embedded.js';
+import { FS_USAGE, runFs } from './fs-commands.js';
+import { formatBytes } from './progress.js';
 
-const USAGE = `usage: millpond demo [--data-dir DIR] [--size-mib N] [--transport auto|tcp|rdma]`;
+const USAGE = `usage: millpond up | status | demo [--size-mib N] | fs ...
+  common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
+  ${FS_USAGE}`;
 
-function parseFlags(args: string[]): Map<string, string> {
+/** Splits `--name value` flags (and bare `--no-sync`) from positional arguments. */
+function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
   const flags = new Map<string, string>();
+  const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (!arg.startsWith('--') || i + 1 >= args.length) throw new Error(`bad argument ${arg}\n${USAGE}`);
-    flags.set(arg.slice(2), args[++i]!);
+    if (arg === '--no-sync') flags.set('no-sync', '1');
+    else if (arg.startsWith('--')) {
+      if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
+      flags.set(arg.slice(2), args[++i]!);
+    } else rest.push(arg);
   }
-  return flags;
+  return { flags, rest };
 }
 
-async function demo(flags: Map<string, string>): Promise<void> {
-  const dataDir = resolve(flags.get('data-dir') ?? process.env.MILLPOND_DATA_DIR ?? 'millpond-data');
-  const sizeMiB = Number(flags.get('size-mib') ?? 512);
-  const transport = (flags.get('transport') ?? process.env.MILLPOND_TRANSPORT ?? 'auto') as 'auto' | 'tcp' | 'rdma';
-  if (!Number.isInteger(sizeMiB) || sizeMiB < 4 || sizeMiB > 65536) throw new Error('--size-mib must be 4..65536');
-  const chunkBytes = limits.chunkSizeBytesDefault;
-  const chunkCount = Math.ceil((sizeMiB << 20) / chunkBytes);
+async function up(config: CliConfig): Promise<void> {
+  const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta });
+  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport }, null, 2)}\n`);
+  console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
+  console.log('Ctrl-C stops it.');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  console.log('stopping...');
+  await cluster.stop();
+  console.log('stopped');
+}
 
-  const stores: ChunkStore[] = [];
-  const servers: DataServer[] = [];
-  for (let t = 0; t < 3; t++) {
-    const dir = join(dataDir, `target-${t}`);
-    mkdirSync(dir, { recursive: true });
-    const store = await ChunkStore.open(dir);
-    stores.push(store);
-    servers.push(await DataServer.start(store, { transport }));
+async function status(config: CliConfig): Promise<void> {
+  const client = new MgmtdClient(config.mgmtd);
+  try {
+    const s = await client.status();
+    const r = s.routing;
+    if (!r) throw new MillpondError('EIO', 'mgmtd answered without routing');
+    console.log(`mgmtd ${s.primaryAddress ?? config.mgmtd.join(',')} (routing version ${r.version})`);
+    for (const n of r.nodes) console.log(`node ${n.nodeId} ${n.kind} ${n.alive ? 'alive' : 'dead'} ${n.controlAddress}`);
+    for (const t of r.targets) console.log(`target ${t.targetId} on node ${t.nodeId} ${t.state} ${t.dataAddress}`);
+    for (const c of r.chains) console.log(`chain ${c.chainId} v${c.version}: ${c.targets.map((id) => `${id}(${r.targets.find((t) => t.targetId === id)?.state ?? '?'})`).join(' -> ')}`);
+  } finally {
+    client.close();
   }
-  console.log(`3 targets under ${dataDir}, data servers at ${servers.map((s) => s.address).join(', ')}`);
-  const client = new ChunkClient({ transport });
-  const inode = BigInt(Date.now());
-  const chunkAt = (index: number) => ({ chunk: { inode, index }, server: servers[index % servers.length]! });
+}
 
-  // Write: each chunk stamped with its index, 8 chunks in flight.
-  const checksums: number[] = [];
-  const buffers = Array.from({ length: 8 }, () => allocAligned(chunkBytes));
-  let started = performance.now();
-  for (let base = 0; base < chunkCount; base += buffers.length) {
-    await Promise.all(buffers.map(async (buf, slot) => {
-      const index = base + slot;
-      if (index >= chunkCount) return;
-      for (let i = 0; i < buf.length; i += 8) buf.writeUInt32LE(index, i), buf.writeUInt32LE(i, i + 4);
-      checksums[index] = crc32c(buf);
-      const { chunk, server } = chunkAt(index);
-      const meta = await client.write(server.address, chunk, 0, buf);
-      if (meta.checksum !== checksums[index]) throw new Error(`chunk ${index}: server checksum differs`);
+/** The quick start's job: the whole stack on this machine, files written and verified. */
+async function demo(config: CliConfig, flags: Map<string, string>): Promise<void> {
+  const sizeMiB = Number(flags.get('size-mib') ?? 256);
+  if (!Number.isInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > 65536) throw new RangeError('--size-mib must be 1..65536');
+  const dataDir = flags.has('data-dir') ? config.dataDir : mkdtempSync(join(tmpdir(), 'millpond-demo-'));
+  const cluster = await startEmbedded({ ...config, dataDir, mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
+  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport });
+  try {
+    console.log(`embedded cluster under ${dataDir}: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 targets, chains of 3 replicas`);
+    const files = 8;
+    const fileBytes = Math.ceil((sizeMiB << 20) / files);
+    await fs.mkdir('/demo', { recursive: true });
+    const checksums: number[] = [];
+    let started = performance.now();
+    await Promise.all(Array.from({ length: files }, async (_, i) => {
+      const data = Buffer.alloc(fileBytes);
+      for (let at = 0; at + 8 <= data.length; at += 8) data.writeUInt32LE(i, at), data.writeUInt32LE(at, at + 4);
+      checksums[i] = crc32c(data);
+      await fs.writeFile(`/demo/part-${i}.bin`, data);
     }));
-  }
-  const writeSeconds = (performance.now() - started) / 1000;
-
-  // Read back and verify every chunk.
-  started = performance.now();
-  for (let base = 0; base < chunkCount; base += buffers.length) {
-    await Promise.all(buffers.map(async (buf, slot) => {
-      const index = base + slot;
-      if (index >= chunkCount) return;
-      const { chunk, server } = chunkAt(index);
-      const { data } = await client.read(server.address, chunk, 0, chunkBytes, { target: buf });
-      if (crc32c(data) !== checksums[index]) throw new Error(`chunk ${index}: read back different bytes`);
+    const writeSeconds = (performance.now() - started) / 1000;
+    started = performance.now();
+    await Promise.all(Array.from({ length: files }, async (_, i) => {
+      const back = await fs.readFile(`/demo/part-${i}.bin`);
+      if (crc32c(back) !== checksums[i]) throw new MillpondError('ECHUNK_CORRUPT', `part-${i} read back different bytes`);
     }));
+    const readSeconds = (performance.now() - started) / 1000;
+    const total = files * fileBytes;
+    console.log(`wrote ${files} files, ${formatBytes(total)} (3 replicas each): ${(total / writeSeconds / 1e9).toFixed(2)} GB/s`);
+    console.log(`read and verified them: ${(total / readSeconds / 1e9).toFixed(2)} GB/s`);
+    console.log(`listing: ${(await fs.readdir('/demo')).join(' ')}`);
+  } finally {
+    fs.close();
+    await cluster.stop();
+    if (!flags.has('data-dir')) rmSync(dataDir, { recursive: true, force: true });
   }
-  const readSeconds = (performance.now() - started) / 1000;
-
-  const bytes = chunkCount * chunkBytes;
-  const rate = (s: number) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
-  console.log(`wrote ${chunkCount} chunks of 4 MiB (${sizeMiB} MiB) in ${writeSeconds.toFixed(2)} s: ${rate(writeSeconds)}`);
-  console.log(`read and verified them in ${readSeconds.toFixed(2)} s: ${rate(readSeconds)}`);
-  const carried = client.stats().transports;
-  console.log(`bytes carried: ${Object.entries(carried).map(([k, v]) => `${k} ${v!.bytesReceived + v!.bytesSent}`).join(', ')}`);
-  for (const [i, s] of servers.entries()) {
-    const st = s.stats();
-    console.log(`target-${i}: ${st.writes} writes, ${st.reads} reads, ${stores[i]!.usage().chunks} chunks on disk`);
-  }
-  for (let index = 0; index < chunkCount; index++) {
-    const { chunk, server } = chunkAt(index);
-    await client.remove(server.address, chunk);
-  }
-  client.close();
-  for (const s of servers) await s.stop();
-  for (const s of stores) s.close();
 }
 
 async function main(): Promise<void> {
-  const [command, ...rest] = process.argv.slice(2);
-  if (command === 'demo') return demo(parseFlags(rest));
-  console.error(USAGE);
-  process.exitCode = 2;
+  const [command, ...args] = process.argv.slice(2);
+  const { flags, rest } = parse(args);
+  const config = loadConfig(flags);
+  switch (command) {
+    case 'up': return up(config);
+    case 'status': return status(config);
+    case 'demo': return demo(config, flags);
+    case 'fs': return runFs(config, rest);
+    default:
+      console.error(USAGE);
+      process.exitCode = 2;
+  }
 }
 
-main().catch((error: unknown) => {
-  console.error(`millpond: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
+main().then(() => {
+  process.exit(process.exitCode ?? 0); // everything is closed; lingering sockets must not hold the exit
+}, (error: unknown) => {
+  const code = error instanceof MillpondError ? `${error.code}: ` : '';
+  console.error(`millpond: ${code}${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
 });

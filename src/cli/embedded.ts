@@ -1,0 +1,98 @@
+/**
+ * The embedded default (design §1): mgmtd, meta on SQLite and three storage daemons with one
+ * target each, under one data directory, chain length 3 — in this process. Everything else
+ * is the same code with other addresses.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { MgmtdClient } from '../cluster/mgmtd-client.js';
+import { MgmtdServer } from '../cluster/mgmtd-server.js';
+import { MgmtdService } from '../cluster/mgmtd-service.js';
+import { MillpondError } from '../errors.js';
+import { MetaServer } from '../meta/meta-server.js';
+import { MetaService } from '../meta/meta-service.js';
+import { SqliteKv } from '../meta/sqlite-kv.js';
+import type { TransportChoice } from '../native/binding.js';
+import { StorageDaemon } from '../storage/daemon.js';
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  mgmtdListen: string;
+  metaListen: string;
+  host: string;
+  transport: TransportChoice;
+  /** Chains in chain table 1; files stripe over them. */
+  chainCount: number;
+  /** fdatasync every chunk version (the default); off for throwaway data. */
+  syncWrites: boolean;
+  log?: (line: string) => void;
+}
+
+export const STORAGE_NODES = 3;
+const SERVING_WAIT_MS = 30_000;
+
+export interface Embedded {
+  mgmtd: string;
+  meta: string;
+  stop(): Promise<void>;
+}
+
+export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const stops: Array<() => Promise<void> | void> = [];
+  const stop = async () => {
+    for (const s of stops.splice(0).reverse()) await s();
+  };
+  try {
+    const mgmtdKv = new SqliteKv(join(o.dataDir, 'mgmtd.db'));
+    stops.push(() => mgmtdKv.close());
+    const mgmtd = await MgmtdServer.start(o.mgmtdListen, (address) => MgmtdService.start(mgmtdKv, { address }));
+    stops.push(() => mgmtd.close());
+    const metaKv = new SqliteKv(join(o.dataDir, 'meta.db'));
+    stops.push(() => metaKv.close());
+    const meta = await MetaServer.start(await MetaService.open(metaKv), o.metaListen);
+    stops.push(() => meta.close());
+
+    for (let node = 1; node <= STORAGE_NODES; node++) {
+      const targetId = 100 + node;
+      const dir = join(o.dataDir, `node-${node}`, `target-${targetId}`);
+      mkdirSync(dir, { recursive: true });
+      const daemon = await StorageDaemon.start({
+        nodeId: node, mgmtd: [mgmtd.endpoint], targets: [{ targetId, dir }], host: o.host,
+        transport: o.transport, syncWrites: o.syncWrites, log: o.log,
+      });
+      stops.push(() => daemon.stop());
+    }
+
+    const admin = new MgmtdClient([mgmtd.endpoint]);
+    stops.push(() => admin.close());
+    await waitFor(async () => (await admin.status()).primary, 'mgmtd to become primary');
+    try {
+      await admin.createChainTable(1, { chainCount: o.chainCount, chainLength: STORAGE_NODES });
+    } catch (err) {
+      if (!(err instanceof MillpondError && err.code === 'EEXIST')) throw err; // a restart keeps its table
+    }
+    await waitFor(async () => {
+      const r = await admin.getRouting();
+      return 'targets' in r && r.targets.length === STORAGE_NODES && r.targets.every((t) => t.state === 'serving');
+    }, 'every target to serve');
+    return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + SERVING_WAIT_MS;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new MillpondError('ETIMEDOUT', `timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}

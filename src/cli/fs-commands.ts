@@ -1,0 +1,103 @@
+/** `millpond fs <command>`: ls, stat, cat, put, get, cp, mv, rm, mkdir, du. */
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { connect, type FileSystem } from '../fs/index.js';
+import type { CliConfig } from './config.js';
+import { Progress, formatBytes } from './progress.js';
+
+export const FS_USAGE = `millpond fs ls PATH | stat PATH | cat PATH | put LOCAL PATH | get PATH LOCAL |
+            cp SRC DST | mv SRC DST | rm [-r] PATH | mkdir [-p] PATH | du PATH`;
+
+function counting(progress: Progress): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      progress.add(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
+async function du(fs: FileSystem, path: string): Promise<number> {
+  const st = await fs.stat(path);
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const e of await fs.readdir(path, { withFileTypes: true })) {
+    total += await du(fs, path === '/' ? `/${e.name}` : `${path}/${e.name}`);
+  }
+  return total;
+}
+
+export async function runFs(config: CliConfig, args: string[], out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const [command, ...rest] = args;
+  const flags = new Set(rest.filter((a) => a.startsWith('-')));
+  const [a, b] = rest.filter((x) => !x.startsWith('-'));
+  const need = (n: number) => {
+    if ([a, b].slice(0, n).some((x) => x === undefined)) throw new TypeError(`usage: ${FS_USAGE}`);
+  };
+  const fs = await connect({ meta: config.meta, mgmtd: config.mgmtd, transport: config.transport });
+  try {
+    switch (command) {
+      case 'ls': {
+        need(1);
+        for (const e of await fs.readdir(a!, { withFileTypes: true })) {
+          const path = a === '/' ? `/${e.name}` : `${a}/${e.name}`;
+          const st = await fs.stat(path);
+          out.write(`${e.isDirectory() ? 'd' : '-'} ${String(st.size).padStart(12)} ${e.name}${e.isDirectory() ? '/' : ''}\n`);
+        }
+        return;
+      }
+      case 'stat': {
+        need(1);
+        const st = await fs.stat(a!);
+        out.write(`${JSON.stringify({ path: a, type: st.isDirectory() ? 'dir' : 'file', size: st.size, mode: `0${(st.mode & 0o7777).toString(8)}`, uid: st.uid, gid: st.gid, ino: String(st.ino), chunkSizeBytes: st.chunkSizeBytes, mtime: st.mtime.toISOString() })}\n`);
+        return;
+      }
+      case 'cat':
+        need(1);
+        await pipeline(fs.createReadStream(a!), out, { end: false });
+        return;
+      case 'put': {
+        need(2);
+        const progress = new Progress(`put ${b}`, statSync(a!).size);
+        await pipeline(createReadStream(a!), counting(progress), fs.createWriteStream(b!));
+        progress.finish();
+        return;
+      }
+      case 'get': {
+        need(2);
+        const progress = new Progress(`get ${a}`, (await fs.stat(a!)).size);
+        await pipeline(fs.createReadStream(a!), counting(progress), createWriteStream(b!));
+        progress.finish();
+        return;
+      }
+      case 'cp': {
+        need(2);
+        const progress = new Progress(`cp ${a}`, (await fs.stat(a!)).size);
+        await pipeline(fs.createReadStream(a!), counting(progress), fs.createWriteStream(b!));
+        progress.finish();
+        return;
+      }
+      case 'mv':
+        need(2);
+        await fs.rename(a!, b!);
+        return;
+      case 'rm':
+        need(1);
+        await fs.rm(a!, { recursive: flags.has('-r') || flags.has('-rf'), force: flags.has('-f') || flags.has('-rf') });
+        return;
+      case 'mkdir':
+        need(1);
+        await fs.mkdir(a!, { recursive: flags.has('-p') });
+        return;
+      case 'du':
+        need(1);
+        out.write(`${formatBytes(await du(fs, a!))}\t${a}\n`);
+        return;
+      default:
+        throw new TypeError(`usage: ${FS_USAGE}`);
+    }
+  } finally {
+    fs.close();
+  }
+}

@@ -1,0 +1,71 @@
+// The millpond command as a user runs it: `up` in the foreground, `status` and `fs` against
+// it (found through the cluster file in the data directory), Ctrl-C stops it cleanly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { waitForLine } from '../support/child.js';
+import { tempDir } from '../support/tmp.js';
+
+const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const run = promisify(execFile);
+
+describe('millpond CLI', () => {
+  const t = tempDir('cli');
+  const dataDir = join(t.dir, 'data');
+  let up: ChildProcess;
+  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', main, ...args, '--data-dir', dataDir]);
+
+  beforeAll(async () => {
+    up = spawn(process.execPath, ['--import', 'tsx', main, 'up', '--data-dir', dataDir, '--no-sync',
+      '--mgmtd', 'tcp://127.0.0.1:0', '--meta', 'tcp://127.0.0.1:0', '--transport', 'tcp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await waitForLine(up, /^millpond is up/, 40_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (up.exitCode === null && up.signalCode === null) {
+      up.kill('SIGKILL');
+      await once(up, 'exit');
+    }
+    t.cleanup();
+  });
+
+  it('shows the embedded default: three serving targets, chains of three', async () => {
+    const { stdout } = await cli('status');
+    expect(stdout.match(/^target \d+ on node \d+ serving/gm)).toHaveLength(3);
+    expect(stdout).toMatch(/^chain 1 v\d+: \d+\(serving\) -> \d+\(serving\) -> \d+\(serving\)$/m);
+  });
+
+  it('copies files in and out and manages the namespace', async () => {
+    const local = join(t.dir, 'in.bin');
+    const data = randomBytes(3 * 1024 * 1024 + 5);
+    writeFileSync(local, data);
+    await cli('fs', 'mkdir', '-p', '/a/b');
+    await cli('fs', 'put', local, '/a/b/in.bin');
+    await cli('fs', 'cp', '/a/b/in.bin', '/a/copy.bin');
+    await cli('fs', 'mv', '/a/copy.bin', '/a/moved.bin');
+    await cli('fs', 'get', '/a/moved.bin', join(t.dir, 'out.bin'));
+    expect(readFileSync(join(t.dir, 'out.bin')).equals(data)).toBe(true);
+    const { stdout: ls } = await cli('fs', 'ls', '/a');
+    expect(ls).toMatch(/^d +\d+ b\/$/m);
+    expect(ls).toMatch(new RegExp(`^- +${data.length} moved\\.bin$`, 'm'));
+    expect(JSON.parse((await cli('fs', 'stat', '/a/moved.bin')).stdout)).toMatchObject({ type: 'file', size: data.length });
+    expect((await cli('fs', 'du', '/a')).stdout).toMatch(/^6\.0 MiB\t\/a$/m);
+    await cli('fs', 'rm', '-r', '/a');
+    const missing = await cli('fs', 'cat', '/a/moved.bin').then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(missing?.code).toBe(1);
+    expect(missing?.stderr).toMatch(/ENOENT/);
+  });
+
+  it('stops cleanly on Ctrl-C', async () => {
+    const stopped = waitForLine(up, /^stopped$/, 30_000);
+    up.kill('SIGINT');
+    await stopped;
+    const [code] = await once(up, 'exit');
+    expect(code).toBe(0);
+  });
+});
