@@ -1,7 +1,7 @@
 /**
  * RoutingClient: a cache of mgmtd's routing for clients and daemons, and chunk I/O by chain.
- * The cache refreshes when it is older than `pollMs` at use, and at once on ESTALE or a dead
- * replica. writeChunk() enters at the chain's head and retries (same clientId and requestId,
+ * The cache refreshes in the background when it is older than `pollMs` at use, and at once
+ * on ESTALE or a dead replica. writeChunk() enters at the chain's head and retries (same clientId and requestId,
  * so the head applies a retried write once) on stale routing and connection errors until
  * `writeRetryMs` passes; readChunk() reads any serving replica, never a syncing one.
  */
@@ -64,10 +64,15 @@ export class RoutingClient {
     if (!Number.isSafeInteger(this.clientId) || this.clientId < 1) throw new RangeError('clientId must be a positive safe integer');
   }
 
-  /** The cached routing (refreshed if older than pollMs). */
+  /**
+   * The cached routing. Once it is older than pollMs a refresh starts in the background and
+   * the cache is used meanwhile, so I/O does not wait for mgmtd (nor stop while it fails over);
+   * errors that mean the cache is stale call refresh() and wait for it.
+   */
   async routing(): Promise<Routing> {
-    if (this.current && Date.now() - this.fetchedAtMs < this.pollMs) return this.current;
-    return this.refresh();
+    if (!this.current) return this.refresh();
+    if (Date.now() - this.fetchedAtMs >= this.pollMs) this.refresh().catch(() => {});
+    return this.current;
   }
 
   /** Fetches routing now; concurrent callers share one fetch. */

@@ -102,6 +102,9 @@ export class Writer {
   readonly acked = new Map<number, number>();
   readonly errors: string[] = [];
   acks = 0;
+  /** The longest time between two acknowledgements since resetGap(). */
+  maxGapMs = 0;
+  private lastAckMs = Date.now();
   private stopped = false;
   private loops: Promise<void>[] = [];
 
@@ -138,12 +141,20 @@ export class Writer {
           }
           this.acked.set(index, generation);
           this.acks++;
+          const now = Date.now();
+          this.maxGapMs = Math.max(this.maxGapMs, now - this.lastAckMs);
+          this.lastAckMs = now;
         } catch (err) {
           this.errors.push(`chunk ${index} generation ${generation}: ${(err as Error).message}`);
           return;
         }
       }
     }
+  }
+
+  resetGap(): void {
+    this.maxGapMs = 0;
+    this.lastAckMs = Date.now();
   }
 
   async waitAcks(more: number, timeoutMs: number): Promise<void> {
