@@ -3,6 +3,7 @@
  * table and, last, one JSON line with its figures and the baseline measured in the same run.
  */
 import { chunkstoreBench } from './chunkstore.js';
+import { clusterIoBench } from './cluster-io.js';
 import { dataplaneBench } from './dataplane.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
@@ -10,6 +11,7 @@ import { randreadBench } from './randread.js';
 
 const benches: Record<string, (options: Map<string, string>) => Promise<void>> = {
   chunkstore: chunkstoreBench,
+  'cluster-io': clusterIoBench,
   dataplane: dataplaneBench,
   meta: metaBench,
   randread: randreadBench,

@@ -125,12 +125,24 @@ Napi::Promise RunAsync(Napi::Env env, std::function<Status()> execute,
   return p;
 }
 
-CompletionQueue::CompletionQueue(Napi::Env env) : env_(env) {
-  tsfn_ = Tsfn::New(env, "millpond completions", 0, 1, this);
+CompletionQueue::CompletionQueue(Napi::Env env) : env_(env), life_(new TsfnLife) {
+  tsfn_ = Tsfn::New(env, "millpond completions", 0, 1, this,
+                    [](Napi::Env, TsfnLife* life, CompletionQueue*) {
+                      if (life->ownerGone) delete life;
+                      else life->finalized = true;
+                    },
+                    life_);
   tsfn_.Unref(env);
 }
 
-CompletionQueue::~CompletionQueue() { tsfn_.Release(); }
+CompletionQueue::~CompletionQueue() {
+  if (life_->finalized) {  // the environment is shutting down and already closed it
+    delete life_;
+    return;
+  }
+  life_->ownerGone = true;
+  tsfn_.Release();
+}
 
 void CompletionQueue::Post(std::function<void(Napi::Env)> fn) {
   bool schedule = false;

@@ -50,7 +50,14 @@ class CompletionQueue {
  private:
   static void Drain(Napi::Env env, Napi::Function, CompletionQueue* self, void*);
   using Tsfn = Napi::TypedThreadSafeFunction<CompletionQueue, void, Drain>;
+  // Who goes first: the queue (its destructor releases the TSFN) or the environment (which
+  // finalizes the TSFN at exit, after which releasing it would abort). JS thread only.
+  struct TsfnLife {
+    bool finalized = false;
+    bool ownerGone = false;
+  };
   Napi::Env env_;
+  TsfnLife* life_;
   Tsfn tsfn_;
   std::mutex mu_;
   std::vector<std::function<void(Napi::Env)>> queue_;  // GUARDED_BY(mu_)
