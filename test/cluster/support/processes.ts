@@ -67,9 +67,10 @@ export async function freePort(): Promise<number> {
 /** Short timeouts so failures are detected within a test's patience. */
 export const FAST = { heartbeatTimeoutMs: 1_200, leaseMs: 1_500, heartbeatMs: 150, pollMs: 150, mgmtdTimeoutMs: 400 };
 
+/** `db` is an SQLite file, or a postgresql:// URL. */
 export async function startMgmtd(db: string, endpoint: string): Promise<Proc> {
   const p = run(mgmtdMain, [
-    '--db', db, '--listen', endpoint,
+    ...(db.startsWith('postgresql://') ? ['--backend', 'postgres', '--pg-url', db] : ['--db', db]), '--listen', endpoint,
     '--heartbeat-timeout-ms', String(FAST.heartbeatTimeoutMs), '--lease-ms', String(FAST.leaseMs),
     '--lease-poll-ms', '100', '--liveness-check-ms', '100',
   ]);
