@@ -1,0 +1,173 @@
+// CRAQ chain writes of the DataServer (design §3), declared in data_server.h: a client's
+// write enters at the head, which assigns the version and lets one update per chunk travel
+// the chain at a time; each target stores a pending version and forwards it; the tail
+// commits first and acknowledgements travel back, each target committing as the ack passes.
+#include "storage/data_server.h"
+
+namespace millpond {
+
+struct DataServer::ChainWrite {
+  std::unique_ptr<ServerCall> call;
+  frame::WriteArgs args;
+  AlignedBuffer payload;
+  AlignedBuffer wholeChunk;  // the full new version, when the successor is syncing
+  ChainPosition position;
+  bool atHead = false;  // entered here from a client: this server assigns the version
+};
+
+void DataServer::SetChain(uint32_t chainId, const ChainPosition& position) {
+  std::lock_guard<std::mutex> lock(chainsMu_);
+  if (chains_.size() >= limits::kChainsPerServerMax && chains_.count(chainId) == 0) return;
+  chains_[chainId] = position;
+}
+
+void DataServer::RemoveChain(uint32_t chainId) {
+  std::lock_guard<std::mutex> lock(chainsMu_);
+  chains_.erase(chainId);
+}
+
+void DataServer::ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args,
+                                 AlignedBuffer payload) {
+  counters_.chainWrites++;
+  auto w = std::make_shared<ChainWrite>();
+  w->call = std::move(call);
+  w->args = args;
+  w->payload = std::move(payload);
+  w->atHead = args.updateVersion == 0;
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(chainsMu_);
+    auto it = chains_.find(args.chainId);
+    if (it == chains_.end()) s = Status::StaleVersion("this target is not on chain " + std::to_string(args.chainId));
+    else w->position = it->second;
+  }
+  if (s.ok() && args.chainVersion != w->position.chainVersion)
+    s = Status::StaleVersion("chain " + std::to_string(args.chainId) + " is at version " +
+                             std::to_string(w->position.chainVersion) + ", the write has " +
+                             std::to_string(args.chainVersion));
+  if (s.ok() && w->atHead && !w->position.head)
+    s = Status::StaleVersion("this target is not the head of chain " + std::to_string(args.chainId));
+  if (!s.ok()) {
+    counters_.errors++;
+    return w->call->Reply(s, {}, nullptr, 0);
+  }
+  if (w->atHead) {  // one update per chunk travels the chain at a time; the rest wait here
+    std::lock_guard<std::mutex> lock(updatesMu_);
+    auto it = updating_.find(args.chunk);
+    if (it != updating_.end()) {
+      it->second.push_back(std::move(w));
+      return;
+    }
+    updating_[args.chunk];
+  }
+  ApplyChainWrite(std::move(w));
+}
+
+void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
+  const frame::WriteArgs& a = w->args;
+  const auto key = std::make_pair(a.clientId, a.requestId);
+  if (w->atHead && a.clientId != 0) {  // a retry of a write that already went through
+    bool applied = false;
+    ChunkMeta meta;
+    {
+      std::lock_guard<std::mutex> lock(dedupMu_);
+      auto it = applied_.find(key);
+      if (it != applied_.end()) applied = true, meta = it->second;
+    }
+    if (applied) {
+      counters_.duplicateWrites++;
+      return FinishChainWrite(w, Status::OK(), meta);
+    }
+  }
+  uint64_t version = a.updateVersion;
+  if (w->atHead) {
+    ChunkMeta current;
+    Status s = store_->Stat(a.chunk, &current);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return FinishChainWrite(w, s, {});
+    version = std::max(current.commitVersion, current.updateVersion) + 1;
+  }
+  const bool tail = w->position.successor.empty();
+  ChunkWriteOptions o;
+  o.updateVersion = version;
+  o.commit = tail;  // the tail commits first
+  o.replace = a.flags & frame::kWriteReplace;
+  o.chunkSizeBytes = a.chunkSizeBytes;
+  ChunkMeta meta;
+  Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
+  if (!s.ok() || tail) {
+    if (s.ok()) counters_.bytesWritten += a.length;
+    return FinishChainWrite(w, s, meta);
+  }
+  frame::WriteArgs forward = a;
+  forward.updateVersion = version;
+  forward.flags = (a.flags & ~frame::kWriteCommit) | frame::kWriteChain;
+  const char* data = w->payload.data();
+  if (w->position.successorSyncing) {
+    // A syncing successor may lack the base this update applies to: send the whole version.
+    uint32_t length = 0, checksum = 0, n = 0;
+    s = store_->PendingVersion(a.chunk, version, &length, &checksum);
+    if (s.ok()) s = buffers_.Acquire(length, limits::kServerBufferWaitMs, &w->wholeChunk);
+    if (s.ok()) s = store_->Read(a.chunk, 0, length, w->wholeChunk.data(), true, &n, &meta);
+    if (!s.ok()) return FinishChainWrite(w, s, {});
+    forward.offset = 0;
+    forward.length = n;
+    forward.flags |= frame::kWriteReplace;
+    data = w->wholeChunk.data();
+  }
+  counters_.forwards++;
+  forwarder_->Write(w->position.successor, forward, data,
+                    [this, w, version](const Status& fs, const ChunkMeta& successor) {
+                      RunOnWorker([this, w, version, fs, successor] { AfterForward(w, version, fs, successor); });
+                    });
+}
+
+void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& fs,
+                              const ChunkMeta& successor) {
+  const ChunkId& chunk = w->args.chunk;
+  if (!fs.ok())
+    return FinishChainWrite(w, Status(fs.code(), "forwarding to " + w->position.successor + ": " + fs.message()), {});
+  uint32_t mine = 0, length = 0;
+  Status s = store_->PendingVersion(chunk, version, &length, &mine);
+  if (s.ok() && mine != successor.checksum)
+    s = Status::Corrupt("replicas disagree on chunk " + chunk.ToHex() + " version " + std::to_string(version) +
+                        ": checksum " + std::to_string(mine) + " here, " + std::to_string(successor.checksum) +
+                        " at " + w->position.successor);
+  ChunkMeta meta;
+  if (s.ok()) s = store_->Commit(chunk, version, &meta);
+  if (s.ok()) counters_.bytesWritten += w->args.length;
+  FinishChainWrite(w, s, meta);
+}
+
+void DataServer::FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta) {
+  if (s.ok() && w->atHead && w->args.clientId != 0) {
+    std::lock_guard<std::mutex> lock(dedupMu_);
+    auto key = std::make_pair(w->args.clientId, w->args.requestId);
+    if (applied_.emplace(key, meta).second) {
+      appliedOrder_.push_back(key);
+      if (appliedOrder_.size() > limits::kServerAppliedWritesMax) {
+        applied_.erase(appliedOrder_.front());
+        appliedOrder_.pop_front();
+      }
+    }
+  }
+  if (!s.ok()) counters_.errors++;
+  std::string out;
+  if (s.ok()) frame::Put(&out, meta);
+  w->call->Reply(s, out, nullptr, 0);
+  if (!w->atHead) return;
+  std::shared_ptr<ChainWrite> next;
+  {
+    std::lock_guard<std::mutex> lock(updatesMu_);
+    auto it = updating_.find(w->args.chunk);
+    if (it == updating_.end()) return;
+    if (it->second.empty()) {
+      updating_.erase(it);
+      return;
+    }
+    next = std::move(it->second.front());
+    it->second.pop_front();
+  }
+  RunOnWorker([this, next] { ApplyChainWrite(next); });
+}
+
+}  // namespace millpond
