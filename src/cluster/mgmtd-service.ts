@@ -207,15 +207,26 @@ export class MgmtdService {
     });
   }
 
-  /** `chainCount` chains of `chainLength` targets, rotating over the registered targets. */
+  /**
+   * `chainCount` chains of `chainLength` targets on distinct nodes: chain i takes targets in
+   * id order from the i-th on (wrapping), skipping nodes it already has, so heads and load
+   * rotate over the targets.
+   */
   planChains(firstChainId: number, chainCount: number, chainLength: number): Array<{ chainId: number; targets: number[] }> {
     this.requirePrimary();
-    const ids = [...this.targets.keys()].sort((a, b) => a - b);
-    if (ids.length < chainLength) throw new MillpondError('EINVAL', `${chainLength} targets per chain, ${ids.length} registered`);
-    return Array.from({ length: chainCount }, (_, i) => ({
-      chainId: firstChainId + i,
-      targets: Array.from({ length: chainLength }, (_, j) => ids[(i + j) % ids.length]!),
-    }));
+    const all = [...this.targets.values()].filter((t) => this.nodes.get(t.nodeId)?.kind === 'storage').sort((a, b) => a.targetId - b.targetId);
+    return Array.from({ length: chainCount }, (_, i) => {
+      const targets: number[] = [];
+      const nodes = new Set<number>();
+      for (let j = 0; j < all.length && targets.length < chainLength; j++) {
+        const t = all[(i + j) % all.length]!;
+        if (nodes.has(t.nodeId)) continue;
+        nodes.add(t.nodeId);
+        targets.push(t.targetId);
+      }
+      if (targets.length < chainLength) throw new MillpondError('EINVAL', `${chainLength} targets on distinct storage nodes per chain, ${targets.length} available`);
+      return { chainId: firstChainId + i, targets };
+    });
   }
 
   status(): { primary: boolean; instanceId: string; primaryAddress: string | undefined; routing?: Routing } {

@@ -13,9 +13,11 @@
  *   alive offline/waiting/syncing
  *                          -> waiting while a chain of it has no serving target but a lastsrv
  *                             (the lastsrv holds that chain's newest data)
+ *                          -> syncing stays syncing until its daemon reports the resync done,
+ *                             then serving (a former lastsrv syncs the chains where it missed
+ *                             writes and meanwhile keeps the chains where it is the newest)
  *                          -> serving if a chain of it has neither (a new chain, or a lost one)
  *                          -> serving if it is in no chain
- *                          -> serving if syncing and its daemon reported the resync done
  *                          -> otherwise syncing
  * Then each chain is reordered (serving, syncing, the rest; relative order kept) and its
  * version bumps if its order or a member's state changed.
@@ -66,8 +68,8 @@ function next(t: TargetRecord, mine: ChainRecord[], input: RuleInput): TargetSta
   }
   if (t.state === 'lastsrv') return mine.some((c) => others(c, 'serving')) ? 'syncing' : 'serving';
   if (mine.some((c) => !others(c, 'serving') && others(c, 'lastsrv'))) return 'waiting';
+  if (t.state === 'syncing') return input.syncDone.has(t.targetId) ? 'serving' : 'syncing';
   if (mine.some((c) => !others(c, 'serving') && !others(c, 'lastsrv'))) return 'serving';
-  if (t.state === 'syncing' && input.syncDone.has(t.targetId)) return 'serving';
   return 'syncing';
 }
 
