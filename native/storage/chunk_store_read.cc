@@ -1,0 +1,167 @@
+// The read path of ChunkStore: cached open versions, per-block CRC verification.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "storage/chunk_store.h"
+#include "storage/chunk_store_internal.h"
+
+namespace millpond {
+
+namespace fmt = chunk_format;
+using chunk_store_internal::kStagingWaitMs;
+
+void ChunkStore::Invalidate(const ChunkId& chunk) {
+  std::lock_guard<std::mutex> lock(cacheMu_);
+  for (bool pending : {false, true}) {
+    auto it = cache_.find({chunk, pending});
+    if (it != cache_.end()) {
+      lru_.erase(it->second.second);
+      cache_.erase(it);
+    }
+  }
+}
+
+Status ChunkStore::OpenVersion(const ChunkId& chunk, bool pending, uint64_t generation,
+                               std::shared_ptr<OpenChunk>* out) {
+  CacheKey key{chunk, pending};
+  {
+    std::lock_guard<std::mutex> lock(cacheMu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && it->second.first->generation == generation) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      *out = it->second.first;
+      return Status::OK();
+    }
+  }
+  std::string path = PathOf(chunk, pending);
+  auto file = std::make_shared<OpenChunk>();
+  file->fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file->fd.valid()) {
+    if (errno == ENOENT) return Status::NotFound("chunk " + chunk.ToHex() + " changed while being read");
+    return Status::FromErrno(errno, "open " + path);
+  }
+  uint8_t raw[fmt::kFixedHeaderBytes];
+  size_t got = 0;
+  MP_RETURN_IF_ERROR(PreadFull(file->fd.get(), raw, sizeof raw, 0, &got, path.c_str()));
+  if (got != sizeof raw) return Status::Corrupt("chunk " + chunk.ToHex() + ": file is truncated");
+  Status s = fmt::FixedHeader::Decode(raw, &file->header);
+  if (!s.ok()) return Status::Corrupt("chunk " + chunk.ToHex() + ": " + s.message());
+  if (!(file->header.chunk == chunk)) return Status::Corrupt("chunk " + chunk.ToHex() + ": file holds another chunk");
+  file->generation = generation;
+  {
+    std::lock_guard<std::mutex> lock(cacheMu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      lru_.erase(it->second.second);
+      cache_.erase(it);
+    }
+    lru_.push_front(key);
+    cache_[key] = {file, lru_.begin()};
+    while (cache_.size() > limits::kChunkStoreOpenFilesMax) {
+      cache_.erase(lru_.back());
+      lru_.pop_back();
+    }
+  }
+  *out = std::move(file);
+  return Status::OK();
+}
+
+Status ChunkStore::ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst) {
+  const fmt::FixedHeader& h = file.header;
+  const uint32_t B = fmt::kBlockBytes;
+  const uint32_t end = offset + length;  // REQUIRES: end <= h.length, length > 0
+  const uint32_t b0 = offset / B, b1 = (end - 1) / B, nBlocks = b1 - b0 + 1;
+  std::string where = "chunk " + h.chunk.ToHex();
+
+  std::vector<uint32_t> crcs(nBlocks);
+  size_t got = 0;
+  MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), crcs.data(), 4 * nBlocks,
+                               fmt::kFixedHeaderBytes + 4ull * b0, &got, where.c_str()));
+  if (got != 4 * nBlocks) return Status::Corrupt(where + ": checksum table is truncated");
+
+  // Block-aligned ranges land straight in dst; others go through a staging buffer.
+  const uint32_t spanStart = b0 * B;
+  const uint32_t spanEnd = std::min<uint32_t>((b1 + 1) * B, h.length);
+  const uint32_t spanBytes = spanEnd - spanStart;
+  AlignedBuffer staging;
+  char* span = dst;
+  if (spanStart != offset || spanEnd != end) {
+    MP_RETURN_IF_ERROR(staging_.Acquire(spanBytes, kStagingWaitMs, &staging));
+    span = staging.data();
+  }
+  const uint64_t fileOffset = uint64_t{h.headerBytes} + spanStart;
+  bool direct = directIo_ && spanBytes >= limits::kDirectReadBytesMin && spanBytes % B == 0 &&
+                (reinterpret_cast<uintptr_t>(span) % B) == 0;
+  if (direct) {
+    UniqueFd dfd(::open(PathOf(h.chunk, false).c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+    // The path may now name a newer version; only the cached descriptor is this version.
+    struct stat a, b;
+    direct = dfd.valid() && ::fstat(dfd.get(), &a) == 0 && ::fstat(file.fd.get(), &b) == 0 &&
+             a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    if (direct) MP_RETURN_IF_ERROR(PreadFull(dfd.get(), span, spanBytes, fileOffset, &got, where.c_str()));
+  }
+  if (!direct) MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), span, spanBytes, fileOffset, &got, where.c_str()));
+  if (got != spanBytes) return Status::Corrupt(where + ": content is truncated");
+
+  for (uint32_t i = 0; i < nBlocks; i++) {
+    uint32_t blockStart = i * B;
+    uint32_t blockBytes = std::min<uint32_t>(B, spanBytes - blockStart);
+    if (Crc32c(span + blockStart, blockBytes) != crcs[i])
+      return Status::Corrupt(where + ": checksum mismatch in block " + std::to_string(b0 + i) +
+                             " (version " + std::to_string(h.version) + ")");
+  }
+  if (span != dst) std::memcpy(dst, span + (offset - spanStart), length);
+  return Status::OK();
+}
+
+Status ChunkStore::Read(const ChunkId& chunk, uint32_t offset, uint32_t length, char* dst,
+                        bool uncommitted, uint32_t* bytesRead, ChunkMeta* meta) {
+  *bytesRead = 0;
+  Entry entry;
+  bool pending = false;
+  std::shared_ptr<OpenChunk> file;
+  // A commit or write may rename the version file away between the index lookup and the
+  // open; the index then already names its successor, so look again (bounded).
+  for (int attempt = 0;; attempt++) {
+    {
+      std::shared_lock<std::shared_mutex> lock(indexMu_);
+      auto it = index_.find(chunk);
+      if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
+      entry = it->second;
+    }
+    if (entry.corrupt) return Status::Corrupt("chunk " + chunk.ToHex() + " has a damaged header");
+    pending = uncommitted && entry.hasPending;
+    if (!pending && !entry.hasCommitted)
+      return Status::NotCommitted("chunk " + chunk.ToHex() + " has only a pending version " +
+                                  std::to_string(entry.pendingVersion));
+    Status s = OpenVersion(chunk, pending, entry.generation, &file);
+    if (s.code() == StatusCode::kNotFound && pending) {
+      // The pending file was just committed (renamed to .c) or superseded by a committed
+      // write: the committed file now holds that version or a newer one.
+      Invalidate(chunk);
+      pending = false;
+      s = OpenVersion(chunk, false, entry.generation, &file);
+    }
+    if (s.ok()) break;
+    if (s.code() != StatusCode::kNotFound || attempt + 1 >= limits::kChunkStoreReadRetriesMax) return s;
+  }
+  *meta = entry.Meta();
+  // The file read is authoritative: a write may have landed after the index lookup.
+  meta->length = file->header.length;
+  meta->checksum = file->header.checksum;
+  (pending ? meta->updateVersion : meta->commitVersion) = file->header.version;
+  if (offset >= file->header.length || length == 0) return Status::OK();
+  uint32_t n = std::min<uint32_t>(length, file->header.length - offset);
+  MP_RETURN_IF_ERROR(ReadVerified(*file, offset, n, dst));
+  *bytesRead = n;
+  return Status::OK();
+}
+
+// Writes a complete version file to tmp/ and renames it into place. The rename is the
+// commit point: before it the old version is intact, after it the new one is complete.
+
+}  // namespace millpond

@@ -1,0 +1,223 @@
+// The write path of ChunkStore: copy-on-write version files, pending versions and commits.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "storage/chunk_store.h"
+#include "storage/chunk_store_internal.h"
+
+namespace millpond {
+
+namespace fmt = chunk_format;
+using chunk_store_internal::kStagingWaitMs;
+using chunk_store_internal::MakeDir;
+using chunk_store_internal::SyncDir;
+
+Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
+                                    uint32_t length, bool pending, uint32_t* checksum) {
+  const uint32_t B = fmt::kBlockBytes;
+  fmt::FixedHeader h;
+  h.chunk = chunk;
+  h.version = version;
+  h.length = length;
+  h.headerBytes = fmt::HeaderBytes(length);
+  AlignedBuffer header = AlignedBuffer::Allocate(h.headerBytes);
+  if (header.empty()) return Status::NoSpace("out of memory for a chunk header");
+  std::memset(header.data(), 0, h.headerBytes);
+  uint32_t whole = 0;
+  uint32_t* crcs = reinterpret_cast<uint32_t*>(header.data() + fmt::kFixedHeaderBytes);
+  for (uint32_t i = 0, blocks = fmt::BlockCount(length); i < blocks; i++) {
+    uint32_t n = std::min<uint32_t>(B, length - i * B);
+    crcs[i] = Crc32c(content + uint64_t{i} * B, n);
+    whole = i == 0 ? crcs[i] : Crc32cCombine(whole, crcs[i], n);
+  }
+  h.checksum = whole;
+  h.EncodeTo(reinterpret_cast<uint8_t*>(header.data()));
+
+  // O_DIRECT wants aligned memory and whole blocks: the aligned body goes as is, a partial
+  // last block is copied into a zero-padded block.
+  const uint32_t bodyBytes = length / B * B, tailBytes = length - bodyBytes;
+  bool aligned = (reinterpret_cast<uintptr_t>(content) % B) == 0;
+  AlignedBuffer tail, copy;
+  std::vector<struct iovec> iov;
+  iov.push_back({header.data(), h.headerBytes});
+  if (aligned) {
+    if (bodyBytes) iov.push_back({const_cast<char*>(content), bodyBytes});
+    if (tailBytes) {
+      tail = AlignedBuffer::Allocate(B);
+      std::memset(tail.data(), 0, B);
+      std::memcpy(tail.data(), content + bodyBytes, tailBytes);
+      iov.push_back({tail.data(), B});
+    }
+  } else if (length) {
+    MP_RETURN_IF_ERROR(staging_.Acquire(length, kStagingWaitMs, &copy));
+    std::memcpy(copy.data(), content, length);
+    std::memset(copy.data() + length, 0, fmt::PaddedBytes(length) - length);
+    iov.push_back({copy.data(), static_cast<size_t>(fmt::PaddedBytes(length))});
+  }
+
+  char name[64];
+  std::snprintf(name, sizeof name, "/tmp/%s.%llu.%llu", chunk.ToHex().c_str(),
+                static_cast<unsigned long long>(version),
+                static_cast<unsigned long long>(nextTmp_.fetch_add(1)));
+  std::string tmp = dir_ + name;
+  int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (directIo_ ? O_DIRECT : 0);
+  UniqueFd fd(::open(tmp.c_str(), flags, 0644));
+  if (!fd.valid()) return Status::FromErrno(errno, "create " + tmp);
+  Status s = PwritevFull(fd.get(), iov.data(), static_cast<int>(iov.size()), 0, tmp.c_str());
+  if (s.ok() && options_.syncWrites && ::fdatasync(fd.get()) != 0)
+    s = Status::FromErrno(errno, "fdatasync " + tmp);
+  fd.Reset();
+  std::string final = PathOf(chunk, pending);
+  if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) {
+    if (errno == ENOENT) {  // the chunk's shard directory does not exist yet
+      s = MakeDir(final.substr(0, final.rfind('/')));
+      if (s.ok() && options_.syncWrites) s = SyncDir(dir_ + "/chunks");
+      if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) s = Status::FromErrno(errno, "rename to " + final);
+    } else {
+      s = Status::FromErrno(errno, "rename to " + final);
+    }
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (options_.syncWrites) MP_RETURN_IF_ERROR(SyncDir(final.substr(0, final.rfind('/'))));
+  *checksum = whole;
+  return Status::OK();
+}
+
+Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data, uint32_t length,
+                         const ChunkWriteOptions& options, ChunkMeta* meta) {
+  const uint32_t capacity = options.chunkSizeBytes ? options.chunkSizeBytes : limits::kChunkSizeBytesMax;
+  if (capacity > limits::kChunkSizeBytesMax)
+    return Status::TooLarge("chunk size " + std::to_string(capacity) + " exceeds " +
+                            std::to_string(limits::kChunkSizeBytesMax));
+  if (uint64_t{offset} + length > capacity)
+    return Status::TooLarge("write of " + std::to_string(length) + " bytes at " + std::to_string(offset) +
+                            " exceeds the chunk size " + std::to_string(capacity));
+  if (options.replace && offset != 0) return Status::InvalidArgument("a replacing write starts at offset 0");
+
+  std::lock_guard<std::mutex> writeLock(LockFor(chunk));
+  Entry entry;
+  {
+    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    auto it = index_.find(chunk);
+    if (it != index_.end()) entry = it->second;
+  }
+  const uint64_t newest = std::max(entry.hasCommitted ? entry.commitVersion : 0,
+                                   entry.hasPending ? entry.pendingVersion : 0);
+  const uint64_t version = options.updateVersion ? options.updateVersion : newest + 1;
+  if (entry.hasCommitted && version <= entry.commitVersion)
+    return Status::StaleVersion("chunk " + chunk.ToHex() + " already has version " +
+                                std::to_string(entry.commitVersion) + " committed");
+  // The base the write applies to: the pending version it follows, else the committed one.
+  // A retried update (same version as the pending one) re-applies to the committed base.
+  bool basePending = entry.hasPending && entry.pendingVersion < version;
+  bool baseExists = basePending || entry.hasCommitted;
+  if (entry.corrupt && !options.replace)
+    return Status::Corrupt("chunk " + chunk.ToHex() + " has a damaged header; only a replacing write repairs it");
+  uint32_t baseLength = !baseExists ? 0 : basePending ? entry.pendingLength : entry.committedLength;
+  uint32_t newLength = options.replace ? length : std::max<uint32_t>(baseLength, offset + length);
+
+  const char* content = data;
+  AlignedBuffer merged;
+  if (!options.replace && !(offset == 0 && length >= baseLength)) {
+    // A partial update: read the verified base, overlay the new bytes.
+    MP_RETURN_IF_ERROR(staging_.Acquire(newLength, kStagingWaitMs, &merged));
+    std::memset(merged.data(), 0, newLength);
+    if (baseLength > 0) {
+      std::shared_ptr<OpenChunk> base;
+      MP_RETURN_IF_ERROR(OpenVersion(chunk, basePending, entry.generation, &base));
+      MP_RETURN_IF_ERROR(ReadVerified(*base, 0, base->header.length, merged.data()));
+    }
+    std::memcpy(merged.data() + offset, data, length);
+    content = merged.data();
+  }
+
+  uint64_t newFileBytes = fmt::FileBytes(newLength);
+  uint64_t replacedBytes = 0;  // what this write frees: the version file it supersedes
+  if (options.commit) {
+    if (entry.hasCommitted && !entry.corrupt) replacedBytes += fmt::FileBytes(entry.committedLength);
+    if (entry.hasPending && !entry.corrupt && entry.pendingVersion <= version) replacedBytes += fmt::FileBytes(entry.pendingLength);
+  } else if (entry.hasPending && !entry.corrupt) {
+    replacedBytes = fmt::FileBytes(entry.pendingLength);
+  }
+  if (options_.capacityBytes) {
+    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    if (bytesUsed_ + newFileBytes > options_.capacityBytes + replacedBytes)
+      return Status::NoSpace("target " + dir_ + " is full (" + std::to_string(bytesUsed_) + " of " +
+                             std::to_string(options_.capacityBytes) + " bytes used)");
+  }
+  uint32_t checksum = 0;
+  MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit, &checksum));
+
+  bool dropPending = options.commit && entry.hasPending && entry.pendingVersion <= version;
+  if (dropPending) ::unlink(PathOf(chunk, true).c_str());
+  {
+    std::unique_lock<std::shared_mutex> lock(indexMu_);
+    Entry& e = index_[chunk];
+    if (options.commit) {
+      if (e.hasCommitted) bytesUsed_ -= fmt::FileBytes(e.committedLength);
+      e.hasCommitted = true;
+      e.commitVersion = version;
+      e.committedLength = newLength;
+      e.committedChecksum = checksum;
+      if (dropPending) {
+        bytesUsed_ -= fmt::FileBytes(e.pendingLength);
+        e.hasPending = false;
+      }
+    } else {
+      if (e.hasPending) bytesUsed_ -= fmt::FileBytes(e.pendingLength);
+      e.hasPending = true;
+      e.pendingVersion = version;
+      e.pendingLength = newLength;
+      e.pendingChecksum = checksum;
+    }
+    e.corrupt = false;
+    bytesUsed_ += newFileBytes;
+    e.generation = nextGeneration_++;
+    *meta = e.Meta();
+  }
+  Invalidate(chunk);
+  return Status::OK();
+}
+
+Status ChunkStore::Commit(const ChunkId& chunk, uint64_t version, ChunkMeta* meta) {
+  std::lock_guard<std::mutex> writeLock(LockFor(chunk));
+  Entry entry;
+  {
+    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    auto it = index_.find(chunk);
+    if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
+    entry = it->second;
+  }
+  if (entry.hasCommitted && entry.commitVersion >= version) {  // a retried commit
+    *meta = entry.Meta();
+    return Status::OK();
+  }
+  if (!entry.hasPending || entry.pendingVersion != version)
+    return Status::StaleVersion("chunk " + chunk.ToHex() + " has no pending version " + std::to_string(version));
+  std::string from = PathOf(chunk, true), to = PathOf(chunk, false);
+  if (::rename(from.c_str(), to.c_str()) != 0) return Status::FromErrno(errno, "rename to " + to);
+  if (options_.syncWrites) MP_RETURN_IF_ERROR(SyncDir(to.substr(0, to.rfind('/'))));
+  {
+    std::unique_lock<std::shared_mutex> lock(indexMu_);
+    Entry& e = index_[chunk];
+    if (e.hasCommitted) bytesUsed_ -= fmt::FileBytes(e.committedLength);
+    e.hasCommitted = true;
+    e.commitVersion = e.pendingVersion;
+    e.committedLength = e.pendingLength;
+    e.committedChecksum = e.pendingChecksum;
+    e.hasPending = false;
+    e.generation = nextGeneration_++;
+    *meta = e.Meta();
+  }
+  Invalidate(chunk);
+  return Status::OK();
+}
+
+}  // namespace millpond
