@@ -67,6 +67,7 @@ Napi::Value ChunkStoreWrap::Write(const Napi::CallbackInfo& info) {
   options.commit = o.Get("commit").ToBoolean();
   options.replace = o.Get("replace").ToBoolean();
   options.chunkSizeBytes = GetU32(o, "chunkSizeBytes", 0);
+  options.install = o.Get("install").ToBoolean();
   if (data.Length() > UINT32_MAX) return ThrowType(env, "data is larger than a chunk");
   const char* ptr = data.Data();
   uint32_t length = static_cast<uint32_t>(data.Length());

@@ -26,6 +26,22 @@ void DataServer::RemoveChain(uint32_t chainId) {
   chains_.erase(chainId);
 }
 
+Status DataServer::CheckChainPosition(const frame::WriteArgs& args, bool atHead, ChainPosition* position) {
+  {
+    std::lock_guard<std::mutex> lock(chainsMu_);
+    auto it = chains_.find(args.chainId);
+    if (it == chains_.end()) return Status::StaleVersion("this target is not on chain " + std::to_string(args.chainId));
+    *position = it->second;
+  }
+  if (args.chainVersion != position->chainVersion)
+    return Status::StaleVersion("chain " + std::to_string(args.chainId) + " is at version " +
+                                std::to_string(position->chainVersion) + ", the write has " +
+                                std::to_string(args.chainVersion));
+  if (atHead && !position->head)
+    return Status::StaleVersion("this target is not the head of chain " + std::to_string(args.chainId));
+  return Status::OK();
+}
+
 void DataServer::ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args,
                                  AlignedBuffer payload) {
   counters_.chainWrites++;
@@ -34,19 +50,7 @@ void DataServer::ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::
   w->args = args;
   w->payload = std::move(payload);
   w->atHead = args.updateVersion == 0;
-  Status s;
-  {
-    std::lock_guard<std::mutex> lock(chainsMu_);
-    auto it = chains_.find(args.chainId);
-    if (it == chains_.end()) s = Status::StaleVersion("this target is not on chain " + std::to_string(args.chainId));
-    else w->position = it->second;
-  }
-  if (s.ok() && args.chainVersion != w->position.chainVersion)
-    s = Status::StaleVersion("chain " + std::to_string(args.chainId) + " is at version " +
-                             std::to_string(w->position.chainVersion) + ", the write has " +
-                             std::to_string(args.chainVersion));
-  if (s.ok() && w->atHead && !w->position.head)
-    s = Status::StaleVersion("this target is not the head of chain " + std::to_string(args.chainId));
+  Status s = CheckChainPosition(args, w->atHead, &w->position);
   if (!s.ok()) {
     counters_.errors++;
     return w->call->Reply(s, {}, nullptr, 0);
@@ -78,6 +82,10 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
       counters_.duplicateWrites++;
       return FinishChainWrite(w, Status::OK(), meta);
     }
+  }
+  if (w->atHead) {  // it may have waited behind other updates: the chain may have changed since
+    Status s = CheckChainPosition(a, true, &w->position);
+    if (!s.ok()) return FinishChainWrite(w, s, {});
   }
   uint64_t version = a.updateVersion;
   if (w->atHead) {

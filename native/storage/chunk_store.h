@@ -43,6 +43,11 @@ struct ChunkWriteOptions {
   bool commit = true;
   bool replace = false;         // the data is the whole new content (offset must be 0)
   uint32_t chunkSizeBytes = 0;  // capacity of the chunk (0: limits::kChunkSizeBytesMax)
+  // Resync and scrub repairs: the data is a replica's committed copy at updateVersion; it
+  // replaces the copy here (same or older version, or a damaged one) and any pending version
+  // in one rename. kStaleVersion when an intact newer version is here. REQUIRES:
+  // updateVersion > 0, replace, commit.
+  bool install = false;
 };
 
 struct ChunkListEntry {

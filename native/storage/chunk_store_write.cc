@@ -100,6 +100,8 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
     return Status::TooLarge("write of " + std::to_string(length) + " bytes at " + std::to_string(offset) +
                             " exceeds the chunk size " + std::to_string(capacity));
   if (options.replace && offset != 0) return Status::InvalidArgument("a replacing write starts at offset 0");
+  if (options.install && (options.updateVersion == 0 || !options.replace || !options.commit))
+    return Status::InvalidArgument("an install names its version and replaces and commits the chunk");
 
   std::lock_guard<std::mutex> writeLock(LockFor(chunk));
   Entry entry;
@@ -111,7 +113,10 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   const uint64_t newest = std::max(entry.hasCommitted ? entry.commitVersion : 0,
                                    entry.hasPending ? entry.pendingVersion : 0);
   const uint64_t version = options.updateVersion ? options.updateVersion : newest + 1;
-  if (entry.hasCommitted && version <= entry.commitVersion)
+  if (options.install && entry.hasCommitted && !entry.corrupt && version < entry.commitVersion)
+    return Status::StaleVersion("chunk " + chunk.ToHex() + " has the newer version " +
+                                std::to_string(entry.commitVersion) + " here");
+  if (!options.install && entry.hasCommitted && version <= entry.commitVersion)
     return Status::StaleVersion("chunk " + chunk.ToHex() + " already has version " +
                                 std::to_string(entry.commitVersion) + " committed");
   // The base the write applies to: the pending version it follows, else the committed one.
@@ -142,7 +147,8 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   uint64_t replacedBytes = 0;  // what this write frees: the version file it supersedes
   if (options.commit) {
     if (entry.hasCommitted && !entry.corrupt) replacedBytes += fmt::FileBytes(entry.committedLength);
-    if (entry.hasPending && !entry.corrupt && entry.pendingVersion <= version) replacedBytes += fmt::FileBytes(entry.pendingLength);
+    if (entry.hasPending && !entry.corrupt && (options.install || entry.pendingVersion <= version))
+      replacedBytes += fmt::FileBytes(entry.pendingLength);
   } else if (entry.hasPending && !entry.corrupt) {
     replacedBytes = fmt::FileBytes(entry.pendingLength);
   }
@@ -155,7 +161,7 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   uint32_t checksum = 0;
   MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit, &checksum));
 
-  bool dropPending = options.commit && entry.hasPending && entry.pendingVersion <= version;
+  bool dropPending = options.commit && entry.hasPending && (options.install || entry.pendingVersion <= version);
   if (dropPending) ::unlink(PathOf(chunk, true).c_str());
   {
     std::unique_lock<std::shared_mutex> lock(indexMu_);

@@ -72,6 +72,9 @@ class DataServer : public CallHandler {
 
  private:
   struct ChainWrite;
+  // Where this target is on the write's chain now; kStaleVersion if the write's routing is
+  // no longer right (another chain version, or, for a client write, not the head).
+  Status CheckChainPosition(const frame::WriteArgs& args, bool atHead, ChainPosition* position);
   void ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args, AlignedBuffer payload);
   void ApplyChainWrite(std::shared_ptr<ChainWrite> w);
   void AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& s, const ChunkMeta& successor);

@@ -209,5 +209,28 @@ TEST_F(ChainWriteTest, ASyncingSuccessorReceivesWholeChunks) {
   EXPECT_EQ(m.commitVersion, 2u);
 }
 
+TEST_F(ChainWriteTest, InstallReplacesACopyAtTheSameVersionButNeverANewerOne) {
+  ChunkId id{17, 0};
+  ChunkMeta meta;
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "v" + std::to_string(i), 1, 10 + i, &meta).ok());
+  ASSERT_EQ(meta.commitVersion, 3u);
+  ChunkWriteOptions o;
+  o.updateVersion = 3;
+  o.replace = true;
+  o.commit = true;
+  o.install = true;
+  ChunkMeta m;
+  ASSERT_TRUE(replicas_[2].store->Write(id, 0, "source", 6, o, &m).ok());  // same version, other bytes
+  EXPECT_EQ(m.commitVersion, 3u);
+  EXPECT_EQ(ReadCommitted(2, id, 6, &m), "source");
+  o.updateVersion = 2;  // an older copy never replaces a newer one
+  EXPECT_EQ(replicas_[2].store->Write(id, 0, "old", 3, o, &m).code(), StatusCode::kStaleVersion);
+  o.updateVersion = 4;
+  ASSERT_TRUE(replicas_[2].store->Write(id, 0, "newer", 5, o, &m).ok());
+  EXPECT_EQ(m.commitVersion, 4u);
+  o.replace = false;
+  EXPECT_EQ(replicas_[2].store->Write(id, 0, "x", 1, o, &m).code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace millpond

@@ -164,7 +164,7 @@ class TcpServerTransport : public ServerTransport {
     counters_.protocolErrors++;
     frame::Header h;
     std::memcpy(&h.requestId, raw + 8, 8);  // best effort: the id the peer probably sent
-    h.opcode = raw[5] >= 1 && raw[5] <= frame::kOpcodeMax ? raw[5] : frame::kPing;  // keep the reply decodable
+    h.opcode = raw[5] >= 1 && raw[5] <= frame::kOpcodeMax ? raw[5] : uint8_t{frame::kPing};  // keep the reply decodable
     conn->SendReply(h, why, {}, nullptr, 0);
   }
 

@@ -26,6 +26,12 @@ export interface ChunkWriteOptions {
   replace?: boolean;
   /** The chunk's capacity: offset + length must fit. Default limits.chunkSizeBytesMax. */
   chunkSizeBytes?: number;
+  /**
+   * ChunkStore only (resync, scrub repair): `data` is a replica's committed copy at
+   * `updateVersion`; it replaces a same-or-older or damaged copy in one step (ESTALE when an
+   * intact newer version is here). Needs `replace` and `updateVersion`.
+   */
+  install?: boolean;
 }
 
 /** A write through a data server that travels a CRAQ chain (ChunkClient.write only). */
@@ -51,7 +57,10 @@ export function nativeWriteOptions(offset: number, length: number, o: ChunkClien
     if (!Number.isSafeInteger(chain.requestId) || chain.requestId < 0) throw new RangeError('chain.requestId must be a non-negative integer');
     if (updateVersion !== 0) throw new RangeError('a chain write gets its version from the head');
   }
-  return { updateVersion, commit: o.commit ?? true, replace: o.replace ?? false, chunkSizeBytes, chain };
+  if (o.install && (!o.replace || updateVersion === 0 || o.commit === false || chain)) {
+    throw new RangeError('an install names its updateVersion, replaces and commits, and travels no chain');
+  }
+  return { updateVersion, commit: o.commit ?? true, replace: o.replace ?? false, chunkSizeBytes, chain, install: o.install ?? false };
 }
 
 export class ChunkStore {

@@ -59,6 +59,7 @@ export interface NativeWriteOptions {
   replace: boolean;
   chunkSizeBytes: number;
   chain?: ChainWriteRoute;
+  install?: boolean;
 }
 
 export interface NativeChunkStore {

@@ -30,23 +30,20 @@ export async function readWhole(client: ChunkClient, address: string, chunk: Chu
 export type InstallResult = 'installed' | 'newer-here';
 
 /**
- * Installs `data` as committed version `meta.commitVersion` of `chunk`, unless the local copy
- * is already newer (a write forwarded by the chain overtook the copy). A local copy at the same
- * version with other content (or `force`, for a corrupt copy) is removed first.
+ * Installs `data` as committed version `meta.commitVersion` of `chunk`, in one step in the
+ * store, unless the local copy is already newer (a write forwarded by the chain overtook the
+ * copy) or identical. `force` (a copy that fails its checksums) removes the local copy first.
  */
 export async function install(store: ChunkStore, chunk: ChunkId, data: Buffer, meta: ChunkMeta, force = false): Promise<InstallResult> {
   const local = await localMeta(store, chunk);
-  if (local && !force) {
-    if (local.commitVersion > meta.commitVersion) return 'newer-here';
-    if (local.commitVersion === meta.commitVersion && local.checksum === meta.checksum && local.length === meta.length) return 'newer-here';
-  }
-  if (local && (force || local.commitVersion >= meta.commitVersion)) await store.remove(chunk).catch(() => {});
+  if (local && !force && local.commitVersion === meta.commitVersion && local.checksum === meta.checksum &&
+      local.length === meta.length) return 'newer-here';
+  if (local && force) await store.remove(chunk).catch(() => {});
   try {
-    await store.write(chunk, 0, data, { replace: true, updateVersion: meta.commitVersion, commit: true });
+    await store.write(chunk, 0, data, { replace: true, updateVersion: meta.commitVersion, commit: true, install: true });
     return 'installed';
   } catch (err) {
-    const now = await localMeta(store, chunk);
-    if (now && now.commitVersion > meta.commitVersion) return 'newer-here';
+    if (err instanceof MillpondError && err.code === 'ESTALE') return 'newer-here';
     throw err;
   }
 }
