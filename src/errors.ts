@@ -10,6 +10,9 @@ export const ERROR_CODES = [
   'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENAMETOOLONG', 'EPERM', 'EBADF',
   // Cluster (mgmtd): this mgmtd is a standby; the caller tries the next address.
   'ENOTPRIMARY',
+  // Engine (src/engine): a task's SQL failed (the error carries the SQL and the partition);
+  // a task failed on every attempt (its worker died, or an I/O error repeated).
+  'ESQL', 'ETASK',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -15,3 +15,4 @@ export const allocAligned = (bytes: number): Buffer => addon.allocAligned(bytes)
 export const crc32c = (data: Buffer, seed = 0): number => addon.crc32c(data, seed);
 /** Whether an RDMA device is usable here, and why not. */
 export const rdmaProbe = () => addon.rdmaProbe();
+export { init, Session, DataFrame, type Row, type InitOptions, type DataRootSpec, type JobSummary } from './engine/index.js';

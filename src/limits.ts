@@ -123,3 +123,25 @@ export const fsLimits = {
   /** Path components of a glob pattern. */
   globDepthMax: 256,
 } as const;
+
+/** The engine (src/engine): sessions, plans, tasks and the local executor. */
+export const engineLimits = {
+  /** Worker processes of one local executor. */
+  workersMax: 256,
+  /** DuckDB threads one task may use. */
+  threadsPerTaskMax: 256,
+  /** Partitions of one node (repartition's n; also the files one shuffle producer writes). */
+  partitionsMax: 10_000,
+  /** Attempts of one task (the first run plus retries) before the job fails. */
+  taskAttemptsMax: 3,
+  /** Tasks handed to one worker at once: one running; the scheduler keeps the rest. */
+  tasksInFlightPerWorker: 1,
+  /** A worker that has not said it is ready within this long is killed and replaced. */
+  workerStartTimeoutMs: 30_000,
+  /** The progress line is redrawn at most this often. */
+  progressIntervalMs: 200,
+  /** Rows fromItems accepts (they travel through the parent's memory as JSON). */
+  fromItemsRowsMax: 10_000_000,
+  /** Default DuckDB memory limit of one task. */
+  memoryLimitPerTaskBytesDefault: 1024 * 1024 * 1024,
+} as const;

@@ -1,0 +1,49 @@
+/** One DuckDB per task: a fresh in-memory instance with the task's thread and memory limits. */
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDbSettings, TaskFailure } from './task-spec.js';
+
+export interface TaskDb {
+  conn: DuckDBConnection;
+  /** Runs one statement; a failure carries the statement. */
+  run(sql: string): Promise<unknown[][]>;
+  close(): void;
+}
+
+export class SqlFailure extends Error {
+  constructor(message: string, readonly sql: string, readonly deterministic: boolean, readonly code?: string) {
+    super(message);
+  }
+
+  toFailure(): TaskFailure {
+    return { message: this.message, sql: this.sql, deterministic: this.deterministic, ...(this.code ? { code: this.code } : {}) };
+  }
+}
+
+// Errors that the same SQL over the same input raises again; retrying them only wastes time.
+const kDeterministic = /^(Parser|Binder|Catalog|Conversion|Invalid Input|Not implemented|Constraint|Out of Range|Invalid Type|Syntax|Dependency) Error/;
+
+export async function openTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
+  const options: Record<string, string> = {
+    threads: String(settings.threads),
+    memory_limit: `${Math.max(1, Math.floor(settings.memoryLimitBytes / (1024 * 1024)))}MB`,
+  };
+  if (settings.tempDirectory) options.temp_directory = settings.tempDirectory;
+  const instance = await DuckDBInstance.create(':memory:', options);
+  const conn = await instance.connect();
+  return {
+    conn,
+    async run(sql: string): Promise<unknown[][]> {
+      try {
+        const reader = await conn.runAndReadAll(sql);
+        return reader.getRowsJS();
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw new SqlFailure(message, sql, kDeterministic.test(message));
+      }
+    },
+    close() {
+      conn.closeSync();
+      instance.closeSync();
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * What the scheduler sends a worker: plain data only (it crosses a process boundary as JSON).
+ */
+import type { ScanFormat, ScanOptions, ShuffleMode } from '../plan/nodes.js';
+import type { DataRootSpec } from '../partition/root.js';
+
+/** One input of a task: the files of one or more partitions of an input node. */
+export interface InputRelation {
+  format: ScanFormat;
+  /** What DuckDB opens (paths or URLs); never empty. */
+  files: string[];
+  options: ScanOptions;
+}
+
+export type TaskWork =
+  /** `sql` still holds its `{0}`.. placeholders. */
+  | { kind: 'sql'; sql: string }
+  | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; producer: number; keys?: string[]; by?: string }
+  | { kind: 'limit'; rows: number }
+  /** Copies input 0 to the single output. */
+  | { kind: 'copy' };
+
+/** A final output location of a task and the partition it belongs to. */
+export interface OutputSlot {
+  partition: number;
+  location: string;
+}
+
+export interface TaskSpec {
+  /** `<nodeId>#<task>`: unique within a job. */
+  key: string;
+  nodeId: string;
+  task: number;
+  /** 1 for the first run; the worker writes temporary files per attempt. */
+  attempt: number;
+  inputs: InputRelation[];
+  work: TaskWork;
+  outputs: OutputSlot[];
+  root: DataRootSpec;
+  duckdb: DuckDbSettings;
+}
+
+export interface DuckDbSettings {
+  threads: number;
+  memoryLimitBytes: number;
+  /** Where DuckDB spills; per worker. */
+  tempDirectory?: string;
+}
+
+export interface OutputRecord extends OutputSlot {
+  rows: number;
+  bytes: number;
+}
+
+export interface TaskResult {
+  outputs: OutputRecord[];
+  elapsedMs: number;
+}
+
+/** A task's failure as it crosses back from a worker. */
+export interface TaskFailure {
+  message: string;
+  /** The statement that failed, when DuckDB failed. */
+  sql?: string;
+  /** The same input fails the same way again: no retry. */
+  deterministic: boolean;
+  code?: string;
+}

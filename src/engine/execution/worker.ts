@@ -1,0 +1,64 @@
+/**
+ * A worker process of the local executor: runs one task at a time, as the scheduler sends
+ * them, and reports each result. It holds no state between tasks (each task opens its own
+ * DuckDB), so killing it loses only the task it was running.
+ *
+ * Test hook: when MILLPOND_ENGINE_TEST_STALL_FILE is set and that file does not exist yet, the
+ * first task to start creates it with this process's pid and sleeps
+ * MILLPOND_ENGINE_TEST_STALL_MS before running — a window for a test to SIGKILL a worker mid-task.
+ */
+import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SqlFailure } from './duckdb.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+import { runTask } from './run-task.js';
+import type { TaskFailure } from './task-spec.js';
+
+function send(message: FromWorker): void {
+  process.send!(message);
+}
+
+async function testStall(): Promise<void> {
+  const file = process.env.MILLPOND_ENGINE_TEST_STALL_FILE;
+  if (!file) return;
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch {
+    return; // someone stalled already
+  }
+  await sleep(Number(process.env.MILLPOND_ENGINE_TEST_STALL_MS ?? 10_000));
+}
+
+function failureOf(e: unknown): TaskFailure {
+  if (e instanceof SqlFailure) return e.toFailure();
+  const message = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: unknown })?.code;
+  return { message, deterministic: false, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+if (!process.send) {
+  console.error('worker.ts runs as a child process of the millpond engine');
+  process.exit(2);
+}
+
+process.on('message', (message: ToWorker) => {
+  if (message.type === 'exit') {
+    process.disconnect();
+    return;
+  }
+  const { spec } = message;
+  void (async () => {
+    send({ type: 'started', key: spec.key, attempt: spec.attempt, pid: process.pid });
+    try {
+      await testStall();
+      const result = await runTask(spec);
+      send({ type: 'done', key: spec.key, attempt: spec.attempt, result });
+    } catch (e) {
+      send({ type: 'failed', key: spec.key, attempt: spec.attempt, failure: failureOf(e) });
+    }
+  })();
+});
+
+// The scheduler going away (disconnect) ends the worker.
+process.on('disconnect', () => process.exit(0));
+send({ type: 'ready', pid: process.pid });

@@ -1,0 +1,97 @@
+/**
+ * The logical plan: immutable nodes, each with a deterministic id (a hash of what it computes
+ * and of its inputs' ids), so a rerun of the same program in the same job directory finds the
+ * outputs of the first run and resumes from them.
+ */
+import { createHash } from 'node:crypto';
+
+export type ScanFormat = 'parquet' | 'csv' | 'json';
+
+export interface ScanOptions {
+  /** Column name → DuckDB type; without it DuckDB detects the schema (csv, json). */
+  schema?: Record<string, string>;
+  /** CSV field delimiter (default ','). */
+  delim?: string;
+  /** Parquet: read only these columns. */
+  columns?: string[];
+  /** Parquet: unify files' columns by name. */
+  unionByName?: boolean;
+}
+
+/** A DuckDB column declaration of in-memory rows (fromItems, fromArrow, JS functions). */
+export interface ColumnDecl {
+  name: string;
+  type: string;
+}
+
+export type ShuffleMode = 'even' | 'hash' | 'by' | 'random';
+
+export type JsOp = 'filter' | 'map' | 'flatMap' | 'mapBatches';
+
+export type NodeSpec =
+  | { kind: 'scan'; format: ScanFormat; paths: string[]; options: ScanOptions }
+  | { kind: 'items'; rows: Record<string, unknown>[]; columns: ColumnDecl[] }
+  | { kind: 'sql'; sql: string }
+  | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; keys?: string[]; by?: string }
+  | { kind: 'limit'; rows: number }
+  | { kind: 'js'; op: JsOp; fn: (...args: never[]) => unknown; batchRows?: number; schema?: Record<string, string> }
+  | { kind: 'write'; path: string };
+
+export class PlanNode {
+  readonly id: string;
+  /** Partitions this node's output has. */
+  readonly partitions: number;
+
+  constructor(readonly spec: NodeSpec, readonly inputs: readonly PlanNode[]) {
+    this.partitions = partitionCount(spec, inputs);
+    this.id = `${spec.kind}-${identity(spec, inputs)}`;
+  }
+
+  /** Tasks that compute this node: 0 for a scan (its partition is the user's files). */
+  get taskCount(): number {
+    switch (this.spec.kind) {
+      case 'scan': return 0;
+      case 'items': case 'limit': return 1;
+      case 'shuffle': case 'write': return this.inputs[0]!.partitions;
+      case 'sql': case 'js': return this.partitions;
+    }
+  }
+
+  /** Partitions of input `i` that task `task` reads. */
+  inputPartitionsOf(task: number): number[] {
+    if (this.spec.kind === 'limit') return [...Array(this.inputs[0]!.partitions).keys()];
+    return [task];
+  }
+
+  /** What plan.json says about this node. */
+  describe(): Record<string, unknown> {
+    const { spec } = this;
+    const detail: Record<string, unknown> = { ...spec };
+    if (spec.kind === 'items') detail.rows = spec.rows.length;
+    if (spec.kind === 'js') detail.fn = spec.fn.toString().slice(0, 500);
+    return { id: this.id, partitions: this.partitions, tasks: this.taskCount, inputs: this.inputs.map((n) => n.id), ...detail };
+  }
+}
+
+function partitionCount(spec: NodeSpec, inputs: readonly PlanNode[]): number {
+  switch (spec.kind) {
+    case 'scan': case 'items': case 'limit': return 1;
+    case 'shuffle': return spec.partitions;
+    case 'sql': case 'js': case 'write': return inputs[0]!.partitions;
+  }
+}
+
+/** JSON with bigints and Dates, stable enough to hash. */
+export function jsonWithBigints(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+}
+
+function identity(spec: NodeSpec, inputs: readonly PlanNode[]): string {
+  const h = createHash('sha256');
+  // Functions are identified by their source text: a closure over different values with the
+  // same source gets the same id, so resume across runs assumes the closure's values are too.
+  const keyed = spec.kind === 'js' ? { ...spec, fn: spec.fn.toString() } : spec;
+  h.update(jsonWithBigints(keyed));
+  for (const input of inputs) h.update(`|${input.id}`);
+  return h.digest('hex').slice(0, 16);
+}

@@ -1,0 +1,199 @@
+/**
+ * A session: the entry point (init), the sources of DataFrames, and the machinery a terminal
+ * call uses — scan resolution, the scheduler, the local executor, reading results back.
+ */
+import * as arrow from 'apache-arrow';
+import { MillpondError } from '../errors.js';
+import { engineLimits } from '../limits.js';
+import { DataFrame } from './dataframe.js';
+import { columnsOfArrow, inferColumns, queryArrow, rowsOfArrow } from './execution/arrow-bridge.js';
+import { openTaskDb, type TaskDb } from './execution/duckdb.js';
+import { LocalExecutor } from './execution/local-executor.js';
+import type { JobSummary } from './execution/progress.js';
+import { relationSql, sqlString } from './execution/relations.js';
+import { nodesUpTo, partitionFiles, runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
+import type { TaskResult } from './execution/task-spec.js';
+import { resolveOptions, type InitOptions, type ResolvedOptions } from './options.js';
+import { PlanNode, type ScanFormat, type ScanOptions } from './plan/nodes.js';
+import { checkPlaceholders } from './plan/placeholders.js';
+import { JobLayout } from './partition/layout.js';
+import { openDataRoot, type DataRoot } from './partition/root.js';
+
+export async function init(options: InitOptions): Promise<Session> {
+  const resolved = resolveOptions(options);
+  const root = openDataRoot(resolved.root);
+  await root.mkdirp(`${root.dir}/${resolved.jobId}`);
+  const db = await openTaskDb({ threads: resolved.threadsPerTask, memoryLimitBytes: resolved.memoryLimitPerTaskBytes });
+  return new Session(resolved, root, db);
+}
+
+function pathList(paths: string | string[]): string[] {
+  const list = typeof paths === 'string' ? [paths] : paths;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((p) => typeof p === 'string' && p !== '')) {
+    throw new TypeError('paths must be a non-empty string or array of strings');
+  }
+  return list;
+}
+
+export class Session {
+  readonly jobId: string;
+  /** The summary of the last job a terminal call ran. */
+  lastSummary?: JobSummary;
+  private readonly executor: LocalExecutor;
+  private readonly layout: JobLayout;
+  private readonly results = new Map<string, TaskResult>();
+  private readonly scanFiles = new Map<string, string[]>();
+  private readonly planned = new Map<string, PlanNode>();
+  private closed = false;
+
+  /** @internal use init() */
+  constructor(readonly options: ResolvedOptions, readonly root: DataRoot, private readonly db: TaskDb) {
+    this.jobId = options.jobId;
+    this.layout = new JobLayout(root, options.jobId);
+    this.executor = new LocalExecutor(options.workers);
+  }
+
+  /** The job directory (for inspection; its layout is in partition/layout.ts). */
+  get jobDir(): string {
+    return this.layout.jobDir;
+  }
+
+  /** Pids of the worker processes now running. */
+  workerPids(): number[] {
+    return this.executor.pids();
+  }
+
+  private scan(format: ScanFormat, paths: string | string[], options: ScanOptions): DataFrame {
+    const resolved = pathList(paths).map((p) => this.root.resolveUserPath(p));
+    return new DataFrame(this, new PlanNode({ kind: 'scan', format, paths: resolved, options }, []));
+  }
+
+  readParquet(paths: string | string[], options: { columns?: string[]; unionByName?: boolean } = {}): DataFrame {
+    return this.scan('parquet', paths, { ...(options.columns ? { columns: options.columns } : {}), ...(options.unionByName ? { unionByName: true } : {}) });
+  }
+
+  readCsv(paths: string | string[], options: { schema?: Record<string, string>; delim?: string } = {}): DataFrame {
+    return this.scan('csv', paths, { ...options });
+  }
+
+  readJson(paths: string | string[], options: { schema?: Record<string, string> } = {}): DataFrame {
+    return this.scan('json', paths, { ...options });
+  }
+
+  /** Rows of objects become columns; other values become one column `item` (as smallpond). */
+  fromItems(items: unknown[]): DataFrame {
+    if (!Array.isArray(items) || items.length === 0) throw new TypeError('fromItems takes a non-empty array');
+    if (items.length > engineLimits.fromItemsRowsMax) throw new RangeError(`fromItems takes at most ${engineLimits.fromItemsRowsMax} items`);
+    const isRow = (x: unknown) => x !== null && typeof x === 'object' && !Array.isArray(x) && !(x instanceof Date);
+    const rows = isRow(items[0]) ? (items as Record<string, unknown>[]) : items.map((item) => ({ item }));
+    return new DataFrame(this, new PlanNode({ kind: 'items', rows, columns: inferColumns(rows) }, []));
+  }
+
+  fromArrow(table: arrow.Table): DataFrame {
+    if (!(table instanceof arrow.Table)) throw new TypeError('fromArrow takes an apache-arrow Table');
+    return new DataFrame(this, new PlanNode({ kind: 'items', rows: rowsOfArrow(table), columns: columnsOfArrow(table) }, []));
+  }
+
+  /**
+   * SQL run on each partition; `{0}`, `{1}`, ... name the inputs' partitions. Inputs must have
+   * the same number of partitions (partition i of the result comes from partition i of each).
+   */
+  partialSql(sql: string, ...inputs: DataFrame[]): DataFrame {
+    if (typeof sql !== 'string' || sql.trim() === '') throw new TypeError('partialSql takes SQL text');
+    if (inputs.length === 0) throw new TypeError('partialSql takes at least one input DataFrame');
+    for (const i of inputs) if (!(i instanceof DataFrame)) throw new TypeError('partialSql inputs must be DataFrames');
+    checkPlaceholders(sql, inputs.length);
+    const counts = inputs.map((i) => i.node.partitions);
+    if (counts.some((c) => c !== counts[0])) {
+      throw new MillpondError('EINVAL', `partialSql inputs must have the same number of partitions, got ${counts.join(', ')}: repartition them first`);
+    }
+    return new DataFrame(this, new PlanNode({ kind: 'sql', sql }, inputs.map((i) => i.node)), inputs.some((i) => i.needsRecompute));
+  }
+
+  // ---- used by DataFrame ---------------------------------------------------------------------
+
+  private async resolveScans(target: PlanNode): Promise<void> {
+    for (const node of nodesUpTo(target)) {
+      if (node.spec.kind !== 'scan' || this.scanFiles.has(node.id)) continue;
+      const files: string[] = [];
+      for (const path of node.spec.paths) {
+        const found = (await this.db.run(`SELECT file FROM glob(${sqlString(this.root.url(path))}) ORDER BY file`)).map((r) => String(r[0]));
+        if (found.length === 0) {
+          const err = new MillpondError('ENOENT', `no such file: ${path}${/[*?[]/.test(path) ? ' (the pattern matches nothing)' : ''}`);
+          err.path = path;
+          throw err;
+        }
+        files.push(...found);
+      }
+      this.scanFiles.set(node.id, files);
+    }
+  }
+
+  /** @internal Runs the plan up to `node` (reusing completed tasks) and returns the job summary. */
+  async execute(node: PlanNode, recompute: boolean): Promise<JobSummary> {
+    if (this.closed) throw new MillpondError('ECLOSED', 'session is shut down');
+    await this.resolveScans(node);
+    if (recompute) {
+      await this.root.removeRecursive(this.layout.nodeDir(node.id));
+      for (let t = 0; t < node.taskCount; t++) this.results.delete(taskKey(node, t));
+    }
+    for (const n of nodesUpTo(node)) this.planned.set(n.id, n);
+    await this.root.writeFileAtomic(this.layout.planFile(), JSON.stringify({ jobId: this.jobId, nodes: [...this.planned.values()].map((n) => n.describe()) }, null, 2));
+    const ctx: SchedulerContext = {
+      root: this.root, layout: this.layout, executor: this.executor,
+      duckdb: { threads: this.options.threadsPerTask, memoryLimitBytes: this.options.memoryLimitPerTaskBytes },
+      attemptsMax: this.options.taskAttemptsMax, progress: this.options.progress,
+      scanFiles: this.scanFiles, results: this.results,
+    };
+    const summary = await runJob(ctx, node);
+    this.lastSummary = summary;
+    return summary;
+  }
+
+  /** @internal SELECTs over each file of `node`'s output, in partition order. REQUIRES: executed. */
+  partitionSelects(node: PlanNode): string[] {
+    if (node.spec.kind === 'scan') {
+      return [relationSql({ format: node.spec.format, files: this.scanFiles.get(node.id)!.map((f) => this.root.url(f)), options: node.spec.options })];
+    }
+    const ctx = { scanFiles: this.scanFiles, results: this.results } as SchedulerContext;
+    const records = partitionFiles(ctx, node, [...Array(node.partitions).keys()]);
+    return records.map((r) => `SELECT * FROM read_parquet(${sqlString(this.root.url(r.location))})`);
+  }
+
+  /** @internal Rows of `node` (REQUIRES: executed), at most `limit`. */
+  async rowsOf(node: PlanNode, limit?: number): Promise<Record<string, unknown>[]> {
+    const rows: Record<string, unknown>[] = [];
+    for (const select of this.partitionSelects(node)) {
+      if (limit !== undefined && rows.length >= limit) break;
+      const sql = limit !== undefined ? `${select} LIMIT ${limit - rows.length}` : select;
+      rows.push(...(await this.db.conn.runAndReadAll(sql)).getRowObjectsJS());
+    }
+    return rows;
+  }
+
+  /** @internal The row count of `node` (REQUIRES: executed). */
+  async countOf(node: PlanNode): Promise<number> {
+    if (node.spec.kind === 'scan') {
+      const [select] = this.partitionSelects(node);
+      return Number((await this.db.run(`SELECT count(*) FROM (${select})`))[0]![0]);
+    }
+    const ctx = { scanFiles: this.scanFiles, results: this.results } as SchedulerContext;
+    return partitionFiles(ctx, node, [...Array(node.partitions).keys()]).reduce((a, r) => a + r.rows, 0);
+  }
+
+  /** @internal `node` as one Arrow Table (REQUIRES: executed). */
+  async arrowOf(node: PlanNode): Promise<arrow.Table> {
+    const tables: arrow.Table[] = [];
+    for (const select of this.partitionSelects(node)) tables.push(await queryArrow(this.db.conn, select));
+    const nonEmpty = tables.filter((t) => t.numRows > 0);
+    if (nonEmpty.length === 0) return tables[0] ?? new arrow.Table();
+    return nonEmpty[0]!.concat(...nonEmpty.slice(1));
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.executor.close();
+    this.db.close();
+  }
+}
