@@ -264,4 +264,18 @@ Status MetaClient::Truncate(const std::string& path, uint64_t lengthBytes, Inode
   return DecodeInode(r, out);
 }
 
+Status MetaClient::SetLayout(const std::string& path, const Layout& layout, Inode* out) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue l = MsgValue::Map();
+  if (layout.chunkSizeBytes != 0) l.Add("chunkSizeBytes", MsgValue::Uint(layout.chunkSizeBytes));
+  if (layout.stripeSize != 0) l.Add("stripeSize", MsgValue::Uint(layout.stripeSize));
+  if (layout.chainTableId != 0) l.Add("chainTableId", MsgValue::Uint(layout.chainTableId));
+  if (layout.chainTableVersion != 0) l.Add("chainTableVersion", MsgValue::Uint(layout.chainTableVersion));
+  MsgValue p = Params(true);
+  p.Add("path", MsgValue::Str(path)).Add("layout", std::move(l));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.setLayout", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
 }  // namespace millpond

@@ -99,6 +99,9 @@ class MetaClient {
   Status Rmdir(const std::string& path);
   Status Rename(const std::string& from, const std::string& to);
   Status Truncate(const std::string& path, uint64_t lengthBytes, Inode* out);
+  // Sets the layout template of directory `path` for files created in it later (owner or
+  // root). Fields left 0 keep their value; seed and hasSeed are ignored.
+  Status SetLayout(const std::string& path, const Layout& layout, Inode* out);
 
   const std::string& clientId() const { return clientId_; }
   RpcClient* rpc() { return rpc_.get(); }

@@ -111,4 +111,25 @@ constexpr size_t kRpcClientIdBytes = 16;                 // dedup key of mutatio
 constexpr uint32_t kMetaPathBytesMax = 4096;
 constexpr uint32_t kMetaReaddirEntriesMax = 1024;
 
+// ---- file client (native/client/mgmtd_client.h, routing_cache.h, file_client.h)
+// Mirrors clusterLimits and fsLimits in src/limits.ts where the TS client has the same knob.
+constexpr uint32_t kMgmtdCallTimeoutMsDefault = 2000;    // one attempt at one mgmtd address
+constexpr uint32_t kRoutingPollMsDefault = 1000;         // cached routing older than this refreshes
+constexpr uint32_t kRoutingTargetsMax = 65536;           // records in one decoded Routing
+constexpr uint32_t kRoutingChainsMax = 65536;
+constexpr uint32_t kRoutingChainTablesMax = 256;
+constexpr uint32_t kRoutingChainLengthMax = 16;
+constexpr uint32_t kWriteRetryMsDefault = 30000;         // a chain write retries this long at most
+constexpr uint32_t kWriteAttemptsMax = 200;
+constexpr uint32_t kWriteRetryBackoffMsMax = 250;
+constexpr uint32_t kReadRoundsMax = 10;                  // rounds over a chain's serving replicas
+constexpr uint32_t kFileChunksInflightDefault = 8;       // chunk reads or writes of one call at once
+constexpr uint32_t kFileChunksInflightMax = 256;
+constexpr size_t kFileWriteBehindBytesDefault = size_t{64} << 20;   // buffered writes per handle
+constexpr size_t kFileWriteBehindBytesMax = size_t{1024} << 20;
+constexpr size_t kFileReadAheadBytesDefault = size_t{32} << 20;     // prefetched chunks per handle
+constexpr size_t kFileReadAheadBytesMax = size_t{1024} << 20;
+constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks one handle prefetches at once
+constexpr uint64_t kFileLengthBytesMax = uint64_t{1} << 50;  // offsets a handle accepts (1 PiB)
+
 }  // namespace millpond::limits

@@ -1,0 +1,695 @@
+#include "client/file_client.h"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "client/layout.h"
+
+namespace millpond {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Errors after which a chunk read or write may succeed at a fresher route or a little later
+// (RETRYABLE in src/cluster/routing-client.ts).
+bool Retryable(StatusCode code) {
+  switch (code) {
+    case StatusCode::kStaleVersion:
+    case StatusCode::kConnRefused:
+    case StatusCode::kConnReset:
+    case StatusCode::kTimedOut:
+    case StatusCode::kClosed:
+    case StatusCode::kBusy:
+    case StatusCode::kNotCommitted:
+    case StatusCode::kCorrupt:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng;
+}
+
+// Uniform in [0, n); 0 when n is 0.
+uint64_t RandomBelow(uint64_t n) { return n == 0 ? 0 : Rng()() % n; }
+
+// Math.random() * capMs, as the TS client backs off.
+Clock::duration Backoff(uint32_t capMs) {
+  return std::chrono::microseconds(RandomBelow(uint64_t{capMs} * 1000 + 1));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- chunk I/O with retries
+
+// The retry state of one piece.
+struct FileClient::Op {
+  // Reads: the replicas of this round (random non-tail first, the tail last) and the one tried.
+  uint32_t round = 0;
+  std::vector<std::string> order;
+  size_t next = 0;
+  // Writes: the ids every attempt carries, and the bounds of the retries.
+  uint64_t requestId = 0;
+  uint32_t attempt = 1;
+  Clock::time_point deadline;
+  // Both.
+  bool refresh = false;  // refresh routing before the next attempt
+  Clock::time_point wakeAt;
+  std::string address;   // of the attempt in flight
+  Status last;
+};
+
+// One ReadPieces/WritePieces call. Driven by the calling thread; transport threads only queue
+// completions (they must not block, and a retry may wait for mgmtd).
+struct FileClient::Run {
+  struct Done {
+    size_t index;
+    Status status;
+    uint32_t bytesRead;
+  };
+  bool write = false;
+  std::vector<ChunkPiece>* pieces = nullptr;
+  std::vector<Op> ops;
+  std::deque<size_t> ready;    // to send now
+  std::vector<size_t> delayed; // to send at ops[i].wakeAt
+  size_t inflight = 0;         // sent, completion not handled
+  Status first;                // the first failure
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Done> done;  // GUARDED_BY(mu)
+
+  void Complete(size_t index, const Status& s, uint32_t bytesRead) {
+    std::lock_guard<std::mutex> lock(mu);
+    done.push_back({index, s, bytesRead});
+    cv.notify_one();
+  }
+  void Fail(const Status& s) {
+    if (first.ok()) first = s;
+  }
+};
+
+Status FileClient::ReadPieces(std::vector<ChunkPiece>* pieces) { return RunPieces(false, pieces); }
+Status FileClient::WritePieces(std::vector<ChunkPiece>* pieces) { return RunPieces(true, pieces); }
+
+Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
+  if (pieces->empty()) return Status::OK();
+  Run run;
+  run.write = write;
+  run.pieces = pieces;
+  run.ops.resize(pieces->size());
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options_.writeRetryMs);
+  for (size_t i = 0; i < pieces->size(); i++) {
+    if (write) {
+      run.ops[i].requestId = nextRequestId_++;
+      run.ops[i].deadline = deadline;
+    }
+    run.ready.push_back(i);
+  }
+  for (;;) {
+    if (!run.first.ok()) {
+      run.ready.clear();
+      run.delayed.clear();
+    }
+    auto now = Clock::now();
+    for (auto it = run.delayed.begin(); it != run.delayed.end();) {
+      if (run.ops[*it].wakeAt <= now) {
+        run.ready.push_back(*it);
+        it = run.delayed.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (run.first.ok() && run.inflight < options_.chunksInflight && !run.ready.empty()) {
+      size_t i = run.ready.front();
+      run.ready.pop_front();
+      Issue(&run, i);
+    }
+    if (run.inflight == 0 && run.ready.empty() && run.delayed.empty()) break;
+
+    std::deque<Run::Done> finished;
+    {
+      std::unique_lock<std::mutex> lock(run.mu);
+      auto any = [&] { return !run.done.empty(); };
+      if (!run.delayed.empty() && run.ready.empty()) {
+        Clock::time_point wake = Clock::time_point::max();
+        for (size_t i : run.delayed) wake = std::min(wake, run.ops[i].wakeAt);
+        run.cv.wait_until(lock, wake, any);
+      } else {
+        run.cv.wait(lock, any);
+      }
+      finished.swap(run.done);
+    }
+    for (const Run::Done& d : finished) {
+      run.inflight--;
+      Handle(&run, d.index, d.status, d.bytesRead);
+    }
+  }
+  return run.first;
+}
+
+void FileClient::Issue(Run* run, size_t index) {
+  Op& op = run->ops[index];
+  ChunkPiece& p = (*run->pieces)[index];
+  if (op.refresh) {
+    op.refresh = false;
+    routing_->Refresh();  // a failure leaves the cached routing, which the next attempt uses
+  }
+  if (!run->write) {
+    if (op.next >= op.order.size()) {  // a new round
+      ChainRoute route;
+      Status s = routing_->Route(p.chainId, &route);
+      if (!s.ok()) return run->Fail(s);
+      op.order.clear();
+      op.next = 0;
+      if (!route.serving.empty()) {
+        size_t others = route.serving.size() - 1;
+        size_t start = RandomBelow(others);
+        for (size_t k = 0; k < others; k++) op.order.push_back(route.serving[(start + k) % others]);
+        op.order.push_back(route.serving.back());
+      }
+      if (op.order.empty()) {
+        return Handle(run, index, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
+      }
+    }
+    op.address = op.order[op.next];
+    frame::ReadArgs args;
+    args.chunk = p.chunk;
+    args.offset = p.offsetInChunk;
+    args.length = p.lengthBytes;
+    run->inflight++;
+    counters_.chunkReads++;
+    chunks_->Read(op.address, args, p.dst, [run, index](const Status& s, const ChunkMeta&, uint32_t n) {
+      run->Complete(index, s, n);
+    });
+    return;
+  }
+  ChainRoute route;
+  Status s = routing_->Route(p.chainId, &route);
+  if (!s.ok()) return run->Fail(s);
+  if (route.head.empty()) {
+    return Handle(run, index, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
+  }
+  op.address = route.head;
+  frame::WriteArgs args;
+  args.chunk = p.chunk;
+  args.offset = p.offsetInChunk;
+  args.length = p.lengthBytes;
+  args.flags = frame::kWriteChain;
+  args.chunkSizeBytes = p.chunkSizeBytes;
+  args.chainId = p.chainId;
+  args.chainVersion = route.version;
+  args.clientId = clientId_;
+  args.requestId = op.requestId;  // the same on every attempt: the head applies it once
+  run->inflight++;
+  counters_.chunkWrites++;
+  chunks_->Write(op.address, args, p.src, [run, index](const Status& s, const ChunkMeta&) {
+    run->Complete(index, s, 0);
+  });
+}
+
+void FileClient::Handle(Run* run, size_t index, const Status& s, uint32_t bytesRead) {
+  Op& op = run->ops[index];
+  ChunkPiece& p = (*run->pieces)[index];
+  auto now = Clock::now();
+  if (!run->write) {
+    if (s.ok()) {
+      if (bytesRead < p.lengthBytes) std::memset(p.dst + bytesRead, 0, p.lengthBytes - bytesRead);
+      return;
+    }
+    bool tail = !op.order.empty() && op.address == op.order.back();
+    if (s.code() == StatusCode::kNotFound && tail) {  // never written: a hole
+      std::memset(p.dst, 0, p.lengthBytes);
+      counters_.holes++;
+      return;
+    }
+    // ENOENT at a non-tail replica: the write may not have reached it yet; ask the others.
+    if (!Retryable(s.code()) && s.code() != StatusCode::kNotFound) return run->Fail(s);
+    op.last = s;
+    if (run->first.ok()) counters_.readRetries++;
+    if (++op.next < op.order.size()) {
+      run->ready.push_back(index);
+      return;
+    }
+    if (++op.round >= limits::kReadRoundsMax) return run->Fail(op.last);
+    op.order.clear();
+    op.next = 0;
+    op.refresh = true;
+    op.wakeAt = now + Backoff(std::min(limits::kWriteRetryBackoffMsMax, 20 * op.round));
+    run->delayed.push_back(index);
+    return;
+  }
+  if (s.ok()) return;
+  if (!Retryable(s.code())) return run->Fail(s);
+  if (op.attempt >= limits::kWriteAttemptsMax || now >= op.deadline) return run->Fail(s);
+  op.attempt++;
+  counters_.writeRetries++;
+  op.refresh = true;
+  op.wakeAt = now + Backoff(std::min(limits::kWriteRetryBackoffMsMax, 10 * op.attempt));
+  run->delayed.push_back(index);
+}
+
+// ---------------------------------------------------------------- FileClient
+
+FileClient::FileClient(const FileClientOptions& options) : options_(options) {}
+
+Status FileClient::Create(const FileClientOptions& options, std::unique_ptr<FileClient>* out) {
+  if (options.chunksInflight < 1 || options.chunksInflight > limits::kFileChunksInflightMax) {
+    return Status::InvalidArgument("chunksInflight must be in [1, " + std::to_string(limits::kFileChunksInflightMax) + "]");
+  }
+  if (options.writeBehindBytes > limits::kFileWriteBehindBytesMax) {
+    return Status::InvalidArgument("writeBehindBytes exceeds " + std::to_string(limits::kFileWriteBehindBytesMax));
+  }
+  if (options.readAheadBytes > limits::kFileReadAheadBytesMax) {
+    return Status::InvalidArgument("readAheadBytes exceeds " + std::to_string(limits::kFileReadAheadBytesMax));
+  }
+  if (options.mgmtd.rpc.endpoints.empty()) return Status::InvalidArgument("no mgmtd endpoints");
+  std::unique_ptr<FileClient> c(new FileClient(options));
+  c->clientId_ = options.clientId;
+  while (c->clientId_ == 0) c->clientId_ = Rng()();
+  MP_RETURN_IF_ERROR(MetaClient::Create(options.meta, &c->meta_));
+  MP_RETURN_IF_ERROR(MgmtdClient::Create(options.mgmtd, &c->mgmtd_));
+  RoutingCacheOptions ro;
+  ro.pollMs = options.routingPollMs;
+  c->routing_.reset(new RoutingCache(c->mgmtd_.get(), ro));
+  MP_RETURN_IF_ERROR(ChunkClient::Create(options.chunks, &c->chunks_));
+  *out = std::move(c);
+  return Status::OK();
+}
+
+FileClient::~FileClient() {
+  if (chunks_) chunks_->Close();
+  if (mgmtd_) mgmtd_->rpc()->Close();  // ends a routing fetch in flight at once
+  routing_.reset();
+  if (meta_) meta_->rpc()->Close();
+}
+
+Status FileClient::Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
+                        std::unique_ptr<FileHandle>* out) {
+  OpenResult r;
+  MP_RETURN_IF_ERROR(meta_->Open(path, flags, mode, &r));
+  if (r.inode.type != FileType::kFile) return Status(StatusCode::kIsDir, "not a file: " + path);
+  const Layout& l = r.inode.layout;
+  if (l.chunkSizeBytes < limits::kChunkSizeBytesMin || l.chunkSizeBytes > limits::kChunkSizeBytesMax ||
+      l.stripeSize < 1 || !l.hasSeed) {
+    return Status::Protocol("inode " + std::to_string(r.inode.id) + " of " + path + " has a bad layout");
+  }
+  out->reset(new FileHandle(this, r.inode, r.session, !r.session.empty()));
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------- FileHandle
+
+FileHandle::FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable)
+    : client_(client),
+      inode_(inode),
+      session_(std::move(session)),
+      writable_(writable),
+      chunkSizeBytes_(inode.layout.chunkSizeBytes),
+      readAheadChunks_(static_cast<uint32_t>(std::min<size_t>(
+          limits::kFileReadAheadChunksMax, client->options().readAheadBytes / inode.layout.chunkSizeBytes))),
+      lengthBytes_(inode.lengthBytes),
+      ackedEndBytes_(inode.lengthBytes) {}
+
+FileHandle::~FileHandle() { Close(); }
+
+uint64_t FileHandle::lengthBytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lengthBytes_;
+}
+
+size_t FileHandle::writeBehindPeakBytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peakBufferedBytes_;
+}
+
+size_t FileHandle::readAheadCachedBytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cacheBytes_;
+}
+
+Status FileHandle::Chains(std::vector<uint32_t>* out) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!chains_.empty()) {
+      *out = chains_;
+      return Status::OK();
+    }
+  }
+  std::vector<uint32_t> table;
+  Status s = client_->routing()->TableChains(inode_.layout.chainTableId, &table);
+  if (s.code() == StatusCode::kNotFound || (s.ok() && table.empty())) {
+    return Status::IoError("chain table " + std::to_string(inode_.layout.chainTableId) + " of inode " +
+                           std::to_string(inode_.id) + " does not exist");
+  }
+  MP_RETURN_IF_ERROR(s);
+  std::vector<uint32_t> chains = layout::FileChains(table, inode_.layout.stripeSize, inode_.layout.seed);
+  std::lock_guard<std::mutex> lock(mu_);
+  chains_ = chains;
+  *out = std::move(chains);
+  return Status::OK();
+}
+
+Status FileHandle::Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece>* out) {
+  std::vector<uint32_t> chains;
+  MP_RETURN_IF_ERROR(Chains(&chains));
+  out->clear();
+  for (size_t done = 0; done < length;) {
+    layout::ChunkPosition at = layout::Locate(offset + done, chunkSizeBytes_);
+    ChunkPiece p;
+    p.chainId = layout::ChainOfChunk(chains, at.index);
+    p.chunk = ChunkId{inode_.id, at.index};
+    p.offsetInChunk = at.offsetInChunk;
+    p.lengthBytes = static_cast<uint32_t>(std::min<uint64_t>(length - done, chunkSizeBytes_ - at.offsetInChunk));
+    p.chunkSizeBytes = chunkSizeBytes_;
+    out->push_back(p);
+    done += p.lengthBytes;
+  }
+  return Status::OK();
+}
+
+// ---- reads
+
+Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytesRead) {
+  *bytesRead = 0;
+  bool buffered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return Status::Closed("file handle is closed");
+    MP_RETURN_IF_ERROR(writeError_);
+    buffered = bufferedBytes_ > 0;
+  }
+  if (buffered) MP_RETURN_IF_ERROR(Flush());  // reads see this handle's writes
+
+  uint64_t fileLength;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fileLength = lengthBytes_;
+  }
+  if (offset >= fileLength || length == 0) return Status::OK();
+  size_t n = static_cast<size_t>(std::min<uint64_t>(length, fileLength - offset));
+  std::vector<ChunkPiece> pieces;
+  MP_RETURN_IF_ERROR(Pieces(offset, n, &pieces));
+  for (ChunkPiece& p : pieces) {
+    p.dst = dst + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
+  }
+
+  std::vector<ChunkPiece> misses;
+  bool sequential;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    sequential = offset == lastReadEnd_;
+    lastReadEnd_ = offset + n;
+    if (readAheadChunks_ > 0) {
+      ServeFromCacheLocked(&lock, &pieces, &misses);
+    } else {
+      misses = std::move(pieces);
+    }
+  }
+  // Start the next chunks before waiting for this read, so both overlap.
+  if (sequential && readAheadChunks_ > 0) StartReadAhead(offset + n, fileLength);
+  MP_RETURN_IF_ERROR(client_->ReadPieces(&misses));
+  *bytesRead = n;
+  return Status::OK();
+}
+
+void FileHandle::ServeFromCacheLocked(std::unique_lock<std::mutex>* lock, std::vector<ChunkPiece>* pieces,
+                                      std::vector<ChunkPiece>* misses) {
+  for (const ChunkPiece& p : *pieces) {
+    auto it = cache_.find(p.chunk.index);
+    if (it == cache_.end()) {
+      misses->push_back(p);
+      continue;
+    }
+    std::shared_ptr<Prefetch> e = it->second;  // keeps the buffer while we wait unlocked
+    cv_.wait(*lock, [&] { return e->state != Prefetch::State::kPending; });
+    if (e->state == Prefetch::State::kReady && p.offsetInChunk + p.lengthBytes <= e->lengthBytes) {
+      std::memcpy(p.dst, e->data.get() + p.offsetInChunk, p.lengthBytes);
+      client_->mutable_counters().prefetchHits++;
+    } else {
+      misses->push_back(p);
+    }
+  }
+}
+
+void FileHandle::StartReadAhead(uint64_t endOffset, uint64_t fileLength) {
+  if (endOffset >= fileLength) return;
+  std::vector<uint32_t> chains;
+  if (!Chains(&chains).ok()) return;  // best effort: the reads themselves report it
+  const uint32_t first = static_cast<uint32_t>(endOffset / chunkSizeBytes_);
+  const uint64_t lastChunk = (fileLength - 1) / chunkSizeBytes_;
+  const uint64_t end = std::min<uint64_t>(uint64_t{first} + readAheadChunks_, lastChunk + 1);
+  const size_t budget = client_->options().readAheadBytes;
+  std::vector<std::shared_ptr<Prefetch>> start;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Drop what the reader passed or what lies beyond the window; a pending entry stays until
+    // it completes (its buffer is in use).
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      bool inWindow = it->first >= first && it->first < end;
+      if (!inWindow && it->second->state != Prefetch::State::kPending) {
+        cacheBytes_ -= it->second->lengthBytes;
+        it = cache_.erase(it);
+      } else if (it->second->state == Prefetch::State::kFailed) {
+        cacheBytes_ -= it->second->lengthBytes;
+        it = cache_.erase(it);  // retried below
+      } else {
+        ++it;
+      }
+    }
+    for (uint64_t index = first; index < end; index++) {
+      if (cache_.count(static_cast<uint32_t>(index))) continue;
+      uint64_t chunkStart = index * chunkSizeBytes_;
+      uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(chunkSizeBytes_, fileLength - chunkStart));
+      if (cacheBytes_ + len > budget) break;
+      auto e = std::make_shared<Prefetch>();
+      e->index = static_cast<uint32_t>(index);
+      e->lengthBytes = len;
+      e->data.reset(new char[len]);
+      cache_[e->index] = e;
+      cacheBytes_ += len;
+      prefetchesInflight_++;
+      start.push_back(std::move(e));
+    }
+  }
+  for (const std::shared_ptr<Prefetch>& e : start) {
+    uint32_t chainId = layout::ChainOfChunk(chains, e->index);
+    ChainRoute route;
+    Status s = client_->routing()->Route(chainId, &route);
+    if (!s.ok() || route.serving.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      e->state = Prefetch::State::kFailed;
+      prefetchesInflight_--;
+      cv_.notify_all();
+      continue;
+    }
+    // One replica, chosen as a read's first choice: a random non-tail one (or the tail alone).
+    size_t others = route.serving.size() - 1;
+    size_t pick = others > 0 ? RandomBelow(others) : 0;
+    bool tail = pick == route.serving.size() - 1;
+    frame::ReadArgs args;
+    args.chunk = ChunkId{inode_.id, e->index};
+    args.offset = 0;
+    args.length = e->lengthBytes;
+    client_->mutable_counters().prefetches++;
+    client_->chunks()->Read(route.serving[pick], args, e->data.get(),
+                            [this, e, tail](const Status& s, const ChunkMeta&, uint32_t n) {
+                              std::lock_guard<std::mutex> lock(mu_);
+                              if (s.ok()) {
+                                std::memset(e->data.get() + n, 0, e->lengthBytes - n);
+                                e->state = Prefetch::State::kReady;
+                              } else if (s.code() == StatusCode::kNotFound && tail) {
+                                std::memset(e->data.get(), 0, e->lengthBytes);  // a hole
+                                e->state = Prefetch::State::kReady;
+                              } else {
+                                e->state = Prefetch::State::kFailed;  // Read() does it itself
+                              }
+                              prefetchesInflight_--;
+                              cv_.notify_all();
+                            });
+  }
+}
+
+void FileHandle::InvalidateLocked(uint64_t offset, size_t length) {
+  if (cache_.empty() || length == 0) return;
+  uint64_t first = offset / chunkSizeBytes_;
+  uint64_t last = (offset + length - 1) / chunkSizeBytes_;
+  for (auto it = cache_.lower_bound(static_cast<uint32_t>(first)); it != cache_.end() && it->first <= last;) {
+    // A pending entry's buffer is kept alive by its completion's reference.
+    cacheBytes_ -= it->second->lengthBytes;
+    it = cache_.erase(it);
+  }
+}
+
+// ---- writes
+
+Status FileHandle::WriteThrough(uint64_t offset, const char* data, size_t length) {
+  std::vector<ChunkPiece> pieces;
+  MP_RETURN_IF_ERROR(Pieces(offset, length, &pieces));
+  for (ChunkPiece& p : pieces) {
+    p.src = data + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
+  }
+  Status s = client_->WritePieces(&pieces);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (s.ok()) ackedEndBytes_ = std::max(ackedEndBytes_, offset + length);
+  return s;
+}
+
+Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) return Status::Closed("file handle is closed");
+  if (!writable_) return Status(StatusCode::kBadHandle, "file is not open for write");
+  MP_RETURN_IF_ERROR(writeError_);
+  if (length == 0) return Status::OK();
+  if (offset > limits::kFileLengthBytesMax || length > limits::kFileLengthBytesMax - offset) {
+    return Status::InvalidArgument("write beyond " + std::to_string(limits::kFileLengthBytesMax) + " bytes");
+  }
+  InvalidateLocked(offset, length);
+  const size_t max = client_->options().writeBehindBytes;
+  if (max == 0) {
+    lengthBytes_ = std::max(lengthBytes_, offset + length);
+    lock.unlock();
+    return WriteThrough(offset, data, length);
+  }
+  if (!flusher_.joinable()) flusher_ = std::thread([this] { FlusherLoop(); });
+  for (size_t done = 0; done < length;) {
+    layout::ChunkPosition at = layout::Locate(offset + done, chunkSizeBytes_);
+    size_t n = std::min<size_t>({length - done, size_t{chunkSizeBytes_} - at.offsetInChunk, max});
+    while (bufferedBytes_ + n > max && writeError_.ok()) {
+      spaceWaiter_ = true;  // lets the flusher take the open piece too
+      cv_.notify_all();
+      cv_.wait(lock);
+    }
+    spaceWaiter_ = false;
+    MP_RETURN_IF_ERROR(writeError_);
+    if (!queued_.empty() && queued_.back().index == at.index &&
+        queued_.back().offsetInChunk + queued_.back().data.size() == at.offsetInChunk) {
+      queued_.back().data.append(data + done, n);  // a sequential writer fills whole chunks
+    } else {
+      queued_.push_back(Dirty{at.index, at.offsetInChunk, std::string(data + done, n)});
+    }
+    bufferedBytes_ += n;
+    peakBufferedBytes_ = std::max(peakBufferedBytes_, bufferedBytes_);
+    lengthBytes_ = std::max<uint64_t>(lengthBytes_, offset + done + n);
+    done += n;
+    cv_.notify_all();
+  }
+  return Status::OK();
+}
+
+bool FileHandle::FlushableLocked() const {
+  if (queued_.empty()) return false;
+  const Dirty& d = queued_.front();
+  // The front is sealed when something follows it or it reaches its chunk's end; the open
+  // piece a sequential writer still appends to waits, unless someone needs the space or waits.
+  return queued_.size() > 1 || d.offsetInChunk + d.data.size() == chunkSizeBytes_ || flushAll_ ||
+         spaceWaiter_ || stopping_;
+}
+
+void FileHandle::FlusherLoop() {
+  const size_t batchMax = client_->options().chunksInflight;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return FlushableLocked() || (stopping_ && queued_.empty()); });
+    if (queued_.empty()) break;  // stopping
+    // A batch: pieces written at once. Two pieces overlapping in one chunk never share one:
+    // their order matters, and batches run one after another.
+    std::vector<Dirty> batch;
+    while (batch.size() < batchMax && FlushableLocked()) {
+      const Dirty& d = queued_.front();
+      bool overlaps = std::any_of(batch.begin(), batch.end(), [&](const Dirty& b) {
+        return b.index == d.index && b.offsetInChunk < d.offsetInChunk + d.data.size() &&
+               d.offsetInChunk < b.offsetInChunk + b.data.size();
+      });
+      if (overlaps) break;
+      batch.push_back(std::move(queued_.front()));
+      queued_.pop_front();
+    }
+    flushing_ = true;
+    lock.unlock();
+
+    std::vector<ChunkPiece> pieces;
+    std::vector<uint32_t> chains;
+    Status s = Chains(&chains);
+    if (s.ok()) {
+      for (const Dirty& d : batch) {
+        ChunkPiece p;
+        p.chainId = layout::ChainOfChunk(chains, d.index);
+        p.chunk = ChunkId{inode_.id, d.index};
+        p.offsetInChunk = d.offsetInChunk;
+        p.lengthBytes = static_cast<uint32_t>(d.data.size());
+        p.chunkSizeBytes = chunkSizeBytes_;
+        p.src = d.data.data();
+        pieces.push_back(p);
+      }
+      s = client_->WritePieces(&pieces);
+    }
+    client_->mutable_counters().writeBehindBatches++;
+
+    lock.lock();
+    flushing_ = false;
+    for (const Dirty& d : batch) {
+      bufferedBytes_ -= d.data.size();
+      if (s.ok()) {
+        ackedEndBytes_ = std::max<uint64_t>(ackedEndBytes_, uint64_t{d.index} * chunkSizeBytes_ + d.offsetInChunk + d.data.size());
+      }
+    }
+    if (!s.ok()) {
+      if (writeError_.ok()) writeError_ = s;
+      for (const Dirty& d : queued_) bufferedBytes_ -= d.data.size();  // never written now
+      queued_.clear();
+    }
+    cv_.notify_all();
+  }
+}
+
+Status FileHandle::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) return Status::Closed("file handle is closed");
+  if (bufferedBytes_ > 0) {
+    flushAll_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return bufferedBytes_ == 0; });
+    flushAll_ = false;
+  }
+  return writeError_;
+}
+
+Status FileHandle::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return closeStatus_;
+  }
+  Status s = Flush();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (flusher_.joinable()) flusher_.join();
+  uint64_t length;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return prefetchesInflight_ == 0; });
+    cache_.clear();
+    cacheBytes_ = 0;
+    // After a failed write, publish only what was acknowledged.
+    length = writeError_.ok() ? lengthBytes_ : std::max(inode_.lengthBytes, ackedEndBytes_);
+  }
+  if (writable_) {
+    Inode after;
+    Status m = client_->meta()->Close(inode_.id, session_, length, &after);
+    if (s.ok()) s = m;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  closeStatus_ = s;
+  return s;
+}
+
+}  // namespace millpond

@@ -1,0 +1,224 @@
+// FileClient: the native file client (design §1 "client"): meta calls, a routing cache and
+// striped parallel chunk I/O over the file's chains, with read-ahead for sequential reads and
+// write-behind with bounded memory. No Node dependency: the N-API addon and the DuckDB
+// extension both sit on it.
+//
+// Chunk I/O follows src/cluster/routing-client.ts and src/fs/file-data.ts exactly:
+//  - a write enters at the chain's head as a CRAQ chain write carrying (clientId, requestId);
+//    on ESTALE, connection errors, timeouts, EBUSY, ENOTCOMMITTED or ECHUNK_CORRUPT it is
+//    resent with the SAME ids (the head applies it once) after a routing refresh and a short
+//    random backoff, for at most writeRetryMs and limits::kWriteAttemptsMax attempts;
+//  - a read goes to a serving replica (a random non-tail one first, the tail last), moving to
+//    the next on those errors and on ENOENT at a non-tail replica (the tail commits first);
+//    after a round over all of them it refreshes routing, for limits::kReadRoundsMax rounds;
+//  - chunks never written (ENOENT at the tail) and bytes past a chunk's end read as zeros, up
+//    to the file's length.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/chunk_client.h"
+#include "client/meta_client.h"
+#include "client/mgmtd_client.h"
+#include "client/routing_cache.h"
+#include "common/limits.h"
+#include "common/status.h"
+
+namespace millpond {
+
+struct FileClientOptions {
+  MetaClientOptions meta;           // meta servers, user, clientId
+  MgmtdClientOptions mgmtd;         // every mgmtd address
+  ChunkClientOptions chunks;        // data plane (transport, in-flight bytes, timeout)
+  uint32_t routingPollMs = limits::kRoutingPollMsDefault;
+  uint32_t writeRetryMs = limits::kWriteRetryMsDefault;
+  // Chunk reads or writes of one call (or one write-behind batch) in flight at once.
+  // 1..kFileChunksInflightMax.
+  uint32_t chunksInflight = limits::kFileChunksInflightDefault;
+  // Per handle: bytes Write() may buffer before it blocks. 0: write-through (Write returns once
+  // every replica committed). <= kFileWriteBehindBytesMax.
+  size_t writeBehindBytes = limits::kFileWriteBehindBytesDefault;
+  // Per handle: bytes of whole chunks prefetched ahead of sequential reads. 0 (or less than a
+  // chunk): no read-ahead. <= kFileReadAheadBytesMax.
+  size_t readAheadBytes = limits::kFileReadAheadBytesDefault;
+  // Identifies this client's chain writes at heads; 0: random.
+  uint64_t clientId = 0;
+};
+
+struct FileClientCounters {
+  std::atomic<uint64_t> chunkReads{0};       // chunk reads sent (retries included)
+  std::atomic<uint64_t> chunkWrites{0};      // chunk writes sent (retries included)
+  std::atomic<uint64_t> readRetries{0};      // reads sent again to another replica or round
+  std::atomic<uint64_t> writeRetries{0};     // writes sent again with the same ids
+  std::atomic<uint64_t> holes{0};            // chunk reads answered ENOENT by the tail
+  std::atomic<uint64_t> prefetches{0};       // whole-chunk reads started ahead of the reader
+  std::atomic<uint64_t> prefetchHits{0};     // pieces of Read() served from prefetched chunks
+  std::atomic<uint64_t> writeBehindBatches{0};  // batches the background flushers wrote
+};
+
+// One piece of a file operation: a byte range inside one chunk.
+struct ChunkPiece {
+  uint32_t chainId = 0;
+  ChunkId chunk;
+  uint32_t offsetInChunk = 0;
+  uint32_t lengthBytes = 0;
+  uint32_t chunkSizeBytes = 0;
+  char* dst = nullptr;          // reads: receives lengthBytes (zeros past the chunk's end)
+  const char* src = nullptr;    // writes
+};
+
+class FileHandle;
+
+class FileClient {
+ public:
+  static Status Create(const FileClientOptions& options, std::unique_ptr<FileClient>* out);
+  // REQUIRES: every FileHandle of this client was destroyed before.
+  ~FileClient();
+
+  FileClient(const FileClient&) = delete;
+  FileClient& operator=(const FileClient&) = delete;
+
+  // Opens (and with flags.create, creates) a regular file. Opened for write, the handle holds
+  // a meta session that its Close() ends by publishing the file's length.
+  Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
+              std::unique_ptr<FileHandle>* out);
+
+  // Runs chunk reads (holes and short chunks fill with zeros) or chain writes with the retry
+  // rules above, at most chunksInflight at once; blocks until all finished. Returns the first
+  // failure; on failure pieces not yet started are not started. Thread-safe.
+  // REQUIRES: the pieces' buffers stay valid until the call returns.
+  Status ReadPieces(std::vector<ChunkPiece>* pieces);
+  Status WritePieces(std::vector<ChunkPiece>* pieces);
+
+  MetaClient* meta() { return meta_.get(); }
+  MgmtdClient* mgmtd() { return mgmtd_.get(); }
+  RoutingCache* routing() { return routing_.get(); }
+  ChunkClient* chunks() { return chunks_.get(); }
+  const FileClientOptions& options() const { return options_; }
+  const FileClientCounters& counters() const { return counters_; }
+  FileClientCounters& mutable_counters() { return counters_; }
+  uint64_t clientId() const { return clientId_; }
+
+ private:
+  struct Op;
+  struct Run;
+  explicit FileClient(const FileClientOptions& options);
+  Status RunPieces(bool write, std::vector<ChunkPiece>* pieces);
+  void Issue(Run* run, size_t index);
+  // Decides what a finished attempt means: done, next replica, later, or failed.
+  void Handle(Run* run, size_t index, const Status& s, uint32_t bytesRead);
+
+  const FileClientOptions options_;
+  FileClientCounters counters_;
+  uint64_t clientId_ = 0;
+  std::atomic<uint64_t> nextRequestId_{1};
+  std::unique_ptr<MetaClient> meta_;
+  std::unique_ptr<MgmtdClient> mgmtd_;
+  std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
+  std::unique_ptr<ChunkClient> chunks_;
+};
+
+// An open file. Used by one thread at a time (like a FILE*); its background flusher and the
+// completions of its prefetches are internal. Reads see this handle's own writes (buffered
+// writes are flushed first).
+class FileHandle {
+ public:
+  ~FileHandle();  // Close() when still open; its error is dropped
+
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+
+  // Reads [offset, offset + length) clipped to the file's length into dst; *bytesRead tells
+  // how much (0 at or past the end). Sequential reads start read-ahead of the next chunks.
+  Status Read(uint64_t offset, size_t length, char* dst, size_t* bytesRead);
+  // With write-behind, returns once data was copied into the handle's buffer (blocking while
+  // it is full); a background flusher writes it. A flush failure is returned by the next
+  // Write/Read/Flush/Close call and by every call after it. Without write-behind, returns when
+  // every replica committed.
+  Status Write(uint64_t offset, const char* data, size_t length);
+  // Waits until everything written before was committed by every replica.
+  Status Flush();
+  // Flush(), stop the flusher, wait for prefetches, and (opened for write) end the meta
+  // session publishing the length: the end of the furthest write, or after a write failure,
+  // of the furthest acknowledged one. Idempotent; the first result is returned again.
+  Status Close();
+
+  const Inode& inode() const { return inode_; }
+  uint64_t lengthBytes();
+  // The most bytes the write-behind buffer held at once (never above writeBehindBytes).
+  size_t writeBehindPeakBytes();
+  size_t readAheadCachedBytes();
+
+ private:
+  friend class FileClient;
+  struct Dirty {  // buffered bytes of one chunk, contiguous
+    uint32_t index = 0;
+    uint32_t offsetInChunk = 0;
+    std::string data;
+  };
+  struct Prefetch {
+    enum class State { kPending, kReady, kFailed };
+    State state = State::kPending;
+    uint32_t index = 0;
+    uint32_t lengthBytes = 0;  // requested: the chunk's bytes below the file's length
+    std::unique_ptr<char[]> data;
+  };
+
+  FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable);
+  // The file's chains, computed once from its layout and the chain table in routing.
+  Status Chains(std::vector<uint32_t>* out);
+  Status Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece>* out);
+  Status WriteThrough(uint64_t offset, const char* data, size_t length);
+  void FlusherLoop();
+  // REQUIRES: mu_ held. Whether the front buffered piece may be written now.
+  bool FlushableLocked() const;
+  // Serves pieces from prefetched chunks; the rest go to *misses. REQUIRES: mu_ held.
+  void ServeFromCacheLocked(std::unique_lock<std::mutex>* lock, std::vector<ChunkPiece>* pieces,
+                            std::vector<ChunkPiece>* misses);
+  void StartReadAhead(uint64_t endOffset, uint64_t fileLength);
+  void InvalidateLocked(uint64_t offset, size_t length);
+
+  FileClient* const client_;
+  const Inode inode_;
+  const std::string session_;
+  const bool writable_;
+  const uint32_t chunkSizeBytes_;
+  const uint32_t readAheadChunks_;  // 0: no read-ahead
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // buffer space, flush progress, prefetch completions
+  bool closed_ = false;                       // GUARDED_BY(mu_)
+  Status closeStatus_;                        // GUARDED_BY(mu_)
+  std::vector<uint32_t> chains_;              // GUARDED_BY(mu_): empty until computed
+  uint64_t lengthBytes_ = 0;                  // GUARDED_BY(mu_): open length, grown by writes
+  uint64_t ackedEndBytes_ = 0;                // GUARDED_BY(mu_): furthest committed write end
+  Status writeError_;                         // GUARDED_BY(mu_): sticky flush failure
+
+  // Write-behind.
+  std::deque<Dirty> queued_;                  // GUARDED_BY(mu_): not yet taken by the flusher
+  size_t bufferedBytes_ = 0;                  // GUARDED_BY(mu_): queued + being flushed
+  size_t peakBufferedBytes_ = 0;              // GUARDED_BY(mu_)
+  bool flushing_ = false;                     // GUARDED_BY(mu_): a batch is being written
+  bool flushAll_ = false;                     // GUARDED_BY(mu_): Flush() waits for everything
+  bool spaceWaiter_ = false;                  // GUARDED_BY(mu_): Write() waits for space
+  bool stopping_ = false;                     // GUARDED_BY(mu_)
+  std::thread flusher_;                       // started at the first buffered write
+
+  // Read-ahead.
+  uint64_t lastReadEnd_ = 0;                  // GUARDED_BY(mu_): a read starting here is sequential
+  std::map<uint32_t, std::shared_ptr<Prefetch>> cache_;  // GUARDED_BY(mu_): by chunk index
+  size_t cacheBytes_ = 0;                     // GUARDED_BY(mu_): of the entries in cache_
+  uint32_t prefetchesInflight_ = 0;           // GUARDED_BY(mu_)
+};
+
+}  // namespace millpond

@@ -1,0 +1,524 @@
+// FileClient against a REAL cluster of TS processes started by each test: mgmtd (short
+// heartbeat timeouts, as test/cluster/support/processes.ts FAST), three storage daemons with
+// one target each (101..103, TCP, no fsync), chain table 1 of 6 chains of length 3 created
+// over RPC, and a meta server on SQLite. Each process writes stdout and stderr to files in the
+// test's directory (a pipe nobody reads could fill and block it); TearDown SIGKILLs them.
+// Covered: byte-exact round trips of edge sizes over 64 KiB chunks striped on 6 chains, holes,
+// reads past the end, read-ahead (counters), write-behind bounded and a flush error surfacing,
+// a storage daemon SIGKILLed mid-write (retries until the chain shortens; everything reads
+// back), and the TS FileSystem API reading what the native client wrote and vice versa.
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/file_client.h"
+#include "client/mgmtd_client.h"
+
+namespace millpond {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr int kStartTimeoutMs = 60000;      // node + tsx compile on a slow shared machine
+constexpr uint32_t kChunk = 64 * 1024;      // limits::kChunkSizeBytesMin
+constexpr uint32_t kChains = 6;
+
+std::string RepoRoot() {
+  if (const char* env = std::getenv("MILLPOND_REPO_ROOT")) return env;
+  return MILLPOND_SOURCE_DIR;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One node process; stdout and stderr go to files.
+class Proc {
+ public:
+  ~Proc() { Kill(); }
+
+  std::string Start(const std::vector<std::string>& args, const std::string& logBase) {
+    out_ = logBase + ".out";
+    err_ = logBase + ".err";
+    pid_ = ::fork();
+    if (pid_ < 0) return "fork failed";
+    if (pid_ == 0) {
+      int o = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (o < 0 || e < 0) ::_exit(126);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      if (::chdir(RepoRoot().c_str()) != 0) ::_exit(126);
+      std::vector<char*> argv;
+      argv.push_back(const_cast<char*>("node"));
+      argv.push_back(const_cast<char*>("--import"));
+      argv.push_back(const_cast<char*>("tsx"));
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execvp("node", argv.data());
+      ::_exit(127);
+    }
+    return "";
+  }
+
+  // Waits for a stdout line matching `pattern`; its first group goes to *group.
+  std::string WaitFor(const std::string& pattern, std::string* group = nullptr, int timeoutMs = kStartTimeoutMs) {
+    std::regex re(pattern);
+    auto deadline = Clock::now() + milliseconds(timeoutMs);
+    while (Clock::now() < deadline) {
+      std::string text = ReadFile(out_);
+      std::istringstream lines(text);
+      std::string line;
+      while (std::getline(lines, line)) {
+        std::smatch m;
+        if (text.find(line + "\n") != std::string::npos && std::regex_match(line, m, re)) {
+          if (group != nullptr && m.size() > 1) *group = m[1];
+          return "";
+        }
+      }
+      int status;
+      if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return "process exited before printing " + pattern + ": " + ReadFile(err_);
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return "no line matching " + pattern + " within " + std::to_string(timeoutMs) + " ms: " + ReadFile(err_);
+  }
+
+  void Kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_, err_;
+};
+
+// Deterministic contents: byte i of a file with `seed`.
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    if (i % 8 == 0) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+    }
+    s[i] = static_cast<char>(x >> (8 * (i % 8)));
+  }
+  return s;
+}
+
+class FileClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/millpond-fc-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::string root = RepoRoot();
+    struct stat st;
+    ASSERT_EQ(::stat((root + "/node_modules/tsx").c_str(), &st), 0) << "run npm install under " << root;
+    ASSERT_EQ(::stat((root + "/build/Release/millpond.node").c_str(), &st), 0)
+        << "storage daemons need the addon: npx cmake-js compile --out build";
+
+    auto t0 = Clock::now();
+    mgmtd_ = std::make_unique<Proc>();
+    ASSERT_EQ(mgmtd_->Start({"src/cluster/main.ts", "--db", dir_ + "/mgmtd.db", "--listen", "tcp://127.0.0.1:0",
+                             "--heartbeat-timeout-ms", "1200", "--lease-ms", "1500", "--lease-poll-ms", "100",
+                             "--liveness-check-ms", "100"},
+                            dir_ + "/mgmtd"),
+              "");
+    meta_ = std::make_unique<Proc>();
+    ASSERT_EQ(meta_->Start({"src/meta/main.ts", "--backend", "sqlite", "--db", dir_ + "/meta.db", "--synchronous",
+                            "normal", "--listen", "tcp://127.0.0.1:0"},
+                           dir_ + "/meta"),
+              "");
+    ASSERT_EQ(mgmtd_->WaitFor("^listening (\\S+)$", &mgmtdEndpoint_), "");
+    ASSERT_EQ(mgmtd_->WaitFor("^primary$"), "");
+    for (int node = 1; node <= 3; node++) StartStorage(node);
+    for (int node = 1; node <= 3; node++) ASSERT_EQ(storage_[node - 1]->WaitFor("^listening (\\S+)$"), "");
+    ASSERT_EQ(meta_->WaitFor("^listening (\\S+)$", &metaEndpoint_), "");
+
+    MgmtdClientOptions mo;
+    mo.rpc.endpoints = {mgmtdEndpoint_};
+    mo.rpc.timeoutMs = 2000;
+    ASSERT_TRUE(MgmtdClient::Create(mo, &admin_).ok());
+    ChainTableInfo table;
+    Status s = admin_->CreateChainTable(1, kChains, 3, &table);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(table.chainIds.size(), kChains);
+    ASSERT_TRUE(WaitStates({{101, TargetState::kServing}, {102, TargetState::kServing}, {103, TargetState::kServing}}, 20000));
+
+    client_ = NewClient();
+    ASSERT_NE(client_, nullptr);
+    Inode dir;
+    ASSERT_TRUE(client_->meta()->Mkdir("/t", 0755, false, &dir).ok());
+    Layout l;
+    l.chunkSizeBytes = kChunk;
+    l.stripeSize = kChains;
+    s = client_->meta()->SetLayout("/t", l, &dir);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(dir.layout.chunkSizeBytes, kChunk);
+    std::fprintf(stderr, "cluster up in %lld ms\n",
+                 static_cast<long long>(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
+  }
+
+  void TearDown() override {
+    client_.reset();
+    admin_.reset();
+    for (auto& p : storage_) p.reset();
+    meta_.reset();
+    mgmtd_.reset();
+    if (::testing::Test::HasFailure()) {
+      std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
+    } else {
+      std::string cmd = "rm -rf '" + dir_ + "'";
+      ASSERT_EQ(std::system(cmd.c_str()), 0);
+    }
+  }
+
+  void StartStorage(int node) {
+    auto p = std::make_unique<Proc>();
+    std::string target = std::to_string(100 + node) + ":" + dir_ + "/t" + std::to_string(100 + node);
+    ASSERT_EQ(p->Start({"src/storage/main.ts", "--node-id", std::to_string(node), "--mgmtd", mgmtdEndpoint_,
+                        "--transport", "tcp", "--no-sync", "--heartbeat-ms", "150", "--routing-poll-ms", "150",
+                        "--mgmtd-timeout-ms", "400", "--target", target},
+                       dir_ + "/storage-" + std::to_string(node)),
+              "");
+    storage_.push_back(std::move(p));
+  }
+
+  bool WaitStates(const std::vector<std::pair<uint32_t, TargetState>>& want, int timeoutMs, Routing* last = nullptr) {
+    auto deadline = Clock::now() + milliseconds(timeoutMs);
+    while (Clock::now() < deadline) {
+      Routing r;
+      bool unchanged = false;
+      if (admin_->GetRouting(false, 0, &r, &unchanged).ok()) {
+        bool all = true;
+        for (const auto& [id, state] : want) {
+          bool found = false;
+          for (const TargetInfo& t : r.targets) found = found || (t.targetId == id && t.state == state);
+          all = all && found;
+        }
+        if (last != nullptr) *last = r;
+        if (all) return true;
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return false;
+  }
+
+  std::unique_ptr<FileClient> NewClient(size_t writeBehindBytes = 1 << 20, size_t readAheadBytes = 256 * 1024,
+                                        uint32_t writeRetryMs = 20000) {
+    FileClientOptions o;
+    o.meta.rpc.endpoints = {metaEndpoint_};
+    o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+    o.mgmtd.rpc.timeoutMs = 1000;
+    o.chunks.transport = TransportChoice::kTcp;
+    o.chunks.timeoutMs = 3000;
+    o.routingPollMs = 150;
+    o.writeRetryMs = writeRetryMs;
+    o.writeBehindBytes = writeBehindBytes;
+    o.readAheadBytes = readAheadBytes;
+    std::unique_ptr<FileClient> c;
+    Status s = FileClient::Create(o, &c);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return c;
+  }
+
+  // Writes `data` at offsets in slices of `sliceBytes` to a new file; closes it.
+  Status WriteFile(FileClient* c, const std::string& path, const std::string& data, size_t sliceBytes) {
+    OpenFlags f;
+    f.write = f.create = f.truncate = true;
+    std::unique_ptr<FileHandle> h;
+    MP_RETURN_IF_ERROR(c->Open(path, f, 0644, &h));
+    for (size_t at = 0; at < data.size(); at += sliceBytes) {
+      MP_RETURN_IF_ERROR(h->Write(at, data.data() + at, std::min(sliceBytes, data.size() - at)));
+    }
+    return h->Close();
+  }
+
+  // Reads the whole file in slices of `sliceBytes`.
+  Status ReadAll(FileClient* c, const std::string& path, size_t sliceBytes, std::string* out) {
+    OpenFlags f;
+    f.read = true;
+    std::unique_ptr<FileHandle> h;
+    MP_RETURN_IF_ERROR(c->Open(path, f, 0, &h));
+    out->assign(h->lengthBytes(), '\x55');
+    for (size_t at = 0; at < out->size(); at += sliceBytes) {
+      size_t n = 0;
+      MP_RETURN_IF_ERROR(h->Read(at, std::min(sliceBytes, out->size() - at), &(*out)[at], &n));
+      if (n != std::min(sliceBytes, out->size() - at)) return Status::IoError("short read at " + std::to_string(at));
+    }
+    return h->Close();
+  }
+
+  // Runs a TS snippet (ESM, top-level await) with FS bound to a connected FileSystem.
+  std::string RunTs(const std::string& body) {
+    std::string script = dir_ + "/snippet.mts";
+    std::ofstream(script) << "import { connect } from '" << RepoRoot() << "/src/fs/file-system.ts';\n"
+                          << "const fs = await connect({ meta: '" << metaEndpoint_ << "', mgmtd: '"
+                          << mgmtdEndpoint_ << "', transport: 'tcp' });\n"
+                          << body << "\nfs.close();\nprocess.exit(0);\n";
+    Proc p;
+    std::string err = p.Start({script}, dir_ + "/snippet");
+    if (!err.empty()) return err;
+    return p.WaitFor("^done$", nullptr, 30000);
+  }
+
+  std::string dir_;
+  std::string mgmtdEndpoint_, metaEndpoint_;
+  std::unique_ptr<Proc> mgmtd_, meta_;
+  std::vector<std::unique_ptr<Proc>> storage_;
+  std::unique_ptr<MgmtdClient> admin_;
+  std::unique_ptr<FileClient> client_;
+};
+
+TEST_F(FileClientTest, EdgeSizesRoundTripByteExact) {
+  const size_t sizes[] = {0, 1, kChunk - 1, kChunk, kChunk + 1, 7 * kChunk + 12345};
+  uint32_t seed = 1;
+  for (size_t size : sizes) {
+    for (size_t slice : {size_t{4096}, size_t{kChunk}, size_t{3 * kChunk + 7}}) {
+      std::string path = "/t/f-" + std::to_string(size) + "-" + std::to_string(slice);
+      std::string data = Pattern(size, seed++);
+      Status s = WriteFile(client_.get(), path, data, slice);
+      ASSERT_TRUE(s.ok()) << path << ": " << s.ToString();
+      Inode st;
+      ASSERT_TRUE(client_->meta()->Stat(path, &st).ok());
+      EXPECT_EQ(st.lengthBytes, size) << path;
+      EXPECT_EQ(st.layout.chunkSizeBytes, kChunk);
+      for (size_t readSlice : {size_t{1000}, size_t{5 * kChunk}}) {
+        std::string back;
+        s = ReadAll(client_.get(), path, readSlice, &back);
+        ASSERT_TRUE(s.ok()) << path << ": " << s.ToString();
+        ASSERT_EQ(back.size(), data.size()) << path;
+        ASSERT_TRUE(back == data) << path << " differs (read slices of " << readSlice << ")";
+      }
+    }
+  }
+  EXPECT_GT(client_->counters().chunkWrites.load(), 0u);
+}
+
+TEST_F(FileClientTest, HolesReadAsZerosAndReadsStopAtTheEnd) {
+  // Chunks 0 and 5 written (chunk 5 only partly), 1..4 never: holes up to the file's length.
+  OpenFlags f;
+  f.write = f.create = true;
+  f.read = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(client_->Open("/t/sparse", f, 0644, &h).ok());
+  std::string a = Pattern(1000, 7), b = Pattern(3000, 8);
+  ASSERT_TRUE(h->Write(10, a.data(), a.size()).ok());
+  ASSERT_TRUE(h->Write(5 * kChunk + 100, b.data(), b.size()).ok());
+  const uint64_t length = 5 * kChunk + 100 + 3000;
+  EXPECT_EQ(h->lengthBytes(), length);
+
+  std::string want(length, '\0');
+  std::memcpy(&want[10], a.data(), a.size());
+  std::memcpy(&want[5 * kChunk + 100], b.data(), b.size());
+  std::string got(length + 5000, '\x77');
+  size_t n = 0;
+  Status s = h->Read(0, got.size(), &got[0], &n);  // flushes the buffered writes first
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(n, length);
+  got.resize(n);
+  EXPECT_TRUE(got == want);
+  ASSERT_TRUE(h->Read(length, 10, &got[0], &n).ok());
+  EXPECT_EQ(n, 0u);
+  ASSERT_TRUE(h->Read(length - 3, 10, &got[0], &n).ok());
+  EXPECT_EQ(n, 3u);
+  ASSERT_TRUE(h->Close().ok());
+  EXPECT_GT(client_->counters().holes.load(), 0u);
+
+  // Another client sees the published length and the same bytes.
+  auto other = NewClient(0, 0);
+  std::string back;
+  ASSERT_TRUE(ReadAll(other.get(), "/t/sparse", 70000, &back).ok());
+  EXPECT_TRUE(back == want);
+
+  // Read-only handles refuse writes; a directory is no file.
+  f = OpenFlags();
+  f.read = true;
+  ASSERT_TRUE(client_->Open("/t/sparse", f, 0, &h).ok());
+  EXPECT_EQ(h->Write(0, "x", 1).code(), StatusCode::kBadHandle);
+  EXPECT_EQ(client_->Open("/t", f, 0, &h).code(), StatusCode::kIsDir);
+}
+
+TEST_F(FileClientTest, SequentialReadsPrefetchAhead) {
+  const std::string data = Pattern(20 * kChunk + 999, 42);
+  ASSERT_TRUE(WriteFile(client_.get(), "/t/seq", data, kChunk).ok());
+
+  auto reader = NewClient(0, 4 * kChunk);
+  OpenFlags f;
+  f.read = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(reader->Open("/t/seq", f, 0, &h).ok());
+  std::string got(data.size(), '\0');
+  for (size_t at = 0; at < data.size(); at += 16384) {
+    size_t n = 0;
+    Status s = h->Read(at, std::min<size_t>(16384, data.size() - at), &got[at], &n);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_LE(h->readAheadCachedBytes(), 4 * kChunk);
+  }
+  EXPECT_TRUE(got == data);
+  uint64_t prefetches = reader->counters().prefetches.load();
+  uint64_t hits = reader->counters().prefetchHits.load();
+  EXPECT_GE(prefetches, 20u);
+  // Nearly every piece after the first chunk came from a prefetched chunk.
+  EXPECT_GE(hits, data.size() / 16384 - 8);
+  std::fprintf(stderr, "prefetches %llu hits %llu chunk reads %llu\n", (unsigned long long)prefetches,
+               (unsigned long long)hits, (unsigned long long)reader->counters().chunkReads.load());
+  ASSERT_TRUE(h->Close().ok());
+
+  // Random reads start no read-ahead.
+  ASSERT_TRUE(reader->Open("/t/seq", f, 0, &h).ok());
+  for (uint64_t at : {uint64_t{5 * kChunk + 17}, uint64_t{kChunk * 2}, uint64_t{11 * kChunk + 5}}) {
+    std::string part(1000, '\0');
+    size_t n = 0;
+    ASSERT_TRUE(h->Read(at, part.size(), &part[0], &n).ok());
+    EXPECT_EQ(part, data.substr(at, 1000));
+  }
+  EXPECT_EQ(reader->counters().prefetches.load(), prefetches);
+}
+
+TEST_F(FileClientTest, WriteBehindStaysBoundedAndSurfacesFlushErrors) {
+  const size_t bound = 4 * kChunk;
+  auto writer = NewClient(bound, 0);
+  const std::string data = Pattern(64 * kChunk + 5, 9);
+  OpenFlags f;
+  f.write = f.create = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(writer->Open("/t/wb", f, 0644, &h).ok());
+  for (size_t at = 0; at < data.size(); at += 10000) {
+    Status s = h->Write(at, data.data() + at, std::min<size_t>(10000, data.size() - at));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  ASSERT_TRUE(h->Close().ok());
+  EXPECT_LE(h->writeBehindPeakBytes(), bound);
+  EXPECT_GE(h->writeBehindPeakBytes(), 3 * kChunk);  // the buffer was used, up to its bound
+  EXPECT_GT(writer->counters().writeBehindBatches.load(), 0u);
+  // Sequential 10000-byte writes were coalesced into whole chunks (65 chunk writes, not 420).
+  EXPECT_LE(writer->counters().chunkWrites.load() - writer->counters().writeRetries.load(), 70u);
+  std::string back;
+  ASSERT_TRUE(ReadAll(client_.get(), "/t/wb", kChunk, &back).ok());
+  EXPECT_TRUE(back == data);
+
+  // A file on a chain table that does not exist: Write buffers and returns OK; the flush
+  // fails; the failure comes back from every later call, and Close publishes nothing.
+  Inode dir;
+  ASSERT_TRUE(writer->meta()->Mkdir("/bad", 0755, false, &dir).ok());
+  Layout l;
+  l.chainTableId = 2;
+  ASSERT_TRUE(writer->meta()->SetLayout("/bad", l, &dir).ok());
+  ASSERT_TRUE(writer->Open("/bad/f", f, 0644, &h).ok());
+  ASSERT_TRUE(h->Write(0, data.data(), 1000).ok());
+  Status s = h->Flush();
+  EXPECT_EQ(s.code(), StatusCode::kIoError) << s.ToString();
+  EXPECT_EQ(h->Write(1000, data.data(), 1000).code(), StatusCode::kIoError);
+  size_t n;
+  EXPECT_EQ(h->Read(0, 10, &back[0], &n).code(), StatusCode::kIoError);
+  EXPECT_EQ(h->Close().code(), StatusCode::kIoError);
+  EXPECT_EQ(h->Close().code(), StatusCode::kIoError);  // idempotent
+  Inode st;
+  ASSERT_TRUE(writer->meta()->Stat("/bad/f", &st).ok());
+  EXPECT_EQ(st.lengthBytes, 0u);
+}
+
+TEST_F(FileClientTest, StorageDaemonKilledMidWriteRetriesAndLosesNothing) {
+  auto writer = NewClient(8 * kChunk, 0, 20000);
+  const std::string data = Pattern(240 * kChunk + 77, 5);
+  OpenFlags f;
+  f.write = f.create = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(writer->Open("/t/kill", f, 0644, &h).ok());
+  std::atomic<size_t> written{0};
+  std::atomic<bool> finished{false};
+  Status writeStatus;
+  std::thread t([&] {
+    struct Done {
+      std::atomic<bool>* f;
+      ~Done() { *f = true; }
+    } done{&finished};
+    for (size_t at = 0; at < data.size(); at += 32768) {
+      writeStatus = h->Write(at, data.data() + at, std::min<size_t>(32768, data.size() - at));
+      if (!writeStatus.ok()) return;
+      written = at;
+      // Pace the writer so the kill lands mid-stream on a slow machine too.
+      if (at % (8 * kChunk) == 0) std::this_thread::sleep_for(milliseconds(20));
+    }
+    writeStatus = h->Close();
+  });
+  while (written < 40 * kChunk && !finished) std::this_thread::sleep_for(milliseconds(5));
+  storage_[1]->Kill();  // node 2, target 102: in every chain (length 3 of 3 targets)
+  auto killedAt = Clock::now();
+  t.join();
+  ASSERT_TRUE(writeStatus.ok()) << writeStatus.ToString();
+  std::fprintf(stderr, "write finished %lld ms after the kill; %llu write retries, %llu chunk writes\n",
+               static_cast<long long>(std::chrono::duration_cast<milliseconds>(Clock::now() - killedAt).count()),
+               (unsigned long long)writer->counters().writeRetries.load(),
+               (unsigned long long)writer->counters().chunkWrites.load());
+
+  Routing r;
+  ASSERT_TRUE(WaitStates({{102, TargetState::kOffline}}, 10000, &r));
+  for (const ChainInfo& c : r.chains) {
+    size_t serving = 0;
+    for (uint32_t id : c.targets) {
+      for (const TargetInfo& t2 : r.targets) serving += t2.targetId == id && t2.state == TargetState::kServing;
+    }
+    EXPECT_EQ(serving, 2u) << "chain " << c.chainId;
+  }
+
+  // Everything acknowledged reads back, through a fresh client (no cache of the writer's).
+  auto reader = NewClient(0, 8 * kChunk);
+  std::string back;
+  Status s = ReadAll(reader.get(), "/t/kill", 100000, &back);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(back.size(), data.size());
+  EXPECT_TRUE(back == data);
+}
+
+TEST_F(FileClientTest, TsFileSystemReadsNativeWritesAndBack) {
+  const std::string data = Pattern(9 * kChunk + 4321, 77);
+  ASSERT_TRUE(WriteFile(client_.get(), "/t/native", data, 50000).ok());
+  std::string out = dir_ + "/from-ts.bin";
+  std::string err = RunTs(
+      "const b = await fs.readFile('/t/native');\n"
+      "(await import('node:fs')).writeFileSync('" + out + "', b);\n"
+      "await fs.writeFile('/t/from-ts', Buffer.concat([b, b.subarray(0, 1000)]));\n"
+      "console.log('done');");
+  ASSERT_EQ(err, "");
+  EXPECT_TRUE(ReadFile(out) == data);
+  std::string back;
+  ASSERT_TRUE(ReadAll(client_.get(), "/t/from-ts", 30000, &back).ok());
+  EXPECT_TRUE(back == data + data.substr(0, 1000));
+}
+
+}  // namespace
+}  // namespace millpond
