@@ -536,7 +536,10 @@ Status FileHandle::WriteThrough(uint64_t offset, const char* data, size_t length
   }
   Status s = client_->WritePieces(&pieces);
   std::lock_guard<std::mutex> lock(mu_);
-  if (s.ok()) ackedEndBytes_ = std::max(ackedEndBytes_, offset + length);
+  if (s.ok()) {
+    ackedEndBytes_ = std::max(ackedEndBytes_, offset + length);
+    lengthBytes_ = std::max(lengthBytes_, offset + length);
+  }
   return s;
 }
 
@@ -552,7 +555,6 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
   InvalidateLocked(offset, length);
   const size_t max = client_->options().writeBehindBytes;
   if (max == 0) {
-    lengthBytes_ = std::max(lengthBytes_, offset + length);
     lock.unlock();
     return WriteThrough(offset, data, length);
   }
@@ -678,8 +680,9 @@ Status FileHandle::Close() {
     cv_.wait(lock, [&] { return prefetchesInflight_ == 0; });
     cache_.clear();
     cacheBytes_ = 0;
-    // After a failed write, publish only what was acknowledged.
-    length = writeError_.ok() ? lengthBytes_ : std::max(inode_.lengthBytes, ackedEndBytes_);
+    // Only what every replica acknowledged: after a clean flush that is every write; after a
+    // failed one (write-behind or write-through), never a range that may hold nothing.
+    length = std::max(inode_.lengthBytes, ackedEndBytes_);
   }
   if (writable_) {
     Inode after;

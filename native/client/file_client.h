@@ -149,8 +149,8 @@ class FileHandle {
   // Waits until everything written before was committed by every replica.
   Status Flush();
   // Flush(), stop the flusher, wait for prefetches, and (opened for write) end the meta
-  // session publishing the length: the end of the furthest write, or after a write failure,
-  // of the furthest acknowledged one. Idempotent; the first result is returned again.
+  // session publishing the length: the end of the furthest write every replica acknowledged
+  // (of every write, when none failed). Idempotent; the first result is returned again.
   Status Close();
 
   const Inode& inode() const { return inode_; }

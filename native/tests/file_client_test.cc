@@ -305,11 +305,12 @@ class FileClientTest : public ::testing::Test {
 TEST_F(FileClientTest, EdgeSizesRoundTripByteExact) {
   const size_t sizes[] = {0, 1, kChunk - 1, kChunk, kChunk + 1, 7 * kChunk + 12345};
   uint32_t seed = 1;
+  auto writeThrough = NewClient(0, 0);  // Write returns once every replica committed
   for (size_t size : sizes) {
     for (size_t slice : {size_t{4096}, size_t{kChunk}, size_t{3 * kChunk + 7}}) {
       std::string path = "/t/f-" + std::to_string(size) + "-" + std::to_string(slice);
       std::string data = Pattern(size, seed++);
-      Status s = WriteFile(client_.get(), path, data, slice);
+      Status s = WriteFile(slice == kChunk ? writeThrough.get() : client_.get(), path, data, slice);
       ASSERT_TRUE(s.ok()) << path << ": " << s.ToString();
       Inode st;
       ASSERT_TRUE(client_->meta()->Stat(path, &st).ok());
@@ -518,6 +519,55 @@ TEST_F(FileClientTest, TsFileSystemReadsNativeWritesAndBack) {
   std::string back;
   ASSERT_TRUE(ReadAll(client_.get(), "/t/from-ts", 30000, &back).ok());
   EXPECT_TRUE(back == data + data.substr(0, 1000));
+}
+
+// Routing replies decoded without a cluster: the unchanged form, a full one, bad shapes.
+TEST(FileClientDecodeTest, RoutingRepliesDecodeOrAreEPROTO) {
+  Routing r;
+  bool unchanged = false;
+  MsgValue same = MsgValue::Map();
+  same.Add("version", MsgValue::Uint(7)).Add("unchanged", MsgValue::Bool(true));
+  ASSERT_TRUE(MgmtdClient::DecodeRouting(same, &r, &unchanged).ok());
+  EXPECT_TRUE(unchanged);
+
+  MsgValue target = MsgValue::Map();
+  target.Add("targetId", MsgValue::Uint(101)).Add("nodeId", MsgValue::Uint(1))
+      .Add("dataAddress", MsgValue::Str("127.0.0.1:9000")).Add("state", MsgValue::Str("syncing"))
+      .Add("localState", MsgValue::Str("online")).Add("stateVersion", MsgValue::Uint(3));
+  MsgValue chain = MsgValue::Map();
+  chain.Add("chainId", MsgValue::Uint(1)).Add("version", MsgValue::Uint(2))
+      .Add("targets", MsgValue::Array({MsgValue::Uint(101)}));
+  MsgValue table = MsgValue::Map();
+  table.Add("tableId", MsgValue::Uint(1)).Add("version", MsgValue::Uint(1))
+      .Add("chainIds", MsgValue::Array({MsgValue::Uint(1)}));
+  MsgValue full = MsgValue::Map();
+  full.Add("version", MsgValue::Uint(9)).Add("nodes", MsgValue::Array())
+      .Add("targets", MsgValue::Array({target})).Add("chains", MsgValue::Array({chain}))
+      .Add("chainTables", MsgValue::Array({table}));
+  Status s = MgmtdClient::DecodeRouting(full, &r, &unchanged);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(unchanged);
+  EXPECT_EQ(r.version, 9u);
+  ASSERT_EQ(r.targets.size(), 1u);
+  EXPECT_EQ(r.targets[0].state, TargetState::kSyncing);
+  EXPECT_EQ(r.targets[0].dataAddress, "127.0.0.1:9000");
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].version, 2u);
+  ASSERT_EQ(r.chainTables.size(), 1u);
+  EXPECT_EQ(r.chainTables[0].chainIds, std::vector<uint32_t>{1});
+
+  MsgValue badState = MsgValue::Map();
+  badState.Add("targetId", MsgValue::Uint(1)).Add("nodeId", MsgValue::Uint(1))
+      .Add("dataAddress", MsgValue::Str("x")).Add("state", MsgValue::Str("dancing"))
+      .Add("stateVersion", MsgValue::Uint(1));
+  MsgValue bad = MsgValue::Map();
+  bad.Add("version", MsgValue::Uint(9)).Add("targets", MsgValue::Array({badState}))
+      .Add("chains", MsgValue::Array()).Add("chainTables", MsgValue::Array());
+  EXPECT_EQ(MgmtdClient::DecodeRouting(bad, &r, &unchanged).code(), StatusCode::kProtocol);
+  MsgValue noChains = MsgValue::Map();
+  noChains.Add("version", MsgValue::Uint(9)).Add("targets", MsgValue::Array());
+  EXPECT_EQ(MgmtdClient::DecodeRouting(noChains, &r, &unchanged).code(), StatusCode::kProtocol);
+  EXPECT_EQ(MgmtdClient::DecodeRouting(MsgValue::Str("x"), &r, &unchanged).code(), StatusCode::kProtocol);
 }
 
 }  // namespace
