@@ -1,0 +1,169 @@
+/**
+ * Jobs as processes: a worker SIGKILLed mid-task (its task is retried, the result unchanged),
+ * resume of a finished job (no work), recompute, and errors on bad input.
+ */
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MillpondError } from '../../src/errors.js';
+import { init } from '../../src/engine/index.js';
+import { tempDir } from '../support/tmp.js';
+import { bag, plainDuckDb, writeInputs } from './support.js';
+
+let tmp: ReturnType<typeof tempDir>;
+let events: string;
+let db: Awaited<ReturnType<typeof plainDuckDb>>;
+const options = () => ({ root: { kind: 'local' as const, dir: `${tmp.dir}/root` }, workers: 2, progress: false });
+
+beforeAll(async () => {
+  tmp = tempDir('engine-jobs');
+  await writeInputs(tmp.dir);
+  events = `${tmp.dir}/events-*.parquet`;
+  db = await plainDuckDb();
+});
+
+afterAll(() => {
+  db?.close();
+  tmp?.cleanup();
+});
+
+const pipeline = (sp: Awaited<ReturnType<typeof init>>) =>
+  sp.partialSql('SELECT k, count(*) AS c, sum(id)::BIGINT AS s FROM {0} GROUP BY k', sp.readParquet(events).repartition(3, { hashBy: 'k' }));
+const expected = () => db.rows(`SELECT k, count(*) AS c, sum(id)::BIGINT AS s FROM read_parquet('${events}') GROUP BY k`);
+
+describe('retries and resume', () => {
+  it('a worker killed mid-task: the task is retried and the result is unchanged', async () => {
+    const stallFile = `${tmp.dir}/stalled-pid`;
+    process.env.MILLPOND_ENGINE_TEST_STALL_FILE = stallFile;
+    process.env.MILLPOND_ENGINE_TEST_STALL_MS = '20000';
+    const sp = await init({ ...options(), jobId: 'killed' });
+    try {
+      const running = pipeline(sp).takeAll();
+      while (!existsSync(stallFile) || readFileSync(stallFile, 'utf8') === '') await sleep(20);
+      const pid = Number(readFileSync(stallFile, 'utf8'));
+      expect(sp.workerPids()).toContain(pid);
+      process.kill(pid, 'SIGKILL');
+      expect(bag(await running)).toEqual(bag(await expected()));
+      expect(sp.lastSummary!.retries).toBe(1);
+      expect(sp.workerPids()).not.toContain(pid);
+    } finally {
+      delete process.env.MILLPOND_ENGINE_TEST_STALL_FILE;
+      delete process.env.MILLPOND_ENGINE_TEST_STALL_MS;
+      await sp.shutdown();
+    }
+  });
+
+  it('a rerun of a finished job does no work; recompute() runs again', async () => {
+    const first = await init({ ...options(), jobId: 'resume' });
+    try {
+      expect(bag(await pipeline(first).takeAll())).toEqual(bag(await expected()));
+      expect(first.lastSummary).toMatchObject({ tasksTotal: 4, tasksRun: 4, tasksSkipped: 0 });
+      // The same DataFrame again in the same session: nothing runs either.
+      await pipeline(first).count();
+      expect(first.lastSummary).toMatchObject({ tasksRun: 0, tasksSkipped: 4 });
+    } finally {
+      await first.shutdown();
+    }
+    const jobDir = `${tmp.dir}/root/resume`;
+    const plan = JSON.parse(readFileSync(`${jobDir}/plan.json`, 'utf8')) as { nodes: { id: string }[] };
+    expect(plan.nodes.length).toBeGreaterThanOrEqual(3);
+    const shuffle = plan.nodes.find((n) => n.id.startsWith('shuffle-'))!;
+    // One file per (partition, producer): 3 partitions from 1 producer.
+    expect(readdirSync(`${jobDir}/${shuffle.id}`).filter((f) => f.endsWith('.parquet')).sort()).toEqual(['0-0.parquet', '1-0.parquet', '2-0.parquet']);
+
+    const second = await init({ ...options(), jobId: 'resume' });
+    try {
+      expect(bag(await pipeline(second).takeAll())).toEqual(bag(await expected()));
+      expect(second.lastSummary).toMatchObject({ tasksTotal: 4, tasksRun: 0, tasksSkipped: 4 });
+      // recompute reruns the node it is called on (its inputs' results are reused).
+      expect(bag(await pipeline(second).recompute().takeAll())).toEqual(bag(await expected()));
+      expect(second.lastSummary).toMatchObject({ tasksRun: 3, tasksSkipped: 1 });
+    } finally {
+      await second.shutdown();
+    }
+  });
+
+  it('recompute() reruns the node it is called on; a rerun input invalidates its consumers', async () => {
+    const count = (sp: Awaited<ReturnType<typeof init>>, recompute = false) => {
+      const base = sp.readParquet(events).repartition(2);
+      return sp.partialSql('SELECT count(*) AS c FROM {0}', recompute ? base.recompute() : base).count();
+    };
+    const sp = await init({ ...options(), jobId: 'chain' });
+    try {
+      await count(sp);
+      expect(sp.lastSummary).toMatchObject({ tasksRun: 3 });
+      // As smallpond: the flag passes to derived DataFrames, whose own node is recomputed.
+      await count(sp, true);
+      expect(sp.lastSummary).toMatchObject({ tasksRun: 2, tasksSkipped: 1 });
+    } finally {
+      await sp.shutdown();
+    }
+    // Lose the shuffle producer's marker: it reruns, and so does everything that read it.
+    const jobDir = `${tmp.dir}/root/chain`;
+    const shuffle = readdirSync(jobDir).find((d) => d.startsWith('shuffle-'))!;
+    rmSync(`${jobDir}/${shuffle}/.completed/0.json`);
+    const again = await init({ ...options(), jobId: 'chain' });
+    try {
+      await count(again);
+      expect(again.lastSummary).toMatchObject({ tasksRun: 3, tasksSkipped: 0 });
+    } finally {
+      await again.shutdown();
+    }
+  });
+});
+
+describe('errors', () => {
+  it('an SQL error carries the SQL and the partition, and is not retried', async () => {
+    const sp = await init({ ...options(), jobId: 'bad-sql' });
+    try {
+      const bad = sp.partialSql('SELECT no_such_column FROM {0}', sp.readParquet(events).repartition(3));
+      const err = await bad.count().then(() => undefined, (e: unknown) => e) as MillpondError & { sql: string; partition: number };
+      expect(err).toBeInstanceOf(MillpondError);
+      expect(err.code).toBe('ESQL');
+      expect(err.sql).toBe('SELECT no_such_column FROM {0}');
+      expect([0, 1, 2]).toContain(err.partition);
+      expect(err.message).toMatch(/partition \d/);
+      expect(err.message).toContain('no_such_column');
+      expect(err.message).not.toMatch(/attempts/);
+    } finally {
+      await sp.shutdown();
+    }
+  });
+
+  it('a missing path, a wrong placeholder and an out-of-range by value', async () => {
+    const sp = await init({ ...options(), jobId: 'bad-input' });
+    try {
+      const missing = await sp.readParquet(`${tmp.dir}/nope.parquet`).count().then(() => undefined, (e: unknown) => e) as MillpondError;
+      expect(missing.code).toBe('ENOENT');
+      expect(missing.message).toContain(`${tmp.dir}/nope.parquet`);
+      const noMatch = await sp.readParquet(`${tmp.dir}/nope-*.parquet`).count().then(() => undefined, (e: unknown) => e) as MillpondError;
+      expect(noMatch.code).toBe('ENOENT');
+
+      const df = sp.readParquet(events);
+      expect(() => sp.partialSql('SELECT * FROM {0} JOIN {1} USING (id)', df)).toThrow(/placeholder \{1\}.*1 input was given/);
+      expect(() => sp.partialSql('SELECT * FROM {0} JOIN {1} USING (id)', df.repartition(2), df.repartition(3)))
+        .toThrow(/same number of partitions, got 2, 3/);
+
+      const outOfRange = await df.repartition(4, { by: 'k' }).count().then(() => undefined, (e: unknown) => e) as MillpondError;
+      expect(outOfRange.code).toBe('EINVAL');
+      expect(outOfRange.message).toMatch(/by: "k".*value 10 is not a partition index in \[0, 4\)/);
+
+      expect(() => df.repartition(0)).toThrow(RangeError);
+      expect(() => df.repartition(2, { hashBy: 'k', by: 'k' })).toThrow(TypeError);
+      await expect(init({ ...options(), workers: 0 })).rejects.toThrow(RangeError);
+      await expect(init({ root: { kind: 'millpond', dir: '/x', meta: '', mgmtd: '' } })).rejects.toMatchObject({ code: 'ENOTSUP' });
+    } finally {
+      await sp.shutdown();
+    }
+  });
+
+  it('a JS function that throws fails the job with its message', async () => {
+    const sp = await init({ ...options(), jobId: 'bad-fn' });
+    try {
+      const df = sp.readParquet(events).repartition(2).map(() => { throw new Error('boom'); });
+      await expect(df.count()).rejects.toThrow(/map function threw on row 0: boom/);
+    } finally {
+      await sp.shutdown();
+    }
+  });
+});
