@@ -1,0 +1,315 @@
+// millpond.duckdb_extension: `millpond://path` in DuckDB, on the native FileClient (design §6).
+// Positional reads from many threads at once, sequential writes (COPY ... TO ... (FORMAT
+// parquet)), glob with `*`, `**` and `?`, sizes and modification times, remove and rename.
+//
+// The cluster comes from the settings millpond_meta and millpond_mgmtd (comma-separated
+// tcp:// endpoints), else from MILLPOND_META / MILLPOND_MGMTD. This file is an adapter like
+// native/addon: DuckDB's FileSystem contract is exceptions, the core's is Status; errors
+// cross here as IOException with the millpond code in the message.
+#include "duckdb.hpp"
+#include "duckdb/common/file_opener.hpp"
+#include "duckdb/common/file_system.hpp"
+#include "duckdb/common/string_util.hpp"
+#include "duckdb/main/config.hpp"
+#include "duckdb/main/database.hpp"
+#include "duckdb/main/extension/extension_loader.hpp"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <regex>
+
+#include "client/file_client.h"
+
+namespace duckdb {
+
+namespace {
+
+constexpr const char* kPrefix = "millpond://";
+// DuckDB derives some paths (e.g. the temporary file of an overwriting COPY) by path
+// arithmetic that collapses "//": every "millpond:/..." spelling names the same namespace.
+constexpr const char* kScheme = "millpond:";
+
+[[noreturn]] void Fail(const millpond::Status& s, const string& what) {
+  throw IOException("millpond: %s: %s: %s", what, s.CodeName(), s.message());
+}
+
+// "millpond:/a/b", "millpond://a/b" and "millpond:///a/b" all name /a/b in the namespace.
+string NamespacePath(const string& url) {
+  size_t at = strlen(kScheme);
+  while (at < url.size() && url[at] == '/') at++;
+  string p = "/" + url.substr(at);
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+vector<string> SplitEndpoints(const string& text) {
+  vector<string> out;
+  for (auto& e : StringUtil::Split(text, ',')) {
+    string t = StringUtil::Replace(e, " ", "");
+    if (!t.empty()) out.push_back(t);
+  }
+  return out;
+}
+
+string Setting(optional_ptr<FileOpener> opener, const char* name, const char* env) {
+  Value v;
+  if (opener && FileOpener::TryGetCurrentSetting(opener, name, v) && !v.IsNull()) {
+    string s = v.ToString();
+    if (!s.empty()) return s;
+  }
+  const char* e = std::getenv(env);
+  return e ? e : "";
+}
+
+// One FileClient per (meta, mgmtd) pair, shared by every database of the process.
+millpond::FileClient& ClientFor(optional_ptr<FileOpener> opener) {
+  static std::mutex mu;
+  static std::map<string, std::unique_ptr<millpond::FileClient>> clients;
+  string meta = Setting(opener, "millpond_meta", "MILLPOND_META");
+  string mgmtd = Setting(opener, "millpond_mgmtd", "MILLPOND_MGMTD");
+  if (meta.empty() || mgmtd.empty())
+    throw IOException("millpond: set millpond_meta and millpond_mgmtd (or MILLPOND_META and MILLPOND_MGMTD)");
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = clients[meta + "|" + mgmtd];
+  if (!slot) {
+    millpond::FileClientOptions o;
+    o.meta.rpc.endpoints = SplitEndpoints(meta);
+    o.mgmtd.rpc.endpoints = SplitEndpoints(mgmtd);
+    millpond::Status s = millpond::FileClient::Create(o, &slot);
+    if (!s.ok()) Fail(s, "connect to " + meta);
+  }
+  return *slot;
+}
+
+class MillpondFileHandle : public FileHandle {
+ public:
+  MillpondFileHandle(FileSystem& fs, const string& path, FileOpenFlags flags,
+                     std::unique_ptr<millpond::FileHandle> file)
+      : FileHandle(fs, path, flags), file_(std::move(file)) {}
+  ~MillpondFileHandle() override { file_->Close(); }
+  void Close() override {
+    millpond::Status s = file_->Close();
+    if (!s.ok()) Fail(s, "close " + path);
+  }
+  millpond::FileHandle& file() { return *file_; }
+  idx_t position = 0;
+
+ private:
+  std::unique_ptr<millpond::FileHandle> file_;
+};
+
+MillpondFileHandle& Millpond(FileHandle& h) { return h.Cast<MillpondFileHandle>(); }
+
+class MillpondFileSystem : public FileSystem {
+ public:
+  string GetName() const override { return "MillpondFileSystem"; }
+  bool CanHandleFile(const string& path) override { return StringUtil::StartsWith(path, string(kScheme) + "/"); }
+
+  unique_ptr<FileHandle> OpenFile(const string& url, FileOpenFlags flags, optional_ptr<FileOpener> opener) override {
+    auto& client = ClientFor(opener);
+    millpond::OpenFlags o;
+    o.read = flags.OpenForReading();
+    o.write = flags.OpenForWriting();
+    o.create = flags.CreateFileIfNotExists() || flags.OverwriteExistingFile();
+    o.truncate = flags.OverwriteExistingFile();
+    o.append = flags.OpenForAppending();
+    std::unique_ptr<millpond::FileHandle> file;
+    millpond::Status s = client.Open(NamespacePath(url), o, 0644, &file);
+    if (s.code() == millpond::StatusCode::kNotFound && flags.ReturnNullIfNotExists()) return nullptr;
+    if (!s.ok()) Fail(s, "open " + url);
+    return make_uniq<MillpondFileHandle>(*this, url, flags, std::move(file));
+  }
+
+  // Positional reads: DuckDB issues them from many threads, each on its own range.
+  void Read(FileHandle& h, void* buffer, int64_t bytes, idx_t location) override {
+    size_t got = 0;
+    millpond::Status s = Millpond(h).file().Read(location, static_cast<size_t>(bytes), static_cast<char*>(buffer), &got);
+    if (!s.ok()) Fail(s, "read " + h.path);
+    if (got != static_cast<size_t>(bytes))
+      throw IOException("millpond: read %s: %lld bytes at %llu, only %llu exist", h.path, (long long)bytes,
+                        (unsigned long long)location, (unsigned long long)got);
+  }
+
+  int64_t Read(FileHandle& h, void* buffer, int64_t bytes) override {
+    auto& m = Millpond(h);
+    size_t got = 0;
+    millpond::Status s = m.file().Read(m.position, static_cast<size_t>(bytes), static_cast<char*>(buffer), &got);
+    if (!s.ok()) Fail(s, "read " + h.path);
+    m.position += got;
+    return static_cast<int64_t>(got);
+  }
+
+  void Write(FileHandle& h, void* buffer, int64_t bytes, idx_t location) override {
+    millpond::Status s = Millpond(h).file().Write(location, static_cast<const char*>(buffer), static_cast<size_t>(bytes));
+    if (!s.ok()) Fail(s, "write " + h.path);
+  }
+
+  int64_t Write(FileHandle& h, void* buffer, int64_t bytes) override {
+    auto& m = Millpond(h);
+    Write(h, buffer, bytes, m.position);
+    m.position += static_cast<idx_t>(bytes);
+    return bytes;
+  }
+
+  void FileSync(FileHandle& h) override {
+    millpond::Status s = Millpond(h).file().Flush();
+    if (!s.ok()) Fail(s, "sync " + h.path);
+  }
+
+  int64_t GetFileSize(FileHandle& h) override { return static_cast<int64_t>(Millpond(h).file().lengthBytes()); }
+  timestamp_t GetLastModifiedTime(FileHandle& h) override {
+    return Timestamp::FromEpochMs(Millpond(h).file().inode().mtimeMs);
+  }
+  FileType GetFileType(FileHandle&) override { return FileType::FILE_TYPE_REGULAR; }
+  void Seek(FileHandle& h, idx_t location) override { Millpond(h).position = location; }
+  idx_t SeekPosition(FileHandle& h) override { return Millpond(h).position; }
+  bool CanSeek() override { return true; }
+  bool OnDiskFile(FileHandle&) override { return false; }
+  void Truncate(FileHandle& h, int64_t length) override {
+    millpond::Inode inode;
+    millpond::Status s = Millpond(h).file().Flush();
+    if (s.ok()) s = ClientFor(nullptr).meta()->Truncate(NamespacePath(h.path), static_cast<uint64_t>(length), &inode);
+    if (!s.ok()) Fail(s, "truncate " + h.path);
+  }
+
+  bool FileExists(const string& url, optional_ptr<FileOpener> opener) override {
+    millpond::Inode inode;
+    millpond::Status s = ClientFor(opener).meta()->Stat(NamespacePath(url), &inode);
+    return s.ok() && inode.type == millpond::FileType::kFile;
+  }
+  bool DirectoryExists(const string& url, optional_ptr<FileOpener> opener) override {
+    millpond::Inode inode;
+    millpond::Status s = ClientFor(opener).meta()->Stat(NamespacePath(url), &inode);
+    return s.ok() && inode.type == millpond::FileType::kDir;
+  }
+  void CreateDirectory(const string& url, optional_ptr<FileOpener> opener) override {
+    millpond::Inode inode;
+    millpond::Status s = ClientFor(opener).meta()->Mkdir(NamespacePath(url), 0755, true, &inode);
+    if (!s.ok() && s.code() != millpond::StatusCode::kExists) Fail(s, "mkdir " + url);
+  }
+  void RemoveDirectory(const string& url, optional_ptr<FileOpener> opener) override {
+    auto& meta = *ClientFor(opener).meta();
+    string path = NamespacePath(url);
+    for (const auto& e : List(meta, path)) {
+      string child = url + "/" + e.name;
+      if (e.type == millpond::FileType::kDir) RemoveDirectory(child, opener);
+      else RemoveFile(child, opener);
+    }
+    millpond::Status s = meta.Rmdir(path);
+    if (!s.ok()) Fail(s, "rmdir " + url);
+  }
+  void RemoveFile(const string& url, optional_ptr<FileOpener> opener) override {
+    millpond::Status s = ClientFor(opener).meta()->Unlink(NamespacePath(url));
+    if (!s.ok()) Fail(s, "remove " + url);
+  }
+  bool TryRemoveFile(const string& url, optional_ptr<FileOpener> opener) override {
+    return ClientFor(opener).meta()->Unlink(NamespacePath(url)).ok();
+  }
+  void MoveFile(const string& source, const string& target, optional_ptr<FileOpener> opener) override {
+    millpond::Status s = ClientFor(opener).meta()->Rename(NamespacePath(source), NamespacePath(target));
+    if (!s.ok()) Fail(s, "rename " + source);
+  }
+
+  bool ListFiles(const string& url, const std::function<void(const string&, bool)>& callback,
+                 FileOpener* opener) override {
+    auto& meta = *ClientFor(opener).meta();
+    millpond::Inode inode;
+    if (!meta.Stat(NamespacePath(url), &inode).ok() || inode.type != millpond::FileType::kDir) return false;
+    for (const auto& e : List(meta, NamespacePath(url))) callback(e.name, e.type == millpond::FileType::kDir);
+    return true;
+  }
+
+  // `*` and `?` match within one name, `**` across directories.
+  vector<OpenFileInfo> Glob(const string& pattern, FileOpener* opener) override {
+    auto& meta = *ClientFor(opener).meta();
+    vector<string> parts = StringUtil::Split(NamespacePath(pattern), '/');
+    string root;
+    size_t i = 0;
+    for (; i < parts.size() && parts[i].find_first_of("*?[") == string::npos; i++) root += "/" + parts[i];
+    if (root.empty()) root = "/";
+    vector<string> rest(parts.begin() + static_cast<long>(i), parts.end());
+    vector<string> found;
+    if (rest.empty()) {
+      millpond::Inode inode;
+      if (meta.Stat(root, &inode).ok()) found.push_back(root);
+    } else {
+      Walk(meta, root, rest, 0, &found);
+    }
+    std::sort(found.begin(), found.end());
+    found.erase(std::unique(found.begin(), found.end()), found.end());
+    vector<OpenFileInfo> out;
+    for (auto& f : found) out.emplace_back(string(kPrefix) + f.substr(1));  // millpond://a/b
+    return out;
+  }
+
+ private:
+  static vector<millpond::DirEntry> List(millpond::MetaClient& meta, const string& path) {
+    vector<millpond::DirEntry> all;
+    string after;
+    for (;;) {
+      millpond::ReaddirPage page;
+      millpond::Status s = meta.Readdir(path, after, 0, &page);
+      if (!s.ok()) Fail(s, "readdir " + path);
+      all.insert(all.end(), page.entries.begin(), page.entries.end());
+      if (!page.more || page.entries.empty()) return all;
+      after = page.entries.back().name;
+    }
+  }
+
+  static std::regex Matcher(const string& part) {
+    string re = "^";
+    for (char c : part) {
+      if (c == '*') re += "[^/]*";
+      else if (c == '?') re += "[^/]";
+      else if (string("\\^$.|+()[]{}").find(c) != string::npos) re += string("\\") + c;
+      else re += c;
+    }
+    return std::regex(re + "$");
+  }
+
+  static void Walk(millpond::MetaClient& meta, const string& dir, const vector<string>& parts, size_t at,
+                   vector<string>* found) {
+    auto join = [&](const string& name) { return dir == "/" ? "/" + name : dir + "/" + name; };
+    vector<millpond::DirEntry> entries;
+    millpond::ReaddirPage probe;
+    if (!meta.Readdir(dir, "", 1, &probe).ok()) return;  // not a directory (or gone)
+    entries = List(meta, dir);
+    const string& part = parts[at];
+    bool last = at + 1 == parts.size();
+    if (part == "**") {
+      if (last) {
+        for (auto& e : entries) found->push_back(join(e.name));
+      } else {
+        Walk(meta, dir, parts, at + 1, found);  // ** matches no directory at all
+      }
+      for (auto& e : entries)
+        if (e.type == millpond::FileType::kDir) Walk(meta, join(e.name), parts, at, found);
+      return;
+    }
+    std::regex re = Matcher(part);
+    for (auto& e : entries) {
+      if (!std::regex_match(e.name, re)) continue;
+      if (last) found->push_back(join(e.name));
+      else if (e.type == millpond::FileType::kDir) Walk(meta, join(e.name), parts, at + 1, found);
+    }
+  }
+};
+
+void LoadInternal(ExtensionLoader& loader) {
+  auto& db = loader.GetDatabaseInstance();
+  auto& config = DBConfig::GetConfig(db);
+  config.AddExtensionOption("millpond_meta", "millpond meta server endpoints (tcp://host:port,...)",
+                            LogicalType::VARCHAR, Value(""));
+  config.AddExtensionOption("millpond_mgmtd", "millpond mgmtd endpoints (tcp://host:port,...)",
+                            LogicalType::VARCHAR, Value(""));
+  db.GetFileSystem().RegisterSubSystem(make_uniq<MillpondFileSystem>());
+}
+
+}  // namespace
+
+}  // namespace duckdb
+
+extern "C" {
+DUCKDB_CPP_EXTENSION_ENTRY(millpond, loader) { duckdb::LoadInternal(loader); }
+}
