@@ -22,4 +22,7 @@ cmake -S . -B build/duckdb-ext -DCMAKE_BUILD_TYPE=Release \
   { tail -30 build/duckdb-ext.log >&2; exit 1; }
 cmake --build build/duckdb-ext --target millpond_duckdb -j2 >> build/duckdb-ext.log 2>&1 ||
   { grep -E "error|Error" -A3 build/duckdb-ext.log | head -40 >&2; exit 1; }
-node scripts/append-duckdb-metadata.mjs build/duckdb-ext/millpond.duckdb_extension "v$DUCKDB_VERSION"
+# Stamp a fresh copy each time, so a rebuild with nothing to do never stamps twice.
+cp build/duckdb-ext/millpond_duckdb_unstamped.so build/duckdb-ext/millpond.duckdb_extension.tmp
+node scripts/append-duckdb-metadata.mjs build/duckdb-ext/millpond.duckdb_extension.tmp "v$DUCKDB_VERSION"
+mv build/duckdb-ext/millpond.duckdb_extension.tmp build/duckdb-ext/millpond.duckdb_extension
