@@ -45,6 +45,7 @@ export class Session {
   private readonly scanFiles = new Map<string, string[]>();
   private readonly planned = new Map<string, PlanNode>();
   private closed = false;
+  private queue: Promise<void> = Promise.resolve();
 
   /** @internal use init() */
   constructor(readonly options: ResolvedOptions, readonly root: DataRoot, private readonly db: TaskDb) {
@@ -129,8 +130,17 @@ export class Session {
     }
   }
 
-  /** @internal Runs the plan up to `node` (reusing completed tasks) and returns the job summary. */
-  async execute(node: PlanNode, recompute: boolean): Promise<JobSummary> {
+  /**
+   * @internal Runs the plan up to `node` (reusing completed tasks) and returns the job summary.
+   * Terminal calls of one session run one after another (they share the workers and results).
+   */
+  execute(node: PlanNode, recompute: boolean): Promise<JobSummary> {
+    const run = this.queue.then(() => this.executeNow(node, recompute));
+    this.queue = run.then(() => {}, () => {});
+    return run;
+  }
+
+  private async executeNow(node: PlanNode, recompute: boolean): Promise<JobSummary> {
     if (this.closed) throw new MillpondError('ECLOSED', 'session is shut down');
     await this.resolveScans(node);
     if (recompute) {
@@ -190,8 +200,10 @@ export class Session {
     return nonEmpty[0]!.concat(...nonEmpty.slice(1));
   }
 
+  /** Waits for running terminal calls, then stops the workers. */
   async shutdown(): Promise<void> {
     if (this.closed) return;
+    await this.queue;
     this.closed = true;
     await this.executor.close();
     this.db.close();

@@ -59,6 +59,12 @@ describe('sources', () => {
   });
 });
 
+it('terminal calls at once on one session run one after another', async () => {
+  const df = sp.readParquet(events).repartition(3, { hashBy: 'name' });
+  const [a, b, c] = await Promise.all([df.count(), df.filter('k = 0').count(), df.map('id').take(5)]);
+  expect([a, b, c.length]).toEqual([600, 327, 5]);
+});
+
 describe.each([1, 3, 7])('%i partitions', (n) => {
   it('repartition(n) keeps every row and spreads them', async () => {
     const df = sp.readParquet(events).repartition(n);
