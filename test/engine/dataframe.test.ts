@@ -59,6 +59,16 @@ describe('sources', () => {
   });
 });
 
+it('empty inputs: every partition empty keeps its columns (SQL) or takes the given schema (functions)', async () => {
+  const empty = sp.readParquet(events).filter('k < 0').repartition(3, { hashBy: 'k' });
+  expect(await empty.count()).toBe(0);
+  expect((await empty.toArrow()).schema.fields.map((f) => f.name)).toEqual(['id', 'k', 'name', 'v', 'xs']);
+  const mapped = await empty.map((r) => ({ a: r.id }), { schema: { a: 'BIGINT' } }).toArrow();
+  expect(mapped.numRows).toBe(0);
+  expect(String(mapped.schema.fields[0]!.type)).toBe('Int64');
+  expect(await empty.limit(5).takeAll()).toEqual([]);
+});
+
 it('terminal calls at once on one session run one after another', async () => {
   const df = sp.readParquet(events).repartition(3, { hashBy: 'name' });
   const [a, b, c] = await Promise.all([df.count(), df.filter('k = 0').count(), df.map('id').take(5)]);
