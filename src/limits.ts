@@ -106,6 +106,10 @@ export const clusterLimits = {
   /** Scrub reads this many chunk bytes per second at most. */
   scrubBytesPerSecDefault: 64 * 1024 * 1024,
   scrubListPage: 256,
+  /** Unlinked files whose chunks one garbage pass removes at most. */
+  garbageBatch: 64,
+  /** The garbage collector's pass interval. */
+  garbageIntervalMsDefault: 1_000,
 } as const;
 
 /** The FileSystem API (src/fs). */

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { MgmtdServer } from '../cluster/mgmtd-server.js';
+import { RoutingClient } from '../cluster/routing-client.js';
 import { MgmtdService } from '../cluster/mgmtd-service.js';
 import { MillpondError } from '../errors.js';
 import { MetaServer } from '../meta/meta-server.js';
@@ -14,6 +15,7 @@ import { MetaService } from '../meta/meta-service.js';
 import { SqliteKv } from '../meta/sqlite-kv.js';
 import type { TransportChoice } from '../native/binding.js';
 import { StorageDaemon } from '../storage/daemon.js';
+import { startGarbageCollector } from '../storage/garbage.js';
 
 export interface EmbeddedOptions {
   dataDir: string;
@@ -50,7 +52,8 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     stops.push(() => mgmtd.close());
     const metaKv = new SqliteKv(join(o.dataDir, 'meta.db'));
     stops.push(() => metaKv.close());
-    const meta = await MetaServer.start(await MetaService.open(metaKv), o.metaListen);
+    const metaService = await MetaService.open(metaKv);
+    const meta = await MetaServer.start(metaService, o.metaListen);
     stops.push(() => meta.close());
 
     for (let node = 1; node <= STORAGE_NODES; node++) {
@@ -76,6 +79,11 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       const r = await admin.getRouting();
       return 'targets' in r && r.targets.length === STORAGE_NODES && r.targets.every((t) => t.state === 'serving');
     }, 'every target to serve');
+    // Chunks of unlinked files go in the background, next to the metadata service.
+    const routing = new RoutingClient({ mgmtd: [mgmtd.endpoint] });
+    stops.push(() => routing.close());
+    const collector = startGarbageCollector(metaService, routing);
+    stops.push(() => collector.stop());
     return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, stop };
   } catch (err) {
     await stop();

@@ -10,6 +10,8 @@ import { MetaServer } from './meta-server.js';
 import { MetaService } from './meta-service.js';
 import { PostgresKv } from './postgres-kv.js';
 import { SqliteKv } from './sqlite-kv.js';
+import { RoutingClient } from '../cluster/routing-client.js';
+import { startGarbageCollector } from '../storage/garbage.js';
 
 const { values } = parseArgs({
   options: {
@@ -18,6 +20,8 @@ const { values } = parseArgs({
     'pg-url': { type: 'string' },
     listen: { type: 'string', default: 'tcp://127.0.0.1:0' },
     synchronous: { type: 'string', default: 'full' },
+    // With mgmtd endpoints, this process also removes the chunks of unlinked files.
+    mgmtd: { type: 'string' },
   },
 });
 
@@ -41,6 +45,7 @@ if (values.backend === 'sqlite') {
 
 const service = await MetaService.open(kv);
 const server = await MetaServer.start(service, values.listen!);
+if (values.mgmtd) startGarbageCollector(service, new RoutingClient({ mgmtd: values.mgmtd.split(',') }));
 console.log(`listening ${server.endpoint}`);
 
 const shutdown = async () => {

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
 import { MillpondError } from '../../src/errors.js';
+import { ChunkClient } from '../../src/chunk/chunk-client.js';
+import { RoutingClient } from '../../src/cluster/routing-client.js';
+import { collectGarbage } from '../../src/storage/garbage.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -17,11 +20,12 @@ describe('FileSystem', () => {
   const t = tempDir('fs');
   let cluster: Cluster;
   let meta: MetaServer;
+  let service: MetaService;
   let fs: FileSystem;
 
   beforeAll(async () => {
     cluster = await Cluster.start(1);
-    const service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')));
+    service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')));
     meta = await MetaServer.start(service, 'tcp://127.0.0.1:0');
     fs = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp' });
     await fs.mkdir('/data');
@@ -110,5 +114,32 @@ describe('FileSystem', () => {
     const h = await fs.open('/data/file', 'r');
     expect(await codeOf(h.write(Buffer.from('y')))).toBe('EBADF');
     await h.close();
+  });
+
+  it('removes the chunks of unlinked files in the background', async () => {
+    await fs.writeFile('/data/doomed', randomBytes(3 * CHUNK + 10));
+    const ino = (await fs.stat('/data/doomed')).ino;
+    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints });
+    const client = new ChunkClient({ transport: 'tcp' });
+    try {
+      const chunksOf = async () => {
+        let n = 0;
+        for (const target of (await routing.refresh()).targets) {
+          const entries = await client.list(target.dataAddress, { after: { inode: ino - 1n, index: 0xffff_ffff } });
+          n += entries.filter((e) => e.chunk.inode === ino).length;
+        }
+        return n;
+      };
+      expect(await chunksOf()).toBe(4 * 3); // 4 chunks, 3 replicas each
+      await fs.unlink('/data/doomed');
+      const stats = await collectGarbage(service, routing); // earlier tests' removals are queued too
+      expect(stats.files).toBeGreaterThanOrEqual(1);
+      expect(stats.chunksRemoved).toBeGreaterThanOrEqual(12);
+      expect(await chunksOf()).toBe(0);
+      expect(await service.takeGarbage(10)).toEqual([]);
+    } finally {
+      client.close();
+      routing.close();
+    }
   });
 });
