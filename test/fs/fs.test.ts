@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { connect, type FileSystem } from '../../src/fs/index.js';
+import { crc32c } from '../../src/index.js';
 import { MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
 import { MillpondError } from '../../src/errors.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
@@ -49,6 +50,25 @@ describe('FileSystem', () => {
       expect((await fs.stat(`/data/f${size}`)).size).toBe(size);
     }
   });
+
+  it('streams a 1 GiB file in and out with its checksum intact', async () => {
+    const piece = randomBytes(16 * CHUNK + 333); // not chunk-aligned: every write straddles chunks
+    const pieces = Math.ceil(1024 * CHUNK / piece.length);
+    let expected = 0;
+    async function* source() {
+      for (let i = 0; i < pieces; i++) {
+        piece.writeUInt32LE(i, 0); // every piece differs
+        expected = crc32c(piece, expected);
+        yield Buffer.from(piece);
+      }
+    }
+    await pipeline(Readable.from(source()), fs.createWriteStream('/data/big'));
+    expect((await fs.stat('/data/big')).size).toBe(pieces * piece.length);
+    let actual = 0;
+    for await (const chunk of fs.createReadStream('/data/big', { highWaterMark: 8 * CHUNK })) actual = crc32c(chunk, actual);
+    expect(actual).toBe(expected);
+    await fs.unlink('/data/big');
+  }, 180_000);
 
   it('reads at positions, appends, truncates and leaves holes as zeros', async () => {
     await fs.writeFile('/data/a', 'hello');
