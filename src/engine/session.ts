@@ -23,8 +23,14 @@ export async function init(options: InitOptions): Promise<Session> {
   const resolved = resolveOptions(options);
   const root = openDataRoot(resolved.root);
   await root.mkdirp(`${root.dir}/${resolved.jobId}`);
-  const db = await openTaskDb({ threads: resolved.threadsPerTask, memoryLimitBytes: resolved.memoryLimitPerTaskBytes });
+  const db = await openTaskDb(duckDbSettings(resolved));
   return new Session(resolved, root, db);
+}
+
+/** Each task's DuckDB: the session's limits, and the millpond extension for a millpond root. */
+function duckDbSettings(o: ResolvedOptions) {
+  const millpond = o.root.kind === 'millpond' ? { meta: o.root.meta, mgmtd: o.root.mgmtd } : undefined;
+  return { threads: o.threadsPerTask, memoryLimitBytes: o.memoryLimitPerTaskBytes, ...(millpond ? { millpond } : {}) };
 }
 
 function pathList(paths: string | string[]): string[] {
@@ -151,7 +157,7 @@ export class Session {
     await this.root.writeFileAtomic(this.layout.planFile(), JSON.stringify({ jobId: this.jobId, nodes: [...this.planned.values()].map((n) => n.describe()) }, null, 2));
     const ctx: SchedulerContext = {
       root: this.root, layout: this.layout, executor: this.executor,
-      duckdb: { threads: this.options.threadsPerTask, memoryLimitBytes: this.options.memoryLimitPerTaskBytes },
+      duckdb: duckDbSettings(this.options),
       attemptsMax: this.options.taskAttemptsMax, progress: this.options.progress,
       scanFiles: this.scanFiles, results: this.results,
     };
@@ -207,5 +213,6 @@ export class Session {
     this.closed = true;
     await this.executor.close();
     this.db.close();
+    this.root.close?.();
   }
 }

@@ -1,5 +1,8 @@
 /** One DuckDB per task: a fresh in-memory instance with the task's thread and memory limits. */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MillpondError } from '../../errors.js';
 import type { DuckDbSettings, TaskFailure } from './task-spec.js';
 
 export interface TaskDb {
@@ -22,14 +25,30 @@ export class SqlFailure extends Error {
 // Errors that the same SQL over the same input raises again; retrying them only wastes time.
 const kDeterministic = /^(Parser|Binder|Catalog|Conversion|Invalid Input|Not implemented|Constraint|Out of Range|Invalid Type|Syntax|Dependency) Error/;
 
+/** Built by npm install (scripts/build-duckdb-extension.sh); the same path from src/ and dist/. */
+export const kMillpondExtension = fileURLToPath(new URL('../../../build/duckdb-ext/millpond.duckdb_extension', import.meta.url));
+
+const quoted = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
 export async function openTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
   const options: Record<string, string> = {
     threads: String(settings.threads),
     memory_limit: `${Math.max(1, Math.floor(settings.memoryLimitBytes / (1024 * 1024)))}MB`,
   };
   if (settings.tempDirectory) options.temp_directory = settings.tempDirectory;
+  if (settings.millpond) {
+    if (!existsSync(kMillpondExtension)) {
+      throw new MillpondError('ENOENT', `the DuckDB millpond extension is not built (${kMillpondExtension}): run npm run build:duckdb`);
+    }
+    options.allow_unsigned_extensions = 'true';
+  }
   const instance = await DuckDBInstance.create(':memory:', options);
   const conn = await instance.connect();
+  if (settings.millpond) {
+    await conn.run(`LOAD ${quoted(kMillpondExtension)}`);
+    await conn.run(`SET millpond_meta = ${quoted(settings.millpond.meta)}`);
+    await conn.run(`SET millpond_mgmtd = ${quoted(settings.millpond.mgmtd)}`);
+  }
   return {
     conn,
     async run(sql: string): Promise<unknown[][]> {

@@ -45,6 +45,8 @@ export interface DuckDbSettings {
   memoryLimitBytes: number;
   /** Where DuckDB spills; per worker. */
   tempDirectory?: string;
+  /** A millpond data root: load the millpond:// extension and point it at this cluster. */
+  millpond?: { meta: string; mgmtd: string };
 }
 
 export interface OutputRecord extends OutputSlot {

@@ -10,13 +10,14 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { MillpondError } from '../../errors.js';
+import { connect, type FileSystem } from '../../fs/index.js';
 
 /** A plain object (it crosses into worker processes), naming the root. */
 export type DataRootSpec =
   | { kind: 'local'; dir: string }
   /**
-   * Not implemented yet: DuckDB reads `millpond://<path>` through the millpond extension and
-   * task markers go through the FileSystem API (src/fs) at these addresses.
+   * A directory of a millpond cluster: DuckDB reads and writes `millpond://<path>` through the
+   * millpond extension; markers and renames go through the FileSystem API (src/fs).
    */
   | { kind: 'millpond'; dir: string; meta: string; mgmtd: string };
 
@@ -36,6 +37,8 @@ export interface DataRoot {
   /** The file's size in bytes, or undefined when it does not exist. */
   sizeBytes(location: string): Promise<number | undefined>;
   removeRecursive(location: string): Promise<void>;
+  /** Releases connections (millpond roots). */
+  close?(): void;
 }
 
 export function openDataRoot(spec: DataRootSpec): DataRoot {
@@ -45,7 +48,15 @@ export function openDataRoot(spec: DataRootSpec): DataRoot {
     return new LocalDataRoot({ kind: 'local', dir: resolve(spec.dir) });
   }
   if (spec.kind === 'millpond') {
-    throw new MillpondError('ENOTSUP', 'millpond:// data roots need the DuckDB millpond extension (not built yet); use { kind: "local", dir }');
+    for (const key of ['dir', 'meta', 'mgmtd'] as const) {
+      if (typeof spec[key] !== 'string' || spec[key] === '') throw new TypeError(`root.${key} must be a non-empty string`);
+    }
+    if (!spec.dir.startsWith('/')) throw new TypeError('root.dir of a millpond root is an absolute path in millpond');
+    // One connection per cluster and process: a worker runs many tasks against one root.
+    const key = `${spec.meta}|${spec.mgmtd}|${spec.dir}`;
+    let root = millpondRoots.get(key);
+    if (!root) millpondRoots.set(key, (root = new MillpondDataRoot(spec, () => millpondRoots.delete(key))));
+    return root;
   }
   throw new TypeError(`unknown root kind ${JSON.stringify((spec as { kind?: unknown }).kind)}`);
 }
@@ -102,5 +113,75 @@ class LocalDataRoot implements DataRoot {
 
   async removeRecursive(location: string): Promise<void> {
     await rm(location, { recursive: true, force: true });
+  }
+}
+
+const millpondRoots = new Map<string, MillpondDataRoot>();
+
+/** Locations are paths in the millpond namespace; DuckDB gets them as millpond:/// URLs. */
+class MillpondDataRoot implements DataRoot {
+  readonly dir: string;
+  private fs: Promise<FileSystem> | undefined;
+
+  constructor(readonly spec: DataRootSpec & { kind: 'millpond' }, private readonly forget: () => void) {
+    this.dir = spec.dir.replace(/\/+$/, '') || '/';
+  }
+
+  private files(): Promise<FileSystem> {
+    this.fs ??= connect({ meta: this.spec.meta, mgmtd: this.spec.mgmtd.split(',') });
+    return this.fs;
+  }
+
+  url(location: string): string {
+    return /^millpond:/i.test(location) ? location : `millpond://${location}`; // glob results are URLs already
+  }
+
+  resolveUserPath(path: string): string {
+    if (/^millpond:\/*/i.test(path)) return `/${path.replace(/^millpond:\/*/i, '')}`;
+    if (path.startsWith('/')) return path;
+    return `${this.dir === '/' ? '' : this.dir}/${path}`;
+  }
+
+  async mkdirp(location: string): Promise<void> {
+    await (await this.files()).mkdir(location, { recursive: true });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await (await this.files()).rename(from, to);
+  }
+
+  async writeFileAtomic(location: string, data: string): Promise<void> {
+    const fs = await this.files();
+    const tmp = `${location}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    await fs.mkdir(location.slice(0, location.lastIndexOf('/')) || '/', { recursive: true });
+    await fs.writeFile(tmp, data);
+    await fs.rename(tmp, location);
+  }
+
+  async readText(location: string): Promise<string | undefined> {
+    try {
+      return await (await this.files()).readFile(location, 'utf8');
+    } catch (e) {
+      if (e instanceof MillpondError && e.code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async sizeBytes(location: string): Promise<number | undefined> {
+    try {
+      return (await (await this.files()).stat(location)).size;
+    } catch (e) {
+      if (e instanceof MillpondError && e.code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async removeRecursive(location: string): Promise<void> {
+    await (await this.files()).rm(location, { recursive: true, force: true });
+  }
+
+  close(): void {
+    this.forget();
+    void this.fs?.then((fs) => fs.close());
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * A job whose data lives in millpond: inputs put into the cluster, every task of every worker
+ * reading and writing millpond:// partitions through the DuckDB extension, results compared
+ * with plain DuckDB over the local input.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
+import { init, type Session } from '../../src/engine/index.js';
+import { connect, type FileSystem } from '../../src/fs/index.js';
+import { tempDir } from '../support/tmp.js';
+import { bag, plainDuckDb, writeInputs } from './support.js';
+
+describe('engine on a millpond root', () => {
+  const t = tempDir('engine-mp');
+  let cluster: Embedded;
+  let fs: FileSystem;
+  let sp: Session;
+  let db: Awaited<ReturnType<typeof plainDuckDb>>;
+  const local = () => `${t.dir}/events-*.parquet`;
+
+  beforeAll(async () => {
+    await writeInputs(t.dir);
+    cluster = await startEmbedded({
+      dataDir: join(t.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
+      host: '127.0.0.1', transport: 'tcp', chainCount: 6, syncWrites: false,
+    });
+    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    await fs.mkdir('/input', { recursive: true });
+    for (let i = 0; i < 3; i++) await fs.writeFile(`/input/events-${i}.parquet`, readFileSync(join(t.dir, `events-${i}.parquet`)));
+    db = await plainDuckDb();
+    sp = await init({
+      root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
+      workers: 2, memoryLimitPerTask: '256MB', progress: false,
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await sp?.shutdown();
+    db?.close();
+    fs?.close();
+    await cluster?.stop();
+    t.cleanup();
+  });
+
+  it('shuffles and aggregates partitions in millpond like plain DuckDB on local files', async () => {
+    const grouped = sp.partialSql('SELECT k, count(*) AS n, sum(id)::BIGINT AS s FROM {0} GROUP BY k',
+      sp.readParquet('millpond:///input/events-*.parquet').repartition(3, { hashBy: 'k' }));
+    expect(bag(await grouped.takeAll())).toEqual(bag(await db.rows(
+      `SELECT k, count(*) AS n, sum(id)::BIGINT AS s FROM read_parquet('${local()}') GROUP BY k`)));
+    // The shuffle's files (one source partition x 3) and the 3 aggregates are in millpond.
+    expect((await fs.glob('/jobs/**/*.parquet')).length).toBeGreaterThanOrEqual(3 + 3);
+  });
+
+  it('writes its output into millpond', async () => {
+    await sp.readParquet('/input/events-*.parquet').filter('v > 100').repartition(2).writeParquet('/output/filtered');
+    const written = await fs.glob('/output/filtered/*.parquet');
+    expect(written.length).toBeGreaterThanOrEqual(1);
+    const back = sp.readParquet('millpond:///output/filtered/*.parquet');
+    expect(await back.count()).toBe(Number((await db.rows(`SELECT count(*) AS n FROM read_parquet('${local()}') WHERE v > 100`))[0]!.n));
+  });
+});
