@@ -151,7 +151,8 @@ describe('errors', () => {
       expect(() => df.repartition(0)).toThrow(RangeError);
       expect(() => df.repartition(2, { hashBy: 'k', by: 'k' })).toThrow(TypeError);
       await expect(init({ ...options(), workers: 0 })).rejects.toThrow(RangeError);
-      await expect(init({ root: { kind: 'millpond', dir: '/x', meta: '', mgmtd: '' } })).rejects.toMatchObject({ code: 'ENOTSUP' });
+      await expect(init({ root: { kind: 'millpond', dir: '/x', meta: '', mgmtd: '' } })).rejects.toThrow(/root.meta must be a non-empty string/);
+      await expect(init({ root: { kind: 'millpond', dir: 'x', meta: 'tcp://127.0.0.1:1', mgmtd: 'tcp://127.0.0.1:1' } })).rejects.toThrow(/absolute path/);
     } finally {
       await sp.shutdown();
     }
