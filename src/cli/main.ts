@@ -6,13 +6,20 @@
  *   millpond fs ...    filesystem commands against the cluster
  *   millpond demo      starts the embedded default, writes and verifies files through the
  *                      FileSystem API, prints figures, stops
+ *   millpond sql Q     runs a DuckDB query with millpond:// on the cluster
+ *   millpond run F     runs an engine script with the cluster's addresses in MILLPOND_*
  * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
  * --transport, --config), MILLPOND_* variables or a config file (see config.ts).
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
+import { openTaskDb } from '../engine/execution/duckdb.js';
 import { MillpondError } from '../errors.js';
 import { connect } from '../fs/index.js';
 import { crc32c } from '../index.js';
@@ -21,7 +28,7 @@ import { startEmbedded } from './embedded.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { formatBytes } from './progress.js';
 
-const USAGE = `usage: millpond up | status | demo [--size-mib N] | fs ...
+const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [args] | fs ...
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
   ${FS_USAGE}`;
 
@@ -107,6 +114,39 @@ async function demo(config: CliConfig, flags: Map<string, string>): Promise<void
   }
 }
 
+/** Runs one query in DuckDB with millpond:// pointed at the cluster; prints the rows as a table. */
+async function sql(config: CliConfig, query: string | undefined): Promise<void> {
+  if (!query) throw new TypeError(`millpond sql needs a query\n${USAGE}`);
+  const db = await openTaskDb({ threads: 2, memoryLimitBytes: 1 << 30, millpond: { meta: config.meta, mgmtd: config.mgmtd.join(',') } });
+  try {
+    const reader = await db.conn.runAndReadAll(query);
+    const names = reader.columnNames();
+    const rows = reader.getRowsJS().map((r) => r.map((v) => (v === null ? 'NULL' : typeof v === 'object' ? JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) : String(v))));
+    const widths = names.map((n, i) => Math.max(n.length, ...rows.map((r) => r[i]!.length)));
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    console.log(line(names));
+    console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const r of rows) console.log(line(r));
+    console.log(`(${rows.length} row${rows.length === 1 ? '' : 's'})`);
+  } catch (err) {
+    throw new MillpondError('ESQL', err instanceof Error ? err.message : String(err));
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs an engine script with the cluster's addresses in MILLPOND_META / MILLPOND_MGMTD. */
+async function run(config: CliConfig, script: string | undefined, args: string[]): Promise<void> {
+  if (!script) throw new TypeError(`millpond run needs a script\n${USAGE}`);
+  const tsx = createRequire(import.meta.url).resolve('tsx');
+  const child = spawn(process.execPath, ['--import', pathToFileURL(tsx).href, script, ...args], {
+    stdio: 'inherit',
+    env: { ...process.env, MILLPOND_META: config.meta, MILLPOND_MGMTD: config.mgmtd.join(','), MILLPOND_TRANSPORT: config.transport },
+  });
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  process.exitCode = code ?? (signal ? 128 : 1);
+}
+
 async function main(): Promise<void> {
   const [command, ...args] = process.argv.slice(2);
   const { flags, rest } = parse(args);
@@ -116,6 +156,8 @@ async function main(): Promise<void> {
     case 'status': return status(config);
     case 'demo': return demo(config, flags);
     case 'fs': return runFs(config, rest);
+    case 'sql': return sql(config, rest[0]);
+    case 'run': return run(config, rest[0], rest.slice(1));
     default:
       console.error(USAGE);
       process.exitCode = 2;

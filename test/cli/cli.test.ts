@@ -61,6 +61,28 @@ describe('millpond CLI', () => {
     expect(missing?.stderr).toMatch(/ENOENT/);
   });
 
+  it('runs SQL over millpond:// and engine scripts against the cluster', async () => {
+    await cli('sql', `COPY (SELECT range AS i FROM range(1000)) TO 'millpond:///q.parquet' (FORMAT parquet)`);
+    const { stdout } = await cli('sql', `SELECT count(*) AS n, sum(i) AS s FROM read_parquet('millpond:///q.parquet')`);
+    expect(stdout).toMatch(/^n +s$/m);
+    expect(stdout).toMatch(/^1000 +499500$/m);
+    expect(stdout).toMatch(/\(1 row\)/);
+    const bad = await cli('sql', 'SELEKT 1').then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(bad?.code).toBe(1);
+    expect(bad?.stderr).toMatch(/ESQL: Parser Error/);
+
+    const job = join(t.dir, 'job.mts'); // an ES module: engine scripts use top-level await
+    const index = new URL('../../src/index.ts', import.meta.url).href;
+    writeFileSync(job, `import { init } from '${index}';
+const sp = await init({ root: { kind: 'millpond', dir: '/jobs', meta: process.env.MILLPOND_META!, mgmtd: process.env.MILLPOND_MGMTD! }, workers: 1, progress: false });
+const n = await sp.readParquet('millpond:///q.parquet').repartition(3, { hashBy: 'i' }).filter('i % 2 = 0').count();
+console.log('even rows', n);
+await sp.shutdown();
+`);
+    const { stdout: out } = await cli('run', job);
+    expect(out).toMatch(/^even rows 500$/m);
+  }, 120_000);
+
   it('stops cleanly on Ctrl-C', async () => {
     const stopped = waitForLine(up, /^stopped$/, 30_000);
     up.kill('SIGINT');
