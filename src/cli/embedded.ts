@@ -27,6 +27,8 @@ export interface EmbeddedOptions {
   chainCount: number;
   /** fdatasync every chunk version (the default); off for throwaway data. */
   syncWrites: boolean;
+  /** Bytes each target may hold (0: the disk's limit). */
+  capacityBytesPerTarget?: number;
   log?: (line: string) => void;
 }
 
@@ -61,7 +63,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       const dir = join(o.dataDir, `node-${node}`, `target-${targetId}`);
       mkdirSync(dir, { recursive: true });
       const daemon = await StorageDaemon.start({
-        nodeId: node, mgmtd: [mgmtd.endpoint], targets: [{ targetId, dir }], host: o.host,
+        nodeId: node, mgmtd: [mgmtd.endpoint], targets: [{ targetId, dir, capacityBytes: o.capacityBytesPerTarget ?? 0 }], host: o.host,
         transport: o.transport, syncWrites: o.syncWrites, log: o.log,
       });
       stops.push(() => daemon.stop());

@@ -20,7 +20,8 @@ import { scrub, type ScrubStats } from './scrub.js';
 export interface StorageDaemonOptions {
   nodeId: number;
   mgmtd: string[];
-  targets: Array<{ targetId: number; dir: string }>;
+  /** capacityBytes: refuse writes (ENOSPC) beyond this many bytes on the target (0: the disk's limit). */
+  targets: Array<{ targetId: number; dir: string; capacityBytes?: number }>;
   /** Data-plane host to bind and advertise. */
   host?: string;
   /** Control endpoint (default tcp://<host>:0). */
@@ -86,8 +87,8 @@ export class StorageDaemon {
     }
     const d = new StorageDaemon(options);
     try {
-      for (const { targetId, dir } of options.targets) {
-        const store = await ChunkStore.open(dir, { syncWrites: options.syncWrites ?? true });
+      for (const { targetId, dir, capacityBytes } of options.targets) {
+        const store = await ChunkStore.open(dir, { syncWrites: options.syncWrites ?? true, capacityBytes: capacityBytes ?? 0 });
         const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', transport: options.transport ?? 'auto' });
         d.targets.set(targetId, { targetId, store, server, localState: 'online', chains: new Set() });
       }

@@ -6,7 +6,6 @@
  */
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
-import { fileChains } from '../fs/layout.js';
 import { clusterLimits } from '../limits.js';
 import type { Garbage } from '../meta/types.js';
 
@@ -21,29 +20,25 @@ export interface GarbageStats {
   chunksRemoved: number;
 }
 
-/** Removes the chunks of the files now in the queue (one pass); returns what it did. */
+/**
+ * Removes the chunks of the files now in the queue (one pass); returns what it did. Every
+ * reachable target is asked for the inode's chunks, whatever the file's recorded length says:
+ * a write that failed half-way or a shrink can leave chunks past it.
+ */
 export async function collectGarbage(meta: GarbageSource, routing: RoutingClient): Promise<GarbageStats> {
   const stats: GarbageStats = { files: 0, chunksRemoved: 0 };
   const files = await meta.takeGarbage(clusterLimits.garbageBatch);
   if (files.length === 0) return stats;
-  const { chainTables } = await routing.refresh();
+  const { targets } = await routing.refresh();
+  const live = targets.filter((t) => t.state === 'serving' || t.state === 'syncing');
   const done: bigint[] = [];
   for (const file of files) {
-    const table = chainTables.find((t) => t.tableId === file.layout.chainTableId);
-    if (!table) continue; // the table is gone: nothing of it to remove
-    const chains = fileChains(table.chainIds, file.layout.stripeSize, file.layout.seed);
-    const chunks = Math.ceil(file.length / file.layout.chunkSizeBytes);
     let complete = true;
-    for (let index = 0; index < chunks; index++) {
-      const { path } = await routing.route(chains[index % chains.length]!);
-      for (const target of path) {
-        try {
-          await routing.chunks.remove(target.dataAddress, { inode: file.inode, index });
-          stats.chunksRemoved++;
-        } catch (err) {
-          if (err instanceof MillpondError && err.code === 'ENOENT') continue; // a hole, or gone already
-          complete = false; // try again on a later pass
-        }
+    for (const target of live) {
+      try {
+        stats.chunksRemoved += await removeInodeChunks(routing, target.dataAddress, file.inode);
+      } catch {
+        complete = false; // try again on a later pass
       }
     }
     if (complete) done.push(file.inode);
@@ -51,6 +46,27 @@ export async function collectGarbage(meta: GarbageSource, routing: RoutingClient
   if (done.length > 0) await meta.ackGarbage(done);
   stats.files = done.length;
   return stats;
+}
+
+/** Removes every chunk of `inode` on one target; returns how many. */
+async function removeInodeChunks(routing: RoutingClient, address: string, inode: bigint): Promise<number> {
+  let removed = 0;
+  // Chunk ids sort by (inode, index): the inode's chunks follow the last id of inode - 1.
+  let after = { inode: inode - 1n, index: 0xffff_ffff };
+  for (;;) {
+    const page = await routing.chunks.list(address, { after });
+    const mine = page.filter((e) => e.chunk.inode === inode);
+    for (const e of mine) {
+      try {
+        await routing.chunks.remove(address, e.chunk);
+        removed++;
+      } catch (err) {
+        if (!(err instanceof MillpondError && err.code === 'ENOENT')) throw err;
+      }
+    }
+    if (mine.length < page.length || page.length === 0) return removed;
+    after = mine.at(-1)!.chunk;
+  }
 }
 
 /** Runs collectGarbage every `intervalMs` until the returned stop() is called. */

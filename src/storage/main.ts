@@ -1,7 +1,7 @@
 /**
  * A storage daemon process:
  *   node --import tsx src/storage/main.ts --node-id 1 --mgmtd tcp://h:p[,tcp://h2:p2] \
- *     --target 101:/ssd0/t101 [--target 102:/ssd1/t102] [--host 127.0.0.1]
+ *     --target 101:/ssd0/t101[:capacityBytes] [--target 102:/ssd1/t102] [--host 127.0.0.1]
  * Options: --heartbeat-ms, --routing-poll-ms, --mgmtd-timeout-ms, --scrub-interval-ms,
  * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only).
  * Prints "target <id> <dataAddress>" per target and "listening <control endpoint>" once it
@@ -44,9 +44,10 @@ const nodeId = int('node-id', 0);
 if (nodeId === undefined) fail('--node-id is required');
 if (!values.mgmtd) fail('--mgmtd tcp://host:port[,...] is required');
 const targets = (values.target ?? []).map((spec) => {
-  const m = /^(\d+):(.+)$/.exec(spec);
-  if (!m) fail(`--target must be <id>:<dir>, got ${spec}`);
-  return { targetId: Number(m[1]), dir: m[2]! };
+  // <id>:<dir>[:<capacity bytes>]
+  const m = /^(\d+):([^:]+)(?::(\d+))?$/.exec(spec);
+  if (!m) fail(`--target must be <id>:<dir>[:<capacityBytes>], got ${spec}`);
+  return { targetId: Number(m[1]), dir: m[2]!, capacityBytes: m[3] === undefined ? 0 : Number(m[3]) };
 });
 if (targets.length === 0) fail('at least one --target <id>:<dir> is required');
 if (!['auto', 'tcp', 'rdma'].includes(values.transport!)) fail('--transport must be auto, tcp or rdma');
