@@ -5,6 +5,8 @@
 import { chunkstoreBench } from './chunkstore.js';
 import { clusterIoBench } from './cluster-io.js';
 import { dataplaneBench } from './dataplane.js';
+import { duckdbScanBench } from './duckdb-scan.js';
+import { graysortBench } from './graysort.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
 import { randreadBench } from './randread.js';
@@ -13,6 +15,8 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   chunkstore: chunkstoreBench,
   'cluster-io': clusterIoBench,
   dataplane: dataplaneBench,
+  'duckdb-scan': duckdbScanBench,
+  graysort: graysortBench,
   meta: metaBench,
   randread: randreadBench,
 };

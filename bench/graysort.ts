@@ -1,0 +1,226 @@
+/**
+ * graysort: smallpond's GraySort at this machine's scale. 100-byte records (a 10-byte random
+ * key, a 90-byte payload; Parquet columns key BLOB, payload BLOB) are generated, put into
+ * millpond, shuffled by key prefix into key-range partitions by the engine on a millpond root
+ * (repartition(n, { by })), sorted per partition (partialSort('key')) and written back to
+ * millpond (writeParquet). Validation follows valsort: every partition in order, each sorted,
+ * partition i's max < partition i+1's min, record count, and a checksum (the sum of a 64-bit
+ * hash of every record) equal to the input's. Beside it, in the same run: plain DuckDB
+ * sorting the same records from local Parquet into a local Parquet file.
+ */
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEmbedded } from '../src/cli/embedded.js';
+import { init } from '../src/engine/index.js';
+import { kMillpondExtension } from '../src/engine/execution/duckdb.js';
+import { parseBytes } from '../src/engine/options.js';
+import { connect } from '../src/fs/index.js';
+import { GiB, MiB, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
+
+const kRecordBytes = 100;
+const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+/** smallpond's published GraySort: 110.5 TiB in 30 min 14 s on 50 compute nodes of 192 cores. */
+const kSmallpond = { tib: 110.5, seconds: 30 * 60 + 14, nodes: 50, coresPerNode: 192 };
+const kSmallpondGiBPerMin = (kSmallpond.tib * 1024) / (kSmallpond.seconds / 60);
+const kSmallpondGiBPerMinPerCore = kSmallpondGiBPerMin / (kSmallpond.nodes * kSmallpond.coresPerNode);
+
+/**
+ * Records [lo, hi): the key is 10 bytes of md5(row), the payload 90 bytes of md5s of the row
+ * with suffixes (incompressible, like gensort's keys; its payload is ASCII filler).
+ */
+function recordsSql(lo: number, hi: number): string {
+  const md5 = (suffix: string) => `md5(range::VARCHAR || '${suffix}')`;
+  return `SELECT unhex(substr(md5(range::VARCHAR), 1, 20)) AS key,
+      unhex(${['a', 'b', 'c', 'd', 'e'].map(md5).join(' || ')} || substr(${md5('f')}, 1, 20)) AS payload
+    FROM range(${lo}, ${hi})`;
+}
+
+/** Count and checksum of records: the sum (as HUGEINT) of a 64-bit hash of each record. */
+const kSumSql = 'count(*) AS n, sum(hash(key, payload))::VARCHAR AS checksum';
+
+const rowsOf = async (conn: DuckDBConnection, sql: string) => (await conn.runAndReadAll(sql)).getRowsJS();
+
+interface Validation {
+  valid: boolean;
+  records: number;
+  checksum: string;
+  problems: string[];
+  ms: number;
+}
+
+/** valsort over the output partitions, in order. */
+async function validate(conn: DuckDBConnection, files: string[], records: number, checksum: string): Promise<Validation> {
+  const started = nowMs();
+  const problems: string[] = [];
+  let total = 0;
+  let sum = 0n;
+  let previousMax: string | undefined;
+  for (const [i, file] of files.entries()) {
+    const [row] = await rowsOf(conn, `SELECT count(*), hex(min(key)), hex(max(key)), sum(hash(key, payload))::VARCHAR,
+        count(*) FILTER (WHERE prev > key)
+      FROM (SELECT key, payload, lag(key) OVER (ORDER BY file_row_number) AS prev
+            FROM read_parquet(${sqlString(file)}, file_row_number = true))`);
+    const [n, min, max, partSum, unordered] = row as [bigint, string | null, string | null, string | null, bigint];
+    total += Number(n);
+    sum += BigInt(partSum ?? '0');
+    if (Number(unordered) > 0) problems.push(`partition ${i}: ${unordered} records out of order`);
+    if (min !== null && max !== null) {
+      // Keys are 10 bytes, so their hex strings have one length and compare like the bytes.
+      if (previousMax !== undefined && !(previousMax < min)) problems.push(`partition ${i}: min ${min} <= previous max ${previousMax}`);
+      previousMax = max;
+    }
+  }
+  if (total !== records) problems.push(`${total} records, expected ${records}`);
+  if (sum.toString() !== checksum) problems.push(`checksum ${sum}, expected ${checksum}`);
+  return { valid: problems.length === 0, records: total, checksum: sum.toString(), problems, ms: nowMs() - started };
+}
+
+export async function graysortBench(options: Map<string, string>): Promise<void> {
+  const sizeBytes = parseBytes('--size', options.get('size') ?? '1GiB');
+  const records = Math.floor(sizeBytes / kRecordBytes);
+  const inputFiles = intOption(options, 'files', 8);
+  const partitions = intOption(options, 'partitions', 16);
+  const workers = intOption(options, 'workers', 2);
+  const threadsPerTask = intOption(options, 'threads-per-task', 2);
+  const memoryPerTask = options.get('memory-per-task') ?? '3GiB';
+  const memoryPerTaskBytes = parseBytes('--memory-per-task', memoryPerTask);
+  const syncWrites = options.get('sync-writes') === 'true';
+  const duckdbThreads = intOption(options, 'duckdb-threads', 2);
+  const inputGiB = (records * kRecordBytes) / GiB;
+
+  const work = await makeWorkDir('graysort');
+  try {
+    const cluster = await startEmbedded({
+      dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
+      host: '127.0.0.1', transport: 'tcp', chainCount: 12, syncWrites,
+    });
+    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    const instance = await DuckDBInstance.create(':memory:', {
+      allow_unsigned_extensions: 'true', threads: '2', temp_directory: join(work.dir, 'duckdb-tmp'),
+    });
+    const conn = await instance.connect();
+    try {
+      await conn.run(`LOAD ${sqlString(kMillpondExtension)}`);
+      await conn.run(`SET millpond_meta = ${sqlString(cluster.meta)}`);
+      await conn.run(`SET millpond_mgmtd = ${sqlString(cluster.mgmtd)}`);
+
+      // Generate locally, then put the same bytes into millpond: both sorts read identical records.
+      const localInput = join(work.dir, 'input');
+      mkdirSync(localInput);
+      let started = nowMs();
+      for (let f = 0; f < inputFiles; f++) {
+        const lo = Math.floor((records * f) / inputFiles);
+        const hi = Math.floor((records * (f + 1)) / inputFiles);
+        await conn.run(`COPY (${recordsSql(lo, hi)}) TO ${sqlString(join(localInput, `part-${f}.parquet`))} (FORMAT parquet)`);
+      }
+      const generateMs = nowMs() - started;
+      started = nowMs();
+      await fs.mkdir('/graysort/input', { recursive: true });
+      let parquetBytes = 0;
+      for (const name of readdirSync(localInput).sort()) {
+        const data = readFileSync(join(localInput, name));
+        parquetBytes += data.length;
+        await fs.writeFile(`/graysort/input/${name}`, data);
+      }
+      const copyMs = nowMs() - started;
+      const [input] = await rowsOf(conn, `SELECT ${kSumSql} FROM read_parquet(${sqlString(join(localInput, '*.parquet'))})`);
+      const inputChecksum = String(input![1]);
+      if (Number(input![0]) !== records) throw new Error(`generated ${input![0]} records, expected ${records}`);
+
+      // The sort job: input from millpond, shuffle files and output in millpond.
+      const sp = await init({
+        root: { kind: 'millpond', dir: '/graysort/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
+        workers, threadsPerTask, memoryLimitPerTask: memoryPerTask, progress: false,
+      });
+      // Partition p holds keys whose first two bytes (0..65535) fall in [p, p+1) * 65536 / n.
+      const by = `(('0x' || substr(hex(key), 1, 4))::INTEGER * ${partitions}) // 65536`;
+      let sortMs: number;
+      let summaryNote: string;
+      try {
+        await dropPageCache();
+        started = nowMs();
+        const summary = await sp.readParquet('millpond:///graysort/input/*.parquet')
+          .repartition(partitions, { by }).partialSort('key').writeParquet('/graysort/output');
+        sortMs = nowMs() - started;
+        summaryNote = `${summary.tasksRun} tasks, ${summary.retries} retries, engine-reported ${(summary.elapsedMs / 1000).toFixed(1)} s`;
+      } finally {
+        await sp.shutdown();
+      }
+      const outputs = [...Array(partitions).keys()].map((p) => `millpond:///graysort/output/part-${p}.parquet`);
+      const validation = await validate(conn, outputs, records, inputChecksum);
+
+      // Baseline: plain DuckDB (no extension), all of this machine's cores, the engine's total memory.
+      const plain = await DuckDBInstance.create(':memory:', {
+        threads: String(duckdbThreads),
+        memory_limit: `${Math.floor((workers * memoryPerTaskBytes) / MiB)}MB`,
+        temp_directory: join(work.dir, 'plain-tmp'),
+      });
+      const plainConn = await plain.connect();
+      const localOutput = join(work.dir, 'sorted.parquet');
+      let duckdbMs: number;
+      let duckdbValid: boolean;
+      try {
+        await dropPageCache();
+        started = nowMs();
+        await plainConn.run(`COPY (SELECT * FROM read_parquet(${sqlString(join(localInput, '*.parquet'))}) ORDER BY key)
+          TO ${sqlString(localOutput)} (FORMAT parquet)`);
+        duckdbMs = nowMs() - started;
+        const check = await validate(plainConn, [localOutput], records, inputChecksum);
+        duckdbValid = check.valid;
+      } finally {
+        plainConn.closeSync();
+        plain.closeSync();
+      }
+
+      const gibPerMin = inputGiB / (sortMs / 60_000);
+      const duckdbGibPerMin = inputGiB / (duckdbMs / 60_000);
+      const cores = 2;
+      const figures = {
+        size_GiB: round3(inputGiB),
+        records,
+        input_files: inputFiles,
+        partitions,
+        workers,
+        threads_per_task: threadsPerTask,
+        sync_writes: syncWrites,
+        sort_s: round3(sortMs / 1000),
+        GiB_per_min: round3(gibPerMin),
+        GiB_per_min_per_core: round3(gibPerMin / cores),
+        valid: validation.valid,
+        duckdb_s: round3(duckdbMs / 1000),
+        duckdb_GiB_per_min: round3(duckdbGibPerMin),
+        duckdb_valid: duckdbValid,
+        ratio: round3(gibPerMin / duckdbGibPerMin),
+        smallpond_GiB_per_min_per_core: round3(kSmallpondGiBPerMinPerCore),
+      };
+      printTable(`graysort: ${records.toLocaleString('en-US')} records of 100 bytes (${figures.size_GiB} GiB; ${(parquetBytes / MiB).toFixed(0)} MiB ` +
+        `of Parquet in ${inputFiles} files), ${partitions} key-range partitions (${machineNote()})`, [
+        ['sort', 's', 'GiB/min', 'GiB/min/core', 'valid'],
+        [`millpond engine: ${workers} workers x ${threadsPerTask} threads, millpond root`, figures.sort_s.toFixed(1),
+          gibPerMin.toFixed(3), (gibPerMin / cores).toFixed(3), String(validation.valid)],
+        ['plain DuckDB: local Parquet ORDER BY key to local Parquet', figures.duckdb_s.toFixed(1),
+          duckdbGibPerMin.toFixed(3), (duckdbGibPerMin / cores).toFixed(3), String(duckdbValid)],
+        [`smallpond published: ${kSmallpond.tib} TiB in 30 min 14 s, ${kSmallpond.nodes} x ${kSmallpond.coresPerNode} cores`,
+          kSmallpond.seconds.toFixed(0), kSmallpondGiBPerMin.toFixed(1), kSmallpondGiBPerMinPerCore.toFixed(3), '-'],
+      ]);
+      console.log(`\nThe engine's time is the whole writeParquet job (${summaryNote}): reading the input from millpond, the shuffle`);
+      console.log('by key prefix (shuffle files written to and read back from millpond), the per-partition sort and the output');
+      console.log('written to millpond; worker start-up is included. The page cache was dropped before each sort when allowed.');
+      console.log(`The cluster ran with syncWrites: ${syncWrites} (3 replicas on this one disk). Setup, not timed: generate`);
+      console.log(`${(generateMs / 1000).toFixed(1)} s, copy into millpond ${(copyMs / 1000).toFixed(1)} s; validation ${(validation.ms / 1000).toFixed(1)} s.`);
+      console.log(`Per core: this machine has ${cores} cores; smallpond's rate is per core of its ${kSmallpond.nodes * kSmallpond.coresPerNode}.`);
+      console.log(`input checksum ${inputChecksum}, output ${validation.checksum}; ${validation.records} records`);
+      for (const p of validation.problems) console.log(`INVALID: ${p}`);
+      printJson('graysort', figures);
+    } finally {
+      conn.closeSync();
+      instance.closeSync();
+      fs.close();
+      await cluster.stop();
+    }
+  } finally {
+    work.cleanup();
+  }
+}
