@@ -304,6 +304,13 @@ void LoadInternal(ExtensionLoader& loader) {
   config.AddExtensionOption("millpond_mgmtd", "millpond mgmtd endpoints (tcp://host:port,...)",
                             LogicalType::VARCHAR, Value(""));
   db.GetFileSystem().RegisterSubSystem(make_uniq<MillpondFileSystem>());
+  // Cache Parquet footers (keyed by path and modification time): a footer costs a round trip
+  // to a storage target, and tasks of one job read the same files' footers again and again.
+  try {
+    config.SetOptionByName("parquet_metadata_cache", Value::BOOLEAN(true));
+  } catch (std::exception&) {
+    // a DuckDB without the parquet extension: nothing to cache
+  }
 }
 
 }  // namespace

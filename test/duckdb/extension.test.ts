@@ -66,6 +66,10 @@ describe('DuckDB extension', () => {
     expect(await rows(conn, `SELECT * FROM read_parquet('millpond:///t.parquet')`)).toEqual([[42]]);
   });
 
+  it('caches Parquet footers', async () => {
+    expect(await rows(conn, `SELECT current_setting('parquet_metadata_cache')`)).toEqual([[true]]);
+  });
+
   it('reports a missing path and a missing cluster clearly', async () => {
     await expect(rows(conn, `SELECT * FROM read_parquet('millpond:///missing.parquet')`)).rejects.toThrow(/missing\.parquet/);
     const bare = await open();
