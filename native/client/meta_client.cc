@@ -2,31 +2,13 @@
 
 #include <random>
 
+#include "client/reply_fields.h"
+
 namespace millpond {
 
 namespace {
 
-Status Bad(const std::string& what) { return Status::Protocol("meta reply: " + what); }
-
-Status GetU64(const MsgValue& m, const char* field, uint64_t* out) {
-  const MsgValue* v = m.Find(field);
-  if (v == nullptr || !v->GetUint64(out)) return Bad(std::string(field) + " must be an unsigned integer");
-  return Status::OK();
-}
-
-Status GetU32(const MsgValue& m, const char* field, uint32_t* out) {
-  uint64_t u = 0;
-  MP_RETURN_IF_ERROR(GetU64(m, field, &u));
-  if (u > UINT32_MAX) return Bad(std::string(field) + " exceeds 32 bits");
-  *out = static_cast<uint32_t>(u);
-  return Status::OK();
-}
-
-Status GetI64(const MsgValue& m, const char* field, int64_t* out) {
-  const MsgValue* v = m.Find(field);
-  if (v == nullptr || !v->GetInt64(out)) return Bad(std::string(field) + " must be an integer");
-  return Status::OK();
-}
+const ReplyFields kReply("meta");
 
 Status GetType(const MsgValue& m, FileType* out) {
   const MsgValue* v = m.Find("type");
@@ -35,21 +17,21 @@ Status GetType(const MsgValue& m, FileType* out) {
   } else if (v != nullptr && v->is_str() && v->str() == "dir") {
     *out = FileType::kDir;
   } else {
-    return Bad("type must be \"file\" or \"dir\"");
+    return kReply.Bad("type must be \"file\" or \"dir\"");
   }
   return Status::OK();
 }
 
 Status DecodeLayout(const MsgValue& m, Layout* out) {
-  if (!m.is_map()) return Bad("layout must be a map");
-  MP_RETURN_IF_ERROR(GetU32(m, "chunkSizeBytes", &out->chunkSizeBytes));
-  MP_RETURN_IF_ERROR(GetU32(m, "stripeSize", &out->stripeSize));
-  MP_RETURN_IF_ERROR(GetU32(m, "chainTableId", &out->chainTableId));
-  MP_RETURN_IF_ERROR(GetU32(m, "chainTableVersion", &out->chainTableVersion));
+  if (!m.is_map()) return kReply.Bad("layout must be a map");
+  MP_RETURN_IF_ERROR(kReply.U32(m, "chunkSizeBytes", &out->chunkSizeBytes));
+  MP_RETURN_IF_ERROR(kReply.U32(m, "stripeSize", &out->stripeSize));
+  MP_RETURN_IF_ERROR(kReply.U32(m, "chainTableId", &out->chainTableId));
+  MP_RETURN_IF_ERROR(kReply.U32(m, "chainTableVersion", &out->chainTableVersion));
   const MsgValue* seed = m.Find("seed");
   out->hasSeed = seed != nullptr && !seed->is_nil();
   out->seed = 0;
-  if (out->hasSeed) MP_RETURN_IF_ERROR(GetU32(m, "seed", &out->seed));
+  if (out->hasSeed) MP_RETURN_IF_ERROR(kReply.U32(m, "seed", &out->seed));
   return Status::OK();
 }
 
@@ -75,20 +57,20 @@ Status CheckPath(const std::string& path) {
 }  // namespace
 
 Status MetaClient::DecodeInode(const MsgValue& v, Inode* out) {
-  if (!v.is_map()) return Bad("inode must be a map");
+  if (!v.is_map()) return kReply.Bad("inode must be a map");
   Inode n;
-  MP_RETURN_IF_ERROR(GetU64(v, "id", &n.id));
+  MP_RETURN_IF_ERROR(kReply.U64(v, "id", &n.id));
   MP_RETURN_IF_ERROR(GetType(v, &n.type));
-  MP_RETURN_IF_ERROR(GetU32(v, "mode", &n.mode));
-  MP_RETURN_IF_ERROR(GetU32(v, "uid", &n.uid));
-  MP_RETURN_IF_ERROR(GetU32(v, "gid", &n.gid));
-  MP_RETURN_IF_ERROR(GetU64(v, "length", &n.lengthBytes));
-  MP_RETURN_IF_ERROR(GetI64(v, "ctimeMs", &n.ctimeMs));
-  MP_RETURN_IF_ERROR(GetI64(v, "mtimeMs", &n.mtimeMs));
+  MP_RETURN_IF_ERROR(kReply.U32(v, "mode", &n.mode));
+  MP_RETURN_IF_ERROR(kReply.U32(v, "uid", &n.uid));
+  MP_RETURN_IF_ERROR(kReply.U32(v, "gid", &n.gid));
+  MP_RETURN_IF_ERROR(kReply.U64(v, "length", &n.lengthBytes));
+  MP_RETURN_IF_ERROR(kReply.I64(v, "ctimeMs", &n.ctimeMs));
+  MP_RETURN_IF_ERROR(kReply.I64(v, "mtimeMs", &n.mtimeMs));
   const MsgValue* layout = v.Find("layout");
-  if (layout == nullptr) return Bad("inode without layout");
+  if (layout == nullptr) return kReply.Bad("inode without layout");
   MP_RETURN_IF_ERROR(DecodeLayout(*layout, &n.layout));
-  MP_RETURN_IF_ERROR(GetU64(v, "parent", &n.parent));
+  MP_RETURN_IF_ERROR(kReply.U64(v, "parent", &n.parent));
   const MsgValue* unlinked = v.Find("unlinked");
   n.unlinked = unlinked != nullptr && unlinked->is_bool() && unlinked->bool_value();
   *out = std::move(n);
@@ -98,17 +80,17 @@ Status MetaClient::DecodeInode(const MsgValue& v, Inode* out) {
 Status MetaClient::DecodeReaddir(const MsgValue& v, ReaddirPage* out) {
   const MsgValue* entries = v.Find("entries");
   const MsgValue* more = v.Find("more");
-  if (entries == nullptr || !entries->is_array()) return Bad("entries must be an array");
-  if (more == nullptr || !more->is_bool()) return Bad("more must be a boolean");
+  if (entries == nullptr || !entries->is_array()) return kReply.Bad("entries must be an array");
+  if (more == nullptr || !more->is_bool()) return kReply.Bad("more must be a boolean");
   ReaddirPage page;
   page.more = more->bool_value();
   page.entries.reserve(entries->array().size());
   for (const MsgValue& e : entries->array()) {
     DirEntry d;
     const MsgValue* name = e.Find("name");
-    if (name == nullptr || !name->is_str()) return Bad("entry name must be a string");
+    if (name == nullptr || !name->is_str()) return kReply.Bad("entry name must be a string");
     d.name = name->str();
-    MP_RETURN_IF_ERROR(GetU64(e, "inode", &d.inode));
+    MP_RETURN_IF_ERROR(kReply.U64(e, "inode", &d.inode));
     MP_RETURN_IF_ERROR(GetType(e, &d.type));
     page.entries.push_back(std::move(d));
   }
@@ -118,12 +100,12 @@ Status MetaClient::DecodeReaddir(const MsgValue& v, ReaddirPage* out) {
 
 Status MetaClient::DecodeOpen(const MsgValue& v, OpenResult* out) {
   const MsgValue* inode = v.Find("inode");
-  if (inode == nullptr) return Bad("open result without inode");
+  if (inode == nullptr) return kReply.Bad("open result without inode");
   OpenResult r;
   MP_RETURN_IF_ERROR(DecodeInode(*inode, &r.inode));
   const MsgValue* session = v.Find("session");
   if (session != nullptr && !session->is_nil()) {
-    if (!session->is_str()) return Bad("session must be a string");
+    if (!session->is_str()) return kReply.Bad("session must be a string");
     r.session = session->str();
   }
   *out = std::move(r);

@@ -2,52 +2,18 @@
 
 #include <functional>
 
+#include "client/reply_fields.h"
 #include "common/limits.h"
 
 namespace millpond {
 
 namespace {
 
-Status Bad(const std::string& what) { return Status::Protocol("mgmtd reply: " + what); }
-
-Status GetU64(const MsgValue& m, const char* field, uint64_t* out) {
-  const MsgValue* v = m.Find(field);
-  if (v == nullptr || !v->GetUint64(out)) return Bad(std::string(field) + " must be an unsigned integer");
-  return Status::OK();
-}
-
-Status GetU32(const MsgValue& m, const char* field, uint32_t* out) {
-  uint64_t u = 0;
-  MP_RETURN_IF_ERROR(GetU64(m, field, &u));
-  if (u > UINT32_MAX) return Bad(std::string(field) + " exceeds 32 bits");
-  *out = static_cast<uint32_t>(u);
-  return Status::OK();
-}
-
-Status GetList(const MsgValue& m, const char* field, size_t max, const std::vector<MsgValue>** out) {
-  const MsgValue* v = m.Find(field);
-  if (v == nullptr || !v->is_array()) return Bad(std::string(field) + " must be an array");
-  if (v->array().size() > max) return Bad(std::string(field) + " has more than " + std::to_string(max) + " items");
-  *out = &v->array();
-  return Status::OK();
-}
-
-Status GetU32List(const MsgValue& m, const char* field, size_t max, std::vector<uint32_t>* out) {
-  const std::vector<MsgValue>* items = nullptr;
-  MP_RETURN_IF_ERROR(GetList(m, field, max, &items));
-  out->clear();
-  out->reserve(items->size());
-  for (const MsgValue& item : *items) {
-    uint64_t u = 0;
-    if (!item.GetUint64(&u) || u > UINT32_MAX) return Bad(std::string(field) + " must hold 32-bit ids");
-    out->push_back(static_cast<uint32_t>(u));
-  }
-  return Status::OK();
-}
+const ReplyFields kReply("mgmtd");
 
 Status GetState(const MsgValue& m, TargetState* out) {
   const MsgValue* v = m.Find("state");
-  if (v == nullptr || !v->is_str()) return Bad("state must be a string");
+  if (v == nullptr || !v->is_str()) return kReply.Bad("state must be a string");
   static const struct { const char* name; TargetState state; } kStates[] = {
       {"serving", TargetState::kServing}, {"syncing", TargetState::kSyncing},
       {"waiting", TargetState::kWaiting}, {"lastsrv", TargetState::kLastsrv},
@@ -59,7 +25,7 @@ Status GetState(const MsgValue& m, TargetState* out) {
       return Status::OK();
     }
   }
-  return Bad("unknown target state " + v->str());
+  return kReply.Bad("unknown target state " + v->str());
 }
 
 }  // namespace
@@ -76,19 +42,19 @@ const char* TargetStateName(TargetState state) {
 }
 
 Status MgmtdClient::DecodeChainTable(const MsgValue& v, ChainTableInfo* out) {
-  if (!v.is_map()) return Bad("chain table must be a map");
+  if (!v.is_map()) return kReply.Bad("chain table must be a map");
   ChainTableInfo t;
-  MP_RETURN_IF_ERROR(GetU32(v, "tableId", &t.tableId));
-  MP_RETURN_IF_ERROR(GetU32(v, "version", &t.version));
-  MP_RETURN_IF_ERROR(GetU32List(v, "chainIds", limits::kRoutingChainsMax, &t.chainIds));
+  MP_RETURN_IF_ERROR(kReply.U32(v, "tableId", &t.tableId));
+  MP_RETURN_IF_ERROR(kReply.U32(v, "version", &t.version));
+  MP_RETURN_IF_ERROR(kReply.U32List(v, "chainIds", limits::kRoutingChainsMax, &t.chainIds));
   *out = std::move(t);
   return Status::OK();
 }
 
 Status MgmtdClient::DecodeRouting(const MsgValue& v, Routing* out, bool* unchanged) {
-  if (!v.is_map()) return Bad("routing must be a map");
+  if (!v.is_map()) return kReply.Bad("routing must be a map");
   Routing r;
-  MP_RETURN_IF_ERROR(GetU64(v, "version", &r.version));
+  MP_RETURN_IF_ERROR(kReply.U64(v, "version", &r.version));
   const MsgValue* same = v.Find("unchanged");
   if (same != nullptr && same->is_bool() && same->bool_value()) {
     *unchanged = true;
@@ -97,33 +63,33 @@ Status MgmtdClient::DecodeRouting(const MsgValue& v, Routing* out, bool* unchang
   *unchanged = false;
 
   const std::vector<MsgValue>* items = nullptr;
-  MP_RETURN_IF_ERROR(GetList(v, "targets", limits::kRoutingTargetsMax, &items));
+  MP_RETURN_IF_ERROR(kReply.List(v, "targets", limits::kRoutingTargetsMax, &items));
   r.targets.reserve(items->size());
   for (const MsgValue& item : *items) {
-    if (!item.is_map()) return Bad("target must be a map");
+    if (!item.is_map()) return kReply.Bad("target must be a map");
     TargetInfo t;
-    MP_RETURN_IF_ERROR(GetU32(item, "targetId", &t.targetId));
-    MP_RETURN_IF_ERROR(GetU32(item, "nodeId", &t.nodeId));
+    MP_RETURN_IF_ERROR(kReply.U32(item, "targetId", &t.targetId));
+    MP_RETURN_IF_ERROR(kReply.U32(item, "nodeId", &t.nodeId));
     const MsgValue* address = item.Find("dataAddress");
-    if (address == nullptr || !address->is_str()) return Bad("dataAddress must be a string");
+    if (address == nullptr || !address->is_str()) return kReply.Bad("dataAddress must be a string");
     t.dataAddress = address->str();
     MP_RETURN_IF_ERROR(GetState(item, &t.state));
-    MP_RETURN_IF_ERROR(GetU64(item, "stateVersion", &t.stateVersion));
+    MP_RETURN_IF_ERROR(kReply.U64(item, "stateVersion", &t.stateVersion));
     r.targets.push_back(std::move(t));
   }
 
-  MP_RETURN_IF_ERROR(GetList(v, "chains", limits::kRoutingChainsMax, &items));
+  MP_RETURN_IF_ERROR(kReply.List(v, "chains", limits::kRoutingChainsMax, &items));
   r.chains.reserve(items->size());
   for (const MsgValue& item : *items) {
-    if (!item.is_map()) return Bad("chain must be a map");
+    if (!item.is_map()) return kReply.Bad("chain must be a map");
     ChainInfo c;
-    MP_RETURN_IF_ERROR(GetU32(item, "chainId", &c.chainId));
-    MP_RETURN_IF_ERROR(GetU32(item, "version", &c.version));
-    MP_RETURN_IF_ERROR(GetU32List(item, "targets", limits::kRoutingChainLengthMax, &c.targets));
+    MP_RETURN_IF_ERROR(kReply.U32(item, "chainId", &c.chainId));
+    MP_RETURN_IF_ERROR(kReply.U32(item, "version", &c.version));
+    MP_RETURN_IF_ERROR(kReply.U32List(item, "targets", limits::kRoutingChainLengthMax, &c.targets));
     r.chains.push_back(std::move(c));
   }
 
-  MP_RETURN_IF_ERROR(GetList(v, "chainTables", limits::kRoutingChainTablesMax, &items));
+  MP_RETURN_IF_ERROR(kReply.List(v, "chainTables", limits::kRoutingChainTablesMax, &items));
   r.chainTables.reserve(items->size());
   for (const MsgValue& item : *items) {
     ChainTableInfo t;
