@@ -1,7 +1,7 @@
 #include "client/chunk_client.h"
 
 #include "common/crc32c.h"
-#include "common/log.h"
+#include "transport/rdma/rdma_select.h"
 #include "transport/rdma/rdma_transport.h"
 
 namespace millpond {
@@ -42,17 +42,9 @@ Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<Ch
   ClientTransportOptions t;
   t.inflightBytesMax = options.inflightBytesMax;
   t.connectionsPerServer = options.connectionsPerServer;
-  if (options.transport != TransportChoice::kTcp) {
-    std::string detail;
-    Status probe = RdmaProbe(&detail);
-    if (probe.ok()) {
-      client->rdma_ = NewRdmaClientTransport(t);
-    } else if (options.transport == TransportChoice::kRdma) {
-      return probe;
-    } else {
-      LogWarningOnce("client-rdma-fallback", "RDMA unavailable (" + probe.message() + "); client uses TCP");
-    }
-  }
+  TransportKind kind;
+  MP_RETURN_IF_ERROR(ResolveTransport(options.transport, &kind));
+  if (kind == TransportKind::kRdma) client->rdma_ = NewRdmaClientTransport(t);
   client->tcp_ = NewTcpClientTransport(t);
   *out = std::move(client);
   return Status::OK();

@@ -2,6 +2,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "transport/rdma/rdma_select.h"
 
 namespace millpond {
 
@@ -29,17 +30,15 @@ Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
   t.port = options.port;
   t.buffers = &server->buffers_;
   t.frameTimeoutMs = options.frameTimeoutMs;
-  if (options.transport != TransportChoice::kTcp) {
-    std::string detail;
-    Status probe = RdmaProbe(&detail);
-    if (probe.ok()) {
-      server->rdma_ = NewRdmaServerTransport();
-      probe = server->rdma_->Start(t, server.get());
-      if (!probe.ok()) server->rdma_.reset();
-    }
-    if (!probe.ok()) {
-      if (options.transport == TransportChoice::kRdma) return probe;
-      LogWarningOnce("server-rdma-fallback", "RDMA unavailable (" + probe.message() + "); data server uses TCP");
+  TransportKind kind;
+  MP_RETURN_IF_ERROR(ResolveTransport(options.transport, &kind));
+  if (kind == TransportKind::kRdma) {  // TCP always runs beside it: it carries the handshakes
+    server->rdma_ = NewRdmaServerTransport();
+    Status s = server->rdma_->Start(t, server.get());
+    if (!s.ok()) {
+      server->rdma_.reset();
+      if (options.transport == TransportChoice::kRdma) return s;
+      LogWarningOnce("server-rdma-start", "RDMA device present but unusable (" + s.message() + "); data server uses TCP");
     }
   }
   if (server->rdma_) {
