@@ -355,7 +355,7 @@ Status FileHandle::Chains(std::vector<uint32_t>* out) {
   return Status::OK();
 }
 
-Status FileHandle::Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece>* out) {
+Status FileHandle::Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece>* out, uint32_t pieceBytesMax) {
   std::vector<uint32_t> chains;
   MP_RETURN_IF_ERROR(Chains(&chains));
   out->clear();
@@ -365,7 +365,7 @@ Status FileHandle::Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece
     p.chainId = layout::ChainOfChunk(chains, at.index);
     p.chunk = ChunkId{inode_.id, at.index};
     p.offsetInChunk = at.offsetInChunk;
-    p.lengthBytes = static_cast<uint32_t>(std::min<uint64_t>(length - done, chunkSizeBytes_ - at.offsetInChunk));
+    p.lengthBytes = static_cast<uint32_t>(std::min<uint64_t>({length - done, chunkSizeBytes_ - at.offsetInChunk, pieceBytesMax}));
     p.chunkSizeBytes = chunkSizeBytes_;
     out->push_back(p);
     done += p.lengthBytes;
@@ -394,7 +394,9 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
   if (offset >= fileLength || length == 0) return Status::OK();
   size_t n = static_cast<size_t>(std::min<uint64_t>(length, fileLength - offset));
   std::vector<ChunkPiece> pieces;
-  MP_RETURN_IF_ERROR(Pieces(offset, n, &pieces));
+  // Large reads go as several smaller chunk reads in flight at once: the servers' disks and the
+  // network then work in parallel instead of one chunk-sized request after another.
+  MP_RETURN_IF_ERROR(Pieces(offset, n, &pieces, limits::kFileReadPieceBytesMax));
   for (ChunkPiece& p : pieces) {
     p.dst = dst + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
   }

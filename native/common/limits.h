@@ -129,6 +129,7 @@ constexpr size_t kFileWriteBehindBytesDefault = size_t{64} << 20;   // buffered 
 constexpr size_t kFileWriteBehindBytesMax = size_t{1024} << 20;
 constexpr size_t kFileReadAheadBytesDefault = size_t{32} << 20;     // prefetched chunks per handle
 constexpr size_t kFileReadAheadBytesMax = size_t{1024} << 20;
+constexpr uint32_t kFileReadPieceBytesMax = 1024 * 1024;  // a large read is split into pieces of this
 constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks one handle prefetches at once
 constexpr uint64_t kFileLengthBytesMax = uint64_t{1} << 50;  // offsets a handle accepts (1 PiB)
 
