@@ -1,6 +1,7 @@
 // ChunkStore against real files in a fresh temporary directory per test: copy-on-write
 // writes, versions (CRAQ pending/committed), per-block CRC verification, crash leftovers,
 // capacity, reopen, and concurrent writers and readers.
+#include "tests/test_support.h"
 #include "storage/chunk_store.h"
 
 #include <dirent.h>
@@ -24,23 +25,11 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::RemoveTree;
+
 namespace fmt = chunk_format;
 
 // ---------------------------------------------------------------- helpers
-
-void RemoveTree(const std::string& path) {
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
-      std::string p = path + "/" + e->d_name;
-      struct stat st;
-      if (::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) RemoveTree(p);
-      else ::unlink(p.c_str());
-    }
-    ::closedir(d);
-  }
-  ::rmdir(path.c_str());
-}
 
 // Compares byte strings without dumping megabytes on failure: reports sizes and the first
 // differing offset.

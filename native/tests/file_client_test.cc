@@ -29,11 +29,15 @@
 #include <thread>
 #include <vector>
 
+#include "tests/test_support.h"
 #include "client/file_client.h"
 #include "client/mgmtd_client.h"
 
 namespace millpond {
 namespace {
+
+using millpond::testing::RepoRoot;
+using millpond::testing::ReadFile;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -41,18 +45,6 @@ using std::chrono::milliseconds;
 constexpr int kStartTimeoutMs = 60000;      // node + tsx compile on a slow shared machine
 constexpr uint32_t kChunk = 64 * 1024;      // limits::kChunkSizeBytesMin
 constexpr uint32_t kChains = 6;
-
-std::string RepoRoot() {
-  if (const char* env = std::getenv("MILLPOND_REPO_ROOT")) return env;
-  return MILLPOND_SOURCE_DIR;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // One node process; stdout and stderr go to files.
 class Proc {

@@ -15,12 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_support.h"
 #include "client/meta_client.h"
 #include "common/limits.h"
 #include "common/msgpack.h"
 
 namespace millpond {
 namespace {
+
+using millpond::testing::RepoRoot;
+using millpond::testing::ReadFile;
 
 // ---------------------------------------------------------------- helpers
 
@@ -29,25 +33,6 @@ bool IsDir(const std::string& path) {
   if (d == nullptr) return false;
   ::closedir(d);
   return true;
-}
-
-// The repository root: $MILLPOND_REPO_ROOT, else the source tree this test was built from.
-std::string RepoRoot() {
-  if (const char* env = std::getenv("MILLPOND_REPO_ROOT")) return env;
-#ifdef MILLPOND_SOURCE_DIR
-  return MILLPOND_SOURCE_DIR;
-#else
-  std::string file = __FILE__;  // <root>/native/tests/<this file>
-  for (int i = 0; i < 3; i++) file = file.substr(0, file.rfind('/'));
-  return file;
-#endif
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string Hex(const std::string& bytes) {

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/test_support.h"
 #include "client/meta_client.h"
 #include "client/rpc_client.h"
 #include "common/msgpack.h"
@@ -33,32 +34,17 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::RepoRoot;
+using millpond::testing::ReadFile;
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr int kStartTimeoutMs = 60000;  // node + tsx compile on a slow shared machine
 
-std::string RepoRoot() {
-  if (const char* env = std::getenv("MILLPOND_REPO_ROOT")) return env;
-#ifdef MILLPOND_SOURCE_DIR
-  return MILLPOND_SOURCE_DIR;
-#else
-  std::string file = __FILE__;  // <root>/native/tests/<this file>
-  for (int i = 0; i < 3; i++) file = file.substr(0, file.rfind('/'));
-  return file;
-#endif
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // One meta server process.

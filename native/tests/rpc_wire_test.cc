@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/test_support.h"
 #include "client/meta_client.h"
 #include "client/rpc_client.h"
 #include "client/zmq_api.h"
@@ -23,25 +24,13 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::RepoRoot;
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string RepoRoot() {
-  if (const char* env = std::getenv("MILLPOND_REPO_ROOT")) return env;
-#ifdef MILLPOND_SOURCE_DIR
-  return MILLPOND_SOURCE_DIR;
-#else
-  std::string file = __FILE__;  // <root>/native/tests/<this file>
-  for (int i = 0; i < 3; i++) file = file.substr(0, file.rfind('/'));
-  return file;
-#endif
-}
-
 std::string Fixture(const std::string& name) {
-  std::ifstream in(RepoRoot() + "/test/fixtures/protocol/" + name + ".bin", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return millpond::testing::ReadFile(RepoRoot() + "/test/fixtures/protocol/" + name + ".bin");
 }
 
 MsgValue Reply(uint64_t requestId, bool ok, MsgValue body) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/test_support.h"
 #include "client/chunk_client.h"
 #include "common/crc32c.h"
 #include "storage/chunk_store.h"
@@ -29,25 +30,13 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::RemoveTree;
+
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 constexpr auto kWait = std::chrono::seconds(20);  // bound on every wait for a callback
 
 // ---------------------------------------------------------------- helpers
-
-void RemoveTree(const std::string& path) {
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
-      std::string p = path + "/" + e->d_name;
-      struct stat st;
-      if (::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) RemoveTree(p);
-      else ::unlink(p.c_str());
-    }
-    ::closedir(d);
-  }
-  ::rmdir(path.c_str());
-}
 
 std::string Pattern(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

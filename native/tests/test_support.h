@@ -1,0 +1,46 @@
+// Helpers shared by the C++ test suites: where the repository is, whole-file reads, and
+// removal of the temporary trees tests make.
+#pragma once
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace millpond::testing {
+
+// The repository root: $MILLPOND_REPO_ROOT, else the source tree the test was built from
+// (CMakeLists.txt defines MILLPOND_SOURCE_DIR for every test).
+inline std::string RepoRoot() {
+  if (const char* env = std::getenv("MILLPOND_REPO_ROOT")) return env;
+  return MILLPOND_SOURCE_DIR;
+}
+
+// The whole file as bytes ("" when it cannot be read).
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void RemoveTree(const std::string& path) {
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+      std::string p = path + "/" + e->d_name;
+      struct stat st;
+      if (::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) RemoveTree(p);
+      else ::unlink(p.c_str());
+    }
+    ::closedir(d);
+  }
+  ::rmdir(path.c_str());
+}
+
+}  // namespace millpond::testing
