@@ -38,19 +38,25 @@ export class DataFrame {
   }
 
   /**
-   * n partitions: without keys each producer deals its rows round-robin; `hashBy` hashes the
-   * columns; `by` is an expression whose integer value is the partition index (it must be in
-   * [0, n), or the job fails with EINVAL).
+   * n partitions (smallpond's semantics). Without keys, by files: the input's files (a scan's
+   * resolved files, or every output file of the input node in partition order) are split into
+   * n contiguous groups as evenly as possible — no task, no data moved; with fewer files than
+   * n the last partitions are empty. `byRows` instead deals each producer's rows round-robin
+   * (a shuffle). `hashBy` hashes the columns; `by` is an expression whose integer value is the
+   * partition index (it must be in [0, n), or the job fails with EINVAL).
    */
-  repartition(n: number, options: { hashBy?: string | string[]; by?: string } = {}): DataFrame {
+  repartition(n: number, options: { hashBy?: string | string[]; by?: string; byRows?: boolean } = {}): DataFrame {
     checkPartitions(n);
     if (options.hashBy !== undefined && options.by !== undefined) throw new TypeError('repartition takes hashBy or by, not both');
+    if (options.byRows !== undefined && typeof options.byRows !== 'boolean') throw new TypeError('byRows must be a boolean');
+    if (options.byRows && (options.hashBy !== undefined || options.by !== undefined)) throw new TypeError('repartition takes byRows without hashBy or by');
     if (options.by !== undefined) {
       if (typeof options.by !== 'string' || options.by.trim() === '') throw new TypeError('by must be a SQL expression');
       return this.derive({ kind: 'shuffle', mode: 'by', partitions: n, by: options.by });
     }
     if (options.hashBy !== undefined) return this.derive({ kind: 'shuffle', mode: 'hash', partitions: n, keys: columnList('hashBy', options.hashBy) });
-    return this.derive({ kind: 'shuffle', mode: 'even', partitions: n });
+    if (options.byRows) return this.derive({ kind: 'shuffle', mode: 'even', partitions: n });
+    return this.derive({ kind: 'files', partitions: n });
   }
 
   /** Every row to a random partition (same count), then a random order within each. */

@@ -11,7 +11,8 @@ import { openTaskDb, type TaskDb } from './execution/duckdb.js';
 import { LocalExecutor } from './execution/local-executor.js';
 import type { JobSummary } from './execution/progress.js';
 import { relationSql, sqlString } from './execution/relations.js';
-import { nodesUpTo, partitionFiles, runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
+import { partitionFiles, relationOf } from './execution/partition-files.js';
+import { nodesUpTo, runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
 import type { TaskResult } from './execution/task-spec.js';
 import { resolveOptions, type InitOptions, type ResolvedOptions } from './options.js';
 import { PlanNode, type ScanFormat, type ScanOptions } from './plan/nodes.js';
@@ -166,14 +167,22 @@ export class Session {
     return summary;
   }
 
-  /** @internal SELECTs over each file of `node`'s output, in partition order. REQUIRES: executed. */
+  /**
+   * @internal SELECTs over `node`'s output in partition order (REQUIRES: executed): one per file
+   * of a task-computed node; one per partition of a scan or by-files node (its files are read in
+   * their format, an empty partition as no rows).
+   */
   partitionSelects(node: PlanNode): string[] {
-    if (node.spec.kind === 'scan') {
-      return [relationSql({ format: node.spec.format, files: this.scanFiles.get(node.id)!.map((f) => this.root.url(f)), options: node.spec.options })];
+    const ctx = this.readContext();
+    if (node.spec.kind === 'scan' || node.spec.kind === 'files') {
+      return [...Array(node.partitions).keys()].map((p) => relationSql(relationOf(ctx, node, [p])));
     }
-    const ctx = { scanFiles: this.scanFiles, results: this.results } as SchedulerContext;
     const records = partitionFiles(ctx, node, [...Array(node.partitions).keys()]);
     return records.map((r) => `SELECT * FROM read_parquet(${sqlString(this.root.url(r.location))})`);
+  }
+
+  private readContext(): SchedulerContext {
+    return { root: this.root, scanFiles: this.scanFiles, results: this.results } as SchedulerContext;
   }
 
   /** @internal Rows of `node` (REQUIRES: executed), at most `limit`. */
@@ -189,12 +198,12 @@ export class Session {
 
   /** @internal The row count of `node` (REQUIRES: executed). */
   async countOf(node: PlanNode): Promise<number> {
-    if (node.spec.kind === 'scan') {
-      const [select] = this.partitionSelects(node);
-      return Number((await this.db.run(`SELECT count(*) FROM (${select})`))[0]![0]);
-    }
-    const ctx = { scanFiles: this.scanFiles, results: this.results } as SchedulerContext;
-    return partitionFiles(ctx, node, [...Array(node.partitions).keys()]).reduce((a, r) => a + r.rows, 0);
+    const records = partitionFiles(this.readContext(), node, [...Array(node.partitions).keys()]);
+    // Task outputs record their rows; a scan's files (also behind a by-files node) are counted.
+    if (records.every((r) => r.rows >= 0)) return records.reduce((a, r) => a + r.rows, 0);
+    let n = 0;
+    for (const select of this.partitionSelects(node)) n += Number((await this.db.run(`SELECT count(*) FROM (${select})`))[0]![0]);
+    return n;
   }
 
   /** @internal `node` as one Arrow Table (REQUIRES: executed). */

@@ -75,15 +75,74 @@ it('terminal calls at once on one session run one after another', async () => {
   expect([a, b, c.length]).toEqual([600, 327, 5]);
 });
 
+describe('repartition by files (the default)', () => {
+  /** Per partition of `df`: its row count and the set of `id % 3` in it (which input file / producer partition). */
+  const perPartition = async (df: ReturnType<Session['readParquet']>) =>
+    (await sp.partialSql('SELECT count(*) AS c, coalesce(list(DISTINCT id % 3 ORDER BY id % 3), []) AS f FROM {0}', df).takeAll())
+      .map((r) => [Number(r.c), (r.f as bigint[]).map(Number)]);
+
+  it('more files than partitions: contiguous groups of whole files, the larger groups first', async () => {
+    const df = sp.readParquet(events).repartition(2);
+    expect(await perPartition(df)).toEqual([[400, [0, 1]], [200, [2]]]);
+    // Only the 2 SQL tasks: the by-files node runs none.
+    expect(sp.lastSummary).toMatchObject({ tasksTotal: 2, tasksRun: 2 });
+    expect(await df.count()).toBe(600);
+  });
+
+  it('fewer files than partitions: the rest are empty partitions with the input schema', async () => {
+    const df = sp.readParquet(events).repartition(5);
+    expect(await perPartition(df)).toEqual([[200, [0]], [200, [1]], [200, [2]], [0, []], [0, []]]);
+    expect(await df.count()).toBe(600);
+    const table = await df.filter('id < 0').toArrow();
+    expect(table.numRows).toBe(0);
+    expect(table.schema.fields.map((f) => f.name)).toEqual(['id', 'k', 'name', 'v', 'xs']);
+    // Tasks over the empty partitions see the columns: SQL, functions, a write.
+    expect(bag(await df.map('id, v').takeAll())).toEqual(bag(await db.rows(`SELECT id, v FROM read_parquet('${events}')`)));
+    expect(bag(await df.map((r) => ({ id: r.id })).takeAll())).toEqual(bag(await db.rows(`SELECT id FROM read_parquet('${events}')`)));
+    await df.writeParquet(`${tmp.dir}/out-files-5`);
+    expect(bag(await db.rows(`SELECT * FROM read_parquet('${tmp.dir}/out-files-5/*.parquet')`))).toEqual(bag(await allEvents()));
+    // A CSV scan's one file into 3 partitions: read as CSV, two partitions empty.
+    const csv = sp.readCsv(`${tmp.dir}/events.csv`).repartition(3);
+    expect((await sp.partialSql('SELECT count(*) AS c FROM {0}', csv).takeAll()).map((r) => Number(r.c))).toEqual([600, 0, 0]);
+    expect(await csv.take(3)).toHaveLength(3);
+  });
+
+  it('over a non-scan input: its output files in partition order, grouped', async () => {
+    // 3 partitions of one producer: partition p holds id % 3 = p.
+    const shuffled = sp.readParquet(events).repartition(3, { by: 'id % 3' });
+    expect(await perPartition(shuffled.repartition(2))).toEqual([[400, [0, 1]], [200, [2]]]);
+    // The shuffle's 1 producer and the 2 SQL tasks; the by-files node adds none.
+    expect(sp.lastSummary).toMatchObject({ tasksTotal: 3, tasksRun: 3 });
+    expect(await perPartition(shuffled.repartition(4))).toEqual([[200, [0]], [200, [1]], [200, [2]], [0, []]]);
+    // By files over by files, and a limit over empty partitions.
+    expect(await perPartition(sp.readParquet(events).repartition(3).repartition(2))).toEqual([[400, [0, 1]], [200, [2]]]);
+    expect(await shuffled.repartition(6).limit(1000).count()).toBe(600);
+    const fromItems = sp.fromItems([{ a: 1n }, { a: 2n }]).repartition(3);
+    expect((await fromItems.toArrow()).schema.fields.map((f) => f.name)).toEqual(['a']);
+    expect(bag(await fromItems.map('a * 2 AS b').takeAll())).toEqual(bag([{ b: 2n }, { b: 4n }]));
+  });
+});
+
 describe.each([1, 3, 7])('%i partitions', (n) => {
-  it('repartition(n) keeps every row and spreads them', async () => {
+  it('repartition(n) splits the 3 input files into n groups; every row kept, no task runs for it', async () => {
     const df = sp.readParquet(events).repartition(n);
     expect(df.partitions).toBe(n);
     expect(bag(await df.takeAll())).toEqual(bag(await allEvents()));
-    // Round-robin: partition sizes differ by at most the number of producers.
+    expect(sp.lastSummary).toMatchObject({ tasksTotal: 0, tasksRun: 0 });
+    // events-f holds the rows with id % 3 = f (200 each): groups of whole files, the larger first.
+    const sizes = (await sp.partialSql('SELECT count(*) AS c FROM {0}', df).takeAll()).map((r) => Number(r.c));
+    expect(sizes).toEqual({ 1: [600], 3: [200, 200, 200], 7: [200, 200, 200, 0, 0, 0, 0] }[n]);
+    expect(sp.lastSummary).toMatchObject({ tasksTotal: n });
+  });
+
+  it('repartition(n, { byRows: true }) deals rows round-robin through a shuffle', async () => {
+    const df = sp.readParquet(events).repartition(n, { byRows: true });
+    expect(bag(await df.takeAll())).toEqual(bag(await allEvents()));
+    // Round-robin: partition sizes differ by at most the number of producers (1: a scan).
     const sizes = (await sp.partialSql('SELECT count(*) AS c FROM {0}', df).takeAll()).map((r) => Number(r.c));
     expect(sizes).toHaveLength(n);
     expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+    expect(sp.lastSummary).toMatchObject({ tasksTotal: 1 + n });
   });
 
   it('repartition(n, { hashBy }) puts each key in one partition (skewed, some empty)', async () => {

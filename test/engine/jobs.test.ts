@@ -85,7 +85,7 @@ describe('retries and resume', () => {
 
   it('recompute() reruns the node it is called on; a rerun input invalidates its consumers', async () => {
     const count = (sp: Awaited<ReturnType<typeof init>>, recompute = false) => {
-      const base = sp.readParquet(events).repartition(2);
+      const base = sp.readParquet(events).repartition(2, { byRows: true });
       return sp.partialSql('SELECT count(*) AS c FROM {0}', recompute ? base.recompute() : base).count();
     };
     const sp = await init({ ...options(), jobId: 'chain' });
@@ -108,6 +108,50 @@ describe('retries and resume', () => {
       expect(again.lastSummary).toMatchObject({ tasksRun: 3, tasksSkipped: 0 });
     } finally {
       await again.shutdown();
+    }
+  });
+});
+
+describe('by-files repartition in a job', () => {
+  // A shuffle (1 producer, 3 partitions), a by-files repartition into 2 (no task), 2 SQL tasks.
+  const byFiles = (sp: Awaited<ReturnType<typeof init>>) =>
+    sp.partialSql('SELECT k, count(*) AS c, sum(id)::BIGINT AS s FROM {0} GROUP BY k',
+      sp.readParquet(events).repartition(3, { by: 'id % 3' }).repartition(2));
+  const expectedByFiles = async () => {
+    const rows = await db.rows(`SELECT id % 3 < 2 AS first, k, count(*) AS c, sum(id)::BIGINT AS s FROM read_parquet('${events}') GROUP BY ALL`);
+    return rows.map(({ first: _, ...r }) => r);
+  };
+
+  it('resumes through a by-files node; a rerun input invalidates the consumers behind it', async () => {
+    const first = await init({ ...options(), jobId: 'by-files' });
+    try {
+      expect(bag(await byFiles(first).takeAll())).toEqual(bag(await expectedByFiles()));
+      expect(first.lastSummary).toMatchObject({ tasksTotal: 3, tasksRun: 3 });
+    } finally {
+      await first.shutdown();
+    }
+    const jobDir = `${tmp.dir}/root/by-files`;
+    const plan = JSON.parse(readFileSync(`${jobDir}/plan.json`, 'utf8')) as { nodes: { id: string; tasks: number }[] };
+    const filesNode = plan.nodes.find((n) => n.id.startsWith('files-'))!;
+    expect(filesNode.tasks).toBe(0);
+    expect(existsSync(`${jobDir}/${filesNode.id}`)).toBe(false);
+
+    const second = await init({ ...options(), jobId: 'by-files' });
+    try {
+      expect(bag(await byFiles(second).takeAll())).toEqual(bag(await expectedByFiles()));
+      expect(second.lastSummary).toMatchObject({ tasksTotal: 3, tasksRun: 0, tasksSkipped: 3 });
+    } finally {
+      await second.shutdown();
+    }
+    // Lose the shuffle's marker: it reruns, and so do the SQL tasks reading its files by groups.
+    const shuffle = plan.nodes.find((n) => n.id.startsWith('shuffle-'))!;
+    rmSync(`${jobDir}/${shuffle.id}/.completed/0.json`);
+    const third = await init({ ...options(), jobId: 'by-files' });
+    try {
+      expect(bag(await byFiles(third).takeAll())).toEqual(bag(await expectedByFiles()));
+      expect(third.lastSummary).toMatchObject({ tasksRun: 3, tasksSkipped: 0 });
+    } finally {
+      await third.shutdown();
     }
   });
 });
@@ -150,6 +194,7 @@ describe('errors', () => {
 
       expect(() => df.repartition(0)).toThrow(RangeError);
       expect(() => df.repartition(2, { hashBy: 'k', by: 'k' })).toThrow(TypeError);
+      expect(() => df.repartition(2, { hashBy: 'k', byRows: true })).toThrow(TypeError);
       await expect(init({ ...options(), workers: 0 })).rejects.toThrow(RangeError);
       await expect(init({ root: { kind: 'millpond', dir: '/x', meta: '', mgmtd: '' } })).rejects.toThrow(/root.meta must be a non-empty string/);
       await expect(init({ root: { kind: 'millpond', dir: 'x', meta: 'tcp://127.0.0.1:1', mgmtd: 'tcp://127.0.0.1:1' } })).rejects.toThrow(/absolute path/);

@@ -17,8 +17,16 @@ function columnsStruct(schema: Record<string, string>): string {
   return `{${Object.entries(schema).map(([k, v]) => `${sqlString(k)}: ${sqlString(v)}`).join(', ')}}`;
 }
 
-/** A SELECT over the relation's files. REQUIRES: files non-empty. */
+/**
+ * A SELECT over the relation's files (no rows but their columns when `empty`); it takes a
+ * `LIMIT` appended. REQUIRES: files non-empty.
+ */
 export function relationSql(input: InputRelation): string {
+  const select = readSql(input);
+  return input.empty ? `${select} WHERE false` : select;
+}
+
+function readSql(input: InputRelation): string {
   const { files, options } = input;
   switch (input.format) {
     case 'parquet': {

@@ -1,6 +1,6 @@
 /**
  * Runs the plan up to a target node: nodes → tasks (one per partition, one per producer for
- * shuffles), dependencies, resume from completion markers, dispatch to the executor with at
+ * shuffles, none for scans and by-files repartitions, whose consumers read the files directly), dependencies, resume from completion markers, dispatch to the executor with at
  * most `slots` tasks in flight, retries, and the job's summary.
  *
  * Resume rule: a task is reused when its marker exists, its outputs exist with the recorded
@@ -11,9 +11,12 @@ import type { PlanNode } from '../plan/nodes.js';
 import type { JobLayout } from '../partition/layout.js';
 import type { DataRoot } from '../partition/root.js';
 import { TaskAttemptError, type LocalExecutor } from './local-executor.js';
+import { producerKeys, relationOf, taskKey } from './partition-files.js';
 import { runParentTask } from './parent-tasks.js';
 import { Progress, type JobSummary } from './progress.js';
-import type { DuckDbSettings, InputRelation, OutputRecord, OutputSlot, TaskFailure, TaskResult, TaskSpec, TaskWork } from './task-spec.js';
+import type { DuckDbSettings, OutputSlot, TaskFailure, TaskResult, TaskSpec, TaskWork } from './task-spec.js';
+
+export { taskKey };
 
 export interface SchedulerContext {
   root: DataRoot;
@@ -37,10 +40,6 @@ interface TaskState {
   run: boolean;
 }
 
-export function taskKey(node: PlanNode, task: number): string {
-  return `${node.id}#${task}`;
-}
-
 /** Nodes reachable from `target`, inputs before consumers, each once. */
 export function nodesUpTo(target: PlanNode): PlanNode[] {
   const out: PlanNode[] = [];
@@ -55,14 +54,6 @@ export function nodesUpTo(target: PlanNode): PlanNode[] {
   return out;
 }
 
-/** Keys of the tasks whose outputs hold `partitions` of `node`. */
-function producersOf(node: PlanNode, partitions: number[]): number[] {
-  if (node.spec.kind === 'scan') return [];
-  if (node.spec.kind === 'shuffle') return [...Array(node.taskCount).keys()];
-  if (node.taskCount === 1) return [0];
-  return partitions;
-}
-
 function outputSlots(ctx: SchedulerContext, node: PlanNode, task: number): OutputSlot[] {
   const { spec } = node;
   if (spec.kind === 'shuffle') {
@@ -71,33 +62,6 @@ function outputSlots(ctx: SchedulerContext, node: PlanNode, task: number): Outpu
   if (spec.kind === 'write') return [{ partition: task, location: `${spec.path}/part-${task}.parquet` }];
   const p = node.taskCount === 1 ? 0 : task;
   return [{ partition: p, location: ctx.layout.output(node.id, p, task) }];
-}
-
-/** The files of `partitions` of `node` (REQUIRES: its producers completed), empty files dropped when others remain. */
-export function partitionFiles(ctx: SchedulerContext, node: PlanNode, partitions: number[]): OutputRecord[] {
-  if (node.spec.kind === 'scan') {
-    return ctx.scanFiles.get(node.id)!.map((location) => ({ partition: 0, location, rows: -1, bytes: -1 }));
-  }
-  const wanted = new Set(partitions);
-  const records: OutputRecord[] = [];
-  for (const t of producersOf(node, partitions)) {
-    const result = ctx.results.get(taskKey(node, t));
-    if (!result) throw new Error(`assertion: ${taskKey(node, t)} has no result`);
-    for (const o of result.outputs) if (wanted.has(o.partition)) records.push(o);
-  }
-  records.sort((a, b) => a.partition - b.partition);
-  return records;
-}
-
-function relationOf(ctx: SchedulerContext, node: PlanNode, partitions: number[]): InputRelation {
-  if (node.spec.kind === 'scan') {
-    return { format: node.spec.format, files: ctx.scanFiles.get(node.id)!.map((f) => ctx.root.url(f)), options: node.spec.options };
-  }
-  const all = partitionFiles(ctx, node, partitions);
-  const nonEmpty = all.filter((o) => o.rows !== 0);
-  // Empty files only matter for their schema: keep one when every file is empty.
-  const files = (nonEmpty.length > 0 ? nonEmpty : all.slice(0, 1)).map((o) => ctx.root.url(o.location));
-  return { format: 'parquet', files, options: {} };
 }
 
 function workOf(node: PlanNode, task: number): TaskWork {
@@ -149,7 +113,7 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
   for (const node of nodes) {
     for (let t = 0; t < node.taskCount; t++) {
       const deps: string[] = [];
-      for (const input of node.inputs) for (const p of producersOf(input, node.inputPartitionsOf(t))) deps.push(taskKey(input, p));
+      for (const input of node.inputs) deps.push(...producerKeys(input, node.inputPartitionsOf(t)));
       const state: TaskState = { key: taskKey(node, t), node, task: t, deps, attempt: 0, run: false };
       states.set(state.key, state);
       order.push(state);

@@ -10,6 +10,11 @@ export interface InputRelation {
   /** What DuckDB opens (paths or URLs); never empty. */
   files: string[];
   options: ScanOptions;
+  /**
+   * Read no rows: `files` is there for its schema only (a partition with no files of its own,
+   * e.g. a by-files repartition into more partitions than its input has files).
+   */
+  empty?: boolean;
 }
 
 export type TaskWork =

@@ -9,7 +9,8 @@
  * (`<i>-<i>.parquet`); producer j of a shuffle node writes `<p>-<j>.parquet` for every p, so a
  * consumer of partition p reads one file per producer. Outputs are written under temporary
  * names and renamed; the marker is written (atomically) only after every output is in place,
- * so a marker implies complete outputs.
+ * so a marker implies complete outputs. A scan and a by-files repartition have no directory:
+ * their partitions are the user's files and their input's files.
  */
 import type { DataRoot } from './root.js';
 

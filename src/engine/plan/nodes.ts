@@ -33,6 +33,11 @@ export type NodeSpec =
   | { kind: 'items'; rows: Record<string, unknown>[]; columns: ColumnDecl[] }
   | { kind: 'sql'; sql: string }
   | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; keys?: string[]; by?: string }
+  /**
+   * repartition(n) by files (smallpond's default): the input's files split into n contiguous
+   * groups, no task and no data movement; consumers read a group's files directly.
+   */
+  | { kind: 'files'; partitions: number }
   | { kind: 'limit'; rows: number }
   | { kind: 'js'; op: JsOp; fn: (...args: never[]) => unknown; batchRows?: number; schema?: Record<string, string> }
   | { kind: 'write'; path: string };
@@ -47,10 +52,13 @@ export class PlanNode {
     this.id = `${spec.kind}-${identity(spec, inputs)}`;
   }
 
-  /** Tasks that compute this node: 0 for a scan (its partition is the user's files). */
+  /**
+   * Tasks that compute this node: 0 for a scan (its partition is the user's files) and for a
+   * by-files repartition (its partitions are its input's files, complete when its input is).
+   */
   get taskCount(): number {
     switch (this.spec.kind) {
-      case 'scan': return 0;
+      case 'scan': case 'files': return 0;
       case 'items': case 'limit': return 1;
       case 'shuffle': case 'write': return this.inputs[0]!.partitions;
       case 'sql': case 'js': return this.partitions;
@@ -76,7 +84,7 @@ export class PlanNode {
 function partitionCount(spec: NodeSpec, inputs: readonly PlanNode[]): number {
   switch (spec.kind) {
     case 'scan': case 'items': case 'limit': return 1;
-    case 'shuffle': return spec.partitions;
+    case 'shuffle': case 'files': return spec.partitions;
     case 'sql': case 'js': case 'write': return inputs[0]!.partitions;
   }
 }
