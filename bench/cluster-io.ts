@@ -4,23 +4,14 @@
  * striped over the chains, then reads it back, through the FileSystem API. Beside it, in the
  * same run: iperf3 (one TCP stream) and dd with O_DIRECT on the same disk.
  */
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
 import { connect } from '../src/fs/index.js';
 import { crc32c } from '../src/index.js';
 import {
-  GiB, MiB, dropPageCache, fmtGBps, gbPerSecond, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable,
+  GiB, MiB, dropPageCache, fmtGBps, freePort, gbPerSecond, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable,
   round3, runDd, runIperf3,
 } from './lib.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 export async function clusterIoBench(options: Map<string, string>): Promise<void> {
   const sizeMiB = intOption(options, 'size-mib', 2048);

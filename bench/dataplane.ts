@@ -4,27 +4,15 @@
  * cache (directIo:false, read once before timing), so the figure is the data plane's, not the
  * disk's. The server runs in a child process by default (--server inproc to share this one).
  */
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { allocAligned, ChunkClient, type TransportChoice, type TransportCounters } from '../src/index.js';
 import {
-  fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
+  fmtGBps, freePort, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
   round3, runForDuration, runIperf3, runWithDepth,
 } from './lib.js';
 import { parseServerMode, parseTransport, startServer } from './server.js';
 
 const chunkBytes = 4 * MiB;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 export async function dataplaneBench(options: Map<string, string>): Promise<void> {
   const transport = parseTransport(options.get('transport'));

@@ -6,6 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -180,4 +181,16 @@ export async function runForDuration(durationMs: number, depth: number,
   };
   await Promise.all(Array.from({ length: depth }, (_, slot) => worker(slot)));
   return { ops: next, elapsedMs: nowMs() - start };
+}
+
+/** A TCP port free on loopback right now (for iperf3 and test servers). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }
