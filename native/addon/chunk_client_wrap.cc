@@ -48,7 +48,7 @@ Napi::Function ChunkClientWrap::Init(Napi::Env env) {
                       InstanceMethod<&ChunkClientWrap::Close>("close")});
 }
 
-// new ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer })
+// new ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads })
 ChunkClientWrap::ChunkClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ChunkClientWrap>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) {
@@ -60,6 +60,7 @@ ChunkClientWrap::ChunkClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectW
   options.inflightBytesMax = static_cast<size_t>(o.Get("inflightBytesMax").ToNumber().Int64Value());
   options.timeoutMs = GetU32(o, "timeoutMs", limits::kClientTimeoutMsDefault);
   options.connectionsPerServer = GetU32(o, "connectionsPerServer", 1);
+  if (o.Has("localReads") && !o.Get("localReads").ToBoolean()) options.localReadThreads = 0;
   Status s = ParseTransportChoice(o.Get("transport").ToString().Utf8Value(), &options.transport);
   if (s.ok()) s = ChunkClient::Create(options, &client_);
   if (!s.ok()) {
@@ -292,6 +293,13 @@ Napi::Value ChunkClientWrap::Stats(const Napi::CallbackInfo& info) {
   if (client_) {
     transports.Set("tcp", CountersToJs(env, client_->tcpCounters()));
     if (const TransportCounters* r = client_->rdmaCounters()) transports.Set("rdma", CountersToJs(env, *r));
+    if (const LocalReadCounters* l = client_->localCounters()) {
+      Napi::Object local = Napi::Object::New(env);
+      local.Set("reads", Napi::Number::New(env, static_cast<double>(l->reads.load())));
+      local.Set("bytes", Napi::Number::New(env, static_cast<double>(l->bytes.load())));
+      local.Set("fallbacks", Napi::Number::New(env, static_cast<double>(l->fallbacks.load())));
+      o.Set("localReads", local);
+    }
   }
   o.Set("transports", transports);
   return o;

@@ -63,6 +63,7 @@ Napi::Value DataServerWrap::Stats(const Napi::CallbackInfo& info) {
   o.Set("chainWrites", n(s.chainWrites));
   o.Set("forwards", n(s.forwards));
   o.Set("duplicateWrites", n(s.duplicateWrites));
+  o.Set("localOpens", n(s.localOpens));
   Napi::Object transports = Napi::Object::New(env);
   transports.Set("tcp", CountersToJs(env, server_->tcpCounters()));
   if (const TransportCounters* r = server_->rdmaCounters()) transports.Set("rdma", CountersToJs(env, *r));

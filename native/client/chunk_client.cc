@@ -35,6 +35,8 @@ std::function<void(OpT*)> MetaReply(ChunkClient::MetaDone done) {
 Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<ChunkClient>* out) {
   if (options.inflightBytesMax == 0 || options.inflightBytesMax > limits::kClientInflightBytesMax)
     return Status::InvalidArgument("inflightBytesMax must be 1.." + std::to_string(limits::kClientInflightBytesMax));
+  if (options.localReadThreads > limits::kLocalReadThreadsMax)
+    return Status::InvalidArgument("localReadThreads must be 0.." + std::to_string(limits::kLocalReadThreadsMax));
   if (options.connectionsPerServer == 0 || options.connectionsPerServer > limits::kClientConnectionsPerServerMax)
     return Status::InvalidArgument("connectionsPerServer must be 1.." +
                                    std::to_string(limits::kClientConnectionsPerServerMax));
@@ -46,6 +48,8 @@ Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<Ch
   MP_RETURN_IF_ERROR(ResolveTransport(options.transport, &kind));
   if (kind == TransportKind::kRdma) client->rdma_ = NewRdmaClientTransport(t);
   client->tcp_ = NewTcpClientTransport(t);
+  if (options.transport == TransportChoice::kAuto && options.localReadThreads > 0)
+    client->local_ = std::make_unique<LocalReader>(options.localReadThreads, options.timeoutMs);
   *out = std::move(client);
   return Status::OK();
 }
@@ -53,6 +57,7 @@ Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<Ch
 ChunkClient::~ChunkClient() { Close(); }
 
 void ChunkClient::Close() {
+  if (local_) local_->Close();  // first: its reads may fall back to the transports
   if (rdma_) rdma_->Close();
   if (tcp_) tcp_->Close();
 }
@@ -89,6 +94,31 @@ void ChunkClient::OnDone(ClientCall* call) {
 }
 
 void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done) {
+  if (local_) {
+    switch (local_->RouteFor(address)) {
+      case LocalReader::Route::kLocal: {
+        auto fallback = [this, address, args, dst, done] { ReadRemote(address, args, dst, done); };
+        if (local_->Submit(address, args, dst, done, std::move(fallback))) return;
+        break;
+      }
+      case LocalReader::Route::kProbe:
+        ProbeLocal(address);
+        break;
+      case LocalReader::Route::kRemote:
+        break;
+    }
+  }
+  ReadRemote(address, args, dst, std::move(done));
+}
+
+void ChunkClient::ProbeLocal(const std::string& address) {
+  Op* op = new Op;
+  op->opcode = frame::kLocalInfo;
+  op->decode = [this](Op* o) { local_->Learned(o->address, o->status, o->replyMeta); };
+  Submit(address, op);
+}
+
+void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done) {
   Op* op = new Op;
   op->opcode = frame::kRead;
   frame::Put(&op->meta, args);

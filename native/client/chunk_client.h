@@ -12,6 +12,7 @@
 
 #include "common/chunk_id.h"
 #include "common/limits.h"
+#include "client/local_reader.h"
 #include "common/status.h"
 #include "storage/chunk_store.h"
 #include "transport/frame.h"
@@ -24,6 +25,10 @@ struct ChunkClientOptions {
   size_t inflightBytesMax = limits::kClientInflightBytesDefault;
   uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
   uint32_t connectionsPerServer = 1;
+  // Short-circuit local reads (client/local_reader.h), with transport kAuto only: reads for
+  // servers on this host go through descriptors of their version files, on this many threads.
+  // 0 (or an explicit tcp/rdma transport): always the data plane.
+  uint32_t localReadThreads = limits::kLocalReadThreadsDefault;
 };
 
 struct BatchReadResult {
@@ -44,6 +49,7 @@ class ChunkClient {
   ~ChunkClient();
 
   // REQUIRES for all: buffers stay valid until the callback runs.
+  // A read for a server on this host goes through a local descriptor when it can (above).
   void Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done);
   // args.payloadChecksum and args.length are filled here from data.
   void Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done);
@@ -60,15 +66,19 @@ class ChunkClient {
   void Close();
   const TransportCounters& tcpCounters() const { return tcp_->counters(); }
   const TransportCounters* rdmaCounters() const { return rdma_ ? &rdma_->counters() : nullptr; }
+  const LocalReadCounters* localCounters() const { return local_ ? &local_->counters() : nullptr; }
 
  private:
   struct Op;
   explicit ChunkClient(const ChunkClientOptions& options) : options_(options) {}
   void Submit(const std::string& address, Op* op);
+  void ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done);
+  void ProbeLocal(const std::string& address);
   void OnDone(ClientCall* call);
 
   const ChunkClientOptions options_;
   std::unique_ptr<ClientTransport> tcp_, rdma_;
+  std::unique_ptr<LocalReader> local_;
   std::mutex mu_;
   std::set<std::string> tcpOnly_;  // GUARDED_BY(mu_): servers that refused RDMA (auto mode)
 };

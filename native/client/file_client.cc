@@ -303,6 +303,47 @@ Status FileClient::Open(const std::string& path, const OpenFlags& flags, uint32_
   return Status::OK();
 }
 
+void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t length, char* dst,
+                               std::function<void(bool)> done) {
+  ChainRoute route;
+  if (!routing_->Route(chainId, &route).ok() || route.serving.empty()) return done(false);
+  const size_t others = route.serving.size() - 1;
+  const size_t pick = others > 0 ? RandomBelow(others) : 0;
+  const bool tail = pick == route.serving.size() - 1;
+  frame::ReadArgs args;
+  args.chunk = chunk;
+  args.length = length;
+  chunks_->Read(route.serving[pick], args, dst,
+                [dst, length, tail, done = std::move(done)](const Status& s, const ChunkMeta&, uint32_t n) {
+                  if (s.ok()) {
+                    std::memset(dst + n, 0, length - n);
+                  } else if (s.code() == StatusCode::kNotFound && tail) {
+                    std::memset(dst, 0, length);  // a hole
+                  } else {
+                    return done(false);
+                  }
+                  done(true);
+                });
+}
+
+std::shared_ptr<ReadAhead> FileClient::ReadAheadFor(const Inode& inode) {
+  const uint32_t chunkBytes = inode.layout.chunkSizeBytes;
+  const uint32_t window = static_cast<uint32_t>(
+      std::min<size_t>(limits::kFileReadAheadChunksMax, options_.readAheadBytes / chunkBytes));
+  if (window == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(readAheadMu_);
+  for (auto it = readAheads_.begin(); it != readAheads_.end();) {  // bounded by the open files
+    it = it->second.expired() ? readAheads_.erase(it) : std::next(it);
+  }
+  std::weak_ptr<ReadAhead>& slot = readAheads_[inode.id];
+  std::shared_ptr<ReadAhead> shared = slot.lock();
+  if (!shared) {
+    shared = std::make_shared<ReadAhead>(this, inode.id, chunkBytes, window);
+    slot = shared;
+  }
+  return shared;
+}
+
 // ---------------------------------------------------------------- FileHandle
 
 FileHandle::FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable)
@@ -311,8 +352,7 @@ FileHandle::FileHandle(FileClient* client, const Inode& inode, std::string sessi
       session_(std::move(session)),
       writable_(writable),
       chunkSizeBytes_(inode.layout.chunkSizeBytes),
-      readAheadChunks_(static_cast<uint32_t>(std::min<size_t>(
-          limits::kFileReadAheadChunksMax, client->options().readAheadBytes / inode.layout.chunkSizeBytes))),
+      readAhead_(client->ReadAheadFor(inode)),
       lengthBytes_(inode.lengthBytes),
       ackedEndBytes_(inode.lengthBytes) {}
 
@@ -328,10 +368,7 @@ size_t FileHandle::writeBehindPeakBytes() {
   return peakBufferedBytes_;
 }
 
-size_t FileHandle::readAheadCachedBytes() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return cacheBytes_;
-}
+size_t FileHandle::readAheadCachedBytes() { return readAhead_ ? readAhead_->cachedBytes() : 0; }
 
 Status FileHandle::Chains(std::vector<uint32_t>* out) {
   {
@@ -402,130 +439,16 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
   }
 
   std::vector<ChunkPiece> misses;
-  bool sequential;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    sequential = offset == lastReadEnd_;
-    lastReadEnd_ = offset + n;
-    if (readAheadChunks_ > 0) {
-      ServeFromCacheLocked(&lock, &pieces, &misses);
-    } else {
-      misses = std::move(pieces);
-    }
+  if (readAhead_) {
+    std::vector<uint32_t> chains;
+    MP_RETURN_IF_ERROR(Chains(&chains));
+    readAhead_->Serve(offset, n, fileLength, chains, pieces, &misses);
+  } else {
+    misses = std::move(pieces);
   }
-  // Start the next chunks before waiting for this read, so both overlap.
-  if (sequential && readAheadChunks_ > 0) StartReadAhead(offset + n, fileLength);
   MP_RETURN_IF_ERROR(client_->ReadPieces(&misses));
   *bytesRead = n;
   return Status::OK();
-}
-
-void FileHandle::ServeFromCacheLocked(std::unique_lock<std::mutex>* lock, std::vector<ChunkPiece>* pieces,
-                                      std::vector<ChunkPiece>* misses) {
-  for (const ChunkPiece& p : *pieces) {
-    auto it = cache_.find(p.chunk.index);
-    if (it == cache_.end()) {
-      misses->push_back(p);
-      continue;
-    }
-    std::shared_ptr<Prefetch> e = it->second;  // keeps the buffer while we wait unlocked
-    cv_.wait(*lock, [&] { return e->state != Prefetch::State::kPending; });
-    if (e->state == Prefetch::State::kReady && p.offsetInChunk + p.lengthBytes <= e->lengthBytes) {
-      std::memcpy(p.dst, e->data.get() + p.offsetInChunk, p.lengthBytes);
-      client_->mutable_counters().prefetchHits++;
-    } else {
-      misses->push_back(p);
-    }
-  }
-}
-
-void FileHandle::StartReadAhead(uint64_t endOffset, uint64_t fileLength) {
-  if (endOffset >= fileLength) return;
-  std::vector<uint32_t> chains;
-  if (!Chains(&chains).ok()) return;  // best effort: the reads themselves report it
-  const uint32_t first = static_cast<uint32_t>(endOffset / chunkSizeBytes_);
-  const uint64_t lastChunk = (fileLength - 1) / chunkSizeBytes_;
-  const uint64_t end = std::min<uint64_t>(uint64_t{first} + readAheadChunks_, lastChunk + 1);
-  const size_t budget = client_->options().readAheadBytes;
-  std::vector<std::shared_ptr<Prefetch>> start;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // Drop what the reader passed or what lies beyond the window; a pending entry stays until
-    // it completes (its buffer is in use).
-    for (auto it = cache_.begin(); it != cache_.end();) {
-      bool inWindow = it->first >= first && it->first < end;
-      if (!inWindow && it->second->state != Prefetch::State::kPending) {
-        cacheBytes_ -= it->second->lengthBytes;
-        it = cache_.erase(it);
-      } else if (it->second->state == Prefetch::State::kFailed) {
-        cacheBytes_ -= it->second->lengthBytes;
-        it = cache_.erase(it);  // retried below
-      } else {
-        ++it;
-      }
-    }
-    for (uint64_t index = first; index < end; index++) {
-      if (cache_.count(static_cast<uint32_t>(index))) continue;
-      uint64_t chunkStart = index * chunkSizeBytes_;
-      uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(chunkSizeBytes_, fileLength - chunkStart));
-      if (cacheBytes_ + len > budget) break;
-      auto e = std::make_shared<Prefetch>();
-      e->index = static_cast<uint32_t>(index);
-      e->lengthBytes = len;
-      e->data.reset(new char[len]);
-      cache_[e->index] = e;
-      cacheBytes_ += len;
-      prefetchesInflight_++;
-      start.push_back(std::move(e));
-    }
-  }
-  for (const std::shared_ptr<Prefetch>& e : start) {
-    uint32_t chainId = layout::ChainOfChunk(chains, e->index);
-    ChainRoute route;
-    Status s = client_->routing()->Route(chainId, &route);
-    if (!s.ok() || route.serving.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      e->state = Prefetch::State::kFailed;
-      prefetchesInflight_--;
-      cv_.notify_all();
-      continue;
-    }
-    // One replica, chosen as a read's first choice: a random non-tail one (or the tail alone).
-    size_t others = route.serving.size() - 1;
-    size_t pick = others > 0 ? RandomBelow(others) : 0;
-    bool tail = pick == route.serving.size() - 1;
-    frame::ReadArgs args;
-    args.chunk = ChunkId{inode_.id, e->index};
-    args.offset = 0;
-    args.length = e->lengthBytes;
-    client_->mutable_counters().prefetches++;
-    client_->chunks()->Read(route.serving[pick], args, e->data.get(),
-                            [this, e, tail](const Status& s, const ChunkMeta&, uint32_t n) {
-                              std::lock_guard<std::mutex> lock(mu_);
-                              if (s.ok()) {
-                                std::memset(e->data.get() + n, 0, e->lengthBytes - n);
-                                e->state = Prefetch::State::kReady;
-                              } else if (s.code() == StatusCode::kNotFound && tail) {
-                                std::memset(e->data.get(), 0, e->lengthBytes);  // a hole
-                                e->state = Prefetch::State::kReady;
-                              } else {
-                                e->state = Prefetch::State::kFailed;  // Read() does it itself
-                              }
-                              prefetchesInflight_--;
-                              cv_.notify_all();
-                            });
-  }
-}
-
-void FileHandle::InvalidateLocked(uint64_t offset, size_t length) {
-  if (cache_.empty() || length == 0) return;
-  uint64_t first = offset / chunkSizeBytes_;
-  uint64_t last = (offset + length - 1) / chunkSizeBytes_;
-  for (auto it = cache_.lower_bound(static_cast<uint32_t>(first)); it != cache_.end() && it->first <= last;) {
-    // A pending entry's buffer is kept alive by its completion's reference.
-    cacheBytes_ -= it->second->lengthBytes;
-    it = cache_.erase(it);
-  }
 }
 
 // ---- writes
@@ -554,7 +477,7 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
   if (offset > limits::kFileLengthBytesMax || length > limits::kFileLengthBytesMax - offset) {
     return Status::InvalidArgument("write beyond " + std::to_string(limits::kFileLengthBytesMax) + " bytes");
   }
-  InvalidateLocked(offset, length);
+  if (readAhead_) readAhead_->Invalidate(offset, length);
   const size_t max = client_->options().writeBehindBytes;
   if (max == 0) {
     lock.unlock();
@@ -678,10 +601,7 @@ Status FileHandle::Close() {
   if (flusher_.joinable()) flusher_.join();
   uint64_t length;
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return prefetchesInflight_ == 0; });
-    cache_.clear();
-    cacheBytes_ = 0;
+    std::lock_guard<std::mutex> lock(mu_);
     // Only what every replica acknowledged: after a clean flush that is every write; after a
     // failed one (write-behind or write-through), never a range that may hold nothing.
     length = std::max(inode_.lengthBytes, ackedEndBytes_);

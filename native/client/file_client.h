@@ -30,6 +30,7 @@
 #include "client/chunk_client.h"
 #include "client/meta_client.h"
 #include "client/mgmtd_client.h"
+#include "client/read_ahead.h"
 #include "client/routing_cache.h"
 #include "common/limits.h"
 #include "common/status.h"
@@ -48,8 +49,8 @@ struct FileClientOptions {
   // Per handle: bytes Write() may buffer before it blocks. 0: write-through (Write returns once
   // every replica committed). <= kFileWriteBehindBytesMax.
   size_t writeBehindBytes = limits::kFileWriteBehindBytesDefault;
-  // Per handle: bytes of whole chunks prefetched ahead of sequential reads. 0 (or less than a
-  // chunk): no read-ahead. <= kFileReadAheadBytesMax.
+  // Per file: bytes of whole chunks prefetched ahead of sequential reads (client/read_ahead.h).
+  // 0 (or less than a chunk): no read-ahead. <= kFileReadAheadBytesMax.
   size_t readAheadBytes = limits::kFileReadAheadBytesDefault;
   // Identifies this client's chain writes at heads; 0: random.
   uint64_t clientId = 0;
@@ -99,6 +100,16 @@ class FileClient {
   // REQUIRES: the pieces' buffers stay valid until the call returns.
   Status ReadPieces(std::vector<ChunkPiece>* pieces);
   Status WritePieces(std::vector<ChunkPiece>* pieces);
+  // One attempt at a whole-chunk read for read-ahead, at a read's first choice of replica (a
+  // random non-tail one, or the tail alone). `done(true)` when dst holds the chunk's `length`
+  // bytes (zeros past its end or for a hole); `done(false)` otherwise, and the reader reads
+  // it itself with the retry rules. Thread-safe.
+  void PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t length, char* dst,
+                     std::function<void(bool)> done);
+  // The read-ahead state shared by every handle of `inode` (null without read-ahead).
+  std::shared_ptr<ReadAhead> ReadAheadFor(const Inode& inode);
+  // Buffers of prefetched chunks, reused across files: fresh ones would cost page faults.
+  BufferPool& readAheadBuffers() { return readAheadBuffers_; }
 
   MetaClient* meta() { return meta_.get(); }
   MgmtdClient* mgmtd() { return mgmtd_.get(); }
@@ -126,6 +137,9 @@ class FileClient {
   std::unique_ptr<MgmtdClient> mgmtd_;
   std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
   std::unique_ptr<ChunkClient> chunks_;
+  BufferPool readAheadBuffers_{limits::kFileReadAheadPoolBytesMax};
+  std::mutex readAheadMu_;
+  std::map<uint64_t, std::weak_ptr<ReadAhead>> readAheads_;  // GUARDED_BY(readAheadMu_): by inode
 };
 
 // An open file. Used by one thread at a time (like a FILE*); its background flusher and the
@@ -148,7 +162,7 @@ class FileHandle {
   Status Write(uint64_t offset, const char* data, size_t length);
   // Waits until everything written before was committed by every replica.
   Status Flush();
-  // Flush(), stop the flusher, wait for prefetches, and (opened for write) end the meta
+  // Flush(), stop the flusher, and (opened for write) end the meta
   // session publishing the length: the end of the furthest write every replica acknowledged
   // (of every write, when none failed). Idempotent; the first result is returned again.
   Status Close();
@@ -166,14 +180,6 @@ class FileHandle {
     uint32_t offsetInChunk = 0;
     std::string data;
   };
-  struct Prefetch {
-    enum class State { kPending, kReady, kFailed };
-    State state = State::kPending;
-    uint32_t index = 0;
-    uint32_t lengthBytes = 0;  // requested: the chunk's bytes below the file's length
-    std::unique_ptr<char[]> data;
-  };
-
   FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable);
   // The file's chains, computed once from its layout and the chain table in routing.
   Status Chains(std::vector<uint32_t>* out);
@@ -183,21 +189,16 @@ class FileHandle {
   void FlusherLoop();
   // REQUIRES: mu_ held. Whether the front buffered piece may be written now.
   bool FlushableLocked() const;
-  // Serves pieces from prefetched chunks; the rest go to *misses. REQUIRES: mu_ held.
-  void ServeFromCacheLocked(std::unique_lock<std::mutex>* lock, std::vector<ChunkPiece>* pieces,
-                            std::vector<ChunkPiece>* misses);
-  void StartReadAhead(uint64_t endOffset, uint64_t fileLength);
-  void InvalidateLocked(uint64_t offset, size_t length);
 
   FileClient* const client_;
   const Inode inode_;
   const std::string session_;
   const bool writable_;
   const uint32_t chunkSizeBytes_;
-  const uint32_t readAheadChunks_;  // 0: no read-ahead
+  const std::shared_ptr<ReadAhead> readAhead_;  // shared with the file's other handles; null: none
 
   std::mutex mu_;
-  std::condition_variable cv_;  // buffer space, flush progress, prefetch completions
+  std::condition_variable cv_;  // buffer space, flush progress
   bool closed_ = false;                       // GUARDED_BY(mu_)
   Status closeStatus_;                        // GUARDED_BY(mu_)
   std::vector<uint32_t> chains_;              // GUARDED_BY(mu_): empty until computed
@@ -214,12 +215,6 @@ class FileHandle {
   bool spaceWaiter_ = false;                  // GUARDED_BY(mu_): Write() waits for space
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   std::thread flusher_;                       // started at the first buffered write
-
-  // Read-ahead.
-  uint64_t lastReadEnd_ = 0;                  // GUARDED_BY(mu_): a read starting here is sequential
-  std::map<uint32_t, std::shared_ptr<Prefetch>> cache_;  // GUARDED_BY(mu_): by chunk index
-  size_t cacheBytes_ = 0;                     // GUARDED_BY(mu_): of the entries in cache_
-  uint32_t prefetchesInflight_ = 0;           // GUARDED_BY(mu_)
 };
 
 }  // namespace millpond

@@ -44,6 +44,15 @@ constexpr int kListenBacklog = 512;
 constexpr size_t kServerAppliedWritesMax = 65536;    // (clientId, requestId) remembered at a head
 constexpr uint32_t kChainsPerServerMax = 65536;
 
+// ---- short-circuit local reads (storage/local_read_server.h, client/local_reader.h)
+constexpr uint32_t kLocalReadConnectionsMax = 256;    // per server: one thread each
+constexpr uint32_t kLocalReadThreadsDefault = 8;      // per client: reads in flight on this host
+constexpr uint32_t kLocalReadThreadsMax = 64;
+constexpr uint32_t kLocalReadQueuedMax = 4096;        // per client: beyond it reads go over TCP
+constexpr uint32_t kLocalIdleConnectionsMax = 16;     // per client and server, kept for reuse
+constexpr uint32_t kLocalProbeIntervalMs = 1000;      // a failed probe of a server is retried after
+constexpr size_t kLocalReadStagingBytesMax = size_t{256} << 20;  // per client: O_DIRECT and unaligned reads
+
 // ---- client
 constexpr size_t kClientInflightBytesDefault = size_t{256} << 20;
 constexpr size_t kClientInflightBytesMax = size_t{4096} << 20;
@@ -127,10 +136,12 @@ constexpr uint32_t kFileChunksInflightDefault = 8;       // chunk reads or write
 constexpr uint32_t kFileChunksInflightMax = 256;
 constexpr size_t kFileWriteBehindBytesDefault = size_t{64} << 20;   // buffered writes per handle
 constexpr size_t kFileWriteBehindBytesMax = size_t{1024} << 20;
-constexpr size_t kFileReadAheadBytesDefault = size_t{32} << 20;     // prefetched chunks per handle
+constexpr size_t kFileReadAheadBytesDefault = size_t{64} << 20;     // prefetched chunks per file
 constexpr size_t kFileReadAheadBytesMax = size_t{1024} << 20;
 constexpr uint32_t kFileReadPieceBytesMax = 1024 * 1024;  // a large read is split into pieces of this
-constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks one handle prefetches at once
+constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks of one file prefetched at once
+constexpr size_t kFileReadAheadPoolBytesMax = size_t{1024} << 20;  // per client, all files together
+constexpr size_t kReadAheadStreamsMax = 8;              // recent read ends a sequential read may continue
 constexpr uint64_t kFileLengthBytesMax = uint64_t{1} << 50;  // offsets a handle accepts (1 PiB)
 
 }  // namespace millpond::limits

@@ -79,4 +79,18 @@ struct FixedHeader {
   }
 };
 
+// The whole blocks of content a read of [offset, offset + length) touches: the unit that is
+// read from disk and checked. REQUIRES: length > 0, offset + length <= h.length.
+struct BlockSpan {
+  uint32_t start = 0;  // content offset, a block multiple
+  uint32_t bytes = 0;  // to the end of the last block touched, or of the content
+  // Whether the span is exactly [offset, offset + length), so it may be read straight into dst.
+  bool Covers(uint32_t offset, uint32_t length) const { return start == offset && bytes == length; }
+};
+BlockSpan SpanOf(const FixedHeader& h, uint32_t offset, uint32_t length);
+
+// Checks `span` (the content bytes of BlockSpan `start`.., `bytes` long) against the version
+// file's checksum table, read from `fd`. kCorrupt names the first bad block.
+Status VerifyBlocks(int fd, const FixedHeader& h, uint32_t start, const char* span, uint32_t bytes);
+
 }  // namespace millpond::chunk_format

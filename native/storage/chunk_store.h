@@ -85,6 +85,12 @@ class ChunkStore {
   // kNotCommitted when only a pending version exists and !uncommitted.
   Status Read(const ChunkId& chunk, uint32_t offset, uint32_t length, char* dst, bool uncommitted,
               uint32_t* bytesRead, ChunkMeta* meta);
+  // Opens the version Read() would read, for a reader that reads it itself (short-circuit
+  // local reads, storage/local_read_server.h): *fd is a new read-only descriptor of that
+  // version file. Its content never changes (a newer version replaces the file by rename),
+  // so a reader holding it sees one consistent version; it verifies blocks with
+  // chunk_format::VerifyBlocks. Same errors as Read().
+  Status OpenVersionFile(const ChunkId& chunk, bool uncommitted, UniqueFd* fd, ChunkMeta* meta);
   Status Remove(const ChunkId& chunk);
   Status Stat(const ChunkId& chunk, ChunkMeta* meta) const;
   // Length and CRC32C of pending version `version` (kStaleVersion if that is not the pending one).
@@ -122,6 +128,8 @@ class ChunkStore {
   std::string PathOf(const ChunkId& chunk, bool pending) const;
   Status OpenVersion(const ChunkId& chunk, bool pending, uint64_t generation,
                      std::shared_ptr<OpenChunk>* out);
+  // The open version Read() reads, and the chunk's metadata as of that file.
+  Status Resolve(const ChunkId& chunk, bool uncommitted, std::shared_ptr<OpenChunk>* file, ChunkMeta* meta);
   // Reads and verifies [offset, offset+length) of an open version into dst.
   Status ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst);
   Status WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,

@@ -73,27 +73,18 @@ Status ChunkStore::OpenVersion(const ChunkId& chunk, bool pending, uint64_t gene
 Status ChunkStore::ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst) {
   const fmt::FixedHeader& h = file.header;
   const uint32_t B = fmt::kBlockBytes;
-  const uint32_t end = offset + length;  // REQUIRES: end <= h.length, length > 0
-  const uint32_t b0 = offset / B, b1 = (end - 1) / B, nBlocks = b1 - b0 + 1;
   std::string where = "chunk " + h.chunk.ToHex();
-
-  std::vector<uint32_t> crcs(nBlocks);
-  size_t got = 0;
-  MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), crcs.data(), 4 * nBlocks,
-                               fmt::kFixedHeaderBytes + 4ull * b0, &got, where.c_str()));
-  if (got != 4 * nBlocks) return Status::Corrupt(where + ": checksum table is truncated");
-
   // Block-aligned ranges land straight in dst; others go through a staging buffer.
-  const uint32_t spanStart = b0 * B;
-  const uint32_t spanEnd = std::min<uint32_t>((b1 + 1) * B, h.length);
-  const uint32_t spanBytes = spanEnd - spanStart;
+  const fmt::BlockSpan sp = fmt::SpanOf(h, offset, length);
+  const uint32_t spanStart = sp.start, spanBytes = sp.bytes;
   AlignedBuffer staging;
   char* span = dst;
-  if (spanStart != offset || spanEnd != end) {
+  if (!sp.Covers(offset, length)) {
     MP_RETURN_IF_ERROR(staging_.Acquire(spanBytes, kStagingWaitMs, &staging));
     span = staging.data();
   }
   const uint64_t fileOffset = uint64_t{h.headerBytes} + spanStart;
+  size_t got = 0;
   bool direct = directIo_ && spanBytes >= limits::kDirectReadBytesMin && spanBytes % B == 0 &&
                 (reinterpret_cast<uintptr_t>(span) % B) == 0;
   if (direct) {
@@ -107,23 +98,15 @@ Status ChunkStore::ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t
   if (!direct) MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), span, spanBytes, fileOffset, &got, where.c_str()));
   if (got != spanBytes) return Status::Corrupt(where + ": content is truncated");
 
-  for (uint32_t i = 0; i < nBlocks; i++) {
-    uint32_t blockStart = i * B;
-    uint32_t blockBytes = std::min<uint32_t>(B, spanBytes - blockStart);
-    if (Crc32c(span + blockStart, blockBytes) != crcs[i])
-      return Status::Corrupt(where + ": checksum mismatch in block " + std::to_string(b0 + i) +
-                             " (version " + std::to_string(h.version) + ")");
-  }
+  MP_RETURN_IF_ERROR(fmt::VerifyBlocks(file.fd.get(), h, spanStart, span, spanBytes));
   if (span != dst) std::memcpy(dst, span + (offset - spanStart), length);
   return Status::OK();
 }
 
-Status ChunkStore::Read(const ChunkId& chunk, uint32_t offset, uint32_t length, char* dst,
-                        bool uncommitted, uint32_t* bytesRead, ChunkMeta* meta) {
-  *bytesRead = 0;
+Status ChunkStore::Resolve(const ChunkId& chunk, bool uncommitted, std::shared_ptr<OpenChunk>* file,
+                           ChunkMeta* meta) {
   Entry entry;
   bool pending = false;
-  std::shared_ptr<OpenChunk> file;
   // A commit or write may rename the version file away between the index lookup and the
   // open; the index then already names its successor, so look again (bounded).
   for (int attempt = 0;; attempt++) {
@@ -138,26 +121,44 @@ Status ChunkStore::Read(const ChunkId& chunk, uint32_t offset, uint32_t length, 
     if (!pending && !entry.hasCommitted)
       return Status::NotCommitted("chunk " + chunk.ToHex() + " has only a pending version " +
                                   std::to_string(entry.pendingVersion));
-    Status s = OpenVersion(chunk, pending, entry.generation, &file);
+    Status s = OpenVersion(chunk, pending, entry.generation, file);
     if (s.code() == StatusCode::kNotFound && pending) {
       // The pending file was just committed (renamed to .c) or superseded by a committed
       // write: the committed file now holds that version or a newer one.
       Invalidate(chunk);
       pending = false;
-      s = OpenVersion(chunk, false, entry.generation, &file);
+      s = OpenVersion(chunk, false, entry.generation, file);
     }
     if (s.ok()) break;
     if (s.code() != StatusCode::kNotFound || attempt + 1 >= limits::kChunkStoreReadRetriesMax) return s;
   }
   *meta = entry.Meta();
   // The file read is authoritative: a write may have landed after the index lookup.
-  meta->length = file->header.length;
-  meta->checksum = file->header.checksum;
-  (pending ? meta->updateVersion : meta->commitVersion) = file->header.version;
+  const fmt::FixedHeader& h = (*file)->header;
+  meta->length = h.length;
+  meta->checksum = h.checksum;
+  (pending ? meta->updateVersion : meta->commitVersion) = h.version;
+  return Status::OK();
+}
+
+Status ChunkStore::Read(const ChunkId& chunk, uint32_t offset, uint32_t length, char* dst,
+                        bool uncommitted, uint32_t* bytesRead, ChunkMeta* meta) {
+  *bytesRead = 0;
+  std::shared_ptr<OpenChunk> file;
+  MP_RETURN_IF_ERROR(Resolve(chunk, uncommitted, &file, meta));
   if (offset >= file->header.length || length == 0) return Status::OK();
   uint32_t n = std::min<uint32_t>(length, file->header.length - offset);
   MP_RETURN_IF_ERROR(ReadVerified(*file, offset, n, dst));
   *bytesRead = n;
+  return Status::OK();
+}
+
+Status ChunkStore::OpenVersionFile(const ChunkId& chunk, bool uncommitted, UniqueFd* fd, ChunkMeta* meta) {
+  std::shared_ptr<OpenChunk> file;
+  MP_RETURN_IF_ERROR(Resolve(chunk, uncommitted, &file, meta));
+  UniqueFd dup(::fcntl(file->fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (!dup.valid()) return Status::FromErrno(errno, "dup of chunk " + chunk.ToHex());
+  *fd = std::move(dup);
   return Status::OK();
 }
 

@@ -47,7 +47,9 @@ Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
   }
   ChunkClientOptions forward;
   forward.transport = server->rdma_ ? TransportChoice::kAuto : TransportChoice::kTcp;
+  forward.localReadThreads = 0;  // forwards are writes
   MP_RETURN_IF_ERROR(ChunkClient::Create(forward, &server->forwarder_));
+  if (options.localReads) MP_RETURN_IF_ERROR(LocalReadServer::Start(store, options.frameTimeoutMs, &server->local_));
   server->tcp_ = NewTcpServerTransport();
   MP_RETURN_IF_ERROR(server->tcp_->Start(t, server.get()));
   *out = std::move(server);
@@ -58,6 +60,7 @@ void DataServer::Stop() {
   if (stopped_.exchange(true)) return;
   if (tcp_) tcp_->Stop();
   if (rdma_) rdma_->Stop();
+  if (local_) local_->Stop();
   if (forwarder_) forwarder_->Close();  // fails forwards in flight; their answers go to workers
   if (workers_) workers_->Stop();
 }
@@ -76,6 +79,7 @@ DataServerStats DataServer::stats() const {
   s.chainWrites = counters_.chainWrites;
   s.forwards = counters_.forwards;
   s.duplicateWrites = counters_.duplicateWrites;
+  s.localOpens = local_ ? local_->opens() : 0;
   return s;
 }
 
@@ -212,6 +216,10 @@ void DataServer::ServeSmall(ServerCall* call) {
   ChunkId id;
   switch (call->header().opcode) {
     case frame::kPing:
+      break;
+    case frame::kLocalInfo:
+      if (local_) out = local_->name();
+      else s = Status(StatusCode::kNotSupported, "this data server offers no local reads");
       break;
     case frame::kStat:
       s = r.GetChunkId(&id) ? store_->Stat(id, &meta) : Malformed(*call);

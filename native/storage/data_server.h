@@ -16,6 +16,7 @@
 #include "client/chunk_client.h"
 #include "common/work_queue.h"
 #include "storage/chunk_store.h"
+#include "storage/local_read_server.h"
 #include "transport/rdma/rdma_transport.h"
 #include "transport/transport.h"
 
@@ -27,6 +28,8 @@ struct DataServerOptions {
   TransportChoice transport = TransportChoice::kAuto;
   uint32_t ioThreads = limits::kServerIoThreadsDefault;
   uint32_t frameTimeoutMs = limits::kServerFrameTimeoutMsDefault;
+  // Offer short-circuit local reads to clients on this host (storage/local_read_server.h).
+  bool localReads = true;
 };
 
 // Where this server's target sits on one chain (design §3), as the storage daemon learns it
@@ -44,6 +47,7 @@ struct DataServerStats {
   uint64_t errors = 0;                       // requests answered with a failure
   uint64_t busyRejections = 0;               // requests refused because the queue was full
   uint64_t chainWrites = 0, forwards = 0, duplicateWrites = 0;  // CRAQ
+  uint64_t localOpens = 0;  // version-file descriptors handed to local readers
 };
 
 class DataServer : public CallHandler {
@@ -56,6 +60,8 @@ class DataServer : public CallHandler {
   void Stop();
   uint16_t port() const { return tcp_->port(); }
   bool rdmaEnabled() const { return rdma_ != nullptr; }
+  // The abstract Unix socket local readers connect to; empty when localReads is off.
+  std::string localSocketName() const { return local_ ? local_->name() : std::string(); }
   DataServerStats stats() const;
   const TransportCounters& tcpCounters() const { return tcp_->counters(); }
   const TransportCounters* rdmaCounters() const { return rdma_ ? &rdma_->counters() : nullptr; }
@@ -95,6 +101,7 @@ class DataServer : public CallHandler {
   std::unique_ptr<ServerTransport> tcp_;
   std::unique_ptr<RdmaServerTransport> rdma_;
   std::unique_ptr<ChunkClient> forwarder_;  // to successors
+  std::unique_ptr<LocalReadServer> local_;   // null when localReads is off
   std::atomic<bool> stopped_{false};
 
   std::mutex chainsMu_;

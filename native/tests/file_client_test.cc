@@ -401,6 +401,38 @@ TEST_F(FileClientTest, SequentialReadsPrefetchAhead) {
   EXPECT_EQ(reader->counters().prefetches.load(), prefetches);
 }
 
+// DuckDB's pattern: threads read alternate row groups, each through its own handle, so every
+// handle reads strided while the file as a whole is read in order. The read-ahead is the
+// file's, so it still sees the order and prefetches for all of them.
+TEST_F(FileClientTest, HandlesOfOneFileShareTheirReadAhead) {
+  const std::string data = Pattern(24 * kChunk, 43);
+  ASSERT_TRUE(WriteFile(client_.get(), "/t/groups", data, kChunk).ok());
+  auto reader = NewClient(0, 4 * kChunk);
+  OpenFlags f;
+  f.read = true;
+  std::unique_ptr<FileHandle> a, b;
+  ASSERT_TRUE(reader->Open("/t/groups", f, 0, &a).ok());
+  ASSERT_TRUE(reader->Open("/t/groups", f, 0, &b).ok());
+  const size_t group = 2 * kChunk;
+  std::string got(data.size(), '\0');
+  for (size_t at = 0, i = 0; at < data.size(); at += group, i++) {
+    FileHandle* h = (i % 2 == 0 ? a : b).get();  // a reads groups 0, 2, 4...; b reads 1, 3, 5...
+    size_t n = 0;
+    ASSERT_TRUE(h->Read(at, group, &got[at], &n).ok());
+    ASSERT_EQ(n, group);
+  }
+  EXPECT_TRUE(got == data);
+  EXPECT_EQ(a->readAheadCachedBytes(), b->readAheadCachedBytes()) << "one state for the file";
+  const uint64_t hits = reader->counters().prefetchHits.load();
+  std::fprintf(stderr, "prefetches %llu hits %llu chunk reads %llu\n",
+               (unsigned long long)reader->counters().prefetches.load(), (unsigned long long)hits,
+               (unsigned long long)reader->counters().chunkReads.load());
+  // Every group after the first two comes from chunks prefetched by the other handle's read.
+  EXPECT_GE(hits, 24u - 4u);
+  ASSERT_TRUE(a->Close().ok());
+  ASSERT_TRUE(b->Close().ok());
+}
+
 TEST_F(FileClientTest, WriteBehindStaysBoundedAndSurfacesFlushErrors) {
   const size_t bound = 4 * kChunk;
   auto writer = NewClient(bound, 0);

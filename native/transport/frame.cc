@@ -27,6 +27,8 @@ const char* OpcodeName(uint8_t op) {
     case kList: return "list";
     case kCommit: return "commit";
     case kPing: return "ping";
+    case kLocalInfo: return "localInfo";
+    case kOpenLocal: return "openLocal";
     default: return "unknown";
   }
 }

@@ -35,8 +35,13 @@ enum Opcode : uint8_t {
   kList = 6,       // meta: ListArgs             reply meta: count u32 + count x (ChunkId, ChunkMetaWire, flags u32)
   kCommit = 7,     // meta: CommitArgs           reply meta: ChunkMetaWire
   kPing = 8,       // no meta                     reply: no meta
+  // Short-circuit local reads (storage/local_read_server.h):
+  kLocalInfo = 9,  // no meta                     reply meta: the server's local socket name
+                   //   (kNotSupported when it offers none)
+  kOpenLocal = 10, // meta: ReadArgs (offset and length ignored), only on the local socket
+                   //   reply meta: ChunkMetaWire; the version file's descriptor rides along
 };
-constexpr uint8_t kOpcodeMax = kPing;
+constexpr uint8_t kOpcodeMax = kOpenLocal;
 const char* OpcodeName(uint8_t op);
 
 enum Flags : uint16_t {

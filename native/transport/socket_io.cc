@@ -19,14 +19,11 @@
 
 namespace millpond {
 
-namespace {
-
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Waits until fd is ready for `events` or the deadline passes (deadlineMs < 0: no deadline).
 Status WaitReady(int fd, short events, int64_t deadlineMs) {
   for (;;) {
     int timeout = -1;
@@ -42,6 +39,8 @@ Status WaitReady(int fd, short events, int64_t deadlineMs) {
     if (errno != EINTR) return Status::FromErrno(errno, "poll");
   }
 }
+
+namespace {
 
 Status Resolve(const std::string& host, uint16_t port, int flags, struct addrinfo** out) {
   struct addrinfo hints;

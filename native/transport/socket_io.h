@@ -1,4 +1,4 @@
-// Blocking-socket helpers for the TCP transport: exact reads and writes with deadlines.
+// Blocking-socket helpers for the TCP transport (and the local socket's): exact reads and writes with deadlines.
 #pragma once
 
 #include <sys/uio.h>
@@ -11,6 +11,12 @@
 #include "common/status.h"
 
 namespace millpond {
+
+// Monotonic milliseconds, for deadlines.
+int64_t NowMs();
+// Waits until fd is ready for `events` or the deadline passes (deadlineMs < 0: no deadline):
+// kTimedOut "peer stalled mid-frame".
+Status WaitReady(int fd, short events, int64_t deadlineMs);
 
 // Splits "host:port"; the host may be a name or an IPv4/IPv6 literal ("[::1]:9000").
 Status ParseAddress(const std::string& address, std::string* host, uint16_t* port);

@@ -1,7 +1,8 @@
 /**
  * ChunkClient: reads and writes chunks on many data servers in parallel. Buffers are used
  * in place (no copies); in-flight bytes are bounded (`inflightBytesMax`). readBatch() sends
- * many small reads in one message, like 3FS's USRBIO ring, for small random I/O.
+ * many small reads in one message, like 3FS's USRBIO ring, for small random I/O. With
+ * transport 'auto', reads of servers on this host skip the network (`localReads`).
  */
 import { limits } from '../limits.js';
 import {
@@ -18,6 +19,11 @@ export interface ChunkClientOptions {
   /** Per request (default 30 s). */
   timeoutMs?: number;
   connectionsPerServer?: number;
+  /**
+   * With transport 'auto': read chunks of data servers on this host through descriptors of
+   * their files (short-circuit local reads: no copies through TCP). Default true.
+   */
+  localReads?: boolean;
 }
 
 export interface BatchRead {
@@ -46,7 +52,8 @@ export class ChunkClient {
     checkRange(timeoutMs, 1, 3_600_000, 'timeoutMs');
     const connectionsPerServer = options.connectionsPerServer ?? 1;
     checkRange(connectionsPerServer, 1, limits.clientConnectionsPerServerMax, 'connectionsPerServer');
-    this.handle = new addon.ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer });
+    const localReads = options.localReads ?? true;
+    this.handle = new addon.ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads });
   }
 
   async read(address: string, chunk: ChunkId, offset: number, length: number,

@@ -86,6 +86,8 @@ export interface NativeDataServerStats {
   chainWrites: number;
   forwards: number;
   duplicateWrites: number;
+  /** Version-file descriptors handed to short-circuit local readers on this host. */
+  localOpens: number;
   rdmaEnabled: boolean;
   transports: { tcp: TransportCounters; rdma?: TransportCounters };
 }
@@ -114,7 +116,11 @@ export interface NativeChunkClient {
   remove(address: string, chunk: ChunkId): Promise<void>;
   list(address: string, after: ChunkId | null, limit: number): Promise<ChunkListEntry[]>;
   ping(address: string): Promise<void>;
-  stats(): { transports: { tcp?: TransportCounters; rdma?: TransportCounters } };
+  stats(): {
+    transports: { tcp?: TransportCounters; rdma?: TransportCounters };
+    /** Short-circuit local reads (transport 'auto' only). */
+    localReads?: { reads: number; bytes: number; fallbacks: number };
+  };
   close(): void;
 }
 
@@ -125,6 +131,7 @@ export interface Addon {
   }) => NativeDataServer;
   ChunkClientHandle: new (options: {
     transport: TransportChoice; inflightBytesMax: number; timeoutMs: number; connectionsPerServer: number;
+    localReads: boolean;
   }) => NativeChunkClient;
   setErrorClass(ctor: typeof MillpondError): void;
   allocAligned(bytes: number): Buffer;
