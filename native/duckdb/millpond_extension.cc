@@ -68,12 +68,15 @@ millpond::FileClient& ClientFor(optional_ptr<FileOpener> opener) {
   static std::map<string, std::unique_ptr<millpond::FileClient>> clients;
   string meta = Setting(opener, "millpond_meta", "MILLPOND_META");
   string mgmtd = Setting(opener, "millpond_mgmtd", "MILLPOND_MGMTD");
+  string transport = Setting(opener, "millpond_transport", "MILLPOND_TRANSPORT");
   if (meta.empty() || mgmtd.empty())
     throw IOException("millpond: set millpond_meta and millpond_mgmtd (or MILLPOND_META and MILLPOND_MGMTD)");
+  millpond::FileClientOptions o;
+  millpond::Status parsed = millpond::ParseTransportChoice(transport.empty() ? "auto" : transport, &o.chunks.transport);
+  if (!parsed.ok()) Fail(parsed, "millpond_transport");
   std::lock_guard<std::mutex> lock(mu);
-  auto& slot = clients[meta + "|" + mgmtd];
+  auto& slot = clients[meta + "|" + mgmtd + "|" + transport];
   if (!slot) {
-    millpond::FileClientOptions o;
     o.meta.rpc.endpoints = SplitEndpoints(meta);
     o.mgmtd.rpc.endpoints = SplitEndpoints(mgmtd);
     millpond::Status s = millpond::FileClient::Create(o, &slot);
@@ -302,6 +305,9 @@ void LoadInternal(ExtensionLoader& loader) {
   config.AddExtensionOption("millpond_meta", "millpond meta server endpoints (tcp://host:port,...)",
                             LogicalType::VARCHAR, Value(""));
   config.AddExtensionOption("millpond_mgmtd", "millpond mgmtd endpoints (tcp://host:port,...)",
+                            LogicalType::VARCHAR, Value(""));
+  config.AddExtensionOption("millpond_transport",
+                            "millpond data path: auto (local descriptors on this host, else RDMA, else TCP), tcp or rdma",
                             LogicalType::VARCHAR, Value(""));
   db.GetFileSystem().RegisterSubSystem(make_uniq<MillpondFileSystem>());
   // Cache Parquet footers (keyed by path and modification time): a footer costs a round trip
