@@ -335,7 +335,9 @@ std::shared_ptr<ReadAhead> FileClient::ReadAheadFor(const Inode& inode) {
   for (auto it = readAheads_.begin(); it != readAheads_.end();) {  // bounded by the open files
     it = it->second.expired() ? readAheads_.erase(it) : std::next(it);
   }
-  std::weak_ptr<ReadAhead>& slot = readAheads_[inode.id];
+  // A file changed since the state was made (another length or mtime) gets a fresh one, so
+  // an open never sees chunks prefetched before it (close-to-open consistency).
+  std::weak_ptr<ReadAhead>& slot = readAheads_[{inode.id, inode.mtimeMs, inode.lengthBytes}];
   std::shared_ptr<ReadAhead> shared = slot.lock();
   if (!shared) {
     shared = std::make_shared<ReadAhead>(this, inode.id, chunkBytes, window);

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "client/chunk_client.h"
@@ -139,7 +140,8 @@ class FileClient {
   std::unique_ptr<ChunkClient> chunks_;
   BufferPool readAheadBuffers_{limits::kFileReadAheadPoolBytesMax};
   std::mutex readAheadMu_;
-  std::map<uint64_t, std::weak_ptr<ReadAhead>> readAheads_;  // GUARDED_BY(readAheadMu_): by inode
+  // GUARDED_BY(readAheadMu_): by (inode, mtimeMs, lengthBytes) at open
+  std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_;
 };
 
 // An open file. Used by one thread at a time (like a FILE*); its background flusher and the

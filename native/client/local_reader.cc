@@ -61,8 +61,8 @@ void LocalReader::Learned(const std::string& address, const Status& status, cons
     s.route = Route::kLocal;
     s.name = name;
     s.idle.push_back(std::move(conn));
-  } else if (status.ok() || status.code() == StatusCode::kNotSupported) {
-    s.route = Route::kRemote;  // another host, or a server that offers no local socket
+  } else if ((status.ok() && reach.code() == StatusCode::kConnRefused) || status.code() == StatusCode::kNotSupported) {
+    s.route = Route::kRemote;  // another host (no such name here), or a server that offers none
   } else {
     s.nextProbe = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits::kLocalProbeIntervalMs);
   }
