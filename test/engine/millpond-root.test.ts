@@ -53,6 +53,20 @@ describe('engine on a millpond root', () => {
     expect((await fs.glob('/jobs/**/*.parquet')).length).toBeGreaterThanOrEqual(3 + 3);
   });
 
+  it('writeParquet of one whole Parquet file copies its bytes, no decode and encode', async () => {
+    // Written with settings DuckDB's own COPY would not reproduce (zstd, 50-row groups, a
+    // footer key): only a byte copy keeps them.
+    const source = join(t.dir, 'zstd.parquet');
+    await db.conn.run(`COPY (SELECT * FROM read_parquet('${local()}') ORDER BY id) TO '${source}'
+      (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 50, KV_METADATA {origin: 'millpond-test'})`);
+    await fs.writeFile('/input/zstd.parquet', readFileSync(source));
+    await sp.readParquet('millpond:///input/zstd.parquet').writeParquet('/output/copied');
+    const written = await fs.glob('/output/copied/*.parquet');
+    expect(written).toHaveLength(1);
+    expect((await fs.readFile(written[0]!)).equals(readFileSync(source))).toBe(true);
+    expect(await sp.readParquet('millpond:///output/copied/*.parquet').count()).toBe(600);
+  });
+
   it('writes its output into millpond', async () => {
     await sp.readParquet('/input/events-*.parquet').filter('v > 100').repartition(2).writeParquet('/output/filtered');
     const written = await fs.glob('/output/filtered/*.parquet');

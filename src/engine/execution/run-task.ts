@@ -1,14 +1,15 @@
 /**
  * Runs one task (sql, shuffle producer, limit, copy) on a fresh DuckDB: inputs become views,
- * each output is a COPY to a temporary name that is renamed into place once written.
+ * each output is a COPY to a temporary name that is renamed into place once written (a copy
+ * of one whole Parquet file copies its bytes).
  * Used by worker processes; the scheduler never runs DuckDB tasks itself.
  */
-import { openDataRoot } from '../partition/root.js';
+import { openDataRoot, type DataRoot } from '../partition/root.js';
 import { temporaryName } from '../partition/layout.js';
 import { inputViewName, substitutePlaceholders } from '../plan/placeholders.js';
 import { openTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
 import { relationSql, sqlIdentifier, sqlString } from './relations.js';
-import type { OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
+import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
 
 const kPartitionColumn = '__mp_partition';
 
@@ -39,9 +40,21 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
       case 'limit':
         await copy(`SELECT * FROM ${inputViewName(0)} LIMIT ${work.rows}`, 0);
         break;
-      case 'copy':
-        await copy(`SELECT * FROM ${inputViewName(0)}`, 0);
+      case 'copy': {
+        // One Parquet file of this root, read whole: its bytes are the output, so copy them
+        // instead of decoding and encoding every row (writeParquet of a computed partition).
+        const source = wholeParquetFileOf(spec.inputs[0]!, root);
+        if (source === undefined) {
+          await copy(`SELECT * FROM ${inputViewName(0)}`, 0);
+          break;
+        }
+        const slot = spec.outputs[0]!;
+        const tmp = temporaryName(slot.location, spec.attempt);
+        await root.copyFile(source, tmp);
+        const [meta] = await db.run(`SELECT num_rows FROM parquet_file_metadata(${sqlString(root.url(tmp))})`);
+        written.push({ slot, tmp, rows: Number(meta?.[0] ?? 0) });
         break;
+      }
       case 'shuffle':
         await shuffle(db, spec, copy);
         break;
@@ -56,6 +69,14 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
   } finally {
     db.close();
   }
+}
+
+/** The location of the input's only file when it is a whole Parquet file of `root`. */
+function wholeParquetFileOf(input: InputRelation, root: DataRoot): string | undefined {
+  const { format, files, options, empty } = input;
+  const plain = Object.values(options).every((v) => v === undefined);
+  if (format !== 'parquet' || empty || files.length !== 1 || !plain || /[*?[]/.test(files[0]!)) return undefined;
+  return root.locationOf(files[0]!);
 }
 
 /** The partition expression of a shuffle producer: a BIGINT in [0, n) per row. */

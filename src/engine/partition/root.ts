@@ -7,7 +7,8 @@
  * what DuckDB opens. Contract: `rename` replaces its target atomically, so a reader sees a
  * whole file or none; `writeFileAtomic` is write-then-rename.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { MillpondError } from '../../errors.js';
 import { connect, type FileSystem } from '../../fs/index.js';
@@ -31,6 +32,10 @@ export interface DataRoot {
   resolveUserPath(path: string): string;
   mkdirp(location: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** The location a url() of this root names; undefined for anything else (a file elsewhere). */
+  locationOf(url: string): string | undefined;
+  /** Copies a file's bytes to `to` (replacing it): no DuckDB decode and encode. */
+  copyFile(from: string, to: string): Promise<void>;
   writeFileAtomic(location: string, data: string): Promise<void>;
   /** The file's text, or undefined when it does not exist. */
   readText(location: string): Promise<string | undefined>;
@@ -84,6 +89,14 @@ class LocalDataRoot implements DataRoot {
 
   async rename(from: string, to: string): Promise<void> {
     await rename(from, to);
+  }
+
+  locationOf(url: string): string | undefined {
+    return isAbsolute(url) ? url : undefined;
+  }
+
+  async copyFile(from: string, to: string): Promise<void> {
+    await copyFile(from, to);
   }
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
@@ -148,6 +161,15 @@ class MillpondDataRoot implements DataRoot {
 
   async rename(from: string, to: string): Promise<void> {
     await (await this.files()).rename(from, to);
+  }
+
+  locationOf(url: string): string | undefined {
+    return /^millpond:/i.test(url) ? `/${url.replace(/^millpond:\/*/i, '')}` : undefined;
+  }
+
+  async copyFile(from: string, to: string): Promise<void> {
+    const fs = await this.files();
+    await pipeline(fs.createReadStream(from), fs.createWriteStream(to));
   }
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
