@@ -144,6 +144,11 @@ export const engineLimits = {
   workerStartTimeoutMs: 30_000,
   /** The progress line is redrawn at most this often. */
   progressIntervalMs: 200,
+  /**
+   * Bytes per read and write when a task copies a file in millpond (writeParquet of a whole
+   * file): a multiple of every default chunk size, so each write replaces whole chunks.
+   */
+  copyPieceBytes: 16 * 1024 * 1024,
   /** Rows fromItems accepts (they travel through the parent's memory as JSON). */
   fromItemsRowsMax: 10_000_000,
   /** Default DuckDB memory limit of one task. */

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { MillpondError } from '../../errors.js';
 import { connect, type FileSystem } from '../../fs/index.js';
+import { engineLimits } from '../../limits.js';
 
 /** A plain object (it crosses into worker processes), naming the root. */
 export type DataRootSpec =
@@ -169,7 +170,8 @@ class MillpondDataRoot implements DataRoot {
 
   async copyFile(from: string, to: string): Promise<void> {
     const fs = await this.files();
-    await pipeline(fs.createReadStream(from), fs.createWriteStream(to));
+    // Pieces of whole chunks: a write of part of a chunk rewrites the chunk (copy-on-write).
+    await pipeline(fs.createReadStream(from, { highWaterMark: engineLimits.copyPieceBytes }), fs.createWriteStream(to));
   }
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
