@@ -13,10 +13,27 @@ import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-s
 
 const kPartitionColumn = '__mp_partition';
 
+/** An output written under a temporary name, renamed to its slot's location at the end. */
+interface Written {
+  slot: TaskSpec['outputs'][number];
+  tmp: string;
+  rows: number;
+}
+
+/** Writes the rows of `select` to output slot `slotIndex` (a temporary name until the end). */
+type Copy = (select: string, slotIndex: number) => Promise<void>;
+
+/** Rows of a Parquet file, from its footer. */
+async function parquetRows(db: TaskDb, root: DataRoot, location: string): Promise<number> {
+  const [meta] = await db.run(`SELECT num_rows FROM parquet_file_metadata(${sqlString(root.url(location))})`);
+  return Number(meta?.[0] ?? 0);
+}
+
 export async function runTask(spec: TaskSpec): Promise<TaskResult> {
   const started = Date.now();
   const root = openDataRoot(spec.root);
   const db = await openTaskDb(spec.duckdb);
+  const scratch: string[] = [];  // directories removed when the task ends, done or failed
   try {
     for (const [i, input] of spec.inputs.entries()) {
       await db.run(`CREATE VIEW ${inputViewName(i)} AS ${relationSql(input)}`);
@@ -24,8 +41,8 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
     const dirs = new Set(spec.outputs.map((o) => o.location.slice(0, o.location.lastIndexOf('/'))));
     for (const dir of dirs) await root.mkdirp(dir);
 
-    const written: { slot: (typeof spec.outputs)[number]; tmp: string; rows: number }[] = [];
-    const copy = async (select: string, slotIndex: number) => {
+    const written: Written[] = [];
+    const copy: Copy = async (select, slotIndex) => {
       const slot = spec.outputs[slotIndex]!;
       const tmp = temporaryName(slot.location, spec.attempt);
       const rows = await db.run(`COPY (${select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
@@ -51,12 +68,12 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         const slot = spec.outputs[0]!;
         const tmp = temporaryName(slot.location, spec.attempt);
         await root.copyFile(source, tmp);
-        const [meta] = await db.run(`SELECT num_rows FROM parquet_file_metadata(${sqlString(root.url(tmp))})`);
-        written.push({ slot, tmp, rows: Number(meta?.[0] ?? 0) });
+        written.push({ slot, tmp, rows: await parquetRows(db, root, tmp) });
         break;
       }
       case 'shuffle':
-        await shuffle(db, spec, copy);
+        scratch.push(temporaryName(`${spec.outputs[0]!.location}.parts`, spec.attempt));
+        await shuffle(db, spec, root, scratch[0]!, copy, written);
         break;
     }
 
@@ -65,9 +82,11 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
       await root.rename(w.tmp, w.slot.location);
       outputs.push({ ...w.slot, rows: w.rows, bytes: (await root.sizeBytes(w.slot.location)) ?? 0 });
     }
+
     return { outputs, elapsedMs: Date.now() - started };
   } finally {
     db.close();
+    for (const dir of scratch) await root.removeRecursive(dir).catch(() => {});  // best effort: a retry uses another name
   }
 }
 
@@ -95,23 +114,39 @@ function partitionExpression(work: TaskSpec['work'] & { kind: 'shuffle' }): stri
   }
 }
 
-async function shuffle(db: TaskDb, spec: TaskSpec, copy: (select: string, slotIndex: number) => Promise<void>): Promise<void> {
+/**
+ * A shuffle producer: one pass over the input with DuckDB's partitioned write (a directory per
+ * partition value under `dir`, beside the outputs), then each partition's file is renamed into
+ * its slot.
+ * Every target partition gets a file, empty or not, so consumers read a fixed list.
+ */
+async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, copy: Copy,
+  written: Written[]): Promise<void> {
   const work = spec.work as TaskSpec['work'] & { kind: 'shuffle' };
-  await db.run(`CREATE TEMP TABLE __mp_shuffle AS SELECT *, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`);
-  if (work.mode === 'by') {
-    const check = `SELECT count(*) FILTER (WHERE ${kPartitionColumn} IS NULL), min(${kPartitionColumn}), max(${kPartitionColumn}) FROM __mp_shuffle`;
-    const [nulls, min, max] = (await db.run(check))[0]! as [bigint | number, bigint | number | null, bigint | number | null];
-    const bad = Number(nulls) > 0 ? 'NULL'
-      : min !== null && Number(min) < 0 ? String(min)
-      : max !== null && Number(max) >= work.partitions ? String(max) : undefined;
-    if (bad !== undefined) {
+  const select = `SELECT *, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
+  await db.run(`COPY (${select}) TO ${sqlString(root.url(dir))}
+    (FORMAT parquet, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true)`);
+  const parts = new Map<number, string[]>();
+  const prefix = `${kPartitionColumn}=`;
+  for (const name of await root.list(dir)) {
+    const value = name.startsWith(prefix) ? name.slice(prefix.length) : name;
+    const partition = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(partition < work.partitions)) {
       throw new SqlFailure(
-        `repartition(${work.partitions}, { by: ${JSON.stringify(work.by)} }): value ${bad} is not a partition index in [0, ${work.partitions})`,
-        check, true, 'EINVAL');
+        `repartition(${work.partitions}, { by: ${JSON.stringify(work.by)} }): value ${value} is not a partition index in [0, ${work.partitions})`,
+        select, true, 'EINVAL');
     }
+    parts.set(partition, (await root.list(`${dir}/${name}`)).map((f) => `${dir}/${name}/${f}`));
   }
-  // Every target partition gets a file, empty or not, so consumers read a fixed list.
   for (const [slotIndex, slot] of spec.outputs.entries()) {
-    await copy(`SELECT * EXCLUDE (${kPartitionColumn}) FROM __mp_shuffle WHERE ${kPartitionColumn} = ${slot.partition}`, slotIndex);
+    const files = parts.get(slot.partition) ?? [];
+    if (files.length === 1) {
+      written.push({ slot, tmp: files[0]!, rows: await parquetRows(db, root, files[0]!) });
+    } else {
+      // No rows (DuckDB writes no directory): an empty file with the input's schema. Several
+      // files (DuckDB split a large partition): one file of them all.
+      await copy(files.length === 0 ? `SELECT * EXCLUDE (${kPartitionColumn}) FROM (${select} LIMIT 0)`
+        : `SELECT * FROM read_parquet([${files.map((f) => sqlString(root.url(f))).join(', ')}])`, slotIndex);
+    }
   }
 }

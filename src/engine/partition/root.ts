@@ -7,7 +7,7 @@
  * what DuckDB opens. Contract: `rename` replaces its target atomically, so a reader sees a
  * whole file or none; `writeFileAtomic` is write-then-rename.
  */
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { MillpondError } from '../../errors.js';
@@ -40,6 +40,8 @@ export interface DataRoot {
   writeFileAtomic(location: string, data: string): Promise<void>;
   /** The file's text, or undefined when it does not exist. */
   readText(location: string): Promise<string | undefined>;
+  /** The names in a directory, sorted. */
+  list(location: string): Promise<string[]>;
   /** The file's size in bytes, or undefined when it does not exist. */
   sizeBytes(location: string): Promise<number | undefined>;
   removeRecursive(location: string): Promise<void>;
@@ -125,6 +127,10 @@ class LocalDataRoot implements DataRoot {
     }
   }
 
+  async list(location: string): Promise<string[]> {
+    return (await readdir(location)).sort();
+  }
+
   async removeRecursive(location: string): Promise<void> {
     await rm(location, { recursive: true, force: true });
   }
@@ -198,6 +204,10 @@ class MillpondDataRoot implements DataRoot {
       if (e instanceof MillpondError && e.code === 'ENOENT') return undefined;
       throw e;
     }
+  }
+
+  async list(location: string): Promise<string[]> {
+    return (await (await this.files()).readdir(location)).sort();
   }
 
   async removeRecursive(location: string): Promise<void> {
