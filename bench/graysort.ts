@@ -226,8 +226,8 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
           kSmallpond.seconds.toFixed(0), kSmallpondGiBPerMin.toFixed(1), kSmallpondGiBPerMinPerCore.toFixed(3), '-'],
       ]);
       console.log(`\nThe engine's time is the whole job: ${summaryNote}.`);
-      console.log('It includes reading the input from millpond, the shuffle by key prefix (shuffle files written to and read back');
-      console.log('from millpond), the per-partition sort (written to the job directory in millpond), the copy of the sorted');
+      console.log('It includes reading the input from millpond, the shuffle by key prefix (one partitioned write, files read back');
+      console.log('from millpond), the per-partition sort (written to the job directory in millpond), the byte copy of the sorted');
       console.log('partitions to the output directory (writeParquet is its own pass) and worker start-up. The page cache was');
       console.log('dropped before each sort when allowed (the baseline reads its local input cold too).');
       console.log(`The cluster ran with syncWrites: ${syncWrites} (3 replicas on this one disk). Setup, not timed: generate`);
