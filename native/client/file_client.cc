@@ -394,9 +394,8 @@ Status FileHandle::Chains(std::vector<uint32_t>* out) {
   return Status::OK();
 }
 
-Status FileHandle::Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece>* out, uint32_t pieceBytesMax) {
-  std::vector<uint32_t> chains;
-  MP_RETURN_IF_ERROR(Chains(&chains));
+void FileHandle::Pieces(const std::vector<uint32_t>& chains, uint64_t offset, size_t length,
+                        std::vector<ChunkPiece>* out, uint32_t pieceBytesMax) {
   out->clear();
   for (size_t done = 0; done < length;) {
     layout::ChunkPosition at = layout::Locate(offset + done, chunkSizeBytes_);
@@ -409,7 +408,6 @@ Status FileHandle::Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece
     out->push_back(p);
     done += p.lengthBytes;
   }
-  return Status::OK();
 }
 
 // ---- reads
@@ -432,18 +430,18 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
   }
   if (offset >= fileLength || length == 0) return Status::OK();
   size_t n = static_cast<size_t>(std::min<uint64_t>(length, fileLength - offset));
+  std::vector<uint32_t> chains;
+  MP_RETURN_IF_ERROR(Chains(&chains));
   std::vector<ChunkPiece> pieces;
   // Large reads go as several smaller chunk reads in flight at once: the servers' disks and the
   // network then work in parallel instead of one chunk-sized request after another.
-  MP_RETURN_IF_ERROR(Pieces(offset, n, &pieces, limits::kFileReadPieceBytesMax));
+  Pieces(chains, offset, n, &pieces, limits::kFileReadPieceBytesMax);
   for (ChunkPiece& p : pieces) {
     p.dst = dst + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
   }
 
   std::vector<ChunkPiece> misses;
   if (readAhead_) {
-    std::vector<uint32_t> chains;
-    MP_RETURN_IF_ERROR(Chains(&chains));
     readAhead_->Serve(offset, n, fileLength, chains, pieces, &misses);
   } else {
     misses = std::move(pieces);
@@ -456,8 +454,10 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
 // ---- writes
 
 Status FileHandle::WriteThrough(uint64_t offset, const char* data, size_t length) {
+  std::vector<uint32_t> chains;
+  MP_RETURN_IF_ERROR(Chains(&chains));
   std::vector<ChunkPiece> pieces;
-  MP_RETURN_IF_ERROR(Pieces(offset, length, &pieces));
+  Pieces(chains, offset, length, &pieces);
   for (ChunkPiece& p : pieces) {
     p.src = data + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
   }

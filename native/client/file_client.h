@@ -185,8 +185,10 @@ class FileHandle {
   FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable);
   // The file's chains, computed once from its layout and the chain table in routing.
   Status Chains(std::vector<uint32_t>* out);
-  // The chunk pieces of [offset, offset + length), none longer than pieceBytesMax.
-  Status Pieces(uint64_t offset, size_t length, std::vector<ChunkPiece>* out, uint32_t pieceBytesMax = UINT32_MAX);
+  // The chunk pieces of [offset, offset + length) over the file's `chains`, none longer than
+  // pieceBytesMax.
+  void Pieces(const std::vector<uint32_t>& chains, uint64_t offset, size_t length, std::vector<ChunkPiece>* out,
+              uint32_t pieceBytesMax = UINT32_MAX);
   Status WriteThrough(uint64_t offset, const char* data, size_t length);
   void FlusherLoop();
   // REQUIRES: mu_ held. Whether the front buffered piece may be written now.
