@@ -38,6 +38,18 @@ std::mt19937_64& Rng() {
 // Uniform in [0, n); 0 when n is 0.
 uint64_t RandomBelow(uint64_t n) { return n == 0 ? 0 : Rng()() % n; }
 
+// The replicas a read tries in turn: the serving non-tail ones from a random start (spreading
+// reads), then the tail, which commits first and so always has the newest committed version.
+std::vector<std::string> ReadOrder(const ChainRoute& route) {
+  std::vector<std::string> order;
+  if (route.serving.empty()) return order;
+  const size_t others = route.serving.size() - 1;
+  const size_t start = RandomBelow(others);
+  for (size_t k = 0; k < others; k++) order.push_back(route.serving[(start + k) % others]);
+  order.push_back(route.serving.back());
+  return order;
+}
+
 // Math.random() * capMs, as the TS client backs off.
 Clock::duration Backoff(uint32_t capMs) {
   return std::chrono::microseconds(RandomBelow(uint64_t{capMs} * 1000 + 1));
@@ -165,14 +177,8 @@ void FileClient::Issue(Run* run, size_t index) {
       ChainRoute route;
       Status s = routing_->Route(p.chainId, &route);
       if (!s.ok()) return run->Fail(s);
-      op.order.clear();
+      op.order = ReadOrder(route);
       op.next = 0;
-      if (!route.serving.empty()) {
-        size_t others = route.serving.size() - 1;
-        size_t start = RandomBelow(others);
-        for (size_t k = 0; k < others; k++) op.order.push_back(route.serving[(start + k) % others]);
-        op.order.push_back(route.serving.back());
-      }
       if (op.order.empty()) {
         return Handle(run, index, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
       }
@@ -307,13 +313,12 @@ void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t 
                                std::function<void(bool)> done) {
   ChainRoute route;
   if (!routing_->Route(chainId, &route).ok() || route.serving.empty()) return done(false);
-  const size_t others = route.serving.size() - 1;
-  const size_t pick = others > 0 ? RandomBelow(others) : 0;
-  const bool tail = pick == route.serving.size() - 1;
+  const std::vector<std::string> order = ReadOrder(route);
+  const bool tail = order.size() == 1;  // the tail is first only when it serves alone
   frame::ReadArgs args;
   args.chunk = chunk;
   args.length = length;
-  chunks_->Read(route.serving[pick], args, dst,
+  chunks_->Read(order.front(), args, dst,
                 [dst, length, tail, done = std::move(done)](const Status& s, const ChunkMeta&, uint32_t n) {
                   if (s.ok()) {
                     std::memset(dst + n, 0, length - n);
