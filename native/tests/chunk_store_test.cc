@@ -25,6 +25,7 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::Pattern;
 using millpond::testing::RemoveTree;
 
 namespace fmt = chunk_format;
@@ -39,13 +40,6 @@ namespace fmt = chunk_format;
   while (i < got.size() && i < want.size() && got[i] == want[i]) i++;
   return ::testing::AssertionFailure() << "got " << got.size() << " bytes, want " << want.size()
                                        << "; first difference at offset " << i;
-}
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
 }
 
 class ChunkStoreTest : public ::testing::Test {

@@ -28,15 +28,9 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::Pattern;
 using millpond::testing::RemoveTree;
 constexpr auto kWait = std::chrono::seconds(20);
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 struct ReadResult {
   Status status;

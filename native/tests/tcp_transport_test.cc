@@ -30,6 +30,7 @@
 namespace millpond {
 namespace {
 
+using millpond::testing::Pattern;
 using millpond::testing::RemoveTree;
 
 using std::chrono::milliseconds;
@@ -37,13 +38,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kWait = std::chrono::seconds(20);  // bound on every wait for a callback
 
 // ---------------------------------------------------------------- helpers
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 ::testing::AssertionResult SameBytes(const char* got, size_t gotBytes, const std::string& want) {
   if (gotBytes == want.size() && std::memcmp(got, want.data(), gotBytes) == 0)

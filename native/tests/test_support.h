@@ -1,5 +1,5 @@
-// Helpers shared by the C++ test suites: where the repository is, whole-file reads, and
-// removal of the temporary trees tests make.
+// Helpers shared by the C++ test suites: where the repository is, whole-file reads, test
+// data, and removal of the temporary trees tests make.
 #pragma once
 
 #include <dirent.h>
@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -27,6 +28,14 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// n pseudo-random bytes, the same for the same seed.
+inline std::string Pattern(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
 }
 
 inline void RemoveTree(const std::string& path) {
