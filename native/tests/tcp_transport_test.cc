@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <sys/stat.h>
@@ -525,6 +526,44 @@ TEST_F(TcpDataPlaneTest, ServerStoppedMidwayFailsInflightCalls) {
   EXPECT_FALSE(after.ok());
   EXPECT_TRUE(after.code() == StatusCode::kConnRefused || after.code() == StatusCode::kConnReset)
       << after.ToString();
+}
+
+// Closing the client while calls are in flight settles each one exactly once, as done or as
+// kClosed, wherever the call was: queued, waiting for in-flight budget, sent, or half received.
+TEST_F(TcpDataPlaneTest, ClientClosedMidwaySettlesInflightCallsWithClosed) {
+  constexpr uint32_t kBytes = 4 << 20;
+  constexpr int kCalls = 32;
+  ASSERT_TRUE(Write(kA, 0, Pattern(kBytes, 8)).status.ok());
+  std::vector<std::vector<char>> bufs(kCalls, std::vector<char>(kBytes));
+  for (int round = 0; round < 8; round++) {
+    ChunkClientOptions o;
+    o.inflightBytesMax = 8 << 20;  // most calls wait for budget when the client closes
+    o.connectionsPerServer = 2;
+    std::unique_ptr<ChunkClient> c;
+    ASSERT_TRUE(MakeClient(o, &c).ok());
+    std::mutex mu;
+    std::vector<std::string> unexpected;
+    std::atomic<int> left{kCalls};
+    auto first = std::make_shared<std::promise<void>>();
+    auto allDone = std::make_shared<std::promise<void>>();
+    std::atomic<bool> firstSet{false};
+    for (int i = 0; i < kCalls; i++) {
+      frame::ReadArgs a{kA, 0, kBytes, 0};
+      c->Read(address_, a, bufs[i].data(), [&, first, allDone](const Status& s, const ChunkMeta&, uint32_t) {
+        if (!s.ok() && s.code() != StatusCode::kClosed) {
+          std::lock_guard<std::mutex> lock(mu);
+          unexpected.push_back(s.ToString());
+        }
+        if (!firstSet.exchange(true)) first->set_value();
+        if (--left == 0) allDone->set_value();
+      });
+    }
+    if (round % 2 == 1) ASSERT_EQ(first->get_future().wait_for(kWait), std::future_status::ready);
+    c->Close();
+    ASSERT_EQ(allDone->get_future().wait_for(kWait), std::future_status::ready);
+    EXPECT_EQ(unexpected, std::vector<std::string>{}) << "round " << round;
+    EXPECT_EQ(Ping(c.get()).code(), StatusCode::kClosed);
+  }
 }
 
 // ---------------------------------------------------------------- broken frames on raw sockets

@@ -107,6 +107,12 @@ class TcpClientConnection {
     call->done(call);
   }
 
+  // Why a call failed: the reason the connection died if it has, else `otherwise`.
+  Status DeadReasonOr(const Status& otherwise) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dead_ ? deadReason_ : otherwise;
+  }
+
   // Marks the connection dead and fails every queued and pending call with `why`.
   void Fail(const Status& why) {
     std::deque<ClientCall*> queued;
@@ -152,8 +158,8 @@ class TcpClientConnection {
         queue_.pop_front();
       }
       uint64_t bytes = call->bytesInFlight();
-      if (!budget_->Take(bytes, dead_)) {
-        Finish(call, Status::ConnReset("connection to " + address_ + " closed"));
+      if (!budget_->Take(bytes, dead_)) {  // the client closed, or this connection died
+        Finish(call, DeadReasonOr(Status::Closed("client closed")));
         continue;
       }
       frame::Header h;
@@ -163,15 +169,17 @@ class TcpClientConnection {
       h.dataBytes = call->payloadBytes;
       uint8_t header[frame::kHeaderBytes];
       h.EncodeTo(header);
+      Status deadReason;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (dead_) {
-          budget_->Give(bytes);
-          Finish(call, Status::ConnReset("connection to " + address_ + " failed"));
-          continue;
-        }
-        pending_[h.requestId] = {call, Clock::now() + std::chrono::milliseconds(call->timeoutMs),
-                                 bytes, true};
+        if (dead_) deadReason = deadReason_;
+        else pending_[h.requestId] = {call, Clock::now() + std::chrono::milliseconds(call->timeoutMs),
+                                      bytes, true};
+      }
+      if (!deadReason.ok()) {
+        budget_->Give(bytes);
+        Finish(call, deadReason);
+        continue;
       }
       struct iovec iov[3] = {{header, sizeof header},
                              {call->meta.data(), call->meta.size()},
@@ -265,7 +273,7 @@ class TcpClientConnection {
     }
     budget_->Give(p.budgetBytes);
     if (!s.ok()) {
-      Finish(call, s);
+      Finish(call, DeadReasonOr(s));  // a Close() that shut the socket mid-reply is the cause
       return s;
     }
     counters_->bytesReceived += sizeof raw + h.metaBytes + h.dataBytes;
