@@ -123,8 +123,12 @@ export class RoutingClient {
     throw last;
   }
 
-  /** Reads from a serving replica (random first, the tail last), trying the others on failure. */
-  async readChunk(chainId: number, chunk: ChunkId, offset: number, length: number): Promise<{ data: Buffer; meta: ChunkMeta }> {
+  /**
+   * Reads from a serving replica (random first, the tail last), trying the others on failure.
+   * With `target`, the bytes land in it and `data` is a view of it.
+   */
+  async readChunk(chainId: number, chunk: ChunkId, offset: number, length: number,
+    options: { target?: Buffer } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
     let last: unknown = new MillpondError('EBUSY', `chain ${chainId} has no serving target`);
     for (let round = 0; round < clusterLimits.readRoundsMax; round++) {
       const { serving } = await this.route(chainId);
@@ -134,7 +138,7 @@ export class RoutingClient {
       const order = [...others.slice(start), ...others.slice(0, start), ...(tail ? [tail] : [])];
       for (const address of order) {
         try {
-          return await this.chunks.read(address, chunk, offset, length);
+          return await this.chunks.read(address, chunk, offset, length, options);
         } catch (err) {
           // ENOENT at a non-tail replica: ask the tail, which commits first.
           if (!(err instanceof MillpondError) || (!RETRYABLE.has(err.code) && !(err.code === 'ENOENT' && address !== tail))) throw err;

@@ -67,9 +67,8 @@ export class FileData {
       const chain = await this.chainOf(p.index);
       const dst = target.subarray(p.at, p.at + p.length);
       try {
-        const { data } = await this.routing.readChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk, p.length);
-        data.copy(dst);
-        dst.fill(0, data.length);
+        const { data } = await this.routing.readChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk, p.length, { target: dst });
+        dst.fill(0, data.length); // past the chunk's end: a hole
       } catch (err) {
         if (!(err instanceof MillpondError) || err.code !== 'ENOENT') throw err;
         dst.fill(0); // a hole: never written
