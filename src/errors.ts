@@ -7,7 +7,7 @@ export const ERROR_CODES = [
   'EMSGSIZE', 'ECONNREFUSED', 'ECONNRESET', 'ECLOSED', 'EBUSY', 'ENOTSUP', 'ENODEV', 'ESTALE',
   'ENOTCOMMITTED', 'EACCES', 'EINTERNAL',
   // Namespace (meta service); POSIX meanings.
-  'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENAMETOOLONG', 'EPERM', 'EBADF',
+  'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENAMETOOLONG', 'EPERM', 'EBADF', 'EMLINK',
   // Cluster (mgmtd): this mgmtd is a standby; the caller tries the next address.
   'ENOTPRIMARY',
   // Engine (src/engine): a task's SQL failed (the error carries the SQL and the partition);

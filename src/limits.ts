@@ -55,6 +55,8 @@ export const metaLimits = {
   /** Inode ids one server reserves per counter transaction (keeps the counter key cool). */
   inodeIdBatch: 256,
   stripeSizeMax: 256,
+  /** Names one file may have (hard links), as ext4 allows 65,000. */
+  linksPerFileMax: 65_000,
   stripeSizeDefault: 3,
   chainTableIdDefault: 1,
   /** How long the result of a mutation is kept for a retried request (clientId, requestId). */

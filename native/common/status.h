@@ -40,6 +40,7 @@ enum class StatusCode : int {
   kBadHandle = 25,      // EBADF: not an open session
   // Cluster (mgmtd).
   kNotPrimary = 26,     // ENOTPRIMARY: a standby answered; the caller tries the next address
+  kTooManyLinks = 27,   // EMLINK: a file has as many names as it may (namespace)
 };
 
 class Status {

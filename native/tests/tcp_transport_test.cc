@@ -558,7 +558,9 @@ TEST_F(TcpDataPlaneTest, ClientClosedMidwaySettlesInflightCallsWithClosed) {
         if (--left == 0) allDone->set_value();
       });
     }
-    if (round % 2 == 1) ASSERT_EQ(first->get_future().wait_for(kWait), std::future_status::ready);
+    if (round % 2 == 1) {  // odd rounds close once a reply arrived, even ones at once
+      ASSERT_EQ(first->get_future().wait_for(kWait), std::future_status::ready);
+    }
     c->Close();
     ASSERT_EQ(allDone->get_future().wait_for(kWait), std::future_status::ready);
     EXPECT_EQ(unexpected, std::vector<std::string>{}) << "round " << round;

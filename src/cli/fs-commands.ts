@@ -1,4 +1,4 @@
-/** `millpond fs <command>`: ls, stat, cat, put, get, cp, mv, rm, mkdir, du. */
+/** `millpond fs <command>`: ls, stat, cat, put, get, cp, mv, ln, rm, mkdir, du. */
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,7 +7,7 @@ import type { CliConfig } from './config.js';
 import { Progress, formatBytes } from './progress.js';
 
 export const FS_USAGE = `millpond fs ls PATH | stat PATH | cat PATH | put LOCAL PATH | get PATH LOCAL |
-            cp SRC DST | mv SRC DST | rm [-r] PATH | mkdir [-p] PATH | du PATH`;
+            cp SRC DST | mv SRC DST | ln SRC DST | rm [-r] PATH | mkdir [-p] PATH | du PATH`;
 
 function counting(progress: Progress): Transform {
   return new Transform({
@@ -18,12 +18,17 @@ function counting(progress: Progress): Transform {
   });
 }
 
-async function du(fs: FileSystem, path: string): Promise<number> {
+/** Bytes under `path`; a file with several names under it counts once, as du does. */
+async function du(fs: FileSystem, path: string, seen = new Set<bigint>()): Promise<number> {
   const st = await fs.stat(path);
-  if (!st.isDirectory()) return st.size;
+  if (!st.isDirectory()) {
+    if (seen.has(st.ino)) return 0;
+    seen.add(st.ino);
+    return st.size;
+  }
   let total = 0;
   for (const e of await fs.readdir(path, { withFileTypes: true })) {
-    total += await du(fs, path === '/' ? `/${e.name}` : `${path}/${e.name}`);
+    total += await du(fs, path === '/' ? `/${e.name}` : `${path}/${e.name}`, seen);
   }
   return total;
 }
@@ -50,7 +55,7 @@ export async function runFs(config: CliConfig, args: string[], out: NodeJS.Writa
       case 'stat': {
         need(1);
         const st = await fs.stat(a!);
-        out.write(`${JSON.stringify({ path: a, type: st.isDirectory() ? 'dir' : 'file', size: st.size, mode: `0${(st.mode & 0o7777).toString(8)}`, uid: st.uid, gid: st.gid, ino: String(st.ino), chunkSizeBytes: st.chunkSizeBytes, mtime: st.mtime.toISOString() })}\n`);
+        out.write(`${JSON.stringify({ path: a, type: st.isDirectory() ? 'dir' : 'file', size: st.size, mode: `0${(st.mode & 0o7777).toString(8)}`, uid: st.uid, gid: st.gid, ino: String(st.ino), nlink: st.nlink, chunkSizeBytes: st.chunkSizeBytes, mtime: st.mtime.toISOString() })}\n`);
         return;
       }
       case 'cat':
@@ -81,6 +86,10 @@ export async function runFs(config: CliConfig, args: string[], out: NodeJS.Writa
       case 'mv':
         need(2);
         await fs.rename(a!, b!);
+        return;
+      case 'ln': // a hard link, as ln without -s
+        need(2);
+        await fs.link(a!, b!);
         return;
       case 'rm':
         need(1);

@@ -132,6 +132,11 @@ export class FileSystem {
     return attributed('rename', from, () => this.meta.rename(from, to));
   }
 
+  /** A second name for a file (fs.link): no bytes move; the chunks go with the last name. */
+  async link(existingPath: string, newPath: string): Promise<void> {
+    await attributed('link', existingPath, () => this.meta.link(existingPath, newPath));
+  }
+
   truncate(path: string, length = 0): Promise<void> {
     return attributed('truncate', path, async () => {
       const before = await this.meta.stat(path);

@@ -12,6 +12,8 @@ export class Stats {
   readonly mtime: Date;
   readonly ctime: Date;
   readonly chunkSizeBytes: number;
+  /** Names of a file (hard links); 1 for directories, whose counts are not kept. */
+  readonly nlink: number;
 
   constructor(private readonly inode: Inode) {
     this.ino = inode.id;
@@ -24,6 +26,7 @@ export class Stats {
     this.mtime = new Date(inode.mtimeMs);
     this.ctime = new Date(inode.ctimeMs);
     this.chunkSizeBytes = inode.layout.chunkSizeBytes;
+    this.nlink = inode.nlink ?? 1;
   }
 
   isFile(): boolean { return this.inode.type === 'file'; }

@@ -41,6 +41,7 @@ export class MetaClient {
   unlink(path: string) { return this.view.unlink(path); }
   rmdir(path: string) { return this.view.rmdir(path); }
   rename(from: string, to: string) { return this.view.rename(from, to); }
+  link(existing: string, to: string) { return this.view.link(existing, to); }
   truncate(path: string, length: number) { return this.view.truncate(path, length); }
   setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number }) { return this.view.setattr(path, attrs); }
   setLayout(path: string, layout: Partial<DirLayout>) { return this.view.setLayout(path, layout); }
@@ -80,6 +81,7 @@ export class MetaClientView {
   async unlink(path: string) { await this.mutate('meta.unlink', { path }); }
   async rmdir(path: string) { await this.mutate('meta.rmdir', { path }); }
   async rename(from: string, to: string) { await this.mutate('meta.rename', { from, to }); }
+  async link(existing: string, to: string) { return (await this.mutate('meta.link', { existing, to })) as Inode; }
   async truncate(path: string, length: number) { return (await this.mutate('meta.truncate', { path, length })) as Inode; }
   async setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number }) { return (await this.mutate('meta.setattr', { path, ...attrs })) as Inode; }
   async setLayout(path: string, layout: Partial<DirLayout>) { return (await this.mutate('meta.setLayout', { path, layout })) as Inode; }

@@ -20,6 +20,7 @@ function handlers(service: MetaService): Record<MetaMethod, MetaHandler> {
     'meta.unlink': async (p, d) => (await service.unlink(user(p), str(p, 'path'), d), null),
     'meta.rmdir': async (p, d) => (await service.rmdir(user(p), str(p, 'path'), d), null),
     'meta.rename': async (p, d) => (await service.rename(user(p), str(p, 'from'), str(p, 'to'), d), null),
+    'meta.link': (p, d) => service.link(user(p), str(p, 'existing'), str(p, 'to'), d),
     'meta.truncate': (p, d) => service.truncate(user(p), str(p, 'path'), uint(p, 'length'), d),
     'meta.setattr': (p, d) => service.setattr(user(p), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), uid: optUint(p, 'uid', 0xffffffff), gid: optUint(p, 'gid', 0xffffffff) }, d),
     'meta.setLayout': (p, d) => {

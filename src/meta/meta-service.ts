@@ -4,8 +4,9 @@
  * (clientId, requestId): its result is stored in the same transaction, so a retry after a lost
  * reply returns the first result instead of applying twice.
  *
- * Not maintained, on purpose: directory mtimes and link counts (every create in a directory
- * would write the directory's inode and conflict with every other create in it).
+ * Not maintained, on purpose: directory mtimes and directory link counts (every create in a
+ * directory would write the directory's inode and conflict with every other create in it).
+ * Files count their names (hard links), since their chunks must outlive all but the last.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { MillpondError } from '../errors.js';
@@ -272,6 +273,30 @@ export class MetaService {
       await ns.deleteEntry(parent.id, name);
       await ns.deleteInode(entry.inode);
       return null;
+    });
+  }
+
+  /**
+   * Gives the file at `existing` a second name, `to` (POSIX link(2)): both name one inode, and
+   * its chunks go when the last name does. Directories cannot be linked (EPERM).
+   */
+  async link(user: User, existing: string, to: string, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    const src = splitPath(existing);
+    const dst = splitPath(to);
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const inode = await ns.lookup(src, existing);
+      if (inode.type === 'dir') throw new MillpondError('EPERM', `cannot link a directory: ${existing}`);
+      const { parent, name } = await ns.parentOf(dst, to);
+      if (await ns.entry(parent.id, name)) throw new MillpondError('EEXIST', `already exists: ${to}`);
+      requireAccess(user, parent, W | X, to);
+      const nlink = (inode.nlink ?? 1) + 1;
+      if (nlink > metaLimits.linksPerFileMax) throw new MillpondError('EMLINK', `${existing} has ${metaLimits.linksPerFileMax} names`);
+      const updated: Inode = { ...inode, nlink, ctimeMs: Date.now() };
+      await ns.putInode(updated);
+      await ns.putEntry(parent.id, name, { inode: inode.id, type: 'file' });
+      return updated;
     });
   }
 

@@ -94,8 +94,16 @@ export class NamespaceTx {
     return this.mustInode(entry.inode);
   }
 
-  /** Drops a file's last name: collected now, or when its last write session closes. */
+  /**
+   * Drops one of a file's names. Its last name: the file is collected now, or when its last
+   * write session closes.
+   */
   async release(inode: Inode, nowMs: number): Promise<void> {
+    const nlink = inode.nlink ?? 1;
+    if (nlink > 1) {
+      await this.putInode({ ...inode, nlink: nlink - 1, ctimeMs: nowMs });
+      return;
+    }
     if (await this.hasSessions(inode.id)) {
       await this.putInode({ ...inode, unlinked: true });
       return;

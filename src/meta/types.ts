@@ -37,8 +37,10 @@ export interface Inode {
   mtimeMs: number;
   /** Files: the fixed layout. Directories: the template for new entries. */
   layout: FileLayout | DirLayout;
-  /** Directories: the parent's id (the root is its own parent). Files: 0 (hard links are not supported). */
+  /** Directories: the parent's id (the root is its own parent). Files: 0 (a file may have many). */
   parent: bigint;
+  /** Files only: how many names the file has (absent: 1). Its chunks go when the last name does. */
+  nlink?: number;
   /** Files only: unlinked while open for write; collected when the last session closes. */
   unlinked?: boolean;
 }

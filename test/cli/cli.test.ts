@@ -48,13 +48,15 @@ describe('millpond CLI', () => {
     await cli('fs', 'put', local, '/a/b/in.bin');
     await cli('fs', 'cp', '/a/b/in.bin', '/a/copy.bin');
     await cli('fs', 'mv', '/a/copy.bin', '/a/moved.bin');
+    await cli('fs', 'ln', '/a/moved.bin', '/a/b/linked.bin');
+    expect(JSON.parse((await cli('fs', 'stat', '/a/b/linked.bin')).stdout)).toMatchObject({ size: data.length, nlink: 2 });
     await cli('fs', 'get', '/a/moved.bin', join(t.dir, 'out.bin'));
     expect(readFileSync(join(t.dir, 'out.bin')).equals(data)).toBe(true);
     const { stdout: ls } = await cli('fs', 'ls', '/a');
     expect(ls).toMatch(/^d +\d+ b\/$/m);
     expect(ls).toMatch(new RegExp(`^- +${data.length} moved\\.bin$`, 'm'));
     expect(JSON.parse((await cli('fs', 'stat', '/a/moved.bin')).stdout)).toMatchObject({ type: 'file', size: data.length });
-    expect((await cli('fs', 'du', '/a')).stdout).toMatch(/^6\.0 MiB\t\/a$/m);
+    expect((await cli('fs', 'du', '/a')).stdout).toMatch(/^6\.0 MiB\t\/a$/m); // the linked file counts once
     await cli('fs', 'rm', '-r', '/a');
     const missing = await cli('fs', 'cat', '/a/moved.bin').then(() => null, (e: { code: number; stderr: string }) => e);
     expect(missing?.code).toBe(1);

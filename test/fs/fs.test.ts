@@ -130,15 +130,20 @@ describe('FileSystem', () => {
     expect(await codeOf(fs.writeFile('/data/bad\0name', 'x'))).toBe('EINVAL');
     expect(await codeOf(fs.writeFile(`/data/${'n'.repeat(300)}`, 'x'))).toBe('ENAMETOOLONG');
     expect(await codeOf(fs.open('/data/file', 'wx'))).toBe('EEXIST');
+    expect(await codeOf(fs.link('/data/file', '/data/file'))).toBe('EEXIST');
+    expect(await codeOf(fs.link('/data', '/data-too'))).toBe('EPERM');
     expect(await codeOf(fs.rmdir('/data'))).toBe('ENOTEMPTY');
     const h = await fs.open('/data/file', 'r');
     expect(await codeOf(h.write(Buffer.from('y')))).toBe('EBADF');
     await h.close();
   });
 
-  it('removes the chunks of unlinked files in the background', async () => {
-    await fs.writeFile('/data/doomed', randomBytes(3 * CHUNK + 10));
+  it('removes the chunks of unlinked files in the background, after their last name', async () => {
+    const bytes = randomBytes(3 * CHUNK + 10);
+    await fs.writeFile('/data/doomed', bytes);
+    await fs.link('/data/doomed', '/data/tree2');
     const ino = (await fs.stat('/data/doomed')).ino;
+    expect(await fs.stat('/data/tree2')).toMatchObject({ ino, nlink: 2, size: bytes.length });
     const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints });
     const client = new ChunkClient({ transport: 'tcp' });
     try {
@@ -151,7 +156,11 @@ describe('FileSystem', () => {
         return n;
       };
       expect(await chunksOf()).toBe(4 * 3); // 4 chunks, 3 replicas each
-      await fs.unlink('/data/doomed');
+      await fs.unlink('/data/doomed'); // one name of two: nothing to collect
+      await collectGarbage(service, routing);
+      expect(await chunksOf()).toBe(4 * 3);
+      expect((await fs.readFile('/data/tree2')).equals(bytes)).toBe(true);
+      await fs.unlink('/data/tree2');
       const stats = await collectGarbage(service, routing); // earlier tests' removals are queued too
       expect(stats.files).toBeGreaterThanOrEqual(1);
       expect(stats.chunksRemoved).toBeGreaterThanOrEqual(12);

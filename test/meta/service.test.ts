@@ -188,6 +188,44 @@ for (const backend of backends) {
       expect((await meta.stat(root, `${dir}/g`)).id).toBe(f.id);
     });
 
+    it('link: one inode under two names; its chunks go with the last name, whichever goes last', async () => {
+      const dir = await fresh();
+      await meta.mkdir(root, `${dir}/out`);
+      const { inode, session } = await meta.open(root, `${dir}/f`, { flags: { create: true, write: true } });
+      await meta.close(root, inode.id, session!, { length: 777 });
+      const linked = await meta.link(root, `${dir}/f`, `${dir}/out/g`);
+      expect(linked).toMatchObject({ id: inode.id, nlink: 2, length: 777 });
+      expect(await meta.stat(root, `${dir}/out/g`)).toMatchObject({ id: inode.id, nlink: 2 });
+      expect((await meta.readdir(root, `${dir}/out`)).entries).toEqual([{ name: 'g', inode: inode.id, type: 'file' }]);
+      // A write through one name is seen through the other: they are one file.
+      const w = await meta.open(root, `${dir}/out/g`, { flags: { write: true } });
+      await meta.close(root, inode.id, w.session!, { length: 1000 });
+      expect((await meta.stat(root, `${dir}/f`)).length).toBe(1000);
+      expect(await code(meta.link(root, `${dir}/f`, `${dir}/out/g`))).toBe('EEXIST');
+      expect(await code(meta.link(root, `${dir}/out`, `${dir}/d2`))).toBe('EPERM');
+      expect(await code(meta.link(root, `${dir}/missing`, `${dir}/h`))).toBe('ENOENT');
+      expect(await code(meta.link(root, `${dir}/f`, `${dir}/nodir/h`))).toBe('ENOENT');
+      await meta.mkdir(root, `${dir}/locked`, { mode: 0o555 });
+      expect(await code(meta.link(alice, `${dir}/f`, `${dir}/locked/h`))).toBe('EACCES');
+      // rename onto another name of the same file changes nothing (POSIX).
+      await meta.rename(root, `${dir}/f`, `${dir}/out/g`);
+      expect((await meta.stat(root, `${dir}/f`)).nlink).toBe(2);
+      // The first unlink only drops a name; the second queues the chunks.
+      const queuedIds = async () => (await meta.takeGarbage(1024)).map((x) => x.inode);
+      await meta.unlink(root, `${dir}/f`);
+      expect(await meta.stat(root, `${dir}/out/g`)).toMatchObject({ id: inode.id, nlink: 1, length: 1000 });
+      expect(await queuedIds()).not.toContain(inode.id);
+      // Replacing the last name by rename is the last unlink too.
+      const other = (await meta.open(root, `${dir}/other`, { flags: { create: true } })).inode;
+      await meta.link(root, `${dir}/out/g`, `${dir}/g2`);
+      await meta.rename(root, `${dir}/other`, `${dir}/out/g`);
+      expect(await queuedIds()).not.toContain(inode.id);
+      expect((await meta.stat(root, `${dir}/out/g`)).id).toBe(other.id);
+      await meta.unlink(root, `${dir}/g2`);
+      expect((await meta.takeGarbage(1024)).find((x) => x.inode === inode.id)).toMatchObject({ length: 1000 });
+      await meta.ackGarbage([inode.id]);
+    });
+
     it('unlink while open for write: garbage only after the last session closes; ack removes it', async () => {
       const dir = await fresh();
       const { inode, session } = await meta.open(root, `${dir}/f`, { flags: { create: true, write: true } });
