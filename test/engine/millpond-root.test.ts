@@ -65,6 +65,29 @@ describe('engine on a millpond root', () => {
     expect(written).toHaveLength(1);
     expect((await fs.readFile(written[0]!)).equals(readFileSync(source))).toBe(true);
     expect(await sp.readParquet('millpond:///output/copied/*.parquet').count()).toBe(600);
+    // The user's own file is copied, never linked: the output must not change with it.
+    expect((await fs.stat(written[0]!)).ino).not.toBe((await fs.stat('/input/zstd.parquet')).ino);
+    expect((await fs.stat('/input/zstd.parquet')).nlink).toBe(1);
+  });
+
+  it('writeParquet of computed partitions links their files from the job directory', async () => {
+    const sorted = sp.readParquet('millpond:///input/events-*.parquet').repartition(2, { hashBy: 'k' }).partialSort('id');
+    await sorted.writeParquet('/output/linked');
+    const written = await fs.glob('/output/linked/*.parquet');
+    expect(written).toHaveLength(2);
+    const jobInodes = new Map<bigint, string>();
+    for (const f of await fs.glob('/jobs/**/*.parquet')) jobInodes.set((await fs.stat(f)).ino, f);
+    for (const f of written) {
+      const st = await fs.stat(f);
+      expect(st.nlink).toBe(2);
+      expect(jobInodes.has(st.ino)).toBe(true);
+    }
+    expect(bag(await sp.readParquet('millpond:///output/linked/*.parquet').takeAll()))
+      .toEqual(bag(await db.rows(`SELECT * FROM read_parquet('${local()}')`)));
+    // The job's files go; the output keeps the data under its own name.
+    for (const f of written) await fs.unlink(jobInodes.get((await fs.stat(f)).ino)!);
+    for (const f of written) expect((await fs.stat(f)).nlink).toBe(1);
+    expect(await sp.readParquet('millpond:///output/linked/*.parquet').count()).toBe(600);
   });
 
   it('writes its output into millpond', async () => {

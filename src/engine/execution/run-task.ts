@@ -58,8 +58,8 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         await copy(`SELECT * FROM ${inputViewName(0)} LIMIT ${work.rows}`, 0);
         break;
       case 'copy': {
-        // One Parquet file of this root, read whole: its bytes are the output, so copy them
-        // instead of decoding and encoding every row (writeParquet of a computed partition).
+        // One Parquet file of this root, read whole: its bytes are the output, so link or copy
+        // them instead of decoding and encoding every row (writeParquet of a computed partition).
         const source = wholeParquetFileOf(spec.inputs[0]!, root);
         if (source === undefined) {
           await copy(`SELECT * FROM ${inputViewName(0)}`, 0);
@@ -67,7 +67,8 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         }
         const slot = spec.outputs[0]!;
         const tmp = temporaryName(slot.location, spec.attempt);
-        await root.copyFile(source, tmp);
+        await root.removeRecursive(tmp); // a failed earlier try of this attempt may have left it
+        if (!(work.link && await root.link(source, tmp))) await root.copyFile(source, tmp);
         written.push({ slot, tmp, rows: await parquetRows(db, root, tmp) });
         break;
       }

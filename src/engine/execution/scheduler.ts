@@ -64,12 +64,19 @@ function outputSlots(ctx: SchedulerContext, node: PlanNode, task: number): Outpu
   return [{ partition: p, location: ctx.layout.output(node.id, p, task) }];
 }
 
+/** True when the node's files are its tasks' outputs in the job directory, not the user's files. */
+function writtenByTasks(node: PlanNode): boolean {
+  if (node.spec.kind === 'scan') return false;
+  if (node.spec.kind === 'files') return writtenByTasks(node.inputs[0]!);
+  return true;
+}
+
 function workOf(node: PlanNode, task: number): TaskWork {
   const { spec } = node;
   switch (spec.kind) {
     case 'sql': return { kind: 'sql', sql: spec.sql };
     case 'limit': return { kind: 'limit', rows: spec.rows };
-    case 'write': return { kind: 'copy' };
+    case 'write': return { kind: 'copy', link: writtenByTasks(node.inputs[0]!) };
     case 'shuffle': return {
       kind: 'shuffle', mode: spec.mode, partitions: spec.partitions, producer: task,
       ...(spec.keys ? { keys: spec.keys } : {}), ...(spec.by !== undefined ? { by: spec.by } : {}),

@@ -22,8 +22,11 @@ export type TaskWork =
   | { kind: 'sql'; sql: string }
   | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; producer: number; keys?: string[]; by?: string }
   | { kind: 'limit'; rows: number }
-  /** Copies input 0 to the single output. */
-  | { kind: 'copy' };
+  /**
+   * Copies input 0 to the single output. `link`: input 0 is this job's own output, which is
+   * never changed in place, so the output may be another name of its file (a hard link).
+   */
+  | { kind: 'copy'; link: boolean };
 
 /** A final output location of a task and the partition it belongs to. */
 export interface OutputSlot {

@@ -7,7 +7,7 @@
  * what DuckDB opens. Contract: `rename` replaces its target atomically, so a reader sees a
  * whole file or none; `writeFileAtomic` is write-then-rename.
  */
-import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { MillpondError } from '../../errors.js';
@@ -37,6 +37,8 @@ export interface DataRoot {
   locationOf(url: string): string | undefined;
   /** Copies a file's bytes to `to` (replacing it): no DuckDB decode and encode. */
   copyFile(from: string, to: string): Promise<void>;
+  /** Makes `to` (which must not exist) another name of the file `from`; false where the root cannot. */
+  link(from: string, to: string): Promise<boolean>;
   writeFileAtomic(location: string, data: string): Promise<void>;
   /** The file's text, or undefined when it does not exist. */
   readText(location: string): Promise<string | undefined>;
@@ -100,6 +102,17 @@ class LocalDataRoot implements DataRoot {
 
   async copyFile(from: string, to: string): Promise<void> {
     await copyFile(from, to);
+  }
+
+  async link(from: string, to: string): Promise<boolean> {
+    try {
+      await link(from, to);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EXDEV' || code === 'EPERM' || code === 'ENOTSUP' || code === 'EMLINK') return false;
+      throw e;
+    }
   }
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
@@ -178,6 +191,16 @@ class MillpondDataRoot implements DataRoot {
     const fs = await this.files();
     // Pieces of whole chunks: a write of part of a chunk rewrites the chunk (copy-on-write).
     await pipeline(fs.createReadStream(from, { highWaterMark: engineLimits.copyPieceBytes }), fs.createWriteStream(to));
+  }
+
+  async link(from: string, to: string): Promise<boolean> {
+    try {
+      await (await this.files()).link(from, to);
+      return true;
+    } catch (e) {
+      if (e instanceof MillpondError && e.code === 'EMLINK') return false;
+      throw e;
+    }
   }
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
