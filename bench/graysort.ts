@@ -161,7 +161,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         const retries = summaries.reduce((a, x) => a + x.retries, 0);
         summaryNote = `${tasks} tasks, ${retries} retries; shuffle ${(stageMs[0]! / 1000).toFixed(1)} s (1 producer task: ` +
           `a scan is one partition), sort ${(stageMs[1]! / 1000).toFixed(1)} s (${partitions} tasks), ` +
-          `write ${(stageMs[2]! / 1000).toFixed(1)} s (${partitions} copy tasks)`;
+          `write ${(stageMs[2]! / 1000).toFixed(1)} s (${partitions} tasks that hard-link the sorted files into the output)`;
       } finally {
         await sp.shutdown();
       }
@@ -227,9 +227,10 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       ]);
       console.log(`\nThe engine's time is the whole job: ${summaryNote}.`);
       console.log('It includes reading the input from millpond, the shuffle by key prefix (one partitioned write, files read back');
-      console.log('from millpond), the per-partition sort (written to the job directory in millpond), the byte copy of the sorted');
-      console.log('partitions to the output directory (writeParquet is its own pass) and worker start-up. The page cache was');
-      console.log('dropped before each sort when allowed (the baseline reads its local input cold too).');
+      console.log('from millpond), the per-partition sort (written to the job directory in millpond), the hard links of the sorted');
+      console.log('partitions into the output directory (writeParquet is its own pass, linked as smallpond links its sink)');
+      console.log('and worker start-up. The page cache was dropped before each sort when allowed (the baseline reads its');
+      console.log('local input cold too).');
       console.log(`The cluster ran with syncWrites: ${syncWrites} (3 replicas on this one disk). Setup, not timed: generate`);
       console.log(`${(generateMs / 1000).toFixed(1)} s, copy into millpond ${(copyMs / 1000).toFixed(1)} s; validation ${(validation.ms / 1000).toFixed(1)} s.`);
       console.log(`Per core: this machine has ${cores} cores; smallpond's rate is per core of its ${kSmallpond.nodes * kSmallpond.coresPerNode}.`);
