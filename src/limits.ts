@@ -63,6 +63,16 @@ export const metaLimits = {
   dedupTtlMs: 10 * 60_000,
   dedupPruneBatch: 512,
   dedupPruneIntervalMs: 10_000,
+  /**
+   * Write sessions of a client that has not been heard from for this long are ended by the
+   * meta service (the client crashed or was cut off): its unlinked files are collected.
+   * Clients with open sessions say they live every sessionHeartbeatMs.
+   */
+  sessionTimeoutMs: 60_000,
+  sessionHeartbeatMs: 10_000,
+  sessionPruneIntervalMs: 10_000,
+  /** Sessions and liveness records one prune transaction looks at. */
+  sessionPruneBatch: 512,
   postgresPoolConnectionsDefault: 8,
 } as const;
 

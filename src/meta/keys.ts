@@ -3,7 +3,8 @@
  * order is numeric order:
  *   'I' inode u64                         -> Inode
  *   'D' parent u64, name (utf-8)          -> { inode, type }   (a listing is a range scan)
- *   'S' inode u64, session (16 bytes)     -> { uid, openedMs }
+ *   'S' inode u64, session (16 bytes)     -> { uid, openedMs, client? }
+ *   'L' clientId                          -> { seenMs }        (liveness of clients with sessions)
  *   'G' inode u64                         -> Garbage           (unlinked files whose chunks go)
  *   'C' name                              -> counters/config    (e.g. 'C' "inode-next")
  *   'R' clientId, requestId u64           -> { atMs, result }  (applied mutations, for retries)
@@ -30,6 +31,12 @@ export const keys = {
   nameOfDentry: (key: Buffer) => key.subarray(9).toString('utf8'),
   session: (inode: bigint, session: Buffer) => Buffer.concat([tag('S'), u64(inode), session]),
   sessionRange: (inode: bigint): [Buffer, Buffer] => [Buffer.concat([tag('S'), u64(inode)]), Buffer.concat([tag('S'), u64(inode + 1n)])],
+  sessionsAll: (): [Buffer, Buffer] => [tag('S'), tag('T')],
+  /** The key just after `key` in bytewise order (a scan cursor). */
+  after: (key: Buffer) => Buffer.concat([key, Buffer.from([0])]),
+  inodeOfSession: (key: Buffer) => key.readBigUInt64BE(1),
+  liveness: (clientId: Buffer) => Buffer.concat([tag('L'), clientId]),
+  livenessAll: (): [Buffer, Buffer] => [tag('L'), tag('M')],
   garbage: (inode: bigint) => Buffer.concat([tag('G'), u64(inode)]),
   garbageRange: (): [Buffer, Buffer] => [tag('G'), tag('H')],
   inodeOfGarbage: (key: Buffer) => key.readBigUInt64BE(1),

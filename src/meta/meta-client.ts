@@ -1,9 +1,12 @@
 /**
  * The TS client of the meta service. Mutations carry this client's random clientId, and a
  * timed-out request is resent under the same requestId, so a mutation whose reply was lost
- * (server killed, network cut) is applied exactly once.
+ * (server killed, network cut) is applied exactly once. While it has write sessions open, it
+ * says it lives every sessionHeartbeatMs; the meta service ends the sessions of clients that
+ * stop (MetaService.pruneSessions).
  */
 import { randomBytes } from 'node:crypto';
+import { metaLimits } from '../limits.js';
 import { CLIENT_ID_BYTES } from '../protocol/meta.js';
 import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
 import type { Params } from '../protocol/envelope.js';
@@ -12,16 +15,22 @@ import type { DirLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, U
 export interface MetaClientOptions extends RpcClientOptions {
   /** The identity sent with every request (default root). */
   user?: User;
+  /** How often to heartbeat while sessions are open (default metaLimits.sessionHeartbeatMs). */
+  sessionHeartbeatMs?: number;
 }
 
 export class MetaClient {
   readonly clientId = randomBytes(CLIENT_ID_BYTES);
   private readonly rpc: RpcClient;
   private readonly user: User;
+  private readonly heartbeatMs: number;
+  private openSessions = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(endpoint: string, options: MetaClientOptions = {}) {
     this.rpc = new RpcClient(endpoint, options);
     this.user = options.user ?? { uid: 0, gid: 0 };
+    this.heartbeatMs = options.sessionHeartbeatMs ?? metaLimits.sessionHeartbeatMs;
   }
 
   /** The same connection acting as another user. */
@@ -53,7 +62,22 @@ export class MetaClient {
     return this.rpc.call(method, params);
   }
 
+  /** REQUIRES: only for MetaClientView: +1 when a write session opens, -1 when it closes. */
+  countSession(delta: 1 | -1): void {
+    this.openSessions = Math.max(0, this.openSessions + delta);
+    if (this.openSessions > 0 && !this.heartbeat) {
+      this.heartbeat = setInterval(() => {
+        this.rpc.call('meta.heartbeat', { user: this.user, clientId: this.clientId }).catch(() => {}); // the next beat retries
+      }, this.heartbeatMs);
+      this.heartbeat.unref();
+    } else if (this.openSessions === 0) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+    }
+  }
+
   disconnect(): void {
+    clearInterval(this.heartbeat);
     this.rpc.close();
   }
 }
@@ -74,10 +98,17 @@ export class MetaClientView {
   async mkdir(path: string, options: { mode?: number; recursive?: boolean } = {}) { return (await this.mutate('meta.mkdir', { path, ...options })) as Inode; }
   async open(path: string, options: { flags?: OpenFlags; mode?: number } = {}) {
     const result = (await this.mutate('meta.open', { path, ...options })) as OpenResult & { session?: string | null };
-    if (result.session === null) delete result.session;
+    if (result.session === null || result.session === undefined) delete result.session;
+    else this.client.countSession(1);
     return result as OpenResult;
   }
-  async close(inode: bigint, session: string, options: { length?: number } = {}) { return (await this.mutate('meta.close', { inode, session, ...options })) as Inode; }
+  async close(inode: bigint, session: string, options: { length?: number } = {}) {
+    try {
+      return (await this.mutate('meta.close', { inode, session, ...options })) as Inode;
+    } finally {
+      this.client.countSession(-1);
+    }
+  }
   async unlink(path: string) { await this.mutate('meta.unlink', { path }); }
   async rmdir(path: string) { await this.mutate('meta.rmdir', { path }); }
   async rename(from: string, to: string) { await this.mutate('meta.rename', { from, to }); }

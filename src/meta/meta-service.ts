@@ -16,7 +16,7 @@ import { InodeAllocator } from './inode-allocator.js';
 import { keys, ROOT_INODE } from './keys.js';
 import type { KvBackend, KvTx } from './kv.js';
 import { splitPath } from './names.js';
-import { NamespaceTx } from './namespace-tx.js';
+import { NamespaceTx, type SessionRecord } from './namespace-tx.js';
 import { inGroup, R, requireAccess, W, X } from './permissions.js';
 import type { DirEntry, DirLayout, FileLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
 
@@ -25,6 +25,10 @@ export interface MetaServiceOptions {
   rootLayout?: Partial<DirLayout>;
   /** Expire stored mutation results in the background (default true). */
   pruneApplied?: boolean;
+  /** End the sessions of clients gone quiet, in the background (default true). */
+  pruneSessions?: boolean;
+  /** How long a client with sessions may be quiet (default metaLimits.sessionTimeoutMs). */
+  sessionTimeoutMs?: number;
 }
 
 export interface Dedup {
@@ -67,6 +71,10 @@ function checkMode(mode: number): number {
   return mode;
 }
 
+function putLiveness(tx: KvTx, clientId: Buffer, seenMs: number): Promise<void> {
+  return tx.put(keys.liveness(clientId), pack({ seenMs }));
+}
+
 function sessionBytes(session: string): Buffer {
   if (typeof session !== 'string' || !/^[0-9a-f]{32}$/.test(session)) throw new MillpondError('EBADF', 'not a session id');
   return Buffer.from(session, 'hex');
@@ -74,13 +82,21 @@ function sessionBytes(session: string): Buffer {
 
 export class MetaService {
   private readonly allocator: InodeAllocator;
-  private readonly pruneTimer: NodeJS.Timeout | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly sessionTimeoutMs: number;
 
   private constructor(readonly kv: KvBackend, options: MetaServiceOptions) {
     this.allocator = new InodeAllocator(kv);
-    if (options.pruneApplied !== false) {
-      this.pruneTimer = setInterval(() => void this.pruneApplied().catch(() => {}), metaLimits.dedupPruneIntervalMs);
-      this.pruneTimer.unref();
+    this.sessionTimeoutMs = options.sessionTimeoutMs ?? metaLimits.sessionTimeoutMs;
+    if (!Number.isSafeInteger(this.sessionTimeoutMs) || this.sessionTimeoutMs < 1) throw new RangeError('sessionTimeoutMs must be a positive integer');
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const timer = setInterval(() => void fn().catch(() => {}), ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    if (options.pruneApplied !== false) every(metaLimits.dedupPruneIntervalMs, () => this.pruneApplied());
+    if (options.pruneSessions !== false) {
+      every(Math.min(metaLimits.sessionPruneIntervalMs, this.sessionTimeoutMs), () => this.pruneSessions());
     }
   }
 
@@ -98,7 +114,7 @@ export class MetaService {
 
   /** Stops background work; the KvBackend stays open (its owner closes it). */
   stop(): void {
-    clearInterval(this.pruneTimer);
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
   }
 
   // ---- reads (idempotent) ----
@@ -215,7 +231,8 @@ export class MetaService {
       }
       if (!write) return { inode };
       const session = randomBytes(SESSION_BYTES);
-      await ns.putSession(inode.id, session, { uid: user.uid, openedMs: now });
+      if (dedup) await putLiveness(tx, dedup.clientId, now);
+      await ns.putSession(inode.id, session, { uid: user.uid, openedMs: now, ...(dedup ? { client: dedup.clientId } : {}) });
       return { inode, session: session.toString('hex') };
     });
   }
@@ -411,6 +428,57 @@ export class MetaService {
     await this.kv.transact(async (tx) => {
       for (const id of inodes) await tx.delete(keys.garbage(id));
     });
+  }
+
+  // ---- sessions of clients that went away ----
+
+  /** A client with write sessions says it lives (every metaLimits.sessionHeartbeatMs). */
+  async heartbeat(clientId: Buffer): Promise<void> {
+    await this.kv.transact((tx) => putLiveness(tx, clientId, Date.now()));
+  }
+
+  /**
+   * Ends the write sessions of clients not heard from for sessionTimeoutMs: they crashed, or
+   * were cut off from every meta server. An unlinked file whose last session goes is then
+   * collected; a linked file keeps the length its writer last reported (as after a crash
+   * before close in 3FS without a length sync). Sessions opened without a clientId
+   * (in-process callers) have no liveness to watch and stay until closed. Returns how many
+   * sessions ended.
+   */
+  async pruneSessions(nowMs = Date.now()): Promise<number> {
+    const quietSinceMs = nowMs - this.sessionTimeoutMs;
+    const isQuiet = async (tx: KvTx, client: Buffer) => {
+      const raw = await tx.get(keys.liveness(client));
+      return !raw || (unpack(raw) as { seenMs: number }).seenMs < quietSinceMs;
+    };
+    let ended = 0;
+    let [cursor, end] = keys.sessionsAll();
+    for (let more = true; more;) {
+      ended += await this.kv.transact(async (tx) => {
+        const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
+        const rows = await tx.scan(cursor, end, metaLimits.sessionPruneBatch);
+        more = rows.length === metaLimits.sessionPruneBatch;
+        if (rows.length > 0) cursor = keys.after(rows[rows.length - 1]![0]);
+        let n = 0;
+        for (const [key, value] of rows) {
+          const { client } = unpack(value) as SessionRecord;
+          if (!client || !(await isQuiet(tx, Buffer.from(client)))) continue;
+          await tx.delete(key);
+          n++;
+          const inode = await ns.inode(keys.inodeOfSession(key));
+          if (inode?.unlinked && !(await ns.hasSessions(inode.id))) await ns.release(inode, nowMs);
+        }
+        return n;
+      });
+    }
+    // Liveness records of quiet clients: their sessions are gone, so they are no longer needed.
+    [cursor, end] = keys.livenessAll();
+    await this.kv.transact(async (tx) => {
+      for (const [key, value] of await tx.scan(cursor, end, metaLimits.sessionPruneBatch)) {
+        if ((unpack(value) as { seenMs: number }).seenMs < quietSinceMs) await tx.delete(key);
+      }
+    });
+    return ended;
   }
 
   /** Drops stored mutation results older than metaLimits.dedupTtlMs; returns how many. */

@@ -17,6 +17,8 @@ export interface Entry {
 export interface SessionRecord {
   uid: number;
   openedMs: number;
+  /** The clientId of the opener, whose liveness ('L') keeps the session; absent: kept until closed. */
+  client?: Buffer;
 }
 
 export class NamespaceTx {

@@ -15,6 +15,7 @@
  *   meta.rmdir        path                                             nil
  *   meta.rename       from, to                                         nil
  *   meta.link         existing, to                                     Inode
+ *   meta.heartbeat    none: the clientId's write sessions live on      nil
  *   meta.truncate     path, length                                     Inode
  *   meta.setattr      path, mode?, uid?, gid?                          Inode
  *   meta.setLayout    path, layout: {chunkSizeBytes?, stripeSize?,     Inode
@@ -30,7 +31,7 @@ import { bin, bool, list, map, optMap, optUint } from './fields.js';
 
 export const META_METHODS = [
   'meta.stat', 'meta.readdir', 'meta.mkdir', 'meta.open', 'meta.close', 'meta.unlink', 'meta.rmdir',
-  'meta.rename', 'meta.link', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
+  'meta.rename', 'meta.link', 'meta.heartbeat', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
 ] as const;
 
 export type MetaMethod = (typeof META_METHODS)[number];

@@ -1,10 +1,14 @@
-// Meta servers as real processes: SIGKILL mid-stream on SQLite, two servers on one PostgreSQL.
+// Meta servers as real processes: SIGKILL mid-stream on SQLite, two servers on one PostgreSQL;
+// a client process SIGKILLed with write sessions open.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { MetaClient } from '../../src/meta/meta-client.js';
-import { killHard } from '../support/child.js';
+import { MetaServer } from '../../src/meta/meta-server.js';
+import { MetaService } from '../../src/meta/meta-service.js';
+import { SqliteKv } from '../../src/meta/sqlite-kv.js';
+import { killHard, spawnScript, waitForLine } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
 import { startMetaProcess } from './support/meta-process.js';
 import { createTestDatabase, skipPg } from './support/pg.js';
@@ -79,6 +83,31 @@ describe('meta server processes', () => {
     const missing = acked.filter((p) => !names.has(p.slice(3)));
     expect(missing).toEqual([]);
     expect(names.size).toBe(acked.length); // nothing applied twice or without its acknowledgement
+  });
+
+  it('a client SIGKILLed with write sessions: they end after its heartbeats stop; its unlinked file is collected', async () => {
+    const { dir, cleanup } = tempDir('meta-sessions');
+    cleanups.push(cleanup);
+    const kv = new SqliteKv(join(dir, 'meta.db'));
+    const service = await MetaService.open(kv, { sessionTimeoutMs: 1_000 });
+    const server = await MetaServer.start(service, 'tcp://127.0.0.1:0');
+    cleanups.push(() => kv.close(), () => service.stop(), () => server.close());
+    const holder = spawnScript('session-holder.ts', [server.endpoint, '100', '/scratch', '/kept']);
+    children.push(holder);
+    const inodes = [];
+    for (let i = 0; i < 2; i++) inodes.push(BigInt((await waitForLine(holder, /^open (\d+)$/))[1]!));
+    const [scratch, kept] = inodes as [bigint, bigint];
+    await service.unlink({ uid: 0, gid: 0 }, '/scratch'); // as a job's retry removes a dead task's scratch
+    const queued = async () => (await service.takeGarbage(16)).map((g) => g.inode);
+    await sleep(2_500); // over twice the timeout: the live holder's heartbeats keep its sessions
+    expect(await queued()).not.toContain(scratch);
+
+    await killHard(holder);
+    const deadlineMs = Date.now() + 10_000;
+    while (!(await queued()).includes(scratch) && Date.now() < deadlineMs) await sleep(100);
+    expect(await queued()).toEqual([scratch]); // the linked file stays, now without a session
+    expect((await service.stat({ uid: 0, gid: 0 }, '/kept')).id).toBe(kept);
+    expect(await service.pruneSessions(Date.now() + 3_600_000)).toBe(0);
   });
 
   it.skipIf(skipPg)('two servers on one PostgreSQL database: concurrent creates, no lost or duplicate entries', async () => {

@@ -226,6 +226,40 @@ for (const backend of backends) {
       await meta.ackGarbage([inode.id]);
     });
 
+    it('sessions of a client gone quiet end; its unlinked files are collected; heartbeats keep sessions', async () => {
+      const dir = await fresh();
+      const quick = await MetaService.open(kv, { sessionTimeoutMs: 300, pruneApplied: false, pruneSessions: false });
+      try {
+        const live = Buffer.alloc(16, 'live');
+        const dead = Buffer.alloc(16, 'dead');
+        let requestId = 0;
+        const open = (path: string, clientId?: Buffer) => quick.open(root, path, { flags: { create: true, write: true } },
+          clientId ? { clientId, requestId: ++requestId } : undefined);
+        const a = await open(`${dir}/a`, live);
+        const d = await open(`${dir}/d`, dead);
+        const local = await open(`${dir}/local`); // no clientId: nothing to watch
+        for (const f of ['a', 'd', 'local']) await quick.unlink(root, `${dir}/${f}`);
+        expect(await quick.pruneSessions()).toBe(0); // both clients were just heard from
+        const queued = async () => (await quick.takeGarbage(1024)).map((x) => x.inode);
+        for (let i = 0; i < 4; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          await quick.heartbeat(live);
+        }
+        expect(await quick.pruneSessions()).toBe(1); // only the quiet client's
+        expect(await queued()).toContain(d.inode.id);
+        expect(await queued()).not.toContain(a.inode.id);
+        expect(await code(quick.close(root, d.inode.id, d.session!))).toBe('EBADF');
+        await quick.close(root, a.inode.id, a.session!); // the live client's session still works
+        expect(await queued()).toContain(a.inode.id);
+        expect(await quick.pruneSessions(Date.now() + 3_600_000)).toBe(0);
+        expect(await queued()).not.toContain(local.inode.id);
+        await quick.close(root, local.inode.id, local.session!);
+        await quick.ackGarbage([a.inode.id, d.inode.id, local.inode.id]);
+      } finally {
+        quick.stop();
+      }
+    });
+
     it('unlink while open for write: garbage only after the last session closes; ack removes it', async () => {
       const dir = await fresh();
       const { inode, session } = await meta.open(root, `${dir}/f`, { flags: { create: true, write: true } });
