@@ -117,15 +117,45 @@ Status MetaClient::Create(const MetaClientOptions& options, std::unique_ptr<Meta
     return Status::InvalidArgument("clientId must be " + std::to_string(limits::kRpcClientIdBytes) +
                                    " bytes");
   }
+  if (options.sessionHeartbeatMs == 0 || options.sessionHeartbeatMs > 3600000)
+    return Status::InvalidArgument("sessionHeartbeatMs must be 1..3600000");
   std::unique_ptr<RpcClient> rpc;
   MP_RETURN_IF_ERROR(RpcClient::Create(options.rpc, &rpc));
   std::string id = options.clientId.empty() ? RandomClientId() : options.clientId;
-  out->reset(new MetaClient(std::move(rpc), options.user, std::move(id)));
+  out->reset(new MetaClient(std::move(rpc), options.user, std::move(id), options.sessionHeartbeatMs));
   return Status::OK();
 }
 
-MetaClient::MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId)
-    : rpc_(std::move(rpc)), user_(std::move(user)), clientId_(std::move(clientId)) {}
+MetaClient::MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId,
+                       uint32_t heartbeatMs)
+    : rpc_(std::move(rpc)), user_(std::move(user)), clientId_(std::move(clientId)),
+      heartbeatMs_(heartbeatMs) {}
+
+MetaClient::~MetaClient() {
+  {
+    std::lock_guard<std::mutex> lock(heartbeatMu_);
+    stopping_ = true;
+  }
+  heartbeatCv_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+void MetaClient::CountSession(int delta) {
+  std::lock_guard<std::mutex> lock(heartbeatMu_);
+  if (delta > 0) openSessions_++;
+  else if (openSessions_ > 0) openSessions_--;
+  if (openSessions_ > 0 && !heartbeat_.joinable()) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+void MetaClient::HeartbeatLoop() {
+  std::unique_lock<std::mutex> lock(heartbeatMu_);
+  while (!heartbeatCv_.wait_for(lock, std::chrono::milliseconds(heartbeatMs_), [this] { return stopping_; })) {
+    if (openSessions_ == 0) continue;
+    // One attempt, not awaited: a lost beat is made up by the next, and the service waits
+    // several beats before it ends sessions.
+    rpc_->CallAsync("meta.heartbeat", Params(true), /*retry=*/false, [](const Status&, MsgValue) {});
+  }
+}
 
 MsgValue MetaClient::Params(bool mutation) const {
   MsgValue user = MsgValue::Map();
@@ -201,7 +231,9 @@ Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_
   p.Add("path", MsgValue::Str(path)).Add("flags", std::move(f)).Add("mode", MsgValue::Uint(mode));
   MsgValue r;
   MP_RETURN_IF_ERROR(Mutate("meta.open", std::move(p), &r));
-  return DecodeOpen(r, out);
+  MP_RETURN_IF_ERROR(DecodeOpen(r, out));
+  if (!out->session.empty()) CountSession(+1);
+  return Status::OK();
 }
 
 Status MetaClient::Close(uint64_t inode, const std::string& session, uint64_t lengthBytes,
@@ -211,7 +243,9 @@ Status MetaClient::Close(uint64_t inode, const std::string& session, uint64_t le
       .Add("session", MsgValue::Str(session))
       .Add("length", MsgValue::Uint(lengthBytes));
   MsgValue r;
-  MP_RETURN_IF_ERROR(Mutate("meta.close", std::move(p), &r));
+  Status s = Mutate("meta.close", std::move(p), &r);
+  CountSession(-1);  // ended either way: closed now, or ended by the service before
+  MP_RETURN_IF_ERROR(s);
   return DecodeInode(r, out);
 }
 

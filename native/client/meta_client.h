@@ -5,9 +5,12 @@
 // Replies are decoded into the structs below; a reply of the wrong shape is kProtocol.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/rpc_client.h"
@@ -79,11 +82,15 @@ struct MetaClientOptions {
   // The dedup key of this client's mutations; empty: random. Two clients must never share
   // one (their requestIds would collide).
   std::string clientId;
+  // While write sessions are open, a heartbeat this often keeps the meta service from ending
+  // them (it ends those of clients quiet for its session timeout). 1..3600000.
+  uint32_t sessionHeartbeatMs = limits::kMetaSessionHeartbeatMsDefault;
 };
 
 class MetaClient {
  public:
   static Status Create(const MetaClientOptions& options, std::unique_ptr<MetaClient>* out);
+  ~MetaClient();  // stops the heartbeat; open sessions are left to the service's timeout
 
   Status Stat(const std::string& path, Inode* out);
   // `after`: the last name of the previous page ("" for the first); limit 1..1024 (0: the
@@ -93,7 +100,8 @@ class MetaClient {
   Status Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out);
   // mode applies when the file is created (07777).
   Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode, OpenResult* out);
-  // Ends a write session; the file's length becomes max(its length, lengthBytes).
+  // Ends a write session; the file's length becomes max(its length, lengthBytes). kBadHandle
+  // when the service already ended it (this client was quiet past the session timeout).
   Status Close(uint64_t inode, const std::string& session, uint64_t lengthBytes, Inode* out);
   Status Unlink(const std::string& path);
   Status Rmdir(const std::string& path);
@@ -112,14 +120,24 @@ class MetaClient {
   static Status DecodeOpen(const MsgValue& v, OpenResult* out);
 
  private:
-  MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId);
+  MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId, uint32_t heartbeatMs);
   MsgValue Params(bool mutation) const;
   Status Read(const char* method, MsgValue params, MsgValue* result);
   Status Mutate(const char* method, MsgValue params, MsgValue* result);
+  // +1 when a write session opens, -1 when one closes; starts the heartbeat thread at the first.
+  void CountSession(int delta);
+  void HeartbeatLoop();
 
   std::unique_ptr<RpcClient> rpc_;
   const MetaUser user_;
   const std::string clientId_;  // limits::kRpcClientIdBytes random bytes
+  const uint32_t heartbeatMs_;
+
+  std::mutex heartbeatMu_;
+  std::condition_variable heartbeatCv_;
+  uint32_t openSessions_ = 0;  // GUARDED_BY(heartbeatMu_)
+  bool stopping_ = false;      // GUARDED_BY(heartbeatMu_)
+  std::thread heartbeat_;      // started at the first session
 };
 
 }  // namespace millpond

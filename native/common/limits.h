@@ -119,6 +119,9 @@ constexpr uint32_t kRpcSendRetryMs = 5;                  // an unsendable reques
 constexpr size_t kRpcClientIdBytes = 16;                 // dedup key of mutations
 constexpr uint32_t kMetaPathBytesMax = 4096;
 constexpr uint32_t kMetaReaddirEntriesMax = 1024;
+// A client with write sessions open tells the meta service it lives this often; the service
+// ends the sessions of a client quiet for 60 s (src/limits.ts metaLimits.sessionTimeoutMs).
+constexpr uint32_t kMetaSessionHeartbeatMsDefault = 10000;
 
 // ---- file client (native/client/mgmtd_client.h, routing_cache.h, file_client.h)
 // Mirrors clusterLimits and fsLimits in src/limits.ts where the TS client has the same knob.

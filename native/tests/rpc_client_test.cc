@@ -53,7 +53,7 @@ class MetaProcess {
   ~MetaProcess() { Kill(SIGKILL); }
 
   // Starts the server on `db`; fills endpoint(). Returns an error text, empty on success.
-  std::string Start(const std::string& db, const std::string& logPath) {
+  std::string Start(const std::string& db, const std::string& logPath, const std::string& sessionTimeoutMs) {
     log_ = logPath;
     std::string root = RepoRoot();
     if (!Exists(root + "/src/meta/main.ts")) return "no src/meta/main.ts under " + root + " (set MILLPOND_REPO_ROOT)";
@@ -69,7 +69,7 @@ class MetaProcess {
       if (::chdir(root.c_str()) != 0) ::_exit(126);
       ::execlp("node", "node", "--import", "tsx", "src/meta/main.ts", "--backend", "sqlite", "--db",
                db.c_str(), "--synchronous", "normal", "--listen", "tcp://127.0.0.1:0",
-               static_cast<char*>(nullptr));
+               "--session-timeout-ms", sessionTimeoutMs.c_str(), static_cast<char*>(nullptr));
       const char msg[] = "exec node failed: is node on PATH?\n";
       ssize_t n = ::write(2, msg, sizeof msg - 1);
       (void)n;
@@ -145,9 +145,10 @@ class MetaRpcTest : public ::testing::Test {
   }
 
   // Starts one more server on the shared database.
-  MetaProcess* StartServer() {
+  MetaProcess* StartServer(uint32_t sessionTimeoutMs = 60000) {
     auto p = std::make_unique<MetaProcess>();
-    std::string err = p->Start(db_, dir_ + "/server-" + std::to_string(servers_.size()) + ".log");
+    std::string err = p->Start(db_, dir_ + "/server-" + std::to_string(servers_.size()) + ".log",
+                               std::to_string(sessionTimeoutMs));
     EXPECT_EQ(err, "");
     if (!err.empty()) return nullptr;
     servers_.push_back(std::move(p));
@@ -155,8 +156,10 @@ class MetaRpcTest : public ::testing::Test {
   }
 
   std::unique_ptr<MetaClient> Client(std::vector<std::string> endpoints, uint32_t timeoutMs = 5000,
-                                     uint32_t attempts = 3, MetaUser user = {}) {
+                                     uint32_t attempts = 3, MetaUser user = {},
+                                     uint32_t heartbeatMs = limits::kMetaSessionHeartbeatMsDefault) {
     MetaClientOptions o;
+    o.sessionHeartbeatMs = heartbeatMs;
     o.rpc.endpoints = std::move(endpoints);
     o.rpc.timeoutMs = timeoutMs;
     o.rpc.attemptsMax = attempts;
@@ -264,6 +267,29 @@ TEST_F(MetaRpcTest, ReaddirPages) {
   }
   ASSERT_EQ(names.size(), 7u);
   for (int i = 0; i < 7; i++) EXPECT_EQ(names[i], "e" + std::to_string(i));
+}
+
+// The service ends the sessions of clients quiet past its timeout (1 s here): a client that
+// heartbeats keeps its session past several timeouts; one that stops (destroyed without
+// Close, as a crashed process) loses it.
+TEST_F(MetaRpcTest, HeartbeatsKeepSessionsThatEndWhenTheyStop) {
+  MetaProcess* server = StartServer(1000);
+  ASSERT_NE(server, nullptr);
+  auto live = Client({server->endpoint()}, 5000, 3, {}, /*heartbeatMs=*/100);
+  auto gone = Client({server->endpoint()}, 5000, 3, {}, /*heartbeatMs=*/100);
+  OpenFlags create;
+  create.write = create.create = true;
+  OpenResult kept, lost;
+  ASSERT_TRUE(live->Open("/kept", create, 0644, &kept).ok());
+  ASSERT_TRUE(gone->Open("/lost", create, 0644, &lost).ok());
+  gone.reset();  // its heartbeats stop; its session stays open
+  std::this_thread::sleep_for(milliseconds(3000));
+  Inode n;
+  Status s = live->Close(kept.inode.id, kept.session, 10, &n);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(n.lengthBytes, 10u);
+  s = live->Close(lost.inode.id, lost.session, 10, &n);
+  EXPECT_EQ(s.code(), StatusCode::kBadHandle) << s.ToString();
 }
 
 TEST_F(MetaRpcTest, ServerErrorsArriveWithTheirCodes) {

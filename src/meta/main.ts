@@ -2,6 +2,7 @@
  * A meta server process:
  *   node --import tsx src/meta/main.ts --backend sqlite --db <file> --listen tcp://127.0.0.1:0
  *   node --import tsx src/meta/main.ts --backend postgres --pg-url <url> --listen tcp://...
+ * Options: --mgmtd <endpoints> (also collect unlinked files' chunks), --session-timeout-ms <ms>.
  * Prints "listening <endpoint>" once it serves; SIGTERM/SIGINT close it cleanly.
  */
 import { parseArgs } from 'node:util';
@@ -22,6 +23,8 @@ const { values } = parseArgs({
     synchronous: { type: 'string', default: 'full' },
     // With mgmtd endpoints, this process also removes the chunks of unlinked files.
     mgmtd: { type: 'string' },
+    // How long a client with write sessions may be quiet before they end (tests shorten it).
+    'session-timeout-ms': { type: 'string' },
   },
 });
 
@@ -43,7 +46,9 @@ if (values.backend === 'sqlite') {
   fail(`unknown backend ${values.backend}`);
 }
 
-const service = await MetaService.open(kv);
+const sessionTimeoutMs = values['session-timeout-ms'] === undefined ? undefined : Number(values['session-timeout-ms']);
+if (sessionTimeoutMs !== undefined && !(Number.isSafeInteger(sessionTimeoutMs) && sessionTimeoutMs > 0)) fail('--session-timeout-ms must be a positive integer');
+const service = await MetaService.open(kv, { sessionTimeoutMs });
 const server = await MetaServer.start(service, values.listen!);
 if (values.mgmtd) startGarbageCollector(service, new RoutingClient({ mgmtd: values.mgmtd.split(',') }));
 console.log(`listening ${server.endpoint}`);
