@@ -440,8 +440,9 @@ export class MetaService {
   /**
    * Ends the write sessions of clients not heard from for sessionTimeoutMs: they crashed, or
    * were cut off from every meta server. An unlinked file whose last session goes is then
-   * collected; a linked file keeps the length its writer last reported (as after a crash
-   * before close in 3FS without a length sync). Sessions opened without a clientId
+   * collected; a linked file keeps the length its writer last reported, so bytes written past
+   * it stay unpublished (3FS asks the storage servers for the length here; this does not).
+   * Sessions opened without a clientId
    * (in-process callers) have no liveness to watch and stay until closed. Returns how many
    * sessions ended.
    */
@@ -452,13 +453,13 @@ export class MetaService {
       return !raw || (unpack(raw) as { seenMs: number }).seenMs < quietSinceMs;
     };
     let ended = 0;
-    let [cursor, end] = keys.sessionsAll();
-    for (let more = true; more;) {
-      ended += await this.kv.transact(async (tx) => {
+    const [start, end] = keys.sessionsAll();
+    for (let cursor: Buffer | undefined = start; cursor;) {
+      const from: Buffer = cursor;
+      // The callback may run again when the transaction retries: it keeps no state outside.
+      const batch = await this.kv.transact(async (tx) => {
         const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
-        const rows = await tx.scan(cursor, end, metaLimits.sessionPruneBatch);
-        more = rows.length === metaLimits.sessionPruneBatch;
-        if (rows.length > 0) cursor = keys.after(rows[rows.length - 1]![0]);
+        const rows = await tx.scan(from, end, metaLimits.sessionPruneBatch);
         let n = 0;
         for (const [key, value] of rows) {
           const { client } = unpack(value) as SessionRecord;
@@ -468,13 +469,16 @@ export class MetaService {
           const inode = await ns.inode(keys.inodeOfSession(key));
           if (inode?.unlinked && !(await ns.hasSessions(inode.id))) await ns.release(inode, nowMs);
         }
-        return n;
+        const next = rows.length === metaLimits.sessionPruneBatch ? keys.after(rows[rows.length - 1]![0]) : undefined;
+        return { n, next };
       });
+      ended += batch.n;
+      cursor = batch.next;
     }
     // Liveness records of quiet clients: their sessions are gone, so they are no longer needed.
-    [cursor, end] = keys.livenessAll();
+    const [livenessStart, livenessEnd] = keys.livenessAll();
     await this.kv.transact(async (tx) => {
-      for (const [key, value] of await tx.scan(cursor, end, metaLimits.sessionPruneBatch)) {
+      for (const [key, value] of await tx.scan(livenessStart, livenessEnd, metaLimits.sessionPruneBatch)) {
         if ((unpack(value) as { seenMs: number }).seenMs < quietSinceMs) await tx.delete(key);
       }
     });
