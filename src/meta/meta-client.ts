@@ -31,6 +31,9 @@ export class MetaClient {
     this.rpc = new RpcClient(endpoint, options);
     this.user = options.user ?? { uid: 0, gid: 0 };
     this.heartbeatMs = options.sessionHeartbeatMs ?? metaLimits.sessionHeartbeatMs;
+    if (!Number.isSafeInteger(this.heartbeatMs) || this.heartbeatMs < 1 || this.heartbeatMs > 3_600_000) {
+      throw new RangeError('sessionHeartbeatMs must be an integer in [1, 3600000]');
+    }
   }
 
   /** The same connection acting as another user. */
