@@ -448,9 +448,15 @@ export class MetaService {
    */
   async pruneSessions(nowMs = Date.now()): Promise<number> {
     const quietSinceMs = nowMs - this.sessionTimeoutMs;
-    const isQuiet = async (tx: KvTx, client: Buffer) => {
-      const raw = await tx.get(keys.liveness(client));
-      return !raw || (unpack(raw) as { seenMs: number }).seenMs < quietSinceMs;
+    const isQuiet = async (tx: KvTx, client: Buffer, known: Map<string, boolean>) => {
+      const id = client.toString('hex');
+      let quiet = known.get(id); // a client's sessions in one batch share one liveness read
+      if (quiet === undefined) {
+        const raw = await tx.get(keys.liveness(client));
+        quiet = !raw || (unpack(raw) as { seenMs: number }).seenMs < quietSinceMs;
+        known.set(id, quiet);
+      }
+      return quiet;
     };
     let ended = 0;
     const [start, end] = keys.sessionsAll();
@@ -460,10 +466,11 @@ export class MetaService {
       const batch = await this.kv.transact(async (tx) => {
         const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
         const rows = await tx.scan(from, end, metaLimits.sessionPruneBatch);
+        const known = new Map<string, boolean>();
         let n = 0;
         for (const [key, value] of rows) {
           const { client } = unpack(value) as SessionRecord;
-          if (!client || !(await isQuiet(tx, Buffer.from(client)))) continue;
+          if (!client || !(await isQuiet(tx, Buffer.from(client), known))) continue;
           await tx.delete(key);
           n++;
           const inode = await ns.inode(keys.inodeOfSession(key));
