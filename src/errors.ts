@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   // Engine (src/engine): a task's SQL failed (the error carries the SQL and the partition);
   // a task failed on every attempt (its worker died, or an I/O error repeated).
   'ESQL', 'ETASK',
+  // Security: the caller is not authenticated (no, wrong or expired key, token or capability).
+  'EAUTH',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

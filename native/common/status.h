@@ -41,6 +41,9 @@ enum class StatusCode : int {
   // Cluster (mgmtd).
   kNotPrimary = 26,     // ENOTPRIMARY: a standby answered; the caller tries the next address
   kTooManyLinks = 27,   // EMLINK: a file has as many names as it may (namespace)
+  // Security (design §10).
+  kAuth = 28,           // EAUTH: the caller is not authenticated (no, wrong or expired key,
+                        //   token or capability)
 };
 
 class Status {
@@ -66,6 +69,8 @@ class Status {
   static Status StaleVersion(std::string m) { return {StatusCode::kStaleVersion, std::move(m)}; }
   static Status NotCommitted(std::string m) { return {StatusCode::kNotCommitted, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status Auth(std::string m) { return {StatusCode::kAuth, std::move(m)}; }
+  static Status Access(std::string m) { return {StatusCode::kAccess, std::move(m)}; }
   // From an errno value set by a failed system call; `what` names the call and its object.
   static Status FromErrno(int err, const std::string& what);
 
