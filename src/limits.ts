@@ -17,6 +17,8 @@ export const limits = {
   serverIoThreadsDefault: 4,
   serverIoThreadsMax: 64,
   serverFrameTimeoutMsDefault: 30_000,
+  /** A data server takes buffer memory for a payload at most this far ahead of the bytes received. */
+  serverReceiveAheadBytes: 1024 * 1024,
 } as const;
 
 /**

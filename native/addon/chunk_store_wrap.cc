@@ -125,11 +125,23 @@ Napi::Value ChunkStoreWrap::Commit(const Napi::CallbackInfo& info) {
 Napi::Value ChunkStoreWrap::Remove(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ChunkId id;
-  if (!GetChunkId(info[0], &id)) return ThrowType(env, "remove(chunk)");
+  if (!GetChunkId(info[0], &id)) return ThrowType(env, "remove(chunk, expected?)");
+  // expected: { commitVersion, updateVersion, length, checksum } or null/undefined.
+  bool conditional = info.Length() > 1 && info[1].IsObject();
+  ChunkMeta expected;
+  if (conditional) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    for (const char* key : {"commitVersion", "updateVersion", "length", "checksum"})
+      if (!o.Get(key).IsNumber()) return ThrowType(env, std::string("remove: expected.") + key + " must be a number");
+    expected.commitVersion = static_cast<uint64_t>(o.Get("commitVersion").As<Napi::Number>().Int64Value());
+    expected.updateVersion = static_cast<uint64_t>(o.Get("updateVersion").As<Napi::Number>().Int64Value());
+    expected.length = o.Get("length").As<Napi::Number>().Uint32Value();
+    expected.checksum = o.Get("checksum").As<Napi::Number>().Uint32Value();
+  }
   std::shared_ptr<ChunkStore> store;
   Status s = Get(&store);
   if (!s.ok()) return RejectNow(env, s);
-  return RunAsync(env, [=] { return store->Remove(id); }, nullptr);
+  return RunAsync(env, [=] { return store->Remove(id, conditional ? &expected : nullptr); }, nullptr);
 }
 
 Napi::Value ChunkStoreWrap::Stat(const Napi::CallbackInfo& info) {

@@ -1,6 +1,8 @@
 #include "common/buffer_pool.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 
 #include "common/limits.h"
@@ -30,9 +32,11 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
     Release();
     data_ = o.data_;
     capacity_ = o.capacity_;
+    charged_ = o.charged_;
     pool_ = o.pool_;
     o.data_ = nullptr;
     o.capacity_ = 0;
+    o.charged_ = 0;
     o.pool_ = nullptr;
   }
   return *this;
@@ -40,10 +44,11 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
 
 void AlignedBuffer::Release() {
   if (data_ == nullptr) return;
-  if (pool_) pool_->Return(data_, capacity_);
+  if (pool_) pool_->Return(data_, capacity_, charged_);
   else std::free(data_);
   data_ = nullptr;
   capacity_ = 0;
+  charged_ = 0;
   pool_ = nullptr;
 }
 
@@ -64,7 +69,7 @@ int BufferPool::ClassOf(size_t bytes) {
   return c;
 }
 
-AlignedBuffer BufferPool::TakeLocked(size_t bytes) {
+AlignedBuffer BufferPool::TakeLocked(size_t bytes, size_t charge) {
   int c = ClassOf(bytes);
   size_t capacity = kAlign << c;
   if (capacity < bytes) capacity = RoundUp(bytes);  // beyond the largest class: exact size
@@ -78,9 +83,42 @@ AlignedBuffer BufferPool::TakeLocked(size_t bytes) {
     if (b.data_ == nullptr) return b;
   }
   b.capacity_ = capacity;
+  b.charged_ = charge == SIZE_MAX ? capacity : charge;
   b.pool_ = this;
-  outstanding_ += capacity;
+  outstanding_ += b.charged_;
   return b;
+}
+
+Status BufferPool::WaitForBudgetLocked(std::unique_lock<std::mutex>& lock, size_t need, uint32_t timeoutMs) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (outstanding_ + need > bytesMax_) {
+    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && outstanding_ + need > bytesMax_)
+      return Status::TimedOut("no buffer memory free within " + std::to_string(timeoutMs) + " ms");
+  }
+  return Status::OK();
+}
+
+Status BufferPool::AcquireCharged(size_t bytes, size_t chargeBytes, uint32_t timeoutMs, AlignedBuffer* out) {
+  size_t need = kAlign << ClassOf(bytes);
+  if (need < bytes) need = RoundUp(bytes);
+  if (need > bytesMax_) return Status::TooLarge("buffer of " + std::to_string(bytes) + " bytes exceeds the pool");
+  size_t charge = std::min(RoundUp(chargeBytes), need);
+  std::unique_lock<std::mutex> lock(mu_);
+  MP_RETURN_IF_ERROR(WaitForBudgetLocked(lock, charge, timeoutMs));
+  *out = TakeLocked(bytes, charge);
+  return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
+}
+
+Status BufferPool::Charge(AlignedBuffer* buffer, size_t chargeBytes, uint32_t timeoutMs) {
+  if (buffer->pool_ != this) return Status::InvalidArgument("the buffer is not from this pool");
+  size_t target = std::min(RoundUp(chargeBytes), buffer->capacity_);
+  if (target <= buffer->charged_) return Status::OK();
+  size_t more = target - buffer->charged_;
+  std::unique_lock<std::mutex> lock(mu_);
+  MP_RETURN_IF_ERROR(WaitForBudgetLocked(lock, more, timeoutMs));
+  outstanding_ += more;
+  buffer->charged_ = target;
+  return Status::OK();
 }
 
 Status BufferPool::Acquire(size_t bytes, uint32_t timeoutMs, AlignedBuffer* out) {
@@ -107,10 +145,10 @@ Status BufferPool::TryAcquire(size_t bytes, AlignedBuffer* out) {
   return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
 }
 
-void BufferPool::Return(char* data, size_t capacity) {
+void BufferPool::Return(char* data, size_t capacity, size_t charged) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    outstanding_ -= capacity;
+    outstanding_ -= charged;
     int c = ClassOf(capacity);
     // Keep at most half the budget cached; the rest goes back to the allocator.
     if ((kAlign << c) == capacity && cached_ + capacity <= bytesMax_ / 2) {

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -36,6 +37,7 @@ class AlignedBuffer {
   void Release();
   char* data_ = nullptr;
   size_t capacity_ = 0;
+  size_t charged_ = 0;  // of its pool's budget (capacity_ unless acquired with AcquireCharged)
   BufferPool* pool_ = nullptr;
 };
 
@@ -53,6 +55,13 @@ class BufferPool {
   Status Acquire(size_t bytes, uint32_t timeoutMs, AlignedBuffer* out);
   // Never waits: kBusy when the budget is spent.
   Status TryAcquire(size_t bytes, AlignedBuffer* out);
+  // A buffer for `bytes` that takes only `chargeBytes` (<= bytes) of the budget now; Charge()
+  // takes more as it fills. For a receiver that reserves memory as bytes arrive, not as a
+  // peer announces them (a peer that announces and sends nothing holds no budget).
+  Status AcquireCharged(size_t bytes, size_t chargeBytes, uint32_t timeoutMs, AlignedBuffer* out);
+  // Raises the budget `buffer` (from AcquireCharged on this pool) takes to `chargeBytes`
+  // (at most its capacity), waiting up to timeoutMs; lowering is a no-op.
+  Status Charge(AlignedBuffer* buffer, size_t chargeBytes, uint32_t timeoutMs);
 
   size_t bytesOutstanding() const;
   size_t bytesMax() const { return bytesMax_; }
@@ -61,8 +70,11 @@ class BufferPool {
   friend class AlignedBuffer;
   static constexpr int kClasses = 16;  // 4 KiB .. 128 MiB
   static int ClassOf(size_t bytes);
-  AlignedBuffer TakeLocked(size_t bytes);  // REQUIRES: mu_ held, budget checked
-  void Return(char* data, size_t capacity);
+  // REQUIRES: mu_ held, budget for `charge` checked. charge == SIZE_MAX: the capacity.
+  AlignedBuffer TakeLocked(size_t bytes, size_t charge = SIZE_MAX);
+  // Waits until `need` more bytes fit the budget or the deadline passes. REQUIRES: lock holds mu_.
+  Status WaitForBudgetLocked(std::unique_lock<std::mutex>& lock, size_t need, uint32_t timeoutMs);
+  void Return(char* data, size_t capacity, size_t charged);
 
   const size_t bytesMax_;
   mutable std::mutex mu_;

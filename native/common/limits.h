@@ -40,6 +40,9 @@ constexpr uint32_t kServerQueuedCallsMax = 8192;      // calls waiting for an I/
 constexpr size_t kServerBufferBytesMax = size_t{1024} << 20; // request and reply buffers in use
 constexpr uint32_t kServerFrameTimeoutMsDefault = 30000;  // a started frame must finish by then
 constexpr uint32_t kServerBufferWaitMs = 30000;       // for request/reply buffer memory
+// A payload being received takes buffer memory at most this far ahead of the bytes that
+// arrived (none before its first byte): announcing a write reserves nothing.
+constexpr uint32_t kServerReceiveAheadBytes = 1024 * 1024;
 constexpr int kListenBacklog = 512;
 constexpr size_t kServerAppliedWritesMax = 65536;    // (clientId, requestId) remembered at a head
 constexpr uint32_t kChainsPerServerMax = 65536;

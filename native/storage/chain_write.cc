@@ -13,6 +13,9 @@ struct DataServer::ChainWrite {
   AlignedBuffer wholeChunk;  // the full new version, when the successor is syncing
   ChainPosition position;
   bool atHead = false;  // entered here from a client: this server assigns the version
+  uint64_t version = 0;   // of the pending version stored here, once stored
+  uint32_t checksum = 0;  // its CRC32C, which the successor's version must have
+  bool sentWhole = false; // the successor was sent the whole version
 };
 
 void DataServer::SetChain(uint32_t chainId, const ChainPosition& position) {
@@ -100,21 +103,41 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
   o.commit = tail;  // the tail commits first
   o.replace = a.flags & frame::kWriteReplace;
   o.chunkSizeBytes = a.chunkSizeBytes;
+  // CRAQ: a pending version nobody acknowledged (a forward that failed, a writer that gave
+  // up) is never the base of the next update; every replica applies it to its committed
+  // version, and a successor whose result differs from its predecessor's refuses before it
+  // stores or commits anything (the predecessor then sends the whole version).
+  o.baseCommitted = true;
+  o.expectChecksum = !w->atHead && (a.flags & frame::kWriteExpectChecksum);
+  o.expectedChecksum = a.expectedChecksum;
   ChunkMeta meta;
   Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
   if (!s.ok() || tail) {
     if (s.ok()) counters_.bytesWritten += a.length;
     return FinishChainWrite(w, s, meta);
   }
+  uint32_t length = 0;
+  s = store_->PendingVersion(a.chunk, version, &length, &w->checksum);
+  if (!s.ok()) return FinishChainWrite(w, s, {});
+  w->version = version;
+  const bool whole = w->position.successorSyncing;
+  ForwardChainWrite(std::move(w), whole);
+}
+
+void DataServer::ForwardChainWrite(std::shared_ptr<ChainWrite> w, bool whole) {
+  const frame::WriteArgs& a = w->args;
   frame::WriteArgs forward = a;
-  forward.updateVersion = version;
-  forward.flags = (a.flags & ~frame::kWriteCommit) | frame::kWriteChain;
+  forward.updateVersion = w->version;
+  forward.flags = (a.flags & ~frame::kWriteCommit) | frame::kWriteChain | frame::kWriteExpectChecksum;
+  forward.expectedChecksum = w->checksum;
   const char* data = w->payload.data();
-  if (w->position.successorSyncing) {
-    // A syncing successor may lack the base this update applies to: send the whole version.
+  if (whole && !(a.flags & frame::kWriteReplace)) {
+    // The successor may lack the base this update applies to (it is syncing, or its base
+    // differs): send the whole version.
     uint32_t length = 0, checksum = 0, n = 0;
-    s = store_->PendingVersion(a.chunk, version, &length, &checksum);
-    if (s.ok()) s = buffers_.Acquire(length, limits::kServerBufferWaitMs, &w->wholeChunk);
+    ChunkMeta meta;
+    Status s = store_->PendingVersion(a.chunk, w->version, &length, &checksum);
+    if (s.ok() && w->wholeChunk.empty()) s = buffers_.Acquire(length, limits::kServerBufferWaitMs, &w->wholeChunk);
     if (s.ok()) s = store_->Read(a.chunk, 0, length, w->wholeChunk.data(), true, &n, &meta);
     if (!s.ok()) return FinishChainWrite(w, s, {});
     forward.offset = 0;
@@ -122,7 +145,9 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
     forward.flags |= frame::kWriteReplace;
     data = w->wholeChunk.data();
   }
+  w->sentWhole = whole || (a.flags & frame::kWriteReplace);
   counters_.forwards++;
+  const uint64_t version = w->version;
   forwarder_->Write(w->position.successor, forward, data,
                     [this, w, version](const Status& fs, const ChunkMeta& successor) {
                       RunOnWorker([this, w, version, fs, successor] { AfterForward(w, version, fs, successor); });
@@ -132,6 +157,12 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
 void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& fs,
                               const ChunkMeta& successor) {
   const ChunkId& chunk = w->args.chunk;
+  if (fs.code() == StatusCode::kCorrupt && !w->sentWhole) {
+    // The successor's base differs from ours (it holds an update we never acknowledged, or
+    // it diverged): it stored nothing. Resync it with the whole version, once.
+    counters_.wholeResends++;
+    return ForwardChainWrite(std::move(w), true);
+  }
   if (!fs.ok())
     return FinishChainWrite(w, Status(fs.code(), "forwarding to " + w->position.successor + ": " + fs.message()), {});
   uint32_t mine = 0, length = 0;

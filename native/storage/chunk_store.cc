@@ -97,7 +97,7 @@ Status ChunkStore::Open(const std::string& dir, const ChunkStoreOptions& options
     UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd.valid()) return Status::FromErrno(errno, "create " + marker);
     MP_RETURN_IF_ERROR(PwriteFull(fd.get(), kMarkerText, std::strlen(kMarkerText), 0, marker.c_str()));
-    ::fsync(fd.get());
+    if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + marker);
     MP_RETURN_IF_ERROR(SyncDir(dir));
   }
   std::unique_ptr<ChunkStore> store(new ChunkStore(dir, options));
@@ -238,26 +238,47 @@ ChunkStoreUsage ChunkStore::Usage() const {
   return u;
 }
 
-Status ChunkStore::Remove(const ChunkId& chunk) {
+Status ChunkStore::Remove(const ChunkId& chunk, const ChunkMeta* expected) {
   std::lock_guard<std::mutex> writeLock(LockFor(chunk));
   {
     std::shared_lock<std::shared_mutex> lock(indexMu_);
-    if (index_.find(chunk) == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
+    auto it = index_.find(chunk);
+    if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
+    if (expected) {
+      ChunkMeta now = it->second.Meta();
+      if (now.commitVersion != expected->commitVersion || now.updateVersion != expected->updateVersion ||
+          now.length != expected->length || now.checksum != expected->checksum)
+        return Status::StaleVersion("chunk " + chunk.ToHex() + " changed (now version " +
+                                    std::to_string(now.commitVersion) + "/" + std::to_string(now.updateVersion) +
+                                    ", expected " + std::to_string(expected->commitVersion) + "/" +
+                                    std::to_string(expected->updateVersion) + "): not removed");
+    }
   }
   uint64_t freed = 0;
+  Status s;
   for (bool pending : {false, true}) {
     std::string path = PathOf(chunk, pending);
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) continue;
-    if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "unlink " + path);
+    if (::unlink(path.c_str()) != 0) {
+      s = Status::FromErrno(errno, "unlink " + path);
+      break;
+    }
     freed += static_cast<uint64_t>(st.st_size);
   }
+  if (!s.ok()) return s;  // the index still describes the files left
   {
     std::unique_lock<std::shared_mutex> lock(indexMu_);
     index_.erase(chunk);
     bytesUsed_ -= std::min(freed, bytesUsed_);
   }
   Invalidate(chunk);
+  // Without this sync a crash can bring the removed chunk back: the unlinks are not durable
+  // until the directory is. A failure is reported (the chunk is gone from the namespace).
+  if (options_.syncWrites) {
+    std::string path = PathOf(chunk, false);
+    return SyncDir(path.substr(0, path.rfind('/')));
+  }
   return Status::OK();
 }
 

@@ -48,6 +48,16 @@ struct ChunkWriteOptions {
   // in one rename. kStaleVersion when an intact newer version is here. REQUIRES:
   // updateVersion > 0, replace, commit.
   bool install = false;
+  // CRAQ (design §3): the update applies to the committed version, never to a pending one.
+  // A pending version is only ever a base for nothing: when a chain write arrives, any pending
+  // version here belongs to an update nobody acknowledged (the head runs one update per chunk
+  // at a time), and the new version replaces it.
+  bool baseCommitted = false;
+  // The new version's content must have this CRC32C; otherwise kCorrupt and nothing is
+  // stored (a chain successor whose base differs from its predecessor's finds out before it
+  // stores or commits anything).
+  bool expectChecksum = false;
+  uint32_t expectedChecksum = 0;
 };
 
 struct ChunkListEntry {
@@ -91,7 +101,11 @@ class ChunkStore {
   // so a reader holding it sees one consistent version; it verifies blocks with
   // chunk_format::VerifyBlocks. Same errors as Read().
   Status OpenVersionFile(const ChunkId& chunk, bool uncommitted, UniqueFd* fd, ChunkMeta* meta);
-  Status Remove(const ChunkId& chunk);
+  // Removes every version of the chunk, durably (the directory is synced when syncWrites).
+  // With `expected`, only if the chunk's metadata is still exactly that (else kStaleVersion and
+  // nothing is removed): a caller that decided from an earlier look (resync's check against
+  // the sources) never removes a version written since.
+  Status Remove(const ChunkId& chunk, const ChunkMeta* expected = nullptr);
   Status Stat(const ChunkId& chunk, ChunkMeta* meta) const;
   // Length and CRC32C of pending version `version` (kStaleVersion if that is not the pending one).
   Status PendingVersion(const ChunkId& chunk, uint64_t version, uint32_t* length, uint32_t* checksum) const;
@@ -132,8 +146,10 @@ class ChunkStore {
   Status Resolve(const ChunkId& chunk, bool uncommitted, std::shared_ptr<OpenChunk>* file, ChunkMeta* meta);
   // Reads and verifies [offset, offset+length) of an open version into dst.
   Status ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst);
+  // Writes a version file; *checksum is the content's CRC32C. With `expected`, a content
+  // whose CRC differs is kCorrupt before anything is written.
   Status WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
-                          uint32_t length, bool pending, uint32_t* checksum);
+                          uint32_t length, bool pending, const uint32_t* expected, uint32_t* checksum);
   void Invalidate(const ChunkId& chunk);
   std::mutex& LockFor(const ChunkId& chunk) {
     return writeLocks_[chunk.Hash() % limits::kChunkStoreLockStripes];

@@ -17,7 +17,8 @@ using chunk_store_internal::MakeDir;
 using chunk_store_internal::SyncDir;
 
 Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
-                                    uint32_t length, bool pending, uint32_t* checksum) {
+                                    uint32_t length, bool pending, const uint32_t* expected,
+                                    uint32_t* checksum) {
   const uint32_t B = fmt::kBlockBytes;
   fmt::FixedHeader h;
   h.chunk = chunk;
@@ -34,6 +35,10 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
     crcs[i] = Crc32c(content + uint64_t{i} * B, n);
     whole = i == 0 ? crcs[i] : Crc32cCombine(whole, crcs[i], n);
   }
+  if (expected && *expected != whole)
+    return Status::Corrupt("chunk " + chunk.ToHex() + " version " + std::to_string(version) + " would have checksum " +
+                           std::to_string(whole) + " here, " + std::to_string(*expected) +
+                           " at the predecessor: the replicas' bases differ");
   h.checksum = whole;
   h.EncodeTo(reinterpret_cast<uint8_t*>(header.data()));
 
@@ -119,9 +124,13 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   if (!options.install && entry.hasCommitted && version <= entry.commitVersion)
     return Status::StaleVersion("chunk " + chunk.ToHex() + " already has version " +
                                 std::to_string(entry.commitVersion) + " committed");
-  // The base the write applies to: the pending version it follows, else the committed one.
-  // A retried update (same version as the pending one) re-applies to the committed base.
-  bool basePending = entry.hasPending && entry.pendingVersion < version;
+  if (options.baseCommitted && entry.hasPending && !entry.corrupt && version < entry.pendingVersion)
+    return Status::StaleVersion("chunk " + chunk.ToHex() + " has the newer pending version " +
+                                std::to_string(entry.pendingVersion));
+  // The base the write applies to: the pending version it follows (unless baseCommitted),
+  // else the committed one. A retried update (same version as the pending one) re-applies
+  // to the committed base.
+  bool basePending = !options.baseCommitted && entry.hasPending && entry.pendingVersion < version;
   bool baseExists = basePending || entry.hasCommitted;
   if (entry.corrupt && !options.replace)
     return Status::Corrupt("chunk " + chunk.ToHex() + " has a damaged header; only a replacing write repairs it");
@@ -159,7 +168,8 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
                              std::to_string(options_.capacityBytes) + " bytes used)");
   }
   uint32_t checksum = 0;
-  MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit, &checksum));
+  MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit,
+                                      options.expectChecksum ? &options.expectedChecksum : nullptr, &checksum));
 
   bool dropPending = options.commit && entry.hasPending && (options.install || entry.pendingVersion <= version);
   if (dropPending) ::unlink(PathOf(chunk, true).c_str());

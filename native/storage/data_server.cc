@@ -79,6 +79,7 @@ DataServerStats DataServer::stats() const {
   s.chainWrites = counters_.chainWrites;
   s.forwards = counters_.forwards;
   s.duplicateWrites = counters_.duplicateWrites;
+  s.wholeResends = counters_.wholeResends;
   s.localOpens = local_ ? local_->opens() : 0;
   return s;
 }

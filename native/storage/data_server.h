@@ -47,6 +47,7 @@ struct DataServerStats {
   uint64_t errors = 0;                       // requests answered with a failure
   uint64_t busyRejections = 0;               // requests refused because the queue was full
   uint64_t chainWrites = 0, forwards = 0, duplicateWrites = 0;  // CRAQ
+  uint64_t wholeResends = 0;  // forwards resent whole because the successor's base differed
   uint64_t localOpens = 0;  // version-file descriptors handed to local readers
 };
 
@@ -83,6 +84,9 @@ class DataServer : public CallHandler {
   Status CheckChainPosition(const frame::WriteArgs& args, bool atHead, ChainPosition* position);
   void ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args, AlignedBuffer payload);
   void ApplyChainWrite(std::shared_ptr<ChainWrite> w);
+  // Sends the pending version w->version to the successor: the update as it came, or the
+  // whole new content when `whole`.
+  void ForwardChainWrite(std::shared_ptr<ChainWrite> w, bool whole);
   void AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& s, const ChunkMeta& successor);
   // Answers a chain write and, at the head, starts the next update queued on its chunk.
   void FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta);
@@ -116,7 +120,7 @@ class DataServer : public CallHandler {
   struct Counters {
     std::atomic<uint64_t> reads{0}, writes{0}, batchReads{0}, batchReadEntries{0}, others{0};
     std::atomic<uint64_t> bytesRead{0}, bytesWritten{0}, errors{0}, busyRejections{0};
-    std::atomic<uint64_t> chainWrites{0}, forwards{0}, duplicateWrites{0};
+    std::atomic<uint64_t> chainWrites{0}, forwards{0}, duplicateWrites{0}, wholeResends{0};
   } counters_;
 };
 

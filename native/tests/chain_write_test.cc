@@ -3,6 +3,7 @@
 // routing is refused, and a dead successor fails the write without committing it anywhere.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <future>
 #include <string>
@@ -207,6 +208,69 @@ TEST_F(ChainWriteTest, ASyncingSuccessorReceivesWholeChunks) {
   ChunkMeta m;
   EXPECT_EQ(ReadCommitted(2, id, 50000, &m), expected);
   EXPECT_EQ(m.commitVersion, 2u);
+}
+
+// Issue 9 item 1. The head stored a pending version and its forward failed (or its writer
+// died): that version was never acknowledged, so it is no base for the next write. The next
+// ordinary write succeeds at once and every replica commits the same bytes, without the stale ones.
+TEST_F(ChainWriteTest, AStalePendingVersionAtTheHeadIsNoBaseForTheNextWrite) {
+  ChunkId id{18, 0};
+  ChunkMeta meta;
+  const std::string base(20000, 'a');
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, base, 1, 1, &meta).ok());
+  ChunkWriteOptions o;
+  o.updateVersion = 2;
+  o.commit = false;
+  ChunkMeta m;
+  ASSERT_TRUE(replicas_[0].store->Write(id, 100, "STALE", 5, o, &m).ok());  // pending on the head only
+  auto start = std::chrono::steady_clock::now();
+  Status s = Write(replicas_[0].address(), id, 5000, "fresh", 1, 2, &meta);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LT(seconds, 10.0);  // one write, no retries behind it
+  std::string expected = base;
+  expected.replace(5000, 5, "fresh");
+  for (size_t i = 0; i < 3; i++) {
+    EXPECT_EQ(ReadCommitted(i, id, 20000, &m), expected) << "replica " << i;
+    EXPECT_EQ(m.commitVersion, meta.commitVersion) << "replica " << i;
+    EXPECT_EQ(m.updateVersion, m.commitVersion) << "replica " << i << " kept a pending version";
+    EXPECT_EQ(m.checksum, Crc32c(expected.data(), expected.size())) << "replica " << i;
+  }
+  // And the chunk stays writable.
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "next", 1, 3, &meta).ok());
+  expected.replace(0, 4, "next");
+  for (size_t i = 0; i < 3; i++) EXPECT_EQ(ReadCommitted(i, id, 20000, &m), expected) << "replica " << i;
+}
+
+// The same when the unacknowledged update got further: the tail committed it and the middle
+// holds it pending (the acknowledgement was lost on the way back). The replicas' bases now
+// differ; the successor whose result would differ refuses before storing anything and is sent
+// the whole version, so no replica ever commits bytes that differ from its neighbours'.
+TEST_F(ChainWriteTest, ABaseThatDiffersAlongTheChainIsResyncedNeverCommittedApart) {
+  ChunkId id{19, 0};
+  ChunkMeta meta;
+  const std::string base(30000, 'b');
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, base, 1, 1, &meta).ok());
+  ChunkWriteOptions pending;
+  pending.updateVersion = 2;
+  pending.commit = false;
+  ChunkMeta m;
+  ASSERT_TRUE(replicas_[0].store->Write(id, 100, "LOST", 4, pending, &m).ok());
+  ASSERT_TRUE(replicas_[1].store->Write(id, 100, "LOST", 4, pending, &m).ok());
+  ChunkWriteOptions committed = pending;
+  committed.commit = true;
+  ASSERT_TRUE(replicas_[2].store->Write(id, 100, "LOST", 4, committed, &m).ok());
+  Status s = Write(replicas_[0].address(), id, 9000, "fresh", 1, 2, &meta);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::string head = ReadCommitted(0, id, 30000, &m);
+  EXPECT_EQ(head.substr(9000, 5), "fresh");
+  for (size_t i = 1; i < 3; i++) {
+    ChunkMeta mi;
+    EXPECT_EQ(ReadCommitted(i, id, 30000, &mi), head) << "replica " << i;
+    EXPECT_EQ(mi.commitVersion, m.commitVersion) << "replica " << i;
+    EXPECT_EQ(mi.checksum, m.checksum) << "replica " << i;
+  }
+  EXPECT_GE(replicas_[1].server->stats().wholeResends, 1u);
 }
 
 TEST_F(ChainWriteTest, InstallReplacesACopyAtTheSameVersionButNeverANewerOne) {

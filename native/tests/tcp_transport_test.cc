@@ -606,6 +606,54 @@ TEST_F(TcpDataPlaneTest, BadMagicHeaderGetsAProtocolReply) {
   EXPECT_TRUE(Ping().ok());
 }
 
+// Issue 9: a peer that announces a large write takes buffer memory only as its bytes arrive.
+// Sixteen connections announcing 64 MiB writes (the whole 1 GiB pool, were it reserved up
+// front) and sending nothing must not keep a reader waiting for buffer memory.
+TEST_F(TcpDataPlaneTest, PeersAnnouncingLargeWritesAndSendingNothingDoNotStallReads) {
+  const ChunkId id{77, 0};
+  const std::string data = Pattern(256 * 1024, 21);
+  ASSERT_TRUE(Write(id, 0, data).status.ok());
+  std::vector<std::unique_ptr<RawSocket>> idle;
+  for (uint32_t i = 0; i < 16; i++) {
+    auto raw = std::make_unique<RawSocket>(server_->port());
+    ASSERT_TRUE(raw->connected());
+    frame::WriteArgs a;
+    a.chunk = ChunkId{1000 + i, 0};
+    a.length = limits::kFrameDataBytesMax;
+    a.flags = frame::kWriteCommit;
+    std::string meta;
+    frame::Put(&meta, a);
+    frame::Header h;
+    h.opcode = frame::kWrite;
+    h.requestId = i + 1;
+    h.metaBytes = static_cast<uint32_t>(meta.size());
+    h.dataBytes = a.length;
+    ASSERT_TRUE(raw->Send(EncodeHeader(h) + meta));  // and not one byte of the payload
+    idle.push_back(std::move(raw));
+  }
+  std::this_thread::sleep_for(milliseconds(1000));  // the server has taken every announcement in
+  std::unique_ptr<ChunkClient> reader;
+  ChunkClientOptions co;
+  co.localReadThreads = 0;
+  ASSERT_TRUE(MakeClient(co, &reader).ok());
+  for (int i = 0; i < 4; i++) {
+    // Bounded well below the 30 s a reader waited before (buffer wait and frame timeout).
+    auto buf = std::make_shared<std::string>(data.size(), '\0');
+    auto p = std::make_shared<std::promise<MetaResult>>();
+    frame::ReadArgs a;
+    a.chunk = id;
+    a.length = static_cast<uint32_t>(data.size());
+    reader->Read(address_, a, buf->data(),
+                 [p, buf](const Status& s, const ChunkMeta& m, uint32_t n) { p->set_value({s, m, n}); });
+    auto f = p->get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(15)), std::future_status::ready) << "read " << i << " stalled";
+    MetaResult r = f.get();
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_TRUE(SameBytes(buf->data(), r.bytes, data));
+  }
+  reader->Close();
+}
+
 TEST_F(TcpDataPlaneTest, OversizedDataHeaderGetsTooLargeWithoutReadingThePayload) {
   RawSocket raw(server_->port());
   ASSERT_TRUE(raw.connected());

@@ -96,6 +96,7 @@ void Put(std::string* out, const WriteArgs& a) {
   PutRaw(out, a.chainVersion);
   PutRaw(out, a.clientId);
   PutRaw(out, a.requestId);
+  if (a.flags & kWriteExpectChecksum) PutRaw(out, a.expectedChecksum);
 }
 void Put(std::string* out, const CommitArgs& a) {
   PutChunkId(out, a.chunk);
@@ -144,7 +145,8 @@ bool Reader::Get(WriteArgs* a) {
   return GetChunkId(&a->chunk) && GetU32(&a->offset) && GetU32(&a->length) &&
          GetU64(&a->updateVersion) && GetU32(&a->flags) && GetU32(&a->payloadChecksum) &&
          GetU32(&a->chunkSizeBytes) && GetU32(&a->chainId) && GetU32(&a->chainVersion) &&
-         GetU64(&a->clientId) && GetU64(&a->requestId);
+         GetU64(&a->clientId) && GetU64(&a->requestId) &&
+         (!(a->flags & kWriteExpectChecksum) || GetU32(&a->expectedChecksum));
 }
 bool Reader::Get(CommitArgs* a) { return GetChunkId(&a->chunk) && GetU64(&a->version); }
 bool Reader::Get(ListArgs* a) {

@@ -73,7 +73,7 @@ struct ReadArgs {  // 24 bytes
 };
 constexpr uint32_t kReadUncommitted = 1;
 
-struct WriteArgs {  // 64 bytes
+struct WriteArgs {  // 64 bytes, 68 with kWriteExpectChecksum
   ChunkId chunk;
   uint32_t offset = 0;
   uint32_t length = 0;          // equals the header's dataBytes
@@ -85,11 +85,15 @@ struct WriteArgs {  // 64 bytes
   uint32_t chainVersion = 0;
   uint64_t clientId = 0;        // kWriteChain: (clientId, requestId) make a retried write apply once
   uint64_t requestId = 0;
+  // kWriteExpectChecksum: the CRC32C the new version must have. A chain successor checks it
+  // before it stores or commits anything (it follows the requestId on the wire).
+  uint32_t expectedChecksum = 0;
   static constexpr size_t kBytes = 64;
 };
 constexpr uint32_t kWriteCommit = 1;   // commit at once (single replica or chain tail)
 constexpr uint32_t kWriteReplace = 2;  // the payload is the whole new content (resync, truncate)
 constexpr uint32_t kWriteChain = 4;    // CRAQ: store pending, forward to the successor, commit on its ack
+constexpr uint32_t kWriteExpectChecksum = 8;  // expectedChecksum follows; a mismatch is kCorrupt, nothing stored
 
 struct CommitArgs {  // 20 bytes
   ChunkId chunk;

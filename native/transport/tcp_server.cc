@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <condition_variable>
 #include <list>
@@ -168,6 +170,39 @@ class TcpServerTransport : public ServerTransport {
     conn->SendReply(h, why, {}, nullptr, 0);
   }
 
+  // Receives a frame's payload into one buffer of the pool, taking budget as the bytes
+  // arrive (at most kServerReceiveAheadBytes ahead of them), never for bytes merely announced:
+  // a peer that announces a large write and sends nothing holds no memory others need.
+  // The whole payload must arrive within frameTimeoutMs of its first byte.
+  // *noMemory: the failure is the pool's (no budget in time, or too large), not the socket's.
+  Status ReceivePayload(int fd, uint32_t bytes, AlignedBuffer* out, bool* noMemory) {
+    BufferPool* pool = options_.buffers;
+    if (bytes > pool->bytesMax()) {
+      *noMemory = true;
+      return Status::TooLarge("payload of " + std::to_string(bytes) + " bytes exceeds the server's buffers");
+    }
+    char first;
+    // Nothing is taken before the first byte (within the frame deadline, as the meta was).
+    MP_RETURN_IF_ERROR(ReadExact(fd, &first, 1, options_.frameTimeoutMs, false));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.frameTimeoutMs);
+    auto remainingMs = [&deadline] {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      return static_cast<uint32_t>(std::max<int64_t>(left, 1));
+    };
+    Status s = pool->AcquireCharged(bytes, std::min<size_t>(bytes, limits::kServerReceiveAheadBytes), remainingMs(), out);
+    if (!s.ok()) return *noMemory = true, s;
+    out->data()[0] = first;
+    size_t got = 1;
+    while (got < bytes) {
+      size_t upTo = std::min<size_t>(bytes, got + limits::kServerReceiveAheadBytes);
+      s = pool->Charge(out, upTo, remainingMs());
+      if (!s.ok()) return *noMemory = true, s;
+      MP_RETURN_IF_ERROR(ReadExact(fd, out->data() + got, upTo - got, remainingMs(), false));
+      got = upTo;
+    }
+    return Status::OK();
+  }
+
   void ReceiveLoop(std::shared_ptr<TcpConnection> conn,
                    std::list<std::shared_ptr<TcpConnection>>::iterator self) {
     bool first = true;
@@ -197,12 +232,10 @@ class TcpServerTransport : public ServerTransport {
       if (!ReadExact(conn->fd(), meta.data(), meta.size(), options_.frameTimeoutMs, false).ok()) break;
       AlignedBuffer payload;
       if (h.dataBytes > 0) {
-        s = options_.buffers->Acquire(h.dataBytes, options_.frameTimeoutMs, &payload);
-        if (!s.ok()) {
-          RejectFrame(conn.get(), raw, s);
-          break;
-        }
-        if (!ReadExact(conn->fd(), payload.data(), h.dataBytes, options_.frameTimeoutMs, false).ok()) break;
+        bool noMemory = false;
+        s = ReceivePayload(conn->fd(), h.dataBytes, &payload, &noMemory);
+        if (noMemory) RejectFrame(conn.get(), raw, s);  // the peer hears why; framing is lost
+        if (!s.ok()) break;
       }
       counters_.bytesReceived += sizeof raw + h.metaBytes + h.dataBytes;
       counters_.messagesReceived++;

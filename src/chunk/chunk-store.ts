@@ -110,9 +110,19 @@ export class ChunkStore {
     return this.handle.commit(chunk, version);
   }
 
-  remove(chunk: ChunkId): Promise<void> {
+  /**
+   * Removes every version of the chunk (durably when syncWrites). With `ifMeta`, only if the
+   * chunk's metadata is still exactly that; otherwise rejects with ESTALE and removes nothing.
+   */
+  remove(chunk: ChunkId, options: { ifMeta?: ChunkMeta } = {}): Promise<void> {
     checkChunkId(chunk);
-    return this.handle.remove(chunk);
+    const m = options.ifMeta;
+    if (m !== undefined) {
+      for (const key of ['commitVersion', 'updateVersion', 'length', 'checksum'] as const) {
+        if (!Number.isSafeInteger(m[key]) || m[key] < 0) throw new RangeError(`ifMeta.${key} must be a non-negative integer`);
+      }
+    }
+    return this.handle.remove(chunk, m ?? null);
   }
 
   stat(chunk: ChunkId): Promise<ChunkMeta> {

@@ -66,7 +66,7 @@ export interface NativeChunkStore {
   write(chunk: ChunkId, offset: number, data: Buffer, options: NativeWriteOptions): Promise<ChunkMeta>;
   read(chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean): Promise<{ bytesRead: number; meta: ChunkMeta }>;
   commit(chunk: ChunkId, version: number): Promise<ChunkMeta>;
-  remove(chunk: ChunkId): Promise<void>;
+  remove(chunk: ChunkId, expected?: ChunkMeta | null): Promise<void>;
   stat(chunk: ChunkId): Promise<ChunkMeta>;
   list(after: ChunkId | null, limit: number): Promise<ChunkListEntry[]>;
   usage(): { chunks: number; bytes: number; capacityBytes: number; directIo: boolean };

@@ -10,7 +10,8 @@
  * A target in several chains gets chunks from sources of all of them; chunks are not tagged
  * with their chain, so a source's chunks of chains this target is not in are copied too
  * (harmless, reclaimed by garbage collection). Removal happens only when `removeAllowed`
- * (every chain of the target had a source), and only for chunks absent at every source.
+ * (every chain of the target had a source), only for chunks absent at every source, and only
+ * if the chunk is still the version that was checked (a write may land meanwhile).
  */
 import type { ChunkClient } from '../chunk/chunk-client.js';
 import type { ChunkStore } from '../chunk/chunk-store.js';
@@ -106,8 +107,15 @@ async function removeUnknown(o: ResyncOptions, seen: Set<string>, stats: ResyncS
         }
       }
       if (known) continue;
-      await o.store.remove(e.chunk).catch(() => {});
-      stats.removed++;
+      // Only the version checked above: a forwarded write that landed since (it created or
+      // updated the chunk here after the sources were asked) is kept, never removed.
+      try {
+        await o.store.remove(e.chunk, { ifMeta: e.meta });
+        stats.removed++;
+      } catch (err) {
+        if (!(err instanceof MillpondError) || (err.code !== 'ESTALE' && err.code !== 'ENOENT')) throw err;
+        stats.skipped++;
+      }
     }
     if (page.length < clusterLimits.resyncListPage) break;
     after = page.at(-1)!.chunk;

@@ -155,5 +155,6 @@ describe('ChunkStore', () => {
     expect(limits.clientTimeoutMsDefault).toBe(value('ClientTimeoutMsDefault'));
     expect(limits.serverIoThreadsMax).toBe(value('ServerIoThreadsMax'));
     expect(limits.listReplyEntriesMax).toBe(value('ListReplyEntriesMax'));
+    expect(limits.serverReceiveAheadBytes).toBe(value('ServerReceiveAheadBytes'));
   });
 });

@@ -1,0 +1,85 @@
+// Resync of a returning target against a real source data server: chunks no source has are
+// removed, but never a version a forwarded write created after resync asked the sources
+// (issue 9 item 5). The write lands between the check at the source and the removal: the
+// test runs it from inside the real client's stat, the exact point where the race opens.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChunkClient, ChunkStore, DataServer, MillpondError } from '../../src/index.js';
+import { resync } from '../../src/storage/resync.js';
+import { tempDir } from '../support/tmp.js';
+
+describe('resync', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function replica(name: string) {
+    const t = tempDir(name);
+    const store = await ChunkStore.open(t.dir, { syncWrites: false });
+    const server = await DataServer.start(store, { transport: 'tcp' });
+    cleanups.push(async () => { await server.stop(); store.close(); t.cleanup(); });
+    return { store, server };
+  }
+
+  it('removes a chunk no source has, but not one a write created after the sources were asked', async () => {
+    const source = await replica('resync-src');
+    const target = await replica('resync-dst');
+    // source (head) -> target (syncing): new writes reach the target as whole chunks.
+    source.server.setChain(1, { chainVersion: 1, head: true, successor: target.server.address, successorSyncing: true });
+    target.server.setChain(1, { chainVersion: 1, head: false });
+    const client = new ChunkClient({ transport: 'tcp' });
+    cleanups.push(() => client.close());
+
+    const leftover = { inode: 5n, index: 0 };  // deleted everywhere else while the target was away
+    // Only a pending version of it is here (its write never completed); a client's write
+    // creates it at the source during the resync and is forwarded here.
+    const reborn = { inode: 6n, index: 0 };
+    await target.store.write(leftover, 0, Buffer.from('old leftover'));
+    await target.store.write(reborn, 0, Buffer.from('never committed'), { commit: false });
+
+    const fresh = Buffer.alloc(10000, 7);
+    let written = false;
+    const racing = new Proxy(client, {
+      get(obj, key) {
+        if (key !== 'stat') return Reflect.get(obj, key);
+        return async (address: string, chunk: { inode: bigint; index: number }) => {
+          try {
+            return await obj.stat(address, chunk);
+          } catch (err) {
+            // The source said "unknown"; now a client's write of that chunk goes through the
+            // chain before resync gets to remove it.
+            if (err instanceof MillpondError && err.code === 'ENOENT' && chunk.inode === reborn.inode && !written) {
+              written = true;
+              await obj.write(source.server.address, reborn, 0, fresh,
+                { chain: { chainId: 1, chainVersion: 1, clientId: 3, requestId: 1 } });
+            }
+            throw err;
+          }
+        };
+      },
+    });
+
+    const stats = await resync({ store: target.store, client: racing, sources: [source.server.address], removeAllowed: true });
+    expect(written).toBe(true);
+    await expect(target.store.stat(leftover)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(stats.removed).toBe(1);
+    // The acknowledged write is on both replicas, the same.
+    const atSource = await source.store.read(reborn, 0, fresh.length);
+    const atTarget = await target.store.read(reborn, 0, fresh.length);
+    expect(atSource.data.equals(fresh)).toBe(true);
+    expect(atTarget.data.equals(fresh)).toBe(true);
+    expect(atTarget.meta).toEqual(atSource.meta);
+  });
+
+  it('a conditional remove refuses a chunk that changed and removes one that did not', async () => {
+    const { store } = await replica('remove-if');
+    const id = { inode: 9n, index: 1 };
+    const first = await store.write(id, 0, Buffer.from('one'));
+    const second = await store.write(id, 0, Buffer.from('two'));
+    await expect(store.remove(id, { ifMeta: first })).rejects.toMatchObject({ code: 'ESTALE' });
+    expect(await store.stat(id)).toEqual(second);
+    await store.remove(id, { ifMeta: second });
+    await expect(store.stat(id)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(() => store.remove(id, { ifMeta: { ...second, commitVersion: -1 } })).toThrow(RangeError);
+  });
+});
