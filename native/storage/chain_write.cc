@@ -81,6 +81,14 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
       auto it = applied_.find(key);
       if (it != applied_.end()) applied = true, meta = it->second;
     }
+    if (!applied) {
+      // This head may have restarted or taken over since the write went through: every
+      // version records the writes it applied (chunk_format.h), so ask the committed one.
+      bool found = false;
+      Status s = store_->FindRequest(a.chunk, a.clientId, a.requestId, &found, &meta);
+      if (!s.ok() && s.code() != StatusCode::kNotFound) return FinishChainWrite(w, s, {});
+      applied = s.ok() && found;
+    }
     if (applied) {
       counters_.duplicateWrites++;
       return FinishChainWrite(w, Status::OK(), meta);
@@ -110,6 +118,8 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
   o.baseCommitted = true;
   o.expectChecksum = !w->atHead && (a.flags & frame::kWriteExpectChecksum);
   o.expectedChecksum = a.expectedChecksum;
+  o.clientId = a.clientId;  // recorded with the version at every replica: retries apply once
+  o.requestId = a.requestId;  // even after the head changes
   ChunkMeta meta;
   Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
   if (!s.ok() || tail) {

@@ -58,6 +58,10 @@ struct ChunkWriteOptions {
   // stores or commits anything).
   bool expectChecksum = false;
   uint32_t expectedChecksum = 0;
+  // The client write this version applies (clientId 0: none). It joins the request table the
+  // version inherits from its base (the latest kChunkRequestsRemembered are kept), so any
+  // replica holding the version can tell a retry of it (FindRequest).
+  uint64_t clientId = 0, requestId = 0;
 };
 
 struct ChunkListEntry {
@@ -107,6 +111,10 @@ class ChunkStore {
   // the sources) never removes a version written since.
   Status Remove(const ChunkId& chunk, const ChunkMeta* expected = nullptr);
   Status Stat(const ChunkId& chunk, ChunkMeta* meta) const;
+  // Whether the committed version applied the write (clientId, requestId): it or one of the
+  // versions before it did, within the last kChunkRequestsRemembered writes. *meta is the
+  // chunk's state. NotFound when the chunk does not exist.
+  Status FindRequest(const ChunkId& chunk, uint64_t clientId, uint64_t requestId, bool* found, ChunkMeta* meta);
   // Length and CRC32C of pending version `version` (kStaleVersion if that is not the pending one).
   Status PendingVersion(const ChunkId& chunk, uint64_t version, uint32_t* length, uint32_t* checksum) const;
   // Up to `limit` chunks in id order, strictly after *after (from the start when null).
@@ -148,8 +156,12 @@ class ChunkStore {
   Status ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst);
   // Writes a version file; *checksum is the content's CRC32C. With `expected`, a content
   // whose CRC differs is kCorrupt before anything is written.
+  using RequestKey = std::pair<uint64_t, uint64_t>;  // (clientId, requestId)
   Status WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
-                          uint32_t length, bool pending, const uint32_t* expected, uint32_t* checksum);
+                          uint32_t length, bool pending, const uint32_t* expected,
+                          const std::vector<RequestKey>& requests, uint32_t* checksum);
+  // The request table of an open version (empty for format 1).
+  Status ReadRequests(const OpenChunk& file, std::vector<RequestKey>* out);
   void Invalidate(const ChunkId& chunk);
   std::mutex& LockFor(const ChunkId& chunk) {
     return writeLocks_[chunk.Hash() % limits::kChunkStoreLockStripes];

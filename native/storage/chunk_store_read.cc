@@ -70,6 +70,39 @@ Status ChunkStore::OpenVersion(const ChunkId& chunk, bool pending, uint64_t gene
   return Status::OK();
 }
 
+Status ChunkStore::ReadRequests(const OpenChunk& file, std::vector<RequestKey>* out) {
+  out->clear();
+  const fmt::FixedHeader& h = file.header;
+  if (h.requests == 0) return Status::OK();
+  std::string where = "chunk " + h.chunk.ToHex();
+  const size_t bytes = size_t{h.requests} * fmt::kRequestEntryBytes;
+  uint8_t table[fmt::kRequestEntryBytes * limits::kChunkRequestsRemembered];
+  size_t got = 0;
+  MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), table, bytes, fmt::RequestTableOffset(h.length), &got, where.c_str()));
+  if (got != bytes || Crc32c(reinterpret_cast<const char*>(table), bytes) != h.requestsCrc)
+    return Status::Corrupt(where + ": request table checksum mismatch");
+  for (uint32_t i = 0; i < h.requests; i++) {
+    RequestKey k;
+    std::memcpy(&k.first, table + i * fmt::kRequestEntryBytes, 8);
+    std::memcpy(&k.second, table + i * fmt::kRequestEntryBytes + 8, 8);
+    out->push_back(k);
+  }
+  return Status::OK();
+}
+
+Status ChunkStore::FindRequest(const ChunkId& chunk, uint64_t clientId, uint64_t requestId, bool* found,
+                               ChunkMeta* meta) {
+  *found = false;
+  std::shared_ptr<OpenChunk> file;
+  Status s = Resolve(chunk, false, &file, meta);
+  if (s.code() == StatusCode::kNotCommitted) return Status::OK();  // only a pending version: nothing applied
+  MP_RETURN_IF_ERROR(s);
+  std::vector<RequestKey> requests;
+  MP_RETURN_IF_ERROR(ReadRequests(*file, &requests));
+  for (const auto& k : requests) *found |= k.first == clientId && k.second == requestId;
+  return Status::OK();
+}
+
 Status ChunkStore::ReadVerified(const OpenChunk& file, uint32_t offset, uint32_t length, char* dst) {
   const fmt::FixedHeader& h = file.header;
   const uint32_t B = fmt::kBlockBytes;

@@ -18,7 +18,7 @@ using chunk_store_internal::SyncDir;
 
 Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
                                     uint32_t length, bool pending, const uint32_t* expected,
-                                    uint32_t* checksum) {
+                                    const std::vector<RequestKey>& requests, uint32_t* checksum) {
   const uint32_t B = fmt::kBlockBytes;
   fmt::FixedHeader h;
   h.chunk = chunk;
@@ -40,6 +40,16 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
                            std::to_string(whole) + " here, " + std::to_string(*expected) +
                            " at the predecessor: the replicas' bases differ");
   h.checksum = whole;
+  // The request table, after the block CRCs (chunk_format.h).
+  const size_t keep = std::min<size_t>(requests.size(), limits::kChunkRequestsRemembered);
+  uint8_t* table = reinterpret_cast<uint8_t*>(header.data()) + fmt::RequestTableOffset(length);
+  for (size_t i = 0; i < keep; i++) {
+    const RequestKey& k = requests[requests.size() - keep + i];
+    std::memcpy(table + i * fmt::kRequestEntryBytes, &k.first, 8);
+    std::memcpy(table + i * fmt::kRequestEntryBytes + 8, &k.second, 8);
+  }
+  h.requests = static_cast<uint32_t>(keep);
+  h.requestsCrc = Crc32c(reinterpret_cast<const char*>(table), keep * fmt::kRequestEntryBytes);
   h.EncodeTo(reinterpret_cast<uint8_t*>(header.data()));
 
   // O_DIRECT wants aligned memory and whole blocks: the aligned body goes as is, a partial
@@ -139,15 +149,20 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
 
   const char* content = data;
   AlignedBuffer merged;
+  std::shared_ptr<OpenChunk> base;
+  std::vector<RequestKey> requests;  // the base's table, then this write
+  if (baseExists && !entry.corrupt && !options.install) {
+    Status s = OpenVersion(chunk, basePending, entry.generation, &base);
+    if (s.ok()) s = ReadRequests(*base, &requests);
+    if (!s.ok() && !options.replace) return s;  // a replacing write repairs: it needs no base
+    if (!s.ok()) requests.clear();
+  }
+  if (options.clientId != 0) requests.emplace_back(options.clientId, options.requestId);
   if (!options.replace && !(offset == 0 && length >= baseLength)) {
     // A partial update: read the verified base, overlay the new bytes.
     MP_RETURN_IF_ERROR(staging_.Acquire(newLength, kStagingWaitMs, &merged));
     std::memset(merged.data(), 0, newLength);
-    if (baseLength > 0) {
-      std::shared_ptr<OpenChunk> base;
-      MP_RETURN_IF_ERROR(OpenVersion(chunk, basePending, entry.generation, &base));
-      MP_RETURN_IF_ERROR(ReadVerified(*base, 0, base->header.length, merged.data()));
-    }
+    if (baseLength > 0) MP_RETURN_IF_ERROR(ReadVerified(*base, 0, base->header.length, merged.data()));
     std::memcpy(merged.data() + offset, data, length);
     content = merged.data();
   }
@@ -169,7 +184,8 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   }
   uint32_t checksum = 0;
   MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit,
-                                      options.expectChecksum ? &options.expectedChecksum : nullptr, &checksum));
+                                      options.expectChecksum ? &options.expectedChecksum : nullptr, requests,
+                                      &checksum));
 
   bool dropPending = options.commit && entry.hasPending && (options.install || entry.pendingVersion <= version);
   if (dropPending) ::unlink(PathOf(chunk, true).c_str());

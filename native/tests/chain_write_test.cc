@@ -273,6 +273,71 @@ TEST_F(ChainWriteTest, ABaseThatDiffersAlongTheChainIsResyncedNeverCommittedApar
   EXPECT_GE(replicas_[1].server->stats().wholeResends, 1u);
 }
 
+// Issue 9 item 3. A write whose acknowledgement was lost, a later acknowledged write, then the
+// head changes and the first write is retried: the retry must not apply again (the later
+// write's bytes remain). The new head never saw the first write in its memory; it finds it in
+// the request table the committed version carries.
+TEST_F(ChainWriteTest, ARetryAfterAFailoverDoesNotUndoALaterWrite) {
+  ChunkId id{20, 0};
+  ChunkMeta meta;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "first", 1, 501, &meta).ok());   // its ack was lost
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "later", 1, 502, &meta).ok());   // acknowledged
+  // mgmtd takes the head out: middle -> tail at chain version 2.
+  replicas_[0].server->RemoveChain(kChain);
+  ChainPosition head;
+  head.chainVersion = 2;
+  head.head = true;
+  head.successor = replicas_[2].address();
+  replicas_[1].server->SetChain(kChain, head);
+  ChainPosition tail;
+  tail.chainVersion = 2;
+  replicas_[2].server->SetChain(kChain, tail);
+  ASSERT_TRUE(Write(replicas_[1].address(), id, 0, "first", 2, 501, &meta).ok());  // the retry
+  EXPECT_EQ(replicas_[1].server->stats().duplicateWrites, 1u);
+  for (size_t i = 1; i < 3; i++) {
+    ChunkMeta m;
+    EXPECT_EQ(ReadCommitted(i, id, 5, &m), "later") << "replica " << i;
+    EXPECT_EQ(m.commitVersion, 2u) << "replica " << i;
+  }
+}
+
+TEST_F(ChainWriteTest, ARetryAfterTheHeadRestartsDoesNotUndoALaterWrite) {
+  ChunkId id{21, 0};
+  ChunkMeta meta;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "first", 1, 601, &meta).ok());
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "later", 1, 602, &meta).ok());
+  // The head's process restarts: a new server over the reopened target, nothing in memory.
+  replicas_[0].server->Stop();
+  replicas_[0].server.reset();
+  replicas_[0].store.reset();
+  ChunkStoreOptions so;
+  so.syncWrites = false;
+  ASSERT_TRUE(ChunkStore::Open(replicas_[0].dir, so, &replicas_[0].store).ok());
+  DataServerOptions o;
+  o.transport = TransportChoice::kTcp;
+  ASSERT_TRUE(DataServer::Start(replicas_[0].store.get(), o, &replicas_[0].server).ok());
+  SetChainVersion(1);
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "first", 1, 601, &meta).ok());  // the retry
+  EXPECT_EQ(replicas_[0].server->stats().duplicateWrites, 1u);
+  for (size_t i = 0; i < 3; i++) {
+    ChunkMeta m;
+    EXPECT_EQ(ReadCommitted(i, id, 5, &m), "later") << "replica " << i;
+    EXPECT_EQ(m.commitVersion, 2u) << "replica " << i;
+  }
+  // A write the chunk has not seen still applies, and the table keeps only the latest writes.
+  for (uint64_t r = 0; r < limits::kChunkRequestsRemembered + 1; r++)
+    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "n" + std::to_string(r % 10), 1, 700 + r, &meta).ok());
+  replicas_[0].server->Stop();  // forget the in-memory table again
+  replicas_[0].server.reset();
+  ASSERT_TRUE(DataServer::Start(replicas_[0].store.get(), o, &replicas_[0].server).ok());
+  SetChainVersion(1);
+  ChunkMeta before = meta;
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "late", 1, 700 + limits::kChunkRequestsRemembered, &meta).ok());
+  EXPECT_EQ(meta.commitVersion, before.commitVersion);  // remembered: not applied again
+  ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "gone", 1, 700, &meta).ok());
+  EXPECT_EQ(meta.commitVersion, before.commitVersion + 1);  // beyond the table: applied
+}
+
 TEST_F(ChainWriteTest, InstallReplacesACopyAtTheSameVersionButNeverANewerOne) {
   ChunkId id{17, 0};
   ChunkMeta meta;

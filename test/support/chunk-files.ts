@@ -8,8 +8,9 @@ export function committedChunkFiles(targetDir: string): string[] {
     readdirSync(join(root, shard)).filter((f) => f.endsWith('.c')).map((f) => join(root, shard, f)));
 }
 
-/** Byte offset of the content in a chunk file holding `length` bytes (chunk_format.h). */
+/** Byte offset of the content in a chunk file holding `length` bytes (chunk_format.h, format 2). */
 export function contentOffset(length: number): number {
-  const raw = 64 + 4 * Math.ceil(length / 4096);
+  const requestTableBytes = 16 * 16; // kRequestEntryBytes * kChunkRequestsRemembered
+  const raw = 64 + 4 * Math.ceil(length / 4096) + requestTableBytes;
   return Math.ceil(raw / 4096) * 4096;
 }
