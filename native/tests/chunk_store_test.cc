@@ -702,5 +702,58 @@ TEST_F(ChunkStoreTest, RelaxedReadersDuringCommitsNeverSeeNotFound) {
   EXPECT_EQ(torn.load(), 0);
 }
 
+// ---------------------------------------------------------------- the request table (format 2)
+
+TEST_F(ChunkStoreTest, VersionsCarryTheLatestWritesTheyApplied) {
+  ChunkWriteOptions o;
+  for (uint64_t r = 1; r <= limits::kChunkRequestsRemembered + 2; r++) {
+    o.clientId = 9;
+    o.requestId = r;
+    ASSERT_TRUE(Put(kA, 0, "v" + std::to_string(r), nullptr, o).ok());
+  }
+  ASSERT_TRUE(Put(kA, 0, "anonymous").ok());  // a write without a key keeps the table
+  ASSERT_TRUE(Reopen().ok());                 // and it is on disk, not in memory
+  bool found = false;
+  ChunkMeta meta;
+  const uint64_t last = limits::kChunkRequestsRemembered + 2;
+  for (uint64_t r = 1; r <= last; r++) {
+    ASSERT_TRUE(store_->FindRequest(kA, 9, r, &found, &meta).ok());
+    EXPECT_EQ(found, r > last - limits::kChunkRequestsRemembered) << "request " << r;
+  }
+  ASSERT_TRUE(store_->FindRequest(kA, 8, last, &found, &meta).ok());
+  EXPECT_FALSE(found);  // another client's request with the same id
+}
+
+TEST_F(ChunkStoreTest, Format1FilesAreStillRead) {
+  // A small chunk has the same layout in both formats; make its file a format 1 one.
+  const std::string data = Pattern(1000, 3);
+  ASSERT_TRUE(Put(kA, 0, data).ok());
+  store_.reset();
+  std::string file = FileOf(kA);
+  int fd = ::open(file.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  uint8_t raw[fmt::kFixedHeaderBytes];
+  ASSERT_EQ(::pread(fd, raw, sizeof raw, 0), static_cast<ssize_t>(sizeof raw));
+  fmt::FixedHeader h;
+  ASSERT_TRUE(fmt::FixedHeader::Decode(raw, &h).ok());
+  ASSERT_EQ(h.headerBytes, fmt::HeaderBytes(1000, 1));
+  h.format = 1;
+  h.requests = 0;
+  h.requestsCrc = 0;
+  h.EncodeTo(raw);
+  ASSERT_EQ(::pwrite(fd, raw, sizeof raw, 0), static_cast<ssize_t>(sizeof raw));
+  ::close(fd);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_TRUE(SameBytes(ReadAll(kA), data));
+  ChunkWriteOptions o;
+  o.clientId = 1;
+  o.requestId = 2;
+  ASSERT_TRUE(Put(kA, 10, "new", nullptr, o).ok());  // the next version is format 2
+  bool found = false;
+  ChunkMeta meta;
+  ASSERT_TRUE(store_->FindRequest(kA, 1, 2, &found, &meta).ok());
+  EXPECT_TRUE(found);
+}
+
 }  // namespace
 }  // namespace millpond
