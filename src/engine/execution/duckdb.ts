@@ -1,4 +1,10 @@
-/** One DuckDB per task: a fresh in-memory instance with the task's thread and memory limits. */
+/**
+ * DuckDB for tasks: an in-memory instance with the task's thread and memory limits and, for a
+ * millpond root, the millpond extension loaded. `openTaskDb` makes a fresh instance (the
+ * driver's own reads, tasks run in the driver); `openWarmTaskDb` reuses one instance per worker
+ * process and settings, with a new connection per task, so a task pays neither an instance
+ * start nor an extension load (a worker is a warm slot).
+ */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +36,7 @@ export const kMillpondExtension = fileURLToPath(new URL('../../../build/duckdb-e
 
 const quoted = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
-export async function openTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
+async function createInstance(settings: DuckDbSettings): Promise<DuckDBInstance> {
   const options: Record<string, string> = {
     threads: String(settings.threads),
     memory_limit: `${Math.max(1, Math.floor(settings.memoryLimitBytes / (1024 * 1024)))}MB`,
@@ -43,12 +49,20 @@ export async function openTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
     options.allow_unsigned_extensions = 'true';
   }
   const instance = await DuckDBInstance.create(':memory:', options);
-  const conn = await instance.connect();
   if (settings.millpond) {
-    await conn.run(`LOAD ${quoted(kMillpondExtension)}`);
-    await conn.run(`SET millpond_meta = ${quoted(settings.millpond.meta)}`);
-    await conn.run(`SET millpond_mgmtd = ${quoted(settings.millpond.mgmtd)}`);
+    const conn = await instance.connect();
+    try {
+      await conn.run(`LOAD ${quoted(kMillpondExtension)}`);
+      await conn.run(`SET GLOBAL millpond_meta = ${quoted(settings.millpond.meta)}`);
+      await conn.run(`SET GLOBAL millpond_mgmtd = ${quoted(settings.millpond.mgmtd)}`);
+    } finally {
+      conn.closeSync();
+    }
   }
+  return instance;
+}
+
+function taskDb(conn: DuckDBConnection, release: () => void): TaskDb {
   return {
     conn,
     async run(sql: string): Promise<unknown[][]> {
@@ -60,9 +74,29 @@ export async function openTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
         throw new SqlFailure(message, sql, kDeterministic.test(message));
       }
     },
-    close() {
-      conn.closeSync();
-      instance.closeSync();
-    },
+    close: release,
   };
+}
+
+export async function openTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
+  const instance = await createInstance(settings);
+  const conn = await instance.connect();
+  return taskDb(conn, () => {
+    conn.closeSync();
+    instance.closeSync();
+  });
+}
+
+let warm: { key: string; instance: DuckDBInstance } | undefined;
+
+/** A connection to this process's warm instance for `settings` (a new one when they change). */
+export async function openWarmTaskDb(settings: DuckDbSettings): Promise<TaskDb> {
+  const key = JSON.stringify(settings);
+  if (warm?.key !== key) {
+    warm?.instance.closeSync();
+    warm = undefined;
+    warm = { key, instance: await createInstance(settings) };
+  }
+  const conn = await warm.instance.connect();
+  return taskDb(conn, () => conn.closeSync());
 }

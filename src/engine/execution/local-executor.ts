@@ -6,14 +6,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { engineLimits } from '../../limits.js';
+import { TaskAttemptError, type Executor } from './executor.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import type { TaskFailure, TaskResult, TaskSpec } from './task-spec.js';
 
-export class TaskAttemptError extends Error {
-  constructor(readonly failure: TaskFailure) {
-    super(failure.message);
-  }
-}
+export { TaskAttemptError };
 
 interface Worker {
   child: ChildProcess;
@@ -29,7 +26,9 @@ function workerEntry(): { path: string; execArgv: string[] } {
   return { path: self.replace(/local-executor\.js$/, 'worker.js'), execArgv: [] };
 }
 
-export class LocalExecutor {
+export class LocalExecutor implements Executor {
+  /** JS functions are closures: on this machine they run in the driver, where their values are. */
+  readonly runsFunctions = false;
   private readonly workers: Worker[] = [];
   private closed = false;
 

@@ -1,27 +1,25 @@
 /**
  * Tasks the scheduler runs in its own process: materialising in-memory rows (fromItems,
- * fromArrow) and JS functions (filter/map/flatMap/mapBatches with a function).
+ * fromArrow) and, under the local executor, JS functions (filter/map/flatMap/mapBatches with a
+ * function).
  *
- * Why here and not in workers: a JS function is a closure, and a closure cannot cross into
- * another process (fn.toString() would lose the values it closes over and fail on imports).
- * Running it in the parent keeps smallpond's semantics exact; the cost is that JS functions
- * run one partition at a time on the parent's thread while SQL tasks run in the workers.
+ * Why JS functions run here under the local executor: a JS function is a closure, and a closure
+ * cannot cross into another process (fn.toString() loses the values it closes over). Running it
+ * in the parent keeps any closure working; the cost is one partition at a time on the parent's
+ * thread. The cluster executor ships self-contained functions to its workers instead
+ * (shipped-function.ts), where they run in parallel.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as arrow from 'apache-arrow';
-import { MillpondError } from '../../errors.js';
-import type { ColumnDecl, NodeSpec } from '../plan/nodes.js';
+import type { NodeSpec } from '../plan/nodes.js';
 import { temporaryName } from '../partition/layout.js';
 import type { DataRoot } from '../partition/root.js';
-import { columnsOfArrow, inferColumns, queryArrow, rowsOfArrow, stageRows } from './arrow-bridge.js';
-import { openTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
-import { relationSql, sqlString } from './relations.js';
+import { stageRows } from './arrow-bridge.js';
+import { openTaskDb } from './duckdb.js';
+import { applyFunction } from './function-task.js';
+import { sqlString } from './relations.js';
 import type { DuckDbSettings, InputRelation, OutputSlot, TaskResult } from './task-spec.js';
-
-/** The one column of an empty output whose columns are unknown (map/flatMap without rows or schema). */
-export const kNoColumns = '__mp_no_columns';
 
 export interface ParentTask {
   spec: NodeSpec & { kind: 'items' | 'js' };
@@ -37,7 +35,7 @@ export async function runParentTask(task: ParentTask, root: DataRoot, settings: 
   try {
     const select = task.spec.kind === 'items'
       ? await stageRows(task.spec.rows, task.spec.columns, join(staging, 'rows.jsonl'))
-      : await runFunction(db, task.spec, task.input!, staging);
+      : await applyFunction(db, { ...task.spec, fn: task.spec.fn as unknown as (arg: unknown) => unknown }, task.input!, staging);
     await root.mkdirp(task.output.location.slice(0, task.output.location.lastIndexOf('/')));
     const tmp = temporaryName(task.output.location, task.attempt);
     const rows = await db.run(`COPY (${select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
@@ -50,64 +48,3 @@ export async function runParentTask(task: ParentTask, root: DataRoot, settings: 
   }
 }
 
-/** Applies the function and returns a SELECT over its output. */
-async function runFunction(db: TaskDb, spec: NodeSpec & { kind: 'js' }, input: InputRelation, staging: string): Promise<string> {
-  const fn = spec.fn as unknown as (arg: unknown) => unknown;
-  const call = async (arg: unknown, what: string): Promise<unknown> => {
-    try {
-      return await fn(arg);
-    } catch (e) {
-      const err = new SqlFailure(`${spec.op} function threw on ${what}: ${e instanceof Error ? e.message : String(e)}`, '', true);
-      throw err;
-    }
-  };
-  if (spec.op === 'filter') {
-    // Keep rows by position, so the output keeps the input's exact types.
-    await db.run(`CREATE TEMP TABLE __mp_rows AS SELECT row_number() OVER () AS __mp_row, * FROM (${relationSql(input)})`);
-    const rows = (await db.conn.runAndReadAll('SELECT * EXCLUDE (__mp_row) FROM __mp_rows ORDER BY __mp_row')).getRowObjectsJS();
-    const keep: Record<string, unknown>[] = [];
-    for (const [i, row] of rows.entries()) if (await call(row, `row ${i}`)) keep.push({ r: i + 1 });
-    if (keep.length === 0) return 'SELECT * EXCLUDE (__mp_row) FROM __mp_rows LIMIT 0';
-    const kept = await stageRows(keep, [{ name: 'r', type: 'BIGINT' }], join(staging, 'keep.jsonl'));
-    return `SELECT * EXCLUDE (__mp_row) FROM __mp_rows WHERE __mp_row IN (SELECT r FROM (${kept})) ORDER BY __mp_row`;
-  }
-  if (spec.op === 'map' || spec.op === 'flatMap') {
-    const rows = (await db.conn.runAndReadAll(relationSql(input))).getRowObjectsJS();
-    const out: Record<string, unknown>[] = [];
-    for (const [i, row] of rows.entries()) {
-      const r = await call(row, `row ${i}`);
-      if (spec.op === 'map') out.push(checkRow(r, spec.op));
-      else {
-        if (!Array.isArray(r)) throw new MillpondError('EINVAL', `flatMap function must return an array of row objects, got ${typeof r}`);
-        for (const x of r) out.push(checkRow(x, spec.op));
-      }
-    }
-    const columns: ColumnDecl[] = spec.schema ? Object.entries(spec.schema).map(([name, type]) => ({ name, type })) : inferColumns(out);
-    if (columns.length === 0) {
-      // No rows and no schema: the columns are unknowable. Write an empty file with a
-      // placeholder column; consumers skip empty files when a partition has non-empty ones,
-      // so it only shows when every partition is empty (pass { schema } to avoid it).
-      return `SELECT NULL::VARCHAR AS ${kNoColumns} LIMIT 0`;
-    }
-    return stageRows(out, columns, join(staging, 'out.jsonl'));
-  }
-  // mapBatches: the function sees Arrow Tables of at most batchRows rows; an empty partition
-  // is one empty batch, so the function still decides the output's columns.
-  const table = await queryArrow(db.conn, relationSql(input));
-  const batchRows = spec.batchRows ?? 122_880;
-  const outTables: arrow.Table[] = [];
-  for (let start = 0; start === 0 || start < table.numRows; start += batchRows) {
-    const r = await call(table.slice(start, start + batchRows), `rows ${start}..`);
-    if (r instanceof arrow.Table) outTables.push(r);
-    else if (r instanceof arrow.RecordBatch) outTables.push(new arrow.Table(r));
-    else throw new MillpondError('EINVAL', 'mapBatches function must return an apache-arrow Table or RecordBatch');
-  }
-  const columns = columnsOfArrow(outTables[0]!);
-  const rows = outTables.flatMap((t) => rowsOfArrow(t));
-  return stageRows(rows, columns, join(staging, 'out.jsonl'));
-}
-
-function checkRow(r: unknown, op: string): Record<string, unknown> {
-  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new MillpondError('EINVAL', `${op} function must return row objects, got ${Array.isArray(r) ? 'an array' : typeof r}`);
-  return r as Record<string, unknown>;
-}

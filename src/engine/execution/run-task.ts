@@ -4,10 +4,15 @@
  * of one whole Parquet file copies its bytes).
  * Used by worker processes; the scheduler never runs DuckDB tasks itself.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { openDataRoot, type DataRoot } from '../partition/root.js';
 import { temporaryName } from '../partition/layout.js';
 import { inputViewName, substitutePlaceholders } from '../plan/placeholders.js';
-import { openTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
+import { openWarmTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
+import { applyFunction } from './function-task.js';
+import { compileShipped } from './shipped-function.js';
 import { relationSql, sqlIdentifier, sqlString } from './relations.js';
 import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
 
@@ -32,11 +37,13 @@ async function parquetRows(db: TaskDb, root: DataRoot, location: string): Promis
 export async function runTask(spec: TaskSpec): Promise<TaskResult> {
   const started = Date.now();
   const root = openDataRoot(spec.root);
-  const db = await openTaskDb(spec.duckdb);
+  const db = await openWarmTaskDb(spec.duckdb);
   const scratch: string[] = [];  // directories removed when the task ends, done or failed
+  let staging: string | undefined;  // a local directory for JS functions' rows
   try {
+    // TEMP views live in this task's connection only; the warm database outlives the task.
     for (const [i, input] of spec.inputs.entries()) {
-      await db.run(`CREATE VIEW ${inputViewName(i)} AS ${relationSql(input)}`);
+      await db.run(`CREATE TEMP VIEW ${inputViewName(i)} AS ${relationSql(input)}`);
     }
     const dirs = new Set(spec.outputs.map((o) => o.location.slice(0, o.location.lastIndexOf('/'))));
     for (const dir of dirs) await root.mkdirp(dir);
@@ -76,8 +83,20 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         scratch.push(temporaryName(`${spec.outputs[0]!.location}.parts`, spec.attempt));
         await shuffle(db, spec, root, scratch[0]!, copy, written);
         break;
+      case 'js':
+        staging = await mkdtemp(join(tmpdir(), 'millpond-stage-'));
+        await copy(await applyFunction(db, { ...work, fn: compileShipped(work.source) }, spec.inputs[0]!, staging), 0);
+        break;
     }
 
+    // Several attempts of one task may finish (a speculative copy, an attempt whose executor
+    // was presumed dead): the first to claim the task's outputs renames them into place; a
+    // later one removes its own and reports that it lost, so every output of a task comes from
+    // one attempt.
+    if (spec.claim !== undefined && !(await root.claim(spec.claim, String(spec.attempt)))) {
+      for (const w of written) await root.removeRecursive(w.tmp).catch(() => {});
+      throw Object.assign(new Error(`attempt ${spec.attempt} of ${spec.key}: another attempt finished first`), { lost: true });
+    }
     const outputs: OutputRecord[] = [];
     for (const w of written) {
       await root.rename(w.tmp, w.slot.location);
@@ -87,6 +106,7 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
     return { outputs, elapsedMs: Date.now() - started };
   } finally {
     db.close();
+    if (staging) await rm(staging, { recursive: true, force: true });
     for (const dir of scratch) await root.removeRecursive(dir).catch(() => {});  // best effort: a retry uses another name
   }
 }

@@ -1,7 +1,7 @@
 /**
  * What the scheduler sends a worker: plain data only (it crosses a process boundary as JSON).
  */
-import type { ScanFormat, ScanOptions, ShuffleMode } from '../plan/nodes.js';
+import type { JsOp, ScanFormat, ScanOptions, ShuffleMode } from '../plan/nodes.js';
 import type { DataRootSpec } from '../partition/root.js';
 
 /** One input of a task: the files of one or more partitions of an input node. */
@@ -26,7 +26,9 @@ export type TaskWork =
    * Copies input 0 to the single output. `link`: input 0 is this job's own output, which is
    * never changed in place, so the output may be another name of its file (a hard link).
    */
-  | { kind: 'copy'; link: boolean };
+  | { kind: 'copy'; link: boolean }
+  /** A self-contained JS function's source (shipped-function.ts), applied to input 0. */
+  | { kind: 'js'; op: JsOp; source: string; batchRows?: number; schema?: Record<string, string> };
 
 /** A final output location of a task and the partition it belongs to. */
 export interface OutputSlot {
@@ -46,6 +48,11 @@ export interface TaskSpec {
   outputs: OutputSlot[];
   root: DataRootSpec;
   duckdb: DuckDbSettings;
+  /**
+   * Where the attempt that finishes first claims the task (DataRoot.claim) before it renames
+   * its outputs into place; set when attempts of one task may overlap (cluster executor).
+   */
+  claim?: string;
 }
 
 export interface DuckDbSettings {
@@ -65,6 +72,8 @@ export interface OutputRecord extends OutputSlot {
 export interface TaskResult {
   outputs: OutputRecord[];
   elapsedMs: number;
+  /** Where the attempt ran (cluster executor). */
+  placement?: { host: string; executor: string; pid: number };
 }
 
 /** A task's failure as it crosses back from a worker. */
@@ -75,4 +84,6 @@ export interface TaskFailure {
   /** The same input fails the same way again: no retry. */
   deterministic: boolean;
   code?: string;
+  /** Another attempt of the same task finished first and owns the outputs (speculation). */
+  lost?: boolean;
 }

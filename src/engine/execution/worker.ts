@@ -33,7 +33,8 @@ function failureOf(e: unknown): TaskFailure {
   if (e instanceof SqlFailure) return e.toFailure();
   const message = e instanceof Error ? e.message : String(e);
   const code = (e as { code?: unknown })?.code;
-  return { message, deterministic: false, ...(typeof code === 'string' ? { code } : {}) };
+  const lost = (e as { lost?: unknown })?.lost === true;
+  return { message, deterministic: false, ...(typeof code === 'string' ? { code } : {}), ...(lost ? { lost } : {}) };
 }
 
 if (!process.send) {

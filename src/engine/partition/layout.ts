@@ -4,6 +4,8 @@
  *   <root>/<jobId>/plan.json                         the nodes run so far (description only)
  *   <root>/<jobId>/<nodeId>/<partition>-<producer>.parquet
  *   <root>/<jobId>/<nodeId>/.completed/<task>.json   a task's marker: its outputs, rows, bytes
+ *   <root>/<jobId>/<nodeId>/.completed/<task>.claim  the attempt that owns the task's outputs
+ *                                                    (when attempts may overlap: cluster executor)
  *
  * A task with index i of a non-shuffle node is the producer of partition i alone
  * (`<i>-<i>.parquet`); producer j of a shuffle node writes `<p>-<j>.parquet` for every p, so a
@@ -31,6 +33,10 @@ export class JobLayout {
 
   marker(nodeId: string, task: number): string {
     return `${this.nodeDir(nodeId)}/.completed/${task}.json`;
+  }
+
+  claim(nodeId: string, task: number): string {
+    return `${this.nodeDir(nodeId)}/.completed/${task}.claim`;
   }
 
   planFile(): string {

@@ -40,6 +40,11 @@ export interface DataRoot {
   /** Makes `to` (which must not exist) another name of the file `from`; false where the root cannot. */
   link(from: string, to: string): Promise<boolean>;
   writeFileAtomic(location: string, data: string): Promise<void>;
+  /**
+   * Creates `location` holding `owner` if it does not exist (atomically: a hard link of a
+   * private file, so exactly one of several racing callers gets true); false when it exists.
+   */
+  claim(location: string, owner: string): Promise<boolean>;
   /** The file's text, or undefined when it does not exist. */
   readText(location: string): Promise<string | undefined>;
   /** The names in a directory, sorted. */
@@ -120,6 +125,21 @@ class LocalDataRoot implements DataRoot {
     await mkdir(dirname(location), { recursive: true });
     await writeFile(tmp, data);
     await rename(tmp, location);
+  }
+
+  async claim(location: string, owner: string): Promise<boolean> {
+    const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    await mkdir(dirname(location), { recursive: true });
+    await writeFile(mine, owner);
+    try {
+      await link(mine, location);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    } finally {
+      await rm(mine, { force: true });
+    }
   }
 
   async readText(location: string): Promise<string | undefined> {
@@ -209,6 +229,22 @@ class MillpondDataRoot implements DataRoot {
     await fs.mkdir(location.slice(0, location.lastIndexOf('/')) || '/', { recursive: true });
     await fs.writeFile(tmp, data);
     await fs.rename(tmp, location);
+  }
+
+  async claim(location: string, owner: string): Promise<boolean> {
+    const fs = await this.files();
+    const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    await fs.mkdir(location.slice(0, location.lastIndexOf('/')) || '/', { recursive: true });
+    await fs.writeFile(mine, owner);
+    try {
+      await fs.link(mine, location);
+      return true;
+    } catch (e) {
+      if (e instanceof MillpondError && e.code === 'EEXIST') return false;
+      throw e;
+    } finally {
+      await fs.rm(mine, { force: true });
+    }
   }
 
   async readText(location: string): Promise<string | undefined> {
