@@ -168,3 +168,36 @@ export const engineLimits = {
   /** Default DuckDB memory limit of one task. */
   memoryLimitPerTaskBytesDefault: 1024 * 1024 * 1024,
 } as const;
+
+/** The cluster executor (BullMQ on Redis; src/engine/execution/cluster-*.ts). */
+export const clusterExecutorLimits = {
+  /**
+   * A running task's lock in Redis lasts this long and is renewed at half of it; an executor
+   * that dies or is cut off loses it, and the task goes back to the queue at the next stalled
+   * check (BullMQ's defaults are 30 s: seconds here, as design §11 asks).
+   */
+  lockDurationMs: 5_000,
+  /** How often executors look for tasks whose lock lapsed. */
+  stalledCheckIntervalMs: 2_000,
+  /** Times a task may go back to the queue after lapsed locks before its attempt fails. */
+  stalledCountMax: 2,
+  /** An executor refreshes its registry entry this often; an entry this old is a dead executor. */
+  registryHeartbeatMs: 1_000,
+  registryEntryTtlMs: 6_000,
+  /** The driver checks a waited-for task's state this often (besides Redis events). */
+  taskPollMs: 1_000,
+  /** Redis unreachable this long fails the job with EIO instead of waiting on. */
+  redisUnreachableMsMax: 30_000,
+  /** Slots of one executor process. */
+  slotsMax: 256,
+  /** Tasks one driver keeps queued or running at once. */
+  inFlightTasksMax: 4_096,
+  /**
+   * Speculative copies: a task running longer than this factor times its stage's median (and
+   * at least speculationMinMs) gets a second attempt, if a slot is free.
+   */
+  speculationMedianFactor: 3,
+  speculationMinMs: 2_000,
+  /** Finished jobs' records kept in Redis (for inspection), then removed by BullMQ. */
+  finishedJobsKeptSeconds: 3_600,
+} as const;

@@ -8,6 +8,8 @@
  *                      FileSystem API, prints figures, stops
  *   millpond sql Q     runs a DuckDB query with millpond:// on the cluster
  *   millpond run F     runs an engine script with the cluster's addresses in MILLPOND_*
+ *                      (--cluster --redis URL: its tasks run on `millpond executor`s)
+ *   millpond executor  runs tasks of cluster jobs on this host (executor.ts)
  * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
  * --transport, --config), MILLPOND_* variables or a config file (see config.ts).
  */
@@ -25,10 +27,11 @@ import { connect } from '../fs/index.js';
 import { crc32c } from '../index.js';
 import { CLUSTER_FILE, loadConfig, type CliConfig } from './config.js';
 import { startEmbedded } from './embedded.js';
+import { EXECUTOR_USAGE, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { formatBytes } from './progress.js';
 
-const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [args] | fs ...
+const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... | ${EXECUTOR_USAGE}
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
   ${FS_USAGE}`;
 
@@ -38,7 +41,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--no-sync') flags.set('no-sync', '1');
+    if (arg === '--no-sync' || arg === '--cluster') flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--')) {
       if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
       flags.set(arg.slice(2), args[++i]!);
@@ -135,13 +138,19 @@ async function sql(config: CliConfig, query: string | undefined): Promise<void> 
   }
 }
 
-/** Runs an engine script with the cluster's addresses in MILLPOND_META / MILLPOND_MGMTD. */
-async function run(config: CliConfig, script: string | undefined, args: string[]): Promise<void> {
+/**
+ * Runs an engine script with the cluster's addresses in MILLPOND_META / MILLPOND_MGMTD; with
+ * --cluster, MILLPOND_EXECUTOR=cluster and MILLPOND_REDIS make init() use the cluster executor.
+ */
+async function run(config: CliConfig, flags: Map<string, string>, script: string | undefined, args: string[]): Promise<void> {
   if (!script) throw new TypeError(`millpond run needs a script\n${USAGE}`);
+  const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
+  if (flags.has('cluster') && !redis) throw new TypeError('millpond run --cluster needs --redis redis://host:port (or MILLPOND_REDIS)');
+  const cluster = flags.has('cluster') ? { MILLPOND_EXECUTOR: 'cluster', MILLPOND_REDIS: redis! } : {};
   const tsx = createRequire(import.meta.url).resolve('tsx');
   const child = spawn(process.execPath, ['--import', pathToFileURL(tsx).href, script, ...args], {
     stdio: 'inherit',
-    env: { ...process.env, MILLPOND_META: config.meta, MILLPOND_MGMTD: config.mgmtd.join(','), MILLPOND_TRANSPORT: config.transport },
+    env: { ...process.env, MILLPOND_META: config.meta, MILLPOND_MGMTD: config.mgmtd.join(','), MILLPOND_TRANSPORT: config.transport, ...cluster },
   });
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   process.exitCode = code ?? (signal ? 128 : 1);
@@ -157,7 +166,8 @@ async function main(): Promise<void> {
     case 'demo': return demo(config, flags);
     case 'fs': return runFs(config, rest);
     case 'sql': return sql(config, rest[0]);
-    case 'run': return run(config, rest[0], rest.slice(1));
+    case 'run': return run(config, flags, rest[0], rest.slice(1));
+    case 'executor': return runExecutor(flags);
     default:
       console.error(USAGE);
       process.exitCode = 2;

@@ -2,13 +2,22 @@
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { engineLimits } from '../limits.js';
+import type { ClusterExecutorOptions } from './execution/cluster-executor.js';
 import type { DataRootSpec } from './partition/root.js';
+
+/** Where tasks run: worker processes on this machine (default), or executors on many hosts. */
+export type ExecutorOption = { kind: 'local' } | ClusterExecutorOptions;
 
 export interface InitOptions {
   /** Where job directories live: `{ kind: 'local', dir }` today. */
   root: DataRootSpec;
-  /** Worker processes (default: one per CPU). */
+  /** Worker processes of the local executor (default: one per CPU). */
   workers?: number;
+  /**
+   * `{ kind: 'cluster', redis: 'redis://host:6379' }` runs tasks on `millpond executor`
+   * processes on many hosts (BullMQ on Redis); default `{ kind: 'local' }`.
+   */
+  executor?: ExecutorOption;
   /** DuckDB threads per task (default 1). */
   threadsPerTask?: number;
   /** DuckDB memory limit per task: bytes, or a size like '512MB' / '2GiB' (default 1 GiB). */
@@ -23,6 +32,7 @@ export interface InitOptions {
 
 export interface ResolvedOptions {
   root: DataRootSpec;
+  executor: ExecutorOption;
   workers: number;
   threadsPerTask: number;
   memoryLimitPerTaskBytes: number;
@@ -60,8 +70,17 @@ export function resolveOptions(o: InitOptions): ResolvedOptions {
     throw new RangeError('jobId must be 1..128 characters of [A-Za-z0-9._-], not starting with a dot');
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  // `millpond run --cluster` passes the executor through the environment.
+  const fromEnv: ExecutorOption | undefined = process.env.MILLPOND_EXECUTOR === 'cluster' && process.env.MILLPOND_REDIS
+    ? { kind: 'cluster', redis: process.env.MILLPOND_REDIS } : undefined;
+  const executor = o.executor ?? fromEnv ?? { kind: 'local' };
+  if (executor === null || typeof executor !== 'object' || (executor.kind !== 'local' && executor.kind !== 'cluster')) {
+    throw new TypeError("executor must be { kind: 'local' } or { kind: 'cluster', redis }");
+  }
+  if (executor.kind === 'cluster' && typeof executor.redis !== 'string') throw new TypeError('executor.redis must be a redis:// URL');
   return {
     root: o.root,
+    executor,
     workers: intIn('workers', o.workers, 1, engineLimits.workersMax, Math.max(1, cpus().length)),
     threadsPerTask: intIn('threadsPerTask', o.threadsPerTask, 1, engineLimits.threadsPerTaskMax, 1),
     memoryLimitPerTaskBytes: o.memoryLimitPerTask === undefined ? engineLimits.memoryLimitPerTaskBytesDefault : parseBytes('memoryLimitPerTask', o.memoryLimitPerTask),

@@ -8,6 +8,8 @@ import { engineLimits } from '../limits.js';
 import { DataFrame } from './dataframe.js';
 import { columnsOfArrow, inferColumns, queryArrow, rowsOfArrow } from './execution/arrow-bridge.js';
 import { openTaskDb, type TaskDb } from './execution/duckdb.js';
+import { ClusterExecutor } from './execution/cluster-executor.js';
+import type { Executor } from './execution/executor.js';
 import { LocalExecutor } from './execution/local-executor.js';
 import type { JobSummary } from './execution/progress.js';
 import { relationSql, sqlString } from './execution/relations.js';
@@ -25,7 +27,8 @@ export async function init(options: InitOptions): Promise<Session> {
   const root = openDataRoot(resolved.root);
   await root.mkdirp(`${root.dir}/${resolved.jobId}`);
   const db = await openTaskDb(duckDbSettings(resolved));
-  return new Session(resolved, root, db);
+  const executor = resolved.executor.kind === 'cluster' ? await ClusterExecutor.open(resolved.executor) : new LocalExecutor(resolved.workers);
+  return new Session(resolved, root, db, executor);
 }
 
 /** Each task's DuckDB: the session's limits, and the millpond extension for a millpond root. */
@@ -46,7 +49,7 @@ export class Session {
   readonly jobId: string;
   /** The summary of the last job a terminal call ran. */
   lastSummary?: JobSummary;
-  private readonly executor: LocalExecutor;
+  private readonly executor: Executor;
   private readonly layout: JobLayout;
   private readonly results = new Map<string, TaskResult>();
   private readonly scanFiles = new Map<string, string[]>();
@@ -55,10 +58,10 @@ export class Session {
   private queue: Promise<void> = Promise.resolve();
 
   /** @internal use init() */
-  constructor(readonly options: ResolvedOptions, readonly root: DataRoot, private readonly db: TaskDb) {
+  constructor(readonly options: ResolvedOptions, readonly root: DataRoot, private readonly db: TaskDb, executor: Executor) {
     this.jobId = options.jobId;
     this.layout = new JobLayout(root, options.jobId);
-    this.executor = new LocalExecutor(options.workers);
+    this.executor = executor;
   }
 
   /** The job directory (for inspection; its layout is in partition/layout.ts). */
@@ -66,9 +69,9 @@ export class Session {
     return this.layout.jobDir;
   }
 
-  /** Pids of the worker processes now running. */
+  /** Pids of the local executor's worker processes now running (none for a cluster executor). */
   workerPids(): number[] {
-    return this.executor.pids();
+    return this.executor instanceof LocalExecutor ? this.executor.pids() : [];
   }
 
   private scan(format: ScanFormat, paths: string | string[], options: ScanOptions): DataFrame {

@@ -4,6 +4,7 @@
  * replaced on the next run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { engineLimits } from '../../limits.js';
 import { TaskAttemptError, type Executor } from './executor.js';
@@ -33,6 +34,12 @@ export class LocalExecutor implements Executor {
   private closed = false;
 
   constructor(readonly slots: number) {}
+
+  /** Starts every slot's worker now and waits until they are ready (warm slots). */
+  async warmUp(): Promise<void> {
+    while (this.workers.filter((w) => !w.dead).length < this.slots) this.spawn();
+    await Promise.all(this.workers.map((w) => w.ready));
+  }
 
   /** Pids of live workers (tests kill them). */
   pids(): number[] {
@@ -94,7 +101,7 @@ export class LocalExecutor implements Executor {
       const busy = worker.busy;
       if (!busy || message.type === 'started' || busy.key !== message.key) return;
       worker.busy = undefined;
-      if (message.type === 'done') busy.resolve(message.result);
+      if (message.type === 'done') busy.resolve({ ...message.result, placement: { host: hostname(), executor: 'local', pid: child.pid! } });
       else busy.reject(new TaskAttemptError(message.failure));
     });
     child.on('exit', (code, signal) => {

@@ -13,6 +13,12 @@ export interface JobSummary {
   tasksSkipped: number;
   /** Attempts that failed and were retried. */
   retries: number;
+  /** Second attempts started beside stragglers (cluster executor). */
+  speculativeAttempts: number;
+  /** Of those, the ones that finished first. */
+  speculativeWins?: number;
+  /** Where each task that ran in this call ran (task key -> host, executor, pid). */
+  placements?: Record<string, { host: string; executor: string; pid: number }>;
   rowsWritten: number;
   bytesWritten: number;
   elapsedMs: number;

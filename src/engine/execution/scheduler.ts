@@ -10,9 +10,11 @@ import { MillpondError } from '../../errors.js';
 import type { PlanNode } from '../plan/nodes.js';
 import type { JobLayout } from '../partition/layout.js';
 import type { DataRoot } from '../partition/root.js';
-import { TaskAttemptError, type LocalExecutor } from './local-executor.js';
+import { clusterExecutorLimits } from '../../limits.js';
+import { TaskAttemptError, type Executor } from './executor.js';
 import { producerKeys, relationOf, taskKey } from './partition-files.js';
 import { runParentTask } from './parent-tasks.js';
+import { checkShippable } from './shipped-function.js';
 import { Progress, type JobSummary } from './progress.js';
 import type { DuckDbSettings, OutputSlot, TaskFailure, TaskResult, TaskSpec, TaskWork } from './task-spec.js';
 
@@ -21,7 +23,7 @@ export { taskKey };
 export interface SchedulerContext {
   root: DataRoot;
   layout: JobLayout;
-  executor: LocalExecutor;
+  executor: Executor;
   duckdb: DuckDbSettings;
   attemptsMax: number;
   progress: boolean;
@@ -36,8 +38,14 @@ interface TaskState {
   node: PlanNode;
   task: number;
   deps: string[];
+  /** The highest attempt number started. */
   attempt: number;
   run: boolean;
+  /** Attempts in flight now (2 while a speculative copy runs beside the first). */
+  inFlight: number;
+  /** When the oldest attempt in flight started. */
+  startedMs: number;
+  speculated: boolean;
 }
 
 /** Nodes reachable from `target`, inputs before consumers, each once. */
@@ -71,9 +79,13 @@ function writtenByTasks(node: PlanNode): boolean {
   return true;
 }
 
-function workOf(node: PlanNode, task: number): TaskWork {
+function workOf(node: PlanNode, task: number, shipped: Map<string, string>): TaskWork {
   const { spec } = node;
   switch (spec.kind) {
+    case 'js': return {
+      kind: 'js', op: spec.op, source: shipped.get(node.id)!,
+      ...(spec.batchRows ? { batchRows: spec.batchRows } : {}), ...(spec.schema ? { schema: spec.schema } : {}),
+    };
     case 'sql': return { kind: 'sql', sql: spec.sql };
     case 'limit': return { kind: 'limit', rows: spec.rows };
     case 'write': return { kind: 'copy', link: writtenByTasks(node.inputs[0]!) };
@@ -112,16 +124,30 @@ function jobError(state: TaskState, failure: TaskFailure): MillpondError {
   return Object.assign(err, { sql, node: node.id, partition: state.task });
 }
 
+/** Median of `values` (REQUIRES: non-empty). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<JobSummary> {
   const started = Date.now();
   const nodes = nodesUpTo(target);
+  // JS functions that run on executors travel as source: check each can, before any task runs.
+  const shipped = new Map<string, string>();
+  if (ctx.executor.runsFunctions) {
+    for (const node of nodes) if (node.spec.kind === 'js') shipped.set(node.id, checkShippable(node.spec.fn, node.spec.op));
+  }
+  // Attempts of one task may overlap on a cluster (speculative copies, an executor presumed
+  // dead that was only slow): the first to finish claims the task's outputs.
+  const claims = ctx.executor.runsFunctions;
   const states = new Map<string, TaskState>();
   const order: TaskState[] = [];
   for (const node of nodes) {
     for (let t = 0; t < node.taskCount; t++) {
       const deps: string[] = [];
       for (const input of node.inputs) deps.push(...producerKeys(input, node.inputPartitionsOf(t)));
-      const state: TaskState = { key: taskKey(node, t), node, task: t, deps, attempt: 0, run: false };
+      const state: TaskState = { key: taskKey(node, t), node, task: t, deps, attempt: 0, run: false, inFlight: 0, startedMs: 0, speculated: false };
       states.set(state.key, state);
       order.push(state);
     }
@@ -142,40 +168,54 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
   const toRun = order.filter((s) => s.run);
   const summary: JobSummary = {
     jobId: ctx.layout.jobId, target: target.id, tasksTotal: order.length, tasksRun: toRun.length,
-    tasksSkipped: order.length - toRun.length, retries: 0, rowsWritten: 0, bytesWritten: 0, elapsedMs: 0, bytesPerSec: 0,
+    tasksSkipped: order.length - toRun.length, retries: 0, speculativeAttempts: 0, rowsWritten: 0, bytesWritten: 0,
+    elapsedMs: 0, bytesPerSec: 0, placements: {},
   };
   const progress = new Progress(toRun.length, ctx.progress);
 
   const pending = new Set(toRun.map((s) => s.key));
   const waiting = [...toRun];
+  /** Finished tasks' run times by node, for speculation. */
+  const elapsedByNode = new Map<string, number[]>();
   let inFlightWorkers = 0;
   let parentBusy = false;
   let failed: MillpondError | undefined;
-  const running = new Set<Promise<void>>();
+  /** Attempts in flight, with their task. */
+  const running = new Map<Promise<void>, TaskState>();
 
   const ready = (s: TaskState) => s.deps.every((d) => !pending.has(d));
-  const isParent = (s: TaskState) => s.node.spec.kind === 'items' || s.node.spec.kind === 'js';
+  const isParent = (s: TaskState) => s.node.spec.kind === 'items' || (s.node.spec.kind === 'js' && !ctx.executor.runsFunctions);
 
-  const attempt = async (s: TaskState): Promise<void> => {
+  const attempt = async (s: TaskState, speculative: boolean): Promise<void> => {
     s.attempt++;
+    const attemptNo = s.attempt;
+    if (s.inFlight === 0) s.startedMs = Date.now();
+    s.inFlight++;
     const slots = outputSlots(ctx, s.node, s.task);
     const inputs = s.node.inputs.map((input) => relationOf(ctx, input, s.node.inputPartitionsOf(s.task)));
     let result: TaskResult;
     try {
       if (isParent(s)) {
-        result = await runParentTask({ spec: s.node.spec as never, input: inputs[0], output: slots[0]!, attempt: s.attempt }, ctx.root, ctx.duckdb);
+        result = await runParentTask({ spec: s.node.spec as never, input: inputs[0], output: slots[0]!, attempt: attemptNo }, ctx.root, ctx.duckdb);
       } else {
+        const claim = claims ? ctx.layout.claim(s.node.id, s.task) : undefined;
+        // A claim left by an attempt that failed (or by an earlier run) would refuse every
+        // new one: the first attempt in flight starts from none.
+        if (claim !== undefined && s.inFlight === 1) await ctx.root.removeRecursive(claim);
         const spec: TaskSpec = {
-          key: s.key, nodeId: s.node.id, task: s.task, attempt: s.attempt, inputs, work: workOf(s.node, s.task),
-          outputs: slots, root: ctx.root.spec, duckdb: ctx.duckdb,
+          key: s.key, nodeId: s.node.id, task: s.task, attempt: attemptNo, inputs, work: workOf(s.node, s.task, shipped),
+          outputs: slots, root: ctx.root.spec, duckdb: ctx.duckdb, ...(claim !== undefined ? { claim } : {}),
         };
         result = await ctx.executor.run(spec);
       }
     } catch (e) {
+      s.inFlight--;
+      if (!pending.has(s.key)) return; // another attempt finished the task
       const failure: TaskFailure = e instanceof TaskAttemptError ? e.failure
         : (e as { toFailure?: () => TaskFailure }).toFailure?.()
         ?? { message: e instanceof Error ? e.message : String(e), deterministic: e instanceof MillpondError, ...(e instanceof MillpondError ? { code: e.code } : {}) };
-      if (!failure.deterministic && s.attempt < ctx.attemptsMax && !failed) {
+      if (s.inFlight > 0 && !failure.deterministic) return; // its twin is still running
+      if (!failure.deterministic && s.attempt < ctx.attemptsMax + (s.speculated ? 1 : 0) && !failed) {
         summary.retries++;
         waiting.unshift(s);
       } else {
@@ -183,14 +223,51 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
       }
       return;
     }
+    s.inFlight--;
+    if (!pending.has(s.key)) return; // the twin won; this one's outputs were never renamed in
+    if (speculative) summary.speculativeWins = (summary.speculativeWins ?? 0) + 1;
     await ctx.root.writeFileAtomic(ctx.layout.marker(s.node.id, s.task), JSON.stringify(result));
     ctx.results.set(s.key, result);
     pending.delete(s.key);
+    if (result.placement) summary.placements![s.key] = result.placement;
+    const times = elapsedByNode.get(s.node.id) ?? [];
+    times.push(Date.now() - s.startedMs);
+    elapsedByNode.set(s.node.id, times);
     for (const o of result.outputs) {
       summary.rowsWritten += o.rows;
       summary.bytesWritten += o.bytes;
     }
     progress.taskDone(result.outputs.reduce((a, o) => a + o.bytes, 0));
+  };
+
+  const launch = (s: TaskState, speculative: boolean) => {
+    const parent = isParent(s);
+    if (parent) parentBusy = true; else inFlightWorkers++;
+    const p: Promise<void> = attempt(s, speculative).finally(() => {
+      if (parent) parentBusy = false; else inFlightWorkers--;
+      running.delete(p);
+    });
+    running.set(p, s);
+  };
+
+  /**
+   * A straggler gets a second attempt beside the first (smallpond's speculative execution):
+   * when it has run speculationMedianFactor times its node's median, and a slot is free.
+   */
+  const speculate = () => {
+    if (!claims) return;
+    const now = Date.now();
+    for (const s of toRun) {
+      if (inFlightWorkers >= ctx.executor.slots) return;
+      if (!pending.has(s.key) || s.inFlight !== 1 || s.speculated || isParent(s)) continue;
+      const times = elapsedByNode.get(s.node.id);
+      if (!times || times.length === 0) continue;
+      const boundMs = Math.max(clusterExecutorLimits.speculationMinMs, clusterExecutorLimits.speculationMedianFactor * median(times));
+      if (now - s.startedMs < boundMs) continue;
+      s.speculated = true;
+      summary.speculativeAttempts++;
+      launch(s, true);
+    }
   };
 
   while (pending.size > 0 && !failed) {
@@ -200,21 +277,19 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
       const parent = isParent(s);
       if (!ready(s) || (parent ? parentBusy : inFlightWorkers >= ctx.executor.slots)) { i++; continue; }
       waiting.splice(i, 1);
-      if (parent) parentBusy = true; else inFlightWorkers++;
-      const p: Promise<void> = attempt(s).finally(() => {
-        if (parent) parentBusy = false; else inFlightWorkers--;
-        running.delete(p);
-      });
-      running.add(p);
+      launch(s, false);
     }
+    speculate();
     if (running.size === 0) {
       if (!failed) throw new Error('assertion: no task runnable but tasks pending (cycle?)');
       break;
     }
-    await Promise.race(running);
+    const tick = claims ? new Promise((resolve) => setTimeout(resolve, 250).unref()) : undefined;
+    await Promise.race(tick ? [...running.keys(), tick] : running.keys());
   }
-  // Let attempts in flight settle before reporting, so no task writes after we return.
-  await Promise.all(running);
+  // Let attempts in flight settle before reporting, so no task writes after we return; the
+  // losers of finished tasks are not waited for (their outputs never go in: claims).
+  await Promise.all([...running].filter(([, s]) => pending.has(s.key)).map(([p]) => p));
   summary.elapsedMs = Date.now() - started;
   summary.bytesPerSec = summary.elapsedMs > 0 ? Math.round(summary.bytesWritten / (summary.elapsedMs / 1000)) : 0;
   if (failed) throw failed;

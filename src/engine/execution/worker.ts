@@ -4,8 +4,9 @@
  * DuckDB), so killing it loses only the task it was running.
  *
  * Test hook: when MILLPOND_ENGINE_TEST_STALL_FILE is set and that file does not exist yet, the
- * first task to start creates it with this process's pid and sleeps
- * MILLPOND_ENGINE_TEST_STALL_MS before running — a window for a test to SIGKILL a worker mid-task.
+ * first task to start (whose key matches MILLPOND_ENGINE_TEST_STALL_KEY, a regular expression,
+ * when set) creates it with this process's pid and sleeps MILLPOND_ENGINE_TEST_STALL_MS before
+ * running — a window for a test to SIGKILL a worker mid-task, or a straggler.
  */
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,9 +19,11 @@ function send(message: FromWorker): void {
   process.send!(message);
 }
 
-async function testStall(): Promise<void> {
+async function testStall(key: string): Promise<void> {
   const file = process.env.MILLPOND_ENGINE_TEST_STALL_FILE;
   if (!file) return;
+  const only = process.env.MILLPOND_ENGINE_TEST_STALL_KEY;
+  if (only && !new RegExp(only).test(key)) return;
   try {
     writeFileSync(file, String(process.pid), { flag: 'wx' });
   } catch {
@@ -51,7 +54,7 @@ process.on('message', (message: ToWorker) => {
   void (async () => {
     send({ type: 'started', key: spec.key, attempt: spec.attempt, pid: process.pid });
     try {
-      await testStall();
+      await testStall(spec.key);
       const result = await runTask(spec);
       send({ type: 'done', key: spec.key, attempt: spec.attempt, result });
     } catch (e) {

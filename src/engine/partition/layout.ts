@@ -14,6 +14,7 @@
  * so a marker implies complete outputs. A scan and a by-files repartition have no directory:
  * their partitions are the user's files and their input's files.
  */
+import { hostname } from 'node:os';
 import type { DataRoot } from './root.js';
 
 export class JobLayout {
@@ -44,7 +45,12 @@ export class JobLayout {
   }
 }
 
-/** A temporary name beside `location`, unique per attempt, renamed over it when complete. */
+/**
+ * A temporary name beside `location`, unique per attempt and process (executors on several
+ * hosts may run the same attempt when one was presumed dead), renamed over it when complete.
+ */
 export function temporaryName(location: string, attempt: number): string {
-  return `${location}.tmp-${attempt}-${process.pid}`;
+  return `${location}.tmp-${attempt}-${kProcessTag}`;
 }
+
+const kProcessTag = `${hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32)}-${process.pid}`;

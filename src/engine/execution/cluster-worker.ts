@@ -1,0 +1,99 @@
+/**
+ * `millpond executor`: one host's share of the cluster executor. A BullMQ worker with N slots
+ * takes tasks from the queue and runs each in one of N warm worker processes (a LocalExecutor
+ * started up front: DuckDB and the millpond extension stay loaded between tasks). It keeps its
+ * entry in the registry of live executors fresh, so the driver and `millpond status` see it.
+ *
+ * A task that fails comes back to the driver as a failed BullMQ job whose reason carries the
+ * TaskFailure; if this process dies or is cut off, its tasks' locks lapse and BullMQ hands them
+ * to another executor.
+ */
+import { hostname } from 'node:os';
+import { Worker, type Job } from 'bullmq';
+import { clusterExecutorLimits } from '../../limits.js';
+import { encodeFailure, kDefaultQueue, kPrefix, redisConnection, registryKey, type ExecutorEntry, type TaskJobData } from './cluster-queue.js';
+import { TaskAttemptError } from './executor.js';
+import { LocalExecutor } from './local-executor.js';
+import type { TaskResult } from './task-spec.js';
+
+export interface ExecutorDaemonOptions {
+  redis: string;
+  slots: number;
+  queue?: string;
+  /** How this executor is named in the registry and in task placements (default: hostname). */
+  host?: string;
+}
+
+export class ExecutorDaemon {
+  private running = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    readonly entry: ExecutorEntry,
+    private readonly local: LocalExecutor,
+    private readonly worker: Worker<TaskJobData, TaskResult>,
+    private readonly registry: ReturnType<typeof redisConnection>,
+    private readonly queue: string,
+  ) {
+    this.timer = setInterval(() => void this.heartbeat(), clusterExecutorLimits.registryHeartbeatMs);
+  }
+
+  static async start(options: ExecutorDaemonOptions): Promise<ExecutorDaemon> {
+    const { slots } = options;
+    if (!Number.isInteger(slots) || slots < 1 || slots > clusterExecutorLimits.slotsMax) {
+      throw new RangeError(`slots must be an integer in [1, ${clusterExecutorLimits.slotsMax}]`);
+    }
+    const host = options.host ?? hostname();
+    const entry: ExecutorEntry = {
+      id: `${host}/${process.pid}`, host, slots, running: 0, pid: process.pid, startedMs: Date.now(), lastSeenMs: Date.now(),
+    };
+    const local = new LocalExecutor(slots);
+    await local.warmUp();
+    const registry = redisConnection(options.redis, false);
+    registry.on('error', () => {});
+    let daemon: ExecutorDaemon | undefined;
+    const worker = new Worker<TaskJobData, TaskResult>(options.queue ?? kDefaultQueue, (job) => daemon!.process(job), {
+      connection: redisConnection(options.redis, true),
+      prefix: kPrefix,
+      concurrency: slots,
+      lockDuration: clusterExecutorLimits.lockDurationMs,
+      stalledInterval: clusterExecutorLimits.stalledCheckIntervalMs,
+      maxStalledCount: clusterExecutorLimits.stalledCountMax,
+      autorun: false,
+    });
+    worker.on('error', () => {}); // Redis away: BullMQ reconnects and resumes
+    daemon = new ExecutorDaemon(entry, local, worker, registry, options.queue ?? kDefaultQueue);
+    await daemon.heartbeat();
+    void worker.run();
+    await worker.waitUntilReady();
+    return daemon;
+  }
+
+  private async process(job: Job<TaskJobData, TaskResult>): Promise<TaskResult> {
+    this.running++;
+    try {
+      const result = await this.local.run(job.data.spec);
+      return { ...result, placement: { ...result.placement!, host: this.entry.host, executor: this.entry.id } };
+    } catch (e) {
+      const failure = e instanceof TaskAttemptError ? e.failure : { message: (e as Error).message, deterministic: false };
+      throw new Error(encodeFailure(failure));
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    this.entry.running = this.running;
+    this.entry.lastSeenMs = Date.now();
+    await this.registry.hset(registryKey(this.queue), this.entry.id, JSON.stringify(this.entry)).catch(() => {});
+  }
+
+  /** Stops taking tasks, lets running ones finish, leaves the registry. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.worker.close();
+    await this.registry.hdel(registryKey(this.queue), this.entry.id).catch(() => {});
+    this.registry.disconnect();
+    await this.local.close();
+  }
+}
