@@ -35,10 +35,13 @@ export class LocalExecutor implements Executor {
 
   constructor(readonly slots: number) {}
 
-  /** Starts every slot's worker now and waits until they are ready (warm slots). */
+  /**
+   * Starts every slot's worker now and waits until they are ready or failed (warm slots); a
+   * worker that failed to start is replaced when a task needs its slot.
+   */
   async warmUp(): Promise<void> {
     while (this.workers.filter((w) => !w.dead).length < this.slots) this.spawn();
-    await Promise.all(this.workers.map((w) => w.ready));
+    await Promise.allSettled(this.workers.map((w) => w.ready));
   }
 
   /** Pids of live workers (tests kill them). */
