@@ -6,6 +6,7 @@ import { chunkstoreBench } from './chunkstore.js';
 import { clusterIoBench } from './cluster-io.js';
 import { dataplaneBench } from './dataplane.js';
 import { duckdbScanBench } from './duckdb-scan.js';
+import { engineOverheadBench } from './engine-overhead.js';
 import { graysortBench } from './graysort.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
@@ -16,6 +17,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   'cluster-io': clusterIoBench,
   dataplane: dataplaneBench,
   'duckdb-scan': duckdbScanBench,
+  'engine-overhead': engineOverheadBench,
   graysort: graysortBench,
   meta: metaBench,
   randread: randreadBench,
