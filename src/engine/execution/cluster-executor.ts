@@ -56,7 +56,6 @@ export class ClusterExecutor implements Executor {
     }
     const name = options.queue ?? kDefaultQueue;
     const redis = redisConnection(options.redis, false);
-    redis.on('error', () => {}); // reconnects; redisDownSinceMs tracks how long it has been gone
     try {
       await redis.ping();
     } catch (e) {

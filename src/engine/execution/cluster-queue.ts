@@ -52,13 +52,16 @@ export function decodeFailure(reason: string | undefined): TaskFailure {
 /** A Redis connection for BullMQ: `redis://[:password@]host:port[/db]`. */
 export function redisConnection(url: string, blocking: boolean): Redis {
   if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) throw new TypeError(`redis must be a redis:// URL, got ${String(url)}`);
-  return new Redis(url, {
+  const redis = new Redis(url, {
     // Workers block on Redis (BullMQ requires no per-request retry limit there); the driver's
     // requests fail after a few retries so an unreachable Redis surfaces as an error.
     maxRetriesPerRequest: blocking ? null : 3,
     enableReadyCheck: true,
     lazyConnect: false,
   });
+  // A lost connection is retried by ioredis; callers see failed requests, not this event.
+  redis.on('error', () => {});
+  return redis;
 }
 
 export function registryKey(queue: string): string {

@@ -50,7 +50,6 @@ export class ExecutorDaemon {
     const local = new LocalExecutor(slots);
     await local.warmUp();
     const registry = redisConnection(options.redis, false);
-    registry.on('error', () => {});
     let daemon: ExecutorDaemon | undefined;
     const worker = new Worker<TaskJobData, TaskResult>(options.queue ?? kDefaultQueue, (job) => daemon!.process(job), {
       connection: redisConnection(options.redis, true),
