@@ -7,16 +7,24 @@
  * partition i's max < partition i+1's min, record count, and a checksum (the sum of a 64-bit
  * hash of every record) equal to the input's. Beside it, in the same run: plain DuckDB
  * sorting the same records from local Parquet into a local Parquet file.
+ *
+ * `--executor cluster [--hosts N]` sorts the same input a second time on the cluster executor
+ * (N test hosts, each a `millpond executor`; --hosts 0: executors on this host) with the same
+ * slots in all, and prints `cluster_ratio` (local time / cluster time) and `cluster_valid`.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
 import { init } from '../src/engine/index.js';
 import { kMillpondExtension } from '../src/engine/execution/duckdb.js';
 import { parseBytes } from '../src/engine/options.js';
+import type { ExecutorOption } from '../src/engine/options.js';
 import { connect } from '../src/fs/index.js';
-import { GiB, MiB, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
+import { queueName, startExecutor, type ExecutorProc } from '../test/engine/cluster/executors.js';
+import { TestHosts } from '../test/hosts/support/hosts.js';
+import { GiB, MiB, benchDir, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
 
 const kRecordBytes = 100;
 const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
@@ -88,13 +96,21 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
   const memoryPerTaskBytes = parseBytes('--memory-per-task', memoryPerTask);
   const syncWrites = options.get('sync-writes') === 'true';
   const duckdbThreads = intOption(options, 'duckdb-threads', 2);
+  // --executor cluster: the same sort also on the cluster executor (BullMQ on Redis), with
+  // --hosts N executors on test hosts (network namespaces) or, with --hosts 0, on this host.
+  const executorKind = options.get('executor') ?? 'local';
+  if (executorKind !== 'local' && executorKind !== 'cluster') throw new RangeError('--executor must be local or cluster');
+  const hostCount = intOption(options, 'hosts', 4);
   const inputGiB = (records * kRecordBytes) / GiB;
 
   const work = await makeWorkDir('graysort');
+  const hosts = executorKind === 'cluster' && hostCount > 0 ? TestHosts.create(hostCount, 203) : undefined;
+  const executors: ExecutorProc[] = [];
   try {
+    const listenIp = hosts?.gatewayIp ?? '127.0.0.1';
     const cluster = await startEmbedded({
-      dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
-      host: '127.0.0.1', transport: 'tcp', chainCount: 12, syncWrites,
+      dataDir: join(work.dir, 'cluster'), mgmtdListen: `tcp://${listenIp}:0`, metaListen: `tcp://${listenIp}:0`,
+      host: listenIp, transport: 'tcp', chainCount: 12, syncWrites,
     });
     const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
     const instance = await DuckDBInstance.create(':memory:', {
@@ -130,40 +146,63 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       if (Number(input![0]) !== records) throw new Error(`generated ${input![0]} records, expected ${records}`);
 
       // The sort job: input from millpond, shuffle files and output in millpond.
-      const sp = await init({
-        root: { kind: 'millpond', dir: '/graysort/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
-        workers, threadsPerTask, memoryLimitPerTask: memoryPerTask, progress: false,
-      });
-      // Partition p holds keys whose first two bytes (0..65535) fall in [p, p+1) * 65536 / n.
-      const by = `(('0x' || substr(hex(key), 1, 4))::INTEGER * ${partitions}) // 65536`;
-      let sortMs: number;
-      let summaryNote: string;
-      const stageMs: number[] = [];
-      try {
-        await dropPageCache();
-        started = nowMs();
-        // One plan; each stage is computed in turn (later calls reuse the earlier stages' outputs)
-        // so the time splits by stage. The sum is the whole job's.
-        // smallpond's GraySort splits the input by files first (repartition(files), one shuffle
-        // producer per file). On this 2-core machine that measured no faster (shuffle 8.9-10.2 s
-        // with 8 producers vs 7.5-7.6 s with one of 2 threads, which fills both cores), so the
-        // shuffle reads the scan directly; with more cores and workers, split by files first.
-        const shuffled = sp.readParquet('millpond:///graysort/input/*.parquet').repartition(partitions, { by });
-        const sorted = shuffled.partialSort('key');
-        const summaries = [await shuffled.compute()];
-        stageMs.push(nowMs() - started);
-        summaries.push(await sorted.compute());
-        stageMs.push(nowMs() - started - stageMs[0]!);
-        summaries.push(await sorted.writeParquet('/graysort/output'));
-        sortMs = nowMs() - started;
-        stageMs.push(sortMs - stageMs[0]! - stageMs[1]!);
-        const tasks = summaries.reduce((a, x) => a + x.tasksRun, 0);
-        const retries = summaries.reduce((a, x) => a + x.retries, 0);
-        summaryNote = `${tasks} tasks, ${retries} retries; shuffle ${(stageMs[0]! / 1000).toFixed(1)} s (1 producer task: ` +
-          `a scan is one partition), sort ${(stageMs[1]! / 1000).toFixed(1)} s (${partitions} tasks), ` +
-          `write ${(stageMs[2]! / 1000).toFixed(1)} s (${partitions} tasks that hard-link the sorted files into the output)`;
-      } finally {
-        await sp.shutdown();
+      const sortOnce = async (executor: ExecutorOption, jobs: string, output: string) => {
+        const sp = await init({
+          root: { kind: 'millpond', dir: jobs, meta: cluster.meta, mgmtd: cluster.mgmtd },
+          workers, threadsPerTask, memoryLimitPerTask: memoryPerTask, progress: false, executor,
+        });
+        // Partition p holds keys whose first two bytes (0..65535) fall in [p, p+1) * 65536 / n.
+        const by = `(('0x' || substr(hex(key), 1, 4))::INTEGER * ${partitions}) // 65536`;
+        const stageMs: number[] = [];
+        try {
+          await dropPageCache();
+          const begun = nowMs();
+          // One plan; each stage is computed in turn (later calls reuse the earlier stages' outputs)
+          // so the time splits by stage. The sum is the whole job's.
+          // smallpond's GraySort splits the input by files first (repartition(files), one shuffle
+          // producer per file). On this 2-core machine that measured no faster (shuffle 8.9-10.2 s
+          // with 8 producers vs 7.5-7.6 s with one of 2 threads, which fills both cores), so the
+          // shuffle reads the scan directly; with more cores and workers, split by files first.
+          const shuffled = sp.readParquet('millpond:///graysort/input/*.parquet').repartition(partitions, { by });
+          const sorted = shuffled.partialSort('key');
+          const summaries = [await shuffled.compute()];
+          stageMs.push(nowMs() - begun);
+          summaries.push(await sorted.compute());
+          stageMs.push(nowMs() - begun - stageMs[0]!);
+          summaries.push(await sorted.writeParquet(output));
+          const totalMs = nowMs() - begun;
+          stageMs.push(totalMs - stageMs[0]! - stageMs[1]!);
+          const tasks = summaries.reduce((a, x) => a + x.tasksRun, 0);
+          const retries = summaries.reduce((a, x) => a + x.retries, 0);
+          const note = `${tasks} tasks, ${retries} retries; shuffle ${(stageMs[0]! / 1000).toFixed(1)} s (1 producer task: ` +
+            `a scan is one partition), sort ${(stageMs[1]! / 1000).toFixed(1)} s (${partitions} tasks), ` +
+            `write ${(stageMs[2]! / 1000).toFixed(1)} s (${partitions} tasks that hard-link the sorted files into the output)`;
+          const hostsUsed = new Set(summaries.flatMap((x) => Object.values(x.placements ?? {}).map((pl) => pl.host))).size;
+          return { totalMs, stageMs, note, hostsUsed };
+        } finally {
+          await sp.shutdown();
+        }
+      };
+      const localSort = await sortOnce({ kind: 'local' }, '/graysort/jobs', '/graysort/output');
+      const sortMs = localSort.totalMs;
+      const stageMs = localSort.stageMs;
+      const summaryNote = localSort.note;
+      let clusterSort: Awaited<ReturnType<typeof sortOnce>> | undefined;
+      let clusterValidation: Validation | undefined;
+      if (executorKind === 'cluster') {
+        const redis = process.env.MILLPOND_REDIS_URL && !hosts ? process.env.MILLPOND_REDIS_URL
+          : execFileSync('bash', [join(benchDir, '..', 'scripts', 'redis-start.sh'), '6395', listenIp], { encoding: 'utf8' }).trim().split('\n').pop()!;
+        const queue = queueName('graysort');
+        const count = hosts ? hostCount : 2;
+        // The same slots in all as the local run: `workers` spread over the executors.
+        for (let h = 1; h <= count; h++) {
+          const slots = Math.max(1, Math.round(workers / count));
+          executors.push(startExecutor(redis, queue, hosts ? `h${h}` : `exec-${h}`, slots, { MILLPOND_TRANSPORT: 'tcp' },
+            hosts ? ['ip', 'netns', 'exec', `${hosts.prefix}-h${h}`] : []));
+        }
+        await Promise.all(executors.map((e) => e.ready));
+        clusterSort = await sortOnce({ kind: 'cluster', redis, queue, slots: workers }, '/graysort/jobs-cluster', '/graysort/output-cluster');
+        clusterValidation = await validate(conn, [...Array(partitions).keys()].map((p) => `millpond:///graysort/output-cluster/part-${p}.parquet`), records, inputChecksum);
       }
       const outputs = [...Array(partitions).keys()].map((p) => `millpond:///graysort/output/part-${p}.parquet`);
       const validation = await validate(conn, outputs, records, inputChecksum);
@@ -213,6 +252,13 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         duckdb_GiB_per_min: round3(duckdbGibPerMin),
         duckdb_valid: duckdbValid,
         ratio: round3(gibPerMin / duckdbGibPerMin),
+        ...(clusterSort ? {
+          executor_hosts: hosts ? hostCount : 0,
+          cluster_hosts_used: clusterSort.hostsUsed,
+          cluster_sort_s: round3(clusterSort.totalMs / 1000),
+          cluster_valid: clusterValidation!.valid,
+          cluster_ratio: round3(sortMs / clusterSort.totalMs),
+        } : {}),
         smallpond_GiB_per_min_per_core: round3(kSmallpondGiBPerMinPerCore),
       };
       printTable(`graysort: ${records.toLocaleString('en-US')} records of 100 bytes (${figures.size_GiB} GiB; ${(parquetBytes / MiB).toFixed(0)} MiB ` +
@@ -220,6 +266,9 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         ['sort', 's', 'GiB/min', 'GiB/min/core', 'valid'],
         [`millpond engine: ${workers} workers x ${threadsPerTask} threads, millpond root`, figures.sort_s.toFixed(1),
           gibPerMin.toFixed(3), (gibPerMin / cores).toFixed(3), String(validation.valid)],
+        ...(clusterSort ? [[`millpond engine, cluster executor: ${hosts ? `${hostCount} test hosts` : 'this host'}, ${workers} slots in all`,
+          (clusterSort.totalMs / 1000).toFixed(1), (inputGiB / (clusterSort.totalMs / 60_000)).toFixed(3),
+          (inputGiB / (clusterSort.totalMs / 60_000) / cores).toFixed(3), String(clusterValidation!.valid)]] : []),
         ['plain DuckDB: local Parquet ORDER BY key to local Parquet', figures.duckdb_s.toFixed(1),
           duckdbGibPerMin.toFixed(3), (duckdbGibPerMin / cores).toFixed(3), String(duckdbValid)],
         [`smallpond published: ${kSmallpond.tib} TiB in 30 min 14 s, ${kSmallpond.nodes} x ${kSmallpond.coresPerNode} cores`,
@@ -241,9 +290,11 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       conn.closeSync();
       instance.closeSync();
       fs.close();
+      await Promise.all(executors.map((e) => e.kill('SIGTERM')));
       await cluster.stop();
     }
   } finally {
+    await hosts?.destroy();
     work.cleanup();
   }
 }
