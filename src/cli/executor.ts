@@ -4,6 +4,7 @@
  * Ctrl-C lets running tasks finish, then stops.
  */
 import { cpus } from 'node:os';
+import { kDefaultQueue, liveExecutors, redisConnection } from '../engine/execution/cluster-queue.js';
 import { ExecutorDaemon } from '../engine/execution/cluster-worker.js';
 
 export const EXECUTOR_USAGE = 'executor --redis redis://H:P [--slots N] [--queue NAME] [--host NAME]';
@@ -21,4 +22,18 @@ export async function runExecutor(flags: Map<string, string>): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   await daemon.stop();
+}
+
+/** `millpond status` with --redis (or MILLPOND_REDIS): the live executors of a queue. */
+export async function printExecutors(redisUrl: string, queue = kDefaultQueue): Promise<void> {
+  const redis = redisConnection(redisUrl, false);
+  try {
+    const live = await liveExecutors(redis, queue);
+    const slots = live.reduce((a, e) => a + e.slots, 0);
+    const running = live.reduce((a, e) => a + e.running, 0);
+    console.log(`executors: ${live.length} live on queue ${queue}, ${slots} slots, ${running} tasks running`);
+    for (const e of live) console.log(`executor ${e.id} host ${e.host} slots ${e.slots} running ${e.running} up ${Math.round((Date.now() - e.startedMs) / 1000)} s`);
+  } finally {
+    redis.disconnect();
+  }
 }

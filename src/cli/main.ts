@@ -27,7 +27,7 @@ import { connect } from '../fs/index.js';
 import { crc32c } from '../index.js';
 import { CLUSTER_FILE, loadConfig, type CliConfig } from './config.js';
 import { startEmbedded } from './embedded.js';
-import { EXECUTOR_USAGE, runExecutor } from './executor.js';
+import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { formatBytes } from './progress.js';
 
@@ -64,7 +64,9 @@ async function up(config: CliConfig): Promise<void> {
   console.log('stopped');
 }
 
-async function status(config: CliConfig): Promise<void> {
+async function status(config: CliConfig, flags: Map<string, string>): Promise<void> {
+  const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
+  if (redis) await printExecutors(redis, flags.get('queue'));
   const client = new MgmtdClient(config.mgmtd);
   try {
     const s = await client.status();
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
   const config = loadConfig(flags);
   switch (command) {
     case 'up': return up(config);
-    case 'status': return status(config);
+    case 'status': return status(config, flags);
     case 'demo': return demo(config, flags);
     case 'fs': return runFs(config, rest);
     case 'sql': return sql(config, rest[0]);
