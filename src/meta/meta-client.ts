@@ -54,8 +54,10 @@ export class MetaClient {
   rmdir(path: string) { return this.view.rmdir(path); }
   rename(from: string, to: string) { return this.view.rename(from, to); }
   link(existing: string, to: string) { return this.view.link(existing, to); }
+  symlink(target: string, path: string) { return this.view.symlink(target, path); }
+  readlink(path: string) { return this.view.readlink(path); }
   truncate(path: string, length: number) { return this.view.truncate(path, length); }
-  setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number }) { return this.view.setattr(path, attrs); }
+  setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number; mtimeMs?: number }) { return this.view.setattr(path, attrs); }
   setLayout(path: string, layout: Partial<DirLayout>) { return this.view.setLayout(path, layout); }
   takeGarbage(limit: number) { return this.view.takeGarbage(limit); }
   ackGarbage(inodes: bigint[]) { return this.view.ackGarbage(inodes); }
@@ -116,8 +118,10 @@ export class MetaClientView {
   async rmdir(path: string) { await this.mutate('meta.rmdir', { path }); }
   async rename(from: string, to: string) { await this.mutate('meta.rename', { from, to }); }
   async link(existing: string, to: string) { return (await this.mutate('meta.link', { existing, to })) as Inode; }
+  async symlink(target: string, path: string) { return (await this.mutate('meta.symlink', { target, path })) as Inode; }
+  async readlink(path: string) { return ((await this.read('meta.readlink', { path })) as { target: string }).target; }
   async truncate(path: string, length: number) { return (await this.mutate('meta.truncate', { path, length })) as Inode; }
-  async setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number }) { return (await this.mutate('meta.setattr', { path, ...attrs })) as Inode; }
+  async setattr(path: string, attrs: { mode?: number; uid?: number; gid?: number; mtimeMs?: number }) { return (await this.mutate('meta.setattr', { path, ...attrs })) as Inode; }
   async setLayout(path: string, layout: Partial<DirLayout>) { return (await this.mutate('meta.setLayout', { path, layout })) as Inode; }
   async takeGarbage(limit: number) { return (await this.read('meta.takeGarbage', { limit })) as Garbage[]; }
   async ackGarbage(inodes: bigint[]) { await this.mutate('meta.ackGarbage', { inodes }); }

@@ -21,13 +21,15 @@ function handlers(service: MetaService): Record<MetaMethod, MetaHandler> {
     'meta.rmdir': async (p, d) => (await service.rmdir(user(p), str(p, 'path'), d), null),
     'meta.rename': async (p, d) => (await service.rename(user(p), str(p, 'from'), str(p, 'to'), d), null),
     'meta.link': (p, d) => service.link(user(p), str(p, 'existing'), str(p, 'to'), d),
+    'meta.symlink': (p, d) => service.symlink(user(p), str(p, 'target'), str(p, 'path'), d),
+    'meta.readlink': async (p) => ({ target: await service.readlink(user(p), str(p, 'path')) }),
     'meta.heartbeat': async (_p, d) => {
       if (!d) throw new ProtocolError('EPROTO', 'meta.heartbeat needs a clientId');
       await service.heartbeat(d.clientId); // idempotent: no stored result
       return null;
     },
     'meta.truncate': (p, d) => service.truncate(user(p), str(p, 'path'), uint(p, 'length'), d),
-    'meta.setattr': (p, d) => service.setattr(user(p), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), uid: optUint(p, 'uid', 0xffffffff), gid: optUint(p, 'gid', 0xffffffff) }, d),
+    'meta.setattr': (p, d) => service.setattr(user(p), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), uid: optUint(p, 'uid', 0xffffffff), gid: optUint(p, 'gid', 0xffffffff), mtimeMs: optUint(p, 'mtimeMs') }, d),
     'meta.setLayout': (p, d) => {
       const l = map(p, 'layout');
       const layout = Object.fromEntries(

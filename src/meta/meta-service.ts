@@ -215,6 +215,7 @@ export class MetaService {
       if (entry) {
         if (flags.create && flags.exclusive) throw new MillpondError('EEXIST', `already exists: ${path}`);
         inode = await ns.mustInode(entry.inode);
+        if (inode.type === 'symlink') throw new MillpondError('EINVAL', `is a symbolic link (meta does not follow links): ${path}`);
         if (inode.type === 'dir' && write) throw new MillpondError('EISDIR', `is a directory: ${path}`);
         requireAccess(user, inode, (read ? R : 0) | (write ? W : 0), path);
         if (flags.truncate && inode.length !== 0) {
@@ -312,9 +313,44 @@ export class MetaService {
       if (nlink > metaLimits.linksPerFileMax) throw new MillpondError('EMLINK', `${existing} has ${metaLimits.linksPerFileMax} names`);
       const updated: Inode = { ...inode, nlink, ctimeMs: Date.now() };
       await ns.putInode(updated);
-      await ns.putEntry(parent.id, name, { inode: inode.id, type: 'file' });
+      await ns.putEntry(parent.id, name, { inode: inode.id, type: inode.type });
       return updated;
     });
+  }
+
+  /**
+   * Creates a symbolic link at `path` pointing at `target` (POSIX symlink(2)): any non-empty
+   * string of at most pathBytesMax bytes, stored as given and never resolved by meta (the
+   * kernel resolves links for a mount; meta's own path walks refuse to cross one, ENOTDIR).
+   */
+  async symlink(user: User, target: string, path: string, dedup?: Dedup): Promise<Inode> {
+    checkUser(user);
+    const components = splitPath(path);
+    if (typeof target !== 'string' || target.length === 0 || target.includes('\0')) throw new MillpondError('EINVAL', 'a symlink target must be a non-empty string without NUL');
+    const targetBytes = Buffer.byteLength(target, 'utf8');
+    if (targetBytes > metaLimits.pathBytesMax) throw new MillpondError('ENAMETOOLONG', `symlink target of ${targetBytes} bytes exceeds ${metaLimits.pathBytesMax}`);
+    const ids = await this.allocator.take(1);
+    return this.mutate(dedup, async (tx) => {
+      const ns = new NamespaceTx(tx, user);
+      const { parent, name } = await ns.parentOf(components, path);
+      if (await ns.entry(parent.id, name)) throw new MillpondError('EEXIST', `already exists: ${path}`);
+      requireAccess(user, parent, W | X, path);
+      const now = Date.now();
+      const inode: Inode = {
+        id: ids[0]!, type: 'symlink', mode: 0o777, uid: user.uid, gid: user.gid, length: targetBytes, ctimeMs: now, mtimeMs: now,
+        layout: defaultLayout(parent.layout as DirLayout), parent: 0n, target,
+      };
+      await ns.putInode(inode);
+      await ns.putEntry(parent.id, name, { inode: inode.id, type: 'symlink' });
+      return inode;
+    });
+  }
+
+  /** The target of the symbolic link at `path` (EINVAL when it is not one). */
+  async readlink(user: User, path: string): Promise<string> {
+    const inode = await this.stat(user, path);
+    if (inode.type !== 'symlink') throw new MillpondError('EINVAL', `not a symbolic link: ${path}`);
+    return inode.target!;
   }
 
   /**
@@ -374,11 +410,15 @@ export class MetaService {
     });
   }
 
-  /** chmod (owner or root) and chown (uid: root only; gid: root, or the owner to a group of theirs). */
-  async setattr(user: User, path: string, attrs: { mode?: number; uid?: number; gid?: number }, dedup?: Dedup): Promise<Inode> {
+  /**
+   * chmod (owner or root), chown (uid: root only; gid: root, or the owner to a group of theirs)
+   * and utimes (mtimeMs: owner or root, as POSIX for an explicit time).
+   */
+  async setattr(user: User, path: string, attrs: { mode?: number; uid?: number; gid?: number; mtimeMs?: number }, dedup?: Dedup): Promise<Inode> {
     checkUser(user);
     const components = splitPath(path);
     if (attrs.mode !== undefined) checkMode(attrs.mode);
+    if (attrs.mtimeMs !== undefined && (!Number.isSafeInteger(attrs.mtimeMs) || attrs.mtimeMs < 0)) throw new MillpondError('EINVAL', 'mtimeMs must be a non-negative integer');
     for (const id of [attrs.uid, attrs.gid]) {
       if (id !== undefined && (!Number.isSafeInteger(id) || id < 0 || id > 0xffffffff)) throw new MillpondError('EINVAL', 'uid and gid must be 32-bit unsigned');
     }
@@ -388,11 +428,12 @@ export class MetaService {
       const root = user.uid === 0;
       const owner = user.uid === inode.uid;
       if (attrs.mode !== undefined && !root && !owner) throw new MillpondError('EPERM', `only the owner may chmod ${path}`);
+      if (attrs.mtimeMs !== undefined && !root && !owner) throw new MillpondError('EPERM', `only the owner may set the times of ${path}`);
       if (attrs.uid !== undefined && attrs.uid !== inode.uid && !root) throw new MillpondError('EPERM', `only root may chown ${path}`);
       if (attrs.gid !== undefined && attrs.gid !== inode.gid && !root && !(owner && inGroup(user, attrs.gid))) {
         throw new MillpondError('EPERM', `cannot change the group of ${path} to ${attrs.gid}`);
       }
-      const updated: Inode = { ...inode, mode: attrs.mode ?? inode.mode, uid: attrs.uid ?? inode.uid, gid: attrs.gid ?? inode.gid, ctimeMs: Date.now() };
+      const updated: Inode = { ...inode, mode: attrs.mode ?? inode.mode, uid: attrs.uid ?? inode.uid, gid: attrs.gid ?? inode.gid, mtimeMs: attrs.mtimeMs ?? inode.mtimeMs, ctimeMs: Date.now() };
       await ns.putInode(updated);
       return updated;
     });

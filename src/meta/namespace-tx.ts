@@ -106,6 +106,10 @@ export class NamespaceTx {
       await this.putInode({ ...inode, nlink: nlink - 1, ctimeMs: nowMs });
       return;
     }
+    if (inode.type === 'symlink') {
+      await this.deleteInode(inode.id); // no chunks
+      return;
+    }
     if (await this.hasSessions(inode.id)) {
       await this.putInode({ ...inode, unlinked: true });
       return;

@@ -1,6 +1,6 @@
 /** The records of the namespace, as stored (msgpack values in the KV) and as returned. */
 
-export type FileType = 'file' | 'dir';
+export type FileType = 'file' | 'dir' | 'symlink';
 
 /** Who asks. Root (uid 0) bypasses permission checks, as in POSIX. */
 export interface User {
@@ -43,6 +43,8 @@ export interface Inode {
   nlink?: number;
   /** Files only: unlinked while open for write; collected when the last session closes. */
   unlinked?: boolean;
+  /** Symlinks only: what the link points at (not resolved by meta; `length` is its bytes). */
+  target?: string;
 }
 
 export interface DirEntry {

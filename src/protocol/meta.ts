@@ -15,9 +15,11 @@
  *   meta.rmdir        path                                             nil
  *   meta.rename       from, to                                         nil
  *   meta.link         existing, to                                     Inode
+ *   meta.symlink      target, path                                     Inode (type 'symlink', target)
+ *   meta.readlink     path                                             { target }
  *   meta.heartbeat    none: the clientId's write sessions live on      nil
  *   meta.truncate     path, length                                     Inode
- *   meta.setattr      path, mode?, uid?, gid?                          Inode
+ *   meta.setattr      path, mode?, uid?, gid?, mtimeMs?                Inode
  *   meta.setLayout    path, layout: {chunkSizeBytes?, stripeSize?,     Inode
  *                     chainTableId?, chainTableVersion?}
  *   meta.takeGarbage  limit                                            [{inode, layout, length, queuedMs}]
@@ -31,7 +33,7 @@ import { bin, bool, list, map, optMap, optUint } from './fields.js';
 
 export const META_METHODS = [
   'meta.stat', 'meta.readdir', 'meta.mkdir', 'meta.open', 'meta.close', 'meta.unlink', 'meta.rmdir',
-  'meta.rename', 'meta.link', 'meta.heartbeat', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
+  'meta.rename', 'meta.link', 'meta.symlink', 'meta.readlink', 'meta.heartbeat', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
 ] as const;
 
 export type MetaMethod = (typeof META_METHODS)[number];

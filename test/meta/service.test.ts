@@ -226,6 +226,46 @@ for (const backend of backends) {
       await meta.ackGarbage([inode.id]);
     });
 
+    it('symlink: stores its target unresolved; readlink, unlink, rename and link treat it as a name', async () => {
+      const dir = await fresh();
+      const made = await meta.symlink(alice, '../elsewhere/x', `${dir}/l`);
+      expect(made).toMatchObject({ type: 'symlink', target: '../elsewhere/x', length: 14, uid: alice.uid, gid: alice.gid });
+      expect(await meta.readlink(bob, `${dir}/l`)).toBe('../elsewhere/x');
+      expect(await meta.stat(root, `${dir}/l`)).toMatchObject({ id: made.id, type: 'symlink', target: '../elsewhere/x' });
+      expect((await meta.readdir(root, dir)).entries).toEqual([{ name: 'l', inode: made.id, type: 'symlink' }]);
+      expect(await code(meta.symlink(root, 'y', `${dir}/l`))).toBe('EEXIST');
+      expect(await code(meta.symlink(root, '', `${dir}/m`))).toBe('EINVAL');
+      expect(await code(meta.symlink(root, 'x'.repeat(5000), `${dir}/m`))).toBe('ENAMETOOLONG');
+      expect(await code(meta.symlink(root, 'y', `${dir}/nodir/m`))).toBe('ENOENT');
+      await meta.mkdir(root, `${dir}/locked`, { mode: 0o555 });
+      expect(await code(meta.symlink(alice, 'y', `${dir}/locked/m`))).toBe('EACCES');
+      // meta never follows one: opening it or walking through it is refused.
+      expect(await code(meta.readlink(root, dir))).toBe('EINVAL');
+      expect(await code(meta.open(root, `${dir}/l`))).toBe('EINVAL');
+      expect(await code(meta.stat(root, `${dir}/l/x`))).toBe('ENOTDIR');
+      // A hard link to a symlink is a symlink; rename moves it; unlink leaves no garbage.
+      const linked = await meta.link(root, `${dir}/l`, `${dir}/l2`);
+      expect(linked).toMatchObject({ id: made.id, nlink: 2, type: 'symlink' });
+      expect((await meta.readdir(root, dir)).entries.find((e) => e.name === 'l2')).toEqual({ name: 'l2', inode: made.id, type: 'symlink' });
+      await meta.rename(root, `${dir}/l2`, `${dir}/l3`);
+      await meta.unlink(root, `${dir}/l`);
+      expect(await meta.readlink(root, `${dir}/l3`)).toBe('../elsewhere/x');
+      await meta.unlink(root, `${dir}/l3`);
+      expect(await code(meta.stat(root, `${dir}/l3`))).toBe('ENOENT');
+      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).not.toContain(made.id);
+    });
+
+    it('setattr mtimeMs: the owner or root sets a file\'s time; others get EPERM', async () => {
+      const dir = await fresh();
+      const { inode, session } = await meta.open(alice, `${dir}/f`, { flags: { create: true, write: true }, mode: 0o666 });
+      await meta.close(alice, inode.id, session!, { length: 3 });
+      expect(await meta.setattr(alice, `${dir}/f`, { mtimeMs: 1_000_000 })).toMatchObject({ mtimeMs: 1_000_000, length: 3 });
+      expect((await meta.stat(bob, `${dir}/f`)).mtimeMs).toBe(1_000_000);
+      expect(await code(meta.setattr(bob, `${dir}/f`, { mtimeMs: 5 }))).toBe('EPERM');
+      expect(await meta.setattr(root, `${dir}/f`, { mtimeMs: 7 })).toMatchObject({ mtimeMs: 7 });
+      expect(await code(meta.setattr(root, `${dir}/f`, { mtimeMs: -1 }))).toBe('EINVAL');
+    });
+
     it('sessions of a client gone quiet end; its unlinked files are collected; heartbeats keep sessions', async () => {
       const dir = await fresh();
       const quick = await MetaService.open(kv, { sessionTimeoutMs: 300, pruneApplied: false, pruneSessions: false });
