@@ -296,16 +296,16 @@ FileClient::~FileClient() {
 }
 
 Status FileClient::Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
-                        std::unique_ptr<FileHandle>* out) {
+                        std::unique_ptr<FileHandle>* out, const MetaUser* as) {
   OpenResult r;
-  MP_RETURN_IF_ERROR(meta_->Open(path, flags, mode, &r));
+  MP_RETURN_IF_ERROR(meta_->Open(path, flags, mode, &r, as));
   if (r.inode.type != FileType::kFile) return Status(StatusCode::kIsDir, "not a file: " + path);
   const Layout& l = r.inode.layout;
   if (l.chunkSizeBytes < limits::kChunkSizeBytesMin || l.chunkSizeBytes > limits::kChunkSizeBytesMax ||
       l.stripeSize < 1 || !l.hasSeed) {
     return Status::Protocol("inode " + std::to_string(r.inode.id) + " of " + path + " has a bad layout");
   }
-  out->reset(new FileHandle(this, r.inode, r.session, !r.session.empty()));
+  out->reset(new FileHandle(this, r.inode, r.session, !r.session.empty(), as));
   return Status::OK();
 }
 
@@ -353,11 +353,14 @@ std::shared_ptr<ReadAhead> FileClient::ReadAheadFor(const Inode& inode) {
 
 // ---------------------------------------------------------------- FileHandle
 
-FileHandle::FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable)
+FileHandle::FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable,
+                       const MetaUser* as)
     : client_(client),
       inode_(inode),
       session_(std::move(session)),
       writable_(writable),
+      hasAs_(as != nullptr),
+      as_(as != nullptr ? *as : MetaUser()),
       chunkSizeBytes_(inode.layout.chunkSizeBytes),
       readAhead_(client->ReadAheadFor(inode)),
       lengthBytes_(inode.lengthBytes),
@@ -615,7 +618,7 @@ Status FileHandle::Close() {
   }
   if (writable_) {
     Inode after;
-    Status m = client_->meta()->Close(inode_.id, session_, length, &after);
+    Status m = client_->meta()->Close(inode_.id, session_, length, &after, hasAs_ ? &as_ : nullptr);
     if (s.ok()) s = m;
   }
   std::lock_guard<std::mutex> lock(mu_);

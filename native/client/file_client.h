@@ -91,9 +91,10 @@ class FileClient {
   FileClient& operator=(const FileClient&) = delete;
 
   // Opens (and with flags.create, creates) a regular file. Opened for write, the handle holds
-  // a meta session that its Close() ends by publishing the file's length.
+  // a meta session that its Close() ends by publishing the file's length. With `as`, the open
+  // and that close act as that identity (MetaClient); the handle keeps a copy.
   Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
-              std::unique_ptr<FileHandle>* out);
+              std::unique_ptr<FileHandle>* out, const MetaUser* as = nullptr);
 
   // Runs chunk reads (holes and short chunks fill with zeros) or chain writes with the retry
   // rules above, at most chunksInflight at once; blocks until all finished. Returns the first
@@ -182,7 +183,8 @@ class FileHandle {
     uint32_t offsetInChunk = 0;
     std::string data;
   };
-  FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable);
+  FileHandle(FileClient* client, const Inode& inode, std::string session, bool writable,
+             const MetaUser* as);
   // The file's chains, computed once from its layout and the chain table in routing.
   Status Chains(std::vector<uint32_t>* out);
   // The chunk pieces of [offset, offset + length) over the file's `chains`, none longer than
@@ -198,6 +200,8 @@ class FileHandle {
   const Inode inode_;
   const std::string session_;
   const bool writable_;
+  const bool hasAs_;     // Close() acts as as_ (the identity the handle was opened as)
+  const MetaUser as_;
   const uint32_t chunkSizeBytes_;
   const std::shared_ptr<ReadAhead> readAhead_;  // shared with the file's other handles; null: none
 

@@ -16,8 +16,10 @@ Status GetType(const MsgValue& m, FileType* out) {
     *out = FileType::kFile;
   } else if (v != nullptr && v->is_str() && v->str() == "dir") {
     *out = FileType::kDir;
+  } else if (v != nullptr && v->is_str() && v->str() == "symlink") {
+    *out = FileType::kSymlink;
   } else {
-    return kReply.Bad("type must be \"file\" or \"dir\"");
+    return kReply.Bad("type must be \"file\", \"dir\" or \"symlink\"");
   }
   return Status::OK();
 }
@@ -73,6 +75,13 @@ Status MetaClient::DecodeInode(const MsgValue& v, Inode* out) {
   MP_RETURN_IF_ERROR(kReply.U64(v, "parent", &n.parent));
   const MsgValue* unlinked = v.Find("unlinked");
   n.unlinked = unlinked != nullptr && unlinked->is_bool() && unlinked->bool_value();
+  const MsgValue* nlink = v.Find("nlink");
+  if (nlink != nullptr && !nlink->is_nil()) MP_RETURN_IF_ERROR(kReply.U32(v, "nlink", &n.nlink));
+  if (n.type == FileType::kSymlink) {
+    const MsgValue* target = v.Find("target");
+    if (target == nullptr || !target->is_str()) return kReply.Bad("a symlink's target must be a string");
+    n.target = target->str();
+  }
   *out = std::move(n);
   return Status::OK();
 }
@@ -92,6 +101,11 @@ Status MetaClient::DecodeReaddir(const MsgValue& v, ReaddirPage* out) {
     d.name = name->str();
     MP_RETURN_IF_ERROR(kReply.U64(e, "inode", &d.inode));
     MP_RETURN_IF_ERROR(GetType(e, &d.type));
+    const MsgValue* attrs = e.Find("attrs");
+    if (attrs != nullptr && !attrs->is_nil()) {
+      MP_RETURN_IF_ERROR(DecodeInode(*attrs, &d.attrs));
+      d.hasAttrs = true;
+    }
     page.entries.push_back(std::move(d));
   }
   *out = std::move(page);
@@ -157,12 +171,13 @@ void MetaClient::HeartbeatLoop() {
   }
 }
 
-MsgValue MetaClient::Params(bool mutation) const {
+MsgValue MetaClient::Params(bool mutation, const MetaUser* as) const {
+  const MetaUser& who = as != nullptr ? *as : user_;
   MsgValue user = MsgValue::Map();
-  user.Add("uid", MsgValue::Uint(user_.uid)).Add("gid", MsgValue::Uint(user_.gid));
-  if (!user_.gids.empty()) {
+  user.Add("uid", MsgValue::Uint(who.uid)).Add("gid", MsgValue::Uint(who.gid));
+  if (!who.gids.empty()) {
     MsgValue gids = MsgValue::Array();
-    for (uint32_t g : user_.gids) gids.Push(MsgValue::Uint(g));
+    for (uint32_t g : who.gids) gids.Push(MsgValue::Uint(g));
     user.Add("gids", std::move(gids));
   }
   MsgValue params = MsgValue::Map();
@@ -180,9 +195,9 @@ Status MetaClient::Mutate(const char* method, MsgValue params, MsgValue* result)
   return rpc_->Call(method, std::move(params), result, /*retry=*/true);
 }
 
-Status MetaClient::Stat(const std::string& path, Inode* out) {
+Status MetaClient::Stat(const std::string& path, Inode* out, const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
-  MsgValue p = Params(false);
+  MsgValue p = Params(false, as);
   p.Add("path", MsgValue::Str(path));
   MsgValue r;
   MP_RETURN_IF_ERROR(Read("meta.stat", std::move(p), &r));
@@ -190,24 +205,36 @@ Status MetaClient::Stat(const std::string& path, Inode* out) {
 }
 
 Status MetaClient::Readdir(const std::string& path, const std::string& after, uint32_t limit,
-                           ReaddirPage* out) {
+                           ReaddirPage* out, const MetaUser* as) {
+  return ReaddirImpl(path, after, limit, /*plus=*/false, out, as);
+}
+
+Status MetaClient::ReaddirPlus(const std::string& path, const std::string& after, uint32_t limit,
+                               ReaddirPage* out, const MetaUser* as) {
+  return ReaddirImpl(path, after, limit, /*plus=*/true, out, as);
+}
+
+Status MetaClient::ReaddirImpl(const std::string& path, const std::string& after, uint32_t limit,
+                               bool plus, ReaddirPage* out, const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
   if (limit > limits::kMetaReaddirEntriesMax) {
     return Status::InvalidArgument("readdir limit must be in [1, " +
                                    std::to_string(limits::kMetaReaddirEntriesMax) + "]");
   }
-  MsgValue p = Params(false);
+  MsgValue p = Params(false, as);
   p.Add("path", MsgValue::Str(path));
   if (!after.empty()) p.Add("after", MsgValue::Str(after));
   if (limit != 0) p.Add("limit", MsgValue::Uint(limit));
+  if (plus) p.Add("plus", MsgValue::Bool(true));
   MsgValue r;
   MP_RETURN_IF_ERROR(Read("meta.readdir", std::move(p), &r));
   return DecodeReaddir(r, out);
 }
 
-Status MetaClient::Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out) {
+Status MetaClient::Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out,
+                         const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path))
       .Add("mode", MsgValue::Uint(mode))
       .Add("recursive", MsgValue::Bool(recursive));
@@ -217,7 +244,7 @@ Status MetaClient::Mkdir(const std::string& path, uint32_t mode, bool recursive,
 }
 
 Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
-                        OpenResult* out) {
+                        OpenResult* out, const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
   MsgValue f = MsgValue::Map();
   // In the order of test/fixtures/protocol/open-request.
@@ -227,7 +254,7 @@ Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_
       .Add("truncate", MsgValue::Bool(flags.truncate))
       .Add("append", MsgValue::Bool(flags.append))
       .Add("read", MsgValue::Bool(flags.read));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path)).Add("flags", std::move(f)).Add("mode", MsgValue::Uint(mode));
   MsgValue r;
   MP_RETURN_IF_ERROR(Mutate("meta.open", std::move(p), &r));
@@ -237,8 +264,8 @@ Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_
 }
 
 Status MetaClient::Close(uint64_t inode, const std::string& session, uint64_t lengthBytes,
-                         Inode* out) {
-  MsgValue p = Params(true);
+                         Inode* out, const MetaUser* as) {
+  MsgValue p = Params(true, as);
   p.Add("inode", MsgValue::Uint(inode))
       .Add("session", MsgValue::Str(session))
       .Add("length", MsgValue::Uint(lengthBytes));
@@ -249,48 +276,99 @@ Status MetaClient::Close(uint64_t inode, const std::string& session, uint64_t le
   return DecodeInode(r, out);
 }
 
-Status MetaClient::Unlink(const std::string& path) {
+Status MetaClient::Unlink(const std::string& path, const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path));
   return Mutate("meta.unlink", std::move(p), nullptr);
 }
 
-Status MetaClient::Rmdir(const std::string& path) {
+Status MetaClient::Rmdir(const std::string& path, const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path));
   return Mutate("meta.rmdir", std::move(p), nullptr);
 }
 
-Status MetaClient::Rename(const std::string& from, const std::string& to) {
+Status MetaClient::Rename(const std::string& from, const std::string& to, const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(from));
   MP_RETURN_IF_ERROR(CheckPath(to));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("from", MsgValue::Str(from)).Add("to", MsgValue::Str(to));
   return Mutate("meta.rename", std::move(p), nullptr);
 }
 
-Status MetaClient::Truncate(const std::string& path, uint64_t lengthBytes, Inode* out) {
+Status MetaClient::Truncate(const std::string& path, uint64_t lengthBytes, Inode* out,
+                            const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path)).Add("length", MsgValue::Uint(lengthBytes));
   MsgValue r;
   MP_RETURN_IF_ERROR(Mutate("meta.truncate", std::move(p), &r));
   return DecodeInode(r, out);
 }
 
-Status MetaClient::SetLayout(const std::string& path, const Layout& layout, Inode* out) {
+Status MetaClient::SetLayout(const std::string& path, const Layout& layout, Inode* out,
+                             const MetaUser* as) {
   MP_RETURN_IF_ERROR(CheckPath(path));
   MsgValue l = MsgValue::Map();
   if (layout.chunkSizeBytes != 0) l.Add("chunkSizeBytes", MsgValue::Uint(layout.chunkSizeBytes));
   if (layout.stripeSize != 0) l.Add("stripeSize", MsgValue::Uint(layout.stripeSize));
   if (layout.chainTableId != 0) l.Add("chainTableId", MsgValue::Uint(layout.chainTableId));
   if (layout.chainTableVersion != 0) l.Add("chainTableVersion", MsgValue::Uint(layout.chainTableVersion));
-  MsgValue p = Params(true);
+  MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path)).Add("layout", std::move(l));
   MsgValue r;
   MP_RETURN_IF_ERROR(Mutate("meta.setLayout", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+Status MetaClient::Link(const std::string& existing, const std::string& to, Inode* out,
+                        const MetaUser* as) {
+  MP_RETURN_IF_ERROR(CheckPath(existing));
+  MP_RETURN_IF_ERROR(CheckPath(to));
+  MsgValue p = Params(true, as);
+  p.Add("existing", MsgValue::Str(existing)).Add("to", MsgValue::Str(to));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.link", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+Status MetaClient::Symlink(const std::string& target, const std::string& path, Inode* out,
+                           const MetaUser* as) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MP_RETURN_IF_ERROR(CheckPath(target));  // the same bound as a path
+  MsgValue p = Params(true, as);
+  p.Add("target", MsgValue::Str(target)).Add("path", MsgValue::Str(path));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.symlink", std::move(p), &r));
+  return DecodeInode(r, out);
+}
+
+Status MetaClient::Readlink(const std::string& path, std::string* target, const MetaUser* as) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  MsgValue p = Params(false, as);
+  p.Add("path", MsgValue::Str(path));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Read("meta.readlink", std::move(p), &r));
+  const MsgValue* t = r.Find("target");
+  if (t == nullptr || !t->is_str()) return kReply.Bad("readlink result without a target");
+  *target = t->str();
+  return Status::OK();
+}
+
+Status MetaClient::Setattr(const std::string& path, const SetAttrs& attrs, Inode* out,
+                           const MetaUser* as) {
+  MP_RETURN_IF_ERROR(CheckPath(path));
+  if (attrs.hasMtime && attrs.mtimeMs < 0) return Status::InvalidArgument("mtimeMs must be >= 0");
+  MsgValue p = Params(true, as);
+  p.Add("path", MsgValue::Str(path));
+  if (attrs.hasMode) p.Add("mode", MsgValue::Uint(attrs.mode));
+  if (attrs.hasUid) p.Add("uid", MsgValue::Uint(attrs.uid));
+  if (attrs.hasGid) p.Add("gid", MsgValue::Uint(attrs.gid));
+  if (attrs.hasMtime) p.Add("mtimeMs", MsgValue::Uint(static_cast<uint64_t>(attrs.mtimeMs)));
+  MsgValue r;
+  MP_RETURN_IF_ERROR(Mutate("meta.setattr", std::move(p), &r));
   return DecodeInode(r, out);
 }
 

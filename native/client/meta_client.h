@@ -1,5 +1,7 @@
 // MetaClient: typed calls to the metadata service (src/meta, methods in src/protocol/meta.ts)
-// over an RpcClient. Every request carries `user: {uid, gid, gids?}`; mutations also carry this
+// over an RpcClient. Every request carries `user: {uid, gid, gids?}`: the client's own user,
+// or the identity a call names in its trailing `as` argument (a mount acts for the local user
+// behind each request; Params() is the one place that puts an identity on the wire); mutations also carry this
 // client's random 16-byte clientId, so a mutation resent after a timeout (same requestId, maybe
 // to another meta server of the same KV) is applied once, as the TS MetaClient does.
 // Replies are decoded into the structs below; a reply of the wrong shape is kProtocol.
@@ -18,7 +20,7 @@
 
 namespace millpond {
 
-enum class FileType { kFile, kDir };
+enum class FileType { kFile, kDir, kSymlink };
 
 struct MetaUser {
   uint32_t uid = 0;  // 0 = root: no permission checks
@@ -49,12 +51,28 @@ struct Inode {
   Layout layout;
   uint64_t parent = 0;    // directories: the parent's id; files: 0
   bool unlinked = false;  // files unlinked while open for write
+  uint32_t nlink = 1;     // files and symlinks: names of the inode
+  std::string target;     // symlinks: what the link points at
+};
+
+// The attributes Setattr changes: those with has* set.
+struct SetAttrs {
+  bool hasMode = false;
+  uint32_t mode = 0;
+  bool hasUid = false;
+  uint32_t uid = 0;
+  bool hasGid = false;
+  uint32_t gid = 0;
+  bool hasMtime = false;
+  int64_t mtimeMs = 0;
 };
 
 struct DirEntry {
   std::string name;
   uint64_t inode = 0;
   FileType type = FileType::kFile;
+  bool hasAttrs = false;  // ReaddirPlus: attrs holds the entry's inode
+  Inode attrs;
 };
 
 struct ReaddirPage {
@@ -92,24 +110,44 @@ class MetaClient {
   static Status Create(const MetaClientOptions& options, std::unique_ptr<MetaClient>* out);
   ~MetaClient();  // stops the heartbeat; open sessions are left to the service's timeout
 
-  Status Stat(const std::string& path, Inode* out);
+  // Every call below acts as `as` when given (it must outlive the call), else as
+  // options.user.
+  Status Stat(const std::string& path, Inode* out, const MetaUser* as = nullptr);
   // `after`: the last name of the previous page ("" for the first); limit 1..1024 (0: the
   // server's default).
   Status Readdir(const std::string& path, const std::string& after, uint32_t limit,
-                 ReaddirPage* out);
-  Status Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out);
+                 ReaddirPage* out, const MetaUser* as = nullptr);
+  // Readdir with each entry's inode in attrs (hasAttrs), when the caller may search `path`.
+  Status ReaddirPlus(const std::string& path, const std::string& after, uint32_t limit,
+                     ReaddirPage* out, const MetaUser* as = nullptr);
+  Status Mkdir(const std::string& path, uint32_t mode, bool recursive, Inode* out,
+               const MetaUser* as = nullptr);
   // mode applies when the file is created (07777).
-  Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode, OpenResult* out);
+  Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode, OpenResult* out,
+              const MetaUser* as = nullptr);
   // Ends a write session; the file's length becomes max(its length, lengthBytes). kBadHandle
   // when the service already ended it (this client was quiet past the session timeout).
-  Status Close(uint64_t inode, const std::string& session, uint64_t lengthBytes, Inode* out);
-  Status Unlink(const std::string& path);
-  Status Rmdir(const std::string& path);
-  Status Rename(const std::string& from, const std::string& to);
-  Status Truncate(const std::string& path, uint64_t lengthBytes, Inode* out);
+  Status Close(uint64_t inode, const std::string& session, uint64_t lengthBytes, Inode* out,
+               const MetaUser* as = nullptr);
+  Status Unlink(const std::string& path, const MetaUser* as = nullptr);
+  Status Rmdir(const std::string& path, const MetaUser* as = nullptr);
+  Status Rename(const std::string& from, const std::string& to, const MetaUser* as = nullptr);
+  // A second name `to` for the file at `existing` (link(2)).
+  Status Link(const std::string& existing, const std::string& to, Inode* out,
+              const MetaUser* as = nullptr);
+  // A symbolic link at `path` to `target` (stored as given, never followed by meta).
+  Status Symlink(const std::string& target, const std::string& path, Inode* out,
+                 const MetaUser* as = nullptr);
+  Status Readlink(const std::string& path, std::string* target, const MetaUser* as = nullptr);
+  Status Truncate(const std::string& path, uint64_t lengthBytes, Inode* out,
+                  const MetaUser* as = nullptr);
+  // chmod, chown, utimes (mtime) in one call; fields without has* set are kept.
+  Status Setattr(const std::string& path, const SetAttrs& attrs, Inode* out,
+                 const MetaUser* as = nullptr);
   // Sets the layout template of directory `path` for files created in it later (owner or
   // root). Fields left 0 keep their value; seed and hasSeed are ignored.
-  Status SetLayout(const std::string& path, const Layout& layout, Inode* out);
+  Status SetLayout(const std::string& path, const Layout& layout, Inode* out,
+                   const MetaUser* as = nullptr);
 
   const std::string& clientId() const { return clientId_; }
   RpcClient* rpc() { return rpc_.get(); }
@@ -121,8 +159,12 @@ class MetaClient {
 
  private:
   MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId, uint32_t heartbeatMs);
-  MsgValue Params(bool mutation) const;
+  // The params every call starts from: the identity (`as`, else user_) and, for mutations,
+  // the clientId.
+  MsgValue Params(bool mutation, const MetaUser* as = nullptr) const;
   Status Read(const char* method, MsgValue params, MsgValue* result);
+  Status ReaddirImpl(const std::string& path, const std::string& after, uint32_t limit, bool plus,
+                     ReaddirPage* out, const MetaUser* as);
   Status Mutate(const char* method, MsgValue params, MsgValue* result);
   // +1 when a write session opens, -1 when one closes; starts the heartbeat thread at the first.
   void CountSession(int delta);

@@ -145,4 +145,15 @@ Status MgmtdClient::CreateChainTable(uint32_t tableId, uint32_t chainCount, uint
   return DecodeChainTable(r, out);
 }
 
+Status MgmtdClient::Capacity(ClusterCapacity* out) {
+  MsgValue r;
+  MP_RETURN_IF_ERROR(rpc_->Call("mgmtd.capacity", MsgValue::Map(), &r, /*retry=*/true));
+  ClusterCapacity c;
+  MP_RETURN_IF_ERROR(kReply.U64(r, "capacityBytes", &c.capacityBytes));
+  MP_RETURN_IF_ERROR(kReply.U64(r, "freeBytes", &c.freeBytes));
+  MP_RETURN_IF_ERROR(kReply.U32(r, "chains", &c.chains));
+  *out = c;
+  return Status::OK();
+}
+
 }  // namespace millpond

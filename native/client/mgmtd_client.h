@@ -41,6 +41,13 @@ struct ChainTableInfo {
   std::vector<uint32_t> chainIds;
 };
 
+// What the cluster's chains can hold (mgmtd.capacity): each chain its smallest target.
+struct ClusterCapacity {
+  uint64_t capacityBytes = 0;
+  uint64_t freeBytes = 0;
+  uint32_t chains = 0;  // chains whose targets reported their space
+};
+
 // One snapshot of the cluster at `version` (nodes are not decoded: clients need none).
 struct Routing {
   uint64_t version = 0;
@@ -70,6 +77,8 @@ class MgmtdClient {
   // (an admin call, used by tests and tools).
   Status CreateChainTable(uint32_t tableId, uint32_t chainCount, uint32_t chainLength,
                           ChainTableInfo* out);
+
+  Status Capacity(ClusterCapacity* out);
 
   RpcClient* rpc() { return rpc_.get(); }
 

@@ -153,4 +153,18 @@ constexpr size_t kFileReadAheadPoolBytesMax = size_t{1024} << 20;  // per client
 constexpr size_t kReadAheadStreamsMax = 8;              // recent read ends a sequential read may continue
 constexpr uint64_t kFileLengthBytesMax = uint64_t{1} << 50;  // offsets a handle accepts (1 PiB)
 
+// ---- FUSE mount (native/fuse)
+constexpr uint32_t kFuseRequestBytesMax = 1024 * 1024;   // max_read and max_write of the mount
+constexpr uint32_t kFuseAttrTimeoutMsDefault = 1000;     // kernel attribute cache
+constexpr uint32_t kFuseEntryTimeoutMsDefault = 1000;    // kernel name cache
+constexpr uint32_t kFuseTimeoutMsMax = 3600000;
+constexpr uint32_t kFuseThreadsDefault = 16;             // request threads of the session loop
+constexpr uint32_t kFuseThreadsMax = 256;
+constexpr uint32_t kFuseBackgroundMax = 64;              // async kernel requests (read-ahead) in flight
+constexpr uint32_t kFuseOpenFilesMax = 4096;             // open handles; beyond: EMFILE
+constexpr size_t kFuseWriteBehindBytesDefault = size_t{16} << 20;  // per open file
+constexpr uint32_t kFuseGroupsMax = 64;                  // supplementary groups sent per caller (metaLimits.gidsMax)
+constexpr uint32_t kFuseReadAheadKbDefault = 4096;       // the mount's kernel read-ahead window
+constexpr uint32_t kFuseMountReadyMsMax = 30000;         // a daemon's parent waits this long for the mount
+
 }  // namespace millpond::limits

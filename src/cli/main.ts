@@ -10,6 +10,7 @@
  *   millpond run F     runs an engine script with the cluster's addresses in MILLPOND_*
  *                      (--cluster --redis URL: its tasks run on `millpond executor`s)
  *   millpond executor  runs tasks of cluster jobs on this host (executor.ts)
+ *   millpond mount D   mounts the cluster at directory D (FUSE; see mount.ts); umount D
  * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
  * --transport, --config), MILLPOND_* variables or a config file (see config.ts).
  */
@@ -29,11 +30,13 @@ import { CLUSTER_FILE, loadConfig, type CliConfig } from './config.js';
 import { startEmbedded } from './embedded.js';
 import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
+import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
 import { formatBytes } from './progress.js';
 
-const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... | ${EXECUTOR_USAGE}
+const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... | mount ... | umount ... | ${EXECUTOR_USAGE}
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
-  ${FS_USAGE}`;
+  ${FS_USAGE}
+  ${MOUNT_USAGE}`;
 
 /** Splits `--name value` flags (and bare `--no-sync`) from positional arguments. */
 function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
@@ -42,6 +45,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--no-sync' || arg === '--cluster') flags.set(arg.slice(2), '1');
+    else if (arg.startsWith('--') && MOUNT_BARE_FLAGS.includes(arg.slice(2))) flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--')) {
       if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
       flags.set(arg.slice(2), args[++i]!);
@@ -170,6 +174,8 @@ async function main(): Promise<void> {
     case 'sql': return sql(config, rest[0]);
     case 'run': return run(config, flags, rest[0], rest.slice(1));
     case 'executor': return runExecutor(flags);
+    case 'mount': return mount(config, rest[0], flags);
+    case 'umount': return umount(rest[0], flags);
     default:
       console.error(USAGE);
       process.exitCode = 2;

@@ -64,7 +64,7 @@ export class MgmtdClient {
     return this.call('mgmtd.registerNode', { nodeId, kind, controlAddress, targets }) as Promise<{ version: number }>;
   }
 
-  heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number }>) {
+  heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }>) {
     return this.call('mgmtd.heartbeat', { nodeId, appliedVersion, targets }) as Promise<{ version: number }>;
   }
 
@@ -77,6 +77,11 @@ export class MgmtdClient {
   }
 
   /** Status of the instance that answers (standbys answer too, with primary: false). */
+  /** What the chains can hold (mgmtd.capacity). */
+  capacity() {
+    return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; chains: number }>;
+  }
+
   status() {
     return this.call('mgmtd.status', {}) as Promise<{ primary: boolean; instanceId: string; primaryAddress?: string; routing?: Routing }>;
   }

@@ -22,6 +22,7 @@ function handlers(s: MgmtdService): Record<MgmtdMethod, (p: Params) => unknown> 
       return s.createChainTable(req.tableId, chains);
     },
     'mgmtd.status': () => s.status(),
+    'mgmtd.capacity': () => s.capacity(),
   };
 }
 

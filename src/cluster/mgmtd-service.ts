@@ -30,7 +30,7 @@ export interface MgmtdOptions {
 }
 
 export interface RegisterTarget { targetId: number; dataAddress: string }
-export interface HeartbeatTarget { targetId: number; localState: LocalState; syncedStateVersion?: number }
+export interface HeartbeatTarget { targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }
 type TargetWithVersion = TargetRecord;
 
 interface Dirty { n: Set<number>; t: Set<number>; c: Set<number>; k: Set<number> }
@@ -64,6 +64,8 @@ export class MgmtdService {
   private appliedVersion = new Map<number, number>();
   private restarted = new Set<number>();
   private syncDone = new Set<number>();
+  /** Each target's space as its daemon last reported it (kept in memory only, not routing). */
+  private space = new Map<number, { capacityBytes: number; freeBytes: number }>();
 
   private constructor(private readonly kv: KvBackend, private readonly options: MgmtdOptions) {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? clusterLimits.heartbeatTimeoutMsDefault;
@@ -136,6 +138,12 @@ export class MgmtdService {
     if (!this.nodes.has(nodeId)) throw new MillpondError('ENOENT', `node ${nodeId} is not registered`);
     this.lastHeartbeatMs.set(nodeId, Date.now());
     this.appliedVersion.set(nodeId, appliedVersion);
+    for (const r of reports) {
+      const t = this.targets.get(r.targetId);
+      if (t && t.nodeId === nodeId && r.capacityBytes !== undefined && r.freeBytes !== undefined) {
+        this.space.set(r.targetId, { capacityBytes: r.capacityBytes, freeBytes: r.freeBytes });
+      }
+    }
     const news = reports.filter((r) => {
       const t = this.targets.get(r.targetId);
       return t && t.nodeId === nodeId && (t.localState !== r.localState
@@ -232,6 +240,25 @@ export class MgmtdService {
   status(): { primary: boolean; instanceId: string; primaryAddress: string | undefined; routing?: Routing } {
     const primary = this.isPrimary;
     return { primary, instanceId: this.instanceId, primaryAddress: this.primaryAddress(), routing: primary ? this.routing() : undefined };
+  }
+
+  /**
+   * What the chains can hold: each chain stores a byte on every target, so it holds what its
+   * smallest target does; chains whose targets have not reported space count nothing.
+   */
+  capacity(): { capacityBytes: number; freeBytes: number; chains: number } {
+    this.requirePrimary();
+    let capacityBytes = 0;
+    let freeBytes = 0;
+    let chains = 0;
+    for (const chain of this.chains.values()) {
+      const spaces = chain.targets.map((id) => this.space.get(id)).filter((x) => x !== undefined);
+      if (spaces.length === 0) continue;
+      chains++;
+      capacityBytes += Math.min(...spaces.map((x) => x.capacityBytes));
+      freeBytes += Math.min(...spaces.map((x) => x.freeBytes));
+    }
+    return { capacityBytes, freeBytes, chains };
   }
 
   /** The endpoint of the primary as of the last lease read (maybe this instance). */

@@ -5,11 +5,14 @@
  *   mgmtd.registerNode      nodeId, kind, controlAddress?, targets?:           { version }
  *                           [{targetId, dataAddress}]
  *   mgmtd.heartbeat         nodeId, appliedVersion, targets?:                  { version }
- *                           [{targetId, localState, syncedStateVersion?}]
+ *                           [{targetId, localState, syncedStateVersion?,
+ *                             capacityBytes?, freeBytes?}]
  *   mgmtd.getRouting        knownVersion?                                      Routing | { version, unchanged: true }
  *   mgmtd.createChainTable  tableId, chains?: [{chainId, targets: [id]}]       ChainTableRecord
  *                           | chainCount, chainLength, firstChainId?
  *   mgmtd.status            -                                                  { primary, instanceId, primaryAddress?, routing? }
+ *   mgmtd.capacity          -                                                  { capacityBytes, freeBytes, chains }: what the
+ *                                                                              chains can hold (each chain: its smallest target)
  *
  * A standby answers every method but mgmtd.status with ENOTPRIMARY; callers try the next
  * mgmtd address. An unknown nodeId in a heartbeat is ENOENT: the node registers again.
@@ -19,7 +22,7 @@ import { ProtocolError, type Params } from '../protocol/envelope.js';
 import { list, map, optStr, optUint, str, uint } from '../protocol/fields.js';
 import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind } from './types.js';
 
-export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status'] as const;
+export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity'] as const;
 export type MgmtdMethod = (typeof MGMTD_METHODS)[number];
 
 const U32 = 0xffffffff;
@@ -56,7 +59,10 @@ export function decodeHeartbeat(p: Params) {
   const targets = p.targets === undefined || p.targets === null ? [] : each(list(p, 'targets', clusterLimits.targetsPerNodeMax), 'targets', (t) => {
     const localState = str(t, 'localState');
     if (!(LOCAL_STATES as readonly string[]).includes(localState)) throw new ProtocolError('EPROTO', `localState must be one of ${LOCAL_STATES.join(', ')}`);
-    return { targetId: uint(t, 'targetId', U32), localState: localState as LocalState, syncedStateVersion: optUint(t, 'syncedStateVersion') };
+    return {
+      targetId: uint(t, 'targetId', U32), localState: localState as LocalState, syncedStateVersion: optUint(t, 'syncedStateVersion'),
+      capacityBytes: optUint(t, 'capacityBytes'), freeBytes: optUint(t, 'freeBytes'),
+    };
   });
   return { nodeId: uint(p, 'nodeId', U32), appliedVersion: uint(p, 'appliedVersion'), targets };
 }

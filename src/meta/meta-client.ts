@@ -46,7 +46,7 @@ export class MetaClient {
   }
 
   stat(path: string) { return this.view.stat(path); }
-  readdir(path: string, options?: { after?: string; limit?: number }) { return this.view.readdir(path, options); }
+  readdir(path: string, options?: { after?: string; limit?: number; plus?: boolean }) { return this.view.readdir(path, options); }
   mkdir(path: string, options?: { mode?: number; recursive?: boolean }) { return this.view.mkdir(path, options); }
   open(path: string, options?: { flags?: OpenFlags; mode?: number }) { return this.view.open(path, options); }
   close(inode: bigint, session: string, options?: { length?: number }) { return this.view.close(inode, session, options); }
@@ -99,7 +99,7 @@ export class MetaClientView {
   }
 
   async stat(path: string) { return (await this.read('meta.stat', { path })) as Inode; }
-  async readdir(path: string, options: { after?: string; limit?: number } = {}) { return (await this.read('meta.readdir', { path, ...options })) as ReaddirResult; }
+  async readdir(path: string, options: { after?: string; limit?: number; plus?: boolean } = {}) { return (await this.read('meta.readdir', { path, ...options })) as ReaddirResult; }
   async mkdir(path: string, options: { mode?: number; recursive?: boolean } = {}) { return (await this.mutate('meta.mkdir', { path, ...options })) as Inode; }
   async open(path: string, options: { flags?: OpenFlags; mode?: number } = {}) {
     const result = (await this.mutate('meta.open', { path, ...options })) as OpenResult & { session?: string | null };

@@ -13,7 +13,7 @@ function handlers(service: MetaService): Record<MetaMethod, MetaHandler> {
   const user = decodeUser;
   return {
     'meta.stat': (p) => service.stat(user(p), str(p, 'path')),
-    'meta.readdir': (p) => service.readdir(user(p), str(p, 'path'), { after: optStr(p, 'after'), limit: optUint(p, 'limit', metaLimits.readdirEntriesMax) }),
+    'meta.readdir': (p) => service.readdir(user(p), str(p, 'path'), { after: optStr(p, 'after'), limit: optUint(p, 'limit', metaLimits.readdirEntriesMax), plus: bool(p, 'plus', false) }),
     'meta.mkdir': (p, d) => service.mkdir(user(p), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), recursive: bool(p, 'recursive', false) }, d),
     'meta.open': (p, d) => service.open(user(p), str(p, 'path'), { flags: decodeFlags(p), mode: optUint(p, 'mode', 0o7777) }, d),
     'meta.close': (p, d) => service.close(user(p), u64(p, 'inode'), str(p, 'session'), { length: optUint(p, 'length') }, d),

@@ -17,7 +17,7 @@ import { keys, ROOT_INODE } from './keys.js';
 import type { KvBackend, KvTx } from './kv.js';
 import { splitPath } from './names.js';
 import { NamespaceTx, type SessionRecord } from './namespace-tx.js';
-import { inGroup, R, requireAccess, W, X } from './permissions.js';
+import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';
 import type { DirEntry, DirLayout, FileLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
 
 export interface MetaServiceOptions {
@@ -125,7 +125,11 @@ export class MetaService {
     return this.kv.transact((tx) => new NamespaceTx(tx, user).lookup(components, path));
   }
 
-  async readdir(user: User, path: string, options: { after?: string; limit?: number } = {}): Promise<ReaddirResult> {
+  /**
+   * A page of a directory's entries in name order. With `plus` (readdirplus), each entry also
+   * carries its inode as `attrs` when the caller may search the directory (x), as stat would.
+   */
+  async readdir(user: User, path: string, options: { after?: string; limit?: number; plus?: boolean } = {}): Promise<ReaddirResult> {
     checkUser(user);
     const components = splitPath(path);
     const limit = options.limit ?? metaLimits.readdirEntriesDefault;
@@ -143,6 +147,12 @@ export class MetaService {
         const e = unpack(v) as { inode: bigint; type: DirEntry['type'] };
         return { name: keys.nameOfDentry(k), inode: e.inode, type: e.type };
       });
+      if (options.plus && permits(user, dir, X)) {
+        for (const e of entries) {
+          const attrs = await ns.inode(e.inode);
+          if (attrs) e.attrs = attrs;
+        }
+      }
       return { entries, more: rows.length > limit };
     });
   }

@@ -51,6 +51,8 @@ export interface DirEntry {
   name: string;
   inode: bigint;
   type: FileType;
+  /** readdir with `plus`: the entry's inode (absent without x on the directory). */
+  attrs?: Inode;
 }
 
 export interface OpenResult {

@@ -6,7 +6,7 @@
  *
  *   method            params (besides user, clientId)                  result
  *   meta.stat         path                                             Inode
- *   meta.readdir      path, after?, limit?                             { entries: [{name, inode, type}], more }
+ *   meta.readdir      path, after?, limit?, plus?                      { entries: [{name, inode, type, attrs?: Inode}], more }
  *   meta.mkdir        path, mode?, recursive?                          Inode
  *   meta.open         path, flags: {read, write, create, exclusive,    { inode: Inode, session? }
  *                     truncate, append}, mode?

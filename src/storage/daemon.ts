@@ -4,6 +4,7 @@
  * the CRAQ data path runs natively), resyncs targets mgmtd marks `syncing`, and scrubs.
  * A small control endpoint (ZeroMQ) answers status and scrub requests.
  */
+import { statfsSync } from 'node:fs';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import { ChunkStore } from '../chunk/chunk-store.js';
 import { DataServer } from '../chunk/data-server.js';
@@ -37,8 +38,29 @@ export interface StorageDaemonOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * A target's space for mgmtd (statfs of a mount): its configured capacity and what is left of
+ * it, or, without one, the disk's size and free space.
+ */
+function targetSpace(store: ChunkStore, dir: string): { capacityBytes: number; freeBytes: number } {
+  const usage = store.usage();
+  let disk: { capacityBytes: number; freeBytes: number } | undefined;
+  try {
+    const st = statfsSync(dir);
+    disk = { capacityBytes: st.blocks * st.bsize, freeBytes: st.bavail * st.bsize };
+  } catch {
+    disk = undefined;
+  }
+  if (usage.capacityBytes > 0) {
+    const left = Math.max(0, usage.capacityBytes - usage.bytes);
+    return { capacityBytes: usage.capacityBytes, freeBytes: disk ? Math.min(left, disk.freeBytes) : left };
+  }
+  return disk ?? { capacityBytes: 0, freeBytes: 0 };
+}
+
 interface Target {
   targetId: number;
+  dir: string;
   store: ChunkStore;
   server: DataServer;
   localState: LocalState;
@@ -90,7 +112,7 @@ export class StorageDaemon {
       for (const { targetId, dir, capacityBytes } of options.targets) {
         const store = await ChunkStore.open(dir, { syncWrites: options.syncWrites ?? true, capacityBytes: capacityBytes ?? 0 });
         const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', transport: options.transport ?? 'auto' });
-        d.targets.set(targetId, { targetId, store, server, localState: 'online', chains: new Set() });
+        d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', chains: new Set() });
       }
       d.control = await RpcServer.bind(options.controlListen ?? `tcp://${options.host ?? '127.0.0.1'}:0`, d.handlers());
     } catch (err) {
@@ -195,6 +217,7 @@ export class StorageDaemon {
         targetId: t.targetId,
         localState: t.localState,
         syncedStateVersion: t.localState === 'syncing-done' ? t.syncedStateVersion : undefined,
+        ...targetSpace(t.store, t.dir),
       }));
       const { version } = await this.mgmtd.heartbeat(this.options.nodeId, this.appliedVersion, reports);
       if (version > this.appliedVersion) {

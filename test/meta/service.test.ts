@@ -239,6 +239,13 @@ for (const backend of backends) {
       expect(await code(meta.symlink(root, 'y', `${dir}/nodir/m`))).toBe('ENOENT');
       await meta.mkdir(root, `${dir}/locked`, { mode: 0o555 });
       expect(await code(meta.symlink(alice, 'y', `${dir}/locked/m`))).toBe('EACCES');
+      // readdir plus: each entry with its inode, as stat gives it; none without x on the directory.
+      const plus = (await meta.readdir(alice, dir, { plus: true })).entries;
+      expect(plus.map((e) => [e.name, e.attrs?.type, e.attrs?.id])).toEqual([['l', 'symlink', made.id], ['locked', 'dir', (await meta.stat(root, `${dir}/locked`)).id]]);
+      expect(plus[0]!.attrs).toEqual(await meta.stat(root, `${dir}/l`));
+      await meta.setattr(root, dir, { mode: 0o774 });
+      expect((await meta.readdir(alice, dir, { plus: true })).entries.map((e) => e.attrs)).toEqual([undefined, undefined]);
+      await meta.setattr(root, dir, { mode: 0o777 });
       // meta never follows one: opening it or walking through it is refused.
       expect(await code(meta.readlink(root, dir))).toBe('EINVAL');
       expect(await code(meta.open(root, `${dir}/l`))).toBe('EINVAL');

@@ -1,0 +1,799 @@
+// millpond-fuse: the FUSE mount daemon (design §13), libfuse3's low-level API over the native
+// FileClient. The only code that includes fuse headers. `millpond mount` (src/cli) runs it:
+//
+//   millpond-fuse MOUNTPOINT --meta tcp://h:p[,..] --mgmtd tcp://h:p[,..] [--transport auto|tcp|rdma]
+//     [--foreground] [--log FILE] [--allow-other] [--direct-io] [--attr-timeout-ms N]
+//     [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--write-behind-bytes N]
+//
+// Without --foreground it forks before any thread starts; the child mounts, checks that meta
+// answers, tells the parent (which then exits 0, or 1 with the error), and serves. SIGTERM,
+// SIGINT and SIGHUP end the session loop and unmount. A daemon killed without unmounting leaves
+// the mount point "not connected": `umount -l MOUNTPOINT` (or `fusermount3 -uz`) clears it, and
+// `millpond umount` does so by itself.
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/file_client.h"
+#include "common/log.h"
+#include "fuse/mount_fs.h"
+#include "transport/transport.h"
+
+namespace millpond {
+namespace {
+
+MountFs* g_fs = nullptr;
+
+int Errno(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 0;
+    case StatusCode::kNotFound: return ENOENT;
+    case StatusCode::kExists: return EEXIST;
+    case StatusCode::kInvalidArgument: return EINVAL;
+    case StatusCode::kNoSpace: return ENOSPC;
+    case StatusCode::kTimedOut: return ETIMEDOUT;
+    case StatusCode::kTooLarge: return EFBIG;
+    case StatusCode::kBusy: return EBUSY;
+    case StatusCode::kNotSupported: return EOPNOTSUPP;
+    case StatusCode::kStaleVersion: return ESTALE;
+    case StatusCode::kAccess: return EACCES;
+    case StatusCode::kAuth: return EACCES;
+    case StatusCode::kNotDir: return ENOTDIR;
+    case StatusCode::kIsDir: return EISDIR;
+    case StatusCode::kNotEmpty: return ENOTEMPTY;
+    case StatusCode::kNameTooLong: return ENAMETOOLONG;
+    case StatusCode::kPermission: return EPERM;
+    case StatusCode::kTooManyLinks: return EMLINK;
+    default: return EIO;  // data or connection failures, corrupt chunks: the call failed
+  }
+}
+
+// A failure the caller would not expect from a file system is logged once per kind.
+void Note(const char* op, const Status& s) {
+  if (Errno(s) == EIO || s.code() == StatusCode::kTimedOut) {
+    LogWarning(std::string("fuse ") + op + ": " + s.ToString());
+  }
+}
+
+void ReplyErr(fuse_req_t req, const char* op, const Status& s) {
+  Note(op, s);
+  fuse_reply_err(req, Errno(s));
+}
+
+MetaUser CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  RequestCaller c;
+  c.uid = ctx->uid;
+  c.gid = ctx->gid;
+  if (!g_fs->options().fixedUser) {
+    gid_t groups[limits::kFuseGroupsMax];
+    int n = fuse_req_getgroups(req, limits::kFuseGroupsMax, groups);
+    for (int i = 0; i < std::min<int>(n, limits::kFuseGroupsMax); i++) c.groups.push_back(groups[i]);
+  }
+  return g_fs->Caller(c);
+}
+
+double Seconds(uint32_t ms) { return ms / 1000.0; }
+
+void ToStat(const Inode& n, struct stat* st) {
+  memset(st, 0, sizeof(*st));
+  st->st_ino = n.id;
+  mode_t type = n.type == FileType::kDir ? S_IFDIR : n.type == FileType::kSymlink ? S_IFLNK : S_IFREG;
+  st->st_mode = type | (n.mode & 07777);
+  st->st_nlink = n.type == FileType::kDir ? 2 : n.nlink;
+  st->st_uid = n.uid;
+  st->st_gid = n.gid;
+  uint64_t size = n.lengthBytes;
+  if (n.type == FileType::kFile) size = g_fs->Length(n.id, n.lengthBytes);
+  if (n.type == FileType::kDir) size = 4096;
+  st->st_size = static_cast<off_t>(size);
+  st->st_blksize = limits::kFuseRequestBytesMax;  // cp and friends size their I/O by it
+  st->st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
+  st->st_mtim.tv_sec = n.mtimeMs / 1000;
+  st->st_mtim.tv_nsec = (n.mtimeMs % 1000) * 1000000;
+  st->st_ctim.tv_sec = n.ctimeMs / 1000;
+  st->st_ctim.tv_nsec = (n.ctimeMs % 1000) * 1000000;
+  st->st_atim = st->st_mtim;  // no access times
+}
+
+void ToEntry(const Inode& n, fuse_entry_param* e) {
+  memset(e, 0, sizeof(*e));
+  e->ino = n.id;
+  e->generation = 1;
+  ToStat(n, &e->attr);
+  e->attr_timeout = Seconds(g_fs->options().attrTimeoutMs);
+  e->entry_timeout = Seconds(g_fs->options().entryTimeoutMs);
+}
+
+// Replies to lookup/mkdir/symlink/link/create with `n` as `name` in `parent`.
+void ReplyEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, const Inode& n) {
+  fuse_entry_param e;
+  ToEntry(n, &e);
+  g_fs->Remember(n.id, parent, name);
+  if (fuse_reply_entry(req, &e) != 0) g_fs->Forget(n.id, 1);  // the request was interrupted
+}
+
+// ---- namespace
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  std::string path;
+  Status s = g_fs->ChildPath(parent, name, &path);
+  Inode n;
+  MetaUser as = CallerOf(req);
+  if (s.ok()) s = g_fs->meta()->Stat(path, &n, &as);
+  if (!s.ok()) return ReplyErr(req, "lookup", s);
+  ReplyEntry(req, parent, name, n);
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  g_fs->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; i++) g_fs->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  std::string path;
+  Status s = g_fs->PathOf(ino, &path);
+  Inode n;
+  MetaUser as = CallerOf(req);
+  if (s.ok()) s = g_fs->meta()->Stat(path, &n, &as);
+  if (!s.ok()) return ReplyErr(req, "getattr", s);
+  struct stat st;
+  ToStat(n, &st);
+  fuse_reply_attr(req, &st, Seconds(g_fs->options().attrTimeoutMs));
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
+  std::string path;
+  Status s = g_fs->PathOf(ino, &path);
+  MetaUser as = CallerOf(req);
+  Inode n;
+  bool have = false;
+  if (s.ok() && (toSet & FUSE_SET_ATTR_SIZE)) {
+    OpenFile* f = fi != nullptr ? reinterpret_cast<OpenFile*>(fi->fh) : nullptr;
+    // ftruncate on a writer: publish what it wrote first, so its close cannot undo the new
+    // length (a close publishes max(length, its end)).
+    if (f != nullptr && f->writable) s = g_fs->Flush(f);
+    if (s.ok()) s = g_fs->meta()->Truncate(path, static_cast<uint64_t>(attr->st_size), &n, &as);
+    if (s.ok()) {
+      g_fs->Truncated(ino, static_cast<uint64_t>(attr->st_size));
+      have = true;
+    }
+  }
+  SetAttrs a;
+  if (toSet & FUSE_SET_ATTR_MODE) a.hasMode = true, a.mode = attr->st_mode & 07777;
+  if (toSet & FUSE_SET_ATTR_UID) a.hasUid = true, a.uid = attr->st_uid;
+  if (toSet & FUSE_SET_ATTR_GID) a.hasGid = true, a.gid = attr->st_gid;
+  if (toSet & FUSE_SET_ATTR_MTIME_NOW) {
+    a.hasMtime = true, a.mtimeMs = NowMs();
+  } else if (toSet & FUSE_SET_ATTR_MTIME) {
+    a.hasMtime = true, a.mtimeMs = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000 + attr->st_mtim.tv_nsec / 1000000;
+  }
+  if (s.ok() && (a.hasMode || a.hasUid || a.hasGid || a.hasMtime)) {
+    s = g_fs->meta()->Setattr(path, a, &n, &as);
+    have = s.ok();
+  }
+  if (s.ok() && !have) s = g_fs->meta()->Stat(path, &n, &as);  // atime or ctime only: nothing kept
+  if (!s.ok()) return ReplyErr(req, "setattr", s);
+  struct stat st;
+  ToStat(n, &st);
+  fuse_reply_attr(req, &st, Seconds(g_fs->options().attrTimeoutMs));
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  std::string path, target;
+  Status s = g_fs->PathOf(ino, &path);
+  MetaUser as = CallerOf(req);
+  if (s.ok()) s = g_fs->meta()->Readlink(path, &target, &as);
+  if (!s.ok()) return ReplyErr(req, "readlink", s);
+  fuse_reply_readlink(req, target.c_str());
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  std::string path;
+  Status s = g_fs->ChildPath(parent, name, &path);
+  MetaUser as = CallerOf(req);
+  Inode n;
+  if (s.ok()) s = g_fs->meta()->Mkdir(path, mode & 07777, /*recursive=*/false, &n, &as);
+  if (!s.ok()) return ReplyErr(req, "mkdir", s);
+  ReplyEntry(req, parent, name, n);
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  std::string path;
+  Status s = g_fs->ChildPath(parent, name, &path);
+  MetaUser as = CallerOf(req);
+  if (s.ok()) s = g_fs->meta()->Unlink(path, &as);
+  if (!s.ok()) return ReplyErr(req, "unlink", s);
+  fuse_reply_err(req, 0);
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  std::string path;
+  Status s = g_fs->ChildPath(parent, name, &path);
+  MetaUser as = CallerOf(req);
+  if (s.ok()) s = g_fs->meta()->Rmdir(path, &as);
+  if (!s.ok()) return ReplyErr(req, "rmdir", s);
+  fuse_reply_err(req, 0);
+}
+
+void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  std::string path;
+  Status s = g_fs->ChildPath(parent, name, &path);
+  MetaUser as = CallerOf(req);
+  Inode n;
+  if (s.ok()) s = g_fs->meta()->Symlink(link, path, &n, &as);
+  if (!s.ok()) return ReplyErr(req, "symlink", s);
+  ReplyEntry(req, parent, name, n);
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  if (flags & RENAME_EXCHANGE) return (void)fuse_reply_err(req, EINVAL);
+  std::string from, to;
+  Status s = g_fs->ChildPath(parent, name, &from);
+  if (s.ok()) s = g_fs->ChildPath(newparent, newname, &to);
+  MetaUser as = CallerOf(req);
+  Inode existing;
+  if (s.ok() && (flags & RENAME_NOREPLACE)) {
+    // Not atomic with the rename: meta has no rename-unless-exists (a racing create between
+    // the two calls is replaced).
+    Status e = g_fs->meta()->Stat(to, &existing, &as);
+    if (e.ok()) s = Status::Exists("rename target exists: " + to);
+    else if (e.code() != StatusCode::kNotFound) s = e;
+  }
+  if (s.ok()) s = g_fs->meta()->Rename(from, to, &as);
+  if (!s.ok()) return ReplyErr(req, "rename", s);
+  Inode moved;
+  if (g_fs->meta()->Stat(to, &moved, &as).ok()) g_fs->Moved(moved.id, newparent, newname);
+  fuse_reply_err(req, 0);
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  std::string from, to;
+  Status s = g_fs->PathOf(ino, &from);
+  if (s.ok()) s = g_fs->ChildPath(newparent, newname, &to);
+  MetaUser as = CallerOf(req);
+  Inode n;
+  if (s.ok()) s = g_fs->meta()->Link(from, to, &n, &as);
+  if (!s.ok()) return ReplyErr(req, "link", s);
+  fuse_entry_param e;
+  ToEntry(n, &e);
+  g_fs->Remember(n.id, newparent, newname);  // one more kernel reference, known by the new name
+  if (fuse_reply_entry(req, &e) != 0) g_fs->Forget(n.id, 1);
+}
+
+// ---- files
+
+OpenFlags FlagsOf(int flags) {
+  OpenFlags f;
+  int acc = flags & O_ACCMODE;
+  f.read = acc == O_RDONLY || acc == O_RDWR;
+  f.write = acc == O_WRONLY || acc == O_RDWR;
+  f.truncate = f.write && (flags & O_TRUNC) != 0;
+  f.append = f.write && (flags & O_APPEND) != 0;
+  return f;
+}
+
+void SetOpenReply(fuse_file_info* fi, OpenFile* f) {
+  fi->fh = reinterpret_cast<uint64_t>(f);
+  fi->direct_io = g_fs->options().directIo ? 1 : 0;
+  fi->keep_cache = 0;  // close-to-open: pages cached before this open are dropped
+}
+
+int OpenErrno(const Status& s) {
+  return s.code() == StatusCode::kBusy ? EMFILE : Errno(s);
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  std::string path;
+  Status s = g_fs->ChildPath(parent, name, &path);
+  MetaUser as = CallerOf(req);
+  OpenFlags flags = FlagsOf(fi->flags);
+  flags.write = true;  // creat(2) on O_RDONLY still creates: the session publishes the file
+  flags.create = true;
+  flags.exclusive = (fi->flags & O_EXCL) != 0;
+  OpenFile* f = nullptr;
+  if (s.ok()) s = g_fs->Open(0, path, flags, mode & 07777, as, &f);
+  if (!s.ok()) {
+    Note("create", s);
+    return (void)fuse_reply_err(req, OpenErrno(s));
+  }
+  fuse_entry_param e;
+  ToEntry(f->file->inode(), &e);
+  SetOpenReply(fi, f);
+  g_fs->Remember(e.ino, parent, name);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    g_fs->Forget(e.ino, 1);
+    g_fs->Release(f);
+  }
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  std::string path;
+  Status s = g_fs->PathOf(ino, &path);
+  MetaUser as = CallerOf(req);
+  OpenFile* f = nullptr;
+  if (s.ok()) s = g_fs->Open(ino, path, FlagsOf(fi->flags), 0, as, &f);
+  if (!s.ok()) {
+    Note("open", s);
+    return (void)fuse_reply_err(req, OpenErrno(s));
+  }
+  SetOpenReply(fi, f);
+  if (fuse_reply_open(req, fi) != 0) g_fs->Release(f);
+}
+
+thread_local std::vector<char> t_readBuffer;
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  OpenFile* f = reinterpret_cast<OpenFile*>(fi->fh);
+  size = std::min<size_t>(size, limits::kFuseRequestBytesMax);
+  if (t_readBuffer.size() < size) t_readBuffer.resize(limits::kFuseRequestBytesMax);
+  size_t n = 0;
+  Status s = g_fs->Read(f, static_cast<uint64_t>(off), size, t_readBuffer.data(), &n);
+  if (!s.ok()) return ReplyErr(req, "read", s);
+  fuse_reply_buf(req, t_readBuffer.data(), n);
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  OpenFile* f = reinterpret_cast<OpenFile*>(fi->fh);
+  Status s = g_fs->Write(f, static_cast<uint64_t>(off), buf, size);
+  if (!s.ok()) return ReplyErr(req, "write", s);
+  fuse_reply_write(req, size);
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  Status s = g_fs->Flush(reinterpret_cast<OpenFile*>(fi->fh));
+  if (!s.ok()) return ReplyErr(req, "flush", s);
+  fuse_reply_err(req, 0);
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  Status s = g_fs->Flush(reinterpret_cast<OpenFile*>(fi->fh));
+  if (!s.ok()) return ReplyErr(req, "fsync", s);
+  fuse_reply_err(req, 0);
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  Status s = g_fs->Release(reinterpret_cast<OpenFile*>(fi->fh));
+  if (!s.ok()) Note("release", s);  // close(2) returned already; its flush reported errors
+  fuse_reply_err(req, 0);
+}
+
+// ---- directories: one page of meta's listing at a time; offsets are entry indexes + 3
+// (1 and 2 are "." and "..").
+
+struct DirHandle {
+  std::mutex mu;
+  std::string path;
+  MetaUser as;
+  std::vector<DirEntry> page;  // GUARDED_BY(mu)
+  uint64_t pageStart = 0;      // GUARDED_BY(mu): index of page[0]
+  bool loaded = false;         // GUARDED_BY(mu)
+  bool more = false;           // GUARDED_BY(mu)
+};
+
+// REQUIRES: d->mu held. Loads the page holding entry `index` (or the last page).
+Status LoadPage(DirHandle* d, uint64_t index, bool plus) {
+  auto fetch = [&](const std::string& after) {
+    ReaddirPage p;
+    Status s = plus ? g_fs->meta()->ReaddirPlus(d->path, after, limits::kMetaReaddirEntriesMax, &p, &d->as)
+                    : g_fs->meta()->Readdir(d->path, after, limits::kMetaReaddirEntriesMax, &p, &d->as);
+    if (!s.ok()) return s;
+    d->page = std::move(p.entries);
+    d->more = p.more;
+    return Status::OK();
+  };
+  if (!d->loaded || index < d->pageStart) {
+    MP_RETURN_IF_ERROR(fetch(""));
+    d->pageStart = 0;
+    d->loaded = true;
+  }
+  while (index >= d->pageStart + d->page.size() && d->more && !d->page.empty()) {
+    uint64_t next = d->pageStart + d->page.size();
+    MP_RETURN_IF_ERROR(fetch(d->page.back().name));
+    d->pageStart = next;
+  }
+  return Status::OK();
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  std::unique_ptr<DirHandle> d(new DirHandle);
+  Status s = g_fs->PathOf(ino, &d->path);
+  d->as = CallerOf(req);
+  if (!s.ok()) return ReplyErr(req, "opendir", s);
+  fi->fh = reinterpret_cast<uint64_t>(d.get());
+  fi->cache_readdir = 0;
+  if (fuse_reply_open(req, fi) == 0) d.release();
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  DirHandle* d = reinterpret_cast<DirHandle*>(fi->fh);
+  std::lock_guard<std::mutex> lock(d->mu);
+  std::vector<char> buf(std::min<size_t>(size, limits::kFuseRequestBytesMax));
+  size_t used = 0;
+  auto add = [&](const char* name, const struct stat& st, off_t next, const fuse_entry_param* e) {
+    size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, buf.size() - used, name, e, next)
+                       : fuse_add_direntry(req, buf.data() + used, buf.size() - used, name, &st, next);
+    if (need > buf.size() - used) return false;
+    used += need;
+    return true;
+  };
+  for (uint64_t at = static_cast<uint64_t>(off);; at++) {
+    fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    if (at < 2) {  // "." and "..": never looked up by the kernel (ino 0 in e)
+      e.attr.st_ino = ino;
+      e.attr.st_mode = S_IFDIR;
+      if (!add(at == 0 ? "." : "..", e.attr, static_cast<off_t>(at + 1), &e)) break;
+      continue;
+    }
+    uint64_t index = at - 2;
+    Status s = LoadPage(d, index, plus);
+    if (!s.ok()) {
+      if (used > 0) break;  // what fits is returned; the next call reports the error
+      return ReplyErr(req, "readdir", s);
+    }
+    if (index < d->pageStart || index >= d->pageStart + d->page.size()) break;  // the end
+    const DirEntry& de = d->page[index - d->pageStart];
+    bool counted = false;
+    if (plus && de.hasAttrs) {
+      ToEntry(de.attrs, &e);
+      g_fs->Remember(de.inode, ino, de.name);  // the kernel takes a reference per entry it keeps
+      counted = true;
+    } else {
+      e.attr.st_ino = de.inode;
+      e.attr.st_mode = de.type == FileType::kDir ? S_IFDIR : de.type == FileType::kSymlink ? S_IFLNK : S_IFREG;
+    }
+    if (!add(de.name.c_str(), e.attr, static_cast<off_t>(at + 1), &e)) {
+      if (counted) g_fs->Forget(de.inode, 1);  // did not fit: not sent
+      break;
+    }
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReadDir(req, ino, size, off, fi, /*plus=*/false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReadDir(req, ino, size, off, fi, /*plus=*/true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_reply_err(req, 0);  // every namespace change is durable in meta when it returns
+}
+
+// ---- statfs and access
+
+// Capacity of the cluster's targets from mgmtd (MgmtdClient::Capacity); unknown: a large
+// nominal size, so df and cp's space checks do not refuse.
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  struct statvfs st;
+  memset(&st, 0, sizeof(st));
+  const uint64_t block = limits::kFuseRequestBytesMax;
+  uint64_t total = uint64_t{1} << 50, free = total;
+  ClusterCapacity c;
+  if (g_fs->client()->mgmtd()->Capacity(&c).ok() && c.capacityBytes > 0) {
+    total = c.capacityBytes;
+    free = std::min(c.freeBytes, c.capacityBytes);
+  }
+  st.f_bsize = block;
+  st.f_frsize = block;
+  st.f_blocks = total / block;
+  st.f_bfree = free / block;
+  st.f_bavail = free / block;
+  st.f_files = uint64_t{1} << 40;
+  st.f_ffree = st.f_files;
+  st.f_favail = st.f_files;
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
+}
+
+bool Permits(const MetaUser& u, const Inode& n, int want) {
+  if (u.uid == 0) return (want & 1) == 0 || n.type == FileType::kDir || (n.mode & 0111) != 0;
+  uint32_t bits;
+  if (u.uid == n.uid) bits = n.mode >> 6;
+  else if (u.gid == n.gid || std::find(u.gids.begin(), u.gids.end(), n.gid) != u.gids.end()) bits = n.mode >> 3;
+  else bits = n.mode;
+  return ((bits & 7) & want) == static_cast<uint32_t>(want);
+}
+
+void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  std::string path;
+  Status s = g_fs->PathOf(ino, &path);
+  MetaUser as = CallerOf(req);
+  Inode n;
+  if (s.ok()) s = g_fs->meta()->Stat(path, &n, &as);
+  if (!s.ok()) return ReplyErr(req, "access", s);
+  int want = (mask & R_OK ? 4 : 0) | (mask & W_OK ? 2 : 0) | (mask & X_OK ? 1 : 0);
+  fuse_reply_err(req, Permits(as, n, want) ? 0 : EACCES);
+}
+
+void OpInit(void*, fuse_conn_info* conn) {
+  conn->max_write = limits::kFuseRequestBytesMax;
+  conn->max_read = limits::kFuseRequestBytesMax;
+  conn->max_background = limits::kFuseBackgroundMax;
+  conn->congestion_threshold = limits::kFuseBackgroundMax * 3 / 4;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: one meta call per page, not per entry
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;   // writes reach the client at once (close-to-open)
+}
+
+fuse_lowlevel_ops MakeOps() {
+  fuse_lowlevel_ops ops;
+  memset(&ops, 0, sizeof(ops));
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.forget = OpForget;
+  ops.forget_multi = OpForgetMulti;
+  ops.getattr = OpGetattr;
+  ops.setattr = OpSetattr;
+  ops.readlink = OpReadlink;
+  ops.mkdir = OpMkdir;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmdir;
+  ops.symlink = OpSymlink;
+  ops.rename = OpRename;
+  ops.link = OpLink;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.release = OpRelease;
+  ops.fsync = OpFsync;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.readdirplus = OpReaddirplus;
+  ops.releasedir = OpReleasedir;
+  ops.fsyncdir = OpFsyncdir;
+  ops.statfs = OpStatfs;
+  ops.access = OpAccess;
+  ops.create = OpCreate;
+  return ops;
+}
+
+// ---- the process
+
+struct Args {
+  std::string mountpoint;
+  std::vector<std::string> meta, mgmtd;
+  std::string transport = "auto";
+  bool foreground = false;
+  std::string log;
+  bool allowOther = false;
+  uint32_t threads = limits::kFuseThreadsDefault;
+  size_t writeBehindBytes = limits::kFuseWriteBehindBytesDefault;
+  MountOptions mount;
+};
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Status ParseU32(const std::string& flag, const std::string& v, uint32_t lo, uint32_t hi, uint32_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long x = strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi) {
+    return Status::InvalidArgument(flag + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v);
+  }
+  *out = static_cast<uint32_t>(x);
+  return Status::OK();
+}
+
+Status ParseArgs(int argc, char** argv, Args* a) {
+  for (int i = 1; i < argc; i++) {
+    std::string arg = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return Status::InvalidArgument(arg + " needs a value");
+      *out = argv[++i];
+      return Status::OK();
+    };
+    std::string v;
+    if (arg == "--meta") { MP_RETURN_IF_ERROR(value(&v)); a->meta = SplitList(v); }
+    else if (arg == "--mgmtd") { MP_RETURN_IF_ERROR(value(&v)); a->mgmtd = SplitList(v); }
+    else if (arg == "--transport") { MP_RETURN_IF_ERROR(value(&a->transport)); }
+    else if (arg == "--foreground" || arg == "-f") { a->foreground = true; }
+    else if (arg == "--log") { MP_RETURN_IF_ERROR(value(&a->log)); }
+    else if (arg == "--allow-other") { a->allowOther = true; }
+    else if (arg == "--direct-io") { a->mount.directIo = true; }
+    else if (arg == "--attr-timeout-ms") { MP_RETURN_IF_ERROR(value(&v)); MP_RETURN_IF_ERROR(ParseU32(arg, v, 0, limits::kFuseTimeoutMsMax, &a->mount.attrTimeoutMs)); }
+    else if (arg == "--entry-timeout-ms") { MP_RETURN_IF_ERROR(value(&v)); MP_RETURN_IF_ERROR(ParseU32(arg, v, 0, limits::kFuseTimeoutMsMax, &a->mount.entryTimeoutMs)); }
+    else if (arg == "--threads") { MP_RETURN_IF_ERROR(value(&v)); MP_RETURN_IF_ERROR(ParseU32(arg, v, 1, limits::kFuseThreadsMax, &a->threads)); }
+    else if (arg == "--write-behind-bytes") {
+      uint32_t n = 0;
+      MP_RETURN_IF_ERROR(value(&v));
+      MP_RETURN_IF_ERROR(ParseU32(arg, v, 0, static_cast<uint32_t>(limits::kFileWriteBehindBytesMax), &n));
+      a->writeBehindBytes = n;
+    } else if (arg == "--as-user") {
+      MP_RETURN_IF_ERROR(value(&v));
+      size_t colon = v.find(':');
+      if (colon == std::string::npos) return Status::InvalidArgument("--as-user must be UID:GID");
+      MP_RETURN_IF_ERROR(ParseU32(arg, v.substr(0, colon), 0, UINT32_MAX - 1, &a->mount.user.uid));
+      MP_RETURN_IF_ERROR(ParseU32(arg, v.substr(colon + 1), 0, UINT32_MAX - 1, &a->mount.user.gid));
+      a->mount.fixedUser = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return Status::InvalidArgument("unknown option " + arg);
+    } else if (a->mountpoint.empty()) {
+      a->mountpoint = arg;
+    } else {
+      return Status::InvalidArgument("one mount point only, got " + a->mountpoint + " and " + arg);
+    }
+  }
+  if (a->mountpoint.empty()) return Status::InvalidArgument("a mount point is required");
+  if (a->meta.empty() || a->mgmtd.empty()) return Status::InvalidArgument("--meta and --mgmtd are required");
+  return Status::OK();
+}
+
+// The kernel's read-ahead for this mount (bdi of its anonymous device): larger windows keep
+// more reads in flight for sequential readers. Best effort (root only).
+void RaiseReadAhead(const std::string& mountpoint) {
+  char real[PATH_MAX];
+  if (realpath(mountpoint.c_str(), real) == nullptr) return;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line, dev;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream f(line);
+    std::string id, parent, majmin, root, point;
+    f >> id >> parent >> majmin >> root >> point;
+    if (point == real && line.find(" - fuse") != std::string::npos) dev = majmin;  // the last one
+  }
+  if (dev.empty()) return;
+  std::ofstream ra("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  ra << limits::kFuseReadAheadKbDefault;
+}
+
+int Serve(const Args& a, int readyFd) {
+  auto tell = [&](const std::string& message) {
+    if (readyFd >= 0) {
+      ssize_t ignored = write(readyFd, message.data(), message.size());
+      (void)ignored;
+      close(readyFd);
+      readyFd = -1;
+    } else if (message != "ok") {
+      fprintf(stderr, "millpond-fuse: %s\n", message.c_str());
+    }
+  };
+
+  std::vector<std::string> opts = {"millpond-fuse", "-o", "fsname=millpond,subtype=millpond,max_read=" + std::to_string(limits::kFuseRequestBytesMax)};
+  if (a.allowOther) opts.back() += ",allow_other";
+  std::vector<char*> argvFuse;
+  for (auto& o : opts) argvFuse.push_back(const_cast<char*>(o.c_str()));
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argvFuse.size()), argvFuse.data());
+
+  FileClientOptions fo;
+  fo.meta.rpc.endpoints = a.meta;
+  fo.mgmtd.rpc.endpoints = a.mgmtd;
+  fo.writeBehindBytes = a.writeBehindBytes;
+  Status s = ParseTransportChoice(a.transport, &fo.chunks.transport);
+  std::unique_ptr<FileClient> client;
+  if (s.ok()) s = FileClient::Create(fo, &client);
+  Inode root;
+  if (s.ok()) s = client->meta()->Stat("/", &root);  // meta answers before the mount appears
+  if (!s.ok()) {
+    tell("cannot reach the cluster: " + s.ToString());
+    return 1;
+  }
+  MountFs fs(client.get(), a.mount);
+  g_fs = &fs;
+  fuse_lowlevel_ops ops = MakeOps();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), nullptr);
+  if (se == nullptr) {
+    tell("fuse_session_new failed (bad mount options?)");
+    return 1;
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    tell("cannot set signal handlers");
+    fuse_session_destroy(se);
+    return 1;
+  }
+  if (fuse_session_mount(se, a.mountpoint.c_str()) != 0) {
+    tell("cannot mount at " + a.mountpoint + " (is it a directory? is /dev/fuse usable?)");
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
+  RaiseReadAhead(a.mountpoint);
+  tell("ok");
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, a.threads);
+  fuse_loop_cfg_set_idle_threads(cfg, std::min<uint32_t>(a.threads, 8));
+  int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  g_fs = nullptr;
+  return rc == 0 ? 0 : 1;
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  Status s = ParseArgs(argc, argv, &a);
+  if (!s.ok()) {
+    fprintf(stderr, "millpond-fuse: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  if (a.foreground) return Serve(a, -1);
+  // Fork before any thread exists; the parent waits for the child's word.
+  int pipefd[2];
+  if (pipe(pipefd) != 0) {
+    perror("millpond-fuse: pipe");
+    return 1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("millpond-fuse: fork");
+    return 1;
+  }
+  if (pid > 0) {
+    close(pipefd[1]);
+    std::string word;
+    char buf[512];
+    for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0;) word.append(buf, static_cast<size_t>(n));
+    if (word == "ok") {
+      printf("%d\n", pid);  // the daemon's pid
+      return 0;
+    }
+    fprintf(stderr, "millpond-fuse: %s\n", word.empty() ? "the daemon exited before mounting" : word.c_str());
+    return 1;
+  }
+  close(pipefd[0]);
+  setsid();
+  if (chdir("/") != 0) return 1;
+  int nul = open("/dev/null", O_RDWR);
+  int out = a.log.empty() ? nul : open(a.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (out < 0) out = nul;
+  dup2(nul, 0);
+  dup2(out, 1);
+  dup2(out, 2);
+  return Serve(a, pipefd[1]);
+}
+
+}  // namespace
+}  // namespace millpond
+
+int main(int argc, char** argv) { return millpond::Main(argc, argv); }

@@ -1,0 +1,175 @@
+#include "fuse/mount_fs.h"
+
+#include <algorithm>
+
+namespace millpond {
+
+namespace {
+constexpr uint64_t kRootIno = 1;  // FUSE_ROOT_ID and meta's ROOT_INODE
+}  // namespace
+
+MountFs::MountFs(FileClient* client, const MountOptions& options)
+    : client_(client), options_(options) {
+  nodes_[kRootIno] = Node{kRootIno, "", 1};
+}
+
+MetaUser MountFs::Caller(const RequestCaller& caller) const {
+  if (options_.fixedUser) return options_.user;
+  MetaUser u;
+  u.uid = caller.uid;
+  u.gid = caller.gid;
+  for (uint32_t g : caller.groups) {
+    if (u.gids.size() >= limits::kFuseGroupsMax) break;
+    if (g != caller.gid) u.gids.push_back(g);
+  }
+  return u;
+}
+
+Status MountFs::PathOf(uint64_t ino, std::string* out) {
+  std::vector<const std::string*> names;
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  for (uint64_t at = ino; at != kRootIno;) {
+    auto it = nodes_.find(at);
+    if (it == nodes_.end()) return Status::StaleVersion("node " + std::to_string(ino) + " is not known");
+    names.push_back(&it->second.name);
+    at = it->second.parent;
+    if (names.size() > limits::kMetaPathBytesMax / 2) return Status::Internal("a cycle of nodes at " + std::to_string(ino));
+  }
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + **it;
+  *out = path.empty() ? "/" : path;
+  return Status::OK();
+}
+
+Status MountFs::ChildPath(uint64_t parent, const std::string& name, std::string* out) {
+  std::string dir;
+  MP_RETURN_IF_ERROR(PathOf(parent, &dir));
+  *out = dir == "/" ? "/" + name : dir + "/" + name;
+  return Status::OK();
+}
+
+void MountFs::Remember(uint64_t ino, uint64_t parent, const std::string& name) {
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  Node& n = nodes_[ino];
+  n.lookups++;
+  if (ino != kRootIno) {
+    n.parent = parent;
+    n.name = name;
+  }
+}
+
+void MountFs::Moved(uint64_t ino, uint64_t parent, const std::string& name) {
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || ino == kRootIno) return;
+  it->second.parent = parent;
+  it->second.name = name;
+}
+
+void MountFs::Forget(uint64_t ino, uint64_t lookups) {
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || ino == kRootIno) return;
+  it->second.lookups -= std::min(lookups, it->second.lookups);
+  if (it->second.lookups == 0) nodes_.erase(it);
+}
+
+size_t MountFs::nodeCount() {
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  return nodes_.size();
+}
+
+Status MountFs::Open(uint64_t ino, const std::string& path, const OpenFlags& flags, uint32_t mode,
+                     const MetaUser& as, OpenFile** out) {
+  {
+    std::lock_guard<std::mutex> lock(filesMu_);
+    if (openFiles_ >= limits::kFuseOpenFilesMax) {
+      return Status::Busy("the mount has " + std::to_string(limits::kFuseOpenFilesMax) + " files open");
+    }
+    openFiles_++;
+  }
+  std::unique_ptr<OpenFile> f(new OpenFile);
+  f->path = path;
+  f->as = as;
+  f->writable = flags.write || flags.append || flags.truncate;
+  f->flags.read = flags.read;
+  f->flags.write = f->writable;
+  Status s = client_->Open(path, flags, mode, &f->file, &f->as);
+  std::lock_guard<std::mutex> lock(filesMu_);
+  if (!s.ok()) {
+    openFiles_--;
+    return s;
+  }
+  f->ino = f->file->inode().id;
+  if (f->writable) writers_[f->ino].open++;
+  *out = f.release();
+  return Status::OK();
+}
+
+Status MountFs::Ready(OpenFile* f) {
+  if (f->file) return Status::OK();
+  return client_->Open(f->path, f->flags, 0, &f->file, &f->as);
+}
+
+Status MountFs::Read(OpenFile* f, uint64_t offset, size_t length, char* dst, size_t* bytesRead) {
+  std::lock_guard<std::mutex> lock(f->mu);
+  MP_RETURN_IF_ERROR(Ready(f));
+  return f->file->Read(offset, length, dst, bytesRead);
+}
+
+Status MountFs::Write(OpenFile* f, uint64_t offset, const char* data, size_t length) {
+  std::lock_guard<std::mutex> lock(f->mu);
+  MP_RETURN_IF_ERROR(Ready(f));
+  MP_RETURN_IF_ERROR(f->file->Write(offset, data, length));
+  NoteWrite(f->ino, offset + length);
+  return Status::OK();
+}
+
+void MountFs::NoteWrite(uint64_t ino, uint64_t endBytes) {
+  std::lock_guard<std::mutex> lock(filesMu_);
+  Writers& w = writers_[ino];
+  w.endBytes = std::max(w.endBytes, endBytes);
+}
+
+Status MountFs::Flush(OpenFile* f) {
+  std::lock_guard<std::mutex> lock(f->mu);
+  if (!f->file) return f->flushStatus;
+  // A reader has nothing to publish; its handle stays (and keeps its read-ahead).
+  if (!f->writable) return Status::OK();
+  f->flushStatus = f->file->Close();
+  f->file.reset();
+  return f->flushStatus;
+}
+
+Status MountFs::Release(OpenFile* f) {
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    if (f->file) s = f->file->Close();
+    f->file.reset();
+  }
+  {
+    std::lock_guard<std::mutex> lock(filesMu_);
+    openFiles_--;
+    if (f->writable) {
+      auto it = writers_.find(f->ino);
+      if (it != writers_.end() && --it->second.open == 0) writers_.erase(it);
+    }
+  }
+  delete f;
+  return s;
+}
+
+uint64_t MountFs::Length(uint64_t ino, uint64_t lengthBytes) {
+  std::lock_guard<std::mutex> lock(filesMu_);
+  auto it = writers_.find(ino);
+  return it == writers_.end() ? lengthBytes : std::max(lengthBytes, it->second.endBytes);
+}
+
+void MountFs::Truncated(uint64_t ino, uint64_t lengthBytes) {
+  std::lock_guard<std::mutex> lock(filesMu_);
+  auto it = writers_.find(ino);
+  if (it != writers_.end()) it->second.endBytes = lengthBytes;
+}
+
+}  // namespace millpond
