@@ -7,6 +7,7 @@ import { clusterIoBench } from './cluster-io.js';
 import { dataplaneBench } from './dataplane.js';
 import { duckdbScanBench } from './duckdb-scan.js';
 import { engineOverheadBench } from './engine-overhead.js';
+import { fuseBench } from './fuse.js';
 import { graysortBench } from './graysort.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
@@ -18,6 +19,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   dataplane: dataplaneBench,
   'duckdb-scan': duckdbScanBench,
   'engine-overhead': engineOverheadBench,
+  fuse: fuseBench,
   graysort: graysortBench,
   meta: metaBench,
   randread: randreadBench,

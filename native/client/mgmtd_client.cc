@@ -151,7 +151,7 @@ Status MgmtdClient::Capacity(ClusterCapacity* out) {
   ClusterCapacity c;
   MP_RETURN_IF_ERROR(kReply.U64(r, "capacityBytes", &c.capacityBytes));
   MP_RETURN_IF_ERROR(kReply.U64(r, "freeBytes", &c.freeBytes));
-  MP_RETURN_IF_ERROR(kReply.U32(r, "chains", &c.chains));
+  MP_RETURN_IF_ERROR(kReply.U32(r, "replicas", &c.replicas));
   *out = c;
   return Status::OK();
 }

@@ -41,11 +41,11 @@ struct ChainTableInfo {
   std::vector<uint32_t> chainIds;
 };
 
-// What the cluster's chains can hold (mgmtd.capacity): each chain its smallest target.
+// What the cluster can hold (mgmtd.capacity): the targets' space / the chains' length.
 struct ClusterCapacity {
   uint64_t capacityBytes = 0;
   uint64_t freeBytes = 0;
-  uint32_t chains = 0;  // chains whose targets reported their space
+  uint32_t replicas = 0;  // the chains' length
 };
 
 // One snapshot of the cluster at `version` (nodes are not decoded: clients need none).

@@ -4,6 +4,7 @@
 //   millpond-fuse MOUNTPOINT --meta tcp://h:p[,..] --mgmtd tcp://h:p[,..] [--transport auto|tcp|rdma]
 //     [--foreground] [--log FILE] [--allow-other] [--direct-io] [--attr-timeout-ms N]
 //     [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--write-behind-bytes N]
+//     [--read-ahead-bytes N]
 //
 // Without --foreground it forks before any thread starts; the child mounts, checks that meta
 // answers, tells the parent (which then exits 0, or 1 with the error), and serves. SIGTERM,
@@ -601,6 +602,7 @@ struct Args {
   bool allowOther = false;
   uint32_t threads = limits::kFuseThreadsDefault;
   size_t writeBehindBytes = limits::kFuseWriteBehindBytesDefault;
+  size_t readAheadBytes = limits::kFileReadAheadBytesDefault;
   MountOptions mount;
 };
 
@@ -648,6 +650,11 @@ Status ParseArgs(int argc, char** argv, Args* a) {
       MP_RETURN_IF_ERROR(value(&v));
       MP_RETURN_IF_ERROR(ParseU32(arg, v, 0, static_cast<uint32_t>(limits::kFileWriteBehindBytesMax), &n));
       a->writeBehindBytes = n;
+    } else if (arg == "--read-ahead-bytes") {
+      uint32_t n = 0;
+      MP_RETURN_IF_ERROR(value(&v));
+      MP_RETURN_IF_ERROR(ParseU32(arg, v, 0, static_cast<uint32_t>(limits::kFileReadAheadBytesMax), &n));
+      a->readAheadBytes = n;
     } else if (arg == "--as-user") {
       MP_RETURN_IF_ERROR(value(&v));
       size_t colon = v.find(':');
@@ -708,6 +715,7 @@ int Serve(const Args& a, int readyFd) {
   fo.meta.rpc.endpoints = a.meta;
   fo.mgmtd.rpc.endpoints = a.mgmtd;
   fo.writeBehindBytes = a.writeBehindBytes;
+  fo.readAheadBytes = a.readAheadBytes;
   Status s = ParseTransportChoice(a.transport, &fo.chunks.transport);
   std::unique_ptr<FileClient> client;
   if (s.ok()) s = FileClient::Create(fo, &client);
@@ -740,7 +748,7 @@ int Serve(const Args& a, int readyFd) {
   tell("ok");
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, a.threads);
-  fuse_loop_cfg_set_idle_threads(cfg, std::min<uint32_t>(a.threads, 8));
+  fuse_loop_cfg_set_idle_threads(cfg, a.threads);  // threads are kept: no create/destroy per burst
   int rc = fuse_session_loop_mt(se, cfg);
   fuse_loop_cfg_destroy(cfg);
   fuse_session_unmount(se);

@@ -79,7 +79,7 @@ export class MgmtdClient {
   /** Status of the instance that answers (standbys answer too, with primary: false). */
   /** What the chains can hold (mgmtd.capacity). */
   capacity() {
-    return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; chains: number }>;
+    return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; replicas: number }>;
   }
 
   status() {

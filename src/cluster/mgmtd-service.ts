@@ -243,22 +243,22 @@ export class MgmtdService {
   }
 
   /**
-   * What the chains can hold: each chain stores a byte on every target, so it holds what its
-   * smallest target does; chains whose targets have not reported space count nothing.
+   * What the cluster can hold: every byte lands on each target of its chain, and files spread
+   * evenly over the chains, so it is the targets' space divided by the chains' length (the
+   * replicas). Targets that have not reported their space count nothing.
    */
-  capacity(): { capacityBytes: number; freeBytes: number; chains: number } {
+  capacity(): { capacityBytes: number; freeBytes: number; replicas: number } {
     this.requirePrimary();
+    const chains = [...this.chains.values()];
+    const replicas = chains.length === 0 ? 1 : Math.max(1, Math.round(chains.reduce((n, c) => n + c.targets.length, 0) / chains.length));
     let capacityBytes = 0;
     let freeBytes = 0;
-    let chains = 0;
-    for (const chain of this.chains.values()) {
-      const spaces = chain.targets.map((id) => this.space.get(id)).filter((x) => x !== undefined);
-      if (spaces.length === 0) continue;
-      chains++;
-      capacityBytes += Math.min(...spaces.map((x) => x.capacityBytes));
-      freeBytes += Math.min(...spaces.map((x) => x.freeBytes));
+    for (const [targetId, space] of this.space) {
+      if (!this.targets.has(targetId)) continue;
+      capacityBytes += space.capacityBytes;
+      freeBytes += space.freeBytes;
     }
-    return { capacityBytes, freeBytes, chains };
+    return { capacityBytes: Math.floor(capacityBytes / replicas), freeBytes: Math.floor(freeBytes / replicas), replicas };
   }
 
   /** The endpoint of the primary as of the last lease read (maybe this instance). */

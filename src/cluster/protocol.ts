@@ -11,8 +11,8 @@
  *   mgmtd.createChainTable  tableId, chains?: [{chainId, targets: [id]}]       ChainTableRecord
  *                           | chainCount, chainLength, firstChainId?
  *   mgmtd.status            -                                                  { primary, instanceId, primaryAddress?, routing? }
- *   mgmtd.capacity          -                                                  { capacityBytes, freeBytes, chains }: what the
- *                                                                              chains can hold (each chain: its smallest target)
+ *   mgmtd.capacity          -                                                  { capacityBytes, freeBytes, replicas }: the
+ *                                                                              targets' space / the chains' length
  *
  * A standby answers every method but mgmtd.status with ENOTPRIMARY; callers try the next
  * mgmtd address. An unknown nodeId in a heartbeat is ENOENT: the node registers again.
