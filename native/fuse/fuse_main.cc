@@ -235,6 +235,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   MetaUser as = CallerOf(req);
   if (s.ok()) s = g_fs->meta()->Unlink(path, &as);
   if (!s.ok()) return ReplyErr(req, "unlink", s);
+  g_fs->Unlinked(parent, name);
   fuse_reply_err(req, 0);
 }
 
@@ -244,6 +245,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   MetaUser as = CallerOf(req);
   if (s.ok()) s = g_fs->meta()->Rmdir(path, &as);
   if (!s.ok()) return ReplyErr(req, "rmdir", s);
+  g_fs->Unlinked(parent, name);
   fuse_reply_err(req, 0);
 }
 
@@ -274,8 +276,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   }
   if (s.ok()) s = g_fs->meta()->Rename(from, to, &as);
   if (!s.ok()) return ReplyErr(req, "rename", s);
-  Inode moved;
-  if (g_fs->meta()->Stat(to, &moved, &as).ok()) g_fs->Moved(moved.id, newparent, newname);
+  g_fs->Renamed(parent, name, newparent, newname);
   fuse_reply_err(req, 0);
 }
 

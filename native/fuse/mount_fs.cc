@@ -1,6 +1,7 @@
 #include "fuse/mount_fs.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace millpond {
 
@@ -10,7 +11,7 @@ constexpr uint64_t kRootIno = 1;  // FUSE_ROOT_ID and meta's ROOT_INODE
 
 MountFs::MountFs(FileClient* client, const MountOptions& options)
     : client_(client), options_(options) {
-  nodes_[kRootIno] = Node{kRootIno, "", 1};
+  nodes_[kRootIno].lookups = 1;
 }
 
 MetaUser MountFs::Caller(const RequestCaller& caller) const {
@@ -30,9 +31,12 @@ Status MountFs::PathOf(uint64_t ino, std::string* out) {
   std::lock_guard<std::mutex> lock(nodesMu_);
   for (uint64_t at = ino; at != kRootIno;) {
     auto it = nodes_.find(at);
-    if (it == nodes_.end()) return Status::StaleVersion("node " + std::to_string(ino) + " is not known");
-    names.push_back(&it->second.name);
-    at = it->second.parent;
+    if (it == nodes_.end() || it->second.names.empty()) {
+      return Status::StaleVersion("node " + std::to_string(ino) + " has no known name");
+    }
+    const Name& n = it->second.names.front();
+    names.push_back(&n.second);
+    at = n.first;
     if (names.size() > limits::kMetaPathBytesMax / 2) return Status::Internal("a cycle of nodes at " + std::to_string(ino));
   }
   std::string path;
@@ -48,22 +52,49 @@ Status MountFs::ChildPath(uint64_t parent, const std::string& name, std::string*
   return Status::OK();
 }
 
-void MountFs::Remember(uint64_t ino, uint64_t parent, const std::string& name) {
-  std::lock_guard<std::mutex> lock(nodesMu_);
+void MountFs::AddNameLocked(uint64_t ino, const Name& name) {
+  auto old = byName_.find(name);
+  if (old != byName_.end() && old->second != ino) DropNameLocked(name);  // now another inode's
   Node& n = nodes_[ino];
-  n.lookups++;
-  if (ino != kRootIno) {
-    n.parent = parent;
-    n.name = name;
-  }
+  auto at = std::find(n.names.begin(), n.names.end(), name);
+  if (at != n.names.end()) n.names.erase(at);
+  n.names.insert(n.names.begin(), name);
+  byName_[name] = ino;
 }
 
-void MountFs::Moved(uint64_t ino, uint64_t parent, const std::string& name) {
+void MountFs::DropNameLocked(const Name& name) {
+  auto it = byName_.find(name);
+  if (it == byName_.end()) return;
+  auto node = nodes_.find(it->second);
+  if (node != nodes_.end()) {
+    auto& names = node->second.names;
+    names.erase(std::remove(names.begin(), names.end(), name), names.end());
+  }
+  byName_.erase(it);
+}
+
+void MountFs::Remember(uint64_t ino, uint64_t parent, const std::string& name) {
   std::lock_guard<std::mutex> lock(nodesMu_);
-  auto it = nodes_.find(ino);
-  if (it == nodes_.end() || ino == kRootIno) return;
-  it->second.parent = parent;
-  it->second.name = name;
+  nodes_[ino].lookups++;
+  if (ino != kRootIno) AddNameLocked(ino, Name(parent, name));
+}
+
+void MountFs::Unlinked(uint64_t parent, const std::string& name) {
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  DropNameLocked(Name(parent, name));
+}
+
+void MountFs::Renamed(uint64_t parent, const std::string& name, uint64_t newParent, const std::string& newName) {
+  std::lock_guard<std::mutex> lock(nodesMu_);
+  const Name from(parent, name), to(newParent, newName);
+  if (from == to) return;
+  auto it = byName_.find(from);
+  const bool known = it != byName_.end();
+  const uint64_t ino = known ? it->second : 0;
+  DropNameLocked(to);  // a replaced target loses its name
+  if (!known) return;
+  DropNameLocked(from);
+  AddNameLocked(ino, to);
 }
 
 void MountFs::Forget(uint64_t ino, uint64_t lookups) {
@@ -71,7 +102,9 @@ void MountFs::Forget(uint64_t ino, uint64_t lookups) {
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || ino == kRootIno) return;
   it->second.lookups -= std::min(lookups, it->second.lookups);
-  if (it->second.lookups == 0) nodes_.erase(it);
+  if (it->second.lookups > 0) return;
+  for (const Name& n : it->second.names) byName_.erase(n);
+  nodes_.erase(it);
 }
 
 size_t MountFs::nodeCount() {

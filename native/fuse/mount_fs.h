@@ -3,9 +3,10 @@
 // the open files and their writers' lengths, and the identity each call acts as.
 //
 // Contracts:
-//  - Kernel node ids are meta inode ids (the root is 1 in both). A node remembers one name in
-//    its parent (the last one looked up, for a file with several names); its path is found by
-//    walking parents, so renaming a directory updates one node.
+//  - Kernel node ids are meta inode ids (the root is 1 in both). A node keeps every name the
+//    kernel found it by (a file may have several: hard links) and is reached by the latest
+//    one still linked; a path is found by walking parents, so renaming a directory updates
+//    one name.
 //  - Every namespace call acts as an explicit identity (Caller(), passed down as `as` to the
 //    native client), never as global state: today each kernel request's uid/gid/groups (a mount
 //    allowed to act for local users), or one fixed user (a mount of a plain user credential).
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,8 +79,10 @@ class MountFs {
   // The kernel now holds one more reference (lookup, create, mkdir, ...) on `ino`, found as
   // `name` in `parent`.
   void Remember(uint64_t ino, uint64_t parent, const std::string& name);
-  // A name of `ino` moved (rename): later paths use the new one.
-  void Moved(uint64_t ino, uint64_t parent, const std::string& name);
+  // `name` in `parent` was unlinked (unlink, rmdir, or replaced by a rename).
+  void Unlinked(uint64_t parent, const std::string& name);
+  // `name` in `parent` moved to `newName` in `newParent` (rename).
+  void Renamed(uint64_t parent, const std::string& name, uint64_t newParent, const std::string& newName);
   void Forget(uint64_t ino, uint64_t lookups);
   size_t nodeCount();
 
@@ -99,11 +103,14 @@ class MountFs {
   void Truncated(uint64_t ino, uint64_t lengthBytes);
 
  private:
+  using Name = std::pair<uint64_t, std::string>;  // (parent, name)
   struct Node {
-    uint64_t parent = 0;
-    std::string name;
+    std::vector<Name> names;  // latest first
     uint64_t lookups = 0;
   };
+  // REQUIRES: nodesMu_ held.
+  void AddNameLocked(uint64_t ino, const Name& name);
+  void DropNameLocked(const Name& name);
   struct Writers {
     uint32_t open = 0;
     uint64_t endBytes = 0;
@@ -115,6 +122,7 @@ class MountFs {
 
   std::mutex nodesMu_;
   std::unordered_map<uint64_t, Node> nodes_;  // GUARDED_BY(nodesMu_)
+  std::map<Name, uint64_t> byName_;           // GUARDED_BY(nodesMu_): every name of nodes_
 
   std::mutex filesMu_;
   uint32_t openFiles_ = 0;                        // GUARDED_BY(filesMu_)

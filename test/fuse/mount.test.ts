@@ -2,7 +2,7 @@
 // FUSE, and POSIX tools, other uids (setpriv), DuckDB and the FileSystem API on it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { connect, type FileSystem } from '../../src/fs/index.js';
@@ -21,6 +21,7 @@ describe.skipIf(skipFuse)('millpond mount', () => {
 
   beforeAll(async () => {
     c = await FuseCluster.start(CAPACITY_BYTES);
+    chmodSync(c.tmp.dir, 0o755); // other uids reach the mount point
     mnt = await c.mount('mnt');
     fs = await connect({ meta: c.meta, mgmtd: c.mgmtd, transport: 'tcp' });
     src = join(c.tmp.dir, 'src');
@@ -174,31 +175,14 @@ print(code(lambda: os.unlink(m + '/err/full')))
 print(code(lambda: os.rmdir(m + '/err/file')))
 `;
     writeFileSync(join(c.tmp.dir, 'errs.py'), script);
-    const out = (await sh(`python3 ${c.tmp.dir}/errs.py ${mnt}`)).trim().split('\n');
+    const out = (await sh(`/usr/bin/python3 ${c.tmp.dir}/errs.py ${mnt}`)).trim().split('\n');
     expect(out).toEqual(['ENOENT', 'EEXIST', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR', 'ENOTDIR']);
-    const denied = await shResult(`setpriv --reuid 1000 --regid 1000 --clear-groups python3 -c "import os; os.open('${mnt}/err/new', os.O_CREAT | os.O_WRONLY)"`);
+    const denied = await shResult(`setpriv --reuid 1000 --regid 1000 --clear-groups /usr/bin/python3 -c "import os; os.open('${mnt}/err/new', os.O_CREAT | os.O_WRONLY)"`);
     expect(denied.stderr).toMatch(/PermissionError: \[Errno 13\]/);
     // rename(2) with RENAME_NOREPLACE (mv --no-clobber) leaves both names.
     await sh(`echo a > ${mnt}/err/a && echo b > ${mnt}/err/b && mv --no-clobber ${mnt}/err/a ${mnt}/err/b || true`);
     expect((await sh(`cat ${mnt}/err/a ${mnt}/err/b`))).toBe('a\nb\n');
   }, 30_000);
-
-  it('statfs reports the chains\' capacity from mgmtd; writes past it fail with ENOSPC and lose nothing', async () => {
-    const df = (await sh(`stat -f -c '%S %b %a' ${mnt}`)).trim().split(' ').map(Number);
-    const [block, blocks, avail] = df as [number, number, number];
-    // Three targets of CAPACITY_BYTES, every byte on three of them: CAPACITY_BYTES in all.
-    expect(block * blocks).toBe(CAPACITY_BYTES);
-    expect(block * avail).toBeLessThanOrEqual(CAPACITY_BYTES);
-
-    const kept = randomBytes(4 * MiB);
-    writeFileSync(join(c.tmp.dir, 'kept'), kept);
-    await sh(`cp ${c.tmp.dir}/kept ${mnt}/kept`);
-    const full = await shResult(`dd if=/dev/urandom of=${mnt}/too-big bs=1M count=${(CAPACITY_BYTES / MiB) + 64} status=none`);
-    expect(full.code).not.toBe(0);
-    expect(full.stderr).toMatch(/No space left on device/);
-    expect((await sh(`sha256sum < ${mnt}/kept`)).split(' ')[0]).toBe(sha(kept));
-    await sh(`rm -f ${mnt}/too-big`);
-  }, 90_000);
 
   it('a storage daemon SIGKILLed during cp: the copy completes or fails cleanly; what closed reads back intact', async () => {
     const before = randomBytes(6 * MiB);
@@ -217,6 +201,23 @@ print(code(lambda: os.rmdir(m + '/err/file')))
     }
     expect((await sh(`sha256sum < ${mnt}/before`)).split(' ')[0]).toBe(sha(before));
     expect((await fs.readFile('/before')).equals(before)).toBe(true);
+  }, 90_000);
+
+  it('statfs reports the chains\' capacity from mgmtd; writes past it fail with ENOSPC and lose nothing', async () => {
+    const df = (await sh(`stat -f -c '%S %b %a' ${mnt}`)).trim().split(' ').map(Number);
+    const [block, blocks, avail] = df as [number, number, number];
+    // Three targets of CAPACITY_BYTES, every byte on three of them: CAPACITY_BYTES in all.
+    expect(block * blocks).toBe(CAPACITY_BYTES);
+    expect(block * avail).toBeLessThanOrEqual(CAPACITY_BYTES);
+
+    const kept = randomBytes(4 * MiB);
+    writeFileSync(join(c.tmp.dir, 'kept'), kept);
+    await sh(`cp ${c.tmp.dir}/kept ${mnt}/kept`);
+    const full = await shResult(`dd if=/dev/urandom of=${mnt}/too-big bs=1M count=${(CAPACITY_BYTES / MiB) + 64} status=none`);
+    expect(full.code).not.toBe(0);
+    expect(full.stderr).toMatch(/No space left on device/);
+    expect((await sh(`sha256sum < ${mnt}/kept`)).split(' ')[0]).toBe(sha(kept));
+    await sh(`rm -f ${mnt}/too-big`);
   }, 90_000);
 
   it('SIGTERM unmounts cleanly; a SIGKILLed daemon leaves a mount that millpond umount clears', async () => {
