@@ -181,6 +181,75 @@ class MetaRpcTest : public ::testing::Test {
 
 // ---------------------------------------------------------------- round trips
 
+// The calls the FUSE mount makes: each acts as the identity it names (`as`), not the client's.
+TEST_F(MetaRpcTest, SymlinkReadlinkLinkSetattrReaddirPlusActAsTheNamedIdentity) {
+  START_OR_FAIL(server);
+  auto meta = Client({server->endpoint()});  // its own user: root
+  ASSERT_NE(meta, nullptr);
+  MetaUser alice;
+  alice.uid = 1000;
+  alice.gid = 1000;
+  MetaUser bob;
+  bob.uid = 1001;
+  bob.gid = 1001;
+  Inode dir;
+  ASSERT_TRUE(meta->Mkdir("/shared", 01777, false, &dir).ok());
+
+  Inode link;
+  Status s = meta->Symlink("../x/y", "/shared/l", &link, &alice);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(link.type, FileType::kSymlink);
+  EXPECT_EQ(link.target, "../x/y");
+  EXPECT_EQ(link.lengthBytes, 6u);
+  EXPECT_EQ(link.uid, 1000u);
+  std::string target;
+  ASSERT_TRUE(meta->Readlink("/shared/l", &target, &bob).ok());
+  EXPECT_EQ(target, "../x/y");
+  EXPECT_EQ(meta->Readlink("/shared", &target).code(), StatusCode::kInvalidArgument);
+
+  OpenFlags create;
+  create.write = create.create = true;
+  OpenResult opened;
+  ASSERT_TRUE(meta->Open("/shared/f", create, 0600, &opened, &alice).ok());
+  EXPECT_EQ(opened.inode.uid, 1000u);
+  Inode closed;
+  ASSERT_TRUE(meta->Close(opened.inode.id, opened.session, 5, &closed, &alice).ok());
+  OpenFlags readOnly;
+  readOnly.read = true;
+  OpenResult r;
+  EXPECT_EQ(meta->Open("/shared/f", readOnly, 0, &r, &bob).code(), StatusCode::kAccess);
+  EXPECT_TRUE(meta->Open("/shared/f", readOnly, 0, &r, &alice).ok());
+
+  SetAttrs attrs;
+  attrs.hasMode = true;
+  attrs.mode = 0644;
+  attrs.hasMtime = true;
+  attrs.mtimeMs = 1234567;
+  EXPECT_EQ(meta->Setattr("/shared/f", attrs, &closed, &bob).code(), StatusCode::kPermission);
+  ASSERT_TRUE(meta->Setattr("/shared/f", attrs, &closed, &alice).ok());
+  EXPECT_EQ(closed.mode, 0644u);
+  EXPECT_EQ(closed.mtimeMs, 1234567);
+
+  Inode linked;
+  ASSERT_TRUE(meta->Link("/shared/f", "/shared/g", &linked, &bob).ok());
+  EXPECT_EQ(linked.id, opened.inode.id);
+  EXPECT_EQ(linked.nlink, 2u);
+
+  ReaddirPage page;
+  ASSERT_TRUE(meta->ReaddirPlus("/shared", "", 0, &page, &bob).ok());
+  ASSERT_EQ(page.entries.size(), 3u);
+  EXPECT_EQ(page.entries[0].name, "f");
+  ASSERT_TRUE(page.entries[0].hasAttrs);
+  EXPECT_EQ(page.entries[0].attrs.mtimeMs, 1234567);
+  EXPECT_EQ(page.entries[0].attrs.nlink, 2u);
+  EXPECT_EQ(page.entries[2].name, "l");
+  EXPECT_EQ(page.entries[2].type, FileType::kSymlink);
+  EXPECT_EQ(page.entries[2].attrs.target, "../x/y");
+  ASSERT_TRUE(meta->Readdir("/shared", "", 0, &page).ok());
+  EXPECT_FALSE(page.entries[0].hasAttrs);
+}
+
+
 TEST_F(MetaRpcTest, CreateStatReaddirRenameUnlinkRoundTrip) {
   START_OR_FAIL(server);
   auto meta = Client({server->endpoint()});

@@ -98,6 +98,17 @@ describe.skipIf(skipFuse)('millpond mount', () => {
     }
   }, 60_000);
 
+  it('parallel finds over one tree list it whole, repeatedly (readdir and lookup on many request threads)', async () => {
+    await sh(`mkdir ${mnt}/walk && for i in 1 2 3 4; do cp -r ${src}/a ${mnt}/walk/t$i; done`);
+    const expected = await sh(`cd ${mnt}/walk && find . | sort`);
+    expect(expected.split('\n').length).toBeGreaterThan(4 * 40);
+    for (let round = 0; round < 3; round++) {
+      const listings = await Promise.all(Array.from({ length: 8 }, () => sh(`cd ${mnt}/walk && find . | sort`)));
+      for (const l of listings) expect(l).toBe(expected);
+    }
+    expect(mounted(mnt)).toBe(true);
+  }, 60_000);
+
   it('close-to-open with the FileSystem API and DuckDB, both ways', async () => {
     // API → mount.
     const data = randomBytes(5 * MiB + 77);
