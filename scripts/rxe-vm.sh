@@ -26,6 +26,8 @@ TIMEOUT_S=${RXE_TIMEOUT_S:-1200}
 START=$(date +%s.%N)
 say() { printf '[rxe-vm %6.1fs] %s\n' "$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*"; }
 die() { say "error: $*" >&2; exit 1; }
+# Under set -e a failing command ends the script; say which, rather than exiting 1 silently.
+trap 'rc=$?; say "error: line $LINENO: \"$BASH_COMMAND\" exited $rc" >&2' ERR
 RUN=${RXE_RUN_DIR:-$REPO/build/rxe-vm}
 mkdir -p "$WORK" "$RUN"
 
@@ -63,10 +65,19 @@ BUILD=$REPO/build/native-tests  # the same tree scripts/test.sh builds: per clon
 # The RDMA sources compile to a stub when <infiniband/verbs.h> is absent (rdma_config.h), and
 # make does not notice a header that appeared later: drop RDMA objects older than the
 # header's installation so they are rebuilt against it.
+# A fresh clone has neither tree yet (npm test builds build/native-tests; npm install the
+# addon): `find` over a missing directory fails, which set -e -o pipefail would turn into a
+# silent exit, so only existing trees are searched and the build below creates the rest.
+[ -f /usr/include/infiniband/verbs.h ] || die "libibverbs-dev is not installed (/usr/include/infiniband/verbs.h is missing)"
 installed=$(stat -c %Z /usr/include/infiniband/verbs.h)
-find "$REPO/build" "$BUILD" -path '*transport/rdma/*.o' 2>/dev/null | while read -r obj; do
-  [ "$(stat -c %Y "$obj")" -ge "$installed" ] || rm -f "$obj"
-done
+trees=()
+for tree in "$REPO/build" "$BUILD"; do [ -d "$tree" ] && trees+=("$tree"); done
+if [ ${#trees[@]} -gt 0 ]; then
+  find "${trees[@]}" -path '*transport/rdma/*.o' | while read -r obj; do
+    [ "$(stat -c %Y "$obj")" -ge "$installed" ] || rm -f "$obj"
+  done
+fi
+[ -d "$BUILD" ] || say "build/native-tests is missing: building the C++ suites (a few minutes)"
 cmake -S "$REPO" -B "$BUILD" -DMILLPOND_TESTS=ON -DCMAKE_BUILD_TYPE=Release >"$RUN/cmake.log" 2>&1 ||
   { tail -30 "$RUN/cmake.log"; die "cmake configure failed"; }
 cmake --build "$BUILD" -j"$(nproc)" >>"$RUN/cmake.log" 2>&1 || { tail -40 "$RUN/cmake.log"; die "C++ build failed"; }
