@@ -73,6 +73,10 @@ export const metaLimits = {
   sessionTimeoutMs: 60_000,
   sessionHeartbeatMs: 10_000,
   sessionPruneIntervalMs: 10_000,
+  /** How often (and after how long) shrinks that did not finish cutting their chunks are retried. */
+  trimRetryIntervalMs: 30_000,
+  /** Sessions one heartbeat may name (asking which of them the service ended). */
+  heartbeatSessionsMax: 1024,
   /** Sessions and liveness records one prune transaction looks at. */
   sessionPruneBatch: 512,
   postgresPoolConnectionsDefault: 8,

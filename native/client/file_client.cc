@@ -491,7 +491,8 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
   const size_t max = client_->options().writeBehindBytes;
   if (max == 0) {
     lock.unlock();
-    return WriteThrough(offset, data, length);
+    MP_RETURN_IF_ERROR(WriteThrough(offset, data, length));
+    return client_->meta()->CheckSession(session_);  // acknowledge only what close can publish
   }
   if (!flusher_.joinable()) flusher_ = std::thread([this] { FlusherLoop(); });
   for (size_t done = 0; done < length;) {
@@ -516,7 +517,9 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
     done += n;
     cv_.notify_all();
   }
-  return Status::OK();
+  lock.unlock();
+  // Acknowledge only what close can still publish: kBadHandle once meta ended the session.
+  return client_->meta()->CheckSession(session_);
 }
 
 bool FileHandle::FlushableLocked() const {

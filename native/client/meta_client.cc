@@ -122,6 +122,12 @@ Status MetaClient::DecodeOpen(const MsgValue& v, OpenResult* out) {
     if (!session->is_str()) return kReply.Bad("session must be a string");
     r.session = session->str();
   }
+  const MsgValue* timeout = v.Find("sessionTimeoutMs");
+  if (timeout != nullptr && !timeout->is_nil()) {
+    uint64_t ms = 0;
+    if (!timeout->GetUint64(&ms) || ms > UINT32_MAX) return kReply.Bad("sessionTimeoutMs must be a 32-bit unsigned integer");
+    r.sessionTimeoutMs = static_cast<uint32_t>(ms);
+  }
   *out = std::move(r);
   return Status::OK();
 }
@@ -152,22 +158,103 @@ MetaClient::~MetaClient() {
   }
   heartbeatCv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
+  rpc_->Close();  // before the members heartbeat callbacks touch are destroyed
 }
 
-void MetaClient::CountSession(int delta) {
+void MetaClient::AddSession(uint64_t inode, const std::string& session,
+                            std::chrono::steady_clock::time_point sentAt, uint32_t sessionTimeoutMs) {
   std::lock_guard<std::mutex> lock(heartbeatMu_);
-  if (delta > 0) openSessions_++;
-  else if (openSessions_ > 0) openSessions_--;
-  if (openSessions_ > 0 && !heartbeat_.joinable()) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  sessions_[session] = inode;
+  if (sessionTimeoutMs > 0) leaseUntil_ = std::max(leaseUntil_, sentAt + std::chrono::milliseconds(sessionTimeoutMs / 2));
+  if (!heartbeat_.joinable()) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+void MetaClient::RemoveSession(const std::string& session) {
+  std::lock_guard<std::mutex> lock(heartbeatMu_);
+  sessions_.erase(session);
+  ended_.erase(session);
+}
+
+MsgValue MetaClient::HeartbeatParams(bool* all) {
+  MsgValue list = MsgValue::Array();
+  size_t named = 0, open = 0;
+  for (const auto& [session, inode] : sessions_) {
+    if (ended_.count(session) != 0) continue;
+    open++;
+    if (named == limits::kMetaHeartbeatSessionsMax) continue;
+    MsgValue entry = MsgValue::Map();
+    entry.Add("inode", MsgValue::Uint(inode)).Add("session", MsgValue::Str(session));
+    list.Push(std::move(entry));
+    named++;
+  }
+  *all = named == open;
+  MsgValue p = Params(true);
+  p.Add("sessions", std::move(list));
+  return p;
+}
+
+void MetaClient::ApplyHeartbeat(std::chrono::steady_clock::time_point sentAt, bool all, const MsgValue& reply) {
+  if (!reply.is_map()) return;  // an older service (nil): no lease, every check asks
+  std::lock_guard<std::mutex> lock(heartbeatMu_);
+  const MsgValue* ended = reply.Find("ended");
+  if (ended != nullptr && ended->is_array()) {
+    for (const MsgValue& s : ended->array()) {
+      if (s.is_str() && sessions_.count(s.str()) != 0) ended_.insert(s.str());
+    }
+  }
+  const MsgValue* timeout = reply.Find("sessionTimeoutMs");
+  uint64_t ms = 0;
+  if (all && timeout != nullptr && timeout->GetUint64(&ms) && ms <= UINT32_MAX) {
+    leaseUntil_ = std::max(leaseUntil_, sentAt + std::chrono::milliseconds(ms / 2));
+  }
+}
+
+Status MetaClient::CheckSession(const std::string& session) {
+  {
+    std::lock_guard<std::mutex> lock(heartbeatMu_);
+    if (ended_.count(session) == 0 && std::chrono::steady_clock::now() < leaseUntil_) return Status::OK();
+  }
+  bool ended;
+  {
+    std::lock_guard<std::mutex> lock(heartbeatMu_);
+    ended = ended_.count(session) != 0;
+  }
+  if (!ended) {
+    bool all;
+    MsgValue p;
+    {
+      std::lock_guard<std::mutex> lock(heartbeatMu_);
+      p = HeartbeatParams(&all);
+    }
+    auto sentAt = std::chrono::steady_clock::now();
+    MsgValue r;
+    MP_RETURN_IF_ERROR(Mutate("meta.heartbeat", std::move(p), &r));
+    ApplyHeartbeat(sentAt, all, r);
+    std::lock_guard<std::mutex> lock(heartbeatMu_);
+    ended = ended_.count(session) != 0;
+  }
+  if (ended) {
+    return Status(StatusCode::kBadHandle, "write session " + session +
+                                              " was ended by the meta service (this client was quiet past its session timeout)");
+  }
+  return Status::OK();
 }
 
 void MetaClient::HeartbeatLoop() {
   std::unique_lock<std::mutex> lock(heartbeatMu_);
   while (!heartbeatCv_.wait_for(lock, std::chrono::milliseconds(heartbeatMs_), [this] { return stopping_; })) {
-    if (openSessions_ == 0) continue;
+    if (sessions_.empty()) continue;
+    bool all;
+    MsgValue p = HeartbeatParams(&all);
+    auto sentAt = std::chrono::steady_clock::now();
+    lock.unlock();  // the callback takes the lock (and may run before CallAsync returns)
     // One attempt, not awaited: a lost beat is made up by the next, and the service waits
     // several beats before it ends sessions.
-    rpc_->CallAsync("meta.heartbeat", Params(true), /*retry=*/false, [](const Status&, MsgValue) {});
+    rpc_->CallAsync("meta.heartbeat", std::move(p), /*retry=*/false,
+                    [this, sentAt, all](const Status& s, MsgValue r) {
+                      if (s.ok()) ApplyHeartbeat(sentAt, all, r);
+                    });
+    lock.lock();
   }
 }
 
@@ -257,9 +344,10 @@ Status MetaClient::Open(const std::string& path, const OpenFlags& flags, uint32_
   MsgValue p = Params(true, as);
   p.Add("path", MsgValue::Str(path)).Add("flags", std::move(f)).Add("mode", MsgValue::Uint(mode));
   MsgValue r;
+  auto sentAt = std::chrono::steady_clock::now();
   MP_RETURN_IF_ERROR(Mutate("meta.open", std::move(p), &r));
   MP_RETURN_IF_ERROR(DecodeOpen(r, out));
-  if (!out->session.empty()) CountSession(+1);
+  if (!out->session.empty()) AddSession(out->inode.id, out->session, sentAt, out->sessionTimeoutMs);
   return Status::OK();
 }
 
@@ -271,7 +359,7 @@ Status MetaClient::Close(uint64_t inode, const std::string& session, uint64_t le
       .Add("length", MsgValue::Uint(lengthBytes));
   MsgValue r;
   Status s = Mutate("meta.close", std::move(p), &r);
-  CountSession(-1);  // ended either way: closed now, or ended by the service before
+  RemoveSession(session);  // ended either way: closed now, or ended by the service before
   MP_RETURN_IF_ERROR(s);
   return DecodeInode(r, out);
 }

@@ -10,7 +10,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <chrono>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,6 +95,8 @@ struct OpenFlags {
 struct OpenResult {
   Inode inode;
   std::string session;  // set when opened for write: pass it to Close()
+  // With a session: how long the service keeps it for a quiet client (0: not said).
+  uint32_t sessionTimeoutMs = 0;
 };
 
 struct MetaClientOptions {
@@ -129,6 +134,12 @@ class MetaClient {
   // when the service already ended it (this client was quiet past the session timeout).
   Status Close(uint64_t inode, const std::string& session, uint64_t lengthBytes, Inode* out,
                const MetaUser* as = nullptr);
+  // OK when `session` (opened by this client) is known to live: a heartbeat sent within half
+  // the service's session timeout confirmed it, or one sent now does. kBadHandle when the
+  // service ended it (this client was quiet: paused, or cut off from meta): a writer calls
+  // this before acknowledging a write, since bytes written under an ended session are never
+  // published. Another error when meta cannot be asked. Thread-safe.
+  Status CheckSession(const std::string& session);
   Status Unlink(const std::string& path, const MetaUser* as = nullptr);
   Status Rmdir(const std::string& path, const MetaUser* as = nullptr);
   Status Rename(const std::string& from, const std::string& to, const MetaUser* as = nullptr);
@@ -166,9 +177,17 @@ class MetaClient {
   Status ReaddirImpl(const std::string& path, const std::string& after, uint32_t limit, bool plus,
                      ReaddirPage* out, const MetaUser* as);
   Status Mutate(const char* method, MsgValue params, MsgValue* result);
-  // +1 when a write session opens, -1 when one closes; starts the heartbeat thread at the first.
-  void CountSession(int delta);
+  // A write session opened (request sent at `sentAt`): heartbeats name it; starts the
+  // heartbeat thread at the first.
+  void AddSession(uint64_t inode, const std::string& session, std::chrono::steady_clock::time_point sentAt,
+                  uint32_t sessionTimeoutMs);
+  void RemoveSession(const std::string& session);
   void HeartbeatLoop();
+  // The params of a heartbeat naming the open sessions not known to be ended (at most
+  // limits::kMetaHeartbeatSessionsMax of them), and whether it names all of them.
+  MsgValue HeartbeatParams(bool* all);
+  // Records a heartbeat's reply: sessions ended, and the lease when it named all of them.
+  void ApplyHeartbeat(std::chrono::steady_clock::time_point sentAt, bool all, const MsgValue& reply);
 
   std::unique_ptr<RpcClient> rpc_;
   const MetaUser user_;
@@ -177,7 +196,11 @@ class MetaClient {
 
   std::mutex heartbeatMu_;
   std::condition_variable heartbeatCv_;
-  uint32_t openSessions_ = 0;  // GUARDED_BY(heartbeatMu_)
+  std::map<std::string, uint64_t> sessions_;  // GUARDED_BY(heartbeatMu_): open ones, to inode
+  std::set<std::string> ended_;               // GUARDED_BY(heartbeatMu_): ended by the service
+  // GUARDED_BY(heartbeatMu_): until then the open sessions not in ended_ are known to live
+  // (send time of the last confirming heartbeat or open + half the service's timeout).
+  std::chrono::steady_clock::time_point leaseUntil_{};
   bool stopping_ = false;      // GUARDED_BY(heartbeatMu_)
   std::thread heartbeat_;      // started at the first session
 };

@@ -128,6 +128,8 @@ constexpr uint32_t kMetaReaddirEntriesMax = 1024;
 // A client with write sessions open tells the meta service it lives this often; the service
 // ends the sessions of a client quiet for 60 s (src/limits.ts metaLimits.sessionTimeoutMs).
 constexpr uint32_t kMetaSessionHeartbeatMsDefault = 10000;
+// Sessions one heartbeat names, asking which the service ended (metaLimits.heartbeatSessionsMax).
+constexpr size_t kMetaHeartbeatSessionsMax = 1024;
 
 // ---- file client (native/client/mgmtd_client.h, routing_cache.h, file_client.h)
 // Mirrors clusterLimits and fsLimits in src/limits.ts where the TS client has the same knob.

@@ -100,6 +100,10 @@ class Proc {
     return "no line matching " + pattern + " within " + std::to_string(timeoutMs) + " ms: " + ReadFile(err_);
   }
 
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   void Kill() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -148,12 +152,8 @@ class FileClientTest : public ::testing::Test {
                              "--liveness-check-ms", "100"},
                             dir_ + "/mgmtd"),
               "");
-    meta_ = std::make_unique<Proc>();
-    ASSERT_EQ(meta_->Start({"src/meta/main.ts", "--backend", "sqlite", "--db", dir_ + "/meta.db", "--synchronous",
-                            "normal", "--listen", "tcp://127.0.0.1:0"},
-                           dir_ + "/meta"),
-              "");
     ASSERT_EQ(mgmtd_->WaitFor("^listening (\\S+)$", &mgmtdEndpoint_), "");
+    meta_ = StartMeta("meta");
     ASSERT_EQ(mgmtd_->WaitFor("^primary$"), "");
     for (int node = 1; node <= 3; node++) StartStorage(node);
     for (int node = 1; node <= 3; node++) ASSERT_EQ(storage_[node - 1]->WaitFor("^listening (\\S+)$"), "");
@@ -195,6 +195,18 @@ class FileClientTest : public ::testing::Test {
       std::string cmd = "rm -rf '" + dir_ + "'";
       ASSERT_EQ(std::system(cmd.c_str()), 0);
     }
+  }
+
+  // A meta server on the test's SQLite file, with --mgmtd (as `millpond up` runs it: shrinks
+  // cut the files' chunks) and `extra` flags.
+  std::unique_ptr<Proc> StartMeta(const std::string& name, const std::vector<std::string>& extra = {}) {
+    auto p = std::make_unique<Proc>();
+    std::vector<std::string> args = {"src/meta/main.ts", "--backend", "sqlite", "--db", dir_ + "/meta.db",
+                                     "--synchronous", "normal", "--listen", "tcp://127.0.0.1:0",
+                                     "--mgmtd", mgmtdEndpoint_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    EXPECT_EQ(p->Start(args, dir_ + "/" + name), "");
+    return p;
   }
 
   void StartStorage(int node) {
@@ -543,6 +555,80 @@ TEST_F(FileClientTest, TsFileSystemReadsNativeWritesAndBack) {
   std::string back;
   ASSERT_TRUE(ReadAll(client_.get(), "/t/from-ts", 30000, &back).ok());
   EXPECT_TRUE(back == data + data.substr(0, 1000));
+}
+
+// Issue 9 item 2: a shrink (meta truncate, as the DuckDB extension calls it, or open with
+// truncate, as COPY ... TO an existing file does) cuts the file's chunks when it commits:
+// growing the file again reads zeros in the gap, never the old bytes.
+TEST_F(FileClientTest, ShrinkThenGrowReadsZerosNotOldBytes) {
+  const std::string data = Pattern(3 * kChunk + 500, 9);
+  ASSERT_TRUE(WriteFile(client_.get(), "/t/shrink", data, 40000).ok());
+  Inode inode;
+  Status s = client_->meta()->Truncate("/t/shrink", 1000, &inode);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  OpenFlags rw;
+  rw.read = rw.write = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(client_->Open("/t/shrink", rw, 0, &h).ok());
+  ASSERT_TRUE(h->Write(3 * kChunk + 499, "!", 1).ok());  // past the end: a gap of 3 chunks
+  ASSERT_TRUE(h->Close().ok());
+  std::string back;
+  ASSERT_TRUE(ReadAll(client_.get(), "/t/shrink", 50000, &back).ok());
+  ASSERT_EQ(back.size(), data.size());
+  EXPECT_EQ(back.substr(0, 1000), data.substr(0, 1000));
+  EXPECT_EQ(back.find_first_not_of('\0', 1000), back.size() - 1) << "old bytes after the cut";
+
+  // Open with truncate over a longer file (DuckDB's overwrite), a short write, then past the end.
+  OpenFlags tr;
+  tr.write = tr.truncate = true;
+  ASSERT_TRUE(client_->Open("/t/shrink", tr, 0, &h).ok());
+  ASSERT_TRUE(h->Write(0, "short", 5).ok());
+  ASSERT_TRUE(h->Write(2 * kChunk, "?", 1).ok());
+  ASSERT_TRUE(h->Close().ok());
+  ASSERT_TRUE(ReadAll(client_.get(), "/t/shrink", 50000, &back).ok());
+  ASSERT_EQ(back.size(), 2 * kChunk + 1);
+  EXPECT_EQ(back.substr(0, 5), "short");
+  EXPECT_EQ(back.find_first_not_of('\0', 5), back.size() - 1) << "old bytes after the truncate";
+}
+
+// Issue 9 item 4: a writer whose session the service ended (it was cut off from its meta
+// server past the session timeout: here that server is SIGSTOPped while another on the same
+// database ends quiet clients' sessions) gets kBadHandle (EBADF) on its next write and on
+// close, instead of acknowledgements for bytes never published.
+TEST_F(FileClientTest, WriterWhoseSessionEndedGetsEBADF) {
+  const std::vector<std::string> quick = {"--session-timeout-ms", "1500"};
+  auto mine = StartMeta("meta-mine", quick);
+  auto other = StartMeta("meta-other", quick);
+  std::string mineEndpoint;
+  ASSERT_EQ(mine->WaitFor("^listening (\\S+)$", &mineEndpoint), "");
+  ASSERT_EQ(other->WaitFor("^listening (\\S+)$"), "");
+  FileClientOptions o;
+  o.meta.rpc.endpoints = {mineEndpoint};
+  o.meta.rpc.timeoutMs = 1000;
+  o.meta.sessionHeartbeatMs = 200;
+  o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+  o.chunks.transport = TransportChoice::kTcp;
+  o.writeBehindBytes = 0;
+  std::unique_ptr<FileClient> c;
+  ASSERT_TRUE(FileClient::Create(o, &c).ok());
+  OpenFlags f;
+  f.write = f.create = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(c->Open("/t/quiet", f, 0644, &h).ok());
+  ASSERT_TRUE(h->Write(0, "before", 6).ok());
+  std::this_thread::sleep_for(milliseconds(4500));  // 3 timeouts: heartbeats keep the session
+  Status s = h->Write(6, " still", 6);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+
+  mine->Signal(SIGSTOP);  // cut off: the other server ends the session
+  std::this_thread::sleep_for(milliseconds(4500));
+  mine->Signal(SIGCONT);
+  s = h->Write(12, " after", 6);
+  EXPECT_EQ(s.code(), StatusCode::kBadHandle) << s.ToString();
+  s = h->Close();
+  EXPECT_EQ(s.code(), StatusCode::kBadHandle) << s.ToString();
+  h.reset();
+  c.reset();
 }
 
 // Routing replies decoded without a cluster: the unchanged form, a full one, bad shapes.

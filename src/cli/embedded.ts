@@ -15,7 +15,7 @@ import { MetaService } from '../meta/meta-service.js';
 import { SqliteKv } from '../meta/sqlite-kv.js';
 import type { TransportChoice } from '../native/binding.js';
 import { StorageDaemon } from '../storage/daemon.js';
-import { startGarbageCollector } from '../storage/garbage.js';
+import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
 
 export interface EmbeddedOptions {
   dataDir: string;
@@ -85,6 +85,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     const routing = new RoutingClient({ mgmtd: [mgmtd.endpoint] });
     stops.push(() => routing.close());
     const collector = startGarbageCollector(metaService, routing);
+    metaService.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
     stops.push(() => collector.stop());
     return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, stop };
   } catch (err) {

@@ -85,16 +85,4 @@ export class FileData {
         data.subarray(p.at, p.at + p.length), { chunkSizeBytes: this.layout.chunkSizeBytes });
     });
   }
-
-  /** After a shrink to `length`: the chunk holding the new end keeps only its bytes before it. */
-  async cutAt(length: number): Promise<void> {
-    const { chunkSizeBytes } = this.layout;
-    const keep = length % chunkSizeBytes;
-    if (keep === 0) return;
-    const index = Math.floor(length / chunkSizeBytes);
-    const head = Buffer.alloc(keep);
-    await this.read(index * chunkSizeBytes, head);
-    const chain = await this.chainOf(index);
-    await this.routing.writeChunk(chain, { inode: this.inode, index }, 0, head, { replace: true, chunkSizeBytes });
-  }
 }

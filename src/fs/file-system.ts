@@ -137,12 +137,9 @@ export class FileSystem {
     await attributed('link', existingPath, () => this.meta.link(existingPath, newPath));
   }
 
+  /** Sets the length; a shrink returns once meta had storage cut the chunks past the end. */
   truncate(path: string, length = 0): Promise<void> {
-    return attributed('truncate', path, async () => {
-      const before = await this.meta.stat(path);
-      await this.meta.truncate(path, length);
-      if (length < before.length) await new FileData(this.routing, before.id, before.layout as FileLayout).cutAt(length);
-    });
+    return attributed('truncate', path, async () => { await this.meta.truncate(path, length); });
   }
 
   open(path: string, mode: OpenMode = 'r', options: { mode?: number } = {}): Promise<FileHandle> {
@@ -317,7 +314,11 @@ export class FileHandle {
     if (!this.session) throw new MillpondError('EBADF', `${this.path} is not open for writing`);
     const at = this.flags.append ? this.length : position ?? this.position;
     if (!Number.isSafeInteger(at) || at < 0) throw new RangeError('position must be a non-negative integer');
-    await attributed('write', this.path, () => this.data.write(at, data));
+    await attributed('write', this.path, async () => {
+      await this.data.write(at, data);
+      // Acknowledge only bytes that close() can still publish: EBADF if meta ended the session.
+      await this.meta.checkSession(this.session!);
+    });
     this.written = Math.max(this.written, at + data.length);
     if (position === null) this.position = at + data.length;
     return { bytesWritten: data.length };

@@ -6,6 +6,7 @@
  *   'S' inode u64, session (16 bytes)     -> { uid, openedMs, client? }
  *   'L' clientId                          -> { seenMs }        (liveness of clients with sessions)
  *   'G' inode u64                         -> Garbage           (unlinked files whose chunks go)
+ *   'K' inode u64                         -> TrimIntent        (shrunk files whose chunks are cut)
  *   'C' name                              -> counters/config    (e.g. 'C' "inode-next")
  *   'R' clientId, requestId u64           -> { atMs, result }  (applied mutations, for retries)
  *   'T' atMs u64, clientId, requestId u64 -> ''                (expiry index of 'R')
@@ -40,6 +41,8 @@ export const keys = {
   garbage: (inode: bigint) => Buffer.concat([tag('G'), u64(inode)]),
   garbageRange: (): [Buffer, Buffer] => [tag('G'), tag('H')],
   inodeOfGarbage: (key: Buffer) => key.readBigUInt64BE(1),
+  trim: (inode: bigint) => Buffer.concat([tag('K'), u64(inode)]),
+  trimRange: (): [Buffer, Buffer] => [tag('K'), tag('L')],
   counter: (name: string) => Buffer.concat([tag('C'), Buffer.from(name, 'utf8')]),
   applied: (clientId: Buffer, requestId: number) => Buffer.concat([tag('R'), clientId, u64(requestId)]),
   expiry: (atMs: number, clientId: Buffer, requestId: number) => Buffer.concat([tag('T'), u64(atMs), clientId, u64(requestId)]),

@@ -2,7 +2,8 @@
  * A meta server process:
  *   node --import tsx src/meta/main.ts --backend sqlite --db <file> --listen tcp://127.0.0.1:0
  *   node --import tsx src/meta/main.ts --backend postgres --pg-url <url> --listen tcp://...
- * Options: --mgmtd <endpoints> (also collect unlinked files' chunks), --session-timeout-ms <ms>.
+ * Options: --mgmtd <endpoints> (also collect unlinked files' chunks and cut shrunk files' chunks:
+ * without it, a shrink leaves old bytes that reappear when the file grows), --session-timeout-ms <ms>.
  * Prints "listening <endpoint>" once it serves; SIGTERM/SIGINT close it cleanly.
  */
 import { parseArgs } from 'node:util';
@@ -12,7 +13,7 @@ import { MetaService } from './meta-service.js';
 import { PostgresKv } from './postgres-kv.js';
 import { SqliteKv } from './sqlite-kv.js';
 import { RoutingClient } from '../cluster/routing-client.js';
-import { startGarbageCollector } from '../storage/garbage.js';
+import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,7 +51,11 @@ const sessionTimeoutMs = values['session-timeout-ms'] === undefined ? undefined 
 if (sessionTimeoutMs !== undefined && !(Number.isSafeInteger(sessionTimeoutMs) && sessionTimeoutMs > 0)) fail('--session-timeout-ms must be a positive integer');
 const service = await MetaService.open(kv, { sessionTimeoutMs });
 const server = await MetaServer.start(service, values.listen!);
-if (values.mgmtd) startGarbageCollector(service, new RoutingClient({ mgmtd: values.mgmtd.split(',') }));
+if (values.mgmtd) {
+  const routing = new RoutingClient({ mgmtd: values.mgmtd.split(',') });
+  startGarbageCollector(service, routing);
+  service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
+}
 console.log(`listening ${server.endpoint}`);
 
 const shutdown = async () => {

@@ -3,9 +3,12 @@
  * timed-out request is resent under the same requestId, so a mutation whose reply was lost
  * (server killed, network cut) is applied exactly once. While it has write sessions open, it
  * says it lives every sessionHeartbeatMs; the meta service ends the sessions of clients that
- * stop (MetaService.pruneSessions).
+ * stop (MetaService.pruneSessions). A heartbeat names the open sessions and learns which the
+ * service ended (this client was quiet: paused, or cut off from meta) and the service's session
+ * timeout; checkSession() lets a writer refuse to acknowledge a write under an ended session.
  */
 import { randomBytes } from 'node:crypto';
+import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { CLIENT_ID_BYTES } from '../protocol/meta.js';
 import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
@@ -24,7 +27,16 @@ export class MetaClient {
   private readonly rpc: RpcClient;
   private readonly user: User;
   private readonly heartbeatMs: number;
-  private openSessions = 0;
+  /** Open write sessions by id: their inode. */
+  private readonly sessions = new Map<string, bigint>();
+  /** Sessions the service said it ended. */
+  private readonly ended = new Set<string>();
+  /**
+   * Until this time (local clock) every open session not in `ended` is known to live: the
+   * send time of the last heartbeat (or open) that confirmed them plus half the service's
+   * session timeout (the other half absorbs clock rate differences and the reply's travel).
+   */
+  private leaseUntilMs = 0;
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(endpoint: string, options: MetaClientOptions = {}) {
@@ -67,17 +79,52 @@ export class MetaClient {
     return this.rpc.call(method, params);
   }
 
-  /** REQUIRES: only for MetaClientView: +1 when a write session opens, -1 when it closes. */
-  countSession(delta: 1 | -1): void {
-    this.openSessions = Math.max(0, this.openSessions + delta);
-    if (this.openSessions > 0 && !this.heartbeat) {
-      this.heartbeat = setInterval(() => {
-        this.rpc.call('meta.heartbeat', { user: this.user, clientId: this.clientId }).catch(() => {}); // the next beat retries
-      }, this.heartbeatMs);
+  /** REQUIRES: only for MetaClientView: a write session opened at `sentMs` (before the request went). */
+  addSession(inode: bigint, session: string, sentMs: number, sessionTimeoutMs: number | undefined): void {
+    this.sessions.set(session, inode);
+    if (sessionTimeoutMs !== undefined) this.leaseUntilMs = Math.max(this.leaseUntilMs, sentMs + Math.floor(sessionTimeoutMs / 2));
+    if (!this.heartbeat) {
+      this.heartbeat = setInterval(() => void this.beat().catch(() => {}), this.heartbeatMs); // the next beat retries
       this.heartbeat.unref();
-    } else if (this.openSessions === 0) {
+    }
+  }
+
+  /** REQUIRES: only for MetaClientView: a write session was closed (or found ended). */
+  removeSession(session: string): void {
+    this.sessions.delete(session);
+    this.ended.delete(session);
+    if (this.sessions.size === 0) {
       clearInterval(this.heartbeat);
       this.heartbeat = undefined;
+    }
+  }
+
+  /**
+   * Resolves when `session` is known to live (a recent heartbeat confirmed it, or one sent now
+   * does); rejects with EBADF when the service ended it. A writer calls this before
+   * acknowledging a write: bytes written under an ended session are never published.
+   */
+  async checkSession(session: string): Promise<void> {
+    if (!this.ended.has(session) && Date.now() >= this.leaseUntilMs) await this.beat();
+    if (this.ended.has(session)) {
+      throw new MillpondError('EBADF', `write session ${session} was ended by the meta service (this client was quiet past its session timeout)`);
+    }
+  }
+
+  /** One heartbeat naming the open sessions (at most metaLimits.heartbeatSessionsMax per call). */
+  private async beat(): Promise<void> {
+    const open = [...this.sessions].filter(([s]) => !this.ended.has(s));
+    for (let i = 0; i === 0 || i < open.length; i += metaLimits.heartbeatSessionsMax) {
+      const batch = open.slice(i, i + metaLimits.heartbeatSessionsMax);
+      const sentMs = Date.now();
+      const reply = (await this.rpc.call('meta.heartbeat', {
+        user: this.user, clientId: this.clientId, sessions: batch.map(([session, inode]) => ({ inode, session })),
+      })) as { ended?: string[]; sessionTimeoutMs?: number } | null;
+      for (const s of reply?.ended ?? []) if (this.sessions.has(s)) this.ended.add(s);
+      // A service without session checks (older) replies nil: no lease, so every check asks.
+      if (reply?.sessionTimeoutMs !== undefined && i + batch.length >= open.length) {
+        this.leaseUntilMs = Math.max(this.leaseUntilMs, sentMs + Math.floor(reply.sessionTimeoutMs / 2));
+      }
     }
   }
 
@@ -102,17 +149,22 @@ export class MetaClientView {
   async readdir(path: string, options: { after?: string; limit?: number; plus?: boolean } = {}) { return (await this.read('meta.readdir', { path, ...options })) as ReaddirResult; }
   async mkdir(path: string, options: { mode?: number; recursive?: boolean } = {}) { return (await this.mutate('meta.mkdir', { path, ...options })) as Inode; }
   async open(path: string, options: { flags?: OpenFlags; mode?: number } = {}) {
-    const result = (await this.mutate('meta.open', { path, ...options })) as OpenResult & { session?: string | null };
+    const sentMs = Date.now();
+    const result = (await this.mutate('meta.open', { path, ...options })) as OpenResult & { session?: string | null; sessionTimeoutMs?: number | null };
     if (result.session === null || result.session === undefined) delete result.session;
-    else this.client.countSession(1);
+    else this.client.addSession(result.inode.id, result.session, sentMs, result.sessionTimeoutMs ?? undefined);
     return result as OpenResult;
   }
   async close(inode: bigint, session: string, options: { length?: number } = {}) {
     try {
       return (await this.mutate('meta.close', { inode, session, ...options })) as Inode;
     } finally {
-      this.client.countSession(-1);
+      this.client.removeSession(session);
     }
+  }
+  /** Rejects with EBADF when the service ended `session` (see MetaClient.checkSession). */
+  checkSession(session: string): Promise<void> {
+    return this.client.checkSession(session);
   }
   async unlink(path: string) { await this.mutate('meta.unlink', { path }); }
   async rmdir(path: string) { await this.mutate('meta.rmdir', { path }); }

@@ -23,10 +23,17 @@ function handlers(service: MetaService): Record<MetaMethod, MetaHandler> {
     'meta.link': (p, d) => service.link(user(p), str(p, 'existing'), str(p, 'to'), d),
     'meta.symlink': (p, d) => service.symlink(user(p), str(p, 'target'), str(p, 'path'), d),
     'meta.readlink': async (p) => ({ target: await service.readlink(user(p), str(p, 'path')) }),
-    'meta.heartbeat': async (_p, d) => {
+    'meta.heartbeat': (p, d) => {
       if (!d) throw new ProtocolError('EPROTO', 'meta.heartbeat needs a clientId');
-      await service.heartbeat(d.clientId); // idempotent: no stored result
-      return null;
+      const sessions = (p.sessions === undefined ? [] : list(p, 'sessions', metaLimits.heartbeatSessionsMax)).map((v, i) => {
+        try {
+          const m = map({ v }, 'v');
+          return { inode: u64(m, 'inode'), session: str(m, 'session') };
+        } catch {
+          throw new ProtocolError('EPROTO', `param sessions[${i}] must be { inode: u64, session: string }`);
+        }
+      });
+      return service.heartbeat(d.clientId, sessions); // idempotent: no stored result
     },
     'meta.truncate': (p, d) => service.truncate(user(p), str(p, 'path'), uint(p, 'length'), d),
     'meta.setattr': (p, d) => service.setattr(user(p), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), uid: optUint(p, 'uid', 0xffffffff), gid: optUint(p, 'gid', 0xffffffff), mtimeMs: optUint(p, 'mtimeMs') }, d),

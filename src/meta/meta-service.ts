@@ -18,7 +18,7 @@ import type { KvBackend, KvTx } from './kv.js';
 import { splitPath } from './names.js';
 import { NamespaceTx, type SessionRecord } from './namespace-tx.js';
 import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';
-import type { DirEntry, DirLayout, FileLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
+import type { ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
 
 export interface MetaServiceOptions {
   /** The root directory's layout when the namespace is created (later: setLayout). */
@@ -29,6 +29,12 @@ export interface MetaServiceOptions {
   pruneSessions?: boolean;
   /** How long a client with sessions may be quiet (default metaLimits.sessionTimeoutMs). */
   sessionTimeoutMs?: number;
+  /**
+   * Cuts shrunk files' chunks (trimChunks over a RoutingClient; also attachStorage()). Without
+   * it a shrink (truncate, open with truncate) only records a TrimIntent, and old bytes come
+   * back if the file grows again before some service with storage finishes it.
+   */
+  storage?: ChunkTrimmer;
 }
 
 export interface Dedup {
@@ -75,6 +81,12 @@ function putLiveness(tx: KvTx, clientId: Buffer, seenMs: number): Promise<void> 
   return tx.put(keys.liveness(clientId), pack({ seenMs }));
 }
 
+/** Records that `inode` shrank to `length`: its chunks past it are to be cut (finishTrim). */
+function putTrim(tx: KvTx, inode: Inode, length: number): Promise<void> {
+  const intent: TrimIntent = { inode: inode.id, layout: inode.layout as FileLayout, length, mtimeMs: inode.mtimeMs, nonce: randomInt(0, 2 ** 47) };
+  return tx.put(keys.trim(inode.id), pack(intent));
+}
+
 function sessionBytes(session: string): Buffer {
   if (typeof session !== 'string' || !/^[0-9a-f]{32}$/.test(session)) throw new MillpondError('EBADF', 'not a session id');
   return Buffer.from(session, 'hex');
@@ -84,9 +96,11 @@ export class MetaService {
   private readonly allocator: InodeAllocator;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sessionTimeoutMs: number;
+  private storage: ChunkTrimmer | undefined;
 
   private constructor(readonly kv: KvBackend, options: MetaServiceOptions) {
     this.allocator = new InodeAllocator(kv);
+    this.storage = options.storage;
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? metaLimits.sessionTimeoutMs;
     if (!Number.isSafeInteger(this.sessionTimeoutMs) || this.sessionTimeoutMs < 1) throw new RangeError('sessionTimeoutMs must be a positive integer');
     const every = (ms: number, fn: () => Promise<unknown>) => {
@@ -110,6 +124,19 @@ export class MetaService {
       await tx.put(keys.inode(ROOT_INODE), pack(root));
     });
     return new MetaService(kv, options);
+  }
+
+  /**
+   * From now on, shrinks cut the file's chunks before they return, and intents left by a
+   * crash (or made before storage was attached) are finished in the background.
+   */
+  attachStorage(storage: ChunkTrimmer): void {
+    const first = !this.storage;
+    this.storage = storage;
+    if (!first) return;
+    const timer = setInterval(() => void this.finishStaleTrims().catch(() => {}), metaLimits.trimRetryIntervalMs);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   /** Stops background work; the KvBackend stays open (its owner closes it). */
@@ -208,7 +235,7 @@ export class MetaService {
     const write = Boolean(flags.write || flags.truncate || flags.append);
     const read = Boolean(flags.read) || !write;
     const ids = flags.create ? await this.allocator.take(1) : [];
-    return this.mutate(dedup, async (tx) => {
+    const result = await this.mutate(dedup, async (tx) => {
       const ns = new NamespaceTx(tx, user);
       if (components.length === 0) {
         if (write) throw new MillpondError('EISDIR', 'the root is a directory');
@@ -231,6 +258,7 @@ export class MetaService {
         if (flags.truncate && inode.length !== 0) {
           inode = { ...inode, length: 0, mtimeMs: now };
           await ns.putInode(inode);
+          await putTrim(tx, inode, 0);
         }
       } else {
         if (!flags.create) throw new MillpondError('ENOENT', `no such file: ${path}`);
@@ -244,8 +272,10 @@ export class MetaService {
       const session = randomBytes(SESSION_BYTES);
       if (dedup) await putLiveness(tx, dedup.clientId, now);
       await ns.putSession(inode.id, session, { uid: user.uid, openedMs: now, ...(dedup ? { client: dedup.clientId } : {}) });
-      return { inode, session: session.toString('hex') };
+      return { inode, session: session.toString('hex'), sessionTimeoutMs: this.sessionTimeoutMs };
     });
+    if (flags.truncate) await this.finishTrim(result.inode.id);
+    return result;
   }
 
   /**
@@ -404,20 +434,27 @@ export class MetaService {
     });
   }
 
-  /** Sets a file's length (w permission). Chunks past it are the storage side's to trim. */
+  /**
+   * Sets a file's length (w permission). A shrink records a TrimIntent in the same transaction
+   * and, with storage attached, returns only once the chunks past the new end are removed and
+   * the last one cut (so growing the file again reads zeros, not the old bytes).
+   */
   async truncate(user: User, path: string, length: number, dedup?: Dedup): Promise<Inode> {
     checkUser(user);
     const components = splitPath(path);
     if (!Number.isSafeInteger(length) || length < 0) throw new MillpondError('EINVAL', 'length must be a non-negative integer');
-    return this.mutate(dedup, async (tx) => {
+    const result = await this.mutate(dedup, async (tx) => {
       const ns = new NamespaceTx(tx, user);
       const inode = await ns.lookup(components, path);
       if (inode.type === 'dir') throw new MillpondError('EISDIR', `is a directory: ${path}`);
       requireAccess(user, inode, W, path);
       const updated = { ...inode, length, mtimeMs: Date.now() };
       await ns.putInode(updated);
+      if (length < inode.length) await putTrim(tx, updated, length);
       return updated;
     });
+    await this.finishTrim(result.id);
+    return result;
   }
 
   /**
@@ -483,9 +520,25 @@ export class MetaService {
 
   // ---- sessions of clients that went away ----
 
-  /** A client with write sessions says it lives (every metaLimits.sessionHeartbeatMs). */
-  async heartbeat(clientId: Buffer): Promise<void> {
-    await this.kv.transact((tx) => putLiveness(tx, clientId, Date.now()));
+  /**
+   * A client with write sessions says it lives (every metaLimits.sessionHeartbeatMs). Of the
+   * `sessions` it names (hex ids), those that no longer exist are returned in `ended`: the
+   * service ended them while the client was quiet, so writes under them will never be
+   * published. The check and the liveness update are one transaction, so a session not in
+   * `ended` lives at least sessionTimeoutMs after this call (what clients lease on).
+   */
+  async heartbeat(clientId: Buffer, sessions: Array<{ inode: bigint; session: string }> = []): Promise<{ ended: string[]; sessionTimeoutMs: number }> {
+    if (!Array.isArray(sessions) || sessions.length > metaLimits.heartbeatSessionsMax) {
+      throw new MillpondError('EINVAL', `a heartbeat names at most ${metaLimits.heartbeatSessionsMax} sessions`);
+    }
+    const wanted = sessions.map(({ inode, session }) => ({ inode, session, key: sessionBytes(session) }));
+    return this.kv.transact(async (tx) => {
+      await putLiveness(tx, clientId, Date.now());
+      const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
+      const ended: string[] = [];
+      for (const { inode, session, key } of wanted) if (!(await ns.session(inode, key))) ended.push(session);
+      return { ended, sessionTimeoutMs: this.sessionTimeoutMs };
+    });
   }
 
   /**
@@ -541,6 +594,57 @@ export class MetaService {
       }
     });
     return ended;
+  }
+
+  // ---- shrinks whose chunks storage cuts ----
+
+  /**
+   * Carries out the TrimIntent of `inode`, if any (a retried request finds it again and waits
+   * for the cut too), then deletes it unless a later shrink replaced it. Without storage the
+   * intent stays queued.
+   */
+  private async finishTrim(inode: bigint): Promise<void> {
+    if (!this.storage) return;
+    const raw = await this.kv.transact((tx) => tx.get(keys.trim(inode)));
+    if (!raw) return;
+    const intent = unpack(raw) as TrimIntent;
+    await this.storage.trim(intent.inode, intent.layout, intent.length);
+    await this.kv.transact(async (tx) => {
+      const now = await tx.get(keys.trim(inode));
+      if (now && (unpack(now) as TrimIntent).nonce === intent.nonce) await tx.delete(keys.trim(inode));
+    });
+  }
+
+  /**
+   * Intents older than metaLimits.trimRetryIntervalMs whose shrink did not finish (meta crashed
+   * mid-cut, or storage failed): carried out while the file is as the shrink left it (same
+   * mtime, no write session that may be writing past the end); dropped when it changed since
+   * (cutting then could remove newer bytes) or is gone (its chunks are garbage). Returns how
+   * many were finished.
+   */
+  async finishStaleTrims(nowMs = Date.now()): Promise<number> {
+    const [start, end] = keys.trimRange();
+    const rows = await this.kv.transact((tx) => tx.scan(start, end, metaLimits.garbageBatchMax));
+    let finished = 0;
+    for (const [, raw] of rows) {
+      const intent = unpack(raw) as TrimIntent;
+      if (nowMs - intent.mtimeMs < metaLimits.trimRetryIntervalMs) continue; // its shrink may still be cutting
+      const current = await this.kv.transact(async (tx) => {
+        const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
+        const inode = await ns.inode(intent.inode);
+        return inode && inode.mtimeMs === intent.mtimeMs && !(await ns.hasSessions(inode.id)) ? inode : undefined;
+      });
+      if (current) {
+        await this.finishTrim(intent.inode);
+        finished++;
+      } else {
+        await this.kv.transact(async (tx) => {
+          const now = await tx.get(keys.trim(intent.inode));
+          if (now && (unpack(now) as TrimIntent).nonce === intent.nonce) await tx.delete(keys.trim(intent.inode));
+        });
+      }
+    }
+    return finished;
   }
 
   /** Drops stored mutation results older than metaLimits.dedupTtlMs; returns how many. */

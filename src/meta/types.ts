@@ -59,6 +59,8 @@ export interface OpenResult {
   inode: Inode;
   /** Set when opened for write: pass it to close(). */
   session?: string;
+  /** With a session: how long the service keeps it for a quiet client (clients lease on half). */
+  sessionTimeoutMs?: number;
 }
 
 export interface ReaddirResult {
@@ -73,6 +75,25 @@ export interface Garbage {
   layout: FileLayout;
   length: number;
   queuedMs: number;
+}
+
+/**
+ * A shrink of a file whose chunks past `length` are still to be removed (and the chunk holding
+ * the end cut): written in the transaction that shrinks the file, deleted once storage did it.
+ */
+export interface TrimIntent {
+  inode: bigint;
+  layout: FileLayout;
+  length: number;
+  /** The inode's mtimeMs set by the shrink: a later change of the file supersedes the intent. */
+  mtimeMs: number;
+  /** Tells this shrink from a later one of the same file. */
+  nonce: number;
+}
+
+/** Removes a file's chunks past `length` and cuts the one holding it (src/storage/garbage.ts trimChunks). */
+export interface ChunkTrimmer {
+  trim(inode: bigint, layout: FileLayout, length: number): Promise<unknown>;
 }
 
 export interface OpenFlags {

@@ -8,8 +8,8 @@
  *   meta.stat         path                                             Inode
  *   meta.readdir      path, after?, limit?, plus?                      { entries: [{name, inode, type, attrs?: Inode}], more }
  *   meta.mkdir        path, mode?, recursive?                          Inode
- *   meta.open         path, flags: {read, write, create, exclusive,    { inode: Inode, session? }
- *                     truncate, append}, mode?
+ *   meta.open         path, flags: {read, write, create, exclusive,    { inode: Inode, session?,
+ *                     truncate, append}, mode?                           sessionTimeoutMs? }
  *   meta.close        inode, session, length?                          Inode
  *   meta.unlink       path                                             nil
  *   meta.rmdir        path                                             nil
@@ -17,7 +17,9 @@
  *   meta.link         existing, to                                     Inode
  *   meta.symlink      target, path                                     Inode (type 'symlink', target)
  *   meta.readlink     path                                             { target }
- *   meta.heartbeat    none: the clientId's write sessions live on      nil
+ *   meta.heartbeat    sessions?: [{inode, session}]: the clientId's    { ended: [session id],
+ *                     write sessions live on; those named that the       sessionTimeoutMs }
+ *                     service already ended are listed in the reply
  *   meta.truncate     path, length                                     Inode
  *   meta.setattr      path, mode?, uid?, gid?, mtimeMs?                Inode
  *   meta.setLayout    path, layout: {chunkSizeBytes?, stripeSize?,     Inode

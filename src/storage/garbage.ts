@@ -7,7 +7,8 @@
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
-import type { Garbage } from '../meta/types.js';
+import type { FileLayout, Garbage } from '../meta/types.js';
+import { chainOfChunk, fileChains } from '../fs/layout.js';
 
 /** What the collector needs of the metadata service (a MetaClient or a MetaService). */
 export interface GarbageSource {
@@ -48,11 +49,44 @@ export async function collectGarbage(meta: GarbageSource, routing: RoutingClient
   return stats;
 }
 
-/** Removes every chunk of `inode` on one target; returns how many. */
-async function removeInodeChunks(routing: RoutingClient, address: string, inode: bigint): Promise<number> {
+/**
+ * Makes a file's chunks end at `length` (a shrink, design §5): removes every chunk of `inode`
+ * from index ceil(length / chunkSize) on, from every reachable replica (a replica that is down
+ * drops them at resync: no serving source has them), then cuts the chunk holding the new end
+ * to its bytes before it with a chain write (every replica, in chain order). Afterwards a
+ * write past the end or a truncate up reads zeros between, as POSIX says. Idempotent.
+ */
+export async function trimChunks(routing: RoutingClient, inode: bigint, layout: FileLayout, length: number): Promise<number> {
+  const { chunkSizeBytes } = layout;
+  const keep = length % chunkSizeBytes;
+  const cutIndex = Math.floor(length / chunkSizeBytes);
+  const firstGone = keep === 0 ? cutIndex : cutIndex + 1;
+  const { targets, chainTables } = await routing.refresh();
+  let removed = 0;
+  for (const target of targets.filter((t) => t.state === 'serving' || t.state === 'syncing')) {
+    removed += await removeInodeChunks(routing, target.dataAddress, inode, firstGone);
+  }
+  if (keep === 0) return removed;
+  const table = chainTables.find((t) => t.tableId === layout.chainTableId);
+  if (!table || table.chainIds.length === 0) throw new MillpondError('EIO', `chain table ${layout.chainTableId} of inode ${inode} does not exist`);
+  const chain = chainOfChunk(fileChains(table.chainIds, layout.stripeSize, layout.seed), cutIndex);
+  const chunk = { inode, index: cutIndex };
+  let head: Buffer;
+  try {
+    head = (await routing.readChunk(chain, chunk, 0, keep + 1)).data; // one byte more: is it longer?
+  } catch (err) {
+    if (err instanceof MillpondError && err.code === 'ENOENT') return removed; // a hole: nothing to cut
+    throw err;
+  }
+  if (head.length > keep) await routing.writeChunk(chain, chunk, 0, Buffer.from(head.subarray(0, keep)), { replace: true, chunkSizeBytes });
+  return removed;
+}
+
+/** Removes every chunk of `inode` with index >= fromIndex on one target; returns how many. */
+async function removeInodeChunks(routing: RoutingClient, address: string, inode: bigint, fromIndex = 0): Promise<number> {
   let removed = 0;
   // Chunk ids sort by (inode, index): the inode's chunks follow the last id of inode - 1.
-  let after = { inode: inode - 1n, index: 0xffff_ffff };
+  let after = fromIndex === 0 ? { inode: inode - 1n, index: 0xffff_ffff } : { inode, index: fromIndex - 1 };
   for (;;) {
     const page = await routing.chunks.list(address, { after });
     const mine = page.filter((e) => e.chunk.inode === inode);

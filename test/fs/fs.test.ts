@@ -11,7 +11,7 @@ import { MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
 import { MillpondError } from '../../src/errors.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
-import { collectGarbage } from '../../src/storage/garbage.js';
+import { collectGarbage, trimChunks } from '../../src/storage/garbage.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -23,10 +23,15 @@ describe('FileSystem', () => {
   let meta: MetaServer;
   let service: MetaService;
   let fs: FileSystem;
+  let trimRouting: RoutingClient;
 
   beforeAll(async () => {
     cluster = await Cluster.start(1);
-    service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')));
+    trimRouting = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints });
+    // As `millpond meta --mgmtd` runs it: shrinks cut the files' chunks.
+    service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')), {
+      storage: { trim: (inode, layout, length) => trimChunks(trimRouting, inode, layout, length) },
+    });
     meta = await MetaServer.start(service, 'tcp://127.0.0.1:0');
     fs = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp' });
     await fs.mkdir('/data');
@@ -35,6 +40,7 @@ describe('FileSystem', () => {
 
   afterAll(async () => {
     fs?.close();
+    trimRouting?.close();
     await meta?.close();
     await cluster?.stop();
     t.cleanup();
