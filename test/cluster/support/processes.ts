@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const mgmtdMain = fileURLToPath(new URL('../../../src/cluster/main.ts', import.meta.url));
 const storageMain = fileURLToPath(new URL('../../../src/storage/main.ts', import.meta.url));
+const metaMain = fileURLToPath(new URL('../../../src/meta/main.ts', import.meta.url));
 
 export interface Proc {
   child: ChildProcess;
@@ -91,6 +92,13 @@ export async function startStorage(nodeId: number, mgmtd: string[], targets: Arr
     if (m) data.set(Number(m[1]), m[2]!);
   }
   return Object.assign(p, { data });
+}
+
+/** A meta server on SQLite file `db` at `endpoint`, collecting garbage and cutting shrunk files through `mgmtd`. */
+export async function startMeta(db: string, endpoint: string, mgmtd: string[], extra: string[] = []): Promise<Proc> {
+  const p = run(metaMain, ['--backend', 'sqlite', '--db', db, '--synchronous', 'normal', '--listen', endpoint, '--mgmtd', mgmtd.join(','), ...extra]);
+  await p.waitFor(/^listening /);
+  return p;
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
