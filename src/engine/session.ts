@@ -13,6 +13,7 @@ import type { Executor } from './execution/executor.js';
 import { LocalExecutor } from './execution/local-executor.js';
 import type { JobSummary } from './execution/progress.js';
 import { relationSql, sqlString } from './execution/relations.js';
+import { decodeWideInts } from './execution/wide-ints.js';
 import { partitionFiles, relationOf } from './execution/partition-files.js';
 import { nodesUpTo, runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
 import type { TaskResult } from './execution/task-spec.js';
@@ -181,7 +182,7 @@ export class Session {
       return [...Array(node.partitions).keys()].map((p) => relationSql(relationOf(ctx, node, [p])));
     }
     const records = partitionFiles(ctx, node, [...Array(node.partitions).keys()]);
-    return records.map((r) => `SELECT * FROM read_parquet(${sqlString(this.root.url(r.location))})`);
+    return records.map((r) => decodeWideInts(`SELECT * FROM read_parquet(${sqlString(this.root.url(r.location))})`, r.wide));
   }
 
   private readContext(): SchedulerContext {

@@ -17,6 +17,7 @@ import { temporaryName } from '../partition/layout.js';
 import type { DataRoot } from '../partition/root.js';
 import { stageRows } from './arrow-bridge.js';
 import { openTaskDb } from './duckdb.js';
+import { encodeWideInts } from './wide-ints.js';
 import { applyFunction } from './function-task.js';
 import { sqlString } from './relations.js';
 import type { DuckDbSettings, InputRelation, OutputSlot, TaskResult } from './task-spec.js';
@@ -38,10 +39,12 @@ export async function runParentTask(task: ParentTask, root: DataRoot, settings: 
       : await applyFunction(db, { ...task.spec, fn: task.spec.fn as unknown as (arg: unknown) => unknown }, task.input!, staging);
     await root.mkdirp(task.output.location.slice(0, task.output.location.lastIndexOf('/')));
     const tmp = temporaryName(task.output.location, task.attempt);
-    const rows = await db.run(`COPY (${select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
+    const exact = await encodeWideInts(db, select);
+    const rows = await db.run(`COPY (${exact.select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
     await root.rename(tmp, task.output.location);
     const bytes = (await root.sizeBytes(task.output.location)) ?? 0;
-    return { outputs: [{ ...task.output, rows: Number(rows[0]?.[0] ?? 0), bytes }], elapsedMs: Date.now() - started };
+    const output = { ...task.output, rows: Number(rows[0]?.[0] ?? 0), bytes, ...(exact.wide ? { wide: exact.wide } : {}) };
+    return { outputs: [output], elapsedMs: Date.now() - started };
   } finally {
     db.close();
     await rm(staging, { recursive: true, force: true });

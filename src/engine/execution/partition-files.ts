@@ -74,12 +74,14 @@ export function relationOf(ctx: SchedulerContext, node: PlanNode, partitions: nu
     return { format, files: ctx.scanFiles.get(node.id)!.map((f) => ctx.root.url(f)), options };
   }
   const all = partitionFiles(ctx, node, partitions);
+  // The files of one node share their columns, and so which of them are held as text.
+  const wide = (records: OutputRecord[]) => (records[0]?.wide ? { wide: records[0].wide } : {});
   const nonEmpty = all.filter((o) => o.rows !== 0);
-  if (nonEmpty.length > 0) return { format, files: nonEmpty.map((o) => ctx.root.url(o.location)), options };
-  if (all.length > 0) return { format, files: [ctx.root.url(all[0]!.location)], options };
+  if (nonEmpty.length > 0) return { format, files: nonEmpty.map((o) => ctx.root.url(o.location)), options, ...wide(nonEmpty) };
+  if (all.length > 0) return { format, files: [ctx.root.url(all[0]!.location)], options, ...wide(all) };
   // Every node has at least one file (a scan matches one or fails; every task writes one).
   const every = partitionFiles(ctx, node, allPartitions(node));
   const schema = every.find((o) => o.rows !== 0) ?? every[0]!;
-  return { format, files: [ctx.root.url(schema.location)], options, empty: true };
+  return { format, files: [ctx.root.url(schema.location)], options, empty: true, ...wide([schema]) };
 }
 

@@ -1,5 +1,6 @@
 /** SQL text for reading inputs: table functions over explicit file lists. */
 import type { InputRelation } from './task-spec.js';
+import { decodeWideInts } from './wide-ints.js';
 
 export function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
@@ -33,7 +34,7 @@ function readSql(input: InputRelation): string {
       const args = [fileList(files)];
       if (options.unionByName) args.push('union_by_name = true');
       const cols = options.columns?.map(sqlIdentifier).join(', ') ?? '*';
-      return `SELECT ${cols} FROM read_parquet(${args.join(', ')})`;
+      return decodeWideInts(`SELECT ${cols} FROM read_parquet(${args.join(', ')})`, input.wide, options.columns);
     }
     case 'csv': {
       const args = [fileList(files), 'header = true'];

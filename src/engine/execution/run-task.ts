@@ -15,6 +15,7 @@ import { applyFunction } from './function-task.js';
 import { compileShipped } from './shipped-function.js';
 import { relationSql, sqlIdentifier, sqlString } from './relations.js';
 import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
+import { encodeWideInts, type WideColumns } from './wide-ints.js';
 
 const kPartitionColumn = '__mp_partition';
 
@@ -23,10 +24,15 @@ interface Written {
   slot: TaskSpec['outputs'][number];
   tmp: string;
   rows: number;
+  wide?: WideColumns;
 }
 
-/** Writes the rows of `select` to output slot `slotIndex` (a temporary name until the end). */
-type Copy = (select: string, slotIndex: number) => Promise<void>;
+/**
+ * Writes the rows of `select` to output slot `slotIndex` (a temporary name until the end).
+ * Wide integer columns are written as text and recorded (wide-ints.ts), unless `asIs` (a
+ * user's output: DuckDB's own Parquet types) or `wide` says `select` already holds them so.
+ */
+type Copy = (select: string, slotIndex: number, options?: { asIs?: boolean; wide?: WideColumns }) => Promise<void>;
 
 /** Rows of a Parquet file, from its footer. */
 async function parquetRows(db: TaskDb, root: DataRoot, location: string): Promise<number> {
@@ -49,11 +55,12 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
     for (const dir of dirs) await root.mkdirp(dir);
 
     const written: Written[] = [];
-    const copy: Copy = async (select, slotIndex) => {
+    const copy: Copy = async (select, slotIndex, options = {}) => {
       const slot = spec.outputs[slotIndex]!;
       const tmp = temporaryName(slot.location, spec.attempt);
-      const rows = await db.run(`COPY (${select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
-      written.push({ slot, tmp, rows: Number(rows[0]?.[0] ?? 0) });
+      const exact = options.asIs || options.wide ? { select, wide: options.wide } : await encodeWideInts(db, select);
+      const rows = await db.run(`COPY (${exact.select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
+      written.push({ slot, tmp, rows: Number(rows[0]?.[0] ?? 0), ...(exact.wide ? { wide: exact.wide } : {}) });
     };
 
     const { work } = spec;
@@ -69,7 +76,7 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         // them instead of decoding and encoding every row (writeParquet of a computed partition).
         const source = wholeParquetFileOf(spec.inputs[0]!, root);
         if (source === undefined) {
-          await copy(`SELECT * FROM ${inputViewName(0)}`, 0);
+          await copy(`SELECT * FROM ${inputViewName(0)}`, 0, { asIs: true });
           break;
         }
         const slot = spec.outputs[0]!;
@@ -100,7 +107,7 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
     const outputs: OutputRecord[] = [];
     for (const w of written) {
       await root.rename(w.tmp, w.slot.location);
-      outputs.push({ ...w.slot, rows: w.rows, bytes: (await root.sizeBytes(w.slot.location)) ?? 0 });
+      outputs.push({ ...w.slot, rows: w.rows, bytes: (await root.sizeBytes(w.slot.location)) ?? 0, ...(w.wide ? { wide: w.wide } : {}) });
     }
 
     return { outputs, elapsedMs: Date.now() - started };
@@ -113,9 +120,10 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
 
 /** The location of the input's only file when it is a whole Parquet file of `root`. */
 function wholeParquetFileOf(input: InputRelation, root: DataRoot): string | undefined {
-  const { format, files, options, empty } = input;
+  const { format, files, options, empty, wide } = input;
   const plain = Object.values(options).every((v) => v === undefined);
-  if (format !== 'parquet' || empty || files.length !== 1 || !plain || /[*?[]/.test(files[0]!)) return undefined;
+  // A file holding wide integers as text is the job's own form: the user gets DuckDB's types.
+  if (format !== 'parquet' || empty || wide || files.length !== 1 || !plain || /[*?[]/.test(files[0]!)) return undefined;
   return root.locationOf(files[0]!);
 }
 
@@ -145,7 +153,8 @@ async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, 
   written: Written[]): Promise<void> {
   const work = spec.work as TaskSpec['work'] & { kind: 'shuffle' };
   const select = `SELECT *, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
-  await db.run(`COPY (${select}) TO ${sqlString(root.url(dir))}
+  const { select: exact, wide } = await encodeWideInts(db, select);
+  await db.run(`COPY (${exact}) TO ${sqlString(root.url(dir))}
     (FORMAT parquet, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true)`);
   const parts = new Map<number, string[]>();
   const prefix = `${kPartitionColumn}=`;
@@ -162,12 +171,13 @@ async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, 
   for (const [slotIndex, slot] of spec.outputs.entries()) {
     const files = parts.get(slot.partition) ?? [];
     if (files.length === 1) {
-      written.push({ slot, tmp: files[0]!, rows: await parquetRows(db, root, files[0]!) });
+      written.push({ slot, tmp: files[0]!, rows: await parquetRows(db, root, files[0]!), ...(wide ? { wide } : {}) });
+    } else if (files.length === 0) {
+      // No rows (DuckDB writes no directory): an empty file with the input's schema.
+      await copy(`SELECT * EXCLUDE (${kPartitionColumn}) FROM (${select} LIMIT 0)`, slotIndex);
     } else {
-      // No rows (DuckDB writes no directory): an empty file with the input's schema. Several
-      // files (DuckDB split a large partition): one file of them all.
-      await copy(files.length === 0 ? `SELECT * EXCLUDE (${kPartitionColumn}) FROM (${select} LIMIT 0)`
-        : `SELECT * FROM read_parquet([${files.map((f) => sqlString(root.url(f))).join(', ')}])`, slotIndex);
+      // Several files (DuckDB split a large partition): one file of them all, as they hold it.
+      await copy(`SELECT * FROM read_parquet([${files.map((f) => sqlString(root.url(f))).join(', ')}])`, slotIndex, { wide });
     }
   }
 }

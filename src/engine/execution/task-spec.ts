@@ -3,6 +3,7 @@
  */
 import type { JsOp, ScanFormat, ScanOptions, ShuffleMode } from '../plan/nodes.js';
 import type { DataRootSpec } from '../partition/root.js';
+import type { WideColumns } from './wide-ints.js';
 
 /** One input of a task: the files of one or more partitions of an input node. */
 export interface InputRelation {
@@ -15,6 +16,8 @@ export interface InputRelation {
    * e.g. a by-files repartition into more partitions than its input has files).
    */
   empty?: boolean;
+  /** Columns the files hold as text for exactness, cast back on read (wide-ints.ts). */
+  wide?: WideColumns;
 }
 
 export type TaskWork =
@@ -67,6 +70,8 @@ export interface DuckDbSettings {
 export interface OutputRecord extends OutputSlot {
   rows: number;
   bytes: number;
+  /** Columns this file holds as text for exactness (wide-ints.ts). */
+  wide?: WideColumns;
 }
 
 export interface TaskResult {
