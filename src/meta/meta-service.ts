@@ -599,28 +599,35 @@ export class MetaService {
   // ---- shrinks whose chunks storage cuts ----
 
   /**
-   * Carries out the TrimIntent of `inode`, if any (a retried request finds it again and waits
-   * for the cut too), then deletes it unless a later shrink replaced it. Without storage the
-   * intent stays queued.
+   * Carries out the TrimIntent of `inode`, if any and if the file is still as its shrink left
+   * it (same mtime; for a `stale` intent also no write session open, which may be writing past
+   * the end): a retried request finds it again and waits for the cut too. An intent the file
+   * has moved on from is dropped: cutting then could remove newer bytes. Without storage the
+   * intent stays queued. Returns whether chunks were cut.
    */
-  private async finishTrim(inode: bigint): Promise<void> {
-    if (!this.storage) return;
-    const raw = await this.kv.transact((tx) => tx.get(keys.trim(inode)));
-    if (!raw) return;
-    const intent = unpack(raw) as TrimIntent;
-    await this.storage.trim(intent.inode, intent.layout, intent.length);
+  private async finishTrim(inode: bigint, stale = false): Promise<boolean> {
+    if (!this.storage) return false;
+    const found = await this.kv.transact(async (tx) => {
+      const raw = await tx.get(keys.trim(inode));
+      if (!raw) return undefined;
+      const intent = unpack(raw) as TrimIntent;
+      const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
+      const current = await ns.inode(inode);
+      const valid = current !== undefined && current.mtimeMs === intent.mtimeMs && !(stale && (await ns.hasSessions(inode)));
+      return { intent, valid };
+    });
+    if (!found) return false;
+    if (found.valid) await this.storage.trim(found.intent.inode, found.intent.layout, found.intent.length);
     await this.kv.transact(async (tx) => {
       const now = await tx.get(keys.trim(inode));
-      if (now && (unpack(now) as TrimIntent).nonce === intent.nonce) await tx.delete(keys.trim(inode));
+      if (now && (unpack(now) as TrimIntent).nonce === found.intent.nonce) await tx.delete(keys.trim(inode));
     });
+    return found.valid;
   }
 
   /**
-   * Intents older than metaLimits.trimRetryIntervalMs whose shrink did not finish (meta crashed
-   * mid-cut, or storage failed): carried out while the file is as the shrink left it (same
-   * mtime, no write session that may be writing past the end); dropped when it changed since
-   * (cutting then could remove newer bytes) or is gone (its chunks are garbage). Returns how
-   * many were finished.
+   * Finishes intents older than metaLimits.trimRetryIntervalMs (meta crashed mid-cut, storage
+   * failed, or no storage was attached then), as finishTrim does. Returns how many cut chunks.
    */
   async finishStaleTrims(nowMs = Date.now()): Promise<number> {
     const [start, end] = keys.trimRange();
@@ -629,20 +636,7 @@ export class MetaService {
     for (const [, raw] of rows) {
       const intent = unpack(raw) as TrimIntent;
       if (nowMs - intent.mtimeMs < metaLimits.trimRetryIntervalMs) continue; // its shrink may still be cutting
-      const current = await this.kv.transact(async (tx) => {
-        const ns = new NamespaceTx(tx, { uid: 0, gid: 0 });
-        const inode = await ns.inode(intent.inode);
-        return inode && inode.mtimeMs === intent.mtimeMs && !(await ns.hasSessions(inode.id)) ? inode : undefined;
-      });
-      if (current) {
-        await this.finishTrim(intent.inode);
-        finished++;
-      } else {
-        await this.kv.transact(async (tx) => {
-          const now = await tx.get(keys.trim(intent.inode));
-          if (now && (unpack(now) as TrimIntent).nonce === intent.nonce) await tx.delete(keys.trim(intent.inode));
-        });
-      }
+      if (await this.finishTrim(intent.inode, true)) finished++;
     }
     return finished;
   }
