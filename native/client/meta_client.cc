@@ -164,8 +164,12 @@ MetaClient::~MetaClient() {
 void MetaClient::AddSession(uint64_t inode, const std::string& session,
                             std::chrono::steady_clock::time_point sentAt, uint32_t sessionTimeoutMs) {
   std::lock_guard<std::mutex> lock(heartbeatMu_);
+  // The open confirms only its own session: with others open (maybe ended while this client
+  // was quiet), the lease waits for a heartbeat that names them all.
+  bool alone = true;
+  for (const auto& entry : sessions_) alone = alone && ended_.count(entry.first) != 0;
   sessions_[session] = inode;
-  if (sessionTimeoutMs > 0) leaseUntil_ = std::max(leaseUntil_, sentAt + std::chrono::milliseconds(sessionTimeoutMs / 2));
+  if (alone && sessionTimeoutMs > 0) leaseUntil_ = std::max(leaseUntil_, sentAt + std::chrono::milliseconds(sessionTimeoutMs / 2));
   if (!heartbeat_.joinable()) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
 }
 

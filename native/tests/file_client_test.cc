@@ -623,10 +623,18 @@ TEST_F(FileClientTest, WriterWhoseSessionEndedGetsEBADF) {
   mine->Signal(SIGSTOP);  // cut off: the other server ends the session
   std::this_thread::sleep_for(milliseconds(4500));
   mine->Signal(SIGCONT);
+  // A file opened now is fine, and confirms only its own session, not the ended one.
+  std::unique_ptr<FileHandle> second;
+  s = c->Open("/t/quiet-2", f, 0644, &second);
+  ASSERT_TRUE(s.ok()) << s.ToString();
   s = h->Write(12, " after", 6);
   EXPECT_EQ(s.code(), StatusCode::kBadHandle) << s.ToString();
   s = h->Close();
   EXPECT_EQ(s.code(), StatusCode::kBadHandle) << s.ToString();
+  EXPECT_TRUE(second->Write(0, "fine", 4).ok());
+  s = second->Close();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  second.reset();
   h.reset();
   c.reset();
 }

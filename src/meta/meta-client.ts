@@ -81,8 +81,11 @@ export class MetaClient {
 
   /** REQUIRES: only for MetaClientView: a write session opened at `sentMs` (before the request went). */
   addSession(inode: bigint, session: string, sentMs: number, sessionTimeoutMs: number | undefined): void {
+    // The open confirms only its own session: with others open (maybe ended while this client
+    // was quiet), the lease waits for a heartbeat that names them all.
+    const alone = [...this.sessions.keys()].every((s) => this.ended.has(s));
     this.sessions.set(session, inode);
-    if (sessionTimeoutMs !== undefined) this.leaseUntilMs = Math.max(this.leaseUntilMs, sentMs + Math.floor(sessionTimeoutMs / 2));
+    if (alone && sessionTimeoutMs !== undefined) this.leaseUntilMs = Math.max(this.leaseUntilMs, sentMs + Math.floor(sessionTimeoutMs / 2));
     if (!this.heartbeat) {
       this.heartbeat = setInterval(() => void this.beat().catch(() => {}), this.heartbeatMs); // the next beat retries
       this.heartbeat.unref();
@@ -114,9 +117,9 @@ export class MetaClient {
   /** One heartbeat naming the open sessions (at most metaLimits.heartbeatSessionsMax per call). */
   private async beat(): Promise<void> {
     const open = [...this.sessions].filter(([s]) => !this.ended.has(s));
+    const sentMs = Date.now(); // of the first batch: the lease holds from the oldest confirmation
     for (let i = 0; i === 0 || i < open.length; i += metaLimits.heartbeatSessionsMax) {
       const batch = open.slice(i, i + metaLimits.heartbeatSessionsMax);
-      const sentMs = Date.now();
       const reply = (await this.rpc.call('meta.heartbeat', {
         user: this.user, clientId: this.clientId, sessions: batch.map(([session, inode]) => ({ inode, session })),
       })) as { ended?: string[]; sessionTimeoutMs?: number } | null;

@@ -125,12 +125,17 @@ describe('faults: shrinks and ended sessions', () => {
     await sleep(3 * SESSION_TIMEOUT_MS);
     server = await MetaServer.start(service, endpoint);
 
+    // A file opened now is fine, and confirms only its own session, not the ended one.
+    const other = await fs.open('/d/quiet-2', 'w');
     const write = await h.write(Buffer.from(' after')).then(() => 'acknowledged', (e: unknown) => e);
     expect(write).toBeInstanceOf(MillpondError);
     expect((write as MillpondError).code).toBe('EBADF');
     const close = await h.close().then(() => 'closed', (e: unknown) => e);
     expect(close).toBeInstanceOf(MillpondError);
     expect((close as MillpondError).code).toBe('EBADF');
+    await other.write(Buffer.from('fine'));
+    await other.close();
+    expect(await fs.readFile('/d/quiet-2', 'utf8')).toBe('fine');
     expect((await fs.stat('/d/quiet')).size).toBe(0); // nothing was published: the session ended before close
   }, 60_000);
 });
