@@ -205,3 +205,20 @@ export const clusterExecutorLimits = {
   /** Finished jobs' records kept in Redis (for inspection), then removed by BullMQ. */
   finishedJobsKeptSeconds: 3_600,
 } as const;
+
+/** Authentication of the control plane (src/auth, design §10). */
+export const authLimits = {
+  /** Users in meta's users table; tokens per user. */
+  usersMax: 10_000,
+  tokensPerUserMax: 64,
+  userNameBytesMax: 64,
+  groupsPerUserMax: 64,
+  /** How long meta trusts a verified token without reading the users table again. */
+  tokenCacheMs: 2_000,
+  tokenCacheEntriesMax: 65_536,
+  /** How often meta re-reads the users table for its ZAP handler (other meta servers' changes). */
+  usersRefreshMs: 2_000,
+  /** How often meta tells mgmtd the tokens it may admit (and at once after a change). */
+  tokenPushMs: 2_000,
+  tokenPushTimeoutMs: 1_000,
+} as const;

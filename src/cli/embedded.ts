@@ -1,10 +1,13 @@
 /**
  * The embedded default (design §1): mgmtd, meta on SQLite and three storage daemons with one
  * target each, under one data directory, chain length 3 — in this process. Everything else
- * is the same code with other addresses.
+ * is the same code with other addresses. Authentication is on: the cluster secret and an admin
+ * token are made in <dataDir>/keys (0700; files 0600) at the first start and kept after.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureClusterKeys } from '../auth/cluster-files.js';
+import { parseToken } from '../auth/keys.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { MgmtdServer } from '../cluster/mgmtd-server.js';
 import { RoutingClient } from '../cluster/routing-client.js';
@@ -13,6 +16,7 @@ import { MillpondError } from '../errors.js';
 import { MetaServer } from '../meta/meta-server.js';
 import { MetaService } from '../meta/meta-service.js';
 import { SqliteKv } from '../meta/sqlite-kv.js';
+import { ensureAdmin } from '../meta/users.js';
 import type { TransportChoice } from '../native/binding.js';
 import { StorageDaemon } from '../storage/daemon.js';
 import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
@@ -30,6 +34,8 @@ export interface EmbeddedOptions {
   /** Bytes each target may hold (0: the disk's limit). */
   capacityBytesPerTarget?: number;
   log?: (line: string) => void;
+  /** Off only for the benchmark's baseline: no keys, no CURVE, the request's user trusted. */
+  insecure?: boolean;
 }
 
 export const STORAGE_NODES = 3;
@@ -38,6 +44,10 @@ const SERVING_WAIT_MS = 30_000;
 export interface Embedded {
   mgmtd: string;
   meta: string;
+  /** The CURVE server public key clients need (also in cluster.json). Empty when insecure. */
+  serverKey: string;
+  /** The admin token (also in <dataDir>/keys/admin.token). Empty when insecure. */
+  adminToken: string;
   stop(): Promise<void>;
 }
 
@@ -48,15 +58,19 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     for (const s of stops.splice(0).reverse()) await s();
   };
   try {
+    const keys = o.insecure ? undefined : ensureClusterKeys(o.dataDir);
+    const auth = keys?.cluster;
     const mgmtdKv = new SqliteKv(join(o.dataDir, 'mgmtd.db'));
     stops.push(() => mgmtdKv.close());
-    const mgmtd = await MgmtdServer.start(o.mgmtdListen, (address) => MgmtdService.start(mgmtdKv, { address }));
+    const mgmtd = await MgmtdServer.start(o.mgmtdListen, (address) => MgmtdService.start(mgmtdKv, { address }), { auth, log: o.log });
     stops.push(() => mgmtd.close());
     const metaKv = new SqliteKv(join(o.dataDir, 'meta.db'));
     stops.push(() => metaKv.close());
+    if (keys) await ensureAdmin(metaKv, parseToken(keys.adminToken).tokenId);
     const metaService = await MetaService.open(metaKv);
-    const meta = await MetaServer.start(metaService, o.metaListen);
+    const meta = await MetaServer.start(metaService, o.metaListen, { auth, mgmtd: auth ? [mgmtd.endpoint] : undefined, log: o.log });
     stops.push(() => meta.close());
+    const clientAuth = keys ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
 
     for (let node = 1; node <= STORAGE_NODES; node++) {
       const targetId = 100 + node;
@@ -64,12 +78,12 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       mkdirSync(dir, { recursive: true });
       const daemon = await StorageDaemon.start({
         nodeId: node, mgmtd: [mgmtd.endpoint], targets: [{ targetId, dir, capacityBytes: o.capacityBytesPerTarget ?? 0 }], host: o.host,
-        transport: o.transport, syncWrites: o.syncWrites, log: o.log,
+        transport: o.transport, syncWrites: o.syncWrites, log: o.log, auth,
       });
       stops.push(() => daemon.stop());
     }
 
-    const admin = new MgmtdClient([mgmtd.endpoint]);
+    const admin = new MgmtdClient([mgmtd.endpoint], { auth: clientAuth });
     stops.push(() => admin.close());
     await waitFor(async () => (await admin.status()).primary, 'mgmtd to become primary');
     try {
@@ -82,12 +96,12 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       return 'targets' in r && r.targets.length === STORAGE_NODES && r.targets.every((t) => t.state === 'serving');
     }, 'every target to serve');
     // Chunks of unlinked files go in the background, next to the metadata service.
-    const routing = new RoutingClient({ mgmtd: [mgmtd.endpoint] });
+    const routing = new RoutingClient({ mgmtd: [mgmtd.endpoint], cluster: auth });
     stops.push(() => routing.close());
     const collector = startGarbageCollector(metaService, routing);
     metaService.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
     stops.push(() => collector.stop());
-    return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, stop };
+    return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, serverKey: keys?.cluster.server.publicKey ?? '', adminToken: keys?.adminToken ?? '', stop };
   } catch (err) {
     await stop();
     throw err;

@@ -2,11 +2,13 @@
  * An mgmtd process:
  *   node --import tsx src/cluster/main.ts --db <sqlite file> --listen tcp://127.0.0.1:0
  *   node --import tsx src/cluster/main.ts --backend postgres --pg-url <url> --listen tcp://...
- * Options (ms): --heartbeat-timeout-ms, --lease-ms, --lease-poll-ms, --liveness-check-ms.
+ * Options (ms): --heartbeat-timeout-ms, --lease-ms, --lease-poll-ms, --liveness-check-ms;
+ * --secret-file <cluster.secret> (authentication on; every real deployment).
  * Prints "listening <endpoint>", then "primary" whenever it becomes primary and "standby" when
  * it steps down. SIGTERM/SIGINT close it cleanly (a primary gives its lease up).
  */
 import { parseArgs } from 'node:util';
+import { ClusterAuth } from '../auth/credentials.js';
 import type { KvBackend } from '../meta/kv.js';
 import { PostgresKv } from '../meta/postgres-kv.js';
 import { SqliteKv } from '../meta/sqlite-kv.js';
@@ -23,6 +25,8 @@ const { values } = parseArgs({
     'lease-ms': { type: 'string' },
     'lease-poll-ms': { type: 'string' },
     'liveness-check-ms': { type: 'string' },
+    // The cluster secret (0600 file): CURVE, node proofs, tokens. Without it, no authentication.
+    'secret-file': { type: 'string' },
   },
 });
 
@@ -58,7 +62,7 @@ const server = await MgmtdServer.start(values.listen!, (address) => MgmtdService
   leasePollMs: ms('lease-poll-ms'),
   livenessCheckMs: ms('liveness-check-ms'),
   onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
-}));
+}), { auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined });
 console.log(`listening ${server.endpoint}`);
 
 const shutdown = async () => {

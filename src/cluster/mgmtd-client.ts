@@ -3,16 +3,22 @@
  * that answered last and moves to the next on ENOTPRIMARY (a standby), a timeout or a closed
  * socket, for at most clusterLimits.mgmtdCallRoundsMax rounds over the list.
  */
+import { clientCurve, type ClientAuth, type ClusterAuth } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { Params } from '../protocol/envelope.js';
 import { RpcClient } from '../protocol/rpc-client.js';
+import { heartbeatText, nodeProof, registerText } from './node-proof.js';
 import type { ChainTableRecord, LocalState, NodeKind, Routing } from './types.js';
 
 export interface MgmtdClientOptions {
   /** Per attempt at one address. */
   timeoutMs?: number;
   roundsMax?: number;
+  /** A client's token: sent with every call (createChainTable needs the admin's). */
+  auth?: ClientAuth;
+  /** A daemon's keys: connect as a cluster member, prove registrations and heartbeats. */
+  cluster?: ClusterAuth;
 }
 
 const FAILOVER = new Set(['ENOTPRIMARY', 'ETIMEDOUT', 'ECLOSED', 'ECONNREFUSED', 'ECONNRESET']);
@@ -23,6 +29,8 @@ export class MgmtdClient {
   private current = 0;
   private readonly roundsMax: number;
   private closed = false;
+  private readonly token: string | undefined;
+  private readonly cluster: ClusterAuth | undefined;
 
   constructor(addresses: string[] | string, options: MgmtdClientOptions = {}) {
     const list = typeof addresses === 'string' ? addresses.split(',').filter(Boolean) : addresses;
@@ -32,7 +40,10 @@ export class MgmtdClient {
     const timeoutMs = options.timeoutMs ?? clusterLimits.mgmtdCallTimeoutMsDefault;
     this.roundsMax = options.roundsMax ?? clusterLimits.mgmtdCallRoundsMax;
     if (!Number.isSafeInteger(this.roundsMax) || this.roundsMax < 1) throw new RangeError('roundsMax must be a positive integer');
-    this.clients = list.map((a) => new RpcClient(a, { timeoutMs, attemptsMax: 1 }));
+    this.token = options.auth?.token;
+    this.cluster = options.cluster;
+    const curve = options.cluster ? options.cluster.memberCurve : options.auth ? clientCurve(options.auth) : undefined;
+    this.clients = list.map((a) => new RpcClient(a, { timeoutMs, attemptsMax: 1, curve }));
   }
 
   get addresses(): string[] {
@@ -46,7 +57,7 @@ export class MgmtdClient {
         if (this.closed) throw new MillpondError('ECLOSED', 'mgmtd client is closed');
         const at = this.current;
         try {
-          return await this.clients[at]!.call(method, params);
+          return await this.clients[at]!.call(method, this.token ? { ...params, token: this.token } : params);
         } catch (err) {
           if (!(err instanceof MillpondError) || !FAILOVER.has(err.code)) throw err;
           last = err;
@@ -61,11 +72,15 @@ export class MgmtdClient {
   }
 
   registerNode(nodeId: number, kind: NodeKind, controlAddress: string, targets: Array<{ targetId: number; dataAddress: string }>) {
-    return this.call('mgmtd.registerNode', { nodeId, kind, controlAddress, targets }) as Promise<{ version: number }>;
+    const params = { nodeId, kind, controlAddress, targets };
+    const proof = this.cluster ? nodeProof(this.cluster.secret, nodeId, registerText(params)) : undefined;
+    return this.call('mgmtd.registerNode', { ...params, proof }) as Promise<{ version: number }>;
   }
 
   heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }>) {
-    return this.call('mgmtd.heartbeat', { nodeId, appliedVersion, targets }) as Promise<{ version: number }>;
+    const params = { nodeId, appliedVersion, targets };
+    const proof = this.cluster ? nodeProof(this.cluster.secret, nodeId, heartbeatText(params)) : undefined;
+    return this.call('mgmtd.heartbeat', { ...params, proof }) as Promise<{ version: number }>;
   }
 
   getRouting(knownVersion?: number) {
@@ -76,12 +91,12 @@ export class MgmtdClient {
     return this.call('mgmtd.createChainTable', { tableId, ...spec }) as Promise<ChainTableRecord>;
   }
 
-  /** Status of the instance that answers (standbys answer too, with primary: false). */
   /** What the chains can hold (mgmtd.capacity). */
   capacity() {
     return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; replicas: number }>;
   }
 
+  /** Status of the instance that answers (standbys answer too, with primary: false). */
   status() {
     return this.call('mgmtd.status', {}) as Promise<{ primary: boolean; instanceId: string; primaryAddress?: string; routing?: Routing }>;
   }

@@ -1,30 +1,111 @@
-/** Serves a MgmtdService over the control-plane protocol (one ZeroMQ ROUTER). */
+/**
+ * Serves a MgmtdService over the control-plane protocol (one ZeroMQ ROUTER).
+ *
+ * With `auth` (every real deployment) the socket is a CURVE server. Its ZAP policy admits cluster
+ * daemons (the curve/member key) and the tokens meta lists (meta pushes them with
+ * mgmtd.setClientTokens, a member-only call). Then, per request:
+ *   registerNode, heartbeat   a proof under the node's key (node-proof.ts), else EAUTH
+ *   createChainTable          the admin's token (uid 0, listed by meta), else EACCES/EAUTH
+ *   getRouting, status        any admitted caller
+ * A target stays bound to the node that registered it first (the service refuses a move), and
+ * a node's heartbeat speaks only for its own targets, so syncing-done and state changes come
+ * only from the owning node. Refusals are logged; the server serves on.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { ClusterAuth } from '../auth/credentials.js';
+import { curveClientSecret, keyPairOf } from '../auth/curve.js';
+import { parseToken, tokenSecret, tokenValid } from '../auth/keys.js';
+import { MillpondError } from '../errors.js';
+import { authLimits } from '../limits.js';
 import { RpcServer, type Handler } from '../protocol/rpc-server.js';
 import type { Params } from '../protocol/envelope.js';
-import { optUint } from '../protocol/fields.js';
+import { optUint, str } from '../protocol/fields.js';
 import type { MgmtdService } from './mgmtd-service.js';
+import { heartbeatText, nodeProofValid, registerText } from './node-proof.js';
 import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from './protocol.js';
 
-function handlers(s: MgmtdService): Record<MgmtdMethod, (p: Params) => unknown> {
+/** The tokens meta lists, as mgmtd keeps them: tokenId -> uid and CURVE public key. */
+class ClientTokens {
+  private byId = new Map<string, { uid: number; publicKey: string }>();
+  private keys = new Set<string>();
+
+  constructor(private readonly cluster: ClusterAuth) {}
+
+  admit = (clientKey: string): boolean => clientKey === this.cluster.member.publicKey || this.keys.has(clientKey);
+
+  set(text: string): void {
+    const byId = new Map<string, { uid: number; publicKey: string }>();
+    for (const item of text ? text.split(',') : []) {
+      const [uidText, tokenId] = item.split(':');
+      const uid = Number(uidText);
+      if (!tokenId || !/^[0-9a-f]{16}$/.test(tokenId) || !Number.isSafeInteger(uid) || uid < 0) throw new MillpondError('EPROTO', 'tokens must be uid:tokenId,...');
+      const old = this.byId.get(tokenId);
+      byId.set(tokenId, old && old.uid === uid ? old : { uid, publicKey: keyPairOf(curveClientSecret(tokenSecret(this.cluster.secret, uid, tokenId))).publicKey });
+      if (byId.size > authLimits.usersMax * authLimits.tokensPerUserMax) throw new MillpondError('EPROTO', 'too many tokens');
+    }
+    this.byId = byId;
+    this.keys = new Set([...byId.values()].map((v) => v.publicKey));
+  }
+
+  /** The uid of a valid, listed token; EAUTH otherwise. */
+  uidOf(token: unknown): number {
+    if (typeof token !== 'string') throw new MillpondError('EAUTH', 'the request carries no token');
+    const t = parseToken(token);
+    const listed = this.byId.get(t.tokenId);
+    if (!listed || listed.uid !== t.uid || !tokenValid(this.cluster.secret, t)) throw new MillpondError('EAUTH', `token ${t.tokenId} of uid ${t.uid} is not a listed token of this cluster`);
+    return t.uid;
+  }
+}
+
+function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: ClientTokens | undefined): Record<MgmtdMethod, (p: Params) => unknown> {
+  const requireAdmin = (p: Params, what: string) => {
+    if (!tokens) return;
+    const uid = tokens.uidOf(p.token);
+    if (uid !== 0) throw new MillpondError('EACCES', `${what} needs the admin token (uid 0); uid ${uid} asked`);
+  };
+  const requireNode = (nodeId: number, text: string, proof: unknown) => {
+    if (cluster && !nodeProofValid(cluster.secret, nodeId, text, proof)) throw new MillpondError('EAUTH', `no valid proof of node ${nodeId}'s key`);
+  };
   return {
     'mgmtd.registerNode': (p) => {
       const { node, targets } = decodeRegister(p);
+      requireNode(node.nodeId, registerText({ ...node, targets }), p.proof);
       return s.registerNode(node, targets);
     },
     'mgmtd.heartbeat': (p) => {
       const h = decodeHeartbeat(p);
+      requireNode(h.nodeId, heartbeatText(h), p.proof);
       return s.heartbeat(h.nodeId, h.appliedVersion, h.targets);
     },
     'mgmtd.getRouting': (p) => s.getRouting(optUint(p, 'knownVersion')),
     'mgmtd.createChainTable': (p) => {
+      requireAdmin(p, 'mgmtd.createChainTable');
       const req = decodeCreateChainTable(p);
       const chains = req.chains ?? s.planChains(req.plan.firstChainId ?? 1, req.plan.chainCount, req.plan.chainLength);
       return s.createChainTable(req.tableId, chains);
     },
     'mgmtd.status': () => s.status(),
     'mgmtd.capacity': () => s.capacity(),
+    'mgmtd.setClientTokens': (p) => {
+      if (!cluster || !tokens) throw new MillpondError('ENOTSUP', 'this mgmtd runs without authentication');
+      const text = str(p, 'tokens');
+      const want = createHmac('sha256', Buffer.alloc(0)).digest(); // same length as a proof
+      const proof = Buffer.isBuffer(p.proof) || p.proof instanceof Uint8Array ? Buffer.from(p.proof) : want;
+      const expected = cluster.memberProof(`mgmtd.setClientTokens|${text}`);
+      if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) throw new MillpondError('EAUTH', 'mgmtd.setClientTokens needs a cluster member\'s proof');
+      tokens.set(text);
+      return null;
+    },
   };
 }
+
+export interface MgmtdServerOptions {
+  /** The cluster's keys (omit only for an unauthenticated baseline or unit tests). */
+  auth?: ClusterAuth;
+  log?: (line: string) => void;
+}
+
+const REFUSAL_LINES_PER_SECOND = 20;
 
 export class MgmtdServer {
   private constructor(private readonly rpc: RpcServer, readonly service: MgmtdService) {}
@@ -33,12 +114,32 @@ export class MgmtdServer {
    * Binds `endpoint` (tcp://host:0 for any free port), then makes the service with the bound
    * address (which standbys name to callers) and serves it.
    */
-  static async start(endpoint: string, makeService: (address: string) => MgmtdService): Promise<MgmtdServer> {
+  static async start(endpoint: string, makeService: (address: string) => MgmtdService, options: MgmtdServerOptions = {}): Promise<MgmtdServer> {
+    const log = options.log ?? ((line: string) => console.error(line));
+    const cluster = options.auth;
+    const tokens = cluster ? new ClientTokens(cluster) : undefined;
+    let windowStartMs = 0;
+    let lines = 0;
+    const refused = (line: string) => {
+      const now = Date.now();
+      if (now - windowStartMs >= 1000) (windowStartMs = now, lines = 0);
+      if (++lines <= REFUSAL_LINES_PER_SECOND) log(line);
+    };
     let table: Record<string, (p: Params) => unknown> | undefined;
-    const map = new Map<string, Handler>(MGMTD_METHODS.map((m) => [m, (p: Params) => table![m]!(p)]));
-    const rpc = await RpcServer.bind(endpoint, map);
+    const map = new Map<string, Handler>(MGMTD_METHODS.map((m) => [m, async (p: Params) => {
+      try {
+        return await table![m]!(p);
+      } catch (err) {
+        if (err instanceof MillpondError && (err.code === 'EAUTH' || err.code === 'EACCES')) {
+          refused(`auth: mgmtd refused ${m}${typeof p.nodeId === 'number' ? ` for node ${p.nodeId}` : ''}: ${err.code} ${err.message}`);
+        }
+        throw err;
+      }
+    }]));
+    const curve = cluster && tokens ? { secretKey: cluster.server.secretKey, service: 'mgmtd', admit: tokens.admit, log } : undefined;
+    const rpc = await RpcServer.bind(endpoint, map, curve);
     const service = makeService(rpc.endpoint);
-    table = handlers(service);
+    table = handlers(service, cluster, tokens);
     return new MgmtdServer(rpc, service);
   }
 

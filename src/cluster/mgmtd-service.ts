@@ -105,6 +105,12 @@ export class MgmtdService {
   registerNode(node: NodeRecord, targets: RegisterTarget[]): Promise<{ version: number }> {
     if (targets.length > clusterLimits.targetsPerNodeMax) throw new RangeError(`a node has at most ${clusterLimits.targetsPerNodeMax} targets`);
     return this.exclusive(async () => {
+      // A target stays bound to the node that registered it first (design §10); checked before
+      // anything changes.
+      for (const { targetId } of targets) {
+        const owner = this.targets.get(targetId)?.nodeId;
+        if (owner !== undefined && owner !== node.nodeId) throw new MillpondError('EACCES', `target ${targetId} belongs to node ${owner}, not node ${node.nodeId}`);
+      }
       const dirty = emptyDirty();
       if (!this.nodes.has(node.nodeId) && this.nodes.size >= clusterLimits.nodesMax) throw new MillpondError('ENOSPC', 'too many nodes');
       const old = this.nodes.get(node.nodeId);
@@ -119,7 +125,7 @@ export class MgmtdService {
           if (this.targets.size >= clusterLimits.targetsMax) throw new MillpondError('ENOSPC', 'too many targets');
           this.targets.set(targetId, { targetId, nodeId: node.nodeId, dataAddress, state: 'offline', localState: 'online', stateVersion: this.version });
           dirty.t.add(targetId);
-        } else if (t.nodeId !== node.nodeId || t.dataAddress !== dataAddress || t.localState !== 'online') {
+        } else if (t.dataAddress !== dataAddress || t.localState !== 'online') {
           const moved = t.nodeId !== node.nodeId || t.dataAddress !== dataAddress;
           Object.assign(t, { nodeId: node.nodeId, dataAddress, localState: 'online' });
           dirty.t.add(targetId);

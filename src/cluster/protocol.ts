@@ -13,6 +13,9 @@
  *   mgmtd.status            -                                                  { primary, instanceId, primaryAddress?, routing? }
  *   mgmtd.capacity          -                                                  { capacityBytes, freeBytes, replicas }: the
  *                                                                              targets' space / the chains' length
+ *   mgmtd.setClientTokens   tokens: "uid:tokenId,...", proof (member)          nil
+ * On an authenticated mgmtd (mgmtd-server.ts) registerNode and heartbeat carry `proof` (the
+ * node's key), createChainTable the admin's `token`.
  *
  * A standby answers every method but mgmtd.status with ENOTPRIMARY; callers try the next
  * mgmtd address. An unknown nodeId in a heartbeat is ENOENT: the node registers again.
@@ -22,7 +25,7 @@ import { ProtocolError, type Params } from '../protocol/envelope.js';
 import { list, map, optStr, optUint, str, uint } from '../protocol/fields.js';
 import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind } from './types.js';
 
-export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity'] as const;
+export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens'] as const;
 export type MgmtdMethod = (typeof MGMTD_METHODS)[number];
 
 const U32 = 0xffffffff;

@@ -11,7 +11,7 @@ import type { ChunkWriteOptions } from '../chunk/chunk-store.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { ChunkId, ChunkMeta } from '../native/binding.js';
-import { MgmtdClient } from './mgmtd-client.js';
+import { MgmtdClient, type MgmtdClientOptions } from './mgmtd-client.js';
 import { dataPath, type ChainRecord, type Routing, type TargetRecord } from './types.js';
 
 export interface RoutingClientOptions {
@@ -23,6 +23,9 @@ export interface RoutingClientOptions {
   writeRetryMs?: number;
   /** Identifies this writer's chain writes at heads (default: random). */
   clientId?: number;
+  /** Credentials of the mgmtd client made from addresses (a user's token, or a daemon's keys). */
+  auth?: MgmtdClientOptions['auth'];
+  cluster?: MgmtdClientOptions['cluster'];
 }
 
 export interface ChainRoute {
@@ -55,7 +58,7 @@ export class RoutingClient {
 
   constructor(options: RoutingClientOptions) {
     this.ownsMgmtd = !(options.mgmtd instanceof MgmtdClient);
-    this.mgmtd = options.mgmtd instanceof MgmtdClient ? options.mgmtd : new MgmtdClient(options.mgmtd);
+    this.mgmtd = options.mgmtd instanceof MgmtdClient ? options.mgmtd : new MgmtdClient(options.mgmtd, { auth: options.auth, cluster: options.cluster });
     this.ownsChunks = options.chunkClient === undefined;
     this.chunks = options.chunkClient ?? new ChunkClient({ transport: 'auto' });
     this.pollMs = options.pollMs ?? clusterLimits.routingPollMsDefault;

@@ -8,6 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { fsLimits } from '../limits.js';
+import { findClientAuth } from '../auth/credentials.js';
 import { MetaClient, MetaClientView } from '../meta/meta-client.js';
 import type { DirLayout, FileLayout, Inode, OpenFlags, User } from '../meta/types.js';
 import type { TransportChoice } from '../native/binding.js';
@@ -21,6 +22,15 @@ export interface ConnectOptions {
   meta: string;
   /** mgmtd endpoints. */
   mgmtd: string | string[];
+  /**
+   * The caller's token (`mpt1...`) and the cluster's CURVE server key (cluster.json
+   * "serverKey"); when absent, MILLPOND_TOKEN / MILLPOND_TOKEN_FILE and MILLPOND_SERVER_KEY.
+   * Meta checks every request as the token's user.
+   */
+  token?: string;
+  tokenFile?: string;
+  serverKey?: string;
+  /** A proxy user's (or the admin's) token acts as this identity (`actAs`). */
   user?: User;
   transport?: TransportChoice;
 }
@@ -56,11 +66,19 @@ function joinPath(dir: string, name: string): string {
 }
 
 export async function connect(options: ConnectOptions): Promise<FileSystem> {
-  const meta = new MetaClient(options.meta, { user: options.user });
+  const auth = findClientAuth({ token: options.token, tokenFile: options.tokenFile, serverKey: options.serverKey });
+  const meta = new MetaClient(options.meta, { user: options.user, auth });
   const chunks = new ChunkClient({ transport: options.transport ?? 'auto' });
-  const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks });
-  await routing.refresh();
-  return new FileSystem(meta, options.user ? meta.as(options.user) : meta.as({ uid: 0, gid: 0 }), routing, chunks);
+  const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks, auth });
+  try {
+    await routing.refresh();
+  } catch (err) {
+    meta.disconnect();
+    routing.close();
+    chunks.close?.();
+    throw err;
+  }
+  return new FileSystem(meta, options.user ? meta.as(options.user) : auth ? meta.as(undefined) : meta.as({ uid: 0, gid: 0 }), routing, chunks);
 }
 
 export class FileSystem {

@@ -3,10 +3,15 @@
  *   node --import tsx src/meta/main.ts --backend sqlite --db <file> --listen tcp://127.0.0.1:0
  *   node --import tsx src/meta/main.ts --backend postgres --pg-url <url> --listen tcp://...
  * Options: --mgmtd <endpoints> (also collect unlinked files' chunks and cut shrunk files' chunks:
- * without it, a shrink leaves old bytes that reappear when the file grows), --session-timeout-ms <ms>.
+ * without it, a shrink leaves old bytes that reappear when the file grows; told which tokens to admit),
+ * --session-timeout-ms <ms>, --secret-file <cluster.secret> (authentication on),
+ * --admin-token-file <admin.token> (its token is the admin user's).
  * Prints "listening <endpoint>" once it serves; SIGTERM/SIGINT close it cleanly.
  */
 import { parseArgs } from 'node:util';
+import { ClusterAuth, readTokenFile } from '../auth/credentials.js';
+import { parseToken, tokenValid } from '../auth/keys.js';
+import { ensureAdmin } from './users.js';
 import type { KvBackend } from './kv.js';
 import { MetaServer } from './meta-server.js';
 import { MetaService } from './meta-service.js';
@@ -26,6 +31,10 @@ const { values } = parseArgs({
     mgmtd: { type: 'string' },
     // How long a client with write sessions may be quiet before they end (tests shorten it).
     'session-timeout-ms': { type: 'string' },
+    // The cluster secret (0600 file): CURVE, tokens, users. Without it, no authentication.
+    'secret-file': { type: 'string' },
+    // A token file of uid 0 (millpond init writes one): its token is listed for user admin.
+    'admin-token-file': { type: 'string' },
   },
 });
 
@@ -50,9 +59,17 @@ if (values.backend === 'sqlite') {
 const sessionTimeoutMs = values['session-timeout-ms'] === undefined ? undefined : Number(values['session-timeout-ms']);
 if (sessionTimeoutMs !== undefined && !(Number.isSafeInteger(sessionTimeoutMs) && sessionTimeoutMs > 0)) fail('--session-timeout-ms must be a positive integer');
 const service = await MetaService.open(kv, { sessionTimeoutMs });
-const server = await MetaServer.start(service, values.listen!);
-if (values.mgmtd) {
-  const routing = new RoutingClient({ mgmtd: values.mgmtd.split(',') });
+const auth = values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined;
+if (values['admin-token-file']) {
+  if (!auth) fail('--admin-token-file needs --secret-file');
+  const token = parseToken(readTokenFile(values['admin-token-file']));
+  if (token.uid !== 0 || !tokenValid(auth.secret, token)) fail(`${values['admin-token-file']} holds no admin token of this cluster`);
+  await ensureAdmin(kv, token.tokenId);
+}
+const mgmtd = values.mgmtd?.split(',').filter(Boolean);
+const server = await MetaServer.start(service, values.listen!, { auth, mgmtd });
+if (mgmtd) {
+  const routing = new RoutingClient({ mgmtd, cluster: auth });
   startGarbageCollector(service, routing);
   service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
 }

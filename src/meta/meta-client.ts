@@ -8,6 +8,7 @@
  * timeout; checkSession() lets a writer refuse to acknowledge a write under an ended session.
  */
 import { randomBytes } from 'node:crypto';
+import { clientCurve, type ClientAuth } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { CLIENT_ID_BYTES } from '../protocol/meta.js';
@@ -15,8 +16,16 @@ import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
 import type { Params } from '../protocol/envelope.js';
 import type { DirLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
 
-export interface MetaClientOptions extends RpcClientOptions {
-  /** The identity sent with every request (default root). */
+export interface MetaClientOptions extends Omit<RpcClientOptions, 'curve'> {
+  /**
+   * The token (and the cluster's server key) this client presents: meta checks every request as
+   * the token's user. Without it the client speaks to an unauthenticated server only.
+   */
+  auth?: ClientAuth;
+  /**
+   * With auth: the identity a proxy user (or the admin) acts for (`actAs`); others get EACCES.
+   * Without auth: the identity sent (default root).
+   */
   user?: User;
   /** How often to heartbeat while sessions are open (default metaLimits.sessionHeartbeatMs). */
   sessionHeartbeatMs?: number;
@@ -25,7 +34,8 @@ export interface MetaClientOptions extends RpcClientOptions {
 export class MetaClient {
   readonly clientId = randomBytes(CLIENT_ID_BYTES);
   private readonly rpc: RpcClient;
-  private readonly user: User;
+  private readonly user: User | undefined;
+  private readonly token: string | undefined;
   private readonly heartbeatMs: number;
   /** Open write sessions by id: their inode. */
   private readonly sessions = new Map<string, bigint>();
@@ -40,16 +50,17 @@ export class MetaClient {
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(endpoint: string, options: MetaClientOptions = {}) {
-    this.rpc = new RpcClient(endpoint, options);
-    this.user = options.user ?? { uid: 0, gid: 0 };
+    this.rpc = new RpcClient(endpoint, { ...options, curve: options.auth ? clientCurve(options.auth) : undefined });
+    this.token = options.auth?.token;
+    this.user = options.user ?? (this.token ? undefined : { uid: 0, gid: 0 });
     this.heartbeatMs = options.sessionHeartbeatMs ?? metaLimits.sessionHeartbeatMs;
     if (!Number.isSafeInteger(this.heartbeatMs) || this.heartbeatMs < 1 || this.heartbeatMs > 3_600_000) {
       throw new RangeError('sessionHeartbeatMs must be an integer in [1, 3600000]');
     }
   }
 
-  /** The same connection acting as another user. */
-  as(user: User): MetaClientView {
+  /** The same connection acting as another user (a proxy user's or the admin's token). */
+  as(user: User | undefined): MetaClientView {
     return new MetaClientView(this, user);
   }
 
@@ -73,6 +84,22 @@ export class MetaClient {
   setLayout(path: string, layout: Partial<DirLayout>) { return this.view.setLayout(path, layout); }
   takeGarbage(limit: number) { return this.view.takeGarbage(limit); }
   ackGarbage(inodes: bigint[]) { return this.view.ackGarbage(inodes); }
+
+  /** Who the server says this client is (its token's user). */
+  whoami() { return this.rpc.call('meta.whoami', this.identify(undefined, {})) as Promise<{ name: string; uid: number; gid: number; gids: number[]; admin: boolean; proxy: boolean }>; }
+  /** Admin: adds a user and returns its first token (shown once). */
+  userAdd(user: { name: string; uid: number; gid: number; groups?: number[]; proxy?: boolean }) {
+    return this.rpc.call('meta.userAdd', this.identify(undefined, { ...user }), { retry: false }) as Promise<{ user: UserRecordWire; token: string }>;
+  }
+  userList() { return this.rpc.call('meta.userList', this.identify(undefined, {})) as Promise<UserRecordWire[]>; }
+  async userRemove(name: string) { await this.rpc.call('meta.userRemove', this.identify(undefined, { name })); }
+  userToken(name: string) { return this.rpc.call('meta.userToken', this.identify(undefined, { name }), { retry: false }) as Promise<{ token: string }>; }
+
+  /** The request's identity params: the token (and actAs), or the trusted user without auth. */
+  identify(user: User | undefined, params: Params): Params {
+    if (this.token) return user ? { token: this.token, actAs: user, ...params } : { token: this.token, ...params };
+    return { user: user ?? { uid: 0, gid: 0 }, ...params };
+  }
 
   /** REQUIRES: only for MetaClientView. */
   call(method: string, params: Params): Promise<unknown> {
@@ -121,7 +148,7 @@ export class MetaClient {
     for (let i = 0; i === 0 || i < open.length; i += metaLimits.heartbeatSessionsMax) {
       const batch = open.slice(i, i + metaLimits.heartbeatSessionsMax);
       const reply = (await this.rpc.call('meta.heartbeat', {
-        user: this.user, clientId: this.clientId, sessions: batch.map(([session, inode]) => ({ inode, session })),
+        ...this.identify(this.user, {}), clientId: this.clientId, sessions: batch.map(([session, inode]) => ({ inode, session })),
       })) as { ended?: string[]; sessionTimeoutMs?: number } | null;
       for (const s of reply?.ended ?? []) if (this.sessions.has(s)) this.ended.add(s);
       // A service without session checks (older) replies nil: no lease, so every check asks.
@@ -137,15 +164,24 @@ export class MetaClient {
   }
 }
 
+export interface UserRecordWire {
+  name: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  tokenIds: string[];
+  proxy: boolean;
+}
+
 export class MetaClientView {
-  constructor(private readonly client: MetaClient, private readonly user: User) {}
+  constructor(private readonly client: MetaClient, private readonly user: User | undefined) {}
 
   private read(method: string, params: Params) {
-    return this.client.call(method, { user: this.user, ...params });
+    return this.client.call(method, this.client.identify(this.user, params));
   }
 
   private mutate(method: string, params: Params) {
-    return this.client.call(method, { user: this.user, clientId: this.client.clientId, ...params });
+    return this.client.call(method, this.client.identify(this.user, { clientId: this.client.clientId, ...params }));
   }
 
   async stat(path: string) { return (await this.read('meta.stat', { path })) as Inode; }

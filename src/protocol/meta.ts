@@ -1,5 +1,9 @@
 /**
- * The meta service's methods on the wire. Every request's params carry `user: {uid, gid, gids?}`;
+ * The meta service's methods on the wire. On an authenticated server (the default) every
+ * request's params carry `token` (the caller's token, inside the CURVE channel) and meta checks
+ * permissions as the token's user; a proxy user (or the admin) may add `actAs: {uid, gid, gids?}`
+ * to be checked as that identity. A server without authentication (benchmarks' baseline only)
+ * takes `user: {uid, gid, gids?}` instead.
  * mutations may carry `clientId` (16 bytes, fixed per client) so that a resend under the same
  * requestId is applied once. Results are the service's records (src/meta/types.ts) as msgpack
  * maps; inode ids are 64-bit integers.
@@ -26,6 +30,11 @@
  *                     chainTableId?, chainTableVersion?}
  *   meta.takeGarbage  limit                                            [{inode, layout, length, queuedMs}]
  *   meta.ackGarbage   inodes: [u64]                                    nil
+ *   meta.userAdd      name, uid, gid, groups?, proxy?   (admin)        { user: UserRecord, token }
+ *   meta.userList     -                                 (admin)        [UserRecord]
+ *   meta.userRemove   name                              (admin)        nil
+ *   meta.userToken    name                              (admin)        { token }
+ *   meta.whoami       -                                                { name, uid, gid, gids, admin, proxy }
  */
 import { metaLimits } from '../limits.js';
 import type { User } from '../meta/types.js';
@@ -36,6 +45,7 @@ import { bin, bool, list, map, optMap, optUint } from './fields.js';
 export const META_METHODS = [
   'meta.stat', 'meta.readdir', 'meta.mkdir', 'meta.open', 'meta.close', 'meta.unlink', 'meta.rmdir',
   'meta.rename', 'meta.link', 'meta.symlink', 'meta.readlink', 'meta.heartbeat', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
+  'meta.userAdd', 'meta.userList', 'meta.userRemove', 'meta.userToken', 'meta.whoami',
 ] as const;
 
 export type MetaMethod = (typeof META_METHODS)[number];
@@ -43,11 +53,11 @@ export type MetaMethod = (typeof META_METHODS)[number];
 export const CLIENT_ID_BYTES = 16;
 const ID32_MAX = 0xffffffff;
 
-export function decodeUser(params: Params): User {
-  const user = map(params, 'user');
+export function decodeUser(params: Params, name = 'user'): User {
+  const user = map(params, name);
   const uid = optUint(user, 'uid', ID32_MAX);
   const gid = optUint(user, 'gid', ID32_MAX);
-  if (uid === undefined || gid === undefined) throw new ProtocolError('EPROTO', 'param user must have uid and gid');
+  if (uid === undefined || gid === undefined) throw new ProtocolError('EPROTO', `param ${name} must have uid and gid`);
   if (user.gids === undefined || user.gids === null) return { uid, gid };
   const gids = list(user, 'gids', metaLimits.gidsMax).map((g, i) => optUint({ g }, 'g', ID32_MAX) ?? badGid(i));
   return { uid, gid, gids };

@@ -16,6 +16,18 @@ export interface RpcClientOptions {
   /** Attempts per call when `retry` is on (1 = never resend). */
   attemptsMax?: number;
   inflightRequestsMax?: number;
+  /**
+   * CURVE: the server's public key and this client's key pair (Z85). A server refuses a client
+   * without it, or with a key its ZAP handler does not know; such a call times out (ZeroMQ
+   * gives the client no word of the refusal).
+   */
+  curve?: ClientCurve;
+}
+
+export interface ClientCurve {
+  serverKey: string;
+  publicKey: string;
+  secretKey: string;
 }
 
 interface Pending {
@@ -34,6 +46,7 @@ export class RpcClient {
   private inflight = 0;
   private nextRequestId = 1;
   private closed = false;
+  private authFailure: string | undefined;
 
   constructor(endpoint: string, options: RpcClientOptions = {}) {
     if (typeof endpoint !== 'string' || !endpoint) throw new TypeError('endpoint must be a non-empty string');
@@ -46,7 +59,9 @@ export class RpcClient {
       throw new RangeError(`inflightRequestsMax must be in [1, ${protocolLimits.clientInflightRequestsMax}]`);
     }
     this.endpoint = endpoint;
+    const curve = options.curve ? { curveServerKey: options.curve.serverKey, curvePublicKey: options.curve.publicKey, curveSecretKey: options.curve.secretKey } : {};
     this.dealer = new Dealer({
+      ...curve,
       linger: 0,
       sendTimeout: this.timeoutMs,
       maxMessageSize: protocolLimits.frameBytesHardMax,
@@ -55,6 +70,15 @@ export class RpcClient {
       reconnectInterval: 50,
       reconnectMaxInterval: 1000,
     });
+    // A server that refuses this client's key (or its lack of one) fails the handshake; ZeroMQ
+    // retries it forever, so calls in flight and calls until a handshake succeeds end in EAUTH.
+    const refused = (what: string) => (data: { error: Error }) => {
+      this.authFailure = `${endpoint} refused the connection (${what}: ${data.error.message})`;
+      for (const [id, p] of this.pending) p.settle({ requestId: id, ok: false, error: { code: 'EAUTH', message: this.authFailure } });
+    };
+    this.dealer.events.on('handshake:error:auth', refused('authentication'));
+    this.dealer.events.on('handshake:error:protocol', refused('security handshake'));
+    this.dealer.events.on('handshake', () => (this.authFailure = undefined));
     this.dealer.connect(endpoint);
     this.sends = new SendQueue((frame) => this.dealer.send(frame), Number.MAX_SAFE_INTEGER);
     void this.receiveLoop();
@@ -104,7 +128,7 @@ export class RpcClient {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        resolve(undefined);
+        resolve(this.authFailure ? { requestId, ok: false, error: { code: 'EAUTH', message: this.authFailure } } : undefined);
       }, this.timeoutMs);
       this.pending.set(requestId, {
         settle: (reply) => {

@@ -9,6 +9,22 @@ import { MillpondError } from '../errors.js';
 import { protocolLimits } from '../limits.js';
 import { decodeRequest, encodeReply, ProtocolError, UNKNOWN_REQUEST_ID, type Params, type Reply } from './envelope.js';
 import { SendQueue } from './send-queue.js';
+import { zap, type ZapPolicy } from '../auth/zap.js';
+
+/**
+ * CURVE on a server socket: its secret key (the cluster's curve/server key), and which client
+ * keys the process's ZAP handler admits. Without it the socket speaks plain ZeroMQ (tests and
+ * benchmarks that measure the cost of authentication only).
+ */
+export interface ServerCurve {
+  secretKey: string;
+  /** A name for the service in logs ("meta", "mgmtd"); a unique ZAP domain is made from it. */
+  service: string;
+  admit: ZapPolicy;
+  log?: (line: string) => void;
+}
+
+let zapDomains = 0;
 
 export interface CallContext {
   method: string;
@@ -39,15 +55,23 @@ export class RpcServer {
   private closed = false;
   private readonly loopDone: Promise<void>;
 
-  private constructor(router: Router, private readonly handlers: ReadonlyMap<string, Handler>) {
+  private constructor(router: Router, private readonly handlers: ReadonlyMap<string, Handler>, private readonly unregister: () => void) {
     this.router = router;
     this.sends = new SendQueue((frames) => this.router.send(frames), protocolLimits.serverSendQueueDepthMax);
     this.loopDone = this.loop();
   }
 
-  static async bind(endpoint: string, handlers: ReadonlyMap<string, Handler>): Promise<RpcServer> {
+  static async bind(endpoint: string, handlers: ReadonlyMap<string, Handler>, curve?: ServerCurve): Promise<RpcServer> {
     if (typeof endpoint !== 'string') throw new TypeError('endpoint must be a string');
+    let unregister = () => {};
+    let security = {};
+    if (curve) {
+      const zapDomain = `${curve.service}#${++zapDomains}`;
+      unregister = await zap.register(zapDomain, curve.admit, curve.log ?? ((line) => console.error(line)));
+      security = { curveServer: true, curveSecretKey: curve.secretKey, zapDomain };
+    }
     const router = new Router({
+      ...security,
       linger: 0,
       maxMessageSize: protocolLimits.frameBytesHardMax,
       sendHighWaterMark: protocolLimits.socketHighWaterMarkMessages,
@@ -57,9 +81,10 @@ export class RpcServer {
       await router.bind(zmqEndpoint(endpoint));
     } catch (err) {
       router.close();
+      unregister();
       throw new MillpondError('EINVAL', `cannot bind ${endpoint}: ${(err as Error).message}`);
     }
-    return new RpcServer(router, handlers);
+    return new RpcServer(router, handlers, unregister);
   }
 
   /** The bound endpoint with its real port, e.g. tcp://127.0.0.1:41234. */
@@ -71,6 +96,7 @@ export class RpcServer {
     if (this.closed) return;
     this.closed = true;
     this.router.close();
+    this.unregister();
     this.slotWaiter?.();
     await this.loopDone;
   }

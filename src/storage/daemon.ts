@@ -11,6 +11,7 @@ import { DataServer } from '../chunk/data-server.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { ChainPosition, TransportChoice } from '../native/binding.js';
+import type { ClusterAuth } from '../auth/credentials.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { dataPath, type LocalState, type Routing, type TargetRecord } from '../cluster/types.js';
 import { optUint } from '../protocol/fields.js';
@@ -36,6 +37,11 @@ export interface StorageDaemonOptions {
   scrubBytesPerSec?: number;
   syncWrites?: boolean;
   log?: (line: string) => void;
+  /**
+   * The cluster's keys (from --secret-file): registration and heartbeats are proven with the
+   * node's key, the control endpoint is a CURVE server admitting cluster members only.
+   */
+  auth?: ClusterAuth;
 }
 
 /**
@@ -87,7 +93,7 @@ export class StorageDaemon {
   private readonly log: (line: string) => void;
 
   private constructor(private readonly options: StorageDaemonOptions) {
-    this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1 });
+    this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1, cluster: options.auth });
     this.client = new ChunkClient({ transport: options.transport ?? 'auto' });
     const print = options.log ?? ((line) => console.error(`storage ${options.nodeId}: ${line}`));
     // The same complaint (e.g. no mgmtd primary during a takeover) at most once a second.
@@ -114,7 +120,9 @@ export class StorageDaemon {
         const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', transport: options.transport ?? 'auto' });
         d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', chains: new Set() });
       }
-      d.control = await RpcServer.bind(options.controlListen ?? `tcp://${options.host ?? '127.0.0.1'}:0`, d.handlers());
+      const cluster = options.auth;
+      const curve = cluster ? { secretKey: cluster.server.secretKey, service: `storage-${options.nodeId}`, admit: (key: string) => key === cluster.member.publicKey, log: d.log } : undefined;
+      d.control = await RpcServer.bind(options.controlListen ?? `tcp://${options.host ?? '127.0.0.1'}:0`, d.handlers(), curve);
     } catch (err) {
       await d.stop();
       throw err;

@@ -3,12 +3,13 @@
  *   node --import tsx src/storage/main.ts --node-id 1 --mgmtd tcp://h:p[,tcp://h2:p2] \
  *     --target 101:/ssd0/t101[:capacityBytes] [--target 102:/ssd1/t102] [--host 127.0.0.1]
  * Options: --heartbeat-ms, --routing-poll-ms, --mgmtd-timeout-ms, --scrub-interval-ms,
- * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only).
+ * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only), --secret-file <cluster.secret>.
  * Prints "target <id> <dataAddress>" per target and "listening <control endpoint>" once it
  * serves and registered. SIGTERM/SIGINT stop it cleanly.
  */
 import { parseArgs } from 'node:util';
 import type { TransportChoice } from '../native/binding.js';
+import { ClusterAuth } from '../auth/credentials.js';
 import { StorageDaemon } from './daemon.js';
 
 const { values } = parseArgs({
@@ -24,6 +25,8 @@ const { values } = parseArgs({
     'mgmtd-timeout-ms': { type: 'string' },
     'scrub-interval-ms': { type: 'string' },
     'no-sync': { type: 'boolean', default: false },
+    // The cluster secret (0600 file): registration proofs, CURVE. Without it, no authentication.
+    'secret-file': { type: 'string' },
   },
 });
 
@@ -64,6 +67,7 @@ const daemon = await StorageDaemon.start({
   mgmtdTimeoutMs: int('mgmtd-timeout-ms'),
   scrubIntervalMs: int('scrub-interval-ms', 0),
   syncWrites: !values['no-sync'],
+  auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined,
 });
 for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)}`);
 console.log(`listening ${daemon.controlAddress}`);
