@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { findClientAuth, type ClientAuth } from '../auth/credentials.js';
 import type { TransportChoice } from '../native/binding.js';
 
 export interface CliConfig {
@@ -15,6 +16,10 @@ export interface CliConfig {
   transport: TransportChoice;
   chainCount: number;
   syncWrites: boolean;
+  /** The cluster's CURVE server public key (cluster.json "serverKey", MILLPOND_SERVER_KEY, --server-key). */
+  serverKey?: string;
+  /** A token file (--token-file); else MILLPOND_TOKEN, MILLPOND_TOKEN_FILE, <dataDir>/keys/admin.token. */
+  tokenFile?: string;
 }
 
 export const DEFAULTS: CliConfig = {
@@ -40,6 +45,7 @@ function fromFile(path: string): Partial<CliConfig> {
   if (raw.transport === 'auto' || raw.transport === 'tcp' || raw.transport === 'rdma') out.transport = raw.transport;
   if (typeof raw.chainCount === 'number') out.chainCount = raw.chainCount;
   if (typeof raw.syncWrites === 'boolean') out.syncWrites = raw.syncWrites;
+  if (typeof raw.serverKey === 'string') out.serverKey = raw.serverKey;
   return out;
 }
 
@@ -51,6 +57,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Partial<CliConfig> {
   if (env.MILLPOND_HOST) out.host = env.MILLPOND_HOST;
   const t = env.MILLPOND_TRANSPORT;
   if (t === 'auto' || t === 'tcp' || t === 'rdma') out.transport = t;
+  if (env.MILLPOND_SERVER_KEY) out.serverKey = env.MILLPOND_SERVER_KEY;
   return out;
 }
 
@@ -66,9 +73,19 @@ export function loadConfig(flags: Map<string, string>, env: NodeJS.ProcessEnv = 
     fromFlags.transport = t;
   }
   if (flags.has('no-sync')) fromFlags.syncWrites = false;
+  if (flags.has('server-key')) fromFlags.serverKey = flags.get('server-key')!;
+  if (flags.has('token-file')) fromFlags.tokenFile = flags.get('token-file')!;
   const dataDir = resolve(fromFlags.dataDir ?? fromEnv(env).dataDir ?? DEFAULTS.dataDir);
   const configPath = flags.get('config') ?? (existsSync('millpond.json') ? 'millpond.json'
     : existsSync(join(dataDir, CLUSTER_FILE)) ? join(dataDir, CLUSTER_FILE) : undefined);
   const file = configPath ? fromFile(configPath) : {};
   return { ...DEFAULTS, ...file, ...fromEnv(env), ...fromFlags, dataDir };
+}
+
+/**
+ * The credentials the CLI presents: --token-file, MILLPOND_TOKEN, MILLPOND_TOKEN_FILE, then the
+ * admin token `millpond up` wrote in the data directory, so its quick start needs no setting.
+ */
+export function cliAuth(config: CliConfig, env: NodeJS.ProcessEnv = process.env): ClientAuth | undefined {
+  return findClientAuth({ tokenFile: config.tokenFile, serverKey: config.serverKey, dataDir: config.dataDir, env });
 }

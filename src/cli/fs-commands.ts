@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { connect, type FileSystem } from '../fs/index.js';
-import type { CliConfig } from './config.js';
+import { cliAuth, type CliConfig } from './config.js';
 import { Progress, formatBytes } from './progress.js';
 
 export const FS_USAGE = `millpond fs ls PATH | stat PATH | cat PATH | put LOCAL PATH | get PATH LOCAL |
@@ -40,7 +40,8 @@ export async function runFs(config: CliConfig, args: string[], out: NodeJS.Writa
   const need = (n: number) => {
     if ([a, b].slice(0, n).some((x) => x === undefined)) throw new TypeError(`usage: ${FS_USAGE}`);
   };
-  const fs = await connect({ meta: config.meta, mgmtd: config.mgmtd, transport: config.transport });
+  const auth = cliAuth(config);
+  const fs = await connect({ meta: config.meta, mgmtd: config.mgmtd, transport: config.transport, token: auth?.token, serverKey: auth?.serverKey });
   try {
     switch (command) {
       case 'ls': {

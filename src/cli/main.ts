@@ -11,8 +11,11 @@
  *                      (--cluster --redis URL: its tasks run on `millpond executor`s)
  *   millpond executor  runs tasks of cluster jobs on this host (executor.ts)
  *   millpond mount D   mounts the cluster at directory D (FUSE; see mount.ts); umount D
+ *   millpond init      makes a multi-host cluster's secret, admin token and cluster.json
+ *   millpond user ...  add | list | remove | token: the cluster's users (admin token)
  * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
- * --transport, --config), MILLPOND_* variables or a config file (see config.ts).
+ * --transport, --config), MILLPOND_* variables or a config file (see config.ts). The token
+ * comes from --token-file, MILLPOND_TOKEN(_FILE), or the data directory `millpond up` made.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,7 +29,10 @@ import { openTaskDb } from '../engine/execution/duckdb.js';
 import { MillpondError } from '../errors.js';
 import { connect } from '../fs/index.js';
 import { crc32c } from '../index.js';
-import { CLUSTER_FILE, loadConfig, type CliConfig } from './config.js';
+import { ensureClusterKeys } from '../auth/cluster-files.js';
+import { ADMIN_TOKEN_FILE, KEYS_DIR } from '../auth/credentials.js';
+import { MetaClient } from '../meta/meta-client.js';
+import { CLUSTER_FILE, cliAuth, loadConfig, type CliConfig } from './config.js';
 import { startEmbedded } from './embedded.js';
 import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
@@ -34,7 +40,10 @@ import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
 import { formatBytes } from './progress.js';
 
 const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... | mount ... | umount ... | ${EXECUTOR_USAGE}
+       millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P]
+       millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
+                --token-file FILE --server-key KEY
   ${FS_USAGE}
   ${MOUNT_USAGE}`;
 
@@ -44,7 +53,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--no-sync' || arg === '--cluster') flags.set(arg.slice(2), '1');
+    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy') flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--') && MOUNT_BARE_FLAGS.includes(arg.slice(2))) flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--')) {
       if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
@@ -56,8 +65,10 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
 
 async function up(config: CliConfig): Promise<void> {
   const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta });
-  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport }, null, 2)}\n`);
+  // The server key is public; the admin token stays in keys/admin.token (0600).
+  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey }, null, 2)}\n`);
   console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
+  console.log(`admin token in ${join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE)} (commands run with --data-dir ${config.dataDir} use it)`);
   console.log('Ctrl-C stops it.');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -71,7 +82,7 @@ async function up(config: CliConfig): Promise<void> {
 async function status(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
   if (redis) await printExecutors(redis, flags.get('queue'));
-  const client = new MgmtdClient(config.mgmtd);
+  const client = new MgmtdClient(config.mgmtd, { auth: cliAuth(config) });
   try {
     const s = await client.status();
     const r = s.routing;
@@ -91,7 +102,7 @@ async function demo(config: CliConfig, flags: Map<string, string>): Promise<void
   if (!Number.isInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > 65536) throw new RangeError('--size-mib must be 1..65536');
   const dataDir = flags.has('data-dir') ? config.dataDir : mkdtempSync(join(tmpdir(), 'millpond-demo-'));
   const cluster = await startEmbedded({ ...config, dataDir, mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
-  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport });
+  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport, token: cluster.adminToken, serverKey: cluster.serverKey });
   try {
     console.log(`embedded cluster under ${dataDir}: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 targets, chains of 3 replicas`);
     const files = 8;
@@ -126,7 +137,8 @@ async function demo(config: CliConfig, flags: Map<string, string>): Promise<void
 /** Runs one query in DuckDB with millpond:// pointed at the cluster; prints the rows as a table. */
 async function sql(config: CliConfig, query: string | undefined): Promise<void> {
   if (!query) throw new TypeError(`millpond sql needs a query\n${USAGE}`);
-  const db = await openTaskDb({ threads: 2, memoryLimitBytes: 1 << 30, millpond: { meta: config.meta, mgmtd: config.mgmtd.join(',') } });
+  const auth = cliAuth(config);
+  const db = await openTaskDb({ threads: 2, memoryLimitBytes: 1 << 30, millpond: { meta: config.meta, mgmtd: config.mgmtd.join(','), token: auth?.token, serverKey: auth?.serverKey } });
   try {
     const reader = await db.conn.runAndReadAll(query);
     const names = reader.columnNames();
@@ -154,12 +166,66 @@ async function run(config: CliConfig, flags: Map<string, string>, script: string
   if (flags.has('cluster') && !redis) throw new TypeError('millpond run --cluster needs --redis redis://host:port (or MILLPOND_REDIS)');
   const cluster = flags.has('cluster') ? { MILLPOND_EXECUTOR: 'cluster', MILLPOND_REDIS: redis! } : {};
   const tsx = createRequire(import.meta.url).resolve('tsx');
+  // The token goes in the environment (readable by this user only), never in argv.
+  const auth = cliAuth(config);
   const child = spawn(process.execPath, ['--import', pathToFileURL(tsx).href, script, ...args], {
     stdio: 'inherit',
-    env: { ...process.env, MILLPOND_META: config.meta, MILLPOND_MGMTD: config.mgmtd.join(','), MILLPOND_TRANSPORT: config.transport, ...cluster },
+    env: {
+      ...process.env, MILLPOND_META: config.meta, MILLPOND_MGMTD: config.mgmtd.join(','), MILLPOND_TRANSPORT: config.transport, ...cluster,
+      ...(auth ? { MILLPOND_TOKEN: auth.token, MILLPOND_SERVER_KEY: auth.serverKey } : {}),
+    },
   });
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   process.exitCode = code ?? (signal ? 128 : 1);
+}
+
+/** `millpond init --dir DIR`: the key files and cluster.json of a cluster that spans hosts. */
+function init(config: CliConfig, flags: Map<string, string>): void {
+  const dir = flags.get('dir');
+  if (!dir) throw new TypeError(`millpond init needs --dir DIR\n${USAGE}`);
+  const keys = ensureClusterKeys(dir);
+  const clusterFile = join(dir, CLUSTER_FILE);
+  writeFileSync(clusterFile, `${JSON.stringify({ mgmtd: config.mgmtd, meta: config.meta, transport: config.transport, serverKey: keys.cluster.server.publicKey }, null, 2)}\n`);
+  console.log(`cluster secret: ${keys.secretFile} (copy to every server host, mode 0600; daemons take --secret-file)`);
+  console.log(`admin token:    ${keys.adminTokenFile} (meta takes --admin-token-file; the CLI --token-file)`);
+  console.log(`cluster file:   ${clusterFile} (public: addresses and the CURVE server key; clients take --config)`);
+}
+
+/** `millpond user add|list|remove|token`: the users table, through meta (admin token). */
+async function user(config: CliConfig, flags: Map<string, string>, rest: string[]): Promise<void> {
+  const [sub, name] = rest;
+  const auth = cliAuth(config);
+  if (!auth) throw new MillpondError('EAUTH', 'no token: --token-file FILE, MILLPOND_TOKEN(_FILE), or --data-dir of a cluster made by millpond up');
+  const meta = new MetaClient(config.meta, { auth });
+  const id = (flag: string) => {
+    const v = Number(flags.get(flag));
+    if (!flags.has(flag) || !Number.isSafeInteger(v) || v < 0 || v > 0xffffffff) throw new TypeError(`--${flag} N is required (0..4294967295)`);
+    return v;
+  };
+  try {
+    if (sub === 'add' && name) {
+      const groups = flags.get('groups')?.split(',').filter(Boolean).map(Number) ?? [];
+      if (groups.some((g) => !Number.isSafeInteger(g) || g < 0)) throw new TypeError('--groups is a list of numeric group ids');
+      const { user: u, token } = await meta.userAdd({ name, uid: id('uid'), gid: id('gid'), groups, proxy: flags.has('proxy') });
+      console.error(`user ${u.name} uid ${u.uid} gid ${u.gid}${u.proxy ? ' (proxy)' : ''} added; its token (shown once; keep it in a 0600 file):`);
+      console.log(token);
+    } else if (sub === 'list') {
+      for (const u of await meta.userList()) {
+        console.log(`${u.name}\tuid ${u.uid}\tgid ${u.gid}\tgroups ${u.groups.join(',') || '-'}\t${u.uid === 0 ? 'admin' : u.proxy ? 'proxy' : '-'}\ttokens ${u.tokenIds.join(',')}`);
+      }
+    } else if (sub === 'remove' && name) {
+      await meta.userRemove(name);
+      console.log(`user ${name} removed; its tokens are refused from now on`);
+    } else if (sub === 'token' && name) {
+      const { token } = await meta.userToken(name);
+      console.error(`a new token of ${name} (shown once):`);
+      console.log(token);
+    } else {
+      throw new TypeError(`millpond user add NAME --uid N --gid N [--groups G,..] [--proxy] | list | remove NAME | token NAME\n${USAGE}`);
+    }
+  } finally {
+    meta.disconnect();
+  }
 }
 
 async function main(): Promise<void> {
@@ -176,6 +242,8 @@ async function main(): Promise<void> {
     case 'executor': return runExecutor(flags);
     case 'mount': return mount(config, rest[0], flags);
     case 'umount': return umount(rest[0], flags);
+    case 'init': return init(config, flags);
+    case 'user': return user(config, flags, rest);
     default:
       console.error(USAGE);
       process.exitCode = 2;

@@ -88,7 +88,8 @@ export class MgmtdClient {
   }
 
   createChainTable(tableId: number, spec: { chains: Array<{ chainId: number; targets: number[] }> } | { chainCount: number; chainLength: number; firstChainId?: number }) {
-    return this.call('mgmtd.createChainTable', { tableId, ...spec }) as Promise<ChainTableRecord>;
+    const member = this.cluster && !this.token ? this.cluster.memberProof('mgmtd.createChainTable') : undefined;
+    return this.call('mgmtd.createChainTable', { tableId, ...spec, member }) as Promise<ChainTableRecord>;
   }
 
   /** What the chains can hold (mgmtd.capacity). */

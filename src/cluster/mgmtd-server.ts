@@ -5,7 +5,8 @@
  * daemons (the curve/member key) and the tokens meta lists (meta pushes them with
  * mgmtd.setClientTokens, a member-only call). Then, per request:
  *   registerNode, heartbeat   a proof under the node's key (node-proof.ts), else EAUTH
- *   createChainTable          the admin's token (uid 0, listed by meta), else EACCES/EAUTH
+ *   createChainTable          the admin's token (uid 0, listed by meta) or a member's proof
+ *                             (a daemon holding S), else EACCES/EAUTH
  *   getRouting, status        any admitted caller
  * A target stays bound to the node that registered it first (the service refuses a move), and
  * a node's heartbeat speaks only for its own targets, so syncing-done and state changes come
@@ -59,7 +60,14 @@ class ClientTokens {
 
 function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: ClientTokens | undefined): Record<MgmtdMethod, (p: Params) => unknown> {
   const requireAdmin = (p: Params, what: string) => {
-    if (!tokens) return;
+    if (!tokens || !cluster) return;
+    // A cluster daemon (holder of S) may too: its proof names the method.
+    if (p.member !== undefined && p.member !== null) {
+      const expected = cluster.memberProof(what);
+      const proof = Buffer.isBuffer(p.member) || p.member instanceof Uint8Array ? Buffer.from(p.member) : Buffer.alloc(0);
+      if (proof.length === expected.length && timingSafeEqual(proof, expected)) return;
+      throw new MillpondError('EAUTH', `${what}: not a cluster member's proof`);
+    }
     const uid = tokens.uidOf(p.token);
     if (uid !== 0) throw new MillpondError('EACCES', `${what} needs the admin token (uid 0); uid ${uid} asked`);
   };

@@ -34,7 +34,7 @@ export async function init(options: InitOptions): Promise<Session> {
 
 /** Each task's DuckDB: the session's limits, and the millpond extension for a millpond root. */
 function duckDbSettings(o: ResolvedOptions) {
-  const millpond = o.root.kind === 'millpond' ? { meta: o.root.meta, mgmtd: o.root.mgmtd } : undefined;
+  const millpond = o.root.kind === 'millpond' ? { meta: o.root.meta, mgmtd: o.root.mgmtd, token: o.root.token, serverKey: o.root.serverKey } : undefined;
   return { threads: o.threadsPerTask, memoryLimitBytes: o.memoryLimitPerTaskBytes, ...(millpond ? { millpond } : {}) };
 }
 

@@ -8,6 +8,7 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { findClientAuth } from '../../auth/credentials.js';
 import { MillpondError } from '../../errors.js';
 import type { DuckDbSettings, TaskFailure } from './task-spec.js';
 
@@ -55,6 +56,12 @@ async function createInstance(settings: DuckDbSettings): Promise<DuckDBInstance>
       await conn.run(`LOAD ${quoted(kMillpondExtension)}`);
       await conn.run(`SET GLOBAL millpond_meta = ${quoted(settings.millpond.meta)}`);
       await conn.run(`SET GLOBAL millpond_mgmtd = ${quoted(settings.millpond.mgmtd)}`);
+      // The token (else the extension reads MILLPOND_TOKEN / MILLPOND_TOKEN_FILE from the environment).
+      const auth = findClientAuth({ token: settings.millpond.token, serverKey: settings.millpond.serverKey });
+      if (auth) {
+        await conn.run(`SET GLOBAL millpond_token = ${quoted(auth.token)}`);
+        await conn.run(`SET GLOBAL millpond_server_key = ${quoted(auth.serverKey)}`);
+      }
     } finally {
       conn.closeSync();
     }

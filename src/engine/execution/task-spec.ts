@@ -64,7 +64,7 @@ export interface DuckDbSettings {
   /** Where DuckDB spills; per worker. */
   tempDirectory?: string;
   /** A millpond data root: load the millpond:// extension and point it at this cluster. */
-  millpond?: { meta: string; mgmtd: string };
+  millpond?: { meta: string; mgmtd: string; token?: string; serverKey?: string };
 }
 
 export interface OutputRecord extends OutputSlot {

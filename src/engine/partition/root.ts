@@ -21,7 +21,16 @@ export type DataRootSpec =
    * A directory of a millpond cluster: DuckDB reads and writes `millpond://<path>` through the
    * millpond extension; markers and renames go through the FileSystem API (src/fs).
    */
-  | { kind: 'millpond'; dir: string; meta: string; mgmtd: string };
+  | {
+    kind: 'millpond'; dir: string; meta: string; mgmtd: string;
+    /**
+     * The token tasks present, and the cluster's server key (design §10); when absent, the
+     * workers' MILLPOND_TOKEN / MILLPOND_TOKEN_FILE and MILLPOND_SERVER_KEY. The spec crosses
+     * into worker processes over IPC, never in argv.
+     */
+    token?: string;
+    serverKey?: string;
+  };
 
 export interface DataRoot {
   readonly spec: DataRootSpec;
@@ -181,7 +190,7 @@ class MillpondDataRoot implements DataRoot {
   }
 
   private files(): Promise<FileSystem> {
-    this.fs ??= connect({ meta: this.spec.meta, mgmtd: this.spec.mgmtd.split(',') });
+    this.fs ??= connect({ meta: this.spec.meta, mgmtd: this.spec.mgmtd.split(','), token: this.spec.token, serverKey: this.spec.serverKey });
     return this.fs;
   }
 

@@ -9,6 +9,7 @@ import { MgmtdClient } from '../../../src/cluster/mgmtd-client.js';
 import { RoutingClient } from '../../../src/cluster/routing-client.js';
 import type { Routing, TargetState } from '../../../src/cluster/types.js';
 import { chunkPattern } from '../../support/pattern.js';
+import { testKeys, type TestKeys } from '../../support/auth.js';
 import { tempDir } from '../../support/tmp.js';
 import { freePort, startMgmtd, startStorage, until, type Proc } from './processes.js';
 
@@ -20,17 +21,19 @@ export class Cluster {
   readonly storage = new Map<number, Proc & { data: Map<number, string> }>();
   readonly admin: MgmtdClient;
   private readonly tmp = tempDir('cluster');
+  /** Authentication is on: every process holds this secret; admin connects as a member. */
+  readonly keys: TestKeys = testKeys();
 
   private constructor(endpoints: string[]) {
     this.mgmtdEndpoints = endpoints;
-    this.admin = new MgmtdClient(endpoints, { timeoutMs: 500 });
+    this.admin = new MgmtdClient(endpoints, { timeoutMs: 500, cluster: this.keys.cluster });
   }
 
   static async start(mgmtdCount: number, nodes = 3): Promise<Cluster> {
     const endpoints = [];
     for (let i = 0; i < mgmtdCount; i++) endpoints.push(`tcp://127.0.0.1:${await freePort()}`);
     const c = new Cluster(endpoints);
-    for (const e of endpoints) c.mgmtd.push(await startMgmtd(c.db, e));
+    for (const e of endpoints) c.mgmtd.push(await startMgmtd(c.db, e, c.keys.secretFile));
     await c.mgmtd[0]!.waitFor(/^primary$/);
     await Promise.all(Array.from({ length: nodes }, (_, i) => c.startNode(i + 1)));
     await c.admin.createChainTable(1, { chainCount: CHAINS, chainLength: 3 });
@@ -47,7 +50,7 @@ export class Cluster {
   }
 
   async startNode(nodeId: number): Promise<void> {
-    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, this.targetDir(100 + nodeId)]]);
+    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, this.targetDir(100 + nodeId)]], this.keys.secretFile);
     this.storage.set(nodeId, p);
   }
 
@@ -69,6 +72,7 @@ export class Cluster {
     for (const p of this.mgmtd) await p.kill();
     this.admin.close();
     this.tmp.cleanup();
+    this.keys.cleanup();
   }
 }
 
@@ -110,7 +114,7 @@ export class Writer {
 
   constructor(cluster: Cluster, readonly chunks = 24, readonly workers = 3, readonly partial = false) {
     this.routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500 }),
+      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
       chunkClient: new ChunkClient({ transport: 'tcp', timeoutMs: 3_000 }),
       pollMs: 200,
       writeRetryMs: 20_000,

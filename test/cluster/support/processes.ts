@@ -12,15 +12,18 @@ const metaMain = fileURLToPath(new URL('../../../src/meta/main.ts', import.meta.
 export interface Proc {
   child: ChildProcess;
   lines: string[];
+  /** stderr lines (logs, refusals among them). */
+  errLines: string[];
   /** Resolves with the first line (already seen or to come) matching pattern. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGKILL and wait for the exit. */
   kill(): Promise<void>;
 }
 
-function run(main: string, args: string[]): Proc {
+export function run(main: string, args: string[]): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
+  const errLines: string[] = [];
   const waiters: Array<() => void> = [];
   const exited = once(child, 'exit');
   createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -28,11 +31,13 @@ function run(main: string, args: string[]): Proc {
     for (const w of waiters.splice(0)) w();
   });
   createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (errLines.length < 10_000) errLines.push(line);
     if (process.env.MILLPOND_TEST_VERBOSE) console.error(line);
   });
   const proc: Proc = {
     child,
     lines,
+    errLines,
     waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
       const deadline = Date.now() + timeoutMs;
       const check = () => {
@@ -68,9 +73,10 @@ export async function freePort(): Promise<number> {
 /** Short timeouts so failures are detected within a test's patience. */
 export const FAST = { heartbeatTimeoutMs: 1_200, leaseMs: 1_500, heartbeatMs: 150, pollMs: 150, mgmtdTimeoutMs: 400 };
 
-/** `db` is an SQLite file, or a postgresql:// URL. */
-export async function startMgmtd(db: string, endpoint: string): Promise<Proc> {
+/** `db` is an SQLite file, or a postgresql:// URL; `secretFile` the cluster secret (auth on). */
+export async function startMgmtd(db: string, endpoint: string, secretFile?: string): Promise<Proc> {
   const p = run(mgmtdMain, [
+    ...(secretFile ? ['--secret-file', secretFile] : []),
     ...(db.startsWith('postgresql://') ? ['--backend', 'postgres', '--pg-url', db] : ['--db', db]), '--listen', endpoint,
     '--heartbeat-timeout-ms', String(FAST.heartbeatTimeoutMs), '--lease-ms', String(FAST.leaseMs),
     '--lease-poll-ms', '100', '--liveness-check-ms', '100',
@@ -79,8 +85,9 @@ export async function startMgmtd(db: string, endpoint: string): Promise<Proc> {
   return p;
 }
 
-export async function startStorage(nodeId: number, mgmtd: string[], targets: Array<[number, string]>): Promise<Proc & { data: Map<number, string> }> {
+export async function startStorage(nodeId: number, mgmtd: string[], targets: Array<[number, string]>, secretFile?: string): Promise<Proc & { data: Map<number, string> }> {
   const p = run(storageMain, [
+    ...(secretFile ? ['--secret-file', secretFile] : []),
     '--node-id', String(nodeId), '--mgmtd', mgmtd.join(','), '--transport', 'tcp', '--no-sync',
     '--heartbeat-ms', String(FAST.heartbeatMs), '--routing-poll-ms', String(FAST.pollMs), '--mgmtd-timeout-ms', String(FAST.mgmtdTimeoutMs),
     ...targets.flatMap(([id, dir]) => ['--target', `${id}:${dir}`]),
