@@ -26,7 +26,7 @@ describe('engine on a millpond root', () => {
       dataDir: join(t.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
       host: '127.0.0.1', transport: 'tcp', chainCount: 6, syncWrites: false,
     });
-    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
     await fs.mkdir('/input', { recursive: true });
     for (let i = 0; i < 3; i++) await fs.writeFile(`/input/events-${i}.parquet`, readFileSync(join(t.dir, `events-${i}.parquet`)));
     db = await plainDuckDb();

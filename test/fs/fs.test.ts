@@ -12,6 +12,7 @@ import { MillpondError } from '../../src/errors.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { collectGarbage, trimChunks } from '../../src/storage/garbage.js';
+import { listAdmin } from '../support/auth.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -27,13 +28,15 @@ describe('FileSystem', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.start(1);
-    trimRouting = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints });
+    trimRouting = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
     // As `millpond meta --mgmtd` runs it: shrinks cut the files' chunks.
-    service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')), {
+    const kv = new SqliteKv(join(t.dir, 'meta.db'));
+    await listAdmin(kv, cluster.keys);
+    service = await MetaService.open(kv, {
       storage: { trim: (inode, layout, length) => trimChunks(trimRouting, inode, layout, length) },
     });
-    meta = await MetaServer.start(service, 'tcp://127.0.0.1:0');
-    fs = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp' });
+    meta = await MetaServer.start(service, 'tcp://127.0.0.1:0', { auth: cluster.keys.cluster, mgmtd: cluster.mgmtdEndpoints });
+    fs = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp', ...cluster.keys.admin });
     await fs.mkdir('/data');
     await fs.setLayout('/data', { chunkSizeBytes: CHUNK, stripeSize: 4 });
   }, 60_000);
@@ -150,7 +153,7 @@ describe('FileSystem', () => {
     await fs.link('/data/doomed', '/data/tree2');
     const ino = (await fs.stat('/data/doomed')).ino;
     expect(await fs.stat('/data/tree2')).toMatchObject({ ino, nlink: 2, size: bytes.length });
-    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints });
+    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
     const client = new ChunkClient({ transport: 'tcp' });
     try {
       const chunksOf = async () => {

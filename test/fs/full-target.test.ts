@@ -20,7 +20,7 @@ describe('a full target', () => {
       dataDir: join(t.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
       host: '127.0.0.1', transport: 'tcp', chainCount: 3, syncWrites: false, capacityBytesPerTarget: 24 * MiB,
     });
-    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
   }, 60_000);
 
   afterAll(async () => {

@@ -10,6 +10,7 @@ import { MetaService } from '../../src/meta/meta-service.js';
 import { SqliteKv } from '../../src/meta/sqlite-kv.js';
 import { killHard, spawnScript, waitForLine } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
+import { listAdmin, testKeys } from '../support/auth.js';
 import { startMetaProcess } from './support/meta-process.js';
 import { createTestDatabase, skipPg } from './support/pg.js';
 
@@ -24,6 +25,9 @@ async function freePort(): Promise<number> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('meta server processes', () => {
+  // Authentication on: the servers hold the secret, clients present the admin token.
+  const keys = testKeys();
+  const authArgs = ['--secret-file', keys.secretFile, '--admin-token-file', keys.adminTokenFile];
   const children: ChildProcess[] = [];
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
@@ -35,10 +39,10 @@ describe('meta server processes', () => {
     const { dir, cleanup } = tempDir('meta-kill');
     cleanups.push(cleanup);
     const endpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const args = ['--backend', 'sqlite', '--db', join(dir, 'meta.db'), '--listen', endpoint];
+    const args = ['--backend', 'sqlite', '--db', join(dir, 'meta.db'), '--listen', endpoint, ...authArgs];
     let server = await startMetaProcess(args);
     children.push(server.child);
-    const client = new MetaClient(endpoint, { timeoutMs: 1_000, attemptsMax: 30 });
+    const client = new MetaClient(endpoint, { timeoutMs: 1_000, attemptsMax: 30, auth: keys.admin });
     cleanups.push(() => client.disconnect());
     await client.mkdir('/w');
 
@@ -89,10 +93,11 @@ describe('meta server processes', () => {
     const { dir, cleanup } = tempDir('meta-sessions');
     cleanups.push(cleanup);
     const kv = new SqliteKv(join(dir, 'meta.db'));
+    await listAdmin(kv, keys);
     const service = await MetaService.open(kv, { sessionTimeoutMs: 1_000 });
-    const server = await MetaServer.start(service, 'tcp://127.0.0.1:0');
+    const server = await MetaServer.start(service, 'tcp://127.0.0.1:0', { auth: keys.cluster });
     cleanups.push(() => kv.close(), () => service.stop(), () => server.close());
-    const holder = spawnScript('session-holder.ts', [server.endpoint, '100', '/scratch', '/kept']);
+    const holder = spawnScript('session-holder.ts', [server.endpoint, '100', '/scratch', '/kept'], undefined, { MILLPOND_TOKEN_FILE: keys.adminTokenFile, MILLPOND_SERVER_KEY: keys.admin.serverKey });
     children.push(holder);
     const inodes = [];
     for (let i = 0; i < 2; i++) inodes.push(BigInt((await waitForLine(holder, /^open (\d+)$/))[1]!));
@@ -113,11 +118,11 @@ describe('meta server processes', () => {
   it.skipIf(skipPg)('two servers on one PostgreSQL database: concurrent creates, no lost or duplicate entries', async () => {
     const db = await createTestDatabase();
     cleanups.push(db.drop);
-    const args = ['--backend', 'postgres', '--pg-url', db.url, '--listen', 'tcp://127.0.0.1:0'];
+    const args = ['--backend', 'postgres', '--pg-url', db.url, '--listen', 'tcp://127.0.0.1:0', ...authArgs];
     const [a, b] = await Promise.all([startMetaProcess(args), startMetaProcess(args)]);
     children.push(a.child, b.child);
-    const clientA = new MetaClient(a.endpoint, { timeoutMs: 10_000 });
-    const clientB = new MetaClient(b.endpoint, { timeoutMs: 10_000 });
+    const clientA = new MetaClient(a.endpoint, { timeoutMs: 10_000, auth: keys.admin });
+    const clientB = new MetaClient(b.endpoint, { timeoutMs: 10_000, auth: keys.admin });
     cleanups.push(() => clientA.disconnect(), () => clientB.disconnect());
     await clientA.mkdir('/shared');
     const perClient = 150;

@@ -11,6 +11,8 @@ import { SqliteKv } from '../../src/meta/sqlite-kv.js';
 import { pack } from '../../src/protocol/codec.js';
 import { decodeReply, encodeRequest, type Reply } from '../../src/protocol/envelope.js';
 import { tempDir } from '../support/tmp.js';
+import { listAdmin, testKeys } from '../support/auth.js';
+import { tokenKeyPair } from '../../src/auth/curve.js';
 
 describe('MetaServer over ZeroMQ', () => {
   const { dir, cleanup } = tempDir('meta-server');
@@ -18,12 +20,15 @@ describe('MetaServer over ZeroMQ', () => {
   let service: MetaService;
   let server: MetaServer;
   let client: MetaClient;
+  const keys = testKeys();
+  const T = { token: keys.adminToken };
 
   beforeAll(async () => {
     kv = new SqliteKv(join(dir, 'meta.db'), { synchronous: 'normal' });
+    await listAdmin(kv, keys);
     service = await MetaService.open(kv);
-    server = await MetaServer.start(service, 'tcp://127.0.0.1:0');
-    client = new MetaClient(server.endpoint, { timeoutMs: 2_000 });
+    server = await MetaServer.start(service, 'tcp://127.0.0.1:0', { auth: keys.cluster, log: () => {} });
+    client = new MetaClient(server.endpoint, { timeoutMs: 2_000, auth: keys.admin });
   });
   afterAll(async () => {
     client?.disconnect();
@@ -31,6 +36,7 @@ describe('MetaServer over ZeroMQ', () => {
     service?.stop();
     await kv?.close();
     cleanup();
+    keys.cleanup();
   });
 
   it('serves every operation with errors as MillpondError codes', async () => {
@@ -63,7 +69,7 @@ describe('MetaServer over ZeroMQ', () => {
   });
 
   it('answers malformed messages with clear errors and serves on', async () => {
-    const raw = new Dealer({ linger: 0, receiveTimeout: 3_000 });
+    const raw = new Dealer({ linger: 0, receiveTimeout: 3_000, curveServerKey: keys.admin.serverKey, ...Object.fromEntries(Object.entries(tokenKeyPair(keys.adminToken)).map(([k, v]) => [k === 'publicKey' ? 'curvePublicKey' : 'curveSecretKey', v])) });
     raw.connect(server.endpoint);
     const exchange = async (frames: Buffer | Buffer[]): Promise<Reply> => {
       await raw.send(frames);
@@ -71,7 +77,7 @@ describe('MetaServer over ZeroMQ', () => {
       return decodeReply(frame!);
     };
     const error = (r: Reply) => (r.ok ? ['ok'] : [r.error.code, r.requestId]);
-    const good = encodeRequest({ requestId: 11, method: 'meta.stat', params: { user: { uid: 0, gid: 0 }, path: '/' } });
+    const good = encodeRequest({ requestId: 11, method: 'meta.stat', params: { ...T, path: '/' } });
 
     expect(error(await exchange(Buffer.from('garbage, not msgpack')))).toEqual(['EPROTO', 0]);
     expect(error(await exchange(Buffer.alloc(0)))).toEqual(['EPROTO', 0]);
@@ -79,14 +85,14 @@ describe('MetaServer over ZeroMQ', () => {
     expect(error(await exchange(pack([1, 12, 'meta.stat'])))).toEqual(['EPROTO', 12]);
     expect(error(await exchange(pack([9, 13, 'meta.stat', {}])))).toEqual(['EPROTO', 13]);
     expect(error(await exchange(pack([1, 14, 'meta.nosuch', {}])))).toEqual(['EPROTO', 14]);
-    expect(error(await exchange(pack([1, 15, 'meta.stat', {}])))).toEqual(['EPROTO', 15]); // no user
-    expect(error(await exchange(pack([1, 16, 'meta.stat', { user: { uid: -1, gid: 0 }, path: '/' }])))).toEqual(['EPROTO', 16]);
-    expect(error(await exchange(pack([1, 17, 'meta.stat', { user: { uid: 0, gid: 0 }, path: 42 }])))).toEqual(['EPROTO', 17]);
-    expect(error(await exchange(pack([1, 18, 'meta.close', { user: { uid: 0, gid: 0 }, inode: 'x', session: 's' }])))).toEqual(['EPROTO', 18]);
-    expect(error(await exchange(pack([1, 19, 'meta.open', { user: { uid: 0, gid: 0 }, path: '/x', clientId: Buffer.alloc(3) }])))).toEqual(['EPROTO', 19]);
-    expect(error(await exchange(pack([1, 20, 'meta.close', { user: { uid: 0, gid: 0 }, inode: 1, session: 'zz' }])))).toEqual(['EBADF', 20]);
+    expect(error(await exchange(pack([1, 15, 'meta.stat', { user: { uid: 0, gid: 0 }, path: '/' }])))).toEqual(['EAUTH', 15]); // no token
+    expect(error(await exchange(pack([1, 16, 'meta.stat', { ...T, actAs: { uid: -1, gid: 0 }, path: '/' }])))).toEqual(['EPROTO', 16]);
+    expect(error(await exchange(pack([1, 17, 'meta.stat', { ...T, path: 42 }])))).toEqual(['EPROTO', 17]);
+    expect(error(await exchange(pack([1, 18, 'meta.close', { ...T, inode: 'x', session: 's' }])))).toEqual(['EPROTO', 18]);
+    expect(error(await exchange(pack([1, 19, 'meta.open', { ...T, path: '/x', clientId: Buffer.alloc(3) }])))).toEqual(['EPROTO', 19]);
+    expect(error(await exchange(pack([1, 20, 'meta.close', { ...T, inode: 1, session: 'zz' }])))).toEqual(['EBADF', 20]);
     expect(error(await exchange([good, good]))).toEqual(['EPROTO', 0]); // two frames
-    const oversized = encodeRequest({ requestId: 21, method: 'meta.stat', params: { user: { uid: 0, gid: 0 }, path: 'x'.repeat(protocolLimits.messageBytesMax) } });
+    const oversized = encodeRequest({ requestId: 21, method: 'meta.stat', params: { ...T, path: 'x'.repeat(protocolLimits.messageBytesMax) } });
     expect(error(await exchange(oversized))).toEqual(['EMSGSIZE', 21]);
     expect(error(await exchange(good))).toEqual(['ok']);
 
@@ -94,7 +100,7 @@ describe('MetaServer over ZeroMQ', () => {
     await raw.send(Buffer.alloc(protocolLimits.frameBytesHardMax + 1024, 0x90));
     raw.close();
     expect((await client.stat('/')).type).toBe('dir');
-    expect(server.counters.malformed).toBeGreaterThanOrEqual(13);
+    expect(server.counters.malformed).toBeGreaterThanOrEqual(12); // and one EAUTH (no token)
     await client.mkdir('/after-malformed');
     expect((await client.stat('/after-malformed')).type).toBe('dir');
   });

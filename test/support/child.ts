@@ -4,9 +4,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /** Runs a TS script from test/support in a child node with tsx; lines of stdout go to onLine. */
-export function spawnScript(script: string, args: string[], onLine: (line: string) => void = () => {}): ChildProcess {
+export function spawnScript(script: string, args: string[], onLine: (line: string) => void = () => {}, env?: NodeJS.ProcessEnv): ChildProcess {
   const path = fileURLToPath(new URL(script, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   createInterface({ input: child.stdout! }).on('line', onLine);
   closed.set(child, once(child, 'close').then(() => undefined));
   return child;
