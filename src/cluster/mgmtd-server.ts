@@ -87,8 +87,8 @@ function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: Cli
     },
     'mgmtd.getRouting': (p) => s.getRouting(optUint(p, 'knownVersion')),
     'mgmtd.createChainTable': (p) => {
-      requireAdmin(p, 'mgmtd.createChainTable');
       const req = decodeCreateChainTable(p);
+      requireAdmin(p, 'mgmtd.createChainTable');
       const chains = req.chains ?? s.planChains(req.plan.firstChainId ?? 1, req.plan.chainCount, req.plan.chainLength);
       return s.createChainTable(req.tableId, chains);
     },

@@ -149,7 +149,9 @@ describe('cluster', () => {
     cleanups.push(() => cluster.stop());
     const storageControl = (await cluster.storage.get(1)!.waitFor(/^listening (\S+)$/))[1]!;
     for (const endpoint of [cluster.mgmtdEndpoints[0]!, storageControl]) {
-      const raw = new Dealer({ linger: 0, receiveTimeout: 3_000 });
+      // As a cluster member (authentication is on; a stranger gets no service at all).
+      const { serverKey, publicKey, secretKey } = cluster.keys.cluster.memberCurve;
+      const raw = new Dealer({ linger: 0, receiveTimeout: 3_000, curveServerKey: serverKey, curvePublicKey: publicKey, curveSecretKey: secretKey });
       raw.connect(endpoint);
       const exchange = async (frame: Buffer | Buffer[]) => {
         await raw.send(frame);
@@ -201,7 +203,7 @@ describe('scrubbing', () => {
     const address = cluster.storage.get(1)!.data.get(101)!;
     await expect(direct.read(address, { inode: 1n, index: 0 }, 0, 1 << 20)).rejects.toMatchObject({ code: 'ECHUNK_CORRUPT' });
 
-    const control = new RpcClient((await cluster.storage.get(1)!.waitFor(/^listening (\S+)$/))[1]!, { timeoutMs: 20_000, attemptsMax: 1 });
+    const control = new RpcClient((await cluster.storage.get(1)!.waitFor(/^listening (\S+)$/))[1]!, { timeoutMs: 20_000, attemptsMax: 1, curve: cluster.keys.cluster.memberCurve });
     cleanups.push(() => control.close());
     const result = await control.call('storage.scrub', {}) as { targets: Array<Record<string, number>> };
     expect(result.targets).toEqual([{ checked: 6, corrupt: 6, repaired: 6, unrepaired: 0 }]);

@@ -2,6 +2,7 @@
 // over with the persisted records.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
+import { testKeys } from '../support/auth.js';
 import { createTestDatabase, skipPg } from '../meta/support/pg.js';
 import { FAST, freePort, startMgmtd, until, type Proc } from './support/processes.js';
 
@@ -14,14 +15,16 @@ describe('mgmtd on PostgreSQL', () => {
   it.skipIf(skipPg)('primary and standby on one database: SIGKILL of the primary, the standby takes over', async () => {
     const db = await createTestDatabase();
     cleanups.push(db.drop);
+    const keys = testKeys(); // authentication on
+    cleanups.push(keys.cleanup);
     const endpoints = [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`];
     const procs: Proc[] = [];
     for (const e of endpoints) {
-      const p = await startMgmtd(db.url, e);
+      const p = await startMgmtd(db.url, e, keys.secretFile);
       procs.push(p);
       cleanups.push(() => p.kill());
     }
-    const client = new MgmtdClient(endpoints, { timeoutMs: 400 });
+    const client = new MgmtdClient(endpoints, { timeoutMs: 400, cluster: keys.cluster });
     cleanups.push(() => client.close());
     const firstPrimary = await until(async () => procs.findIndex((p) => p.lines.includes('primary')) + 1, 10_000, 'a primary') - 1;
     for (const n of [1, 2, 3]) await client.registerNode(n, 'storage', '', [{ targetId: 100 + n, dataAddress: `127.0.0.1:${9000 + n}` }]);

@@ -1,6 +1,6 @@
 // mgmtd alone, over real sockets: registration, heartbeats, target states and chain versions,
 // routing, primary/standby on one KV, malformed messages.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Dealer } from 'zeromq';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
@@ -10,10 +10,14 @@ import type { LocalState, Routing } from '../../src/cluster/types.js';
 import { SqliteKv } from '../../src/meta/sqlite-kv.js';
 import { pack } from '../../src/protocol/codec.js';
 import { decodeReply, encodeRequest, type Reply } from '../../src/protocol/envelope.js';
+import { testKeys } from '../support/auth.js';
 import { tempDir } from '../support/tmp.js';
 import { sleep, until } from './support/processes.js';
 
 describe('mgmtd', () => {
+  // Authentication on: clients here are cluster members (they hold the secret).
+  const keys = testKeys();
+  afterAll(() => keys.cleanup());
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -23,7 +27,7 @@ describe('mgmtd', () => {
     const kv = new SqliteKv(db);
     const server = await MgmtdServer.start('tcp://127.0.0.1:0', (address) => MgmtdService.start(kv, {
       address, heartbeatTimeoutMs: 600, livenessCheckMs: 50, leaseMs: 800, leasePollMs: 50, ...options,
-    }));
+    }), { auth: keys.cluster });
     const stop = async () => { await server.close(); await kv.close(); };
     cleanups.push(stop);
     return { server, kv, stop };
@@ -63,7 +67,7 @@ describe('mgmtd', () => {
 
   it('registers nodes, serves routing, marks dead targets offline and brings them back through syncing', async () => {
     const { server } = await start(tmpDb());
-    const client = new MgmtdClient([server.endpoint], { timeoutMs: 1000 });
+    const client = new MgmtdClient([server.endpoint], { timeoutMs: 1000, cluster: keys.cluster });
     cleanups.push(() => client.close());
     await until(async () => (await client.status()).primary, 5_000, 'primary');
     for (const n of [1, 2, 3]) await client.registerNode(n, 'storage', '', [{ targetId: 100 + n, dataAddress: `127.0.0.1:${9000 + n}` }]);
@@ -136,19 +140,19 @@ describe('mgmtd', () => {
   it('a standby answers ENOTPRIMARY and takes over when the primary stops renewing', async () => {
     const db = tmpDb();
     const a = await start(db);
-    const client = new MgmtdClient([a.server.endpoint], { timeoutMs: 1000 });
+    const client = new MgmtdClient([a.server.endpoint], { timeoutMs: 1000, cluster: keys.cluster });
     cleanups.push(() => client.close());
     await until(async () => (await client.status()).primary, 5_000, 'a primary');
     await client.registerNode(1, 'storage', '', [{ targetId: 101, dataAddress: '127.0.0.1:9001' }]);
     await client.createChainTable(1, { chains: [{ chainId: 1, targets: [101] }] });
     const b = await start(db);
-    const direct = new MgmtdClient([b.server.endpoint], { timeoutMs: 1000, roundsMax: 1 });
+    const direct = new MgmtdClient([b.server.endpoint], { timeoutMs: 1000, roundsMax: 1, cluster: keys.cluster });
     cleanups.push(() => direct.close());
     await expect(direct.getRouting()).rejects.toMatchObject({ code: 'ETIMEDOUT', message: expect.stringContaining(a.server.endpoint) });
     expect(await direct.status()).toMatchObject({ primary: false, primaryAddress: a.server.endpoint });
 
     // A clean stop gives the lease up; the standby takes over with the persisted records.
-    const both = new MgmtdClient([a.server.endpoint, b.server.endpoint], { timeoutMs: 300 });
+    const both = new MgmtdClient([a.server.endpoint, b.server.endpoint], { timeoutMs: 300, cluster: keys.cluster });
     cleanups.push(() => both.close());
     await a.stop();
     const r = await until(async () => routing(both), 5_000, 'b serves routing');
@@ -159,10 +163,11 @@ describe('mgmtd', () => {
 
   it('answers malformed messages with clear errors and serves on', async () => {
     const { server } = await start(tmpDb());
-    const client = new MgmtdClient([server.endpoint], { timeoutMs: 1000 });
+    const client = new MgmtdClient([server.endpoint], { timeoutMs: 1000, cluster: keys.cluster });
     cleanups.push(() => client.close());
     await until(async () => (await client.status()).primary, 5_000, 'primary');
-    const raw = new Dealer({ linger: 0, receiveTimeout: 3_000 });
+    const { serverKey, publicKey, secretKey } = keys.cluster.memberCurve;
+    const raw = new Dealer({ linger: 0, receiveTimeout: 3_000, curveServerKey: serverKey, curvePublicKey: publicKey, curveSecretKey: secretKey });
     cleanups.push(() => raw.close());
     raw.connect(server.endpoint);
     const exchange = async (frames: Buffer | Buffer[]): Promise<Reply> => {
