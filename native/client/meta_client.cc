@@ -142,13 +142,14 @@ Status MetaClient::Create(const MetaClientOptions& options, std::unique_ptr<Meta
   std::unique_ptr<RpcClient> rpc;
   MP_RETURN_IF_ERROR(RpcClient::Create(options.rpc, &rpc));
   std::string id = options.clientId.empty() ? RandomClientId() : options.clientId;
-  out->reset(new MetaClient(std::move(rpc), options.user, std::move(id), options.sessionHeartbeatMs));
+  out->reset(new MetaClient(std::move(rpc), options.user, options.token, options.actAs, std::move(id),
+                            options.sessionHeartbeatMs));
   return Status::OK();
 }
 
-MetaClient::MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId,
+MetaClient::MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string token, bool actAs, std::string clientId,
                        uint32_t heartbeatMs)
-    : rpc_(std::move(rpc)), user_(std::move(user)), clientId_(std::move(clientId)),
+    : rpc_(std::move(rpc)), user_(std::move(user)), token_(std::move(token)), actAs_(actAs), clientId_(std::move(clientId)),
       heartbeatMs_(heartbeatMs) {}
 
 MetaClient::~MetaClient() {
@@ -272,7 +273,12 @@ MsgValue MetaClient::Params(bool mutation, const MetaUser* as) const {
     user.Add("gids", std::move(gids));
   }
   MsgValue params = MsgValue::Map();
-  params.Add("user", std::move(user));
+  if (token_.empty()) {
+    params.Add("user", std::move(user));
+  } else {
+    params.Add("token", MsgValue::Str(token_));
+    if (actAs_ || as != nullptr) params.Add("actAs", std::move(user));
+  }
   if (mutation) params.Add("clientId", MsgValue::Bin(clientId_));
   return params;
 }

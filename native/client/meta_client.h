@@ -1,7 +1,9 @@
 // MetaClient: typed calls to the metadata service (src/meta, methods in src/protocol/meta.ts)
-// over an RpcClient. Every request carries `user: {uid, gid, gids?}`: the client's own user,
-// or the identity a call names in its trailing `as` argument (a mount acts for the local user
-// behind each request; Params() is the one place that puts an identity on the wire); mutations also carry this
+// over an RpcClient. Every request carries `token` (design §10; to an unauthenticated server,
+// `user: {uid, gid, gids?}` instead): meta checks it as the token's user, or — for a proxy
+// user's or the admin's token — as the identity a call names in its trailing `as` argument,
+// sent as `actAs` (a mount acts for the local user behind each request; Params() is the one
+// place that puts an identity on the wire); mutations also carry this
 // client's random 16-byte clientId, so a mutation resent after a timeout (same requestId, maybe
 // to another meta server of the same KV) is applied once, as the TS MetaClient does.
 // Replies are decoded into the structs below; a reply of the wrong shape is kProtocol.
@@ -101,6 +103,12 @@ struct OpenResult {
 
 struct MetaClientOptions {
   RpcClientOptions rpc;  // endpoints of the meta servers (any of them serves any call)
+  // The caller's token (design §10; rpc's CURVE keys from ApplyTokenCurve): sent with every
+  // request, meta checks permissions as its user. Empty: an unauthenticated server, which
+  // trusts `user`.
+  std::string token;
+  // With a token: send `user` as actAs (a proxy user's or the admin's token only).
+  bool actAs = false;
   MetaUser user;
   // The dedup key of this client's mutations; empty: random. Two clients must never share
   // one (their requestIds would collide).
@@ -169,9 +177,10 @@ class MetaClient {
   static Status DecodeOpen(const MsgValue& v, OpenResult* out);
 
  private:
-  MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string clientId, uint32_t heartbeatMs);
-  // The params every call starts from: the identity (`as`, else user_) and, for mutations,
-  // the clientId.
+  MetaClient(std::unique_ptr<RpcClient> rpc, MetaUser user, std::string token, bool actAs, std::string clientId,
+             uint32_t heartbeatMs);
+  // The params every call starts from: the token and identity (`as`, else user_ when actAs_ or
+  // without a token) and, for mutations, the clientId.
   MsgValue Params(bool mutation, const MetaUser* as = nullptr) const;
   Status Read(const char* method, MsgValue params, MsgValue* result);
   Status ReaddirImpl(const std::string& path, const std::string& after, uint32_t limit, bool plus,
@@ -191,6 +200,8 @@ class MetaClient {
 
   std::unique_ptr<RpcClient> rpc_;
   const MetaUser user_;
+  const std::string token_;
+  const bool actAs_;
   const std::string clientId_;  // limits::kRpcClientIdBytes random bytes
   const uint32_t heartbeatMs_;
 

@@ -84,6 +84,16 @@ Status RpcClient::Open() {
         api_->setsockopt(s, zmq::kMaxMsgSize, &msgMax, sizeof msgMax) != 0) {
       return api_->Error("zmq_setsockopt");
     }
+    if (!options_.curveServerKey.empty()) {
+      const std::string* keys[] = {&options_.curveServerKey, &options_.curvePublicKey, &options_.curveSecretKey};
+      const int names[] = {zmq::kCurveServerKey, zmq::kCurvePublicKey, zmq::kCurveSecretKey};
+      for (int i = 0; i < 3; i++) {
+        if (keys[i]->size() != zmq::kCurveKeyZ85Chars) return Status::InvalidArgument("a CURVE key is 40 Z85 characters");
+        if (api_->setsockopt(s, names[i], keys[i]->c_str(), zmq::kCurveKeyZ85Chars) != 0) {
+          return api_->Error("zmq_setsockopt CURVE (is libzmq built with libsodium?)");
+        }
+      }
+    }
     if (api_->connect(s, endpoint.c_str()) != 0) {
       Status e = api_->Error("zmq_connect " + endpoint);
       return Status::InvalidArgument(e.message());

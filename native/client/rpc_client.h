@@ -38,6 +38,11 @@ struct RpcClientOptions {
   uint32_t timeoutMs = limits::kRpcTimeoutMsDefault;  // per attempt
   uint32_t attemptsMax = limits::kRpcAttemptsMax;     // per call when it may be retried
   uint32_t inflightRequestsMax = limits::kRpcInflightRequestsMax;
+  // CURVE (design §10): all three set (Z85, 40 characters each), or all empty for a server
+  // without authentication. A server that refuses the key gives no reply: calls time out.
+  std::string curveServerKey;
+  std::string curvePublicKey;
+  std::string curveSecretKey;
 };
 
 struct RpcClientCounters {

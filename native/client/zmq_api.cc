@@ -49,7 +49,9 @@ void LoadOnce(Loaded* l) {
             Bind(lib, "zmq_msg_size", &a.msgSize, &s) &&
             Bind(lib, "zmq_msg_more", &a.msgMore, &s) && Bind(lib, "zmq_poll", &a.poll, &s) &&
             Bind(lib, "zmq_errno", &a.errnum, &s) && Bind(lib, "zmq_strerror", &a.strerror, &s) &&
-            Bind(lib, "zmq_version", &a.version, &s);
+            Bind(lib, "zmq_version", &a.version, &s) &&
+            Bind(lib, "zmq_curve_public", &a.curvePublic, &s) &&
+            Bind(lib, "zmq_z85_encode", &a.z85Encode, &s);
   if (!ok) return;
   int major = 0, minor = 0, patch = 0;
   a.version(&major, &minor, &patch);

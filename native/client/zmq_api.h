@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "common/status.h"
@@ -24,6 +25,13 @@ constexpr int kReconnectIvlMax = 21;
 constexpr int kRcvMore = 13;
 constexpr int kLastEndpoint = 32;
 constexpr int kImmediate = 39;
+// CURVE (libzmq built with libsodium): keys as 40-character Z85 strings.
+constexpr int kCurveServer = 47;
+constexpr int kCurvePublicKey = 48;
+constexpr int kCurveSecretKey = 49;
+constexpr int kCurveServerKey = 50;
+constexpr size_t kCurveKeyBytes = 32;
+constexpr size_t kCurveKeyZ85Chars = 40;
 // Send/receive flags.
 constexpr int kDontWait = 1;
 constexpr int kSndMore = 2;
@@ -68,6 +76,9 @@ struct ZmqApi {
   int (*errnum)();
   const char* (*strerror)(int);
   void (*version)(int*, int*, int*);
+  // CURVE helpers: a Z85 public key (41 bytes with NUL) of a Z85 secret key; Z85 of bytes.
+  int (*curvePublic)(char* z85Public, const char* z85Secret);
+  char* (*z85Encode)(char* dest, const uint8_t* data, size_t size);
 
   // "what: <zmq_strerror(zmq_errno())>" as a Status (EAGAIN → kTimedOut, ETERM → kClosed).
   Status Error(const std::string& what) const;

@@ -3,7 +3,10 @@
 // parquet)), glob with `*`, `**` and `?`, sizes and modification times, remove and rename.
 //
 // The cluster comes from the settings millpond_meta and millpond_mgmtd (comma-separated
-// tcp:// endpoints), else from MILLPOND_META / MILLPOND_MGMTD. This file is an adapter like
+// tcp:// endpoints), else from MILLPOND_META / MILLPOND_MGMTD. The caller's identity (design
+// §10): millpond_token (else millpond_token_file, else MILLPOND_TOKEN / MILLPOND_TOKEN_FILE) and
+// the cluster's CURVE server key millpond_server_key (else MILLPOND_SERVER_KEY); meta checks
+// every request as the token's user. This file is an adapter like
 // native/addon: DuckDB's FileSystem contract is exceptions, the core's is Status; errors
 // cross here as IOException with the millpond code in the message.
 #include "duckdb.hpp"
@@ -15,10 +18,12 @@
 #include "duckdb/main/extension/extension_loader.hpp"
 
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <regex>
 
+#include "client/client_auth.h"
 #include "client/file_client.h"
 
 namespace duckdb {
@@ -71,14 +76,30 @@ millpond::FileClient& ClientFor(optional_ptr<FileOpener> opener) {
   string transport = Setting(opener, "millpond_transport", "MILLPOND_TRANSPORT");
   if (meta.empty() || mgmtd.empty())
     throw IOException("millpond: set millpond_meta and millpond_mgmtd (or MILLPOND_META and MILLPOND_MGMTD)");
+  string token = Setting(opener, "millpond_token", "MILLPOND_TOKEN");
+  if (token.empty()) {
+    string tokenFile = Setting(opener, "millpond_token_file", "MILLPOND_TOKEN_FILE");
+    if (!tokenFile.empty()) {
+      std::ifstream in(tokenFile);
+      if (!in || !std::getline(in, token)) throw IOException("millpond: cannot read token file %s", tokenFile);
+    }
+  }
+  token = StringUtil::Replace(StringUtil::Replace(token, "\n", ""), " ", "");
+  string serverKey = Setting(opener, "millpond_server_key", "MILLPOND_SERVER_KEY");
   millpond::FileClientOptions o;
   millpond::Status parsed = millpond::ParseTransportChoice(transport.empty() ? "auto" : transport, &o.chunks.transport);
   if (!parsed.ok()) Fail(parsed, "millpond_transport");
   std::lock_guard<std::mutex> lock(mu);
-  auto& slot = clients[meta + "|" + mgmtd + "|" + transport];
+  auto& slot = clients[meta + "|" + mgmtd + "|" + transport + "|" + token + "|" + serverKey];
   if (!slot) {
     o.meta.rpc.endpoints = SplitEndpoints(meta);
     o.mgmtd.rpc.endpoints = SplitEndpoints(mgmtd);
+    if (!token.empty()) {
+      millpond::Status a = millpond::ApplyTokenCurve(token, serverKey, &o.meta.rpc);
+      if (a.ok()) a = millpond::ApplyTokenCurve(token, serverKey, &o.mgmtd.rpc);
+      if (!a.ok()) Fail(a, "millpond_token / millpond_server_key");
+      o.meta.token = token;
+    }
     millpond::Status s = millpond::FileClient::Create(o, &slot);
     if (!s.ok()) Fail(s, "connect to " + meta);
   }
@@ -308,6 +329,12 @@ void LoadInternal(ExtensionLoader& loader) {
                             LogicalType::VARCHAR, Value(""));
   config.AddExtensionOption("millpond_transport",
                             "millpond data path: auto (local descriptors on this host, else RDMA, else TCP), tcp or rdma",
+                            LogicalType::VARCHAR, Value(""));
+  config.AddExtensionOption("millpond_token", "millpond token (mpt1...) the queries present; see millpond_token_file",
+                            LogicalType::VARCHAR, Value(""));
+  config.AddExtensionOption("millpond_token_file", "file holding the millpond token (mode 0600)",
+                            LogicalType::VARCHAR, Value(""));
+  config.AddExtensionOption("millpond_server_key", "the cluster's CURVE server public key (cluster.json serverKey)",
                             LogicalType::VARCHAR, Value(""));
   db.GetFileSystem().RegisterSubSystem(make_uniq<MillpondFileSystem>());
   // Cache Parquet footers (keyed by path and modification time): a footer costs a round trip

@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
+import { MetaClient } from '../../src/meta/meta-client.js';
 import { tempDir } from '../support/tmp.js';
 
 const extension = fileURLToPath(new URL('../../build/duckdb-ext/millpond.duckdb_extension', import.meta.url));
@@ -33,6 +34,9 @@ describe('DuckDB extension', () => {
     await rows(conn, `LOAD '${extension}'`);
     await rows(conn, `SET millpond_meta = '${cluster.meta}'`);
     await rows(conn, `SET millpond_mgmtd = '${cluster.mgmtd}'`);
+    // Authentication is on: the admin token `up` wrote, and the cluster's server key.
+    await rows(conn, `SET millpond_token_file = '${join(t.dir, 'cluster', 'keys', 'admin.token')}'`);
+    await rows(conn, `SET millpond_server_key = '${cluster.serverKey}'`);
   }, 60_000);
 
   afterAll(async () => {
@@ -40,6 +44,38 @@ describe('DuckDB extension', () => {
     await cluster?.stop();
     t.cleanup();
   });
+
+  it('presents its token: a user reads what the user may, is refused the rest; a malformed token gets EAUTH', async () => {
+    await rows(conn, `COPY (SELECT 42 AS answer) TO 'millpond:///private.parquet' (FORMAT parquet)`);
+    await rows(conn, `COPY (SELECT 7 AS answer) TO 'millpond:///shared.parquet' (FORMAT parquet)`);
+    const admin = new MetaClient(cluster.meta, { auth: { token: cluster.adminToken, serverKey: cluster.serverKey } });
+    try {
+      await admin.setattr('/private.parquet', { mode: 0o600 });
+      await admin.setattr('/shared.parquet', { mode: 0o644 });
+      const { token } = await admin.userAdd({ name: 'duck', uid: 1500, gid: 1500 });
+      const user = await open();
+      await rows(user, `LOAD '${extension}'`);
+      await rows(user, `SET millpond_meta = '${cluster.meta}'`);
+      await rows(user, `SET millpond_mgmtd = '${cluster.mgmtd}'`);
+      await rows(user, `SET millpond_token = '${token}'`);
+      await rows(user, `SET millpond_server_key = '${cluster.serverKey}'`);
+      expect(await rows(user, `SELECT answer FROM read_parquet('millpond:///shared.parquet')`)).toEqual([[7]]);
+      await expect(rows(user, `SELECT answer FROM read_parquet('millpond:///private.parquet')`)).rejects.toThrow(/EACCES/);
+      await expect(rows(user, `COPY (SELECT 1) TO 'millpond:///owned-by-root/x.parquet' (FORMAT parquet)`)).rejects.toThrow(/EACCES|ENOENT/);
+      user.closeSync();
+      // A malformed token is refused before anything is sent.
+      const bad = await open();
+      await rows(bad, `LOAD '${extension}'`);
+      await rows(bad, `SET millpond_meta = '${cluster.meta}'`);
+      await rows(bad, `SET millpond_mgmtd = '${cluster.mgmtd}'`);
+      await rows(bad, `SET millpond_token = 'mpt1.0.0000000000000000.forged'`);
+      await rows(bad, `SET millpond_server_key = '${cluster.serverKey}'`);
+      await expect(rows(bad, `SELECT * FROM read_parquet('millpond:///shared.parquet')`)).rejects.toThrow(/EAUTH/);
+      bad.closeSync();
+    } finally {
+      admin.disconnect();
+    }
+  }, 60_000);
 
   it('writes Parquet with COPY and reads it back like a local file', async () => {
     const table = `SELECT range AS id, range % 97 AS k, 'name-' || range AS name, range * 0.5 AS x FROM range(300000)`;
