@@ -1,8 +1,9 @@
 /**
  * meta: creates, stats and readdir entries per second from one client (depth `--depth`
  * requests in flight) against a meta server process, on SQLite (synchronous=full: every
- * acknowledged create is on disk) and on PostgreSQL (serializable). No external baseline:
- * the figures are the service's own.
+ * acknowledged create is on disk) and on PostgreSQL (serializable). Each backend runs twice in
+ * the same run: authentication on (the default: CURVE, a token verified per request) and off
+ * (plain ZeroMQ, the request's user trusted); `*_auth_ratio` is on / off (aim: >= 0.9).
  *   npm run bench -- meta [--files 5000] [--depth 32] [--backends sqlite,postgres]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -10,6 +11,8 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { ensureClusterKeys } from '../src/auth/cluster-files.js';
+import type { ClientAuth } from '../src/auth/credentials.js';
 import { MetaClient } from '../src/meta/meta-client.js';
 import { fmtCount, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, runWithDepth } from './lib.js';
 
@@ -26,8 +29,8 @@ function startServer(args: string[]): Promise<{ child: ChildProcess; endpoint: s
   });
 }
 
-async function measure(endpoint: string, files: number, depth: number) {
-  const client = new MetaClient(endpoint);
+async function measure(endpoint: string, files: number, depth: number, auth: ClientAuth | undefined) {
+  const client = new MetaClient(endpoint, { auth });
   try {
     await client.mkdir('/bench');
     let t = nowMs();
@@ -58,8 +61,10 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
   const depth = intOption(options, 'depth', 32);
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
   const figures: Record<string, number> = {};
-  const rows = [['backend', 'create/s', 'stat/s', 'readdir entries/s']];
-  for (const backend of backends) {
+  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'readdir entries/s']];
+  const keysDir = await makeWorkDir('meta-keys');
+  const keys = ensureClusterKeys(keysDir.dir);
+  for (const backend of backends) for (const authOn of [false, true]) {
     let args: string[];
     let done = async () => {};
     if (backend === 'sqlite') {
@@ -84,17 +89,27 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     } else {
       throw new Error(`unknown backend ${backend}`);
     }
+    if (authOn) args.push('--secret-file', keys.secretFile, '--admin-token-file', keys.adminTokenFile);
+    const auth = authOn ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
+    const mode = authOn ? '' : '_noauth';
     const { child } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']).then(async (s) => {
-      const r = await measure(s.endpoint, files, depth);
-      figures[`${backend}_create_per_s`] = Math.round(r.createPerS);
-      figures[`${backend}_stat_per_s`] = Math.round(r.statPerS);
-      figures[`${backend}_readdir_entries_per_s`] = Math.round(r.readdirPerS);
-      rows.push([backend, fmtCount(r.createPerS), fmtCount(r.statPerS), fmtCount(r.readdirPerS)]);
+      const r = await measure(s.endpoint, files, depth, auth);
+      figures[`${backend}_create_per_s${mode}`] = Math.round(r.createPerS);
+      figures[`${backend}_stat_per_s${mode}`] = Math.round(r.statPerS);
+      figures[`${backend}_readdir_entries_per_s${mode}`] = Math.round(r.readdirPerS);
+      rows.push([backend, authOn ? 'on' : 'off', fmtCount(r.createPerS), fmtCount(r.statPerS), fmtCount(r.readdirPerS)]);
       return s;
     });
     child.kill('SIGKILL');
     await done();
+    if (authOn) {
+      for (const op of ['create', 'stat'] as const) {
+        figures[`${backend}_${op}_auth_ratio`] = Number((figures[`${backend}_${op}_per_s`]! / figures[`${backend}_${op}_per_s_noauth`]!).toFixed(3));
+      }
+      figures[`${backend}_readdir_auth_ratio`] = Number((figures[`${backend}_readdir_entries_per_s`]! / figures[`${backend}_readdir_entries_per_s_noauth`]!).toFixed(3));
+    }
   }
+  keysDir.cleanup();
   printTable(`meta: ${files} files, depth ${depth}, one client (${machineNote()})`, rows);
   printJson('meta', { files, depth, ...figures });
 }
