@@ -104,7 +104,7 @@ Status MgmtdClient::Create(MgmtdClientOptions options, std::unique_ptr<MgmtdClie
   if (options.rpc.timeoutMs == 0) options.rpc.timeoutMs = limits::kMgmtdCallTimeoutMsDefault;
   std::unique_ptr<RpcClient> rpc;
   MP_RETURN_IF_ERROR(RpcClient::Create(options.rpc, &rpc));
-  out->reset(new MgmtdClient(std::move(rpc)));
+  out->reset(new MgmtdClient(std::move(rpc), options.token));
   return Status::OK();
 }
 
@@ -139,6 +139,7 @@ Status MgmtdClient::CreateChainTable(uint32_t tableId, uint32_t chainCount, uint
   p.Add("tableId", MsgValue::Uint(tableId))
       .Add("chainCount", MsgValue::Uint(chainCount))
       .Add("chainLength", MsgValue::Uint(chainLength));
+  if (!token_.empty()) p.Add("token", MsgValue::Str(token_));
   MsgValue r;
   // Not deduplicated by mgmtd (no clientId): one attempt, the caller decides.
   MP_RETURN_IF_ERROR(rpc_->Call("mgmtd.createChainTable", std::move(p), &r, /*retry=*/false));

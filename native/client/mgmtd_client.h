@@ -60,6 +60,9 @@ struct MgmtdClientOptions {
   // Every mgmtd address (tcp://host:port), tried in order. timeoutMs is per attempt; the
   // default here is limits::kMgmtdCallTimeoutMsDefault, set by Create when left at 0.
   RpcClientOptions rpc;
+  // The caller's token (rpc's CURVE keys from ApplyTokenCurve); CreateChainTable needs the
+  // admin's. Routing needs only an admitted CURVE key.
+  std::string token;
 };
 
 class MgmtdClient {
@@ -87,10 +90,11 @@ class MgmtdClient {
   static Status DecodeChainTable(const MsgValue& v, ChainTableInfo* out);
 
  private:
-  explicit MgmtdClient(std::unique_ptr<RpcClient> rpc) : rpc_(std::move(rpc)) {}
+  MgmtdClient(std::unique_ptr<RpcClient> rpc, std::string token) : rpc_(std::move(rpc)), token_(std::move(token)) {}
   static MsgValue RoutingParams(bool hasKnownVersion, uint64_t knownVersion);
 
   std::unique_ptr<RpcClient> rpc_;
+  const std::string token_;
 };
 
 }  // namespace millpond

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "tests/test_support.h"
+#include "client/client_auth.h"
 #include "client/file_client.h"
 #include "client/mgmtd_client.h"
 
@@ -146,10 +147,22 @@ class FileClientTest : public ::testing::Test {
         << "storage daemons need the addon: npx cmake-js compile --out build";
 
     auto t0 = Clock::now();
+    // Authentication on: `millpond init` makes the cluster secret and the admin token.
+    std::string init = "cd '" + root + "' && node --import tsx src/cli/main.ts init --dir '" + dir_ + "/keys' > '" + dir_ + "/init.log' 2>&1";
+    ASSERT_EQ(std::system(init.c_str()), 0) << "millpond init failed: see " << dir_ << "/init.log";
+    std::ifstream tokenFile(dir_ + "/keys/keys/admin.token");
+    ASSERT_TRUE(std::getline(tokenFile, token_));
+    std::stringstream cluster;
+    cluster << std::ifstream(dir_ + "/keys/cluster.json").rdbuf();
+    std::smatch m;
+    std::string clusterText = cluster.str();
+    ASSERT_TRUE(std::regex_search(clusterText, m, std::regex("\"serverKey\": \"([^\"]{40})\"")));
+    serverKey_ = m[1];
+    secretFile_ = dir_ + "/keys/keys/cluster.secret";
     mgmtd_ = std::make_unique<Proc>();
     ASSERT_EQ(mgmtd_->Start({"src/cluster/main.ts", "--db", dir_ + "/mgmtd.db", "--listen", "tcp://127.0.0.1:0",
                              "--heartbeat-timeout-ms", "1200", "--lease-ms", "1500", "--lease-poll-ms", "100",
-                             "--liveness-check-ms", "100"},
+                             "--liveness-check-ms", "100", "--secret-file", secretFile_},
                             dir_ + "/mgmtd"),
               "");
     ASSERT_EQ(mgmtd_->WaitFor("^listening (\\S+)$", &mgmtdEndpoint_), "");
@@ -162,6 +175,8 @@ class FileClientTest : public ::testing::Test {
     MgmtdClientOptions mo;
     mo.rpc.endpoints = {mgmtdEndpoint_};
     mo.rpc.timeoutMs = 2000;
+    mo.token = token_;
+    ASSERT_TRUE(ApplyTokenCurve(token_, serverKey_, &mo.rpc).ok());
     ASSERT_TRUE(MgmtdClient::Create(mo, &admin_).ok());
     ChainTableInfo table;
     Status s = admin_->CreateChainTable(1, kChains, 3, &table);
@@ -203,7 +218,8 @@ class FileClientTest : public ::testing::Test {
     auto p = std::make_unique<Proc>();
     std::vector<std::string> args = {"src/meta/main.ts", "--backend", "sqlite", "--db", dir_ + "/meta.db",
                                      "--synchronous", "normal", "--listen", "tcp://127.0.0.1:0",
-                                     "--mgmtd", mgmtdEndpoint_};
+                                     "--mgmtd", mgmtdEndpoint_, "--secret-file", secretFile_,
+                                     "--admin-token-file", dir_ + "/keys/keys/admin.token"};
     args.insert(args.end(), extra.begin(), extra.end());
     EXPECT_EQ(p->Start(args, dir_ + "/" + name), "");
     return p;
@@ -214,7 +230,7 @@ class FileClientTest : public ::testing::Test {
     std::string target = std::to_string(100 + node) + ":" + dir_ + "/t" + std::to_string(100 + node);
     ASSERT_EQ(p->Start({"src/storage/main.ts", "--node-id", std::to_string(node), "--mgmtd", mgmtdEndpoint_,
                         "--transport", "tcp", "--no-sync", "--heartbeat-ms", "150", "--routing-poll-ms", "150",
-                        "--mgmtd-timeout-ms", "400", "--target", target},
+                        "--mgmtd-timeout-ms", "400", "--target", target, "--secret-file", secretFile_},
                        dir_ + "/storage-" + std::to_string(node)),
               "");
     storage_.push_back(std::move(p));
@@ -245,6 +261,8 @@ class FileClientTest : public ::testing::Test {
     FileClientOptions o;
     o.meta.rpc.endpoints = {metaEndpoint_};
     o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+    o.meta.token = token_;
+    if (!ApplyTokenCurve(token_, serverKey_, &o.meta.rpc).ok() || !ApplyTokenCurve(token_, serverKey_, &o.mgmtd.rpc).ok()) return nullptr;
     o.mgmtd.rpc.timeoutMs = 1000;
     o.chunks.transport = TransportChoice::kTcp;
     o.chunks.timeoutMs = 3000;
@@ -290,7 +308,8 @@ class FileClientTest : public ::testing::Test {
     std::string script = dir_ + "/snippet.mts";
     std::ofstream(script) << "import { connect } from '" << RepoRoot() << "/src/fs/file-system.ts';\n"
                           << "const fs = await connect({ meta: '" << metaEndpoint_ << "', mgmtd: '"
-                          << mgmtdEndpoint_ << "', transport: 'tcp' });\n"
+                          << mgmtdEndpoint_ << "', transport: 'tcp', tokenFile: '" << dir_
+                          << "/keys/keys/admin.token', serverKey: '" << serverKey_ << "' });\n"
                           << body << "\nfs.close();\nprocess.exit(0);\n";
     Proc p;
     std::string err = p.Start({script}, dir_ + "/snippet");
@@ -300,6 +319,7 @@ class FileClientTest : public ::testing::Test {
 
   std::string dir_;
   std::string mgmtdEndpoint_, metaEndpoint_;
+  std::string token_, serverKey_, secretFile_;
   std::unique_ptr<Proc> mgmtd_, meta_;
   std::vector<std::unique_ptr<Proc>> storage_;
   std::unique_ptr<MgmtdClient> admin_;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "tests/test_support.h"
+#include "client/client_auth.h"
 #include "client/meta_client.h"
 #include "client/rpc_client.h"
 #include "common/msgpack.h"
@@ -53,7 +54,8 @@ class MetaProcess {
   ~MetaProcess() { Kill(SIGKILL); }
 
   // Starts the server on `db`; fills endpoint(). Returns an error text, empty on success.
-  std::string Start(const std::string& db, const std::string& logPath, const std::string& sessionTimeoutMs) {
+  std::string Start(const std::string& db, const std::string& logPath, const std::string& sessionTimeoutMs,
+                    const std::string& secretFile, const std::string& adminTokenFile) {
     log_ = logPath;
     std::string root = RepoRoot();
     if (!Exists(root + "/src/meta/main.ts")) return "no src/meta/main.ts under " + root + " (set MILLPOND_REPO_ROOT)";
@@ -69,7 +71,8 @@ class MetaProcess {
       if (::chdir(root.c_str()) != 0) ::_exit(126);
       ::execlp("node", "node", "--import", "tsx", "src/meta/main.ts", "--backend", "sqlite", "--db",
                db.c_str(), "--synchronous", "normal", "--listen", "tcp://127.0.0.1:0",
-               "--session-timeout-ms", sessionTimeoutMs.c_str(), static_cast<char*>(nullptr));
+               "--session-timeout-ms", sessionTimeoutMs.c_str(), "--secret-file", secretFile.c_str(),
+               "--admin-token-file", adminTokenFile.c_str(), static_cast<char*>(nullptr));
       const char msg[] = "exec node failed: is node on PATH?\n";
       ssize_t n = ::write(2, msg, sizeof msg - 1);
       (void)n;
@@ -136,6 +139,24 @@ class MetaRpcTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     db_ = dir_ + "/meta.db";
+    // Authentication on: `millpond init` makes the secret and the admin token; clients present
+    // the admin token and act as the test's users (the admin may).
+    std::string init = "cd '" + RepoRoot() + "' && node --import tsx src/cli/main.ts init --dir '" + dir_ +
+                       "/keys' > '" + dir_ + "/init.log' 2>&1";
+    ASSERT_EQ(std::system(init.c_str()), 0) << ReadFile(dir_ + "/init.log");
+    std::string token = ReadFile(dir_ + "/keys/keys/admin.token");
+    token_ = token.substr(0, token.find('\n'));
+    std::string cluster = ReadFile(dir_ + "/keys/cluster.json");
+    size_t at = cluster.find("\"serverKey\": \"");
+    ASSERT_NE(at, std::string::npos);
+    serverKey_ = cluster.substr(at + 14, 40);
+  }
+
+  void Auth(MetaClientOptions* o) {
+    o->token = token_;
+    o->actAs = true;
+    Status s = ApplyTokenCurve(token_, serverKey_, &o->rpc);
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
   void TearDown() override {
@@ -148,7 +169,8 @@ class MetaRpcTest : public ::testing::Test {
   MetaProcess* StartServer(uint32_t sessionTimeoutMs = 60000) {
     auto p = std::make_unique<MetaProcess>();
     std::string err = p->Start(db_, dir_ + "/server-" + std::to_string(servers_.size()) + ".log",
-                               std::to_string(sessionTimeoutMs));
+                               std::to_string(sessionTimeoutMs), dir_ + "/keys/keys/cluster.secret",
+                               dir_ + "/keys/keys/admin.token");
     EXPECT_EQ(err, "");
     if (!err.empty()) return nullptr;
     servers_.push_back(std::move(p));
@@ -164,6 +186,7 @@ class MetaRpcTest : public ::testing::Test {
     o.rpc.timeoutMs = timeoutMs;
     o.rpc.attemptsMax = attempts;
     o.user = user;
+    Auth(&o);
     std::unique_ptr<MetaClient> c;
     Status s = MetaClient::Create(o, &c);
     EXPECT_TRUE(s.ok()) << s.ToString();
@@ -172,6 +195,7 @@ class MetaRpcTest : public ::testing::Test {
 
   std::string dir_;
   std::string db_;
+  std::string token_, serverKey_;
   std::vector<std::unique_ptr<MetaProcess>> servers_;
 };
 
@@ -401,7 +425,7 @@ TEST_F(MetaRpcTest, ServerErrorsArriveWithTheirCodes) {
   s = meta->rpc()->Call("meta.nope", MsgValue::Map(), &result);
   EXPECT_EQ(s.code(), StatusCode::kProtocol) << s.ToString();
   s = meta->rpc()->Call("meta.stat", MsgValue::Map({{"path", MsgValue::Str("/a")}}), &result);
-  EXPECT_EQ(s.code(), StatusCode::kProtocol) << s.ToString();  // no user
+  EXPECT_EQ(s.code(), StatusCode::kAuth) << s.ToString();  // no token
   // Refused before sending.
   EXPECT_EQ(meta->rpc()->Call("", MsgValue::Map(), &result).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(meta->rpc()->Call("meta.stat", MsgValue::Array(), &result).code(), StatusCode::kInvalidArgument);
@@ -414,6 +438,7 @@ TEST_F(MetaRpcTest, ManyThreadsShareOneClient) {
   MetaClientOptions o;
   o.rpc.endpoints = {server->endpoint()};
   o.rpc.inflightRequestsMax = 4;  // most calls wait for a slot
+  Auth(&o);
   std::unique_ptr<MetaClient> meta;
   ASSERT_TRUE(MetaClient::Create(o, &meta).ok());
   Inode n;
