@@ -31,7 +31,7 @@ describe('engine on a millpond root', () => {
     for (let i = 0; i < 3; i++) await fs.writeFile(`/input/events-${i}.parquet`, readFileSync(join(t.dir, `events-${i}.parquet`)));
     db = await plainDuckDb();
     sp = await init({
-      root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
+      root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
       workers: 2, memoryLimitPerTask: '256MB', progress: false,
     });
   }, 90_000);

@@ -77,7 +77,7 @@ export function openDataRoot(spec: DataRootSpec): DataRoot {
     }
     if (!spec.dir.startsWith('/')) throw new TypeError('root.dir of a millpond root is an absolute path in millpond');
     // One connection per cluster and process: a worker runs many tasks against one root.
-    const key = `${spec.meta}|${spec.mgmtd}|${spec.dir}`;
+    const key = `${spec.meta}|${spec.mgmtd}|${spec.dir}|${spec.token ?? ""}`; // one per identity too
     let root = millpondRoots.get(key);
     if (!root) millpondRoots.set(key, (root = new MillpondDataRoot(spec, () => millpondRoots.delete(key))));
     return root;
