@@ -4,7 +4,7 @@
  * acknowledged create is on disk) and on PostgreSQL (serializable). Each backend runs twice in
  * the same run: authentication on (the default: CURVE, a token verified per request) and off
  * (plain ZeroMQ, the request's user trusted); `*_auth_ratio` is on / off (aim: >= 0.9).
- *   npm run bench -- meta [--files 5000] [--depth 32] [--backends sqlite,postgres]
+ *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--backends sqlite,postgres]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -29,87 +29,118 @@ function startServer(args: string[]): Promise<{ child: ChildProcess; endpoint: s
   });
 }
 
-async function measure(endpoint: string, files: number, depth: number, auth: ClientAuth | undefined) {
-  const client = new MetaClient(endpoint, { auth });
-  try {
-    await client.mkdir('/bench');
-    let t = nowMs();
-    await runWithDepth(files, depth, (i) => client.open(`/bench/f${i}`, { flags: { create: true, exclusive: true } }));
-    const createPerS = files / ((nowMs() - t) / 1000);
-    t = nowMs();
-    await runWithDepth(files, depth, (i) => client.stat(`/bench/f${i}`));
-    const statPerS = files / ((nowMs() - t) / 1000);
-    t = nowMs();
-    let entries = 0;
-    let after: string | undefined;
-    for (;;) {
-      const page = await client.readdir('/bench', { after, limit: 1024 });
-      entries += page.entries.length;
-      after = page.entries.at(-1)?.name;
-      if (!page.more) break;
-    }
-    const readdirPerS = entries / ((nowMs() - t) / 1000);
-    if (entries !== files) throw new Error(`readdir saw ${entries} of ${files}`);
-    return { createPerS, statPerS, readdirPerS };
-  } finally {
-    client.disconnect();
+/** One meta server and its client: authentication on or off. */
+interface Side {
+  authOn: boolean;
+  client: MetaClient;
+  child: ChildProcess;
+  done: () => Promise<void>;
+  createMs: number;
+  statMs: number;
+  readdirMs: number;
+  files: number;
+  entries: number;
+}
+
+/** One round on one side: creates `count` files in a fresh directory, stats them, lists them. */
+async function round(side: Side, r: number, count: number, depth: number): Promise<void> {
+  const dir = `/bench/r${r}`;
+  await side.client.mkdir(dir, { recursive: true });
+  let t = nowMs();
+  await runWithDepth(count, depth, (i) => side.client.open(`${dir}/f${i}`, { flags: { create: true, exclusive: true } }));
+  side.createMs += nowMs() - t;
+  t = nowMs();
+  await runWithDepth(count, depth, (i) => side.client.stat(`${dir}/f${i}`));
+  side.statMs += nowMs() - t;
+  t = nowMs();
+  let entries = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await side.client.readdir(dir, { after, limit: 1024 });
+    entries += page.entries.length;
+    after = page.entries.at(-1)?.name;
+    if (!page.more) break;
   }
+  side.readdirMs += nowMs() - t;
+  if (entries !== count) throw new Error(`readdir saw ${entries} of ${count}`);
+  side.files += count;
+  side.entries += entries;
+}
+
+async function startSide(backend: string, authOn: boolean, keys: ReturnType<typeof ensureClusterKeys>): Promise<Side> {
+  let args: string[];
+  let done = async () => {};
+  if (backend === 'sqlite') {
+    const work = await makeWorkDir('meta');
+    args = ['--backend', 'sqlite', '--db', join(work.dir, 'meta.db')];
+    done = async () => work.cleanup();
+  } else if (backend === 'postgres') {
+    const script = fileURLToPath(new URL('../scripts/pg-start.sh', import.meta.url));
+    const server = process.env.MILLPOND_PG_URL ?? execFileSync('bash', [script], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    const name = `millpond_bench_${process.pid}_${authOn ? 'on' : 'off'}`;
+    const admin = new pg.Client({ connectionString: server });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(server);
+    url.pathname = `/${name}`;
+    args = ['--backend', 'postgres', '--pg-url', url.toString()];
+    done = async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    };
+  } else {
+    throw new Error(`unknown backend ${backend}`);
+  }
+  if (authOn) args.push('--secret-file', keys.secretFile, '--admin-token-file', keys.adminTokenFile);
+  const { child, endpoint } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']);
+  const auth = authOn ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
+  const client = new MetaClient(endpoint, { auth });
+  return { authOn, client, child, done, createMs: 0, statMs: 0, readdirMs: 0, files: 0, entries: 0 };
 }
 
 export async function metaBench(options: Map<string, string>): Promise<void> {
   const files = intOption(options, 'files', 5000);
   const depth = intOption(options, 'depth', 32);
+  const rounds = intOption(options, 'rounds', 8);
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
   const figures: Record<string, number> = {};
   const rows = [['backend', 'auth', 'create/s', 'stat/s', 'readdir entries/s']];
   const keysDir = await makeWorkDir('meta-keys');
   const keys = ensureClusterKeys(keysDir.dir);
-  for (const backend of backends) for (const authOn of [false, true]) {
-    let args: string[];
-    let done = async () => {};
-    if (backend === 'sqlite') {
-      const work = await makeWorkDir('meta');
-      args = ['--backend', 'sqlite', '--db', join(work.dir, 'meta.db')];
-      done = async () => work.cleanup();
-    } else if (backend === 'postgres') {
-      const script = fileURLToPath(new URL('../scripts/pg-start.sh', import.meta.url));
-      const server = process.env.MILLPOND_PG_URL ?? execFileSync('bash', [script], { encoding: 'utf8' }).trim().split('\n').pop()!;
-      const name = `millpond_bench_${process.pid}`;
-      const admin = new pg.Client({ connectionString: server });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.query(`CREATE DATABASE ${name}`);
-      const url = new URL(server);
-      url.pathname = `/${name}`;
-      args = ['--backend', 'postgres', '--pg-url', url.toString()];
-      done = async () => {
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.end();
-      };
-    } else {
-      throw new Error(`unknown backend ${backend}`);
-    }
-    if (authOn) args.push('--secret-file', keys.secretFile, '--admin-token-file', keys.adminTokenFile);
-    const auth = authOn ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
-    const mode = authOn ? '' : '_noauth';
-    const { child } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']).then(async (s) => {
-      const r = await measure(s.endpoint, files, depth, auth);
-      figures[`${backend}_create_per_s${mode}`] = Math.round(r.createPerS);
-      figures[`${backend}_stat_per_s${mode}`] = Math.round(r.statPerS);
-      figures[`${backend}_readdir_entries_per_s${mode}`] = Math.round(r.readdirPerS);
-      rows.push([backend, authOn ? 'on' : 'off', fmtCount(r.createPerS), fmtCount(r.statPerS), fmtCount(r.readdirPerS)]);
-      return s;
-    });
-    child.kill('SIGKILL');
-    await done();
-    if (authOn) {
-      for (const op of ['create', 'stat'] as const) {
-        figures[`${backend}_${op}_auth_ratio`] = Number((figures[`${backend}_${op}_per_s`]! / figures[`${backend}_${op}_per_s_noauth`]!).toFixed(3));
+  const perRound = Math.max(1, Math.floor(files / rounds));
+  for (const backend of backends) {
+    // Both servers run at once and the rounds alternate between them (off first, then on
+    // first), so the machine's load drifts over both alike.
+    const sides = [await startSide(backend, false, keys), await startSide(backend, true, keys)];
+    try {
+      for (let r = 0; r < rounds; r++) {
+        for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await round(side, r, perRound, depth);
       }
-      figures[`${backend}_readdir_auth_ratio`] = Number((figures[`${backend}_readdir_entries_per_s`]! / figures[`${backend}_readdir_entries_per_s_noauth`]!).toFixed(3));
+    } finally {
+      for (const side of sides) {
+        side.client.disconnect();
+        side.child.kill('SIGKILL');
+        await side.done();
+      }
     }
+    for (const side of sides) {
+      const mode = side.authOn ? '' : '_noauth';
+      const create = side.files / (side.createMs / 1000);
+      const stat = side.files / (side.statMs / 1000);
+      const readdir = side.entries / (side.readdirMs / 1000);
+      figures[`${backend}_create_per_s${mode}`] = Math.round(create);
+      figures[`${backend}_stat_per_s${mode}`] = Math.round(stat);
+      figures[`${backend}_readdir_entries_per_s${mode}`] = Math.round(readdir);
+      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(readdir)]);
+    }
+    const [off, on] = sides as [Side, Side];
+    // Ratios of rates: on / off (1 = authentication costs nothing).
+    figures[`${backend}_create_auth_ratio`] = Number((off.createMs / on.createMs).toFixed(3));
+    figures[`${backend}_stat_auth_ratio`] = Number((off.statMs / on.statMs).toFixed(3));
+    figures[`${backend}_readdir_auth_ratio`] = Number((off.readdirMs / on.readdirMs).toFixed(3));
   }
   keysDir.cleanup();
-  printTable(`meta: ${files} files, depth ${depth}, one client (${machineNote()})`, rows);
-  printJson('meta', { files, depth, ...figures });
+  printTable(`meta: ${files} files in ${rounds} rounds alternating auth off/on, depth ${depth}, one client each (${machineNote()})`, rows);
+  printJson('meta', { files, depth, rounds, ...figures });
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -85,7 +85,28 @@ await sp.shutdown();
     expect(out).toMatch(/^even rows 500$/m);
   }, 120_000);
 
-  it('stops cleanly on Ctrl-C', async () => {
+  it('keeps its keys private and manages users with the admin token it finds in the data directory', async () => {
+    expect(statSync(join(dataDir, 'keys')).mode & 0o777).toBe(0o700);
+    for (const f of ['cluster.secret', 'admin.token']) expect(statSync(join(dataDir, 'keys', f)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')).serverKey).toMatch(/^.{40}$/);
+    const added = await cli('user', 'add', 'carol', '--uid', '1200', '--gid', '1200', '--groups', '10,11');
+    const token = added.stdout.trim();
+    expect(token).toMatch(/^mpt1\.1200\.[0-9a-f]{16}\./);
+    const tokenFile = join(t.dir, 'carol.token');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+    expect((await cli('user', 'list')).stdout).toMatch(/^carol\tuid 1200\tgid 1200\tgroups 10,11\t-\ttokens [0-9a-f]{16}$/m);
+    // carol's token: she may list / but not create there (root's 0755), nor manage users.
+    expect((await cli('fs', 'ls', '/', '--token-file', tokenFile)).stdout).toBeDefined();
+    const denied = await cli('fs', 'mkdir', '/carol', '--token-file', tokenFile).then(() => null, (e: { stderr: string }) => e);
+    expect(denied?.stderr).toMatch(/EACCES/);
+    const notAdmin = await cli('user', 'list', '--token-file', tokenFile).then(() => null, (e: { stderr: string }) => e);
+    expect(notAdmin?.stderr).toMatch(/EACCES/);
+    await cli('user', 'remove', 'carol');
+    const removed = await cli('fs', 'ls', '/', '--token-file', tokenFile).then(() => null, (e: { stderr: string }) => e);
+    expect(removed?.stderr).toMatch(/EAUTH/);
+  }, 240_000);
+
+, async () => {
     const stopped = waitForLine(up, /^stopped$/, 30_000);
     up.kill('SIGINT');
     await stopped;
