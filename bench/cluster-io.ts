@@ -23,7 +23,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
       host: '127.0.0.1', transport, chainCount: 12, syncWrites: true,
     });
-    const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport });
+    const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport, token: cluster.adminToken, serverKey: cluster.serverKey });
     const piece = Buffer.alloc(pieceMiB * MiB);
     for (let i = 0; i < piece.length; i += 4) piece.writeUInt32LE((i * 2654435761) >>> 0, i);
     const pieces = Math.ceil(sizeMiB / pieceMiB);

@@ -64,13 +64,15 @@ export async function duckdbScanBench(options: Map<string, string>): Promise<voi
       dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
       host: '127.0.0.1', transport: 'tcp', chainCount: 12, syncWrites: false,
     });
-    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
     const instance = await DuckDBInstance.create(':memory:', { allow_unsigned_extensions: 'true', threads: String(threads) });
     const conn = await instance.connect();
     try {
       await conn.run(`LOAD ${sqlString(kMillpondExtension)}`);
       await conn.run(`SET millpond_meta = ${sqlString(cluster.meta)}`);
       await conn.run(`SET millpond_mgmtd = ${sqlString(cluster.mgmtd)}`);
+      await conn.run(`SET millpond_token = ${sqlString(cluster.adminToken)}`);
+      await conn.run(`SET millpond_server_key = ${sqlString(cluster.serverKey)}`);
       // Neither side may be served from DuckDB's own caches: every run reads the file.
       await conn.run('SET enable_external_file_cache = false');
       await conn.run('SET parquet_metadata_cache = false');

@@ -112,7 +112,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       dataDir: join(work.dir, 'cluster'), mgmtdListen: `tcp://${listenIp}:0`, metaListen: `tcp://${listenIp}:0`,
       host: listenIp, transport: 'tcp', chainCount: 12, syncWrites,
     });
-    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
     const instance = await DuckDBInstance.create(':memory:', {
       allow_unsigned_extensions: 'true', threads: '2', temp_directory: join(work.dir, 'duckdb-tmp'),
     });
@@ -121,6 +121,8 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       await conn.run(`LOAD ${sqlString(kMillpondExtension)}`);
       await conn.run(`SET millpond_meta = ${sqlString(cluster.meta)}`);
       await conn.run(`SET millpond_mgmtd = ${sqlString(cluster.mgmtd)}`);
+      await conn.run(`SET millpond_token = ${sqlString(cluster.adminToken)}`);
+      await conn.run(`SET millpond_server_key = ${sqlString(cluster.serverKey)}`);
 
       // Generate locally, then put the same bytes into millpond: both sorts read identical records.
       const localInput = join(work.dir, 'input');
@@ -148,7 +150,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       // The sort job: input from millpond, shuffle files and output in millpond.
       const sortOnce = async (executor: ExecutorOption, jobs: string, output: string) => {
         const sp = await init({
-          root: { kind: 'millpond', dir: jobs, meta: cluster.meta, mgmtd: cluster.mgmtd },
+          root: { kind: 'millpond', dir: jobs, meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
           workers, threadsPerTask, memoryLimitPerTask: memoryPerTask, progress: false, executor,
         });
         // Partition p holds keys whose first two bytes (0..65535) fall in [p, p+1) * 65536 / n.
