@@ -106,7 +106,7 @@ await sp.shutdown();
     expect(removed?.stderr).toMatch(/EAUTH/);
   }, 240_000);
 
-, async () => {
+  it('stops cleanly on Ctrl-C', async () => {
     const stopped = waitForLine(up, /^stopped$/, 30_000);
     up.kill('SIGINT');
     await stopped;
