@@ -69,7 +69,7 @@ describe('chaos', () => {
     console.log(`chaos seed ${SEED} (replay: MILLPOND_CHAOS_SEED=${SEED})`);
     cluster = await Cluster.start(2);
     metaEndpoint = `tcp://127.0.0.1:${await freePort()}`;
-    meta = await startMeta(join(t.dir, 'meta.db'), metaEndpoint, cluster.mgmtdEndpoints);
+    meta = await startMeta(join(t.dir, 'meta.db'), metaEndpoint, cluster.mgmtdEndpoints, ['--secret-file', cluster.keys.secretFile, '--admin-token-file', cluster.keys.adminTokenFile]);
   }, 60_000);
 
   afterAll(async () => {
@@ -85,10 +85,10 @@ describe('chaos', () => {
     const between = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
 
     // ---- writers
-    const metaClient = new MetaClient(metaEndpoint, { timeoutMs: 1_500, attemptsMax: 30 });
+    const metaClient = new MetaClient(metaEndpoint, { timeoutMs: 1_500, attemptsMax: 30, auth: cluster.keys.admin });
     const chunks = new ChunkClient({ transport: 'tcp', timeoutMs: 3_000 });
     const routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500 }), chunkClient: chunks, pollMs: 200, writeRetryMs: 20_000,
+      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, auth: cluster.keys.admin }), chunkClient: chunks, pollMs: 200, writeRetryMs: 20_000,
     });
     await routing.refresh();
     const fs = new FileSystem(metaClient, metaClient.as({ uid: 0, gid: 0 }), routing, chunks);
@@ -180,7 +180,7 @@ describe('chaos', () => {
         say(`SIGKILL meta; restart in ${faultMs} ms`);
         await meta.kill();
         await sleep(faultMs);
-        meta = await startMeta(join(t.dir, 'meta.db'), metaEndpoint, cluster.mgmtdEndpoints);
+        meta = await startMeta(join(t.dir, 'meta.db'), metaEndpoint, cluster.mgmtdEndpoints, ['--secret-file', cluster.keys.secretFile, '--admin-token-file', cluster.keys.adminTokenFile]);
       } else if (action === 'stop-meta') {
         say(`SIGSTOP meta for ${faultMs} ms`);
         stopped.add(meta);

@@ -23,7 +23,7 @@ describe.skipIf(skipFuse)('millpond mount', () => {
     c = await FuseCluster.start(CAPACITY_BYTES);
     chmodSync(c.tmp.dir, 0o755); // other uids reach the mount point
     mnt = await c.mount('mnt');
-    fs = await connect({ meta: c.meta, mgmtd: c.mgmtd, transport: 'tcp' });
+    fs = await connect({ meta: c.meta, mgmtd: c.mgmtd, transport: 'tcp', token: c.adminToken, serverKey: c.serverKey });
     src = join(c.tmp.dir, 'src');
     mkdirSync(join(src, 'a/b/c'), { recursive: true });
     for (let i = 0; i < 40; i++) writeFileSync(join(src, `a/b/f${i}.bin`), randomBytes(1 + i * 7919));

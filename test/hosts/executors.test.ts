@@ -38,7 +38,7 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
       host: gw, transport: 'tcp', chainCount: 6, syncWrites: false,
     });
     await writeInputs(t.dir);
-    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
     await fs.mkdir('/input', { recursive: true });
     for (let i = 0; i < 3; i++) await fs.writeFile(`/input/events-${i}.parquet`, readFileSync(join(t.dir, `events-${i}.parquet`)));
     fs.close();
@@ -63,7 +63,7 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
   });
 
   const session = (jobId: string) => init({
-    root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
+    root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
     executor: { kind: 'cluster', redis, queue }, progress: false, jobId,
   });
   const job = (sp: Awaited<ReturnType<typeof init>>) => sp.partialSql(
