@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// npm install hook: use a prebuilt addon from prebuilds/ when one loads on this machine,
-// else build native/ with cmake-js (which uses node-api-headers: no Node headers download);
-// then build the DuckDB extension (millpond://) against the installed @duckdb/node-api.
+// npm install hook. The package tarball (`npm pack`, scripts/prebuild.sh) carries, for
+// linux-x64 glibc, the addon and the DuckDB extension under prebuilds/: when the addon loads
+// here and the extension is there, nothing is built and no toolchain is needed. Otherwise (a
+// git checkout, another platform, MILLPOND_BUILD_FROM_SOURCE=1) it builds native/ with
+// cmake-js (node-api-headers: no Node headers download) and then the DuckDB extension
+// against the installed @duckdb/node-api (scripts/build-duckdb-extension.sh).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
+const fromSource = process.env.MILLPOND_BUILD_FROM_SOURCE === '1';
+const prebuilds = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 
 function prebuildLoads() {
   try {
@@ -22,7 +27,7 @@ function prebuildLoads() {
   }
 }
 
-if (process.env.MILLPOND_BUILD_FROM_SOURCE !== '1' && prebuildLoads()) {
+if (!fromSource && prebuildLoads()) {
   console.log('millpond: using the prebuilt addon');
 } else {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
@@ -30,7 +35,9 @@ if (process.env.MILLPOND_BUILD_FROM_SOURCE !== '1' && prebuildLoads()) {
 }
 
 const libduckdb = join(root, 'node_modules', '@duckdb', 'node-bindings-linux-x64', 'libduckdb.so');
-if (existsSync(libduckdb)) {
+if (!fromSource && existsSync(join(prebuilds, 'millpond.duckdb_extension'))) {
+  console.log('millpond: using the prebuilt DuckDB extension');
+} else if (existsSync(libduckdb)) {
   execFileSync('bash', [join(root, 'scripts', 'build-duckdb-extension.sh')], { cwd: root, stdio: 'inherit' });
 } else {
   console.log('millpond: @duckdb/node-api for linux-x64 is not installed; the DuckDB extension is not built');

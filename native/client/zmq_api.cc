@@ -1,14 +1,69 @@
 #include "client/zmq_api.h"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 namespace millpond {
 
 namespace {
 
 constexpr const char* kLibrary = "libzmq.so.5";
+// A loaded object exporting this is taken for libzmq 4.x with CURVE (the control plane needs
+// zmq_curve_public).
+constexpr const char* kMarkerSymbol = "zmq_curve_public";
+
+// dl_iterate_phdr callback: the first loaded object (not the main program) that exports
+// libzmq's API, opened again by name so the handle keeps it loaded.
+int FindLoaded(struct dl_phdr_info* info, size_t, void* out) {
+  const char* name = info->dlpi_name;
+  if (name == nullptr || name[0] == '\0') return 0;
+  void* lib = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+  if (lib == nullptr) return 0;
+  if (dlsym(lib, kMarkerSymbol) != nullptr && dlsym(lib, "zmq_ctx_new") != nullptr) {
+    *static_cast<void**>(out) = lib;
+    return 1;
+  }
+  dlclose(lib);
+  return 0;
+}
+
+// Where libzmq comes from, first found wins:
+//  1. MILLPOND_LIBZMQ, a path to a library exporting libzmq's C API (set it to pick one);
+//  2. a libzmq already loaded in this process: in node that is the `zeromq` package's addon,
+//     which links libzmq 4.3 with CURVE statically and exports its C API (src/native/libzmq.ts
+//     loads it before anything native speaks ZeroMQ), so an installed package needs no
+//     system library and the process has one libzmq, the one the TS control plane uses;
+//  3. the system's libzmq.so.5 (processes outside node: the C++ tests, a DuckDB CLI).
+// On failure *why says what was tried.
+void* OpenLibzmq(std::string* where, std::string* why) {
+  const char* chosen = std::getenv("MILLPOND_LIBZMQ");
+  if (chosen != nullptr && chosen[0] != '\0') {
+    void* lib = dlopen(chosen, RTLD_LAZY | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* err = dlerror();
+      *why = std::string("MILLPOND_LIBZMQ=") + chosen + " cannot be loaded (" + (err ? err : "dlopen failed") + ")";
+    }
+    *where = chosen;
+    return lib;
+  }
+  void* lib = nullptr;
+  if (dl_iterate_phdr(FindLoaded, &lib) != 0 && lib != nullptr) {
+    *where = "the libzmq loaded in this process";
+    return lib;
+  }
+  lib = dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* err = dlerror();
+    *why = std::string("no libzmq: the `zeromq` package's addon is not loaded in this process and ") +
+           kLibrary + " is not found (" + (err ? err : "dlopen failed") +
+           "); run under node with the millpond package, or apt-get install libzmq5";
+  }
+  *where = kLibrary;
+  return lib;
+}
 
 struct Loaded {
   ZmqApi api{};
@@ -19,8 +74,7 @@ template <typename Fn>
 bool Bind(void* lib, const char* name, Fn* out, Status* status) {
   void* sym = dlsym(lib, name);
   if (sym == nullptr) {
-    *status = Status::NotSupported(std::string(kLibrary) + " lacks " + name +
-                                   ": apt-get install libzmq5 (4.x)");
+    *status = Status::NotSupported(std::string("libzmq lacks ") + name + ": libzmq 4.x is required");
     return false;
   }
   *out = reinterpret_cast<Fn>(sym);
@@ -28,11 +82,10 @@ bool Bind(void* lib, const char* name, Fn* out, Status* status) {
 }
 
 void LoadOnce(Loaded* l) {
-  void* lib = dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+  std::string where, why;
+  void* lib = OpenLibzmq(&where, &why);
   if (lib == nullptr) {
-    const char* err = dlerror();
-    l->status = Status::NotSupported(std::string(kLibrary) + " not found: apt-get install libzmq5 (" +
-                                     (err ? err : "dlopen failed") + ")");
+    l->status = Status::NotSupported(why);
     return;
   }
   ZmqApi& a = l->api;
@@ -56,7 +109,7 @@ void LoadOnce(Loaded* l) {
   int major = 0, minor = 0, patch = 0;
   a.version(&major, &minor, &patch);
   if (major != 4) {
-    s = Status::NotSupported(std::string(kLibrary) + " is version " + std::to_string(major) + "." +
+    s = Status::NotSupported(where + " is libzmq " + std::to_string(major) + "." +
                              std::to_string(minor) + ", 4.x is required");
   }
   // The library stays loaded for the life of the process (its I/O threads may outlive a

@@ -84,8 +84,9 @@ struct ZmqApi {
   Status Error(const std::string& what) const;
 };
 
-// Loads libzmq.so.5 once per process. kNotSupported, saying how to install it, when the
-// library or one of its symbols is missing. Thread-safe.
+// Loads libzmq once per process: MILLPOND_LIBZMQ, else a libzmq already loaded in the process
+// (the `zeromq` package's addon under node), else the system's libzmq.so.5 (zmq_api.cc).
+// kNotSupported, saying what was tried, when none loads or a symbol is missing. Thread-safe.
 Status LoadZmqApi(const ZmqApi** api);
 
 }  // namespace millpond

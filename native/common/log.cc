@@ -1,6 +1,10 @@
 #include "common/log.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
 
@@ -18,6 +22,24 @@ void LogWarningOnce(const std::string& key, const std::string& message) {
     if (!seen.insert(key).second) return;
   }
   LogWarning(message);
+}
+
+bool LogDebugEnabled() {
+  const char* level = std::getenv("MILLPOND_LOG");
+  return level != nullptr && std::strcmp(level, "debug") == 0;
+}
+
+bool LogDebugOncePerProcess(const std::string& key, const std::string& message) {
+  if (!LogDebugEnabled()) return false;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const std::string name = "MILLPOND_LOGGED_" + key;
+  const std::string pid = std::to_string(::getpid());
+  const char* marker = std::getenv(name.c_str());
+  if (marker != nullptr && pid == marker) return false;
+  ::setenv(name.c_str(), pid.c_str(), 1);
+  std::fprintf(stderr, "millpond: %s\n", message.c_str());
+  return true;
 }
 
 }  // namespace millpond

@@ -3,6 +3,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+
+#include <unistd.h>
 
 #include "transport/rdma/rdma_select.h"
 #include "transport/rdma/rdma_transport.h"
@@ -46,9 +49,19 @@ TEST(RdmaSelect, RdmaWithoutADeviceIsENODEV) {
   EXPECT_STREQ(s.CodeName(), "ENODEV");
 }
 
-TEST(RdmaSelect, FallbackIsLoggedOnce) {
-  LogTransportFallbackOnce("first");  // may have been logged by an earlier test already
+TEST(RdmaSelect, FallbackIsLoggedOnlyAtDebugLevelAndOncePerProcess) {
+  ::unsetenv("MILLPOND_LOGGED_TRANSPORT");
+  ::unsetenv("MILLPOND_LOG");
+  EXPECT_FALSE(LogTransportFallbackOnce("quiet by default"));
+  ::setenv("MILLPOND_LOG", "debug", 1);
+  EXPECT_TRUE(LogTransportFallbackOnce("first"));
   EXPECT_FALSE(LogTransportFallbackOnce("second"));
+  // The marker another copy of the core (the DuckDB extension) would see says this process.
+  EXPECT_STREQ(std::getenv("MILLPOND_LOGGED_TRANSPORT"), std::to_string(::getpid()).c_str());
+  // A marker inherited from a parent process does not silence this one.
+  ::setenv("MILLPOND_LOGGED_TRANSPORT", "1", 1);
+  EXPECT_TRUE(LogTransportFallbackOnce("child"));
+  ::unsetenv("MILLPOND_LOG");
 }
 
 // The real probe on this machine. CI hosts have no RDMA device; inside the soft-RoCE VM

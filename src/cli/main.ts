@@ -4,8 +4,9 @@
  *   millpond up        the embedded default in the foreground (Ctrl-C stops it cleanly)
  *   millpond status    nodes, targets, chains and their states
  *   millpond fs ...    filesystem commands against the cluster
- *   millpond demo      starts the embedded default, writes and verifies files through the
- *                      FileSystem API, prints figures, stops
+ *   millpond demo      the whole stack: embedded cluster, a dataset written into it, a
+ *                      smallpond-style job, `millpond sql` over its output, figures against
+ *                      plain DuckDB; then stops and removes everything (demo.ts)
  *   millpond sql Q     runs a DuckDB query with millpond:// on the cluster
  *   millpond run F     runs an engine script with the cluster's addresses in MILLPOND_*
  *                      (--cluster --redis URL: its tasks run on `millpond executor`s)
@@ -19,9 +20,8 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
@@ -33,27 +33,28 @@ import { ensureClusterKeys } from '../auth/cluster-files.js';
 import { ADMIN_TOKEN_FILE, KEYS_DIR } from '../auth/credentials.js';
 import { MetaClient } from '../meta/meta-client.js';
 import { CLUSTER_FILE, cliAuth, loadConfig, type CliConfig } from './config.js';
+import { demo } from './demo.js';
 import { startEmbedded } from './embedded.js';
 import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
-import { formatBytes } from './progress.js';
 
 const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... | mount ... | umount ... | ${EXECUTOR_USAGE}
        millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P]
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
                 --token-file FILE --server-key KEY
+                --verbose (debug lines, as MILLPOND_LOG=debug: the transport chosen, ...)
   ${FS_USAGE}
   ${MOUNT_USAGE}`;
 
-/** Splits `--name value` flags (and bare `--no-sync`) from positional arguments. */
+/** Splits `--name value` flags (and bare `--no-sync`, `--cluster`, `--verbose`) from positional arguments. */
 function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
   const flags = new Map<string, string>();
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy') flags.set(arg.slice(2), '1');
+    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy' || arg === '--verbose') flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--') && MOUNT_BARE_FLAGS.includes(arg.slice(2))) flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--')) {
       if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
@@ -96,44 +97,6 @@ async function status(config: CliConfig, flags: Map<string, string>): Promise<vo
   }
 }
 
-/** The quick start's job: the whole stack on this machine, files written and verified. */
-async function demo(config: CliConfig, flags: Map<string, string>): Promise<void> {
-  const sizeMiB = Number(flags.get('size-mib') ?? 256);
-  if (!Number.isInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > 65536) throw new RangeError('--size-mib must be 1..65536');
-  const dataDir = flags.has('data-dir') ? config.dataDir : mkdtempSync(join(tmpdir(), 'millpond-demo-'));
-  const cluster = await startEmbedded({ ...config, dataDir, mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
-  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport, token: cluster.adminToken, serverKey: cluster.serverKey });
-  try {
-    console.log(`embedded cluster under ${dataDir}: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 targets, chains of 3 replicas`);
-    const files = 8;
-    const fileBytes = Math.ceil((sizeMiB << 20) / files);
-    await fs.mkdir('/demo', { recursive: true });
-    const contents = Array.from({ length: files }, (_, i) => {
-      const data = Buffer.alloc(fileBytes);
-      for (let at = 0; at + 8 <= data.length; at += 8) data.writeUInt32LE(i, at), data.writeUInt32LE(at, at + 4);
-      return data;
-    });
-    const checksums = contents.map((data) => crc32c(data));
-    let started = performance.now();  // the files' contents are made before the clock starts
-    await Promise.all(contents.map((data, i) => fs.writeFile(`/demo/part-${i}.bin`, data)));
-    const writeSeconds = (performance.now() - started) / 1000;
-    started = performance.now();
-    await Promise.all(Array.from({ length: files }, async (_, i) => {
-      const back = await fs.readFile(`/demo/part-${i}.bin`);
-      if (crc32c(back) !== checksums[i]) throw new MillpondError('ECHUNK_CORRUPT', `part-${i} read back different bytes`);
-    }));
-    const readSeconds = (performance.now() - started) / 1000;
-    const total = files * fileBytes;
-    console.log(`wrote ${files} files, ${formatBytes(total)} (3 replicas each): ${(total / writeSeconds / 1e9).toFixed(2)} GB/s`);
-    console.log(`read and verified them: ${(total / readSeconds / 1e9).toFixed(2)} GB/s`);
-    console.log(`listing: ${(await fs.readdir('/demo')).join(' ')}`);
-  } finally {
-    fs.close();
-    await cluster.stop();
-    if (!flags.has('data-dir')) rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
 /** Runs one query in DuckDB with millpond:// pointed at the cluster; prints the rows as a table. */
 async function sql(config: CliConfig, query: string | undefined): Promise<void> {
   if (!query) throw new TypeError(`millpond sql needs a query\n${USAGE}`);
@@ -148,7 +111,7 @@ async function sql(config: CliConfig, query: string | undefined): Promise<void> 
     console.log(line(names));
     console.log(widths.map((w) => '-'.repeat(w)).join('  '));
     for (const r of rows) console.log(line(r));
-    console.log(`(${rows.length} row${rows.length === 1 ? '' : 's'})`);
+    console.log(`\n(${rows.length} row${rows.length === 1 ? '' : 's'})`);
   } catch (err) {
     throw new MillpondError('ESQL', err instanceof Error ? err.message : String(err));
   } finally {
@@ -231,6 +194,8 @@ async function user(config: CliConfig, flags: Map<string, string>, rest: string[
 async function main(): Promise<void> {
   const [command, ...args] = process.argv.slice(2);
   const { flags, rest } = parse(args);
+  // Before anything native runs: the native core reads MILLPOND_LOG when it logs.
+  if (flags.has('verbose')) process.env.MILLPOND_LOG = 'debug';
   const config = loadConfig(flags);
   switch (command) {
     case 'up': return up(config);

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MillpondError } from '../errors.js';
+import { loadLibzmq } from './libzmq.js';
 
 export interface ChunkId {
   inode: bigint | number;
@@ -144,5 +145,6 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
 
+loadLibzmq();
 export const addon = nodeGypBuild(packageRoot) as Addon;
 addon.setErrorClass(MillpondError);

@@ -1,6 +1,5 @@
 #include "transport/rdma/ibv_api.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <dlfcn.h>
 
 #include <cstring>
@@ -84,4 +83,3 @@ const IbvApi* LoadIbvApi(std::string* detail) {
 }
 
 }  // namespace millpond
-#endif  // MILLPOND_HAVE_VERBS

@@ -9,7 +9,6 @@
 
 #include "transport/rdma/rdma_config.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <infiniband/verbs.h>
 
 #include <string>
@@ -52,4 +51,3 @@ struct IbvApi {
 const IbvApi* LoadIbvApi(std::string* detail);
 
 }  // namespace millpond
-#endif  // MILLPOND_HAVE_VERBS

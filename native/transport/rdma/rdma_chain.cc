@@ -1,6 +1,5 @@
 #include "transport/rdma/rdma_chain.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <algorithm>
 #include <cstring>
 
@@ -81,4 +80,3 @@ void CopyFromBlocks(const char* base, const BlockAllocator& alloc, const std::ve
 }
 
 }  // namespace millpond::rdma
-#endif  // MILLPOND_HAVE_VERBS

@@ -4,7 +4,6 @@
 
 #include "transport/rdma/rdma_config.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <infiniband/verbs.h>
 
 #include <vector>
@@ -38,4 +37,3 @@ void CopyFromBlocks(const char* base, const BlockAllocator& alloc, const std::ve
                     size_t offset, char* dst, size_t n);
 
 }  // namespace millpond::rdma
-#endif  // MILLPOND_HAVE_VERBS

@@ -6,7 +6,6 @@
 // syscalls, no MR cache that could outlive a freed buffer.
 #include "transport/rdma/rdma_config.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -495,4 +494,3 @@ std::unique_ptr<ClientTransport> NewRdmaClientTransport(const ClientTransportOpt
 }
 
 }  // namespace millpond
-#endif  // MILLPOND_HAVE_VERBS

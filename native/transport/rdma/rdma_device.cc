@@ -1,6 +1,5 @@
 #include "transport/rdma/rdma_device.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -267,4 +266,3 @@ std::string WcError(const Device& device, const ibv_wc& wc) {
 Status RdmaProbe(std::string* detail) { return rdma::Device::Probe(detail); }
 
 }  // namespace millpond
-#endif  // MILLPOND_HAVE_VERBS

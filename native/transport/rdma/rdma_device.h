@@ -4,7 +4,6 @@
 
 #include "transport/rdma/rdma_config.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -99,4 +98,3 @@ class QueuePair {
 std::string WcError(const Device& device, const ibv_wc& wc);
 
 }  // namespace millpond::rdma
-#endif  // MILLPOND_HAVE_VERBS

@@ -1,6 +1,5 @@
 #include "transport/rdma/rdma_poller.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -111,4 +110,3 @@ void Poller::Run() {
 }
 
 }  // namespace millpond::rdma
-#endif  // MILLPOND_HAVE_VERBS

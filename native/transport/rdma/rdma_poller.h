@@ -6,7 +6,6 @@
 
 #include "transport/rdma/rdma_config.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <atomic>
 #include <thread>
 
@@ -56,4 +55,3 @@ class Poller {
 };
 
 }  // namespace millpond::rdma
-#endif  // MILLPOND_HAVE_VERBS

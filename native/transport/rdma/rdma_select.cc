@@ -46,10 +46,7 @@ Status ResolveTransport(TransportChoice choice, TransportKind* out, std::string*
 }
 
 bool LogTransportFallbackOnce(const std::string& line) {
-  static std::atomic<bool> logged{false};
-  if (logged.exchange(true)) return false;
-  LogWarning(line);
-  return true;
+  return LogDebugOncePerProcess("TRANSPORT", line);
 }
 
 }  // namespace millpond

@@ -22,7 +22,8 @@ Status RdmaProbeCached(std::string* detail);
 Status ResolveTransport(TransportChoice choice, TransportKind* out, std::string* note = nullptr,
                         const RdmaProbeFn& probe = nullptr);
 
-// Writes `line` to stderr the first time it is called in the process; returns whether it did.
+// At debug level (MILLPOND_LOG=debug) writes `line` to stderr the first time any copy of the
+// core in this process calls it (common/log.h); returns whether it did.
 bool LogTransportFallbackOnce(const std::string& line);
 
 }  // namespace millpond

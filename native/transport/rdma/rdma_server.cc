@@ -3,7 +3,6 @@
 // RDMA WRITE followed by the reply's SEND (RC delivers them in that order).
 #include "transport/rdma/rdma_config.h"
 
-#if MILLPOND_HAVE_VERBS
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -557,4 +556,3 @@ class Server : public RdmaServerTransport {
 std::unique_ptr<RdmaServerTransport> NewRdmaServerTransport() { return std::make_unique<rdma::Server>(); }
 
 }  // namespace millpond
-#endif  // MILLPOND_HAVE_VERBS

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findClientAuth } from '../../auth/credentials.js';
 import { MillpondError } from '../../errors.js';
+import { loadLibzmq } from '../../native/libzmq.js';
 import type { DuckDbSettings, TaskFailure } from './task-spec.js';
 
 export interface TaskDb {
@@ -32,8 +33,13 @@ export class SqlFailure extends Error {
 // Errors that the same SQL over the same input raises again; retrying them only wastes time.
 const kDeterministic = /^(Parser|Binder|Catalog|Conversion|Invalid Input|Not implemented|Constraint|Out of Range|Invalid Type|Syntax|Dependency) Error/;
 
-/** Built by npm install (scripts/build-duckdb-extension.sh); the same path from src/ and dist/. */
-export const kMillpondExtension = fileURLToPath(new URL('../../../build/duckdb-ext/millpond.duckdb_extension', import.meta.url));
+/**
+ * Built by npm install in a checkout (scripts/build-duckdb-extension.sh), else the one the
+ * package tarball carries (scripts/prebuild.sh); the same paths from src/ and dist/.
+ */
+const kBuiltExtension = fileURLToPath(new URL('../../../build/duckdb-ext/millpond.duckdb_extension', import.meta.url));
+const kPrebuiltExtension = fileURLToPath(new URL(`../../../prebuilds/${process.platform}-${process.arch}/millpond.duckdb_extension`, import.meta.url));
+export const kMillpondExtension = existsSync(kBuiltExtension) || !existsSync(kPrebuiltExtension) ? kBuiltExtension : kPrebuiltExtension;
 
 const quoted = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
@@ -48,6 +54,7 @@ async function createInstance(settings: DuckDbSettings): Promise<DuckDBInstance>
       throw new MillpondError('ENOENT', `the DuckDB millpond extension is not built (${kMillpondExtension}): run npm run build:duckdb`);
     }
     options.allow_unsigned_extensions = 'true';
+    loadLibzmq(); // the extension's meta client takes libzmq from the process
   }
   const instance = await DuckDBInstance.create(':memory:', options);
   if (settings.millpond) {
