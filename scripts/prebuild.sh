@@ -5,13 +5,14 @@
 #   node.napi.glibc.node         the addon (node-gyp-build finds it by these tags)
 #   millpond.duckdb_extension    the DuckDB extension, stamped for DuckDB 1.4.4
 #   millpond-fuse                the FUSE daemon, when native/fuse/ builds one
-# Builds what is missing first (cmake-js, scripts/build-duckdb-extension.sh).
+# Builds first (cmake-js, scripts/build-duckdb-extension.sh; both incremental), so the tarball
+# never carries a stale binary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 platform=$(node -p 'process.platform + "-" + process.arch')
 out=prebuilds/$platform
-[ -f build/Release/millpond.node ] || node node_modules/cmake-js/bin/cmake-js compile --out build
-[ -f build/duckdb-ext/millpond.duckdb_extension ] || bash scripts/build-duckdb-extension.sh
+node node_modules/cmake-js/bin/cmake-js compile --out build >&2
+bash scripts/build-duckdb-extension.sh >&2
 rm -rf prebuilds
 mkdir -p "$out"
 cp build/Release/millpond.node "$out/node.napi.glibc.node"

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 namespace millpond {
 
@@ -15,19 +17,26 @@ constexpr const char* kLibrary = "libzmq.so.5";
 // zmq_curve_public).
 constexpr const char* kMarkerSymbol = "zmq_curve_public";
 
-// dl_iterate_phdr callback: the first loaded object (not the main program) that exports
-// libzmq's API, opened again by name so the handle keeps it loaded.
-int FindLoaded(struct dl_phdr_info* info, size_t, void* out) {
+// dl_iterate_phdr callback: the names of the loaded objects but the main program. (They are
+// opened after the walk: dlopen inside the callback would run under the loader's lock.)
+int CollectLoaded(struct dl_phdr_info* info, size_t, void* out) {
   const char* name = info->dlpi_name;
-  if (name == nullptr || name[0] == '\0') return 0;
-  void* lib = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
-  if (lib == nullptr) return 0;
-  if (dlsym(lib, kMarkerSymbol) != nullptr && dlsym(lib, "zmq_ctx_new") != nullptr) {
-    *static_cast<void**>(out) = lib;
-    return 1;
-  }
-  dlclose(lib);
+  if (name != nullptr && name[0] != '\0') static_cast<std::vector<std::string>*>(out)->push_back(name);
   return 0;
+}
+
+// The first loaded object that exports libzmq's API, opened again by name so the handle keeps
+// it loaded; nullptr when none does.
+void* FindLoadedLibzmq() {
+  std::vector<std::string> names;
+  dl_iterate_phdr(CollectLoaded, &names);
+  for (const std::string& name : names) {
+    void* lib = dlopen(name.c_str(), RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+    if (lib == nullptr) continue;
+    if (dlsym(lib, kMarkerSymbol) != nullptr && dlsym(lib, "zmq_ctx_new") != nullptr) return lib;
+    dlclose(lib);
+  }
+  return nullptr;
 }
 
 // Where libzmq comes from, first found wins:
@@ -49,8 +58,8 @@ void* OpenLibzmq(std::string* where, std::string* why) {
     *where = chosen;
     return lib;
   }
-  void* lib = nullptr;
-  if (dl_iterate_phdr(FindLoaded, &lib) != 0 && lib != nullptr) {
+  void* lib = FindLoadedLibzmq();
+  if (lib != nullptr) {
     *where = "the libzmq loaded in this process";
     return lib;
   }
