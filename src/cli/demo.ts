@@ -76,8 +76,9 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
   const conn = await plain.connect();
   let figures: DemoFigures;
   try {
-    say(`    mgmtd ${cluster.mgmtd}, meta ${cluster.meta}`);
+    say(`    mgmtd ${cluster.mgmtd}, meta ${cluster.meta} (${seconds(startedAll).toFixed(1)} s)`);
 
+    const generating = performance.now();
     const rowsPerFile = Math.max(1000, Math.round((sizeMiB * MIB) / BYTES_PER_ROW_ESTIMATE / FILES));
     say(`2/6 generating ${FILES} Parquet files (${(rowsPerFile * FILES).toLocaleString('en-US')} rows of events: user_id, ts, cents, kind, session) with DuckDB, and writing them into millpond:/demo/events`);
     for (let f = 0; f < FILES; f++) {
@@ -90,6 +91,7 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     const localFiles = readdirSync(localDir).filter((n) => n.endsWith('.parquet')).sort();
     const datasetBytes = localFiles.reduce((a, n) => a + statSync(join(localDir, n)).size, 0);
     const rows = rowsPerFile * FILES;
+    say(`    ${formatBytes(datasetBytes)} of Parquet generated in ${seconds(generating).toFixed(1)} s`);
     await fs.mkdir('/demo/events', { recursive: true });
     const contents = localFiles.map((n) => readFileSync(join(localDir, n)));  // read before the clock starts
     let started = performance.now();
