@@ -18,9 +18,9 @@ import { promisify } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { init } from '../engine/index.js';
 import { MillpondError } from '../errors.js';
-import { connect } from '../fs/index.js';
+import { connect, type FileSystem } from '../fs/index.js';
 import type { CliConfig } from './config.js';
-import { startEmbedded } from './embedded.js';
+import { startEmbedded, type Embedded } from './embedded.js';
 import { formatBytes } from './progress.js';
 
 /** The line the demo ends with (`figures ` + this as JSON); test/cli/demo.test.ts reads it. */
@@ -70,12 +70,15 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
   mkdirSync(localDir, { recursive: true });
 
   say(`1/6 starting the embedded cluster under ${dataDir}: mgmtd, meta (SQLite), 3 storage daemons, chains of 3 replicas`);
-  const cluster = await startEmbedded({ ...config, dataDir: join(dataDir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
-  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport });
-  const plain = await DuckDBInstance.create(':memory:');
-  const conn = await plain.connect();
+  let cluster: Embedded | undefined;
+  let fs: FileSystem | undefined;
+  let plain: DuckDBInstance | undefined;
   let figures: DemoFigures;
   try {
+    cluster = await startEmbedded({ ...config, dataDir: join(dataDir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
+    fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport });
+    plain = await DuckDBInstance.create(':memory:');  // all cores, as the job's workers use them
+    const conn = await plain.connect();
     say(`    mgmtd ${cluster.mgmtd}, meta ${cluster.meta} (${seconds(startedAll).toFixed(1)} s)`);
 
     const generating = performance.now();
@@ -95,7 +98,8 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     await fs.mkdir('/demo/events', { recursive: true });
     const contents = localFiles.map((n) => readFileSync(join(localDir, n)));  // read before the clock starts
     let started = performance.now();
-    await Promise.all(contents.map((data, i) => fs.writeFile(`/demo/events/${localFiles[i]}`, data)));
+    const into = fs;
+    await Promise.all(contents.map((data, i) => into.writeFile(`/demo/events/${localFiles[i]}`, data)));
     const writeSeconds = seconds(started);
     const writeGBps = datasetBytes / writeSeconds / 1e9;
     say(`    ${formatBytes(datasetBytes)} written (3 replicas each) in ${writeSeconds.toFixed(2)} s: ${writeGBps.toFixed(2)} GB/s`);
@@ -148,10 +152,9 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     say('6/6 stopping the cluster and removing its files');
   } finally {
     // After a failure too: nothing is left running or on disk.
-    conn.closeSync();
-    plain.closeSync();
-    fs.close();
-    await cluster.stop();
+    plain?.closeSync();
+    fs?.close();
+    await cluster?.stop();
     if (!keep) rmSync(dataDir, { recursive: true, force: true });
   }
   figures.totalSeconds = round(seconds(startedAll), 2);
