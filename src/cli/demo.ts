@@ -2,7 +2,8 @@
  * `millpond demo`: the whole stack on this machine, saying what it does as it goes.
  *   1. starts the embedded cluster (mgmtd, meta on SQLite, 3 storage daemons, chains of 3);
  *   2. generates a Parquet dataset (plain DuckDB, local files) and writes it into millpond;
- *   3. runs a smallpond-style job on it (repartition with hashBy, partialSql, writeParquet),
+ *   3. runs a smallpond-style job on it (repartition by files, then with hashBy; partialSql;
+ *      writeParquet),
  *      every task a DuckDB reading and writing millpond:// through the extension;
  *   4. runs `millpond sql` (a child process, the real command) over the job's output;
  *   5. runs the same query with plain DuckDB over the local files and checks the answers agree;
@@ -44,6 +45,8 @@ export interface DemoFigures {
   totalSeconds: number;
 }
 
+/** The dataset's size (~210 MB): enough for real figures, small enough for well under a minute. */
+const DEFAULT_SIZE_MIB = 200;
 const FILES = 8;
 const PARTITIONS = 8;
 // Parquet bytes per generated row (measured ~85 with these columns and DuckDB's defaults: the
@@ -60,7 +63,7 @@ const seconds = (fromMs: number) => (performance.now() - fromMs) / 1000;
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 export async function demo(config: CliConfig, flags: Map<string, string>): Promise<void> {
-  const sizeMiB = Number(flags.get('size-mib') ?? 256);
+  const sizeMiB = Number(flags.get('size-mib') ?? DEFAULT_SIZE_MIB);
   if (!Number.isInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > 65536) throw new RangeError('--size-mib must be 1..65536');
   const workers = Math.max(1, Math.min(4, cpus().length));
   const startedAll = performance.now();
@@ -77,7 +80,8 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
   try {
     cluster = await startEmbedded({ ...config, dataDir: join(dataDir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
     fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport });
-    plain = await DuckDBInstance.create(':memory:');  // all cores, as the job's workers use them
+    // As many threads as the job has workers (each task a one-thread DuckDB): the same CPUs.
+    plain = await DuckDBInstance.create(':memory:', { threads: String(workers) });
     const conn = await plain.connect();
     say(`    mgmtd ${cluster.mgmtd}, meta ${cluster.meta} (${seconds(startedAll).toFixed(1)} s)`);
 
@@ -104,7 +108,7 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     const writeGBps = datasetBytes / writeSeconds / 1e9;
     say(`    ${formatBytes(datasetBytes)} written (3 replicas each) in ${writeSeconds.toFixed(2)} s: ${writeGBps.toFixed(2)} GB/s`);
 
-    say(`3/6 the job, on ${workers} worker processes: readParquet('millpond:///demo/events/*.parquet')` +
+    say(`3/6 the job, on ${workers} worker processes: readParquet('millpond:///demo/events/*.parquet').repartition(${FILES})` +
       `.repartition(${PARTITIONS}, { hashBy: 'user_id' }), partialSql(per user: events, cents, last ts), writeParquet('/demo/by-user')`);
     const sp = await init({
       root: { kind: 'millpond', dir: '/demo/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
@@ -113,7 +117,9 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     let jobSeconds: number;
     try {
       const events = sp.readParquet('millpond:///demo/events/*.parquet');
-      const byUser = sp.partialSql(BY_USER, events.repartition(PARTITIONS, { hashBy: 'user_id' }));
+      // By files first (no data moves: one partition per file), so the shuffle has a producer
+      // per file, run in parallel; then by user, one file per (producer, partition).
+      const byUser = sp.partialSql(BY_USER, events.repartition(FILES).repartition(PARTITIONS, { hashBy: 'user_id' }));
       started = performance.now();
       await byUser.writeParquet('/demo/by-user');
       jobSeconds = seconds(started);
