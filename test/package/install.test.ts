@@ -71,7 +71,8 @@ describe('the packed tarball, installed with no toolchain', () => {
 
   afterAll(async () => {
     if (up && up.exitCode === null && up.signalCode === null) {
-      up.kill('SIGKILL');
+      // npx runs millpond in a shell below it: the whole process group goes.
+      process.kill(-up.pid!, 'SIGKILL');
       await once(up, 'exit');
     }
     t.cleanup();
@@ -102,7 +103,7 @@ describe('the packed tarball, installed with no toolchain', () => {
   it('npx millpond sql and an engine script (npx millpond run) against npx millpond up', async () => {
     const dataDir = join(t.dir, 'data');
     up = spawn('npx', ['--no-install', 'millpond', 'up', '--data-dir', dataDir, '--no-sync', '--transport', 'tcp',
-      '--mgmtd', 'tcp://127.0.0.1:0', '--meta', 'tcp://127.0.0.1:0'], { cwd: app, env, stdio: ['ignore', 'pipe', 'inherit'] });
+      '--mgmtd', 'tcp://127.0.0.1:0', '--meta', 'tcp://127.0.0.1:0'], { cwd: app, env, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
     await waitForLine(up, /^millpond is up/, 90_000);
 
     await npx(['fs', 'mkdir', '-p', '/in', '--data-dir', dataDir]);
