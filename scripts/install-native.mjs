@@ -27,7 +27,10 @@ function prebuildLoads() {
   }
 }
 
-if (!fromSource && prebuildLoads()) {
+// The two go together: a checkout that builds its addon builds its extension too, even with a
+// prebuilds/ directory left by `npm pack` (it may be older than the sources).
+const prebuilt = !fromSource && prebuildLoads();
+if (prebuilt) {
   console.log('millpond: using the prebuilt addon');
 } else {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
@@ -35,7 +38,7 @@ if (!fromSource && prebuildLoads()) {
 }
 
 const libduckdb = join(root, 'node_modules', '@duckdb', 'node-bindings-linux-x64', 'libduckdb.so');
-if (!fromSource && existsSync(join(prebuilds, 'millpond.duckdb_extension'))) {
+if (prebuilt && existsSync(join(prebuilds, 'millpond.duckdb_extension'))) {
   console.log('millpond: using the prebuilt DuckDB extension');
 } else if (existsSync(libduckdb)) {
   execFileSync('bash', [join(root, 'scripts', 'build-duckdb-extension.sh')], { cwd: root, stdio: 'inherit' });
