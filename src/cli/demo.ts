@@ -79,7 +79,7 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
   let figures: DemoFigures;
   try {
     cluster = await startEmbedded({ ...config, dataDir: join(dataDir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0' });
-    fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport });
+    fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: config.transport, token: cluster.adminToken, serverKey: cluster.serverKey });
     // As many threads as the job has workers (each task a one-thread DuckDB): the same CPUs.
     plain = await DuckDBInstance.create(':memory:', { threads: String(workers) });
     const conn = await plain.connect();
@@ -111,7 +111,7 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     say(`3/6 the job, on ${workers} worker processes: readParquet('millpond:///demo/events/*.parquet').repartition(${workers})` +
       `.repartition(${PARTITIONS}, { hashBy: 'user_id' }), partialSql(per user: events, cents, last ts), writeParquet('/demo/by-user')`);
     const sp = await init({
-      root: { kind: 'millpond', dir: '/demo/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd },
+      root: { kind: 'millpond', dir: '/demo/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
       workers, memoryLimitPerTask: '512MB',
     });
     let jobSeconds: number;
@@ -171,13 +171,14 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
 }
 
 /** `millpond sql QUERY` against the demo's cluster, as a child process; returns its stdout. */
-async function runSql(config: CliConfig, cluster: { meta: string; mgmtd: string }, query: string): Promise<string> {
+async function runSql(config: CliConfig, cluster: { meta: string; mgmtd: string; adminToken: string; serverKey: string }, query: string): Promise<string> {
   const self = fileURLToPath(import.meta.url);
   const fromSource = self.endsWith('.ts');  // under tsx (tests); dist/ is JavaScript
   const entry = join(dirname(self), fromSource ? 'main.ts' : 'main.js');
   const execArgv = fromSource ? ['--import', 'tsx'] : [];
   const { stdout } = await promisify(execFile)(process.execPath,
     [...execArgv, entry, 'sql', query, '--meta', cluster.meta, '--mgmtd', cluster.mgmtd, '--transport', config.transport],
-    { maxBuffer: 1 << 20 });
+    // The admin's token goes in the environment, never in argv (design §10).
+    { maxBuffer: 1 << 20, env: { ...process.env, MILLPOND_TOKEN: cluster.adminToken, MILLPOND_SERVER_KEY: cluster.serverKey } });
   return stdout;
 }
