@@ -208,7 +208,7 @@ export class MgmtdService {
       }
       for (const c of chains) {
         if (!this.chains.has(c.chainId)) {
-          this.chains.set(c.chainId, { chainId: c.chainId, version: 1, targets: [...c.targets] });
+          this.chains.set(c.chainId, { chainId: c.chainId, version: 1, targets: [...c.targets], preferred: [...c.targets] });
           dirty.c.add(c.chainId);
         }
       }
@@ -389,7 +389,8 @@ export class MgmtdService {
     this.version = loaded.version;
     this.nodes = new Map(loaded.nodes.map((n) => [n.nodeId, n]));
     this.targets = new Map(loaded.targets.map((t) => [t.targetId, t]));
-    this.chains = new Map(loaded.chains.map((c) => [c.chainId, c]));
+    // Chains stored before preferred orders existed prefer the order they have now.
+    this.chains = new Map(loaded.chains.map((c) => [c.chainId, { ...c, preferred: c.preferred ?? [...c.targets] }]));
     this.tables = new Map(loaded.tables.map((k) => [k.tableId, k]));
     const now = Date.now();
     this.lastHeartbeatMs = new Map(loaded.nodes.map((n) => [n.nodeId, now]));

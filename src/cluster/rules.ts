@@ -19,8 +19,13 @@
  *                          -> serving if a chain of it has neither (a new chain, or a lost one)
  *                          -> serving if it is in no chain
  *                          -> otherwise syncing
- * Then each chain is reordered (serving, syncing, the rest; relative order kept) and its
- * version bumps if its order or a member's state changed.
+ * Then each chain is reordered: serving targets in the chain's preferred order (its order at
+ * creation), then syncing, then the rest (relative order kept), and its version bumps if its
+ * order or a member's state changed. So a target moves ahead only once it is serving, that
+ * is, synced: a returning target enters at the end (syncing, fed every new write by its
+ * predecessor), and when its resync is done it takes back its preferred place, the head of
+ * the chains it headed. Without this every failure moved heads to the survivors for good, and
+ * after a few failures every chain had the same head (issue 9, item 9).
  */
 import type { ChainRecord, TargetRecord, TargetState } from './types.js';
 
@@ -98,8 +103,16 @@ export function applyRules(input: RuleInput): RuleOutput {
   const changedChains = new Set<number>();
   for (const chain of input.chains.values()) {
     const membersChanged = chain.targets.some((id) => changedTargets.has(id));
+    const rank = (id: number) => RANK[input.targets.get(id)?.state ?? 'offline'];
+    const preferred = chain.preferred ?? [];
+    // Members missing from `preferred` (it is absent, or from another membership) keep their
+    // current relative order after the preferred ones.
+    const place = (id: number) => {
+      const i = preferred.indexOf(id);
+      return i < 0 ? preferred.length + chain.targets.indexOf(id) : i;
+    };
     const order = [...chain.targets].sort((a, b) =>
-      RANK[input.targets.get(a)?.state ?? 'offline'] - RANK[input.targets.get(b)?.state ?? 'offline']);
+      rank(a) - rank(b) || (rank(a) === 0 ? place(a) - place(b) : chain.targets.indexOf(a) - chain.targets.indexOf(b)));
     const reordered = order.some((id, i) => id !== chain.targets[i]);
     if (membersChanged || reordered) {
       chain.targets = order;

@@ -52,6 +52,13 @@ export interface ChainRecord {
   version: number;
   /** Ordered: serving targets first (the head is [0]), then syncing, then the rest. */
   targets: number[];
+  /**
+   * The order the chain was created with (the same members). Serving targets keep this
+   * order among themselves, so a chain whose head failed gets it back as head once it is
+   * serving again (synced): heads stay spread over the targets. Absent in records written
+   * before it existed; mgmtd then takes `targets` at load.
+   */
+  preferred?: number[];
 }
 
 export interface ChainTableRecord {

@@ -50,6 +50,29 @@ describe('target state rules', () => {
     expect(run(sole, [1], { restarted: [1] }).states).toEqual({ 1: 'serving', 2: 'offline' });
   });
 
+  it('a target that serves again (synced) takes back its preferred place: heads spread again', () => {
+    // Three chains over three targets, each headed by another target, as planChains makes them.
+    const w = world({ 1: 'serving', 2: 'serving', 3: 'serving' }, { 10: [1, 2, 3], 11: [2, 3, 1], 12: [3, 1, 2] });
+    for (const c of w.chains.values()) c.preferred = [...c.targets];
+    const heads = () => [...w.chains.values()].map((c) => c.targets[0]);
+    run(w, [2, 3]);                       // 1 dies
+    run(w, [3]);                          // then 2
+    expect(heads()).toEqual([3, 3, 3]);
+    run(w, [1, 2, 3], { restarted: [1, 2] });
+    expect(w.targets.get(1)!.state).toBe('syncing');
+    // Syncing targets never move ahead of a serving one: they may lack committed writes.
+    expect(heads()).toEqual([3, 3, 3]);
+    const before = w.chains.get(10)!.version;
+    run(w, [1, 2, 3], { syncDone: [1, 2] });
+    expect([1, 2, 3].map((id) => w.targets.get(id)!.state)).toEqual(['serving', 'serving', 'serving']);
+    expect([...w.chains.values()].map((c) => c.targets)).toEqual([[1, 2, 3], [2, 3, 1], [3, 1, 2]]);
+    expect(w.chains.get(10)!.version).toBeGreaterThan(before);   // clients and daemons follow
+    // A record without a preferred order keeps today's relative order.
+    const old = world({ 1: 'syncing', 2: 'serving' }, { 10: [2, 1] });
+    run(old, [1, 2], { syncDone: [1] });
+    expect(old.chains.get(10)!.targets).toEqual([2, 1]);
+  });
+
   it('nothing changes when nothing happened', () => {
     const w = world({ 1: 'serving', 2: 'serving' }, { 10: [1, 2] });
     const { out } = run(w, [1, 2]);
