@@ -12,7 +12,8 @@ export const limits = {
   listReplyEntriesMax: 2048,
   clientInflightBytesDefault: 256 * 1024 * 1024,
   clientInflightBytesMax: 4096 * 1024 * 1024,
-  clientTimeoutMsDefault: 30_000,
+  /** One chunk request; shorter than clusterLimits.writeRetryMsDefault, the window around it. */
+  clientTimeoutMsDefault: 10_000,
   clientConnectionsPerServerMax: 16,
   serverIoThreadsDefault: 4,
   serverIoThreadsMax: 64,
@@ -117,6 +118,18 @@ export const clusterLimits = {
   writeRetryBackoffMsMax: 250,
   /** Reads try each serving replica, refreshing routing between rounds, this many rounds. */
   readRoundsMax: 10,
+  /**
+   * Hedged reads (as native/common/limits.h kReadHedge*): a chunk read not answered within
+   * readHedgeMedianFactor times the median of the last readHedgeSamplesMax answers (within
+   * the bounds; the upper one until readHedgeSamplesMin were seen) goes to a second replica.
+   */
+  readHedgeMedianFactor: 4,
+  readHedgeDelayMsMin: 20,
+  readHedgeDelayMsMax: 300,
+  readHedgeSamplesMax: 64,
+  readHedgeSamplesMin: 8,
+  /** While a chunk request waits, the routing is checked this often for its target leaving. */
+  routingWatchMs: 100,
   /** Chunks listed per resync page (<= limits.listReplyEntriesMax). */
   resyncListPage: 1024,
   /** Chunks copied at once by one resync. */

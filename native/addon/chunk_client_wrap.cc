@@ -45,6 +45,7 @@ Napi::Function ChunkClientWrap::Init(Napi::Env env) {
                       InstanceMethod<&ChunkClientWrap::List>("list"),
                       InstanceMethod<&ChunkClientWrap::Ping>("ping"),
                       InstanceMethod<&ChunkClientWrap::Stats>("stats"),
+                      InstanceMethod<&ChunkClientWrap::Abandon>("abandon"),
                       InstanceMethod<&ChunkClientWrap::Close>("close")});
 }
 
@@ -85,7 +86,30 @@ PendingPromise* ChunkClientWrap::Begin(Napi::Env env, Napi::Value* early) {
   return p;
 }
 
-void ChunkClientWrap::Finish(PendingPromise* p, const Status& s, std::function<Napi::Value(Napi::Env)> value) {
+ChunkClient::Abandon ChunkClientWrap::TokenFlag(Napi::Value value, uint64_t* token) {
+  *token = value.IsNumber() ? static_cast<uint64_t>(value.As<Napi::Number>().Int64Value()) : 0;
+  if (*token == 0) return nullptr;
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  std::lock_guard<std::mutex> lock(tokensMu_);
+  tokens_[*token] = flag;
+  return flag;
+}
+
+Napi::Value ChunkClientWrap::Abandon(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) return ThrowType(info.Env(), "abandon(token)");
+  const uint64_t token = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  std::lock_guard<std::mutex> lock(tokensMu_);
+  auto it = tokens_.find(token);
+  if (it != tokens_.end()) it->second->store(true);
+  return info.Env().Undefined();
+}
+
+void ChunkClientWrap::Finish(PendingPromise* p, const Status& s, std::function<Napi::Value(Napi::Env)> value,
+                             uint64_t token) {
+  if (token != 0) {
+    std::lock_guard<std::mutex> lock(tokensMu_);
+    tokens_.erase(token);
+  }
   CompletionQueue* q = completions_.get();
   q->Post([p, s, value = std::move(value), q](Napi::Env env) {
     p->Settle(env, s, value);
@@ -93,7 +117,7 @@ void ChunkClientWrap::Finish(PendingPromise* p, const Status& s, std::function<N
   });
 }
 
-// read(address, chunk, offset, target: Buffer, uncommitted) -> Promise<{ bytesRead, meta }>
+// read(address, chunk, offset, target: Buffer, uncommitted, token?) -> Promise<{ bytesRead, meta }>
 Napi::Value ChunkClientWrap::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string address;
@@ -112,18 +136,20 @@ Napi::Value ChunkClientWrap::Read(const Napi::CallbackInfo& info) {
   a.length = static_cast<uint32_t>(target.Length());
   a.flags = info[4].ToBoolean() ? frame::kReadUncommitted : 0;
   Napi::Promise promise = p->deferred.Promise();
-  client_->Read(address, a, target.Data(), [this, p](const Status& s, const ChunkMeta& meta, uint32_t n) {
+  uint64_t token;
+  ChunkClient::Abandon abandon = TokenFlag(info[5], &token);
+  client_->Read(address, a, target.Data(), [this, p, token](const Status& s, const ChunkMeta& meta, uint32_t n) {
     Finish(p, s, [meta, n](Napi::Env env) -> Napi::Value {
       Napi::Object o = Napi::Object::New(env);
       o.Set("bytesRead", Napi::Number::New(env, n));
       o.Set("meta", ChunkMetaToJs(env, meta));
       return o;
-    });
-  });
+    }, token);
+  }, abandon);
   return promise;
 }
 
-// write(address, chunk, offset, data: Buffer, { updateVersion, commit, replace, chunkSizeBytes })
+// write(address, chunk, offset, data: Buffer, { updateVersion, commit, replace, chunkSizeBytes, token? })
 //   -> Promise<ChunkMeta>
 Napi::Value ChunkClientWrap::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -157,9 +183,11 @@ Napi::Value ChunkClientWrap::Write(const Napi::CallbackInfo& info) {
     a.requestId = static_cast<uint64_t>(c.Get("requestId").ToNumber().Int64Value());
   }
   Napi::Promise promise = p->deferred.Promise();
-  client_->Write(address, a, data.Data(), [this, p](const Status& s, const ChunkMeta& meta) {
-    Finish(p, s, [meta](Napi::Env env) -> Napi::Value { return ChunkMetaToJs(env, meta); });
-  });
+  uint64_t token;
+  ChunkClient::Abandon abandon = TokenFlag(o.Get("token"), &token);
+  client_->Write(address, a, data.Data(), [this, p, token](const Status& s, const ChunkMeta& meta) {
+    Finish(p, s, [meta](Napi::Env env) -> Napi::Value { return ChunkMetaToJs(env, meta); }, token);
+  }, abandon);
   return promise;
 }
 

@@ -2,6 +2,8 @@
 // validates arguments before calling them; these re-check only what memory safety needs.
 #pragma once
 
+#include <mutex>
+#include <unordered_map>
 #include <memory>
 
 #include "addon/js_bridge.h"
@@ -66,14 +68,24 @@ class ChunkClientWrap : public Napi::ObjectWrap<ChunkClientWrap> {
   Napi::Value Ping(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  // abandon(token): gives up on the read or write started with that token (ChunkClient's
+  // `abandon`): it settles with ETIMEDOUT within a timer tick unless its answer is arriving.
+  // Unknown (settled) tokens are ignored.
+  Napi::Value Abandon(const Napi::CallbackInfo& info);
   // Starts a JS operation: returns its PendingPromise, or null (and a rejected promise in
   // *early) when the client is closed.
   PendingPromise* Begin(Napi::Env env, Napi::Value* early);
-  // From a native thread: settle `p` on the JS thread with `value`.
-  void Finish(PendingPromise* p, const Status& s, std::function<Napi::Value(Napi::Env)> value);
+  // From a native thread: settle `p` on the JS thread with `value`; forgets `token` (0: none).
+  void Finish(PendingPromise* p, const Status& s, std::function<Napi::Value(Napi::Env)> value, uint64_t token = 0);
+  // The abandon flag of a new operation with JS token `value` (null without a token).
+  ChunkClient::Abandon TokenFlag(Napi::Value value, uint64_t* token);
 
   std::unique_ptr<ChunkClient> client_;
   std::unique_ptr<CompletionQueue> completions_;
+  std::mutex tokensMu_;
+  // GUARDED_BY(tokensMu_): operations in flight that JS may abandon (bounded by the client's
+  // queued calls, limits::kClientQueuedCallsMax).
+  std::unordered_map<uint64_t, std::shared_ptr<std::atomic<bool>>> tokens_;
 };
 
 }  // namespace millpond::addon

@@ -93,12 +93,13 @@ void ChunkClient::OnDone(ClientCall* call) {
   delete op;
 }
 
-void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done) {
+void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
+                       Abandon abandon) {
   if (local_) {
     switch (local_->RouteFor(address)) {
       case LocalReader::Route::kLocal: {
-        auto fallback = [this, address, args, dst, done] { ReadRemote(address, args, dst, done); };
-        if (local_->Submit(address, args, dst, done, std::move(fallback))) return;
+        auto fallback = [this, address, args, dst, done, abandon] { ReadRemote(address, args, dst, done, abandon); };
+        if (local_->Submit(address, args, dst, done, std::move(fallback), abandon)) return;
         break;
       }
       case LocalReader::Route::kProbe:
@@ -108,7 +109,7 @@ void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, 
         break;
     }
   }
-  ReadRemote(address, args, dst, std::move(done));
+  ReadRemote(address, args, dst, std::move(done), std::move(abandon));
 }
 
 void ChunkClient::ProbeLocal(const std::string& address) {
@@ -118,9 +119,11 @@ void ChunkClient::ProbeLocal(const std::string& address) {
   Submit(address, op);
 }
 
-void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done) {
+void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
+                             Abandon abandon) {
   Op* op = new Op;
   op->opcode = frame::kRead;
+  op->abandon = std::move(abandon);
   frame::Put(&op->meta, args);
   op->replyData.push_back({dst, args.length});
   op->decode = [done = std::move(done)](Op* o) {
@@ -132,9 +135,11 @@ void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& 
   Submit(address, op);
 }
 
-void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done) {
+void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done,
+                        Abandon abandon) {
   Op* op = new Op;
   op->opcode = frame::kWrite;
+  op->abandon = std::move(abandon);
   args.payloadChecksum = Crc32c(data, args.length);
   frame::Put(&op->meta, args);
   op->payload = data;

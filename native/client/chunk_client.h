@@ -3,6 +3,7 @@
 // runs exactly once on a transport thread. In-flight bytes are bounded by the transport.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -49,10 +50,16 @@ class ChunkClient {
   ~ChunkClient();
 
   // REQUIRES for all: buffers stay valid until the callback runs.
+  // `abandon` (may be null): once true, the request ends with kTimedOut within about
+  // limits::kTimerTickMs unless its answer is already arriving (ClientCall::abandon). The
+  // callback still runs exactly once, and buffers may be written until it runs.
+  using Abandon = std::shared_ptr<const std::atomic<bool>>;
   // A read for a server on this host goes through a local descriptor when it can (above).
-  void Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done);
+  void Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
+            Abandon abandon = nullptr);
   // args.payloadChecksum and args.length are filled here from data.
-  void Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done);
+  void Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done,
+             Abandon abandon = nullptr);
   // dsts[i] receives reads[i].length bytes (zero-padded past a short read).
   void BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
                  const std::vector<char*>& dsts, BatchDone done);
@@ -72,7 +79,8 @@ class ChunkClient {
   struct Op;
   explicit ChunkClient(const ChunkClientOptions& options) : options_(options) {}
   void Submit(const std::string& address, Op* op);
-  void ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done);
+  void ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
+                  Abandon abandon);
   void ProbeLocal(const std::string& address);
   void OnDone(ClientCall* call);
 

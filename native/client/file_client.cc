@@ -61,19 +61,41 @@ Clock::duration Backoff(uint32_t capMs) {
 
 // The retry state of one piece.
 struct FileClient::Op {
-  // Reads: the replicas of this round (random non-tail first, the tail last) and the one tried.
+  // One request in flight for the piece.
+  struct Attempt {
+    bool inflight = false;
+    std::string address;
+    uint32_t chainVersion = 0;  // writes: of the route the request was sent at
+    Clock::time_point sentAt;
+    std::shared_ptr<std::atomic<bool>> abandon;  // set: the transport ends the request now
+  };
+  // Reads: the replicas of this round (random non-tail first, the tail last) and the index of
+  // the next one to try. Up to two attempts run at once: [0] reads into the piece's buffer,
+  // [1] (a hedge, or a retry while [0] still stalls) into hedgeBuf. The first valid answer
+  // wins; the piece is finished once no attempt is in flight, since until then a request's
+  // buffer may still be written.
   uint32_t round = 0;
   std::vector<std::string> order;
   size_t next = 0;
-  // Writes: the ids every attempt carries, and the bounds of the retries.
+  Attempt attempts[2];
+  std::unique_ptr<char[]> hedgeBuf;
+  int winner = -1;  // reads: the attempt whose answer is taken; kHole: a hole; -1: none yet
+  uint32_t winnerBytes = 0;
+  // Writes: the ids every attempt carries, and the bounds of the retries (attempts[0] only).
   uint64_t requestId = 0;
   uint32_t attempt = 1;
   Clock::time_point deadline;
   // Both.
   bool refresh = false;  // refresh routing before the next attempt
   Clock::time_point wakeAt;
-  std::string address;   // of the attempt in flight
   Status last;
+
+  static constexpr int kHole = -2;
+  int InflightCount() const { return int{attempts[0].inflight} + int{attempts[1].inflight}; }
+  void AbandonAll() {
+    for (Attempt& a : attempts)
+      if (a.inflight && a.abandon) a.abandon->store(true);
+  }
 };
 
 // One ReadPieces/WritePieces call. Driven by the calling thread; transport threads only queue
@@ -81,6 +103,7 @@ struct FileClient::Op {
 struct FileClient::Run {
   struct Done {
     size_t index;
+    int slot;
     Status status;
     uint32_t bytesRead;
   };
@@ -89,25 +112,51 @@ struct FileClient::Run {
   std::vector<Op> ops;
   std::deque<size_t> ready;    // to send now
   std::vector<size_t> delayed; // to send at ops[i].wakeAt
-  size_t inflight = 0;         // sent, completion not handled
+  size_t inflight = 0;         // requests sent, completion not handled
+  Clock::duration hedgeDelay{};  // reads: a second replica is asked after this
   Status first;                // the first failure
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Done> done;  // GUARDED_BY(mu)
 
-  void Complete(size_t index, const Status& s, uint32_t bytesRead) {
+  void Complete(size_t index, int slot, const Status& s, uint32_t bytesRead) {
     std::lock_guard<std::mutex> lock(mu);
-    done.push_back({index, s, bytesRead});
+    done.push_back({index, slot, s, bytesRead});
     cv.notify_one();
   }
   void Fail(const Status& s) {
-    if (first.ok()) first = s;
+    if (first.ok()) {
+      first = s;
+      for (Op& op : ops) op.AbandonAll();  // nothing waits for a stalled replica now
+    }
   }
 };
 
 Status FileClient::ReadPieces(std::vector<ChunkPiece>* pieces) { return RunPieces(false, pieces); }
 Status FileClient::WritePieces(std::vector<ChunkPiece>* pieces) { return RunPieces(true, pieces); }
+
+void FileClient::RecordReadLatency(Clock::duration d) {
+  const uint32_t us = static_cast<uint32_t>(
+      std::min<int64_t>(UINT32_MAX, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+  std::lock_guard<std::mutex> lock(latencyMu_);
+  latencyUs_[latencyNext_++ % latencyUs_.size()] = us;
+  latencyCount_ = std::min<size_t>(latencyCount_ + 1, latencyUs_.size());
+}
+
+std::chrono::milliseconds FileClient::ReadHedgeDelay() {
+  std::vector<uint32_t> samples;
+  {
+    std::lock_guard<std::mutex> lock(latencyMu_);
+    samples.assign(latencyUs_.begin(), latencyUs_.begin() + latencyCount_);
+  }
+  // Too few answers seen to know what slow is: the upper bound.
+  if (samples.size() < limits::kReadHedgeSamplesMin) return std::chrono::milliseconds(limits::kReadHedgeDelayMsMax);
+  auto mid = samples.begin() + samples.size() / 2;
+  std::nth_element(samples.begin(), mid, samples.end());
+  const uint64_t ms = uint64_t{*mid} * limits::kReadHedgeMedianFactor / 1000;
+  return std::chrono::milliseconds(std::clamp<uint64_t>(ms, limits::kReadHedgeDelayMsMin, limits::kReadHedgeDelayMsMax));
+}
 
 Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
   if (pieces->empty()) return Status::OK();
@@ -115,6 +164,7 @@ Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
   run.write = write;
   run.pieces = pieces;
   run.ops.resize(pieces->size());
+  if (!write) run.hedgeDelay = ReadHedgeDelay();
   const auto deadline = Clock::now() + std::chrono::milliseconds(options_.writeRetryMs);
   for (size_t i = 0; i < pieces->size(); i++) {
     if (write) {
@@ -123,6 +173,7 @@ Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
     }
     run.ready.push_back(i);
   }
+  auto nextWatch = Clock::now() + std::chrono::milliseconds(limits::kTimerTickMs);
   for (;;) {
     if (!run.first.ok()) {
       run.ready.clear();
@@ -143,14 +194,26 @@ Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
       Issue(&run, i);
     }
     if (run.inflight == 0 && run.ready.empty() && run.delayed.empty()) break;
+    // While requests are in flight: hedge slow reads, and give up on requests to targets the
+    // routing no longer sends them to.
+    Clock::time_point wake = Clock::time_point::max();
+    if (run.inflight > 0) {
+      if (now >= nextWatch) {
+        Watch(&run);
+        nextWatch = now + std::chrono::milliseconds(limits::kTimerTickMs);
+      }
+      if (!run.write && run.first.ok()) Hedge(&run, now, &wake);
+      wake = std::min(wake, nextWatch);
+    }
+    for (size_t i : run.delayed) wake = std::min(wake, run.ops[i].wakeAt);
 
     std::deque<Run::Done> finished;
     {
       std::unique_lock<std::mutex> lock(run.mu);
       auto any = [&] { return !run.done.empty(); };
-      if (!run.delayed.empty() && run.ready.empty()) {
-        Clock::time_point wake = Clock::time_point::max();
-        for (size_t i : run.delayed) wake = std::min(wake, run.ops[i].wakeAt);
+      if (!run.ready.empty() && run.inflight < options_.chunksInflight && run.first.ok()) {
+        // more to send at once
+      } else if (wake != Clock::time_point::max()) {
         run.cv.wait_until(lock, wake, any);
       } else {
         run.cv.wait(lock, any);
@@ -159,10 +222,47 @@ Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
     }
     for (const Run::Done& d : finished) {
       run.inflight--;
-      Handle(&run, d.index, d.status, d.bytesRead);
+      Handle(&run, d.index, d.slot, d.status, d.bytesRead);
     }
   }
   return run.first;
+}
+
+void FileClient::Watch(Run* run) {
+  for (size_t i = 0; i < run->ops.size(); i++) {
+    Op& op = run->ops[i];
+    if (op.InflightCount() == 0) continue;
+    ChainRoute route;
+    if (!routing_->Route((*run->pieces)[i].chainId, &route).ok()) continue;
+    for (Op::Attempt& a : op.attempts) {
+      if (!a.inflight || a.abandon->load()) continue;
+      bool gone;
+      if (run->write) {  // a head the routing replaced: resend to the new one at once
+        gone = route.version != a.chainVersion && route.head != a.address;
+      } else {           // a replica that no longer serves (offline, or syncing again)
+        gone = std::find(route.serving.begin(), route.serving.end(), a.address) == route.serving.end();
+      }
+      if (gone) {
+        a.abandon->store(true);
+        counters_.abandonedRequests++;
+      }
+    }
+  }
+}
+
+void FileClient::Hedge(Run* run, Clock::time_point now, Clock::time_point* wake) {
+  for (size_t i = 0; i < run->ops.size(); i++) {
+    Op& op = run->ops[i];
+    if (op.InflightCount() != 1 || op.winner != -1 || op.next >= op.order.size()) continue;
+    const Op::Attempt& a = op.attempts[op.attempts[0].inflight ? 0 : 1];
+    const auto at = a.sentAt + run->hedgeDelay;
+    if (at > now) {
+      *wake = std::min(*wake, at);
+      continue;
+    }
+    counters_.hedgedReads++;
+    IssueRead(run, i);
+  }
 }
 
 void FileClient::Issue(Run* run, size_t index) {
@@ -173,6 +273,10 @@ void FileClient::Issue(Run* run, size_t index) {
     routing_->Refresh();  // a failure leaves the cached routing, which the next attempt uses
   }
   if (!run->write) {
+    // Hedges and retries of one piece may cross: two requests at most, none after an answer,
+    // and a new round only once the last one ended.
+    if (op.winner != -1 || op.InflightCount() >= 2) return;
+    if (op.next >= op.order.size() && op.InflightCount() > 0) return;
     if (op.next >= op.order.size()) {  // a new round
       ChainRoute route;
       Status s = routing_->Route(p.chainId, &route);
@@ -180,28 +284,23 @@ void FileClient::Issue(Run* run, size_t index) {
       op.order = ReadOrder(route);
       op.next = 0;
       if (op.order.empty()) {
-        return Handle(run, index, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
+        return Handle(run, index, -1, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
       }
     }
-    op.address = op.order[op.next];
-    frame::ReadArgs args;
-    args.chunk = p.chunk;
-    args.offset = p.offsetInChunk;
-    args.length = p.lengthBytes;
-    run->inflight++;
-    counters_.chunkReads++;
-    chunks_->Read(op.address, args, p.dst, [run, index](const Status& s, const ChunkMeta&, uint32_t n) {
-      run->Complete(index, s, n);
-    });
-    return;
+    return IssueRead(run, index);
   }
   ChainRoute route;
   Status s = routing_->Route(p.chainId, &route);
   if (!s.ok()) return run->Fail(s);
   if (route.head.empty()) {
-    return Handle(run, index, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
+    return Handle(run, index, -1, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
   }
-  op.address = route.head;
+  Op::Attempt& a = op.attempts[0];
+  a.inflight = true;
+  a.address = route.head;
+  a.chainVersion = route.version;
+  a.sentAt = Clock::now();
+  a.abandon = std::make_shared<std::atomic<bool>>(false);
   frame::WriteArgs args;
   args.chunk = p.chunk;
   args.offset = p.offsetInChunk;
@@ -214,34 +313,81 @@ void FileClient::Issue(Run* run, size_t index) {
   args.requestId = op.requestId;  // the same on every attempt: the head applies it once
   run->inflight++;
   counters_.chunkWrites++;
-  chunks_->Write(op.address, args, p.src, [run, index](const Status& s, const ChunkMeta&) {
-    run->Complete(index, s, 0);
-  });
+  chunks_->Write(a.address, args, p.src, [run, index](const Status& s, const ChunkMeta&) {
+    run->Complete(index, 0, s, 0);
+  }, a.abandon);
 }
 
-void FileClient::Handle(Run* run, size_t index, const Status& s, uint32_t bytesRead) {
+void FileClient::IssueRead(Run* run, size_t index) {
   Op& op = run->ops[index];
   ChunkPiece& p = (*run->pieces)[index];
+  const int slot = op.attempts[0].inflight ? 1 : 0;
+  Op::Attempt& a = op.attempts[slot];
+  char* dst = p.dst;
+  if (slot == 1) {
+    if (!op.hedgeBuf) op.hedgeBuf.reset(new char[p.lengthBytes > 0 ? p.lengthBytes : 1]);
+    dst = op.hedgeBuf.get();
+  }
+  a.inflight = true;
+  a.address = op.order[op.next++];
+  a.sentAt = Clock::now();
+  a.abandon = std::make_shared<std::atomic<bool>>(false);
+  frame::ReadArgs args;
+  args.chunk = p.chunk;
+  args.offset = p.offsetInChunk;
+  args.length = p.lengthBytes;
+  run->inflight++;
+  counters_.chunkReads++;
+  chunks_->Read(a.address, args, dst, [run, index, slot](const Status& s, const ChunkMeta&, uint32_t n) {
+    run->Complete(index, slot, s, n);
+  }, a.abandon);
+}
+
+void FileClient::FinishRead(Run* run, size_t index) {
+  Op& op = run->ops[index];
+  ChunkPiece& p = (*run->pieces)[index];
+  if (op.winner == Op::kHole) {
+    std::memset(p.dst, 0, p.lengthBytes);
+    counters_.holes++;
+  } else {
+    if (op.winner == 1) std::memcpy(p.dst, op.hedgeBuf.get(), op.winnerBytes);
+    if (op.winnerBytes < p.lengthBytes) std::memset(p.dst + op.winnerBytes, 0, p.lengthBytes - op.winnerBytes);
+  }
+  op.hedgeBuf.reset();
+}
+
+void FileClient::Handle(Run* run, size_t index, int slot, const Status& s, uint32_t bytesRead) {
+  Op& op = run->ops[index];
   auto now = Clock::now();
+  std::string address;
+  if (slot >= 0) {
+    Op::Attempt& a = op.attempts[slot];
+    a.inflight = false;
+    address = a.address;
+    if (!run->write && s.ok()) RecordReadLatency(now - a.sentAt);
+  }
   if (!run->write) {
-    if (s.ok()) {
-      if (bytesRead < p.lengthBytes) std::memset(p.dst + bytesRead, 0, p.lengthBytes - bytesRead);
+    if (op.winner != -1 || !run->first.ok()) {  // decided: wait for the other request's end
+      if (op.winner != -1 && op.InflightCount() == 0) FinishRead(run, index);
       return;
     }
-    bool tail = !op.order.empty() && op.address == op.order.back();
-    if (s.code() == StatusCode::kNotFound && tail) {  // never written: a hole
-      std::memset(p.dst, 0, p.lengthBytes);
-      counters_.holes++;
+    const bool tail = !op.order.empty() && address == op.order.back();
+    if (s.ok() || (s.code() == StatusCode::kNotFound && tail)) {  // an answer, or never written
+      op.winner = s.ok() ? slot : Op::kHole;
+      op.winnerBytes = s.ok() ? bytesRead : 0;
+      op.AbandonAll();
+      if (op.InflightCount() == 0) FinishRead(run, index);
       return;
     }
     // ENOENT at a non-tail replica: the write may not have reached it yet; ask the others.
     if (!Retryable(s.code()) && s.code() != StatusCode::kNotFound) return run->Fail(s);
     op.last = s;
     if (run->first.ok()) counters_.readRetries++;
-    if (++op.next < op.order.size()) {
+    if (op.next < op.order.size()) {  // the next replica now, even while another request stalls
       run->ready.push_back(index);
       return;
     }
+    if (op.InflightCount() > 0) return;  // the other request may still answer
     if (++op.round >= limits::kReadRoundsMax) return run->Fail(op.last);
     op.order.clear();
     op.next = 0;
@@ -259,6 +405,7 @@ void FileClient::Handle(Run* run, size_t index, const Status& s, uint32_t bytesR
   op.wakeAt = now + Backoff(std::min(limits::kWriteRetryBackoffMsMax, 10 * op.attempt));
   run->delayed.push_back(index);
 }
+
 
 // ---------------------------------------------------------------- FileClient
 
@@ -310,7 +457,7 @@ Status FileClient::Open(const std::string& path, const OpenFlags& flags, uint32_
 }
 
 void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t length, char* dst,
-                               std::function<void(bool)> done) {
+                               std::function<void(bool)> done, ChunkClient::Abandon abandon) {
   ChainRoute route;
   if (!routing_->Route(chainId, &route).ok() || route.serving.empty()) return done(false);
   const std::vector<std::string> order = ReadOrder(route);
@@ -328,7 +475,7 @@ void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t 
                     return done(false);
                   }
                   done(true);
-                });
+                }, std::move(abandon));
 }
 
 std::shared_ptr<ReadAhead> FileClient::ReadAheadFor(const Inode& inode) {

@@ -12,9 +12,17 @@
 //    the next on those errors and on ENOENT at a non-tail replica (the tail commits first);
 //    after a round over all of them it refreshes routing, for limits::kReadRoundsMax rounds;
 //  - chunks never written (ENOENT at the tail) and bytes past a chunk's end read as zeros, up
-//    to the file's length.
+//    to the file's length;
+//  - a read not answered within the hedge delay (limits::kReadHedgeMedianFactor times the
+//    median of recent chunk reads, within [kReadHedgeDelayMsMin, kReadHedgeDelayMsMax]) is
+//    also sent to the next replica; the first valid answer wins and the other request is
+//    abandoned (a paused server must not stall readers for the whole request timeout);
+//  - while requests wait, the routing is watched: a request to a target that left the
+//    serving replicas (reads) or a head the routing replaced (writes) is abandoned at once,
+//    and the write is resent to the new head.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -66,6 +74,8 @@ struct FileClientCounters {
   std::atomic<uint64_t> prefetches{0};       // whole-chunk reads started ahead of the reader
   std::atomic<uint64_t> prefetchHits{0};     // pieces of Read() served from prefetched chunks
   std::atomic<uint64_t> writeBehindBatches{0};  // batches the background flushers wrote
+  std::atomic<uint64_t> hedgedReads{0};      // reads sent to a second replica as the first was slow
+  std::atomic<uint64_t> abandonedRequests{0};  // requests given up: their target left the route
 };
 
 // One piece of a file operation: a byte range inside one chunk.
@@ -107,7 +117,9 @@ class FileClient {
   // bytes (zeros past its end or for a hole); `done(false)` otherwise, and the reader reads
   // it itself with the retry rules. Thread-safe.
   void PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t length, char* dst,
-                     std::function<void(bool)> done);
+                     std::function<void(bool)> done, ChunkClient::Abandon abandon = nullptr);
+  // How long a chunk read may take before a second replica is asked too (see above).
+  std::chrono::milliseconds ReadHedgeDelay();
   // The read-ahead state shared by every handle of `inode` (null without read-ahead).
   std::shared_ptr<ReadAhead> ReadAheadFor(const Inode& inode);
   // Buffers of prefetched chunks, reused across files: fresh ones would cost page faults.
@@ -128,8 +140,16 @@ class FileClient {
   explicit FileClient(const FileClientOptions& options);
   Status RunPieces(bool write, std::vector<ChunkPiece>* pieces);
   void Issue(Run* run, size_t index);
-  // Decides what a finished attempt means: done, next replica, later, or failed.
-  void Handle(Run* run, size_t index, const Status& s, uint32_t bytesRead);
+  void IssueRead(Run* run, size_t index);  // to the next replica of the piece's round
+  // Decides what a finished request (slot -1: none was sent) means: done, next replica,
+  // later, or failed.
+  void Handle(Run* run, size_t index, int slot, const Status& s, uint32_t bytesRead);
+  void FinishRead(Run* run, size_t index);  // REQUIRES: answered, no request in flight
+  // Abandons requests to targets the current routing does not send them to.
+  void Watch(Run* run);
+  // Sends reads slower than the hedge delay to a second replica; *wake: the next such moment.
+  void Hedge(Run* run, std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point* wake);
+  void RecordReadLatency(std::chrono::steady_clock::duration d);
 
   const FileClientOptions options_;
   FileClientCounters counters_;
@@ -140,6 +160,10 @@ class FileClient {
   std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
   std::unique_ptr<ChunkClient> chunks_;
   BufferPool readAheadBuffers_{limits::kFileReadAheadPoolBytesMax};
+  std::mutex latencyMu_;
+  std::array<uint32_t, limits::kReadHedgeSamplesMax> latencyUs_{};  // GUARDED_BY(latencyMu_): recent answers
+  size_t latencyNext_ = 0;                    // GUARDED_BY(latencyMu_)
+  size_t latencyCount_ = 0;                   // GUARDED_BY(latencyMu_)
   std::mutex readAheadMu_;
   // GUARDED_BY(readAheadMu_): by (inode, mtimeMs, lengthBytes) at open
   std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_;

@@ -1,9 +1,11 @@
 #include "client/local_reader.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "common/limits.h"
@@ -98,14 +100,22 @@ void LocalReader::ReturnConnection(const std::string& address, UniqueFd conn) {
 }
 
 bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-                         std::function<void()> fallback) {
-  return workers_->TryPush([this, address, args, dst, done = std::move(done), fallback = std::move(fallback)] {
+                         std::function<void()> fallback, std::shared_ptr<const std::atomic<bool>> abandon) {
+  return workers_->TryPush([this, address, args, dst, done = std::move(done), fallback = std::move(fallback),
+                            abandon = std::move(abandon)] {
     UniqueFd conn;
     ChunkMeta meta;
     uint32_t n = 0;
     bool broken = true;
+    if (abandon && abandon->load()) return done(Status::TimedOut("local read of " + address + " abandoned"), meta, 0);
     Status s = TakeConnection(address, &conn);
-    if (s.ok()) s = ReadOne(conn.get(), args, dst, &meta, &n, &broken);
+    if (s.ok()) s = ReadOne(conn.get(), args, dst, &meta, &n, &broken, abandon.get());
+    if (broken && abandon && abandon->load()) {
+      // The server stalled and the caller gave up: no fallback to the same server over the
+      // network (a second wait). The connection holds an unanswered request: dropped.
+      counters_.abandoned++;
+      return done(Status::TimedOut("local read of " + address + " abandoned"), meta, 0);
+    }
     if (broken) {
       counters_.fallbacks++;
       Forget(address);
@@ -121,7 +131,7 @@ bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args
 }
 
 Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, char* dst, ChunkMeta* meta,
-                            uint32_t* bytesRead, bool* broken) {
+                            uint32_t* bytesRead, bool* broken, const std::atomic<bool>* abandon) {
   *broken = true;
   frame::Header request;
   request.opcode = frame::kOpenLocal;
@@ -132,6 +142,17 @@ Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, char* dst, Ch
   frame::Put(&out, args);
   MP_RETURN_IF_ERROR(SendWithFd(conn, out.data(), out.size(), -1, timeoutMs_));
 
+  // Wait for the reply in ticks, so an abandoned read lets go of a stalled server at once.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs_);
+  for (;;) {
+    struct pollfd p = {conn, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(limits::kTimerTickMs));
+    if (r > 0) break;
+    if (r < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + std::strerror(errno));
+    if (abandon != nullptr && abandon->load()) return Status::TimedOut("local read abandoned");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Status::TimedOut("no reply on the local socket within " + std::to_string(timeoutMs_) + " ms");
+  }
   UniqueFd file;
   uint8_t raw[frame::kHeaderBytes];
   MP_RETURN_IF_ERROR(RecvWithFd(conn, raw, sizeof raw, timeoutMs_, &file));

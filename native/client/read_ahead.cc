@@ -40,7 +40,7 @@ void ReadAhead::Serve(uint64_t offset, uint64_t n, uint64_t fileLength, const st
   for (const std::shared_ptr<Prefetch>& e : start) {
     client_->mutable_counters().prefetches++;
     client_->PrefetchChunk(layout::ChainOfChunk(chains, e->index), ChunkId{inodeId_, e->index}, e->lengthBytes,
-                           e->data.data(), [this, e](bool ok) { Finish(e, ok); });
+                           e->data.data(), [this, e](bool ok) { Finish(e, ok); }, e->abandon);
   }
   lock.lock();
   for (const ChunkPiece& p : pieces) {
@@ -50,7 +50,14 @@ void ReadAhead::Serve(uint64_t offset, uint64_t n, uint64_t fileLength, const st
       continue;
     }
     std::shared_ptr<Prefetch> e = it->second;  // keeps the buffer while we wait unlocked
-    cv_.wait(lock, [&] { return e->state != Prefetch::State::kPending; });
+    // A prefetch slower than a hedge is not waited for: the reader reads the piece itself,
+    // with hedging, into its own buffer (the prefetch's buffer stays the prefetch's).
+    const auto giveUpAt = e->startedAt + client_->ReadHedgeDelay();
+    if (!cv_.wait_until(lock, giveUpAt, [&] { return e->state != Prefetch::State::kPending; })) {
+      e->abandon->store(true);
+      misses->push_back(p);
+      continue;
+    }
     if (e->state == Prefetch::State::kReady && p.offsetInChunk + p.lengthBytes <= e->lengthBytes) {
       std::memcpy(p.dst, e->data.data() + p.offsetInChunk, p.lengthBytes);
       client_->mutable_counters().prefetchHits++;
@@ -84,6 +91,7 @@ void ReadAhead::PlanLocked(uint64_t first, uint64_t end, uint64_t keepFrom, uint
     if (!client_->readAheadBuffers().TryAcquire(len, &e->data).ok()) break;  // the client's pool is spent
     e->index = static_cast<uint32_t>(index);
     e->lengthBytes = len;
+    e->startedAt = std::chrono::steady_clock::now();
     cache_[e->index] = e;
     cacheBytes_ += len;
     inflight_++;

@@ -11,6 +11,8 @@
 // current read are dropped. A failed prefetch is not an error: the read does it itself.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -50,6 +52,10 @@ class ReadAhead {
     uint32_t index = 0;
     uint32_t lengthBytes = 0;  // requested: the chunk's bytes below the file's length
     AlignedBuffer data;        // aligned: a local read lands in it without staging
+    std::chrono::steady_clock::time_point startedAt;
+    // Set when a reader stopped waiting for it (slower than the hedge delay: a paused
+    // server): the request ends at once instead of at its timeout.
+    std::shared_ptr<std::atomic<bool>> abandon = std::make_shared<std::atomic<bool>>(false);
   };
   // REQUIRES: mu_ held. Registers the chunks of the window [first, end) not cached yet.
   void PlanLocked(uint64_t first, uint64_t end, uint64_t keepFrom, uint64_t fileLength,

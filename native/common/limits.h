@@ -39,7 +39,7 @@ constexpr uint32_t kServerIoThreadsMax = 64;
 constexpr uint32_t kServerQueuedCallsMax = 8192;      // calls waiting for an I/O thread
 constexpr size_t kServerBufferBytesMax = size_t{1024} << 20; // request and reply buffers in use
 constexpr uint32_t kServerFrameTimeoutMsDefault = 30000;  // a started frame must finish by then
-constexpr uint32_t kServerBufferWaitMs = 30000;       // for request/reply buffer memory
+constexpr uint32_t kServerBufferWaitMs = 5000;        // for request/reply buffer memory
 // A payload being received takes buffer memory at most this far ahead of the bytes that
 // arrived (none before its first byte): announcing a write reserves nothing.
 constexpr uint32_t kServerReceiveAheadBytes = 1024 * 1024;
@@ -63,8 +63,13 @@ constexpr size_t kLocalReadStagingBytesMax = size_t{256} << 20;  // per client: 
 constexpr size_t kClientInflightBytesDefault = size_t{256} << 20;
 constexpr size_t kClientInflightBytesMax = size_t{4096} << 20;
 constexpr uint32_t kClientQueuedCallsMax = 65536;     // submitted, not yet answered, per client
-constexpr uint32_t kClientTimeoutMsDefault = 30000;
+// One chunk request. Shorter than the write retry window around it (kWriteRetryMsDefault):
+// a request stuck at a paused server must leave the window room to go elsewhere.
+constexpr uint32_t kClientTimeoutMsDefault = 10000;
 constexpr uint32_t kClientConnectTimeoutMs = 5000;
+// A chain write's forward from one target to its successor, inside the writer's request to
+// the head: it fails (and the head answers) before the writer gives up on the head.
+constexpr uint32_t kChainForwardTimeoutMs = 5000;
 constexpr uint32_t kClientServersMax = 4096;          // distinct server addresses per client
 constexpr uint32_t kClientConnectionsPerServerMax = 16;
 constexpr uint32_t kTimerTickMs = 100;                // how often deadlines are checked
@@ -93,7 +98,7 @@ constexpr uint32_t kRdmaConnectionsMax = 256;         // queue pairs per server 
 constexpr uint32_t kRdmaHandshakeBytes = 64;          // fixed size of either handshake message
 constexpr uint32_t kRdmaHandshakeTimeoutMs = 5000;
 constexpr uint32_t kRdmaPendingHandshakesMax = 64;    // adopted sockets not yet handshaken
-constexpr uint32_t kRdmaResourceWaitMsMax = 30000;    // waiting for a send slot or pool blocks
+constexpr uint32_t kRdmaResourceWaitMsMax = 5000;     // waiting for a send slot or pool blocks
 constexpr uint32_t kRdmaPollSpinRounds = 16;          // empty polls before blocking on the channel
 constexpr uint8_t kRdmaGidIndexScanMax = 32;
 // Queue pair timing (IB encodings): ack timeout 4.096us * 2^14 = 67 ms, 7 retries; RNR retry
@@ -143,6 +148,14 @@ constexpr uint32_t kWriteRetryMsDefault = 30000;         // a chain write retrie
 constexpr uint32_t kWriteAttemptsMax = 200;
 constexpr uint32_t kWriteRetryBackoffMsMax = 250;
 constexpr uint32_t kReadRoundsMax = 10;                  // rounds over a chain's serving replicas
+// Hedged reads (client/file_client.h): a chunk read not answered within kReadHedgeMedianFactor
+// times the median of the client's last kReadHedgeSamplesMax answers (clamped to the bounds;
+// the upper one until kReadHedgeSamplesMin answers were seen) is sent to a second replica too.
+constexpr uint32_t kReadHedgeMedianFactor = 4;
+constexpr uint32_t kReadHedgeDelayMsMin = 20;
+constexpr uint32_t kReadHedgeDelayMsMax = 300;
+constexpr size_t kReadHedgeSamplesMax = 64;
+constexpr size_t kReadHedgeSamplesMin = 8;
 constexpr uint32_t kFileChunksInflightDefault = 8;       // chunk reads or writes of one call at once
 constexpr uint32_t kFileChunksInflightMax = 256;
 constexpr size_t kFileWriteBehindBytesDefault = size_t{64} << 20;   // buffered writes per handle
@@ -168,5 +181,18 @@ constexpr size_t kFuseWriteBehindBytesDefault = size_t{16} << 20;  // per open f
 constexpr uint32_t kFuseGroupsMax = 64;                  // supplementary groups sent per caller (metaLimits.gidsMax)
 constexpr uint32_t kFuseReadAheadKbDefault = 4096;       // the mount's kernel read-ahead window
 constexpr uint32_t kFuseMountReadyMsMax = 30000;         // a daemon's parent waits this long for the mount
+
+// ---- nested waits: every timeout is shorter than the retry window or request around it, so
+// one stuck step never uses up the whole window (issue 9 item 8: a 30 s request inside a 30 s
+// write window let one paused head fail writes though two replicas were healthy).
+static_assert(kClientConnectTimeoutMs + kClientTimeoutMsDefault < kWriteRetryMsDefault,
+              "a chunk request (with its connect) fits the write retry window with room to retry");
+static_assert(kMgmtdCallTimeoutMsDefault < kWriteRetryMsDefault, "a routing refresh inside the write window");
+static_assert(kChainForwardTimeoutMs < kClientTimeoutMsDefault, "a head's forward inside the writer's request");
+static_assert(kServerBufferWaitMs < kClientTimeoutMsDefault, "a server's wait for buffers inside the request");
+static_assert(kRdmaResourceWaitMsMax < kClientTimeoutMsDefault, "an RDMA server's wait for blocks inside the request");
+static_assert(kRdmaHandshakeTimeoutMs < kClientTimeoutMsDefault, "an RDMA handshake inside the request");
+static_assert(kReadHedgeDelayMsMax < kClientTimeoutMsDefault, "a hedge starts long before the request times out");
+static_assert(kTimerTickMs < kReadHedgeDelayMsMax, "deadlines are checked often enough for hedges");
 
 }  // namespace millpond::limits

@@ -48,6 +48,7 @@ Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
   ChunkClientOptions forward;
   forward.transport = server->rdma_ ? TransportChoice::kAuto : TransportChoice::kTcp;
   forward.localReadThreads = 0;  // forwards are writes
+  forward.timeoutMs = limits::kChainForwardTimeoutMs;  // inside the writer's request timeout
   MP_RETURN_IF_ERROR(ChunkClient::Create(forward, &server->forwarder_));
   if (options.localReads) MP_RETURN_IF_ERROR(LocalReadServer::Start(store, options.frameTimeoutMs, &server->local_));
   server->tcp_ = NewTcpServerTransport();

@@ -200,16 +200,30 @@ class TcpClientConnection {
     }
   }
 
-  // Fails calls whose deadline passed. Their late replies are discarded on arrival.
+  // Fails calls whose deadline passed or that were abandoned. Their late replies are
+  // discarded on arrival. An abandoned call still being written (a peer that stopped reading)
+  // cannot complete while the sender reads its buffers: the socket is shut instead, so the
+  // sender's write fails and the connection fails every call on it.
   void ExpireDeadlines() {
     std::vector<Pending> expired;
+    std::vector<ClientCall*> dropped;
     auto now = Clock::now();
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto it = pending_.begin(); it != pending_.end();) {
-        if (it->second.deadline <= now && !it->second.sending) {
+        const bool abandoned = it->second.call->abandoned();
+        if ((it->second.deadline <= now || abandoned) && !it->second.sending) {
           expired.push_back(it->second);
           it = pending_.erase(it);
+        } else {
+          if (abandoned && fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
+          ++it;
+        }
+      }
+      for (auto it = queue_.begin(); it != queue_.end();) {  // not sent yet
+        if ((*it)->abandoned()) {
+          dropped.push_back(*it);
+          it = queue_.erase(it);
         } else {
           ++it;
         }
@@ -217,9 +231,11 @@ class TcpClientConnection {
     }
     for (auto& p : expired) {
       budget_->Give(p.budgetBytes);
-      Finish(p.call, Status::TimedOut("no reply from " + address_ + " within " +
-                                      std::to_string(p.call->timeoutMs) + " ms"));
+      Finish(p.call, p.call->abandoned() ? Status::TimedOut("request to " + address_ + " abandoned")
+                                         : Status::TimedOut("no reply from " + address_ + " within " +
+                                                            std::to_string(p.call->timeoutMs) + " ms"));
     }
+    for (ClientCall* c : dropped) Finish(c, Status::TimedOut("request to " + address_ + " abandoned"));
   }
 
   Status ReceiveOne() {

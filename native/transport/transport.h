@@ -102,6 +102,14 @@ struct ClientCall {
   uint32_t payloadBytes = 0;
   std::vector<struct iovec> replyData;  // where reply data lands, in order
   uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
+  // Set to true (by anyone, at any time) to give up on the call before its timeout: unless
+  // its reply is already arriving, the transport completes it with kTimedOut within about
+  // limits::kTimerTickMs and discards a late reply, as after a timeout. A call whose request
+  // is still being written to a stalled peer ends with that connection. Null: never.
+  // Callers abandon a read answered by another replica (hedged reads) and requests to a
+  // target the routing took out of the chain.
+  std::shared_ptr<const std::atomic<bool>> abandon;
+  bool abandoned() const { return abandon && abandon->load(std::memory_order_relaxed); }
   // reply
   Status status;                  // transport failure, or the server's status and message
   std::string replyMeta;

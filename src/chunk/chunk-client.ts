@@ -42,6 +42,7 @@ export interface BatchReadResult {
 
 export class ChunkClient {
   private readonly handle: NativeChunkClient;
+  private nextToken = 1;
 
   constructor(options: ChunkClientOptions = {}) {
     const transport = options.transport ?? 'auto';
@@ -56,8 +57,13 @@ export class ChunkClient {
     this.handle = new addon.ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads });
   }
 
+  /**
+   * Reads into `target` (or a new buffer). Aborting `signal` gives up on the request: it
+   * rejects with ETIMEDOUT within a timer tick unless its answer is already arriving; until
+   * the promise settles `target` may still be written.
+   */
   async read(address: string, chunk: ChunkId, offset: number, length: number,
-    options: { uncommitted?: boolean; target?: Buffer } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
+    options: { uncommitted?: boolean; target?: Buffer; signal?: AbortSignal } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
     checkAddress(address);
     checkChunkId(chunk);
     checkU32(offset, 'offset');
@@ -65,20 +71,44 @@ export class ChunkClient {
     const target = options.target ?? Buffer.allocUnsafe(length);
     if (target.length < length) throw new RangeError('target is smaller than length');
     const view = target.length === length ? target : target.subarray(0, length);
-    const { bytesRead, meta } = await this.handle.read(address, chunk, offset, view, options.uncommitted ?? false);
-    return { data: view.subarray(0, bytesRead), meta };
+    const abandon = this.abandonOn(options.signal);
+    try {
+      const { bytesRead, meta } = await this.handle.read(address, chunk, offset, view, options.uncommitted ?? false, abandon.token);
+      return { data: view.subarray(0, bytesRead), meta };
+    } finally {
+      abandon.release();
+    }
   }
 
   /**
    * Writes at one data server; with `options.chain`, the server must be the chain's head and
    * the write travels the chain (CRAQ): the promise resolves once every replica committed.
+   * Aborting `options.signal` gives up on the request as for read().
    */
-  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: ChunkClientWriteOptions = {}): Promise<ChunkMeta> {
+  async write(address: string, chunk: ChunkId, offset: number, data: Buffer,
+    options: ChunkClientWriteOptions & { signal?: AbortSignal } = {}): Promise<ChunkMeta> {
     checkAddress(address);
     checkChunkId(chunk);
     checkU32(offset, 'offset');
     checkBuffer(data, 'data');
-    return this.handle.write(address, chunk, offset, data, nativeWriteOptions(offset, data.length, options));
+    const native = nativeWriteOptions(offset, data.length, options);
+    const abandon = this.abandonOn(options.signal);
+    try {
+      return await this.handle.write(address, chunk, offset, data, { ...native, token: abandon.token });
+    } finally {
+      abandon.release();
+    }
+  }
+
+  /** A native abandon token tied to `signal` (0 without one). */
+  private abandonOn(signal: AbortSignal | undefined): { token: number; release: () => void } {
+    if (!signal) return { token: 0, release: () => {} };
+    const token = this.nextToken++;
+    // The token is registered when the request starts (synchronously, after this returns).
+    const onAbort = () => this.handle.abandon(token);
+    if (signal.aborted) queueMicrotask(onAbort);
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return { token, release: () => signal.removeEventListener('abort', onAbort) };
   }
 
   /** Many reads from one server in one message; each lands at its bufferOffset in target. */

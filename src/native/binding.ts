@@ -109,8 +109,11 @@ export interface NativeBatchRead {
 }
 
 export interface NativeChunkClient {
-  read(address: string, chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean): Promise<{ bytesRead: number; meta: ChunkMeta }>;
-  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: NativeWriteOptions): Promise<ChunkMeta>;
+  /** `token` (> 0): abandon(token) gives up on this read. */
+  read(address: string, chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean, token?: number): Promise<{ bytesRead: number; meta: ChunkMeta }>;
+  write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: NativeWriteOptions & { token?: number }): Promise<ChunkMeta>;
+  /** Ends the read or write started with `token` with ETIMEDOUT within a timer tick, unless its answer is arriving. */
+  abandon(token: number): void;
   batchRead(address: string, reads: NativeBatchRead[], target: Buffer): Promise<Array<{ bytesRead: number; code: string | null }>>;
   stat(address: string, chunk: ChunkId): Promise<ChunkMeta>;
   commit(address: string, chunk: ChunkId, version: number): Promise<ChunkMeta>;

@@ -381,16 +381,21 @@ void Client::OnTick() {
     auto now = Clock::now();
     for (auto& [raw, c] : live_) {
       for (Slot& s : c->slots) {
-        if (s.call && now >= s.deadline) {
+        if (s.call && (now >= s.deadline || s.call->abandoned())) {
           queued_--;
-          Finish(s.call, Status::TimedOut("rdma call timed out"), &done);
+          Finish(s.call, Status::TimedOut(s.call->abandoned() ? "rdma call abandoned" : "rdma call timed out"), &done);
           s.call = nullptr;  // the slot and its blocks wait for the reply (or the connection's end)
         }
       }
-      while (!c->pending.empty() && now >= c->pending.front().deadline) {
-        queued_--;
-        Finish(c->pending.front().call, Status::TimedOut("rdma call timed out in the queue"), &done);
-        c->pending.pop_front();
+      for (auto it = c->pending.begin(); it != c->pending.end();) {
+        if (now >= it->deadline || it->call->abandoned()) {
+          queued_--;
+          Finish(it->call, Status::TimedOut(it->call->abandoned() ? "rdma call abandoned in the queue"
+                                                                   : "rdma call timed out in the queue"), &done);
+          it = c->pending.erase(it);
+        } else {
+          ++it;
+        }
       }
     }
   }
