@@ -29,11 +29,12 @@ export class Cluster {
     this.admin = new MgmtdClient(endpoints, { timeoutMs: 500, cluster: this.keys.cluster });
   }
 
-  static async start(mgmtdCount: number, nodes = 3): Promise<Cluster> {
+  /** `heartbeatTimeoutMs`: when mgmtd marks a silent node dead (default FAST's). */
+  static async start(mgmtdCount: number, nodes = 3, options: { heartbeatTimeoutMs?: number } = {}): Promise<Cluster> {
     const endpoints = [];
     for (let i = 0; i < mgmtdCount; i++) endpoints.push(`tcp://127.0.0.1:${await freePort()}`);
     const c = new Cluster(endpoints);
-    for (const e of endpoints) c.mgmtd.push(await startMgmtd(c.db, e, c.keys.secretFile));
+    for (const e of endpoints) c.mgmtd.push(await startMgmtd(c.db, e, c.keys.secretFile, options));
     await c.mgmtd[0]!.waitFor(/^primary$/);
     await Promise.all(Array.from({ length: nodes }, (_, i) => c.startNode(i + 1)));
     await c.admin.createChainTable(1, { chainCount: CHAINS, chainLength: 3 });
