@@ -101,6 +101,7 @@ class Proc {
     return "no line matching " + pattern + " within " + std::to_string(timeoutMs) + " ms: " + ReadFile(err_);
   }
 
+  // SIGSTOP pauses the process (alive to the kernel, silent to everyone), SIGCONT resumes it.
   void Signal(int sig) {
     if (pid_ > 0) ::kill(pid_, sig);
   }
@@ -136,6 +137,9 @@ std::string Pattern(size_t n, uint32_t seed) {
 
 class FileClientTest : public ::testing::Test {
  protected:
+  // When mgmtd calls a silent storage daemon dead.
+  virtual std::string HeartbeatTimeoutMs() const { return "1200"; }
+
   void SetUp() override {
     char tmpl[] = "/tmp/millpond-fc-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -161,7 +165,7 @@ class FileClientTest : public ::testing::Test {
     secretFile_ = dir_ + "/keys/keys/cluster.secret";
     mgmtd_ = std::make_unique<Proc>();
     ASSERT_EQ(mgmtd_->Start({"src/cluster/main.ts", "--db", dir_ + "/mgmtd.db", "--listen", "tcp://127.0.0.1:0",
-                             "--heartbeat-timeout-ms", "1200", "--lease-ms", "1500", "--lease-poll-ms", "100",
+                             "--heartbeat-timeout-ms", HeartbeatTimeoutMs(), "--lease-ms", "1500", "--lease-poll-ms", "100",
                              "--liveness-check-ms", "100", "--secret-file", secretFile_},
                             dir_ + "/mgmtd"),
               "");
@@ -268,6 +272,23 @@ class FileClientTest : public ::testing::Test {
     o.chunks.timeoutMs = 3000;
     o.routingPollMs = 150;
     o.writeRetryMs = writeRetryMs;
+    o.writeBehindBytes = writeBehindBytes;
+    o.readAheadBytes = readAheadBytes;
+    std::unique_ptr<FileClient> c;
+    Status s = FileClient::Create(o, &c);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return c;
+  }
+
+  // A client as applications get it: default request timeout and write retry window,
+  // transport `transport` (kAuto: short-circuit local reads on this host).
+  std::unique_ptr<FileClient> DefaultClient(TransportChoice transport, size_t writeBehindBytes, size_t readAheadBytes) {
+    FileClientOptions o;
+    o.meta.rpc.endpoints = {metaEndpoint_};
+    o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+    o.mgmtd.rpc.timeoutMs = 1000;
+    o.chunks.transport = transport;
+    o.routingPollMs = 150;
     o.writeBehindBytes = writeBehindBytes;
     o.readAheadBytes = readAheadBytes;
     std::unique_ptr<FileClient> c;
@@ -657,6 +678,133 @@ TEST_F(FileClientTest, WriterWhoseSessionEndedGetsEBADF) {
   second.reset();
   h.reset();
   c.reset();
+}
+
+// Gray failure (issue 9 item 8): storage daemon 1 (target 101, head of chains 1 and 4 and
+// in every chain) paused for 10 s under a write-through writer with the default request
+// timeout and write window. mgmtd replaces it after 1.2 s; writes go on at the new heads
+// instead of waiting for the paused one (before: each write to it waited for the pause).
+TEST_F(FileClientTest, PausedChainHeadWritesMoveToTheNewHead) {
+  // Write-behind: each round's chunks (two per chain) are written several at once, so some
+  // write is waiting at the paused head when the routing replaces it.
+  const size_t slices = 2 * kChains;
+  auto writer = DefaultClient(TransportChoice::kTcp, slices * kChunk, 0);
+  OpenFlags f;
+  f.write = f.create = true;
+  std::unique_ptr<FileHandle> h;
+  ASSERT_TRUE(writer->Open("/t/paused-head", f, 0644, &h).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> maxMs{0};
+  std::atomic<uint32_t> round{0};
+  Status writeStatus;
+  std::thread t([&] {
+    for (uint32_t r = 1; !stop; r++) {  // a round: every slice written, then flushed
+      const std::string data = Pattern(slices * kChunk, r);
+      auto start = Clock::now();
+      for (size_t i = 0; i < slices && writeStatus.ok(); i++) writeStatus = h->Write(i * kChunk, data.data() + i * kChunk, kChunk);
+      if (writeStatus.ok()) writeStatus = h->Flush();
+      if (!writeStatus.ok()) return;
+      int64_t ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+      if (ms > maxMs) maxMs = ms;
+      round = r;
+    }
+  });
+  while (round < 2) std::this_thread::sleep_for(milliseconds(10));
+  maxMs = 0;
+  storage_[0]->Signal(SIGSTOP);
+  const bool offline = WaitStates({{101, TargetState::kOffline}}, 8000);
+  std::this_thread::sleep_for(milliseconds(10000) - milliseconds(1200));
+  storage_[0]->Signal(SIGCONT);
+  const uint32_t after = round;
+  while (round < after + 2 && writeStatus.ok()) std::this_thread::sleep_for(milliseconds(10));
+  stop = true;
+  t.join();
+  ASSERT_TRUE(offline);
+  ASSERT_TRUE(writeStatus.ok()) << writeStatus.ToString();
+  const uint32_t last = round;
+  ASSERT_TRUE(h->Close().ok());
+  std::fprintf(stderr, "paused head: longest round %lld ms, %llu abandoned, %llu retries\n", (long long)maxMs.load(),
+               (unsigned long long)writer->counters().abandonedRequests.load(),
+               (unsigned long long)writer->counters().writeRetries.load());
+  // Chains where the paused target was the head: at the new head once the routing says so.
+  // Chains where it followed: the head's forward gives up (kChainForwardTimeoutMs), the
+  // write is retried on the shortened chain.
+  EXPECT_LT(maxMs.load(), 7500);
+  EXPECT_GT(writer->counters().abandonedRequests.load(), 0u);
+  std::string back;
+  ASSERT_TRUE(ReadAll(client_.get(), "/t/paused-head", kChunk, &back).ok());
+  EXPECT_TRUE(back == Pattern(slices * kChunk, last)) << "the last round, flushed, reads back";
+}
+
+// Gray failure (issue 9 item 7): mgmtd here takes 20 s to call a silent daemon dead, so only
+// the client can keep reads going while one is paused: readers with the default request
+// timeout, over the short-circuit local path (transport auto) and the network, with and
+// without read-ahead, must not wait for the pause.
+class FileClientSlowDeathTest : public FileClientTest {
+ protected:
+  std::string HeartbeatTimeoutMs() const override { return "20000"; }
+};
+
+TEST_F(FileClientSlowDeathTest, ReadsHedgeAroundAPausedReplica) {
+  const std::string data = Pattern(4 * kChains * kChunk + 999, 11);
+  ASSERT_TRUE(WriteFile(client_.get(), "/t/hedged", data, kChunk).ok());
+  struct Reader {
+    std::unique_ptr<FileClient> client;
+    std::atomic<int64_t> maxMs{0};
+    std::atomic<uint64_t> reads{0};
+    Status status;
+    bool mismatch = false;
+  };
+  Reader readers[3];
+  readers[0].client = DefaultClient(TransportChoice::kAuto, 0, 0);
+  readers[1].client = DefaultClient(TransportChoice::kTcp, 0, 0);
+  readers[2].client = DefaultClient(TransportChoice::kAuto, 0, 4 * kChunk);  // sequential: read-ahead
+  std::atomic<bool> stop{false}, paused{false};
+  std::vector<std::thread> threads;
+  for (Reader& r : readers) {
+    threads.emplace_back([&] {
+      std::string back(data.size(), '\0');
+      while (!stop) {
+        OpenFlags f;
+        f.read = true;
+        std::unique_ptr<FileHandle> h;
+        r.status = r.client->Open("/t/hedged", f, 0, &h);
+        if (!r.status.ok()) return;
+        for (size_t at = 0; at < data.size() && !stop; at += kChunk) {
+          size_t n = 0;
+          auto start = Clock::now();
+          r.status = h->Read(at, kChunk, &back[at], &n);
+          if (!r.status.ok()) return;
+          int64_t ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+          if (paused && ms > r.maxMs) r.maxMs = ms;
+          if (paused) r.reads++;
+          if (std::memcmp(&back[at], data.data() + at, n) != 0) r.mismatch = true;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(milliseconds(500));
+  storage_[1]->Signal(SIGSTOP);  // node 2, target 102: in every chain
+  paused = true;
+  std::this_thread::sleep_for(milliseconds(8000));
+  paused = false;
+  storage_[1]->Signal(SIGCONT);
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  const char* names[] = {"auto (local reads)", "tcp", "auto + read-ahead"};
+  for (int i = 0; i < 3; i++) {
+    Reader& r = readers[i];
+    std::fprintf(stderr, "%s: %llu reads during the pause, longest %lld ms, %llu hedged\n", names[i],
+                 (unsigned long long)r.reads.load(), (long long)r.maxMs.load(),
+                 (unsigned long long)r.client->counters().hedgedReads.load());
+    EXPECT_TRUE(r.status.ok()) << names[i] << ": " << r.status.ToString();
+    EXPECT_FALSE(r.mismatch) << names[i];
+    EXPECT_GT(r.reads.load(), 20u) << names[i];
+    EXPECT_LT(r.maxMs.load(), 3000) << names[i];
+    EXPECT_GT(r.client->counters().hedgedReads.load(), 0u) << names[i];
+  }
+  Routing r;
+  EXPECT_TRUE(WaitStates({{102, TargetState::kServing}}, 1000, &r));  // never called dead
 }
 
 // Routing replies decoded without a cluster: the unchanged form, a full one, bad shapes.

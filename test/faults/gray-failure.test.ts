@@ -66,13 +66,14 @@ describe('gray failure', () => {
     await sleep(500);
     const before = latencies.length;
     await pause(cluster, 2, 8_000, async () => {});
-    const during = latencies.slice(before);
+    const afterPause = latencies.length;
     stop = true;
     await reader;
+    const during = latencies.slice(before);   // with a read still waiting when the pause ended
     const maxMs = Math.max(...during);
-    console.log(`paused replica: ${during.length} reads, max ${maxMs} ms, ${client.counters.hedgedReads} hedged, ${client.counters.abandonedRequests} abandoned`);
+    console.log(`paused replica: ${during.length} reads, max ${maxMs} ms, ${client.counters?.hedgedReads} hedged, ${client.counters?.abandonedRequests} abandoned`);
     expect((await cluster.routing()).targets.every((t) => t.state === 'serving')).toBe(true);  // never marked dead
-    expect(during.length).toBeGreaterThan(50);     // reads went on through the pause
+    expect(afterPause - before).toBeGreaterThan(50);  // reads went on through the pause
     expect(maxMs).toBeLessThan(3_000);             // not the 8 s pause, nor a request timeout
     expect(client.counters.hedgedReads).toBeGreaterThan(0);
     expect(client.chunks.stats().localReads?.reads ?? 0).toBeGreaterThan(0);  // the short-circuit path was in play
@@ -116,7 +117,7 @@ describe('gray failure', () => {
     stop = true;
     await Promise.all(writers);
     const maxMs = Math.max(...latencies.slice(before));
-    console.log(`paused head: max write ${maxMs} ms, ${client.counters.abandonedRequests} abandoned`);
+    console.log(`paused head: max write ${maxMs} ms, ${client.counters?.abandonedRequests} abandoned`);
     expect(errors).toEqual([]);
     // The pause lasted 10 s; the routing replaced the head after ~1.2 s (heartbeat timeout).
     expect(maxMs).toBeLessThan(6_000);
