@@ -8,6 +8,7 @@ import { dataplaneBench } from './dataplane.js';
 import { duckdbScanBench } from './duckdb-scan.js';
 import { engineOverheadBench } from './engine-overhead.js';
 import { fuseBench } from './fuse.js';
+import { faultsBench } from './faults.js';
 import { graysortBench } from './graysort.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
@@ -20,6 +21,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   'duckdb-scan': duckdbScanBench,
   'engine-overhead': engineOverheadBench,
   fuse: fuseBench,
+  faults: faultsBench,
   graysort: graysortBench,
   meta: metaBench,
   randread: randreadBench,
