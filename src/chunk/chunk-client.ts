@@ -85,19 +85,15 @@ export class ChunkClient {
    * the write travels the chain (CRAQ): the promise resolves once every replica committed.
    * Aborting `options.signal` gives up on the request as for read().
    */
-  async write(address: string, chunk: ChunkId, offset: number, data: Buffer,
+  write(address: string, chunk: ChunkId, offset: number, data: Buffer,
     options: ChunkClientWriteOptions & { signal?: AbortSignal } = {}): Promise<ChunkMeta> {
-    checkAddress(address);
+    checkAddress(address);      // bad arguments throw at once (not a rejected promise)
     checkChunkId(chunk);
     checkU32(offset, 'offset');
     checkBuffer(data, 'data');
     const native = nativeWriteOptions(offset, data.length, options);
     const abandon = this.abandonOn(options.signal);
-    try {
-      return await this.handle.write(address, chunk, offset, data, { ...native, token: abandon.token });
-    } finally {
-      abandon.release();
-    }
+    return this.handle.write(address, chunk, offset, data, { ...native, token: abandon.token }).finally(abandon.release);
   }
 
   /** A native abandon token tied to `signal` (0 without one). */

@@ -287,7 +287,8 @@ export class MgmtdService {
       version: this.version,
       nodes: [...this.nodes.values()].map((n) => ({ ...n, alive: this.alive(n.nodeId, now), appliedVersion: this.appliedVersion.get(n.nodeId) ?? 0 })),
       targets: [...this.targets.values()].map((t) => ({ ...t })),
-      chains: [...this.chains.values()].map((c) => ({ ...c, targets: [...c.targets] })),
+      // The preferred order is mgmtd's own business (rules.ts); clients follow `targets`.
+      chains: [...this.chains.values()].map((c) => ({ chainId: c.chainId, version: c.version, targets: [...c.targets] })),
       chainTables: [...this.tables.values()].map((k) => ({ ...k, chainIds: [...k.chainIds] })),
     };
   }
