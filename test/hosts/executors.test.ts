@@ -55,7 +55,7 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
     await hosts?.destroy();
     await cluster?.stop();
     try {
-      execFileSync('redis-cli', ['-h', hosts.gatewayIp, '-p', String(REDIS_PORT), 'shutdown', 'nosave'], { stdio: 'ignore' });
+      execFileSync('redis-cli', ['-u', redis, 'shutdown', 'nosave'], { stdio: 'ignore' });
     } catch {
       // already gone
     }
