@@ -81,6 +81,10 @@ export const metaLimits = {
   /** Sessions and liveness records one prune transaction looks at. */
   sessionPruneBatch: 512,
   postgresPoolConnectionsDefault: 8,
+  /** S3 access keys in one namespace (src/meta/access-keys.ts). */
+  accessKeysMax: 10_000,
+  /** A file's S3 object attributes (ETag, Content-Type, x-amz-meta-*), packed. */
+  objectAttrsBytesMax: 8 * 1024,
 } as const;
 
 /**
@@ -234,4 +238,47 @@ export const authLimits = {
   /** How often meta tells mgmtd the tokens it may admit (and at once after a change). */
   tokenPushMs: 2_000,
   tokenPushTimeoutMs: 1_000,
+} as const;
+
+/** The S3 gateway (src/s3). Sizes follow AWS's where AWS has one. */
+export const s3Limits = {
+  /** A request's signature time may differ from the server's clock by this much (AWS: 15 min). */
+  clockSkewMs: 15 * 60_000,
+  /** A presigned URL lives at most this long (AWS: 7 days). */
+  presignExpiresSecMax: 7 * 24 * 3600,
+  /** One PUT's body, and one part's (AWS: 5 GiB). */
+  putObjectBytesMax: 5 * 1024 ** 3,
+  partBytesMax: 5 * 1024 ** 3,
+  /** Every part but the last is at least this big (AWS: 5 MiB). */
+  partBytesMin: 5 * 1024 * 1024,
+  partNumberMax: 10_000,
+  keyBytesMax: 1024,
+  /** x-amz-meta-* names and values together (AWS: 2 KiB). */
+  userMetadataBytesMax: 2048,
+  /** Request XML documents (DeleteObjects of 1000 keys fits). */
+  xmlBodyBytesMax: 2 * 1024 * 1024,
+  deleteObjectsKeysMax: 1000,
+  listKeysMax: 1000,
+  /** Chunk writes (each one chunk of the file) of one PUT in flight: its memory is this times the chunk size. */
+  putChunksInFlight: 8,
+  /** Chunk-sized reads of one GET ahead of the socket. */
+  getChunksAhead: 2,
+  /** An aws-chunked body's chunk header line. */
+  chunkHeaderBytesMax: 4096,
+  /** Stat calls of one listing page in flight. */
+  listStatsInFlight: 32,
+  /** Access keys are cached this long (a removed key stops working within it). */
+  accessKeyCacheMs: 10_000,
+  accessKeyCacheEntriesMax: 10_000,
+  /** Multipart uploads not completed or aborted within this are removed (MinIO: 24 h). */
+  uploadExpiryMsDefault: 24 * 3600_000,
+  /** A PUT's temporary file left by a crash is removed after this. */
+  tempExpiryMs: 3600_000,
+  sweepIntervalMs: 60_000,
+  /** Uploads ListMultipartUploads and one sweep look at. */
+  uploadsListedMax: 10_000,
+  /** Idle keep-alive connections close after this; a request's headers must arrive within it. */
+  headersTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  connectionsMax: 1024,
 } as const;

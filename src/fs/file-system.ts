@@ -10,7 +10,7 @@ import { MillpondError } from '../errors.js';
 import { fsLimits } from '../limits.js';
 import { findClientAuth } from '../auth/credentials.js';
 import { MetaClient, MetaClientView } from '../meta/meta-client.js';
-import type { DirLayout, FileLayout, Inode, OpenFlags, User } from '../meta/types.js';
+import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../meta/types.js';
 import type { TransportChoice } from '../native/binding.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import { FileData } from './file-data.js';
@@ -346,14 +346,22 @@ export class FileHandle {
     return new Stats({ ...this.inode, length: this.length });
   }
 
-  /** Ends the write session, publishing the new length to the metadata service. */
-  async close(): Promise<void> {
+  /**
+   * Ends the write session, publishing the new length to the metadata service, and with
+   * `object`, the S3 attributes of the bytes written (src/s3).
+   */
+  async close(options: { object?: ObjectAttrs } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.session) {
       this.inode = await attributed('close', this.path, () =>
-        this.meta.close(this.inode.id, this.session!, { length: this.length }));
+        this.meta.close(this.inode.id, this.session!, { length: this.length, ...options }));
     }
+  }
+
+  /** The inode as of open (or as the close that ended a write returned it). */
+  get info(): Inode {
+    return this.inode;
   }
 
   private check(what: 'read' | 'write'): void {

@@ -1,5 +1,5 @@
 /** node:fs-shaped views of inodes and directory entries. */
-import type { DirEntry, Inode } from '../meta/types.js';
+import type { DirEntry, Inode, ObjectAttrs } from '../meta/types.js';
 
 export class Stats {
   readonly ino: bigint;
@@ -31,6 +31,9 @@ export class Stats {
 
   isFile(): boolean { return this.inode.type === 'file'; }
   isDirectory(): boolean { return this.inode.type === 'dir'; }
+
+  /** The S3 attributes of the file's bytes, when an S3 client wrote them (src/s3). */
+  get object(): ObjectAttrs | undefined { return this.inode.object; }
 }
 
 export class Dirent {

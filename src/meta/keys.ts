@@ -10,6 +10,7 @@
  *   'C' name                              -> counters/config    (e.g. 'C' "inode-next")
  *   'R' clientId, requestId u64           -> { atMs, result }  (applied mutations, for retries)
  *   'T' atMs u64, clientId, requestId u64 -> ''                (expiry index of 'R')
+ *   'A' accessKeyId (ascii)               -> AccessKey         (S3 access keys of users)
  */
 
 function u64(value: bigint | number): Buffer {
@@ -43,6 +44,8 @@ export const keys = {
   inodeOfGarbage: (key: Buffer) => key.readBigUInt64BE(1),
   trim: (inode: bigint) => Buffer.concat([tag('K'), u64(inode)]),
   trimRange: (): [Buffer, Buffer] => [tag('K'), tag('L')],
+  accessKey: (id: string) => Buffer.concat([tag('A'), Buffer.from(id, 'latin1')]),
+  accessKeysAll: (): [Buffer, Buffer] => [tag('A'), tag('B')],
   counter: (name: string) => Buffer.concat([tag('C'), Buffer.from(name, 'utf8')]),
   applied: (clientId: Buffer, requestId: number) => Buffer.concat([tag('R'), clientId, u64(requestId)]),
   expiry: (atMs: number, clientId: Buffer, requestId: number) => Buffer.concat([tag('T'), u64(atMs), clientId, u64(requestId)]),

@@ -14,7 +14,7 @@ import { metaLimits } from '../limits.js';
 import { CLIENT_ID_BYTES } from '../protocol/meta.js';
 import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
 import type { Params } from '../protocol/envelope.js';
-import type { DirLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
+import type { AccessKey, DirLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
 
 export interface MetaClientOptions extends Omit<RpcClientOptions, 'curve'> {
   /**
@@ -72,7 +72,7 @@ export class MetaClient {
   readdir(path: string, options?: { after?: string; limit?: number; plus?: boolean }) { return this.view.readdir(path, options); }
   mkdir(path: string, options?: { mode?: number; recursive?: boolean }) { return this.view.mkdir(path, options); }
   open(path: string, options?: { flags?: OpenFlags; mode?: number }) { return this.view.open(path, options); }
-  close(inode: bigint, session: string, options?: { length?: number }) { return this.view.close(inode, session, options); }
+  close(inode: bigint, session: string, options?: { length?: number; object?: ObjectAttrs }) { return this.view.close(inode, session, options); }
   unlink(path: string) { return this.view.unlink(path); }
   rmdir(path: string) { return this.view.rmdir(path); }
   rename(from: string, to: string) { return this.view.rename(from, to); }
@@ -84,6 +84,10 @@ export class MetaClient {
   setLayout(path: string, layout: Partial<DirLayout>) { return this.view.setLayout(path, layout); }
   takeGarbage(limit: number) { return this.view.takeGarbage(limit); }
   ackGarbage(inodes: bigint[]) { return this.view.ackGarbage(inodes); }
+  accessKeyAdd(owner: User) { return this.view.accessKeyAdd(owner); }
+  accessKeyGet(accessKeyId: string) { return this.view.accessKeyGet(accessKeyId); }
+  accessKeyList(uid?: number) { return this.view.accessKeyList(uid); }
+  accessKeyRemove(accessKeyId: string) { return this.view.accessKeyRemove(accessKeyId); }
 
   /** Who the server says this client is (its token's user). */
   whoami() { return this.rpc.call('meta.whoami', this.identify(undefined, {})) as Promise<{ name: string; uid: number; gid: number; gids: number[]; admin: boolean; proxy: boolean }>; }
@@ -194,7 +198,7 @@ export class MetaClientView {
     else this.client.addSession(result.inode.id, result.session, sentMs, result.sessionTimeoutMs ?? undefined);
     return result as OpenResult;
   }
-  async close(inode: bigint, session: string, options: { length?: number } = {}) {
+  async close(inode: bigint, session: string, options: { length?: number; object?: ObjectAttrs } = {}) {
     try {
       return (await this.mutate('meta.close', { inode, session, ...options })) as Inode;
     } finally {
@@ -216,4 +220,8 @@ export class MetaClientView {
   async setLayout(path: string, layout: Partial<DirLayout>) { return (await this.mutate('meta.setLayout', { path, layout })) as Inode; }
   async takeGarbage(limit: number) { return (await this.read('meta.takeGarbage', { limit })) as Garbage[]; }
   async ackGarbage(inodes: bigint[]) { await this.mutate('meta.ackGarbage', { inodes }); }
+  async accessKeyAdd(owner: User) { return (await this.read('meta.accessKeyAdd', { owner })) as AccessKey; }
+  async accessKeyGet(accessKeyId: string) { return (await this.read('meta.accessKeyGet', { accessKeyId })) as AccessKey; }
+  async accessKeyList(uid?: number) { return (await this.read('meta.accessKeyList', uid === undefined ? {} : { uid })) as Omit<AccessKey, 'secretAccessKey'>[]; }
+  async accessKeyRemove(accessKeyId: string) { await this.read('meta.accessKeyRemove', { accessKeyId }); }
 }

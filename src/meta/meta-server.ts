@@ -13,7 +13,7 @@ import type { ClusterAuth } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
 import { authLimits, metaLimits } from '../limits.js';
 import type { Params } from '../protocol/envelope.js';
-import { list, map, optStr, optUint, str, u64, uint, bool } from '../protocol/fields.js';
+import { list, map, optMap, optStr, optUint, str, u64, uint, bool } from '../protocol/fields.js';
 import { decodeClientId, decodeFlags, decodeUser, type MetaMethod } from '../protocol/meta.js';
 import { RpcClient } from '../protocol/rpc-client.js';
 import { RpcServer, type CallContext, type Handler } from '../protocol/rpc-server.js';
@@ -22,6 +22,7 @@ import { Authenticator } from './authenticator.js';
 import type { Dedup, MetaService } from './meta-service.js';
 import type { User } from './types.js';
 import { addToken, addUser, getUser, listUsers, removeUser, type Identity } from './users.js';
+import type { ObjectAttrs } from './types.js';
 
 type MetaHandler = (params: Params, dedup: Dedup | undefined, who: Identity) => Promise<unknown>;
 
@@ -48,7 +49,7 @@ function handlers(service: MetaService, authn: Authenticator | undefined, change
     'meta.readdir': (p, _d, w) => service.readdir(user(p, w), str(p, 'path'), { after: optStr(p, 'after'), limit: optUint(p, 'limit', metaLimits.readdirEntriesMax), plus: bool(p, 'plus', false) }),
     'meta.mkdir': (p, d, w) => service.mkdir(user(p, w), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), recursive: bool(p, 'recursive', false) }, d),
     'meta.open': (p, d, w) => service.open(user(p, w), str(p, 'path'), { flags: decodeFlags(p), mode: optUint(p, 'mode', 0o7777) }, d),
-    'meta.close': (p, d, w) => service.close(user(p, w), u64(p, 'inode'), str(p, 'session'), { length: optUint(p, 'length') }, d),
+    'meta.close': (p, d, w) => service.close(user(p, w), u64(p, 'inode'), str(p, 'session'), { length: optUint(p, 'length'), object: optMap(p, 'object') as ObjectAttrs | undefined }, d),
     'meta.unlink': async (p, d, w) => (await service.unlink(user(p, w), str(p, 'path'), d), null),
     'meta.rmdir': async (p, d, w) => (await service.rmdir(user(p, w), str(p, 'path'), d), null),
     'meta.rename': async (p, d, w) => (await service.rename(user(p, w), str(p, 'from'), str(p, 'to'), d), null),
@@ -77,6 +78,24 @@ function handlers(service: MetaService, authn: Authenticator | undefined, change
           .filter(([, v]) => v !== undefined),
       );
       return service.setLayout(user(p, w), str(p, 'path'), layout, d);
+    },
+    'meta.accessKeyAdd': (p, _d, w) => {
+      requireAdmin(w, 'meta.accessKeyAdd');
+      const owner = decodeUser({ user: map(p, 'owner') });
+      return service.accessKeyAdd(w, owner);
+    },
+    'meta.accessKeyGet': (p, _d, w) => {
+      // The S3 gateway (a proxy user) looks keys up to check signatures; nobody else may.
+      if (!w.admin && !w.proxy) throw new MillpondError('EACCES', `meta.accessKeyGet needs the admin or a proxy token; uid ${w.uid} asked`);
+      return service.accessKeyGet({ uid: 0, gid: 0 }, str(p, 'accessKeyId'));
+    },
+    'meta.accessKeyList': (p, _d, w) => {
+      requireAdmin(w, 'meta.accessKeyList');
+      return service.accessKeyList(w, optUint(p, 'uid', 0xffffffff));
+    },
+    'meta.accessKeyRemove': async (p, _d, w) => {
+      requireAdmin(w, 'meta.accessKeyRemove');
+      return (await service.accessKeyRemove(w, str(p, 'accessKeyId')), null);
     },
     'meta.takeGarbage': (p, _d, w) => {
       requireAdmin(w, 'meta.takeGarbage');

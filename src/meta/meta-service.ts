@@ -18,7 +18,8 @@ import type { KvBackend, KvTx } from './kv.js';
 import { splitPath } from './names.js';
 import { NamespaceTx, type SessionRecord } from './namespace-tx.js';
 import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';
-import type { ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
+import { addAccessKey, getAccessKey, listAccessKeys, removeAccessKey } from './access-keys.js';
+import type { AccessKey, ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
 
 export interface MetaServiceOptions {
   /** The root directory's layout when the namespace is created (later: setLayout). */
@@ -75,6 +76,22 @@ function checkUser(user: User): void {
 function checkMode(mode: number): number {
   if (!Number.isSafeInteger(mode) || mode < 0 || mode > 0o7777) throw new MillpondError('EINVAL', 'mode must be in [0, 0o7777]');
   return mode;
+}
+
+/** S3 object attributes a close may set: strings only, bounded when packed. */
+function checkObjectAttrs(object: ObjectAttrs): ObjectAttrs {
+  const strings = (m: unknown) => m === undefined || (typeof m === 'object' && m !== null && !Array.isArray(m)
+    && Object.values(m).every((v) => typeof v === 'string'));
+  if (typeof object !== 'object' || object === null || typeof object.etag !== 'string'
+    || (object.contentType !== undefined && typeof object.contentType !== 'string') || !strings(object.headers) || !strings(object.meta)) {
+    throw new MillpondError('EINVAL', 'object must be { etag, contentType?, headers?, meta? } of strings');
+  }
+  const out: ObjectAttrs = { etag: object.etag };
+  if (object.contentType !== undefined) out.contentType = object.contentType;
+  if (object.headers && Object.keys(object.headers).length) out.headers = { ...object.headers };
+  if (object.meta && Object.keys(object.meta).length) out.meta = { ...object.meta };
+  if (pack(out).length > metaLimits.objectAttrsBytesMax) throw new MillpondError('EMSGSIZE', `object attributes above ${metaLimits.objectAttrsBytesMax} bytes`);
+  return out;
 }
 
 function putLiveness(tx: KvTx, clientId: Buffer, seenMs: number): Promise<void> {
@@ -255,6 +272,11 @@ export class MetaService {
         if (inode.type === 'symlink') throw new MillpondError('EINVAL', `is a symbolic link (meta does not follow links): ${path}`);
         if (inode.type === 'dir' && write) throw new MillpondError('EISDIR', `is a directory: ${path}`);
         requireAccess(user, inode, (read ? R : 0) | (write ? W : 0), path);
+        if (write && inode.object) {
+          const { object: _stale, ...rest } = inode; // the bytes may change: S3 attributes go
+          inode = rest;
+          if (!(flags.truncate && inode.length !== 0)) await ns.putInode(inode);
+        }
         if (flags.truncate && inode.length !== 0) {
           inode = { ...inode, length: 0, mtimeMs: now };
           await ns.putInode(inode);
@@ -283,18 +305,19 @@ export class MetaService {
    * (writers report how far they wrote, as in 3FS); an unlinked file whose last session this
    * was goes to the garbage queue.
    */
-  async close(user: User, inodeId: bigint, session: string, options: { length?: number } = {}, dedup?: Dedup): Promise<Inode> {
+  async close(user: User, inodeId: bigint, session: string, options: { length?: number; object?: ObjectAttrs } = {}, dedup?: Dedup): Promise<Inode> {
     checkUser(user);
     if (typeof inodeId !== 'bigint') throw new TypeError('inode must be a bigint');
     const sessionKey = sessionBytes(session);
     const length = options.length ?? 0;
     if (!Number.isSafeInteger(length) || length < 0) throw new MillpondError('EINVAL', 'length must be a non-negative integer');
+    const object = options.object === undefined ? undefined : checkObjectAttrs(options.object);
     return this.mutate(dedup, async (tx) => {
       const ns = new NamespaceTx(tx, user);
       if (!(await ns.session(inodeId, sessionKey))) throw new MillpondError('EBADF', `no open session ${session} on inode ${inodeId}`);
       await ns.deleteSession(inodeId, sessionKey);
       const inode = await ns.mustInode(inodeId);
-      const updated: Inode = { ...inode, length: Math.max(inode.length, length), mtimeMs: Date.now() };
+      const updated: Inode = { ...inode, length: Math.max(inode.length, length), mtimeMs: Date.now(), ...(object ? { object } : {}) };
       if (updated.unlinked) await ns.release(updated, updated.mtimeMs);
       else await ns.putInode(updated);
       return updated;
@@ -448,7 +471,8 @@ export class MetaService {
       const inode = await ns.lookup(components, path);
       if (inode.type === 'dir') throw new MillpondError('EISDIR', `is a directory: ${path}`);
       requireAccess(user, inode, W, path);
-      const updated = { ...inode, length, mtimeMs: Date.now() };
+      const { object: _stale, ...rest } = inode; // other bytes: the S3 attributes go
+      const updated = { ...rest, length, mtimeMs: Date.now() };
       await ns.putInode(updated);
       if (length < inode.length) await putTrim(tx, updated, length);
       return updated;
@@ -500,6 +524,13 @@ export class MetaService {
       return updated;
     });
   }
+
+  // ---- S3 access keys (admins only; src/meta/access-keys.ts) ----
+
+  accessKeyAdd(user: User, owner: User): Promise<AccessKey> { checkUser(user); return addAccessKey(this.kv, user, owner); }
+  accessKeyGet(user: User, accessKeyId: string): Promise<AccessKey> { checkUser(user); return getAccessKey(this.kv, user, accessKeyId); }
+  accessKeyList(user: User, uid?: number) { checkUser(user); return listAccessKeys(this.kv, user, uid); }
+  accessKeyRemove(user: User, accessKeyId: string): Promise<void> { checkUser(user); return removeAccessKey(this.kv, user, accessKeyId); }
 
   // ---- garbage: files whose chunks storage daemons remove in the background ----
 

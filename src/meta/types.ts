@@ -45,6 +45,33 @@ export interface Inode {
   unlinked?: boolean;
   /** Symlinks only: what the link points at (not resolved by meta; `length` is its bytes). */
   target?: string;
+  /**
+   * Files only: what the S3 gateway knows of the bytes (ETag, Content-Type, x-amz-meta-*), set
+   * by the close that ends the write that made them; any later open for write or truncate
+   * drops it, so it never describes other bytes than the file's.
+   */
+  object?: ObjectAttrs;
+}
+
+/** An object's attributes as S3 returns them (src/s3); kept in the file's inode. */
+export interface ObjectAttrs {
+  /** Quoted as S3 sends it: "<md5 hex>" or "<md5 of the parts' md5s>-<parts>". */
+  etag: string;
+  contentType?: string;
+  /** Content-Encoding, Cache-Control, Content-Disposition, Content-Language, Expires. */
+  headers?: Record<string, string>;
+  /** x-amz-meta-* without the prefix, names lowercase. */
+  meta?: Record<string, string>;
+}
+
+/** An S3 access key: the gateway signs as `uid`/`gid`/`gids` with it (src/meta/access-keys.ts). */
+export interface AccessKey {
+  accessKeyId: string;
+  secretAccessKey: string;
+  uid: number;
+  gid: number;
+  gids?: number[];
+  createdMs: number;
 }
 
 export interface DirEntry {

@@ -14,7 +14,8 @@
  *   meta.mkdir        path, mode?, recursive?                          Inode
  *   meta.open         path, flags: {read, write, create, exclusive,    { inode: Inode, session?,
  *                     truncate, append}, mode?                           sessionTimeoutMs? }
- *   meta.close        inode, session, length?                          Inode
+ *   meta.close        inode, session, length?, object?: {etag,         Inode
+ *                     contentType?, headers?, meta?} (S3 attributes)
  *   meta.unlink       path                                             nil
  *   meta.rmdir        path                                             nil
  *   meta.rename       from, to                                         nil
@@ -35,6 +36,10 @@
  *   meta.userRemove   name                              (admin)        nil
  *   meta.userToken    name                              (admin)        { token }
  *   meta.whoami       -                                                { name, uid, gid, gids, admin, proxy }
+ *   meta.accessKeyAdd     owner: {uid, gid, gids?} (admin only)        AccessKey (with its secret)
+ *   meta.accessKeyGet     accessKeyId (admin only)                     AccessKey (with its secret)
+ *   meta.accessKeyList    uid? (admin only)                            [AccessKey without secret]
+ *   meta.accessKeyRemove  accessKeyId (admin only)                     nil
  */
 import { metaLimits } from '../limits.js';
 import type { User } from '../meta/types.js';
@@ -46,6 +51,7 @@ export const META_METHODS = [
   'meta.stat', 'meta.readdir', 'meta.mkdir', 'meta.open', 'meta.close', 'meta.unlink', 'meta.rmdir',
   'meta.rename', 'meta.link', 'meta.symlink', 'meta.readlink', 'meta.heartbeat', 'meta.truncate', 'meta.setattr', 'meta.setLayout', 'meta.takeGarbage', 'meta.ackGarbage',
   'meta.userAdd', 'meta.userList', 'meta.userRemove', 'meta.userToken', 'meta.whoami',
+  'meta.accessKeyAdd', 'meta.accessKeyGet', 'meta.accessKeyList', 'meta.accessKeyRemove',
 ] as const;
 
 export type MetaMethod = (typeof META_METHODS)[number];

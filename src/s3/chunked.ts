@@ -1,0 +1,154 @@
+/**
+ * Request bodies as payload bytes: aws-chunked bodies (streaming SigV4 uploads) decoded, each
+ * chunk's signature checked against the previous one (seeded by the request's), and the
+ * payload's SHA-256, MD5 and length checked at the end. A consumer sees the bytes as they
+ * arrive, with memory bounded by the socket's reads; a failed check throws before the
+ * consumer finishes, so the object it was writing is never published.
+ *
+ * aws-chunked framing: `<hex size>[;chunk-signature=<sig>]\r\n<bytes>\r\n`, ended by a chunk of
+ * size 0 and, for the *-TRAILER variants, trailing headers and an empty line.
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { s3Limits } from '../limits.js';
+import { S3Error } from './errors.js';
+import {
+  chunkSignature, sameSignature, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER, trailerSignature,
+  UNSIGNED_PAYLOAD, type VerifiedSignature,
+} from './sigv4.js';
+
+export interface BodyChecks {
+  /** The payload's declared length (Content-Length, or x-amz-decoded-content-length). */
+  length: number;
+  /** Content-MD5, base64. */
+  md5Base64?: string;
+  signature?: VerifiedSignature;
+}
+
+/** The payload digest of what went through, for the ETag. */
+export interface BodyResult {
+  md5: Buffer;
+  bytes: number;
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** The declared payload length of a request, or MissingContentLength. */
+export function declaredLength(req: IncomingMessage): number {
+  const decoded = req.headers['x-amz-decoded-content-length'];
+  const raw = typeof decoded === 'string' ? decoded : req.headers['content-length'];
+  if (raw === undefined) {
+    if (req.headers['transfer-encoding'] === undefined) return 0;
+    throw new S3Error('MissingContentLength', 'You must provide the Content-Length HTTP header.');
+  }
+  const n = Number(raw);
+  if (!/^\d+$/.test(String(raw)) || !Number.isSafeInteger(n)) throw new S3Error('InvalidArgument', 'Content-Length must be a non-negative integer');
+  return n;
+}
+
+function isChunked(req: IncomingMessage, signature: VerifiedSignature | undefined): boolean {
+  const hash = signature?.claim.payloadHash;
+  if (hash === STREAMING_PAYLOAD || hash === STREAMING_PAYLOAD_TRAILER || hash === STREAMING_UNSIGNED_TRAILER) return true;
+  return /(^|,)\s*aws-chunked\s*(,|$)/.test(String(req.headers['content-encoding'] ?? ''));
+}
+
+/**
+ * The payload of `req`, checked. `onDone` gets the digests after the last byte was checked.
+ * REQUIRES: the caller consumes the iterable to its end for the checks to run.
+ */
+export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone: (r: BodyResult) => void): AsyncGenerator<Buffer> {
+  const md5 = createHash('md5');
+  const claimed = checks.signature?.claim.payloadHash;
+  const sha = claimed && /^[0-9a-f]{64}$/.test(claimed) ? createHash('sha256') : undefined;
+  let bytes = 0;
+  const source = isChunked(req, checks.signature) ? decodeChunked(req, checks.signature) : plain(req);
+  for await (const piece of source) {
+    bytes += piece.length;
+    if (bytes > checks.length) throw new S3Error('IncompleteBody', 'the body is longer than its declared length');
+    md5.update(piece);
+    sha?.update(piece);
+    yield piece;
+  }
+  if (bytes !== checks.length) throw new S3Error('IncompleteBody', `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${checks.length})`);
+  if (sha && sha.digest('hex') !== claimed) throw new S3Error('XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.');
+  const digest = md5.digest();
+  if (checks.md5Base64 !== undefined && digest.toString('base64') !== checks.md5Base64) {
+    throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+  }
+  onDone({ md5: digest, bytes });
+}
+
+async function* plain(req: IncomingMessage): AsyncGenerator<Buffer> {
+  for await (const piece of req) yield piece as Buffer;
+}
+
+/** Reads aws-chunked framing from `req`, yielding chunk data as it arrives. */
+async function* decodeChunked(req: IncomingMessage, signature: VerifiedSignature | undefined): AsyncGenerator<Buffer> {
+  const signed = signature !== undefined && signature.claim.payloadHash !== STREAMING_UNSIGNED_TRAILER && signature.claim.payloadHash !== UNSIGNED_PAYLOAD;
+  const trailers = signature?.claim.payloadHash === STREAMING_PAYLOAD_TRAILER || signature?.claim.payloadHash === STREAMING_UNSIGNED_TRAILER
+    || String(req.headers['x-amz-trailer'] ?? '') !== '';
+  let previous = signature?.claim.signature ?? '';
+  let pending: Buffer = Buffer.alloc(0);
+  const iterator = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const more = async (): Promise<boolean> => {
+    const next = await iterator.next();
+    if (next.done) return false;
+    pending = pending.length === 0 ? next.value : Buffer.concat([pending, next.value]);
+    return true;
+  };
+  const line = async (): Promise<string> => {
+    for (;;) {
+      const at = pending.indexOf(CRLF);
+      if (at >= 0) {
+        const text = pending.subarray(0, at).toString('latin1');
+        pending = pending.subarray(at + 2);
+        return text;
+      }
+      if (pending.length > s3Limits.chunkHeaderBytesMax) throw new S3Error('InvalidRequest', 'an aws-chunked header line is too long');
+      if (!(await more())) throw new S3Error('IncompleteBody', 'the aws-chunked body ended inside a chunk header');
+    }
+  };
+  for (;;) {
+    const head = await line();
+    const [sizeHex, ...extensions] = head.split(';');
+    if (!/^[0-9a-fA-F]{1,16}$/.test(sizeHex!.trim())) throw new S3Error('InvalidRequest', `malformed aws-chunked chunk header ${JSON.stringify(head.slice(0, 64))}`);
+    const size = parseInt(sizeHex!.trim(), 16);
+    let claimed: string | undefined;
+    for (const ext of extensions) if (ext.startsWith('chunk-signature=')) claimed = ext.slice('chunk-signature='.length).trim();
+    if (signed && claimed === undefined) throw new S3Error('SignatureDoesNotMatch', 'an aws-chunked chunk has no signature');
+    const sha = signed ? createHash('sha256') : undefined;
+    let left = size;
+    while (left > 0) {
+      if (pending.length === 0 && !(await more())) throw new S3Error('IncompleteBody', 'the aws-chunked body ended inside a chunk');
+      const piece = pending.subarray(0, Math.min(left, pending.length));
+      pending = pending.subarray(piece.length);
+      left -= piece.length;
+      sha?.update(piece);
+      yield piece;
+    }
+    if (signed) {
+      const expected = chunkSignature(signature!, previous, sha!.digest('hex'));
+      if (!sameSignature(expected, claimed!)) throw new S3Error('SignatureDoesNotMatch', 'an aws-chunked chunk signature does not match');
+      previous = expected;
+    }
+    if (size === 0) break;
+    if ((await line()) !== '') throw new S3Error('InvalidRequest', 'an aws-chunked chunk is longer than its size');
+  }
+  if (trailers) {
+    const lines: string[] = [];
+    for (let l = await line(); l !== ''; l = await line()) lines.push(l);
+    const sig = lines.find((l) => l.startsWith('x-amz-trailer-signature:'));
+    if (signed && signature!.claim.payloadHash === STREAMING_PAYLOAD_TRAILER) {
+      const text = lines.filter((l) => !l.startsWith('x-amz-trailer-signature:')).map((l) => `${l}\n`).join('');
+      if (!sig || !sameSignature(trailerSignature(signature!, previous, text), sig.slice(sig.indexOf(':') + 1).trim())) {
+        throw new S3Error('SignatureDoesNotMatch', 'the trailer signature does not match');
+      }
+    }
+  } else {
+    // Some clients end with an extra CRLF after the last chunk: drain it.
+    while (pending.length > 0 || (await more())) {
+      if (pending.toString('latin1').trim() !== '') throw new S3Error('InvalidRequest', 'bytes after the last aws-chunked chunk');
+      pending = Buffer.alloc(0);
+    }
+  }
+}

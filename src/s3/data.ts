@@ -1,0 +1,128 @@
+/**
+ * Moving object bytes between sockets and files with bounded memory. Writes go in pieces of
+ * the file's chunk size, aligned to its chunks (each write replaces whole chunks, the cheap
+ * path of a chain write), with s3Limits.putChunksInFlight pieces in flight; reads go in
+ * chunk-sized pieces with s3Limits.getChunksAhead pieces ahead of the socket, which waits
+ * for 'drain' before taking more.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { MillpondError } from '../errors.js';
+import type { FileHandle, FileSystem } from '../fs/file-system.js';
+import { s3Limits } from '../limits.js';
+import type { Inode, ObjectAttrs } from '../meta/types.js';
+import { TEMP_DIR, parentOf } from './paths.js';
+
+/**
+ * Writes `source` into `handle` from `position`, in chunk-aligned pieces. Returns the bytes
+ * written. On a failure of the source or a write, waits for the writes in flight and throws.
+ */
+export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer>, position = 0): Promise<number> {
+  const chunkBytes = handle.info.layout.chunkSizeBytes;
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown;
+  let at = position;
+  let piece: Buffer | undefined;
+  let filled = 0;
+  let pieceAt = position;
+  const flush = async () => {
+    if (!piece || filled === 0) return;
+    const data = piece.subarray(0, filled);
+    const where = pieceAt;
+    piece = undefined;
+    filled = 0;
+    const write: Promise<void> = handle.write(data, where).then(() => { inflight.delete(write); }, (err: unknown) => {
+      inflight.delete(write);
+      failure ??= err;
+    });
+    inflight.add(write);
+    while (inflight.size >= s3Limits.putChunksInFlight) await Promise.race(inflight);
+    if (failure) throw failure;
+  };
+  try {
+    for await (const incoming of source) {
+      let offset = 0;
+      while (offset < incoming.length) {
+        if (!piece) {
+          pieceAt = at;
+          piece = Buffer.allocUnsafe(chunkBytes - (at % chunkBytes)); // up to the chunk's end
+        }
+        const n = Math.min(piece.length - filled, incoming.length - offset);
+        incoming.copy(piece, filled, offset, offset + n);
+        filled += n;
+        offset += n;
+        at += n;
+        if (filled === piece.length) await flush();
+      }
+      if (failure) throw failure;
+    }
+    await flush();
+  } finally {
+    await Promise.all(inflight);
+  }
+  if (failure) throw failure;
+  return at - position;
+}
+
+/** Sends bytes [start, end) of an open file to `sink`, honouring its backpressure. */
+export async function readTo(handle: FileHandle, start: number, end: number, sink: Writable): Promise<void> {
+  const step = handle.info.layout.chunkSizeBytes;
+  const ahead: Promise<Buffer>[] = [];
+  let next = start;
+  const issue = () => {
+    while (ahead.length < s3Limits.getChunksAhead + 1 && next < end) {
+      const n = Math.min(step - (next % step), end - next);
+      ahead.push(handle.readAt(next, n));
+      next += n;
+    }
+  };
+  issue();
+  try {
+    while (ahead.length > 0) {
+      const data = await ahead.shift()!;
+      issue();
+      if (sink.destroyed) throw new MillpondError('ECONNRESET', 'the client went away');
+      if (!sink.write(data)) await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+    }
+  } finally {
+    await Promise.allSettled(ahead); // reads in flight finish before the handle closes
+  }
+}
+
+/**
+ * Writes an object so that it appears whole or not at all: the bytes go to a temporary file
+ * in /.s3/tmp, its close publishes the length and the S3 attributes, and one rename puts it
+ * at `path` (replacing what was there). `attrs` is called after the source ended (the ETag is
+ * the digest of what went through). Parent directories are made as needed.
+ */
+export async function publishObject(fs: FileSystem, path: string, fill: (handle: FileHandle) => Promise<void>, attrs: () => ObjectAttrs): Promise<Inode> {
+  const temp = `${TEMP_DIR}/${randomBytes(16).toString('hex')}`;
+  const handle = await fs.open(temp, 'wx', { mode: 0o644 });
+  let published = false;
+  try {
+    await fill(handle);
+    await handle.close({ object: attrs() });
+    await renameInto(fs, temp, path);
+    published = true;
+    return handle.info;
+  } finally {
+    if (!published) {
+      await handle.close().catch(() => {});
+      await fs.unlink(temp).catch(() => {});
+    }
+  }
+}
+
+/** rename(from, to), making `to`'s parents; retried once when a DELETE removed them meanwhile. */
+export async function renameInto(fs: FileSystem, from: string, to: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.rename(from, to);
+      return;
+    } catch (err) {
+      if (!(err instanceof MillpondError && err.code === 'ENOENT') || attempt >= 2) throw err;
+      await fs.mkdir(parentOf(to), { recursive: true });
+    }
+  }
+}

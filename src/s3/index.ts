@@ -1,0 +1,1 @@
+export { S3Gateway, type GatewayOptions } from './server.js';
