@@ -38,15 +38,19 @@ import { startEmbedded } from './embedded.js';
 import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
+import { ensureAdminKey, runS3, runUser, S3_ADMIN_FILE, S3_LISTEN_DEFAULT, startGateway, USER_USAGE } from './s3-commands.js';
+import type { S3Gateway } from '../s3/index.js';
 
-const USAGE = `usage: millpond up | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... | mount ... | umount ... | ${EXECUTOR_USAGE}
+const USAGE = `usage: millpond up [--s3 HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
+       mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] | user key ... | ${EXECUTOR_USAGE}
        millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P]
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
                 --token-file FILE --server-key KEY
                 --verbose (debug lines, as MILLPOND_LOG=debug: the transport chosen, ...)
   ${FS_USAGE}
-  ${MOUNT_USAGE}`;
+  ${MOUNT_USAGE}
+  ${USER_USAGE}`;
 
 /** Splits `--name value` flags (and bare `--no-sync`, `--cluster`, `--verbose`) from positional arguments. */
 function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
@@ -64,18 +68,31 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
   return { flags, rest };
 }
 
-async function up(config: CliConfig): Promise<void> {
+async function up(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta });
+  const s3Listen = flags.get('s3') ?? S3_LISTEN_DEFAULT;
+  let gateway: S3Gateway | undefined;
+  try {
+    if (s3Listen !== 'off') gateway = await startGateway({ ...config, mgmtd: [cluster.mgmtd], meta: cluster.meta, token: cluster.adminToken, serverKey: cluster.serverKey }, s3Listen, flags);
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
   // The server key is public; the admin token stays in keys/admin.token (0600).
-  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey }, null, 2)}\n`);
+  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(gateway ? { s3: gateway.endpoint } : {}) }, null, 2)}\n`);
   console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
   console.log(`admin token in ${join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE)} (commands run with --data-dir ${config.dataDir} use it)`);
+  if (gateway) {
+    const admin = await ensureAdminKey({ ...config, meta: cluster.meta, token: cluster.adminToken, serverKey: cluster.serverKey }, config.dataDir);
+    console.log(`s3: ${gateway.endpoint} access key ${admin.accessKeyId} (admin; its secret is in ${join(config.dataDir, S3_ADMIN_FILE)})`);
+  }
   console.log('Ctrl-C stops it.');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   console.log('stopping...');
+  await gateway?.close();
   await cluster.stop();
   console.log('stopped');
 }
@@ -198,7 +215,9 @@ async function main(): Promise<void> {
   if (flags.has('verbose')) process.env.MILLPOND_LOG = 'debug';
   const config = loadConfig(flags);
   switch (command) {
-    case 'up': return up(config);
+    case 'up': return up(config, flags);
+    case 's3': return runS3(config, flags);
+    case 'user': return runUser(config, rest, flags);
     case 'status': return status(config, flags);
     case 'demo': return demo(config, flags);
     case 'fs': return runFs(config, rest);

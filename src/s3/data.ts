@@ -12,7 +12,7 @@ import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
 import type { Inode, ObjectAttrs } from '../meta/types.js';
-import { TEMP_DIR, parentOf } from './paths.js';
+import { parentOf } from './paths.js';
 
 /**
  * Writes `source` into `handle` from `position`, in chunk-aligned pieces. Returns the bytes
@@ -90,20 +90,36 @@ export async function readTo(handle: FileHandle, start: number, end: number, sin
   }
 }
 
+/** Names of the gateway's files inside buckets, which listings skip (and clean when old). */
+export const HIDDEN_NAME_RE = /^\.s3(tmp|up)\.(\d+)\./;
+
+/** A temporary name beside `path`: `.s3tmp.<ms>.<random>`. */
+export function tempNameBeside(path: string, kind: 'tmp' | 'up', id = randomBytes(8).toString('hex')): string {
+  return `${parentOf(path)}/.s3${kind}.${Date.now()}.${id}`;
+}
+
 /**
  * Writes an object so that it appears whole or not at all: the bytes go to a temporary file
- * in /.s3/tmp, its close publishes the length and the S3 attributes, and one rename puts it
- * at `path` (replacing what was there). `attrs` is called after the source ended (the ETag is
+ * beside `path` (so the file has its directory's layout, and the rename stays in one
+ * directory), its close publishes the length and the S3 attributes, and one rename puts it
+ * at `path`, replacing what was there. `attrs` is called after the source ended (the ETag is
  * the digest of what went through). Parent directories are made as needed.
  */
 export async function publishObject(fs: FileSystem, path: string, fill: (handle: FileHandle) => Promise<void>, attrs: () => ObjectAttrs): Promise<Inode> {
-  const temp = `${TEMP_DIR}/${randomBytes(16).toString('hex')}`;
-  const handle = await fs.open(temp, 'wx', { mode: 0o644 });
+  const temp = tempNameBeside(path, 'tmp');
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(temp, 'wx', { mode: 0o644 });
+  } catch (err) {
+    if (!(err instanceof MillpondError && err.code === 'ENOENT')) throw err;
+    await fs.mkdir(parentOf(path), { recursive: true });
+    handle = await fs.open(temp, 'wx', { mode: 0o644 });
+  }
   let published = false;
   try {
     await fill(handle);
     await handle.close({ object: attrs() });
-    await renameInto(fs, temp, path);
+    await fs.rename(temp, path);
     published = true;
     return handle.info;
   } finally {

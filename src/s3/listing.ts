@@ -9,6 +9,8 @@
 import { MillpondError } from '../errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import type { Dirent } from '../fs/stats.js';
+import { HIDDEN_NAME_RE } from './data.js';
+import { s3Limits } from '../limits.js';
 
 export type Listed = { key: string } | { prefix: string };
 
@@ -25,7 +27,12 @@ async function sortedEntries(fs: FileSystem, path: string): Promise<Array<{ name
     if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return [];
     throw err;
   }
-  const named = entries.map((e) => ({ name: e.isDirectory() ? `${e.name}/` : e.name, dir: e.isDirectory() }));
+  for (const e of entries) {
+    // A PUT's temporary file older than any PUT can take was left by a crashed gateway.
+    const m = HIDDEN_NAME_RE.exec(e.name);
+    if (m && m[1] === 'tmp' && Date.now() - Number(m[2]) > s3Limits.tempExpiryMs) void fs.unlink(`${path}/${e.name}`).catch(() => {});
+  }
+  const named = entries.filter((e) => !HIDDEN_NAME_RE.test(e.name)).map((e) => ({ name: e.isDirectory() ? `${e.name}/` : e.name, dir: e.isDirectory() }));
   return named.sort((a, b) => compareKeys(a.name, b.name));
 }
 

@@ -19,7 +19,7 @@ export async function createMultipartUpload(s: S3Request): Promise<void> {
   checkKey(s.key);
   if (s.key.endsWith('/')) throw new S3Error('InvalidArgument', 'a key ending in "/" is a directory');
   await requireBucket(s.fs, s.bucket);
-  const id = await createUpload(s.fs, { bucket: s.bucket, key: s.key, initiatedMs: Date.now(), uid: s.user.uid, ...requestAttrs(s) }).catch((err: unknown) => { throw fromMillpond(err); });
+  const id = await createUpload(s.fs, objectPath(s.bucket, s.key), { bucket: s.bucket, key: s.key, initiatedMs: Date.now(), uid: s.user.uid, ...requestAttrs(s) }).catch((err: unknown) => { throw fromMillpond(err); });
   sendXml(s, 200, 'InitiateMultipartUploadResult', { Bucket: s.bucket, Key: s.key, UploadId: id });
 }
 
@@ -30,8 +30,8 @@ export async function uploadPartHandler(s: S3Request): Promise<void> {
   let digest: BodyResult | undefined;
   if (copySource === undefined) {
     const { length, body } = requestBody(s, s.config.partBytesMax, (r) => { digest = r; });
-    await readUpload(s.fs, uploadId, s.bucket, s.key);
-    const record = await uploadPart(s.fs, uploadId, partNumber, length, body, () => digest!.md5).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
+    const info = await readUpload(s.fs, uploadId, s.bucket, s.key);
+    const record = await uploadPart(s.fs, uploadId, info, partNumber, length, body, () => digest!.md5).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
     return sendEmpty(s, 200, { ETag: record.etag });
   }
   // UploadPartCopy: the part's bytes are a range of another object.
@@ -44,7 +44,7 @@ export async function uploadPartHandler(s: S3Request): Promise<void> {
   const length = range.end - range.start;
   if (length > s.config.partBytesMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.');
   for await (const _ of requestBody(s, 0, () => {}).body) { /* no body: check its (empty) payload */ }
-  await readUpload(s.fs, uploadId, s.bucket, s.key);
+  const info = await readUpload(s.fs, uploadId, s.bucket, s.key);
   const md5 = createHash('md5');
   async function* hashed() {
     for await (const piece of readPieces(s.fs, objectPath(source.bucket, source.key), range!.start, range!.end)) {
@@ -52,7 +52,7 @@ export async function uploadPartHandler(s: S3Request): Promise<void> {
       yield piece;
     }
   }
-  const record = await uploadPart(s.fs, uploadId, partNumber, length, hashed(), () => md5.digest()).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
+  const record = await uploadPart(s.fs, uploadId, info, partNumber, length, hashed(), () => md5.digest()).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
   sendXml(s, 200, 'CopyPartResult', { LastModified: isoDate(record.lastModifiedMs), ETag: record.etag });
 }
 
@@ -72,8 +72,8 @@ export async function completeMultipartUpload(s: S3Request): Promise<void> {
 
 export async function abortMultipartUpload(s: S3Request): Promise<void> {
   const uploadId = s.query.get('uploadId')!;
-  await readUpload(s.fs, uploadId, s.bucket, s.key);
-  await abortUpload(s.fs, uploadId).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
+  const info = await readUpload(s.fs, uploadId, s.bucket, s.key);
+  await abortUpload(s.fs, uploadId, info).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
   sendEmpty(s, 204);
 }
 

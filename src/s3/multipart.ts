@@ -20,12 +20,14 @@ import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
 import type { Inode, ObjectAttrs } from '../meta/types.js';
 import { S3Error } from './errors.js';
-import { renameInto, writeFrom } from './data.js';
-import { UPLOADS_DIR } from './paths.js';
+import { renameInto, tempNameBeside, writeFrom } from './data.js';
+import { parentOf, UPLOADS_DIR } from './paths.js';
 
 export interface UploadInfo {
   bucket: string;
   key: string;
+  /** The object being assembled: a hidden file beside the key's path (its directory's layout). */
+  dataPath: string;
   initiatedMs: number;
   uid: number;
   contentType?: string;
@@ -51,12 +53,14 @@ function isMissing(err: unknown): boolean {
   return err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR');
 }
 
-export async function createUpload(fs: FileSystem, info: UploadInfo): Promise<string> {
+export async function createUpload(fs: FileSystem, path: string, fields: Omit<UploadInfo, 'dataPath'>): Promise<string> {
   const id = randomBytes(16).toString('hex');
   const dir = uploadDir(id);
+  const info: UploadInfo = { ...fields, dataPath: tempNameBeside(path, 'up', id) };
+  await fs.mkdir(parentOf(path), { recursive: true });
+  await fs.writeFile(info.dataPath, Buffer.alloc(0), { flag: 'wx' });
   await fs.mkdir(dir, { mode: 0o700 });
   await fs.writeFile(`${dir}/info`, JSON.stringify(info), { flag: 'wx' });
-  await fs.writeFile(`${dir}/data`, Buffer.alloc(0), { flag: 'wx' });
   return id;
 }
 
@@ -94,11 +98,11 @@ async function strideOf(fs: FileSystem, dir: string, size: number): Promise<numb
 }
 
 /** Writes one part from `source` (size known up front), records it and returns its record. */
-export async function uploadPart(fs: FileSystem, id: string, partNumber: number, size: number, source: AsyncIterable<Buffer>, md5: () => Buffer): Promise<PartRecord> {
+export async function uploadPart(fs: FileSystem, id: string, info: UploadInfo, partNumber: number, size: number, source: AsyncIterable<Buffer>, md5: () => Buffer): Promise<PartRecord> {
   const dir = uploadDir(id);
   const stride = await strideOf(fs, dir, size);
   const inData = stride > 0 && size === stride;
-  const target = inData ? `${dir}/data` : `${dir}/part-${partNumber}.${randomBytes(4).toString('hex')}`;
+  const target = inData ? info.dataPath : `${dir}/part-${partNumber}.${randomBytes(4).toString('hex')}`;
   const handle = await fs.open(target, inData ? 'r+' : 'wx');
   try {
     await writeFrom(handle, source, inData ? (partNumber - 1) * stride : 0);
@@ -137,8 +141,8 @@ export async function listParts(fs: FileSystem, id: string, marker: number, max:
 }
 
 /** Where part `p`'s bytes are: the file and offset. */
-function partSource(dir: string, p: PartRecord, stride: number): { path: string; at: number } {
-  return p.inData ? { path: `${dir}/data`, at: (p.partNumber - 1) * stride } : { path: `${dir}/part-${p.partNumber}`, at: 0 };
+function partSource(dir: string, info: UploadInfo, p: PartRecord, stride: number): { path: string; at: number } {
+  return p.inData ? { path: info.dataPath, at: (p.partNumber - 1) * stride } : { path: `${dir}/part-${p.partNumber}`, at: 0 };
 }
 
 async function copyRange(fs: FileSystem, from: { path: string; at: number }, length: number, to: FileHandle, toAt: number): Promise<void> {
@@ -188,22 +192,22 @@ export async function completeUpload(fs: FileSystem, id: string, info: UploadInf
   const inPlace = parts.every((p, i) => p.partNumber === i + 1 && (p.inData || i === parts.length - 1));
   let assembled: string;
   if (inPlace) {
-    assembled = `${dir}/data`;
+    assembled = info.dataPath;
     const last = parts[parts.length - 1]!;
     await fs.truncate(assembled, total); // drops parts past the object (numbers beyond the list)
     const handle = await fs.open(assembled, 'r+');
     try {
-      if (!last.inData) await copyRange(fs, partSource(dir, last, stride), last.size, handle, (last.partNumber - 1) * stride);
+      if (!last.inData) await copyRange(fs, partSource(dir, info, last, stride), last.size, handle, (last.partNumber - 1) * stride);
     } finally {
       await handle.close({ object });
     }
   } else {
-    assembled = `${dir}/assembled`;
+    assembled = tempNameBeside(path, 'tmp');
     const handle = await fs.open(assembled, 'w');
     try {
       let at = 0;
       for (const p of parts) {
-        await copyRange(fs, partSource(dir, p, stride), p.size, handle, at);
+        await copyRange(fs, partSource(dir, info, p, stride), p.size, handle, at);
         at += p.size;
       }
     } finally {
@@ -213,10 +217,12 @@ export async function completeUpload(fs: FileSystem, id: string, info: UploadInf
   await renameInto(fs, assembled, path);
   const inode = await fs.stat(path);
   await fs.rm(dir, { recursive: true }).catch(() => {});
+  if (!inPlace) await fs.unlink(info.dataPath).catch(() => {});
   return { id: inode.ino, length: inode.size, mtimeMs: inode.mtimeMs, object } as Inode;
 }
 
-export async function abortUpload(fs: FileSystem, id: string): Promise<void> {
+export async function abortUpload(fs: FileSystem, id: string, info: UploadInfo): Promise<void> {
+  await fs.unlink(info.dataPath).catch(() => {});
   await fs.rm(uploadDir(id), { recursive: true });
 }
 
@@ -255,6 +261,8 @@ export async function sweepUploads(fs: FileSystem, expiryMs: number, nowMs = Dat
     try {
       const st = await fs.stat(uploadDir(id));
       if (nowMs - st.ctimeMs < expiryMs) continue;
+      const info = JSON.parse(await fs.readFile(`${uploadDir(id)}/info`, 'utf8').catch(() => '{}')) as Partial<UploadInfo>;
+      if (typeof info.dataPath === 'string') await fs.unlink(info.dataPath).catch(() => {});
       await fs.rm(uploadDir(id), { recursive: true });
       removed++;
     } catch {

@@ -1,15 +1,15 @@
 /**
  * Buckets are top-level directories and keys are paths under them (design §12): key
  * "a/b/c.parquet" of bucket "data" is the file /data/a/b/c.parquet. A key ending in "/" names
- * a directory (the zero-byte "folder" objects consoles make). The gateway's own files live in
- * /.s3 (a name no bucket can have): PUTs in flight in /.s3/tmp, multipart uploads in
- * /.s3/uploads.
+ * a directory (the zero-byte "folder" objects consoles make). The gateway's own records live
+ * in /.s3 (a name no bucket can have): multipart uploads in /.s3/uploads. Bytes being written
+ * (a PUT's, an upload's) are in hidden files beside their key (data.ts), so they have the
+ * layout of their directory and the final rename stays inside it.
  */
 import { metaLimits, s3Limits } from '../limits.js';
 import { S3Error } from './errors.js';
 
 export const GATEWAY_DIR = '/.s3';
-export const TEMP_DIR = '/.s3/tmp';
 export const UPLOADS_DIR = '/.s3/uploads';
 
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;

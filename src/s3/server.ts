@@ -27,7 +27,7 @@ import { Identities } from './identity.js';
 import * as multipart from './multipart-ops.js';
 import { sweepUploads } from './multipart.js';
 import * as objects from './object-ops.js';
-import { GATEWAY_DIR, TEMP_DIR, UPLOADS_DIR } from './paths.js';
+import { GATEWAY_DIR, UPLOADS_DIR } from './paths.js';
 import { decodeComponent, parseClaim, queryPairs, verifyRequest } from './sigv4.js';
 import { errorDocument } from './xml.js';
 
@@ -122,8 +122,8 @@ export class S3Gateway {
       const identities = new Identities(meta, routing, chunks);
       const fs = identities.gateway();
       await fs.mkdir(GATEWAY_DIR, { recursive: true, mode: 0o755 });
-      // Every user's PUTs and uploads start here (as /tmp: anyone may create, files are theirs).
-      for (const dir of [TEMP_DIR, UPLOADS_DIR]) await fs.mkdir(dir, { recursive: true, mode: 0o777 });
+      // Every user's uploads start here (as /tmp: anyone may create, files are theirs).
+      await fs.mkdir(UPLOADS_DIR, { recursive: true, mode: 0o777 });
       const gateway = new S3Gateway(options, meta, routing, chunks, identities);
       const at = options.listen.lastIndexOf(':');
       const host = options.listen.slice(0, at).replace(/^\[|\]$/g, '');
@@ -156,18 +156,9 @@ export class S3Gateway {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** Removes multipart uploads past their expiry and temporary files of PUTs a crash left. */
-  async sweep(nowMs = Date.now()): Promise<number> {
-    const fs = this.identities.gateway();
-    let removed = await sweepUploads(fs, this.options.uploadExpiryMs ?? s3Limits.uploadExpiryMsDefault, nowMs);
-    for (const name of await fs.readdir(TEMP_DIR).catch(() => [] as string[])) {
-      const st = await fs.stat(`${TEMP_DIR}/${name}`).catch(() => undefined);
-      if (st && nowMs - st.mtimeMs > s3Limits.tempExpiryMs) {
-        await fs.unlink(`${TEMP_DIR}/${name}`).catch(() => {});
-        removed++;
-      }
-    }
-    return removed;
+  /** Removes multipart uploads past their expiry (with their hidden data files); returns how many. */
+  sweep(nowMs = Date.now()): Promise<number> {
+    return sweepUploads(this.identities.gateway(), this.options.uploadExpiryMs ?? s3Limits.uploadExpiryMsDefault, nowMs);
   }
 
   async close(): Promise<void> {
