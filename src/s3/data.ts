@@ -6,7 +6,6 @@
  * for 'drain' before taking more.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
@@ -65,6 +64,19 @@ export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer
   return at - position;
 }
 
+/** Resolves when `sink` drains or closes, leaving no listener behind. */
+function drained(sink: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+  });
+}
+
 /** Sends bytes [start, end) of an open file to `sink`, honouring its backpressure. */
 export async function readTo(handle: FileHandle, start: number, end: number, sink: Writable): Promise<void> {
   const step = handle.info.layout.chunkSizeBytes;
@@ -83,7 +95,7 @@ export async function readTo(handle: FileHandle, start: number, end: number, sin
       const data = await ahead.shift()!;
       issue();
       if (sink.destroyed) throw new MillpondError('ECONNRESET', 'the client went away');
-      if (!sink.write(data)) await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+      if (!sink.write(data)) await drained(sink);
     }
   } finally {
     await Promise.allSettled(ahead); // reads in flight finish before the handle closes

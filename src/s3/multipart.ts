@@ -78,7 +78,11 @@ export async function readUpload(fs: FileSystem, id: string, bucket: string, key
   return info;
 }
 
-/** The stride of an upload, setting it to `size` if none is set and `size` may be one. */
+/**
+ * The stride of an upload, setting it to `size` if none is set and `size` may be one. The
+ * marker is made whole under a temporary name and then linked: link() fails with EEXIST when
+ * another part set it first, and then the marker read is already whole.
+ */
 async function strideOf(fs: FileSystem, dir: string, size: number): Promise<number> {
   const path = `${dir}/stride`;
   try {
@@ -87,13 +91,17 @@ async function strideOf(fs: FileSystem, dir: string, size: number): Promise<numb
     if (!isMissing(err)) throw err;
   }
   if (size < s3Limits.partBytesMin) return 0;
+  const temp = `${dir}/stride.${randomBytes(8).toString('hex')}`;
+  await fs.writeFile(temp, Buffer.alloc(0), { flag: 'wx' });
   try {
-    await fs.writeFile(path, Buffer.alloc(0), { flag: 'wx' }); // the race's winner: then its length is set
-    await fs.truncate(path, size);
+    await fs.truncate(temp, size); // a length without bytes: the marker holds no data
+    await fs.link(temp, path);
     return size;
   } catch (err) {
     if (!(err instanceof MillpondError && err.code === 'EEXIST')) throw err;
-    return (await fs.stat(path)).size; // 0 while the winner is between its create and its truncate: no stride yet
+    return (await fs.stat(path)).size;
+  } finally {
+    await fs.unlink(temp).catch(() => {});
   }
 }
 
