@@ -13,6 +13,7 @@ import { graysortBench } from './graysort.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
 import { randreadBench } from './randread.js';
+import { s3Bench } from './s3.js';
 
 const benches: Record<string, (options: Map<string, string>) => Promise<void>> = {
   chunkstore: chunkstoreBench,
@@ -25,6 +26,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   graysort: graysortBench,
   meta: metaBench,
   randread: randreadBench,
+  s3: s3Bench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -277,8 +277,12 @@ export const s3Limits = {
   sweepIntervalMs: 60_000,
   /** Uploads ListMultipartUploads and one sweep look at. */
   uploadsListedMax: 10_000,
-  /** Idle keep-alive connections close after this; a request's headers must arrive within it. */
+  /** A request's headers must arrive within this. */
   headersTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 5_000,
+  /**
+   * Idle keep-alive connections close after this: longer than clients keep idle sockets
+   * (the AWS CLI and SDKs), so a client seldom reuses a socket the gateway is closing.
+   */
+  keepAliveTimeoutMs: 65_000,
   connectionsMax: 1024,
 } as const;
