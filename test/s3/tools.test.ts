@@ -36,7 +36,7 @@ describe('S3 gateway with the AWS CLI, rclone and s3cmd', () => {
   let fs: FileSystem;
   const sizes = [0, 1, 4096, MiB + 1, 9 * MiB + 7, 21 * MiB + 3]; // the last two: multipart in the CLIs, several 4 MiB chunks
 
-  const aws = async (...args: string[]) => (await exec(AWS, ['--endpoint-url', endpoint, ...args, ...(args[0] === 's3' && args[1] !== 'ls' ? ['--only-show-errors'] : [])], { env, maxBuffer: 64 * MiB })).stdout;
+  const aws = async (...args: string[]) => (await exec(AWS, ['--endpoint-url', endpoint, ...args, ...(args[0] === 's3' && ['cp', 'sync', 'rm', 'mv'].includes(args[1]!) ? ['--only-show-errors'] : [])], { env, maxBuffer: 64 * MiB })).stdout;
   const rclone = async (...args: string[]) => (await exec(RCLONE, ['--config', join(t.dir, 'rclone.conf'), ...args], { env, maxBuffer: 64 * MiB })).stdout;
   const s3cmd = async (...args: string[]) => (await exec(S3CMD, ['-c', join(t.dir, 's3cmd.cfg'), ...args], { env, maxBuffer: 64 * MiB })).stdout;
 
