@@ -38,8 +38,11 @@ import { startEmbedded } from './embedded.js';
 import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
-import { ensureAdminKey, runS3, runUser, S3_ADMIN_FILE, S3_LISTEN_DEFAULT, startGateway, USER_USAGE } from './s3-commands.js';
 import type { S3Gateway } from '../s3/index.js';
+
+// The S3 gateway's modules load only for the commands that use them (up, s3, user).
+const s3Commands = () => import('./s3-commands.js');
+const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
 const USAGE = `usage: millpond up [--s3 HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
        mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] | user key ... | ${EXECUTOR_USAGE}
@@ -69,6 +72,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
 }
 
 async function up(config: CliConfig, flags: Map<string, string>): Promise<void> {
+  const { ensureAdminKey, S3_ADMIN_FILE, S3_LISTEN_DEFAULT, startGateway } = await s3Commands();
   const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta });
   const s3Listen = flags.get('s3') ?? S3_LISTEN_DEFAULT;
   let gateway: S3Gateway | undefined;
@@ -216,8 +220,8 @@ async function main(): Promise<void> {
   const config = loadConfig(flags);
   switch (command) {
     case 'up': return up(config, flags);
-    case 's3': return runS3(config, flags);
-    case 'user': return runUser(config, rest, flags);
+    case 's3': return (await s3Commands()).runS3(config, flags);
+    case 'user': return (await s3Commands()).runUser(config, rest, flags);
     case 'status': return status(config, flags);
     case 'demo': return demo(config, flags);
     case 'fs': return runFs(config, rest);

@@ -15,7 +15,7 @@ import type { CliConfig } from './config.js';
 
 export const S3_ADMIN_FILE = 's3-admin.json';
 export const S3_LISTEN_DEFAULT = '127.0.0.1:9000';
-export const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
+const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
 interface AdminKey {
   accessKeyId: string;

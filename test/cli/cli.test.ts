@@ -22,8 +22,8 @@ describe('millpond CLI', () => {
 
   beforeAll(async () => {
     up = spawn(process.execPath, ['--import', 'tsx', main, 'up', '--data-dir', dataDir, '--no-sync',
-      '--mgmtd', 'tcp://127.0.0.1:0', '--meta', 'tcp://127.0.0.1:0', '--transport', 'tcp'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await waitForLine(up, /^millpond is up/, 40_000);
+      '--mgmtd', 'tcp://127.0.0.1:0', '--meta', 'tcp://127.0.0.1:0', '--transport', 'tcp', '--s3', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await waitForLine(up, /^s3: http:\/\/127\.0\.0\.1:\d+ access key MPAK/, 40_000);
   }, 60_000);
 
   afterAll(async () => {
@@ -105,6 +105,20 @@ await sp.shutdown();
     const removed = await cli('fs', 'ls', '/', '--token-file', tokenFile).then(() => null, (e: { stderr: string }) => e);
     expect(removed?.stderr).toMatch(/EAUTH/);
   }, 240_000);
+  it('manages S3 access keys of users (admin only through meta)', async () => {
+    const added = (await cli('user', 'key', 'add', '--uid', '1234', '--gid', '100', '--gids', '5,6')).stdout;
+    const m = /^access key (MPAK[A-Z0-9]+)\nsecret +(\S+)\nuser +uid 1234 gid 100 gids 5,6$/m.exec(added);
+    expect(m).not.toBeNull();
+    const listed = (await cli('user', 'key', 'list', '--uid', '1234')).stdout;
+    expect(listed).toMatch(new RegExp(`^${m![1]}\tuid 1234\tgid 100\tgids 5,6\t`, 'm'));
+    expect(listed).not.toContain(m![2]); // secrets are shown once, at add
+    // up's admin key is listed too (uid 0).
+    expect((await cli('user', 'key', 'list')).stdout).toMatch(/^MPAK[A-Z0-9]+\tuid 0\t/m);
+    await cli('user', 'key', 'remove', m![1]!);
+    expect((await cli('user', 'key', 'list', '--uid', '1234')).stdout).toBe('');
+    const again = await cli('user', 'key', 'remove', m![1]!).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(again?.stderr).toMatch(/ENOENT: no access key/);
+  });
 
   it('stops cleanly on Ctrl-C', async () => {
     const stopped = waitForLine(up, /^stopped$/, 30_000);
