@@ -8,6 +8,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { waitForLine } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -119,6 +120,23 @@ await sp.shutdown();
     const again = await cli('user', 'key', 'remove', m![1]!).then(() => null, (e: { code: number; stderr: string }) => e);
     expect(again?.stderr).toMatch(/ENOENT: no access key/);
   });
+
+  it('serves S3 as its own role (millpond s3 --listen) with a user\'s key', async () => {
+    const added = (await cli('user', 'key', 'add', '--uid', '0', '--gid', '0')).stdout;
+    const [, id, secret] = /^access key (\S+)\nsecret +(\S+)$/m.exec(added)!;
+    const gateway = spawn(process.execPath, ['--import', 'tsx', main, 's3', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--transport', 'tcp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [, endpoint] = await waitForLine(gateway, /^millpond s3 is up: (http:\/\/127\.0\.0\.1:\d+)/, 40_000);
+      const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: id!, secretAccessKey: secret! } });
+      await cli('fs', 'mkdir', '/role');
+      await s3.send(new PutObjectCommand({ Bucket: 'role', Key: 'dir/k', Body: 'through the role' }));
+      expect((await cli('fs', 'cat', '/role/dir/k')).stdout).toBe('through the role');
+      s3.destroy();
+    } finally {
+      gateway.kill('SIGTERM');
+      await once(gateway, 'exit');
+    }
+  }, 90_000);
 
   it('stops cleanly on Ctrl-C', async () => {
     const stopped = waitForLine(up, /^stopped$/, 30_000);
