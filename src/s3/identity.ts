@@ -20,7 +20,12 @@ const GATEWAY_USER: User = { uid: 0, gid: 0 };
 export class Identities {
   private readonly keys = new Map<string, { key: AccessKey; atMs: number }>();
 
-  constructor(private readonly meta: MetaClient, private readonly routing: RoutingClient, private readonly chunks: ChunkClient) {}
+  constructor(
+    private readonly meta: MetaClient,
+    private readonly routing: RoutingClient,
+    private readonly chunks: ChunkClient,
+    private readonly keyCacheMs: number = s3Limits.accessKeyCacheMs,
+  ) {}
 
   /** The filesystem as the owner of an access key. */
   actingAs(owner: User): FileSystem {
@@ -32,10 +37,10 @@ export class Identities {
     return this.actingAs(GATEWAY_USER);
   }
 
-  /** The access key `id` with its secret (cached s3Limits.accessKeyCacheMs); InvalidAccessKeyId if unknown. */
+  /** The access key `id` with its secret (cached keyCacheMs); InvalidAccessKeyId if unknown. */
   async accessKey(id: string): Promise<AccessKey> {
     const cached = this.keys.get(id);
-    if (cached && Date.now() - cached.atMs < s3Limits.accessKeyCacheMs) return cached.key;
+    if (cached && Date.now() - cached.atMs < this.keyCacheMs) return cached.key;
     let key: AccessKey;
     try {
       key = await this.meta.as(GATEWAY_USER).accessKeyGet(id);

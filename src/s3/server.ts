@@ -45,6 +45,8 @@ export interface GatewayOptions {
   sweepIntervalMs?: number;
   putObjectBytesMax?: number;
   partBytesMax?: number;
+  /** How long an access key is cached: a removed key still works this long (default s3Limits.accessKeyCacheMs, at most it). */
+  accessKeyCacheMs?: number;
   log?: (line: string) => void;
 }
 
@@ -119,7 +121,9 @@ export class S3Gateway {
     const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks });
     try {
       await routing.refresh();
-      const identities = new Identities(meta, routing, chunks);
+      const cacheMs = options.accessKeyCacheMs ?? s3Limits.accessKeyCacheMs;
+      if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > s3Limits.accessKeyCacheMs) throw new RangeError(`accessKeyCacheMs must be in [0, ${s3Limits.accessKeyCacheMs}]`);
+      const identities = new Identities(meta, routing, chunks, cacheMs);
       const fs = identities.gateway();
       await fs.mkdir(GATEWAY_DIR, { recursive: true, mode: 0o755 });
       // Every user's uploads start here (as /tmp: anyone may create, files are theirs).
