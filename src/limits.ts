@@ -261,8 +261,8 @@ export const s3Limits = {
   listKeysMax: 1000,
   /** Chunk writes (each one chunk of the file) of one PUT in flight: its memory is this times the chunk size. */
   putChunksInFlight: 8,
-  /** Chunk-sized reads of one GET ahead of the socket. */
-  getChunksAhead: 2,
+  /** Chunk-sized reads of one GET ahead of the socket (with the one being sent: as many in flight as a PUT's writes). */
+  getChunksAhead: 7,
   /** An aws-chunked body's chunk header line. */
   chunkHeaderBytesMax: 4096,
   /** Stat calls of one listing page in flight. */
