@@ -20,6 +20,7 @@ import { parentOf } from './paths.js';
 export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer>, position = 0): Promise<number> {
   const chunkBytes = handle.info.layout.chunkSizeBytes;
   const inflight = new Set<Promise<void>>();
+  const spare: Buffer[] = []; // chunk buffers whose writes finished, reused (at most putChunksInFlight)
   let failure: unknown;
   let at = position;
   let piece: Buffer | undefined;
@@ -27,11 +28,15 @@ export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer
   let pieceAt = position;
   const flush = async () => {
     if (!piece || filled === 0) return;
+    const buffer = piece;
     const data = piece.subarray(0, filled);
     const where = pieceAt;
     piece = undefined;
     filled = 0;
-    const write: Promise<void> = handle.write(data, where).then(() => { inflight.delete(write); }, (err: unknown) => {
+    const write: Promise<void> = handle.write(data, where).then(() => {
+      inflight.delete(write);
+      if (buffer.length === chunkBytes) spare.push(buffer);
+    }, (err: unknown) => {
       inflight.delete(write);
       failure ??= err;
     });
@@ -45,7 +50,8 @@ export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer
       while (offset < incoming.length) {
         if (!piece) {
           pieceAt = at;
-          piece = Buffer.allocUnsafe(chunkBytes - (at % chunkBytes)); // up to the chunk's end
+          const room = chunkBytes - (at % chunkBytes); // up to the chunk's end
+          piece = room === chunkBytes ? spare.pop() ?? Buffer.allocUnsafe(chunkBytes) : Buffer.allocUnsafe(room);
         }
         const n = Math.min(piece.length - filled, incoming.length - offset);
         incoming.copy(piece, filled, offset, offset + n);

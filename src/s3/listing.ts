@@ -24,7 +24,7 @@ async function sortedEntries(fs: FileSystem, path: string): Promise<Array<{ name
   try {
     entries = await fs.readdir(path, { withFileTypes: true });
   } catch (err) {
-    if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return [];
+    if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EINVAL')) return []; // EINVAL: a prefix no path can have ("a//b")
     throw err;
   }
   for (const e of entries) {
@@ -65,6 +65,8 @@ export async function* listKeys(fs: FileSystem, bucketPath: string, prefix: stri
   // Start at the deepest directory the prefix names.
   const slash = prefix.lastIndexOf('/');
   const startDir = slash < 0 ? '' : prefix.slice(0, slash + 1);
+  // No key has an empty, "." or ".." segment (paths.ts: checkKey), so neither can its prefix.
+  if (startDir.split('/').slice(0, -1).some((seg) => seg === '' || seg === '.' || seg === '..')) return;
   const source = walk(startDir === '' ? bucketPath : `${bucketPath}/${startDir.slice(0, -1)}`, startDir);
   for await (const item of source) {
     if (!('key' in item) || delimiter === '' || delimiter === '/') {

@@ -251,6 +251,8 @@ describe('S3 gateway with the AWS SDK', () => {
     const raw = await signedRequest(s.gateway.port, s.admin, { method: 'GET', path: '/listing', query: { 'list-type': '2', prefix: 'c d/', 'encoding-type': 'url' } });
     expect(raw.body).toContain('<Key>c%20d/e%2Bf</Key>');
     expect((await c.send(new ListObjectsV2Command({ Bucket: 'listing', MaxKeys: 0 }))).Contents ?? []).toEqual([]);
+    // Prefixes no key can have list nothing (keys never have empty, "." or ".." segments).
+    for (const prefix of ['a//', '/a', 'a/../', './']) expect((await c.send(new ListObjectsV2Command({ Bucket: 'listing', Prefix: prefix }))).KeyCount).toBe(0);
     // A generic delimiter.
     const dash = await c.send(new ListObjectsV2Command({ Bucket: 'listing', Delimiter: '-' }));
     expect(dash.CommonPrefixes!.map((p) => p.Prefix)).toEqual(['a-']);
