@@ -62,7 +62,7 @@ describe('millpond CLI', () => {
     const missing = await cli('fs', 'cat', '/a/moved.bin').then(() => null, (e: { code: number; stderr: string }) => e);
     expect(missing?.code).toBe(1);
     expect(missing?.stderr).toMatch(/ENOENT/);
-  });
+  }, 120_000); // a dozen CLI processes: minutes on a loaded 2-core machine
 
   it('runs SQL over millpond:// and engine scripts against the cluster', async () => {
     await cli('sql', `COPY (SELECT range AS i FROM range(1000)) TO 'millpond:///q.parquet' (FORMAT parquet)`);
