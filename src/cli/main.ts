@@ -77,7 +77,7 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
   const s3Listen = flags.get('s3') ?? S3_LISTEN_DEFAULT;
   let gateway: S3Gateway | undefined;
   try {
-    if (s3Listen !== 'off') gateway = await startGateway({ ...config, mgmtd: [cluster.mgmtd], meta: cluster.meta, token: cluster.adminToken, serverKey: cluster.serverKey }, s3Listen, flags);
+    if (s3Listen !== 'off') gateway = await startGateway({ ...config, mgmtd: [cluster.mgmtd], meta: cluster.meta }, s3Listen, flags, { token: cluster.adminToken, serverKey: cluster.serverKey });
   } catch (err) {
     await cluster.stop();
     throw err;
@@ -87,7 +87,7 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
   console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
   console.log(`admin token in ${join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE)} (commands run with --data-dir ${config.dataDir} use it)`);
   if (gateway) {
-    const admin = await ensureAdminKey({ ...config, meta: cluster.meta, token: cluster.adminToken, serverKey: cluster.serverKey }, config.dataDir);
+    const admin = await ensureAdminKey(cluster.meta, config.dataDir, { token: cluster.adminToken, serverKey: cluster.serverKey });
     console.log(`s3: ${gateway.endpoint} access key ${admin.accessKeyId} (admin; its secret is in ${join(config.dataDir, S3_ADMIN_FILE)})`);
   }
   console.log('Ctrl-C stops it.');

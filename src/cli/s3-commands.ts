@@ -11,7 +11,8 @@ import { MillpondError } from '../errors.js';
 import { MetaClient } from '../meta/meta-client.js';
 import type { User } from '../meta/types.js';
 import { S3Gateway } from '../s3/index.js';
-import type { CliConfig } from './config.js';
+import type { ClientAuth } from '../auth/credentials.js';
+import { cliAuth, type CliConfig } from './config.js';
 
 export const S3_ADMIN_FILE = 's3-admin.json';
 export const S3_LISTEN_DEFAULT = '127.0.0.1:9000';
@@ -23,9 +24,9 @@ interface AdminKey {
 }
 
 /** The admin's access key for `up`: the one in the data directory if meta still has it, else a new one. */
-export async function ensureAdminKey(metaEndpoint: string, dataDir: string): Promise<AdminKey> {
+export async function ensureAdminKey(metaEndpoint: string, dataDir: string, auth: ClientAuth | undefined): Promise<AdminKey> {
   const path = join(dataDir, S3_ADMIN_FILE);
-  const meta = new MetaClient(metaEndpoint);
+  const meta = new MetaClient(metaEndpoint, { auth });
   try {
     if (existsSync(path)) {
       const kept = JSON.parse(readFileSync(path, 'utf8')) as AdminKey;
@@ -46,8 +47,9 @@ export async function ensureAdminKey(metaEndpoint: string, dataDir: string): Pro
   }
 }
 
-export async function startGateway(config: CliConfig, listen: string, flags: Map<string, string>): Promise<S3Gateway> {
+export async function startGateway(config: CliConfig, listen: string, flags: Map<string, string>, auth = cliAuth(config)): Promise<S3Gateway> {
   return S3Gateway.start({
+    auth,
     meta: config.meta,
     mgmtd: config.mgmtd,
     listen,
@@ -81,7 +83,7 @@ function intFlag(flags: Map<string, string>, name: string): number | undefined {
 export async function runUser(config: CliConfig, rest: string[], flags: Map<string, string>, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const [what, command, arg] = rest;
   if (what !== 'key') throw new TypeError(`usage: ${USER_USAGE}`);
-  const meta = new MetaClient(config.meta);
+  const meta = new MetaClient(config.meta, { auth: cliAuth(config) });
   try {
     switch (command) {
       case 'add': {

@@ -19,6 +19,7 @@ import { ChunkClient } from '../chunk/chunk-client.js';
 import { RoutingClient } from '../cluster/routing-client.js';
 import { s3Limits } from '../limits.js';
 import { MetaClient } from '../meta/meta-client.js';
+import { findClientAuth, type ClientAuth } from '../auth/credentials.js';
 import type { TransportChoice } from '../native/binding.js';
 import * as buckets from './bucket-ops.js';
 import { fromMillpond, S3Error } from './errors.js';
@@ -47,6 +48,12 @@ export interface GatewayOptions {
   partBytesMax?: number;
   /** How long an access key is cached: a removed key still works this long (default s3Limits.accessKeyCacheMs, at most it). */
   accessKeyCacheMs?: number;
+  /**
+   * The gateway's credentials (design §10): a proxy user's token (or the admin's), so meta
+   * lets it act as each access key's owner. Without it, MILLPOND_TOKEN(_FILE) and
+   * MILLPOND_SERVER_KEY.
+   */
+  auth?: ClientAuth;
   log?: (line: string) => void;
 }
 
@@ -116,9 +123,10 @@ export class S3Gateway {
 
   /** Connects to the cluster, makes /.s3, listens, and starts the sweeper of expired uploads. */
   static async start(options: GatewayOptions): Promise<S3Gateway> {
-    const meta = new MetaClient(options.meta);
+    const auth = options.auth ?? findClientAuth();
+    const meta = new MetaClient(options.meta, { auth });
     const chunks = new ChunkClient({ transport: options.transport ?? 'auto' });
-    const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks });
+    const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks, auth });
     try {
       await routing.refresh();
       const cacheMs = options.accessKeyCacheMs ?? s3Limits.accessKeyCacheMs;
