@@ -221,7 +221,8 @@ async function main(): Promise<void> {
   switch (command) {
     case 'up': return up(config, flags);
     case 's3': return (await s3Commands()).runS3(config, flags);
-    case 'user': return (await s3Commands()).runUser(config, rest, flags);
+    // `user key ...` is S3 access keys (s3-commands.ts); the rest is users and tokens.
+    case 'user': return rest[0] === 'key' ? (await s3Commands()).runUser(config, rest, flags) : user(config, flags, rest);
     case 'status': return status(config, flags);
     case 'demo': return demo(config, flags);
     case 'fs': return runFs(config, rest);
@@ -231,7 +232,6 @@ async function main(): Promise<void> {
     case 'mount': return mount(config, rest[0], flags);
     case 'umount': return umount(rest[0], flags);
     case 'init': return init(config, flags);
-    case 'user': return user(config, flags, rest);
     default:
       console.error(USAGE);
       process.exitCode = 2;

@@ -26,10 +26,11 @@ export async function startS3(options: Partial<GatewayOptions> = {}): Promise<S3
     dataDir: t.dir, mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0', host: '127.0.0.1',
     transport: 'tcp', chainCount: 6, syncWrites: false,
   });
-  const gateway = await S3Gateway.start({ meta: cluster.meta, mgmtd: [cluster.mgmtd], listen: '127.0.0.1:0', transport: 'tcp', ...options });
-  const meta = new MetaClient(cluster.meta);
+  const auth = { token: cluster.adminToken, serverKey: cluster.serverKey };
+  const gateway = await S3Gateway.start({ meta: cluster.meta, mgmtd: [cluster.mgmtd], listen: '127.0.0.1:0', transport: 'tcp', auth, ...options });
+  const meta = new MetaClient(cluster.meta, { auth });
   const admin = await meta.accessKeyAdd({ uid: 0, gid: 0 });
-  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp' });
+  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp', ...auth });
   const clients: S3Client[] = [];
   return {
     dir: t.dir, cluster, gateway, meta, admin, fs,

@@ -58,9 +58,9 @@ describe('S3 gateway with the AWS CLI, rclone and s3cmd', () => {
     writeFileSync(join(t.dir, 'aws-config'), '[default]\ns3 =\n    addressing_style = path\n');
     writeFileSync(join(t.dir, 'rclone.conf'), `[mp]\ntype = s3\nprovider = Other\naccess_key_id = ${key.accessKeyId}\nsecret_access_key = ${key.secretAccessKey}\nendpoint = ${endpoint}\nregion = us-east-1\n`);
     writeFileSync(join(t.dir, 's3cmd.cfg'), `[default]\naccess_key = ${key.accessKeyId}\nsecret_key = ${key.secretAccessKey}\nhost_base = 127.0.0.1:${port}\nhost_bucket = 127.0.0.1:${port}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\nmultipart_chunk_size_mb = 5\n`);
-    const cluster = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as { meta: string; mgmtd: string[]; s3: string };
+    const cluster = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as { meta: string; mgmtd: string[]; s3: string; serverKey: string };
     expect(cluster.s3).toBe(endpoint);
-    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp' });
+    fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', tokenFile: join(dataDir, 'keys', 'admin.token'), serverKey: cluster.serverKey });
     const local = join(t.dir, 'files');
     mkdirSync(join(local, 'sub'), { recursive: true });
     for (const size of sizes) writeFileSync(join(local, size > MiB ? `sub/f${size}` : `f${size}`), pattern(size, size + 7));
@@ -165,10 +165,11 @@ describe('S3 gateway with the AWS CLI, rclone and s3cmd', () => {
     const input = join(t.dir, 'in.parquet');
     await db.conn.run(`COPY (SELECT i::BIGINT AS k, (i * 3)::BIGINT AS v FROM range(50000) t(i)) TO '${input}' (FORMAT parquet)`);
     await aws('s3', 'cp', input, 's3://tools/pq/in.parquet');
-    const cluster = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as { meta: string; mgmtd: string[] };
+    const cluster = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as { meta: string; mgmtd: string[]; serverKey: string };
+    const token = readFileSync(join(dataDir, 'keys', 'admin.token'), 'utf8').trim();
     let sp: Session | undefined;
     try {
-      sp = await init({ root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd.join(',') }, workers: 1, memoryLimitPerTask: '256MB', progress: false });
+      sp = await init({ root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd.join(','), token, serverKey: cluster.serverKey }, workers: 1, memoryLimitPerTask: '256MB', progress: false });
       const rows = await sp.partialSql('SELECT count(*)::BIGINT AS n, sum(v)::BIGINT AS s FROM {0}', sp.readParquet('millpond:///tools/pq/in.parquet')).takeAll();
       expect(rows).toEqual([{ n: 50000n, s: 3n * (49999n * 50000n / 2n) }]);
       await sp.readParquet('millpond:///tools/pq/in.parquet').filter('k % 2 = 0').repartition(2).writeParquet('/tools/pq/out');
