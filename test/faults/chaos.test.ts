@@ -195,7 +195,7 @@ describe('chaos', () => {
           say(`SIGKILL mgmtd ${i}; restart in ${faultMs} ms`);
           await proc.kill();
           await sleep(faultMs);
-          cluster.mgmtd[i] = await startMgmtd(cluster.db, cluster.mgmtdEndpoints[i]!);
+          cluster.mgmtd[i] = await startMgmtd(cluster.db, cluster.mgmtdEndpoints[i]!, cluster.keys.secretFile);
         } else {
           say(`SIGSTOP mgmtd ${i} for ${faultMs} ms`);
           stopped.add(proc);

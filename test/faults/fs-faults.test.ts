@@ -35,7 +35,7 @@ describe('faults: shrinks and ended sessions', () => {
   async function client(): Promise<FileSystem> {
     const meta = new MetaClient(server.endpoint, { sessionHeartbeatMs: 200 });
     const chunks = new ChunkClient({ transport: 'tcp' });
-    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, chunkClient: chunks });
+    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, chunkClient: chunks, cluster: cluster.keys.cluster });
     await routing.refresh();
     const fs = new FileSystem(meta, meta.as({ uid: 0, gid: 0 }), routing, chunks);
     clients.push(fs);
@@ -44,7 +44,7 @@ describe('faults: shrinks and ended sessions', () => {
 
   beforeAll(async () => {
     cluster = await Cluster.start(1);
-    storage = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints });
+    storage = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
     service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')), {
       sessionTimeoutMs: SESSION_TIMEOUT_MS,
       storage: { trim: (inode, layout, length) => trimChunks(storage, inode, layout, length) },
