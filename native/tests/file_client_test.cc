@@ -260,13 +260,18 @@ class FileClientTest : public ::testing::Test {
     return false;
   }
 
+  // The admin's credentials on a client's meta and mgmtd connections (auth is on).
+  bool PresentAdmin(FileClientOptions* o) {
+    o->meta.token = token_;
+    return ApplyTokenCurve(token_, serverKey_, &o->meta.rpc).ok() && ApplyTokenCurve(token_, serverKey_, &o->mgmtd.rpc).ok();
+  }
+
   std::unique_ptr<FileClient> NewClient(size_t writeBehindBytes = 1 << 20, size_t readAheadBytes = 256 * 1024,
                                         uint32_t writeRetryMs = 20000) {
     FileClientOptions o;
     o.meta.rpc.endpoints = {metaEndpoint_};
     o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
-    o.meta.token = token_;
-    if (!ApplyTokenCurve(token_, serverKey_, &o.meta.rpc).ok() || !ApplyTokenCurve(token_, serverKey_, &o.mgmtd.rpc).ok()) return nullptr;
+    if (!PresentAdmin(&o)) return nullptr;
     o.mgmtd.rpc.timeoutMs = 1000;
     o.chunks.transport = TransportChoice::kTcp;
     o.chunks.timeoutMs = 3000;
@@ -286,6 +291,7 @@ class FileClientTest : public ::testing::Test {
     FileClientOptions o;
     o.meta.rpc.endpoints = {metaEndpoint_};
     o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+    if (!PresentAdmin(&o)) return nullptr;
     o.mgmtd.rpc.timeoutMs = 1000;
     o.chunks.transport = transport;
     o.routingPollMs = 150;
@@ -648,6 +654,7 @@ TEST_F(FileClientTest, WriterWhoseSessionEndedGetsEBADF) {
   o.meta.rpc.timeoutMs = 1000;
   o.meta.sessionHeartbeatMs = 200;
   o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+  ASSERT_TRUE(PresentAdmin(&o));
   o.chunks.transport = TransportChoice::kTcp;
   o.writeBehindBytes = 0;
   std::unique_ptr<FileClient> c;
