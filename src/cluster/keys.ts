@@ -7,6 +7,7 @@
  *   'm' 't' targetId   -> TargetRecord
  *   'm' 'c' chainId    -> ChainRecord
  *   'm' 'k' tableId    -> ChainTableRecord
+ *   'm' 'a'            -> { tokens }                  the client tokens meta last listed (design §10)
  * Values are msgpack (src/protocol/codec.ts).
  */
 const tag = (s: string) => Buffer.from(s, 'latin1');
@@ -23,6 +24,7 @@ export type RecordKind = 'n' | 't' | 'c' | 'k';
 export const clusterKeys = {
   version: tag('mv'),
   lease: tag('ml'),
+  clientTokens: tag('ma'),
   record: withId,
   /** [start, end) of every record of one kind. */
   range: (kind: RecordKind): [Buffer, Buffer] => [tag(`m${kind}`), Buffer.concat([tag(`m${kind}`), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])])],

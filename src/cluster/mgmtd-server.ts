@@ -102,7 +102,7 @@ function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: Cli
       const expected = cluster.memberProof(`mgmtd.setClientTokens|${text}`);
       if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) throw new MillpondError('EAUTH', 'mgmtd.setClientTokens needs a cluster member\'s proof');
       tokens.set(text);
-      return null;
+      return s.saveClientTokens(text).then(() => null);
     },
   };
 }
@@ -148,6 +148,9 @@ export class MgmtdServer {
     const rpc = await RpcServer.bind(endpoint, map, curve);
     const service = makeService(rpc.endpoint);
     table = handlers(service, cluster, tokens);
+    // A restart admits the clients meta listed last, not none until meta's next push.
+    const kept = tokens ? await service.loadClientTokens().catch(() => undefined) : undefined;
+    if (kept !== undefined) tokens!.set(kept);
     return new MgmtdServer(rpc, service);
   }
 

@@ -78,6 +78,21 @@ export class MgmtdService {
   }
 
   /** Starts as a standby and takes the lease when it is free. */
+  /**
+   * The client tokens meta last listed ("uid:tokenId,..."), kept so a restarted mgmtd admits
+   * the same clients before meta's next push (standbys share them through the KV too).
+   */
+  async saveClientTokens(text: string): Promise<void> {
+    await this.kv.transact((tx) => tx.put(clusterKeys.clientTokens, pack({ tokens: text })));
+  }
+
+  async loadClientTokens(): Promise<string | undefined> {
+    const raw = await this.kv.transact((tx) => tx.get(clusterKeys.clientTokens));
+    if (!raw) return undefined;
+    const value = unpack(raw) as { tokens?: unknown };
+    return typeof value?.tokens === 'string' ? value.tokens : undefined;
+  }
+
   static start(kv: KvBackend, options: MgmtdOptions): MgmtdService {
     if (typeof options?.address !== 'string') throw new TypeError('options.address must be a string');
     const service = new MgmtdService(kv, options);
