@@ -4,7 +4,17 @@
 //   millpond-fuse MOUNTPOINT --meta tcp://h:p[,..] --mgmtd tcp://h:p[,..] [--transport auto|tcp|rdma]
 //     [--foreground] [--log FILE] [--allow-other] [--direct-io] [--attr-timeout-ms N]
 //     [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--write-behind-bytes N]
-//     [--read-ahead-bytes N]
+//     [--read-ahead-bytes N] [--token-file FILE | --token-fd N] [--server-key Z85]
+//
+// Credentials (design §10): the token is never an argument (argv is world-readable): it is read
+// from a file or from an inherited descriptor until EOF (`millpond mount` writes it to a pipe at
+// fd 3); the server key is public. With them the daemon's meta, mgmtd and file clients present
+// the token (CURVE keys and every meta request). Before mounting it asks meta who the token is
+// (meta.whoami): a proxy user's or the admin's token acts for each caller (actAs = the request's
+// uid/gid/groups, or --as-user's); a plain user's token acts only as that user, whoever the
+// caller is (no actAs is sent; --as-user is refused). A token meta does not admit ends the
+// start with EAUTH: CURVE refusals give no reply, so a probe with a short timeout
+// (limits::kFuseProbeTimeoutMs x kFuseProbeAttempts) reports them instead of hanging.
 //
 // Without --foreground it forks before any thread starts; the child mounts, checks that meta
 // answers, tells the parent (which then exits 0, or 1 with the error), and serves. SIGTERM,
@@ -36,7 +46,9 @@
 #include <string>
 #include <vector>
 
+#include "client/client_auth.h"
 #include "client/file_client.h"
+#include "client/rpc_client.h"
 #include "common/log.h"
 #include "fuse/mount_fs.h"
 #include "transport/transport.h"
@@ -142,7 +154,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Status s = g_fs->ChildPath(parent, name, &path);
   Inode n;
   MetaUser as = CallerOf(req);
-  if (s.ok()) s = g_fs->meta()->Stat(path, &n, &as);
+  if (s.ok()) s = g_fs->meta()->Stat(path, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "lookup", s);
   ReplyEntry(req, parent, name, n);
 }
@@ -162,7 +174,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Status s = g_fs->PathOf(ino, &path);
   Inode n;
   MetaUser as = CallerOf(req);
-  if (s.ok()) s = g_fs->meta()->Stat(path, &n, &as);
+  if (s.ok()) s = g_fs->meta()->Stat(path, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "getattr", s);
   struct stat st;
   ToStat(n, &st);
@@ -184,7 +196,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
     // ftruncate on a writer: publish what it wrote first, so its close cannot undo the new
     // length (a close publishes max(length, its end)).
     if (f != nullptr && f->writable) s = g_fs->Flush(f);
-    if (s.ok()) s = g_fs->meta()->Truncate(path, static_cast<uint64_t>(attr->st_size), &n, &as);
+    if (s.ok()) s = g_fs->meta()->Truncate(path, static_cast<uint64_t>(attr->st_size), &n, g_fs->As(as));
     if (s.ok()) {
       g_fs->Truncated(ino, static_cast<uint64_t>(attr->st_size));
       have = true;
@@ -200,10 +212,10 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
     a.hasMtime = true, a.mtimeMs = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000 + attr->st_mtim.tv_nsec / 1000000;
   }
   if (s.ok() && (a.hasMode || a.hasUid || a.hasGid || a.hasMtime)) {
-    s = g_fs->meta()->Setattr(path, a, &n, &as);
+    s = g_fs->meta()->Setattr(path, a, &n, g_fs->As(as));
     have = s.ok();
   }
-  if (s.ok() && !have) s = g_fs->meta()->Stat(path, &n, &as);  // atime or ctime only: nothing kept
+  if (s.ok() && !have) s = g_fs->meta()->Stat(path, &n, g_fs->As(as));  // atime or ctime only: nothing kept
   if (!s.ok()) return ReplyErr(req, "setattr", s);
   struct stat st;
   ToStat(n, &st);
@@ -214,7 +226,7 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   std::string path, target;
   Status s = g_fs->PathOf(ino, &path);
   MetaUser as = CallerOf(req);
-  if (s.ok()) s = g_fs->meta()->Readlink(path, &target, &as);
+  if (s.ok()) s = g_fs->meta()->Readlink(path, &target, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "readlink", s);
   fuse_reply_readlink(req, target.c_str());
 }
@@ -224,7 +236,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
   Inode n;
-  if (s.ok()) s = g_fs->meta()->Mkdir(path, mode & 07777, /*recursive=*/false, &n, &as);
+  if (s.ok()) s = g_fs->meta()->Mkdir(path, mode & 07777, /*recursive=*/false, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "mkdir", s);
   ReplyEntry(req, parent, name, n);
 }
@@ -233,7 +245,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
-  if (s.ok()) s = g_fs->meta()->Unlink(path, &as);
+  if (s.ok()) s = g_fs->meta()->Unlink(path, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "unlink", s);
   g_fs->Unlinked(parent, name);
   fuse_reply_err(req, 0);
@@ -243,7 +255,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
-  if (s.ok()) s = g_fs->meta()->Rmdir(path, &as);
+  if (s.ok()) s = g_fs->meta()->Rmdir(path, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "rmdir", s);
   g_fs->Unlinked(parent, name);
   fuse_reply_err(req, 0);
@@ -254,7 +266,7 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
   Inode n;
-  if (s.ok()) s = g_fs->meta()->Symlink(link, path, &n, &as);
+  if (s.ok()) s = g_fs->meta()->Symlink(link, path, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "symlink", s);
   ReplyEntry(req, parent, name, n);
 }
@@ -270,11 +282,11 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   if (s.ok() && (flags & RENAME_NOREPLACE)) {
     // Not atomic with the rename: meta has no rename-unless-exists (a racing create between
     // the two calls is replaced).
-    Status e = g_fs->meta()->Stat(to, &existing, &as);
+    Status e = g_fs->meta()->Stat(to, &existing, g_fs->As(as));
     if (e.ok()) s = Status::Exists("rename target exists: " + to);
     else if (e.code() != StatusCode::kNotFound) s = e;
   }
-  if (s.ok()) s = g_fs->meta()->Rename(from, to, &as);
+  if (s.ok()) s = g_fs->meta()->Rename(from, to, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "rename", s);
   g_fs->Renamed(parent, name, newparent, newname);
   fuse_reply_err(req, 0);
@@ -286,7 +298,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   if (s.ok()) s = g_fs->ChildPath(newparent, newname, &to);
   MetaUser as = CallerOf(req);
   Inode n;
-  if (s.ok()) s = g_fs->meta()->Link(from, to, &n, &as);
+  if (s.ok()) s = g_fs->meta()->Link(from, to, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "link", s);
   fuse_entry_param e;
   ToEntry(n, &e);
@@ -408,8 +420,8 @@ struct DirHandle {
 Status LoadPage(DirHandle* d, uint64_t index, bool plus) {
   auto fetch = [&](const std::string& after) {
     ReaddirPage p;
-    Status s = plus ? g_fs->meta()->ReaddirPlus(d->path, after, limits::kMetaReaddirEntriesMax, &p, &d->as)
-                    : g_fs->meta()->Readdir(d->path, after, limits::kMetaReaddirEntriesMax, &p, &d->as);
+    Status s = plus ? g_fs->meta()->ReaddirPlus(d->path, after, limits::kMetaReaddirEntriesMax, &p, g_fs->As(d->as))
+                    : g_fs->meta()->Readdir(d->path, after, limits::kMetaReaddirEntriesMax, &p, g_fs->As(d->as));
     if (!s.ok()) return s;
     d->page = std::move(p.entries);
     d->more = p.more;
@@ -556,7 +568,7 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   Status s = g_fs->PathOf(ino, &path);
   MetaUser as = CallerOf(req);
   Inode n;
-  if (s.ok()) s = g_fs->meta()->Stat(path, &n, &as);
+  if (s.ok()) s = g_fs->meta()->Stat(path, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "access", s);
   int want = (mask & R_OK ? 4 : 0) | (mask & W_OK ? 2 : 0) | (mask & X_OK ? 1 : 0);
   fuse_reply_err(req, Permits(as, n, want) ? 0 : EACCES);
@@ -620,6 +632,9 @@ struct Args {
   size_t writeBehindBytes = limits::kFuseWriteBehindBytesDefault;
   size_t readAheadBytes = limits::kFileReadAheadBytesDefault;
   MountOptions mount;
+  std::string tokenFile;
+  int tokenFd = -1;
+  std::string serverKey;
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -671,6 +686,17 @@ Status ParseArgs(int argc, char** argv, Args* a) {
       MP_RETURN_IF_ERROR(value(&v));
       MP_RETURN_IF_ERROR(ParseU32(arg, v, 0, static_cast<uint32_t>(limits::kFileReadAheadBytesMax), &n));
       a->readAheadBytes = n;
+    } else if (arg == "--token-file") {
+      MP_RETURN_IF_ERROR(value(&a->tokenFile));
+    } else if (arg == "--token-fd") {
+      uint32_t fd = 0;
+      MP_RETURN_IF_ERROR(value(&v));
+      MP_RETURN_IF_ERROR(ParseU32(arg, v, 3, 1023, &fd));
+      a->tokenFd = static_cast<int>(fd);
+    } else if (arg == "--server-key") {
+      MP_RETURN_IF_ERROR(value(&a->serverKey));
+    } else if (arg == "--token") {
+      return Status::InvalidArgument("--token: a token is never an argument (others can read argv); use --token-file FILE or --token-fd N");
     } else if (arg == "--as-user") {
       MP_RETURN_IF_ERROR(value(&v));
       size_t colon = v.find(':');
@@ -688,6 +714,96 @@ Status ParseArgs(int argc, char** argv, Args* a) {
   }
   if (a->mountpoint.empty()) return Status::InvalidArgument("a mount point is required");
   if (a->meta.empty() || a->mgmtd.empty()) return Status::InvalidArgument("--meta and --mgmtd are required");
+  if (!a->tokenFile.empty() && a->tokenFd >= 0) return Status::InvalidArgument("--token-file and --token-fd exclude each other");
+  if ((!a->tokenFile.empty() || a->tokenFd >= 0) != !a->serverKey.empty()) {
+    return Status::InvalidArgument("a token (--token-file or --token-fd) and --server-key go together");
+  }
+  return Status::OK();
+}
+
+// Reads the token (its first line, trimmed) from a.tokenFile or a.tokenFd; "" without either.
+Status ReadToken(const Args& a, std::string* out) {
+  out->clear();
+  if (a.tokenFile.empty() && a.tokenFd < 0) return Status::OK();
+  int fd = a.tokenFd >= 0 ? a.tokenFd : open(a.tokenFile.c_str(), O_RDONLY | O_CLOEXEC);
+  const std::string from = a.tokenFd >= 0 ? "descriptor " + std::to_string(a.tokenFd) : a.tokenFile;
+  if (fd < 0) return Status::Auth("cannot read token file " + from + ": " + strerror(errno));
+  std::string text;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0 && text.size() <= limits::kFuseTokenBytesMax) text.append(buf, static_cast<size_t>(n));
+  const int readErrno = errno;
+  close(fd);
+  if (n < 0) return Status::Auth("cannot read the token from " + from + ": " + strerror(readErrno));
+  if (text.size() > limits::kFuseTokenBytesMax) return Status::Auth("the token from " + from + " is longer than " + std::to_string(limits::kFuseTokenBytesMax) + " bytes");
+  size_t end = text.find('\n');
+  if (end != std::string::npos) text.resize(end);
+  while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
+  size_t start = text.find_first_not_of(" \t");
+  *out = start == std::string::npos ? "" : text.substr(start);
+  if (out->empty()) return Status::Auth("no token in " + from);
+  return Status::OK();
+}
+
+// Who the mount's token is, from meta.whoami.
+struct Whoami {
+  MetaUser user;
+  bool mayActAs = false;  // a proxy user or the admin
+};
+
+// Asks meta, with a short timeout, whether it answers this mount's credentials: with a token,
+// who it is (meta.whoami); without one, a stat of "/" as root (an unauthenticated cluster).
+// A timeout becomes kAuth with a token (CURVE refusals give no reply), kTimedOut without.
+Status Probe(const RpcClientOptions& metaRpc, const std::string& token, Whoami* who) {
+  RpcClientOptions o = metaRpc;
+  o.timeoutMs = limits::kFuseProbeTimeoutMs;
+  o.attemptsMax = limits::kFuseProbeAttempts;
+  std::unique_ptr<RpcClient> rpc;
+  MP_RETURN_IF_ERROR(RpcClient::Create(o, &rpc));
+  MsgValue params = MsgValue::Map();
+  MsgValue r;
+  Status s;
+  if (token.empty()) {
+    MsgValue root = MsgValue::Map();
+    root.Add("uid", MsgValue::Uint(0)).Add("gid", MsgValue::Uint(0));
+    params.Add("user", std::move(root)).Add("path", MsgValue::Str("/"));
+    s = rpc->Call("meta.stat", std::move(params), &r);
+  } else {
+    params.Add("token", MsgValue::Str(token));
+    s = rpc->Call("meta.whoami", std::move(params), &r);
+  }
+  rpc->Close();
+  const std::string waited = std::to_string(limits::kFuseProbeTimeoutMs * limits::kFuseProbeAttempts / 1000) + " s";
+  if (s.code() == StatusCode::kTimedOut) {
+    if (token.empty()) {
+      return Status::TimedOut("meta gave no reply in " + waited + ": it is down, or it requires a token (EAUTH: pass --token-file or MILLPOND_TOKEN_FILE, with the cluster's server key)");
+    }
+    return Status::Auth("meta gave no reply in " + waited + ": it refused this mount's credentials (a token or server key not of this cluster, or a removed token) or it is down");
+  }
+  MP_RETURN_IF_ERROR(s);
+  if (token.empty()) {
+    who->mayActAs = true;  // an unauthenticated cluster trusts the identity each call names
+    return Status::OK();
+  }
+  auto num = [&](const char* key, uint32_t* out) {
+    const MsgValue* v = r.Find(key);
+    uint64_t x = 0;
+    if (v == nullptr || !v->GetUint64(&x) || x > UINT32_MAX) return false;
+    *out = static_cast<uint32_t>(x);
+    return true;
+  };
+  if (!num("uid", &who->user.uid) || !num("gid", &who->user.gid)) return Status::Internal("meta.whoami replied without uid/gid");
+  if (const MsgValue* gids = r.Find("gids"); gids != nullptr && gids->is_array()) {
+    for (const MsgValue& g : gids->array()) {
+      uint64_t x = 0;
+      if (g.GetUint64(&x) && x <= UINT32_MAX && who->user.gids.size() < limits::kFuseGroupsMax) who->user.gids.push_back(static_cast<uint32_t>(x));
+    }
+  }
+  auto flag = [&](const char* key) {
+    const MsgValue* v = r.Find(key);
+    return v != nullptr && v->is_bool() && v->bool_value();
+  };
+  who->mayActAs = flag("proxy") || flag("admin");
   return Status::OK();
 }
 
@@ -732,16 +848,45 @@ int Serve(const Args& a, int readyFd) {
   fo.mgmtd.rpc.endpoints = a.mgmtd;
   fo.writeBehindBytes = a.writeBehindBytes;
   fo.readAheadBytes = a.readAheadBytes;
-  Status s = ParseTransportChoice(a.transport, &fo.chunks.transport);
-  std::unique_ptr<FileClient> client;
-  if (s.ok()) s = FileClient::Create(fo, &client);
-  Inode root;
-  if (s.ok()) s = client->meta()->Stat("/", &root);  // meta answers before the mount appears
+  std::string token;
+  Status s = ReadToken(a, &token);
+  if (s.ok() && !token.empty()) {
+    s = ApplyTokenCurve(token, a.serverKey, &fo.meta.rpc);
+    if (s.ok()) s = ApplyTokenCurve(token, a.serverKey, &fo.mgmtd.rpc);
+    fo.meta.token = token;
+    fo.mgmtd.token = token;
+  }
+  if (!s.ok()) {
+    tell("bad credentials: " + s.ToString());
+    return 1;
+  }
+  // Meta answers (and says who the token is) before the mount appears.
+  Whoami who;
+  s = Probe(fo.meta.rpc, token, &who);
   if (!s.ok()) {
     tell("cannot reach the cluster: " + s.ToString());
     return 1;
   }
-  MountFs fs(client.get(), a.mount);
+  MountOptions mo = a.mount;
+  if (!who.mayActAs) {
+    if (mo.fixedUser) {
+      tell("bad credentials: " + Status::Auth("--as-user needs a proxy user's or the admin's token; this token is uid " +
+                                              std::to_string(who.user.uid) + "'s, a plain user").ToString());
+      return 1;
+    }
+    // A plain user's token: every request acts as it (meta refuses actAs from it).
+    mo.fixedUser = true;
+    mo.user = who.user;
+    mo.sendAs = false;
+  }
+  s = ParseTransportChoice(a.transport, &fo.chunks.transport);
+  std::unique_ptr<FileClient> client;
+  if (s.ok()) s = FileClient::Create(fo, &client);
+  if (!s.ok()) {
+    tell("cannot reach the cluster: " + s.ToString());
+    return 1;
+  }
+  MountFs fs(client.get(), mo);
   g_fs = &fs;
   fuse_lowlevel_ops ops = MakeOps();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), nullptr);

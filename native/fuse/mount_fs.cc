@@ -127,7 +127,7 @@ Status MountFs::Open(uint64_t ino, const std::string& path, const OpenFlags& fla
   f->writable = flags.write || flags.append || flags.truncate;
   f->flags.read = flags.read;
   f->flags.write = f->writable;
-  Status s = client_->Open(path, flags, mode, &f->file, &f->as);
+  Status s = client_->Open(path, flags, mode, &f->file, As(f->as));
   std::lock_guard<std::mutex> lock(filesMu_);
   if (!s.ok()) {
     openFiles_--;
@@ -141,7 +141,7 @@ Status MountFs::Open(uint64_t ino, const std::string& path, const OpenFlags& fla
 
 Status MountFs::Ready(OpenFile* f) {
   if (f->file) return Status::OK();
-  return client_->Open(f->path, f->flags, 0, &f->file, &f->as);
+  return client_->Open(f->path, f->flags, 0, &f->file, As(f->as));
 }
 
 Status MountFs::Read(OpenFile* f, uint64_t offset, size_t length, char* dst, size_t* bytesRead) {

@@ -8,8 +8,9 @@
 //    one still linked; a path is found by walking parents, so renaming a directory updates
 //    one name.
 //  - Every namespace call acts as an explicit identity (Caller(), passed down as `as` to the
-//    native client), never as global state: today each kernel request's uid/gid/groups (a mount
-//    allowed to act for local users), or one fixed user (a mount of a plain user credential).
+//    native client), never as global state: each kernel request's uid/gid/groups (a mount of
+//    a proxy user's or the admin's token, sent as actAs), or one fixed user (--as-user; or a
+//    mount of a plain user's token, where no `as` is sent and meta acts as the token's user).
 //  - Close-to-open: an open file publishes its length to meta at the close(2) of each of its
 //    descriptors (FUSE flush) and at fsync; a later write or read through the same open file
 //    opens it again. Until then getattr reports the larger of meta's length and how far this
@@ -38,6 +39,10 @@ struct MountOptions {
   // request's caller (root's mount: a proxy for local users).
   bool fixedUser = false;
   MetaUser user;
+  // Whether calls name their identity (`as`, sent as actAs with a token): a proxy user's or
+  // the admin's token, or no token (an unauthenticated cluster). False for a plain user's
+  // token: meta acts as the token's user, which `user` (fixedUser) then mirrors.
+  bool sendAs = true;
 };
 
 // The caller of one kernel request, as the kernel reports it.
@@ -71,6 +76,9 @@ class MountFs {
 
   // The identity a request acts as in meta.
   MetaUser Caller(const RequestCaller& caller) const;
+  // What to pass as a call's `as` for identity `u`: &u, or nullptr when the token's own
+  // identity applies (options().sendAs false; meta refuses actAs from a plain user).
+  const MetaUser* As(const MetaUser& u) const { return options_.sendAs ? &u : nullptr; }
 
   // ---- nodes
   // The path of node `ino`; kStaleVersion when the kernel asks about a node it forgot.

@@ -2,9 +2,17 @@
  * `millpond mount DIR` and `millpond umount DIR`: the FUSE daemon (native/fuse, the
  * `millpond-fuse` binary built beside the addon) over the cluster the CLI is configured for.
  *
- *   millpond mount DIR [--foreground] [--allow-other] [--direct-io] [--attr-timeout-ms N]
- *                      [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--log FILE]
+ *   millpond mount DIR [--token-file FILE] [--foreground] [--allow-other] [--direct-io]
+ *                      [--attr-timeout-ms N] [--entry-timeout-ms N] [--threads N]
+ *                      [--as-user UID:GID] [--log FILE]
  *   millpond umount DIR [--lazy]
+ *
+ * Credentials: those of every CLI command (config.ts cliAuth: --token-file, MILLPOND_TOKEN /
+ * MILLPOND_TOKEN_FILE with MILLPOND_SERVER_KEY, else the data directory's admin token and
+ * cluster.json serverKey). The token never goes in the daemon's argv (any local user can read
+ * it): the daemon reads it from a pipe at fd 3 (`--token-fd 3`) that this process writes and
+ * closes; the public server key is an argument. A proxy user's or the admin's token acts for
+ * each caller; a plain user's token only as that user (native/fuse/fuse_main.cc).
  *
  * Without --foreground the daemon detaches once the mount is up (its pid is printed). In the
  * foreground, SIGINT/SIGTERM unmount cleanly. A daemon that died leaves the mount point "not
@@ -16,9 +24,10 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MillpondError } from '../errors.js';
-import type { CliConfig } from './config.js';
+import type { ClientAuth } from '../auth/credentials.js';
+import { cliAuth, type CliConfig } from './config.js';
 
-export const MOUNT_USAGE = `mount DIR [--foreground] [--allow-other] [--direct-io] [--attr-timeout-ms N] [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--log FILE]
+export const MOUNT_USAGE = `mount DIR [--token-file FILE] [--foreground] [--allow-other] [--direct-io] [--attr-timeout-ms N] [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--log FILE]
   umount DIR [--lazy]`;
 
 /** Flags of mount/umount that take no value. */
@@ -35,12 +44,19 @@ export function fuseBinary(env: NodeJS.ProcessEnv = process.env): string {
   return path;
 }
 
-/** The daemon's argument list for mounting `dir` (exported for tests). */
-export function fuseArgs(config: CliConfig, dir: string, flags: Map<string, string>): string[] {
+/** The descriptor the daemon reads the token from (a pipe this process writes). */
+const TOKEN_FD = 3;
+
+/**
+ * The daemon's argument list for mounting `dir` (exported for tests). With `auth`, the token
+ * is to be written to fd 3; it is never in the list.
+ */
+export function fuseArgs(config: CliConfig, dir: string, flags: Map<string, string>, auth?: ClientAuth): string[] {
   if (flags.has('token')) {
-    throw new MillpondError('ENOTSUP', '--token: this cluster has no token authentication yet; the mount acts as each caller (as root) or --as-user UID:GID');
+    throw new MillpondError('EAUTH', '--token: a token is never an argument (others can read argv); use --token-file FILE or MILLPOND_TOKEN_FILE');
   }
   const args = [resolve(dir), '--meta', config.meta, '--mgmtd', config.mgmtd.join(','), '--transport', config.transport];
+  if (auth) args.push('--token-fd', String(TOKEN_FD), '--server-key', auth.serverKey);
   for (const bare of MOUNT_BARE_FLAGS) if (flags.has(bare) && bare !== 'lazy') args.push(`--${bare}`);
   for (const name of VALUE_FLAGS) if (flags.has(name)) args.push(`--${name}`, flags.get(name)!);
   return args;
@@ -49,8 +65,15 @@ export function fuseArgs(config: CliConfig, dir: string, flags: Map<string, stri
 export async function mount(config: CliConfig, dir: string | undefined, flags: Map<string, string>): Promise<void> {
   if (!dir) throw new TypeError(`millpond mount needs a directory\nusage: millpond ${MOUNT_USAGE}`);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MillpondError('ENOTDIR', `not a directory: ${dir}`);
-  const args = fuseArgs(config, dir, flags);
-  const child = spawn(fuseBinary(), args, { stdio: 'inherit' });
+  const auth = cliAuth(config);
+  const args = fuseArgs(config, dir, flags, auth);
+  const child = spawn(fuseBinary(), args, { stdio: auth ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit' });
+  if (auth) {
+    // The daemon reads to EOF; an early exit (bad arguments) closes the pipe: ignore EPIPE.
+    const pipe = child.stdio[TOKEN_FD] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
+    pipe.on('error', () => {});
+    pipe.end(`${auth.token}\n`);
+  }
   if (flags.has('foreground')) {
     // The daemon unmounts on these itself; pass them on and wait.
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
@@ -58,6 +81,7 @@ export async function mount(config: CliConfig, dir: string | undefined, flags: M
     process.on('SIGTERM', forward);
   }
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  // The daemon printed its reason (EAUTH: ... for refused credentials) on stderr.
   if (code !== 0) throw new MillpondError('EIO', `millpond-fuse exited with ${code ?? signal}`);
 }
 

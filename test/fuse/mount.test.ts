@@ -2,10 +2,12 @@
 // FUSE, and POSIX tools, other uids (setpriv), DuckDB and the FileSystem API on it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { connect, type FileSystem } from '../../src/fs/index.js';
+import { MetaClient } from '../../src/meta/meta-client.js';
+import { testKeys } from '../support/auth.js';
 import { until } from '../cluster/support/processes.js';
 import { FuseCluster, mounted, sh, shResult, skipFuse } from './support.js';
 
@@ -201,6 +203,86 @@ print(code(lambda: os.rmdir(m + '/err/file')))
     await sh(`echo a > ${mnt}/err/a && echo b > ${mnt}/err/b && mv --no-clobber ${mnt}/err/a ${mnt}/err/b || true`);
     expect((await sh(`cat ${mnt}/err/a ${mnt}/err/b`))).toBe('a\nb\n');
   }, 30_000);
+
+  it('a plain user\'s token acts only as that user, whoever the caller; --as-user needs a proxy token', async () => {
+    const admin = new MetaClient(c.meta, { auth: c.keys.admin });
+    let alice: string;
+    try {
+      alice = (await admin.userAdd({ name: 'alice', uid: 2001, gid: 2001 })).token;
+    } finally {
+      admin.close();
+    }
+    // Through the admin's mount (root acts as root): alice's directory, another uid's 0600 file.
+    await sh(`mkdir ${mnt}/alice && chown 2001:2001 ${mnt}/alice`);
+    await sh(`echo secret > ${mnt}/carol-only && chown 3001:3001 ${mnt}/carol-only && chmod 600 ${mnt}/carol-only`);
+
+    const plain = await c.mount('plain', [], alice);
+    // root writes through alice's mount: the file is alice's.
+    await sh(`echo mine > ${plain}/alice/by-root`);
+    expect((await sh(`stat -c '%u:%g' ${mnt}/alice/by-root`)).trim()).toBe('2001:2001');
+    expect((await fs.stat('/alice/by-root')).uid).toBe(2001);
+    // root is refused what alice may not do: read another uid's 0600 file, write in "/".
+    const read = await shResult(`cat ${plain}/carol-only`);
+    expect(read.code).not.toBe(0);
+    expect(read.stderr).toMatch(/Permission denied/);
+    const create = await shResult(`touch ${plain}/in-root`);
+    expect(create.code).not.toBe(0);
+    expect(create.stderr).toMatch(/Permission denied/);
+    expect(await sh(`cat ${mnt}/carol-only`)).toBe('secret\n'); // the admin's mount still reads it
+
+    const asUser = await c.tryMount('plain-as', ['--as-user', '0:0'], alice);
+    expect(asUser.code).not.toBe(0);
+    expect(asUser.out).toMatch(/EAUTH: --as-user needs a proxy user's or the admin's token/);
+  }, 60_000);
+
+  it('a mount with a token of another cluster, or none, fails at once with EAUTH instead of hanging', async () => {
+    const other = testKeys();
+    try {
+      const started = Date.now();
+      const wrong = await c.tryMount('wrong-token', [], other.adminToken);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.out).toMatch(/EAUTH: meta gave no reply in \d+ s: it refused this mount's credentials/);
+      const none = await c.tryMount('no-token', [], null);
+      expect(none.code).not.toBe(0);
+      expect(none.out).toMatch(/it requires a token \(EAUTH/);
+      expect(Date.now() - started).toBeLessThan(40_000); // two probes of 9 s, well under a hang
+      expect(mounted(wrong.dir) || mounted(none.dir)).toBe(false);
+      // Not a token at all: refused before any connection.
+      const garbage = await c.tryMount('garbage-token', [], 'mpt1.not-a-token');
+      expect(garbage.code).not.toBe(0);
+      expect(garbage.out).toMatch(/bad credentials: EAUTH/);
+    } finally {
+      other.cleanup();
+    }
+  }, 60_000);
+
+  it('millpond mount finds the token like every CLI command and keeps it out of argv; a proxy user acts for each caller', async () => {
+    const admin = new MetaClient(c.meta, { auth: c.keys.admin });
+    let proxy: string;
+    try {
+      proxy = (await admin.userAdd({ name: 'fuse-proxy', uid: 900, gid: 900, proxy: true })).token;
+    } finally {
+      admin.close();
+    }
+    const dir = join(c.tmp.dir, 'cli');
+    mkdirSync(dir);
+    const emptyDataDir = mkdtempSync(join(c.tmp.dir, 'data-'));
+    const tokenFile = c.tokenFile('cli', proxy);
+    const out = await sh(`node dist/cli/main.js mount ${dir} --data-dir ${emptyDataDir} --meta ${c.meta} --mgmtd ${c.mgmtd.join(',')} ` +
+      `--transport tcp --allow-other --log ${c.tmp.dir}/cli.log --token-file ${tokenFile} --server-key ${c.serverKey}`, { cwd: process.cwd() });
+    const pid = Number(out.trim().split('\n').pop());
+    c.mounts.push(dir);
+    c.pids.set(dir, pid);
+    expect(mounted(dir)).toBe(true);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain(proxy.split('.')[3]!);
+    // The proxy's token acts as each caller: a file uid 4242 makes is 4242's.
+    await sh(`mkdir ${dir}/shared && chmod 1777 ${dir}/shared`);
+    await sh(`setpriv --reuid=4242 --regid=4242 --clear-groups bash -c 'echo x > ${dir}/shared/by-4242'`);
+    expect((await sh(`stat -c '%u:%g' ${mnt}/shared/by-4242`)).trim()).toBe('4242:4242');
+    const refused = await shResult(`setpriv --reuid=4243 --regid=4243 --clear-groups bash -c 'echo y > ${dir}/shared/by-4242'`);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Permission denied/);
+  }, 60_000);
 
   it('a storage daemon SIGKILLed during cp: the copy completes or fails cleanly; what closed reads back intact', async () => {
     const before = randomBytes(6 * MiB);
