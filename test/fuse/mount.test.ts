@@ -210,7 +210,7 @@ print(code(lambda: os.rmdir(m + '/err/file')))
     try {
       alice = (await admin.userAdd({ name: 'alice', uid: 2001, gid: 2001 })).token;
     } finally {
-      admin.close();
+      admin.disconnect();
     }
     // Through the admin's mount (root acts as root): alice's directory, another uid's 0600 file.
     await sh(`mkdir ${mnt}/alice && chown 2001:2001 ${mnt}/alice`);
@@ -262,24 +262,24 @@ print(code(lambda: os.rmdir(m + '/err/file')))
     try {
       proxy = (await admin.userAdd({ name: 'fuse-proxy', uid: 900, gid: 900, proxy: true })).token;
     } finally {
-      admin.close();
+      admin.disconnect();
     }
     const dir = join(c.tmp.dir, 'cli');
     mkdirSync(dir);
     const emptyDataDir = mkdtempSync(join(c.tmp.dir, 'data-'));
     const tokenFile = c.tokenFile('cli', proxy);
     const out = await sh(`node dist/cli/main.js mount ${dir} --data-dir ${emptyDataDir} --meta ${c.meta} --mgmtd ${c.mgmtd.join(',')} ` +
-      `--transport tcp --allow-other --log ${c.tmp.dir}/cli.log --token-file ${tokenFile} --server-key ${c.serverKey}`, { cwd: process.cwd() });
+      `--transport tcp --allow-other --log ${c.tmp.dir}/cli.log --token-file ${tokenFile} --server-key '${c.serverKey}'`, { cwd: process.cwd() });
     const pid = Number(out.trim().split('\n').pop());
     c.mounts.push(dir);
     c.pids.set(dir, pid);
     expect(mounted(dir)).toBe(true);
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain(proxy.split('.')[3]!);
     // The proxy's token acts as each caller: a file uid 4242 makes is 4242's.
-    await sh(`mkdir ${dir}/shared && chmod 1777 ${dir}/shared`);
-    await sh(`setpriv --reuid=4242 --regid=4242 --clear-groups bash -c 'echo x > ${dir}/shared/by-4242'`);
-    expect((await sh(`stat -c '%u:%g' ${mnt}/shared/by-4242`)).trim()).toBe('4242:4242');
-    const refused = await shResult(`setpriv --reuid=4243 --regid=4243 --clear-groups bash -c 'echo y > ${dir}/shared/by-4242'`);
+    await sh(`mkdir ${dir}/proxied && chmod 1777 ${dir}/proxied`);
+    await sh(`setpriv --reuid=4242 --regid=4242 --clear-groups bash -c 'echo x > ${dir}/proxied/by-4242'`);
+    expect((await sh(`stat -c '%u:%g' ${mnt}/proxied/by-4242`)).trim()).toBe('4242:4242');
+    const refused = await shResult(`setpriv --reuid=4243 --regid=4243 --clear-groups bash -c 'echo y > ${dir}/proxied/by-4242'`);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/Permission denied/);
   }, 60_000);

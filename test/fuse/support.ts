@@ -64,7 +64,7 @@ export class FuseCluster {
 
   /** A 0600 file holding `token`, for --token-file. */
   tokenFile(name: string, token: string): string {
-    const path = join(this.tmp.dir, `${name}.token`);
+    const path = join(this.tmp.dir, 'tokens', `${name}.token`); // writePrivateFile makes its directory 0700
     writePrivateFile(path, `${token}\n`);
     return path;
   }
@@ -87,7 +87,7 @@ export class FuseCluster {
       admin.close();
     }
     const meta = await startMetaProcess(['--backend', 'sqlite', '--db', join(c.tmp.dir, 'meta.db'), '--listen', 'tcp://127.0.0.1:0',
-      '--secret-file', c.keys.secretFile, '--admin-token-file', c.keys.adminTokenFile]);
+      '--secret-file', c.keys.secretFile, '--admin-token-file', c.keys.adminTokenFile, '--mgmtd', c.mgmtd.join(',')]); // meta tells mgmtd which tokens to admit
     c.metaProc = meta.child;
     c.meta = meta.endpoint;
     return c;
