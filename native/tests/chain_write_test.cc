@@ -88,6 +88,22 @@ class ChainWriteTest : public ::testing::Test {
     return s;
   }
 
+  // A reader's committed read through the replica's data server.
+  Status ReadAt(size_t replica, const ChunkId& id, uint32_t length, std::string* out, ChunkMeta* meta) {
+    out->assign(length, '\0');
+    frame::ReadArgs a;
+    a.chunk = id;
+    a.length = length;
+    std::promise<std::pair<Status, uint32_t>> done;
+    client_->Read(replicas_[replica].address(), a, out->data(), [&](const Status& s, const ChunkMeta& m, uint32_t n) {
+      *meta = m;
+      done.set_value({s, n});
+    });
+    auto [s, n] = done.get_future().get();
+    out->resize(s.ok() ? n : 0);
+    return s;
+  }
+
   std::string ReadCommitted(size_t replica, const ChunkId& id, uint32_t length, ChunkMeta* meta) {
     std::string out(length, '\0');
     uint32_t n = 0;
@@ -271,6 +287,57 @@ TEST_F(ChainWriteTest, ABaseThatDiffersAlongTheChainIsResyncedNeverCommittedApar
     EXPECT_EQ(mi.checksum, m.checksum) << "replica " << i;
   }
   EXPECT_GE(replicas_[1].server->stats().wholeResends, 1u);
+}
+
+// Issue 9, what item 1's fix left open. The tail committed W1 but its acknowledgement was lost
+// on the way back: the head and middle hold W1 only pending, or dropped it. A reader at the tail
+// has read W1, so W1 is committed (CRAQ) and must survive: the next write rolls the chain
+// forward to the tail's version and applies on top of it, never resending the tail a version
+// without W1.
+TEST_F(ChainWriteTest, AVersionTheTailCommittedIsRolledForwardNeverLost) {
+  const std::string base(30000, 'c');
+  // Which replicas still hold W1 pending (the others dropped it); the tail committed it.
+  const std::vector<std::vector<bool>> cases = {{true, true}, {false, true}, {false, false}};
+  for (size_t c = 0; c < cases.size(); c++) {
+    SCOPED_TRACE("case " + std::to_string(c));
+    ChunkId id{22 + c, 0};
+    ChunkMeta meta, m;
+    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, base, 1, 1, &meta).ok());
+    ChunkWriteOptions pending;
+    pending.updateVersion = 2;
+    pending.commit = false;
+    pending.baseCommitted = true;
+    for (size_t i = 0; i < 2; i++)
+      if (cases[c][i]) ASSERT_TRUE(replicas_[i].store->Write(id, 100, "W1W1", 4, pending, &m).ok());
+    ChunkWriteOptions committed = pending;
+    committed.commit = true;
+    ASSERT_TRUE(replicas_[2].store->Write(id, 100, "W1W1", 4, committed, &m).ok());  // the ack is lost
+    std::string seen;
+    ASSERT_TRUE(ReadAt(2, id, 30000, &seen, &m).ok());
+    ASSERT_EQ(seen.substr(100, 4), "W1W1");  // a reader at the tail has read W1
+    Status s = Write(replicas_[0].address(), id, 9000, "W2W2", 1, 2, &meta);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    std::string expected = base;
+    expected.replace(100, 4, "W1W1");
+    expected.replace(9000, 4, "W2W2");
+    EXPECT_EQ(meta.checksum, Crc32c(expected.data(), expected.size()));
+    for (size_t i = 0; i < 3; i++) {
+      std::string got;
+      ASSERT_TRUE(ReadAt(i, id, 30000, &got, &m).ok()) << "replica " << i;
+      EXPECT_EQ(got.substr(100, 4), "W1W1") << "replica " << i << " lost W1, which the tail committed";
+      EXPECT_TRUE(got == expected) << "replica " << i << " holds other bytes";
+      EXPECT_EQ(m.commitVersion, meta.commitVersion) << "replica " << i;
+      EXPECT_GT(m.commitVersion, 2u) << "replica " << i;
+      EXPECT_EQ(m.updateVersion, m.commitVersion) << "replica " << i << " kept a pending version";
+      EXPECT_EQ(m.checksum, Crc32c(expected.data(), expected.size())) << "replica " << i;
+    }
+    // The chain stays writable, as plain updates.
+    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "next", 1, 3, &meta).ok());
+    expected.replace(0, 4, "next");
+    for (size_t i = 0; i < 3; i++) EXPECT_TRUE(ReadCommitted(i, id, 30000, &m) == expected) << "replica " << i;
+  }
+  EXPECT_GE(replicas_[1].server->stats().rollForwards, 1u);  // the middle adopted the tail's version
+  EXPECT_GE(replicas_[0].server->stats().rollForwards, 1u);  // and the head the middle's
 }
 
 // Issue 9 item 3. A write whose acknowledgement was lost, a later acknowledged write, then the
