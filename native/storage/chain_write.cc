@@ -2,7 +2,11 @@
 // write enters at the head, which assigns the version and lets one update per chunk travel
 // the chain at a time; each target stores a pending version and forwards it; the tail
 // commits first and acknowledgements travel back, each target committing as the ack passes.
+// A version any replica committed is never rolled back: a target whose successor holds a
+// newer committed version adopts it (RollForward) before the write goes on.
 #include "storage/data_server.h"
+
+#include "common/crc32c.h"
 
 namespace millpond {
 
@@ -16,6 +20,10 @@ struct DataServer::ChainWrite {
   uint64_t version = 0;   // of the pending version stored here, once stored
   uint32_t checksum = 0;  // its CRC32C, which the successor's version must have
   bool sentWhole = false; // the successor was sent the whole version
+  bool askedSuccessor = false;  // RollForward ran for this write at this target (once)
+  // This target adopted its successor's committed version and rebuilt the write on it: its
+  // result no longer matches its predecessor's (which adopts it in turn from the ack).
+  bool rolledForward = false;
 };
 
 void DataServer::SetChain(uint32_t chainId, const ChainPosition& position) {
@@ -98,6 +106,11 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
     Status s = CheckChainPosition(a, true, &w->position);
     if (!s.ok()) return FinishChainWrite(w, s, {});
   }
+  StoreChainWrite(std::move(w));
+}
+
+void DataServer::StoreChainWrite(std::shared_ptr<ChainWrite> w) {
+  const frame::WriteArgs& a = w->args;
   uint64_t version = a.updateVersion;
   if (w->atHead) {
     ChunkMeta current;
@@ -116,7 +129,7 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
   // version, and a successor whose result differs from its predecessor's refuses before it
   // stores or commits anything (the predecessor then sends the whole version).
   o.baseCommitted = true;
-  o.expectChecksum = !w->atHead && (a.flags & frame::kWriteExpectChecksum);
+  o.expectChecksum = !w->atHead && !w->rolledForward && (a.flags & frame::kWriteExpectChecksum);
   o.expectedChecksum = a.expectedChecksum;
   o.clientId = a.clientId;  // recorded with the version at every replica: retries apply once
   o.requestId = a.requestId;  // even after the head changes
@@ -167,6 +180,11 @@ void DataServer::ForwardChainWrite(std::shared_ptr<ChainWrite> w, bool whole) {
 void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& fs,
                               const ChunkMeta& successor) {
   const ChunkId& chunk = w->args.chunk;
+  if ((fs.code() == StatusCode::kCorrupt || fs.code() == StatusCode::kStaleVersion) && !w->askedSuccessor) {
+    // The successor's base differs from ours, or it already has this version: it may hold a
+    // committed version we only have pending, or dropped (its acknowledgement was lost).
+    return RollForward(w, version, fs, [this, w, version, fs] { AfterForward(w, version, fs, ChunkMeta()); });
+  }
   if (fs.code() == StatusCode::kCorrupt && !w->sentWhole) {
     // The successor's base differs from ours (it holds an update we never acknowledged, or
     // it diverged): it stored nothing. Resync it with the whole version, once.
@@ -177,6 +195,12 @@ void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, c
     return FinishChainWrite(w, Status(fs.code(), "forwarding to " + w->position.successor + ": " + fs.message()), {});
   uint32_t mine = 0, length = 0;
   Status s = store_->PendingVersion(chunk, version, &length, &mine);
+  if (s.ok() && mine != successor.checksum && successor.commitVersion == version && !w->askedSuccessor) {
+    // The successor rolled forward to a version committed further down and committed this
+    // write on it: that is the chain's version now.
+    return RollForward(w, version, Status::OK(),
+                       [this, w, version, successor] { AfterForward(w, version, Status::OK(), successor); });
+  }
   if (s.ok() && mine != successor.checksum)
     s = Status::Corrupt("replicas disagree on chunk " + chunk.ToHex() + " version " + std::to_string(version) +
                         ": checksum " + std::to_string(mine) + " here, " + std::to_string(successor.checksum) +
@@ -185,6 +209,70 @@ void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, c
   if (s.ok()) s = store_->Commit(chunk, version, &meta);
   if (s.ok()) counters_.bytesWritten += w->args.length;
   FinishChainWrite(w, s, meta);
+}
+
+void DataServer::RollForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& refused,
+                             std::function<void()> otherwise) {
+  w->askedSuccessor = true;
+  forwarder_->Stat(w->position.successor, w->args.chunk,
+                   [this, w, version, refused, otherwise](const Status& ss, const ChunkMeta& successor) {
+                     RunOnWorker([this, w, version, refused, otherwise, ss, successor] {
+                       ChunkMeta mine;
+                       Status s = store_->Stat(w->args.chunk, &mine);
+                       if (!ss.ok() || (!s.ok() && s.code() != StatusCode::kNotFound) ||
+                           successor.commitVersion <= mine.commitVersion)
+                         return otherwise();  // nothing committed downstream that this target lacks
+                       InstallFromSuccessor(w, version, refused, successor, otherwise);
+                     });
+                   });
+}
+
+void DataServer::InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& refused,
+                                      const ChunkMeta& successor, std::function<void()> otherwise) {
+  // The whole committed version, read over the chain. Its length is the one Stat reported;
+  // a successor that moved on since answers with another version, checked below.
+  auto buffer = std::make_shared<AlignedBuffer>();
+  Status s = buffers_.Acquire(std::max<uint32_t>(successor.length, 1), limits::kServerBufferWaitMs, buffer.get());
+  if (!s.ok()) return FinishChainWrite(w, s, {});
+  frame::ReadArgs r;
+  r.chunk = w->args.chunk;
+  r.length = successor.length;
+  forwarder_->Read(w->position.successor, r, buffer->data(),
+                   [this, w, version, refused, otherwise, buffer](const Status& rs, const ChunkMeta& got, uint32_t n) {
+    RunOnWorker([this, w, version, refused, otherwise, buffer, rs, got, n] {
+      const ChunkId& chunk = w->args.chunk;
+      Status s = rs.ok() ? Status::OK()
+                         : Status(rs.code(), "rolling forward from " + w->position.successor + ": " + rs.message());
+      if (s.ok() && (n != got.length || Crc32c(buffer->data(), n) != got.checksum))
+        s = Status::Corrupt("rolling forward chunk " + chunk.ToHex() + ": " + w->position.successor +
+                            " sent a version that is not its committed one");
+      ChunkMeta meta;
+      if (s.ok()) {
+        ChunkWriteOptions o;  // replaces the committed copy here and any pending version
+        o.install = true;
+        o.replace = true;
+        o.commit = true;
+        o.updateVersion = got.commitVersion;
+        o.chunkSizeBytes = w->args.chunkSizeBytes;
+        s = store_->Write(chunk, 0, buffer->data(), n, o, &meta);
+      }
+      if (!s.ok()) return FinishChainWrite(w, s, {});
+      counters_.rollForwards++;
+      if (refused.ok()) {  // the successor acknowledged `version` with the bytes installed here
+        if (got.commitVersion != version) return otherwise();
+        counters_.bytesWritten += w->args.length;
+        return FinishChainWrite(w, Status::OK(), meta);
+      }
+      w->wholeChunk = AlignedBuffer();  // the new version may be longer
+      if (w->atHead) return StoreChainWrite(w);  // under a version above the one installed
+      if (got.commitVersion >= version)
+        return FinishChainWrite(w, Status::StaleVersion("chunk " + chunk.ToHex() + " has committed version " +
+                                                        std::to_string(got.commitVersion) + " down the chain, the write has " +
+                                                        std::to_string(version) + "; rolled forward to it"), {});
+      w->rolledForward = true;
+      StoreChainWrite(w);
+    });
+  });
 }
 
 void DataServer::FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta) {

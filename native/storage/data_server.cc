@@ -81,6 +81,7 @@ DataServerStats DataServer::stats() const {
   s.forwards = counters_.forwards;
   s.duplicateWrites = counters_.duplicateWrites;
   s.wholeResends = counters_.wholeResends;
+  s.rollForwards = counters_.rollForwards;
   s.localOpens = local_ ? local_->opens() : 0;
   return s;
 }

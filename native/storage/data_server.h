@@ -48,6 +48,7 @@ struct DataServerStats {
   uint64_t busyRejections = 0;               // requests refused because the queue was full
   uint64_t chainWrites = 0, forwards = 0, duplicateWrites = 0;  // CRAQ
   uint64_t wholeResends = 0;  // forwards resent whole because the successor's base differed
+  uint64_t rollForwards = 0;  // a successor's newer committed version adopted here (CRAQ)
   uint64_t localOpens = 0;  // version-file descriptors handed to local readers
 };
 
@@ -84,10 +85,23 @@ class DataServer : public CallHandler {
   Status CheckChainPosition(const frame::WriteArgs& args, bool atHead, ChainPosition* position);
   void ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::WriteArgs& args, AlignedBuffer payload);
   void ApplyChainWrite(std::shared_ptr<ChainWrite> w);
+  // Stores the write's pending version on the committed one (at the head under a new version
+  // number) and forwards it, or commits it at the tail.
+  void StoreChainWrite(std::shared_ptr<ChainWrite> w);
   // Sends the pending version w->version to the successor: the update as it came, or the
   // whole new content when `whole`.
   void ForwardChainWrite(std::shared_ptr<ChainWrite> w, bool whole);
   void AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& s, const ChunkMeta& successor);
+  // CRAQ roll-forward: a version any replica committed is committed (a reader at the tail may
+  // have read it), so it is never rolled back. When the successor refused the forward
+  // (`refused`), or acknowledged `version` with other bytes, and it holds a newer committed
+  // version than this target, this target fetches that version from it (a whole-chunk read)
+  // and installs it, then rebuilds the write on top (refused) or answers with it (acknowledged).
+  // Otherwise `otherwise` runs. Once per write and hop.
+  void RollForward(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& refused,
+                   std::function<void()> otherwise);
+  void InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t version, const Status& refused,
+                            const ChunkMeta& successor, std::function<void()> otherwise);
   // Answers a chain write and, at the head, starts the next update queued on its chunk.
   void FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta);
   void RunOnWorker(std::function<void()> task);
@@ -120,7 +134,7 @@ class DataServer : public CallHandler {
   struct Counters {
     std::atomic<uint64_t> reads{0}, writes{0}, batchReads{0}, batchReadEntries{0}, others{0};
     std::atomic<uint64_t> bytesRead{0}, bytesWritten{0}, errors{0}, busyRejections{0};
-    std::atomic<uint64_t> chainWrites{0}, forwards{0}, duplicateWrites{0}, wholeResends{0};
+    std::atomic<uint64_t> chainWrites{0}, forwards{0}, duplicateWrites{0}, wholeResends{0}, rollForwards{0};
   } counters_;
 };
 

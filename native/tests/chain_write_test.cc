@@ -260,8 +260,10 @@ TEST_F(ChainWriteTest, AStalePendingVersionAtTheHeadIsNoBaseForTheNextWrite) {
 
 // The same when the unacknowledged update got further: the tail committed it and the middle
 // holds it pending (the acknowledgement was lost on the way back). The replicas' bases now
-// differ; the successor whose result would differ refuses before storing anything and is sent
-// the whole version, so no replica ever commits bytes that differ from its neighbours'.
+// differ; the successor whose result would differ refuses before storing anything, and no
+// replica ever commits bytes that differ from its neighbours'. The tail committed the update,
+// so the chain rolls forward to it (AVersionTheTailCommittedIsRolledForwardNeverLost); a base
+// that differs at the same committed version (a diverged replica) is resent the whole version.
 TEST_F(ChainWriteTest, ABaseThatDiffersAlongTheChainIsResyncedNeverCommittedApart) {
   ChunkId id{19, 0};
   ChunkMeta meta;
@@ -280,11 +282,32 @@ TEST_F(ChainWriteTest, ABaseThatDiffersAlongTheChainIsResyncedNeverCommittedApar
   ASSERT_TRUE(s.ok()) << s.ToString();
   std::string head = ReadCommitted(0, id, 30000, &m);
   EXPECT_EQ(head.substr(9000, 5), "fresh");
+  EXPECT_EQ(head.substr(100, 4), "LOST");  // the tail committed it: kept
   for (size_t i = 1; i < 3; i++) {
     ChunkMeta mi;
-    EXPECT_EQ(ReadCommitted(i, id, 30000, &mi), head) << "replica " << i;
+    EXPECT_TRUE(ReadCommitted(i, id, 30000, &mi) == head) << "replica " << i;
     EXPECT_EQ(mi.commitVersion, m.commitVersion) << "replica " << i;
     EXPECT_EQ(mi.checksum, m.checksum) << "replica " << i;
+  }
+  EXPECT_GE(replicas_[1].server->stats().rollForwards, 1u);
+
+  // The tail diverged at the committed version itself: same version, other bytes. Nothing is
+  // newer downstream, so the middle resends it the whole version.
+  ChunkWriteOptions diverged;
+  diverged.updateVersion = m.commitVersion;
+  diverged.replace = true;
+  diverged.commit = true;
+  diverged.install = true;
+  const std::string other(30000, 'd');
+  ASSERT_TRUE(replicas_[2].store->Write(id, 0, other.data(), other.size(), diverged, &m).ok());
+  s = Write(replicas_[0].address(), id, 200, "again", 1, 3, &meta);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  head.replace(200, 5, "again");
+  for (size_t i = 0; i < 3; i++) {
+    ChunkMeta mi;
+    EXPECT_TRUE(ReadCommitted(i, id, 30000, &mi) == head) << "replica " << i;
+    EXPECT_EQ(mi.commitVersion, meta.commitVersion) << "replica " << i;
+    EXPECT_EQ(mi.checksum, Crc32c(head.data(), head.size())) << "replica " << i;
   }
   EXPECT_GE(replicas_[1].server->stats().wholeResends, 1u);
 }
@@ -302,20 +325,24 @@ TEST_F(ChainWriteTest, AVersionTheTailCommittedIsRolledForwardNeverLost) {
     SCOPED_TRACE("case " + std::to_string(c));
     ChunkId id{22 + c, 0};
     ChunkMeta meta, m;
-    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, base, 1, 1, &meta).ok());
+    const uint64_t request = 100 * (c + 1);  // the head remembers requests across chunks
+    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, base, 1, request, &meta).ok());
     ChunkWriteOptions pending;
     pending.updateVersion = 2;
     pending.commit = false;
     pending.baseCommitted = true;
-    for (size_t i = 0; i < 2; i++)
-      if (cases[c][i]) ASSERT_TRUE(replicas_[i].store->Write(id, 100, "W1W1", 4, pending, &m).ok());
+    for (size_t i = 0; i < 2; i++) {
+      if (cases[c][i]) {
+        ASSERT_TRUE(replicas_[i].store->Write(id, 100, "W1W1", 4, pending, &m).ok());
+      }
+    }
     ChunkWriteOptions committed = pending;
     committed.commit = true;
     ASSERT_TRUE(replicas_[2].store->Write(id, 100, "W1W1", 4, committed, &m).ok());  // the ack is lost
     std::string seen;
     ASSERT_TRUE(ReadAt(2, id, 30000, &seen, &m).ok());
     ASSERT_EQ(seen.substr(100, 4), "W1W1");  // a reader at the tail has read W1
-    Status s = Write(replicas_[0].address(), id, 9000, "W2W2", 1, 2, &meta);
+    Status s = Write(replicas_[0].address(), id, 9000, "W2W2", 1, request + 2, &meta);
     ASSERT_TRUE(s.ok()) << s.ToString();
     std::string expected = base;
     expected.replace(100, 4, "W1W1");
@@ -323,7 +350,8 @@ TEST_F(ChainWriteTest, AVersionTheTailCommittedIsRolledForwardNeverLost) {
     EXPECT_EQ(meta.checksum, Crc32c(expected.data(), expected.size()));
     for (size_t i = 0; i < 3; i++) {
       std::string got;
-      ASSERT_TRUE(ReadAt(i, id, 30000, &got, &m).ok()) << "replica " << i;
+      Status rs = ReadAt(i, id, 30000, &got, &m);
+      ASSERT_TRUE(rs.ok()) << "replica " << i << ": " << rs.ToString();
       EXPECT_EQ(got.substr(100, 4), "W1W1") << "replica " << i << " lost W1, which the tail committed";
       EXPECT_TRUE(got == expected) << "replica " << i << " holds other bytes";
       EXPECT_EQ(m.commitVersion, meta.commitVersion) << "replica " << i;
@@ -332,7 +360,7 @@ TEST_F(ChainWriteTest, AVersionTheTailCommittedIsRolledForwardNeverLost) {
       EXPECT_EQ(m.checksum, Crc32c(expected.data(), expected.size())) << "replica " << i;
     }
     // The chain stays writable, as plain updates.
-    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "next", 1, 3, &meta).ok());
+    ASSERT_TRUE(Write(replicas_[0].address(), id, 0, "next", 1, request + 3, &meta).ok());
     expected.replace(0, 4, "next");
     for (size_t i = 0; i < 3; i++) EXPECT_TRUE(ReadCommitted(i, id, 30000, &m) == expected) << "replica " << i;
   }
