@@ -254,6 +254,10 @@ void DataServer::InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t ve
         o.commit = true;
         o.updateVersion = got.commitVersion;
         o.chunkSizeBytes = w->args.chunkSizeBytes;
+        if (refused.ok()) {  // the version this write made: it records the write, retries apply once
+          o.clientId = w->args.clientId;
+          o.requestId = w->args.requestId;
+        }
         s = store_->Write(chunk, 0, buffer->data(), n, o, &meta);
       }
       if (!s.ok()) return FinishChainWrite(w, s, {});
