@@ -127,7 +127,8 @@ void DataServer::StoreChainWrite(std::shared_ptr<ChainWrite> w) {
   // CRAQ: a pending version nobody acknowledged (a forward that failed, a writer that gave
   // up) is never the base of the next update; every replica applies it to its committed
   // version, and a successor whose result differs from its predecessor's refuses before it
-  // stores or commits anything (the predecessor then sends the whole version).
+  // stores or commits anything (the predecessor then adopts a newer version the successor
+  // committed, see RollForward, or else sends it the whole version).
   o.baseCommitted = true;
   o.expectChecksum = !w->atHead && !w->rolledForward && (a.flags & frame::kWriteExpectChecksum);
   o.expectedChecksum = a.expectedChecksum;
@@ -263,7 +264,7 @@ void DataServer::InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t ve
       if (!s.ok()) return FinishChainWrite(w, s, {});
       counters_.rollForwards++;
       if (refused.ok()) {  // the successor acknowledged `version` with the bytes installed here
-        if (got.commitVersion != version) return otherwise();
+        if (got.commitVersion != version) return otherwise();  // it moved on: this write fails
         counters_.bytesWritten += w->args.length;
         return FinishChainWrite(w, Status::OK(), meta);
       }

@@ -72,7 +72,8 @@ class DataServer : public CallHandler {
   // assigns the version and serialises updates per chunk; each target stores a pending
   // version and forwards to its successor; the tail commits first and acknowledgements
   // travel back, each target committing as the ack passes. Checksums are compared between
-  // neighbours. (clientId, requestId) make a retried write apply once.
+  // neighbours. (clientId, requestId) make a retried write apply once. A version any replica
+  // committed is never rolled back: the next write rolls the chain forward to it.
   void SetChain(uint32_t chainId, const ChainPosition& position);
   void RemoveChain(uint32_t chainId);
 
