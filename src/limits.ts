@@ -238,6 +238,8 @@ export const authLimits = {
   /** How often meta tells mgmtd the tokens it may admit (and at once after a change). */
   tokenPushMs: 2_000,
   tokenPushTimeoutMs: 1_000,
+  /** Refusal lines one server logs per second (src/auth/refusal-log.ts). */
+  refusalLinesPerSecond: 20,
 } as const;
 
 /** The S3 gateway (src/s3). Sizes follow AWS's where AWS has one. */

@@ -24,6 +24,7 @@ import { optUint, str } from '../protocol/fields.js';
 import type { MgmtdService } from './mgmtd-service.js';
 import { heartbeatText, nodeProofValid, registerText } from './node-proof.js';
 import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from './protocol.js';
+import { refusalLog } from '../auth/refusal-log.js';
 
 /** The tokens meta lists, as mgmtd keeps them: tokenId -> uid and CURVE public key. */
 class ClientTokens {
@@ -113,7 +114,6 @@ export interface MgmtdServerOptions {
   log?: (line: string) => void;
 }
 
-const REFUSAL_LINES_PER_SECOND = 20;
 
 export class MgmtdServer {
   private constructor(private readonly rpc: RpcServer, readonly service: MgmtdService) {}
@@ -126,13 +126,7 @@ export class MgmtdServer {
     const log = options.log ?? ((line: string) => console.error(line));
     const cluster = options.auth;
     const tokens = cluster ? new ClientTokens(cluster) : undefined;
-    let windowStartMs = 0;
-    let lines = 0;
-    const refused = (line: string) => {
-      const now = Date.now();
-      if (now - windowStartMs >= 1000) (windowStartMs = now, lines = 0);
-      if (++lines <= REFUSAL_LINES_PER_SECOND) log(line);
-    };
+    const refused = refusalLog(log);
     let table: Record<string, (p: Params) => unknown> | undefined;
     const map = new Map<string, Handler>(MGMTD_METHODS.map((m) => [m, async (p: Params) => {
       try {

@@ -23,6 +23,7 @@ import type { Dedup, MetaService } from './meta-service.js';
 import type { User } from './types.js';
 import { addToken, addUser, getUser, listUsers, removeUser, type Identity } from './users.js';
 import type { ObjectAttrs } from './types.js';
+import { refusalLog } from '../auth/refusal-log.js';
 
 type MetaHandler = (params: Params, dedup: Dedup | undefined, who: Identity) => Promise<unknown>;
 
@@ -157,7 +158,6 @@ export interface MetaServerOptions {
 }
 
 /** At most this many refusal lines a second (a flood of bad requests must not flood the log). */
-const REFUSAL_LINES_PER_SECOND = 20;
 
 export class MetaServer {
   private constructor(private readonly rpc: RpcServer, private readonly authn: Authenticator | undefined, private readonly pushers: RpcClient[]) {}
@@ -185,13 +185,7 @@ export class MetaServer {
       authn.onChange(() => void push());
       await push();
     }
-    let windowStartMs = 0;
-    let lines = 0;
-    const refused = (line: string) => {
-      const now = Date.now();
-      if (now - windowStartMs >= 1000) (windowStartMs = now, lines = 0);
-      if (++lines <= REFUSAL_LINES_PER_SECOND) log(line);
-    };
+    const refused = refusalLog(log);
     const table = handlers(service, authn, changed);
     const map = new Map<string, Handler>(
       Object.entries(table).map(([method, fn]) => [method, async (params: Params, context: CallContext) => {

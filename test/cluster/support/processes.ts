@@ -2,56 +2,25 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { childLines, type ChildLines } from '../../support/lines.js';
 
 const mgmtdMain = fileURLToPath(new URL('../../../src/cluster/main.ts', import.meta.url));
 const storageMain = fileURLToPath(new URL('../../../src/storage/main.ts', import.meta.url));
 const metaMain = fileURLToPath(new URL('../../../src/meta/main.ts', import.meta.url));
 
-export interface Proc {
+export interface Proc extends ChildLines {
   child: ChildProcess;
-  lines: string[];
-  /** stderr lines (logs, refusals among them). */
-  errLines: string[];
-  /** Resolves with the first line (already seen or to come) matching pattern. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGKILL and wait for the exit. */
   kill(): Promise<void>;
 }
 
 export function run(main: string, args: string[]): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const errLines: string[] = [];
-  const waiters: Array<() => void> = [];
   const exited = once(child, 'exit');
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const w of waiters.splice(0)) w();
-  });
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    if (errLines.length < 10_000) errLines.push(line);
-    if (process.env.MILLPOND_TEST_VERBOSE) console.error(line);
-  });
   const proc: Proc = {
     child,
-    lines,
-    errLines,
-    waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
-      const deadline = Date.now() + timeoutMs;
-      const check = () => {
-        for (const line of lines) {
-          const m = line.match(pattern);
-          if (m) return resolve(m);
-        }
-        if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`process exited before printing ${pattern}`));
-        if (Date.now() > deadline) return reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`));
-        waiters.push(check);
-        setTimeout(check, Math.max(0, Math.min(1000, deadline - Date.now()) + 1)).unref();
-      };
-      check();
-    }),
+    ...childLines(child),
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGKILL');

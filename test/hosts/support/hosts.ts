@@ -6,8 +6,8 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { childLines, type ChildLines } from '../../support/lines.js';
 
 const script = fileURLToPath(new URL('../../../scripts/hosts.sh', import.meta.url));
 
@@ -26,12 +26,9 @@ export function hostsAvailable(): boolean {
   }
 }
 
-export interface HostProc {
+export interface HostProc extends ChildLines {
   host: number;
   child: ChildProcess;
-  lines: string[];
-  /** Resolves with the first stdout line (seen or to come) matching `pattern`. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   exited: Promise<unknown>;
 }
 
@@ -73,36 +70,8 @@ export class TestHosts {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
-    const lines: string[] = [];
-    const waiters: Array<() => void> = [];
     const exited = once(child, 'exit');
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      lines.push(line);
-      for (const w of waiters.splice(0)) w();
-    });
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      if (process.env.MILLPOND_TEST_VERBOSE) console.error(`[h${host}] ${line}`);
-    });
-    const proc: HostProc = {
-      host,
-      child,
-      lines,
-      exited,
-      waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
-        const deadline = Date.now() + timeoutMs;
-        const check = () => {
-          for (const line of lines) {
-            const m = line.match(pattern);
-            if (m) return resolve(m);
-          }
-          if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`h${host}: ${command} exited before printing ${pattern}`));
-          if (Date.now() > deadline) return reject(new Error(`h${host}: no line matching ${pattern} within ${timeoutMs} ms`));
-          waiters.push(check);
-          setTimeout(check, Math.max(0, Math.min(1000, deadline - Date.now()) + 1)).unref();
-        };
-        check();
-      }),
-    };
+    const proc: HostProc = { host, child, exited, ...childLines(child, `[h${host}] `) };
     this.procs.push(proc);
     return proc;
   }
