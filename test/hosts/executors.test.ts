@@ -52,13 +52,14 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
 
   afterAll(async () => {
     await Promise.all(executors.map((e) => e.kill('SIGKILL')));
-    await hosts?.destroy();
-    await cluster?.stop();
+    // Redis listens on the bridge's address: stop it before the bridge goes.
     try {
-      execFileSync('redis-cli', ['-u', redis, 'shutdown', 'nosave'], { stdio: 'ignore' });
+      if (redis) execFileSync('redis-cli', ['-u', redis, 'shutdown', 'nosave'], { stdio: 'ignore' });
     } catch {
       // already gone
     }
+    await hosts?.destroy();
+    await cluster?.stop();
     t.cleanup();
   });
 
