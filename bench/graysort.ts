@@ -106,6 +106,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
   const work = await makeWorkDir('graysort');
   const hosts = executorKind === 'cluster' && hostCount > 0 ? TestHosts.create(hostCount, 203) : undefined;
   const executors: ExecutorProc[] = [];
+  let benchRedis: string | undefined;  // a Redis this bench started (on the test hosts' bridge)
   try {
     const listenIp = hosts?.gatewayIp ?? '127.0.0.1';
     const cluster = await startEmbedded({
@@ -193,7 +194,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       let clusterValidation: Validation | undefined;
       if (executorKind === 'cluster') {
         const redis = process.env.MILLPOND_REDIS_URL && !hosts ? process.env.MILLPOND_REDIS_URL
-          : execFileSync('bash', [join(benchDir, '..', 'scripts', 'redis-start.sh'), '6395', listenIp], { encoding: 'utf8' }).trim().split('\n').pop()!;
+          : (benchRedis = execFileSync('bash', [join(benchDir, '..', 'scripts', 'redis-start.sh'), '6395', listenIp], { encoding: 'utf8' }).trim().split('\n').pop()!);
         const queue = queueName('graysort');
         const count = hosts ? hostCount : 2;
         // The same slots in all as the local run: `workers` spread over the executors.
@@ -296,6 +297,13 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       await cluster.stop();
     }
   } finally {
+    if (benchRedis) {
+      try {
+        execFileSync('redis-cli', ['-u', benchRedis, 'shutdown', 'nosave'], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
     await hosts?.destroy();
     work.cleanup();
   }
