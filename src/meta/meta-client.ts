@@ -14,6 +14,7 @@ import { metaLimits } from '../limits.js';
 import { CLIENT_ID_BYTES } from '../protocol/meta.js';
 import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
 import type { Params } from '../protocol/envelope.js';
+import type { UserRecord } from './users.js';
 import type { AccessKey, DirLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
 
 export interface MetaClientOptions extends Omit<RpcClientOptions, 'curve'> {
@@ -93,9 +94,9 @@ export class MetaClient {
   whoami() { return this.rpc.call('meta.whoami', this.identify(undefined, {})) as Promise<{ name: string; uid: number; gid: number; gids: number[]; admin: boolean; proxy: boolean }>; }
   /** Admin: adds a user and returns its first token (shown once). */
   userAdd(user: { name: string; uid: number; gid: number; groups?: number[]; proxy?: boolean }) {
-    return this.rpc.call('meta.userAdd', this.identify(undefined, { ...user }), { retry: false }) as Promise<{ user: UserRecordWire; token: string }>;
+    return this.rpc.call('meta.userAdd', this.identify(undefined, { ...user }), { retry: false }) as Promise<{ user: UserRecord; token: string }>;
   }
-  userList() { return this.rpc.call('meta.userList', this.identify(undefined, {})) as Promise<UserRecordWire[]>; }
+  userList() { return this.rpc.call('meta.userList', this.identify(undefined, {})) as Promise<UserRecord[]>; }
   async userRemove(name: string) { await this.rpc.call('meta.userRemove', this.identify(undefined, { name })); }
   userToken(name: string) { return this.rpc.call('meta.userToken', this.identify(undefined, { name }), { retry: false }) as Promise<{ token: string }>; }
 
@@ -168,14 +169,6 @@ export class MetaClient {
   }
 }
 
-export interface UserRecordWire {
-  name: string;
-  uid: number;
-  gid: number;
-  groups: number[];
-  tokenIds: string[];
-  proxy: boolean;
-}
 
 export class MetaClientView {
   constructor(private readonly client: MetaClient, private readonly user: User | undefined) {}
