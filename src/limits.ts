@@ -37,10 +37,10 @@ export const protocolLimits = {
   serverInflightRequestsMax: 256,
   /** Replies queued for sending before the server stops reading requests. */
   serverSendQueueDepthMax: 1024,
-  clientInflightRequestsMax: 256,
-  clientTimeoutMsDefault: 5_000,
+  rpcInflightRequestsMax: 256,
+  rpcTimeoutMsDefault: 5_000,
   /** Sends of one request after a timeout (same requestId, so mutations apply once). */
-  clientAttemptsMax: 6,
+  rpcAttemptsMax: 6,
   socketHighWaterMarkMessages: 4096,
 } as const;
 

@@ -50,13 +50,13 @@ export class RpcClient {
 
   constructor(endpoint: string, options: RpcClientOptions = {}) {
     if (typeof endpoint !== 'string' || !endpoint) throw new TypeError('endpoint must be a non-empty string');
-    this.timeoutMs = options.timeoutMs ?? protocolLimits.clientTimeoutMsDefault;
-    this.attemptsMax = options.attemptsMax ?? protocolLimits.clientAttemptsMax;
-    this.inflightMax = options.inflightRequestsMax ?? protocolLimits.clientInflightRequestsMax;
+    this.timeoutMs = options.timeoutMs ?? protocolLimits.rpcTimeoutMsDefault;
+    this.attemptsMax = options.attemptsMax ?? protocolLimits.rpcAttemptsMax;
+    this.inflightMax = options.inflightRequestsMax ?? protocolLimits.rpcInflightRequestsMax;
     if (!Number.isSafeInteger(this.timeoutMs) || this.timeoutMs < 1) throw new RangeError('timeoutMs must be a positive integer');
     if (!Number.isSafeInteger(this.attemptsMax) || this.attemptsMax < 1) throw new RangeError('attemptsMax must be a positive integer');
-    if (!Number.isSafeInteger(this.inflightMax) || this.inflightMax < 1 || this.inflightMax > protocolLimits.clientInflightRequestsMax) {
-      throw new RangeError(`inflightRequestsMax must be in [1, ${protocolLimits.clientInflightRequestsMax}]`);
+    if (!Number.isSafeInteger(this.inflightMax) || this.inflightMax < 1 || this.inflightMax > protocolLimits.rpcInflightRequestsMax) {
+      throw new RangeError(`inflightRequestsMax must be in [1, ${protocolLimits.rpcInflightRequestsMax}]`);
     }
     this.endpoint = endpoint;
     const curve = options.curve ? { curveServerKey: options.curve.serverKey, curvePublicKey: options.curve.publicKey, curveSecretKey: options.curve.secretKey } : {};
