@@ -149,10 +149,14 @@ Status MgmtdClient::CreateChainTable(uint32_t tableId, uint32_t chainCount, uint
 Status MgmtdClient::Capacity(ClusterCapacity* out) {
   MsgValue r;
   MP_RETURN_IF_ERROR(rpc_->Call("mgmtd.capacity", MsgValue::Map(), &r, /*retry=*/true));
+  return DecodeCapacity(r, out);
+}
+
+Status MgmtdClient::DecodeCapacity(const MsgValue& v, ClusterCapacity* out) {
   ClusterCapacity c;
-  MP_RETURN_IF_ERROR(kReply.U64(r, "capacityBytes", &c.capacityBytes));
-  MP_RETURN_IF_ERROR(kReply.U64(r, "freeBytes", &c.freeBytes));
-  MP_RETURN_IF_ERROR(kReply.U32(r, "replicas", &c.replicas));
+  MP_RETURN_IF_ERROR(kReply.U64(v, "capacityBytes", &c.capacityBytes));
+  MP_RETURN_IF_ERROR(kReply.U64(v, "freeBytes", &c.freeBytes));
+  MP_RETURN_IF_ERROR(kReply.U32(v, "replicas", &c.replicas));
   *out = c;
   return Status::OK();
 }

@@ -85,13 +85,14 @@ class MgmtdClient {
 
   RpcClient* rpc() { return rpc_.get(); }
 
-  // Reply decoders, public for tests.
+  // Request encoders and reply decoders, public for tests (test/fixtures/protocol/mgmtd-*).
+  static MsgValue RoutingParams(bool hasKnownVersion, uint64_t knownVersion);
   static Status DecodeRouting(const MsgValue& v, Routing* out, bool* unchanged);
   static Status DecodeChainTable(const MsgValue& v, ChainTableInfo* out);
+  static Status DecodeCapacity(const MsgValue& v, ClusterCapacity* out);
 
  private:
   MgmtdClient(std::unique_ptr<RpcClient> rpc, std::string token) : rpc_(std::move(rpc)), token_(std::move(token)) {}
-  static MsgValue RoutingParams(bool hasKnownVersion, uint64_t knownVersion);
 
   std::unique_ptr<RpcClient> rpc_;
   const std::string token_;

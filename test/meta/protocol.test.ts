@@ -4,14 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { decodeReply, decodeRequest, encodeReply, encodeRequest, peekRequestId, type Reply, type Request } from '../../src/protocol/envelope.js';
 import { pack } from '../../src/protocol/codec.js';
 import { protocolLimits } from '../../src/limits.js';
-import { fixtures, toJson } from './support/fixtures.js';
+import { fixtures, mgmtdFixtures, toJson } from './support/fixtures.js';
 
 const dir = new URL('../fixtures/protocol/', import.meta.url);
 // MILLPOND_UPDATE_FIXTURES=1 rewrites the files (review the diff: a change breaks other codecs).
 const update = process.env.MILLPOND_UPDATE_FIXTURES === '1';
 
 describe('protocol fixtures', () => {
-  for (const fixture of fixtures) {
+  for (const fixture of [...fixtures, ...mgmtdFixtures]) {
     it(fixture.name, () => {
       const bytes = fixture.kind === 'request' ? encodeRequest(fixture.message as Request) : encodeReply(fixture.message as Reply);
       const bin = new URL(`${fixture.name}.bin`, dir);

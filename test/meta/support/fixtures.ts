@@ -4,6 +4,7 @@
  * {"$u64": "..."} and bytes as {"$bin": "<hex>"}) in <name>.json. A C++ codec must produce
  * and accept exactly these bytes.
  */
+import type { Routing } from '../../../src/cluster/types.js';
 import type { Reply, Request } from '../../../src/protocol/envelope.js';
 
 export interface Fixture {
@@ -33,6 +34,27 @@ export const fixtures: Fixture[] = [
   { name: 'error-reply', kind: 'reply', description: 'error reply: ENOENT', message: { requestId: 1, ok: false, error: { code: 'ENOENT', message: 'no such file or directory: /data/part-0.parquet' } } },
   { name: 'unknown-id-error-reply', kind: 'reply', description: 'error reply to a request whose id could not be read (requestId 0)', message: { requestId: 0, ok: false, error: { code: 'EPROTO', message: 'request is not one msgpack value' } } },
   { name: 'null-reply', kind: 'reply', description: 'ok reply without a result (meta.unlink)', message: { requestId: 9, ok: true, result: null } },
+];
+
+// mgmtd's messages that the native client decodes (native/client/mgmtd_client.cc). The routing
+// snapshot has the full record shapes of src/cluster/types.ts, so a field added there shows here.
+const routing: Routing = {
+  version: 42,
+  nodes: [{ nodeId: 7, kind: 'storage', controlAddress: 'tcp://10.1.0.3:7001', alive: true, appliedVersion: 42 }],
+  targets: [
+    { targetId: 101, nodeId: 7, dataAddress: '10.1.0.3:7100', state: 'serving', localState: 'uptodate', stateVersion: 3 },
+    { targetId: 201, nodeId: 8, dataAddress: '10.1.0.4:7100', state: 'syncing', localState: 'online', stateVersion: 41 },
+  ],
+  chains: [{ chainId: 1, version: 5, targets: [101, 201], preferred: [201, 101] }],
+  chainTables: [{ tableId: 1, version: 2, chainIds: [1] }],
+};
+
+export const mgmtdFixtures: Fixture[] = [
+  { name: 'mgmtd-get-routing-request', kind: 'request', description: 'mgmtd.getRouting with the version the caller has', message: { requestId: 12, method: 'mgmtd.getRouting', params: { knownVersion: 41 } } },
+  { name: 'mgmtd-routing-reply', kind: 'reply', description: 'ok reply of mgmtd.getRouting: a snapshot with a syncing target and a preferred order', message: { requestId: 12, ok: true, result: routing } },
+  { name: 'mgmtd-routing-unchanged-reply', kind: 'reply', description: 'ok reply of mgmtd.getRouting when the caller is up to date', message: { requestId: 13, ok: true, result: { version: 42, unchanged: true } } },
+  { name: 'mgmtd-capacity-reply', kind: 'reply', description: 'ok reply of mgmtd.capacity (bytes above 2^32)', message: { requestId: 14, ok: true, result: { capacityBytes: 8_589_934_592_000, freeBytes: 4_294_967_296_000, replicas: 3 } } },
+  { name: 'mgmtd-not-primary-reply', kind: 'reply', description: 'error reply of a standby mgmtd: the caller tries the next address', message: { requestId: 15, ok: false, error: { code: 'ENOTPRIMARY', message: 'this mgmtd is a standby' } } },
 ];
 
 export function toJson(value: unknown): unknown {
