@@ -80,7 +80,23 @@ export const metaLimits = {
   heartbeatSessionsMax: 1024,
   /** Sessions and liveness records one prune transaction looks at. */
   sessionPruneBatch: 512,
+  /**
+   * PostgreSQL connections one meta server (or mgmtd) keeps: one transaction each, so the
+   * transactions in flight at once; requests beyond it wait for a connection.
+   */
   postgresPoolConnectionsDefault: 8,
+  /**
+   * SQLite group commit: transactions queued while one commit is on disk share the next
+   * commit (one fsync), each in its own savepoint; at most this many per commit.
+   */
+  sqliteGroupCommitMax: 64,
+  /** Keys one statement reads (KvTx.getMany): a path's entries and inodes, a readdirplus page. */
+  getManyKeysMax: 2048,
+  /**
+   * (directory, name) -> inode hints one meta server keeps so a path's keys are read in one
+   * statement; a wrong hint costs a statement, never a wrong answer (reads verify it).
+   */
+  pathHintsMax: 65_536,
   /** S3 access keys in one namespace (src/meta/access-keys.ts). */
   accessKeysMax: 10_000,
   /** A file's S3 object attributes (ETag, Content-Type, x-amz-meta-*), packed. */

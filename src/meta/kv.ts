@@ -6,12 +6,26 @@
  * backend detects a conflict it rolls back and runs fn again (bounded by
  * metaLimits.transactionAttemptsMax, then EBUSY), so fn must have no effects outside the
  * transaction. An error thrown by fn rolls back and propagates unchanged.
+ *
+ * `read(fn)` runs fn on one consistent snapshot with no writes (put, delete and insert throw
+ * EINVAL): what stat, lookup and readdir need. It never conflicts with writers, so it is never
+ * retried, and it takes no locks that would make writers retry.
  */
 export type KvPair = [key: Buffer, value: Buffer];
 
 export interface KvTx {
   get(key: Buffer): Promise<Buffer | undefined>;
+  /** The values of `keys` (undefined: absent), in their order, read in one statement. */
+  getMany(keys: Buffer[]): Promise<Array<Buffer | undefined>>;
   put(key: Buffer, value: Buffer): Promise<void>;
+  /**
+   * Writes `value` only if `key` is absent and returns undefined; otherwise writes nothing and
+   * returns the present value. Unlike get-then-put it reads no absent key, so on PostgreSQL
+   * concurrent inserts of different keys near each other do not conflict (serializable
+   * reads lock index pages, and a create's get of its own new name would lock the page every
+   * other create in that directory writes).
+   */
+  insert(key: Buffer, value: Buffer): Promise<Buffer | undefined>;
   delete(key: Buffer): Promise<void>;
   /** Pairs with start <= key < end in key order, at most `limit`. */
   scan(start: Buffer, end: Buffer, limit: number): Promise<KvPair[]>;
@@ -21,6 +35,7 @@ export interface KvBackend {
   /** 'sqlite' or 'postgres'. */
   readonly kind: string;
   transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T>;
+  read<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T>;
   close(): Promise<void>;
 }
 

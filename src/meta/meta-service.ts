@@ -16,7 +16,7 @@ import { InodeAllocator } from './inode-allocator.js';
 import { keys, ROOT_INODE } from './keys.js';
 import type { KvBackend, KvTx } from './kv.js';
 import { splitPath } from './names.js';
-import { NamespaceTx, type SessionRecord } from './namespace-tx.js';
+import { NamespaceTx, PathHints, type SessionRecord } from './namespace-tx.js';
 import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';
 import { addAccessKey, getAccessKey, listAccessKeys, removeAccessKey } from './access-keys.js';
 import type { AccessKey, ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
@@ -111,6 +111,7 @@ function sessionBytes(session: string): Buffer {
 
 export class MetaService {
   private readonly allocator: InodeAllocator;
+  private readonly hints = new PathHints();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sessionTimeoutMs: number;
   private storage: ChunkTrimmer | undefined;
@@ -161,12 +162,12 @@ export class MetaService {
     for (const timer of this.timers.splice(0)) clearInterval(timer);
   }
 
-  // ---- reads (idempotent) ----
+  // ---- reads (idempotent): one snapshot each (KvBackend.read), no serializable transaction ----
 
   async stat(user: User, path: string): Promise<Inode> {
     checkUser(user);
     const components = splitPath(path);
-    return this.kv.transact((tx) => new NamespaceTx(tx, user).lookup(components, path));
+    return this.kv.read((tx) => new NamespaceTx(tx, user, this.hints).lookup(components, path));
   }
 
   /**
@@ -179,8 +180,8 @@ export class MetaService {
     const limit = options.limit ?? metaLimits.readdirEntriesDefault;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > metaLimits.readdirEntriesMax) throw new MillpondError('EINVAL', `limit must be in [1, ${metaLimits.readdirEntriesMax}]`);
     if (options.after !== undefined && typeof options.after !== 'string') throw new MillpondError('EINVAL', 'after must be a string');
-    return this.kv.transact(async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+    return this.kv.read(async (tx) => {
+      const ns = new NamespaceTx(tx, user, this.hints);
       const dir = await ns.lookup(components, path);
       if (dir.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
       requireAccess(user, dir, R, path);
@@ -192,10 +193,10 @@ export class MetaService {
         return { name: keys.nameOfDentry(k), inode: e.inode, type: e.type };
       });
       if (options.plus && permits(user, dir, X)) {
-        for (const e of entries) {
-          const attrs = await ns.inode(e.inode);
-          if (attrs) e.attrs = attrs;
-        }
+        const inodes = await ns.inodes(entries.map((e) => e.inode));
+        entries.forEach((e, i) => {
+          if (inodes[i]) e.attrs = inodes[i];
+        });
       }
       return { entries, more: rows.length > limit };
     });
@@ -210,11 +211,12 @@ export class MetaService {
     const recursive = options.recursive ?? false;
     const ids = await this.allocator.take(recursive ? Math.max(components.length, 1) : 1);
     return this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       if (components.length === 0) {
         if (recursive) return ns.mustInode(ROOT_INODE);
         throw new MillpondError('EEXIST', 'the root exists');
       }
+      await ns.prefetch(components);
       let dir = await ns.mustInode(ROOT_INODE);
       for (let i = 0; i < components.length; i++) {
         const name = components[i]!;
@@ -253,7 +255,7 @@ export class MetaService {
     const read = Boolean(flags.read) || !write;
     const ids = flags.create ? await this.allocator.take(1) : [];
     const result = await this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       if (components.length === 0) {
         if (write) throw new MillpondError('EISDIR', 'the root is a directory');
         if (flags.create && flags.exclusive) throw new MillpondError('EEXIST', 'the root exists');
@@ -263,7 +265,10 @@ export class MetaService {
       }
       const { parent, name } = await ns.parentOf(components, path);
       if (parent.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
-      const entry = await ns.entry(parent.id, name);
+      // A create that may create claims the name first (insert: no read of an absent name,
+      // which on PostgreSQL would conflict with every other create in the directory).
+      const created = ids.length > 0 && permits(user, parent, W | X) ? { inode: ids[0]!, type: 'file' as const } : undefined;
+      const entry = created ? await ns.insertEntry(parent.id, name, created) : await ns.entry(parent.id, name);
       const now = Date.now();
       let inode: Inode;
       if (entry) {
@@ -288,7 +293,7 @@ export class MetaService {
         const layout: FileLayout = { ...defaultLayout(parent.layout as DirLayout), seed: randomInt(0, 2 ** 32) };
         inode = { id: ids[0]!, type: 'file', mode, uid: user.uid, gid: user.gid, length: 0, ctimeMs: now, mtimeMs: now, layout, parent: 0n };
         await ns.putInode(inode);
-        await ns.putEntry(parent.id, name, { inode: inode.id, type: 'file' });
+        if (!created) await ns.putEntry(parent.id, name, { inode: inode.id, type: 'file' });
       }
       if (!write) return { inode };
       const session = randomBytes(SESSION_BYTES);
@@ -313,7 +318,7 @@ export class MetaService {
     if (!Number.isSafeInteger(length) || length < 0) throw new MillpondError('EINVAL', 'length must be a non-negative integer');
     const object = options.object === undefined ? undefined : checkObjectAttrs(options.object);
     return this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       if (!(await ns.session(inodeId, sessionKey))) throw new MillpondError('EBADF', `no open session ${session} on inode ${inodeId}`);
       await ns.deleteSession(inodeId, sessionKey);
       const inode = await ns.mustInode(inodeId);
@@ -328,7 +333,7 @@ export class MetaService {
     checkUser(user);
     const components = splitPath(path);
     await this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const { parent, name } = await ns.parentOf(components, path);
       const entry = await ns.entry(parent.id, name);
       if (!entry) throw new MillpondError('ENOENT', `no such file: ${path}`);
@@ -344,7 +349,7 @@ export class MetaService {
     checkUser(user);
     const components = splitPath(path);
     await this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const { parent, name } = await ns.parentOf(components, path);
       const entry = await ns.entry(parent.id, name);
       if (!entry) throw new MillpondError('ENOENT', `no such directory: ${path}`);
@@ -366,7 +371,7 @@ export class MetaService {
     const src = splitPath(existing);
     const dst = splitPath(to);
     return this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const inode = await ns.lookup(src, existing);
       if (inode.type === 'dir') throw new MillpondError('EPERM', `cannot link a directory: ${existing}`);
       const { parent, name } = await ns.parentOf(dst, to);
@@ -394,7 +399,7 @@ export class MetaService {
     if (targetBytes > metaLimits.pathBytesMax) throw new MillpondError('ENAMETOOLONG', `symlink target of ${targetBytes} bytes exceeds ${metaLimits.pathBytesMax}`);
     const ids = await this.allocator.take(1);
     return this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const { parent, name } = await ns.parentOf(components, path);
       if (await ns.entry(parent.id, name)) throw new MillpondError('EEXIST', `already exists: ${path}`);
       requireAccess(user, parent, W | X, path);
@@ -425,7 +430,7 @@ export class MetaService {
     const src = splitPath(from);
     const dst = splitPath(to);
     await this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       if (src.length === 0 || dst.length === 0) throw new MillpondError('EBUSY', 'cannot rename the root');
       const { parent: srcParent, name: srcName } = await ns.parentOf(src, from);
       const srcEntry = await ns.entry(srcParent.id, srcName);
@@ -467,7 +472,7 @@ export class MetaService {
     const components = splitPath(path);
     if (!Number.isSafeInteger(length) || length < 0) throw new MillpondError('EINVAL', 'length must be a non-negative integer');
     const result = await this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const inode = await ns.lookup(components, path);
       if (inode.type === 'dir') throw new MillpondError('EISDIR', `is a directory: ${path}`);
       requireAccess(user, inode, W, path);
@@ -494,7 +499,7 @@ export class MetaService {
       if (id !== undefined && (!Number.isSafeInteger(id) || id < 0 || id > 0xffffffff)) throw new MillpondError('EINVAL', 'uid and gid must be 32-bit unsigned');
     }
     return this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const inode = await ns.lookup(components, path);
       const root = user.uid === 0;
       const owner = user.uid === inode.uid;
@@ -515,7 +520,7 @@ export class MetaService {
     checkUser(user);
     const components = splitPath(path);
     return this.mutate(dedup, async (tx) => {
-      const ns = new NamespaceTx(tx, user);
+      const ns = new NamespaceTx(tx, user, this.hints);
       const dir = await ns.lookup(components, path);
       if (dir.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
       if (user.uid !== 0 && user.uid !== dir.uid) throw new MillpondError('EPERM', `only the owner may set the layout of ${path}`);
@@ -685,11 +690,19 @@ export class MetaService {
     });
   }
 
+  /**
+   * Runs a mutation; with `dedup`, at most once per (clientId, requestId). The request's 'R'
+   * key is claimed first with an insert (KvTx.insert) rather than read: a client's requests
+   * have neighbouring keys, and on PostgreSQL reading one absent key locks the index page its
+   * other requests in flight write, so they would all conflict. Present: the stored result is
+   * returned and nothing else runs; claimed: it is overwritten with the result in the same
+   * transaction, so a claim never commits alone.
+   */
   private mutate<T>(dedup: Dedup | undefined, fn: (tx: KvTx) => Promise<T>): Promise<T> {
     return this.kv.transact(async (tx) => {
       if (!dedup) return fn(tx);
       const appliedKey = keys.applied(dedup.clientId, dedup.requestId);
-      const prior = await tx.get(appliedKey);
+      const prior = await tx.insert(appliedKey, pack({ atMs: 0, result: null }));
       if (prior) return (unpack(prior) as { result: T }).result;
       const result = await fn(tx);
       const atMs = Date.now();

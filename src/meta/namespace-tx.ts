@@ -3,6 +3,7 @@
  * sessions, and path resolution with search (x) checks on every directory crossed.
  */
 import { MillpondError } from '../errors.js';
+import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
 import type { KvTx } from './kv.js';
@@ -21,12 +22,78 @@ export interface SessionRecord {
   client?: Buffer;
 }
 
+/**
+ * (directory, name) -> inode ids this server saw, so that a path's entries and inodes are read
+ * in one statement (KvTx.getMany) instead of one round trip each. Only a guess of which keys to
+ * read: the walk still follows the entries it read in its own transaction, so a stale hint
+ * costs one more read, never a wrong answer. At most metaLimits.pathHintsMax (then it starts
+ * over).
+ */
+export class PathHints {
+  private readonly map = new Map<string, bigint>();
+
+  constructor(private readonly max: number = metaLimits.pathHintsMax) {}
+
+  get(parent: bigint, name: string): bigint | undefined {
+    return this.map.get(`${parent}/${name}`);
+  }
+
+  set(parent: bigint, name: string, inode: bigint): void {
+    if (this.map.size >= this.max) this.map.clear();
+    this.map.set(`${parent}/${name}`, inode);
+  }
+
+  drop(parent: bigint, name: string): void {
+    this.map.delete(`${parent}/${name}`);
+  }
+}
+
 export class NamespaceTx {
-  constructor(readonly tx: KvTx, readonly user: User) {}
+  /** Inode and entry values this transaction read (null: absent), by hex key. */
+  private readonly known = new Map<string, Buffer | null>();
+
+  constructor(readonly tx: KvTx, readonly user: User, private readonly hints = new PathHints(0)) {}
+
+  private async read(key: Buffer): Promise<Buffer | undefined> {
+    const hex = key.toString('hex');
+    const seen = this.known.get(hex);
+    if (seen !== undefined) return seen ?? undefined;
+    const raw = await this.tx.get(key);
+    this.known.set(hex, raw ?? null);
+    return raw;
+  }
+
+  /**
+   * Reads in one statement the keys a walk of `components` will read: the root's inode, and
+   * for each component its entry and (when a hint or an earlier read names it) its inode. The
+   * walk itself then finds them here; keys read before are not read again.
+   */
+  async prefetch(components: string[]): Promise<void> {
+    const wanted: Buffer[] = [keys.inode(ROOT_INODE)];
+    let id: bigint | undefined = ROOT_INODE;
+    for (const name of components) {
+      const dentry = keys.dentry(id, name);
+      wanted.push(dentry);
+      const seen = this.known.get(dentry.toString('hex'));
+      id = seen ? (unpack(seen) as Entry).inode : seen === null ? undefined : this.hints.get(id, name);
+      if (id === undefined) break;
+      wanted.push(keys.inode(id));
+    }
+    const missing = wanted.filter((k) => !this.known.has(k.toString('hex')));
+    if (missing.length === 0) return;
+    const values = await this.tx.getMany(missing);
+    missing.forEach((k, i) => this.known.set(k.toString('hex'), values[i] ?? null));
+  }
 
   async inode(id: bigint): Promise<Inode | undefined> {
-    const raw = await this.tx.get(keys.inode(id));
+    const raw = await this.read(keys.inode(id));
     return raw ? (unpack(raw) as Inode) : undefined;
+  }
+
+  /** The inodes of `ids` in one statement (undefined: gone). */
+  async inodes(ids: bigint[]): Promise<Array<Inode | undefined>> {
+    if (ids.length === 0) return [];
+    return (await this.tx.getMany(ids.map((id) => keys.inode(id)))).map((raw) => (raw ? (unpack(raw) as Inode) : undefined));
   }
 
   async mustInode(id: bigint): Promise<Inode> {
@@ -36,24 +103,50 @@ export class NamespaceTx {
   }
 
   putInode(inode: Inode): Promise<void> {
-    return this.tx.put(keys.inode(inode.id), pack(inode));
+    const key = keys.inode(inode.id);
+    this.known.delete(key.toString('hex'));
+    return this.tx.put(key, pack(inode));
   }
 
   deleteInode(id: bigint): Promise<void> {
-    return this.tx.delete(keys.inode(id));
+    const key = keys.inode(id);
+    this.known.delete(key.toString('hex'));
+    return this.tx.delete(key);
   }
 
   async entry(parent: bigint, name: string): Promise<Entry | undefined> {
-    const raw = await this.tx.get(keys.dentry(parent, name));
-    return raw ? (unpack(raw) as Entry) : undefined;
+    const raw = await this.read(keys.dentry(parent, name));
+    const entry = raw ? (unpack(raw) as Entry) : undefined;
+    if (entry) this.hints.set(parent, name, entry.inode);
+    else this.hints.drop(parent, name);
+    return entry;
   }
 
   putEntry(parent: bigint, name: string, entry: Entry): Promise<void> {
-    return this.tx.put(keys.dentry(parent, name), pack({ inode: entry.inode, type: entry.type }));
+    const key = keys.dentry(parent, name);
+    this.known.delete(key.toString('hex'));
+    this.hints.set(parent, name, entry.inode);
+    return this.tx.put(key, pack({ inode: entry.inode, type: entry.type }));
+  }
+
+  /**
+   * Adds the entry only if `name` is free in `parent` (KvTx.insert: no read of the absent
+   * name); otherwise writes nothing and returns the entry there.
+   */
+  async insertEntry(parent: bigint, name: string, entry: Entry): Promise<Entry | undefined> {
+    const key = keys.dentry(parent, name);
+    this.known.delete(key.toString('hex'));
+    const present = await this.tx.insert(key, pack({ inode: entry.inode, type: entry.type }));
+    const now = present ? (unpack(present) as Entry) : entry;
+    this.hints.set(parent, name, now.inode);
+    return present ? now : undefined;
   }
 
   deleteEntry(parent: bigint, name: string): Promise<void> {
-    return this.tx.delete(keys.dentry(parent, name));
+    const key = keys.dentry(parent, name);
+    this.known.delete(key.toString('hex'));
+    this.hints.drop(parent, name);
+    return this.tx.delete(key);
   }
 
   async isEmptyDir(id: bigint): Promise<boolean> {
@@ -68,6 +161,7 @@ export class NamespaceTx {
 
   /** Resolves a directory path; x on every directory crossed, including the last. */
   async dir(components: string[], path: string): Promise<Inode> {
+    await this.prefetch(components);
     let current = await this.mustInode(ROOT_INODE);
     for (let i = 0; i < components.length; i++) {
       requireAccess(this.user, current, X, `/${components.slice(0, i).join('/')}`);
@@ -82,6 +176,7 @@ export class NamespaceTx {
   /** Resolves the parent of a non-root path and checks x on it; returns it with the last name. */
   async parentOf(components: string[], path: string): Promise<{ parent: Inode; name: string }> {
     if (components.length === 0) throw new MillpondError('EBUSY', `the root has no parent: ${path}`);
+    await this.prefetch(components);
     const parent = await this.dir(components.slice(0, -1), path);
     requireAccess(this.user, parent, X, path);
     return { parent, name: components[components.length - 1]! };

@@ -1,7 +1,15 @@
 /**
  * KvBackend on PostgreSQL (npm pg): several meta servers share one namespace. Table
- * `kv(k bytea PRIMARY KEY, v bytea)` (bytea orders bytewise). Every transaction is
- * SERIALIZABLE and is retried on serialization failure or deadlock (SQLSTATE 40001, 40P01).
+ * `kv(k bytea PRIMARY KEY, v bytea)` (bytea orders bytewise). A pool of
+ * metaLimits.postgresPoolConnectionsDefault connections per server (one transaction each).
+ *
+ * `transact` is SERIALIZABLE and is retried on serialization failure or deadlock (SQLSTATE
+ * 40001, 40P01), at most metaLimits.transactionAttemptsMax attempts. `read` is REPEATABLE READ
+ * READ ONLY: one snapshot, no predicate locks (so it never makes a writer retry), never retried.
+ *
+ * Round trips: every statement is prepared once per connection (named). Puts and deletes are
+ * kept in the transaction (later reads in it see them) and written in one statement just before
+ * COMMIT (or before a scan); getMany reads any number of keys in one statement.
  */
 import pg from 'pg';
 import { MillpondError } from '../errors.js';
@@ -18,9 +26,25 @@ const RETRYABLE = new Set(['40001', '40P01']);
 // Any constant: serialises schema creation between servers starting at once.
 const SCHEMA_LOCK = 0x6d696c6c;
 
+/** Named (prepared once per connection) statements. */
+const SQL = {
+  get: { name: 'kv_get', text: 'SELECT v FROM kv WHERE k = $1' },
+  getMany: { name: 'kv_get_many', text: 'SELECT k, v FROM kv WHERE k = ANY($1::bytea[])' },
+  insert: { name: 'kv_insert', text: 'INSERT INTO kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING' },
+  scan: { name: 'kv_scan', text: 'SELECT k, v FROM kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3' },
+  // Deletes and puts of one transaction, written at once; their keys are disjoint.
+  write: {
+    name: 'kv_write',
+    text: 'WITH d AS (DELETE FROM kv WHERE k = ANY($1::bytea[])) '
+      + 'INSERT INTO kv (k, v) SELECT * FROM unnest($2::bytea[], $3::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
+  },
+} as const;
+
 export class PostgresKv implements KvBackend {
   readonly kind = 'postgres';
   private closed = false;
+  /** Attempts that ended in a serialization failure or deadlock (profiling, tests). */
+  conflicts = 0;
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -47,32 +71,12 @@ export class PostgresKv implements KvBackend {
     return new PostgresKv(pool);
   }
 
-  async transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
-      const client = await this.pool.connect();
-      let live = true;
-      try {
-        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
-        const result = await fn(this.tx(client, () => live));
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        const code = (err as { code?: string })?.code;
-        if (code !== undefined && RETRYABLE.has(code)) {
-          if (attempt < metaLimits.transactionAttemptsMax) {
-            await backoff(attempt, metaLimits.transactionBackoffMsMax);
-            continue;
-          }
-          throw new MillpondError('EBUSY', `transaction conflicted ${attempt} times`);
-        }
-        throw err;
-      } finally {
-        live = false;
-        client.release();
-      }
-    }
+  transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    return this.run(fn, false);
+  }
+
+  read<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    return this.run(fn, true);
   }
 
   async close(): Promise<void> {
@@ -81,19 +85,117 @@ export class PostgresKv implements KvBackend {
     await this.pool.end();
   }
 
-  private tx(client: pg.PoolClient, isLive: () => boolean): KvTx {
-    const q = async (text: string, values: unknown[]) => {
-      if (!isLive()) throw new Error('KvTx used after its transaction ended');
-      return client.query({ text, values, rowMode: 'array' });
-    };
-    return {
-      get: async (key) => (await q('SELECT v FROM kv WHERE k = $1', [key])).rows[0]?.[0] as Buffer | undefined,
-      put: async (key, value) => void (await q('INSERT INTO kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v', [key, value])),
-      delete: async (key) => void (await q('DELETE FROM kv WHERE k = $1', [key])),
-      scan: async (start, end, limit) =>
-        (await q('SELECT k, v FROM kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3', [start, end, limit])).rows as KvPair[],
-    };
+  private async run<T>(fn: (tx: KvTx) => Promise<T> | T, readOnly: boolean): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
+      const client = await this.pool.connect();
+      const tx = new PgTx(client, readOnly);
+      try {
+        await client.query(readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN ISOLATION LEVEL SERIALIZABLE');
+        const result = await fn(tx.api);
+        await tx.flush();
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        const code = (err as { code?: string })?.code;
+        if (code !== undefined && RETRYABLE.has(code)) {
+          this.conflicts++;
+          if (attempt < metaLimits.transactionAttemptsMax) {
+            await backoff(attempt, metaLimits.transactionBackoffMsMax);
+            continue;
+          }
+          throw new MillpondError('EBUSY', `transaction conflicted ${attempt} times`);
+        }
+        throw err;
+      } finally {
+        tx.live = false;
+        client.release();
+      }
+    }
   }
+}
+
+/** One transaction's statements on one connection, with its not yet written puts and deletes. */
+class PgTx {
+  live = true;
+  /** hex key -> value to put, or null: delete. */
+  private readonly pending = new Map<string, { key: Buffer; value: Buffer | null }>();
+
+  constructor(private readonly client: pg.PoolClient, private readonly readOnly: boolean) {}
+
+  private q(statement: { name: string; text: string }, values: unknown[]) {
+    if (!this.live) throw new Error('KvTx used after its transaction ended');
+    return this.client.query({ ...statement, values, rowMode: 'array' });
+  }
+
+  private write(): void {
+    if (!this.live) throw new Error('KvTx used after its transaction ended');
+    if (this.readOnly) throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const deletes: Buffer[] = [];
+    const putKeys: Buffer[] = [];
+    const putValues: Buffer[] = [];
+    for (const { key, value } of this.pending.values()) {
+      if (value === null) deletes.push(key);
+      else {
+        putKeys.push(key);
+        putValues.push(value);
+      }
+    }
+    await this.q(SQL.write, [deletes, putKeys, putValues]);
+    this.pending.clear();
+  }
+
+  readonly api: KvTx = {
+    get: async (key) => {
+      const mine = this.pending.get(key.toString('hex'));
+      if (mine) return mine.value ?? undefined;
+      return (await this.q(SQL.get, [key])).rows[0]?.[0] as Buffer | undefined;
+    },
+    getMany: async (keys) => {
+      if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
+      const hex = keys.map((k) => k.toString('hex'));
+      const missing = keys.filter((_, i) => !this.pending.has(hex[i]!));
+      const found = new Map<string, Buffer>();
+      if (missing.length > 0) {
+        for (const [k, v] of (await this.q(SQL.getMany, [missing])).rows as KvPair[]) found.set(k.toString('hex'), v);
+      }
+      return hex.map((h) => {
+        const mine = this.pending.get(h);
+        return mine ? mine.value ?? undefined : found.get(h);
+      });
+    },
+    put: async (key, value) => {
+      this.write();
+      this.pending.set(key.toString('hex'), { key, value });
+    },
+    delete: async (key) => {
+      this.write();
+      this.pending.set(key.toString('hex'), { key, value: null });
+    },
+    insert: async (key, value) => {
+      this.write();
+      const h = key.toString('hex');
+      const mine = this.pending.get(h);
+      if (mine?.value) return mine.value;
+      if (mine) {
+        this.pending.set(h, { key, value }); // deleted earlier in this transaction: absent now
+        return undefined;
+      }
+      // No predicate lock: the unique index decides (a concurrent insert of the same key that
+      // commits first makes this a serialization failure, and the retry sees its value).
+      if ((await this.q(SQL.insert, [key, value])).rowCount === 1) return undefined;
+      return (await this.q(SQL.get, [key])).rows[0]?.[0] as Buffer;
+    },
+    scan: async (start, end, limit) => {
+      await this.flush();
+      return (await this.q(SQL.scan, [start, end, limit])).rows as KvPair[];
+    },
+  };
 }
 
 function redact(url: string): string {

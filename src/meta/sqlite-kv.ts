@@ -1,11 +1,17 @@
 /**
  * KvBackend on SQLite (better-sqlite3, WAL): the embedded default. One table
  * `kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID`. better-sqlite3 is synchronous and this
- * process has one connection, so transactions run one at a time (a queue); each is
- * BEGIN IMMEDIATE, which also serialises against other processes on the same file
- * (SQLITE_BUSY is retried with asynchronous sleeps, never SQLite's busy wait, which would block
- * this event loop while the lock holder may be a transaction of this same process). `synchronous: 'full'` (default) makes an acknowledged commit
- * survive power loss; 'normal' survives a process crash only.
+ * process has one connection, so transactions run one at a time (a queue).
+ *
+ * Group commit: the transactions queued while a commit is on its way to disk run together in
+ * the next SQLite transaction (BEGIN IMMEDIATE, which also serialises against other processes
+ * on the same file), each inside its own SAVEPOINT, and share its one COMMIT (one fsync), at
+ * most metaLimits.sqliteGroupCommitMax at a time. A transaction whose fn throws rolls back to
+ * its savepoint only; none is acknowledged before the shared COMMIT returned, so
+ * `synchronous: 'full'` (default) still makes every acknowledged commit survive power loss
+ * ('normal' survives a process crash only). SQLITE_BUSY is retried with asynchronous sleeps,
+ * never SQLite's busy wait, which would block this event loop while the lock holder may be a
+ * transaction of this same process.
  */
 import Database from 'better-sqlite3';
 import { MillpondError } from '../errors.js';
@@ -17,12 +23,22 @@ export interface SqliteKvOptions {
   busyTimeoutMs?: number;
 }
 
+interface Pending {
+  fn: (tx: KvTx) => unknown;
+  readOnly: boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
+
 export class SqliteKv implements KvBackend {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
   private readonly stmts;
   private readonly busyTimeoutMs: number;
-  private queue: Promise<unknown> = Promise.resolve();
+  private pending: Pending[] = [];
+  private draining: Promise<void> | undefined;
   private closed = false;
 
   constructor(readonly path: string, options: SqliteKvOptions = {}) {
@@ -38,32 +54,58 @@ export class SqliteKv implements KvBackend {
       begin: this.db.prepare('BEGIN IMMEDIATE'),
       commit: this.db.prepare('COMMIT'),
       rollback: this.db.prepare('ROLLBACK'),
+      savepoint: this.db.prepare('SAVEPOINT one'),
+      release: this.db.prepare('RELEASE one'),
+      rollbackTo: this.db.prepare('ROLLBACK TO one'),
       get: this.db.prepare<[Buffer], { v: Buffer }>('SELECT v FROM kv WHERE k = ?'),
       put: this.db.prepare<[Buffer, Buffer]>('INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
+      insert: this.db.prepare<[Buffer, Buffer]>('INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING'),
       del: this.db.prepare<[Buffer]>('DELETE FROM kv WHERE k = ?'),
       scan: this.db.prepare<[Buffer, Buffer, number], { k: Buffer; v: Buffer }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k LIMIT ?'),
     };
   }
 
   transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
-    const run = this.queue.then(() => this.runWithRetry(fn));
-    this.queue = run.catch(() => {});
-    return run;
+    return this.enqueue(fn, false);
+  }
+
+  read<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    return this.enqueue(fn, true);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.queue;
+    for (const p of this.pending.splice(0)) p.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
+    await this.draining;
     this.db.close();
   }
 
-  private async runWithRetry<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+  private enqueue<T>(fn: (tx: KvTx) => Promise<T> | T, readOnly: boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, readOnly, resolve: resolve as (v: unknown) => void, reject });
+      this.draining ??= this.drain();
+    });
+  }
+
+  /** Runs groups until none is queued; `draining` is cleared in the same step as the last check. */
+  private async drain(): Promise<void> {
+    for (;;) {
+      if (this.pending.length === 0) {
+        this.draining = undefined;
+        return;
+      }
+      await this.runGroup(this.pending.splice(0, metaLimits.sqliteGroupCommitMax));
+    }
+  }
+
+  private async begin(): Promise<void> {
     const deadlineMs = Date.now() + this.busyTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
       try {
         this.stmts.begin.run();
+        return;
       } catch (err) {
         if (isBusy(err) && Date.now() < deadlineMs) {
           await backoff(attempt, metaLimits.transactionBackoffMsMax);
@@ -71,30 +113,77 @@ export class SqliteKv implements KvBackend {
         }
         throw isBusy(err) ? new MillpondError('EBUSY', `sqlite stayed busy for ${this.busyTimeoutMs} ms: ${(err as Error).message}`) : err;
       }
-      let live = true;
-      const tx = this.tx(() => live);
-      try {
-        const result = await fn(tx);
-        this.stmts.commit.run();
-        return result;
-      } catch (err) {
-        if (this.db.inTransaction) this.stmts.rollback.run();
-        throw err;
-      } finally {
-        live = false;
-      }
     }
   }
 
-  private tx(isLive: () => boolean): KvTx {
+  /** Runs `group` in one SQLite transaction, one savepoint each; settles them after COMMIT. */
+  private async runGroup(group: Pending[]): Promise<void> {
+    try {
+      await this.begin();
+    } catch (err) {
+      for (const p of group) p.reject(err);
+      return;
+    }
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < group.length; i++) {
+      const p = group[i]!;
+      this.stmts.savepoint.run();
+      let live = true;
+      try {
+        const value = await p.fn(this.tx(() => live, p.readOnly));
+        this.stmts.release.run();
+        outcomes.push({ ok: true, value });
+      } catch (err) {
+        if (this.db.inTransaction) {
+          this.stmts.rollbackTo.run();
+          this.stmts.release.run();
+        }
+        outcomes.push({ ok: false, err });
+      } finally {
+        live = false;
+      }
+      if (!this.db.inTransaction) {
+        // SQLite ended the whole transaction (an I/O error, disk full): the earlier members'
+        // writes are gone with it, and the later ones run in the next group.
+        const lost = new MillpondError('EIO', 'sqlite aborted the group commit this transaction was part of');
+        for (let j = 0; j < i; j++) if (outcomes[j]!.ok) outcomes[j] = { ok: false, err: lost };
+        this.pending.unshift(...group.slice(i + 1));
+        group = group.slice(0, i + 1);
+        break;
+      }
+    }
+    try {
+      if (this.db.inTransaction) this.stmts.commit.run();
+    } catch (err) {
+      if (this.db.inTransaction) this.stmts.rollback.run();
+      for (const p of group) p.reject(err);
+      return;
+    }
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve(o.value);
+      else p.reject(o.err);
+    });
+  }
+
+  private tx(isLive: () => boolean, readOnly: boolean): KvTx {
     const s = this.stmts;
     const check = () => {
       if (!isLive()) throw new Error('KvTx used after its transaction ended');
     };
+    const write = () => {
+      check();
+      if (readOnly) throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
+    };
     return {
       get: async (key) => (check(), s.get.get(key)?.v),
-      put: async (key, value) => void (check(), s.put.run(key, value)),
-      delete: async (key) => void (check(), s.del.run(key)),
+      getMany: async (keys) => (check(), keys.map((k) => s.get.get(k)?.v)),
+      put: async (key, value) => void (write(), s.put.run(key, value)),
+      insert: async (key, value) => {
+        write();
+        return s.insert.run(key, value).changes === 1 ? undefined : s.get.get(key)!.v;
+      },
+      delete: async (key) => void (write(), s.del.run(key)),
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
     };
   }
