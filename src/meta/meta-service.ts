@@ -263,7 +263,7 @@ export class MetaService {
         requireAccess(user, root, R, path);
         return { inode: root };
       }
-      const { parent, name } = await ns.parentOf(components, path);
+      const { parent, name } = await ns.parentOf(components, path, !flags.create);
       if (parent.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${path}`);
       // A create that may create claims the name first (insert: no read of an absent name,
       // which on PostgreSQL would conflict with every other create in the directory).

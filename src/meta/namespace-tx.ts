@@ -173,10 +173,14 @@ export class NamespaceTx {
     return current;
   }
 
-  /** Resolves the parent of a non-root path and checks x on it; returns it with the last name. */
-  async parentOf(components: string[], path: string): Promise<{ parent: Inode; name: string }> {
+  /**
+   * Resolves the parent of a non-root path and checks x on it; returns it with the last name.
+   * `prefetchLast`: also read the last name's entry (and inode) in the same statement; a
+   * create passes false, as it claims the name with insertEntry instead of reading it.
+   */
+  async parentOf(components: string[], path: string, prefetchLast = true): Promise<{ parent: Inode; name: string }> {
     if (components.length === 0) throw new MillpondError('EBUSY', `the root has no parent: ${path}`);
-    await this.prefetch(components);
+    await this.prefetch(prefetchLast ? components : components.slice(0, -1));
     const parent = await this.dir(components.slice(0, -1), path);
     requireAccess(this.user, parent, X, path);
     return { parent, name: components[components.length - 1]! };

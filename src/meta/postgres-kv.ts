@@ -53,6 +53,10 @@ export class PostgresKv implements KvBackend {
     const pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolConnections ?? metaLimits.postgresPoolConnectionsDefault,
+      // The table is only read by key or key range. A sequential scan (which the planner
+      // picks for getMany's `k = ANY($1)` on a small table) takes a predicate lock on the
+      // whole relation under SERIALIZABLE, so every concurrent writer would conflict with it.
+      options: '-c enable_seqscan=off',
     });
     pool.on('error', () => {}); // an idle connection lost; the next checkout reconnects
     try {
