@@ -35,7 +35,13 @@ export interface KvBackend {
   /** 'sqlite' or 'postgres'. */
   readonly kind: string;
   transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T>;
-  read<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T>;
+  /**
+   * `oneStatement`: fn usually reads with one statement (a stat whose path hints are right).
+   * PostgreSQL then runs that statement alone, without BEGIN and COMMIT (one statement is
+   * one snapshot); should fn need a second one, its work is dropped and fn runs again in a
+   * snapshot transaction. So fn may run twice.
+   */
+  read<T>(fn: (tx: KvTx) => Promise<T> | T, options?: { oneStatement?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
 

@@ -167,7 +167,8 @@ export class MetaService {
   async stat(user: User, path: string): Promise<Inode> {
     checkUser(user);
     const components = splitPath(path);
-    return this.kv.read((tx) => new NamespaceTx(tx, user, this.hints).lookup(components, path));
+    // With right path hints the whole walk is one statement (NamespaceTx.prefetch).
+    return this.kv.read((tx) => new NamespaceTx(tx, user, this.hints).lookup(components, path), { oneStatement: true });
   }
 
   /**

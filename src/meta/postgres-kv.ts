@@ -79,7 +79,24 @@ export class PostgresKv implements KvBackend {
     return this.run(fn, false);
   }
 
-  read<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+  read<T>(fn: (tx: KvTx) => Promise<T> | T, options: { oneStatement?: boolean } = {}): Promise<T> {
+    return options.oneStatement ? this.readOneStatement(fn) : this.run(fn, true);
+  }
+
+  /** fn's first statement alone (its own snapshot); a second one: fn again in a transaction. */
+  private async readOneStatement<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
+    const client = await this.pool.connect();
+    const tx = new PgTx(client, true, true);
+    try {
+      const result = await fn(tx.api);
+      if (!tx.needsTransaction) return result;
+    } catch (err) {
+      if (!tx.needsTransaction) throw err;
+    } finally {
+      tx.live = false;
+      client.release();
+    }
     return this.run(fn, true);
   }
 
@@ -126,10 +143,18 @@ class PgTx {
   /** hex key -> value to put, or null: delete. */
   private readonly pending = new Map<string, { key: Buffer; value: Buffer | null }>();
 
-  constructor(private readonly client: pg.PoolClient, private readonly readOnly: boolean) {}
+  /** With `oneStatement`: a second statement was asked for, so the reads need a transaction. */
+  needsTransaction = false;
+  private statements = 0;
+
+  constructor(private readonly client: pg.PoolClient, private readonly readOnly: boolean, private readonly oneStatement = false) {}
 
   private q(statement: { name: string; text: string }, values: unknown[]) {
     if (!this.live) throw new Error('KvTx used after its transaction ended');
+    if (this.oneStatement && this.statements++ > 0) {
+      this.needsTransaction = true;
+      throw new Error('a one-statement read asked for a second statement');
+    }
     return this.client.query({ ...statement, values, rowMode: 'array' });
   }
 

@@ -69,7 +69,8 @@ export class SqliteKv implements KvBackend {
     return this.enqueue(fn, false);
   }
 
-  read<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+  /** One statement or many, a read is one member of a group (no BEGIN of its own to save). */
+  read<T>(fn: (tx: KvTx) => Promise<T> | T, _options?: { oneStatement?: boolean }): Promise<T> {
     return this.enqueue(fn, true);
   }
 
