@@ -64,7 +64,7 @@ export async function addAccessKey(kv: KvBackend, caller: User, owner: User): Pr
 export async function getAccessKey(kv: KvBackend, caller: User, accessKeyId: string): Promise<AccessKey> {
   requireAdmin(caller, 'read');
   checkAccessKeyId(accessKeyId);
-  const raw = await kv.transact((tx) => tx.get(keys.accessKey(accessKeyId)));
+  const raw = await kv.read((tx) => tx.get(keys.accessKey(accessKeyId)));
   if (!raw) throw new MillpondError('ENOENT', `no access key ${accessKeyId}`);
   return unpack(raw) as AccessKey;
 }
@@ -72,7 +72,7 @@ export async function getAccessKey(kv: KvBackend, caller: User, accessKeyId: str
 /** Every key without its secret, optionally only `uid`'s. */
 export async function listAccessKeys(kv: KvBackend, caller: User, uid?: number): Promise<Omit<AccessKey, 'secretAccessKey'>[]> {
   requireAdmin(caller, 'list');
-  const rows = await kv.transact((tx) => tx.scan(...keys.accessKeysAll(), metaLimits.accessKeysMax));
+  const rows = await kv.read((tx) => tx.scan(...keys.accessKeysAll(), metaLimits.accessKeysMax));
   return rows.map(([, v]) => {
     const { secretAccessKey: _secret, ...rest } = unpack(v) as AccessKey;
     return rest;

@@ -55,7 +55,7 @@ export class Authenticator {
 
   /** Re-reads the users table: the admitted keys, and no cached identity outlives a change. */
   async refresh(): Promise<void> {
-    const users = await this.kv.transact((tx) => listUsers(tx));
+    const users = await this.kv.read((tx) => listUsers(tx));
     const admitted = new Set<string>();
     const list: TokenRef[] = [];
     const live = new Set<string>();
@@ -87,7 +87,7 @@ export class Authenticator {
     if (hit && hit.untilMs > now) return hit.identity;
     const parsed = parseToken(token);
     if (!tokenValid(this.cluster.secret, parsed)) throw new MillpondError('EAUTH', `token ${parsed.tokenId} of uid ${parsed.uid} was not made by this cluster`);
-    const user = await this.kv.transact((tx) => userOfToken(tx, parsed.tokenId));
+    const user = await this.kv.read((tx) => userOfToken(tx, parsed.tokenId));
     if (!user || user.uid !== parsed.uid || !user.tokenIds.includes(parsed.tokenId)) {
       throw new MillpondError('EAUTH', `token ${parsed.tokenId} of uid ${parsed.uid} belongs to no user (removed?)`);
     }
