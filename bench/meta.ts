@@ -4,6 +4,9 @@
  * acknowledged create is on disk) and on PostgreSQL (serializable). Each backend runs twice in
  * the same run: authentication on (the default: CURVE, a token verified per request) and off
  * (plain ZeroMQ, the request's user trusted); `*_auth_ratio` is on / off (aim: >= 0.9).
+ * Aims (issue 13), from one client with 32 in flight: PostgreSQL >= 5,000 creates/s and
+ * >= 20,000 stats/s, SQLite >= 10,000 / >= 50,000; `*_vs_aim` is the measured rate (auth on)
+ * over the aim. `--depth 1` gives the one-request-at-a-time figures.
  *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--backends sqlite,postgres]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -15,6 +18,11 @@ import { ensureClusterKeys } from '../src/auth/cluster-files.js';
 import type { ClientAuth } from '../src/auth/credentials.js';
 import { MetaClient } from '../src/meta/meta-client.js';
 import { fmtCount, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, runWithDepth } from './lib.js';
+
+const AIMS: Record<string, { create: number; stat: number }> = {
+  sqlite: { create: 10_000, stat: 50_000 },
+  postgres: { create: 5_000, stat: 20_000 },
+};
 
 const mainTs = fileURLToPath(new URL('../src/meta/main.ts', import.meta.url));
 
@@ -135,6 +143,10 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
       rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(readdir)]);
     }
     const [off, on] = sides as [Side, Side];
+    const aim = AIMS[backend]!;
+    figures[`${backend}_create_vs_aim`] = Number((on.files / (on.createMs / 1000) / aim.create).toFixed(3));
+    figures[`${backend}_stat_vs_aim`] = Number((on.files / (on.statMs / 1000) / aim.stat).toFixed(3));
+    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '']);
     // Ratios of rates: on / off (1 = authentication costs nothing).
     figures[`${backend}_create_auth_ratio`] = Number((off.createMs / on.createMs).toFixed(3));
     figures[`${backend}_stat_auth_ratio`] = Number((off.statMs / on.statMs).toFixed(3));
