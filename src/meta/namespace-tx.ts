@@ -72,6 +72,7 @@ export class NamespaceTx {
     const wanted: Buffer[] = [keys.inode(ROOT_INODE)];
     let id: bigint | undefined = ROOT_INODE;
     for (const name of components) {
+      if (wanted.length + 2 > metaLimits.getManyKeysMax) break; // a deeper walk reads the rest one by one
       const dentry = keys.dentry(id, name);
       wanted.push(dentry);
       const seen = this.known.get(dentry.toString('hex'));
