@@ -6,7 +6,8 @@
  * (plain ZeroMQ, the request's user trusted); `*_auth_ratio` is on / off (aim: >= 0.9).
  * Aims (issue 13), from one client with 32 in flight: PostgreSQL >= 5,000 creates/s and
  * >= 20,000 stats/s, SQLite >= 10,000 / >= 50,000; `*_vs_aim` is the measured rate (auth on)
- * over the aim. `--depth 1` gives the one-request-at-a-time figures.
+ * over the aim. whoami/s is the RPC floor (no KV): what the protocol alone allows.
+ * `--depth 1` gives the one-request-at-a-time figures.
  *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--backends sqlite,postgres]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -46,6 +47,7 @@ interface Side {
   createMs: number;
   statMs: number;
   readdirMs: number;
+  nullMs: number;
   files: number;
   entries: number;
 }
@@ -60,6 +62,10 @@ async function round(side: Side, r: number, count: number, depth: number): Promi
   t = nowMs();
   await runWithDepth(count, depth, (i) => side.client.stat(`${dir}/f${i}`));
   side.statMs += nowMs() - t;
+  // The RPC floor: meta.whoami touches no KV (ZeroMQ, CURVE when on, codec, token check).
+  t = nowMs();
+  await runWithDepth(count, depth, () => side.client.whoami());
+  side.nullMs += nowMs() - t;
   t = nowMs();
   let entries = 0;
   let after: string | undefined;
@@ -104,7 +110,7 @@ async function startSide(backend: string, authOn: boolean, keys: ReturnType<type
   const { child, endpoint } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']);
   const auth = authOn ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
   const client = new MetaClient(endpoint, { auth });
-  return { authOn, client, child, done, createMs: 0, statMs: 0, readdirMs: 0, files: 0, entries: 0 };
+  return { authOn, client, child, done, createMs: 0, statMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
 }
 
 export async function metaBench(options: Map<string, string>): Promise<void> {
@@ -113,7 +119,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
   const rounds = intOption(options, 'rounds', 8);
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
   const figures: Record<string, number> = {};
-  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'readdir entries/s']];
+  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'readdir entries/s', 'whoami/s (no KV)']];
   const keysDir = await makeWorkDir('meta-keys');
   const keys = ensureClusterKeys(keysDir.dir);
   const perRound = Math.max(1, Math.floor(files / rounds));
@@ -139,14 +145,16 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
       const readdir = side.entries / (side.readdirMs / 1000);
       figures[`${backend}_create_per_s${mode}`] = Math.round(create);
       figures[`${backend}_stat_per_s${mode}`] = Math.round(stat);
+      const rpc = side.files / (side.nullMs / 1000);
       figures[`${backend}_readdir_entries_per_s${mode}`] = Math.round(readdir);
-      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(readdir)]);
+      figures[`${backend}_whoami_per_s${mode}`] = Math.round(rpc);
+      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(readdir), fmtCount(rpc)]);
     }
     const [off, on] = sides as [Side, Side];
     const aim = AIMS[backend]!;
     figures[`${backend}_create_vs_aim`] = Number((on.files / (on.createMs / 1000) / aim.create).toFixed(3));
     figures[`${backend}_stat_vs_aim`] = Number((on.files / (on.statMs / 1000) / aim.stat).toFixed(3));
-    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '']);
+    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '', '']);
     // Ratios of rates: on / off (1 = authentication costs nothing).
     figures[`${backend}_create_auth_ratio`] = Number((off.createMs / on.createMs).toFixed(3));
     figures[`${backend}_stat_auth_ratio`] = Number((off.statMs / on.statMs).toFixed(3));
