@@ -128,14 +128,14 @@ export class SqliteKv implements KvBackend {
     const outcomes: Outcome[] = [];
     for (let i = 0; i < group.length; i++) {
       const p = group[i]!;
-      this.stmts.savepoint.run();
+      if (!p.readOnly) this.stmts.savepoint.run(); // a read has nothing to roll back
       let live = true;
       try {
         const value = await p.fn(this.tx(() => live, p.readOnly));
-        this.stmts.release.run();
+        if (!p.readOnly) this.stmts.release.run();
         outcomes.push({ ok: true, value });
       } catch (err) {
-        if (this.db.inTransaction) {
+        if (!p.readOnly && this.db.inTransaction) {
           this.stmts.rollbackTo.run();
           this.stmts.release.run();
         }
