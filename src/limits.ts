@@ -86,6 +86,11 @@ export const metaLimits = {
    */
   postgresPoolConnectionsDefault: 8,
   /**
+   * Serializable (writing) transactions one server runs on PostgreSQL at once; the rest of
+   * the pool serves reads. Fewer overlapping writers conflict less (see PostgresKv.transact).
+   */
+  postgresWritersMax: 4,
+  /**
    * SQLite group commit: transactions queued while one commit is on disk share the next
    * commit (one fsync), each in its own savepoint; at most this many per commit.
    */

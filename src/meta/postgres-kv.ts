@@ -20,6 +20,8 @@ export interface PostgresKvOptions {
   /** e.g. postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/millpond */
   connectionString: string;
   poolConnections?: number;
+  /** Serializable transactions in flight at once (default metaLimits.postgresWritersMax). */
+  writersMax?: number;
 }
 
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -46,10 +48,14 @@ export class PostgresKv implements KvBackend {
   /** Attempts that ended in a serialization failure or deadlock (profiling, tests). */
   conflicts = 0;
 
-  private constructor(private readonly pool: pg.Pool) {}
+  private writers = 0;
+  private readonly waitingWriters: Array<() => void> = [];
+
+  private constructor(private readonly pool: pg.Pool, private readonly writersMax: number) {}
 
   static async open(options: PostgresKvOptions): Promise<PostgresKv> {
     if (typeof options?.connectionString !== 'string') throw new TypeError('connectionString must be a string');
+    if (options.writersMax !== undefined && (!Number.isSafeInteger(options.writersMax) || options.writersMax < 1)) throw new RangeError('writersMax must be a positive integer');
     const pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolConnections ?? metaLimits.postgresPoolConnectionsDefault,
@@ -72,11 +78,24 @@ export class PostgresKv implements KvBackend {
       await pool.end().catch(() => {});
       throw new MillpondError('ECONNREFUSED', `postgres at ${redact(options.connectionString)}: ${(err as Error).message}`);
     }
-    return new PostgresKv(pool);
+    return new PostgresKv(pool, options.writersMax ?? metaLimits.postgresWritersMax);
   }
 
-  transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
-    return this.run(fn, false);
+  /**
+   * Waits for one of writersMax places: serializable transactions that overlap conflict more
+   * the more of them there are (each reads index pages the others write), and a conflict
+   * costs a whole attempt. Reads take no place.
+   */
+  async transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    if (this.writers >= this.writersMax) await new Promise<void>((resolve) => this.waitingWriters.push(resolve));
+    else this.writers++;
+    try {
+      return await this.run(fn, false);
+    } finally {
+      const next = this.waitingWriters.shift();
+      if (next) next(); // the place passes on
+      else this.writers--;
+    }
   }
 
   read<T>(fn: (tx: KvTx) => Promise<T> | T, options: { oneStatement?: boolean } = {}): Promise<T> {

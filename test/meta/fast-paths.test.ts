@@ -6,7 +6,9 @@ import { MillpondError } from '../../src/errors.js';
 import type { KvBackend } from '../../src/meta/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
 import type { User } from '../../src/meta/types.js';
+import { PostgresKv } from '../../src/meta/postgres-kv.js';
 import { backends, type OpenedBackend } from './support/backends.js';
+import { createTestDatabase, skipPg } from './support/pg.js';
 
 const root: User = { uid: 0, gid: 0 };
 const b = (s: string) => Buffer.from(s);
@@ -161,3 +163,35 @@ for (const backend of backends) {
     });
   });
 }
+
+describe.skipIf(skipPg)('PostgresKv writersMax', () => {
+  it('at most writersMax serializable transactions overlap; snapshot reads go on while they are all taken', async () => {
+    const db = await createTestDatabase();
+    const kv = await PostgresKv.open({ connectionString: db.url, writersMax: 2 });
+    try {
+      let inside = 0;
+      let most = 0;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const writes = Array.from({ length: 12 }, (_, i) => kv.transact(async (tx) => {
+        inside++;
+        most = Math.max(most, inside);
+        await tx.put(b(`w${i}`), b(String(i)));
+        if (i < 2) await held; // the first two hold both places
+        inside--;
+      }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(inside).toBe(2);
+      // Both places are taken, yet a read completes.
+      expect(await kv.read((tx) => tx.get(b('w5')))).toBeUndefined();
+      release();
+      await Promise.all(writes);
+      expect(most).toBe(2);
+      expect((await kv.read((tx) => tx.scan(b('w'), b('x'), 100))).length).toBe(12);
+      await expect(PostgresKv.open({ connectionString: db.url, writersMax: 0 })).rejects.toThrow(RangeError);
+    } finally {
+      await kv.close();
+      await db.drop();
+    }
+  });
+});
