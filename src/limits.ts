@@ -41,6 +41,8 @@ export const protocolLimits = {
   rpcTimeoutMsDefault: 5_000,
   /** Sends of one request after a timeout (same requestId, so mutations apply once). */
   rpcAttemptsMax: 6,
+  /** Servers of one service a client fails over between (FailoverRpc; native kRpcServersMax). */
+  rpcServersMax: 16,
   socketHighWaterMarkMessages: 4096,
 } as const;
 

@@ -18,8 +18,11 @@ import { compileGlob, type Segment } from './glob.js';
 import { Dirent, Stats } from './stats.js';
 
 export interface ConnectOptions {
-  /** Endpoint of a meta server (tcp://host:port). */
-  meta: string;
+  /**
+   * Meta servers (tcp://host:port): one, or several over one database as a list or a comma
+   * string; calls fail over between them.
+   */
+  meta: string | string[];
   /** mgmtd endpoints. */
   mgmtd: string | string[];
   /**

@@ -6,13 +6,15 @@
  * stop (MetaService.pruneSessions). A heartbeat names the open sessions and learns which the
  * service ended (this client was quiet: paused, or cut off from meta) and the service's session
  * timeout; checkSession() lets a writer refuse to acknowledge a write under an ended session.
+ * Given several meta servers, it fails over between them (FailoverRpc).
  */
 import { randomBytes } from 'node:crypto';
 import { clientCurve, type ClientAuth } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { CLIENT_ID_BYTES } from '../protocol/meta.js';
-import { RpcClient, type RpcClientOptions } from '../protocol/rpc-client.js';
+import { FailoverRpc } from '../protocol/failover-rpc.js';
+import type { RpcClientOptions } from '../protocol/rpc-client.js';
 import type { Params } from '../protocol/envelope.js';
 import type { UserRecord } from './users.js';
 import type { AccessKey, DirLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
@@ -34,7 +36,7 @@ export interface MetaClientOptions extends Omit<RpcClientOptions, 'curve'> {
 
 export class MetaClient {
   readonly clientId = randomBytes(CLIENT_ID_BYTES);
-  private readonly rpc: RpcClient;
+  private readonly rpc: FailoverRpc;
   private readonly user: User | undefined;
   private readonly token: string | undefined;
   private readonly heartbeatMs: number;
@@ -50,8 +52,12 @@ export class MetaClient {
   private leaseUntilMs = 0;
   private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(endpoint: string, options: MetaClientOptions = {}) {
-    this.rpc = new RpcClient(endpoint, { ...options, curve: options.auth ? clientCurve(options.auth) : undefined });
+  /**
+   * `endpoints`: one meta server, or several over one database ("tcp://a:1,tcp://b:2" or a
+   * list): a call that gets no reply moves on to the next (FailoverRpc).
+   */
+  constructor(endpoints: string | string[], options: MetaClientOptions = {}) {
+    this.rpc = new FailoverRpc(endpoints, { ...options, curve: options.auth ? clientCurve(options.auth) : undefined });
     this.token = options.auth?.token;
     this.user = options.user ?? (this.token ? undefined : { uid: 0, gid: 0 });
     this.heartbeatMs = options.sessionHeartbeatMs ?? metaLimits.sessionHeartbeatMs;

@@ -87,13 +87,16 @@ export class RpcClient {
   /**
    * Sends `method(params)` and resolves with the result, or rejects with a MillpondError
    * carrying the server's code (ETIMEDOUT after the last attempt, ECLOSED after close()).
-   * REQUIRES: `retry` only for calls that are idempotent or deduplicated by the server.
+   * REQUIRES: `retry` only for calls that are idempotent or deduplicated by the server;
+   * `requestId` only from FailoverRpc, which gives each of its calls its own (this client's own
+   * counter is then unused, so the two never collide).
    */
-  async call(method: string, params: Params, options: { retry?: boolean } = {}): Promise<unknown> {
+  async call(method: string, params: Params, options: { retry?: boolean; requestId?: number } = {}): Promise<unknown> {
     if (typeof method !== 'string' || !method) throw new TypeError('method must be a non-empty string');
     if (this.closed) throw new MillpondError('ECLOSED', 'rpc client is closed');
     await this.acquireSlot();
-    const requestId = this.nextRequestId++;
+    // A caller's requestId (FailoverRpc: the same id on every server it tries) or the next one.
+    const requestId = options.requestId ?? this.nextRequestId++;
     try {
       const frame = encodeRequest({ requestId, method, params });
       if (frame.length > protocolLimits.messageBytesMax) throw new MillpondError('EMSGSIZE', `request of ${frame.length} bytes exceeds ${protocolLimits.messageBytesMax}`);

@@ -145,4 +145,55 @@ describe('meta server processes', () => {
     expect(listA.length).toBe(created);
     expect(new Set(listA.map((e) => e.inode)).size).toBe(created);
   });
+
+  it.skipIf(skipPg)('a client given both servers of one PostgreSQL fails over when its server is SIGKILLed: every acknowledged create once', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(db.drop);
+    const args = ['--backend', 'postgres', '--pg-url', db.url, '--listen', 'tcp://127.0.0.1:0', ...authArgs];
+    const [a, b] = await Promise.all([startMetaProcess(args), startMetaProcess(args)]);
+    children.push(a.child, b.child);
+    // The first address is the one it uses until it dies; a comma list as MILLPOND_META gives it.
+    const client = new MetaClient(`${a.endpoint},${b.endpoint}`, { timeoutMs: 1_000, auth: keys.admin });
+    cleanups.push(() => client.disconnect());
+    await client.mkdir('/f');
+    const acked: string[] = [];
+    const failures: string[] = [];
+    let killed = false;
+    let afterKill = 0;
+    const worker = async (w: number) => {
+      for (let i = 0; afterKill < 150; i++) {
+        const path = `/f/${w}-${i}`;
+        try {
+          // exclusive: a create applied by the killed server and resent to the other under the
+          // same requestId must come back as created, never EEXIST
+          await client.open(path, { flags: { create: true, exclusive: true } });
+          acked.push(path);
+          if (killed) afterKill++;
+        } catch (err) {
+          failures.push(`${path}: ${(err as Error).message}`);
+          return;
+        }
+      }
+    };
+    const workers = Promise.all([0, 1, 2, 3].map(worker));
+    while (acked.length < 100) await sleep(10);
+    await killHard(a.child);
+    killed = true;
+    await workers;
+    expect(failures).toEqual([]);
+    const names = new Set<string>();
+    let after: string | undefined;
+    for (;;) {
+      const page = await client.readdir('/f', { after, limit: 1024 });
+      for (const e of page.entries) names.add(e.name);
+      after = page.entries.at(-1)?.name;
+      if (!page.more) break;
+    }
+    expect(acked.filter((p) => !names.has(p.slice(3)))).toEqual([]);
+    expect(names.size).toBe(acked.length);
+    // The survivor answers on its own.
+    const survivor = new MetaClient(b.endpoint, { timeoutMs: 5_000, auth: keys.admin });
+    cleanups.push(() => survivor.disconnect());
+    expect((await survivor.readdir('/f', { limit: 1 })).entries.length).toBe(1);
+  });
 });
