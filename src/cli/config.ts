@@ -11,6 +11,7 @@ import type { TransportChoice } from '../native/binding.js';
 export interface CliConfig {
   dataDir: string;
   mgmtd: string[];
+  /** Meta servers, comma-separated (clients fail over between them). */
   meta: string;
   host: string;
   transport: TransportChoice;
@@ -41,6 +42,7 @@ function fromFile(path: string): Partial<CliConfig> {
   if (typeof raw.mgmtd === 'string') out.mgmtd = raw.mgmtd.split(',');
   if (Array.isArray(raw.mgmtd)) out.mgmtd = raw.mgmtd.map(String);
   if (typeof raw.meta === 'string') out.meta = raw.meta;
+  if (Array.isArray(raw.meta)) out.meta = raw.meta.map(String).join(',');
   if (typeof raw.host === 'string') out.host = raw.host;
   if (raw.transport === 'auto' || raw.transport === 'tcp' || raw.transport === 'rdma') out.transport = raw.transport;
   if (typeof raw.chainCount === 'number') out.chainCount = raw.chainCount;

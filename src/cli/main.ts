@@ -13,6 +13,8 @@
  *   millpond executor  runs tasks of cluster jobs on this host (executor.ts)
  *   millpond mount D   mounts the cluster at directory D (FUSE; see mount.ts); umount D
  *   millpond init      makes a multi-host cluster's secret, admin token and cluster.json
+ *   millpond mgmtd | meta | storage   one server role of a cluster that spans hosts (roles.ts)
+ *   millpond admin create-table       chain table of the serving targets (admin token)
  *   millpond user ...  add | list | remove | token: the cluster's users (admin token)
  * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
  * --transport, --config), MILLPOND_* variables or a config file (see config.ts). The token
@@ -38,6 +40,8 @@ import { startEmbedded } from './embedded.js';
 import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
+import { ROLES_USAGE, runMeta, runMgmtd, runStorage } from './roles.js';
+import { status as clusterStatus } from './status.js';
 import type { S3Gateway } from '../s3/index.js';
 
 // The S3 gateway's modules load only for the commands that use them (up, s3, user).
@@ -46,7 +50,9 @@ const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user ke
 
 const USAGE = `usage: millpond up [--s3 HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
        mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] | user key ... | ${EXECUTOR_USAGE}
-       millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P]
+       millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite]
+       ${ROLES_USAGE}
+       millpond admin create-table --chains N --replicas R [--table ID]
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
                 --token-file FILE --server-key KEY
@@ -55,20 +61,28 @@ const USAGE = `usage: millpond up [--s3 HOST:PORT|off] | status | demo [--size-m
   ${MOUNT_USAGE}
   ${USER_USAGE}`;
 
-/** Splits `--name value` flags (and bare `--no-sync`, `--cluster`, `--verbose`) from positional arguments. */
-function parse(args: string[]): { flags: Map<string, string>; rest: string[] } {
+/**
+ * Splits `--name value` flags (and bare `--no-sync`, `--cluster`, `--verbose`) from positional
+ * arguments; `targets` keeps every `--target` (a storage node has several).
+ */
+function parse(args: string[]): { flags: Map<string, string>; rest: string[]; targets: string[] } {
   const flags = new Map<string, string>();
   const rest: string[] = [];
+  const targets: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy' || arg === '--verbose') flags.set(arg.slice(2), '1');
+    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy' || arg === '--verbose' || arg === '--insecure') flags.set(arg.slice(2), '1');
+    else if (arg === '--target') {
+      if (i + 1 >= args.length) throw new TypeError(`--target needs a value\n${USAGE}`);
+      targets.push(args[++i]!);
+    }
     else if (arg.startsWith('--') && MOUNT_BARE_FLAGS.includes(arg.slice(2))) flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--')) {
       if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
       flags.set(arg.slice(2), args[++i]!);
     } else rest.push(arg);
   }
-  return { flags, rest };
+  return { flags, rest, targets };
 }
 
 async function up(config: CliConfig, flags: Map<string, string>): Promise<void> {
@@ -104,18 +118,7 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
 async function status(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
   if (redis) await printExecutors(redis, flags.get('queue'));
-  const client = new MgmtdClient(config.mgmtd, { auth: cliAuth(config) });
-  try {
-    const s = await client.status();
-    const r = s.routing;
-    if (!r) throw new MillpondError('EIO', 'mgmtd answered without routing');
-    console.log(`mgmtd ${s.primaryAddress ?? config.mgmtd.join(',')} (routing version ${r.version})`);
-    for (const n of r.nodes) console.log(`node ${n.nodeId} ${n.kind} ${n.alive ? 'alive' : 'dead'} ${n.controlAddress}`);
-    for (const t of r.targets) console.log(`target ${t.targetId} on node ${t.nodeId} ${t.state} ${t.dataAddress}`);
-    for (const c of r.chains) console.log(`chain ${c.chainId} v${c.version}: ${c.targets.map((id) => `${id}(${r.targets.find((t) => t.targetId === id)?.state ?? '?'})`).join(' -> ')}`);
-  } finally {
-    client.close();
-  }
+  await clusterStatus(config);
 }
 
 /** Runs one query in DuckDB with millpond:// pointed at the cluster; prints the rows as a table. */
@@ -169,10 +172,38 @@ function init(config: CliConfig, flags: Map<string, string>): void {
   if (!dir) throw new TypeError(`millpond init needs --dir DIR\n${USAGE}`);
   const keys = ensureClusterKeys(dir);
   const clusterFile = join(dir, CLUSTER_FILE);
-  writeFileSync(clusterFile, `${JSON.stringify({ mgmtd: config.mgmtd, meta: config.meta, transport: config.transport, serverKey: keys.cluster.server.publicKey }, null, 2)}\n`);
+  const backend = flags.get('backend');
+  if (backend !== undefined && backend !== 'postgres' && backend !== 'sqlite') throw new TypeError(`--backend must be postgres or sqlite, not ${backend}`);
+  const meta = config.meta.split(',').filter(Boolean);
+  writeFileSync(clusterFile, `${JSON.stringify({
+    mgmtd: config.mgmtd, meta: meta.length === 1 ? meta[0] : meta, transport: config.transport, serverKey: keys.cluster.server.publicKey, ...(backend ? { backend } : {}),
+  }, null, 2)}\n`);
   console.log(`cluster secret: ${keys.secretFile} (copy to every server host, mode 0600; daemons take --secret-file)`);
   console.log(`admin token:    ${keys.adminTokenFile} (meta takes --admin-token-file; the CLI --token-file)`);
   console.log(`cluster file:   ${clusterFile} (public: addresses and the CURVE server key; clients take --config)`);
+  console.log(`copy ${dir} to every host; roles take --data-dir ${dir} (millpond mgmtd | meta | storage)`);
+}
+
+/**
+ * `millpond admin create-table --chains N --replicas R [--table ID]`: chain table ID (default 1)
+ * over the serving targets, each chain on R distinct nodes (mgmtd places them).
+ */
+async function admin(config: CliConfig, flags: Map<string, string>, rest: string[]): Promise<void> {
+  if (rest[0] !== 'create-table') throw new TypeError(`millpond admin create-table --chains N --replicas R [--table ID]\n${USAGE}`);
+  const num = (name: string, fallback?: number) => {
+    const v = flags.has(name) ? Number(flags.get(name)) : fallback;
+    if (v === undefined || !Number.isSafeInteger(v) || v < 1) throw new TypeError(`--${name} N is required (a positive integer)`);
+    return v;
+  };
+  const auth = cliAuth(config);
+  if (!auth) throw new MillpondError('EAUTH', 'no token: --token-file FILE, MILLPOND_TOKEN(_FILE), or --data-dir DIR of the cluster');
+  const client = new MgmtdClient(config.mgmtd, { auth });
+  try {
+    const table = await client.createChainTable(num('table', 1), { chainCount: num('chains'), chainLength: num('replicas', 3) });
+    console.log(`chain table ${table.tableId}: ${table.chainIds.length} chains of ${num('replicas', 3)}`);
+  } finally {
+    client.close();
+  }
 }
 
 /** `millpond user add|list|remove|token`: the users table, through meta (admin token). */
@@ -214,7 +245,7 @@ async function user(config: CliConfig, flags: Map<string, string>, rest: string[
 
 async function main(): Promise<void> {
   const [command, ...args] = process.argv.slice(2);
-  const { flags, rest } = parse(args);
+  const { flags, rest, targets } = parse(args);
   // Before anything native runs: the native core reads MILLPOND_LOG when it logs.
   if (flags.has('verbose')) process.env.MILLPOND_LOG = 'debug';
   const config = loadConfig(flags);
@@ -232,6 +263,10 @@ async function main(): Promise<void> {
     case 'mount': return mount(config, rest[0], flags);
     case 'umount': return umount(rest[0], flags);
     case 'init': return init(config, flags);
+    case 'mgmtd': return runMgmtd(config, flags);
+    case 'meta': return runMeta(config, flags);
+    case 'storage': return runStorage(config, flags, targets);
+    case 'admin': return admin(config, flags, rest);
     default:
       console.error(USAGE);
       process.exitCode = 2;

@@ -94,7 +94,7 @@ export class MgmtdClient {
 
   /** What the chains can hold (mgmtd.capacity). */
   capacity() {
-    return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; replicas: number }>;
+    return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; replicas: number; targets?: Array<{ targetId: number; capacityBytes: number; freeBytes: number }> }>;
   }
 
   /** Status of the instance that answers (standbys answer too, with primary: false). */

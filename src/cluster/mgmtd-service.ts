@@ -266,9 +266,10 @@ export class MgmtdService {
   /**
    * What the cluster can hold: every byte lands on each target of its chain, and files spread
    * evenly over the chains, so it is the targets' space divided by the chains' length (the
-   * replicas). Targets that have not reported their space count nothing.
+   * replicas). Targets that have not reported their space count nothing; `targets` lists the
+   * space each reported.
    */
-  capacity(): { capacityBytes: number; freeBytes: number; replicas: number } {
+  capacity(): { capacityBytes: number; freeBytes: number; replicas: number; targets: Array<{ targetId: number; capacityBytes: number; freeBytes: number }> } {
     this.requirePrimary();
     const chains = [...this.chains.values()];
     const replicas = chains.length === 0 ? 1 : Math.max(1, Math.round(chains.reduce((n, c) => n + c.targets.length, 0) / chains.length));
@@ -279,7 +280,9 @@ export class MgmtdService {
       capacityBytes += space.capacityBytes;
       freeBytes += space.freeBytes;
     }
-    return { capacityBytes: Math.floor(capacityBytes / replicas), freeBytes: Math.floor(freeBytes / replicas), replicas };
+    // Each target's own space too (what `millpond status` shows per host and target).
+    const targets = [...this.space].filter(([id]) => this.targets.has(id)).map(([targetId, sp]) => ({ targetId, ...sp }));
+    return { capacityBytes: Math.floor(capacityBytes / replicas), freeBytes: Math.floor(freeBytes / replicas), replicas, targets };
   }
 
   /** The endpoint of the primary as of the last lease read (maybe this instance). */

@@ -24,8 +24,13 @@ export interface StorageDaemonOptions {
   mgmtd: string[];
   /** capacityBytes: refuse writes (ENOSPC) beyond this many bytes on the target (0: the disk's limit). */
   targets: Array<{ targetId: number; dir: string; capacityBytes?: number }>;
-  /** Data-plane host to bind and advertise. */
+  /** Data-plane host to bind (and advertise, without advertiseHost). */
   host?: string;
+  /**
+   * The host peers reach this node at, when it binds another (0.0.0.0): its data and control
+   * addresses are registered with mgmtd under this host, on the ports bound.
+   */
+  advertiseHost?: string;
   /** Control endpoint (default tcp://<host>:0). */
   controlListen?: string;
   transport?: TransportChoice;
@@ -138,13 +143,22 @@ export class StorageDaemon {
   }
 
   get controlAddress(): string {
-    return this.control?.endpoint ?? '';
+    const endpoint = this.control?.endpoint ?? '';
+    const host = this.options.advertiseHost;
+    return host && endpoint ? endpoint.replace(/^tcp:\/\/(\[[^\]]*\]|[^:]*)/, `tcp://${host.includes(':') ? `[${host}]` : host}`) : endpoint;
   }
 
   dataAddress(targetId: number): string {
     const t = this.targets.get(targetId);
     if (!t) throw new RangeError(`no target ${targetId} here`);
-    return t.server.address;
+    return this.advertised(t.server);
+  }
+
+  /** "host:port" of a target's data server as peers reach it (advertiseHost, else as bound). */
+  private advertised(server: { address: string; port: number }): string {
+    const host = this.options.advertiseHost;
+    if (!host) return server.address;
+    return host.includes(':') ? `[${host}]:${server.port}` : `${host}:${server.port}`;
   }
 
   async stop(): Promise<void> {
@@ -168,7 +182,7 @@ export class StorageDaemon {
       appliedVersion: this.appliedVersion,
       targets: [...this.targets.values()].map((t) => ({
         targetId: t.targetId,
-        dataAddress: t.server.address,
+        dataAddress: this.advertised(t.server),
         localState: t.localState,
         state: this.routing?.targets.find((r) => r.targetId === t.targetId)?.state ?? 'offline',
         chains: [...t.chains].sort((a, b) => a - b),
@@ -205,7 +219,7 @@ export class StorageDaemon {
     // mgmtd may not be up yet: keep trying (each round tries every address).
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
-        const targets = [...this.targets.values()].map((t) => ({ targetId: t.targetId, dataAddress: t.server.address }));
+        const targets = [...this.targets.values()].map((t) => ({ targetId: t.targetId, dataAddress: this.advertised(t.server) }));
         const { version } = await this.mgmtd.registerNode(this.options.nodeId, 'storage', this.controlAddress, targets);
         this.wantedVersion = Math.max(this.wantedVersion, version);
         return;

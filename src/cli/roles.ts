@@ -1,0 +1,225 @@
+/**
+ * The server roles as `millpond` commands (design §9), for a cluster that spans hosts:
+ *   millpond mgmtd   [--listen H:P] [--advertise H:P]
+ *   millpond meta    [--listen H:P] [--advertise H:P]
+ *   millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H]
+ * Every host holds a copy of the directory `millpond init --dir DIR` made (cluster.json and
+ * keys/); a role reads it with --data-dir DIR (or --config DIR/cluster.json): the mgmtd and meta
+ * address lists, the backend ("backend": "postgres" | "sqlite") and its URL ("pgUrl", or
+ * MILLPOND_PG_URL, which keeps a password out of the file), and the secret in keys/cluster.secret.
+ * Nothing secret is ever in argv.
+ *
+ * --listen is what the process binds (0.0.0.0:P for every interface), --advertise what peers are
+ * told. mgmtd and meta default to the entry of their list in cluster.json whose host is an
+ * address of this host: they listen on 0.0.0.0 at its port and advertise it. storage advertises
+ * --advertise, else this host's one non-loopback IPv4 address.
+ * Each prints "listening <advertised endpoint>" once it serves; SIGTERM/SIGINT stop it cleanly.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ClusterAuth, KEYS_DIR, SECRET_FILE, ADMIN_TOKEN_FILE, readTokenFile } from '../auth/credentials.js';
+import { parseToken, tokenValid } from '../auth/keys.js';
+import { MgmtdServer } from '../cluster/mgmtd-server.js';
+import { MgmtdService } from '../cluster/mgmtd-service.js';
+import { RoutingClient } from '../cluster/routing-client.js';
+import { MillpondError } from '../errors.js';
+import type { KvBackend } from '../meta/kv.js';
+import { MetaServer } from '../meta/meta-server.js';
+import { MetaService } from '../meta/meta-service.js';
+import { PostgresKv } from '../meta/postgres-kv.js';
+import { SqliteKv } from '../meta/sqlite-kv.js';
+import { ensureAdmin } from '../meta/users.js';
+import { StorageDaemon } from '../storage/daemon.js';
+import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
+import type { CliConfig } from './config.js';
+
+export const ROLES_USAGE = `millpond mgmtd [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE]
+       millpond meta [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE] [--session-timeout-ms MS]
+       millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H] [--no-sync]
+  roles read --data-dir DIR (what millpond init made: cluster.json, keys/) or --config FILE and --secret-file FILE;
+  mgmtd: --heartbeat-timeout-ms --lease-ms --lease-poll-ms --liveness-check-ms; storage: --heartbeat-ms --routing-poll-ms`;
+
+type Flags = Map<string, string>;
+
+/** "H:P", "tcp://H:P", "[v6]:P" → "tcp://H:P" (port 0: any free port). */
+export function tcpEndpoint(text: string, defaultPort?: number): string {
+  const bare = text.replace(/^tcp:\/\//, '');
+  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(bare);
+  const port = m?.[2] !== undefined ? Number(m[2]) : defaultPort;
+  if (!m || port === undefined || port > 65535) throw new TypeError(`${text} is not an address HOST:PORT`);
+  return `tcp://${m[1]}:${port}`;
+}
+
+function hostOf(endpoint: string): string {
+  return tcpEndpoint(endpoint, 0).slice('tcp://'.length).replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+}
+
+function portOf(endpoint: string): number {
+  return Number(/:(\d+)$/.exec(tcpEndpoint(endpoint, 0))![1]);
+}
+
+/** This host's addresses (of every interface, loopback included). */
+function localAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return out;
+}
+
+/**
+ * Where a role listens and what it advertises: the flags, else the entry of `list` (the role's
+ * addresses in cluster.json) on this host, listened to on every interface.
+ */
+function listenAndAdvertise(role: string, flags: Flags, list: string[]): { listen: string; advertise?: string } {
+  const listenFlag = flags.get('listen');
+  const advertiseFlag = flags.get('advertise');
+  if (listenFlag) return { listen: tcpEndpoint(listenFlag), advertise: advertiseFlag ? tcpEndpoint(advertiseFlag, portOf(tcpEndpoint(listenFlag))) : undefined };
+  const local = localAddresses();
+  const mine = advertiseFlag ? [tcpEndpoint(advertiseFlag)] : list.filter((e) => local.has(hostOf(e)));
+  if (mine.length !== 1) {
+    throw new TypeError(`millpond ${role}: give --listen HOST:PORT (${mine.length === 0 ? `no ${role} address of cluster.json (${list.join(', ')}) is on this host` : `several ${role} addresses are on this host: ${mine.join(', ')}`})`);
+  }
+  return { listen: `tcp://0.0.0.0:${portOf(mine[0]!)}`, advertise: mine[0] };
+}
+
+/** The cluster's deployment as cluster.json says (fields `millpond init` and the user wrote). */
+interface Deployment {
+  meta: string[];
+  backend?: string;
+  pgUrl?: string;
+  secretFile?: string;
+}
+
+function deployment(config: CliConfig, flags: Flags): Deployment {
+  const path = flags.get('config') ?? join(config.dataDir, 'cluster.json');
+  const raw = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
+  const secret = flags.get('secret-file') ?? join(config.dataDir, KEYS_DIR, SECRET_FILE);
+  return {
+    meta: config.meta.split(',').filter(Boolean),
+    backend: flags.get('backend') ?? (typeof raw.backend === 'string' ? raw.backend : undefined),
+    pgUrl: process.env.MILLPOND_PG_URL ?? (typeof raw.pgUrl === 'string' ? raw.pgUrl : undefined),
+    secretFile: existsSync(secret) ? secret : undefined,
+  };
+}
+
+function clusterAuth(role: string, d: Deployment, flags: Flags): ClusterAuth | undefined {
+  if (d.secretFile) return ClusterAuth.load(d.secretFile);
+  if (!flags.has('insecure')) throw new MillpondError('EAUTH', `millpond ${role}: no cluster secret (--data-dir DIR made by millpond init, or --secret-file FILE); --insecure runs without authentication`);
+  return undefined;
+}
+
+async function openKv(role: string, d: Deployment, config: CliConfig, flags: Flags): Promise<KvBackend> {
+  const backend = d.backend ?? (d.pgUrl ? 'postgres' : 'sqlite');
+  if (backend === 'postgres') {
+    if (!d.pgUrl) throw new TypeError(`millpond ${role}: backend postgres needs MILLPOND_PG_URL or "pgUrl" in cluster.json`);
+    return PostgresKv.open({ connectionString: d.pgUrl });
+  }
+  if (backend !== 'sqlite') throw new TypeError(`millpond ${role}: --backend must be postgres or sqlite, not ${backend}`);
+  const db = flags.get('db') ?? join(config.dataDir, `${role}.db`);
+  mkdirSync(resolve(db, '..'), { recursive: true });
+  return new SqliteKv(db);
+}
+
+function positiveInt(flags: Flags, name: string, min = 1): number | undefined {
+  const v = flags.get(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`--${name} must be an integer >= ${min}, not ${v}`);
+  return n;
+}
+
+async function untilSignal(): Promise<void> {
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}
+
+export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
+  const d = deployment(config, flags);
+  const { listen, advertise } = listenAndAdvertise('mgmtd', flags, config.mgmtd);
+  const auth = clusterAuth('mgmtd', d, flags);
+  const kv = await openKv('mgmtd', d, config, flags);
+  const server = await MgmtdServer.start(listen, (bound) => MgmtdService.start(kv, {
+    address: advertise ?? bound,
+    heartbeatTimeoutMs: positiveInt(flags, 'heartbeat-timeout-ms'),
+    leaseMs: positiveInt(flags, 'lease-ms'),
+    leasePollMs: positiveInt(flags, 'lease-poll-ms'),
+    livenessCheckMs: positiveInt(flags, 'liveness-check-ms'),
+    onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
+  }), { auth });
+  console.log(`listening ${advertise ?? server.endpoint}`);
+  await untilSignal();
+  await server.close();
+  await kv.close();
+}
+
+export async function runMeta(config: CliConfig, flags: Flags): Promise<void> {
+  const d = deployment(config, flags);
+  const { listen, advertise } = listenAndAdvertise('meta', flags, d.meta);
+  const auth = clusterAuth('meta', d, flags);
+  const kv = await openKv('meta', d, config, flags);
+  // The admin token init made: listed as user admin's, so the CLI on any host acts as admin.
+  const adminFile = flags.get('admin-token-file') ?? join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE);
+  if (auth && existsSync(adminFile)) {
+    const token = parseToken(readTokenFile(adminFile));
+    if (token.uid !== 0 || !tokenValid(auth.secret, token)) throw new MillpondError('EAUTH', `${adminFile} holds no admin token of this cluster`);
+    await ensureAdmin(kv, token.tokenId);
+  }
+  const service = await MetaService.open(kv, { sessionTimeoutMs: positiveInt(flags, 'session-timeout-ms') });
+  const server = await MetaServer.start(service, listen, { auth, mgmtd: config.mgmtd });
+  const routing = new RoutingClient({ mgmtd: config.mgmtd, cluster: auth });
+  const collector = startGarbageCollector(service, routing);
+  service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
+  console.log(`listening ${advertise ?? server.endpoint}`);
+  await untilSignal();
+  await collector.stop();
+  await server.close();
+  routing.close();
+  service.stop();
+  await kv.close();
+}
+
+/** This host's one non-loopback IPv4 address (what a storage node advertises by default). */
+function soleAddress(): string {
+  const v4 = Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => a.address);
+  if (v4.length !== 1) throw new TypeError(`millpond storage: give --advertise HOST (this host has ${v4.length === 0 ? 'no' : 'several'} non-loopback IPv4 addresses${v4.length ? `: ${v4.join(', ')}` : ''})`);
+  return v4[0]!;
+}
+
+export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: string[]): Promise<void> {
+  const d = deployment(config, flags);
+  const nodeId = positiveInt(flags, 'node-id');
+  if (nodeId === undefined) throw new TypeError(`millpond storage needs --node-id N (unique in the cluster)\n${ROLES_USAGE}`);
+  if (targetSpecs.length === 0) throw new TypeError(`millpond storage needs --target [ID:]DIR (one per disk)\n${ROLES_USAGE}`);
+  const targets = targetSpecs.map((spec, i) => {
+    // [ID:]DIR; without an ID, node N's targets are N*100+1, N*100+2, ... in flag order
+    const m = /^(?:(\d+):)?(.+)$/.exec(spec)!;
+    const targetId = m[1] !== undefined ? Number(m[1]) : nodeId * 100 + i + 1;
+    if (!Number.isSafeInteger(targetId) || targetId < 1) throw new RangeError(`--target ${spec}: the target id must be a positive integer`);
+    mkdirSync(m[2]!, { recursive: true, mode: 0o700 });
+    return { targetId, dir: resolve(m[2]!) };
+  });
+  if (new Set(targets.map((t) => t.targetId)).size !== targets.length) throw new TypeError('millpond storage: target ids must differ');
+  const listen = flags.get('listen') ?? '0.0.0.0';
+  const bindHost = hostOf(listen);
+  const advertiseHost = flags.get('advertise') ?? (bindHost === '0.0.0.0' || bindHost === '::' ? soleAddress() : bindHost);
+  const daemon = await StorageDaemon.start({
+    nodeId,
+    mgmtd: config.mgmtd,
+    targets,
+    host: bindHost,
+    advertiseHost,
+    controlListen: tcpEndpoint(listen, 0),
+    transport: config.transport,
+    heartbeatIntervalMs: positiveInt(flags, 'heartbeat-ms'),
+    routingPollMs: positiveInt(flags, 'routing-poll-ms'),
+    mgmtdTimeoutMs: positiveInt(flags, 'mgmtd-timeout-ms'),
+    syncWrites: config.syncWrites,
+    auth: clusterAuth('storage', d, flags),
+  });
+  for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)} ${t.dir}`);
+  console.log(`listening ${daemon.controlAddress}`);
+  await untilSignal();
+  await daemon.stop();
+}
