@@ -10,6 +10,7 @@ import { engineOverheadBench } from './engine-overhead.js';
 import { fuseBench } from './fuse.js';
 import { faultsBench } from './faults.js';
 import { graysortBench } from './graysort.js';
+import { hostsBench } from './hosts.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
 import { randreadBench } from './randread.js';
@@ -24,6 +25,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   fuse: fuseBench,
   faults: faultsBench,
   graysort: graysortBench,
+  hosts: hostsBench,
   meta: metaBench,
   randread: randreadBench,
   s3: s3Bench,
