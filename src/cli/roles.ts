@@ -5,8 +5,8 @@
  *   millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H]
  * Every host holds a copy of the directory `millpond init --dir DIR` made (cluster.json and
  * keys/); a role reads it with --data-dir DIR (or --config DIR/cluster.json): the mgmtd and meta
- * address lists, the backend ("backend": "postgres" | "sqlite") and its URL ("pgUrl", or
- * MILLPOND_PG_URL, which keeps a password out of the file), and the secret in keys/cluster.secret.
+ * address lists, the backend ("backend": "postgres" | "sqlite") and its URL (pgUrlOf: the
+ * environment keeps a password out of files), and the secret in keys/cluster.secret.
  * Nothing secret is ever in argv.
  *
  * --listen is what the process binds (0.0.0.0:P for every interface), --advertise what peers are
@@ -90,14 +90,24 @@ interface Deployment {
   secretFile?: string;
 }
 
-function deployment(config: CliConfig, flags: Flags): Deployment {
+/**
+ * mgmtd and meta each need a database of their own (both keep one table `kv`): the role's URL
+ * is MILLPOND_MGMTD_PG_URL / MILLPOND_META_PG_URL, else MILLPOND_PG_URL, else cluster.json's
+ * "mgmtdPgUrl" / "metaPgUrl", else its "pgUrl".
+ */
+function pgUrlOf(role: string, raw: Record<string, unknown>): string | undefined {
+  const fromFile = raw[`${role}PgUrl`] ?? raw.pgUrl;
+  return process.env[`MILLPOND_${role.toUpperCase()}_PG_URL`] ?? process.env.MILLPOND_PG_URL ?? (typeof fromFile === 'string' ? fromFile : undefined);
+}
+
+function deployment(role: string, config: CliConfig, flags: Flags): Deployment {
   const path = flags.get('config') ?? join(config.dataDir, 'cluster.json');
   const raw = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
   const secret = flags.get('secret-file') ?? join(config.dataDir, KEYS_DIR, SECRET_FILE);
   return {
     meta: config.meta.split(',').filter(Boolean),
     backend: flags.get('backend') ?? (typeof raw.backend === 'string' ? raw.backend : undefined),
-    pgUrl: process.env.MILLPOND_PG_URL ?? (typeof raw.pgUrl === 'string' ? raw.pgUrl : undefined),
+    pgUrl: pgUrlOf(role, raw),
     secretFile: existsSync(secret) ? secret : undefined,
   };
 }
@@ -111,7 +121,7 @@ function clusterAuth(role: string, d: Deployment, flags: Flags): ClusterAuth | u
 async function openKv(role: string, d: Deployment, config: CliConfig, flags: Flags): Promise<KvBackend> {
   const backend = d.backend ?? (d.pgUrl ? 'postgres' : 'sqlite');
   if (backend === 'postgres') {
-    if (!d.pgUrl) throw new TypeError(`millpond ${role}: backend postgres needs MILLPOND_PG_URL or "pgUrl" in cluster.json`);
+    if (!d.pgUrl) throw new TypeError(`millpond ${role}: backend postgres needs MILLPOND_${role.toUpperCase()}_PG_URL (or MILLPOND_PG_URL, or "${role}PgUrl" in cluster.json)`);
     return PostgresKv.open({ connectionString: d.pgUrl });
   }
   if (backend !== 'sqlite') throw new TypeError(`millpond ${role}: --backend must be postgres or sqlite, not ${backend}`);
@@ -136,7 +146,7 @@ async function untilSignal(): Promise<void> {
 }
 
 export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
-  const d = deployment(config, flags);
+  const d = deployment('mgmtd', config, flags);
   const { listen, advertise } = listenAndAdvertise('mgmtd', flags, config.mgmtd);
   const auth = clusterAuth('mgmtd', d, flags);
   const kv = await openKv('mgmtd', d, config, flags);
@@ -155,7 +165,7 @@ export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
 }
 
 export async function runMeta(config: CliConfig, flags: Flags): Promise<void> {
-  const d = deployment(config, flags);
+  const d = deployment('meta', config, flags);
   const { listen, advertise } = listenAndAdvertise('meta', flags, d.meta);
   const auth = clusterAuth('meta', d, flags);
   const kv = await openKv('meta', d, config, flags);
@@ -188,7 +198,7 @@ function soleAddress(): string {
 }
 
 export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: string[]): Promise<void> {
-  const d = deployment(config, flags);
+  const d = deployment('storage', config, flags);
   const nodeId = positiveInt(flags, 'node-id');
   if (nodeId === undefined) throw new TypeError(`millpond storage needs --node-id N (unique in the cluster)\n${ROLES_USAGE}`);
   if (targetSpecs.length === 0) throw new TypeError(`millpond storage needs --target [ID:]DIR (one per disk)\n${ROLES_USAGE}`);

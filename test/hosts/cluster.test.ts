@@ -110,8 +110,8 @@ describe.skipIf(!hostsAvailable() || skipPg)('a cluster on six hosts', () => {
     serverKey = clusterJson.serverKey;
     token = readFileSync(join(initDir, 'keys', 'admin.token'), 'utf8').trim();
     env = {
-      mgmtd: { MILLPOND_PG_URL: mgmtdDb.url },
-      meta: { MILLPOND_PG_URL: metaDb.url },
+      mgmtd: { MILLPOND_MGMTD_PG_URL: mgmtdDb.url },
+      meta: { MILLPOND_META_PG_URL: metaDb.url },
       client: { MILLPOND_TOKEN_FILE: join(initDir, 'keys', 'admin.token'), MILLPOND_SERVER_KEY: serverKey },
     };
     const m1 = startMgmtd(1);
