@@ -31,7 +31,7 @@ export function statusLines(primary: string, r: Routing, space: Map<number, Spac
   const deadNodes = r.nodes.filter((n) => n.kind === 'storage' && !n.alive);
   const replicas = r.chains.length ? Math.max(...r.chains.map((c) => c.targets.length)) : 0;
   const short = r.chains.filter((c) => c.targets.filter((id) => targetState.get(id)?.state === 'serving').length < replicas);
-  const noHead = r.chains.filter((c) => targetState.get(c.targets[0]!)?.state !== 'serving');
+  const noHead = r.chains.filter((c) => !c.targets.some((id) => targetState.get(id)?.state === 'serving'));
   const health = noHead.length ? 'unavailable' : notServing.length || deadNodes.length || short.length ? 'degraded' : 'ok';
   const why = [
     deadNodes.length ? `${deadNodes.length} storage node(s) dead` : '',
