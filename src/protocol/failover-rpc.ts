@@ -22,12 +22,14 @@ export function endpointList(endpoints: string | string[]): string[] {
 export class FailoverRpc {
   private readonly clients: RpcClient[];
   private readonly attemptsMax: number;
+  private readonly timeoutMs: number;
   private current = 0;
   private nextRequestId = 1;
 
   constructor(endpoints: string | string[], options: RpcClientOptions = {}) {
     this.attemptsMax = options.attemptsMax ?? protocolLimits.rpcAttemptsMax;
     if (!Number.isSafeInteger(this.attemptsMax) || this.attemptsMax < 1) throw new RangeError('attemptsMax must be a positive integer');
+    this.timeoutMs = options.timeoutMs ?? protocolLimits.clientTimeoutMsDefault;
     this.clients = endpointList(endpoints).map((e) => new RpcClient(e, { ...options, attemptsMax: 1 }));
   }
 
@@ -54,8 +56,8 @@ export class FailoverRpc {
         return result;
       } catch (err) {
         if (!(err instanceof MillpondError) || err.code !== 'ETIMEDOUT' || attempt >= attempts) {
-          if (err instanceof MillpondError && err.code === 'ETIMEDOUT' && this.clients.length > 1) {
-            throw new MillpondError('ETIMEDOUT', `${method}: no reply from ${this.endpoints.join(', ')} after ${attempt} attempt(s)`);
+          if (err instanceof MillpondError && err.code === 'ETIMEDOUT') {
+            throw new MillpondError('ETIMEDOUT', `${method} to ${this.endpoints.join(', ')}: no reply after ${attempt} attempt(s) of ${this.timeoutMs} ms`);
           }
           throw err;
         }
