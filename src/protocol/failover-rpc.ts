@@ -29,7 +29,7 @@ export class FailoverRpc {
   constructor(endpoints: string | string[], options: RpcClientOptions = {}) {
     this.attemptsMax = options.attemptsMax ?? protocolLimits.rpcAttemptsMax;
     if (!Number.isSafeInteger(this.attemptsMax) || this.attemptsMax < 1) throw new RangeError('attemptsMax must be a positive integer');
-    this.timeoutMs = options.timeoutMs ?? protocolLimits.clientTimeoutMsDefault;
+    this.timeoutMs = options.timeoutMs ?? protocolLimits.rpcTimeoutMsDefault;
     this.clients = endpointList(endpoints).map((e) => new RpcClient(e, { ...options, attemptsMax: 1 }));
   }
 
