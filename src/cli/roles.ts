@@ -2,7 +2,7 @@
  * The server roles as `millpond` commands (design §9), for a cluster that spans hosts:
  *   millpond mgmtd   [--listen H:P] [--advertise H:P]
  *   millpond meta    [--listen H:P] [--advertise H:P]
- *   millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H]
+ *   millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H] [--data-port P]
  * Every host holds a copy of the directory `millpond init --dir DIR` made (cluster.json and
  * keys/); a role reads it with --data-dir DIR (or --config DIR/cluster.json): the mgmtd and meta
  * address lists, the backend ("backend": "postgres" | "sqlite") and its URL (pgUrlOf: the
@@ -10,7 +10,8 @@
  * Nothing secret is ever in argv.
  *
  * --listen is what the process binds (0.0.0.0:P for every interface), --advertise what peers are
- * told. mgmtd and meta default to the entry of their list in cluster.json whose host is an
+ * told (storage: its control and data-plane addresses; --data-port P puts the targets' data
+ * servers on P, P+1, ..., else on free ports, which mgmtd's routing tells clients). mgmtd and meta default to the entry of their list in cluster.json whose host is an
  * address of this host: they listen on 0.0.0.0 at its port and advertise it. storage advertises
  * --advertise, else this host's one non-loopback IPv4 address.
  * Each prints "listening <advertised endpoint>" once it serves; SIGTERM/SIGINT stop it cleanly.
@@ -36,7 +37,7 @@ import type { CliConfig } from './config.js';
 
 export const ROLES_USAGE = `millpond mgmtd [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE]
        millpond meta [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE] [--session-timeout-ms MS]
-       millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H] [--no-sync]
+       millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H] [--data-port P] [--no-sync]
   roles read --data-dir DIR (what millpond init made: cluster.json, keys/) or --config FILE and --secret-file FILE;
   mgmtd: --heartbeat-timeout-ms --lease-ms --lease-poll-ms --liveness-check-ms; storage: --heartbeat-ms --routing-poll-ms`;
 
@@ -221,6 +222,7 @@ export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: s
     host: bindHost,
     advertiseHost,
     controlListen: tcpEndpoint(listen, 0),
+    dataPort: positiveInt(flags, 'data-port'),
     transport: config.transport,
     heartbeatIntervalMs: positiveInt(flags, 'heartbeat-ms'),
     routingPollMs: positiveInt(flags, 'routing-poll-ms'),

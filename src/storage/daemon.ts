@@ -33,6 +33,8 @@ export interface StorageDaemonOptions {
   advertiseHost?: string;
   /** Control endpoint (default tcp://<host>:0). */
   controlListen?: string;
+  /** The first target's data port; the next targets take the ports after it (0: free ports). */
+  dataPort?: number;
   transport?: TransportChoice;
   heartbeatIntervalMs?: number;
   routingPollMs?: number;
@@ -120,9 +122,10 @@ export class StorageDaemon {
     }
     const d = new StorageDaemon(options);
     try {
-      for (const { targetId, dir, capacityBytes } of options.targets) {
+      for (const [i, { targetId, dir, capacityBytes }] of options.targets.entries()) {
         const store = await ChunkStore.open(dir, { syncWrites: options.syncWrites ?? true, capacityBytes: capacityBytes ?? 0 });
-        const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', transport: options.transport ?? 'auto' });
+        const port = options.dataPort ? options.dataPort + i : 0;
+        const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', port, transport: options.transport ?? 'auto' });
         d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', chains: new Set() });
       }
       const cluster = options.auth;

@@ -33,6 +33,8 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SUBNET = 203;
 const MGMTD_PORT = 8600;
 const META_PORT = 8601;
+const CONTROL_PORT = 7000; // a storage node's; its two targets' data servers on 7100 and 7101
+const DATA_PORT = 7100;
 // Short for the test, with room for a loaded 2-core machine: a host is declared dead after 4 s
 // without heartbeats; a lease lasts 5 s.
 const MGMTD_TIMING = ['--heartbeat-timeout-ms', '4000', '--liveness-check-ms', '200', '--lease-ms', '5000', '--lease-poll-ms', '300'];
@@ -60,7 +62,8 @@ describe.skipIf(!hostsAvailable() || skipPg)('a cluster on six hosts', () => {
   const startMgmtd = (h: number) => role(h, ['mgmtd', ...MGMTD_TIMING], env.mgmtd);
   const startMeta = (h: number) => role(h, ['meta'], env.meta);
   const startStorage = (h: number) => role(h, ['storage', '--node-id', String(h),
-    '--target', join(t.dir, `h${h}`, 'ssd0'), '--target', join(t.dir, `h${h}`, 'ssd1'), ...STORAGE_TIMING], env.mgmtd);
+    '--target', join(t.dir, `h${h}`, 'ssd0'), '--target', join(t.dir, `h${h}`, 'ssd1'), '--listen', `0.0.0.0:${CONTROL_PORT}`, '--data-port', String(DATA_PORT),
+    ...STORAGE_TIMING], env.mgmtd);
 
   async function routing(): Promise<Routing> {
     const r = await admin.getRouting();
@@ -125,7 +128,10 @@ describe.skipIf(!hostsAvailable() || skipPg)('a cluster on six hosts', () => {
     for (const [i, p] of storage.entries()) {
       // Advertised on the host's own address, never the 0.0.0.0 it binds.
       const [, addr] = await p.waitFor(/^listening (\S+)$/, 30_000);
-      expect(addr).toMatch(new RegExp(`^tcp://${ip(STORAGE_HOSTS[i]!).replace(/\./g, '\\.')}:\\d+$`));
+      const h = STORAGE_HOSTS[i]!;
+      expect(addr).toBe(`tcp://${ip(h)}:${CONTROL_PORT}`);
+      expect(p.lines).toContain(`target ${h}01 ${ip(h)}:${DATA_PORT} ${join(t.dir, `h${h}`, 'ssd0')}`);
+      expect(p.lines).toContain(`target ${h}02 ${ip(h)}:${DATA_PORT + 1} ${join(t.dir, `h${h}`, 'ssd1')}`);
     }
     admin = new MgmtdClient(mgmtdList, { auth: { token, serverKey }, timeoutMs: 1_000 });
     await until('8 targets serving', allServing);
