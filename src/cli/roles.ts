@@ -86,6 +86,8 @@ function listenAndAdvertise(role: string, flags: Flags, list: string[]): { liste
 /** The cluster's deployment as cluster.json says (fields `millpond init` and the user wrote). */
 interface Deployment {
   meta: string[];
+  /** This host's entry of cluster.json "hosts" (found by its address), if any. */
+  host?: HostEntry;
   backend?: string;
   pgUrl?: string;
   secretFile?: string;
@@ -101,16 +103,49 @@ function pgUrlOf(role: string, raw: Record<string, unknown>): string | undefined
   return process.env[`MILLPOND_${role.toUpperCase()}_PG_URL`] ?? process.env.MILLPOND_PG_URL ?? (typeof fromFile === 'string' ? fromFile : undefined);
 }
 
+/**
+ * cluster.json may describe the deployment host by host:
+ *   "hosts": { "a": { "address": "10.0.0.1", "roles": ["mgmtd", "meta", "storage"], "nodeId": 1,
+ *                     "targets": ["/ssd0/millpond", "/ssd1/millpond"] }, ... }
+ * A role finds its host's entry by this host's addresses: storage takes --node-id and --target
+ * from it, and a role the entry does not list is refused (the wrong host, or a typo).
+ */
+interface HostEntry {
+  name: string;
+  address: string;
+  roles: string[];
+  nodeId?: number;
+  targets?: string[];
+}
+
+function hostEntry(raw: Record<string, unknown>): HostEntry | undefined {
+  if (raw.hosts === undefined) return undefined;
+  if (typeof raw.hosts !== 'object' || raw.hosts === null || Array.isArray(raw.hosts)) throw new TypeError('cluster.json "hosts" must be an object of host entries');
+  const local = localAddresses();
+  const mine: HostEntry[] = [];
+  for (const [name, e] of Object.entries(raw.hosts as Record<string, Record<string, unknown>>)) {
+    const ok = typeof e?.address === 'string' && Array.isArray(e.roles) && e.roles.every((r) => typeof r === 'string')
+      && (e.nodeId === undefined || Number.isSafeInteger(e.nodeId)) && (e.targets === undefined || (Array.isArray(e.targets) && e.targets.every((x) => typeof x === 'string')));
+    if (!ok) throw new TypeError(`cluster.json hosts.${name}: needs "address" and "roles" (and optional "nodeId", "targets": [dirs])`);
+    if (local.has(e.address as string)) mine.push({ name, address: e.address as string, roles: e.roles as string[], nodeId: e.nodeId as number | undefined, targets: e.targets as string[] | undefined });
+  }
+  if (mine.length > 1) throw new TypeError(`cluster.json: several hosts entries are on this host: ${mine.map((m) => m.name).join(', ')}`);
+  return mine[0];
+}
+
 function deployment(role: string, config: CliConfig, flags: Flags): Deployment {
   const path = flags.get('config') ?? join(config.dataDir, 'cluster.json');
   const raw = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
   const secret = flags.get('secret-file') ?? join(config.dataDir, KEYS_DIR, SECRET_FILE);
-  return {
+  const d: Deployment = {
     meta: config.meta.split(',').filter(Boolean),
     backend: flags.get('backend') ?? (typeof raw.backend === 'string' ? raw.backend : undefined),
     pgUrl: pgUrlOf(role, raw),
+    host: hostEntry(raw),
     secretFile: existsSync(secret) ? secret : undefined,
   };
+  if (d.host && !d.host.roles.includes(role)) throw new TypeError(`millpond ${role}: cluster.json hosts.${d.host.name} (${d.host.address}, this host) has roles ${d.host.roles.join(', ')}, not ${role}`);
+  return d;
 }
 
 function clusterAuth(role: string, d: Deployment, flags: Flags): ClusterAuth | undefined {
@@ -200,8 +235,10 @@ function soleAddress(): string {
 
 export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: string[]): Promise<void> {
   const d = deployment('storage', config, flags);
-  const nodeId = positiveInt(flags, 'node-id');
-  if (nodeId === undefined) throw new TypeError(`millpond storage needs --node-id N (unique in the cluster)\n${ROLES_USAGE}`);
+  const nodeId = positiveInt(flags, 'node-id') ?? d.host?.nodeId;
+  if (nodeId === undefined) throw new TypeError(`millpond storage needs --node-id N (unique in the cluster; or "nodeId" in this host's cluster.json entry)\n${ROLES_USAGE}`);
+  if (nodeId < 1) throw new RangeError(`the node id must be an integer >= 1, not ${nodeId}`);
+  if (targetSpecs.length === 0) targetSpecs = d.host?.targets ?? [];
   if (targetSpecs.length === 0) throw new TypeError(`millpond storage needs --target [ID:]DIR (one per disk)\n${ROLES_USAGE}`);
   const targets = targetSpecs.map((spec, i) => {
     // [ID:]DIR; without an ID, node N's targets are N*100+1, N*100+2, ... in flag order
@@ -214,7 +251,7 @@ export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: s
   if (new Set(targets.map((t) => t.targetId)).size !== targets.length) throw new TypeError('millpond storage: target ids must differ');
   const listen = flags.get('listen') ?? '0.0.0.0';
   const bindHost = hostOf(listen);
-  const advertiseHost = flags.get('advertise') ?? (bindHost === '0.0.0.0' || bindHost === '::' ? soleAddress() : bindHost);
+  const advertiseHost = flags.get('advertise') ?? (bindHost === '0.0.0.0' || bindHost === '::' ? d.host?.address ?? soleAddress() : bindHost);
   const daemon = await StorageDaemon.start({
     nodeId,
     mgmtd: config.mgmtd,

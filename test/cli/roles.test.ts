@@ -3,6 +3,7 @@
 // targets) serves, and `millpond status` reports it health first.
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -44,6 +45,11 @@ describe('millpond roles', () => {
     // Without the cluster secret: refused unless --insecure.
     expect((await failure('meta', '--data-dir', join(t.dir, 'nothing'), '--listen', '127.0.0.1:0'))?.stderr).toMatch(/EAUTH: millpond meta: no cluster secret/);
     expect((await failure('mgmtd', '--data-dir', dir, '--listen', '127.0.0.1:0', '--backend', 'mysql'))?.stderr).toMatch(/--backend must be postgres or sqlite/);
+    // This host's entry of cluster.json "hosts" does not list the role: refused.
+    const entry = join(t.dir, 'entry');
+    await cli('init', '--dir', entry);
+    writeFileSync(join(entry, 'cluster.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(entry, 'cluster.json'), 'utf8')), hosts: { h: { address: '127.0.0.1', roles: ['meta'] } } }));
+    expect((await failure('storage', '--data-dir', entry, '--node-id', '1', '--target', join(entry, 'x')))?.stderr).toMatch(/cluster.json hosts\.h \(127\.0\.0\.1, this host\) has roles meta, not storage/);
     expect(() => tcpEndpoint('host')).toThrow(/not an address HOST:PORT/);
     expect(tcpEndpoint('0.0.0.0:8600')).toBe('tcp://0.0.0.0:8600');
     expect(tcpEndpoint('tcp://[::1]:1')).toBe('tcp://[::1]:1');
@@ -52,12 +58,18 @@ describe('millpond roles', () => {
   it('a loopback cluster of role processes serves; status reports hosts, targets and chains, health first', async () => {
     const dir = join(t.dir, 'c');
     await cli('init', '--dir', dir, '--transport', 'tcp');
+    // The deployment host by host: this host (127.0.0.1) runs all three; storage takes its node id
+    // and targets from its entry.
+    const file = join(dir, 'cluster.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), hosts: {
+      here: { address: '127.0.0.1', roles: ['mgmtd', 'meta', 'storage'], nodeId: 7, targets: [join(dir, 'a'), join(dir, 'b')] },
+      elsewhere: { address: '192.0.2.9', roles: ['storage'], nodeId: 8, targets: ['/ssd0'] },
+    } }));
     const mgmtd = role('mgmtd', '--data-dir', dir, '--listen', '127.0.0.1:0', '--backend', 'sqlite');
     const [, mgmtdEp] = await mgmtd.waitFor(/^listening (tcp:\/\/127\.0\.0\.1:\d+)$/, 60_000);
     const meta = role('meta', '--data-dir', dir, '--mgmtd', mgmtdEp!, '--listen', '127.0.0.1:0', '--backend', 'sqlite');
     const [, metaEp] = await meta.waitFor(/^listening (tcp:\/\/127\.0\.0\.1:\d+)$/, 60_000);
-    const storage = role('storage', '--data-dir', dir, '--mgmtd', mgmtdEp!, '--node-id', '7', '--target', join(dir, 'a'), '--target', join(dir, 'b'),
-      '--listen', '127.0.0.1', '--no-sync', '--heartbeat-ms', '200');
+    const storage = role('storage', '--data-dir', dir, '--mgmtd', mgmtdEp!, '--listen', '127.0.0.1', '--no-sync', '--heartbeat-ms', '200');
     await storage.waitFor(/^listening /, 60_000);
     expect(storage.lines).toEqual(expect.arrayContaining([expect.stringMatching(/^target 701 127\.0\.0\.1:\d+ /), expect.stringMatching(/^target 702 127\.0\.0\.1:\d+ /)]));
     const flags = ['--data-dir', dir, '--mgmtd', mgmtdEp!, '--meta', metaEp!];
