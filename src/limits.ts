@@ -171,6 +171,30 @@ export const clusterLimits = {
 } as const;
 
 /** The FileSystem API (src/fs). */
+/**
+ * Chain-table administration (src/cluster/placement.ts, mgmtd's admin operations): what a
+ * target must have free to be given new replicas, how many replica moves run at once, how
+ * often mgmtd advances them.
+ */
+export const adminLimits = {
+  /** A target with less free space than this is full: placement gives it no new replica. */
+  targetFreeBytesMin: 256 * 1024 * 1024,
+  /** Replica moves (rebalance, drain, replace) under way at once, cluster-wide. */
+  movesInflightMax: 2,
+  /** mgmtd advances moves this often (well below the heartbeat timeout). */
+  tickMsDefault: 250,
+  /** `admin rebalance` without --rate-mib-s: the bytes per second moves are paced at. */
+  rebalanceRateMiBsDefault: 64,
+  rebalanceRateMiBsMax: 100_000,
+  /** Replicas per chain `admin create-chain-table` takes (design §9: 1..5, 3 by default). */
+  replicasMax: 5,
+  replicasDefault: 3,
+  /** Chains per storage target when `--chains` is not given. */
+  chainsPerTargetDefault: 4,
+  /** Nodes being drained at once. */
+  drainingNodesMax: 64,
+} as const;
+
 export const fsLimits = {
   /** Chunk reads or writes of one call in flight at once. */
   chunksInFlightPerFile: 8,
