@@ -14,7 +14,7 @@
  *   millpond mount D   mounts the cluster at directory D (FUSE; see mount.ts); umount D
  *   millpond init      makes a multi-host cluster's secret, admin token and cluster.json
  *   millpond mgmtd | meta | storage   one server role of a cluster that spans hosts (roles.ts)
- *   millpond admin create-table       chain table of the serving targets (admin token)
+ *   millpond admin ...  chain tables while serving: list, create, grow, rebalance, replace, drain (admin.ts)
  *   millpond user ...  add | list | remove | token: the cluster's users (admin token)
  * Addresses, data directory and transport come from flags (--mgmtd, --meta, --data-dir,
  * --transport, --config), MILLPOND_* variables or a config file (see config.ts). The token
@@ -42,6 +42,7 @@ import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
 import { ROLES_USAGE, runMeta, runMgmtd, runStorage } from './roles.js';
 import { status as clusterStatus } from './status.js';
+import { ADMIN_BARE_FLAGS, ADMIN_USAGE, runAdmin } from './admin.js';
 import type { S3Gateway } from '../s3/index.js';
 
 // The S3 gateway's modules load only for the commands that use them (up, s3, user).
@@ -52,14 +53,14 @@ const USAGE = `usage: millpond up [--s3 HOST:PORT|off] | status | demo [--size-m
        mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] | user key ... | ${EXECUTOR_USAGE}
        millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite]
        ${ROLES_USAGE}
-       millpond admin create-table --chains N --replicas R [--table ID]
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
                 --token-file FILE --server-key KEY
                 --verbose (debug lines, as MILLPOND_LOG=debug: the transport chosen, ...)
   ${FS_USAGE}
   ${MOUNT_USAGE}
-  ${USER_USAGE}`;
+  ${USER_USAGE}
+  ${ADMIN_USAGE}`;
 
 /**
  * Splits `--name value` flags (and bare `--no-sync`, `--cluster`, `--verbose`) from positional
@@ -76,7 +77,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[]; ta
       if (i + 1 >= args.length) throw new TypeError(`--target needs a value\n${USAGE}`);
       targets.push(args[++i]!);
     }
-    else if (arg.startsWith('--') && MOUNT_BARE_FLAGS.includes(arg.slice(2))) flags.set(arg.slice(2), '1');
+    else if (arg.startsWith('--') && [...MOUNT_BARE_FLAGS, ...ADMIN_BARE_FLAGS].includes(arg.slice(2))) flags.set(arg.slice(2), '1');
     else if (arg.startsWith('--')) {
       if (i + 1 >= args.length) throw new TypeError(`${arg} needs a value\n${USAGE}`);
       flags.set(arg.slice(2), args[++i]!);
@@ -184,28 +185,6 @@ function init(config: CliConfig, flags: Map<string, string>): void {
   console.log(`copy ${dir} to every host; roles take --data-dir ${dir} (millpond mgmtd | meta | storage)`);
 }
 
-/**
- * `millpond admin create-table --chains N --replicas R [--table ID]`: chain table ID (default 1)
- * over the serving targets, each chain on R distinct nodes (mgmtd places them).
- */
-async function admin(config: CliConfig, flags: Map<string, string>, rest: string[]): Promise<void> {
-  if (rest[0] !== 'create-table') throw new TypeError(`millpond admin create-table --chains N --replicas R [--table ID]\n${USAGE}`);
-  const num = (name: string, fallback?: number) => {
-    const v = flags.has(name) ? Number(flags.get(name)) : fallback;
-    if (v === undefined || !Number.isSafeInteger(v) || v < 1) throw new TypeError(`--${name} N is required (a positive integer)`);
-    return v;
-  };
-  const auth = cliAuth(config);
-  if (!auth) throw new MillpondError('EAUTH', 'no token: --token-file FILE, MILLPOND_TOKEN(_FILE), or --data-dir DIR of the cluster');
-  const client = new MgmtdClient(config.mgmtd, { auth });
-  try {
-    const table = await client.createChainTable(num('table', 1), { chainCount: num('chains'), chainLength: num('replicas', 3) });
-    console.log(`chain table ${table.tableId}: ${table.chainIds.length} chains of ${num('replicas', 3)}`);
-  } finally {
-    client.close();
-  }
-}
-
 /** `millpond user add|list|remove|token`: the users table, through meta (admin token). */
 async function user(config: CliConfig, flags: Map<string, string>, rest: string[]): Promise<void> {
   const [sub, name] = rest;
@@ -266,7 +245,7 @@ async function main(): Promise<void> {
     case 'mgmtd': return runMgmtd(config, flags);
     case 'meta': return runMeta(config, flags);
     case 'storage': return runStorage(config, flags, targets);
-    case 'admin': return admin(config, flags, rest);
+    case 'admin': return runAdmin(config, rest, flags);
     default:
       console.error(USAGE);
       process.exitCode = 2;

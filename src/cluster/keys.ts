@@ -8,6 +8,7 @@
  *   'm' 'c' chainId    -> ChainRecord
  *   'm' 'k' tableId    -> ChainTableRecord
  *   'm' 'a'            -> { tokens }                  the client tokens meta last listed (design §10)
+ *   'm' 'o'            -> AdminState                  admin operations under way (admin-ops.ts)
  * Values are msgpack (src/protocol/codec.ts).
  */
 const tag = (s: string) => Buffer.from(s, 'latin1');
@@ -25,6 +26,7 @@ export const clusterKeys = {
   version: tag('mv'),
   lease: tag('ml'),
   clientTokens: tag('ma'),
+  adminOps: tag('mo'),
   record: withId,
   /** [start, end) of every record of one kind. */
   range: (kind: RecordKind): [Buffer, Buffer] => [tag(`m${kind}`), Buffer.concat([tag(`m${kind}`), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])])],

@@ -97,6 +97,12 @@ export class MgmtdClient {
     return this.call('mgmtd.capacity', {}) as Promise<{ capacityBytes: number; freeBytes: number; replicas: number; targets?: Array<{ targetId: number; capacityBytes: number; freeBytes: number }> }>;
   }
 
+  /** An admin call (mgmtd.admin*): the admin's token, or a member's proof for a daemon's client. */
+  admin<T = unknown>(method: 'adminView' | 'adminCreateTable' | 'adminRebalance' | 'adminReplace' | 'adminDrain' | 'adminRemoveNode', params: Params = {}): Promise<T> {
+    const member = this.cluster && !this.token ? this.cluster.memberProof(`mgmtd.${method}`) : undefined;
+    return this.call(`mgmtd.${method}`, { ...params, member }) as Promise<T>;
+  }
+
   /** Status of the instance that answers (standbys answer too, with primary: false). */
   status() {
     return this.call('mgmtd.status', {}) as Promise<{ primary: boolean; instanceId: string; primaryAddress?: string; routing?: Routing }>;

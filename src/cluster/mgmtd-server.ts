@@ -7,6 +7,7 @@
  *   registerNode, heartbeat   a proof under the node's key (node-proof.ts), else EAUTH
  *   createChainTable          the admin's token (uid 0, listed by meta) or a member's proof
  *                             (a daemon holding S), else EACCES/EAUTH
+ *   mgmtd.admin*              the admin's token or a member's proof, as createChainTable
  *   getRouting, status        any admitted caller
  * A target stays bound to the node that registered it first (the service refuses a move), and
  * a node's heartbeat speaks only for its own targets, so syncing-done and state changes come
@@ -17,10 +18,10 @@ import type { ClusterAuth } from '../auth/credentials.js';
 import { curveClientSecret, keyPairOf } from '../auth/curve.js';
 import { parseToken, tokenSecret, tokenValid } from '../auth/keys.js';
 import { MillpondError } from '../errors.js';
-import { authLimits } from '../limits.js';
+import { adminLimits, authLimits, clusterLimits } from '../limits.js';
 import { RpcServer, type Handler } from '../protocol/rpc-server.js';
 import type { Params } from '../protocol/envelope.js';
-import { optUint, str } from '../protocol/fields.js';
+import { optUint, str, uint } from '../protocol/fields.js';
 import type { MgmtdService } from './mgmtd-service.js';
 import { heartbeatText, nodeProofValid, registerText } from './node-proof.js';
 import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from './protocol.js';
@@ -92,6 +93,35 @@ function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: Cli
       requireAdmin(p, 'mgmtd.createChainTable');
       const chains = req.chains ?? s.planChains(req.plan.firstChainId ?? 1, req.plan.chainCount, req.plan.chainLength);
       return s.createChainTable(req.tableId, chains);
+    },
+    'mgmtd.adminView': (p) => (requireAdmin(p, 'mgmtd.adminView'), s.adminView()),
+    'mgmtd.adminCreateTable': (p) => {
+      const tableId = uint(p, 'tableId', 0xffffffff);
+      const replicas = uint(p, 'replicas', adminLimits.replicasMax);
+      const chainCount = optUint(p, 'chainCount', clusterLimits.chainsMax);
+      requireAdmin(p, 'mgmtd.adminCreateTable');
+      return s.adminCreateTable(tableId, replicas, chainCount);
+    },
+    'mgmtd.adminRebalance': (p) => {
+      const rateMiBs = uint(p, 'rateMiBs', adminLimits.rebalanceRateMiBsMax);
+      requireAdmin(p, 'mgmtd.adminRebalance');
+      return s.adminRebalance(rateMiBs);
+    },
+    'mgmtd.adminReplace': (p) => {
+      const oldId = uint(p, 'oldTargetId', 0xffffffff);
+      const newId = uint(p, 'newTargetId', 0xffffffff);
+      requireAdmin(p, 'mgmtd.adminReplace');
+      return s.adminReplace(oldId, newId);
+    },
+    'mgmtd.adminDrain': (p) => {
+      const nodeId = uint(p, 'nodeId', 0xffffffff);
+      requireAdmin(p, 'mgmtd.adminDrain');
+      return s.adminDrain(nodeId);
+    },
+    'mgmtd.adminRemoveNode': (p) => {
+      const nodeId = uint(p, 'nodeId', 0xffffffff);
+      requireAdmin(p, 'mgmtd.adminRemoveNode');
+      return s.adminRemoveNode(nodeId, p.force === true);
     },
     'mgmtd.status': () => s.status(),
     'mgmtd.capacity': () => s.capacity(),

@@ -14,6 +14,9 @@ import { pack, unpack } from '../protocol/codec.js';
 import { clusterKeys, type RecordKind } from './keys.js';
 import { readLease, release, tryAcquire, type Lease } from './lease.js';
 import { applyRules } from './rules.js';
+import * as admin from './admin-ops.js';
+import { emptyAdminState, emptyDirty, routingDirty, type AdminState, type Dirty, type Records } from './admin-ops.js';
+import { adminLimits } from '../limits.js';
 import type {
   ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord,
 } from './types.js';
@@ -25,6 +28,8 @@ export interface MgmtdOptions {
   livenessCheckMs?: number;
   leaseMs?: number;
   leasePollMs?: number;
+  /** How often admin operations advance (adminLimits.tickMsDefault). */
+  adminTickMs?: number;
   /** Called when this instance becomes primary or steps down. */
   onRole?: (primary: boolean) => void;
 }
@@ -33,8 +38,18 @@ export interface RegisterTarget { targetId: number; dataAddress: string }
 export interface HeartbeatTarget { targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }
 type TargetWithVersion = TargetRecord;
 
-interface Dirty { n: Set<number>; t: Set<number>; c: Set<number>; k: Set<number> }
-const emptyDirty = (): Dirty => ({ n: new Set(), t: new Set(), c: new Set(), k: new Set() });
+
+/** msgpack gives null for what was undefined: back to undefined, as admin-ops.ts tests it. */
+function loadAdminState(raw: Buffer | undefined): AdminState {
+  if (!raw) return emptyAdminState();
+  const v = unpack(raw) as AdminState;
+  return {
+    ...emptyAdminState(), ...v,
+    rebalance: v.rebalance ?? undefined,
+    moves: (v.moves ?? []).map((m) => ({ ...m, joinedVersion: m.joinedVersion ?? undefined })),
+    leaving: v.leaving ?? [],
+  };
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,6 +81,22 @@ export class MgmtdService {
   private syncDone = new Set<number>();
   /** Each target's space as its daemon last reported it (kept in memory only, not routing). */
   private space = new Map<number, { capacityBytes: number; freeBytes: number }>();
+  /** Admin operations under way (persisted: a new primary continues them). */
+  private adminState: AdminState = emptyAdminState();
+  private adminTimer: NodeJS.Timeout | undefined;
+  /** The records by reference, for admin-ops.ts. */
+  private readonly records: Records = (() => {
+    const self = this;
+    return {
+      get version() { return self.version; },
+      get nodes() { return self.nodes; },
+      get targets() { return self.targets; },
+      get chains() { return self.chains; },
+      get tables() { return self.tables; },
+      get space() { return self.space; },
+      alive: (nodeId: number) => self.alive(nodeId),
+    } as Records;
+  })();
 
   private constructor(private readonly kv: KvBackend, private readonly options: MgmtdOptions) {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? clusterLimits.heartbeatTimeoutMsDefault;
@@ -258,6 +289,76 @@ export class MgmtdService {
     });
   }
 
+  // ---------------------------------------------------------------- admin operations (admin-ops.ts)
+
+  /** Runs an admin change inside exclusive(): rules, version, persistence as any change. */
+  private mutate<T>(fn: (r: Records, a: AdminState, d: Dirty) => T): Promise<T> {
+    return this.exclusive(async () => {
+      const dirty = emptyDirty();
+      const out = fn(this.records, this.adminState, dirty);
+      this.evaluate(dirty);
+      await this.persist(dirty);
+      return out;
+    });
+  }
+
+  adminCreateTable(tableId: number, replicas: number, chainCount: number | undefined): Promise<ChainTableRecord> {
+    return this.mutate((r, a, d) => admin.createTable(r, a, d, tableId, replicas, chainCount));
+  }
+
+  adminRebalance(rateMiBs: number): Promise<{ rateBytesPerS: number }> {
+    return this.mutate((_r, a, d) => (admin.setRebalance(a, d, rateMiBs), { rateBytesPerS: a.rebalance?.rateBytesPerS ?? 0 }));
+  }
+
+  adminReplace(oldId: number, newId: number): Promise<admin.MoveRecord> {
+    return this.mutate((r, a, d) => admin.replaceTarget(r, a, d, oldId, newId));
+  }
+
+  adminDrain(nodeId: number): Promise<admin.LeavingNode> {
+    return this.mutate((r, a, d) => admin.drain(r, a, d, nodeId, false));
+  }
+
+  adminRemoveNode(nodeId: number, force: boolean): Promise<{ removed: boolean; replicasLeft: number }> {
+    return this.mutate((r, a, d) => admin.removeNode(r, a, d, nodeId, force));
+  }
+
+  /**
+   * Everything `millpond admin list` shows: nodes, targets with their space, chains with their
+   * preferred order, tables, the operations under way (with drain progress) and the spread.
+   */
+  adminView() {
+    this.requirePrimary();
+    const r = this.routing();
+    const space = (id: number) => this.space.get(id);
+    const a = this.adminState;
+    return {
+      version: r.version,
+      nodes: r.nodes.map((n) => {
+        const mine = r.targets.filter((t) => t.nodeId === n.nodeId);
+        const sum = (f: (s: { capacityBytes: number; freeBytes: number }) => number) => mine.reduce((x, t) => x + (space(t.targetId) ? f(space(t.targetId)!) : 0), 0);
+        const leaving = a.leaving.find((l) => l.nodeId === n.nodeId);
+        return {
+          ...n, targets: mine.map((t) => t.targetId), capacityBytes: sum((s) => s.capacityBytes), freeBytes: sum((s) => s.freeBytes),
+          usedBytes: sum((s) => s.capacityBytes - s.freeBytes), replicas: admin.replicasOn(this.records, n.nodeId),
+          drain: leaving ? { ...leaving, left: admin.replicasOn(this.records, n.nodeId) } : undefined,
+        };
+      }),
+      targets: r.targets.map((t) => {
+        const s = space(t.targetId);
+        const chains = [...this.chains.values()].filter((c) => c.targets.includes(t.targetId));
+        return {
+          ...t, capacityBytes: s?.capacityBytes, freeBytes: s?.freeBytes, usedBytes: s ? s.capacityBytes - s.freeBytes : undefined,
+          full: s ? s.freeBytes < adminLimits.targetFreeBytesMin : false,
+          replicas: chains.length, heads: chains.filter((c) => (c.preferred ?? c.targets)[0] === t.targetId).length,
+        };
+      }),
+      chains: [...this.chains.values()].map((c) => ({ chainId: c.chainId, version: c.version, targets: [...c.targets], preferred: [...(c.preferred ?? c.targets)] })),
+      chainTables: r.chainTables,
+      ops: { rebalance: a.rebalance, leaving: a.leaving, moves: a.moves, moved: a.moved },
+      spread: admin.spreadSummary(this.records, a),
+    };
+  }
+
   status(): { primary: boolean; instanceId: string; primaryAddress: string | undefined; routing?: Routing } {
     const primary = this.isPrimary;
     return { primary, instanceId: this.instanceId, primaryAddress: this.primaryAddress(), routing: primary ? this.routing() : undefined };
@@ -330,8 +431,12 @@ export class MgmtdService {
     this.syncDone.clear();
     for (const id of changedTargets.keys()) dirty.t.add(id);
     for (const id of changedChains) dirty.c.add(id);
-    if (dirty.n.size + dirty.t.size + dirty.c.size + dirty.k.size === 0) return;
+    if (!routingDirty(dirty)) return;
     this.version++;
+    for (const id of dirty.forced) {
+      const t = this.targets.get(id);
+      if (t && t.state === 'syncing') (t.stateVersion = this.version, t.localState = 'online');
+    }
     for (const id of changedTargets.keys()) {
       const t = this.targets.get(id)!;
       t.stateVersion = this.version;
@@ -343,13 +448,15 @@ export class MgmtdService {
 
   /** REQUIRES: inside exclusive(). Writes the changed records and the version, if we hold the lease. */
   private async persist(dirty: Dirty): Promise<void> {
-    if (dirty.n.size + dirty.t.size + dirty.c.size + dirty.k.size === 0) return;
-    const records: Array<[Buffer, unknown]> = [[clusterKeys.version, { version: this.version }]];
+    if (!routingDirty(dirty) && !dirty.a) return;
+    const records: Array<[Buffer, unknown]> = routingDirty(dirty) ? [[clusterKeys.version, { version: this.version }]] : [];
+    if (dirty.a) records.push([clusterKeys.adminOps, this.adminState]);
+    const deletes = [...[...dirty.dn].map((id) => clusterKeys.record('n', id)), ...[...dirty.dt].map((id) => clusterKeys.record('t', id))];
     const add = (kind: RecordKind, ids: Set<number>, map: Map<number, unknown>) => {
       for (const id of ids) records.push([clusterKeys.record(kind, id), map.get(id)]);
     };
-    add('n', dirty.n, this.nodes);
-    add('t', dirty.t, this.targets);
+    add('n', new Set([...dirty.n].filter((id) => this.nodes.has(id))), this.nodes);
+    add('t', new Set([...dirty.t].filter((id) => this.targets.has(id))), this.targets);
     add('c', dirty.c, this.chains);
     add('k', dirty.k, this.tables);
     try {
@@ -357,6 +464,7 @@ export class MgmtdService {
         const lease = await readLease(tx);
         if (lease?.holder !== this.instanceId) throw new MillpondError('ENOTPRIMARY', 'this mgmtd lost its lease');
         for (const [key, value] of records) await tx.put(key, pack(value));
+        for (const key of deletes) await tx.delete(key);
       });
     } catch (err) {
       // The memory is ahead of the store now; only a reload from the store may serve again.
@@ -403,6 +511,7 @@ export class MgmtdService {
         targets: (await scan('t', clusterLimits.targetsMax)) as TargetWithVersion[],
         chains: (await scan('c', clusterLimits.chainsMax)) as ChainRecord[],
         tables: (await scan('k', clusterLimits.chainTablesMax)) as ChainTableRecord[],
+        admin: await tx.get(clusterKeys.adminOps),
       };
     });
     this.version = loaded.version;
@@ -411,6 +520,7 @@ export class MgmtdService {
     // Chains stored before preferred orders existed prefer the order they have now.
     this.chains = new Map(loaded.chains.map((c) => [c.chainId, { ...c, preferred: c.preferred ?? [...c.targets] }]));
     this.tables = new Map(loaded.tables.map((k) => [k.tableId, k]));
+    this.adminState = loadAdminState(loaded.admin);
     const now = Date.now();
     this.lastHeartbeatMs = new Map(loaded.nodes.map((n) => [n.nodeId, now]));
     this.appliedVersion.clear();
@@ -425,12 +535,18 @@ export class MgmtdService {
         await this.persist(dirty);
       }).catch(() => {});
     }, this.livenessCheckMs);
+    this.adminTimer = setInterval(() => {
+      if (!this.isPrimary || (this.adminState.moves.length === 0 && this.adminState.leaving.length === 0 && !this.adminState.rebalance)) return;
+      this.mutate((r, a, d) => admin.tick(r, a, d, Date.now())).catch((err) => console.error(`mgmtd: admin: ${(err as Error).message}`));
+    }, this.options.adminTickMs ?? adminLimits.tickMsDefault);
     this.options.onRole?.(true);
   }
 
   private stepDown(): void {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     this.livenessTimer = undefined;
+    if (this.adminTimer) clearInterval(this.adminTimer);
+    this.adminTimer = undefined;
     if (!this.primary) return;
     this.primary = false;
     this.leaseValidUntilMs = 0;

@@ -14,6 +14,18 @@
  *   mgmtd.capacity          -                                                  { capacityBytes, freeBytes, replicas }: the
  *                                                                              targets' space / the chains' length
  *   mgmtd.setClientTokens   tokens: "uid:tokenId,...", proof (member)          nil
+ * Admin operations (admin-ops.ts; each needs the admin's token or a member's proof):
+ *   mgmtd.adminView         -                                                  { version, nodes (+capacityBytes, freeBytes,
+ *                                                                              usedBytes, replicas, drain?), targets (+space,
+ *                                                                              full, replicas, heads), chains (+preferred),
+ *                                                                              chainTables, ops: {rebalance?, leaving, moves,
+ *                                                                              moved}, spread: {replicasSkew, headsSkew,
+ *                                                                              balanced, ...} }
+ *   mgmtd.adminCreateTable  tableId, replicas, chainCount?                     ChainTableRecord (placement.ts)
+ *   mgmtd.adminRebalance    rateMiBs (0 stops)                                 { rateBytesPerS }
+ *   mgmtd.adminReplace      oldTargetId, newTargetId                           MoveRecord
+ *   mgmtd.adminDrain        nodeId                                             LeavingNode
+ *   mgmtd.adminRemoveNode   nodeId, force?                                     { removed, replicasLeft }
  * On an authenticated mgmtd (mgmtd-server.ts) registerNode and heartbeat carry `proof` (the
  * node's key), createChainTable the admin's `token`.
  *
@@ -25,7 +37,8 @@ import { ProtocolError, type Params } from '../protocol/envelope.js';
 import { list, map, optStr, optUint, str, uint } from '../protocol/fields.js';
 import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind } from './types.js';
 
-export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens'] as const;
+export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens',
+  'mgmtd.adminView', 'mgmtd.adminCreateTable', 'mgmtd.adminRebalance', 'mgmtd.adminReplace', 'mgmtd.adminDrain', 'mgmtd.adminRemoveNode'] as const;
 export type MgmtdMethod = (typeof MGMTD_METHODS)[number];
 
 const U32 = 0xffffffff;

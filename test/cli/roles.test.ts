@@ -74,7 +74,7 @@ describe('millpond roles', () => {
     expect(storage.lines).toEqual(expect.arrayContaining([expect.stringMatching(/^target 701 127\.0\.0\.1:\d+ /), expect.stringMatching(/^target 702 127\.0\.0\.1:\d+ /)]));
     const flags = ['--data-dir', dir, '--mgmtd', mgmtdEp!, '--meta', metaEp!];
     for (let i = 0; ; i++) {
-      const made = await cli('admin', 'create-table', '--chains', '4', '--replicas', '1', ...flags).then((r) => r.stdout, () => '');
+      const made = await cli('admin', 'create-chain-table', '--chains', '4', '--replicas', '1', ...flags).then((r) => r.stdout, () => '');
       if (made.includes('chain table 1: 4 chains of 1')) break;
       if (i > 60) throw new Error('no chain table');
       await new Promise((r) => setTimeout(r, 500));

@@ -136,8 +136,8 @@ describe.skipIf(!hostsAvailable() || skipPg)('a cluster on six hosts', () => {
     admin = new MgmtdClient(mgmtdList, { auth: { token, serverKey }, timeoutMs: 1_000 });
     await until('8 targets serving', allServing);
     // The chain table, as a user makes it: the CLI on the client host.
-    const made = hosts.spawn(7, process.execPath, [cli, 'admin', 'create-table', '--chains', '8', '--replicas', '3', '--data-dir', initDir]);
-    await made.waitFor(/^chain table 1: 8 chains of 3$/, 60_000);
+    const made = hosts.spawn(7, process.execPath, [cli, 'admin', 'create-chain-table', '--chains', '8', '--replicas', '3', '--data-dir', initDir]);
+    await made.waitFor(/^chain table 1: 8 chains of 3 /, 60_000);
     await until('chains serving', async () => (await routing()).chains.length === 8);
     fs = await connect({ meta: metaList.join(','), mgmtd: mgmtdList, transport: 'tcp', token, serverKey });
   }, 240_000);

@@ -1,0 +1,148 @@
+/**
+ * `millpond admin ...`: chain tables that change while serving (design §9, after 3FS's
+ * admin_cli). Every command calls one of mgmtd's admin methods (cluster/protocol.ts), which
+ * need the admin's token (EAUTH without a valid one, EACCES for another user's).
+ */
+import { MgmtdClient } from '../cluster/mgmtd-client.js';
+import type { MgmtdService } from '../cluster/mgmtd-service.js';
+import { MillpondError } from '../errors.js';
+import { adminLimits } from '../limits.js';
+import { cliAuth, type CliConfig } from './config.js';
+
+export const ADMIN_USAGE = `millpond admin list nodes|targets|chains|ops [--json]
+       millpond admin create-chain-table [--table N] [--replicas 1..${adminLimits.replicasMax}] [--chains N]
+       millpond admin add-targets --table N [--replicas N] [--chains N]   (new chains over the new targets)
+       millpond admin rebalance [--rate-mib-s N] [--stop] [--wait]
+       millpond admin replace-target OLD NEW [--wait] | drain NODE [--wait] | remove-node NODE [--force]`;
+/** Flags of admin commands that take no value (main.ts's parser must know them). */
+export const ADMIN_BARE_FLAGS = ['json', 'force', 'wait', 'stop'];
+
+export type AdminView = ReturnType<MgmtdService['adminView']>;
+
+const WAIT_POLL_MS = 500;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function positiveInt(value: string | undefined, name: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) throw new MillpondError('EINVAL', `${name} must be an integer 0..${max}, not ${value}`);
+  return n;
+}
+
+function id(value: string | undefined, what: string): number {
+  const n = positiveInt(value, what, 0xffffffff);
+  if (n === undefined) throw new MillpondError('EINVAL', `${what} is required\n${ADMIN_USAGE}`);
+  return n;
+}
+
+const mib = (bytes: number | undefined) => (bytes === undefined ? '-' : `${(bytes / (1 << 20)).toFixed(1)}MiB`);
+
+function print(view: AdminView, what: string, json: boolean): void {
+  if (what === 'nodes') {
+    if (json) return void console.log(JSON.stringify(view.nodes));
+    for (const n of view.nodes) {
+      const drain = n.drain ? ` draining ${n.drain.moved}/${n.drain.total} moved (${mib(n.drain.bytes)}), ${n.drain.left} left` : '';
+      console.log(`node ${n.nodeId} ${n.kind} ${n.alive ? 'alive' : 'dead'} targets ${n.targets.join(',') || '-'} replicas ${n.replicas} used ${mib(n.usedBytes)} free ${mib(n.freeBytes)} of ${mib(n.capacityBytes)}${drain}`);
+    }
+  } else if (what === 'targets') {
+    if (json) return void console.log(JSON.stringify(view.targets));
+    for (const t of view.targets) {
+      console.log(`target ${t.targetId} node ${t.nodeId} ${t.state} replicas ${t.replicas} heads ${t.heads} used ${mib(t.usedBytes)} free ${mib(t.freeBytes)}${t.full ? ' FULL' : ''} ${t.dataAddress}`);
+    }
+  } else if (what === 'chains') {
+    if (json) return void console.log(JSON.stringify({ chains: view.chains, chainTables: view.chainTables }));
+    const state = new Map(view.targets.map((t) => [t.targetId, t.state]));
+    for (const c of view.chains) console.log(`chain ${c.chainId} v${c.version}: ${c.targets.map((id) => `${id}(${state.get(id) ?? '?'})`).join(' -> ')}`);
+    for (const k of view.chainTables) console.log(`table ${k.tableId} v${k.version}: chains ${k.chainIds.join(',')}`);
+  } else if (what === 'ops') {
+    if (json) return void console.log(JSON.stringify({ ops: view.ops, spread: view.spread }));
+    const { ops, spread } = view;
+    console.log(`rebalance ${ops.rebalance ? `on at ${mib(ops.rebalance.rateBytesPerS)}/s` : 'off'}; moved ${ops.moved.replicas} replicas (${mib(ops.moved.bytes)})`);
+    for (const m of ops.moves) console.log(`move ${m.reason} chains ${m.chainIds.join(',')}: ${m.from} -> ${m.to} ${m.joinedVersion === undefined ? 'waiting to join' : 'syncing'} (~${mib(m.bytes)})`);
+    for (const l of ops.leaving) console.log(`node ${l.nodeId} ${l.force ? 'removing' : 'draining'}: ${l.moved}/${l.total} replicas moved (${mib(l.bytes)})`);
+    console.log(`spread: replicas per target max-min ${spread.replicasSkew}, heads per node max-min ${spread.headsSkew}, ${spread.balanced ? 'balanced' : 'not balanced'}`);
+  } else {
+    throw new MillpondError('EINVAL', `admin list nodes|targets|chains|ops, not ${what}`);
+  }
+}
+
+/** Polls until `done(view)`; prints a progress line whenever it changes. */
+async function waitFor(mgmtd: MgmtdClient, done: (v: AdminView) => boolean, line: (v: AdminView) => string): Promise<AdminView> {
+  let last = '';
+  for (;;) {
+    const v = await mgmtd.admin<AdminView>('adminView');
+    const text = line(v);
+    if (text !== last) console.log((last = text));
+    if (done(v)) return v;
+    await sleep(WAIT_POLL_MS);
+  }
+}
+
+export async function runAdmin(config: CliConfig, rest: string[], flags: Map<string, string>): Promise<void> {
+  const [sub, a, b] = rest;
+  const mgmtd = new MgmtdClient(config.mgmtd, { auth: cliAuth(config) });
+  const json = flags.has('json');
+  const wait = flags.has('wait');
+  try {
+    switch (sub) {
+      case 'list':
+        return print(await mgmtd.admin<AdminView>('adminView'), a ?? 'nodes', json);
+      case 'create-chain-table':
+      case 'add-targets': {
+        const tableId = positiveInt(flags.get('table'), '--table', 0xffffffff) ?? (sub === 'add-targets' ? id(undefined, '--table N (a new table)') : 1);
+        const view = await mgmtd.admin<AdminView>('adminView');
+        const fresh = view.targets.filter((t) => t.replicas === 0 && t.state === 'serving');
+        if (sub === 'add-targets' && fresh.length === 0) throw new MillpondError('EINVAL', 'no serving target is in no chain: start the new node\'s storage daemon first');
+        const replicas = positiveInt(flags.get('replicas'), '--replicas', adminLimits.replicasMax) ?? adminLimits.replicasDefault;
+        const chainCount = positiveInt(flags.get('chains'), '--chains', 1 << 16);
+        const table = await mgmtd.admin<{ tableId: number; chainIds: number[] }>('adminCreateTable', { tableId, replicas, chainCount });
+        console.log(`chain table ${table.tableId}: ${table.chainIds.length} chains of ${replicas} (${table.chainIds.join(',')})${sub === 'add-targets' ? `; new targets ${fresh.map((t) => t.targetId).join(',')}; existing chains move onto them with \`millpond admin rebalance\`` : ''}`);
+        return;
+      }
+      case 'rebalance': {
+        const rate = flags.has('stop') ? 0 : positiveInt(flags.get('rate-mib-s'), '--rate-mib-s', adminLimits.rebalanceRateMiBsMax) ?? adminLimits.rebalanceRateMiBsDefault;
+        await mgmtd.admin('adminRebalance', { rateMiBs: rate });
+        console.log(rate === 0 ? 'rebalance stopped' : `rebalance on at ${rate} MiB/s`);
+        if (wait && rate > 0) {
+          await waitFor(mgmtd, (v) => v.spread.balanced, (v) => `moved ${v.ops.moved.replicas} replicas (${mib(v.ops.moved.bytes)}), ${v.ops.moves.length} moving; replicas per target max-min ${v.spread.replicasSkew}, heads per node max-min ${v.spread.headsSkew}`);
+          console.log('balanced');
+        }
+        return;
+      }
+      case 'replace-target': {
+        const oldId = id(a, 'OLD (target id)');
+        const newId = id(b, 'NEW (target id)');
+        await mgmtd.admin('adminReplace', { oldTargetId: oldId, newTargetId: newId });
+        console.log(`target ${newId} replaces ${oldId}: it joins ${oldId}'s chains and resyncs`);
+        if (wait) {
+          await waitFor(mgmtd, (v) => !v.chains.some((c) => c.targets.includes(oldId)),
+            (v) => `target ${newId} ${v.targets.find((t) => t.targetId === newId)?.state ?? '?'}; chains still with ${oldId}: ${v.chains.filter((c) => c.targets.includes(oldId)).length}`);
+        }
+        return;
+      }
+      case 'drain': {
+        const nodeId = id(a, 'NODE (node id)');
+        const l = await mgmtd.admin<{ total: number }>('adminDrain', { nodeId });
+        console.log(`node ${nodeId} drains: ${l.total} replicas to move`);
+        if (wait) {
+          await waitFor(mgmtd, (v) => v.nodes.find((n) => n.nodeId === nodeId)?.replicas === 0, (v) => {
+            const d = v.nodes.find((n) => n.nodeId === nodeId)?.drain;
+            return d ? `node ${nodeId}: ${d.moved}/${d.total} replicas moved (${mib(d.bytes)}), ${d.left} left` : `node ${nodeId}: no drain under way`;
+          });
+          console.log(`node ${nodeId} drained: stop its daemon, then \`millpond admin remove-node ${nodeId}\``);
+        }
+        return;
+      }
+      case 'remove-node': {
+        const nodeId = id(a, 'NODE (node id)');
+        const r = await mgmtd.admin<{ removed: boolean; replicasLeft: number }>('adminRemoveNode', { nodeId, force: flags.has('force') });
+        console.log(r.removed ? `node ${nodeId} removed` : `node ${nodeId} is dead: its ${r.replicasLeft} replicas are replaced from the survivors, then it is removed`);
+        return;
+      }
+      default:
+        throw new MillpondError('EINVAL', `unknown admin command ${sub ?? ''}\n${ADMIN_USAGE}`);
+    }
+  } finally {
+    mgmtd.close();
+  }
+}
