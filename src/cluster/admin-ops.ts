@@ -304,7 +304,11 @@ function startMoves(r: Records, a: AdminState, d: Dirty, nowMs: number): void {
     if (!a.rebalance && leaving.size === 0) return;
     const { targets, chains } = picture(r, a);
     const step = nextStep(targets, chains, { busy: busyTargets(a), leaving, headsToo: a.rebalance !== undefined });
-    if (!step) return;
+    if (!step) {
+      // Rebalance runs until the spread is balanced, then turns itself off.
+      if (a.rebalance && a.moves.length === 0 && leaving.size === 0) (a.rebalance = undefined, d.a = true);
+      return;
+    }
     const c = r.chains.get(step.chainId)!;
     if (step.kind === 'head') {
       c.preferred = [step.head, ...preferredOf(c).filter((id) => id !== step.head)];
