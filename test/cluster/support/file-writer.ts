@@ -1,0 +1,63 @@
+/**
+ * A file writer and a reader through the filesystem client, for tests of operations that must
+ * keep I/O going: files of assorted sizes written one after another (each kept once its write
+ * returned), and random reads of them compared byte for byte meanwhile.
+ */
+import { randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
+import type { FileSystem } from '../../../src/fs/index.js';
+
+export class FileWriter {
+  readonly files = new Map<string, Buffer>();
+  readonly errors: string[] = [];
+  reads = 0;
+  private stopped = false;
+  private loops: Promise<void>[] = [];
+
+  constructor(private readonly fs: FileSystem, private readonly filesMax = 400) {}
+
+  start(): void {
+    this.loops = [this.write(), this.read()];
+  }
+
+  private async write(): Promise<void> {
+    for (let i = 0; !this.stopped && i < this.filesMax; i++) {
+      const data = randomBytes(16 * 1024 * (1 + (i % 12)) + (i % 7) * 1000);
+      try {
+        await this.fs.writeFile(`/data/f${i}`, data);
+        this.files.set(`/data/f${i}`, data);
+      } catch (err) {
+        this.errors.push(`write f${i}: ${(err as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  private async read(): Promise<void> {
+    while (!this.stopped) {
+      const names = [...this.files.keys()];
+      if (names.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      const name = names[Math.floor(Math.random() * names.length)]!;
+      try {
+        const got = await this.fs.readFile(name);
+        if (!got.equals(this.files.get(name)!)) this.errors.push(`read ${name}: content differs`);
+        this.reads++;
+      } catch (err) {
+        this.errors.push(`read ${name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  async verifyAll(): Promise<void> {
+    for (const [name, data] of this.files) expect((await this.fs.readFile(name)).equals(data), name).toBe(true);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+}
+
