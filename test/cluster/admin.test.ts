@@ -25,8 +25,12 @@ const run = promisify(execFile);
 describe('admin: chain tables that change while serving', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+    for (const c of cleanups.splice(0).reverse()) {
+      const startedMs = Date.now();
+      await c();
+      if (Date.now() - startedMs > 5_000) console.error(`cleanup took ${Date.now() - startedMs} ms: ${c.toString()}`);
+    }
+  }, 180_000);
 
   it('grow + rebalance across an mgmtd failover, replace a dead target, drain + remove a node, remove a dead node: no acknowledged write lost, I/O goes on, the spread is balanced', async () => {
     const cluster = await Cluster.start(2, 3);

@@ -14,7 +14,8 @@ export class FileWriter {
   private stopped = false;
   private loops: Promise<void>[] = [];
 
-  constructor(private readonly fs: FileSystem, private readonly filesMax = 400) {}
+  /** `pauseMs` between writes and between reads: steady I/O that leaves the 2-core CI room for the operations. */
+  constructor(private readonly fs: FileSystem, private readonly filesMax = 400, private readonly pauseMs = 20) {}
 
   start(): void {
     this.loops = [this.write(), this.read()];
@@ -30,6 +31,7 @@ export class FileWriter {
         await this.fs.writeFile(`/data/f${i}`, data);
         this.files.set(`/data/f${i}`, data);
         this.written++;
+        await new Promise((resolve) => setTimeout(resolve, this.pauseMs));
         if (this.files.size > this.filesMax) {
           const oldest = this.files.keys().next().value!;
           this.files.delete(oldest);
@@ -55,6 +57,7 @@ export class FileWriter {
         const got = await this.fs.readFile(name);
         if (!got.equals(want)) this.errors.push(`read ${name}: content differs`);
         this.reads++;
+        await new Promise((resolve) => setTimeout(resolve, this.pauseMs));
       } catch (err) {
         // Unlinked by the writer meanwhile: not an error.
         if (this.files.has(name)) this.errors.push(`read ${name}: ${(err as Error).message}`);
