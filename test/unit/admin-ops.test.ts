@@ -1,0 +1,89 @@
+// The move protocol of mgmtd's admin operations (src/cluster/admin-ops.ts) over records:
+// join as syncing in a new round, leave only once the new target serves after that round,
+// the head's place passes to the new target, a dead destination undoes the join.
+import { describe, expect, it } from 'vitest';
+import { emptyAdminState, emptyDirty, replaceTarget, removeNode, setRebalance, tick, type Records } from '../../src/cluster/admin-ops.js';
+import type { ChainRecord, NodeRecord, TargetRecord } from '../../src/cluster/types.js';
+
+function records(nodes: number[], chains: number[][], dead = new Set<number>()): Records {
+  const r: Records = {
+    version: 10,
+    nodes: new Map(nodes.map((n): [number, NodeRecord] => [n, { nodeId: n, kind: 'storage', controlAddress: '' }])),
+    targets: new Map(nodes.map((n): [number, TargetRecord] => [100 + n, { targetId: 100 + n, nodeId: n, dataAddress: `h${n}:1`, state: dead.has(n) ? 'offline' : 'serving', localState: 'uptodate', stateVersion: 1 }])),
+    chains: new Map(chains.map((t, i): [number, ChainRecord] => [i + 1, { chainId: i + 1, version: 1, targets: [...t], preferred: [...t] }])),
+    tables: new Map(),
+    space: new Map(),
+    alive: (nodeId) => !dead.has(nodeId),
+  };
+  return r;
+}
+
+describe('admin operations: moving a replica', () => {
+  it('joins as syncing in a new round, leaves the old target only once the new one serves after it, and keeps the head in place', () => {
+    const r = records([1, 2, 3, 4], [[101, 102, 103]], new Set([1]));
+    const a = emptyAdminState();
+    replaceTarget(r, a, emptyDirty(), 101, 104);
+    let d = emptyDirty();
+    tick(r, a, d, 0);
+    const c = r.chains.get(1)!;
+    expect(c.targets).toEqual([101, 102, 103, 104]);
+    expect(r.targets.get(104)!.state).toBe('syncing');
+    expect(d.forced.has(104)).toBe(true);
+    expect(a.moves[0]!.joinedVersion).toBe(11);
+    // Still syncing, or serving from a round before the join: nothing leaves.
+    r.version = 11;
+    tick(r, a, (d = emptyDirty()), 0);
+    expect(c.targets).toContain(101);
+    Object.assign(r.targets.get(104)!, { state: 'serving', stateVersion: 11 });
+    tick(r, a, (d = emptyDirty()), 0);
+    expect(c.targets).toContain(101);
+    // Served after the join: 101 leaves, 104 takes its place (the head) in the preferred order.
+    Object.assign(r.targets.get(104)!, { stateVersion: 12 });
+    tick(r, a, (d = emptyDirty()), 0);
+    expect(c.targets).toEqual([102, 103, 104]);
+    expect(c.preferred).toEqual([104, 102, 103]);
+    expect(a.moves).toEqual([]);
+    expect(a.moved.replicas).toBe(1);
+    expect(d.c.has(1) && d.a).toBe(true);
+    // Node 1 holds nothing now and is dead: it may leave.
+    const removed = removeNode(r, a, (d = emptyDirty()), 1, false);
+    expect(removed.removed).toBe(true);
+    expect(d.dn.has(1) && d.dt.has(101)).toBe(true);
+  });
+
+  it('does not join while a chain of the destination would lose its last serving target, and undoes a join when the destination dies', () => {
+    const dead = new Set<number>();
+    const r = records([1, 2, 3, 4], [[101, 102, 103], [104]]);
+    r.alive = (n) => !dead.has(n);
+    const a = emptyAdminState();
+    replaceTarget(r, a, emptyDirty(), 101, 104);
+    tick(r, a, emptyDirty(), 0);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103]); // 104 is chain 2's only serving target
+    r.chains.get(2)!.targets = [104, 102];
+    tick(r, a, emptyDirty(), 0);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103, 104]);
+    dead.add(4);
+    tick(r, a, emptyDirty(), 0);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103]);
+    expect(a.moves).toEqual([]);
+  });
+
+  it('refuses what cannot be done, with stable codes', () => {
+    const r = records([1, 2, 3], [[101, 102, 103]]);
+    const a = emptyAdminState();
+    const code = (fn: () => unknown) => { try { fn(); return 'ok'; } catch (e) { return (e as { code: string }).code; } };
+    expect(code(() => replaceTarget(r, a, emptyDirty(), 101, 999))).toBe('ENOENT');
+    expect(code(() => replaceTarget(r, a, emptyDirty(), 101, 102))).toBe('EINVAL'); // in the chain already
+    expect(code(() => removeNode(r, a, emptyDirty(), 1, false))).toBe('EBUSY'); // alive
+    expect(code(() => setRebalance(a, emptyDirty(), -1))).toBe('EINVAL');
+  });
+
+  it('rebalance turns itself off once the spread is balanced', () => {
+    const r = records([1, 2, 3], [[101, 102, 103], [102, 103, 101], [103, 101, 102]]);
+    const a = emptyAdminState();
+    setRebalance(a, emptyDirty(), 10);
+    tick(r, a, emptyDirty(), 0);
+    expect(a.rebalance).toBeUndefined();
+    expect(a.moves).toEqual([]);
+  });
+});
