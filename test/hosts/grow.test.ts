@@ -103,6 +103,11 @@ describe.skipIf(!hostsAvailable())('grow, replace, drain on netns hosts', () => 
     let before = { written: files.written, reads: files.reads };
     await startHost(5);
     await serving([51, 52]);
+    // New chains over the new host's targets (a new table), then existing chains move onto them.
+    const added = await cli('add-targets', '--table', '2', '--chains', '2');
+    expect(added).toMatch(/table 2: chains 9,10 .*new targets 51,52/);
+    const fresh = (await view()).chains.filter((c) => c.chainId >= 9);
+    expect(fresh.every((c) => c.targets.some((id) => id === 51 || id === 52))).toBe(true);
     const grown = await cli('rebalance', '--rate-mib-s', '1000', '--wait');
     expect(grown).toMatch(/balanced/);
     let v = await check('grow', [1, 2, 3, 4, 5], before);
