@@ -68,7 +68,7 @@ describe.skipIf(!hostsAvailable())('grow, replace, drain on netns hosts', () => 
     for (const h of [1, 2, 3, 4]) await startHost(h);
     await serving([11, 12, 21, 22, 31, 32, 41, 42]);
     await until(async () => (await cli('list', 'nodes', '--json').catch(() => '')).startsWith('['), 30_000, 'mgmtd admits the admin token');
-    expect(await cli('create-chain-table', '--replicas', '3', '--chains', '8')).toMatch(/table 1: chains 1,2,3,4,5,6,7,8 \(3 replicas\)/);
+    expect(await cli('create-chain-table', '--replicas', '3', '--chains', '8')).toMatch(/chain table 1: 8 chains of 3 \(1,2,3,4,5,6,7,8\)/);
 
     const fs: FileSystem = await connect({ meta, mgmtd: [mgmtd], token: keys.admin.token, serverKey: keys.admin.serverKey, transport: 'tcp' });
     cleanups.push(() => fs.close());
@@ -105,7 +105,7 @@ describe.skipIf(!hostsAvailable())('grow, replace, drain on netns hosts', () => 
     await serving([51, 52]);
     // New chains over the new host's targets (a new table), then existing chains move onto them.
     const added = await cli('add-targets', '--table', '2', '--chains', '2');
-    expect(added).toMatch(/table 2: chains 9,10 .*new targets 51,52/);
+    expect(added).toMatch(/chain table 2: 2 chains of 3 \(9,10\).*new targets 51,52/);
     const fresh = (await view()).chains.filter((c) => c.chainId >= 9);
     expect(fresh.every((c) => c.targets.some((id) => id === 51 || id === 52))).toBe(true);
     const grown = await cli('rebalance', '--rate-mib-s', '1000', '--wait');
