@@ -268,6 +268,11 @@ export const clusterExecutorLimits = {
   speculationMinMs: 2_000,
   /** Finished jobs' records kept in Redis (for inspection), then removed by BullMQ. */
   finishedJobsKeptSeconds: 3_600,
+  /** Executors mgmtd keeps in its registry (src/cluster/executors.ts); bytes of an id or host name. */
+  mgmtdExecutorsMax: 4_096,
+  executorNameBytesMax: 256,
+  /** One executor's report to mgmtd times out after this long (shorter than the heartbeat period). */
+  mgmtdReportTimeoutMs: 800,
 } as const;
 
 /** Authentication of the control plane (src/auth, design §10). */

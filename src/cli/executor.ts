@@ -6,15 +6,22 @@
 import { cpus } from 'node:os';
 import { kDefaultQueue, liveExecutors, redisConnection } from '../engine/execution/cluster-queue.js';
 import { ExecutorDaemon } from '../engine/execution/cluster-worker.js';
+import { cliAuth, loadConfig } from './config.js';
 
-export const EXECUTOR_USAGE = 'executor --redis redis://H:P [--slots N] [--queue NAME] [--host NAME]';
+export const EXECUTOR_USAGE = 'executor --redis redis://H:P [--slots N] [--queue NAME] [--host NAME] [--mgmtd tcp://H:P[,..]]';
 
 export async function runExecutor(flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
   if (!redis) throw new TypeError(`millpond executor needs --redis redis://host:port (or MILLPOND_REDIS)\nusage: millpond ${EXECUTOR_USAGE}`);
   const slots = Number(flags.get('slots') ?? Math.max(1, cpus().length));
+  // With --mgmtd (or MILLPOND_MGMTD) it reports itself to mgmtd with the CLI's token
+  // (--token-file, MILLPOND_TOKEN, MILLPOND_TOKEN_FILE), so `millpond status` lists it.
+  const mgmtdList = flags.get('mgmtd') ?? process.env.MILLPOND_MGMTD;
+  const config = mgmtdList ? loadConfig(new Map([...flags].filter(([k]) => k !== 'host'))) : undefined;
+  const auth = config ? cliAuth(config) : undefined;
   const daemon = await ExecutorDaemon.start({
     redis, slots, ...(flags.has('queue') ? { queue: flags.get('queue')! } : {}), ...(flags.has('host') ? { host: flags.get('host')! } : {}),
+    ...(config ? { mgmtd: config.mgmtd } : {}), ...(auth ? { auth } : {}),
   });
   console.log(`executor ${daemon.entry.id}: ${slots} slots, tasks from ${redis.replace(/:[^:@/]*@/, ':***@')}`);
   await new Promise<void>((resolve) => {

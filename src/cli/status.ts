@@ -3,6 +3,7 @@
  * address, with its targets' state and used/free space), the spread of chains (heads and
  * replicas per host), and last every node, target and chain as mgmtd has them.
  */
+import { executorStatusLines } from '../cluster/executors.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import type { Routing } from '../cluster/types.js';
 import { MillpondError } from '../errors.js';
@@ -82,6 +83,7 @@ export async function status(config: CliConfig): Promise<void> {
     const capacity = await client.capacity();
     const space = new Map((capacity.targets ?? []).map((t) => [t.targetId, t]));
     for (const line of statusLines(s.primaryAddress ?? config.mgmtd.join(','), r, space)) console.log(line);
+    for (const line of await executorStatusLines(client)) console.log(line);
   } finally {
     client.close();
   }

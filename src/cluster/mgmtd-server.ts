@@ -26,6 +26,7 @@ import type { MgmtdService } from './mgmtd-service.js';
 import { heartbeatText, nodeProofValid, registerText } from './node-proof.js';
 import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from './protocol.js';
 import { refusalLog } from '../auth/refusal-log.js';
+import { EXECUTOR_METHODS, ExecutorRegistry, executorHandlers } from './executors.js';
 
 /** The tokens meta lists, as mgmtd keeps them: tokenId -> uid and CURVE public key. */
 class ClientTokens {
@@ -158,7 +159,7 @@ export class MgmtdServer {
     const tokens = cluster ? new ClientTokens(cluster) : undefined;
     const refused = refusalLog(log);
     let table: Record<string, (p: Params) => unknown> | undefined;
-    const map = new Map<string, Handler>(MGMTD_METHODS.map((m) => [m, async (p: Params) => {
+    const map = new Map<string, Handler>([...MGMTD_METHODS, ...EXECUTOR_METHODS].map((m) => [m, async (p: Params) => {
       try {
         return await table![m]!(p);
       } catch (err) {
@@ -171,7 +172,7 @@ export class MgmtdServer {
     const curve = cluster && tokens ? { secretKey: cluster.server.secretKey, service: 'mgmtd', admit: tokens.admit, log } : undefined;
     const rpc = await RpcServer.bind(endpoint, map, curve);
     const service = makeService(rpc.endpoint);
-    table = handlers(service, cluster, tokens);
+    table = { ...handlers(service, cluster, tokens), ...executorHandlers(service, new ExecutorRegistry(), (p) => tokens?.uidOf(p.token) ?? 0) };
     // A restart admits the clients meta listed last, not none until meta's next push.
     const kept = tokens ? await service.loadClientTokens().catch(() => undefined) : undefined;
     if (kept !== undefined) tokens!.set(kept);

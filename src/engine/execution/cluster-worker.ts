@@ -8,7 +8,10 @@
  * TaskFailure; if this process dies or is cut off, its tasks' locks lapse and BullMQ hands them
  * to another executor.
  */
-import { hostname } from 'node:os';
+import { hostname, loadavg } from 'node:os';
+import type { ClientAuth } from '../../auth/credentials.js';
+import { leaveExecutor, reportExecutor } from '../../cluster/executors.js';
+import { MgmtdClient } from '../../cluster/mgmtd-client.js';
 import { Worker, type Job } from 'bullmq';
 import { clusterExecutorLimits } from '../../limits.js';
 import { encodeFailure, kDefaultQueue, kPrefix, redisConnection, registryKey, type ExecutorEntry, type TaskJobData } from './cluster-queue.js';
@@ -22,6 +25,12 @@ export interface ExecutorDaemonOptions {
   queue?: string;
   /** How this executor is named in the registry and in task placements (default: hostname). */
   host?: string;
+  /**
+   * mgmtd's addresses: the executor also reports itself there (host, slots, running tasks,
+   * load), so `millpond status` lists it; `auth` is the token it reports with.
+   */
+  mgmtd?: string[];
+  auth?: ClientAuth;
 }
 
 export class ExecutorDaemon {
@@ -34,6 +43,7 @@ export class ExecutorDaemon {
     private readonly worker: Worker<TaskJobData, TaskResult>,
     private readonly registry: ReturnType<typeof redisConnection>,
     private readonly queue: string,
+    private readonly mgmtd: MgmtdClient | undefined,
   ) {
     this.timer = setInterval(() => void this.heartbeat(), clusterExecutorLimits.registryHeartbeatMs);
   }
@@ -61,7 +71,12 @@ export class ExecutorDaemon {
       autorun: false,
     });
     worker.on('error', () => {}); // Redis away: BullMQ reconnects and resumes
-    daemon = new ExecutorDaemon(entry, local, worker, registry, options.queue ?? kDefaultQueue);
+    const mgmtd = options.mgmtd ? new MgmtdClient(options.mgmtd, {
+      timeoutMs: clusterExecutorLimits.mgmtdReportTimeoutMs, roundsMax: 1, ...(options.auth ? { auth: options.auth } : {}),
+    }) : undefined;
+    daemon = new ExecutorDaemon(entry, local, worker, registry, options.queue ?? kDefaultQueue, mgmtd);
+    // The first report must go through: a wrong token or address is the operator's error now.
+    if (mgmtd) await daemon.report().catch(async (e) => { await daemon!.stop(); throw e; });
     await daemon.heartbeat();
     void worker.run();
     await worker.waitUntilReady();
@@ -84,7 +99,15 @@ export class ExecutorDaemon {
   private async heartbeat(): Promise<void> {
     this.entry.running = this.running;
     this.entry.lastSeenMs = Date.now();
-    await this.registry.hset(registryKey(this.queue), this.entry.id, JSON.stringify(this.entry)).catch(() => {});
+    await Promise.all([
+      this.registry.hset(registryKey(this.queue), this.entry.id, JSON.stringify(this.entry)).catch(() => {}),
+      this.mgmtd ? this.report().catch(() => {}) : undefined, // mgmtd away: the next period retries
+    ]);
+  }
+
+  private report(): Promise<void> {
+    const { id, host, slots, pid, startedMs } = this.entry;
+    return reportExecutor(this.mgmtd!, { id, host, slots, running: this.running, load1: loadavg()[0]!, pid, startedMs });
   }
 
   /** Stops taking tasks, lets running ones finish, leaves the registry. */
@@ -93,6 +116,10 @@ export class ExecutorDaemon {
     await this.worker.close();
     await this.registry.hdel(registryKey(this.queue), this.entry.id).catch(() => {});
     this.registry.disconnect();
+    if (this.mgmtd) {
+      await leaveExecutor(this.mgmtd, this.entry.id).catch(() => {}); // else its entry lapses
+      this.mgmtd.close();
+    }
     await this.local.close();
   }
 }
