@@ -261,6 +261,12 @@ export const clusterExecutorLimits = {
   /** Tasks one driver keeps queued or running at once. */
   inFlightTasksMax: 4_096,
   /**
+   * Tasks the driver keeps in the queue per live executor slot (when it is not told its slots):
+   * more than one, so an executor finishing a task takes the next in the same Redis call
+   * instead of idling for the round trip through the driver.
+   */
+  queuedTasksPerSlot: 2,
+  /**
    * Speculative copies: a task running longer than this factor times its stage's median (and
    * at least speculationMinMs) gets a second attempt, if a slot is free.
    */

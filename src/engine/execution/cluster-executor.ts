@@ -26,7 +26,10 @@ export interface ClusterExecutorOptions {
   redis: string;
   /** Queue name (default "tasks"): executors started with the same --queue take its tasks. */
   queue?: string;
-  /** Tasks in flight at once (default: the live executors' slots, refreshed as they come and go). */
+  /**
+   * Tasks in flight at once (default: queuedTasksPerSlot times the live executors' slots,
+   * refreshed as they come and go).
+   */
   slots?: number;
 }
 
@@ -152,7 +155,8 @@ export class ClusterExecutor implements Executor {
   private async refreshSlots(): Promise<void> {
     try {
       const live = await liveExecutors(this.redis, this.queue.name);
-      this.executorSlots = Math.max(1, Math.min(clusterExecutorLimits.inFlightTasksMax, live.reduce((a, e) => a + e.slots, 0)));
+      const slots = live.reduce((a, e) => a + e.slots, 0) * clusterExecutorLimits.queuedTasksPerSlot;
+      this.executorSlots = Math.max(1, Math.min(clusterExecutorLimits.inFlightTasksMax, slots));
     } catch {
       // Redis away: keep the last figure; poll() decides when to give up
     }
