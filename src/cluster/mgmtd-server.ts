@@ -9,6 +9,8 @@
  *                             (a daemon holding S), else EACCES/EAUTH
  *   mgmtd.admin*              the admin's token or a member's proof, as createChainTable
  *   getRouting, status        any admitted caller
+ *   executorReport/Leave      a token: the uid that first reported the executor, or the admin
+ *                             (executors.ts, soft state with a TTL); executors: any admitted caller
  * A target stays bound to the node that registered it first (the service refuses a move), and
  * a node's heartbeat speaks only for its own targets, so syncing-done and state changes come
  * only from the owning node. Refusals are logged; the server serves on.
