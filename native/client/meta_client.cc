@@ -388,11 +388,13 @@ Status MetaClient::Rmdir(const std::string& path, const MetaUser* as) {
   return Mutate("meta.rmdir", std::move(p), nullptr);
 }
 
-Status MetaClient::Rename(const std::string& from, const std::string& to, const MetaUser* as) {
+Status MetaClient::Rename(const std::string& from, const std::string& to, const MetaUser* as,
+                          bool noReplace) {
   MP_RETURN_IF_ERROR(CheckPath(from));
   MP_RETURN_IF_ERROR(CheckPath(to));
   MsgValue p = Params(true, as);
   p.Add("from", MsgValue::Str(from)).Add("to", MsgValue::Str(to));
+  if (noReplace) p.Add("noReplace", MsgValue::Bool(true));
   return Mutate("meta.rename", std::move(p), nullptr);
 }
 

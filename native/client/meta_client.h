@@ -150,7 +150,11 @@ class MetaClient {
   Status CheckSession(const std::string& session);
   Status Unlink(const std::string& path, const MetaUser* as = nullptr);
   Status Rmdir(const std::string& path, const MetaUser* as = nullptr);
-  Status Rename(const std::string& from, const std::string& to, const MetaUser* as = nullptr);
+  // Moves `from` to `to`, replacing a file or empty directory there. With `noReplace`
+  // (RENAME_NOREPLACE) an existing `to` is kExists, checked by meta inside the transaction
+  // that moves: of two racing renames onto one name exactly one wins.
+  Status Rename(const std::string& from, const std::string& to, const MetaUser* as = nullptr,
+                bool noReplace = false);
   // A second name `to` for the file at `existing` (link(2)).
   Status Link(const std::string& existing, const std::string& to, Inode* out,
               const MetaUser* as = nullptr);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 namespace millpond {
 
@@ -55,6 +56,7 @@ RpcClient::RpcClient(const ZmqApi* api, const RpcClientOptions& options)
 
 RpcClient::~RpcClient() {
   Close();
+  for (void* s : monitors_) api_->close(s);
   for (void* s : sockets_) api_->close(s);
   if (ctx_ != nullptr) api_->ctxTerm(ctx_);
   if (wakeFd_ >= 0) ::close(wakeFd_);
@@ -93,6 +95,24 @@ Status RpcClient::Open() {
           return api_->Error("zmq_setsockopt CURVE (is libzmq built with libsodium?)");
         }
       }
+    }
+    // The handshake's outcome, which the DEALER itself never reports (ZMQ_IMMEDIATE keeps
+    // requests off a connection that failed it, so they would only time out).
+    std::string monitorAddress = "inproc://millpond-rpc-monitor-" +
+                                 std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
+                                 std::to_string(sockets_.size());
+    if (api_->socketMonitor(s, monitorAddress.c_str(),
+                            zmq::kEventHandshakeSucceeded | zmq::kEventHandshakeFailedProtocol |
+                                zmq::kEventHandshakeFailedAuth) != 0) {
+      return api_->Error("zmq_socket_monitor");
+    }
+    void* monitor = api_->socket(ctx_, zmq::kPair);
+    if (monitor == nullptr) return api_->Error("zmq_socket (monitor)");
+    monitors_.push_back(monitor);
+    refused_.push_back(Status::OK());
+    if (api_->setsockopt(monitor, zmq::kLinger, &linger, sizeof linger) != 0 ||
+        api_->connect(monitor, monitorAddress.c_str()) != 0) {
+      return api_->Error("zmq_connect (monitor)");
     }
     if (api_->connect(s, endpoint.c_str()) != 0) {
       Status e = api_->Error("zmq_connect " + endpoint);
@@ -291,9 +311,51 @@ void RpcClient::Receive(void* socket) {
   }
 }
 
+void RpcClient::ReceiveEvents(size_t server) {
+  for (;;) {
+    zmq::Msg msg;
+    api_->msgInit(&msg);
+    if (api_->msgRecv(&msg, monitors_[server], zmq::kDontWait) < 0) {
+      api_->msgClose(&msg);
+      return;
+    }
+    uint16_t event = 0;
+    uint32_t value = 0;
+    if (api_->msgSize(&msg) == 6) {
+      const char* d = static_cast<const char*>(api_->msgData(&msg));
+      std::memcpy(&event, d, sizeof event);
+      std::memcpy(&value, d + 2, sizeof value);
+    }
+    bool more = api_->msgMore(&msg) != 0;
+    while (more) {  // the peer's address
+      api_->msgClose(&msg);
+      api_->msgInit(&msg);
+      if (api_->msgRecv(&msg, monitors_[server], zmq::kDontWait) < 0) break;
+      more = api_->msgMore(&msg) != 0;
+    }
+    api_->msgClose(&msg);
+    const std::string& endpoint = options_.endpoints[server];
+    if (event == zmq::kEventHandshakeSucceeded) {
+      refused_[server] = Status::OK();
+    } else if (event == zmq::kEventHandshakeFailedAuth) {
+      refused_[server] = Status::Auth(endpoint + " refused this client's credentials (ZAP status " +
+                                      std::to_string(value) + "): a token of another cluster, " +
+                                      "a revoked one, or none");
+    } else if (event == zmq::kEventHandshakeFailedProtocol) {
+      refused_[server] = Status::Auth(
+          endpoint + " failed the security handshake (" +
+          (options_.curveServerKey.empty() ? std::string("it requires a token and this client has none")
+                                           : std::string("wrong server key, or the server has no authentication")) +
+          "; zmq protocol error " + std::to_string(value) + ")");
+    }
+  }
+}
+
 void RpcClient::Loop() {
-  std::vector<zmq::PollItem> items(sockets_.size() + 1);
-  for (size_t i = 0; i < sockets_.size(); i++) items[i] = {sockets_[i], 0, zmq::kPollIn, 0};
+  const size_t n = sockets_.size();
+  std::vector<zmq::PollItem> items(2 * n + 1);
+  for (size_t i = 0; i < n; i++) items[i] = {sockets_[i], 0, zmq::kPollIn, 0};
+  for (size_t i = 0; i < n; i++) items[n + i] = {monitors_[i], 0, zmq::kPollIn, 0};
   items.back() = {nullptr, wakeFd_, zmq::kPollIn, 0};
   for (;;) {
     {
@@ -316,9 +378,14 @@ void RpcClient::Loop() {
     auto now = Clock::now();
     long waitMs = kPollWaitMsMax;
     std::vector<uint64_t> expired;
+    std::vector<uint64_t> refused;  // unsent to an address whose handshake refused us
     for (auto& [id, p] : inflight_) {
       if (p->deadline <= now) {
         expired.push_back(id);
+        continue;
+      }
+      if (!p->sent && !refused_[p->server].ok()) {
+        refused.push_back(id);
         continue;
       }
       if (!p->sent) TrySend(p.get());
@@ -342,7 +409,19 @@ void RpcClient::Loop() {
                               " attempt(s) of " + std::to_string(options_.timeoutMs) + " ms"),
              MsgValue());
     }
-    if (!expired.empty()) continue;  // recompute the wait with the new deadlines
+    for (uint64_t id : refused) {
+      Pending* p = inflight_[id].get();
+      // Another address that has not refused us may still take it; else the refusal is final.
+      bool other = false;
+      for (size_t i = 0; i < n; i++) other = other || (i != p->server && refused_[i].ok());
+      if (other && p->attempt < p->attemptsMax) {
+        Failover(p->server);
+        StartAttempt(p);
+        continue;
+      }
+      Finish(id, Status::Auth(p->method + ": " + refused_[p->server].message()), MsgValue());
+    }
+    if (!expired.empty() || !refused.empty()) continue;  // recompute the wait
 
     for (auto& item : items) item.revents = 0;
     int rc = api_->poll(items.data(), static_cast<int>(items.size()), waitMs);
@@ -355,8 +434,9 @@ void RpcClient::Loop() {
       while (::read(wakeFd_, &count, sizeof count) > 0) {
       }
     }
-    for (size_t i = 0; i < sockets_.size(); i++) {
+    for (size_t i = 0; i < n; i++) {
       if (items[i].revents & zmq::kPollIn) Receive(sockets_[i]);
+      if (items[n + i].revents & zmq::kPollIn) ReceiveEvents(i);
     }
   }
 

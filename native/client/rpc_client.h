@@ -39,7 +39,9 @@ struct RpcClientOptions {
   uint32_t attemptsMax = limits::kRpcAttemptsMax;     // per call when it may be retried
   uint32_t inflightRequestsMax = limits::kRpcInflightRequestsMax;
   // CURVE (design §10): all three set (Z85, 40 characters each), or all empty for a server
-  // without authentication. A server that refuses the key gives no reply: calls time out.
+  // without authentication. A server that refuses the key (its ZAP handler says no) or speaks
+  // another mechanism (CURVE vs none) gives no reply; the socket monitor sees the failed
+  // handshake, and calls waiting for that address end at once with kAuth (not kTimedOut).
   std::string curveServerKey;
   std::string curvePublicKey;
   std::string curveSecretKey;
@@ -101,6 +103,7 @@ class RpcClient {
   void StartAttempt(Pending* p);
   void TrySend(Pending* p);
   void Receive(void* socket);
+  void ReceiveEvents(size_t server);
   void HandleReply(const char* data, size_t size);
   void Failover(size_t from);
   void Finish(uint64_t requestId, const Status& s, MsgValue result);
@@ -111,6 +114,9 @@ class RpcClient {
   RpcClientCounters counters_;
   void* ctx_ = nullptr;
   std::vector<void*> sockets_;  // one DEALER per endpoint; touched by the I/O thread only
+  std::vector<void*> monitors_;  // one PAIR per DEALER: its handshake events
+  // I/O thread only: per endpoint, the last handshake's refusal (ok once one succeeds).
+  std::vector<Status> refused_;
   int wakeFd_ = -1;
   std::thread thread_;
   std::atomic<uint64_t> nextRequestId_{1};

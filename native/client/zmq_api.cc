@@ -113,7 +113,8 @@ void LoadOnce(Loaded* l) {
             Bind(lib, "zmq_errno", &a.errnum, &s) && Bind(lib, "zmq_strerror", &a.strerror, &s) &&
             Bind(lib, "zmq_version", &a.version, &s) &&
             Bind(lib, "zmq_curve_public", &a.curvePublic, &s) &&
-            Bind(lib, "zmq_z85_encode", &a.z85Encode, &s);
+            Bind(lib, "zmq_z85_encode", &a.z85Encode, &s) &&
+            Bind(lib, "zmq_socket_monitor", &a.socketMonitor, &s);
   if (!ok) return;
   int major = 0, minor = 0, patch = 0;
   a.version(&major, &minor, &patch);

@@ -13,6 +13,7 @@ namespace millpond {
 
 namespace zmq {
 // Socket types.
+constexpr int kPair = 0;
 constexpr int kDealer = 5;
 constexpr int kRouter = 6;
 // Socket options.
@@ -32,6 +33,11 @@ constexpr int kCurveSecretKey = 49;
 constexpr int kCurveServerKey = 50;
 constexpr size_t kCurveKeyBytes = 32;
 constexpr size_t kCurveKeyZ85Chars = 40;
+// zmq_socket_monitor events (stable since libzmq 4.3): a monitor socket receives two frames
+// per event, [uint16 event, uint32 value] (host order, 6 bytes) and the peer's address.
+constexpr int kEventHandshakeSucceeded = 0x1000;
+constexpr int kEventHandshakeFailedProtocol = 0x2000;  // e.g. CURVE vs NULL, undecryptable HELLO
+constexpr int kEventHandshakeFailedAuth = 0x4000;      // the server's ZAP refused (value: 400...)
 // Send/receive flags.
 constexpr int kDontWait = 1;
 constexpr int kSndMore = 2;
@@ -78,6 +84,8 @@ struct ZmqApi {
   void (*version)(int*, int*, int*);
   // CURVE helpers: a Z85 public key (41 bytes with NUL) of a Z85 secret key; Z85 of bytes.
   int (*curvePublic)(char* z85Public, const char* z85Secret);
+  // zmq_socket_monitor(socket, "inproc://...", events).
+  int (*socketMonitor)(void*, const char*, int);
   char* (*z85Encode)(char* dest, const uint8_t* data, size_t size);
 
   // "what: <zmq_strerror(zmq_errno())>" as a Status (EAGAIN → kTimedOut, ETERM → kClosed).

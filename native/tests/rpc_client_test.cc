@@ -329,6 +329,16 @@ TEST_F(MetaRpcTest, CreateStatReaddirRenameUnlinkRoundTrip) {
   ASSERT_TRUE(meta->Stat("/data/part-1", &st).ok());
   EXPECT_EQ(st.id, opened.inode.id);
 
+  // RENAME_NOREPLACE: an existing target is kExists and both names stay as they were.
+  ASSERT_TRUE(meta->Open("/data/other", create, 0644, &r).ok());
+  EXPECT_EQ(meta->Rename("/data/part-1", "/data/other", nullptr, /*noReplace=*/true).code(), StatusCode::kExists);
+  Inode other;
+  ASSERT_TRUE(meta->Stat("/data/other", &other).ok());
+  EXPECT_NE(other.id, opened.inode.id);
+  ASSERT_TRUE(meta->Stat("/data/part-1", &st).ok());
+  ASSERT_TRUE(meta->Rename("/data/other", "/data/other-2", nullptr, /*noReplace=*/true).ok());
+  ASSERT_TRUE(meta->Unlink("/data/other-2").ok());
+
   Inode t;
   ASSERT_TRUE(meta->Truncate("/data/part-1", 100, &t).ok());
   EXPECT_EQ(t.lengthBytes, 100u);
@@ -471,6 +481,54 @@ TEST_F(MetaRpcTest, ManyThreadsShareOneClient) {
 }
 
 // ---------------------------------------------------------------- failures
+
+// A server that refuses the handshake gives no reply; the socket monitor sees the refusal and
+// the call ends at once with kAuth, not after attempts x timeoutMs with kTimedOut.
+TEST_F(MetaRpcTest, RefusedHandshakeIsEAUTHAtOnce) {
+  START_OR_FAIL(server);
+  const ZmqApi* api = nullptr;
+  ASSERT_TRUE(LoadZmqApi(&api).ok());
+  uint8_t raw[32];
+  for (auto& b : raw) b = static_cast<uint8_t>(std::rand());
+  char secret[41], pub[41];
+  ASSERT_NE(api->z85Encode(secret, raw, sizeof raw), nullptr);
+  ASSERT_EQ(api->curvePublic(pub, secret), 0);
+  struct Case {
+    const char* what;
+    std::string publicKey, secretKey, serverKey;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"a key this cluster never admitted", pub, secret, serverKey_, "refused this client's credentials"},
+      {"no key at all", "", "", "", "requires a token and this client has none"},
+  };
+  for (const Case& c : cases) {
+    RpcClientOptions o;
+    o.endpoints = {server->endpoint()};
+    o.timeoutMs = 5000;
+    o.attemptsMax = 3;
+    o.curvePublicKey = c.publicKey;
+    o.curveSecretKey = c.secretKey;
+    o.curveServerKey = c.serverKey;
+    std::unique_ptr<RpcClient> rpc;
+    ASSERT_TRUE(RpcClient::Create(o, &rpc).ok());
+    auto start = Clock::now();
+    MsgValue result;
+    Status s = rpc->Call("meta.stat", MsgValue::Map({{"path", MsgValue::Str("/")}}), &result);
+    auto elapsedMs = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+    EXPECT_EQ(s.code(), StatusCode::kAuth) << c.what << ": " << s.ToString();
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s.message();
+    EXPECT_LT(elapsedMs, 4000) << c.what;  // one attempt is 5 s: no timeout was waited for
+    // Later calls too, promptly.
+    start = Clock::now();
+    EXPECT_EQ(rpc->Call("meta.stat", MsgValue::Map({{"path", MsgValue::Str("/")}}), &result).code(), StatusCode::kAuth);
+    EXPECT_LT(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count(), 4000);
+  }
+  // The right credentials still work on the same server.
+  auto meta = Client({server->endpoint()});
+  Inode n;
+  EXPECT_TRUE(meta->Stat("/", &n).ok());
+}
 
 TEST_F(MetaRpcTest, ServerKilledMidCallTimesOutNotHangs) {
   START_OR_FAIL(server);
