@@ -13,8 +13,8 @@
 // (meta.whoami): a proxy user's or the admin's token acts for each caller (actAs = the request's
 // uid/gid/groups, or --as-user's); a plain user's token acts only as that user, whoever the
 // caller is (no actAs is sent; --as-user is refused). A token meta does not admit ends the
-// start with EAUTH: CURVE refusals give no reply, so a probe with a short timeout
-// (limits::kFuseProbeTimeoutMs x kFuseProbeAttempts) reports them instead of hanging.
+// start at once with EAUTH (the RPC client sees the CURVE handshake refused); a meta that does
+// not answer ends it after a short probe (limits::kFuseProbeTimeoutMs x kFuseProbeAttempts).
 //
 // Without --foreground it forks before any thread starts; the child mounts, checks that meta
 // answers, tells the parent (which then exits 0, or 1 with the error), and serves. SIGTERM,
@@ -278,15 +278,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   Status s = g_fs->ChildPath(parent, name, &from);
   if (s.ok()) s = g_fs->ChildPath(newparent, newname, &to);
   MetaUser as = CallerOf(req);
-  Inode existing;
-  if (s.ok() && (flags & RENAME_NOREPLACE)) {
-    // Not atomic with the rename: meta has no rename-unless-exists (a racing create between
-    // the two calls is replaced).
-    Status e = g_fs->meta()->Stat(to, &existing, g_fs->As(as));
-    if (e.ok()) s = Status::Exists("rename target exists: " + to);
-    else if (e.code() != StatusCode::kNotFound) s = e;
-  }
-  if (s.ok()) s = g_fs->meta()->Rename(from, to, g_fs->As(as));
+  // RENAME_NOREPLACE: meta checks that `to` is free in the transaction that moves (EEXIST).
+  if (s.ok()) s = g_fs->meta()->Rename(from, to, g_fs->As(as), (flags & RENAME_NOREPLACE) != 0);
   if (!s.ok()) return ReplyErr(req, "rename", s);
   g_fs->Renamed(parent, name, newparent, newname);
   fuse_reply_err(req, 0);
@@ -753,7 +746,8 @@ struct Whoami {
 
 // Asks meta, with a short timeout, whether it answers this mount's credentials: with a token,
 // who it is (meta.whoami); without one, a stat of "/" as root (an unauthenticated cluster).
-// A timeout becomes kAuth with a token (CURVE refusals give no reply), kTimedOut without.
+// A refused handshake (wrong, revoked or missing token) is kAuth at once, from the RPC
+// client's socket monitor; kTimedOut means meta did not answer at all.
 Status Probe(const RpcClientOptions& metaRpc, const std::string& token, Whoami* who) {
   RpcClientOptions o = metaRpc;
   o.timeoutMs = limits::kFuseProbeTimeoutMs;
@@ -773,12 +767,13 @@ Status Probe(const RpcClientOptions& metaRpc, const std::string& token, Whoami* 
     s = rpc->Call("meta.whoami", std::move(params), &r);
   }
   rpc->Close();
-  const std::string waited = std::to_string(limits::kFuseProbeTimeoutMs * limits::kFuseProbeAttempts / 1000) + " s";
+  if (s.code() == StatusCode::kAuth) {
+    // The RPC client saw the handshake fail (its socket monitor): a refusal, not a dead server.
+    return Status::Auth(s.message() + (token.empty() ? " (pass --token-file or MILLPOND_TOKEN_FILE, with the cluster's server key)" : ""));
+  }
   if (s.code() == StatusCode::kTimedOut) {
-    if (token.empty()) {
-      return Status::TimedOut("meta gave no reply in " + waited + ": it is down, or it requires a token (EAUTH: pass --token-file or MILLPOND_TOKEN_FILE, with the cluster's server key)");
-    }
-    return Status::Auth("meta gave no reply in " + waited + ": it refused this mount's credentials (a token or server key not of this cluster, or a removed token) or it is down");
+    const std::string waited = std::to_string(limits::kFuseProbeTimeoutMs * limits::kFuseProbeAttempts / 1000) + " s";
+    return Status::TimedOut("meta gave no reply in " + waited + ": is it running at " + o.endpoints[0] + "?");
   }
   MP_RETURN_IF_ERROR(s);
   if (token.empty()) {

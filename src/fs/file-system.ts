@@ -149,8 +149,9 @@ export class FileSystem {
     return attributed('setlayout', path, async () => { await this.meta.setLayout(path, layout); });
   }
 
-  rename(from: string, to: string): Promise<void> {
-    return attributed('rename', from, () => this.meta.rename(from, to));
+  /** Atomic rename; `noReplace`: EEXIST when `to` exists (checked in the same meta transaction). */
+  rename(from: string, to: string, options?: { noReplace?: boolean }): Promise<void> {
+    return attributed('rename', from, () => this.meta.rename(from, to, options));
   }
 
   /** A second name for a file (fs.link): no bytes move; the chunks go with the last name. */

@@ -82,7 +82,8 @@ export class MetaClient {
   close(inode: bigint, session: string, options?: { length?: number; object?: ObjectAttrs }) { return this.view.close(inode, session, options); }
   unlink(path: string) { return this.view.unlink(path); }
   rmdir(path: string) { return this.view.rmdir(path); }
-  rename(from: string, to: string) { return this.view.rename(from, to); }
+  /** `noReplace`: EEXIST when `to` exists, atomically with the move (RENAME_NOREPLACE). */
+  rename(from: string, to: string, options?: { noReplace?: boolean }) { return this.view.rename(from, to, options); }
   link(existing: string, to: string) { return this.view.link(existing, to); }
   symlink(target: string, path: string) { return this.view.symlink(target, path); }
   readlink(path: string) { return this.view.readlink(path); }
@@ -210,7 +211,7 @@ export class MetaClientView {
   }
   async unlink(path: string) { await this.mutate('meta.unlink', { path }); }
   async rmdir(path: string) { await this.mutate('meta.rmdir', { path }); }
-  async rename(from: string, to: string) { await this.mutate('meta.rename', { from, to }); }
+  async rename(from: string, to: string, options: { noReplace?: boolean } = {}) { await this.mutate('meta.rename', { from, to, ...(options.noReplace ? { noReplace: true } : {}) }); }
   async link(existing: string, to: string) { return (await this.mutate('meta.link', { existing, to })) as Inode; }
   async symlink(target: string, path: string) { return (await this.mutate('meta.symlink', { target, path })) as Inode; }
   async readlink(path: string) { return ((await this.read('meta.readlink', { path })) as { target: string }).target; }

@@ -53,7 +53,7 @@ function handlers(service: MetaService, authn: Authenticator | undefined, change
     'meta.close': (p, d, w) => service.close(user(p, w), u64(p, 'inode'), str(p, 'session'), { length: optUint(p, 'length'), object: optMap(p, 'object') as ObjectAttrs | undefined }, d),
     'meta.unlink': async (p, d, w) => (await service.unlink(user(p, w), str(p, 'path'), d), null),
     'meta.rmdir': async (p, d, w) => (await service.rmdir(user(p, w), str(p, 'path'), d), null),
-    'meta.rename': async (p, d, w) => (await service.rename(user(p, w), str(p, 'from'), str(p, 'to'), d), null),
+    'meta.rename': async (p, d, w) => (await service.rename(user(p, w), str(p, 'from'), str(p, 'to'), d, { noReplace: bool(p, 'noReplace', false) }), null),
     'meta.link': (p, d, w) => service.link(user(p, w), str(p, 'existing'), str(p, 'to'), d),
     'meta.symlink': (p, d, w) => service.symlink(user(p, w), str(p, 'target'), str(p, 'path'), d),
     'meta.readlink': async (p, _d, w) => ({ target: await service.readlink(user(p, w), str(p, 'path')) }),

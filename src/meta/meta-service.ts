@@ -424,9 +424,11 @@ export class MetaService {
 
   /**
    * Atomic rename. Replaces a file target (which then goes to garbage) or an empty directory
-   * target (ENOTEMPTY otherwise); refuses a directory into its own subtree (EINVAL).
+   * target (ENOTEMPTY otherwise); refuses a directory into its own subtree (EINVAL). With
+   * `noReplace` (RENAME_NOREPLACE), an existing `to` is EEXIST, checked inside the same
+   * transaction as the move: of two racing renames onto one name exactly one wins.
    */
-  async rename(user: User, from: string, to: string, dedup?: Dedup): Promise<void> {
+  async rename(user: User, from: string, to: string, dedup?: Dedup, options: { noReplace?: boolean } = {}): Promise<void> {
     checkUser(user);
     const src = splitPath(from);
     const dst = splitPath(to);
@@ -443,6 +445,7 @@ export class MetaService {
       requireAccess(user, dstParent, W | X, to);
       const dstEntry = await ns.entry(dstParent.id, dstName);
       if (dstEntry) {
+        if (options.noReplace) throw new MillpondError('EEXIST', `file exists: ${to}`);
         if (dstEntry.inode === srcEntry.inode) return null; // same file: POSIX says do nothing
         if (srcEntry.type === 'dir') {
           if (dstEntry.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: ${to}`);

@@ -18,7 +18,7 @@
  *                     contentType?, headers?, meta?} (S3 attributes)
  *   meta.unlink       path                                             nil
  *   meta.rmdir        path                                             nil
- *   meta.rename       from, to                                         nil
+ *   meta.rename       from, to, noReplace?                             nil  (noReplace: EEXIST when to exists)
  *   meta.link         existing, to                                     Inode
  *   meta.symlink      target, path                                     Inode (type 'symlink', target)
  *   meta.readlink     path                                             { target }
