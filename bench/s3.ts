@@ -21,9 +21,12 @@ import { crc32c } from '../src/index.js';
 import { MetaClient } from '../src/meta/meta-client.js';
 import { benchDir, fmtCount, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable, round3, runWithDepth } from './lib.js';
 
-async function startGatewayProcess(meta: string, mgmtd: string): Promise<{ child: ChildProcess; endpoint: string }> {
+/** The gateway as its own process, presenting the cluster's admin token (env, never argv). */
+async function startGatewayProcess(meta: string, mgmtd: string, auth: { token: string; serverKey: string }): Promise<{ child: ChildProcess; endpoint: string }> {
   const main = join(benchDir, '..', 'src', 'cli', 'main.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 's3', '--listen', '127.0.0.1:0', '--meta', meta, '--mgmtd', mgmtd, '--transport', 'tcp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 's3', '--listen', '127.0.0.1:0', '--meta', meta, '--mgmtd', mgmtd, '--transport', 'tcp'], {
+    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MILLPOND_TOKEN: auth.token, MILLPOND_SERVER_KEY: auth.serverKey },
+  });
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
     const m = /^millpond s3 is up: (http:\/\/\S+)/.exec(line);
@@ -41,10 +44,12 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
     dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
     host: '127.0.0.1', transport: 'tcp', chainCount: 12, syncWrites: options.get('sync') !== 'false',
   });
-  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp' });
-  const meta = new MetaClient(cluster.meta);
+  // Control-plane auth is on: the bench's clients and the gateway present the admin's token.
+  const auth = { token: cluster.adminToken, serverKey: cluster.serverKey };
+  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp', ...auth });
+  const meta = new MetaClient(cluster.meta, { auth });
   const key = await meta.accessKeyAdd({ uid: 0, gid: 0 });
-  const gateway = await startGatewayProcess(cluster.meta, cluster.mgmtd);
+  const gateway = await startGatewayProcess(cluster.meta, cluster.mgmtd, auth);
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const s3 = new S3Client({
     endpoint: gateway.endpoint, region: 'us-east-1', forcePathStyle: true,
