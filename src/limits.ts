@@ -319,6 +319,12 @@ export const s3Limits = {
   xmlBodyBytesMax: 2 * 1024 * 1024,
   deleteObjectsKeysMax: 1000,
   listKeysMax: 1000,
+  /** Worker threads hashing request bodies (MD5 for ETags, SHA-256 of signed payloads). */
+  hashWorkers: 2,
+  /** Bytes handed to a hash worker at once; bodies no larger are hashed on the event loop. */
+  hashBatchBytes: 1024 * 1024,
+  /** Batches of one body given to its worker and not yet hashed (memory: this times the batch). */
+  hashBatchesInFlight: 4,
   /** Chunk writes (each one chunk of the file) of one PUT in flight: its memory is this times the chunk size. */
   putChunksInFlight: 8,
   /** Chunk-sized reads of one GET ahead of the socket (with the one being sent: as many in flight as a PUT's writes). */

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { s3Limits } from '../limits.js';
 import { S3Error } from './errors.js';
+import { digester } from './hash-pool.js';
 import {
   chunkSignature, sameSignature, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER, trailerSignature,
   UNSIGNED_PAYLOAD, type VerifiedSignature,
@@ -57,25 +58,30 @@ function isChunked(req: IncomingMessage, signature: VerifiedSignature | undefine
  * REQUIRES: the caller consumes the iterable to its end for the checks to run.
  */
 export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone: (r: BodyResult) => void): AsyncGenerator<Buffer> {
-  const md5 = createHash('md5');
   const claimed = checks.signature?.claim.payloadHash;
-  const sha = claimed && /^[0-9a-f]{64}$/.test(claimed) ? createHash('sha256') : undefined;
+  const signedHash = claimed !== undefined && /^[0-9a-f]{64}$/.test(claimed);
+  // MD5 and SHA-256 on the hash workers (bodies past one batch): the event loop only copies.
+  const hashes = digester(signedHash ? ['md5', 'sha256'] : ['md5'], checks.length);
   let bytes = 0;
   const source = isChunked(req, checks.signature) ? decodeChunked(req, checks.signature) : plain(req);
-  for await (const piece of source) {
-    bytes += piece.length;
-    if (bytes > checks.length) throw new S3Error('IncompleteBody', 'the body is longer than its declared length');
-    md5.update(piece);
-    sha?.update(piece);
-    yield piece;
+  try {
+    for await (const piece of source) {
+      bytes += piece.length;
+      if (bytes > checks.length) throw new S3Error('IncompleteBody', 'the body is longer than its declared length');
+      await hashes.update(piece);
+      yield piece;
+    }
+    if (bytes !== checks.length) throw new S3Error('IncompleteBody', `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${checks.length})`);
+    const digests = await hashes.digest();
+    if (signedHash && digests.sha256!.toString('hex') !== claimed) throw new S3Error('XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.');
+    const digest = digests.md5!;
+    if (checks.md5Base64 !== undefined && digest.toString('base64') !== checks.md5Base64) {
+      throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+    }
+    onDone({ md5: digest, bytes });
+  } finally {
+    hashes.drop();
   }
-  if (bytes !== checks.length) throw new S3Error('IncompleteBody', `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${checks.length})`);
-  if (sha && sha.digest('hex') !== claimed) throw new S3Error('XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.');
-  const digest = md5.digest();
-  if (checks.md5Base64 !== undefined && digest.toString('base64') !== checks.md5Base64) {
-    throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
-  }
-  onDone({ md5: digest, bytes });
 }
 
 async function* plain(req: IncomingMessage): AsyncGenerator<Buffer> {
