@@ -190,6 +190,11 @@ export class RoutingClient {
     throw last;
   }
 
+  /** Data addresses of the chain's serving replicas (the tail last), from the current routing. */
+  async servingAddresses(chainId: number): Promise<string[]> {
+    return (await this.route(chainId)).serving;
+  }
+
   /** How long a chunk read may take before a second replica is asked too. */
   readHedgeDelayMs(): number {
     const l = clusterLimits;

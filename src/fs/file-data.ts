@@ -5,7 +5,7 @@
  */
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
-import { fsLimits } from '../limits.js';
+import { fsLimits, limits } from '../limits.js';
 import type { FileLayout } from '../meta/types.js';
 import { chainOfChunk, fileChains } from './layout.js';
 
@@ -73,6 +73,58 @@ export class FileData {
         if (!(err instanceof MillpondError) || err.code !== 'ENOENT') throw err;
         dst.fill(0); // a hole: never written
       }
+    });
+  }
+
+  /**
+   * Many small reads in few messages (3FS's batched reads): the pieces are grouped by chain
+   * and each group goes to one serving replica as chunk-client readBatch messages (at most
+   * batchReadEntriesMax entries each). A piece the replica could not serve is read again
+   * through read() (any replica, retried); a hole or a short chunk reads as zeros.
+   * `reads[i]` lands at target[offsets[i], offsets[i] + reads[i].length).
+   * REQUIRES: every read lies within the file (the caller bounds it).
+   */
+  async readBatch(reads: Array<{ position: number; length: number }>, offsets: number[], target: Buffer): Promise<void> {
+    const byChain = new Map<number, Array<{ index: number; offsetInChunk: number; length: number; at: number }>>();
+    for (let i = 0; i < reads.length; i++) {
+      for (const p of piecesOf(reads[i]!.position, reads[i]!.length, this.layout.chunkSizeBytes)) {
+        const chain = await this.chainOf(p.index);
+        let group = byChain.get(chain);
+        if (!group) byChain.set(chain, (group = []));
+        group.push({ ...p, at: offsets[i]! + p.at });
+      }
+    }
+    const batches: Array<{ chain: number; pieces: Array<{ index: number; offsetInChunk: number; length: number; at: number }> }> = [];
+    for (const [chain, pieces] of byChain) {
+      let current: typeof pieces = [];
+      let bytes = 0;
+      for (const p of pieces) { // each message within the chunk client's entry and byte limits
+        if (current.length === limits.batchReadEntriesMax || bytes + p.length > limits.batchReadBytesMax) {
+          batches.push({ chain, pieces: current });
+          current = [];
+          bytes = 0;
+        }
+        current.push(p);
+        bytes += p.length;
+      }
+      if (current.length > 0) batches.push({ chain, pieces: current });
+    }
+    await forEachLimited(batches, fsLimits.chunksInFlightPerFile, async ({ chain, pieces }) => {
+      const serving = await this.routing.servingAddresses(chain);
+      const address = serving[Math.floor(Math.random() * serving.length)];
+      let results: Array<{ bytesRead: number; code: string | null }> | undefined;
+      if (address) {
+        results = await this.routing.chunks.readBatch(address, pieces.map((p) => ({
+          chunk: { inode: this.inode, index: p.index }, offset: p.offsetInChunk, length: p.length, bufferOffset: p.at,
+        })), target).catch(() => undefined); // the whole message failed: each piece is retried below
+      }
+      await Promise.all(pieces.map(async (p, i) => {
+        const r = results?.[i];
+        const dst = target.subarray(p.at, p.at + p.length);
+        if (r && r.code === null) dst.fill(0, r.bytesRead); // past the chunk's end: a hole
+        else if (r && r.code === 'ENOENT') dst.fill(0); // never written
+        else await this.read(p.index * this.layout.chunkSizeBytes + p.offsetInChunk, dst);
+      }));
     });
   }
 

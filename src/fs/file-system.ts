@@ -317,6 +317,34 @@ export class FileHandle {
     return out;
   }
 
+  /**
+   * Many small reads at once (random 4 KiB reads of a dataloader, say): grouped by chain into
+   * batched messages to the storage servers instead of one request each. Returns the reads'
+   * bytes one after another, each bounded by the file's end like readAt.
+   */
+  async readBatch(reads: Array<{ position: number; length: number }>): Promise<Buffer> {
+    this.check('read');
+    if (!Array.isArray(reads)) throw new TypeError('reads must be an array');
+    const bounded: Array<{ position: number; length: number }> = [];
+    const offsets: number[] = [];
+    let total = 0;
+    for (const r of reads) {
+      if (!Number.isSafeInteger(r.position) || r.position < 0) throw new RangeError('position must be a non-negative integer');
+      if (!Number.isSafeInteger(r.length) || r.length < 0) throw new RangeError('length must be a non-negative integer');
+      const n = Math.max(0, Math.min(r.length, this.length - r.position));
+      offsets.push(total);
+      bounded.push({ position: r.position, length: n });
+      total += n;
+    }
+    if (total > fsLimits.readBytesMax) throw new RangeError(`a batch reads at most ${fsLimits.readBytesMax} bytes`);
+    const out = Buffer.alloc(total);
+    const nonEmpty = bounded.map((r, i) => ({ r, at: offsets[i]! })).filter((x) => x.r.length > 0);
+    if (nonEmpty.length > 0) {
+      await attributed('read', this.path, () => this.data.readBatch(nonEmpty.map((x) => x.r), nonEmpty.map((x) => x.at), out));
+    }
+    return out;
+  }
+
   /** Like node: fills buffer[offset, offset+length) from `position` (or the handle's position). */
   async read(buffer: Buffer, offset = 0, length = buffer.length - offset, position: number | null = null) {
     const at = position ?? this.position;

@@ -102,6 +102,33 @@ describe('FileSystem', () => {
     expect(await fs.readFile('/data/a')).toEqual(Buffer.from('hell\0\0\0\0X'));
   });
 
+  it('readBatch: many small reads in batched messages, across chunks, holes and the end, byte-exact', async () => {
+    const data = randomBytes(5 * CHUNK + 777);
+    const h = await fs.open('/data/batch', 'w');
+    await h.write(data.subarray(0, 2 * CHUNK)); // chunk 2 stays a hole
+    await h.write(data.subarray(3 * CHUNK), 3 * CHUNK);
+    await h.close();
+    const expected = Buffer.from(data);
+    expected.fill(0, 2 * CHUNK, 3 * CHUNK);
+    const r = await fs.open('/data/batch');
+    const reads: Array<{ position: number; length: number }> = [];
+    for (let i = 0; i < 500; i++) reads.push({ position: Math.floor(Math.random() * (data.length - 4096)), length: 4096 });
+    reads.push({ position: CHUNK - 10, length: 20 }); // across a chunk boundary
+    reads.push({ position: 2 * CHUNK + 1, length: 100 }); // in the hole
+    reads.push({ position: data.length - 5, length: 100 }); // past the end: bounded
+    reads.push({ position: data.length + 10, length: 100 }); // wholly past it: empty
+    const got = await r.readBatch(reads);
+    let at = 0;
+    for (const { position, length } of reads) {
+      const want = expected.subarray(position, Math.min(position + length, expected.length));
+      expect(got.subarray(at, at + want.length).equals(want), `read at ${position}`).toBe(true);
+      at += want.length;
+    }
+    expect(got.length).toBe(at);
+    await expect(r.readBatch([{ position: -1, length: 1 }])).rejects.toThrow(RangeError);
+    await r.close();
+  });
+
   it('streams a file in and out with checksums intact', async () => {
     const data = randomBytes(5 * CHUNK + 777);
     await pipeline(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), fs.createWriteStream('/data/stream'));
