@@ -181,7 +181,7 @@ constexpr size_t kFuseWriteBehindBytesDefault = size_t{16} << 20;  // per open f
 constexpr uint32_t kFuseGroupsMax = 64;                  // supplementary groups sent per caller (metaLimits.gidsMax)
 constexpr uint32_t kFuseReadAheadKbDefault = 4096;       // the mount's kernel read-ahead window
 constexpr uint32_t kFuseMountReadyMsMax = 30000;         // a daemon's parent waits this long for the mount
-constexpr uint32_t kFuseProbeTimeoutMs = 3000;           // per attempt of the start's meta probe (CURVE refusals: no reply)
+constexpr uint32_t kFuseProbeTimeoutMs = 3000;           // per attempt of the start's meta probe (a dead meta; refusals are EAUTH at once)
 constexpr uint32_t kFuseProbeAttempts = 3;               // 9 s in all, under kFuseMountReadyMsMax
 constexpr size_t kFuseTokenBytesMax = 4096;              // a token file or descriptor's contents
 
