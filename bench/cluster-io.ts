@@ -17,40 +17,52 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
   const sizeMiB = intOption(options, 'size-mib', 2048);
   const pieceMiB = intOption(options, 'piece-mib', 64); // bytes handed to one write()/read() call
   const transport = (options.get('transport') ?? 'tcp') as 'tcp' | 'rdma' | 'auto';
+  const rounds = intOption(options, 'rounds', 3);
   const work = await makeWorkDir('cluster-io');
   try {
-    const cluster = await startEmbedded({
-      dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
-      host: '127.0.0.1', transport, chainCount: 12, syncWrites: true,
-    });
-    const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport, token: cluster.adminToken, serverKey: cluster.serverKey });
+    // The same file written and read on a cluster with authentication (tokens, CURVE,
+    // capabilities checked on every chunk request) and on an insecure one, in this run.
     const piece = Buffer.alloc(pieceMiB * MiB);
     for (let i = 0; i < piece.length; i += 4) piece.writeUInt32LE((i * 2654435761) >>> 0, i);
     const pieces = Math.ceil(sizeMiB / pieceMiB);
     const bytes = pieces * piece.length;
-    let writeMs: number;
-    let readMs: number;
-    try {
-      const handle = await fs.open('/bench.bin', 'w');
-      let started = nowMs();
-      for (let i = 0; i < pieces; i++) await handle.write(piece);
-      await handle.close();
-      writeMs = nowMs() - started;
+    // Rounds alternate which goes first (the shared cores drift); each figure is the median.
+    const timings = new Map<boolean, { writeMs: number[]; readMs: number[] }>([[true, { writeMs: [], readMs: [] }], [false, { writeMs: [], readMs: [] }]]);
+    for (let round = 0; round < rounds; round++) for (const auth of round % 2 === 0 ? [true, false] : [false, true]) {
+      const cluster = await startEmbedded({
+        dataDir: join(work.dir, `cluster-${round}-${auth ? 'auth' : 'noauth'}`), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
+        host: '127.0.0.1', transport, chainCount: 12, syncWrites: true, insecure: !auth,
+      });
+      const fs = await connect({
+        meta: cluster.meta, mgmtd: [cluster.mgmtd], transport, ...(auth ? { token: cluster.adminToken, serverKey: cluster.serverKey } : {}),
+      });
+      try {
+        const handle = await fs.open('/bench.bin', 'w');
+        let started = nowMs();
+        for (let i = 0; i < pieces; i++) await handle.write(piece);
+        await handle.close();
+        const writeMs = nowMs() - started;
 
-      await dropPageCache();
-      const reader = await fs.open('/bench.bin', 'r');
-      const expected = crc32c(piece);
-      started = nowMs();
-      for (let i = 0; i < pieces; i++) {
-        const data = await reader.readAt(i * piece.length, piece.length);
-        if (crc32c(data) !== expected) throw new Error(`piece ${i} read back different bytes`);
+        await dropPageCache();
+        const reader = await fs.open('/bench.bin', 'r');
+        const expected = crc32c(piece);
+        started = nowMs();
+        for (let i = 0; i < pieces; i++) {
+          const data = await reader.readAt(i * piece.length, piece.length);
+          if (crc32c(data) !== expected) throw new Error(`piece ${i} read back different bytes`);
+        }
+        timings.get(auth)!.writeMs.push(writeMs);
+        timings.get(auth)!.readMs.push(nowMs() - started);
+        await reader.close();
+      } finally {
+        fs.close();
+        await cluster.stop();
       }
-      readMs = nowMs() - started;
-      await reader.close();
-    } finally {
-      fs.close();
-      await cluster.stop();
     }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const writeMs = median(timings.get(true)!.writeMs);
+    const readMs = median(timings.get(true)!.readMs);
+    const noauth = { writeMs: median(timings.get(false)!.writeMs), readMs: median(timings.get(false)!.readMs) };
 
     const iperf3 = (await runIperf3(await freePort(), 5)) / 1e9;
     const ddFile = join(work.dir, 'dd.bin');
@@ -59,22 +71,35 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
 
     const figures = {
       size_MiB: pieces * pieceMiB,
+      rounds,
       replicas: 3,
       transport,
       write_GBps: round3(gbPerSecond(bytes, writeMs)),
       read_GBps: round3(gbPerSecond(bytes, readMs)),
+      write_noauth_GBps: round3(gbPerSecond(bytes, noauth.writeMs)),
+      read_noauth_GBps: round3(gbPerSecond(bytes, noauth.readMs)),
+      write_auth_ratio: round3(noauth.writeMs / writeMs),
+      read_auth_ratio: round3(noauth.readMs / readMs),
       iperf3_GBps: round3(iperf3),
       dd_write_GBps: round3(dd.bytesPerSecond / 1e9),
     };
     printTable(`cluster-io: one client, a ${figures.size_MiB} MiB file over 12 chains of 3 replicas (${machineNote()})`, [
       ['path', 'GB/s'],
-      ['millpond write (3 replicas, fdatasync per chunk)', fmtGBps(figures.write_GBps)],
-      ['millpond read (page cache dropped, checksums verified)', fmtGBps(figures.read_GBps)],
+      ['millpond write (3 replicas, fdatasync per chunk), auth on', fmtGBps(figures.write_GBps)],
+      ['millpond write, auth off', fmtGBps(figures.write_noauth_GBps)],
+      ['millpond read (page cache dropped, checksums verified), auth on', fmtGBps(figures.read_GBps)],
+      ['millpond read, auth off', fmtGBps(figures.read_noauth_GBps)],
       ['iperf3, one TCP stream', fmtGBps(figures.iperf3_GBps)],
       ['dd O_DIRECT write, 4 MiB blocks', fmtGBps(figures.dd_write_GBps)],
     ]);
     console.log('\nA write crosses loopback three times (client -> head -> middle -> tail) and lands on the one disk three times,');
     console.log('so on one machine its ceiling is about dd/3; reads come from one replica.');
+    console.log(`auth on / off: write ${figures.write_auth_ratio}, read ${figures.read_auth_ratio}`);
+    for (const auth of [true, false]) {
+      const t = timings.get(auth)!;
+      console.log(`  rounds, auth ${auth ? 'on ' : 'off'} (GB/s): write ${t.writeMs.map((ms) => gbPerSecond(bytes, ms).toFixed(3)).join(' ')}; ` +
+        `read ${t.readMs.map((ms) => gbPerSecond(bytes, ms).toFixed(3)).join(' ')}`);
+    }
     printJson('cluster-io', figures);
   } finally {
     work.cleanup();

@@ -3,14 +3,16 @@
  * against iperf3's single TCP stream in the same run. Chunks are hot in the server's page
  * cache (directIo:false, read once before timing), so the figure is the data plane's, not the
  * disk's. The server runs in a child process by default (--server inproc to share this one).
+ * Every figure is taken twice in the run: against a server with a cluster secret (a token client,
+ * a capability checked per request: *_auth_ratio = on / off) and one without.
  */
 import { join } from 'node:path';
-import { allocAligned, ChunkClient, type TransportChoice, type TransportCounters } from '../src/index.js';
+import { allocAligned, type TransportCounters } from '../src/index.js';
 import {
   fmtGBps, freePort, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
   round3, runForDuration, runIperf3, runWithDepth,
 } from './lib.js';
-import { parseServerMode, parseTransport, startServer } from './server.js';
+import { parseServerMode, parseTransport, startAuthPair, type AuthSide } from './server.js';
 
 const chunkBytes = 4 * MiB;
 
@@ -25,15 +27,17 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
   const rounds = intOption(options, 'rounds', 3);
 
   const { dir, cleanup } = await makeWorkDir('dataplane');
+  // Two servers, with and without a cluster secret, so auth's cost is measured in this run.
   // A server that cannot start (e.g. --transport rdma without a device) still cleans up.
-  const server = await startServer(serverMode, join(dir, 'store'), transport, ioThreads).catch((err: unknown) => {
-    cleanup();
-    throw err;
-  });
-  const client = new ChunkClient({ transport, connectionsPerServer: connections });
+  const pair = await startAuthPair(serverMode, dir, transport, ioThreads, { transport, connectionsPerServer: connections }, 2n)
+    .catch((err: unknown) => {
+      cleanup();
+      throw err;
+    });
   try {
     console.log(`dataplane: ${chunkCount} chunks x 4 MiB, transport ${transport}, server in ${serverMode === 'child' ? 'a child process' : 'this process'} ` +
-      `(${ioThreads} io threads), ${depth} requests in flight on ${connections} connection(s), ${seconds} s per phase, median of ${rounds} rounds`);
+      `(${ioThreads} io threads), ${depth} requests in flight on ${connections} connection(s), ${seconds} s per phase, median of ${rounds} rounds; ` +
+      'each figure with authentication on (a token client, capabilities checked) and off (no secret), writes through a one-target chain');
     console.log(machineNote());
 
     const buffers = Array.from({ length: depth }, () => {
@@ -42,57 +46,77 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
       return b;
     });
     const chunkOf = (i: number) => ({ inode: 2n, index: i % chunkCount });
+    const sides = [pair.on, pair.off];
+    const write = (side: AuthSide, i: number, slot: number) => side.client.write(side.server.address, chunkOf(i), 0, buffers[slot]!, side.chain());
+    const read = async (side: AuthSide, i: number, slot: number) => {
+      const { data } = await side.client.read(side.server.address, chunkOf(i), 0, chunkBytes, { target: buffers[slot], capability: side.capability });
+      if (data.length !== chunkBytes) throw new Error(`chunk ${i % chunkCount}: read ${data.length} bytes`);
+    };
 
-    // Writes: every chunk once (creates it), then overwrites for the rest of the phase.
-    await runWithDepth(chunkCount, depth, (i, slot) => client.write(server.address, chunkOf(i), 0, buffers[slot]));
-    const written = await runForDuration(seconds * 1000, depth,
-      (i, slot) => client.write(server.address, chunkOf(i), 0, buffers[slot]));
-
-    // Warm: every chunk's newest version is read once, so the timed reads hit the cache.
-    await runWithDepth(chunkCount, depth, (i, slot) => client.read(server.address, chunkOf(i), 0, chunkBytes, { target: buffers[slot] }));
-    // Loopback throughput drifts with the other work on the shared cores, so reads and iperf3
-    // alternate for a few rounds and each figure is the median (iperf3 never overlaps a read).
-    const readSamples: number[] = [];
+    // Writes: every chunk once (creates it); the chunks' newest versions are read once, so the
+    // timed reads hit the cache.
+    for (const side of sides) {
+      await runWithDepth(chunkCount, depth, (i, slot) => write(side, i, slot));
+      await runWithDepth(chunkCount, depth, (i, slot) => read(side, i, slot));
+    }
+    // Loopback throughput drifts with the other work on the shared cores, so overwrites and
+    // reads (auth on, auth off, the order swapped each round) and iperf3 alternate for a few
+    // rounds and each figure is the median.
+    const writeSamples = new Map<AuthSide, number[]>(sides.map((s) => [s, []]));
+    const readSamples = new Map<AuthSide, number[]>(sides.map((s) => [s, []]));
     const iperf3Samples: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      const read = await runForDuration(seconds * 1000, depth, async (i, slot) => {
-        const { data } = await client.read(server.address, chunkOf(i), 0, chunkBytes, { target: buffers[slot] });
-        if (data.length !== chunkBytes) throw new Error(`chunk ${i % chunkCount}: read ${data.length} bytes`);
-      });
-      readSamples.push(gbPerSecond(read.ops * chunkBytes, read.elapsedMs));
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+        const w = await runForDuration(seconds * 1000, depth, (i, slot) => write(side, i, slot));
+        writeSamples.get(side)!.push(gbPerSecond(w.ops * chunkBytes, w.elapsedMs));
+        await runWithDepth(chunkCount, depth, (i, slot) => read(side, i, slot)); // warm the new versions
+        const r = await runForDuration(seconds * 1000, depth, (i, slot) => read(side, i, slot));
+        readSamples.get(side)!.push(gbPerSecond(r.ops * chunkBytes, r.elapsedMs));
+      }
       iperf3Samples.push((await runIperf3(await freePort(), seconds)) / 1e9);
     }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-    const transports = client.stats().transports as Record<string, TransportCounters | undefined>;
+    const transports = pair.on.client.stats().transports as Record<string, TransportCounters | undefined>;
     const carriers = Object.entries(transports).filter(([, c]) => c && c.bytesReceived > 0).map(([name]) => name);
 
     const figures = {
-      read_GBps: round3(median(readSamples)),
-      write_GBps: round3(gbPerSecond(written.ops * chunkBytes, written.elapsedMs)),
+      read_GBps: round3(median(readSamples.get(pair.on)!)),
+      read_noauth_GBps: round3(median(readSamples.get(pair.off)!)),
+      write_GBps: round3(median(writeSamples.get(pair.on)!)),
+      write_noauth_GBps: round3(median(writeSamples.get(pair.off)!)),
       iperf3_GBps: round3(median(iperf3Samples)),
       read_ratio: 0,
+      read_auth_ratio: 0,
+      write_auth_ratio: 0,
     };
     figures.read_ratio = round3(figures.read_GBps / figures.iperf3_GBps);
+    figures.read_auth_ratio = round3(figures.read_GBps / figures.read_noauth_GBps);
+    figures.write_auth_ratio = round3(figures.write_GBps / figures.write_noauth_GBps);
     console.log('\nrounds (GB/s):');
-    console.log(`  read    ${readSamples.map((v) => v.toFixed(3)).join('  ')}`);
-    console.log(`  iperf3  ${iperf3Samples.map((v) => v.toFixed(3)).join('  ')}`);
+    console.log(`  read, auth on   ${readSamples.get(pair.on)!.map((v) => v.toFixed(3)).join('  ')}`);
+    console.log(`  read, auth off  ${readSamples.get(pair.off)!.map((v) => v.toFixed(3)).join('  ')}`);
+    console.log(`  write, auth on  ${writeSamples.get(pair.on)!.map((v) => v.toFixed(3)).join('  ')}`);
+    console.log(`  write, auth off ${writeSamples.get(pair.off)!.map((v) => v.toFixed(3)).join('  ')}`);
+    console.log(`  iperf3          ${iperf3Samples.map((v) => v.toFixed(3)).join('  ')}`);
     printTable(`4 MiB chunks over loopback (GB/s = 1e9 bytes/s), carried by: ${carriers.join(', ') || 'nothing'}`, [
-      ['path', 'GB/s', 'vs iperf3'],
-      ['millpond read (hot cache), median', fmtGBps(figures.read_GBps), figures.read_ratio.toFixed(2)],
-      ['millpond write (buffered, no sync)', fmtGBps(figures.write_GBps), (figures.write_GBps / figures.iperf3_GBps).toFixed(2)],
-      ['iperf3, one TCP stream, median', fmtGBps(figures.iperf3_GBps), '1.00'],
+      ['path', 'GB/s', 'vs iperf3', 'vs auth off'],
+      ['millpond read (hot cache), auth on, median', fmtGBps(figures.read_GBps), figures.read_ratio.toFixed(2), figures.read_auth_ratio.toFixed(3)],
+      ['millpond read (hot cache), auth off, median', fmtGBps(figures.read_noauth_GBps), (figures.read_noauth_GBps / figures.iperf3_GBps).toFixed(2), '1'],
+      ['millpond write (chain of 1, no sync), auth on, median', fmtGBps(figures.write_GBps), (figures.write_GBps / figures.iperf3_GBps).toFixed(2), figures.write_auth_ratio.toFixed(3)],
+      ['millpond write (chain of 1, no sync), auth off, median', fmtGBps(figures.write_noauth_GBps), (figures.write_noauth_GBps / figures.iperf3_GBps).toFixed(2), '1'],
+      ['iperf3, one TCP stream, median', fmtGBps(figures.iperf3_GBps), '1.00', ''],
     ]);
     if (carriers.includes('rdma')) {
       console.log('\nnote: RDMA here is soft-RoCE (rdma_rxe), under qemu TCG where it runs: these figures are functional only, not performance.');
     }
-    const serverStats = await server.stop();
-    console.log(`\nserver stats: ${JSON.stringify(serverStats, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`);
+    const serverStats = await pair.close();
+    console.log(`\nserver stats (auth on, auth off): ${JSON.stringify(serverStats, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`);
     printJson('dataplane', {
       transport: carriers.join('+') || transport, server: serverMode, rounds, depth, connections, ioThreads, ...figures,
     });
   } finally {
-    client.close();
+    await pair.close().catch(() => {});
     cleanup();
   }
 }

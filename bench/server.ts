@@ -7,6 +7,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import { CapabilitySigner, RIGHT_READ, RIGHT_WRITE } from '../src/auth/capability.js';
+import { formatToken, mintToken } from '../src/auth/keys.js';
+import { ChunkClient, type ChunkClientOptions } from '../src/chunk/chunk-client.js';
+import { authLimits } from '../src/limits.js';
 import { ChunkStore, DataServer, type TransportChoice } from '../src/index.js';
 import { benchDir } from './lib.js';
 
@@ -24,8 +29,53 @@ export function parseTransport(raw: string | undefined): TransportChoice {
   return transport;
 }
 
-export function startServer(mode: ServerMode, storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
-  return mode === 'child' ? startChildServer(storeDir, transport, ioThreads) : startInprocServer(storeDir, transport, ioThreads);
+/** With `secret` the server authenticates connections and checks capabilities (design §10). */
+export function startServer(mode: ServerMode, storeDir: string, transport: TransportChoice, ioThreads: number,
+  secret?: Buffer): Promise<ServerHandle> {
+  return mode === 'child' ? startChildServer(storeDir, transport, ioThreads, secret) : startInprocServer(storeDir, transport, ioThreads, secret);
+}
+
+/** One side of an auth-on/auth-off comparison: a server, a client for it, what to send. */
+export interface AuthSide {
+  auth: boolean;
+  server: ServerHandle;
+  client: ChunkClient;
+  /** A capability for the bench's inode (auth on), else undefined. */
+  capability: Buffer | undefined;
+  /** Chain-write options for a write (both sides write through chain 1, as clients must with auth). */
+  chain(): { chain: { chainId: number; chainVersion: number; clientId: number; requestId: number }; capability?: Buffer };
+}
+
+/**
+ * Two servers, one with a cluster secret and one without, and a client for each (a user's
+ * token for the first, with a capability for `inode`), so a bench can time the same work with
+ * authentication on and off in one run.
+ */
+export async function startAuthPair(mode: ServerMode, dir: string, transport: TransportChoice, ioThreads: number,
+  client: ChunkClientOptions, inode: bigint): Promise<{ on: AuthSide; off: AuthSide; close(): Promise<unknown[]> }> {
+  const secret = randomBytes(32);
+  const sides: AuthSide[] = [];
+  for (const auth of [true, false]) {
+    const server = await startServer(mode, join(dir, auth ? 'store-auth' : 'store-noauth'), transport, ioThreads, auth ? secret : undefined);
+    const c = new ChunkClient({ ...client, ...(auth ? { credentials: { token: formatToken(mintToken(secret, 1000)) } } : {}) });
+    const capability = auth ? new CapabilitySigner(secret, authLimits.capabilityTtlMsMax).sign(inode, RIGHT_READ | RIGHT_WRITE) : undefined;
+    let requestId = 1;
+    sides.push({
+      auth, server, client: c, capability,
+      chain: () => ({ chain: { chainId: 1, chainVersion: 1, clientId: auth ? 1 : 2, requestId: requestId++ }, ...(capability ? { capability } : {}) }),
+    });
+  }
+  return {
+    on: sides[0]!, off: sides[1]!,
+    async close() {
+      const stats = [];
+      for (const s of sides.splice(0)) {
+        s.client.close();
+        stats.push(await s.server.stop());
+      }
+      return stats;
+    },
+  };
 }
 
 export interface ServerHandle {
@@ -34,9 +84,12 @@ export interface ServerHandle {
   stop(): Promise<unknown>;
 }
 
-export async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
+export async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer): Promise<ServerHandle> {
+  const env = { ...process.env };
+  if (secret) env.MILLPOND_BENCH_SECRET = secret.toString('hex');
+  else delete env.MILLPOND_BENCH_SECRET;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'server-process.ts'),
-    storeDir, transport, String(ioThreads)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    storeDir, transport, String(ioThreads)], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const first = await lines.next();
   if (first.done) throw new Error('the data server process exited before it listened');
@@ -51,9 +104,10 @@ export async function startChildServer(storeDir: string, transport: TransportCho
   };
 }
 
-export async function startInprocServer(storeDir: string, transport: TransportChoice, ioThreads: number): Promise<ServerHandle> {
+export async function startInprocServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer): Promise<ServerHandle> {
   const store = await ChunkStore.open(storeDir, { directIo: false, syncWrites: false });
-  const server = await DataServer.start(store, { host: '127.0.0.1', transport, ioThreads });
+  const server = await DataServer.start(store, { host: '127.0.0.1', transport, ioThreads, ...(secret ? { clusterSecret: secret } : {}) });
+  server.setChain(1, { chainVersion: 1, head: true });
   return {
     address: server.address,
     async stop() {

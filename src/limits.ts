@@ -298,6 +298,9 @@ export const authLimits = {
   tokenPushTimeoutMs: 1_000,
   /** Refusal lines one server logs per second (src/auth/refusal-log.ts). */
   refusalLinesPerSecond: 20,
+  /** Data plane (src/auth/capability.ts): how long a capability meta hands out stays good (10 min); clients renew before. */
+  capabilityTtlMsDefault: 10 * 60_000,
+  capabilityTtlMsMax: 24 * 60 * 60_000,
 } as const;
 
 /** The S3 gateway (src/s3). Sizes follow AWS's where AWS has one. */

@@ -49,7 +49,8 @@ Napi::Function ChunkClientWrap::Init(Napi::Env env) {
                       InstanceMethod<&ChunkClientWrap::Close>("close")});
 }
 
-// new ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads })
+// new ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads,
+//                         credentials? })
 ChunkClientWrap::ChunkClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ChunkClientWrap>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) {
@@ -62,6 +63,10 @@ ChunkClientWrap::ChunkClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectW
   options.timeoutMs = GetU32(o, "timeoutMs", limits::kClientTimeoutMsDefault);
   options.connectionsPerServer = GetU32(o, "connectionsPerServer", 1);
   if (o.Has("localReads") && !o.Get("localReads").ToBoolean()) options.localReadThreads = 0;
+  if (!GetCredentials(o.Get("credentials"), &options.credentials)) {
+    ThrowType(env, "credentials must be { kind: 'node' | 'token', id, tokenId?, key: 32-byte Buffer }");
+    return;
+  }
   Status s = ParseTransportChoice(o.Get("transport").ToString().Utf8Value(), &options.transport);
   if (s.ok()) s = ChunkClient::Create(options, &client_);
   if (!s.ok()) {
@@ -117,13 +122,17 @@ void ChunkClientWrap::Finish(PendingPromise* p, const Status& s, std::function<N
   });
 }
 
-// read(address, chunk, offset, target: Buffer, uncommitted, token?) -> Promise<{ bytesRead, meta }>
+// read(address, chunk, offset, target: Buffer, uncommitted, capability?, token?)
+//   -> Promise<{ bytesRead, meta }>
 Napi::Value ChunkClientWrap::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string address;
   ChunkId id;
-  if (!GetAddress(info, &address) || !GetChunkId(info[1], &id) || !info[2].IsNumber() || !info[3].IsBuffer())
-    return ThrowType(env, "read(address, chunk, offset, target, uncommitted)");
+  Capability cap;
+  bool hasCap = false;
+  if (!GetAddress(info, &address) || !GetChunkId(info[1], &id) || !info[2].IsNumber() || !info[3].IsBuffer() ||
+      !GetCapability(info[5], &cap, &hasCap))
+    return ThrowType(env, "read(address, chunk, offset, target, uncommitted, capability?, token?)");
   auto target = info[3].As<Napi::Buffer<char>>();
   if (target.Length() > limits::kFrameDataBytesMax) return ThrowType(env, "read target exceeds one message");
   Napi::Value early;
@@ -137,7 +146,7 @@ Napi::Value ChunkClientWrap::Read(const Napi::CallbackInfo& info) {
   a.flags = info[4].ToBoolean() ? frame::kReadUncommitted : 0;
   Napi::Promise promise = p->deferred.Promise();
   uint64_t token;
-  ChunkClient::Abandon abandon = TokenFlag(info[5], &token);
+  ChunkClient::Abandon abandon = TokenFlag(info[6], &token);
   client_->Read(address, a, target.Data(), [this, p, token](const Status& s, const ChunkMeta& meta, uint32_t n) {
     Finish(p, s, [meta, n](Napi::Env env) -> Napi::Value {
       Napi::Object o = Napi::Object::New(env);
@@ -145,11 +154,12 @@ Napi::Value ChunkClientWrap::Read(const Napi::CallbackInfo& info) {
       o.Set("meta", ChunkMetaToJs(env, meta));
       return o;
     }, token);
-  }, abandon);
+  }, hasCap ? &cap : nullptr, abandon);
   return promise;
 }
 
-// write(address, chunk, offset, data: Buffer, { updateVersion, commit, replace, chunkSizeBytes, token? })
+// write(address, chunk, offset, data: Buffer,
+//       { updateVersion, commit, replace, chunkSizeBytes, capability?, token? })
 //   -> Promise<ChunkMeta>
 Napi::Value ChunkClientWrap::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -161,6 +171,9 @@ Napi::Value ChunkClientWrap::Write(const Napi::CallbackInfo& info) {
   auto data = info[3].As<Napi::Buffer<char>>();
   if (data.Length() > limits::kFrameDataBytesMax) return ThrowType(env, "write data exceeds one message");
   Napi::Object o = info[4].As<Napi::Object>();
+  Capability cap;
+  bool hasCap = false;
+  if (!GetCapability(o.Get("capability"), &cap, &hasCap)) return ThrowType(env, "capability must be a 36-byte Buffer");
   Napi::Value early;
   PendingPromise* p = Begin(env, &early);
   if (!p) return early;
@@ -187,11 +200,12 @@ Napi::Value ChunkClientWrap::Write(const Napi::CallbackInfo& info) {
   ChunkClient::Abandon abandon = TokenFlag(o.Get("token"), &token);
   client_->Write(address, a, data.Data(), [this, p, token](const Status& s, const ChunkMeta& meta) {
     Finish(p, s, [meta](Napi::Env env) -> Napi::Value { return ChunkMetaToJs(env, meta); }, token);
-  }, abandon);
+  }, hasCap ? &cap : nullptr, abandon);
   return promise;
 }
 
-// batchRead(address, reads: Array<{ chunk, offset, length, bufferOffset }>, target: Buffer)
+// batchRead(address, reads: Array<{ chunk, offset, length, bufferOffset }>, target: Buffer,
+//           capabilities?: Buffer[] (one per inode read))
 //   -> Promise<Array<{ bytesRead, code }>>   (code is null for a successful entry)
 Napi::Value ChunkClientWrap::BatchRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -217,6 +231,18 @@ Napi::Value ChunkClientWrap::BatchRead(const Napi::CallbackInfo& info) {
       return ThrowType(env, "reads[" + std::to_string(i) + "] does not fit in the target buffer");
     dsts[i] = target.Data() + at;
   }
+  std::vector<Capability> caps;
+  bool hasCaps = info[3].IsArray();
+  if (hasCaps) {
+    Napi::Array c = info[3].As<Napi::Array>();
+    if (c.Length() > limits::kBatchReadEntriesMax) return ThrowType(env, "too many capabilities");
+    for (uint32_t i = 0; i < c.Length(); i++) {
+      Capability one;
+      bool has = false;
+      if (!GetCapability(c.Get(i), &one, &has) || !has) return ThrowType(env, "capabilities[" + std::to_string(i) + "] must be a 36-byte Buffer");
+      caps.push_back(one);
+    }
+  }
   Napi::Value early;
   PendingPromise* p = Begin(env, &early);
   if (!p) return early;
@@ -234,7 +260,7 @@ Napi::Value ChunkClientWrap::BatchRead(const Napi::CallbackInfo& info) {
       }
       return a;
     });
-  });
+  }, hasCaps ? &caps : nullptr);
   return promise;
 }
 
@@ -242,14 +268,17 @@ Napi::Value ChunkClientWrap::Stat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string address;
   ChunkId id;
-  if (!GetAddress(info, &address) || !GetChunkId(info[1], &id)) return ThrowType(env, "stat(address, chunk)");
+  Capability cap;
+  bool hasCap = false;
+  if (!GetAddress(info, &address) || !GetChunkId(info[1], &id) || !GetCapability(info[2], &cap, &hasCap))
+    return ThrowType(env, "stat(address, chunk, capability?)");
   Napi::Value early;
   PendingPromise* p = Begin(env, &early);
   if (!p) return early;
   Napi::Promise promise = p->deferred.Promise();
   client_->Stat(address, id, [this, p](const Status& s, const ChunkMeta& meta) {
     Finish(p, s, [meta](Napi::Env env) -> Napi::Value { return ChunkMetaToJs(env, meta); });
-  });
+  }, hasCap ? &cap : nullptr);
   return promise;
 }
 

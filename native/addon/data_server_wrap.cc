@@ -13,7 +13,8 @@ Napi::Function DataServerWrap::Init(Napi::Env env) {
                       InstanceMethod<&DataServerWrap::Stop>("stop")});
 }
 
-// new DataServerHandle(store, { host, port, transport, ioThreads, frameTimeoutMs })
+// new DataServerHandle(store, { host, port, transport, ioThreads, frameTimeoutMs, clusterSecret?, nodeId?,
+//                               localSocketDir? })
 DataServerWrap::DataServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataServerWrap>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsObject()) {
@@ -31,6 +32,15 @@ DataServerWrap::DataServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
   options.port = static_cast<uint16_t>(GetU32(o, "port", 0));
   options.ioThreads = GetU32(o, "ioThreads", limits::kServerIoThreadsDefault);
   options.frameTimeoutMs = GetU32(o, "frameTimeoutMs", limits::kServerFrameTimeoutMsDefault);
+  options.nodeId = GetU32(o, "nodeId", 0);
+  if (o.Get("localSocketDir").IsString()) options.localSocketDir = o.Get("localSocketDir").ToString().Utf8Value();
+  uint8_t secret[kClusterSecretBytes];
+  bool hasSecret = false;
+  if (!GetClusterSecret(o.Get("clusterSecret"), secret, &hasSecret)) {
+    ThrowType(env, "clusterSecret must be a 32-byte Buffer");
+    return;
+  }
+  if (hasSecret) options.auth = std::make_shared<const ServerAuth>(secret);
   Status s = ParseTransportChoice(o.Get("transport").ToString().Utf8Value(), &options.transport);
   std::unique_ptr<DataServer> server;
   if (s.ok()) s = DataServer::Start(store_.get(), options, &server);
@@ -64,6 +74,9 @@ Napi::Value DataServerWrap::Stats(const Napi::CallbackInfo& info) {
   o.Set("forwards", n(s.forwards));
   o.Set("duplicateWrites", n(s.duplicateWrites));
   o.Set("localOpens", n(s.localOpens));
+  o.Set("refusals", n(s.refusals));
+  o.Set("authFailures", n(s.authFailures));
+  o.Set("localSocket", Napi::String::New(env, server_->localSocketName()));
   Napi::Object transports = Napi::Object::New(env);
   transports.Set("tcp", CountersToJs(env, server_->tcpCounters()));
   if (const TransportCounters* r = server_->rdmaCounters()) transports.Set("rdma", CountersToJs(env, *r));

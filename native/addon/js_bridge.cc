@@ -1,5 +1,7 @@
 #include "addon/js_bridge.h"
 
+#include <cstring>
+
 namespace millpond::addon {
 
 namespace {
@@ -84,6 +86,54 @@ Napi::Object CountersToJs(Napi::Env env, const TransportCounters& c) {
   o.Set("connectionsOpened", Napi::Number::New(env, static_cast<double>(c.connectionsOpened.load())));
   o.Set("protocolErrors", Napi::Number::New(env, static_cast<double>(c.protocolErrors.load())));
   return o;
+}
+
+bool GetCapability(Napi::Value v, Capability* out, bool* has) {
+  *has = false;
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsBuffer()) return false;
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  if (b.Length() != kCapabilityBytes) return false;
+  *out = Capability::Decode(b.Data());
+  *has = true;
+  return true;
+}
+
+bool GetCredentials(Napi::Value v, ClientCredentials* out) {
+  *out = ClientCredentials();
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsObject()) return false;
+  Napi::Object o = v.As<Napi::Object>();
+  std::string kind = o.Get("kind").ToString().Utf8Value();
+  Napi::Value key = o.Get("key");
+  if (!key.IsBuffer() || key.As<Napi::Buffer<uint8_t>>().Length() != kAuthKeyBytes || !o.Get("id").IsNumber()) return false;
+  std::memcpy(out->key.bytes, key.As<Napi::Buffer<uint8_t>>().Data(), kAuthKeyBytes);
+  out->id = o.Get("id").As<Napi::Number>().Uint32Value();
+  if (kind == "node") {
+    out->kind = PeerKind::kNode;
+    return true;
+  }
+  if (kind != "token") return false;
+  out->kind = PeerKind::kClient;
+  std::string hex = o.Get("tokenId").ToString().Utf8Value();
+  if (hex.size() != 16) return false;
+  uint64_t id = 0;
+  for (char c : hex) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    id = id << 4 | static_cast<uint64_t>(d);
+  }
+  out->tokenId = id;
+  return true;
+}
+
+bool GetClusterSecret(Napi::Value v, uint8_t out[kClusterSecretBytes], bool* has) {
+  *has = false;
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != kClusterSecretBytes) return false;
+  std::memcpy(out, v.As<Napi::Buffer<uint8_t>>().Data(), kClusterSecretBytes);
+  *has = true;
+  return true;
 }
 
 uint32_t GetU32(Napi::Object o, const char* key, uint32_t fallback) {

@@ -29,6 +29,14 @@ Napi::Object ChunkIdToJs(Napi::Env env, const ChunkId& id);
 Napi::Object ChunkMetaToJs(Napi::Env env, const ChunkMeta& meta);
 Napi::Object CountersToJs(Napi::Env env, const TransportCounters& c);
 uint32_t GetU32(Napi::Object o, const char* key, uint32_t fallback);
+// A capability argument: undefined/null (*has = false) or a 36-byte Buffer (its wire form).
+// False for anything else.
+bool GetCapability(Napi::Value v, Capability* out, bool* has);
+// { kind: 'node' | 'token', id, tokenId (16 hex digits, tokens), key: 32-byte Buffer };
+// undefined/null: anonymous. False when malformed.
+bool GetCredentials(Napi::Value v, ClientCredentials* out);
+// A 32-byte cluster secret Buffer, or undefined/null (*has = false). False for anything else.
+bool GetClusterSecret(Napi::Value v, uint8_t out[kClusterSecretBytes], bool* has);
 
 // ---- Promise-returning work on the libuv pool. `execute` runs off the JS thread; `onOk`
 // builds the resolution value on it. `keep` holds JS objects (Buffers) alive meanwhile.

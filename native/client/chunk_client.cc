@@ -44,6 +44,7 @@ Status ChunkClient::Create(const ChunkClientOptions& options, std::unique_ptr<Ch
   ClientTransportOptions t;
   t.inflightBytesMax = options.inflightBytesMax;
   t.connectionsPerServer = options.connectionsPerServer;
+  t.credentials = options.credentials;
   TransportKind kind;
   MP_RETURN_IF_ERROR(ResolveTransport(options.transport, &kind));
   if (kind == TransportKind::kRdma) client->rdma_ = NewRdmaClientTransport(t);
@@ -94,12 +95,16 @@ void ChunkClient::OnDone(ClientCall* call) {
 }
 
 void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-                       Abandon abandon) {
+                       const Capability* cap, Abandon abandon) {
   if (local_) {
     switch (local_->RouteFor(address)) {
       case LocalReader::Route::kLocal: {
-        auto fallback = [this, address, args, dst, done, abandon] { ReadRemote(address, args, dst, done, abandon); };
-        if (local_->Submit(address, args, dst, done, std::move(fallback), abandon)) return;
+        bool hasCap = cap != nullptr;
+        Capability c = hasCap ? *cap : Capability();
+        auto fallback = [this, address, args, hasCap, c, dst, done, abandon] {
+          ReadRemote(address, args, hasCap ? &c : nullptr, dst, done, abandon);
+        };
+        if (local_->Submit(address, args, cap, dst, done, std::move(fallback), abandon)) return;
         break;
       }
       case LocalReader::Route::kProbe:
@@ -109,7 +114,7 @@ void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, 
         break;
     }
   }
-  ReadRemote(address, args, dst, std::move(done), std::move(abandon));
+  ReadRemote(address, args, cap, dst, std::move(done), std::move(abandon));
 }
 
 void ChunkClient::ProbeLocal(const std::string& address) {
@@ -119,12 +124,13 @@ void ChunkClient::ProbeLocal(const std::string& address) {
   Submit(address, op);
 }
 
-void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-                             Abandon abandon) {
+void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& args, const Capability* cap,
+                             char* dst, ReadDone done, Abandon abandon) {
   Op* op = new Op;
   op->opcode = frame::kRead;
   op->abandon = std::move(abandon);
   frame::Put(&op->meta, args);
+  if (cap) frame::PutCapability(&op->meta, *cap);
   op->replyData.push_back({dst, args.length});
   op->decode = [done = std::move(done)](Op* o) {
     ChunkMeta meta;
@@ -136,12 +142,13 @@ void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& 
 }
 
 void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done,
-                        Abandon abandon) {
+                        const Capability* cap, Abandon abandon) {
   Op* op = new Op;
   op->opcode = frame::kWrite;
   op->abandon = std::move(abandon);
   args.payloadChecksum = Crc32c(data, args.length);
   frame::Put(&op->meta, args);
+  if (cap) frame::PutCapability(&op->meta, *cap);
   op->payload = data;
   op->payloadBytes = args.length;
   op->decode = MetaReply<Op>(std::move(done));
@@ -149,13 +156,17 @@ void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const
 }
 
 void ChunkClient::BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
-                            const std::vector<char*>& dsts, BatchDone done) {
+                            const std::vector<char*>& dsts, BatchDone done, const std::vector<Capability>* caps) {
   Op* op = new Op;
   op->opcode = frame::kBatchRead;
   frame::PutU32(&op->meta, static_cast<uint32_t>(reads.size()));
   for (size_t i = 0; i < reads.size(); i++) {
     frame::Put(&op->meta, reads[i]);
     op->replyData.push_back({dsts[i], reads[i].length});
+  }
+  if (caps) {
+    frame::PutU32(&op->meta, static_cast<uint32_t>(caps->size()));
+    for (const auto& c : *caps) frame::PutCapability(&op->meta, c);
   }
   size_t count = reads.size();
   op->decode = [done = std::move(done), count](Op* o) {
@@ -178,10 +189,11 @@ void ChunkClient::BatchRead(const std::string& address, const std::vector<frame:
   Submit(address, op);
 }
 
-void ChunkClient::Stat(const std::string& address, const ChunkId& chunk, MetaDone done) {
+void ChunkClient::Stat(const std::string& address, const ChunkId& chunk, MetaDone done, const Capability* cap) {
   Op* op = new Op;
   op->opcode = frame::kStat;
   frame::PutChunkId(&op->meta, chunk);
+  if (cap) frame::PutCapability(&op->meta, *cap);
   op->decode = MetaReply<Op>(std::move(done));
   Submit(address, op);
 }

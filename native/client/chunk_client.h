@@ -30,6 +30,9 @@ struct ChunkClientOptions {
   // servers on this host go through descriptors of their version files, on this many threads.
   // 0 (or an explicit tcp/rdma transport): always the data plane.
   uint32_t localReadThreads = limits::kLocalReadThreadsDefault;
+  // Presented on every connection (transport/auth_handshake.h): a user's token, or a node's
+  // key for the cluster's own daemons. Anonymous: for servers without a cluster secret.
+  ClientCredentials credentials;
 };
 
 struct BatchReadResult {
@@ -54,16 +57,21 @@ class ChunkClient {
   // limits::kTimerTickMs unless its answer is already arriving (ClientCall::abandon). The
   // callback still runs exactly once, and buffers may be written until it runs.
   using Abandon = std::shared_ptr<const std::atomic<bool>>;
+  // `cap`: the capability meta gave for the chunk's file (common/auth.h), copied into the
+  // request; required by servers with a cluster secret when this client authenticates with
+  // a token, else null. A server refuses with kAuth (none, forged, expired: re-open the file
+  // to renew) or kAccess (a read capability used to write).
   // A read for a server on this host goes through a local descriptor when it can (above).
   void Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-            Abandon abandon = nullptr);
+            const Capability* cap = nullptr, Abandon abandon = nullptr);
   // args.payloadChecksum and args.length are filled here from data.
   void Write(const std::string& address, frame::WriteArgs args, const char* data, MetaDone done,
-             Abandon abandon = nullptr);
-  // dsts[i] receives reads[i].length bytes (zero-padded past a short read).
+             const Capability* cap = nullptr, Abandon abandon = nullptr);
+  // dsts[i] receives reads[i].length bytes (zero-padded past a short read). `caps`: one per
+  // inode the reads touch (may be null).
   void BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
-                 const std::vector<char*>& dsts, BatchDone done);
-  void Stat(const std::string& address, const ChunkId& chunk, MetaDone done);
+                 const std::vector<char*>& dsts, BatchDone done, const std::vector<Capability>* caps = nullptr);
+  void Stat(const std::string& address, const ChunkId& chunk, MetaDone done, const Capability* cap = nullptr);
   void Commit(const std::string& address, const frame::CommitArgs& args, MetaDone done);
   void Remove(const std::string& address, const ChunkId& chunk, Done done);
   void List(const std::string& address, const frame::ListArgs& args, ListDone done);
@@ -79,8 +87,8 @@ class ChunkClient {
   struct Op;
   explicit ChunkClient(const ChunkClientOptions& options) : options_(options) {}
   void Submit(const std::string& address, Op* op);
-  void ReadRemote(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-                  Abandon abandon);
+  void ReadRemote(const std::string& address, const frame::ReadArgs& args, const Capability* cap, char* dst,
+                  ReadDone done, Abandon abandon);
   void ProbeLocal(const std::string& address);
   void OnDone(ClientCall* call);
 

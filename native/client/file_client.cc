@@ -311,11 +311,13 @@ void FileClient::Issue(Run* run, size_t index) {
   args.chainVersion = route.version;
   args.clientId = clientId_;
   args.requestId = op.requestId;  // the same on every attempt: the head applies it once
+  Capability cap;
+  bool hasCap = CapabilityFor(p.chunk.inode, true, &cap);
   run->inflight++;
   counters_.chunkWrites++;
   chunks_->Write(a.address, args, p.src, [run, index](const Status& s, const ChunkMeta&) {
     run->Complete(index, 0, s, 0);
-  }, a.abandon);
+  }, hasCap ? &cap : nullptr, a.abandon);
 }
 
 void FileClient::IssueRead(Run* run, size_t index) {
@@ -336,11 +338,13 @@ void FileClient::IssueRead(Run* run, size_t index) {
   args.chunk = p.chunk;
   args.offset = p.offsetInChunk;
   args.length = p.lengthBytes;
+  Capability cap;
+  bool hasCap = CapabilityFor(p.chunk.inode, true, &cap);
   run->inflight++;
   counters_.chunkReads++;
   chunks_->Read(a.address, args, dst, [run, index, slot](const Status& s, const ChunkMeta&, uint32_t n) {
     run->Complete(index, slot, s, n);
-  }, a.abandon);
+  }, hasCap ? &cap : nullptr, a.abandon);
 }
 
 void FileClient::FinishRead(Run* run, size_t index) {
@@ -430,7 +434,13 @@ Status FileClient::Create(const FileClientOptions& options, std::unique_ptr<File
   RoutingCacheOptions ro;
   ro.pollMs = options.routingPollMs;
   c->routing_.reset(new RoutingCache(c->mgmtd_.get(), ro));
-  MP_RETURN_IF_ERROR(ChunkClient::Create(options.chunks, &c->chunks_));
+  ChunkClientOptions chunks = options.chunks;
+  if (!options.token.empty() && !chunks.credentials.present()) {
+    Token token;
+    MP_RETURN_IF_ERROR(ParseToken(options.token, &token));
+    chunks.credentials = ClientCredentials::ForToken(token);
+  }
+  MP_RETURN_IF_ERROR(ChunkClient::Create(chunks, &c->chunks_));
   *out = std::move(c);
   return Status::OK();
 }
@@ -452,8 +462,86 @@ Status FileClient::Open(const std::string& path, const OpenFlags& flags, uint32_
       l.stripeSize < 1 || !l.hasSeed) {
     return Status::Protocol("inode " + std::to_string(r.inode.id) + " of " + path + " has a bad layout");
   }
+  HoldCapability(r, path, flags.write || flags.truncate || flags.append, as);
   out->reset(new FileHandle(this, r.inode, r.session, !r.session.empty(), as));
   return Status::OK();
+}
+
+namespace {
+// When to renew a capability: half way through what is left of its lifetime now.
+uint64_t RenewAt(const Capability& c) {
+  uint64_t now = WallClockMs();
+  return c.expiresMs <= now ? now : now + (c.expiresMs - now) / 2;
+}
+}  // namespace
+
+void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bool write, const MetaUser* as) {
+  if (!r.hasCapability) return;
+  std::lock_guard<std::mutex> lock(capsMu_);
+  HeldCapability& h = caps_[r.inode.id];
+  h.handles++;
+  // Keep the widest rights: a read-only open must not take write away from a writer.
+  if (h.handles == 1 || (write && !h.write) || (write == h.write && r.capability.expiresMs > h.cap.expiresMs)) {
+    h.cap = r.capability;
+    h.path = path;
+    h.write = write;
+    h.renewAtMs = RenewAt(r.capability);
+    h.hasAs = as != nullptr;
+    h.as = as != nullptr ? *as : MetaUser();
+  }
+}
+
+void FileClient::ReleaseCapability(uint64_t inode) {
+  std::lock_guard<std::mutex> lock(capsMu_);
+  auto it = caps_.find(inode);
+  if (it != caps_.end() && --it->second.handles == 0) caps_.erase(it);
+}
+
+bool FileClient::CapabilityFor(uint64_t inode, bool renew, Capability* out) {
+  std::string path;
+  bool write = false, hasAs = false;
+  MetaUser as;
+  {
+    std::lock_guard<std::mutex> lock(capsMu_);
+    auto it = caps_.find(inode);
+    if (it == caps_.end()) return false;
+    *out = it->second.cap;
+    if (!renew || WallClockMs() < it->second.renewAtMs) return true;
+    path = it->second.path;
+    write = it->second.write;
+    hasAs = it->second.hasAs;
+    as = it->second.as;
+  }
+  std::lock_guard<std::mutex> one(renewMu_);
+  {  // another thread may have renewed it while this one waited
+    std::lock_guard<std::mutex> lock(capsMu_);
+    auto it = caps_.find(inode);
+    if (it == caps_.end()) return false;
+    *out = it->second.cap;
+    if (WallClockMs() < it->second.renewAtMs) return true;
+  }
+  OpenFlags flags;
+  flags.read = !write;
+  flags.write = write;
+  OpenResult r;
+  Status s = meta_->Open(path, flags, 0, &r, hasAs ? &as : nullptr);
+  if (s.ok() && !r.session.empty()) {
+    Inode ignored;
+    (void)meta_->Close(r.inode.id, r.session, 0, &ignored, hasAs ? &as : nullptr);
+  }
+  std::lock_guard<std::mutex> lock(capsMu_);
+  auto it = caps_.find(inode);
+  if (it == caps_.end()) return false;
+  if (s.ok() && r.hasCapability && r.inode.id == inode) {
+    it->second.cap = r.capability;
+    it->second.renewAtMs = RenewAt(r.capability);
+  } else {
+    // The path names another file now, or meta refused: keep the old one until it expires
+    // (the server then answers kAuth); try again a little later.
+    it->second.renewAtMs = WallClockMs() + limits::kCapabilityRenewRetryMs;
+  }
+  *out = it->second.cap;
+  return true;
 }
 
 void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t length, char* dst,
@@ -465,6 +553,8 @@ void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t 
   frame::ReadArgs args;
   args.chunk = chunk;
   args.length = length;
+  Capability cap;
+  bool hasCap = CapabilityFor(chunk.inode, false, &cap);  // no renewal: may run on a completion thread
   chunks_->Read(order.front(), args, dst,
                 [dst, length, tail, done = std::move(done)](const Status& s, const ChunkMeta&, uint32_t n) {
                   if (s.ok()) {
@@ -475,7 +565,7 @@ void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t 
                     return done(false);
                   }
                   done(true);
-                }, std::move(abandon));
+                }, hasCap ? &cap : nullptr, std::move(abandon));
 }
 
 std::shared_ptr<ReadAhead> FileClient::ReadAheadFor(const Inode& inode) {
@@ -513,7 +603,10 @@ FileHandle::FileHandle(FileClient* client, const Inode& inode, std::string sessi
       lengthBytes_(inode.lengthBytes),
       ackedEndBytes_(inode.lengthBytes) {}
 
-FileHandle::~FileHandle() { Close(); }
+FileHandle::~FileHandle() {
+  Close();
+  client_->ReleaseCapability(inode_.id);
+}
 
 uint64_t FileHandle::lengthBytes() {
   std::lock_guard<std::mutex> lock(mu_);

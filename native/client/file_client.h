@@ -63,6 +63,9 @@ struct FileClientOptions {
   size_t readAheadBytes = limits::kFileReadAheadBytesDefault;
   // Identifies this client's chain writes at heads; 0: random.
   uint64_t clientId = 0;
+  // The user's token (mpt1...., common/auth.h): the data plane's credentials when
+  // chunks.credentials is anonymous. Empty: none (a cluster without a secret).
+  std::string token;
 };
 
 struct FileClientCounters {
@@ -131,6 +134,10 @@ class FileClient {
   ChunkClient* chunks() { return chunks_.get(); }
   const FileClientOptions& options() const { return options_; }
   const FileClientCounters& counters() const { return counters_; }
+  // The capability held for `inode` by its open handles; when past half its lifetime and
+  // `renew`, first renewed by opening the handle's path again (meta checks access again).
+  // False when none is held (meta gave none: authentication is off).
+  bool CapabilityFor(uint64_t inode, bool renew, Capability* out);
   FileClientCounters& mutable_counters() { return counters_; }
   uint64_t clientId() const { return clientId_; }
 
@@ -150,6 +157,19 @@ class FileClient {
   // Sends reads slower than the hedge delay to a second replica; *wake: the next such moment.
   void Hedge(Run* run, std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point* wake);
   void RecordReadLatency(std::chrono::steady_clock::duration d);
+  // Capabilities of open files, one per inode (the widest rights any handle was given).
+  struct HeldCapability {
+    Capability cap;
+    std::string path;
+    bool write = false;
+    uint64_t renewAtMs = 0;
+    uint32_t handles = 0;
+    bool hasAs = false;  // renewals open as this identity (FileClient::Open's `as`)
+    MetaUser as;
+  };
+  void HoldCapability(const OpenResult& r, const std::string& path, bool write, const MetaUser* as);
+  void ReleaseCapability(uint64_t inode);
+  friend class FileHandle;
 
   const FileClientOptions options_;
   FileClientCounters counters_;
@@ -167,6 +187,9 @@ class FileClient {
   std::mutex readAheadMu_;
   // GUARDED_BY(readAheadMu_): by (inode, mtimeMs, lengthBytes) at open
   std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_;
+  std::mutex capsMu_;
+  std::map<uint64_t, HeldCapability> caps_;  // GUARDED_BY(capsMu_)
+  std::mutex renewMu_;                       // one renewal at a time
 };
 
 // An open file. Used by one thread at a time (like a FILE*); its background flusher and the

@@ -99,17 +99,20 @@ void LocalReader::ReturnConnection(const std::string& address, UniqueFd conn) {
   if (s.route == Route::kLocal && s.idle.size() < limits::kLocalIdleConnectionsMax) s.idle.push_back(std::move(conn));
 }
 
-bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-                         std::function<void()> fallback, std::shared_ptr<const std::atomic<bool>> abandon) {
-  return workers_->TryPush([this, address, args, dst, done = std::move(done), fallback = std::move(fallback),
-                            abandon = std::move(abandon)] {
+bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args, const Capability* cap, char* dst,
+                         ReadDone done, std::function<void()> fallback,
+                         std::shared_ptr<const std::atomic<bool>> abandon) {
+  bool hasCap = cap != nullptr;
+  Capability capCopy = hasCap ? *cap : Capability();
+  return workers_->TryPush([this, address, args, hasCap, capCopy, dst, done = std::move(done),
+                            fallback = std::move(fallback), abandon = std::move(abandon)] {
     UniqueFd conn;
     ChunkMeta meta;
     uint32_t n = 0;
     bool broken = true;
     if (abandon && abandon->load()) return done(Status::TimedOut("local read of " + address + " abandoned"), meta, 0);
     Status s = TakeConnection(address, &conn);
-    if (s.ok()) s = ReadOne(conn.get(), args, dst, &meta, &n, &broken, abandon.get());
+    if (s.ok()) s = ReadOne(conn.get(), args, hasCap ? &capCopy : nullptr, dst, &meta, &n, &broken, abandon.get());
     if (broken && abandon && abandon->load()) {
       // The server stalled and the caller gave up: no fallback to the same server over the
       // network (a second wait). The connection holds an unanswered request: dropped.
@@ -130,16 +133,17 @@ bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args
   });
 }
 
-Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, char* dst, ChunkMeta* meta,
+Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, const Capability* cap, char* dst, ChunkMeta* meta,
                             uint32_t* bytesRead, bool* broken, const std::atomic<bool>* abandon) {
   *broken = true;
   frame::Header request;
   request.opcode = frame::kOpenLocal;
   request.requestId = nextRequestId_++;
-  request.metaBytes = frame::ReadArgs::kBytes;
+  request.metaBytes = static_cast<uint32_t>(frame::ReadArgs::kBytes + (cap ? kCapabilityBytes : 0));
   std::string out(frame::kHeaderBytes, '\0');
   request.EncodeTo(reinterpret_cast<uint8_t*>(&out[0]));
   frame::Put(&out, args);
+  if (cap) frame::PutCapability(&out, *cap);
   MP_RETURN_IF_ERROR(SendWithFd(conn, out.data(), out.size(), -1, timeoutMs_));
 
   // Wait for the reply in ticks, so an abandoned read lets go of a stalled server at once.

@@ -53,12 +53,14 @@ class LocalReader {
   // Queues the read on a local-read thread; `done` runs there. When the local connection
   // breaks, `fallback` runs instead (there) and must send the read over the data plane.
   // False when the reader cannot take it now (queue full, closed): use the data plane.
+  // `cap` (may be null) is copied and sent with the request.
   // `abandon` (may be null), once true, ends a read still waiting for the server with
   // kTimedOut within limits::kTimerTickMs, without the fallback: a stopped server must not
   // hold a reader (nor this reader's thread) for the whole timeout when another replica
   // answered. Until `done` runs, dst may still be written.
-  bool Submit(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
-              std::function<void()> fallback, std::shared_ptr<const std::atomic<bool>> abandon = nullptr);
+  bool Submit(const std::string& address, const frame::ReadArgs& args, const Capability* cap, char* dst,
+              ReadDone done, std::function<void()> fallback,
+              std::shared_ptr<const std::atomic<bool>> abandon = nullptr);
   // Waits for the reads in flight and joins the threads.
   void Close();
 
@@ -73,8 +75,8 @@ class LocalReader {
     std::vector<UniqueFd> idle;  // connections kept for reuse
   };
   // One read over `conn`. *broken: the connection failed (not the chunk); fall back.
-  Status ReadOne(int conn, const frame::ReadArgs& args, char* dst, ChunkMeta* meta, uint32_t* bytesRead,
-                 bool* broken, const std::atomic<bool>* abandon);
+  Status ReadOne(int conn, const frame::ReadArgs& args, const Capability* cap, char* dst, ChunkMeta* meta,
+                 uint32_t* bytesRead, bool* broken, const std::atomic<bool>* abandon);
   Status TakeConnection(const std::string& address, UniqueFd* out);
   void ReturnConnection(const std::string& address, UniqueFd conn);
   void Forget(const std::string& address);  // a broken connection: probe the server again

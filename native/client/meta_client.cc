@@ -128,6 +128,12 @@ Status MetaClient::DecodeOpen(const MsgValue& v, OpenResult* out) {
     if (!timeout->GetUint64(&ms) || ms > UINT32_MAX) return kReply.Bad("sessionTimeoutMs must be a 32-bit unsigned integer");
     r.sessionTimeoutMs = static_cast<uint32_t>(ms);
   }
+  const MsgValue* cap = v.Find("capability");
+  if (cap != nullptr && !cap->is_nil()) {
+    if (!cap->is_bin() || cap->str().size() != kCapabilityBytes) return kReply.Bad("capability must be 36 bytes");
+    r.capability = Capability::Decode(reinterpret_cast<const uint8_t*>(cap->str().data()));
+    r.hasCapability = true;
+  }
   *out = std::move(r);
   return Status::OK();
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "client/rpc_client.h"
+#include "common/auth.h"
 #include "common/status.h"
 
 namespace millpond {
@@ -99,6 +100,10 @@ struct OpenResult {
   std::string session;  // set when opened for write: pass it to Close()
   // With a session: how long the service keeps it for a quiet client (0: not said).
   uint32_t sessionTimeoutMs = 0;
+  // Set by a meta service with a cluster secret: the data-plane capability for the file's
+  // chunks (common/auth.h), to send with each chunk request.
+  bool hasCapability = false;
+  Capability capability;
 };
 
 struct MetaClientOptions {

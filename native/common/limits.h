@@ -72,6 +72,7 @@ constexpr uint32_t kClientConnectTimeoutMs = 5000;
 constexpr uint32_t kChainForwardTimeoutMs = 5000;
 constexpr uint32_t kClientServersMax = 4096;          // distinct server addresses per client
 constexpr uint32_t kClientConnectionsPerServerMax = 16;
+constexpr uint32_t kCapabilityRenewRetryMs = 1000;     // after a failed renewal of a file's capability
 constexpr uint32_t kTimerTickMs = 100;                // how often deadlines are checked
 
 // ---- sockets

@@ -92,6 +92,7 @@ millpond::FileClient& ClientFor(optional_ptr<FileOpener> opener) {
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = clients[meta + "|" + mgmtd + "|" + transport + "|" + token + "|" + serverKey];
   if (!slot) {
+    o.token = token;
     o.meta.rpc.endpoints = SplitEndpoints(meta);
     o.mgmtd.rpc.endpoints = SplitEndpoints(mgmtd);
     if (!token.empty()) {

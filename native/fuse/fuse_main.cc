@@ -850,6 +850,7 @@ int Serve(const Args& a, int readyFd) {
     if (s.ok()) s = ApplyTokenCurve(token, a.serverKey, &fo.mgmtd.rpc);
     fo.meta.token = token;
     fo.mgmtd.token = token;
+    fo.token = token;  // the data plane: storage serves it with meta's capabilities only
   }
   if (!s.ok()) {
     tell("bad credentials: " + s.ToString());

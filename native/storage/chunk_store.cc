@@ -15,7 +15,7 @@ namespace millpond {
 namespace chunk_store_internal {
 
 Status MakeDir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status::OK();
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return Status::OK();
   return Status::FromErrno(errno, "mkdir " + path);
 }
 
@@ -82,6 +82,8 @@ Status ChunkStore::Open(const std::string& dir, const ChunkStoreOptions& options
                         std::unique_ptr<ChunkStore>* out) {
   if (dir.empty()) return Status::InvalidArgument("chunk store directory is empty");
   MP_RETURN_IF_ERROR(MakeDirs(dir));
+  // Chunks are users' data: only the daemon's uid may reach them (files 0600 in 0700 dirs).
+  if (::chmod(dir.c_str(), 0700) != 0) return Status::FromErrno(errno, "chmod " + dir);
   std::string marker = dir + "/" + kMarkerFile;
   if (::access(marker.c_str(), F_OK) != 0) {
     DIR* d = ::opendir(dir.c_str());
@@ -94,7 +96,7 @@ Status ChunkStore::Open(const std::string& dir, const ChunkStoreOptions& options
     if (!empty) return Status::InvalidArgument(dir + " is not empty and not a millpond target");
     MP_RETURN_IF_ERROR(MakeDir(dir + "/chunks"));  // shard directories appear on first use
     MP_RETURN_IF_ERROR(MakeDir(dir + "/tmp"));
-    UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return Status::FromErrno(errno, "create " + marker);
     MP_RETURN_IF_ERROR(PwriteFull(fd.get(), kMarkerText, std::strlen(kMarkerText), 0, marker.c_str()));
     if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + marker);
@@ -120,7 +122,7 @@ Status ChunkStore::Scan() {
   // Probe O_DIRECT once; tmpfs and some overlays refuse it.
   if (directIo_) {
     std::string probe = tmp + "/direct-probe";
-    int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+    int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
     if (fd < 0) directIo_ = false;
     else ::close(fd);
     ::unlink(probe.c_str());

@@ -80,7 +80,7 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
                 static_cast<unsigned long long>(nextTmp_.fetch_add(1)));
   std::string tmp = dir_ + name;
   int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (directIo_ ? O_DIRECT : 0);
-  UniqueFd fd(::open(tmp.c_str(), flags, 0644));
+  UniqueFd fd(::open(tmp.c_str(), flags, 0600));
   if (!fd.valid()) return Status::FromErrno(errno, "create " + tmp);
   Status s = PwritevFull(fd.get(), iov.data(), static_cast<int>(iov.size()), 0, tmp.c_str());
   if (s.ok() && options_.syncWrites && ::fdatasync(fd.get()) != 0)

@@ -2,6 +2,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "transport/socket_io.h"
 #include "transport/rdma/rdma_select.h"
 
 namespace millpond {
@@ -30,6 +31,7 @@ Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
   t.port = options.port;
   t.buffers = &server->buffers_;
   t.frameTimeoutMs = options.frameTimeoutMs;
+  t.auth = options.auth;
   TransportKind kind;
   MP_RETURN_IF_ERROR(ResolveTransport(options.transport, &kind));
   if (kind == TransportKind::kRdma) {  // TCP always runs beside it: it carries the handshakes
@@ -43,14 +45,21 @@ Status DataServer::Start(ChunkStore* store, const DataServerOptions& options,
   }
   if (server->rdma_) {
     RdmaServerTransport* rdma = server->rdma_.get();
-    t.upgrade = [rdma](UniqueFd fd) { rdma->Adopt(std::move(fd)); };
+    t.upgrade = [rdma](UniqueFd fd, const PeerIdentity& peer) { rdma->Adopt(std::move(fd), peer); };
   }
   ChunkClientOptions forward;
   forward.transport = server->rdma_ ? TransportChoice::kAuto : TransportChoice::kTcp;
   forward.localReadThreads = 0;  // forwards are writes
   forward.timeoutMs = limits::kChainForwardTimeoutMs;  // inside the writer's request timeout
+  if (options.auth) forward.credentials = ClientCredentials::ForNode(options.auth->secret, options.nodeId);
   MP_RETURN_IF_ERROR(ChunkClient::Create(forward, &server->forwarder_));
-  if (options.localReads) MP_RETURN_IF_ERROR(LocalReadServer::Start(store, options.frameTimeoutMs, &server->local_));
+  if (options.localReads) {
+    LocalReadServerOptions l;
+    l.frameTimeoutMs = options.frameTimeoutMs;
+    l.socketDir = options.localSocketDir.empty() ? store->dir() + "/run" : options.localSocketDir;
+    l.auth = options.auth;
+    MP_RETURN_IF_ERROR(LocalReadServer::Start(store, l, &server->local_));
+  }
   server->tcp_ = NewTcpServerTransport();
   MP_RETURN_IF_ERROR(server->tcp_->Start(t, server.get()));
   *out = std::move(server);
@@ -83,6 +92,8 @@ DataServerStats DataServer::stats() const {
   s.wholeResends = counters_.wholeResends;
   s.rollForwards = counters_.rollForwards;
   s.localOpens = local_ ? local_->opens() : 0;
+  s.refusals = counters_.refusals + (local_ ? local_->refusals() : 0);
+  s.authFailures = tcp_->counters().authFailures;
   return s;
 }
 
@@ -96,7 +107,40 @@ void DataServer::OnCall(std::unique_ptr<ServerCall> call) {
   }
 }
 
+Status DataServer::Refused(const ServerCall& call, const Status& why) {
+  counters_.refusals++;
+  counters_.errors++;
+  // Logged, at most once a second (a misbehaving client must not flood the log).
+  int64_t now = NowMs(), last = counters_.lastRefusalLogMs;
+  if (now - last >= 1000 && counters_.lastRefusalLogMs.compare_exchange_strong(last, now))
+    LogWarning("data server: refused " + std::string(frame::OpcodeName(call.header().opcode)) + " from " +
+               call.peer().ToString() + ": " + why.ToString());
+  return why;
+}
+
+Status DataServer::CheckOpcodeAllowed(const ServerCall& call) {
+  if (call.peer().kind != PeerKind::kClient) return Status::OK();  // a node, or authentication off
+  switch (call.header().opcode) {
+    case frame::kRead: case frame::kBatchRead: case frame::kWrite: case frame::kStat:
+    case frame::kPing: case frame::kLocalInfo:
+      return Status::OK();
+    default:
+      return Refused(call, Status::Access(std::string(frame::OpcodeName(call.header().opcode)) +
+                                          " is chain-internal: only storage nodes may send it"));
+  }
+}
+
+Status DataServer::CheckCapability(const ServerCall& call, frame::Reader* r, uint64_t inode, uint32_t right) {
+  if (call.peer().kind != PeerKind::kClient) return Status::OK();
+  Capability cap;
+  Status s = r->GetCapability(&cap) ? options_.auth->capabilities.Check(cap, inode, right, WallClockMs())
+                                    : Status::Auth("request carries no capability");
+  return s.ok() ? s : Refused(call, s);
+}
+
 void DataServer::Serve(std::unique_ptr<ServerCall> call) {
+  Status allowed = CheckOpcodeAllowed(*call);
+  if (!allowed.ok()) return call->Reply(allowed, {}, nullptr, 0);
   switch (call->header().opcode) {
     case frame::kRead: return ServeRead(call.get());
     case frame::kBatchRead: return ServeBatchRead(call.get());
@@ -116,6 +160,7 @@ void DataServer::ServeRead(ServerCall* call) {
   frame::ReadArgs a;
   frame::Reader r(call->meta(), call->header().metaBytes);
   Status s = r.Get(&a) ? Status::OK() : Malformed(*call);
+  if (s.ok()) s = CheckCapability(*call, &r, a.chunk.inode, kRightRead);
   if (s.ok() && a.length > limits::kFrameDataBytesMax)
     s = Status::TooLarge("read of " + std::to_string(a.length) + " bytes exceeds one message");
   AlignedBuffer buf;
@@ -150,6 +195,25 @@ void DataServer::ServeBatchRead(ServerCall* call) {
     total += a.length;
     reads.push_back(a);
   }
+  if (s.ok() && call->peer().kind == PeerKind::kClient) {  // every inode read needs a capability
+    uint32_t caps = 0;
+    std::vector<Capability> table;
+    if (!r.GetU32(&caps) || caps > limits::kBatchReadEntriesMax) s = Status::Auth("batch read carries no capabilities");
+    for (uint32_t i = 0; s.ok() && i < caps; i++) {
+      Capability c;
+      if (!r.GetCapability(&c)) s = Malformed(*call);
+      else table.push_back(c);
+    }
+    uint64_t now = WallClockMs();
+    for (size_t i = 0; s.ok() && i < table.size(); i++)
+      s = options_.auth->capabilities.Check(table[i], table[i].inode, kRightRead, now);
+    for (size_t i = 0; s.ok() && i < reads.size(); i++) {
+      bool covered = false;
+      for (const auto& c : table) covered = covered || c.inode == reads[i].chunk.inode;
+      if (!covered) s = Status::Auth("no capability for inode " + std::to_string(reads[i].chunk.inode));
+    }
+    if (!s.ok() && s.code() != StatusCode::kProtocol) s = Refused(*call, s);
+  }
   if (s.ok() && total > limits::kBatchReadBytesMax)
     s = Status::TooLarge("batch of " + std::to_string(total) + " bytes exceeds " +
                          std::to_string(limits::kBatchReadBytesMax));
@@ -183,6 +247,11 @@ void DataServer::ServeWrite(std::unique_ptr<ServerCall> call) {
   frame::WriteArgs a;
   frame::Reader r(call->meta(), call->header().metaBytes);
   Status s = r.Get(&a) ? Status::OK() : Malformed(*call);
+  if (s.ok()) s = CheckCapability(*call, &r, a.chunk.inode, kRightWrite);
+  // A client's write enters a chain at its head, which assigns the version; a direct write
+  // to one replica, or one posing as a predecessor's forward, is a node's business.
+  if (s.ok() && call->peer().kind == PeerKind::kClient && (!(a.flags & frame::kWriteChain) || a.updateVersion != 0))
+    s = Refused(*call, Status::Access("clients write only through a chain's head"));
   if (s.ok() && a.length != call->header().dataBytes)
     s = Status::Protocol("write length " + std::to_string(a.length) + " does not match its payload of " +
                          std::to_string(call->header().dataBytes) + " bytes");
@@ -225,7 +294,8 @@ void DataServer::ServeSmall(ServerCall* call) {
       else s = Status(StatusCode::kNotSupported, "this data server offers no local reads");
       break;
     case frame::kStat:
-      s = r.GetChunkId(&id) ? store_->Stat(id, &meta) : Malformed(*call);
+      s = r.GetChunkId(&id) ? CheckCapability(*call, &r, id.inode, kRightRead | kRightWrite) : Malformed(*call);
+      if (s.ok()) s = store_->Stat(id, &meta);
       if (s.ok()) frame::Put(&out, meta);
       break;
     case frame::kRemove:

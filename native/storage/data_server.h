@@ -30,6 +30,16 @@ struct DataServerOptions {
   uint32_t frameTimeoutMs = limits::kServerFrameTimeoutMsDefault;
   // Offer short-circuit local reads to clients on this host (storage/local_read_server.h).
   bool localReads = true;
+  // Where the local-read socket lives: a directory made 0700 (empty: "<store dir>/run", or a
+  // fresh /tmp/millpond-XXXXXX when that path is too long for a socket).
+  std::string localSocketDir;
+  // The cluster secret (design §10). With it, every connection authenticates before its first
+  // request; a client's requests must carry capabilities and it may not send chain-internal
+  // operations (commit, remove, list, writes other than a chain write at the head). Null:
+  // authentication off, everything is served to everyone (tests, a trusted single host).
+  std::shared_ptr<const ServerAuth> auth;
+  // This server's storage node: forwards to successors authenticate with its key.
+  uint32_t nodeId = 0;
 };
 
 // Where this server's target sits on one chain (design §3), as the storage daemon learns it
@@ -50,6 +60,8 @@ struct DataServerStats {
   uint64_t wholeResends = 0;  // forwards resent whole because the successor's base differed
   uint64_t rollForwards = 0;  // a successor's newer committed version adopted here (CRAQ)
   uint64_t localOpens = 0;  // version-file descriptors handed to local readers
+  uint64_t refusals = 0;    // requests refused for want of a capability or a node's key
+  uint64_t authFailures = 0;  // connections that failed the handshake
 };
 
 class DataServer : public CallHandler {
@@ -62,7 +74,7 @@ class DataServer : public CallHandler {
   void Stop();
   uint16_t port() const { return tcp_->port(); }
   bool rdmaEnabled() const { return rdma_ != nullptr; }
-  // The abstract Unix socket local readers connect to; empty when localReads is off.
+  // The path of the Unix socket local readers connect to; empty when localReads is off.
   std::string localSocketName() const { return local_ ? local_->name() : std::string(); }
   DataServerStats stats() const;
   const TransportCounters& tcpCounters() const { return tcp_->counters(); }
@@ -112,6 +124,12 @@ class DataServer : public CallHandler {
   void ServeBatchRead(ServerCall* call);
   void ServeWrite(std::unique_ptr<ServerCall> call);
   void ServeSmall(ServerCall* call);  // stat, remove, commit, list, ping
+  // Clients may send only the requests a capability covers; chain-internal ones need a node.
+  Status CheckOpcodeAllowed(const ServerCall& call);
+  // For a client's request: the capability after its arguments (in r) must grant `right` on
+  // `inode` (kAuth: none, forged, expired, another inode; kAccess: lacks the right).
+  Status CheckCapability(const ServerCall& call, frame::Reader* r, uint64_t inode, uint32_t right);
+  Status Refused(const ServerCall& call, const Status& why);  // counts and logs a refusal
 
   ChunkStore* store_;
   const DataServerOptions options_;
@@ -136,6 +154,8 @@ class DataServer : public CallHandler {
     std::atomic<uint64_t> reads{0}, writes{0}, batchReads{0}, batchReadEntries{0}, others{0};
     std::atomic<uint64_t> bytesRead{0}, bytesWritten{0}, errors{0}, busyRejections{0};
     std::atomic<uint64_t> chainWrites{0}, forwards{0}, duplicateWrites{0}, wholeResends{0}, rollForwards{0};
+    std::atomic<uint64_t> refusals{0};
+    std::atomic<int64_t> lastRefusalLogMs{0};
   } counters_;
 };
 

@@ -1,12 +1,16 @@
 #include "storage/local_read_server.h"
 
 #include <poll.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "common/limits.h"
@@ -17,13 +21,32 @@
 
 namespace millpond {
 
-Status LocalReadServer::Start(ChunkStore* store, uint32_t frameTimeoutMs, std::unique_ptr<LocalReadServer>* out) {
-  std::unique_ptr<LocalReadServer> server(new LocalReadServer(store, frameTimeoutMs));
+namespace {
+
+constexpr size_t kSocketPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
+constexpr size_t kSocketFileBytes = 27;  // "/data-<16 hex>.sock"
+
+}  // namespace
+
+Status LocalReadServer::Start(ChunkStore* store, const LocalReadServerOptions& options,
+                              std::unique_ptr<LocalReadServer>* out) {
+  std::unique_ptr<LocalReadServer> server(new LocalReadServer(store, options));
+  std::string dir = options.socketDir;
+  if (!dir.empty() && dir.size() + kSocketFileBytes <= kSocketPathMax) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
+    if (::chmod(dir.c_str(), 0700) != 0) return Status::FromErrno(errno, "chmod " + dir);
+  } else {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp && std::strlen(tmp) < 60 ? tmp : "/tmp") + "/millpond-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) return Status::FromErrno(errno, "mkdtemp " + pattern);  // 0700
+    dir = pattern;
+    server->madeTempDir_ = dir;
+  }
   std::random_device random;
   uint64_t id = (uint64_t{random()} << 32) ^ random();
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(id));
-  server->name_ = std::string("millpond-data-") + hex;
+  server->name_ = dir + "/data-" + hex + ".sock";
   MP_RETURN_IF_ERROR(ListenLocal(server->name_, &server->listener_));
   server->wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!server->wake_.valid()) return Status::FromErrno(errno, "eventfd");
@@ -52,6 +75,8 @@ void LocalReadServer::Stop() {
   }
   for (auto& c : left) c.thread.join();
   listener_.Reset();
+  ::unlink(name_.c_str());
+  if (!madeTempDir_.empty()) ::rmdir(madeTempDir_.c_str());
 }
 
 void LocalReadServer::AcceptLoop() {
@@ -62,6 +87,14 @@ void LocalReadServer::AcceptLoop() {
     if (!p[0].revents) continue;
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!fd.valid()) continue;
+    uint32_t uid = 0;
+    Status cred = PeerUid(fd.get(), &uid);
+    if (!cred.ok() || (uid != ::getuid() && uid != 0)) {  // the directory's 0700 should have stopped it
+      refusals_++;
+      LogWarning("local read server: refused a connection from uid " + std::to_string(uid) + " (" +
+                 (cred.ok() ? "not this daemon's uid" : cred.message()) + ")");
+      continue;  // fd closes
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     // Reap the connections whose clients left, then refuse beyond the limit.
@@ -89,17 +122,28 @@ bool LocalReadServer::ServeOne(int fd) {
   if (!ReadExact(fd, raw, sizeof raw, frameTimeoutMs_, /*idleOk=*/true).ok()) return false;
   frame::Header request;
   Status s = frame::Header::Decode(raw, &request);
-  if (s.ok() && (request.opcode != frame::kOpenLocal || request.metaBytes != frame::ReadArgs::kBytes ||
+  // ReadArgs, then (with a secret) the capability: a request without one is refused, not malformed.
+  constexpr size_t kWithCap = frame::ReadArgs::kBytes + kCapabilityBytes;
+  if (s.ok() && (request.opcode != frame::kOpenLocal ||
+                 (request.metaBytes != frame::ReadArgs::kBytes && request.metaBytes != kWithCap) ||
                  request.dataBytes != 0 || (request.flags & frame::kFlagReply)))
     s = Status::Protocol("the local socket serves only openLocal requests");
   frame::ReadArgs args;
+  Capability cap;
+  bool hasCap = false;
   if (s.ok()) {
-    uint8_t meta[frame::ReadArgs::kBytes];
-    if (!ReadExact(fd, meta, sizeof meta, frameTimeoutMs_, false).ok()) return false;
-    frame::Reader r(meta, sizeof meta);
+    uint8_t meta[kWithCap];
+    if (!ReadExact(fd, meta, request.metaBytes, frameTimeoutMs_, false).ok()) return false;
+    frame::Reader r(meta, request.metaBytes);
     if (!r.Get(&args)) s = Status::Protocol("malformed openLocal request");
+    hasCap = r.GetCapability(&cap);
   }
   const bool keep = s.ok();  // after a malformed frame the stream is not trusted: answer, close
+  if (s.ok() && auth_) {
+    s = hasCap ? auth_->capabilities.Check(cap, args.chunk.inode, kRightRead, WallClockMs())
+               : Status::Auth("openLocal carries no capability");
+    if (!s.ok()) refusals_++;
+  }
   UniqueFd file;
   ChunkMeta chunkMeta;
   if (s.ok()) s = store_->OpenVersionFile(args.chunk, args.flags & frame::kReadUncommitted, &file, &chunkMeta);

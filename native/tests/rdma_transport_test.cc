@@ -117,7 +117,7 @@ class RdmaTransportTest : public testing::Test {
       rdma_ = NewRdmaServerTransport();
       ASSERT_TRUE(rdma_->Start(o, &handler_).ok());
       RdmaServerTransport* r = rdma_.get();
-      o.upgrade = [r](UniqueFd fd) { r->Adopt(std::move(fd)); };
+      o.upgrade = [r](UniqueFd fd, const PeerIdentity& peer) { r->Adopt(std::move(fd), peer); };
     }
     tcp_ = NewTcpServerTransport();
     ASSERT_TRUE(tcp_->Start(o, &handler_).ok());

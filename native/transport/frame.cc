@@ -157,4 +157,17 @@ bool Reader::Get(ChunkMeta* m) {
          GetU32(&m->checksum);
 }
 
+void PutCapability(std::string* out, const Capability& c) {
+  uint8_t b[kCapabilityBytes];
+  c.EncodeTo(b);
+  out->append(reinterpret_cast<const char*>(b), sizeof b);
+}
+
+bool Reader::GetCapability(Capability* c) {
+  if (remaining() < kCapabilityBytes) return false;
+  *c = Capability::Decode(p_);
+  p_ += kCapabilityBytes;
+  return true;
+}
+
 }  // namespace millpond::frame

@@ -3,6 +3,11 @@
 // arguments, or the reply's results), then `dataBytes` of payload (write data, read data).
 // Integers are little-endian; ChunkIds are 12 bytes big-endian (common/chunk_id.h).
 //
+// Capabilities (common/auth.h): on a connection authenticated as a client, every request that
+// touches a chunk carries one after its arguments: read, write, stat and openLocal end with one
+// 36-byte capability; a batch read ends with a table (count u32 + count x capability) holding
+// one per inode it reads. Connections of storage nodes (and servers without a secret) send none.
+//
 // Header layout (byte offsets):
 //   0 magic u32 ('MPD1')   4 version u8   5 opcode u8   6 flags u16
 //   8 requestId u64        16 metaBytes u32   20 dataBytes u32
@@ -14,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/chunk_id.h"
 #include "common/limits.h"
 #include "common/status.h"
@@ -122,6 +128,7 @@ void Put(std::string* out, const ChunkMeta& m);
 void PutChunkId(std::string* out, const ChunkId& id);
 void PutU32(std::string* out, uint32_t v);
 void PutI32(std::string* out, int32_t v);
+void PutCapability(std::string* out, const Capability& c);
 
 class Reader {
  public:
@@ -134,6 +141,7 @@ class Reader {
   bool GetChunkId(ChunkId* id);
   bool GetU32(uint32_t* v);
   bool GetI32(int32_t* v);
+  bool GetCapability(Capability* c);
   bool GetU64(uint64_t* v);
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
 

@@ -15,14 +15,15 @@ namespace millpond {
 
 namespace {
 
-// An abstract address: sun_path starts with a NUL, the name follows (no terminator).
-Status AbstractAddress(const std::string& name, struct sockaddr_un* addr, socklen_t* len) {
+// A path address (NUL-terminated in sun_path).
+Status PathAddress(const std::string& path, struct sockaddr_un* addr, socklen_t* len) {
   std::memset(addr, 0, sizeof *addr);
   addr->sun_family = AF_UNIX;
-  if (name.empty() || name.size() + 1 > sizeof addr->sun_path)
-    return Status::InvalidArgument("local socket name must be 1.." + std::to_string(sizeof addr->sun_path - 1) + " bytes");
-  std::memcpy(addr->sun_path + 1, name.data(), name.size());
-  *len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
+  if (path.empty() || path[0] != '/' || path.size() + 1 > sizeof addr->sun_path)
+    return Status::InvalidArgument("local socket path must be absolute and at most " +
+                                   std::to_string(sizeof addr->sun_path - 1) + " bytes");
+  std::memcpy(addr->sun_path, path.data(), path.size());
+  *len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
   return Status::OK();
 }
 
@@ -31,9 +32,10 @@ Status AbstractAddress(const std::string& name, struct sockaddr_un* addr, sockle
 Status ListenLocal(const std::string& name, UniqueFd* out) {
   struct sockaddr_un addr;
   socklen_t len;
-  MP_RETURN_IF_ERROR(AbstractAddress(name, &addr, &len));
+  MP_RETURN_IF_ERROR(PathAddress(name, &addr, &len));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno(errno, "socket(AF_UNIX)");
+  ::unlink(name.c_str());  // a socket file left by a killed server
   if (::bind(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), len) != 0)
     return Status::FromErrno(errno, "bind local socket " + name);
   if (::listen(fd.get(), limits::kListenBacklog) != 0) return Status::FromErrno(errno, "listen " + name);
@@ -44,13 +46,21 @@ Status ListenLocal(const std::string& name, UniqueFd* out) {
 Status ConnectLocal(const std::string& name, UniqueFd* out) {
   struct sockaddr_un addr;
   socklen_t len;
-  MP_RETURN_IF_ERROR(AbstractAddress(name, &addr, &len));
+  MP_RETURN_IF_ERROR(PathAddress(name, &addr, &len));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno(errno, "socket(AF_UNIX)");
   // A local connect completes at once or fails at once (ECONNREFUSED: no such name here).
   if (::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), len) != 0)
     return Status::FromErrno(errno, "connect local socket " + name);
   *out = std::move(fd);
+  return Status::OK();
+}
+
+Status PeerUid(int fd, uint32_t* uid) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return Status::FromErrno(errno, "SO_PEERCRED");
+  *uid = cred.uid;
   return Status::OK();
 }
 

@@ -137,8 +137,10 @@ class TcpClientConnection {
   void SendLoop() {
     UniqueFd fd;
     Status s = ConnectTcp(address_, options_.connectTimeoutMs, &fd);
+    if (s.ok() && options_.credentials.present())
+      s = AuthenticateToServer(fd.get(), options_.credentials, options_.connectTimeoutMs);
     if (!s.ok()) {
-      Fail(s);
+      Fail(s.code() == StatusCode::kAuth ? Status::Auth(address_ + ": " + s.message()) : s);
       return;
     }
     {

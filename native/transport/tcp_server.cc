@@ -14,6 +14,7 @@
 
 #include "common/crc32c.h"
 #include "common/limits.h"
+#include "common/log.h"
 #include "transport/rdma/rdma_transport.h"
 #include "transport/socket_io.h"
 #include "transport/transport.h"
@@ -29,6 +30,8 @@ class TcpConnection {
   TcpConnection(UniqueFd fd, TransportCounters* counters)
       : fd_(std::move(fd)), counters_(counters) {}
   int fd() const { return fd_.get(); }
+  const PeerIdentity& peer() const { return peer_; }
+  void set_peer(const PeerIdentity& p) { peer_ = p; }  // before the first call is made
 
   // Sends one reply frame; a failure shuts the socket so the receive thread ends.
   void SendReply(const frame::Header& request, const Status& status, const std::string& meta,
@@ -73,6 +76,7 @@ class TcpConnection {
 
  private:
   UniqueFd fd_;
+  PeerIdentity peer_;
   TransportCounters* counters_;
   std::mutex sendMu_;
   bool broken_ = false;  // GUARDED_BY(sendMu_)
@@ -98,6 +102,7 @@ class TcpServerCall : public ServerCall {
     conn_->SendReply(header_, status, meta, data, dataCount);
   }
   TransportKind kind() const override { return TransportKind::kTcp; }
+  const PeerIdentity& peer() const override { return conn_->peer(); }
 
  private:
   std::shared_ptr<TcpConnection> conn_;
@@ -203,17 +208,51 @@ class TcpServerTransport : public ServerTransport {
     return Status::OK();
   }
 
+  // Reads a new connection's first 4 bytes (into raw) and, when the server has a secret,
+  // runs the handshake and reads the 4 after it. False when the connection must close: it
+  // did not authenticate (logged; a request frame sent instead is answered with kAuth).
+  bool Authenticate(TcpConnection* conn, uint8_t* raw, uint32_t* magic) {
+    // Without a secret an idle new connection is fine; with one it must authenticate now.
+    if (!ReadExact(conn->fd(), raw, 4, options_.frameTimeoutMs, !options_.auth).ok()) return false;
+    std::memcpy(magic, raw, 4);
+    if (!options_.auth) {
+      if (*magic != kAuthHelloMagic) return true;
+      RefuseHandshake(conn->fd(), Status::Auth("this data server has no cluster secret: authentication is off"),
+                      options_.frameTimeoutMs);
+      return false;
+    }
+    Status s;
+    PeerIdentity peer;
+    if (*magic == kAuthHelloMagic) {
+      s = AuthenticateClient(conn->fd(), *options_.auth, options_.frameTimeoutMs, &peer);
+    } else {
+      s = Status::Auth("connection did not authenticate before its first request");
+      if (*magic == frame::kMagic &&
+          ReadExact(conn->fd(), raw + 4, frame::kHeaderBytes - 4, options_.frameTimeoutMs, false).ok()) {
+        RejectFrame(conn, raw, s);  // the raw client gets a decodable EAUTH reply
+      }
+    }
+    if (!s.ok()) {
+      counters_.authFailures++;
+      LogWarning("data server: refused a connection from " + PeerAddress(conn->fd()) + ": " + s.ToString());
+      return false;
+    }
+    conn->set_peer(peer);
+    if (!ReadExact(conn->fd(), raw, 4, options_.frameTimeoutMs, true).ok()) return false;
+    std::memcpy(magic, raw, 4);
+    return true;
+  }
+
   void ReceiveLoop(std::shared_ptr<TcpConnection> conn,
                    std::list<std::shared_ptr<TcpConnection>>::iterator self) {
     bool first = true;
     for (;;) {
       uint8_t raw[frame::kHeaderBytes];
-      if (first) {  // a new connection may ask for RDMA instead of TCP framing
-        if (!ReadExact(conn->fd(), raw, 4, options_.frameTimeoutMs, true).ok()) break;
+      if (first) {  // a new connection authenticates, then may ask for RDMA instead of TCP framing
         uint32_t magic;
-        std::memcpy(&magic, raw, 4);
+        if (!Authenticate(conn.get(), raw, &magic)) break;
         if (magic == kRdmaHandshakeMagic) {
-          if (options_.upgrade) options_.upgrade(conn->ReleaseFd());
+          if (options_.upgrade) options_.upgrade(conn->ReleaseFd(), conn->peer());
           break;
         }
         first = false;

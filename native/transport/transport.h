@@ -19,6 +19,7 @@
 #include "common/buffer_pool.h"
 #include "common/file_io.h"
 #include "common/status.h"
+#include "transport/auth_handshake.h"
 #include "transport/frame.h"
 
 namespace millpond {
@@ -38,6 +39,7 @@ struct TransportCounters {
   std::atomic<uint64_t> messagesReceived{0};
   std::atomic<uint64_t> connectionsOpened{0};
   std::atomic<uint64_t> protocolErrors{0}; // malformed frames received
+  std::atomic<uint64_t> authFailures{0};   // connections refused by the handshake (servers)
 };
 
 // ------------------------------------------------------------------ server side
@@ -58,6 +60,8 @@ class ServerCall {
   virtual void Reply(const Status& status, const std::string& meta, const struct iovec* data,
                      int dataCount) = 0;
   virtual TransportKind kind() const = 0;
+  // Who sent it: the identity its connection proved (kAnonymous when the server has no secret).
+  virtual const PeerIdentity& peer() const = 0;
 };
 
 class CallHandler {
@@ -73,9 +77,13 @@ struct ServerTransportOptions {
   BufferPool* buffers = nullptr;       // request payloads are received into these
   uint32_t frameTimeoutMs = limits::kServerFrameTimeoutMsDefault;
   uint32_t connectionsMax = limits::kServerConnectionsMax;
-  // Called with the socket of a new connection whose first 4 bytes were kRdmaHandshakeMagic
-  // (consumed); empty means such connections are refused. See rdma/rdma_transport.h.
-  std::function<void(UniqueFd)> upgrade;
+  // With it, every connection must authenticate (auth_handshake.h) before anything else;
+  // without it, none may (a client presenting credentials is refused).
+  std::shared_ptr<const ServerAuth> auth;
+  // Called with the socket of a new connection whose first 4 bytes (after authentication)
+  // were kRdmaHandshakeMagic (consumed), and the peer it authenticated as; empty means such
+  // connections are refused. See rdma/rdma_transport.h.
+  std::function<void(UniqueFd, const PeerIdentity&)> upgrade;
 };
 
 class ServerTransport {
@@ -124,6 +132,8 @@ struct ClientTransportOptions {
   size_t inflightBytesMax = limits::kClientInflightBytesDefault;
   uint32_t connectTimeoutMs = limits::kClientConnectTimeoutMs;
   uint32_t connectionsPerServer = 1;
+  // Presented on every new connection (auth_handshake.h); kAnonymous: none (servers without a secret).
+  ClientCredentials credentials;
 };
 
 class ClientTransport {

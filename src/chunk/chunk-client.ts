@@ -4,6 +4,8 @@
  * many small reads in one message, like 3FS's USRBIO ring, for small random I/O. With
  * transport 'auto', reads of servers on this host skip the network (`localReads`).
  */
+import { CAPABILITY_BYTES } from '../auth/capability.js';
+import { nativeCredentials, type DataCredentials } from '../auth/data-plane.js';
 import { limits } from '../limits.js';
 import {
   addon, type ChunkId, type ChunkListEntry, type ChunkMeta, type NativeChunkClient, type TransportChoice,
@@ -24,6 +26,17 @@ export interface ChunkClientOptions {
    * their files (short-circuit local reads: no copies through TCP). Default true.
    */
   localReads?: boolean;
+  /**
+   * Presented to data servers with a cluster secret (src/auth/data-plane.ts): a user's token
+   * (then reads and writes need the file's capability from meta), or a node's key.
+   */
+  credentials?: DataCredentials;
+}
+
+function checkCapability(c: Buffer | undefined, name = 'capability'): void {
+  if (c !== undefined && (!Buffer.isBuffer(c) || c.length !== CAPABILITY_BYTES)) {
+    throw new TypeError(`${name} must be a ${CAPABILITY_BYTES}-byte Buffer (from meta's open)`);
+  }
 }
 
 export interface BatchRead {
@@ -54,17 +67,20 @@ export class ChunkClient {
     const connectionsPerServer = options.connectionsPerServer ?? 1;
     checkRange(connectionsPerServer, 1, limits.clientConnectionsPerServerMax, 'connectionsPerServer');
     const localReads = options.localReads ?? true;
-    this.handle = new addon.ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads });
+    const credentials = nativeCredentials(options.credentials);
+    this.handle = new addon.ChunkClientHandle({ transport, inflightBytesMax, timeoutMs, connectionsPerServer, localReads, credentials });
   }
 
   /**
    * Reads into `target` (or a new buffer). Aborting `signal` gives up on the request: it
    * rejects with ETIMEDOUT within a timer tick unless its answer is already arriving; until
-   * the promise settles `target` may still be written.
+   * the promise settles `target` may still be written. `capability`: the file's, from meta
+   * (needed by servers with a secret, for token clients).
    */
   async read(address: string, chunk: ChunkId, offset: number, length: number,
-    options: { uncommitted?: boolean; target?: Buffer; signal?: AbortSignal } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
+    options: { uncommitted?: boolean; target?: Buffer; signal?: AbortSignal; capability?: Buffer } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
     checkAddress(address);
+    checkCapability(options.capability);
     checkChunkId(chunk);
     checkU32(offset, 'offset');
     checkRange(length, 0, limits.chunkSizeBytesMax, 'length');
@@ -73,7 +89,8 @@ export class ChunkClient {
     const view = target.length === length ? target : target.subarray(0, length);
     const abandon = this.abandonOn(options.signal);
     try {
-      const { bytesRead, meta } = await this.handle.read(address, chunk, offset, view, options.uncommitted ?? false, abandon.token);
+      const { bytesRead, meta } = await this.handle.read(address, chunk, offset, view, options.uncommitted ?? false,
+        options.capability ?? null, abandon.token);
       return { data: view.subarray(0, bytesRead), meta };
     } finally {
       abandon.release();
@@ -86,14 +103,17 @@ export class ChunkClient {
    * Aborting `options.signal` gives up on the request as for read().
    */
   write(address: string, chunk: ChunkId, offset: number, data: Buffer,
-    options: ChunkClientWriteOptions & { signal?: AbortSignal } = {}): Promise<ChunkMeta> {
+    options: ChunkClientWriteOptions & { signal?: AbortSignal; capability?: Buffer } = {}): Promise<ChunkMeta> {
     checkAddress(address);      // bad arguments throw at once (not a rejected promise)
     checkChunkId(chunk);
     checkU32(offset, 'offset');
     checkBuffer(data, 'data');
+    checkCapability(options.capability);
     const native = nativeWriteOptions(offset, data.length, options);
     const abandon = this.abandonOn(options.signal);
-    return this.handle.write(address, chunk, offset, data, { ...native, token: abandon.token }).finally(abandon.release);
+    return this.handle.write(address, chunk, offset, data,
+      { ...native, token: abandon.token, ...(options.capability ? { capability: options.capability } : {}) })
+      .finally(abandon.release);
   }
 
   /** A native abandon token tied to `signal` (0 without one). */
@@ -107,9 +127,16 @@ export class ChunkClient {
     return { token, release: () => signal.removeEventListener('abort', onAbort) };
   }
 
-  /** Many reads from one server in one message; each lands at its bufferOffset in target. */
-  readBatch(address: string, reads: BatchRead[], target: Buffer): Promise<BatchReadResult[]> {
+  /**
+   * Many reads from one server in one message; each lands at its bufferOffset in target.
+   * `capabilities`: one per inode the reads touch (servers with a secret, token clients).
+   */
+  readBatch(address: string, reads: BatchRead[], target: Buffer, capabilities?: Buffer[]): Promise<BatchReadResult[]> {
     checkAddress(address);
+    if (capabilities !== undefined) {
+      if (!Array.isArray(capabilities) || capabilities.length > limits.batchReadEntriesMax) throw new TypeError('capabilities must be an array of Buffers');
+      capabilities.forEach((c, i) => checkCapability(c, `capabilities[${i}]`));
+    }
     checkBuffer(target, 'target');
     if (!Array.isArray(reads)) throw new TypeError('reads must be an array');
     checkRange(reads.length, 1, limits.batchReadEntriesMax, 'reads.length');
@@ -124,13 +151,14 @@ export class ChunkClient {
       total += r.length;
     }
     if (total > limits.batchReadBytesMax) throw new RangeError(`a batch reads at most ${limits.batchReadBytesMax} bytes`);
-    return this.handle.batchRead(address, reads, target);
+    return this.handle.batchRead(address, reads, target, capabilities);
   }
 
-  stat(address: string, chunk: ChunkId): Promise<ChunkMeta> {
+  stat(address: string, chunk: ChunkId, capability?: Buffer): Promise<ChunkMeta> {
     checkAddress(address);
     checkChunkId(chunk);
-    return this.handle.stat(address, chunk);
+    checkCapability(capability);
+    return this.handle.stat(address, chunk, capability ?? null);
   }
 
   commit(address: string, chunk: ChunkId, version: number): Promise<ChunkMeta> {

@@ -17,6 +17,16 @@ export interface DataServerOptions {
   ioThreads?: number;
   /** A frame that has started must arrive whole within this (default 30 s). */
   frameTimeoutMs?: number;
+  /**
+   * The cluster secret (32 bytes; design §10). With it every connection must authenticate
+   * first, clients' requests need capabilities and only nodes may send chain-internal ones.
+   * Without it nothing is checked (a trusted single host, tests).
+   */
+  clusterSecret?: Buffer;
+  /** This server's storage node (its forwards to successors authenticate as it). */
+  nodeId?: number;
+  /** Directory of the local-read socket, made 0700 (default: <target dir>/run). */
+  localSocketDir?: string;
 }
 
 export function checkTransport(transport: string): asserts transport is TransportChoice {
@@ -42,7 +52,16 @@ export class DataServer {
     checkRange(ioThreads, 1, limits.serverIoThreadsMax, 'ioThreads');
     const frameTimeoutMs = options.frameTimeoutMs ?? limits.serverFrameTimeoutMsDefault;
     checkRange(frameTimeoutMs, 1, 3_600_000, 'frameTimeoutMs');
-    const handle = new addon.DataServerHandle(store.handle, { host, port, transport, ioThreads, frameTimeoutMs });
+    if (options.clusterSecret !== undefined && (!Buffer.isBuffer(options.clusterSecret) || options.clusterSecret.length !== 32)) {
+      throw new TypeError('clusterSecret must be a 32-byte Buffer');
+    }
+    const nodeId = options.nodeId ?? 0;
+    checkRange(nodeId, 0, 0xffff_ffff, 'nodeId');
+    const handle = new addon.DataServerHandle(store.handle, {
+      host, port, transport, ioThreads, frameTimeoutMs, nodeId,
+      ...(options.clusterSecret ? { clusterSecret: options.clusterSecret } : {}),
+      ...(options.localSocketDir ? { localSocketDir: options.localSocketDir } : {}),
+    });
     return new DataServer(handle, host, handle.port());
   }
 

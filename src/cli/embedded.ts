@@ -4,10 +4,12 @@
  * is the same code with other addresses. Authentication is on: the cluster secret and an admin
  * token are made in <dataDir>/keys (0700; files 0600) at the first start and kept after.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureClusterKeys } from '../auth/cluster-files.js';
 import { parseToken } from '../auth/keys.js';
+import { SERVICE_NODE_ID } from '../auth/data-plane.js';
+import { ChunkClient } from '../chunk/chunk-client.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { MgmtdServer } from '../cluster/mgmtd-server.js';
 import { RoutingClient } from '../cluster/routing-client.js';
@@ -34,7 +36,12 @@ export interface EmbeddedOptions {
   /** Bytes each target may hold (0: the disk's limit). */
   capacityBytesPerTarget?: number;
   log?: (line: string) => void;
-  /** Off only for the benchmark's baseline: no keys, no CURVE, the request's user trusted. */
+  /**
+   * Off only for the benchmark's baseline: no keys, no CURVE, the request's user trusted, no
+   * capabilities, unauthenticated data connections. On (the default), the cluster secret
+   * keys the control plane and the data plane (design §10): meta hands out capabilities, the
+   * data servers authenticate every connection and check them.
+   */
   insecure?: boolean;
 }
 
@@ -52,7 +59,8 @@ export interface Embedded {
 }
 
 export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
-  mkdirSync(o.dataDir, { recursive: true });
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(o.dataDir, 0o700); // databases and chunks are users' data: only this uid may reach them
   const stops: Array<() => Promise<void> | void> = [];
   const stop = async () => {
     for (const s of stops.splice(0).reverse()) await s();
@@ -67,7 +75,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     const metaKv = new SqliteKv(join(o.dataDir, 'meta.db'));
     stops.push(() => metaKv.close());
     if (keys) await ensureAdmin(metaKv, parseToken(keys.adminToken).tokenId);
-    const metaService = await MetaService.open(metaKv);
+    const metaService = await MetaService.open(metaKv, auth ? { clusterSecret: auth.secret } : {});
     const meta = await MetaServer.start(metaService, o.metaListen, { auth, mgmtd: auth ? [mgmtd.endpoint] : undefined, log: o.log });
     stops.push(() => meta.close());
     const clientAuth = keys ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
@@ -96,7 +104,11 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       return 'targets' in r && r.targets.length === STORAGE_NODES && r.targets.every((t) => t.state === 'serving');
     }, 'every target to serve');
     // Chunks of unlinked files go in the background, next to the metadata service.
-    const routing = new RoutingClient({ mgmtd: [mgmtd.endpoint], cluster: auth });
+    // Removing chunks is chain-internal: with a secret the collector presents a cluster service's key.
+    const chunkClient = auth
+      ? new ChunkClient({ credentials: { nodeId: SERVICE_NODE_ID, clusterSecret: auth.secret } }) : undefined;
+    if (chunkClient) stops.push(() => chunkClient.close());
+    const routing = new RoutingClient({ mgmtd: [mgmtd.endpoint], cluster: auth, ...(chunkClient ? { chunkClient } : {}) });
     stops.push(() => routing.close());
     const collector = startGarbageCollector(metaService, routing);
     metaService.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });

@@ -3,7 +3,8 @@
  * The cache refreshes in the background when it is older than `pollMs` at use, and at once
  * on ESTALE or a dead replica. writeChunk() enters at the chain's head and retries (same clientId and requestId,
  * so the head applies a retried write once) on stale routing and connection errors until
- * `writeRetryMs` passes; readChunk() reads any serving replica, never a syncing one.
+ * `writeRetryMs` passes; readChunk() reads any serving replica, never a syncing one. Both pass
+ * the file's data-plane `capability` (from meta's open) along to the servers.
  *
  * Gray failures (a paused, not dead, server; issue 9 items 7 and 8), as the native client
  * (native/client/file_client.h) handles them:
@@ -132,7 +133,7 @@ export class RoutingClient {
    * on stale routing and dead replicas for up to writeRetryMs.
    */
   async writeChunk(chainId: number, chunk: ChunkId, offset: number, data: Buffer,
-    options: Pick<ChunkWriteOptions, 'replace' | 'chunkSizeBytes'> = {}): Promise<ChunkMeta> {
+    options: Pick<ChunkWriteOptions, 'replace' | 'chunkSizeBytes'> & { capability?: Buffer } = {}): Promise<ChunkMeta> {
     const requestId = this.nextRequestId++;
     const deadlineMs = Date.now() + this.writeRetryMs;
     let last: unknown;
@@ -171,7 +172,7 @@ export class RoutingClient {
    * With `target`, the bytes land in it and `data` is a view of it.
    */
   async readChunk(chainId: number, chunk: ChunkId, offset: number, length: number,
-    options: { target?: Buffer } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
+    options: { target?: Buffer; capability?: Buffer } = {}): Promise<{ data: Buffer; meta: ChunkMeta }> {
     let last: unknown = new MillpondError('EBUSY', `chain ${chainId} has no serving target`);
     for (let round = 0; round < clusterLimits.readRoundsMax; round++) {
       const { serving } = await this.route(chainId);

@@ -7,6 +7,7 @@ import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { fsLimits, limits } from '../limits.js';
 import type { FileLayout } from '../meta/types.js';
+import type { FileCapability } from './file-capability.js';
 import { chainOfChunk, fileChains } from './layout.js';
 
 interface Piece {
@@ -46,7 +47,13 @@ export class FileData {
     private readonly routing: RoutingClient,
     readonly inode: bigint,
     readonly layout: FileLayout,
+    /** The file's data-plane capability; absent where the cluster has no secret. */
+    private readonly capability?: FileCapability,
   ) {}
+
+  private withCapability<T>(io: (capability: Buffer | undefined) => Promise<T>): Promise<T> {
+    return this.capability ? this.capability.use(io) : io(undefined);
+  }
 
   private async chainOf(index: number): Promise<number> {
     if (!this.chains) {
@@ -67,7 +74,8 @@ export class FileData {
       const chain = await this.chainOf(p.index);
       const dst = target.subarray(p.at, p.at + p.length);
       try {
-        const { data } = await this.routing.readChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk, p.length, { target: dst });
+        const { data } = await this.withCapability((capability) =>
+          this.routing.readChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk, p.length, { target: dst, capability }));
         dst.fill(0, data.length); // past the chunk's end: a hole
       } catch (err) {
         if (!(err instanceof MillpondError) || err.code !== 'ENOENT') throw err;
@@ -133,8 +141,8 @@ export class FileData {
     const pieces = piecesOf(position, data.length, this.layout.chunkSizeBytes);
     await forEachLimited(pieces, fsLimits.chunksInFlightPerFile, async (p) => {
       const chain = await this.chainOf(p.index);
-      await this.routing.writeChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk,
-        data.subarray(p.at, p.at + p.length), { chunkSizeBytes: this.layout.chunkSizeBytes });
+      await this.withCapability((capability) => this.routing.writeChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk,
+        data.subarray(p.at, p.at + p.length), { chunkSizeBytes: this.layout.chunkSizeBytes, capability }));
     });
   }
 }

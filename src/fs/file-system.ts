@@ -13,6 +13,7 @@ import { MetaClient, MetaClientView } from '../meta/meta-client.js';
 import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../meta/types.js';
 import type { TransportChoice } from '../native/binding.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
+import { FileCapability } from './file-capability.js';
 import { FileData } from './file-data.js';
 import { compileGlob, type Segment } from './glob.js';
 import { Dirent, Stats } from './stats.js';
@@ -28,7 +29,8 @@ export interface ConnectOptions {
   /**
    * The caller's token (`mpt1...`) and the cluster's CURVE server key (cluster.json
    * "serverKey"); when absent, MILLPOND_TOKEN / MILLPOND_TOKEN_FILE and MILLPOND_SERVER_KEY.
-   * Meta checks every request as the token's user.
+   * Meta checks every request as the token's user; data servers with the cluster secret
+   * check the token too, and serve it only with the capabilities meta hands out at open.
    */
   token?: string;
   tokenFile?: string;
@@ -71,7 +73,7 @@ function joinPath(dir: string, name: string): string {
 export async function connect(options: ConnectOptions): Promise<FileSystem> {
   const auth = findClientAuth({ token: options.token, tokenFile: options.tokenFile, serverKey: options.serverKey });
   const meta = new MetaClient(options.meta, { user: options.user, auth });
-  const chunks = new ChunkClient({ transport: options.transport ?? 'auto' });
+  const chunks = new ChunkClient({ transport: options.transport ?? 'auto', ...(auth ? { credentials: { token: auth.token } } : {}) });
   const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks, auth });
   try {
     await routing.refresh();
@@ -168,9 +170,23 @@ export class FileSystem {
     const flags = OPEN_FLAGS[mode];
     if (!flags) throw new TypeError(`unknown open mode ${JSON.stringify(mode)}`);
     return attributed('open', path, async () => {
-      const { inode, session } = await this.meta.open(path, { flags, mode: options.mode });
-      return new FileHandle(this.meta, new FileData(this.routing, inode.id, inode.layout as FileLayout), inode, path, session, flags);
+      const { inode, session, capability } = await this.meta.open(path, { flags, mode: options.mode });
+      const write = Boolean(flags.write || flags.truncate || flags.append);
+      const access = new FileCapability(capability, () => this.renewCapability(path, inode.id, { read: flags.read, write }));
+      return new FileHandle(this.meta, new FileData(this.routing, inode.id, inode.layout as FileLayout, access), inode, path, session, flags);
     });
+  }
+
+  /**
+   * A fresh capability for an open file: opens its path again with the same rights (meta
+   * checks permissions again) and ends the extra write session at once. EAUTH when the path
+   * names another file now (renamed over, or unlinked and recreated).
+   */
+  private async renewCapability(path: string, inodeId: bigint, rights: { read?: boolean; write?: boolean }): Promise<Buffer | undefined> {
+    const again = await this.meta.open(path, { flags: { read: Boolean(rights.read), write: Boolean(rights.write) } });
+    if (again.session) await this.meta.close(again.inode.id, again.session).catch(() => {});
+    if (again.inode.id !== inodeId) throw new MillpondError('EAUTH', `${path} names another file now: its capability cannot be renewed`);
+    return again.capability;
   }
 
   async readFile(path: string): Promise<Buffer>;

@@ -4,8 +4,10 @@
  *   node --import tsx src/meta/main.ts --backend postgres --pg-url <url> --listen tcp://...
  * Options: --mgmtd <endpoints> (also collect unlinked files' chunks and cut shrunk files' chunks:
  * without it, a shrink leaves old bytes that reappear when the file grows; told which tokens to admit),
- * --session-timeout-ms <ms>, --secret-file <cluster.secret> (authentication on),
- * --admin-token-file <admin.token> (its token is the admin user's).
+ * --session-timeout-ms <ms>, --secret-file <cluster.secret> (authentication on: CURVE, tokens,
+ * users; open() hands out data-plane capabilities, and the chunk collector and trimmer
+ * authenticate to storage as a cluster service), --admin-token-file <admin.token> (its token is
+ * the admin user's).
  * Prints "listening <endpoint>" once it serves; SIGTERM/SIGINT close it cleanly.
  */
 import { parseArgs } from 'node:util';
@@ -19,6 +21,8 @@ import { PostgresKv } from './postgres-kv.js';
 import { SqliteKv } from './sqlite-kv.js';
 import { RoutingClient } from '../cluster/routing-client.js';
 import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
+import { SERVICE_NODE_ID } from '../auth/data-plane.js';
+import { ChunkClient } from '../chunk/chunk-client.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,7 +35,7 @@ const { values } = parseArgs({
     mgmtd: { type: 'string' },
     // How long a client with write sessions may be quiet before they end (tests shorten it).
     'session-timeout-ms': { type: 'string' },
-    // The cluster secret (0600 file): CURVE, tokens, users. Without it, no authentication.
+    // The cluster secret (0600 file): CURVE, tokens, users, capabilities. Without it, no authentication.
     'secret-file': { type: 'string' },
     // A token file of uid 0 (millpond init writes one): its token is listed for user admin.
     'admin-token-file': { type: 'string' },
@@ -58,8 +62,8 @@ if (values.backend === 'sqlite') {
 
 const sessionTimeoutMs = values['session-timeout-ms'] === undefined ? undefined : Number(values['session-timeout-ms']);
 if (sessionTimeoutMs !== undefined && !(Number.isSafeInteger(sessionTimeoutMs) && sessionTimeoutMs > 0)) fail('--session-timeout-ms must be a positive integer');
-const service = await MetaService.open(kv, { sessionTimeoutMs });
 const auth = values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined;
+const service = await MetaService.open(kv, { sessionTimeoutMs, ...(auth ? { clusterSecret: auth.secret } : {}) });
 if (values['admin-token-file']) {
   if (!auth) fail('--admin-token-file needs --secret-file');
   const token = parseToken(readTokenFile(values['admin-token-file']));
@@ -69,7 +73,9 @@ if (values['admin-token-file']) {
 const mgmtd = values.mgmtd?.split(',').filter(Boolean);
 const server = await MetaServer.start(service, values.listen!, { auth, mgmtd });
 if (mgmtd) {
-  const routing = new RoutingClient({ mgmtd, cluster: auth });
+  // Removing and cutting chunks is chain-internal: with a secret, meta presents a cluster service's node key.
+  const chunkClient = auth ? new ChunkClient({ credentials: { nodeId: SERVICE_NODE_ID, clusterSecret: auth.secret } }) : undefined;
+  const routing = new RoutingClient({ mgmtd, cluster: auth, ...(chunkClient ? { chunkClient } : {}) });
   startGarbageCollector(service, routing);
   service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
 }

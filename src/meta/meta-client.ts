@@ -196,6 +196,9 @@ export class MetaClientView {
     const result = (await this.mutate('meta.open', { path, ...options })) as OpenResult & { session?: string | null; sessionTimeoutMs?: number | null };
     if (result.session === null || result.session === undefined) delete result.session;
     else this.client.addSession(result.inode.id, result.session, sentMs, result.sessionTimeoutMs ?? undefined);
+    const capability = (result as { capability?: Uint8Array | null }).capability;
+    if (capability === null || capability === undefined) delete result.capability;
+    else result.capability = Buffer.from(capability);
     return result as OpenResult;
   }
   async close(inode: bigint, session: string, options: { length?: number; object?: ObjectAttrs } = {}) {

@@ -12,6 +12,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { MillpondError } from '../errors.js';
 import { limits, metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
+import { CapabilitySigner, RIGHT_READ, RIGHT_WRITE } from '../auth/capability.js';
 import { InodeAllocator } from './inode-allocator.js';
 import { keys, ROOT_INODE } from './keys.js';
 import type { KvBackend, KvTx } from './kv.js';
@@ -36,6 +37,10 @@ export interface MetaServiceOptions {
    * back if the file grows again before some service with storage finishes it.
    */
   storage?: ChunkTrimmer;
+  /** The cluster secret: open() then hands out data-plane capabilities (src/auth/capability.ts). */
+  clusterSecret?: Buffer;
+  /** Lifetime of those capabilities (default authLimits.capabilityTtlMsDefault). */
+  capabilityTtlMs?: number;
 }
 
 export interface Dedup {
@@ -115,10 +120,12 @@ export class MetaService {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sessionTimeoutMs: number;
   private storage: ChunkTrimmer | undefined;
+  private readonly capabilities: CapabilitySigner | undefined;
 
   private constructor(readonly kv: KvBackend, options: MetaServiceOptions) {
     this.allocator = new InodeAllocator(kv);
     this.storage = options.storage;
+    this.capabilities = options.clusterSecret ? new CapabilitySigner(options.clusterSecret, options.capabilityTtlMs) : undefined;
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? metaLimits.sessionTimeoutMs;
     if (!Number.isSafeInteger(this.sessionTimeoutMs) || this.sessionTimeoutMs < 1) throw new RangeError('sessionTimeoutMs must be a positive integer');
     const every = (ms: number, fn: () => Promise<unknown>) => {
@@ -246,8 +253,21 @@ export class MetaService {
     });
   }
 
-  /** Opens (and with `create`, creates) a file. Writes get a session id for close(). */
+  /**
+   * Opens (and with `create`, creates) a file. Writes get a session id for close(). With a
+   * cluster secret, a file's result carries a capability for its chunks with the rights the
+   * open was allowed (made after the transaction, so a retried request gets a fresh one).
+   */
   async open(user: User, path: string, options: { flags?: OpenFlags; mode?: number } = {}, dedup?: Dedup): Promise<OpenResult> {
+    const result = await this.openInode(user, path, options, dedup);
+    if (!this.capabilities || result.inode.type !== 'file') return result;
+    const flags = options.flags ?? { read: true };
+    const write = Boolean(flags.write || flags.truncate || flags.append);
+    const rights = (flags.read || !write ? RIGHT_READ : 0) | (write ? RIGHT_WRITE : 0);
+    return { ...result, capability: this.capabilities.sign(result.inode.id, rights) };
+  }
+
+  private async openInode(user: User, path: string, options: { flags?: OpenFlags; mode?: number }, dedup?: Dedup): Promise<OpenResult> {
     checkUser(user);
     const components = splitPath(path);
     const flags = options.flags ?? { read: true };

@@ -14,6 +14,7 @@
  * transaction of this same process.
  */
 import Database from 'better-sqlite3';
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { backoff, type KvBackend, type KvPair, type KvTx } from './kv.js';
@@ -46,6 +47,12 @@ export class SqliteKv implements KvBackend {
     const synchronous = options.synchronous ?? 'full';
     if (synchronous !== 'full' && synchronous !== 'normal') throw new RangeError("synchronous must be 'full' or 'normal'");
     this.busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+    // The namespace is users' data: the file is 0600 (SQLite gives its -wal and -shm files the
+    // database file's mode), made so before SQLite creates it.
+    if (path !== ':memory:') {
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
     this.db = new Database(path, { timeout: 0 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous.toUpperCase()}`);

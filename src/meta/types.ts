@@ -88,6 +88,11 @@ export interface OpenResult {
   session?: string;
   /** With a session: how long the service keeps it for a quiet client (clients lease on half). */
   sessionTimeoutMs?: number;
+  /**
+   * Set by a meta service with a cluster secret, for files: the data-plane capability
+   * (36 bytes, src/auth/capability.ts) to send with this file's chunk reads and writes.
+   */
+  capability?: Buffer;
 }
 
 export interface ReaddirResult {

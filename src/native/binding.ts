@@ -61,6 +61,8 @@ export interface NativeWriteOptions {
   chunkSizeBytes: number;
   chain?: ChainWriteRoute;
   install?: boolean;
+  /** The file's capability (src/auth/capability.ts), for servers with a cluster secret. */
+  capability?: Buffer;
 }
 
 export interface NativeChunkStore {
@@ -89,6 +91,12 @@ export interface NativeDataServerStats {
   duplicateWrites: number;
   /** Version-file descriptors handed to short-circuit local readers on this host. */
   localOpens: number;
+  /** Requests refused for want of a capability or a node's key (logged). */
+  refusals: number;
+  /** Connections that failed the authentication handshake (logged). */
+  authFailures: number;
+  /** The short-circuit local-read socket's path ('' when off). */
+  localSocket: string;
   rdmaEnabled: boolean;
   transports: { tcp: TransportCounters; rdma?: TransportCounters };
 }
@@ -101,6 +109,17 @@ export interface NativeDataServer {
   stop(): Promise<void>;
 }
 
+/** What a data-plane client presents (native/transport/auth_handshake.h). */
+export interface NativeCredentials {
+  kind: 'node' | 'token';
+  /** nodeId or uid */
+  id: number;
+  /** tokens: 16 hex digits */
+  tokenId?: string;
+  /** nodeKey(S, id), or the token's secret */
+  key: Buffer;
+}
+
 export interface NativeBatchRead {
   chunk: ChunkId;
   offset: number;
@@ -110,12 +129,12 @@ export interface NativeBatchRead {
 
 export interface NativeChunkClient {
   /** `token` (> 0): abandon(token) gives up on this read. */
-  read(address: string, chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean, token?: number): Promise<{ bytesRead: number; meta: ChunkMeta }>;
+  read(address: string, chunk: ChunkId, offset: number, target: Buffer, uncommitted: boolean, capability?: Buffer | null, token?: number): Promise<{ bytesRead: number; meta: ChunkMeta }>;
   write(address: string, chunk: ChunkId, offset: number, data: Buffer, options: NativeWriteOptions & { token?: number }): Promise<ChunkMeta>;
   /** Ends the read or write started with `token` with ETIMEDOUT within a timer tick, unless its answer is arriving. */
   abandon(token: number): void;
-  batchRead(address: string, reads: NativeBatchRead[], target: Buffer): Promise<Array<{ bytesRead: number; code: string | null }>>;
-  stat(address: string, chunk: ChunkId): Promise<ChunkMeta>;
+  batchRead(address: string, reads: NativeBatchRead[], target: Buffer, capabilities?: Buffer[]): Promise<Array<{ bytesRead: number; code: string | null }>>;
+  stat(address: string, chunk: ChunkId, capability?: Buffer | null): Promise<ChunkMeta>;
   commit(address: string, chunk: ChunkId, version: number): Promise<ChunkMeta>;
   remove(address: string, chunk: ChunkId): Promise<void>;
   list(address: string, after: ChunkId | null, limit: number): Promise<ChunkListEntry[]>;
@@ -132,10 +151,11 @@ export interface Addon {
   openChunkStore(dir: string, options: { directIo: boolean; syncWrites: boolean; capacityBytes: number }): Promise<NativeChunkStore>;
   DataServerHandle: new (store: NativeChunkStore, options: {
     host: string; port: number; transport: TransportChoice; ioThreads: number; frameTimeoutMs: number;
+    clusterSecret?: Buffer; nodeId?: number; localSocketDir?: string;
   }) => NativeDataServer;
   ChunkClientHandle: new (options: {
     transport: TransportChoice; inflightBytesMax: number; timeoutMs: number; connectionsPerServer: number;
-    localReads: boolean;
+    localReads: boolean; credentials?: NativeCredentials;
   }) => NativeChunkClient;
   setErrorClass(ctor: typeof MillpondError): void;
   allocAligned(bytes: number): Buffer;

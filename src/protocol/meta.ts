@@ -13,7 +13,9 @@
  *   meta.readdir      path, after?, limit?, plus?                      { entries: [{name, inode, type, attrs?: Inode}], more }
  *   meta.mkdir        path, mode?, recursive?                          Inode
  *   meta.open         path, flags: {read, write, create, exclusive,    { inode: Inode, session?,
- *                     truncate, append}, mode?                           sessionTimeoutMs? }
+ *                     truncate, append}, mode?                           sessionTimeoutMs?, capability? }
+ *                                                                      (capability: 36-byte bin, with a
+ *                                                                      cluster secret; src/auth/capability.ts)
  *   meta.close        inode, session, length?, object?: {etag,         Inode
  *                     contentType?, headers?, meta?} (S3 attributes)
  *   meta.unlink       path                                             nil

@@ -46,7 +46,10 @@ export interface StorageDaemonOptions {
   log?: (line: string) => void;
   /**
    * The cluster's keys (from --secret-file): registration and heartbeats are proven with the
-   * node's key, the control endpoint is a CURVE server admitting cluster members only.
+   * node's key, the control endpoint is a CURVE server admitting cluster members only. With
+   * them the data servers authenticate every connection and check capabilities, and this
+   * daemon's own data-plane calls (forwards, resync, scrub) present the node's key. Without
+   * them nothing is checked.
    */
   auth?: ClusterAuth;
 }
@@ -101,7 +104,10 @@ export class StorageDaemon {
 
   private constructor(private readonly options: StorageDaemonOptions) {
     this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1, cluster: options.auth });
-    this.client = new ChunkClient({ transport: options.transport ?? 'auto' });
+    this.client = new ChunkClient({
+      transport: options.transport ?? 'auto',
+      ...(options.auth ? { credentials: { nodeId: options.nodeId, clusterSecret: options.auth.secret } } : {}),
+    });
     const print = options.log ?? ((line) => console.error(`storage ${options.nodeId}: ${line}`));
     // The same complaint (e.g. no mgmtd primary during a takeover) at most once a second.
     const lastMs = new Map<string, number>();
@@ -125,7 +131,10 @@ export class StorageDaemon {
       for (const [i, { targetId, dir, capacityBytes }] of options.targets.entries()) {
         const store = await ChunkStore.open(dir, { syncWrites: options.syncWrites ?? true, capacityBytes: capacityBytes ?? 0 });
         const port = options.dataPort ? options.dataPort + i : 0;
-        const server = await DataServer.start(store, { host: options.host ?? '127.0.0.1', port, transport: options.transport ?? 'auto' });
+        const server = await DataServer.start(store, {
+          host: options.host ?? '127.0.0.1', port, transport: options.transport ?? 'auto', nodeId: options.nodeId,
+          ...(options.auth ? { clusterSecret: options.auth.secret } : {}),
+        });
         d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', chains: new Set() });
       }
       const cluster = options.auth;

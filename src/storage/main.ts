@@ -3,7 +3,9 @@
  *   node --import tsx src/storage/main.ts --node-id 1 --mgmtd tcp://h:p[,tcp://h2:p2] \
  *     --target 101:/ssd0/t101[:capacityBytes] [--target 102:/ssd1/t102] [--host 127.0.0.1]
  * Options: --heartbeat-ms, --routing-poll-ms, --mgmtd-timeout-ms, --scrub-interval-ms,
- * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only), --secret-file <cluster.secret>.
+ * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only), --secret-file <cluster.secret> (the
+ * cluster secret: registration proofs, CURVE, and the data plane then authenticates every
+ * connection and checks capabilities).
  * Prints "target <id> <dataAddress>" per target and "listening <control endpoint>" once it
  * serves and registered. SIGTERM/SIGINT stop it cleanly.
  */
@@ -25,7 +27,7 @@ const { values } = parseArgs({
     'mgmtd-timeout-ms': { type: 'string' },
     'scrub-interval-ms': { type: 'string' },
     'no-sync': { type: 'boolean', default: false },
-    // The cluster secret (0600 file): registration proofs, CURVE. Without it, no authentication.
+    // The cluster secret (0600 file): registration proofs, CURVE, data-plane authentication. Without it, none.
     'secret-file': { type: 'string' },
   },
 });

@@ -40,6 +40,7 @@ struct CallSlot {
 
 struct Conn {
   UniqueFd socket;
+  PeerIdentity peer;  // what the TCP socket authenticated as before the upgrade
   std::unique_ptr<QueuePair> qp;
   std::unique_ptr<Region> control;  // kRecvSlots receive slots, then kCallSlots send slots
   Hello remote;
@@ -57,7 +58,7 @@ class ServerImpl : public Poller::Handler, public std::enable_shared_from_this<S
  public:
   Status Start(const ServerTransportOptions& options, CallHandler* handler);
   void Stop();
-  void Adopt(UniqueFd socket);
+  void Adopt(UniqueFd socket, const PeerIdentity& peer);
   TransportCounters counters;
 
   // For ServerCallImpl. All REQUIRE nothing held.
@@ -74,7 +75,7 @@ class ServerImpl : public Poller::Handler, public std::enable_shared_from_this<S
 
  private:
   void HandshakeLoop();
-  void Handshake(UniqueFd socket);
+  void Handshake(UniqueFd socket, const PeerIdentity& peer);
   void Refuse(int fd, StatusCode code);
   void KillLocked(Conn* c, const std::string& why);  // REQUIRES: mu_ held
   // Takes a call slot for the request in receive slot `recv`; returns the call to deliver.
@@ -94,7 +95,7 @@ class ServerImpl : public Poller::Handler, public std::enable_shared_from_this<S
   std::map<Conn*, std::shared_ptr<Conn>> conns_;  // GUARDED_BY(mu_)
   std::vector<std::shared_ptr<Conn>> dying_;      // GUARDED_BY(mu_): killed, not yet reaped
   bool started_ = false, stopping_ = false;
-  std::deque<UniqueFd> handshakes_;  // GUARDED_BY(mu_)
+  std::deque<std::pair<UniqueFd, PeerIdentity>> handshakes_;  // GUARDED_BY(mu_)
   std::condition_variable handshakeCv_;
   std::thread handshakeThread_;
   std::mt19937 psnRandom_{std::random_device{}()};
@@ -124,6 +125,7 @@ class ServerCallImpl : public ServerCall {
     server_->Reply(conn_.get(), slot_, msg_.header, msg_.segments, msg_.segmentBytes, status, meta, data, dataCount);
   }
   TransportKind kind() const override { return TransportKind::kRdma; }
+  const PeerIdentity& peer() const override { return conn_->peer; }
 
  private:
   std::shared_ptr<ServerImpl> server_;  // declared first: outlives conn_
@@ -166,13 +168,13 @@ void ServerImpl::Stop() {
   Reap();  // the event thread is gone: reap what it did not
 }
 
-void ServerImpl::Adopt(UniqueFd socket) {
+void ServerImpl::Adopt(UniqueFd socket, const PeerIdentity& peer) {
   std::lock_guard<std::mutex> l(mu_);
   if (!started_ || stopping_ || handshakes_.size() >= limits::kRdmaPendingHandshakesMax) {
     Refuse(socket.get(), started_ ? StatusCode::kBusy : StatusCode::kNoDevice);
     return;  // closing the socket ends it
   }
-  handshakes_.push_back(std::move(socket));
+  handshakes_.emplace_back(std::move(socket), peer);
   handshakeCv_.notify_one();
 }
 
@@ -188,18 +190,20 @@ void ServerImpl::Refuse(int fd, StatusCode code) {
 void ServerImpl::HandshakeLoop() {
   for (;;) {
     UniqueFd socket;
+    PeerIdentity peer;
     {
       std::unique_lock<std::mutex> l(mu_);
       handshakeCv_.wait(l, [&] { return stopping_ || !handshakes_.empty(); });
       if (stopping_) return;
-      socket = std::move(handshakes_.front());
+      socket = std::move(handshakes_.front().first);
+      peer = handshakes_.front().second;
       handshakes_.pop_front();
     }
-    Handshake(std::move(socket));
+    Handshake(std::move(socket), peer);
   }
 }
 
-void ServerImpl::Handshake(UniqueFd socket) {
+void ServerImpl::Handshake(UniqueFd socket, const PeerIdentity& peer) {
   uint8_t b[kHelloBytes];
   Hello remote;
   Status s = ReadExact(socket.get(), b, sizeof b, limits::kRdmaHandshakeTimeoutMs, false);
@@ -217,6 +221,7 @@ void ServerImpl::Handshake(UniqueFd socket) {
     }
   }
   auto c = std::make_shared<Conn>();
+  c->peer = peer;
   c->remote = remote;
   s = QueuePair::Create(device_.get(), c.get(), limits::kRdmaSendWrMax, kRecvSlots, &c->qp);
   if (s.ok()) s = Region::Register(device_.get(), size_t{kRecvSlots + kCallSlots} * kSlotBytes, &c->control);
@@ -544,7 +549,7 @@ class Server : public RdmaServerTransport {
   void Stop() override { impl_->Stop(); }
   TransportKind kind() const override { return TransportKind::kRdma; }
   const TransportCounters& counters() const override { return impl_->counters; }
-  void Adopt(UniqueFd socket) override { impl_->Adopt(std::move(socket)); }
+  void Adopt(UniqueFd socket, const PeerIdentity& peer) override { impl_->Adopt(std::move(socket), peer); }
 
  private:
   std::shared_ptr<ServerImpl> impl_;  // calls in the handler's hands share it

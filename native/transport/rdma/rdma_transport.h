@@ -23,7 +23,8 @@ class RdmaServerTransport : public ServerTransport {
   // Has no listener of its own: the TCP server transport accepts the connection, reads the
   // 4-byte magic and hands the socket over here; the RDMA handshake continues on it, and it
   // stays open as the liveness channel of the queue pair.
-  virtual void Adopt(UniqueFd socket) = 0;
+  // `peer` is what the socket authenticated as (auth_handshake.h); the connection's calls carry it.
+  virtual void Adopt(UniqueFd socket, const PeerIdentity& peer) = 0;
 };
 
 std::unique_ptr<RdmaServerTransport> NewRdmaServerTransport();  // Start() opens the device

@@ -63,7 +63,8 @@ async function createInstance(settings: DuckDbSettings): Promise<DuckDBInstance>
       await conn.run(`LOAD ${quoted(kMillpondExtension)}`);
       await conn.run(`SET GLOBAL millpond_meta = ${quoted(settings.millpond.meta)}`);
       await conn.run(`SET GLOBAL millpond_mgmtd = ${quoted(settings.millpond.mgmtd)}`);
-      // The token (else the extension reads MILLPOND_TOKEN / MILLPOND_TOKEN_FILE from the environment).
+      // The token (else the extension reads MILLPOND_TOKEN / MILLPOND_TOKEN_FILE from the environment):
+      // meta checks it, and the data servers (with a cluster secret) too.
       const auth = findClientAuth({ token: settings.millpond.token, serverKey: settings.millpond.serverKey });
       if (auth) {
         await conn.run(`SET GLOBAL millpond_token = ${quoted(auth.token)}`);

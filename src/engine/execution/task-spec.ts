@@ -64,6 +64,7 @@ export interface DuckDbSettings {
   /** Where DuckDB spills; per worker. */
   tempDirectory?: string;
   /** A millpond data root: load the millpond:// extension and point it at this cluster. */
+  /** token: the user's, for clusters with a secret (meta's and the data plane's credentials). */
   millpond?: { meta: string; mgmtd: string; token?: string; serverKey?: string };
 }
 

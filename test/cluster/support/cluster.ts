@@ -29,7 +29,10 @@ export class Cluster {
     this.admin = new MgmtdClient(endpoints, { timeoutMs: 500, cluster: this.keys.cluster });
   }
 
-  /** `heartbeatTimeoutMs`: when mgmtd marks a silent node dead (default FAST's). */
+  /**
+   * `heartbeatTimeoutMs`: when mgmtd marks a silent node dead (default FAST's). Every daemon
+   * holds the cluster secret (this.keys): the control plane and the data plane authenticate.
+   */
   static async start(mgmtdCount: number, nodes = 3, options: { heartbeatTimeoutMs?: number } = {}): Promise<Cluster> {
     const endpoints = [];
     for (let i = 0; i < mgmtdCount; i++) endpoints.push(`tcp://127.0.0.1:${await freePort()}`);

@@ -54,8 +54,10 @@ export async function startMgmtd(db: string, endpoint: string, secretFile?: stri
   return p;
 }
 
-export async function startStorage(nodeId: number, mgmtd: string[], targets: Array<[number, string]>, secretFile?: string): Promise<Proc & { data: Map<number, string> }> {
-  const p = run(storageMain, [
+/** `extra`: more flags. */
+export async function startStorage(nodeId: number, mgmtd: string[], targets: Array<[number, string]>, secretFile?: string,
+  extra: string[] = []): Promise<Proc & { data: Map<number, string> }> {
+  const p = run(storageMain, [...extra,
     ...(secretFile ? ['--secret-file', secretFile] : []),
     '--node-id', String(nodeId), '--mgmtd', mgmtd.join(','), '--transport', 'tcp', '--no-sync',
     '--heartbeat-ms', String(FAST.heartbeatMs), '--routing-poll-ms', String(FAST.pollMs), '--mgmtd-timeout-ms', String(FAST.mgmtdTimeoutMs),
