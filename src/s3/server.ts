@@ -125,7 +125,9 @@ export class S3Gateway {
   static async start(options: GatewayOptions): Promise<S3Gateway> {
     const auth = options.auth ?? findClientAuth();
     const meta = new MetaClient(options.meta, { auth });
-    const chunks = new ChunkClient({ transport: options.transport ?? 'auto' });
+    // The data plane authenticates the gateway's token; each user's chunk requests carry the
+    // capability meta handed out when it opened the file as that user.
+    const chunks = new ChunkClient({ transport: options.transport ?? 'auto', ...(auth ? { credentials: { token: auth.token } } : {}) });
     const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks, auth });
     try {
       await routing.refresh();
