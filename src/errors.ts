@@ -15,6 +15,9 @@ export const ERROR_CODES = [
   'ESQL', 'ETASK',
   // Security: the caller is not authenticated (no, wrong or expired key, token or capability).
   'EAUTH',
+  // The data servers encrypt their connections (cluster flag encryptData) and this client
+  // does not (it refused, or has no libsodium).
+  'EENCRYPT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

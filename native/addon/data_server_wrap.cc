@@ -1,6 +1,7 @@
 // JS class DataServerHandle: a DataServer over a ChunkStoreHandle. Requests are served on
 // native threads; JS only starts, inspects and stops it.
 #include "addon/wraps.h"
+#include "common/aead.h"
 
 namespace millpond::addon {
 
@@ -14,7 +15,8 @@ Napi::Function DataServerWrap::Init(Napi::Env env) {
 }
 
 // new DataServerHandle(store, { host, port, transport, ioThreads, frameTimeoutMs, clusterSecret?, nodeId?,
-//                               localSocketDir? })
+//                               localSocketDir?, encryptData? })
+// encryptData (needs clusterSecret): every TCP data connection is encrypted (common/aead.h).
 DataServerWrap::DataServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataServerWrap>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsObject()) {
@@ -40,7 +42,24 @@ DataServerWrap::DataServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
     ThrowType(env, "clusterSecret must be a 32-byte Buffer");
     return;
   }
-  if (hasSecret) options.auth = std::make_shared<const ServerAuth>(secret);
+  const bool encrypt = o.Get("encryptData").ToBoolean();
+  if (encrypt && !hasSecret) {
+    ThrowStatus(env, Status::InvalidArgument("encryptData needs clusterSecret (the handshake derives the keys)"));
+    return;
+  }
+  if (encrypt) {
+    const Aead* aead;
+    Status loaded = Aead::Load(&aead);
+    if (!loaded.ok()) {
+      ThrowStatus(env, Status::Encryption("encryptData: " + loaded.message()));
+      return;
+    }
+  }
+  if (hasSecret) {
+    auto auth = std::make_shared<ServerAuth>(secret);
+    auth->encryptData = encrypt;
+    options.auth = std::move(auth);
+  }
   Status s = ParseTransportChoice(o.Get("transport").ToString().Utf8Value(), &options.transport);
   std::unique_ptr<DataServer> server;
   if (s.ok()) s = DataServer::Start(store_.get(), options, &server);

@@ -109,6 +109,7 @@ bool GetCredentials(Napi::Value v, ClientCredentials* out) {
   if (!key.IsBuffer() || key.As<Napi::Buffer<uint8_t>>().Length() != kAuthKeyBytes || !o.Get("id").IsNumber()) return false;
   std::memcpy(out->key.bytes, key.As<Napi::Buffer<uint8_t>>().Data(), kAuthKeyBytes);
   out->id = o.Get("id").As<Napi::Number>().Uint32Value();
+  out->refuseEncryption = o.Get("refuseEncryption").ToBoolean();
   if (kind == "node") {
     out->kind = PeerKind::kNode;
     return true;

@@ -12,10 +12,10 @@ constexpr const char* kCodeNames[] = {
     "ECONNREFUSED", "ECONNRESET", "ECLOSED", "EBUSY",       "ENOTSUP",
     "ENODEV",    "ESTALE",      "ENOTCOMMITTED", "EACCES",  "EINTERNAL",
     "ENOTDIR",   "EISDIR",      "ENOTEMPTY", "ENAMETOOLONG", "EPERM",
-    "EBADF",     "ENOTPRIMARY", "EMLINK",      "EAUTH",
+    "EBADF",     "ENOTPRIMARY", "EMLINK",      "EAUTH",        "EENCRYPT",
 };
 constexpr int kCodeCount = sizeof(kCodeNames) / sizeof(kCodeNames[0]);
-static_assert(kCodeCount == static_cast<int>(StatusCode::kAuth) + 1,
+static_assert(kCodeCount == static_cast<int>(StatusCode::kEncryption) + 1,
               "every StatusCode needs a name");
 }  // namespace
 

@@ -44,6 +44,8 @@ enum class StatusCode : int {
   // Security (design §10).
   kAuth = 28,           // EAUTH: the caller is not authenticated (no, wrong or expired key,
                         //   token or capability)
+  kEncryption = 29,     // EENCRYPT: the data server encrypts its connections (cluster flag
+                        //   encryptData) and this client does not (refused, or no libsodium)
 };
 
 class Status {
@@ -70,6 +72,7 @@ class Status {
   static Status NotCommitted(std::string m) { return {StatusCode::kNotCommitted, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
   static Status Auth(std::string m) { return {StatusCode::kAuth, std::move(m)}; }
+  static Status Encryption(std::string m) { return {StatusCode::kEncryption, std::move(m)}; }
   static Status Access(std::string m) { return {StatusCode::kAccess, std::move(m)}; }
   // From an errno value set by a failed system call; `what` names the call and its object.
   static Status FromErrno(int err, const std::string& what);

@@ -14,22 +14,30 @@ namespace millpond {
 namespace {
 
 constexpr size_t kHelloBytes = 52;
-constexpr size_t kChallengeBytes = 8 + kAuthNonceBytes + kSha256Bytes;
+constexpr size_t kChallengeBytes = 8 + kAuthNonceBytes + kSha256Bytes + 4;
+constexpr size_t kCipherAt = 8 + kAuthNonceBytes + kSha256Bytes;
 constexpr uint8_t kHandshakeVersion = 1;
 const char kServerLabel[] = "millpond/v1/hs/server";
 const char kClientLabel[] = "millpond/v1/hs/client";
+const char kC2sLabel[] = "millpond/v1/hs/key/c2s";
+const char kS2cLabel[] = "millpond/v1/hs/key/s2c";
 
+// HMAC(key, label || hello || serverNonce || cipher u32): the proofs and the session keys.
 void Proof(const AuthKey& key, const char* label, const uint8_t* hello, const uint8_t* serverNonce,
-           uint8_t out[kSha256Bytes]) {
-  uint8_t message[sizeof kServerLabel - 1 + kHelloBytes + kAuthNonceBytes];
-  static_assert(sizeof kServerLabel == sizeof kClientLabel, "labels of one length");
-  size_t at = 0;
-  std::memcpy(message, label, sizeof kServerLabel - 1);
-  at += sizeof kServerLabel - 1;
-  std::memcpy(message + at, hello, kHelloBytes);
-  at += kHelloBytes;
-  std::memcpy(message + at, serverNonce, kAuthNonceBytes);
-  HmacSha256(key.bytes, sizeof key.bytes, message, sizeof message, out);
+           uint32_t cipher, uint8_t out[kSha256Bytes]) {
+  std::string message(label);
+  message.append(reinterpret_cast<const char*>(hello), kHelloBytes);
+  message.append(reinterpret_cast<const char*>(serverNonce), kAuthNonceBytes);
+  message.append(reinterpret_cast<const char*>(&cipher), 4);
+  HmacSha256(key.bytes, sizeof key.bytes, reinterpret_cast<const uint8_t*>(message.data()), message.size(), out);
+}
+
+std::unique_ptr<FrameCipher> SessionCipher(const Aead* aead, AeadAlgorithm a, const AuthKey& key, const uint8_t* hello,
+                                           const uint8_t* serverNonce, bool client) {
+  AuthKey c2s, s2c;
+  Proof(key, kC2sLabel, hello, serverNonce, static_cast<uint32_t>(a), c2s.bytes);
+  Proof(key, kS2cLabel, hello, serverNonce, static_cast<uint32_t>(a), s2c.bytes);
+  return std::make_unique<FrameCipher>(aead, a, client ? c2s : s2c, client ? s2c : c2s);
 }
 
 Status SendAll(int fd, const void* p, size_t n, uint32_t timeoutMs) {
@@ -80,11 +88,18 @@ ServerAuth::ServerAuth(const uint8_t* clusterSecret) : capabilities(clusterSecre
   std::memcpy(secret, clusterSecret, sizeof secret);
 }
 
-Status AuthenticateToServer(int fd, const ClientCredentials& c, uint32_t timeoutMs) {
+Status AuthenticateToServer(int fd, const ClientCredentials& c, uint32_t timeoutMs, bool rdma,
+                            std::unique_ptr<FrameCipher>* cipher) {
+  cipher->reset();
+  const Aead* aead = nullptr;
+  const bool canEncrypt = !c.refuseEncryption && Aead::Load(&aead).ok();
+  uint16_t flags = (rdma ? kHelloRdma : 0) | (canEncrypt ? 0 : kHelloNoEncrypt) |
+                   (canEncrypt && aead->Supports(AeadAlgorithm::kAes256Gcm) ? kHelloAesGcm : 0);
   uint8_t hello[kHelloBytes] = {0};
   std::memcpy(hello, &kAuthHelloMagic, 4);
   hello[4] = kHandshakeVersion;
   hello[5] = static_cast<uint8_t>(c.kind);
+  std::memcpy(hello + 6, &flags, 2);
   std::memcpy(hello + 8, &c.id, 4);
   std::memcpy(hello + 12, &c.tokenId, 8);
   MP_RETURN_IF_ERROR(RandomBytes(hello + 20, kAuthNonceBytes));
@@ -103,15 +118,23 @@ Status AuthenticateToServer(int fd, const ClientCredentials& c, uint32_t timeout
     std::memcpy(&n, challenge + 8, 4);
     std::string message(n <= limits::kErrorMessageBytesMax ? n : 0, '\0');
     if (!message.empty()) (void)ReadExact(fd, message.data(), message.size(), timeoutMs, false);
+    if (status == static_cast<int32_t>(StatusCode::kEncryption))
+      return Status::Encryption("data server refused the connection: " + message);
     return Status(Status::CodeFromWire(status), "data server refused authentication: " + message);
   }
   const uint8_t* serverNonce = challenge + 8;
+  uint32_t chosen;
+  std::memcpy(&chosen, challenge + kCipherAt, 4);
   uint8_t expected[kSha256Bytes];
-  Proof(c.key, kServerLabel, hello, serverNonce, expected);
+  Proof(c.key, kServerLabel, hello, serverNonce, chosen, expected);
   if (!ConstantTimeEqual(expected, challenge + 8 + kAuthNonceBytes, kSha256Bytes))
     return Status::Auth("the data server failed to prove it holds the cluster secret");
+  const AeadAlgorithm algorithm = static_cast<AeadAlgorithm>(chosen);
+  if (algorithm != AeadAlgorithm::kNone &&
+      (rdma || !canEncrypt || !aead->Supports(algorithm)))  // a proven server never asks this
+    return Status::Protocol("the data server chose cipher " + std::to_string(chosen) + ", which this client did not offer");
   uint8_t proof[kSha256Bytes];
-  Proof(c.key, kClientLabel, hello, serverNonce, proof);
+  Proof(c.key, kClientLabel, hello, serverNonce, chosen, proof);
   MP_RETURN_IF_ERROR(SendAll(fd, proof, sizeof proof, timeoutMs));
 
   uint8_t verdict[8];
@@ -120,14 +143,19 @@ Status AuthenticateToServer(int fd, const ClientCredentials& c, uint32_t timeout
   uint32_t n;
   std::memcpy(&status, verdict, 4);
   std::memcpy(&n, verdict + 4, 4);
-  if (status == 0 && n == 0) return Status::OK();
+  if (status == 0 && n == 0) {
+    if (algorithm != AeadAlgorithm::kNone) *cipher = SessionCipher(aead, algorithm, c.key, hello, serverNonce, true);
+    return Status::OK();
+  }
   std::string message(n <= limits::kErrorMessageBytesMax ? n : 0, '\0');
   if (!message.empty()) (void)ReadExact(fd, message.data(), message.size(), timeoutMs, false);
   return Status(status == 0 ? StatusCode::kProtocol : Status::CodeFromWire(status),
                 "data server refused authentication: " + message);
 }
 
-Status AuthenticateClient(int fd, const ServerAuth& auth, uint32_t timeoutMs, PeerIdentity* peer) {
+Status AuthenticateClient(int fd, const ServerAuth& auth, uint32_t timeoutMs, PeerIdentity* peer, bool* rdma,
+                          std::unique_ptr<FrameCipher>* cipher) {
+  cipher->reset();
   uint8_t hello[kHelloBytes];
   std::memcpy(hello, &kAuthHelloMagic, 4);
   MP_RETURN_IF_ERROR(ReadExact(fd, hello + 4, sizeof hello - 4, timeoutMs, false));
@@ -154,16 +182,34 @@ Status AuthenticateClient(int fd, const ServerAuth& auth, uint32_t timeoutMs, Pe
   if (who.kind == PeerKind::kNode) key = NodeKey(auth.secret, who.id);
   else if (who.kind == PeerKind::kClient) key = TokenSecret(auth.secret, who.id, who.tokenId);
   else return refuse(Status::Auth("unknown peer kind " + std::to_string(hello[5])));
+  uint16_t flags;
+  std::memcpy(&flags, hello + 6, 2);
+  *rdma = (flags & kHelloRdma) != 0;
+  // The cipher: none for an RDMA set-up (RDMA is not encrypted) or without encryptData; else
+  // AES-256-GCM when both ends run it fast, ChaCha20-Poly1305 otherwise.
+  AeadAlgorithm algorithm = AeadAlgorithm::kNone;
+  const Aead* aead = nullptr;
+  if (auth.encryptData && !*rdma) {
+    if (flags & kHelloNoEncrypt)
+      return refuse(Status::Encryption("this cluster encrypts data connections (encryptData) and " + who.ToString() +
+                                       " will not encrypt"));
+    Status loaded = Aead::Load(&aead);
+    if (!loaded.ok()) return refuse(Status::Encryption("this data server cannot encrypt: " + loaded.message()));
+    algorithm = (flags & kHelloAesGcm) && aead->Supports(AeadAlgorithm::kAes256Gcm) ? AeadAlgorithm::kAes256Gcm
+                                                                                    : AeadAlgorithm::kChaCha20Poly1305;
+  }
+  const uint32_t chosen = static_cast<uint32_t>(algorithm);
+  std::memcpy(challenge + kCipherAt, &chosen, 4);
 
   MP_RETURN_IF_ERROR(RandomBytes(challenge + 8, kAuthNonceBytes));
-  Proof(key, kServerLabel, hello, challenge + 8, challenge + 8 + kAuthNonceBytes);
+  Proof(key, kServerLabel, hello, challenge + 8, chosen, challenge + 8 + kAuthNonceBytes);
   MP_RETURN_IF_ERROR(SendAll(fd, challenge, sizeof challenge, timeoutMs));
 
   uint8_t proof[kSha256Bytes];
   Status s = ReadExact(fd, proof, sizeof proof, timeoutMs, false);
   if (!s.ok()) return Status::Auth(who.ToString() + " left during authentication: " + s.message());
   uint8_t expected[kSha256Bytes];
-  Proof(key, kClientLabel, hello, challenge + 8, expected);
+  Proof(key, kClientLabel, hello, challenge + 8, chosen, expected);
   if (!ConstantTimeEqual(expected, proof, kSha256Bytes)) {
     Status why = Status::Auth("wrong key for " + who.ToString());
     SendVerdict(fd, why, timeoutMs);
@@ -171,6 +217,7 @@ Status AuthenticateClient(int fd, const ServerAuth& auth, uint32_t timeoutMs, Pe
   }
   SendVerdict(fd, Status::OK(), timeoutMs);
   *peer = who;
+  if (algorithm != AeadAlgorithm::kNone) *cipher = SessionCipher(aead, algorithm, key, hello, challenge + 8, false);
   return Status::OK();
 }
 

@@ -4,7 +4,9 @@
 // thread only queues, so it never blocks on the network.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -12,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/aead.h"
 #include "common/limits.h"
 #include "transport/socket_io.h"
 #include "transport/transport.h"
@@ -138,9 +141,10 @@ class TcpClientConnection {
     UniqueFd fd;
     Status s = ConnectTcp(address_, options_.connectTimeoutMs, &fd);
     if (s.ok() && options_.credentials.present())
-      s = AuthenticateToServer(fd.get(), options_.credentials, options_.connectTimeoutMs);
+      s = AuthenticateToServer(fd.get(), options_.credentials, options_.connectTimeoutMs, false, &cipher_);
     if (!s.ok()) {
-      Fail(s.code() == StatusCode::kAuth ? Status::Auth(address_ + ": " + s.message()) : s);
+      Fail(s.code() == StatusCode::kAuth || s.code() == StatusCode::kEncryption
+               ? Status(s.code(), address_ + ": " + s.message()) : s);
       return;
     }
     {
@@ -187,7 +191,12 @@ class TcpClientConnection {
                              {call->meta.data(), call->meta.size()},
                              {const_cast<char*>(call->payload), call->payloadBytes}};
       uint64_t sent = sizeof header + call->meta.size() + call->payloadBytes;
-      s = WritevAll(fd_.get(), iov, 3, call->timeoutMs);
+      if (cipher_) {  // each part sealed as one record (transport/auth_handshake.h)
+        sent += SealFrame(iov, 3);
+        s = WritevAll(fd_.get(), iov, 1, call->timeoutMs);
+      } else {
+        s = WritevAll(fd_.get(), iov, 3, call->timeoutMs);
+      }
       if (!s.ok()) {
         Fail(Status::ConnReset("send to " + address_ + ": " + s.message()));
         return;
@@ -200,6 +209,32 @@ class TcpClientConnection {
       counters_->bytesSent += sent;
       counters_->messagesSent++;
     }
+  }
+
+  // Copies the parts (empty ones skipped, as their records) into sealBuf_, each followed by
+  // its tag, seals them, and points iov[0] at the result. Returns the bytes the tags add.
+  uint64_t SealFrame(struct iovec* iov, int count) {
+    size_t total = 0;
+    for (int i = 0; i < count; i++) total += iov[i].iov_len == 0 && i > 0 ? 0 : iov[i].iov_len + kAeadTagBytes;
+    sealBuf_.resize(total);
+    size_t at = 0;
+    uint64_t tags = 0;
+    for (int i = 0; i < count; i++) {
+      if (iov[i].iov_len == 0 && i > 0) continue;
+      std::memcpy(sealBuf_.data() + at, iov[i].iov_base, iov[i].iov_len);
+      cipher_->Seal(sealBuf_.data() + at, iov[i].iov_len);
+      at += iov[i].iov_len + kAeadTagBytes;
+      tags += kAeadTagBytes;
+    }
+    iov[0] = {sealBuf_.data(), total};
+    return tags;
+  }
+
+  // Reads one sealed record of n bytes (then its tag) into openBuf_ and opens it there.
+  Status ReadRecord(size_t n, uint32_t timeoutMs) {
+    openBuf_.resize(n + kAeadTagBytes);
+    MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data(), openBuf_.size(), timeoutMs, false));
+    return cipher_->Open(openBuf_.data(), n);
   }
 
   // Fails calls whose deadline passed or that were abandoned. Their late replies are
@@ -253,6 +288,14 @@ class TcpClientConnection {
       if (s.ok()) break;
       if (s.code() != StatusCode::kTimedOut) return s;
     }
+    if (cipher_) {  // the header's record: its first byte is in raw
+      openBuf_.resize(sizeof raw + kAeadTagBytes);
+      openBuf_[0] = raw[0];
+      MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data() + 1, openBuf_.size() - 1, limits::kClientTimeoutMsDefault, false));
+      MP_RETURN_IF_ERROR(cipher_->Open(openBuf_.data(), sizeof raw));
+      std::memcpy(raw, openBuf_.data(), sizeof raw);
+      return ReceiveSealed(raw);
+    }
     MP_RETURN_IF_ERROR(ReadExact(fd_.get(), raw + 1, sizeof raw - 1, limits::kClientTimeoutMsDefault, false));
     frame::Header h;
     MP_RETURN_IF_ERROR(frame::Header::Decode(raw, &h));
@@ -305,6 +348,60 @@ class TcpClientConnection {
     return Status::OK();
   }
 
+  // The rest of an encrypted reply whose header (opened) is in raw: the meta's record, then
+  // the data's, each opened before a byte of it reaches the caller.
+  Status ReceiveSealed(const uint8_t* raw) {
+    frame::Header h;
+    MP_RETURN_IF_ERROR(frame::Header::Decode(raw, &h));
+    if (!(h.flags & frame::kFlagReply)) return Status::Protocol("server sent a request frame");
+    if (h.metaBytes > limits::kFrameMetaBytesMax || h.dataBytes > limits::kFrameDataBytesMax)
+      return Status::Protocol("reply larger than a frame may be");
+    const uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
+    std::string meta;
+    if (h.metaBytes > 0) {
+      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs));
+      meta.assign(reinterpret_cast<const char*>(openBuf_.data()), h.metaBytes);
+    }
+    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs));
+    Pending p{nullptr, {}, 0, false};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pending_.find(h.requestId);
+      if (it != pending_.end()) {
+        p = it->second;
+        pending_.erase(it);
+      }
+    }
+    if (p.call == nullptr) return Status::OK();  // timed out earlier: dropped
+    ClientCall* call = p.call;
+    call->replyMeta = std::move(meta);
+    uint64_t capacity = 0;
+    for (const auto& v : call->replyData) capacity += v.iov_len;
+    budget_->Give(p.budgetBytes);
+    if (h.dataBytes > capacity) {
+      Status s = Status::Protocol("reply of " + std::to_string(h.dataBytes) + " bytes for a " +
+                                  std::to_string(capacity) + "-byte buffer");
+      Finish(call, s);
+      return s;
+    }
+    uint64_t at = 0;
+    for (const auto& v : call->replyData) {
+      if (at == h.dataBytes) break;
+      size_t n = std::min<uint64_t>(v.iov_len, h.dataBytes - at);
+      std::memcpy(v.iov_base, openBuf_.data() + at, n);
+      at += n;
+    }
+    counters_->bytesReceived += frame::kHeaderBytes + h.metaBytes + h.dataBytes;
+    counters_->messagesReceived++;
+    call->replyDataBytes = h.dataBytes;
+    if (h.status != 0) {
+      call->status = Status(Status::CodeFromWire(h.status), call->replyMeta);
+      call->replyMeta.clear();
+    }
+    Finish(call, Status::OK());
+    return Status::OK();
+  }
+
   void ReceiveLoop() {
     for (;;) {
       Status s = ReceiveOne();
@@ -331,6 +428,9 @@ class TcpClientConnection {
   std::mutex mu_;
   std::condition_variable cv_;
   UniqueFd fd_;                                   // set once by the sender thread
+  std::unique_ptr<FrameCipher> cipher_;           // set before fd_; null: frames in the clear
+  std::vector<uint8_t> sealBuf_;                  // sender thread only
+  std::vector<uint8_t> openBuf_;                  // receiver thread only
   Status deadReason_;                             // GUARDED_BY(mu_): why dead_ became true
   std::deque<ClientCall*> queue_;                 // GUARDED_BY(mu_)
   std::unordered_map<uint64_t, Pending> pending_; // GUARDED_BY(mu_)

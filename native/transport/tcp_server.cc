@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/aead.h"
 #include "common/crc32c.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -32,6 +33,9 @@ class TcpConnection {
   int fd() const { return fd_.get(); }
   const PeerIdentity& peer() const { return peer_; }
   void set_peer(const PeerIdentity& p) { peer_ = p; }  // before the first call is made
+  // Before the first call is made; null: frames in the clear.
+  void set_cipher(std::unique_ptr<FrameCipher> c) { cipher_ = std::move(c); }
+  FrameCipher* cipher() { return cipher_.get(); }  // the receive thread opens with it
 
   // Sends one reply frame; a failure shuts the socket so the receive thread ends.
   void SendReply(const frame::Header& request, const Status& status, const std::string& meta,
@@ -61,13 +65,35 @@ class TcpConnection {
     for (int i = 0; i < dataCount; i++) iov.push_back(data[i]);
     std::lock_guard<std::mutex> lock(sendMu_);
     if (broken_) return;
+    uint64_t tags = 0;
+    if (cipher_) {  // header, meta, data: a sealed record each (empty meta or data: none)
+      size_t metaAt = sizeof header + kAeadTagBytes;
+      size_t dataAt = metaAt + (m->empty() ? 0 : m->size() + kAeadTagBytes);
+      sealBuf_.resize(dataAt + (dataBytes == 0 ? 0 : dataBytes + kAeadTagBytes));
+      std::memcpy(sealBuf_.data(), header, sizeof header);
+      cipher_->Seal(sealBuf_.data(), sizeof header);
+      if (!m->empty()) {
+        std::memcpy(sealBuf_.data() + metaAt, m->data(), m->size());
+        cipher_->Seal(sealBuf_.data() + metaAt, m->size());
+      }
+      if (dataBytes > 0) {
+        size_t at = dataAt;
+        for (int i = 0; i < dataCount; i++) {
+          std::memcpy(sealBuf_.data() + at, data[i].iov_base, data[i].iov_len);
+          at += data[i].iov_len;
+        }
+        cipher_->Seal(sealBuf_.data() + dataAt, dataBytes);
+      }
+      tags = sealBuf_.size() - sizeof header - m->size() - dataBytes;
+      iov.assign(1, {sealBuf_.data(), sealBuf_.size()});
+    }
     Status s = WritevAll(fd_.get(), iov.data(), static_cast<int>(iov.size()), kReplySendTimeoutMs);
     if (!s.ok()) {
       broken_ = true;
       ::shutdown(fd_.get(), SHUT_RDWR);
       return;
     }
-    counters_->bytesSent += sizeof header + m->size() + dataBytes;
+    counters_->bytesSent += sizeof header + m->size() + dataBytes + tags;
     counters_->messagesSent++;
   }
 
@@ -78,8 +104,10 @@ class TcpConnection {
   UniqueFd fd_;
   PeerIdentity peer_;
   TransportCounters* counters_;
+  std::unique_ptr<FrameCipher> cipher_;
   std::mutex sendMu_;
-  bool broken_ = false;  // GUARDED_BY(sendMu_)
+  bool broken_ = false;           // GUARDED_BY(sendMu_)
+  std::vector<uint8_t> sealBuf_;  // GUARDED_BY(sendMu_)
 };
 
 class TcpServerCall : public ServerCall {
@@ -223,8 +251,10 @@ class TcpServerTransport : public ServerTransport {
     }
     Status s;
     PeerIdentity peer;
+    bool rdma = false;
+    std::unique_ptr<FrameCipher> cipher;
     if (*magic == kAuthHelloMagic) {
-      s = AuthenticateClient(conn->fd(), *options_.auth, options_.frameTimeoutMs, &peer);
+      s = AuthenticateClient(conn->fd(), *options_.auth, options_.frameTimeoutMs, &peer, &rdma, &cipher);
     } else {
       s = Status::Auth("connection did not authenticate before its first request");
       if (*magic == frame::kMagic &&
@@ -238,8 +268,78 @@ class TcpServerTransport : public ServerTransport {
       return false;
     }
     conn->set_peer(peer);
+    conn->set_cipher(std::move(cipher));
     if (!ReadExact(conn->fd(), raw, 4, options_.frameTimeoutMs, true).ok()) return false;
     std::memcpy(magic, raw, 4);
+    // A peer that announced an RDMA set-up gets nothing else on this (unencrypted) socket.
+    if (rdma && *magic != kRdmaHandshakeMagic) {
+      counters_.protocolErrors++;
+      LogWarning("data server: " + peer.ToString() + " announced an RDMA set-up and sent something else; closed");
+      return false;
+    }
+    return true;
+  }
+
+  // Reads the rest of a sealed record whose first `have` bytes are in dst, then its tag, and
+  // opens it in place. dst has room for n + kAeadTagBytes. A record that fails to open
+  // (altered on the way) is logged; the connection then ends.
+  Status ReadRecord(TcpConnection* conn, uint8_t* dst, size_t n, size_t have) {
+    MP_RETURN_IF_ERROR(ReadExact(conn->fd(), dst + have, n + kAeadTagBytes - have, options_.frameTimeoutMs, false));
+    Status s = conn->cipher()->Open(dst, n);
+    if (!s.ok()) {
+      counters_.authFailures++;
+      LogWarning("data server: refused a frame from " + conn->peer().ToString() + " at " + PeerAddress(conn->fd()) +
+                 ": " + s.ToString());
+    }
+    return s;
+  }
+
+  // One encrypted request whose header record begins with the 4 bytes in raw (when `have`
+  // is 4) or with none (0). False when the connection must end.
+  bool ReceiveSealed(const std::shared_ptr<TcpConnection>& conn, uint8_t* raw, size_t have) {
+    uint8_t record[frame::kHeaderBytes + kAeadTagBytes];
+    std::memcpy(record, raw, have);
+    if (have == 0) {
+      if (!ReadExact(conn->fd(), record, 1, options_.frameTimeoutMs, true).ok()) return false;
+      have = 1;
+    }
+    if (!ReadRecord(conn.get(), record, frame::kHeaderBytes, have).ok()) return false;
+    std::memcpy(raw, record, frame::kHeaderBytes);
+    frame::Header h;
+    Status s = frame::Header::Decode(raw, &h);
+    if (s.ok() && (h.flags & frame::kFlagReply)) s = Status::Protocol("a reply frame sent to a server");
+    if (!s.ok()) {
+      RejectFrame(conn.get(), raw, s);
+      return false;
+    }
+    std::string meta;
+    if (h.metaBytes > 0) {
+      std::string sealed(h.metaBytes + kAeadTagBytes, '\0');
+      if (!ReadRecord(conn.get(), reinterpret_cast<uint8_t*>(sealed.data()), h.metaBytes, 0).ok()) return false;
+      meta.assign(sealed.data(), h.metaBytes);
+    }
+    AlignedBuffer payload;
+    if (h.dataBytes > 0) {
+      // The payload arrives into the pool as in the clear (budget taken as bytes arrive), then
+      // its tag; it is opened in place before the handler sees it.
+      bool noMemory = false;
+      s = ReceivePayload(conn->fd(), h.dataBytes, &payload, &noMemory);
+      if (noMemory) RejectFrame(conn.get(), raw, s);
+      if (!s.ok()) return false;
+      uint8_t tag[kAeadTagBytes];
+      if (!ReadExact(conn->fd(), tag, sizeof tag, options_.frameTimeoutMs, false).ok()) return false;
+      s = conn->cipher()->OpenDetached(reinterpret_cast<uint8_t*>(payload.data()), h.dataBytes, tag);
+      if (!s.ok()) {
+        counters_.authFailures++;
+        LogWarning("data server: refused a frame from " + conn->peer().ToString() + " at " + PeerAddress(conn->fd()) +
+                   ": " + s.ToString());
+        RejectFrame(conn.get(), raw, s);  // its header opened: the sender hears which request failed
+        return false;
+      }
+    }
+    counters_.bytesReceived += sizeof record + h.metaBytes + h.dataBytes;
+    counters_.messagesReceived++;
+    handler_->OnCall(std::make_unique<TcpServerCall>(conn, h, std::move(meta), std::move(payload)));
     return true;
   }
 
@@ -251,11 +351,17 @@ class TcpServerTransport : public ServerTransport {
       if (first) {  // a new connection authenticates, then may ask for RDMA instead of TCP framing
         uint32_t magic;
         if (!Authenticate(conn.get(), raw, &magic)) break;
-        if (magic == kRdmaHandshakeMagic) {
+        if (magic == kRdmaHandshakeMagic && !conn->cipher()) {
           if (options_.upgrade) options_.upgrade(conn->ReleaseFd(), conn->peer());
           break;
         }
         first = false;
+        if (conn->cipher()) {  // every frame sealed from here on
+          if (!ReceiveSealed(conn, raw, 4)) break;
+          while (ReceiveSealed(conn, raw, 0)) {
+          }
+          break;
+        }
         if (!ReadExact(conn->fd(), raw + 4, sizeof raw - 4, options_.frameTimeoutMs, false).ok()) break;
       } else if (!ReadExact(conn->fd(), raw, sizeof raw, options_.frameTimeoutMs, true).ok()) {
         break;

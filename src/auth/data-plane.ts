@@ -11,7 +11,11 @@
 import type { NativeCredentials } from '../native/binding.js';
 import { nodeKey, parseToken } from './keys.js';
 
-export type DataCredentials = { token: string } | { nodeId: number; clusterSecret: Buffer };
+/**
+ * `refuseEncryption`: never encrypt this client's connections; a data server of a cluster with
+ * encryptData then refuses it with EENCRYPT (otherwise the server decides, in the handshake).
+ */
+export type DataCredentials = ({ token: string } | { nodeId: number; clusterSecret: Buffer }) & { refuseEncryption?: boolean };
 
 /** The node id cluster daemons that are not storage nodes (meta's garbage collector) present. */
 export const SERVICE_NODE_ID = 0xffff_ffff;
@@ -20,10 +24,10 @@ export function nativeCredentials(c: DataCredentials | undefined): NativeCredent
   if (c === undefined) return undefined;
   if ('token' in c) {
     const t = parseToken(c.token);
-    return { kind: 'token', id: t.uid, tokenId: t.tokenId, key: t.secret };
+    return { kind: 'token', id: t.uid, tokenId: t.tokenId, key: t.secret, refuseEncryption: c.refuseEncryption === true };
   }
   if (!Number.isInteger(c.nodeId) || c.nodeId < 0 || c.nodeId > 0xffff_ffff) throw new RangeError('nodeId must be a u32');
-  return { kind: 'node', id: c.nodeId, key: nodeKey(c.clusterSecret, c.nodeId) };
+  return { kind: 'node', id: c.nodeId, key: nodeKey(c.clusterSecret, c.nodeId), refuseEncryption: c.refuseEncryption === true };
 }
 
 /** True when these credentials make the client a user's (its requests carry capabilities). */

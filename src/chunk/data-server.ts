@@ -23,6 +23,13 @@ export interface DataServerOptions {
    * Without it nothing is checked (a trusted single host, tests).
    */
   clusterSecret?: Buffer;
+  /**
+   * The cluster's encryptData flag (needs clusterSecret): every TCP data connection is
+   * encrypted and authenticated frame by frame (AES-256-GCM or ChaCha20-Poly1305, libsodium)
+   * under keys the handshake derives; a client that will not encrypt gets EENCRYPT. RDMA is
+   * not encrypted.
+   */
+  encryptData?: boolean;
   /** This server's storage node (its forwards to successors authenticate as it). */
   nodeId?: number;
   /** Directory of the local-read socket, made 0700 (default: <target dir>/run). */
@@ -60,6 +67,7 @@ export class DataServer {
     const handle = new addon.DataServerHandle(store.handle, {
       host, port, transport, ioThreads, frameTimeoutMs, nodeId,
       ...(options.clusterSecret ? { clusterSecret: options.clusterSecret } : {}),
+      ...(options.encryptData ? { encryptData: true } : {}),
       ...(options.localSocketDir ? { localSocketDir: options.localSocketDir } : {}),
     });
     return new DataServer(handle, host, handle.port());

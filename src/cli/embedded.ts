@@ -43,6 +43,11 @@ export interface EmbeddedOptions {
    * data servers authenticate every connection and check them.
    */
   insecure?: boolean;
+  /**
+   * The cluster's encryptData flag: every TCP data connection is encrypted (the data servers
+   * choose it in each connection's handshake, so clients need no setting). Not with insecure.
+   */
+  encryptData?: boolean;
 }
 
 export const STORAGE_NODES = 3;
@@ -66,6 +71,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     for (const s of stops.splice(0).reverse()) await s();
   };
   try {
+    if (o.insecure && o.encryptData) throw new TypeError('encryptData needs authentication (not insecure)');
     const keys = o.insecure ? undefined : ensureClusterKeys(o.dataDir);
     const auth = keys?.cluster;
     const mgmtdKv = new SqliteKv(join(o.dataDir, 'mgmtd.db'));
@@ -86,7 +92,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       mkdirSync(dir, { recursive: true });
       const daemon = await StorageDaemon.start({
         nodeId: node, mgmtd: [mgmtd.endpoint], targets: [{ targetId, dir, capacityBytes: o.capacityBytesPerTarget ?? 0 }], host: o.host,
-        transport: o.transport, syncWrites: o.syncWrites, log: o.log, auth,
+        transport: o.transport, syncWrites: o.syncWrites, log: o.log, auth, encryptData: o.encryptData === true,
       });
       stops.push(() => daemon.stop());
     }

@@ -49,9 +49,9 @@ import type { S3Gateway } from '../s3/index.js';
 const s3Commands = () => import('./s3-commands.js');
 const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
-const USAGE = `usage: millpond up [--s3 HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
+const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
        mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] | user key ... | ${EXECUTOR_USAGE}
-       millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite]
+       millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite] [--encrypt-data]
        ${ROLES_USAGE}
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
@@ -72,7 +72,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[]; ta
   const targets: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy' || arg === '--verbose' || arg === '--insecure') flags.set(arg.slice(2), '1');
+    if (arg === '--no-sync' || arg === '--cluster' || arg === '--proxy' || arg === '--verbose' || arg === '--insecure' || arg === '--encrypt-data') flags.set(arg.slice(2), '1');
     else if (arg === '--target') {
       if (i + 1 >= args.length) throw new TypeError(`--target needs a value\n${USAGE}`);
       targets.push(args[++i]!);
@@ -88,7 +88,8 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[]; ta
 
 async function up(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const { ensureAdminKey, S3_ADMIN_FILE, S3_LISTEN_DEFAULT, startGateway } = await s3Commands();
-  const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta });
+  const encryptData = flags.has('encrypt-data');
+  const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta, encryptData });
   const s3Listen = flags.get('s3') ?? S3_LISTEN_DEFAULT;
   let gateway: S3Gateway | undefined;
   try {
@@ -98,7 +99,7 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
     throw err;
   }
   // The server key is public; the admin token stays in keys/admin.token (0600).
-  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(gateway ? { s3: gateway.endpoint } : {}) }, null, 2)}\n`);
+  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(encryptData ? { encryptData } : {}), ...(gateway ? { s3: gateway.endpoint } : {}) }, null, 2)}\n`);
   console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
   console.log(`admin token in ${join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE)} (commands run with --data-dir ${config.dataDir} use it)`);
   if (gateway) {
@@ -176,13 +177,16 @@ function init(config: CliConfig, flags: Map<string, string>): void {
   const backend = flags.get('backend');
   if (backend !== undefined && backend !== 'postgres' && backend !== 'sqlite') throw new TypeError(`--backend must be postgres or sqlite, not ${backend}`);
   const meta = config.meta.split(',').filter(Boolean);
+  const encryptData = flags.has('encrypt-data');
   writeFileSync(clusterFile, `${JSON.stringify({
     mgmtd: config.mgmtd, meta: meta.length === 1 ? meta[0] : meta, transport: config.transport, serverKey: keys.cluster.server.publicKey, ...(backend ? { backend } : {}),
+    ...(encryptData ? { encryptData } : {}),
   }, null, 2)}\n`);
   console.log(`cluster secret: ${keys.secretFile} (copy to every server host, mode 0600; daemons take --secret-file)`);
   console.log(`admin token:    ${keys.adminTokenFile} (meta takes --admin-token-file; the CLI --token-file)`);
   console.log(`cluster file:   ${clusterFile} (public: addresses and the CURVE server key; clients take --config)`);
   console.log(`copy ${dir} to every host; roles take --data-dir ${dir} (millpond mgmtd | meta | storage)`);
+  if (encryptData) console.log('encryptData: start every storage daemon with --encrypt-data (clients learn it in the handshake)');
 }
 
 /** `millpond user add|list|remove|token`: the users table, through meta (admin token). */

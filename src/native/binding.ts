@@ -118,6 +118,8 @@ export interface NativeCredentials {
   tokenId?: string;
   /** nodeKey(S, id), or the token's secret */
   key: Buffer;
+  /** Never encrypt (a server with encryptData refuses with EENCRYPT). */
+  refuseEncryption?: boolean;
 }
 
 export interface NativeBatchRead {
@@ -151,7 +153,7 @@ export interface Addon {
   openChunkStore(dir: string, options: { directIo: boolean; syncWrites: boolean; capacityBytes: number }): Promise<NativeChunkStore>;
   DataServerHandle: new (store: NativeChunkStore, options: {
     host: string; port: number; transport: TransportChoice; ioThreads: number; frameTimeoutMs: number;
-    clusterSecret?: Buffer; nodeId?: number; localSocketDir?: string;
+    clusterSecret?: Buffer; nodeId?: number; localSocketDir?: string; encryptData?: boolean;
   }) => NativeDataServer;
   ChunkClientHandle: new (options: {
     transport: TransportChoice; inflightBytesMax: number; timeoutMs: number; connectionsPerServer: number;

@@ -52,6 +52,8 @@ export interface StorageDaemonOptions {
    * them nothing is checked.
    */
   auth?: ClusterAuth;
+  /** The cluster's encryptData flag (needs auth): the data servers encrypt every TCP connection. */
+  encryptData?: boolean;
 }
 
 /**
@@ -134,6 +136,7 @@ export class StorageDaemon {
         const server = await DataServer.start(store, {
           host: options.host ?? '127.0.0.1', port, transport: options.transport ?? 'auto', nodeId: options.nodeId,
           ...(options.auth ? { clusterSecret: options.auth.secret } : {}),
+          ...(options.encryptData ? { encryptData: true } : {}),
         });
         d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', chains: new Set() });
       }

@@ -5,7 +5,8 @@
  * Options: --heartbeat-ms, --routing-poll-ms, --mgmtd-timeout-ms, --scrub-interval-ms,
  * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only), --secret-file <cluster.secret> (the
  * cluster secret: registration proofs, CURVE, and the data plane then authenticates every
- * connection and checks capabilities).
+ * connection and checks capabilities), --encrypt-data (the cluster's encryptData flag: every TCP
+ * data connection encrypted; needs --secret-file).
  * Prints "target <id> <dataAddress>" per target and "listening <control endpoint>" once it
  * serves and registered. SIGTERM/SIGINT stop it cleanly.
  */
@@ -29,6 +30,8 @@ const { values } = parseArgs({
     'no-sync': { type: 'boolean', default: false },
     // The cluster secret (0600 file): registration proofs, CURVE, data-plane authentication. Without it, none.
     'secret-file': { type: 'string' },
+    // The cluster's encryptData flag (cluster.json): encrypt every TCP data connection. Needs --secret-file.
+    'encrypt-data': { type: 'boolean', default: false },
   },
 });
 
@@ -56,6 +59,7 @@ const targets = (values.target ?? []).map((spec) => {
 });
 if (targets.length === 0) fail('at least one --target <id>:<dir> is required');
 if (!['auto', 'tcp', 'rdma'].includes(values.transport!)) fail('--transport must be auto, tcp or rdma');
+if (values['encrypt-data'] && !values['secret-file']) fail('--encrypt-data needs --secret-file (the handshake derives the keys)');
 
 const daemon = await StorageDaemon.start({
   nodeId,
@@ -70,6 +74,7 @@ const daemon = await StorageDaemon.start({
   scrubIntervalMs: int('scrub-interval-ms', 0),
   syncWrites: !values['no-sync'],
   auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined,
+  encryptData: values['encrypt-data'],
 });
 for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)}`);
 console.log(`listening ${daemon.controlAddress}`);

@@ -192,8 +192,10 @@ Status Client::PostRecv(Conn* c, uint32_t i) {
 Status Client::Handshake(Conn* c) {
   UniqueFd fd;
   MP_RETURN_IF_ERROR(ConnectTcp(c->address, options_.connectTimeoutMs, &fd));
-  if (options_.credentials.present())  // the queue pair is set up over an authenticated socket
-    MP_RETURN_IF_ERROR(AuthenticateToServer(fd.get(), options_.credentials, options_.connectTimeoutMs));
+  if (options_.credentials.present()) {  // the queue pair is set up over an authenticated socket
+    std::unique_ptr<FrameCipher> none;   // RDMA is not encrypted (README Security)
+    MP_RETURN_IF_ERROR(AuthenticateToServer(fd.get(), options_.credentials, options_.connectTimeoutMs, true, &none));
+  }
   MP_RETURN_IF_ERROR(QueuePair::Create(device_.get(), c, kDepth + 1, kDepth, &c->qp));
   MP_RETURN_IF_ERROR(Region::Register(device_.get(), size_t{2 * kDepth} * kSlotBytes, &c->control));
   uint32_t psn;
