@@ -16,6 +16,7 @@
  *    once, and the write is resent to the new head.
  */
 import { randomInt } from 'node:crypto';
+import { SERVICE_NODE_ID } from '../auth/data-plane.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import type { ChunkWriteOptions } from '../chunk/chunk-store.js';
 import { MillpondError } from '../errors.js';
@@ -90,7 +91,11 @@ export class RoutingClient {
     this.ownsMgmtd = !(options.mgmtd instanceof MgmtdClient);
     this.mgmtd = options.mgmtd instanceof MgmtdClient ? options.mgmtd : new MgmtdClient(options.mgmtd, { auth: options.auth, cluster: options.cluster });
     this.ownsChunks = options.chunkClient === undefined;
-    this.chunks = options.chunkClient ?? new ChunkClient({ transport: 'auto' });
+    // A cluster daemon's (options.cluster: it holds S) presents the service node key to storage.
+    this.chunks = options.chunkClient ?? new ChunkClient({
+      transport: 'auto',
+      ...(options.cluster ? { credentials: { nodeId: SERVICE_NODE_ID, clusterSecret: options.cluster.secret } } : {}),
+    });
     this.pollMs = options.pollMs ?? clusterLimits.routingPollMsDefault;
     this.writeRetryMs = options.writeRetryMs ?? clusterLimits.writeRetryMsDefault;
     this.clientId = options.clientId ?? randomInt(1, 2 ** 47);
@@ -181,7 +186,7 @@ export class RoutingClient {
       const start = others.length ? randomInt(others.length) : 0;
       const order = [...others.slice(start), ...others.slice(0, start), ...(tail ? [tail] : [])];
       if (order.length > 0) {
-        const r = await this.readRound(chainId, order, chunk, offset, length, options.target);
+        const r = await this.readRound(chainId, order, chunk, offset, length, options.target, options.capability);
         if ('data' in r) return r;
         last = r.error;
       }
@@ -213,7 +218,7 @@ export class RoutingClient {
    * replica can fix; otherwise resolves with the last retryable error.
    */
   private readRound(chainId: number, order: string[], chunk: ChunkId, offset: number, length: number,
-    target: Buffer | undefined): Promise<{ data: Buffer; meta: ChunkMeta } | { error: unknown }> {
+    target: Buffer | undefined, capability: Buffer | undefined): Promise<{ data: Buffer; meta: ChunkMeta } | { error: unknown }> {
     return new Promise((resolve, reject) => {
       const tail = order.at(-1);
       const inflight = new Set<ReadAttempt>();
@@ -272,7 +277,7 @@ export class RoutingClient {
         const buffer = slot === 0 && target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
         const a: ReadAttempt = { address: order[next++]!, slot, buffer, abort: new AbortController(), startedMs: Date.now() };
         inflight.add(a);
-        this.chunks.read(a.address, chunk, offset, length, { target: buffer, signal: a.abort.signal })
+        this.chunks.read(a.address, chunk, offset, length, { target: buffer, signal: a.abort.signal, ...(capability ? { capability } : {}) })
           .then((r) => settled(a, undefined, r), (err) => settled(a, err));
         armHedge();
       };

@@ -36,7 +36,7 @@ describe('cluster', () => {
   /** Every replica of every chunk: same committed version and content as the chain's tail. */
   async function verifyReplicas(cluster: Cluster, writer: Writer): Promise<void> {
     const r = await cluster.routing();
-    const client = new ChunkClient({ transport: 'tcp' });
+    const client = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
     try {
       for (const [index] of writer.acked) {
         const chain = r.chains.find((c) => c.chainId === Writer.chainOf(index))!;
@@ -198,7 +198,7 @@ describe('scrubbing', () => {
       writeSync(fd, Buffer.from('rot'), 0, 3, contentOffset(256 * 1024) + 1000);
       closeSync(fd);
     }
-    const direct = new ChunkClient({ transport: 'tcp' });
+    const direct = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
     cleanups.push(() => direct.close());
     const address = cluster.storage.get(1)!.data.get(101)!;
     await expect(direct.read(address, { inode: 1n, index: 0 }, 0, 1 << 20)).rejects.toMatchObject({ code: 'ECHUNK_CORRUPT' });

@@ -86,7 +86,7 @@ describe('chaos', () => {
 
     // ---- writers
     const metaClient = new MetaClient(metaEndpoint, { timeoutMs: 1_500, attemptsMax: 30, auth: cluster.keys.admin });
-    const chunks = new ChunkClient({ transport: 'tcp', timeoutMs: 3_000 });
+    const chunks = new ChunkClient({ transport: 'tcp', timeoutMs: 3_000, credentials: cluster.dataCredentials });
     const routing = new RoutingClient({
       mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, auth: cluster.keys.admin }), chunkClient: chunks, pollMs: 200, writeRetryMs: 20_000,
     });

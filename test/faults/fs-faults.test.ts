@@ -34,7 +34,7 @@ describe('faults: shrinks and ended sessions', () => {
   /** A FileSystem whose meta client heartbeats every 200 ms (well inside the session timeout). */
   async function client(): Promise<FileSystem> {
     const meta = new MetaClient(server.endpoint, { sessionHeartbeatMs: 200 });
-    const chunks = new ChunkClient({ transport: 'tcp' });
+    const chunks = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
     const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, chunkClient: chunks, cluster: cluster.keys.cluster });
     await routing.refresh();
     const fs = new FileSystem(meta, meta.as({ uid: 0, gid: 0 }), routing, chunks);
@@ -47,6 +47,7 @@ describe('faults: shrinks and ended sessions', () => {
     storage = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
     service = await MetaService.open(new SqliteKv(join(t.dir, 'meta.db')), {
       sessionTimeoutMs: SESSION_TIMEOUT_MS,
+      clusterSecret: cluster.keys.cluster.secret,
       storage: { trim: (inode, layout, length) => trimChunks(storage, inode, layout, length) },
     });
     server = await MetaServer.start(service, 'tcp://127.0.0.1:0');

@@ -15,7 +15,7 @@ const chainOf = (index: number) => (index % CHAINS) + 1;
 
 /** A client as applications get it: default timeouts, transport 'auto' (local reads on this host). */
 function defaultClient(cluster: Cluster): RoutingClient {
-  return new RoutingClient({ mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }), chunkClient: new ChunkClient(), pollMs: 200 });
+  return new RoutingClient({ mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }), chunkClient: new ChunkClient({ credentials: cluster.dataCredentials }), pollMs: 200 });
 }
 
 function closeClient(r: RoutingClient): void {

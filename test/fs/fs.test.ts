@@ -33,6 +33,7 @@ describe('FileSystem', () => {
     const kv = new SqliteKv(join(t.dir, 'meta.db'));
     await listAdmin(kv, cluster.keys);
     service = await MetaService.open(kv, {
+      clusterSecret: cluster.keys.cluster.secret, // capabilities: the token client's chunk requests carry them
       storage: { trim: (inode, layout, length) => trimChunks(trimRouting, inode, layout, length) },
     });
     meta = await MetaServer.start(service, 'tcp://127.0.0.1:0', { auth: cluster.keys.cluster, mgmtd: cluster.mgmtdEndpoints });
@@ -181,7 +182,7 @@ describe('FileSystem', () => {
     const ino = (await fs.stat('/data/doomed')).ino;
     expect(await fs.stat('/data/tree2')).toMatchObject({ ino, nlink: 2, size: bytes.length });
     const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
-    const client = new ChunkClient({ transport: 'tcp' });
+    const client = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
     try {
       const chunksOf = async () => {
         let n = 0;

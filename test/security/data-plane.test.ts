@@ -294,7 +294,7 @@ describe('authenticated data plane', () => {
     const gone = (await service.stat({ uid: 0, gid: 0 }, '/d/gone')).id;
     await fs.unlink('/d/gone');
     const { collectGarbage } = await import('../../src/storage/garbage.js');
-    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, chunkClient: node });
+    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, chunkClient: node, cluster: cluster.keys.cluster });
     try {
       const stats = await collectGarbage(service, routing);
       expect(stats.chunksRemoved).toBeGreaterThan(0);

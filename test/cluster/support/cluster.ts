@@ -3,6 +3,7 @@
  * with one target each; and a writer that writes whole chunks continuously through the
  * routing client, remembering what was acknowledged.
  */
+import { SERVICE_NODE_ID } from '../../../src/auth/data-plane.js';
 import { join } from 'node:path';
 import { ChunkClient } from '../../../src/chunk/chunk-client.js';
 import { MgmtdClient } from '../../../src/cluster/mgmtd-client.js';
@@ -23,6 +24,10 @@ export class Cluster {
   private readonly tmp = tempDir('cluster');
   /** Authentication is on: every process holds this secret; admin connects as a member. */
   readonly keys: TestKeys = testKeys();
+  /** What the harness presents to storage: a cluster service's node key (no capabilities needed). */
+  get dataCredentials(): { nodeId: number; clusterSecret: Buffer } {
+    return { nodeId: SERVICE_NODE_ID, clusterSecret: this.keys.cluster.secret };
+  }
 
   private constructor(endpoints: string[]) {
     this.mgmtdEndpoints = endpoints;
@@ -119,7 +124,7 @@ export class Writer {
   constructor(cluster: Cluster, readonly chunks = 24, readonly workers = 3, readonly partial = false) {
     this.routing = new RoutingClient({
       mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
-      chunkClient: new ChunkClient({ transport: 'tcp', timeoutMs: 3_000 }),
+      chunkClient: new ChunkClient({ transport: 'tcp', timeoutMs: 3_000, credentials: cluster.dataCredentials }),
       pollMs: 200,
       writeRetryMs: 20_000,
     });
