@@ -29,15 +29,20 @@ export function parseTransport(raw: string | undefined): TransportChoice {
   return transport;
 }
 
-/** With `secret` the server authenticates connections and checks capabilities (design §10). */
+/**
+ * With `secret` the server authenticates connections and checks capabilities (design §10);
+ * with `encrypt` too, it encrypts every TCP connection (encryptData).
+ */
 export function startServer(mode: ServerMode, storeDir: string, transport: TransportChoice, ioThreads: number,
-  secret?: Buffer): Promise<ServerHandle> {
-  return mode === 'child' ? startChildServer(storeDir, transport, ioThreads, secret) : startInprocServer(storeDir, transport, ioThreads, secret);
+  secret?: Buffer, encrypt = false): Promise<ServerHandle> {
+  return mode === 'child' ? startChildServer(storeDir, transport, ioThreads, secret, encrypt) : startInprocServer(storeDir, transport, ioThreads, secret, encrypt);
 }
 
 /** One side of an auth-on/auth-off comparison: a server, a client for it, what to send. */
 export interface AuthSide {
   auth: boolean;
+  /** The server encrypts (encryptData; auth on too). */
+  encrypt: boolean;
   server: ServerHandle;
   client: ChunkClient;
   /** A capability for the bench's inode (auth on), else undefined. */
@@ -49,24 +54,28 @@ export interface AuthSide {
 /**
  * Two servers, one with a cluster secret and one without, and a client for each (a user's
  * token for the first, with a capability for `inode`), so a bench can time the same work with
- * authentication on and off in one run.
+ * authentication on and off in one run; with `encrypted`, a third with the secret and
+ * encryptData (`enc`).
  */
 export async function startAuthPair(mode: ServerMode, dir: string, transport: TransportChoice, ioThreads: number,
-  client: ChunkClientOptions, inode: bigint): Promise<{ on: AuthSide; off: AuthSide; close(): Promise<unknown[]> }> {
+  client: ChunkClientOptions, inode: bigint, encrypted = false): Promise<{ on: AuthSide; off: AuthSide; enc?: AuthSide; close(): Promise<unknown[]> }> {
   const secret = randomBytes(32);
   const sides: AuthSide[] = [];
-  for (const auth of [true, false]) {
-    const server = await startServer(mode, join(dir, auth ? 'store-auth' : 'store-noauth'), transport, ioThreads, auth ? secret : undefined);
+  const kinds: Array<{ auth: boolean; encrypt: boolean }> = [{ auth: true, encrypt: false }, { auth: false, encrypt: false }];
+  if (encrypted) kinds.push({ auth: true, encrypt: true });
+  for (const { auth, encrypt } of kinds) {
+    const server = await startServer(mode, join(dir, encrypt ? 'store-enc' : auth ? 'store-auth' : 'store-noauth'), transport, ioThreads,
+      auth ? secret : undefined, encrypt);
     const c = new ChunkClient({ ...client, ...(auth ? { credentials: { token: formatToken(mintToken(secret, 1000)) } } : {}) });
     const capability = auth ? new CapabilitySigner(secret, authLimits.capabilityTtlMsMax).sign(inode, RIGHT_READ | RIGHT_WRITE) : undefined;
     let requestId = 1;
     sides.push({
-      auth, server, client: c, capability,
+      auth, encrypt, server, client: c, capability,
       chain: () => ({ chain: { chainId: 1, chainVersion: 1, clientId: auth ? 1 : 2, requestId: requestId++ }, ...(capability ? { capability } : {}) }),
     });
   }
   return {
-    on: sides[0]!, off: sides[1]!,
+    on: sides[0]!, off: sides[1]!, ...(sides[2] ? { enc: sides[2] } : {}),
     async close() {
       const stats = [];
       for (const s of sides.splice(0)) {
@@ -84,10 +93,13 @@ export interface ServerHandle {
   stop(): Promise<unknown>;
 }
 
-export async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer): Promise<ServerHandle> {
+export async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer,
+  encrypt = false): Promise<ServerHandle> {
   const env = { ...process.env };
   if (secret) env.MILLPOND_BENCH_SECRET = secret.toString('hex');
   else delete env.MILLPOND_BENCH_SECRET;
+  if (encrypt) env.MILLPOND_BENCH_ENCRYPT = '1';
+  else delete env.MILLPOND_BENCH_ENCRYPT;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'server-process.ts'),
     storeDir, transport, String(ioThreads)], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
@@ -104,9 +116,10 @@ export async function startChildServer(storeDir: string, transport: TransportCho
   };
 }
 
-export async function startInprocServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer): Promise<ServerHandle> {
+export async function startInprocServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer,
+  encrypt = false): Promise<ServerHandle> {
   const store = await ChunkStore.open(storeDir, { directIo: false, syncWrites: false });
-  const server = await DataServer.start(store, { host: '127.0.0.1', transport, ioThreads, ...(secret ? { clusterSecret: secret } : {}) });
+  const server = await DataServer.start(store, { host: '127.0.0.1', transport, ioThreads, ...(secret ? { clusterSecret: secret } : {}), encryptData: encrypt });
   server.setChain(1, { chainVersion: 1, head: true });
   return {
     address: server.address,

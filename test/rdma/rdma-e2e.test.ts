@@ -190,4 +190,24 @@ describe('authenticated RDMA data plane on soft-RoCE', () => {
       wrong.close();
     }
   }, 120_000);
+
+  it('serves RDMA from a server that encrypts its TCP connections (RDMA itself is not encrypted)', async () => {
+    const dir = tempDir('rdma-enc');
+    const encStore = await ChunkStore.open(dir.dir, { directIo: false, syncWrites: false });
+    const enc = await DataServer.start(encStore, { host: HOST, port: 0, transport: 'rdma', clusterSecret: secret, encryptData: true });
+    enc.setChain(1, { chainVersion: 1, head: true });
+    const client = new ChunkClient({ transport: 'rdma', credentials: { token: formatToken(mintToken(secret, 1000)) } });
+    try {
+      const capability = new CapabilitySigner(secret).sign(9n, RIGHT_READ | RIGHT_WRITE);
+      const data = randomBytes(1 << 20);
+      await client.write(enc.address, { inode: 9n, index: 1 }, 0, data, { chain: { chainId: 1, chainVersion: 1, clientId: 6, requestId: 1 }, capability });
+      expect((await client.read(enc.address, { inode: 9n, index: 1 }, 0, data.length, { capability })).data.equals(data)).toBe(true);
+      expect(client.stats().transports.rdma?.bytesReceived ?? 0).toBeGreaterThan(data.length);
+    } finally {
+      client.close();
+      await enc.stop();
+      encStore.close();
+      dir.cleanup();
+    }
+  }, 120_000);
 });
