@@ -96,7 +96,9 @@ void ChunkClient::OnDone(ClientCall* call) {
 
 void ChunkClient::Read(const std::string& address, const frame::ReadArgs& args, char* dst, ReadDone done,
                        const Capability* cap, Abandon abandon) {
-  if (local_) {
+  // The local socket authorizes by capability only: a node's read (authenticated by its key
+  // on the network, with no capability) goes remote.
+  if (local_ && (cap != nullptr || !options_.credentials.present())) {
     switch (local_->RouteFor(address)) {
       case LocalReader::Route::kLocal: {
         bool hasCap = cap != nullptr;

@@ -107,7 +107,8 @@ Status AuthenticateToServer(int fd, const ClientCredentials& c, uint32_t timeout
 
   uint8_t challenge[kChallengeBytes];
   Status s = ReadExact(fd, challenge, sizeof challenge, timeoutMs, false);
-  if (!s.ok()) return Status::Auth("the data server closed the connection during authentication (" + s.message() + ")");
+  // The server went away (killed, restarted): retryable like any dropped connection, not a refusal.
+  if (!s.ok()) return Status::ConnReset("the data server closed the connection during authentication (" + s.message() + ")");
   uint32_t magic;
   int32_t status;
   std::memcpy(&magic, challenge, 4);
@@ -139,7 +140,8 @@ Status AuthenticateToServer(int fd, const ClientCredentials& c, uint32_t timeout
 
   uint8_t verdict[8];
   s = ReadExact(fd, verdict, sizeof verdict, timeoutMs, false);
-  if (!s.ok()) return Status::Auth("the data server closed the connection during authentication (" + s.message() + ")");
+  // The server went away (killed, restarted): retryable like any dropped connection, not a refusal.
+  if (!s.ok()) return Status::ConnReset("the data server closed the connection during authentication (" + s.message() + ")");
   uint32_t n;
   std::memcpy(&status, verdict, 4);
   std::memcpy(&n, verdict + 4, 4);

@@ -3,6 +3,8 @@
 // loopback: mgmtd, three storage daemons with one target each, 4 chains of length 3 whose
 // heads rotate over the targets. The clients under test use the default request timeouts.
 import { afterEach, describe, expect, it } from 'vitest';
+import { CapabilitySigner, RIGHT_READ, RIGHT_WRITE } from '../../src/auth/capability.js';
+import { formatToken, mintToken } from '../../src/auth/keys.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
@@ -13,9 +15,14 @@ import { chunkPattern, generationOf } from '../support/pattern.js';
 const CHUNK_BYTES = 512 * 1024;   // reads ask for more than a chunk holds (chunkPattern: ~256-330 KiB)
 const chainOf = (index: number) => (index % CHAINS) + 1;
 
-/** A client as applications get it: default timeouts, transport 'auto' (local reads on this host). */
-function defaultClient(cluster: Cluster): RoutingClient {
-  return new RoutingClient({ mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }), chunkClient: new ChunkClient({ credentials: cluster.dataCredentials }), pollMs: 200 });
+/**
+ * A client as applications get it: default timeouts, transport 'auto' (local reads on this
+ * host). With `user`, a user's token, whose requests carry capabilities (as meta's open hands
+ * out) — the local short-circuit path serves only those; else a cluster service's node key.
+ */
+function defaultClient(cluster: Cluster, user = false): RoutingClient {
+  const credentials = user ? { token: formatToken(mintToken(cluster.keys.cluster.secret, 1000)) } : cluster.dataCredentials;
+  return new RoutingClient({ mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }), chunkClient: new ChunkClient({ credentials }), pollMs: 200 });
 }
 
 function closeClient(r: RoutingClient): void {
@@ -45,11 +52,12 @@ describe('gray failure', () => {
     // mgmtd would take 20 s to call the paused daemon dead: only hedging can keep reads going.
     const cluster = await Cluster.start(1, 3, { heartbeatTimeoutMs: 20_000 });
     cleanups.push(() => cluster.stop());
-    const client = defaultClient(cluster);
+    const client = defaultClient(cluster, true);
     cleanups.push(() => closeClient(client));
+    const capability = new CapabilitySigner(cluster.keys.cluster.secret).sign(5n, RIGHT_READ | RIGHT_WRITE);
     const chunks = 4 * CHAINS;
     for (let index = 0; index < chunks; index++) {
-      await client.writeChunk(chainOf(index), { inode: 5n, index }, 0, chunkPattern(index, 1), { replace: true });
+      await client.writeChunk(chainOf(index), { inode: 5n, index }, 0, chunkPattern(index, 1), { replace: true, capability });
     }
     let stop = false;
     const latencies: number[] = [];
@@ -58,7 +66,7 @@ describe('gray failure', () => {
       for (let i = 0; !stop; i++) {
         const index = i % chunks;
         const startMs = Date.now();
-        const { data } = await client.readChunk(chainOf(index), { inode: 5n, index }, 0, CHUNK_BYTES, { target });
+        const { data } = await client.readChunk(chainOf(index), { inode: 5n, index }, 0, CHUNK_BYTES, { target, capability });
         latencies.push(Date.now() - startMs);
         expect(generationOf(index, data), `chunk ${index}`).toBe(1);
       }
