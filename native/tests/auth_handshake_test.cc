@@ -7,7 +7,9 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common/aead.h"
 #include "common/auth.h"
 #include "common/buffer_pool.h"
 #include "transport/transport.h"
@@ -30,11 +32,15 @@ class AuthHandshake : public ::testing::Test {
   void SetUp() override {
     for (size_t i = 0; i < sizeof secret_; i++) secret_[i] = static_cast<uint8_t>(i * 7 + 1);
   }
-  void StartServer(bool withSecret) {
+  void StartServer(bool withSecret, bool encryptData = false) {
     ServerTransportOptions o;
     o.buffers = &buffers_;
     o.frameTimeoutMs = 2000;
-    if (withSecret) o.auth = std::make_shared<const ServerAuth>(secret_);
+    if (withSecret) {
+      auto auth = std::make_shared<ServerAuth>(secret_);
+      auth->encryptData = encryptData;
+      o.auth = std::move(auth);
+    }
     server_ = NewTcpServerTransport();
     ASSERT_TRUE(server_->Start(o, &handler_).ok());
     address_ = "127.0.0.1:" + std::to_string(server_->port());
@@ -106,6 +112,55 @@ TEST_F(AuthHandshake, AServerWithoutASecretRefusesCredentialsButServesAnonymousP
   std::string seen;
   ASSERT_TRUE(Call(ClientCredentials(), &seen).ok());
   EXPECT_EQ(seen, "0/0/0000000000000000");
+}
+
+// encryptData: frames sealed both ways (the echo arrives intact through the cipher); a client
+// that will not encrypt is refused with kEncryption, and one that will is served after it.
+TEST_F(AuthHandshake, AnEncryptingServerSealsFramesAndRefusesAClientThatWillNotEncrypt) {
+  const Aead* aead;
+  ASSERT_TRUE(Aead::Load(&aead).ok()) << "libsodium23 is needed";
+  StartServer(true, true);
+  std::string seen;
+  for (int i = 0; i < 3; i++) {  // new connections: fresh keys, counters from 0
+    ASSERT_TRUE(Call(ClientCredentials::ForNode(secret_, 7), &seen).ok());
+    EXPECT_EQ(seen, "1/7/0000000000000000");
+  }
+  ClientCredentials refusing = ClientCredentials::ForNode(secret_, 7);
+  refusing.refuseEncryption = true;
+  Status s = Call(refusing, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kEncryption) << s.ToString();
+  EXPECT_NE(s.message().find("encrypts data connections"), std::string::npos) << s.ToString();
+  ASSERT_TRUE(Call(ClientCredentials::ForNode(secret_, 8), &seen).ok());
+  EXPECT_EQ(seen, "1/8/0000000000000000");
+}
+
+// The AEAD itself: a sealed record opens under the same key and counter only; a flipped bit,
+// the next counter (a replay or reorder) or the other direction's key fail.
+TEST(FrameCipherTest, OpensOnlyWhatWasSealedInOrderUnderItsKey) {
+  const Aead* aead;
+  ASSERT_TRUE(Aead::Load(&aead).ok()) << "libsodium23 is needed";
+  for (AeadAlgorithm a : {AeadAlgorithm::kAes256Gcm, AeadAlgorithm::kChaCha20Poly1305}) {
+    if (!aead->Supports(a)) continue;
+    AuthKey k1, k2;
+    for (size_t i = 0; i < kAuthKeyBytes; i++) k1.bytes[i] = static_cast<uint8_t>(i), k2.bytes[i] = static_cast<uint8_t>(i + 1);
+    FrameCipher sender(aead, a, k1, k2), receiver(aead, a, k2, k1), wrong(aead, a, k2, k2);
+    std::string plain = "millpond frame payload";
+    std::vector<uint8_t> rec(plain.begin(), plain.end());
+    rec.resize(plain.size() + kAeadTagBytes);
+    sender.Seal(rec.data(), plain.size());
+    EXPECT_NE(std::string(rec.begin(), rec.begin() + plain.size()), plain) << AeadName(a);
+    std::vector<uint8_t> copy = rec;
+    ASSERT_TRUE(receiver.Open(copy.data(), plain.size()).ok()) << AeadName(a);
+    EXPECT_EQ(std::string(copy.begin(), copy.begin() + plain.size()), plain);
+    copy = rec;  // the receiver's counter moved on: the same record again is a replay
+    EXPECT_EQ(receiver.Open(copy.data(), plain.size()).code(), StatusCode::kAuth);
+    FrameCipher fresh(aead, a, k2, k1);
+    copy = rec;
+    copy[3] ^= 0x10;
+    EXPECT_EQ(fresh.Open(copy.data(), plain.size()).code(), StatusCode::kAuth);  // altered
+    copy = rec;
+    EXPECT_EQ(wrong.Open(copy.data(), plain.size()).code(), StatusCode::kAuth);  // another key
+  }
 }
 
 }  // namespace

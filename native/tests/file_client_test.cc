@@ -260,9 +260,11 @@ class FileClientTest : public ::testing::Test {
     return false;
   }
 
-  // The admin's credentials on a client's meta and mgmtd connections (auth is on).
+  // The admin's credentials on a client's meta, mgmtd and data connections (auth is on: the
+  // data servers serve the token with the capabilities meta hands out).
   bool PresentAdmin(FileClientOptions* o) {
     o->meta.token = token_;
+    o->token = token_;
     return ApplyTokenCurve(token_, serverKey_, &o->meta.rpc).ok() && ApplyTokenCurve(token_, serverKey_, &o->mgmtd.rpc).ok();
   }
 
