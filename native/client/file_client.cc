@@ -312,7 +312,7 @@ void FileClient::Issue(Run* run, size_t index) {
   args.clientId = clientId_;
   args.requestId = op.requestId;  // the same on every attempt: the head applies it once
   Capability cap;
-  bool hasCap = CapabilityFor(p.chunk.inode, true, &cap);
+  bool hasCap = CapabilityFor(p.chunk.inode, /*write=*/true, true, &cap);
   run->inflight++;
   counters_.chunkWrites++;
   chunks_->Write(a.address, args, p.src, [run, index](const Status& s, const ChunkMeta&) {
@@ -339,7 +339,7 @@ void FileClient::IssueRead(Run* run, size_t index) {
   args.offset = p.offsetInChunk;
   args.length = p.lengthBytes;
   Capability cap;
-  bool hasCap = CapabilityFor(p.chunk.inode, true, &cap);
+  bool hasCap = CapabilityFor(p.chunk.inode, /*write=*/false, true, &cap);
   run->inflight++;
   counters_.chunkReads++;
   chunks_->Read(a.address, args, dst, [run, index, slot](const Status& s, const ChunkMeta&, uint32_t n) {
@@ -475,19 +475,21 @@ uint64_t RenewAt(const Capability& c) {
 }
 }  // namespace
 
-void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bool write, const MetaUser* as) {
+void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bool, const MetaUser* as) {
   if (!r.hasCapability) return;
   std::lock_guard<std::mutex> lock(capsMu_);
   HeldCapability& h = caps_[r.inode.id];
   h.handles++;
-  // Keep the widest rights: a read-only open must not take write away from a writer.
-  if (h.handles == 1 || (write && !h.write) || (write == h.write && r.capability.expiresMs > h.cap.expiresMs)) {
-    h.cap = r.capability;
-    h.path = path;
-    h.write = write;
-    h.renewAtMs = RenewAt(r.capability);
-    h.hasAs = as != nullptr;
-    h.as = as != nullptr ? *as : MetaUser();
+  for (HeldCapability::Slot* slot : {&h.read, &h.write}) {
+    const uint32_t right = slot == &h.read ? kRightRead : kRightWrite;
+    if (!(r.capability.rights & right)) continue;
+    if (slot->present && r.capability.expiresMs <= slot->cap.expiresMs) continue;
+    slot->present = true;
+    slot->cap = r.capability;
+    slot->path = path;
+    slot->renewAtMs = RenewAt(r.capability);
+    slot->hasAs = as != nullptr;
+    slot->as = as != nullptr ? *as : MetaUser();
   }
 }
 
@@ -497,32 +499,44 @@ void FileClient::ReleaseCapability(uint64_t inode) {
   if (it != caps_.end() && --it->second.handles == 0) caps_.erase(it);
 }
 
-bool FileClient::CapabilityFor(uint64_t inode, bool renew, Capability* out) {
+bool FileClient::CapabilityFor(uint64_t inode, bool write, bool renew, Capability* out) {
+  // The slot a request of this right uses: its own, else the other one (the server then
+  // answers kAccess, as it should for a right no open granted).
+  auto pick = [write](HeldCapability& h) -> HeldCapability::Slot* {
+    HeldCapability::Slot* own = write ? &h.write : &h.read;
+    HeldCapability::Slot* other = write ? &h.read : &h.write;
+    return own->present ? own : other->present ? other : nullptr;
+  };
   std::string path;
-  bool write = false, hasAs = false;
+  bool renewWrite = false, hasAs = false;
   MetaUser as;
   {
     std::lock_guard<std::mutex> lock(capsMu_);
     auto it = caps_.find(inode);
     if (it == caps_.end()) return false;
-    *out = it->second.cap;
-    if (!renew || WallClockMs() < it->second.renewAtMs) return true;
-    path = it->second.path;
-    write = it->second.write;
-    hasAs = it->second.hasAs;
-    as = it->second.as;
+    HeldCapability::Slot* slot = pick(it->second);
+    if (slot == nullptr) return false;
+    *out = slot->cap;
+    if (!renew || WallClockMs() < slot->renewAtMs) return true;
+    path = slot->path;
+    renewWrite = slot == &it->second.write;
+    hasAs = slot->hasAs;
+    as = slot->as;
   }
   std::lock_guard<std::mutex> one(renewMu_);
   {  // another thread may have renewed it while this one waited
     std::lock_guard<std::mutex> lock(capsMu_);
     auto it = caps_.find(inode);
     if (it == caps_.end()) return false;
-    *out = it->second.cap;
-    if (WallClockMs() < it->second.renewAtMs) return true;
+    HeldCapability::Slot* slot = pick(it->second);
+    if (slot == nullptr) return false;
+    *out = slot->cap;
+    if (WallClockMs() < slot->renewAtMs) return true;
   }
+  // Renewed by opening the path again with the slot's right only (meta checks it again).
   OpenFlags flags;
-  flags.read = !write;
-  flags.write = write;
+  flags.read = !renewWrite;
+  flags.write = renewWrite;
   OpenResult r;
   Status s = meta_->Open(path, flags, 0, &r, hasAs ? &as : nullptr);
   if (s.ok() && !r.session.empty()) {
@@ -532,15 +546,16 @@ bool FileClient::CapabilityFor(uint64_t inode, bool renew, Capability* out) {
   std::lock_guard<std::mutex> lock(capsMu_);
   auto it = caps_.find(inode);
   if (it == caps_.end()) return false;
+  HeldCapability::Slot& slot = renewWrite ? it->second.write : it->second.read;
   if (s.ok() && r.hasCapability && r.inode.id == inode) {
-    it->second.cap = r.capability;
-    it->second.renewAtMs = RenewAt(r.capability);
+    slot.cap = r.capability;
+    slot.renewAtMs = RenewAt(r.capability);
   } else {
     // The path names another file now, or meta refused: keep the old one until it expires
     // (the server then answers kAuth); try again a little later.
-    it->second.renewAtMs = WallClockMs() + limits::kCapabilityRenewRetryMs;
+    slot.renewAtMs = WallClockMs() + limits::kCapabilityRenewRetryMs;
   }
-  *out = it->second.cap;
+  *out = slot.cap;
   return true;
 }
 
@@ -554,7 +569,7 @@ void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t 
   args.chunk = chunk;
   args.length = length;
   Capability cap;
-  bool hasCap = CapabilityFor(chunk.inode, false, &cap);  // no renewal: may run on a completion thread
+  bool hasCap = CapabilityFor(chunk.inode, /*write=*/false, false, &cap);  // no renewal: may run on a completion thread
   chunks_->Read(order.front(), args, dst,
                 [dst, length, tail, done = std::move(done)](const Status& s, const ChunkMeta&, uint32_t n) {
                   if (s.ok()) {

@@ -137,7 +137,8 @@ class FileClient {
   // The capability held for `inode` by its open handles; when past half its lifetime and
   // `renew`, first renewed by opening the handle's path again (meta checks access again).
   // False when none is held (meta gave none: authentication is off).
-  bool CapabilityFor(uint64_t inode, bool renew, Capability* out);
+  // `write`: for a write (else a read); the other right's capability when none grants it.
+  bool CapabilityFor(uint64_t inode, bool write, bool renew, Capability* out);
   FileClientCounters& mutable_counters() { return counters_; }
   uint64_t clientId() const { return clientId_; }
 
@@ -158,14 +159,20 @@ class FileClient {
   void Hedge(Run* run, std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point* wake);
   void RecordReadLatency(std::chrono::steady_clock::duration d);
   // Capabilities of open files, one per inode (the widest rights any handle was given).
+  // Two slots: the freshest capability granting read, and the one granting write (one
+  // capability granting both fills both). Handles of one inode may hold different rights (a
+  // write-only open beside a read-only one): each request takes the slot of its right.
   struct HeldCapability {
-    Capability cap;
-    std::string path;
-    bool write = false;
-    uint64_t renewAtMs = 0;
+    struct Slot {
+      bool present = false;
+      Capability cap;
+      std::string path;
+      uint64_t renewAtMs = 0;
+      bool hasAs = false;  // renewals open as this identity (FileClient::Open's `as`)
+      MetaUser as;
+    };
+    Slot read, write;
     uint32_t handles = 0;
-    bool hasAs = false;  // renewals open as this identity (FileClient::Open's `as`)
-    MetaUser as;
   };
   void HoldCapability(const OpenResult& r, const std::string& path, bool write, const MetaUser* as);
   void ReleaseCapability(uint64_t inode);
