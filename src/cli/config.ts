@@ -21,6 +21,8 @@ export interface CliConfig {
   serverKey?: string;
   /** A token file (--token-file); else MILLPOND_TOKEN, MILLPOND_TOKEN_FILE, <dataDir>/keys/admin.token. */
   tokenFile?: string;
+  /** The cluster's encryptData flag (cluster.json, made by `init --encrypt-data`): storage daemons encrypt every TCP data connection. */
+  encryptData?: boolean;
 }
 
 export const DEFAULTS: CliConfig = {
@@ -48,6 +50,7 @@ function fromFile(path: string): Partial<CliConfig> {
   if (typeof raw.chainCount === 'number') out.chainCount = raw.chainCount;
   if (typeof raw.syncWrites === 'boolean') out.syncWrites = raw.syncWrites;
   if (typeof raw.serverKey === 'string') out.serverKey = raw.serverKey;
+  if (raw.encryptData === true) out.encryptData = true;
   return out;
 }
 

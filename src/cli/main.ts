@@ -186,7 +186,7 @@ function init(config: CliConfig, flags: Map<string, string>): void {
   console.log(`admin token:    ${keys.adminTokenFile} (meta takes --admin-token-file; the CLI --token-file)`);
   console.log(`cluster file:   ${clusterFile} (public: addresses and the CURVE server key; clients take --config)`);
   console.log(`copy ${dir} to every host; roles take --data-dir ${dir} (millpond mgmtd | meta | storage)`);
-  if (encryptData) console.log('encryptData: start every storage daemon with --encrypt-data (clients learn it in the handshake)');
+  if (encryptData) console.log('encryptData: storage daemons given this cluster.json encrypt every TCP data connection (clients learn it in the handshake)');
 }
 
 /** `millpond user add|list|remove|token`: the users table, through meta (admin token). */

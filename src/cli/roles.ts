@@ -266,6 +266,7 @@ export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: s
     mgmtdTimeoutMs: positiveInt(flags, 'mgmtd-timeout-ms'),
     syncWrites: config.syncWrites,
     auth: clusterAuth('storage', d, flags),
+    encryptData: config.encryptData === true || flags.has('encrypt-data'),
   });
   for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)} ${t.dir}`);
   console.log(`listening ${daemon.controlAddress}`);
