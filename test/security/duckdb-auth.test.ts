@@ -1,11 +1,12 @@
 // The native file client (inside the DuckDB extension) on an embedded cluster (authentication
 // on): with `SET millpond_token` it authenticates to meta and to the data servers and sends the
-// capabilities meta hands out (a client without a token, or with a foreign one, gets no service
-// from meta's CURVE endpoint at all: test/security/control-plane.test.ts).
+// capabilities meta hands out; without a token, or with one from another secret, it is refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { formatToken, mintToken } from '../../src/auth/keys.js';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -44,10 +45,15 @@ describe('DuckDB extension on an authenticated cluster', () => {
     t.cleanup();
   });
 
-  it('writes and reads millpond:// with a token: the data servers serve it with the capabilities meta handed out', async () => {
+  it('writes and reads millpond:// with a token, and is refused without a good one', async () => {
     const conn = await open(cluster.adminToken); // storage serves it only with meta's capabilities
     await rows(conn, `COPY (SELECT range AS i FROM range(100000)) TO 'millpond:///a.parquet' (FORMAT parquet)`);
     expect(await rows(conn, `SELECT count(*), sum(i) FROM read_parquet('millpond:///a.parquet')`)).toEqual([[100000n, 4999950000n]]);
 
+    const none = await open(undefined);
+    await expect(rows(none, `SELECT count(*) FROM read_parquet('millpond:///a.parquet')`)).rejects.toThrow(/EAUTH/);
+    const forged = await open(formatToken(mintToken(randomBytes(32), 0)));
+    await expect(rows(forged, `SELECT count(*) FROM read_parquet('millpond:///a.parquet')`)).rejects.toThrow(/EAUTH/);
+    await expect(rows(forged, `COPY (SELECT 1 AS x) TO 'millpond:///b.parquet' (FORMAT parquet)`)).rejects.toThrow(/EAUTH/);
   }, 60_000);
 });
