@@ -39,6 +39,15 @@ constexpr const char* kScheme = "millpond:";
   throw IOException("millpond: %s: %s: %s", what, s.CodeName(), s.message());
 }
 
+// Whether a stat or readdir found its path: a path that is not there (or not a directory where one
+// was needed) is false; any other error (EAUTH, ETIMEDOUT, ...) is raised, never taken for "absent",
+// so a refused client is told so instead of "No files found".
+bool Found(const millpond::Status& s, const string& what) {
+  if (s.ok()) return true;
+  if (s.code() == millpond::StatusCode::kNotFound || s.code() == millpond::StatusCode::kNotDir) return false;
+  Fail(s, what);
+}
+
 // "millpond:/a/b", "millpond://a/b" and "millpond:///a/b" all name /a/b in the namespace.
 string NamespacePath(const string& url) {
   size_t at = strlen(kScheme);
@@ -201,12 +210,12 @@ class MillpondFileSystem : public FileSystem {
   bool FileExists(const string& url, optional_ptr<FileOpener> opener) override {
     millpond::Inode inode;
     millpond::Status s = ClientFor(opener).meta()->Stat(NamespacePath(url), &inode);
-    return s.ok() && inode.type == millpond::FileType::kFile;
+    return Found(s, "stat " + url) && inode.type == millpond::FileType::kFile;
   }
   bool DirectoryExists(const string& url, optional_ptr<FileOpener> opener) override {
     millpond::Inode inode;
     millpond::Status s = ClientFor(opener).meta()->Stat(NamespacePath(url), &inode);
-    return s.ok() && inode.type == millpond::FileType::kDir;
+    return Found(s, "stat " + url) && inode.type == millpond::FileType::kDir;
   }
   void CreateDirectory(const string& url, optional_ptr<FileOpener> opener) override {
     millpond::Inode inode;
@@ -240,7 +249,7 @@ class MillpondFileSystem : public FileSystem {
                  FileOpener* opener) override {
     auto& meta = *ClientFor(opener).meta();
     millpond::Inode inode;
-    if (!meta.Stat(NamespacePath(url), &inode).ok() || inode.type != millpond::FileType::kDir) return false;
+    if (!Found(meta.Stat(NamespacePath(url), &inode), "stat " + url) || inode.type != millpond::FileType::kDir) return false;
     for (const auto& e : List(meta, NamespacePath(url))) callback(e.name, e.type == millpond::FileType::kDir);
     return true;
   }
@@ -257,7 +266,7 @@ class MillpondFileSystem : public FileSystem {
     vector<string> found;
     if (rest.empty()) {
       millpond::Inode inode;
-      if (meta.Stat(root, &inode).ok()) found.push_back(root);
+      if (Found(meta.Stat(root, &inode), "stat " + root)) found.push_back(root);
     } else {
       Walk(meta, root, rest, 0, &found);
     }
@@ -298,7 +307,7 @@ class MillpondFileSystem : public FileSystem {
     auto join = [&](const string& name) { return dir == "/" ? "/" + name : dir + "/" + name; };
     vector<millpond::DirEntry> entries;
     millpond::ReaddirPage probe;
-    if (!meta.Readdir(dir, "", 1, &probe).ok()) return;  // not a directory (or gone)
+    if (!Found(meta.Readdir(dir, "", 1, &probe), "readdir " + dir)) return;  // not a directory (or gone)
     entries = List(meta, dir);
     const string& part = parts[at];
     bool last = at + 1 == parts.size();
