@@ -212,7 +212,7 @@ export async function runMeta(config: CliConfig, flags: Flags): Promise<void> {
     if (token.uid !== 0 || !tokenValid(auth.secret, token)) throw new MillpondError('EAUTH', `${adminFile} holds no admin token of this cluster`);
     await ensureAdmin(kv, token.tokenId);
   }
-  const service = await MetaService.open(kv, { sessionTimeoutMs: positiveInt(flags, 'session-timeout-ms') });
+  const service = await MetaService.open(kv, { sessionTimeoutMs: positiveInt(flags, 'session-timeout-ms'), ...(auth ? { clusterSecret: auth.secret } : {}) });
   const server = await MetaServer.start(service, listen, { auth, mgmtd: config.mgmtd });
   const routing = new RoutingClient({ mgmtd: config.mgmtd, cluster: auth });
   const collector = startGarbageCollector(service, routing);
