@@ -355,3 +355,16 @@ export const s3Limits = {
   keepAliveTimeoutMs: 65_000,
   connectionsMax: 1024,
 } as const;
+
+/** Metrics (src/metrics, design §14). */
+export const metricsLimits = {
+  /** A scrape's request headers must arrive within this; a scrape answers well inside it. */
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  /** Concurrent scrape connections one daemon accepts. */
+  connectionsMax: 64,
+  /** Latency bucket upper bounds (ms) of the TS histograms (meta ops, S3 requests). */
+  latencyBucketsMs: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10_000],
+  /** `millpond up` serves /metrics here unless told otherwise (127.0.0.1 only). */
+  embeddedListenDefault: '127.0.0.1:9464',
+} as const;

@@ -69,6 +69,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
   exports.Set("rdmaProbe", Napi::Function::New(env, RdmaProbeJs));
+  exports.Set("metricsSnapshot", Napi::Function::New(env, MetricsSnapshotJs));
   exports.Set("crc32cHardware", Napi::Boolean::New(env, Crc32cIsHardware()));
   return exports;
 }

@@ -88,4 +88,7 @@ class ChunkClientWrap : public Napi::ObjectWrap<ChunkClientWrap> {
   std::unordered_map<uint64_t, std::shared_ptr<std::atomic<bool>>> tokens_;
 };
 
+// metricsSnapshot() -> the process's data-plane metrics (metrics_wrap.cc).
+Napi::Value MetricsSnapshotJs(const Napi::CallbackInfo& info);
+
 }  // namespace millpond::addon

@@ -23,6 +23,13 @@ constexpr size_t kChunkStoreListEntriesMax = 65536;  // one List() call
 constexpr int kChunkStoreReadRetriesMax = 8;         // a read racing renames of its version
 constexpr uint32_t kDirectReadBytesMin = 256 * 1024; // smaller reads use the page cache
 
+// ---- metrics (common/metrics.h, design §14): fixed latency bucket upper bounds, microseconds,
+// ascending; a last +Inf bucket is implied. src/limits.ts mirrors them for the TS histograms (ms).
+constexpr uint64_t kDataLatencyBucketsUs[] = {50,     100,    250,    500,     1000,    2500,   5000,
+                                              10000,  25000,  50000,  100000,  250000,  500000, 1000000,
+                                              2500000, 10000000};
+constexpr size_t kDataLatencyBucketCount = sizeof kDataLatencyBucketsUs / sizeof kDataLatencyBucketsUs[0];
+
 // ---- data-plane frames (native/transport/frame.h)
 constexpr uint32_t kFrameHeaderBytes = 32;
 constexpr uint32_t kFrameMetaBytesMax = 128 * 1024;   // control part of one message

@@ -7,6 +7,7 @@
 #include "storage/data_server.h"
 
 #include "common/crc32c.h"
+#include "common/metrics.h"
 
 namespace millpond {
 
@@ -137,7 +138,10 @@ void DataServer::StoreChainWrite(std::shared_ptr<ChainWrite> w) {
   ChunkMeta meta;
   Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
   if (!s.ok() || tail) {
-    if (s.ok()) counters_.bytesWritten += a.length;
+    if (s.ok()) {
+      counters_.bytesWritten += a.length;
+      metrics::AddBytesWritten(a.length);
+    }
     return FinishChainWrite(w, s, meta);
   }
   uint32_t length = 0;
@@ -171,6 +175,7 @@ void DataServer::ForwardChainWrite(std::shared_ptr<ChainWrite> w, bool whole) {
   }
   w->sentWhole = whole || (a.flags & frame::kWriteReplace);
   counters_.forwards++;
+  metrics::ChainForward();
   const uint64_t version = w->version;
   forwarder_->Write(w->position.successor, forward, data,
                     [this, w, version](const Status& fs, const ChunkMeta& successor) {
@@ -208,7 +213,10 @@ void DataServer::AfterForward(std::shared_ptr<ChainWrite> w, uint64_t version, c
                         " at " + w->position.successor);
   ChunkMeta meta;
   if (s.ok()) s = store_->Commit(chunk, version, &meta);
-  if (s.ok()) counters_.bytesWritten += w->args.length;
+  if (s.ok()) {
+    counters_.bytesWritten += w->args.length;
+    metrics::AddBytesWritten(w->args.length);
+  }
   FinishChainWrite(w, s, meta);
 }
 
@@ -266,6 +274,7 @@ void DataServer::InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t ve
       if (refused.ok()) {  // the successor acknowledged `version` with the bytes installed here
         if (got.commitVersion != version) return otherwise();  // it moved on: this write fails
         counters_.bytesWritten += w->args.length;
+        metrics::AddBytesWritten(w->args.length);
         return FinishChainWrite(w, Status::OK(), meta);
       }
       w->wholeChunk = AlignedBuffer();  // the new version may be longer

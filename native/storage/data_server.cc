@@ -1,7 +1,10 @@
 #include "storage/data_server.h"
 
+#include <chrono>
+
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "transport/socket_io.h"
 #include "transport/rdma/rdma_select.h"
 
@@ -12,6 +15,41 @@ namespace {
 Status Malformed(const ServerCall& call) {
   return Status::Protocol(std::string("malformed ") + frame::OpcodeName(call.header().opcode) + " request");
 }
+// Wraps every call the server takes, so the process metrics (common/metrics.h) see each
+// request once: in flight from arrival until its reply, counted with its latency and outcome
+// when it is answered, whichever thread answers (chain writes answer from a forward's callback).
+class MeteredCall : public ServerCall {
+ public:
+  explicit MeteredCall(std::unique_ptr<ServerCall> inner)
+      : inner_(std::move(inner)), start_(std::chrono::steady_clock::now()) {
+    metrics::CallArrived();
+  }
+  ~MeteredCall() override {
+    if (!answered_) metrics::CallAnswered();  // dropped unanswered (server stopping)
+  }
+  const frame::Header& header() const override { return inner_->header(); }
+  const uint8_t* meta() const override { return inner_->meta(); }
+  Status TakePayload(AlignedBuffer* out) override { return inner_->TakePayload(out); }
+  TransportKind kind() const override { return inner_->kind(); }
+  const PeerIdentity& peer() const override { return inner_->peer(); }
+  void Reply(const Status& status, const std::string& meta, const struct iovec* data, int dataCount) override {
+    inner_->Reply(status, meta, data, dataCount);
+    if (answered_) return;
+    answered_ = true;
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start_).count();
+    if (status.code() == StatusCode::kCorrupt) metrics::CrcFailure();
+    metrics::RecordRequest(metrics::OpForOpcode(inner_->header().opcode),
+                           inner_->kind() == TransportKind::kRdma ? metrics::Transport::kRdma : metrics::Transport::kTcp,
+                           status.ok(), static_cast<uint64_t>(us));
+    metrics::CallAnswered();
+  }
+
+ private:
+  std::unique_ptr<ServerCall> inner_;
+  const std::chrono::steady_clock::time_point start_;
+  bool answered_ = false;
+};
+
 }  // namespace
 
 DataServer::DataServer(ChunkStore* store, const DataServerOptions& options)
@@ -98,11 +136,17 @@ DataServerStats DataServer::stats() const {
 }
 
 void DataServer::OnCall(std::unique_ptr<ServerCall> call) {
-  ServerCall* raw = call.release();
-  bool queued = workers_->TryPush([this, raw] { Serve(std::unique_ptr<ServerCall>(raw)); });
+  ServerCall* raw = new MeteredCall(std::move(call));
+  metrics::CallQueued();
+  bool queued = workers_->TryPush([this, raw] {
+    metrics::CallDequeued();
+    Serve(std::unique_ptr<ServerCall>(raw));
+  });
   if (!queued) {
+    metrics::CallDequeued();
     std::unique_ptr<ServerCall> owned(raw);
     counters_.busyRejections++;
+    metrics::BusyRejection();
     owned->Reply(Status::Busy("data server queue is full"), {}, nullptr, 0);
   }
 }
@@ -173,6 +217,7 @@ void DataServer::ServeRead(ServerCall* call) {
     return call->Reply(s, {}, nullptr, 0);
   }
   counters_.bytesRead += n;
+  metrics::AddBytesRead(n);
   std::string out;
   frame::Put(&out, meta);
   struct iovec iov = {buf.data(), n};
@@ -236,6 +281,8 @@ void DataServer::ServeBatchRead(ServerCall* call) {
     frame::PutI32(&out, static_cast<int32_t>(rs.code()));
     frame::PutU32(&out, n);
     counters_.bytesRead += n;
+    metrics::AddBytesRead(n);
+    if (rs.code() == StatusCode::kCorrupt) metrics::CrcFailure();
     at += a.length;
   }
   struct iovec iov = {buf.data(), static_cast<size_t>(total)};
@@ -274,6 +321,7 @@ void DataServer::ServeWrite(std::unique_ptr<ServerCall> call) {
     return call->Reply(s, {}, nullptr, 0);
   }
   counters_.bytesWritten += a.length;
+  metrics::AddBytesWritten(a.length);
   std::string out;
   frame::Put(&out, meta);
   call->Reply(Status::OK(), out, nullptr, 0);

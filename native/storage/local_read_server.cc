@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "transport/frame.h"
 #include "transport/local_socket.h"
 #include "transport/socket_io.h"
@@ -120,6 +122,7 @@ void LocalReadServer::Serve(Connection* c) {
 bool LocalReadServer::ServeOne(int fd) {
   uint8_t raw[frame::kHeaderBytes];
   if (!ReadExact(fd, raw, sizeof raw, frameTimeoutMs_, /*idleOk=*/true).ok()) return false;
+  const auto start = std::chrono::steady_clock::now();
   frame::Header request;
   Status s = frame::Header::Decode(raw, &request);
   // ReadArgs, then (with a secret) the capability: a request without one is refused, not malformed.
@@ -152,6 +155,7 @@ bool LocalReadServer::ServeOne(int fd) {
   if (s.ok()) {
     frame::Put(&body, chunkMeta);
     opens_++;
+    metrics::LocalReadHit();
   } else {
     body = s.message().substr(0, limits::kErrorMessageBytesMax);
     errors_++;
@@ -165,8 +169,10 @@ bool LocalReadServer::ServeOne(int fd) {
   std::string out(frame::kHeaderBytes, '\0');
   reply.EncodeTo(reinterpret_cast<uint8_t*>(&out[0]));
   out += body;
-  if (!SendWithFd(fd, out.data(), out.size(), file.valid() ? file.get() : -1, frameTimeoutMs_).ok()) return false;
-  return keep;
+  bool sent = SendWithFd(fd, out.data(), out.size(), file.valid() ? file.get() : -1, frameTimeoutMs_).ok();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+  metrics::RecordRequest(metrics::Op::kOpenLocal, metrics::Transport::kLocal, s.ok() && sent, static_cast<uint64_t>(us));
+  return sent && keep;
 }
 
 }  // namespace millpond

@@ -164,6 +164,27 @@ export interface Addon {
   crc32c(data: Buffer, seed?: number): number;
   rdmaProbe(): { available: boolean; detail: string };
   crc32cHardware: boolean;
+  metricsSnapshot(): NativeMetricsSnapshot;
+}
+
+/** native/common/metrics.h, as native/addon/metrics_wrap.cc hands it over. */
+export interface NativeMetricsSnapshot {
+  ops: string[];
+  transports: string[];
+  latencyBucketsUs: number[];
+  /** [op][transport] */
+  requests: number[][];
+  errors: number[][];
+  /** Per op: bucket counts (not cumulative; the last is +Inf) and the sum. */
+  latency: Array<{ buckets: number[]; sumUs: number }>;
+  bytesRead: number;
+  bytesWritten: number;
+  inFlight: number;
+  queued: number;
+  busyRejections: number;
+  crcFailures: number;
+  chainForwards: number;
+  localReadHits: number;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
