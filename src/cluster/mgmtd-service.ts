@@ -6,6 +6,7 @@
  * version on every change. Heartbeat times are kept in memory only: a new primary grants every
  * node one heartbeat timeout from its takeover.
  */
+import { mgmtdHeartbeats, trackMgmtd, type MgmtdView } from '../metrics/services.js';
 import { randomBytes } from 'node:crypto';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
@@ -97,6 +98,19 @@ export class MgmtdService {
       alive: (nodeId: number) => self.alive(nodeId),
     } as Records;
   })();
+  private untrackMetrics: () => void = () => {};
+
+  /** What /metrics shows of this mgmtd (src/metrics/services.ts), read at scrape time. */
+  metricsView(): MgmtdView {
+    const now = Date.now();
+    return {
+      primary: this.isPrimary,
+      routingVersion: this.version,
+      targets: [...this.targets.values()].map((t) => ({ targetId: t.targetId, state: t.state, ...this.space.get(t.targetId) })),
+      nodes: this.nodes.size,
+      nodesAlive: [...this.nodes.keys()].filter((id) => this.alive(id, now)).length,
+    };
+  }
 
   private constructor(private readonly kv: KvBackend, private readonly options: MgmtdOptions) {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? clusterLimits.heartbeatTimeoutMsDefault;
@@ -128,6 +142,7 @@ export class MgmtdService {
     if (typeof options?.address !== 'string') throw new TypeError('options.address must be a string');
     const service = new MgmtdService(kv, options);
     service.leaseLoopDone = service.leaseLoop();
+    service.untrackMetrics = trackMgmtd(() => service.metricsView());
     return service;
   }
 
@@ -138,6 +153,7 @@ export class MgmtdService {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.untrackMetrics();
     this.wake?.();
     await this.leaseLoopDone;
     const wasPrimary = this.primary;
@@ -189,6 +205,7 @@ export class MgmtdService {
     this.requirePrimary();
     if (!this.nodes.has(nodeId)) throw new MillpondError('ENOENT', `node ${nodeId} is not registered`);
     this.lastHeartbeatMs.set(nodeId, Date.now());
+    mgmtdHeartbeats.inc();
     this.appliedVersion.set(nodeId, appliedVersion);
     for (const r of reports) {
       const t = this.targets.get(r.targetId);

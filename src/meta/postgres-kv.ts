@@ -11,6 +11,7 @@
  * kept in the transaction (later reads in it see them) and written in one statement just before
  * COMMIT (or before a scan); getMany reads any number of keys in one statement.
  */
+import { metaTxRetries } from '../metrics/services.js';
 import pg from 'pg';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
@@ -141,6 +142,7 @@ export class PostgresKv implements KvBackend {
         const code = (err as { code?: string })?.code;
         if (code !== undefined && RETRYABLE.has(code)) {
           this.conflicts++;
+          metaTxRetries.inc();
           if (attempt < metaLimits.transactionAttemptsMax) {
             await backoff(attempt, metaLimits.transactionBackoffMsMax);
             continue;

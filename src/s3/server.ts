@@ -12,6 +12,7 @@
  * key's secret; then the operation, acting as the key's owner (identity.ts) so S3 requests
  * get the permissions that user has through the FileSystem API.
  */
+import { meterS3Request, s3OperationName } from '../metrics/services.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -205,6 +206,8 @@ export class S3Gateway {
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', requestId);
     res.setHeader('Server', 'millpond');
+    let opName = 'unrouted';
+    meterS3Request(req, res, () => opName);
     const url = req.url ?? '/';
     const qAt = url.indexOf('?');
     const rawPath = qAt < 0 ? url : url.slice(0, qAt);
@@ -219,6 +222,7 @@ export class S3Gateway {
       const signature = verifyRequest(req, rawPath, pairs, claim, accessKey.secretAccessKey);
       const user = { uid: accessKey.uid, gid: accessKey.gid, ...(accessKey.gids ? { gids: accessKey.gids } : {}) };
       const query = new Map(pairs);
+      opName = s3OperationName(req.method ?? 'GET', bucket, key, query);
       const operation = route(req.method ?? 'GET', bucket, key, query, req.headers['x-amz-copy-source'] !== undefined);
       await operation({ req, res, requestId, bucket, key, query, user, fs: this.identities.actingAs(user), signature, config: this.config });
     } catch (err) {

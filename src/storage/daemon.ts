@@ -4,6 +4,8 @@
  * the CRAQ data path runs natively), resyncs targets mgmtd marks `syncing`, and scrubs.
  * A small control endpoint (ZeroMQ) answers status and scrub requests.
  */
+import { registerNativeMetrics } from '../metrics/native.js';
+import { trackStorage } from '../metrics/services.js';
 import { statfsSync } from 'node:fs';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import { ChunkStore } from '../chunk/chunk-store.js';
@@ -103,6 +105,7 @@ export class StorageDaemon {
   private refreshing: Promise<void> | undefined;
   private scrubbing: Promise<ScrubStats[]> | undefined;
   private readonly log: (line: string) => void;
+  private untrackMetrics: () => void = () => {};
 
   private constructor(private readonly options: StorageDaemonOptions) {
     this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1, cluster: options.auth });
@@ -142,6 +145,8 @@ export class StorageDaemon {
       }
       const cluster = options.auth;
       const curve = cluster ? { secretKey: cluster.server.secretKey, service: `storage-${options.nodeId}`, admit: (key: string) => key === cluster.member.publicKey, log: d.log } : undefined;
+      registerNativeMetrics();
+      d.untrackMetrics = trackStorage(() => [...d.targets.values()].map((t) => ({ targetId: t.targetId, nodeId: options.nodeId, ...targetSpace(t.store, t.dir), chunks: t.store.usage().chunks })));
       d.control = await RpcServer.bind(options.controlListen ?? `tcp://${options.host ?? '127.0.0.1'}:0`, d.handlers(), curve);
     } catch (err) {
       await d.stop();
@@ -179,6 +184,7 @@ export class StorageDaemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.untrackMetrics();
     for (const t of this.timers) clearInterval(t);
     await this.control?.close();
     await this.refreshing?.catch(() => {});

@@ -13,6 +13,7 @@
  * (every chain of the target had a source), only for chunks absent at every source, and only
  * if the chunk is still the version that was checked (a write may land meanwhile).
  */
+import { resyncBytesCopied, resyncChunksCopied } from '../metrics/services.js';
 import type { ChunkClient } from '../chunk/chunk-client.js';
 import type { ChunkStore } from '../chunk/chunk-store.js';
 import { MillpondError } from '../errors.js';
@@ -84,7 +85,11 @@ async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, 
     if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTCOMMITTED')) return void stats.skipped++;
     throw err;
   }
-  if ((await install(o.store, entry.chunk, got.data, got.meta)) === 'installed') stats.copied++;
+  if ((await install(o.store, entry.chunk, got.data, got.meta)) === 'installed') {
+    stats.copied++;
+    resyncChunksCopied.inc();
+    resyncBytesCopied.inc(got.data.length);
+  }
   else stats.skipped++;
 }
 

@@ -8,6 +8,7 @@
  * TaskFailure; if this process dies or is cut off, its tasks' locks lapse and BullMQ hands them
  * to another executor.
  */
+import { engineOutputBytes, engineTaskAttempts, engineTaskRetries, engineTasks, engineTasksRunning } from '../../metrics/services.js';
 import { hostname, loadavg } from 'node:os';
 import type { ClientAuth } from '../../auth/credentials.js';
 import { leaveExecutor, reportExecutor } from '../../cluster/executors.js';
@@ -85,13 +86,21 @@ export class ExecutorDaemon {
 
   private async process(job: Job<TaskJobData, TaskResult>): Promise<TaskResult> {
     this.running++;
+    engineTasksRunning.inc();
+    engineTaskAttempts.inc();
+    if (job.attemptsMade > 0) engineTaskRetries.inc();
+    let outcome = 'failed';
     try {
       const result = await this.local.run(job.data.spec);
+      outcome = 'succeeded';
+      engineOutputBytes.inc(result.outputs.reduce((a, o) => a + o.bytes, 0));
       return { ...result, placement: { ...result.placement!, host: this.entry.host, executor: this.entry.id } };
     } catch (e) {
       const failure = e instanceof TaskAttemptError ? e.failure : { message: (e as Error).message, deterministic: false };
       throw new Error(encodeFailure(failure));
     } finally {
+      engineTasks.inc({ outcome });
+      engineTasksRunning.dec();
       this.running--;
     }
   }
