@@ -4,6 +4,8 @@
  * is the same code with other addresses. Authentication is on: the cluster secret and an admin
  * token are made in <dataDir>/keys (0700; files 0600) at the first start and kept after.
  */
+import { metricsLimits } from '../limits.js';
+import { startMetricsServer } from '../metrics/server.js';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureClusterKeys } from '../auth/cluster-files.js';
@@ -48,6 +50,8 @@ export interface EmbeddedOptions {
    * choose it in each connection's handshake, so clients need no setting). Not with insecure.
    */
   encryptData?: boolean;
+  /** /metrics at HOST:PORT (metricsLimits.embeddedListenDefault when absent); 'off': none. Never when insecure. */
+  metricsListen?: string;
 }
 
 export const STORAGE_NODES = 3;
@@ -60,6 +64,8 @@ export interface Embedded {
   serverKey: string;
   /** The admin token (also in <dataDir>/keys/admin.token). Empty when insecure. */
   adminToken: string;
+  /** http://host:port/metrics (admin token as bearer), or '' when off. */
+  metrics: string;
   stop(): Promise<void>;
 }
 
@@ -74,6 +80,8 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     if (o.insecure && o.encryptData) throw new TypeError('encryptData needs authentication (not insecure)');
     const keys = o.insecure ? undefined : ensureClusterKeys(o.dataDir);
     const auth = keys?.cluster;
+    const metrics = keys && o.metricsListen !== 'off' ? await startMetricsServer(o.metricsListen ?? metricsLimits.embeddedListenDefault, keys.cluster.secret) : undefined;
+    if (metrics) stops.push(() => metrics.close());
     const mgmtdKv = new SqliteKv(join(o.dataDir, 'mgmtd.db'));
     stops.push(() => mgmtdKv.close());
     const mgmtd = await MgmtdServer.start(o.mgmtdListen, (address) => MgmtdService.start(mgmtdKv, { address }), { auth, log: o.log });
@@ -119,7 +127,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     const collector = startGarbageCollector(metaService, routing);
     metaService.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
     stops.push(() => collector.stop());
-    return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, serverKey: keys?.cluster.server.publicKey ?? '', adminToken: keys?.adminToken ?? '', stop };
+    return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, serverKey: keys?.cluster.server.publicKey ?? '', adminToken: keys?.adminToken ?? '', metrics: metrics?.url ?? '', stop };
   } catch (err) {
     await stop();
     throw err;

@@ -3,12 +3,14 @@
  * the cluster executor (src/engine/execution/cluster-worker.ts) in the foreground; SIGTERM or
  * Ctrl-C lets running tasks finish, then stops.
  */
+import { ClusterAuth } from '../auth/credentials.js';
+import { serveMetricsFlag } from '../metrics/server.js';
 import { cpus } from 'node:os';
 import { kDefaultQueue, liveExecutors, redisConnection } from '../engine/execution/cluster-queue.js';
 import { ExecutorDaemon } from '../engine/execution/cluster-worker.js';
 import { cliAuth, loadConfig } from './config.js';
 
-export const EXECUTOR_USAGE = 'executor --redis redis://H:P [--slots N] [--queue NAME] [--host NAME] [--mgmtd tcp://H:P[,..]]';
+export const EXECUTOR_USAGE = 'executor --redis redis://H:P [--slots N] [--queue NAME] [--host NAME] [--mgmtd tcp://H:P[,..]] [--metrics-listen HOST:PORT --secret-file F]';
 
 export async function runExecutor(flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
@@ -19,6 +21,7 @@ export async function runExecutor(flags: Map<string, string>): Promise<void> {
   const mgmtdList = flags.get('mgmtd') ?? process.env.MILLPOND_MGMTD;
   const config = mgmtdList ? loadConfig(new Map([...flags].filter(([k]) => k !== 'host'))) : undefined;
   const auth = config ? cliAuth(config) : undefined;
+  const metrics = await serveMetricsFlag(flags.get('metrics-listen'), flags.has('secret-file') ? ClusterAuth.load(flags.get('secret-file')!).secret : undefined);
   const daemon = await ExecutorDaemon.start({
     redis, slots, ...(flags.has('queue') ? { queue: flags.get('queue')! } : {}), ...(flags.has('host') ? { host: flags.get('host')! } : {}),
     ...(config ? { mgmtd: config.mgmtd } : {}), ...(auth ? { auth } : {}),
@@ -29,6 +32,7 @@ export async function runExecutor(flags: Map<string, string>): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   await daemon.stop();
+  await metrics?.close();
 }
 
 /** `millpond status` with --redis (or MILLPOND_REDIS): the live executors of a queue. */

@@ -49,8 +49,8 @@ import type { S3Gateway } from '../s3/index.js';
 const s3Commands = () => import('./s3-commands.js');
 const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
-const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
-       mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] | user key ... | ${EXECUTOR_USAGE}
+const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metrics-listen HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
+       mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] [--metrics-listen HOST:PORT --secret-file F] | user key ... | ${EXECUTOR_USAGE}
        millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite] [--encrypt-data]
        ${ROLES_USAGE}
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
@@ -89,7 +89,7 @@ function parse(args: string[]): { flags: Map<string, string>; rest: string[]; ta
 async function up(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const { ensureAdminKey, S3_ADMIN_FILE, S3_LISTEN_DEFAULT, startGateway } = await s3Commands();
   const encryptData = flags.has('encrypt-data');
-  const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta, encryptData });
+  const cluster = await startEmbedded({ ...config, mgmtdListen: config.mgmtd[0]!, metaListen: config.meta, encryptData, metricsListen: flags.get('metrics-listen') });
   const s3Listen = flags.get('s3') ?? S3_LISTEN_DEFAULT;
   let gateway: S3Gateway | undefined;
   try {
@@ -99,13 +99,14 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
     throw err;
   }
   // The server key is public; the admin token stays in keys/admin.token (0600).
-  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(encryptData ? { encryptData } : {}), ...(gateway ? { s3: gateway.endpoint } : {}) }, null, 2)}\n`);
+  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(encryptData ? { encryptData } : {}), ...(gateway ? { s3: gateway.endpoint } : {}), ...(cluster.metrics ? { metrics: cluster.metrics } : {}) }, null, 2)}\n`);
   console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
   console.log(`admin token in ${join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE)} (commands run with --data-dir ${config.dataDir} use it)`);
   if (gateway) {
     const admin = await ensureAdminKey(cluster.meta, config.dataDir, { token: cluster.adminToken, serverKey: cluster.serverKey });
     console.log(`s3: ${gateway.endpoint} access key ${admin.accessKeyId} (admin; its secret is in ${join(config.dataDir, S3_ADMIN_FILE)})`);
   }
+  if (cluster.metrics) console.log(`metrics: ${cluster.metrics} (Authorization: Bearer <admin token>)`);
   console.log('Ctrl-C stops it.');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -5,6 +5,8 @@
  * `up` keeps the admin's access key in <data-dir>/s3-admin.json (mode 0600): made on the first
  * start, kept across restarts, made again if meta no longer has it.
  */
+import { ClusterAuth } from '../auth/credentials.js';
+import { serveMetricsFlag } from '../metrics/server.js';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MillpondError } from '../errors.js';
@@ -62,6 +64,7 @@ export async function startGateway(config: CliConfig, listen: string, flags: Map
 
 /** `millpond s3`: serves until SIGINT/SIGTERM. */
 export async function runS3(config: CliConfig, flags: Map<string, string>): Promise<void> {
+  const metrics = await serveMetricsFlag(flags.get('metrics-listen'), flags.has('secret-file') ? ClusterAuth.load(flags.get('secret-file')!).secret : undefined);
   const gateway = await startGateway(config, flags.get('listen') ?? S3_LISTEN_DEFAULT, flags);
   console.log(`millpond s3 is up: ${gateway.endpoint} (meta ${config.meta})`);
   await new Promise<void>((resolve) => {
@@ -69,6 +72,7 @@ export async function runS3(config: CliConfig, flags: Map<string, string>): Prom
     process.once('SIGTERM', resolve);
   });
   await gateway.close();
+  await metrics?.close();
 }
 
 function intFlag(flags: Map<string, string>, name: string): number | undefined {

@@ -7,6 +7,7 @@
  * Prints "listening <endpoint>", then "primary" whenever it becomes primary and "standby" when
  * it steps down. SIGTERM/SIGINT close it cleanly (a primary gives its lease up).
  */
+import { serveMetricsFlag } from '../metrics/server.js';
 import { parseArgs } from 'node:util';
 import { ClusterAuth } from '../auth/credentials.js';
 import type { KvBackend } from '../meta/kv.js';
@@ -27,6 +28,8 @@ const { values } = parseArgs({
     'liveness-check-ms': { type: 'string' },
     // The cluster secret (0600 file): CURVE, node proofs, tokens. Without it, no authentication.
     'secret-file': { type: 'string' },
+    // Serve Prometheus metrics at http://HOST:PORT/metrics (admin token as bearer; needs --secret-file).
+    'metrics-listen': { type: 'string' },
   },
 });
 
@@ -63,6 +66,7 @@ const server = await MgmtdServer.start(values.listen!, (address) => MgmtdService
   livenessCheckMs: ms('liveness-check-ms'),
   onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
 }), { auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined });
+await serveMetricsFlag(values['metrics-listen'], values['secret-file'] ? ClusterAuth.load(values['secret-file']).secret : undefined).catch((err: Error) => fail(err.message));
 console.log(`listening ${server.endpoint}`);
 
 const shutdown = async () => {

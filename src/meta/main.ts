@@ -10,6 +10,7 @@
  * the admin user's).
  * Prints "listening <endpoint>" once it serves; SIGTERM/SIGINT close it cleanly.
  */
+import { serveMetricsFlag } from '../metrics/server.js';
 import { parseArgs } from 'node:util';
 import { ClusterAuth, readTokenFile } from '../auth/credentials.js';
 import { parseToken, tokenValid } from '../auth/keys.js';
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     'session-timeout-ms': { type: 'string' },
     // The cluster secret (0600 file): CURVE, tokens, users, capabilities. Without it, no authentication.
     'secret-file': { type: 'string' },
+    // Serve Prometheus metrics at http://HOST:PORT/metrics (admin token as bearer; needs --secret-file).
+    'metrics-listen': { type: 'string' },
     // A token file of uid 0 (millpond init writes one): its token is listed for user admin.
     'admin-token-file': { type: 'string' },
   },
@@ -79,6 +82,7 @@ if (mgmtd) {
   startGarbageCollector(service, routing);
   service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
 }
+await serveMetricsFlag(values['metrics-listen'], auth?.secret).catch((err: Error) => fail(err.message));
 console.log(`listening ${server.endpoint}`);
 
 const shutdown = async () => {

@@ -87,3 +87,14 @@ function plain(res: ServerResponse, status: number, text: string, headers: Recor
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
   res.end(text);
 }
+
+/**
+ * A daemon main's `--metrics-listen HOST:PORT`: nothing when absent; else serves /metrics and
+ * prints `metrics <url>` (before the daemon's `listening` line). EINVAL without a secret.
+ */
+export async function serveMetricsFlag(listen: string | undefined, secret: Buffer | undefined, print: (line: string) => void = console.log): Promise<MetricsServer | undefined> {
+  if (listen === undefined) return undefined;
+  const server = await startMetricsServer(listen, secret);
+  print(`metrics ${server.url}`);
+  return server;
+}

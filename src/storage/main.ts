@@ -10,6 +10,7 @@
  * Prints "target <id> <dataAddress>" per target and "listening <control endpoint>" once it
  * serves and registered. SIGTERM/SIGINT stop it cleanly.
  */
+import { serveMetricsFlag } from '../metrics/server.js';
 import { parseArgs } from 'node:util';
 import type { TransportChoice } from '../native/binding.js';
 import { ClusterAuth } from '../auth/credentials.js';
@@ -32,6 +33,8 @@ const { values } = parseArgs({
     'secret-file': { type: 'string' },
     // The cluster's encryptData flag (cluster.json): encrypt every TCP data connection. Needs --secret-file.
     'encrypt-data': { type: 'boolean', default: false },
+    // Serve Prometheus metrics at http://HOST:PORT/metrics (admin token as bearer; needs --secret-file).
+    'metrics-listen': { type: 'string' },
   },
 });
 
@@ -77,6 +80,7 @@ const daemon = await StorageDaemon.start({
   encryptData: values['encrypt-data'],
 });
 for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)}`);
+await serveMetricsFlag(values['metrics-listen'], values['secret-file'] ? ClusterAuth.load(values['secret-file']).secret : undefined).catch((err: Error) => fail(err.message));
 console.log(`listening ${daemon.controlAddress}`);
 
 const shutdown = async () => {
