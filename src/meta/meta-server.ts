@@ -8,7 +8,7 @@
  * logged (method, uid, token id; never a secret). Without `auth` the request's `user` is
  * trusted: a baseline for benchmarks, never a cluster anyone can reach.
  */
-import { meteredMetaOp } from '../metrics/services.js';
+import { meteredMetaOp, metaOpName } from '../metrics/services.js';
 import { mintToken, formatToken } from '../auth/keys.js';
 import type { ClusterAuth } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
@@ -195,7 +195,7 @@ export class MetaServer {
           who = authn ? await authn.identify(params.token) : params.user === undefined ? ROOT : { ...ROOT, ...decodeUser(params), admin: false, proxy: false };
           const clientId = decodeClientId(params);
           const caller = who;
-          return await meteredMetaOp(method, () => fn(params, clientId ? { clientId, requestId: context.requestId } : undefined, caller));
+          return await meteredMetaOp(metaOpName(method, () => decodeFlags(params).create), () => fn(params, clientId ? { clientId, requestId: context.requestId } : undefined, caller));
         } catch (err) {
           if (err instanceof MillpondError && (err.code === 'EAUTH' || err.code === 'EACCES')) {
             refused(`auth: meta refused ${method} for ${who ? `uid ${who.uid} (${who.name}, token ${who.tokenId})` : 'an unidentified caller'}: ${err.code} ${err.message}`);

@@ -7,7 +7,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'millpond_process_' });
+collectDefaultMetrics({ register: registry, prefix: 'millpond_' });
 
 export type Labels = Record<string, string | number>;
 

@@ -18,9 +18,21 @@ export const metaOps = new Counter({ name: 'millpond_meta_ops_total', help: 'Met
 export const metaOpSeconds = new Histogram({ name: 'millpond_meta_op_duration_seconds', help: 'Meta request latency, by method', labelNames: ['method'] as const, buckets: secondsBuckets, registers });
 export const metaTxRetries = new Counter({ name: 'millpond_meta_transaction_retries_total', help: 'Meta transactions retried after a serialization conflict (PostgreSQL)', registers });
 
-/** Counts one meta request; `method` is the RPC method without its `meta.` prefix. */
-export async function meteredMetaOp<T>(method: string, run: () => Promise<T>): Promise<T> {
+/**
+ * Counts one meta request under `name`: the RPC method without its `meta.` prefix, except that
+ * an open with the create flag counts as `create` (it makes the file when absent).
+ */
+export function metaOpName(method: string, createFlag: () => boolean): string {
   const name = method.replace(/^meta\./, '');
+  if (name !== 'open') return name;
+  try {
+    return createFlag() ? 'create' : 'open';
+  } catch {
+    return 'open'; // malformed flags: the handler refuses it
+  }
+}
+
+export async function meteredMetaOp<T>(name: string, run: () => Promise<T>): Promise<T> {
   const end = metaOpSeconds.startTimer({ method: name });
   try {
     const out = await run();
