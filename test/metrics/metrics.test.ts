@@ -13,6 +13,8 @@ import { run, type Proc } from '../cluster/support/processes.js';
 import { testKeys, type TestKeys } from '../support/auth.js';
 import { parsePrometheusText, sampleValue, type Family } from '../support/prom-text.js';
 import { tempDir } from '../support/tmp.js';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { startS3, type S3Setup } from '../s3/support.js';
 
 const MiB = 1024 * 1024;
 
@@ -177,4 +179,35 @@ describe('metrics of a daemon process', () => {
     expect(code).toBe(2);
     expect(p.errLines.join('\n')).toMatch(/--metrics-listen needs authentication on/);
   }, 30_000);
+});
+
+describe('metrics of the S3 gateway', () => {
+  let s3: S3Setup;
+  beforeAll(async () => {
+    s3 = await startS3();
+  }, 60_000);
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  it('counts requests by operation and status, and body bytes both ways', async () => {
+    const url = s3.cluster.metrics;
+    const token = s3.cluster.adminToken;
+    const before = await families(url, token);
+    const client = s3.client();
+    const body = randomBytes(300_000);
+    await client.send(new CreateBucketCommand({ Bucket: 'metrics' }));
+    await client.send(new PutObjectCommand({ Bucket: 'metrics', Key: 'a', Body: body }));
+    const got = await client.send(new GetObjectCommand({ Bucket: 'metrics', Key: 'a' }));
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(body)).toBe(true);
+    await expect(client.send(new GetObjectCommand({ Bucket: 'metrics', Key: 'missing' }))).rejects.toThrow();
+    const after = await families(url, token);
+    const delta = (family: string, labels: Record<string, string> = {}) => sampleValue(after, family, labels) - sampleValue(before, family, labels);
+    expect(delta('millpond_s3_requests_total', { operation: 'PUTBucket', status: '200' })).toBe(1);
+    expect(delta('millpond_s3_requests_total', { operation: 'PUTObject', status: '200' })).toBe(1);
+    expect(delta('millpond_s3_requests_total', { operation: 'GETObject', status: '200' })).toBe(1);
+    expect(delta('millpond_s3_requests_total', { operation: 'GETObject', status: '404' })).toBe(1);
+    expect(delta('millpond_s3_bytes_total', { direction: 'in' })).toBeGreaterThanOrEqual(body.length);
+    expect(delta('millpond_s3_bytes_total', { direction: 'out' })).toBeGreaterThanOrEqual(body.length);
+  }, 60_000);
 });
