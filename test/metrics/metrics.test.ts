@@ -11,7 +11,7 @@ import { formatToken, loadClusterSecret, mintToken } from '../../src/auth/keys.j
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
-import { run, type Proc } from '../cluster/support/processes.js';
+import { freePort, run, type Proc } from '../cluster/support/processes.js';
 import { testKeys, type TestKeys } from '../support/auth.js';
 import { parsePrometheusText, sampleValue, type Family } from '../support/prom-text.js';
 import { tempDir } from '../support/tmp.js';
@@ -199,6 +199,40 @@ describe('metrics of a daemon process', () => {
     expect(f.get('millpond_meta_ops_total')?.type).toBe('counter');
     expect(f.has('millpond_process_cpu_seconds_total')).toBe(true);
   }, 30_000);
+
+  it('serves mgmtd\'s and a storage daemon\'s own figures from their processes', async () => {
+    const mgmtdMain = fileURLToPath(new URL('../../src/cluster/main.ts', import.meta.url));
+    const storageMain = fileURLToPath(new URL('../../src/storage/main.ts', import.meta.url));
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const mgmtd = run(mgmtdMain, ['--db', join(t.dir, 'mgmtd.db'), '--listen', endpoint, '--secret-file', keys.secretFile, '--metrics-listen', '127.0.0.1:0']);
+    procs.push(mgmtd);
+    const [, mgmtdUrl] = await mgmtd.waitFor(/^metrics (\S+)$/);
+    await mgmtd.waitFor(/^primary$/);
+    const storage = run(storageMain, [
+      '--node-id', '1', '--mgmtd', endpoint, '--transport', 'tcp', '--no-sync', '--heartbeat-ms', '150', '--secret-file', keys.secretFile,
+      '--target', `7:${join(t.dir, 'target-7')}:${64 * MiB}`, '--metrics-listen', '127.0.0.1:0',
+    ]);
+    procs.push(storage);
+    const [, storageUrl] = await storage.waitFor(/^metrics (\S+)$/);
+    await storage.waitFor(/^listening /);
+    expect((await scrape(storageUrl!)).status).toBe(401);
+    const s = await families(storageUrl!, keys.adminToken);
+    expect(sampleValue(s, 'millpond_target_capacity_bytes', { target: '7', node: '1' })).toBe(64 * MiB);
+    expect(sampleValue(s, 'millpond_target_free_bytes', { target: '7', node: '1' })).toBe(64 * MiB);
+    expect(s.get('millpond_data_read_bytes_total')?.type).toBe('counter'); // the native core's families
+    expect(s.has('millpond_meta_ops_total')).toBe(true); // declared everywhere, counted only where meta runs
+    expect(sampleValue(s, 'millpond_meta_ops_total')).toBe(0);
+    const deadline = Date.now() + 20_000;
+    let m = await families(mgmtdUrl!, keys.adminToken);
+    while (sampleValue(m, 'millpond_mgmtd_heartbeats_total') < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      m = await families(mgmtdUrl!, keys.adminToken);
+    }
+    expect(sampleValue(m, 'millpond_mgmtd_primary')).toBe(1);
+    expect(sampleValue(m, 'millpond_mgmtd_heartbeats_total')).toBeGreaterThanOrEqual(3);
+    expect(sampleValue(m, 'millpond_mgmtd_nodes', { alive: 'true' })).toBe(1);
+    expect(m.has('millpond_target_capacity_bytes')).toBe(false); // storage's, not mgmtd's
+  }, 60_000);
 
   it('refuses --metrics-listen without a cluster secret instead of serving metrics open', async () => {
     const p = run(metaMain, ['--db', join(t.dir, 'meta2.db'), '--metrics-listen', '127.0.0.1:0']);
