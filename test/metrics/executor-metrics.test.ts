@@ -56,7 +56,13 @@ describe('metrics of a cluster executor', () => {
       expect((await df.takeAll()).length).toBe(600);
       const tasks = Object.keys(sp.lastSummary!.placements!).length;
       expect(tasks).toBeGreaterThan(0);
-      const f = parsePrometheusText(await (await scrape(keys.adminToken)).text());
+      // A speculative copy of a straggler may still be finishing when the job is done.
+      const deadline = Date.now() + 30_000;
+      let f = parsePrometheusText(await (await scrape(keys.adminToken)).text());
+      while (sampleValue(f, 'millpond_engine_tasks_running') > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        f = parsePrometheusText(await (await scrape(keys.adminToken)).text());
+      }
       // At least one attempt per task (a speculative copy of a straggler is one more).
       const attempts = sampleValue(f, 'millpond_engine_task_attempts_total');
       expect(attempts).toBeGreaterThanOrEqual(tasks);
