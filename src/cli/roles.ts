@@ -34,12 +34,14 @@ import { ensureAdmin } from '../meta/users.js';
 import { StorageDaemon } from '../storage/daemon.js';
 import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
 import type { CliConfig } from './config.js';
+import { serveMetricsFlag } from '../metrics/server.js';
 
 export const ROLES_USAGE = `millpond mgmtd [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE]
        millpond meta [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE] [--session-timeout-ms MS]
        millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H] [--data-port P] [--no-sync]
   roles read --data-dir DIR (what millpond init made: cluster.json, keys/) or --config FILE and --secret-file FILE;
-  mgmtd: --heartbeat-timeout-ms --lease-ms --lease-poll-ms --liveness-check-ms; storage: --heartbeat-ms --routing-poll-ms`;
+  mgmtd: --heartbeat-timeout-ms --lease-ms --lease-poll-ms --liveness-check-ms; storage: --heartbeat-ms --routing-poll-ms;
+  each: --metrics-listen H:P (Prometheus /metrics, admin token as bearer)`;
 
 type Flags = Map<string, string>;
 
@@ -194,6 +196,7 @@ export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
     livenessCheckMs: positiveInt(flags, 'liveness-check-ms'),
     onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
   }), { auth });
+  await serveMetricsFlag(flags.get('metrics-listen'), auth?.secret);
   console.log(`listening ${advertise ?? server.endpoint}`);
   await untilSignal();
   await server.close();
@@ -217,6 +220,7 @@ export async function runMeta(config: CliConfig, flags: Flags): Promise<void> {
   const routing = new RoutingClient({ mgmtd: config.mgmtd, cluster: auth });
   const collector = startGarbageCollector(service, routing);
   service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
+  await serveMetricsFlag(flags.get('metrics-listen'), auth?.secret);
   console.log(`listening ${advertise ?? server.endpoint}`);
   await untilSignal();
   await collector.stop();
@@ -269,6 +273,7 @@ export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: s
     encryptData: config.encryptData === true || flags.has('encrypt-data'),
   });
   for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)} ${t.dir}`);
+  await serveMetricsFlag(flags.get('metrics-listen'), d.secretFile ? ClusterAuth.load(d.secretFile).secret : undefined);
   console.log(`listening ${daemon.controlAddress}`);
   await untilSignal();
   await daemon.stop();

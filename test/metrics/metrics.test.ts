@@ -4,6 +4,7 @@
 // a strict exposition parser.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
@@ -233,6 +234,24 @@ describe('metrics of a daemon process', () => {
     expect(sampleValue(m, 'millpond_mgmtd_nodes', { alive: 'true' })).toBe(1);
     expect(m.has('millpond_target_capacity_bytes')).toBe(false); // storage's, not mgmtd's
   }, 60_000);
+
+  it('serves from the millpond mgmtd role of a cluster made by millpond init', async () => {
+    const cliMain = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+    const dir = join(t.dir, 'init');
+    const init = run(cliMain, ['init', '--dir', dir]);
+    procs.push(init);
+    await new Promise((resolve) => init.child.once('exit', resolve));
+    expect(init.child.exitCode).toBe(0);
+    const p = run(cliMain, ['mgmtd', '--data-dir', dir, '--listen', '127.0.0.1:0', '--backend', 'sqlite', '--metrics-listen', '127.0.0.1:0']);
+    procs.push(p);
+    const [, url] = await p.waitFor(/^metrics (\S+)$/, 60_000);
+    await p.waitFor(/^listening /, 60_000);
+    expect((await scrape(url!)).status).toBe(401);
+    const adminToken = readFileSync(join(dir, 'keys', 'admin.token'), 'utf8').trim();
+    expect((await scrape(url!, keys.adminToken)).status).toBe(401); // another cluster's admin
+    const f = await families(url!, adminToken);
+    expect(f.get('millpond_mgmtd_heartbeats_total')?.type).toBe('counter');
+  }, 90_000);
 
   it('refuses --metrics-listen without a cluster secret instead of serving metrics open', async () => {
     const p = run(metaMain, ['--db', join(t.dir, 'meta2.db'), '--metrics-listen', '127.0.0.1:0']);
