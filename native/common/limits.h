@@ -24,7 +24,8 @@ constexpr int kChunkStoreReadRetriesMax = 8;         // a read racing renames of
 constexpr uint32_t kDirectReadBytesMin = 256 * 1024; // smaller reads use the page cache
 
 // ---- metrics (common/metrics.h, design §14): fixed latency bucket upper bounds, microseconds,
-// ascending; a last +Inf bucket is implied. src/limits.ts mirrors them for the TS histograms (ms).
+// ascending; a last +Inf bucket is implied. The TS histograms (meta, S3) have their own bounds in
+// src/limits.ts (metricsLimits.latencyBucketsMs): their requests are slower than a chunk read.
 constexpr uint64_t kDataLatencyBucketsUs[] = {50,     100,    250,    500,     1000,    2500,   5000,
                                               10000,  25000,  50000,  100000,  250000,  500000, 1000000,
                                               2500000, 10000000};

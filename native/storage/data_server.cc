@@ -21,7 +21,10 @@ Status Malformed(const ServerCall& call) {
 class MeteredCall : public ServerCall {
  public:
   explicit MeteredCall(std::unique_ptr<ServerCall> inner)
-      : inner_(std::move(inner)), start_(std::chrono::steady_clock::now()) {
+      : inner_(std::move(inner)),
+        start_(std::chrono::steady_clock::now()),
+        op_(metrics::OpForOpcode(inner_->header().opcode)),
+        transport_(inner_->kind() == TransportKind::kRdma ? metrics::Transport::kRdma : metrics::Transport::kTcp) {
     metrics::CallArrived();
   }
   ~MeteredCall() override {
@@ -38,16 +41,16 @@ class MeteredCall : public ServerCall {
     answered_ = true;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start_).count();
     if (status.code() == StatusCode::kCorrupt) metrics::CrcFailure();
-    metrics::RecordRequest(metrics::OpForOpcode(inner_->header().opcode),
-                           inner_->kind() == TransportKind::kRdma ? metrics::Transport::kRdma : metrics::Transport::kTcp,
-                           status.ok(), static_cast<uint64_t>(us));
+    metrics::RecordRequest(op_, transport_, status.ok(), static_cast<uint64_t>(us));
     metrics::CallAnswered();
   }
 
  private:
   std::unique_ptr<ServerCall> inner_;
   const std::chrono::steady_clock::time_point start_;
-  bool answered_ = false;
+  const metrics::Op op_;  // taken at arrival: the request is not read after its reply
+  const metrics::Transport transport_;
+  bool answered_ = false;  // Reply is called once (ServerCall's contract); this guards the count
 };
 
 }  // namespace
