@@ -94,7 +94,7 @@ describe('admin: chain tables that change while serving', () => {
       await files.verifyAll();
       const v = await view();
       const r = await cluster.routing();
-      const client = new ChunkClient({ transport: 'tcp' });
+      const client = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
       try {
         for (const [index, generation] of chunks.acked) {
           const chain = r.chains.find((c) => c.chainId === Writer.chainOf(index))!;
