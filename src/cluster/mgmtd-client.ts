@@ -53,17 +53,22 @@ export class MgmtdClient {
   async call(method: string, params: Params): Promise<unknown> {
     let last: unknown;
     for (let round = 0; round < this.roundsMax; round++) {
+      // A refusal (EAUTH) by one address moves on too, as the native client does: an mgmtd that
+      // is closing refuses handshakes for a moment. Only when every address refused is it final.
+      let refused = 0;
       for (let i = 0; i < this.clients.length; i++) {
         if (this.closed) throw new MillpondError('ECLOSED', 'mgmtd client is closed');
         const at = this.current;
         try {
           return await this.clients[at]!.call(method, this.token ? { ...params, token: this.token } : params);
         } catch (err) {
-          if (!(err instanceof MillpondError) || !FAILOVER.has(err.code)) throw err;
+          if (!(err instanceof MillpondError) || !(FAILOVER.has(err.code) || err.code === 'EAUTH')) throw err;
+          if (err.code === 'EAUTH') refused++;
           last = err;
           if (this.current === at) this.current = (at + 1) % this.clients.length;
         }
       }
+      if (refused === this.clients.length) throw last;
       await sleep(Math.random() * clusterLimits.mgmtdRetryBackoffMsMax);
     }
     throw last instanceof MillpondError && last.code === 'ENOTPRIMARY'
