@@ -1,11 +1,11 @@
 // Resync progress in /metrics: the chunks and bytes a resync copies to a returning target,
 // counted against a real source data server.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkClient, ChunkStore, DataServer } from '../../src/index.js';
+import { ChunkClient } from '../../src/index.js';
 import { registry } from '../../src/metrics/registry.js';
 import { resync } from '../../src/storage/resync.js';
 import { parsePrometheusText, sampleValue } from '../support/prom-text.js';
-import { tempDir } from '../support/tmp.js';
+import { startReplica } from '../support/replica.js';
 
 describe('resync metrics', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -13,13 +13,7 @@ describe('resync metrics', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function replica(name: string) {
-    const t = tempDir(name);
-    const store = await ChunkStore.open(t.dir, { syncWrites: false });
-    const server = await DataServer.start(store, { transport: 'tcp' });
-    cleanups.push(async () => { await server.stop(); store.close(); t.cleanup(); });
-    return { store, server };
-  }
+  const replica = (name: string) => startReplica(name, cleanups);
 
   it('count each chunk copied and its bytes, and nothing for chunks already in place', async () => {
     const source = await replica('metrics-resync-src');

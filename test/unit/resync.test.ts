@@ -3,9 +3,9 @@
 // (issue 9 item 5). The write lands between the check at the source and the removal: the
 // test runs it from inside the real client's stat, the exact point where the race opens.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkClient, ChunkStore, DataServer, MillpondError } from '../../src/index.js';
+import { ChunkClient, MillpondError } from '../../src/index.js';
 import { resync } from '../../src/storage/resync.js';
-import { tempDir } from '../support/tmp.js';
+import { startReplica } from '../support/replica.js';
 
 describe('resync', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -13,13 +13,7 @@ describe('resync', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function replica(name: string) {
-    const t = tempDir(name);
-    const store = await ChunkStore.open(t.dir, { syncWrites: false });
-    const server = await DataServer.start(store, { transport: 'tcp' });
-    cleanups.push(async () => { await server.stop(); store.close(); t.cleanup(); });
-    return { store, server };
-  }
+  const replica = (name: string) => startReplica(name, cleanups);
 
   it('removes a chunk no source has, but not one a write created after the sources were asked', async () => {
     const source = await replica('resync-src');
