@@ -9,19 +9,12 @@ import type { User } from '../../src/meta/types.js';
 import { PostgresKv } from '../../src/meta/postgres-kv.js';
 import { backends, type OpenedBackend } from './support/backends.js';
 import { createTestDatabase, skipPg } from './support/pg.js';
+import { errorCode } from '../support/error-code.js';
 
 const root: User = { uid: 0, gid: 0 };
 const b = (s: string) => Buffer.from(s);
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof MillpondError) return err.code;
-    throw err;
-  }
-  return 'resolved';
-}
+const code = (p: Promise<unknown>) => errorCode(p, 'resolved');
 
 for (const backend of backends) {
   describe.skipIf(backend.skip)(`meta fast paths on ${backend.name}`, () => {

@@ -1,24 +1,16 @@
 // MetaService behaviour on both KV backends (real SQLite file, real PostgreSQL), same bodies.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MillpondError } from '../../src/errors.js';
 import type { KvBackend } from '../../src/meta/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
 import type { User } from '../../src/meta/types.js';
 import { backends, type OpenedBackend } from './support/backends.js';
+import { errorCode } from '../support/error-code.js';
 
 const root: User = { uid: 0, gid: 0 };
 const alice: User = { uid: 1000, gid: 1000 };
 const bob: User = { uid: 1001, gid: 1001, gids: [2000] };
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof MillpondError) return err.code;
-    throw err;
-  }
-  return 'resolved';
-}
+const code = (p: Promise<unknown>) => errorCode(p, 'resolved');
 
 for (const backend of backends) {
   describe.skipIf(backend.skip)(`MetaService on ${backend.name}`, () => {

@@ -3,22 +3,14 @@
 // write open or truncate, carried by rename). Against the real MetaService on SQLite.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { MillpondError } from '../../src/errors.js';
 import { MetaService, SqliteKv } from '../../src/meta/index.js';
 import { tempDir } from '../support/tmp.js';
+import { errorCode } from '../support/error-code.js';
 
 const root = { uid: 0, gid: 0 };
 const alice = { uid: 1000, gid: 1000 };
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof MillpondError) return err.code;
-    throw err;
-  }
-}
+const code = (p: Promise<unknown>) => errorCode(p, 'ok');
 
 describe('meta records of the S3 gateway', () => {
   const t = tempDir('s3-meta');

@@ -10,24 +10,16 @@ import { curveKeyPair } from 'zeromq';
 import { ClusterAuth } from '../../src/auth/credentials.js';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { nodeProof, heartbeatText, registerText } from '../../src/cluster/node-proof.js';
-import { MillpondError } from '../../src/errors.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
 import { RpcClient } from '../../src/protocol/rpc-client.js';
 import { randomBytes } from 'node:crypto';
 import { Cluster } from '../cluster/support/cluster.js';
 import { run, until, type Proc } from '../cluster/support/processes.js';
+import { errorCode } from '../support/error-code.js';
 
 const metaMain = fileURLToPath(new URL('../../src/meta/main.ts', import.meta.url));
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (err) {
-    if (err instanceof MillpondError) return err.code;
-    throw err;
-  }
-}
+const code = (p: Promise<unknown>) => errorCode(p, 'OK');
 
 describe('control plane authentication', () => {
   let cluster: Cluster;

@@ -14,7 +14,6 @@ import { SERVICE_NODE_ID } from '../../src/auth/data-plane.js';
 import { capabilityKey, formatToken, mintToken } from '../../src/auth/keys.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
-import { MillpondError } from '../../src/errors.js';
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { fileChains, chainOfChunk } from '../../src/fs/layout.js';
 import type { FileLayout } from '../../src/meta/types.js';
@@ -25,20 +24,13 @@ import { decodeHeader, HEADER_BYTES, statRequest } from '../support/frames.js';
 import { RawConnection } from '../support/raw-socket.js';
 import { tempDir } from '../support/tmp.js';
 import { listAdmin } from '../support/auth.js';
+import { errorCode } from '../support/error-code.js';
 
 const CHUNK = 64 * 1024;
 const EAUTH = 28;
 const run = promisify(execFile);
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof MillpondError) return err.code;
-    throw err;
-  }
-}
+const code = (p: Promise<unknown>) => errorCode(p, 'ok');
 
 describe('authenticated data plane', () => {
   const t = tempDir('sec');
