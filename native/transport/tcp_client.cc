@@ -337,15 +337,7 @@ class TcpClientConnection {
       Finish(call, DeadReasonOr(s));  // a Close() that shut the socket mid-reply is the cause
       return s;
     }
-    counters_->bytesReceived += sizeof raw + h.metaBytes + h.dataBytes;
-    counters_->messagesReceived++;
-    call->replyDataBytes = h.dataBytes;
-    if (h.status != 0) {
-      call->status = Status(Status::CodeFromWire(h.status), call->replyMeta);
-      call->replyMeta.clear();
-    }
-    Finish(call, Status::OK());
-    return Status::OK();
+    return CompleteReply(call, h);
   }
 
   // The rest of an encrypted reply whose header (opened) is in raw: the meta's record, then
@@ -391,6 +383,11 @@ class TcpClientConnection {
       std::memcpy(v.iov_base, openBuf_.data() + at, n);
       at += n;
     }
+    return CompleteReply(call, h);
+  }
+
+  // A reply read whole into `call` (plain or opened): counted, its status set, the call finished.
+  Status CompleteReply(ClientCall* call, const frame::Header& h) {
     counters_->bytesReceived += frame::kHeaderBytes + h.metaBytes + h.dataBytes;
     counters_->messagesReceived++;
     call->replyDataBytes = h.dataBytes;
