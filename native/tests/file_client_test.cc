@@ -735,11 +735,13 @@ TEST_F(FileClientTest, PausedChainHeadWritesMoveToTheNewHead) {
   std::fprintf(stderr, "paused head: longest round %lld ms, %llu abandoned, %llu retries\n", (long long)maxMs.load(),
                (unsigned long long)writer->counters().abandonedRequests.load(),
                (unsigned long long)writer->counters().writeRetries.load());
-  // Chains where the paused target was the head: at the new head once the routing says so.
-  // Chains where it followed: the head's forward gives up (kChainForwardTimeoutMs), the
-  // write is retried on the shortened chain.
+  // Chains where the paused target was the head: at the new head once the routing says so
+  // (a write waiting there is abandoned, or, when the routing changed between two writes,
+  // the next one goes straight to the new head). Chains where it followed: the head's forward
+  // gives up (kChainForwardTimeoutMs), the write is retried on the shortened chain. Which of
+  // these a run sees depends on timing; that writes left the paused target does not.
   EXPECT_LT(maxMs.load(), 7500);
-  EXPECT_GT(writer->counters().abandonedRequests.load(), 0u);
+  EXPECT_GT(writer->counters().abandonedRequests.load() + writer->counters().writeRetries.load(), 0u);
   std::string back;
   ASSERT_TRUE(ReadAll(client_.get(), "/t/paused-head", kChunk, &back).ok());
   EXPECT_TRUE(back == Pattern(slices * kChunk, last)) << "the last round, flushed, reads back";
