@@ -193,6 +193,23 @@ export const adminLimits = {
   chainsPerTargetDefault: 4,
   /** Nodes being drained at once. */
   drainingNodesMax: 64,
+  /**
+   * One step of a replica move (waiting to join, then syncing until the new replica serves)
+   * gets this long; a step that takes longer is undone (the new replica leaves the chain, which
+   * keeps every replica it had) and counts as a failed attempt. Shorter than the retry window.
+   */
+  moveStepTimeoutMsDefault: 10 * 60_000,
+  /**
+   * How long an operation (rebalance, drain, replace) keeps retrying moves that failed; once it
+   * passes, the operation ends with an error in `admin list ops`.
+   */
+  moveRetryWindowMsDefault: 30 * 60_000,
+  /** Errors of ended operations `admin list ops` keeps (the newest). */
+  opErrorsMax: 16,
+  /** Node ids removed for good that mgmtd refuses to register again (the newest kept). */
+  removedNodesMax: 4096,
+  /** Burst of a resync's token bucket: the bytes of this many ms at its rate. */
+  resyncBurstMs: 100,
 } as const;
 
 export const fsLimits = {

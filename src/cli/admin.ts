@@ -35,6 +35,14 @@ function id(value: string | undefined, what: string): number {
   return n;
 }
 
+/** A rate in MiB/s: a number 0..max (fractions allowed: 0.5 is 512 KiB/s). */
+function rate(value: string | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new MillpondError('EINVAL', `--rate-mib-s must be a number 0..${max}, not ${value}`);
+  return n;
+}
+
 const mib = (bytes: number | undefined) => (bytes === undefined ? '-' : `${(bytes / (1 << 20)).toFixed(1)}MiB`);
 
 function print(view: AdminView, what: string, json: boolean): void {
@@ -60,17 +68,25 @@ function print(view: AdminView, what: string, json: boolean): void {
     console.log(`rebalance ${ops.rebalance ? `on at ${mib(ops.rebalance.rateBytesPerS)}/s` : 'off'}; moved ${ops.moved.replicas} replicas (${mib(ops.moved.bytes)})`);
     for (const m of ops.moves) console.log(`move ${m.reason} chains ${m.chainIds.join(',')}: ${m.from} -> ${m.to} ${m.joinedVersion === undefined ? 'waiting to join' : 'syncing'} (~${mib(m.bytes)})`);
     for (const l of ops.leaving) console.log(`node ${l.nodeId} ${l.force ? 'removing' : 'draining'}: ${l.moved}/${l.total} replicas moved (${mib(l.bytes)})`);
+    for (const e of ops.errors) console.log(`error ${e.code} at ${new Date(e.atMs).toISOString()}: ${e.message}`);
     console.log(`spread: replicas per target max-min ${spread.replicasSkew}, heads per node max-min ${spread.headsSkew}, ${spread.balanced ? 'balanced' : 'not balanced'}`);
   } else {
     throw new MillpondError('EINVAL', `admin list nodes|targets|chains|ops, not ${what}`);
   }
 }
 
-/** Polls until `done(view)`; prints a progress line whenever it changes. */
-async function waitFor(mgmtd: MgmtdClient, done: (v: AdminView) => boolean, line: (v: AdminView) => string): Promise<AdminView> {
+/**
+ * Polls until `done(view)`; prints a progress line whenever it changes. Fails with the error of
+ * an operation that ended meanwhile and that `failed` picks (a move that could not finish).
+ */
+async function waitFor(mgmtd: MgmtdClient, done: (v: AdminView) => boolean, line: (v: AdminView) => string,
+  failed: (e: AdminView['ops']['errors'][number]) => boolean): Promise<AdminView> {
   let last = '';
+  const sinceMs = (await mgmtd.admin<AdminView>('adminView')).ops.errors.at(-1)?.atMs ?? 0;
   for (;;) {
     const v = await mgmtd.admin<AdminView>('adminView');
+    const error = v.ops.errors.find((e) => e.atMs > sinceMs && failed(e));
+    if (error) throw new MillpondError(error.code, error.message);
     const text = line(v);
     if (text !== last) console.log((last = text));
     if (done(v)) return v;
@@ -100,11 +116,12 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
         return;
       }
       case 'rebalance': {
-        const rate = flags.has('stop') ? 0 : positiveInt(flags.get('rate-mib-s'), '--rate-mib-s', adminLimits.rebalanceRateMiBsMax) ?? adminLimits.rebalanceRateMiBsDefault;
-        await mgmtd.admin('adminRebalance', { rateMiBs: rate });
-        console.log(rate === 0 ? 'rebalance stopped' : `rebalance on at ${rate} MiB/s`);
-        if (wait && rate > 0) {
-          await waitFor(mgmtd, (v) => v.spread.balanced, (v) => `moved ${v.ops.moved.replicas} replicas (${mib(v.ops.moved.bytes)}), ${v.ops.moves.length} moving; replicas per target max-min ${v.spread.replicasSkew}, heads per node max-min ${v.spread.headsSkew}`);
+        const rateMiBs = flags.has('stop') ? 0 : rate(flags.get('rate-mib-s'), adminLimits.rebalanceRateMiBsMax) ?? adminLimits.rebalanceRateMiBsDefault;
+        await mgmtd.admin('adminRebalance', { rateMiBs });
+        console.log(rateMiBs === 0 ? 'rebalance stopped' : `rebalance on at ${rateMiBs} MiB/s`);
+        if (wait && rateMiBs > 0) {
+          await waitFor(mgmtd, (v) => v.spread.balanced, (v) => `moved ${v.ops.moved.replicas} replicas (${mib(v.ops.moved.bytes)}), ${v.ops.moves.length} moving; replicas per target max-min ${v.spread.replicasSkew}, heads per node max-min ${v.spread.headsSkew}`,
+            (e) => e.reason === 'rebalance');
           console.log('balanced');
         }
         return;
@@ -116,7 +133,8 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
         console.log(`target ${newId} replaces ${oldId}: it joins ${oldId}'s chains and resyncs`);
         if (wait) {
           await waitFor(mgmtd, (v) => !v.chains.some((c) => c.targets.includes(oldId)),
-            (v) => `target ${newId} ${v.targets.find((t) => t.targetId === newId)?.state ?? '?'}; chains still with ${oldId}: ${v.chains.filter((c) => c.targets.includes(oldId)).length}`);
+            (v) => `target ${newId} ${v.targets.find((t) => t.targetId === newId)?.state ?? '?'}; chains still with ${oldId}: ${v.chains.filter((c) => c.targets.includes(oldId)).length}`,
+            (e) => e.reason === 'replace' && e.from === oldId);
         }
         return;
       }
@@ -128,7 +146,7 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
           await waitFor(mgmtd, (v) => v.nodes.find((n) => n.nodeId === nodeId)?.replicas === 0, (v) => {
             const d = v.nodes.find((n) => n.nodeId === nodeId)?.drain;
             return d ? `node ${nodeId}: ${d.moved}/${d.total} replicas moved (${mib(d.bytes)}), ${d.left} left` : `node ${nodeId}: no drain under way`;
-          });
+          }, (e) => e.reason === 'drain' && e.nodeId === nodeId);
           console.log(`node ${nodeId} drained: stop its daemon, then \`millpond admin remove-node ${nodeId}\``);
         }
         return;

@@ -40,7 +40,7 @@ export const ROLES_USAGE = `millpond mgmtd [--listen H:P] [--advertise H:P] [--b
        millpond meta [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE] [--session-timeout-ms MS]
        millpond storage --node-id N --target [ID:]DIR [--target ...] [--listen H[:P]] [--advertise H] [--data-port P] [--no-sync]
   roles read --data-dir DIR (what millpond init made: cluster.json, keys/) or --config FILE and --secret-file FILE;
-  mgmtd: --heartbeat-timeout-ms --lease-ms --lease-poll-ms --liveness-check-ms; storage: --heartbeat-ms --routing-poll-ms;
+  mgmtd: --heartbeat-timeout-ms --lease-ms --lease-poll-ms --liveness-check-ms --move-step-timeout-ms --move-retry-window-ms; storage: --heartbeat-ms --routing-poll-ms;
   each: --metrics-listen H:P (Prometheus /metrics, admin token as bearer)`;
 
 type Flags = Map<string, string>;
@@ -194,6 +194,8 @@ export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
     leaseMs: positiveInt(flags, 'lease-ms'),
     leasePollMs: positiveInt(flags, 'lease-poll-ms'),
     livenessCheckMs: positiveInt(flags, 'liveness-check-ms'),
+    moveStepTimeoutMs: positiveInt(flags, 'move-step-timeout-ms'),
+    moveRetryWindowMs: positiveInt(flags, 'move-retry-window-ms'),
     onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
   }), { auth });
   await serveMetricsFlag(flags.get('metrics-listen'), auth?.secret);

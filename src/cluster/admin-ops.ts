@@ -17,8 +17,20 @@
  * Since a target's state is one for all its chains, T joins only when every chain of it keeps
  * another serving target, and a target takes part in one move at a time.
  *
- * The state of the operations (moves under way, rebalance on, nodes leaving) is one KV record
- * (keys.ts 'm' 'o'), so a standby that takes over continues them from where they were.
+ * Each step of a move (waiting to join; syncing until `to` serves) has a timeout
+ * (adminLimits.moveStepTimeoutMsDefault, MgmtdService option moveStepTimeoutMs). A step that
+ * times out is undone: `to` leaves the chains again, `from` never left them, so the chain is as
+ * it was and no replica is lost. The operation retries (replace: the same move; rebalance and
+ * drain: whatever planning picks next) until its retry window since the first failure passes,
+ * then ends with an error (`errors`, shown by `admin list ops`; `--wait` fails with it).
+ *
+ * A rebalance move's copy is bounded in bytes per second: routing tells the destination's
+ * daemon its share of the rate (resyncRates: the rate divided among the rebalance moves that
+ * have joined), and its resync takes tokens from a bucket for every byte it copies.
+ *
+ * The state of the operations (moves under way, rebalance on, nodes leaving, errors, removed
+ * node ids) is one KV record (keys.ts 'm' 'o'), so a standby that takes over continues them
+ * from where they were.
  */
 import { MillpondError } from '../errors.js';
 import { adminLimits, clusterLimits } from '../limits.js';
@@ -37,7 +49,32 @@ export interface MoveRecord {
   /** The routing version at which `to` joined the chains; absent until it joined. */
   joinedVersion?: number;
   startedAtMs: number;
+  /** When the current step (joining, then syncing) began; absent: startedAtMs. */
+  stepStartedAtMs?: number;
+  /** replace: when its first attempt failed (the retry window counts from there). */
+  failedSinceMs?: number;
 }
+
+/** An operation that ended because a move could not finish. */
+export interface OpError {
+  reason: MoveReason;
+  /** drain: the node that was draining. */
+  nodeId?: number;
+  chainIds: number[];
+  from: number;
+  to: number;
+  code: 'ETIMEDOUT';
+  message: string;
+  atMs: number;
+}
+
+/** Step timeout and retry window of moves (adminLimits defaults; tests shorten them). */
+export interface MoveTiming {
+  stepTimeoutMs: number;
+  retryWindowMs: number;
+}
+
+export const defaultMoveTiming = (): MoveTiming => ({ stepTimeoutMs: adminLimits.moveStepTimeoutMsDefault, retryWindowMs: adminLimits.moveRetryWindowMsDefault });
 
 export interface LeavingNode {
   nodeId: number;
@@ -47,20 +84,26 @@ export interface LeavingNode {
   total: number;
   moved: number;
   bytes: number;
+  /** When a move off it first failed since the last one that finished. */
+  failedSinceMs?: number;
 }
 
 export interface AdminState {
-  /** Set while rebalance runs: the pace of its moves. */
-  rebalance?: { rateBytesPerS: number };
+  /** Set while rebalance runs: the pace of its moves (failedSinceMs: as LeavingNode's). */
+  rebalance?: { rateBytesPerS: number; failedSinceMs?: number };
   leaving: LeavingNode[];
   moves: MoveRecord[];
   /** Totals since the cluster began. */
   moved: { replicas: number; bytes: number };
   /** Rebalance starts no move before this (pacing: bytes / rate). */
   nextMoveAtMs: number;
+  /** Operations that ended with an error, the newest last (adminLimits.opErrorsMax). */
+  errors: OpError[];
+  /** Node ids removed for good: registering one again is refused (adminLimits.removedNodesMax). */
+  removedNodes: number[];
 }
 
-export const emptyAdminState = (): AdminState => ({ leaving: [], moves: [], moved: { replicas: 0, bytes: 0 }, nextMoveAtMs: 0 });
+export const emptyAdminState = (): AdminState => ({ leaving: [], moves: [], moved: { replicas: 0, bytes: 0 }, nextMoveAtMs: 0, errors: [], removedNodes: [] });
 
 /** What an operation changed, for MgmtdService to version and persist. */
 export interface Dirty {
@@ -205,6 +248,9 @@ function deleteNode(r: Records, a: AdminState, d: Dirty, nodeId: number): void {
   r.nodes.delete(nodeId);
   d.dn.add(nodeId);
   a.leaving = a.leaving.filter((l) => l.nodeId !== nodeId);
+  // Its id is not given out again: a forgotten daemon (or a disk put back) that registers with
+  // it would rejoin with targets whose data the cluster has written off.
+  a.removedNodes = [...a.removedNodes.filter((id) => id !== nodeId), nodeId].slice(-adminLimits.removedNodesMax);
   d.a = true;
 }
 
@@ -231,8 +277,8 @@ export function removeNode(r: Records, a: AdminState, d: Dirty, nodeId: number, 
  * finish, moves whose target died are undone, new moves start (bounded, paced), and forced
  * removals that are drained complete. REQUIRES: inside exclusive().
  */
-export function tick(r: Records, a: AdminState, d: Dirty, nowMs: number): void {
-  for (const m of [...a.moves]) advance(r, a, d, m);
+export function tick(r: Records, a: AdminState, d: Dirty, nowMs: number, timing: MoveTiming = defaultMoveTiming()): void {
+  for (const m of [...a.moves]) advance(r, a, d, m, nowMs, timing);
   for (const l of [...a.leaving]) if (l.force && replicasOn(r, l.nodeId) === 0 && !r.alive(l.nodeId)) deleteNode(r, a, d, l.nodeId);
   startMoves(r, a, d, nowMs);
 }
@@ -242,19 +288,59 @@ function dropMove(a: AdminState, d: Dirty, m: MoveRecord): void {
   d.a = true;
 }
 
-function advance(r: Records, a: AdminState, d: Dirty, m: MoveRecord): void {
+/** Takes `to` out of the chains it joined (`from` is still in them): the chains are as before. */
+function undoJoin(d: Dirty, m: MoveRecord, chains: ChainRecord[]): void {
+  for (const c of chains) {
+    if (!c.targets.includes(m.to) || m.joinedVersion === undefined) continue;
+    c.targets = c.targets.filter((id) => id !== m.to);
+    c.preferred = preferredOf(c).filter((id) => id !== m.to);
+    c.version++;
+    d.c.add(c.chainId);
+  }
+  m.joinedVersion = undefined;
+}
+
+/**
+ * A step of `m` timed out (undone already): the operation retries within its window, else it
+ * ends with an error. The window counts from the operation's first failure since a move of it
+ * last finished.
+ */
+function failMove(r: Records, a: AdminState, d: Dirty, m: MoveRecord, nowMs: number, timing: MoveTiming, message: string): void {
+  d.a = true;
+  const fromNode = r.targets.get(m.from)?.nodeId;
+  const leaving = m.reason === 'drain' ? a.leaving.find((l) => l.nodeId === fromNode) : undefined;
+  const holder: { failedSinceMs?: number } | undefined = m.reason === 'replace' ? m : m.reason === 'rebalance' ? a.rebalance : leaving;
+  if (holder) holder.failedSinceMs ??= nowMs;
+  const expired = !holder || nowMs - holder.failedSinceMs! >= timing.retryWindowMs;
+  if (m.reason === 'replace' && !expired) {
+    m.stepStartedAtMs = nowMs; // the same move again
+    return;
+  }
+  dropMove(a, d, m);
+  if (!expired) return; // planning picks a move again
+  a.errors = [...a.errors, {
+    reason: m.reason, nodeId: m.reason === 'drain' ? fromNode : undefined, chainIds: m.chainIds, from: m.from, to: m.to, code: 'ETIMEDOUT' as const,
+    message: `${m.reason} ended: moving chain(s) ${m.chainIds.join(',')} from target ${m.from} to ${m.to} ${message}; retried for ${timing.retryWindowMs} ms; the chains keep target ${m.from}`,
+    atMs: nowMs,
+  }].slice(-adminLimits.opErrorsMax);
+  if (m.reason === 'rebalance') a.rebalance = undefined;
+  if (leaving) a.leaving = a.leaving.filter((l) => l !== leaving);
+}
+
+function advance(r: Records, a: AdminState, d: Dirty, m: MoveRecord, nowMs: number, timing: MoveTiming): void {
   const to = r.targets.get(m.to);
   const chains = m.chainIds.map((id) => r.chains.get(id)).filter((c): c is ChainRecord => c !== undefined);
   if (!to || !r.alive(to.nodeId) || chains.length === 0) {
     // The destination died (or the chains are gone): undo the join; planning starts again.
-    for (const c of chains) {
-      if (!c.targets.includes(m.to) || m.joinedVersion === undefined) continue;
-      c.targets = c.targets.filter((id) => id !== m.to);
-      c.preferred = preferredOf(c).filter((id) => id !== m.to);
-      c.version++;
-      d.c.add(c.chainId);
-    }
+    undoJoin(d, m, chains);
     dropMove(a, d, m);
+    return;
+  }
+  const stepStartedMs = m.stepStartedAtMs ?? m.startedAtMs;
+  if (nowMs - stepStartedMs > timing.stepTimeoutMs) {
+    const step = m.joinedVersion === undefined ? 'could not join (another replica of its chains was not serving)' : `did not finish syncing (target ${m.to} ${to.state})`;
+    undoJoin(d, m, chains);
+    failMove(r, a, d, m, nowMs, timing, `${step} within ${timing.stepTimeoutMs} ms`);
     return;
   }
   if (m.joinedVersion === undefined) {
@@ -275,6 +361,7 @@ function advance(r: Records, a: AdminState, d: Dirty, m: MoveRecord): void {
     d.t.add(m.to);
     d.forced.add(m.to);
     m.joinedVersion = r.version + 1; // the version this change is persisted at (evaluate bumps it)
+    m.stepStartedAtMs = nowMs;
     d.a = true;
     return;
   }
@@ -292,7 +379,8 @@ function advance(r: Records, a: AdminState, d: Dirty, m: MoveRecord): void {
   }
   const from = r.targets.get(m.from);
   const leaving = from && a.leaving.find((l) => l.nodeId === from.nodeId);
-  if (leaving) (leaving.moved += chains.length, leaving.bytes += m.bytes);
+  if (leaving) (leaving.moved += chains.length, leaving.bytes += m.bytes, leaving.failedSinceMs = undefined);
+  if (m.reason === 'rebalance' && a.rebalance) a.rebalance.failedSinceMs = undefined;
   a.moved.replicas += chains.length;
   a.moved.bytes += m.bytes;
   dropMove(a, d, m);
@@ -340,4 +428,16 @@ export function spreadSummary(r: Records, a: AdminState) {
     balanced: usable.length > 0 && nextStep(targets, [...r.chains.values()].map((c) => ({ chainId: c.chainId, targets: [...preferredOf(c)] })),
       { busy: new Set(), leaving: new Set(a.leaving.map((l) => l.nodeId)) }) === undefined && a.moves.length === 0,
   };
+}
+
+/**
+ * What each destination of a rebalance move may copy per second: the rebalance rate shared
+ * equally by the rebalance moves that have joined (their copies run at once, on different
+ * daemons). Routing carries it; a daemon's resync takes tokens at that rate (resync.ts).
+ */
+export function resyncRates(a: AdminState): Array<{ targetId: number; bytesPerS: number }> {
+  if (!a.rebalance) return [];
+  const joined = a.moves.filter((m) => m.reason === 'rebalance' && m.joinedVersion !== undefined);
+  const share = Math.max(1, Math.floor(a.rebalance.rateBytesPerS / Math.max(1, joined.length)));
+  return joined.map((m) => ({ targetId: m.to, bytesPerS: share }));
 }

@@ -2,7 +2,8 @@
  * An mgmtd process:
  *   node --import tsx src/cluster/main.ts --db <sqlite file> --listen tcp://127.0.0.1:0
  *   node --import tsx src/cluster/main.ts --backend postgres --pg-url <url> --listen tcp://...
- * Options (ms): --heartbeat-timeout-ms, --lease-ms, --lease-poll-ms, --liveness-check-ms;
+ * Options (ms): --heartbeat-timeout-ms, --lease-ms, --lease-poll-ms, --liveness-check-ms,
+ * --move-step-timeout-ms, --move-retry-window-ms;
  * --secret-file <cluster.secret> (authentication on; every real deployment).
  * Prints "listening <endpoint>", then "primary" whenever it becomes primary and "standby" when
  * it steps down. SIGTERM/SIGINT close it cleanly (a primary gives its lease up).
@@ -26,6 +27,9 @@ const { values } = parseArgs({
     'lease-ms': { type: 'string' },
     'lease-poll-ms': { type: 'string' },
     'liveness-check-ms': { type: 'string' },
+    // A replica move's step timeout and its operation's retry window (admin-ops.ts; tests shorten them).
+    'move-step-timeout-ms': { type: 'string' },
+    'move-retry-window-ms': { type: 'string' },
     // The cluster secret (0600 file): CURVE, node proofs, tokens. Without it, no authentication.
     'secret-file': { type: 'string' },
     // Serve Prometheus metrics at http://HOST:PORT/metrics (admin token as bearer; needs --secret-file).
@@ -64,6 +68,8 @@ const server = await MgmtdServer.start(values.listen!, (address) => MgmtdService
   leaseMs: ms('lease-ms'),
   leasePollMs: ms('lease-poll-ms'),
   livenessCheckMs: ms('liveness-check-ms'),
+  moveStepTimeoutMs: ms('move-step-timeout-ms'),
+  moveRetryWindowMs: ms('move-retry-window-ms'),
   onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
 }), { auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined });
 await serveMetricsFlag(values['metrics-listen'], values['secret-file'] ? ClusterAuth.load(values['secret-file']).secret : undefined).catch((err: Error) => fail(err.message));

@@ -31,6 +31,9 @@ export interface MgmtdOptions {
   leasePollMs?: number;
   /** How often admin operations advance (adminLimits.tickMsDefault). */
   adminTickMs?: number;
+  /** A move's step timeout and its operation's retry window (adminLimits defaults; step < window). */
+  moveStepTimeoutMs?: number;
+  moveRetryWindowMs?: number;
   /** Called when this instance becomes primary or steps down. */
   onRole?: (primary: boolean) => void;
 }
@@ -47,8 +50,10 @@ function loadAdminState(raw: Buffer | undefined): AdminState {
   return {
     ...emptyAdminState(), ...v,
     rebalance: v.rebalance ?? undefined,
-    moves: (v.moves ?? []).map((m) => ({ ...m, joinedVersion: m.joinedVersion ?? undefined })),
-    leaving: v.leaving ?? [],
+    moves: (v.moves ?? []).map((m) => ({ ...m, joinedVersion: m.joinedVersion ?? undefined, stepStartedAtMs: m.stepStartedAtMs ?? undefined, failedSinceMs: m.failedSinceMs ?? undefined })),
+    leaving: (v.leaving ?? []).map((l) => ({ ...l, failedSinceMs: l.failedSinceMs ?? undefined })),
+    errors: (v.errors ?? []).map((e) => ({ ...e, nodeId: e.nodeId ?? undefined })),
+    removedNodes: v.removedNodes ?? [],
   };
 }
 
@@ -85,6 +90,7 @@ export class MgmtdService {
   /** Admin operations under way (persisted: a new primary continues them). */
   private adminState: AdminState = emptyAdminState();
   private adminTimer: NodeJS.Timeout | undefined;
+  private readonly moveTiming: admin.MoveTiming;
   /** The records by reference, for admin-ops.ts. */
   private readonly records: Records = (() => {
     const self = this;
@@ -117,9 +123,14 @@ export class MgmtdService {
     this.livenessCheckMs = options.livenessCheckMs ?? clusterLimits.livenessCheckMsDefault;
     this.leaseMs = options.leaseMs ?? clusterLimits.leaseMsDefault;
     this.leasePollMs = options.leasePollMs ?? clusterLimits.leasePollMsDefault;
-    for (const [name, v] of Object.entries({ heartbeatTimeoutMs: this.heartbeatTimeoutMs, livenessCheckMs: this.livenessCheckMs, leaseMs: this.leaseMs, leasePollMs: this.leasePollMs })) {
+    this.moveTiming = {
+      stepTimeoutMs: options.moveStepTimeoutMs ?? adminLimits.moveStepTimeoutMsDefault,
+      retryWindowMs: options.moveRetryWindowMs ?? adminLimits.moveRetryWindowMsDefault,
+    };
+    for (const [name, v] of Object.entries({ heartbeatTimeoutMs: this.heartbeatTimeoutMs, livenessCheckMs: this.livenessCheckMs, leaseMs: this.leaseMs, leasePollMs: this.leasePollMs, ...this.moveTiming })) {
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer`);
     }
+    if (this.moveTiming.stepTimeoutMs >= this.moveTiming.retryWindowMs) throw new RangeError('moveStepTimeoutMs must be shorter than moveRetryWindowMs');
   }
 
   /** Starts as a standby and takes the lease when it is free. */
@@ -167,6 +178,9 @@ export class MgmtdService {
   registerNode(node: NodeRecord, targets: RegisterTarget[]): Promise<{ version: number }> {
     if (targets.length > clusterLimits.targetsPerNodeMax) throw new RangeError(`a node has at most ${clusterLimits.targetsPerNodeMax} targets`);
     return this.exclusive(async () => {
+      if (this.adminState.removedNodes.includes(node.nodeId)) {
+        throw new MillpondError('EPERM', `node ${node.nodeId} was removed from the cluster for good (admin remove-node): start this host's daemon with a new --node-id and new targets`);
+      }
       // A target stays bound to the node that registered it first (design §10); checked before
       // anything changes.
       for (const { targetId } of targets) {
@@ -371,7 +385,7 @@ export class MgmtdService {
       }),
       chains: [...this.chains.values()].map((c) => ({ chainId: c.chainId, version: c.version, targets: [...c.targets], preferred: [...(c.preferred ?? c.targets)] })),
       chainTables: r.chainTables,
-      ops: { rebalance: a.rebalance, leaving: a.leaving, moves: a.moves, moved: a.moved },
+      ops: { rebalance: a.rebalance, leaving: a.leaving, moves: a.moves, moved: a.moved, errors: a.errors, removedNodes: a.removedNodes },
       spread: admin.spreadSummary(this.records, a),
     };
   }
@@ -426,6 +440,7 @@ export class MgmtdService {
       // The preferred order is mgmtd's own business (rules.ts); clients follow `targets`.
       chains: [...this.chains.values()].map((c) => ({ chainId: c.chainId, version: c.version, targets: [...c.targets] })),
       chainTables: [...this.tables.values()].map((k) => ({ ...k, chainIds: [...k.chainIds] })),
+      resyncRates: admin.resyncRates(this.adminState),
     };
   }
 
@@ -554,7 +569,7 @@ export class MgmtdService {
     }, this.livenessCheckMs);
     this.adminTimer = setInterval(() => {
       if (!this.isPrimary || (this.adminState.moves.length === 0 && this.adminState.leaving.length === 0 && !this.adminState.rebalance)) return;
-      this.mutate((r, a, d) => admin.tick(r, a, d, Date.now())).catch((err) => console.error(`mgmtd: admin: ${(err as Error).message}`));
+      this.mutate((r, a, d) => admin.tick(r, a, d, Date.now(), this.moveTiming)).catch((err) => console.error(`mgmtd: admin: ${(err as Error).message}`));
     }, this.options.adminTickMs ?? adminLimits.tickMsDefault);
     this.options.onRole?.(true);
   }

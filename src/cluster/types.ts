@@ -75,6 +75,11 @@ export interface Routing {
   targets: TargetRecord[];
   chains: ChainRecord[];
   chainTables: ChainTableRecord[];
+  /**
+   * Syncing targets whose copy is bounded (a rebalance move's share of `admin rebalance
+   * --rate-mib-s`): bytes per second their resync may copy. Absent or unlisted: unbounded.
+   */
+  resyncRates?: Array<{ targetId: number; bytesPerS: number }>;
 }
 
 /** The data path of one chain: serving then syncing targets, in order. */

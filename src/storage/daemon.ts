@@ -19,6 +19,7 @@ import { dataPath, type LocalState, type Routing, type TargetRecord } from '../c
 import { optUint } from '../protocol/fields.js';
 import { RpcServer, type Handler } from '../protocol/rpc-server.js';
 import { resync, type ResyncStats } from './resync.js';
+import { TokenBucket } from './token-bucket.js';
 import { scrub, type ScrubStats } from './scrub.js';
 
 export interface StorageDaemonOptions {
@@ -376,6 +377,8 @@ export class StorageDaemon {
         sources: [...new Set(sources.map((s) => s.dataAddress))],
         removeAllowed,
         cancelled: stale,
+        // The rate of the latest routing: a move's share changes as other moves join or end.
+        bucket: new TokenBucket(() => this.routing?.resyncRates?.find((x) => x.targetId === t.targetId)?.bytesPerS),
       });
       if (stale()) return;
       t.lastResync = { ...stats, ms: Date.now() - startedMs };

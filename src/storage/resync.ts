@@ -20,6 +20,7 @@ import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { ChunkListEntry } from '../native/binding.js';
 import { chunkKey, install, localMeta, readWhole } from './copy.js';
+import type { TokenBucket } from './token-bucket.js';
 
 export interface ResyncStats {
   listed: number;
@@ -36,6 +37,11 @@ export interface ResyncOptions {
   removeAllowed: boolean;
   /** Checked between chunks: resync stops (throws ECLOSED) once it returns true. */
   cancelled?: () => boolean;
+  /**
+   * Bounds the bytes copied per second (a rebalance move's share of its rate): every chunk
+   * copied takes its length from the bucket before it is read. Shared by the parallel copies.
+   */
+  bucket?: TokenBucket;
 }
 
 export async function resync(o: ResyncOptions): Promise<ResyncStats> {
@@ -77,6 +83,7 @@ async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, 
   const local = await localMeta(o.store, entry.chunk);
   if (local && (local.commitVersion > src.commitVersion
     || (local.commitVersion === src.commitVersion && local.checksum === src.checksum && local.length === src.length))) return;
+  await o.bucket?.take(src.length, o.cancelled);
   let got;
   try {
     got = await readWhole(o.client, source, entry.chunk, src.length);
