@@ -280,7 +280,7 @@ export function removeNode(r: Records, a: AdminState, d: Dirty, nodeId: number, 
 export function tick(r: Records, a: AdminState, d: Dirty, nowMs: number, timing: MoveTiming = defaultMoveTiming()): void {
   for (const m of [...a.moves]) advance(r, a, d, m, nowMs, timing);
   for (const l of [...a.leaving]) if (l.force && replicasOn(r, l.nodeId) === 0 && !r.alive(l.nodeId)) deleteNode(r, a, d, l.nodeId);
-  startMoves(r, a, d, nowMs);
+  startMoves(r, a, d, nowMs, timing);
 }
 
 function dropMove(a: AdminState, d: Dirty, m: MoveRecord): void {
@@ -386,15 +386,25 @@ function advance(r: Records, a: AdminState, d: Dirty, m: MoveRecord, nowMs: numb
   dropMove(a, d, m);
 }
 
-function startMoves(r: Records, a: AdminState, d: Dirty, nowMs: number): void {
+function startMoves(r: Records, a: AdminState, d: Dirty, nowMs: number, timing: MoveTiming): void {
   const leaving = new Set(a.leaving.map((l) => l.nodeId));
   for (let i = 0; i < adminLimits.movesInflightMax && a.moves.length < adminLimits.movesInflightMax; i++) {
     if (!a.rebalance && leaving.size === 0) return;
     const { targets, chains } = picture(r, a);
     const step = nextStep(targets, chains, { busy: busyTargets(a), leaving, headsToo: a.rebalance !== undefined });
     if (!step) {
-      // Rebalance runs until the spread is balanced, then turns itself off.
-      if (a.rebalance && a.moves.length === 0 && leaving.size === 0) (a.rebalance = undefined, d.a = true);
+      // Rebalance runs until the spread is balanced, then turns itself off; after a failed
+      // move it waits (its destination may be syncing still) until its retry window ends.
+      if (a.rebalance && a.moves.length === 0 && leaving.size === 0) {
+        const since = a.rebalance.failedSinceMs;
+        if (since !== undefined && nowMs - since < timing.retryWindowMs) return;
+        if (since !== undefined) {
+          a.errors = [...a.errors, { reason: 'rebalance' as const, chainIds: [], from: 0, to: 0, code: 'ETIMEDOUT' as const, atMs: nowMs,
+            message: `rebalance ended: a move failed ${nowMs - since} ms ago and none could be started since; the chains keep their replicas` }].slice(-adminLimits.opErrorsMax);
+        }
+        a.rebalance = undefined;
+        d.a = true;
+      }
       return;
     }
     const c = r.chains.get(step.chainId)!;

@@ -153,7 +153,12 @@ export class StorageDaemon {
       await d.stop();
       throw err;
     }
-    await d.register();
+    try {
+      await d.register();
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
     const hbMs = options.heartbeatIntervalMs ?? clusterLimits.heartbeatIntervalMsDefault;
     const pollMs = options.routingPollMs ?? clusterLimits.routingPollMsDefault;
     d.timers.push(setInterval(() => void d.heartbeat(), hbMs));
@@ -246,6 +251,8 @@ export class StorageDaemon {
         this.wantedVersion = Math.max(this.wantedVersion, version);
         return;
       } catch (err) {
+        // Refused for good (this node id was removed from the cluster): retrying cannot help.
+        if (err instanceof MillpondError && err.code === 'EPERM') throw err;
         if (attempt % 10 === 1) this.log(`registering: ${(err as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * attempt)));
       }
@@ -269,7 +276,7 @@ export class StorageDaemon {
         void this.refreshRouting();
       }
     } catch (err) {
-      if (err instanceof MillpondError && err.code === 'ENOENT') await this.register();
+      if (err instanceof MillpondError && err.code === 'ENOENT') await this.register().catch((e: Error) => this.log(`registering: ${e.message}`));
       else if (!this.stopped) this.log(`heartbeat: ${(err as Error).message}`);
     } finally {
       this.heartbeating = false;

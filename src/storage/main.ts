@@ -78,7 +78,7 @@ const daemon = await StorageDaemon.start({
   syncWrites: !values['no-sync'],
   auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined,
   encryptData: values['encrypt-data'],
-});
+}).catch((err: Error & { code?: string }) => fail(`${err.code ?? 'EIO'}: ${err.message}`));
 for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)}`);
 await serveMetricsFlag(values['metrics-listen'], values['secret-file'] ? ClusterAuth.load(values['secret-file']).secret : undefined).catch((err: Error) => fail(err.message));
 console.log(`listening ${daemon.controlAddress}`);

@@ -2,7 +2,7 @@
 // join as syncing in a new round, leave only once the new target serves after that round,
 // the head's place passes to the new target, a dead destination undoes the join.
 import { describe, expect, it } from 'vitest';
-import { emptyAdminState, emptyDirty, replaceTarget, removeNode, setRebalance, tick, type Records } from '../../src/cluster/admin-ops.js';
+import { emptyAdminState, emptyDirty, replaceTarget, removeNode, resyncRates, setRebalance, tick, type Records } from '../../src/cluster/admin-ops.js';
 import type { ChainRecord, NodeRecord, TargetRecord } from '../../src/cluster/types.js';
 
 function records(nodes: number[], chains: number[][], dead = new Set<number>()): Records {
@@ -85,5 +85,77 @@ describe('admin operations: moving a replica', () => {
     tick(r, a, emptyDirty(), 0);
     expect(a.rebalance).toBeUndefined();
     expect(a.moves).toEqual([]);
+  });
+
+  it('a step that times out is undone (the chain keeps every replica it had); replace retries within its window, then ends with ETIMEDOUT', () => {
+    const r = records([1, 2, 3, 4], [[101, 102, 103]]);
+    const a = emptyAdminState();
+    const timing = { stepTimeoutMs: 1_000, retryWindowMs: 2_500 };
+    const move = replaceTarget(r, a, emptyDirty(), 101, 104);
+    const t0 = move.startedAtMs;
+    tick(r, a, emptyDirty(), t0, timing);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103, 104]);
+    // 104 never finishes syncing: after the step timeout it leaves; 101 never left.
+    let d = emptyDirty();
+    tick(r, a, d, t0 + 1_001, timing);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103]);
+    expect(r.chains.get(1)!.preferred).toEqual([101, 102, 103]);
+    expect(d.c.has(1)).toBe(true);
+    expect(a.moves).toHaveLength(1); // retried: it joins again
+    expect(a.errors).toEqual([]);
+    r.targets.get(104)!.state = 'serving';
+    tick(r, a, emptyDirty(), t0 + 1_100, timing);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103, 104]);
+    r.targets.get(104)!.state = 'syncing';
+    tick(r, a, emptyDirty(), t0 + 2_200, timing); // second timeout, still within the window
+    expect(a.moves).toHaveLength(1);
+    r.targets.get(104)!.state = 'serving';
+    tick(r, a, emptyDirty(), t0 + 2_300, timing);
+    r.targets.get(104)!.state = 'syncing';
+    tick(r, a, emptyDirty(), t0 + 3_400, timing); // a third timeout, the window not over yet
+    expect(a.moves).toHaveLength(1);
+    r.targets.get(104)!.state = 'serving';
+    tick(r, a, emptyDirty(), t0 + 3_450, timing);
+    r.targets.get(104)!.state = 'syncing';
+    tick(r, a, emptyDirty(), t0 + 4_500, timing); // the window (from the first failure) has passed
+    expect(a.moves).toEqual([]);
+    expect(r.chains.get(1)!.targets).toEqual([101, 102, 103]);
+    expect(a.errors).toHaveLength(1);
+    expect(a.errors[0]).toMatchObject({ reason: 'replace', from: 101, to: 104, code: 'ETIMEDOUT', chainIds: [1] });
+    expect(a.errors[0]!.message).toMatch(/did not finish syncing .* the chains keep target 101/);
+  });
+
+  it('a rebalance whose moves keep timing out turns itself off with ETIMEDOUT; its joined moves share its rate', () => {
+    const r = records([1, 2, 3, 4], [[101, 102, 103], [102, 103, 101], [103, 101, 102], [101, 102, 103]]);
+    const a = emptyAdminState();
+    const timing = { stepTimeoutMs: 1_000, retryWindowMs: 1_500 };
+    setRebalance(a, emptyDirty(), 2);
+    const before = [...r.chains.values()].map((c) => [...c.targets]);
+    tick(r, a, emptyDirty(), 1_000, timing); // a move onto 104 starts
+    expect(a.moves).toHaveLength(1);
+    tick(r, a, emptyDirty(), 1_000, timing); // it joins
+    expect(a.moves[0]!.joinedVersion).toBeDefined();
+    expect(resyncRates(a)).toEqual([{ targetId: 104, bytesPerS: 2 * 1024 * 1024 }]);
+    tick(r, a, emptyDirty(), 2_001, timing); // times out: undone, rebalance still on
+    expect([...r.chains.values()].map((c) => c.targets)).toEqual(before);
+    expect(a.rebalance).toBeDefined();
+    r.targets.get(104)!.state = 'serving';
+    a.nextMoveAtMs = 0;
+    tick(r, a, emptyDirty(), 2_100, timing); // planned again
+    tick(r, a, emptyDirty(), 2_100, timing); // joined
+    r.targets.get(104)!.state = 'syncing';
+    tick(r, a, emptyDirty(), 3_600, timing); // window passed: rebalance ends
+    expect(a.rebalance).toBeUndefined();
+    expect(a.moves).toEqual([]);
+    expect([...r.chains.values()].map((c) => c.targets)).toEqual(before);
+    expect(a.errors.map((e) => [e.reason, e.code])).toEqual([['rebalance', 'ETIMEDOUT']]);
+    expect(resyncRates(a)).toEqual([]);
+  });
+
+  it('a node removed for good is remembered, so mgmtd refuses its id', () => {
+    const r = records([1, 2, 3, 4], [[101, 102, 103]], new Set([4]));
+    const a = emptyAdminState();
+    expect(removeNode(r, a, emptyDirty(), 4, false).removed).toBe(true);
+    expect(a.removedNodes).toEqual([4]);
   });
 });
