@@ -95,7 +95,7 @@ export interface AdminState {
   moves: MoveRecord[];
   /** Totals since the cluster began. */
   moved: { replicas: number; bytes: number };
-  /** Rebalance starts no move before this (pacing: bytes / rate). */
+  /** Unused since copies are bounded by a token bucket (kept: older records have it). */
   nextMoveAtMs: number;
   /** Operations that ended with an error, the newest last (adminLimits.opErrorsMax). */
   errors: OpError[];
@@ -415,11 +415,11 @@ function startMoves(r: Records, a: AdminState, d: Dirty, nowMs: number, timing: 
     }
     const fromNode = r.targets.get(step.from)?.nodeId;
     const draining = fromNode === undefined || leaving.has(fromNode);
-    // Rebalance moves are paced; moves off a leaving node are not (they are wanted now).
-    if (!draining && (!a.rebalance || nowMs < a.nextMoveAtMs)) return;
+    // Rebalance moves' copies are bounded by its rate (resyncRates), not their starts; moves
+    // off a leaving node are not bounded (they are wanted now).
+    if (!draining && !a.rebalance) return;
     const bytes = estimateBytes(r, step.from);
     a.moves.push({ chainIds: [step.chainId], from: step.from, to: step.to, reason: draining ? 'drain' : 'rebalance', bytes, startedAtMs: nowMs });
-    if (!draining) a.nextMoveAtMs = nowMs + Math.ceil((bytes / a.rebalance!.rateBytesPerS) * 1000);
     d.a = true;
   }
 }

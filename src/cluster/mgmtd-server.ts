@@ -106,7 +106,8 @@ function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: Cli
       return s.adminCreateTable(tableId, replicas, chainCount);
     },
     'mgmtd.adminRebalance': (p) => {
-      const rateMiBs = uint(p, 'rateMiBs', adminLimits.rebalanceRateMiBsMax);
+      // A number of MiB/s, fractions allowed (0.5: 512 KiB/s); setRebalance checks its range.
+      const rateMiBs = typeof p.rateMiBs === 'number' ? p.rateMiBs : uint(p, 'rateMiBs', adminLimits.rebalanceRateMiBsMax);
       requireAdmin(p, 'mgmtd.adminRebalance');
       return s.adminRebalance(rateMiBs);
     },

@@ -35,10 +35,11 @@ export class Cluster {
   }
 
   /**
-   * `heartbeatTimeoutMs`: when mgmtd marks a silent node dead (default FAST's). Every daemon
+   * `heartbeatTimeoutMs`: when mgmtd marks a silent node dead (default FAST's); `extra`: more
+   * mgmtd flags. Every daemon
    * holds the cluster secret (this.keys): the control plane and the data plane authenticate.
    */
-  static async start(mgmtdCount: number, nodes = 3, options: { heartbeatTimeoutMs?: number } = {}): Promise<Cluster> {
+  static async start(mgmtdCount: number, nodes = 3, options: { heartbeatTimeoutMs?: number; extra?: string[] } = {}): Promise<Cluster> {
     const endpoints = [];
     for (let i = 0; i < mgmtdCount; i++) endpoints.push(`tcp://127.0.0.1:${await freePort()}`);
     const c = new Cluster(endpoints);

@@ -43,12 +43,12 @@ export async function freePort(): Promise<number> {
 export const FAST = { heartbeatTimeoutMs: 1_200, leaseMs: 1_500, heartbeatMs: 150, pollMs: 150, mgmtdTimeoutMs: 400 };
 
 /** `db` is an SQLite file, or a postgresql:// URL; `secretFile` the cluster secret (auth on). */
-export async function startMgmtd(db: string, endpoint: string, secretFile?: string, options: { heartbeatTimeoutMs?: number } = {}): Promise<Proc> {
+export async function startMgmtd(db: string, endpoint: string, secretFile?: string, options: { heartbeatTimeoutMs?: number; extra?: string[] } = {}): Promise<Proc> {
   const p = run(mgmtdMain, [
     ...(secretFile ? ['--secret-file', secretFile] : []),
     ...(db.startsWith('postgresql://') ? ['--backend', 'postgres', '--pg-url', db] : ['--db', db]), '--listen', endpoint,
     '--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs ?? FAST.heartbeatTimeoutMs), '--lease-ms', String(FAST.leaseMs),
-    '--lease-poll-ms', '100', '--liveness-check-ms', '100',
+    '--lease-poll-ms', '100', '--liveness-check-ms', '100', ...(options.extra ?? []),
   ]);
   await p.waitFor(/^listening /);
   return p;
