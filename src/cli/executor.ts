@@ -10,7 +10,9 @@ import { kDefaultQueue, liveExecutors, redisConnection } from '../engine/executi
 import { ExecutorDaemon } from '../engine/execution/cluster-worker.js';
 import { cliAuth, loadConfig } from './config.js';
 
-export const EXECUTOR_USAGE = 'executor --redis redis://H:P [--slots N] [--queue NAME] [--host NAME] [--mgmtd tcp://H:P[,..]] [--metrics-listen HOST:PORT --secret-file F]';
+import { EXECUTOR_USAGE } from './executor-usage.js';
+
+export { EXECUTOR_USAGE };
 
 export async function runExecutor(flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;

@@ -27,17 +27,14 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
-import { openTaskDb } from '../engine/execution/duckdb.js';
 import { MillpondError } from '../errors.js';
 import { connect } from '../fs/index.js';
-import { crc32c } from '../index.js';
 import { ensureClusterKeys } from '../auth/cluster-files.js';
 import { ADMIN_TOKEN_FILE, KEYS_DIR } from '../auth/credentials.js';
 import { MetaClient } from '../meta/meta-client.js';
 import { CLUSTER_FILE, cliAuth, loadConfig, type CliConfig } from './config.js';
-import { demo } from './demo.js';
 import { startEmbedded } from './embedded.js';
-import { EXECUTOR_USAGE, printExecutors, runExecutor } from './executor.js';
+import { EXECUTOR_USAGE } from './executor-usage.js';
 import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
 import { ROLES_USAGE, runMeta, runMgmtd, runStorage } from './roles.js';
@@ -47,6 +44,10 @@ import type { S3Gateway } from '../s3/index.js';
 
 // The S3 gateway's modules load only for the commands that use them (up, s3, user).
 const s3Commands = () => import('./s3-commands.js');
+// Loaded by the commands that use them: DuckDB, the engine and the executor take seconds to
+// load on a busy machine, which every other command (admin, fs, status...) would pay.
+const executorCommands = () => import('./executor.js');
+const openTaskDb: typeof import('../engine/execution/duckdb.js').openTaskDb = async (...args) => (await import('../engine/execution/duckdb.js')).openTaskDb(...args);
 const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
 const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metrics-listen HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
@@ -120,7 +121,7 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
 
 async function status(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
-  if (redis) await printExecutors(redis, flags.get('queue'));
+  if (redis) await (await executorCommands()).printExecutors(redis, flags.get('queue'));
   await clusterStatus(config);
 }
 
@@ -239,11 +240,11 @@ async function main(): Promise<void> {
     // `user key ...` is S3 access keys (s3-commands.ts); the rest is users and tokens.
     case 'user': return rest[0] === 'key' ? (await s3Commands()).runUser(config, rest, flags) : user(config, flags, rest);
     case 'status': return status(config, flags);
-    case 'demo': return demo(config, flags);
+    case 'demo': return (await import('./demo.js')).demo(config, flags);
     case 'fs': return runFs(config, rest);
     case 'sql': return sql(config, rest[0]);
     case 'run': return run(config, flags, rest[0], rest.slice(1));
-    case 'executor': return runExecutor(flags);
+    case 'executor': return (await executorCommands()).runExecutor(flags);
     case 'mount': return mount(config, rest[0], flags);
     case 'umount': return umount(rest[0], flags);
     case 'init': return init(config, flags);

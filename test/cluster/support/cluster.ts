@@ -78,8 +78,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
-    for (const p of this.storage.values()) await p.kill();
-    for (const p of this.mgmtd) await p.kill();
+    await Promise.all([...this.storage.values(), ...this.mgmtd].map((p) => p.kill()));
     this.admin.close();
     this.tmp.cleanup();
     this.keys.cleanup();
