@@ -276,7 +276,13 @@ export class StorageDaemon {
         void this.refreshRouting();
       }
     } catch (err) {
-      if (err instanceof MillpondError && err.code === 'ENOENT') await this.register().catch((e: Error) => this.log(`registering: ${e.message}`));
+      if (err instanceof MillpondError && err.code === 'ENOENT') {
+        await this.register().catch((e: Error) => {
+          // Removed for good while it was away (paused, partitioned): it stops asking.
+          this.log(`registering: ${e.message}; heartbeats stop`);
+          for (const timer of this.timers) clearInterval(timer);
+        });
+      }
       else if (!this.stopped) this.log(`heartbeat: ${(err as Error).message}`);
     } finally {
       this.heartbeating = false;
