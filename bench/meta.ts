@@ -9,6 +9,7 @@
  * over the aim. whoami/s is the RPC floor (no KV): what the protocol alone allows.
  * `--depth 1` gives the one-request-at-a-time figures.
  *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--backends sqlite,postgres]
+ *     [--profile DIR]   (each meta server writes a V8 CPU profile into DIR)
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -27,8 +28,12 @@ const AIMS: Record<string, { create: number; stat: number }> = {
 
 const mainTs = fileURLToPath(new URL('../src/meta/main.ts', import.meta.url));
 
+/** `--profile DIR`: each meta server writes a V8 CPU profile there (stopped with SIGTERM). */
+let profileDir: string | undefined;
+
 function startServer(args: string[]): Promise<{ child: ChildProcess; endpoint: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', mainTs, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', mainTs, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = line.match(/^listening (\S+)$/);
@@ -118,6 +123,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
   const depth = intOption(options, 'depth', 32);
   const rounds = intOption(options, 'rounds', 8);
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
+  profileDir = options.get('profile');
   const figures: Record<string, number> = {};
   const rows = [['backend', 'auth', 'create/s', 'stat/s', 'readdir entries/s', 'whoami/s (no KV)']];
   const keysDir = await makeWorkDir('meta-keys');
@@ -134,7 +140,12 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     } finally {
       for (const side of sides) {
         side.client.disconnect();
-        side.child.kill('SIGKILL');
+        if (profileDir) {
+          // A clean exit writes the profile.
+          const exited = new Promise((resolve) => side.child.once('exit', resolve));
+          side.child.kill('SIGTERM');
+          await exited;
+        } else side.child.kill('SIGKILL');
         await side.done();
       }
     }

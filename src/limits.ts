@@ -44,6 +44,12 @@ export const protocolLimits = {
   /** Servers of one service a client fails over between (FailoverRpc; native kRpcServersMax). */
   rpcServersMax: 16,
   socketHighWaterMarkMessages: 4096,
+  /**
+   * Requests (or replies) one batch frame carries at most (TS peers only: a TS client joins
+   * the requests it makes in one event-loop turn into one frame, the server answers them the
+   * same way; a batch frame is also at most messageBytesMax).
+   */
+  batchMessagesMax: 128,
 } as const;
 
 /** Metadata service (src/meta): names, listings, transactions, sessions, garbage. */

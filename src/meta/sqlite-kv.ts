@@ -12,6 +12,12 @@
  * ('normal' survives a process crash only). SQLITE_BUSY is retried with asynchronous sleeps,
  * never SQLite's busy wait, which would block this event loop while the lock holder may be a
  * transaction of this same process.
+ *
+ * Reads (`read`) run on a second, read-only connection, never in the writers' queue: the reads
+ * queued meanwhile share one deferred (snapshot) transaction there, so a stat neither takes
+ * the write lock nor waits behind a group's fsync. WAL gives that connection the last
+ * committed state at its first statement, so a read sees every write acknowledged before it
+ * began. An in-memory database (one connection only) reads in the writers' queue.
  */
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
@@ -40,6 +46,11 @@ export class SqliteKv implements KvBackend {
   private readonly busyTimeoutMs: number;
   private pending: Pending[] = [];
   private draining: Promise<void> | undefined;
+  /** The read-only connection (undefined for ':memory:') and its queue. */
+  private readonly reader: Database.Database | undefined;
+  private readonly readStmts;
+  private readPending: Pending[] = [];
+  private readDraining: Promise<void> | undefined;
   private closed = false;
 
   constructor(readonly path: string, options: SqliteKvOptions = {}) {
@@ -70,6 +81,14 @@ export class SqliteKv implements KvBackend {
       del: this.db.prepare<[Buffer]>('DELETE FROM kv WHERE k = ?'),
       scan: this.db.prepare<[Buffer, Buffer, number], { k: Buffer; v: Buffer }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k LIMIT ?'),
     };
+    this.reader = path === ':memory:' ? undefined : new Database(path, { readonly: true, timeout: 0 });
+    const r = this.reader ?? this.db;
+    this.readStmts = {
+      begin: r.prepare('BEGIN DEFERRED'),
+      commit: r.prepare('COMMIT'),
+      get: r.prepare<[Buffer], { v: Buffer }>('SELECT v FROM kv WHERE k = ?'),
+      scan: r.prepare<[Buffer, Buffer, number], { k: Buffer; v: Buffer }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k LIMIT ?'),
+    };
   }
 
   transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
@@ -78,15 +97,101 @@ export class SqliteKv implements KvBackend {
 
   /** One statement or many, a read is one member of a group (no BEGIN of its own to save). */
   read<T>(fn: (tx: KvTx) => Promise<T> | T, _options?: { oneStatement?: boolean }): Promise<T> {
-    return this.enqueue(fn, true);
+    if (!this.reader) return this.enqueue(fn, true);
+    if (this.closed) return Promise.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.readPending.push({ fn, readOnly: true, resolve: resolve as (v: unknown) => void, reject });
+      this.readDraining ??= this.drainReads();
+    });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const p of this.pending.splice(0)) p.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
+    for (const p of this.readPending.splice(0)) p.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
     await this.draining;
+    await this.readDraining;
+    this.reader?.close();
     this.db.close();
+  }
+
+  /**
+   * Runs the queued reads, each group in one snapshot of the read connection. A group begins
+   * on the next turn, so the reads of one burst of requests share it. SQLITE_BUSY (a reader
+   * meets a WAL being recovered) retries the group: reads have no effects.
+   */
+  private async drainReads(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (;;) {
+      if (this.readPending.length === 0) {
+        this.readDraining = undefined;
+        return;
+      }
+      const group = this.readPending.splice(0, metaLimits.sqliteGroupCommitMax);
+      const deadlineMs = Date.now() + this.busyTimeoutMs;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.runReads(group);
+          break;
+        } catch (err) {
+          if (isBusy(err) && Date.now() < deadlineMs) {
+            await backoff(attempt, metaLimits.transactionBackoffMsMax);
+            continue;
+          }
+          const failure = isBusy(err) ? new MillpondError('EBUSY', `sqlite stayed busy for ${this.busyTimeoutMs} ms: ${(err as Error).message}`) : err;
+          for (const p of group) p.reject(failure);
+          break;
+        }
+      }
+    }
+  }
+
+  /** One snapshot for `group`; throws (settling nothing) when SQLite itself failed. */
+  private async runReads(group: Pending[]): Promise<void> {
+    const s = this.readStmts;
+    const reader = this.reader!;
+    const outcomes: Outcome[] = [];
+    s.begin.run();
+    try {
+      for (const p of group) {
+        let live = true;
+        try {
+          outcomes.push({ ok: true, value: await p.fn(this.readTx(() => live)) });
+        } catch (err) {
+          if (isBusy(err)) throw err;
+          outcomes.push({ ok: false, err });
+        } finally {
+          live = false;
+        }
+      }
+    } finally {
+      if (reader.inTransaction) s.commit.run();
+    }
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve(o.value);
+      else p.reject(o.err);
+    });
+  }
+
+  private readTx(isLive: () => boolean): KvTx {
+    const s = this.readStmts;
+    const check = () => {
+      if (!isLive()) throw new Error('KvTx used after its transaction ended');
+    };
+    const write = (): never => {
+      check();
+      throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
+    };
+    return {
+      get: async (key) => (check(), s.get.get(key)?.v),
+      getMany: async (keys) => (check(), keys.map((k) => s.get.get(k)?.v)),
+      put: async () => write(),
+      insert: async () => write(),
+      delete: async () => write(),
+      scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
+    };
   }
 
   private enqueue<T>(fn: (tx: KvTx) => Promise<T> | T, readOnly: boolean): Promise<T> {

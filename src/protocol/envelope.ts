@@ -4,6 +4,13 @@
  *   reply:   [version, requestId, ok, resultOrError]   error = { code, message }
  * requestId is an unsigned integer chosen by the client, unique among its requests in flight;
  * 0 is reserved for replies to requests whose id could not be read.
+ *
+ * A batch (TS peers only; the C++ client never sends one and so never gets one):
+ *   [version, 0, "rpc.batch", [request, request, ...]]   (and the same with replies)
+ * at most protocolLimits.batchMessagesMax elements and messageBytesMax bytes. Each element is
+ * a whole request (or reply) as above, and means exactly what it would in a frame of its own:
+ * a batch only saves ZeroMQ sends, CURVE boxes and wake-ups. A server answers the requests of
+ * a batch in batches (in any order, in as many frames as it likes), a single request singly.
  */
 import { ERROR_CODES, MillpondError, type ErrorCode } from '../errors.js';
 import { protocolLimits } from '../limits.js';
@@ -38,6 +45,71 @@ export class ProtocolError extends MillpondError {
     super(code, message);
     this.requestId = requestId;
   }
+}
+
+/** The method name that marks a batch frame (requestId 0, which no request has). */
+export const BATCH_TAG = 'rpc.batch';
+// [version, 0, "rpc.batch", array header]: fixarray(4), fixint version, fixint 0, fixstr tag.
+const BATCH_HEAD = Buffer.concat([Buffer.from([0x94, PROTOCOL_VERSION, 0x00, 0xa0 | BATCH_TAG.length]), Buffer.from(BATCH_TAG)]);
+/** The bytes a batch frame adds to its elements at most (head and a 16-bit array length). */
+export const BATCH_OVERHEAD_BYTES = BATCH_HEAD.length + 3;
+
+/**
+ * One frame carrying already encoded requests (or replies): their bytes are copied once, not
+ * encoded again. REQUIRES: 2 <= frames.length <= batchMessagesMax, each a whole encoded message.
+ */
+export function encodeBatch(frames: readonly Buffer[]): Buffer {
+  const n = frames.length;
+  const head = n < 16 ? Buffer.from([0x90 | n]) : Buffer.from([0xdc, n >> 8, n & 0xff]);
+  return Buffer.concat([BATCH_HEAD, head, ...frames]);
+}
+
+function isBatch(value: unknown): value is [number, 0, string, unknown[]] {
+  return Array.isArray(value) && value.length === 4 && value[1] === 0 && value[2] === BATCH_TAG && Array.isArray(value[3]);
+}
+
+/**
+ * Decodes a frame holding one request or a batch of them. A malformed frame throws
+ * ProtocolError as decodeRequest does; a malformed element of a well-formed batch is returned
+ * in its place as a ProtocolError (with its requestId when readable), so the others are served.
+ */
+export function decodeRequests(frame: Buffer): { batch: boolean; requests: Array<Request | ProtocolError> } {
+  if (frame.length > protocolLimits.messageBytesMax) return { batch: false, requests: [decodeRequest(frame)] };
+  let value: unknown;
+  try {
+    value = unpack(frame);
+  } catch (err) {
+    throw new ProtocolError('EPROTO', `request is not one msgpack value: ${(err as Error).message}`, peekRequestId(frame));
+  }
+  if (!isBatch(value)) return { batch: false, requests: [requestOf(value)] };
+  if (value[0] !== PROTOCOL_VERSION) throw new ProtocolError('EPROTO', `unsupported protocol version ${String(value[0])}`);
+  const elements = value[3];
+  if (elements.length < 1 || elements.length > protocolLimits.batchMessagesMax) {
+    throw new ProtocolError('EPROTO', `a batch holds 1 to ${protocolLimits.batchMessagesMax} requests, got ${elements.length}`);
+  }
+  return {
+    batch: true,
+    requests: elements.map((element) => {
+      try {
+        return requestOf(element);
+      } catch (err) {
+        return err as ProtocolError;
+      }
+    }),
+  };
+}
+
+/** The replies one frame carries (one, or a batch's); throws ProtocolError if malformed. */
+export function decodeReplies(frame: Buffer): Reply[] {
+  let value: unknown;
+  try {
+    value = unpack(frame);
+  } catch (err) {
+    throw new ProtocolError('EPROTO', `reply is not one msgpack value: ${(err as Error).message}`);
+  }
+  if (!isBatch(value)) return [replyOf(value)];
+  if (value[0] !== PROTOCOL_VERSION || value[3].length > protocolLimits.batchMessagesMax) throw new ProtocolError('EPROTO', 'malformed reply batch');
+  return value[3].map(replyOf);
 }
 
 export function encodeRequest(request: Request): Buffer {
@@ -104,6 +176,11 @@ export function decodeRequest(frame: Buffer): Request {
   } catch (err) {
     throw new ProtocolError('EPROTO', `request is not one msgpack value: ${(err as Error).message}`, peekRequestId(frame));
   }
+  return requestOf(value);
+}
+
+/** A decoded value as a request; throws ProtocolError for anything malformed. */
+function requestOf(value: unknown): Request {
   if (!Array.isArray(value)) throw new ProtocolError('EPROTO', 'request must be an array [version, requestId, method, params]');
   const requestId = toId(value[1]);
   const idForReply = requestId ?? UNKNOWN_REQUEST_ID;
@@ -127,6 +204,10 @@ export function decodeReply(frame: Buffer): Reply {
   } catch (err) {
     throw new ProtocolError('EPROTO', `reply is not one msgpack value: ${(err as Error).message}`);
   }
+  return replyOf(value);
+}
+
+function replyOf(value: unknown): Reply {
   if (!Array.isArray(value) || value.length !== 4 || value[0] !== PROTOCOL_VERSION) throw new ProtocolError('EPROTO', 'reply must be [1, requestId, ok, resultOrError]');
   const requestId = toId(value[1]);
   if (requestId === undefined) throw new ProtocolError('EPROTO', 'reply requestId must be an unsigned integer');

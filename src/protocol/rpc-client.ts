@@ -3,11 +3,15 @@
  * requests by requestId, with a timeout per attempt, bounded requests in flight, and resends
  * of a timed-out request under the same requestId (ZeroMQ reconnects by itself; servers
  * apply a retried mutation once, keyed by the caller's clientId and this requestId).
+ *
+ * Requests made in one event-loop turn leave together: one batch frame (envelope.ts) instead of
+ * one ZeroMQ send each, split at protocolLimits.batchMessagesMax requests or messageBytesMax
+ * bytes; a lone request goes in a frame of its own. The server answers batches in batches.
  */
 import { Dealer } from 'zeromq';
 import { MillpondError } from '../errors.js';
 import { protocolLimits } from '../limits.js';
-import { decodeReply, encodeRequest, type Params, type Reply } from './envelope.js';
+import { BATCH_OVERHEAD_BYTES, decodeReplies, encodeBatch, encodeRequest, type Params, type Reply } from './envelope.js';
 import { SendQueue } from './send-queue.js';
 
 export interface RpcClientOptions {
@@ -47,6 +51,8 @@ export class RpcClient {
   private nextRequestId = 1;
   private closed = false;
   private authFailure: string | undefined;
+  /** Encoded requests of this event-loop turn, sent together by flush(). */
+  private outbox: Buffer[] = [];
 
   constructor(endpoint: string, options: RpcClientOptions = {}) {
     if (typeof endpoint !== 'string' || !endpoint) throw new TypeError('endpoint must be a non-empty string');
@@ -140,24 +146,41 @@ export class RpcClient {
           resolve(reply);
         },
       });
-      this.sends.push(frame).catch(() => {
-        // Send timed out (peer down, queue full) or the socket closed: the timer decides.
-      });
+      this.outbox.push(frame);
+      if (this.outbox.length === 1) setImmediate(() => this.flush());
     });
+  }
+
+  /** Sends the requests of this turn: a lone one as it is, more as batch frames. */
+  private flush(): void {
+    const frames = this.outbox;
+    this.outbox = [];
+    if (this.closed) return;
+    const bytesMax = protocolLimits.messageBytesMax - BATCH_OVERHEAD_BYTES;
+    let start = 0;
+    while (start < frames.length) {
+      let end = start + 1;
+      let bytes = frames[start]!.length;
+      while (end < frames.length && end - start < protocolLimits.batchMessagesMax && bytes + frames[end]!.length <= bytesMax) bytes += frames[end++]!.length;
+      this.sends.push(end - start === 1 ? frames[start]! : encodeBatch(frames.slice(start, end))).catch(() => {
+        // Send timed out (peer down, queue full) or the socket closed: the timers decide.
+      });
+      start = end;
+    }
   }
 
   private async receiveLoop(): Promise<void> {
     try {
       for await (const frames of this.dealer) {
         if (frames.length !== 1) continue;
-        let reply: Reply;
+        let replies: Reply[];
         try {
-          reply = decodeReply(frames[0] as Buffer);
+          replies = decodeReplies(frames[0] as Buffer);
         } catch {
           continue; // a malformed reply can't be matched to a request; its caller times out
         }
         // A late reply to an earlier attempt of a settled request finds nothing here.
-        this.pending.get(reply.requestId)?.settle(reply);
+        for (const reply of replies) this.pending.get(reply.requestId)?.settle(reply);
       }
     } catch {
       // The socket closed.

@@ -3,11 +3,16 @@
  * method (many at once, bounded) and sends one reply per request. A malformed message gets an
  * EPROTO/EMSGSIZE reply (requestId 0 when its id could not be read) and the server serves on;
  * frames above protocolLimits.frameBytesHardMax make libzmq drop the sender's connection.
+ *
+ * Requests that came in a batch frame are answered in batch frames: the replies ready in one
+ * event-loop turn go to their peer together (one ZeroMQ send, one CURVE box), split at
+ * protocolLimits.batchMessagesMax replies or messageBytesMax bytes. Replies waiting for that
+ * turn count against serverSendQueueDepthMax like queued sends.
  */
 import { Router } from 'zeromq';
 import { MillpondError } from '../errors.js';
 import { protocolLimits } from '../limits.js';
-import { decodeRequest, encodeReply, ProtocolError, UNKNOWN_REQUEST_ID, type Params, type Reply } from './envelope.js';
+import { BATCH_OVERHEAD_BYTES, decodeRequests, encodeBatch, encodeReply, ProtocolError, UNKNOWN_REQUEST_ID, type Params, type Reply, type Request } from './envelope.js';
 import { SendQueue } from './send-queue.js';
 import { zap, type ZapPolicy } from '../auth/zap.js';
 
@@ -54,6 +59,10 @@ export class RpcServer {
   private slotWaiter: (() => void) | undefined;
   private closed = false;
   private readonly loopDone: Promise<void>;
+  /** Encoded replies to batched requests, per peer (latin1 of its routing id), not yet sent. */
+  private readonly outbox = new Map<string, { peer: Buffer; frames: Buffer[] }>();
+  private outboxCount = 0;
+  private flushScheduled = false;
 
   private constructor(router: Router, private readonly handlers: ReadonlyMap<string, Handler>, private readonly unregister: () => void) {
     this.router = router;
@@ -101,49 +110,66 @@ export class RpcServer {
     await this.loopDone;
   }
 
+  /** Waits until a request may start: inflight and queued replies below their limits. */
+  private async slot(): Promise<boolean> {
+    while (this.inflight >= protocolLimits.serverInflightRequestsMax || this.sends.depth + this.outboxCount >= this.sends.depthMax) {
+      await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+      if (this.closed) return false;
+    }
+    return true;
+  }
+
   private async loop(): Promise<void> {
     try {
       for await (const frames of this.router) {
         const [peer, ...body] = frames as Buffer[];
         if (!peer) continue;
-        while (this.inflight >= protocolLimits.serverInflightRequestsMax || this.sends.depth >= this.sends.depthMax) {
-          await new Promise<void>((resolve) => (this.slotWaiter = resolve));
-          if (this.closed) return;
-        }
+        if (!(await this.slot())) return;
         if (body.length !== 1) {
           this.counters.malformed++;
-          this.reply(peer, { requestId: UNKNOWN_REQUEST_ID, ok: false, error: { code: 'EPROTO', message: `request must be one frame, got ${body.length}` } });
+          this.reply(peer, { requestId: UNKNOWN_REQUEST_ID, ok: false, error: { code: 'EPROTO', message: `request must be one frame, got ${body.length}` } }, false);
           continue;
         }
-        void this.serve(peer, body[0]!);
+        let decoded: ReturnType<typeof decodeRequests>;
+        try {
+          decoded = decodeRequests(body[0]!);
+        } catch (err) {
+          void this.serve(peer, err as ProtocolError, false);
+          continue;
+        }
+        for (let i = 0; i < decoded.requests.length; i++) {
+          if (i > 0 && !(await this.slot())) return;
+          void this.serve(peer, decoded.requests[i]!, decoded.batch);
+        }
       }
     } catch (err) {
       if (!this.closed) console.error(`rpc server receive loop ended: ${(err as Error).message}`);
     }
   }
 
-  private async serve(peer: Buffer, frame: Buffer): Promise<void> {
+  private async serve(peer: Buffer, decoded: Request | ProtocolError, batched: boolean): Promise<void> {
     this.inflight++;
     let requestId = UNKNOWN_REQUEST_ID;
     try {
-      const request = decodeRequest(frame);
+      if (decoded instanceof ProtocolError) throw decoded;
+      const request = decoded;
       requestId = request.requestId;
       const handler = this.handlers.get(request.method);
       if (!handler) throw new ProtocolError('EPROTO', `unknown method ${JSON.stringify(request.method)}`, requestId);
       this.counters.requests++;
       const result = await handler(request.params, { method: request.method, requestId, peer });
-      this.reply(peer, { requestId, ok: true, result: result ?? null });
+      this.reply(peer, { requestId, ok: true, result: result ?? null }, batched);
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.counters.malformed++;
-        this.reply(peer, { requestId: err.requestId || requestId, ok: false, error: { code: err.code, message: err.message } });
+        this.reply(peer, { requestId: err.requestId || requestId, ok: false, error: { code: err.code, message: err.message } }, batched);
       } else if (err instanceof MillpondError) {
         this.counters.failed++;
-        this.reply(peer, { requestId, ok: false, error: { code: err.code, message: err.message } });
+        this.reply(peer, { requestId, ok: false, error: { code: err.code, message: err.message } }, batched);
       } else {
         // A bug or an unexpected backend failure: the caller learns it, the server serves on.
         this.counters.failed++;
-        this.reply(peer, { requestId, ok: false, error: { code: 'EINTERNAL', message: String((err as Error)?.message ?? err) } });
+        this.reply(peer, { requestId, ok: false, error: { code: 'EINTERNAL', message: String((err as Error)?.message ?? err) } }, batched);
       }
     } finally {
       this.inflight--;
@@ -153,7 +179,7 @@ export class RpcServer {
     }
   }
 
-  private reply(peer: Buffer, reply: Reply): void {
+  private reply(peer: Buffer, reply: Reply, batched: boolean): void {
     if (this.closed) return;
     let frame: Buffer;
     try {
@@ -164,6 +190,42 @@ export class RpcServer {
     if (frame.length > protocolLimits.messageBytesMax) {
       frame = encodeReply({ requestId: reply.requestId, ok: false, error: { code: 'EMSGSIZE', message: `reply of ${frame.length} bytes exceeds ${protocolLimits.messageBytesMax}` } });
     }
+    if (!batched) {
+      this.send(peer, frame);
+      return;
+    }
+    const key = peer.toString('latin1');
+    let box = this.outbox.get(key);
+    if (!box) this.outbox.set(key, (box = { peer, frames: [] }));
+    box.frames.push(frame);
+    this.outboxCount++;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends each peer's waiting replies, as few frames as the batch limits allow. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const boxes = [...this.outbox.values()];
+    this.outbox.clear();
+    this.outboxCount = 0;
+    if (this.closed) return;
+    const bytesMax = protocolLimits.messageBytesMax - BATCH_OVERHEAD_BYTES;
+    for (const { peer, frames } of boxes) {
+      let start = 0;
+      while (start < frames.length) {
+        let end = start + 1;
+        let bytes = frames[start]!.length;
+        while (end < frames.length && end - start < protocolLimits.batchMessagesMax && bytes + frames[end]!.length <= bytesMax) bytes += frames[end++]!.length;
+        this.send(peer, end - start === 1 ? frames[start]! : encodeBatch(frames.slice(start, end)));
+        start = end;
+      }
+    }
+  }
+
+  private send(peer: Buffer, frame: Buffer): void {
     // A peer gone away is not the server's problem: ROUTER drops unroutable replies.
     this.sends.push([peer, frame]).catch(() => {}).finally(() => {
       const wake = this.slotWaiter;
