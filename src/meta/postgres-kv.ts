@@ -10,6 +10,12 @@
  * Round trips: every statement is prepared once per connection (named). Puts and deletes are
  * kept in the transaction (later reads in it see them) and written in one statement just before
  * COMMIT (or before a scan); getMany reads any number of keys in one statement.
+ *
+ * One-statement reads (stats) made in one event-loop turn share one statement: each read's
+ * first statement (get or getMany) only names its keys; then one SELECT on one connection
+ * reads the keys of them all (one snapshot, which serves each of them as its own statement
+ * would) and each read goes on with its values. A read that asks for a second statement (or a
+ * scan) runs again alone in a snapshot transaction, as before.
  */
 import { metaTxRetries } from '../metrics/services.js';
 import pg from 'pg';
@@ -51,6 +57,8 @@ export class PostgresKv implements KvBackend {
 
   private writers = 0;
   private readonly waitingWriters: Array<() => void> = [];
+  /** One-statement reads waiting for the next shared statement. */
+  private oneStatementReads: Array<{ fn: (tx: KvTx) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
 
   private constructor(private readonly pool: pg.Pool, private readonly writersMax: number) {}
 
@@ -103,21 +111,80 @@ export class PostgresKv implements KvBackend {
     return options.oneStatement ? this.readOneStatement(fn) : this.run(fn, true);
   }
 
-  /** fn's first statement alone (its own snapshot); a second one: fn again in a transaction. */
-  private async readOneStatement<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
-    if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
-    const client = await this.pool.connect();
-    const tx = new PgTx(client, true, true);
-    try {
-      const result = await fn(tx.api);
-      if (!tx.needsTransaction) return result;
-    } catch (err) {
-      if (!tx.needsTransaction) throw err;
-    } finally {
-      tx.live = false;
-      client.release();
+  /** fn's first statement shared with this turn's other reads; a second one: fn again in a transaction. */
+  private readOneStatement<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    if (this.closed) return Promise.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.oneStatementReads.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.oneStatementReads.length === 1) setImmediate(() => void this.runOneStatementReads());
+    });
+  }
+
+  /**
+   * Starts every queued read with a gathering transaction, waits one turn (each has then
+   * finished or named the keys of its first statement), reads all those keys in one statement
+   * (at most metaLimits.getManyKeysMax keys; the reads beyond wait for the next statement),
+   * hands each read its values, and reruns alone those that needed more than one statement.
+   */
+  private async runOneStatementReads(): Promise<void> {
+    const queued = this.oneStatementReads;
+    this.oneStatementReads = [];
+    const members = queued.map((m) => ({ ...m, tx: new GatherTx() }));
+    const outcomes = members.map((m) => Promise.resolve().then(() => m.fn(m.tx.api)).then(
+      (value) => ({ ok: true as const, value }),
+      (err: unknown) => ({ ok: false as const, err }),
+    ));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const m of members) m.tx.started = true; // a first statement asked for from now on is a late one
+    let i = 0;
+    while (i < members.length) {
+      const part: typeof members = [];
+      let keyCount = 0;
+      for (; i < members.length; i++) {
+        const asked = members[i]!.tx.keys?.length ?? 0;
+        if (part.length > 0 && keyCount + asked > metaLimits.getManyKeysMax) break;
+        part.push(members[i]!);
+        keyCount += asked;
+      }
+      await this.readShared(part.map((m) => m.tx));
     }
-    return this.run(fn, true);
+    await Promise.all(members.map(async (m, k) => {
+      const outcome = await outcomes[k]!;
+      m.tx.live = false;
+      if (!m.tx.needsTransaction) {
+        if (outcome.ok) m.resolve(outcome.value);
+        else m.reject(outcome.err);
+        return;
+      }
+      try {
+        m.resolve(await this.run(m.fn, true));
+      } catch (err) {
+        m.reject(err);
+      }
+    }));
+  }
+
+  /** One statement for the keys the gathering transactions asked for (none: no statement). */
+  private async readShared(txs: GatherTx[]): Promise<void> {
+    const asking = txs.filter((t) => t.keys !== undefined);
+    if (asking.length === 0) return;
+    const byHex = new Map<string, Buffer>();
+    for (const t of asking) for (const k of t.keys!) byHex.set(k.toString('hex'), k);
+    try {
+      if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
+      const client = await this.pool.connect();
+      let rows: KvPair[];
+      try {
+        rows = (await client.query({ ...SQL.getMany, values: [[...byHex.values()]], rowMode: 'array' })).rows as KvPair[];
+      } finally {
+        client.release();
+      }
+      const found = new Map<string, Buffer>();
+      for (const [k, v] of rows) found.set(k.toString('hex'), v);
+      for (const t of asking) t.answer(found);
+    } catch (err) {
+      for (const t of asking) t.fail(err);
+    }
   }
 
   async close(): Promise<void> {
@@ -156,6 +223,61 @@ export class PostgresKv implements KvBackend {
       }
     }
   }
+}
+
+/**
+ * The transaction a one-statement read sees while gathering: its first get or getMany names its
+ * keys and waits for the shared statement; anything more marks it as needing a transaction of
+ * its own (and throws, ending this run of it).
+ */
+class GatherTx {
+  live = true;
+  /** Set once the shared statement's keys are fixed: a first statement after it is too late. */
+  started = false;
+  needsTransaction = false;
+  keys: Buffer[] | undefined;
+  private waiter: { resolve: (found: Map<string, Buffer>) => void; reject: (err: unknown) => void } | undefined;
+
+  answer(found: Map<string, Buffer>): void {
+    this.waiter?.resolve(found);
+  }
+
+  fail(err: unknown): void {
+    this.waiter?.reject(err);
+  }
+
+  private ask(keys: Buffer[]): Promise<Map<string, Buffer>> {
+    if (!this.live) throw new Error('KvTx used after its transaction ended');
+    if (this.keys !== undefined || this.started) {
+      this.needsTransaction = true;
+      throw new Error('a one-statement read asked for a second statement');
+    }
+    this.keys = keys;
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  private more(): never {
+    this.needsTransaction = true;
+    throw new Error('a one-statement read asked for a scan');
+  }
+
+  private write(): never {
+    if (!this.live) throw new Error('KvTx used after its transaction ended');
+    throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
+  }
+
+  readonly api: KvTx = {
+    get: async (key) => (await this.ask([key])).get(key.toString('hex')),
+    getMany: async (keys) => {
+      if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
+      const found = await this.ask(keys);
+      return keys.map((k) => found.get(k.toString('hex')));
+    },
+    put: async () => this.write(),
+    insert: async () => this.write(),
+    delete: async () => this.write(),
+    scan: async () => this.more(),
+  };
 }
 
 /** One transaction's statements on one connection, with its not yet written puts and deletes. */
