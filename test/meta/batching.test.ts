@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
 import { tokenKeyPair } from '../../src/auth/curve.js';
-import { protocolLimits } from '../../src/limits.js';
+import { authLimits, protocolLimits } from '../../src/limits.js';
 import type { KvBackend } from '../../src/meta/kv.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
 import { MetaServer } from '../../src/meta/meta-server.js';
@@ -149,3 +149,59 @@ for (const backend of backends) {
     });
   });
 }
+
+describe.skipIf(backends.find((b) => b.name === 'postgres')!.skip)('the verified-token cache across two meta servers on PostgreSQL', () => {
+  it('a user removed on one server is refused by the other within authLimits.tokenCacheMs (its cached identity expires)', async () => {
+    const opened = await backends.find((b) => b.name === 'postgres')!.open();
+    const keys = testKeys();
+    const stops: Array<() => Promise<void> | void> = [];
+    try {
+      await listAdmin(opened.kv, keys);
+      const kvB = await opened.reopen();
+      const serviceA = await MetaService.open(opened.kv, { pruneApplied: false, pruneSessions: false });
+      const serviceB = await MetaService.open(kvB, { pruneApplied: false, pruneSessions: false });
+      stops.push(() => serviceA.stop(), () => serviceB.stop());
+      const a = await MetaServer.start(serviceA, 'tcp://127.0.0.1:0', { auth: keys.cluster, log: () => {} });
+      const b = await MetaServer.start(serviceB, 'tcp://127.0.0.1:0', { auth: keys.cluster, log: () => {} });
+      stops.push(() => a.close(), () => b.close());
+      const admin = new MetaClient(a.endpoint, { auth: keys.admin, timeoutMs: 10_000 });
+      stops.push(() => admin.disconnect());
+      const { token } = await admin.userAdd({ name: 'carol', uid: 1003, gid: 1003 });
+      // Server B admits carol's key once it has re-read the users table.
+      // (a connection its ZAP handler refused stays refused: each try connects anew).
+      const admittedBy = Date.now() + authLimits.usersRefreshMs + 10_000;
+      let carol: MetaClient;
+      for (;;) {
+        const c = new MetaClient(b.endpoint, { auth: { token, serverKey: keys.admin.serverKey }, timeoutMs: 2_000, attemptsMax: 1 });
+        stops.push(() => c.disconnect());
+        if ((await errorCode(c.whoami(), 'ok')) === 'ok') {
+          carol = c;
+          break;
+        }
+        expect(Date.now()).toBeLessThan(admittedBy);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect((await carol.whoami()).uid).toBe(1003); // B has now verified and cached carol's token
+      await admin.userRemove('carol');
+      const removedMs = Date.now();
+      // Requests on B's live connection, many in flight each round, until B refuses them all.
+      let refusedMs = 0;
+      while (Date.now() - removedMs < authLimits.tokenCacheMs + authLimits.usersRefreshMs + 10_000) {
+        const codes = await Promise.all(Array.from({ length: 32 }, () => errorCode(carol.whoami(), 'ok')));
+        if (codes.every((c) => c === 'EAUTH')) {
+          refusedMs = Date.now() - removedMs;
+          break;
+        }
+        expect(codes.every((c) => c === 'ok' || c === 'EAUTH')).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(refusedMs).toBeGreaterThan(0);
+      // The bound, plus slack for a loaded 2-core machine.
+      expect(refusedMs).toBeLessThan(authLimits.tokenCacheMs + 3_000);
+    } finally {
+      for (const stop of stops.reverse()) await stop();
+      await opened.cleanup();
+      keys.cleanup();
+    }
+  });
+});
