@@ -202,8 +202,13 @@ export class SqliteKv implements KvBackend {
     });
   }
 
-  /** Runs groups until none is queued; `draining` is cleared in the same step as the last check. */
+  /**
+   * Runs groups until none is queued; `draining` is cleared in the same step as the last check.
+   * The first group begins on the next turn, so the transactions of one burst of requests (a
+   * batch frame) share it and its one fsync, rather than the first one going alone.
+   */
   private async drain(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
     for (;;) {
       if (this.pending.length === 0) {
         this.draining = undefined;
