@@ -391,3 +391,47 @@ export const metricsLimits = {
   /** `millpond up` serves /metrics here unless told otherwise: a free port on 127.0.0.1, printed and in cluster.json. */
   embeddedListenDefault: '127.0.0.1:0',
 } as const;
+
+/** Engine jobs a driver reports to mgmtd (src/cluster/jobs.ts, src/engine/execution/job-reporter.ts). */
+export const jobReportLimits = {
+  /** Jobs mgmtd keeps; a report of a new job beyond it is ENOSPC (the driver drops it). */
+  mgmtdJobsMax: 256,
+  /** A job's entry lives this long after its last report (a finished job stays visible this long). */
+  entryTtlMs: 10 * 60_000,
+  /** Tasks one report carries (a bigger job reports its first tasks and counts of all). */
+  tasksPerReportMax: 2_048,
+  /** Bytes of a job id, task key, stage name, host or executor name. */
+  nameBytesMax: 256,
+  /** A driver sends at most one report per job this often (the last state always goes out). */
+  reportIntervalMs: 500,
+  /** One report times out after this; never awaited by the job. */
+  reportTimeoutMs: 2_000,
+} as const;
+
+/** The web console (src/console): its HTTP server, SSE clients and the views it keeps. */
+export const consoleLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  /** Concurrent HTTP connections (SSE streams included). */
+  connectionsMax: 64,
+  /** Concurrent server-sent-event streams; one more is refused with 503 EBUSY. */
+  sseClientsMax: 16,
+  /** The cluster view is gathered and pushed this often. */
+  viewIntervalMs: 1_000,
+  /** Gathering one view times out after this (shorter than the interval's retry around it: the next tick). */
+  viewTimeoutMs: 5_000,
+  /** Bytes an SSE client may have unsent before it is dropped (a stalled browser). */
+  sseBacklogBytesMax: 4 * 1024 * 1024,
+  /** Lifetime of the session cookie `?token=` sets. */
+  cookieMaxAgeS: 12 * 3600,
+  /** `millpond up` serves the console here unless told otherwise (`--console off`). */
+  embeddedListenDefault: '127.0.0.1:0',
+} as const;
+
+/** The cluster view (src/cluster/cluster-view.ts). */
+export const clusterViewLimits = {
+  /** Each mgmtd address's status call times out after this (a dead standby must not stall the view). */
+  statusTimeoutMs: 1_500,
+  /** A target with less free space than this fraction of its capacity is "nearly full" (HEALTH_WARN). */
+  nearlyFullFraction: 0.1,
+} as const;

@@ -11,6 +11,9 @@ import { RpcClient } from '../protocol/rpc-client.js';
 import { heartbeatText, nodeProof, registerText } from './node-proof.js';
 import type { ChainTableRecord, LocalState, NodeKind, Routing } from './types.js';
 
+/** A storage process's data-server byte counters (protocol.ts, mgmtd.heartbeat). */
+export interface NodeDataCounters { dataReadBytes: number; dataWrittenBytes: number; pid: number }
+
 export interface MgmtdClientOptions {
   /** Per attempt at one address. */
   timeoutMs?: number;
@@ -82,10 +85,11 @@ export class MgmtdClient {
     return this.call('mgmtd.registerNode', { ...params, proof }) as Promise<{ version: number }>;
   }
 
-  heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }>) {
+  heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }>,
+    counters?: NodeDataCounters) {
     const params = { nodeId, appliedVersion, targets };
     const proof = this.cluster ? nodeProof(this.cluster.secret, nodeId, heartbeatText(params)) : undefined;
-    return this.call('mgmtd.heartbeat', { ...params, proof }) as Promise<{ version: number }>;
+    return this.call('mgmtd.heartbeat', { ...params, ...counters, proof }) as Promise<{ version: number }>;
   }
 
   getRouting(knownVersion?: number) {

@@ -11,6 +11,7 @@
  *   getRouting, status        any admitted caller
  *   executorReport/Leave      a token: the uid that first reported the executor, or the admin
  *                             (executors.ts, soft state with a TTL); executors: any admitted caller
+ *   jobReport / jobs          the same rules for engine jobs (jobs.ts)
  * A target stays bound to the node that registered it first (the service refuses a move), and
  * a node's heartbeat speaks only for its own targets, so syncing-done and state changes come
  * only from the owning node. Refusals are logged; the server serves on.
@@ -29,6 +30,7 @@ import { heartbeatText, nodeProofValid, registerText } from './node-proof.js';
 import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from './protocol.js';
 import { refusalLog } from '../auth/refusal-log.js';
 import { EXECUTOR_METHODS, ExecutorRegistry, executorHandlers } from './executors.js';
+import { JOB_METHODS, JobRegistry, jobHandlers } from './jobs.js';
 
 /** The tokens meta lists, as mgmtd keeps them: tokenId -> uid and CURVE public key. */
 class ClientTokens {
@@ -88,7 +90,7 @@ function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: Cli
     'mgmtd.heartbeat': (p) => {
       const h = decodeHeartbeat(p);
       requireNode(h.nodeId, heartbeatText(h), p.proof);
-      return s.heartbeat(h.nodeId, h.appliedVersion, h.targets);
+      return s.heartbeat(h.nodeId, h.appliedVersion, h.targets, h.counters);
     },
     'mgmtd.getRouting': (p) => s.getRouting(optUint(p, 'knownVersion')),
     'mgmtd.createChainTable': (p) => {
@@ -162,7 +164,7 @@ export class MgmtdServer {
     const tokens = cluster ? new ClientTokens(cluster) : undefined;
     const refused = refusalLog(log);
     let table: Record<string, (p: Params) => unknown> | undefined;
-    const map = new Map<string, Handler>([...MGMTD_METHODS, ...EXECUTOR_METHODS].map((m) => [m, async (p: Params) => {
+    const map = new Map<string, Handler>([...MGMTD_METHODS, ...EXECUTOR_METHODS, ...JOB_METHODS].map((m) => [m, async (p: Params) => {
       try {
         return await table![m]!(p);
       } catch (err) {
@@ -175,7 +177,8 @@ export class MgmtdServer {
     const curve = cluster && tokens ? { secretKey: cluster.server.secretKey, service: 'mgmtd', admit: tokens.admit, log } : undefined;
     const rpc = await RpcServer.bind(endpoint, map, curve);
     const service = makeService(rpc.endpoint);
-    table = { ...handlers(service, cluster, tokens), ...executorHandlers(service, new ExecutorRegistry(), (p) => tokens?.uidOf(p.token) ?? 0) };
+    const uidOf = (p: Params) => tokens?.uidOf(p.token) ?? 0;
+    table = { ...handlers(service, cluster, tokens), ...executorHandlers(service, new ExecutorRegistry(), uidOf), ...jobHandlers(service, new JobRegistry(), uidOf) };
     // A restart admits the clients meta listed last, not none until meta's next push.
     const kept = tokens ? await service.loadClientTokens().catch(() => undefined) : undefined;
     if (kept !== undefined) tokens!.set(kept);

@@ -15,6 +15,8 @@ import { pack, unpack } from '../protocol/codec.js';
 import { clusterKeys, type RecordKind } from './keys.js';
 import { readLease, release, tryAcquire, type Lease } from './lease.js';
 import { applyRules } from './rules.js';
+import type { NodeDataCounters } from './mgmtd-client.js';
+import { NodeThroughput } from './throughput.js';
 import * as admin from './admin-ops.js';
 import { emptyAdminState, emptyDirty, routingDirty, type AdminState, type Dirty, type Records } from './admin-ops.js';
 import { adminLimits } from '../limits.js';
@@ -87,6 +89,8 @@ export class MgmtdService {
   private syncDone = new Set<number>();
   /** Each target's space as its daemon last reported it (kept in memory only, not routing). */
   private space = new Map<number, { capacityBytes: number; freeBytes: number }>();
+  /** Each node's data-plane byte rates, from its heartbeats' counters (soft state). */
+  private readonly throughput = new NodeThroughput();
   /** Admin operations under way (persisted: a new primary continues them). */
   private adminState: AdminState = emptyAdminState();
   private adminTimer: NodeJS.Timeout | undefined;
@@ -215,10 +219,11 @@ export class MgmtdService {
     });
   }
 
-  heartbeat(nodeId: number, appliedVersion: number, reports: HeartbeatTarget[]): Promise<{ version: number }> {
+  heartbeat(nodeId: number, appliedVersion: number, reports: HeartbeatTarget[], counters?: NodeDataCounters): Promise<{ version: number }> {
     this.requirePrimary();
     if (!this.nodes.has(nodeId)) throw new MillpondError('ENOENT', `node ${nodeId} is not registered`);
     this.lastHeartbeatMs.set(nodeId, Date.now());
+    if (counters) this.throughput.sample(nodeId, counters);
     mgmtdHeartbeats.inc();
     this.appliedVersion.set(nodeId, appliedVersion);
     for (const r of reports) {
@@ -372,6 +377,7 @@ export class MgmtdService {
           ...n, targets: mine.map((t) => t.targetId), capacityBytes: sum((s) => s.capacityBytes), freeBytes: sum((s) => s.freeBytes),
           usedBytes: sum((s) => s.capacityBytes - s.freeBytes), replicas: admin.replicasOn(this.records, n.nodeId),
           drain: leaving ? { ...leaving, left: admin.replicasOn(this.records, n.nodeId) } : undefined,
+          throughput: this.throughput.of(n.nodeId),
         };
       }),
       targets: r.targets.map((t) => {

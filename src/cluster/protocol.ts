@@ -6,7 +6,11 @@
  *                           [{targetId, dataAddress}]
  *   mgmtd.heartbeat         nodeId, appliedVersion, targets?:                  { version }
  *                           [{targetId, localState, syncedStateVersion?,
- *                             capacityBytes?, freeBytes?}]
+ *                             capacityBytes?, freeBytes?}],
+ *                           dataReadBytes?, dataWrittenBytes?, pid?: the
+ *                           node process's data-server byte counters (all
+ *                           its data servers; nodes sharing a process share
+ *                           them: same pid), for throughput
  *   mgmtd.getRouting        knownVersion?                                      Routing | { version, unchanged: true }
  *   mgmtd.createChainTable  tableId, chains?: [{chainId, targets: [id]}]       ChainTableRecord
  *                           | chainCount, chainLength, firstChainId?
@@ -80,7 +84,11 @@ export function decodeHeartbeat(p: Params) {
       capacityBytes: optUint(t, 'capacityBytes'), freeBytes: optUint(t, 'freeBytes'),
     };
   });
-  return { nodeId: uint(p, 'nodeId', U32), appliedVersion: uint(p, 'appliedVersion'), targets };
+  const dataReadBytes = optUint(p, 'dataReadBytes');
+  const dataWrittenBytes = optUint(p, 'dataWrittenBytes');
+  const pid = optUint(p, 'pid', U32);
+  const counters = dataReadBytes !== undefined && dataWrittenBytes !== undefined ? { dataReadBytes, dataWrittenBytes, pid: pid ?? 0 } : undefined;
+  return { nodeId: uint(p, 'nodeId', U32), appliedVersion: uint(p, 'appliedVersion'), targets, counters };
 }
 
 export function decodeCreateChainTable(p: Params) {

@@ -12,7 +12,7 @@ import { ChunkStore } from '../chunk/chunk-store.js';
 import { DataServer } from '../chunk/data-server.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
-import type { ChainPosition, TransportChoice } from '../native/binding.js';
+import { addon, type ChainPosition, type TransportChoice } from '../native/binding.js';
 import type { ClusterAuth } from '../auth/credentials.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { dataPath, type LocalState, type Routing, type TargetRecord } from '../cluster/types.js';
@@ -270,7 +270,10 @@ export class StorageDaemon {
         syncedStateVersion: t.localState === 'syncing-done' ? t.syncedStateVersion : undefined,
         ...targetSpace(t.store, t.dir),
       }));
-      const { version } = await this.mgmtd.heartbeat(this.options.nodeId, this.appliedVersion, reports);
+      // The process's data-server byte counters (native metrics): mgmtd turns them into throughput.
+      const snap = addon.metricsSnapshot();
+      const counters = { dataReadBytes: snap.bytesRead, dataWrittenBytes: snap.bytesWritten, pid: process.pid };
+      const { version } = await this.mgmtd.heartbeat(this.options.nodeId, this.appliedVersion, reports, counters);
       if (version > this.appliedVersion) {
         this.wantedVersion = Math.max(this.wantedVersion, version);
         void this.refreshRouting();
