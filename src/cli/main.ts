@@ -2,7 +2,7 @@
 /**
  * The millpond command.
  *   millpond up        the embedded default in the foreground (Ctrl-C stops it cleanly)
- *   millpond status    nodes, targets, chains and their states
+ *   millpond status    health first (ceph -s), services, capacity, io, recovery, jobs; --json: the cluster view
  *   millpond fs ...    filesystem commands against the cluster
  *   millpond demo      the whole stack: embedded cluster, a dataset written into it, a
  *                      smallpond-style job, `millpond sql` over its output, figures against
@@ -50,7 +50,7 @@ const executorCommands = () => import('./executor.js');
 const openTaskDb: typeof import('../engine/execution/duckdb.js').openTaskDb = async (...args) => (await import('../engine/execution/duckdb.js')).openTaskDb(...args);
 const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
-const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metrics-listen HOST:PORT|off] | status | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
+const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metrics-listen HOST:PORT|off] | status [--json] | console [--listen HOST:PORT] | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
        mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] [--metrics-listen HOST:PORT --secret-file F] | user key ... | ${EXECUTOR_USAGE}
        millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite] [--encrypt-data]
        ${ROLES_USAGE}
@@ -122,7 +122,7 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
 async function status(config: CliConfig, flags: Map<string, string>): Promise<void> {
   const redis = flags.get('redis') ?? process.env.MILLPOND_REDIS;
   if (redis) await (await executorCommands()).printExecutors(redis, flags.get('queue'));
-  await clusterStatus(config);
+  await clusterStatus(config, flags.has('json'));
 }
 
 /** Runs one query in DuckDB with millpond:// pointed at the cluster; prints the rows as a table. */

@@ -130,12 +130,11 @@ export async function listExecutors(client: MgmtdClient): Promise<ExecutorRecord
 }
 
 /** `millpond status`'s executors section: one summary line, then one line per executor. */
-export async function executorStatusLines(client: MgmtdClient): Promise<string[]> {
-  const live = await listExecutors(client);
+export function executorStatusLines(live: ExecutorRecord[], nowMs = Date.now()): string[] {
   const slots = live.reduce((a, e) => a + e.slots, 0);
   const running = live.reduce((a, e) => a + e.running, 0);
   return [
     `executors: ${live.length} live, ${slots} slots, ${running} tasks running`,
-    ...live.map((e) => `executor ${e.id} host ${e.host} slots ${e.slots} running ${e.running} load ${e.load1.toFixed(2)} up ${Math.round((Date.now() - e.startedMs) / 1000)} s`),
+    ...live.map((e) => `executor ${e.id} host ${e.host} slots ${e.slots} running ${e.running} load ${e.load1.toFixed(2)} up ${Math.round((nowMs - e.startedMs) / 1000)} s`),
   ];
 }
