@@ -28,6 +28,19 @@ export interface InitOptions {
   taskAttemptsMax?: number;
   /** Progress line and summary on stderr (default: when stderr is a TTY). */
   progress?: boolean;
+  /**
+   * Where the job's progress is reported (mgmtd.jobReport; the console and `millpond status`
+   * show it): mgmtd addresses and the token (and server key) to present. Default: a millpond
+   * root's mgmtd and token (else MILLPOND_TOKEN / MILLPOND_SERVER_KEY); false: not reported.
+   * Reporting never slows or fails the job.
+   */
+  reportTo?: ReportTo | false;
+}
+
+export interface ReportTo {
+  mgmtd: string | string[];
+  token?: string;
+  serverKey?: string;
 }
 
 export interface ResolvedOptions {
@@ -39,6 +52,7 @@ export interface ResolvedOptions {
   jobId: string;
   taskAttemptsMax: number;
   progress: boolean;
+  reportTo?: ReportTo;
 }
 
 function intIn(name: string, v: unknown, min: number, max: number, dflt: number): number {
@@ -78,6 +92,12 @@ export function resolveOptions(o: InitOptions): ResolvedOptions {
     throw new TypeError("executor must be { kind: 'local' } or { kind: 'cluster', redis }");
   }
   if (executor.kind === 'cluster' && typeof executor.redis !== 'string') throw new TypeError('executor.redis must be a redis:// URL');
+  if (o.reportTo !== undefined && o.reportTo !== false && (o.reportTo === null || typeof o.reportTo !== 'object' || !(typeof o.reportTo.mgmtd === 'string' || Array.isArray(o.reportTo.mgmtd)))) {
+    throw new TypeError('reportTo must be false or { mgmtd, token?, serverKey? }');
+  }
+  const fromRoot: ReportTo | undefined = o.root?.kind === 'millpond'
+    ? { mgmtd: o.root.mgmtd, token: o.root.token ?? process.env.MILLPOND_TOKEN, serverKey: o.root.serverKey ?? process.env.MILLPOND_SERVER_KEY } : undefined;
+  const reportTo = o.reportTo === false ? undefined : o.reportTo ?? fromRoot;
   return {
     root: o.root,
     executor,
@@ -87,5 +107,6 @@ export function resolveOptions(o: InitOptions): ResolvedOptions {
     jobId: o.jobId ?? `${stamp}-${randomBytes(4).toString('hex')}`,
     taskAttemptsMax: intIn('taskAttemptsMax', o.taskAttemptsMax, 1, 100, engineLimits.taskAttemptsMax),
     progress: o.progress ?? Boolean(process.stderr.isTTY),
+    ...(reportTo ? { reportTo } : {}),
   };
 }

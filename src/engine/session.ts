@@ -17,6 +17,10 @@ import { decodeWideInts } from './execution/wide-ints.js';
 import { partitionFiles, relationOf } from './execution/partition-files.js';
 import { nodesUpTo, runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
 import type { TaskResult } from './execution/task-spec.js';
+import { MgmtdClient } from '../cluster/mgmtd-client.js';
+import { reportJob, type JobReport } from '../cluster/jobs.js';
+import type { JobReporter } from './execution/job-reporter.js';
+import { jobReportLimits } from '../limits.js';
 import { resolveOptions, type InitOptions, type ResolvedOptions } from './options.js';
 import { PlanNode, type ScanFormat, type ScanOptions } from './plan/nodes.js';
 import { checkPlaceholders } from './plan/placeholders.js';
@@ -30,6 +34,15 @@ export async function init(options: InitOptions): Promise<Session> {
   const db = await openTaskDb(duckDbSettings(resolved));
   const executor = resolved.executor.kind === 'cluster' ? await ClusterExecutor.open(resolved.executor) : new LocalExecutor(resolved.workers);
   return new Session(resolved, root, db, executor);
+}
+
+/** The mgmtd client a session reports its jobs through (job-reporter.ts), if it reports. */
+function reportClient(o: ResolvedOptions): MgmtdClient | undefined {
+  const to = o.reportTo;
+  if (!to) return undefined;
+  const auth = to.token && to.serverKey ? { token: to.token, serverKey: to.serverKey } : undefined;
+  const addresses = (Array.isArray(to.mgmtd) ? to.mgmtd : to.mgmtd.split(',')).filter(Boolean);
+  return new MgmtdClient(addresses, { auth, timeoutMs: jobReportLimits.reportTimeoutMs });
 }
 
 /** Each task's DuckDB: the session's limits, and the millpond extension for a millpond root. */
@@ -57,12 +70,15 @@ export class Session {
   private readonly planned = new Map<string, PlanNode>();
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
+  private readonly reporter: MgmtdClient | undefined;
+  private readonly reporters = new Set<JobReporter>();
 
   /** @internal use init() */
   constructor(readonly options: ResolvedOptions, readonly root: DataRoot, private readonly db: TaskDb, executor: Executor) {
     this.jobId = options.jobId;
     this.layout = new JobLayout(root, options.jobId);
     this.executor = executor;
+    this.reporter = reportClient(options);
   }
 
   /** The job directory (for inspection; its layout is in partition/layout.ts). */
@@ -160,11 +176,13 @@ export class Session {
     }
     for (const n of nodesUpTo(node)) this.planned.set(n.id, n);
     await this.root.writeFileAtomic(this.layout.planFile(), JSON.stringify({ jobId: this.jobId, nodes: [...this.planned.values()].map((n) => n.describe()) }, null, 2));
+    for (const r of this.reporters) if (r.idle) this.reporters.delete(r);
     const ctx: SchedulerContext = {
       root: this.root, layout: this.layout, executor: this.executor,
       duckdb: duckDbSettings(this.options),
       attemptsMax: this.options.taskAttemptsMax, progress: this.options.progress,
       scanFiles: this.scanFiles, results: this.results,
+      ...(this.reporter ? { jobReports: { sink: (r: JobReport) => reportJob(this.reporter!, r), reporters: this.reporters } } : {}),
     };
     const summary = await runJob(ctx, node);
     this.lastSummary = summary;
@@ -225,6 +243,9 @@ export class Session {
     await this.queue;
     this.closed = true;
     await this.executor.close();
+    // The jobs' last reports (each send is bounded by its timeout; a job's outcome never waits on them).
+    await Promise.all([...this.reporters].map((r) => r.settled()));
+    this.reporter?.close();
     this.db.close();
     this.root.close?.();
   }

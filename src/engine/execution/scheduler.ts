@@ -16,6 +16,7 @@ import { producerKeys, relationOf, taskKey } from './partition-files.js';
 import { runParentTask } from './parent-tasks.js';
 import { checkShippable } from './shipped-function.js';
 import { Progress, type JobSummary } from './progress.js';
+import { JobReporter, type JobReportSink } from './job-reporter.js';
 import type { DuckDbSettings, OutputSlot, TaskFailure, TaskResult, TaskSpec, TaskWork } from './task-spec.js';
 
 export { taskKey };
@@ -31,6 +32,12 @@ export interface SchedulerContext {
   scanFiles: Map<string, string[]>;
   /** Results of completed tasks by key, kept across calls of one session. */
   results: Map<string, TaskResult>;
+  /**
+   * Where the job's progress goes (mgmtd.jobReport; job-reporter.ts): fire-and-forget,
+   * throttled. Each job's reporter is added to `reporters` (the session waits for their last
+   * sends before it closes the connection).
+   */
+  jobReports?: { sink: JobReportSink; reporters: Set<JobReporter> };
 }
 
 interface TaskState {
@@ -172,6 +179,10 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
     elapsedMs: 0, bytesPerSec: 0, placements: {},
   };
   const progress = new Progress(toRun.length, ctx.progress);
+  const report = ctx.jobReports
+    ? new JobReporter(ctx.jobReports.sink, ctx.layout.jobId, target.id, order.map((s) => ({ key: s.key, stage: s.node.id, task: s.task, reused: !s.run })))
+    : undefined;
+  if (report) ctx.jobReports!.reporters.add(report);
 
   const pending = new Set(toRun.map((s) => s.key));
   const waiting = [...toRun];
@@ -189,6 +200,7 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
   const attempt = async (s: TaskState, speculative: boolean): Promise<void> => {
     s.attempt++;
     const attemptNo = s.attempt;
+    report?.started(s.key, attemptNo);
     if (s.inFlight === 0) s.startedMs = Date.now();
     s.inFlight++;
     const slots = outputSlots(ctx, s.node, s.task);
@@ -218,8 +230,10 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
       if (!failure.deterministic && s.attempt < ctx.attemptsMax + (s.speculated ? 1 : 0) && !failed) {
         summary.retries++;
         waiting.unshift(s);
+        report?.attemptFailed(s.key, false);
       } else {
         failed ??= jobError(s, failure);
+        report?.attemptFailed(s.key, true);
       }
       return;
     }
@@ -230,6 +244,7 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
     ctx.results.set(s.key, result);
     pending.delete(s.key);
     if (result.placement) summary.placements![s.key] = result.placement;
+    report?.done(s.key, result.placement);
     const times = elapsedByNode.get(s.node.id) ?? [];
     times.push(Date.now() - s.startedMs);
     elapsedByNode.set(s.node.id, times);
@@ -292,6 +307,7 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
   await Promise.all([...running].filter(([, s]) => pending.has(s.key)).map(([p]) => p));
   summary.elapsedMs = Date.now() - started;
   summary.bytesPerSec = summary.elapsedMs > 0 ? Math.round(summary.bytesWritten / (summary.elapsedMs / 1000)) : 0;
+  report?.finish(failed ? 'failed' : 'done', failed?.message);
   if (failed) throw failed;
   progress.finish(summary);
   return summary;
