@@ -39,6 +39,8 @@ import { FS_USAGE, runFs } from './fs-commands.js';
 import { MOUNT_BARE_FLAGS, MOUNT_USAGE, mount, umount } from './mount.js';
 import { ROLES_USAGE, runMeta, runMgmtd, runStorage } from './roles.js';
 import { status as clusterStatus } from './status.js';
+import { CONSOLE_USAGE, runConsole, startConsoleFor } from './console.js';
+import { consoleLimits } from '../limits.js';
 import { ADMIN_BARE_FLAGS, ADMIN_USAGE, runAdmin } from './admin.js';
 import type { S3Gateway } from '../s3/index.js';
 
@@ -50,7 +52,7 @@ const executorCommands = () => import('./executor.js');
 const openTaskDb: typeof import('../engine/execution/duckdb.js').openTaskDb = async (...args) => (await import('../engine/execution/duckdb.js')).openTaskDb(...args);
 const USER_USAGE = 'millpond user key add --uid N --gid N [--gids a,b] | user key list [--uid N] | user key remove ACCESS_KEY_ID';
 
-const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metrics-listen HOST:PORT|off] | status [--json] | console [--listen HOST:PORT] | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
+const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metrics-listen HOST:PORT|off] [--console HOST:PORT|off] | status [--json] | ${CONSOLE_USAGE} | demo [--size-mib N] | sql "QUERY" | run job.ts [--cluster --redis URL] [args] | fs ... |
        mount ... | umount ... | s3 [--listen HOST:PORT] [--region R] [--s3-domain D] [--metrics-listen HOST:PORT --secret-file F] | user key ... | ${EXECUTOR_USAGE}
        millpond init --dir DIR [--mgmtd tcp://H:P[,..]] [--meta tcp://H:P[,..]] [--backend postgres|sqlite] [--encrypt-data]
        ${ROLES_USAGE}
@@ -99,8 +101,21 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
     await cluster.stop();
     throw err;
   }
+  // The web console, on 127.0.0.1 and any free port unless --console says otherwise ('off': none).
+  const consoleListen = flags.get('console') ?? consoleLimits.embeddedListenDefault;
+  let webConsole: Awaited<ReturnType<typeof startConsoleFor>> | undefined;
+  try {
+    if (consoleListen !== 'off' && cluster.adminToken) {
+      const secret = ensureClusterKeys(config.dataDir).cluster.secret;
+      webConsole = await startConsoleFor(consoleListen, [cluster.mgmtd], cluster.meta, { token: cluster.adminToken, serverKey: cluster.serverKey }, secret);
+    }
+  } catch (err) {
+    await gateway?.close();
+    await cluster.stop();
+    throw err;
+  }
   // The server key is public; the admin token stays in keys/admin.token (0600).
-  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(encryptData ? { encryptData } : {}), ...(gateway ? { s3: gateway.endpoint } : {}), ...(cluster.metrics ? { metrics: cluster.metrics } : {}) }, null, 2)}\n`);
+  writeFileSync(join(config.dataDir, CLUSTER_FILE), `${JSON.stringify({ mgmtd: [cluster.mgmtd], meta: cluster.meta, transport: config.transport, serverKey: cluster.serverKey, ...(encryptData ? { encryptData } : {}), ...(gateway ? { s3: gateway.endpoint } : {}), ...(cluster.metrics ? { metrics: cluster.metrics } : {}), ...(webConsole ? { console: webConsole.url } : {}) }, null, 2)}\n`);
   console.log(`millpond is up: mgmtd ${cluster.mgmtd}, meta ${cluster.meta}, 3 storage targets under ${config.dataDir}`);
   console.log(`admin token in ${join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE)} (commands run with --data-dir ${config.dataDir} use it)`);
   if (gateway) {
@@ -108,12 +123,14 @@ async function up(config: CliConfig, flags: Map<string, string>): Promise<void> 
     console.log(`s3: ${gateway.endpoint} access key ${admin.accessKeyId} (admin; its secret is in ${join(config.dataDir, S3_ADMIN_FILE)})`);
   }
   if (cluster.metrics) console.log(`metrics: ${cluster.metrics} (Authorization: Bearer <admin token>)`);
+  if (webConsole) console.log(`console: ${webConsole.url} (open ${webConsole.url}?token=<admin token> once)`);
   console.log('Ctrl-C stops it.');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   console.log('stopping...');
+  await webConsole?.close();
   await gateway?.close();
   await cluster.stop();
   console.log('stopped');
@@ -240,6 +257,7 @@ async function main(): Promise<void> {
     // `user key ...` is S3 access keys (s3-commands.ts); the rest is users and tokens.
     case 'user': return rest[0] === 'key' ? (await s3Commands()).runUser(config, rest, flags) : user(config, flags, rest);
     case 'status': return status(config, flags);
+    case 'console': return runConsole(config, flags);
     case 'demo': return (await import('./demo.js')).demo(config, flags);
     case 'fs': return runFs(config, rest);
     case 'sql': return sql(config, rest[0]);

@@ -22,24 +22,36 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`); EINVAL otherwise. */
-export function parseListen(text: string): { host: string; port: number } {
+/** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`); EINVAL otherwise. `flag` names the option in the error. */
+export function parseListen(text: string, flag = '--metrics-listen'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new MillpondError('EINVAL', `--metrics-listen wants HOST:PORT (port 0: any free port), not ${JSON.stringify(text)}`);
+  if (!m || port > 65535) throw new MillpondError('EINVAL', `${flag} wants HOST:PORT (port 0: any free port), not ${JSON.stringify(text)}`);
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** True when the request carries a valid admin token of the cluster with `secret`. */
-export function scrapeAllowed(req: IncomingMessage, secret: Buffer): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (!m) return false;
+/** The token of an `Authorization: Bearer <token>` header, if the request has one. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+}
+
+/**
+ * True when `text` is an admin token (uid 0) of the cluster with `secret`. The one check of the
+ * HTTP endpoints (/metrics here, the console in src/console/server.ts).
+ */
+export function adminTokenValid(text: string | undefined, secret: Buffer): boolean {
+  if (text === undefined) return false;
   try {
-    const token = parseToken(m[1]!);
+    const token = parseToken(text);
     return token.uid === 0 && tokenValid(secret, token);
   } catch {
     return false;
   }
+}
+
+/** True when the request carries a valid admin token of the cluster with `secret`. */
+export function scrapeAllowed(req: IncomingMessage, secret: Buffer): boolean {
+  return adminTokenValid(bearerToken(req), secret);
 }
 
 export async function startMetricsServer(listen: string, secret: Buffer | undefined): Promise<MetricsServer> {
