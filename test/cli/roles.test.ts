@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { statusLines } from '../../src/cli/status.js';
 import { tcpEndpoint } from '../../src/cli/roles.js';
-import type { Routing } from '../../src/cluster/types.js';
+import { viewOf, type AdminView, type ClusterView } from '../../src/cluster/cluster-view.js';
 import { childLines, type ChildLines } from '../support/lines.js';
 import { killHard } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
@@ -89,30 +89,51 @@ describe('millpond roles', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     const lines = out.split('\n');
-    expect(lines[0]).toBe('health ok');
+    expect(lines.slice(0, 3)).toEqual(['cluster:', '  health: HEALTH_OK', 'services:']); // health first
     expect(out).toMatch(/^host 127\.0\.0\.1: storage node 7 alive; 2 targets, used [\d.]+ [MG]iB free [\d.]+ [MG]iB; chains: 4 heads, 4 replicas$/m);
-    expect(out).toMatch(/^chains 4 of 1: heads per host: 127\.0\.0\.1 4; replicas per host: 127\.0\.0\.1 4$/m);
+    expect(out).toMatch(/^ {2}chains 4 of 1: heads per host: 127\.0\.0\.1 4; replicas per host: 127\.0\.0\.1 4$/m);
+    const view = JSON.parse((await cli('status', '--json', ...flags)).stdout) as ClusterView;
+    expect(view.health).toEqual({ status: 'HEALTH_OK', checks: [] });
+    expect(view.targets.map((x) => x.state)).toEqual(['serving', 'serving']);
+    expect(view.services.mgmtd.primary).toBe(mgmtdEp);
   }, 180_000);
 
   it('status: health first, naming what is wrong; heads and replicas per host count serving replicas only', () => {
-    const r = {
+    const target = (targetId: number, nodeId: number, state: string, space?: { capacityBytes: number; freeBytes: number }) => ({
+      targetId, nodeId, dataAddress: `10.0.0.${nodeId}:9001`, state, localState: 'online', stateVersion: 1,
+      capacityBytes: space?.capacityBytes, freeBytes: space?.freeBytes, usedBytes: space ? space.capacityBytes - space.freeBytes : undefined, full: false, replicas: 0, heads: 0,
+    });
+    const admin = {
       version: 9,
       nodes: [
-        { nodeId: 1, kind: 'storage', controlAddress: 'tcp://10.0.0.1:7000', alive: true, appliedVersion: 9 },
-        { nodeId: 2, kind: 'storage', controlAddress: 'tcp://10.0.0.2:7000', alive: false, appliedVersion: 8 },
+        { nodeId: 1, kind: 'storage', controlAddress: 'tcp://10.0.0.1:7000', alive: true, appliedVersion: 9, targets: [101] },
+        { nodeId: 2, kind: 'storage', controlAddress: 'tcp://10.0.0.2:7000', alive: false, appliedVersion: 8, targets: [201] },
       ],
-      targets: [
-        { targetId: 101, nodeId: 1, dataAddress: '10.0.0.1:9001', state: 'serving', localState: 'uptodate', stateVersion: 1 },
-        { targetId: 201, nodeId: 2, dataAddress: '10.0.0.2:9001', state: 'offline', localState: 'online', stateVersion: 9 },
-      ],
+      targets: [target(101, 1, 'serving', { capacityBytes: 4 * 2 ** 30, freeBytes: 3 * 2 ** 30 }), target(201, 2, 'offline')],
       chains: [{ chainId: 1, version: 3, targets: [101, 201] }, { chainId: 2, version: 3, targets: [101, 201] }, { chainId: 3, version: 3, targets: [201] }],
-    } as unknown as Routing;
-    const lines = statusLines('tcp://10.0.0.9:8600', r, new Map([[101, { capacityBytes: 4 * 2 ** 30, freeBytes: 3 * 2 ** 30 }]]));
-    expect(lines[0]).toBe('health unavailable: 1 storage node(s) dead; 1 target(s) not serving: 201 offline; 3 of 3 chains short of 2 serving replicas; 1 chains without a serving head');
+      chainTables: [{ tableId: 1, version: 1, chainIds: [1, 2, 3] }],
+      ops: { leaving: [], moves: [], moved: { replicas: 0, bytes: 0 } },
+    } as unknown as AdminView;
+    const parts = { atMs: 0, admin, mgmtd: [{ address: 'tcp://10.0.0.9:8600', role: 'primary' as const }], meta: [{ address: 'tcp://10.0.0.9:8601', up: true }], executors: [], jobs: [] };
+    const lines = statusLines(viewOf(parts));
+    expect(lines.slice(0, 6)).toEqual([
+      'cluster:', '  health: HEALTH_ERR',
+      '    CHAIN_UNAVAILABLE: 1 chain(s) without a serving target: 3',
+      '    TARGET_DOWN: 1 target(s) offline: target 201 (node 2 on 10.0.0.2)',
+      '    NODE_DEAD: 1 storage node(s) dead: node 2 on 10.0.0.2',
+      '    CHAIN_DEGRADED: 2 of 3 chain(s) short of 2 serving replicas',
+    ]);
     expect(lines).toContain('host 10.0.0.1: storage node 1 alive; 1 targets, used 1.0 GiB free 3.0 GiB; chains: 2 heads, 2 replicas');
     expect(lines).toContain('  target 201 offline space not reported 10.0.0.2:9001');
-    expect(lines).toContain('chains 3 of 2: heads per host: 10.0.0.1 2; replicas per host: 10.0.0.1 2');
-    r.chains.pop();
-    expect(statusLines('tcp://10.0.0.9:8600', r, new Map())[0]).toBe('health degraded: 1 storage node(s) dead; 1 target(s) not serving: 201 offline; 2 of 2 chains short of 2 serving replicas');
+    expect(lines).toContain('  chains 3 of 2: heads per host: 10.0.0.1 2; replicas per host: 10.0.0.1 2');
+    admin.chains.pop();
+    admin.chainTables[0]!.chainIds.pop();
+    expect(statusLines(viewOf({ ...parts, meta: [...parts.meta, { address: 'tcp://10.0.0.8:8601', up: false }] })).slice(1, 6)).toEqual([
+      '  health: HEALTH_WARN',
+      '    TARGET_DOWN: 1 target(s) offline: target 201 (node 2 on 10.0.0.2)',
+      '    NODE_DEAD: 1 storage node(s) dead: node 2 on 10.0.0.2',
+      '    CHAIN_DEGRADED: 2 of 2 chain(s) short of 2 serving replicas',
+      '    META_SERVER_DOWN: 1 of 2 meta server(s) not answering: tcp://10.0.0.8:8601',
+    ]);
   });
 });
