@@ -404,7 +404,7 @@ export const jobReportLimits = {
   nameBytesMax: 256,
   /** A driver sends at most one report per job this often (the last state always goes out). */
   reportIntervalMs: 500,
-  /** One report times out after this; never awaited by the job. */
+  /** One report (one round over the mgmtd addresses) times out after this; never awaited by the job. */
   reportTimeoutMs: 2_000,
 } as const;
 

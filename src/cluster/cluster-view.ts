@@ -178,7 +178,7 @@ export class ClusterViewer {
   constructor(mgmtd: string[], meta: string[], auth: ClientAuth | undefined) {
     this.main = new MgmtdClient(mgmtd, { auth });
     const timeoutMs = clusterViewLimits.statusTimeoutMs;
-    this.perMgmtd = mgmtd.map((address) => ({ address, client: new MgmtdClient([address], { auth, timeoutMs }) }));
+    this.perMgmtd = mgmtd.map((address) => ({ address, client: new MgmtdClient([address], { auth, timeoutMs, roundsMax: 1 }) }));
     this.perMeta = meta.map((address) => ({ address, client: new MetaClient(address, { auth, timeoutMs, attemptsMax: 1 }) }));
   }
 

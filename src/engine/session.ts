@@ -42,7 +42,7 @@ function reportClient(o: ResolvedOptions): MgmtdClient | undefined {
   if (!to) return undefined;
   const auth = to.token && to.serverKey ? { token: to.token, serverKey: to.serverKey } : undefined;
   const addresses = (Array.isArray(to.mgmtd) ? to.mgmtd : to.mgmtd.split(',')).filter(Boolean);
-  return new MgmtdClient(addresses, { auth, timeoutMs: jobReportLimits.reportTimeoutMs });
+  return new MgmtdClient(addresses, { auth, timeoutMs: jobReportLimits.reportTimeoutMs, roundsMax: 1 });
 }
 
 /** Each task's DuckDB: the session's limits, and the millpond extension for a millpond root. */
