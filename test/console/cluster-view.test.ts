@@ -1,8 +1,9 @@
 /**
- * The cluster view's health rules against a real cluster of processes (mgmtd, three storage
- * daemons, a meta server): HEALTH_OK when all serve; a storage daemon SIGKILLed → HEALTH_WARN
- * naming its target and node; the meta server SIGKILLed too → HEALTH_ERR (META_DOWN). Throughput
- * comes from the storage daemons' heartbeat counters, and a job reported to mgmtd is in the view.
+ * The cluster view's health rules against a real cluster of processes (a primary mgmtd and a
+ * standby, three storage daemons, a meta server): HEALTH_OK when all serve; a storage daemon
+ * SIGKILLed → HEALTH_WARN naming its target and node; the standby SIGKILLed → MGMTD_DOWN; the
+ * meta server SIGKILLed too → HEALTH_ERR (META_DOWN). Throughput comes from the storage daemons'
+ * heartbeat counters, and a job reported to mgmtd is in the view.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ describe('cluster view: health rules on a real cluster', () => {
   const t = tempDir('view');
 
   beforeAll(async () => {
-    cluster = await Cluster.start(1, 3);
+    cluster = await Cluster.start(2, 3);
     const metaEndpoint = `tcp://127.0.0.1:${await freePort()}`;
     meta = await startMeta(join(t.dir, 'meta.db'), metaEndpoint, cluster.mgmtdEndpoints, ['--secret-file', cluster.keys.secretFile, '--admin-token-file', cluster.keys.adminTokenFile]);
     viewer = new ClusterViewer(cluster.mgmtdEndpoints, [metaEndpoint], cluster.keys.admin);
@@ -43,6 +44,7 @@ describe('cluster view: health rules on a real cluster', () => {
     expect(v.health.checks).toEqual([]);
     expect(v.targets.map((x) => [x.targetId, x.state])).toEqual([[101, 'serving'], [102, 'serving'], [103, 'serving']]);
     expect(v.services.mgmtd.primary).toBe(cluster.mgmtdEndpoints[0]);
+    expect(v.services.mgmtd.instances).toEqual([{ address: cluster.mgmtdEndpoints[0], role: 'primary' }, { address: cluster.mgmtdEndpoints[1], role: 'standby' }]);
     expect(v.services.meta).toEqual([expect.objectContaining({ up: true })]);
     expect(v.hosts).toEqual([expect.objectContaining({ host: '127.0.0.1', targets: [101, 102, 103] })]);
     expect(v.chains).toHaveLength(4);
@@ -95,6 +97,13 @@ describe('cluster view: health rules on a real cluster', () => {
     expect(v.jobs).toEqual([expect.objectContaining({ jobId: 'view-job', state: 'running', ownerUid: 0, tasks: [expect.objectContaining({ host: 'h1', pid: 42, state: 'done' }), expect.objectContaining({ state: 'running', attempts: 2 })] })]);
     expect(statusLines(v)).toContain('  job view-job running: 1 of 2 tasks done, 1 running');
   }, 30_000);
+
+  it('the mgmtd standby SIGKILLed: MGMTD_DOWN names it', async () => {
+    await cluster.mgmtd[1]!.kill();
+    const v = await viewWhere((x) => x.health.checks.some((c) => c.code === 'MGMTD_DOWN'), 'MGMTD_DOWN');
+    expect(v.health.checks.find((c) => c.code === 'MGMTD_DOWN')!.message).toBe(`1 of 2 mgmtd(s) not answering: ${cluster.mgmtdEndpoints[1]}`);
+    expect(v.services.mgmtd.primary).toBe(cluster.mgmtdEndpoints[0]);
+  }, 60_000);
 
   it('the meta server SIGKILLed as well: HEALTH_ERR (META_DOWN)', async () => {
     await meta.kill();
