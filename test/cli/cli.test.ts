@@ -41,6 +41,22 @@ describe('millpond CLI', () => {
     expect(stdout).toMatch(/^chain 1 v\d+: \d+\(serving\) -> \d+\(serving\) -> \d+\(serving\)$/m);
   });
 
+  it('serves the web console by default (cluster.json names it): the admin token opens the API, nothing else does', async () => {
+    const url = (JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as { console: string }).console;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const token = readFileSync(join(dataDir, 'keys', 'admin.token'), 'utf8').trim();
+    expect((await fetch(`${url}api/view`)).status).toBe(401);
+    let body: { view?: { health: { status: string }; targets: unknown[] } } = {};
+    for (let i = 0; i < 50 && !body.view; i++) {
+      body = await (await fetch(`${url}api/view`, { headers: { authorization: `Bearer ${token}` } })).json() as typeof body;
+      if (!body.view) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(body.view!.targets).toHaveLength(3);
+    expect(body.view!.health.status).toBe('HEALTH_OK');
+    const { stdout } = await cli('status', '--json');
+    expect((JSON.parse(stdout) as { health: { status: string } }).health.status).toBe('HEALTH_OK');
+  }, 60_000);
+
   it('copies files in and out and manages the namespace', async () => {
     const local = join(t.dir, 'in.bin');
     const data = randomBytes(3 * 1024 * 1024 + 5);
