@@ -418,7 +418,11 @@ export const consoleLimits = {
   sseClientsMax: 16,
   /** The cluster view is gathered and pushed this often. */
   viewIntervalMs: 1_000,
-  /** Gathering one view times out after this (shorter than the interval's retry around it: the next tick). */
+  /**
+   * A gather not done after this is reported as ETIMEDOUT to the page (which keeps the last
+   * view); its calls end by their own timeouts (mgmtd and meta clients), and the next gather
+   * starts one interval later.
+   */
   viewTimeoutMs: 5_000,
   /** Bytes an SSE client may have unsent before it is dropped (a stalled browser). */
   sseBacklogBytesMax: 4 * 1024 * 1024,

@@ -10,7 +10,8 @@
  *                           dataReadBytes?, dataWrittenBytes?, pid?: the
  *                           node process's data-server byte counters (all
  *                           its data servers; nodes sharing a process share
- *                           them: same pid), for throughput
+ *                           them: same pid), for throughput; like the space
+ *                           figures, informational and outside the node's proof
  *   mgmtd.getRouting        knownVersion?                                      Routing | { version, unchanged: true }
  *   mgmtd.createChainTable  tableId, chains?: [{chainId, targets: [id]}]       ChainTableRecord
  *                           | chainCount, chainLength, firstChainId?
