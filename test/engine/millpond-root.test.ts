@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
 import { init, type Session } from '../../src/engine/index.js';
 import { connect, type FileSystem } from '../../src/fs/index.js';
+import { hostname } from 'node:os';
+import { listJobs } from '../../src/cluster/jobs.js';
+import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
+import { until } from '../cluster/support/processes.js';
 import { tempDir } from '../support/tmp.js';
 import { bag, plainDuckDb, writeInputs } from './support.js';
 
@@ -51,6 +55,15 @@ describe('engine on a millpond root', () => {
       `SELECT k, count(*) AS n, sum(id)::BIGINT AS s FROM read_parquet('${local()}') GROUP BY k`)));
     // The shuffle's files (one source partition x 3) and the 3 aggregates are in millpond.
     expect((await fs.glob('/jobs/**/*.parquet')).length).toBeGreaterThanOrEqual(3 + 3);
+    // The job reported itself to the root's mgmtd (the default): every task done, and where it ran.
+    const admin = new MgmtdClient([cluster.mgmtd], { auth: { token: cluster.adminToken, serverKey: cluster.serverKey } });
+    try {
+      const job = await until(async () => (await listJobs(admin)).find((j) => j.jobId === sp.jobId && j.state === 'done'), 10_000, 'the job reported done');
+      expect(job.tasksTotal).toBe(4);
+      expect(job.tasks.map((x) => [x.state, x.host])).toEqual(Array(4).fill(['done', hostname()]));
+    } finally {
+      admin.close();
+    }
   });
 
   it('writeParquet of one whole Parquet file copies its bytes, no decode and encode', async () => {
