@@ -3,8 +3,8 @@
  * admin_cli). Every command calls one of mgmtd's admin methods (cluster/protocol.ts), which
  * need the admin's token (EAUTH without a valid one, EACCES for another user's).
  */
+import type { AdminView } from '../cluster/cluster-view.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
-import type { MgmtdService } from '../cluster/mgmtd-service.js';
 import { MillpondError } from '../errors.js';
 import { adminLimits } from '../limits.js';
 import { cliAuth, type CliConfig } from './config.js';
@@ -17,7 +17,7 @@ export const ADMIN_USAGE = `millpond admin list nodes|targets|chains|ops [--json
 /** Flags of admin commands that take no value (main.ts's parser must know them). */
 export const ADMIN_BARE_FLAGS = ['json', 'force', 'wait', 'stop'];
 
-export type AdminView = ReturnType<MgmtdService['adminView']>;
+export type { AdminView } from '../cluster/cluster-view.js';
 
 const WAIT_POLL_MS = 500;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
