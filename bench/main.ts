@@ -38,6 +38,5 @@ if (!bench) {
   process.exit(2);
 }
 await bench(parseOptions(rest));
-// A bench is one run: a handle some client left open (a socket, a timer) must not keep the
-// process, and bench/record.sh's `after` line, waiting after the figures are printed.
-process.exit(0);
+// No process.exit: every bench closes what it opened, so the process ends when the bench returns
+// (a handle left open would keep it, and bench/record.sh's `after` line, waiting).

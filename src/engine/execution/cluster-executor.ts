@@ -51,6 +51,8 @@ export class ClusterExecutor implements Executor {
     private readonly redis: Redis,
     private readonly queue: Queue<TaskJobData>,
     private readonly events: QueueEvents,
+    /** BullMQ does not close a connection it was handed (a shared one): close() does. */
+    private readonly connections: Redis[],
   ) {}
 
   static async open(options: ClusterExecutorOptions): Promise<ClusterExecutor> {
@@ -65,12 +67,14 @@ export class ClusterExecutor implements Executor {
       redis.disconnect();
       throw new MillpondError('ECONNREFUSED', `cluster executor: cannot reach redis at ${options.redis}: ${(e as Error).message}`);
     }
-    const queue = new Queue<TaskJobData>(name, { connection: redisConnection(options.redis, false), prefix: kPrefix });
-    const events = new QueueEvents(name, { connection: redisConnection(options.redis, true), prefix: kPrefix });
+    const queueConnection = redisConnection(options.redis, false);
+    const eventsConnection = redisConnection(options.redis, true);
+    const queue = new Queue<TaskJobData>(name, { connection: queueConnection, prefix: kPrefix });
+    const events = new QueueEvents(name, { connection: eventsConnection, prefix: kPrefix });
     queue.on('error', () => {});
     events.on('error', () => {});
     await events.waitUntilReady();
-    const executor = new ClusterExecutor(options, redis, queue, events);
+    const executor = new ClusterExecutor(options, redis, queue, events, [redis, queueConnection, eventsConnection]);
     await executor.refreshSlots();
     executor.start();
     return executor;
@@ -168,6 +172,6 @@ export class ClusterExecutor implements Executor {
     for (const t of this.timers) clearInterval(t);
     this.failAll(new MillpondError('ECLOSED', 'cluster executor closed'));
     await Promise.allSettled([this.events.close(), this.queue.close()]);
-    this.redis.disconnect();
+    for (const c of this.connections) c.disconnect();
   }
 }

@@ -42,6 +42,8 @@ export class ExecutorDaemon {
     readonly entry: ExecutorEntry,
     private readonly local: LocalExecutor,
     private readonly worker: Worker<TaskJobData, TaskResult>,
+    /** BullMQ does not close a connection it was handed: stop() does. */
+    private readonly workerConnection: ReturnType<typeof redisConnection>,
     private readonly registry: ReturnType<typeof redisConnection>,
     private readonly queue: string,
     private readonly mgmtd: MgmtdClient | undefined,
@@ -62,8 +64,9 @@ export class ExecutorDaemon {
     await local.warmUp();
     const registry = redisConnection(options.redis, false);
     let daemon: ExecutorDaemon | undefined;
+    const workerConnection = redisConnection(options.redis, true);
     const worker = new Worker<TaskJobData, TaskResult>(options.queue ?? kDefaultQueue, (job) => daemon!.process(job), {
-      connection: redisConnection(options.redis, true),
+      connection: workerConnection,
       prefix: kPrefix,
       concurrency: slots,
       lockDuration: clusterExecutorLimits.lockDurationMs,
@@ -75,7 +78,7 @@ export class ExecutorDaemon {
     const mgmtd = options.mgmtd ? new MgmtdClient(options.mgmtd, {
       timeoutMs: clusterExecutorLimits.mgmtdReportTimeoutMs, roundsMax: 1, ...(options.auth ? { auth: options.auth } : {}),
     }) : undefined;
-    daemon = new ExecutorDaemon(entry, local, worker, registry, options.queue ?? kDefaultQueue, mgmtd);
+    daemon = new ExecutorDaemon(entry, local, worker, workerConnection, registry, options.queue ?? kDefaultQueue, mgmtd);
     // The first report must go through: a wrong token or address is the operator's error now.
     if (mgmtd) await daemon.report().catch(async (e) => { await daemon!.stop(); throw e; });
     await daemon.heartbeat();
@@ -123,6 +126,7 @@ export class ExecutorDaemon {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.worker.close();
+    this.workerConnection.disconnect();
     await this.registry.hdel(registryKey(this.queue), this.entry.id).catch(() => {});
     this.registry.disconnect();
     if (this.mgmtd) {
