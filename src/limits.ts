@@ -288,7 +288,22 @@ export const clusterExecutorLimits = {
    * more than one, so an executor finishing a task takes the next in the same Redis call
    * instead of idling for the round trip through the driver.
    */
-  queuedTasksPerSlot: 2,
+  queuedTasksPerSlot: 8,
+  /**
+   * Tasks an executor takes from the queue per slot beyond the one running, held until a slot
+   * frees (their locks renewed meanwhile): the next task starts when the last one ends, not a
+   * Redis round trip later.
+   */
+  prefetchedTasksPerSlot: 1,
+  /**
+   * Data locality: a task waits in the queue of the host holding its input until that host has
+   * started no task for this long, then goes to the shared queue (any executor); the driver
+   * looks this often. (Spark's spark.locality.wait is 3 s too.)
+   */
+  localityWaitMs: 3_000,
+  localityCheckMs: 200,
+  /** Tasks the driver puts on the queue in one addBulk call. */
+  enqueueBatchMax: 256,
   /**
    * Speculative copies: a task running longer than this factor times its stage's median (and
    * at least speculationMinMs) gets a second attempt, if a slot is free.

@@ -119,6 +119,26 @@ async function loadMarker(ctx: SchedulerContext, node: PlanNode, task: number): 
   return result;
 }
 
+/**
+ * Removes the claims an earlier run of this job left for the tasks about to run (they would
+ * refuse the new attempts): one listing per node, not a removal per task.
+ */
+async function clearClaims(ctx: SchedulerContext, toRun: TaskState[]): Promise<void> {
+  const byNode = new Map<string, Set<number>>();
+  for (const s of toRun) {
+    if (!byNode.has(s.node.id)) byNode.set(s.node.id, new Set());
+    byNode.get(s.node.id)!.add(s.task);
+  }
+  for (const [nodeId, tasks] of byNode) {
+    const dir = ctx.layout.claim(nodeId, 0).replace(/\/[^/]*$/, '');
+    const names = await ctx.root.list(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const m = /^(\d+)\.claim$/.exec(name);
+      if (m && tasks.has(Number(m[1]))) await ctx.root.removeRecursive(`${dir}/${name}`);
+    }
+  }
+}
+
 /** The MillpondError a task's last failure becomes: names the node, the partition and the SQL. */
 function jobError(state: TaskState, failure: TaskFailure): MillpondError {
   const { node } = state;
@@ -173,6 +193,7 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
     }
   }
   const toRun = order.filter((s) => s.run);
+  if (claims) await clearClaims(ctx, toRun);
   const summary: JobSummary = {
     jobId: ctx.layout.jobId, target: target.id, tasksTotal: order.length, tasksRun: toRun.length,
     tasksSkipped: order.length - toRun.length, retries: 0, speculativeAttempts: 0, rowsWritten: 0, bytesWritten: 0,
@@ -211,9 +232,9 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
         result = await runParentTask({ spec: s.node.spec as never, input: inputs[0], output: slots[0]!, attempt: attemptNo }, ctx.root, ctx.duckdb);
       } else {
         const claim = claims ? ctx.layout.claim(s.node.id, s.task) : undefined;
-        // A claim left by an attempt that failed (or by an earlier run) would refuse every
-        // new one: the first attempt in flight starts from none.
-        if (claim !== undefined && s.inFlight === 1) await ctx.root.removeRecursive(claim);
+        // A claim left by an attempt that failed would refuse every new one: a retry starts
+        // from none (an earlier run's claims went at the job's start: clearClaims).
+        if (claim !== undefined && s.inFlight === 1 && attemptNo > 1) await ctx.root.removeRecursive(claim);
         const spec: TaskSpec = {
           key: s.key, nodeId: s.node.id, task: s.task, attempt: attemptNo, inputs, work: workOf(s.node, s.task, shipped),
           outputs: slots, root: ctx.root.spec, duckdb: ctx.duckdb, ...(claim !== undefined ? { claim } : {}),

@@ -63,6 +63,11 @@ export interface DataRoot {
   removeRecursive(location: string): Promise<void>;
   /** Releases connections (millpond roots). */
   close?(): void;
+  /**
+   * Bytes of a file per storage host (an address, as storage targets serve it): millpond roots
+   * only, where the engine can prefer executors on the host that holds a task's input.
+   */
+  dataHosts?(location: string): Promise<{ bytes: number; hosts: Map<string, number> }>;
 }
 
 export function openDataRoot(spec: DataRootSpec): DataRoot {
@@ -131,15 +136,13 @@ class LocalDataRoot implements DataRoot {
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
     const tmp = `${location}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await mkdir(dirname(location), { recursive: true });
-    await writeFile(tmp, data);
+    await writeCreatingDir(tmp, data);
     await rename(tmp, location);
   }
 
   async claim(location: string, owner: string): Promise<boolean> {
     const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await mkdir(dirname(location), { recursive: true });
-    await writeFile(mine, owner);
+    await writeCreatingDir(mine, owner);
     try {
       await link(mine, location);
       return true;
@@ -175,6 +178,30 @@ class LocalDataRoot implements DataRoot {
 
   async removeRecursive(location: string): Promise<void> {
     await rm(location, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes a file, creating its directory only when it is missing: a job writes many small files
+ * (markers, claims) into few directories, and a mkdir per file is a round trip per file.
+ */
+async function writeCreatingDir(path: string, data: string): Promise<void> {
+  try {
+    await writeFile(path, data);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, data);
+  }
+}
+
+async function writeCreatingDirIn(fs: FileSystem, path: string, data: string): Promise<void> {
+  try {
+    await fs.writeFile(path, data);
+  } catch (e) {
+    if (!(e instanceof MillpondError && e.code === 'ENOENT')) throw e;
+    await fs.mkdir(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true });
+    await fs.writeFile(path, data);
   }
 }
 
@@ -216,6 +243,10 @@ class MillpondDataRoot implements DataRoot {
     return /^millpond:/i.test(url) ? `/${url.replace(/^millpond:\/*/i, '')}` : undefined;
   }
 
+  async dataHosts(location: string): Promise<{ bytes: number; hosts: Map<string, number> }> {
+    return (await this.files()).dataHosts(location);
+  }
+
   async copyFile(from: string, to: string): Promise<void> {
     const fs = await this.files();
     // Pieces of whole chunks: a write of part of a chunk rewrites the chunk (copy-on-write).
@@ -235,16 +266,14 @@ class MillpondDataRoot implements DataRoot {
   async writeFileAtomic(location: string, data: string): Promise<void> {
     const fs = await this.files();
     const tmp = `${location}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await fs.mkdir(location.slice(0, location.lastIndexOf('/')) || '/', { recursive: true });
-    await fs.writeFile(tmp, data);
+    await writeCreatingDirIn(fs, tmp, data);
     await fs.rename(tmp, location);
   }
 
   async claim(location: string, owner: string): Promise<boolean> {
     const fs = await this.files();
     const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await fs.mkdir(location.slice(0, location.lastIndexOf('/')) || '/', { recursive: true });
-    await fs.writeFile(mine, owner);
+    await writeCreatingDirIn(fs, mine, owner);
     try {
       await fs.link(mine, location);
       return true;
