@@ -301,6 +301,7 @@ export const clusterExecutorLimits = {
    * looks this often. (Spark's spark.locality.wait is 3 s too.)
    */
   localityWaitMs: 3_000,
+  localityWaitMsMax: 600_000,
   localityCheckMs: 200,
   /** Tasks the driver puts on the queue in one addBulk call. */
   enqueueBatchMax: 256,

@@ -15,6 +15,7 @@ import type { TransportChoice } from '../native/binding.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import { FileCapability } from './file-capability.js';
 import { FileData } from './file-data.js';
+import { chainOfChunk, fileChains } from './layout.js';
 import { compileGlob, type Segment } from './glob.js';
 import { Dirent, Stats } from './stats.js';
 
@@ -162,6 +163,39 @@ export class FileSystem {
   }
 
   /** Sets the length; a shrink returns once meta had storage cut the chunks past the end. */
+  /**
+   * Where a file's bytes are: bytes per storage host (the host part of the data address of
+   * each serving target of each chunk's chain; a chunk with 3 replicas counts on 3 hosts).
+   * From the file's layout and the routing this client holds: no chunk is read.
+   */
+  dataHosts(path: string): Promise<{ bytes: number; hosts: Map<string, number> }> {
+    return attributed('stat', path, async () => {
+      const inode = await this.meta.stat(path);
+      const out = new Map<string, number>();
+      const result = { bytes: inode.length, hosts: out };
+      if (inode.type !== 'file' || inode.length === 0) return result;
+      const layout = inode.layout as FileLayout;
+      const routing = await this.routing.routing();
+      const table = routing.chainTables.find((t) => t.tableId === layout.chainTableId);
+      if (!table || table.chainIds.length === 0) return result;
+      const chains = fileChains(table.chainIds, layout.stripeSize, layout.seed);
+      const chainById = new Map(routing.chains.map((c) => [c.chainId, c]));
+      const targetById = new Map(routing.targets.map((t) => [t.targetId, t]));
+      const chunks = Math.ceil(inode.length / layout.chunkSizeBytes);
+      for (let i = 0; i < chunks; i++) {
+        const bytes = Math.min(layout.chunkSizeBytes, inode.length - i * layout.chunkSizeBytes);
+        const chain = chainById.get(chainOfChunk(chains, i));
+        for (const id of chain?.targets ?? []) {
+          const target = targetById.get(id);
+          if (target?.state !== 'serving') continue;
+          const host = target.dataAddress.replace(/^\[?(.*?)\]?:\d+$/, '$1');
+          out.set(host, (out.get(host) ?? 0) + bytes);
+        }
+      }
+      return result;
+    });
+  }
+
   truncate(path: string, length = 0): Promise<void> {
     return attributed('truncate', path, async () => { await this.meta.truncate(path, length); });
   }

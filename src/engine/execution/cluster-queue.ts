@@ -28,6 +28,13 @@ export interface ExecutorEntry {
   pid: number;
   startedMs: number;
   lastSeenMs: number;
+  /** The host's network addresses: the driver matches them with storage targets' (locality). */
+  addresses?: string[];
+}
+
+/** The queue of the tasks that prefer `host` (data locality); its executors also take the shared queue's. */
+export function hostQueueName(queue: string, host: string): string {
+  return `${queue}@${host}`;
 }
 
 /** A TaskFailure crosses BullMQ as the failed job's reason: this prefix, then JSON. */

@@ -9,13 +9,13 @@
  * to another executor.
  */
 import { engineOutputBytes, engineTaskAttempts, engineTaskRetries, engineTasks, engineTasksRunning } from '../../metrics/services.js';
-import { hostname, loadavg } from 'node:os';
+import { hostname, loadavg, networkInterfaces } from 'node:os';
 import type { ClientAuth } from '../../auth/credentials.js';
 import { leaveExecutor, reportExecutor } from '../../cluster/executors.js';
 import { MgmtdClient } from '../../cluster/mgmtd-client.js';
 import { Worker, type Job } from 'bullmq';
 import { clusterExecutorLimits } from '../../limits.js';
-import { encodeFailure, kDefaultQueue, kPrefix, redisConnection, registryKey, type ExecutorEntry, type TaskJobData } from './cluster-queue.js';
+import { encodeFailure, hostQueueName, kDefaultQueue, kPrefix, redisConnection, registryKey, type ExecutorEntry, type TaskJobData } from './cluster-queue.js';
 import { TaskAttemptError } from './executor.js';
 import { LocalExecutor } from './local-executor.js';
 import type { TaskResult } from './task-spec.js';
@@ -36,12 +36,19 @@ export interface ExecutorDaemonOptions {
 
 export class ExecutorDaemon {
   private running = 0;
+  /**
+   * Tasks taken from the queue wait here for a free slot (BullMQ takes prefetchedTasksPerSlot
+   * more than the slots): a slot that finishes starts its next task at once, without waiting
+   * for the round trip to Redis that completes the last one and fetches another.
+   */
+  private freeSlots: number;
+  private readonly slotWaiters: (() => void)[] = [];
   private readonly timer: NodeJS.Timeout;
 
   private constructor(
     readonly entry: ExecutorEntry,
     private readonly local: LocalExecutor,
-    private readonly worker: Worker<TaskJobData, TaskResult>,
+    private readonly workers: Worker<TaskJobData, TaskResult>[],
     /** BullMQ does not close a connection it was handed: stop() does. */
     private readonly workerConnection: ReturnType<typeof redisConnection>,
     private readonly registry: ReturnType<typeof redisConnection>,
@@ -49,6 +56,21 @@ export class ExecutorDaemon {
     private readonly mgmtd: MgmtdClient | undefined,
   ) {
     this.timer = setInterval(() => void this.heartbeat(), clusterExecutorLimits.registryHeartbeatMs);
+    this.freeSlots = entry.slots;
+  }
+
+  private async takeSlot(): Promise<void> {
+    if (this.freeSlots > 0) {
+      this.freeSlots--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  /** Hands the slot straight to the next waiting task (synchronously: no tick in between). */
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next(); else this.freeSlots++;
   }
 
   static async start(options: ExecutorDaemonOptions): Promise<ExecutorDaemon> {
@@ -59,35 +81,51 @@ export class ExecutorDaemon {
     const host = options.host ?? hostname();
     const entry: ExecutorEntry = {
       id: `${host}/${process.pid}`, host, slots, running: 0, pid: process.pid, startedMs: Date.now(), lastSeenMs: Date.now(),
+      addresses: Object.values(networkInterfaces()).flat().filter((a) => a && !a.internal).map((a) => a!.address),
     };
     const local = new LocalExecutor(slots);
     await local.warmUp();
     const registry = redisConnection(options.redis, false);
     let daemon: ExecutorDaemon | undefined;
+    // Two BullMQ workers share the slots: the shared queue's and this host's own (tasks whose
+    // input is mostly here wait there first: data locality).
+    const queueName = options.queue ?? kDefaultQueue;
     const workerConnection = redisConnection(options.redis, true);
-    const worker = new Worker<TaskJobData, TaskResult>(options.queue ?? kDefaultQueue, (job) => daemon!.process(job), {
+    const workerOptions = {
       connection: workerConnection,
       prefix: kPrefix,
-      concurrency: slots,
+      concurrency: slots * (1 + clusterExecutorLimits.prefetchedTasksPerSlot),
       lockDuration: clusterExecutorLimits.lockDurationMs,
       stalledInterval: clusterExecutorLimits.stalledCheckIntervalMs,
       maxStalledCount: clusterExecutorLimits.stalledCountMax,
       autorun: false,
-    });
+    };
+    const worker = new Worker<TaskJobData, TaskResult>(queueName, (job) => daemon!.process(job), workerOptions);
+    const hostWorker = new Worker<TaskJobData, TaskResult>(hostQueueName(queueName, host), (job) => daemon!.process(job), workerOptions);
+    hostWorker.on('error', () => {});
     worker.on('error', () => {}); // Redis away: BullMQ reconnects and resumes
     const mgmtd = options.mgmtd ? new MgmtdClient(options.mgmtd, {
       timeoutMs: clusterExecutorLimits.mgmtdReportTimeoutMs, roundsMax: 1, ...(options.auth ? { auth: options.auth } : {}),
     }) : undefined;
-    daemon = new ExecutorDaemon(entry, local, worker, workerConnection, registry, options.queue ?? kDefaultQueue, mgmtd);
+    daemon = new ExecutorDaemon(entry, local, [worker, hostWorker], workerConnection, registry, queueName, mgmtd);
     // The first report must go through: a wrong token or address is the operator's error now.
     if (mgmtd) await daemon.report().catch(async (e) => { await daemon!.stop(); throw e; });
     await daemon.heartbeat();
-    void worker.run();
-    await worker.waitUntilReady();
+    for (const w of [worker, hostWorker]) void w.run();
+    await Promise.all([worker.waitUntilReady(), hostWorker.waitUntilReady()]);
     return daemon;
   }
 
   private async process(job: Job<TaskJobData, TaskResult>): Promise<TaskResult> {
+    await this.takeSlot();
+    try {
+      return await this.runTaken(job);
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  private async runTaken(job: Job<TaskJobData, TaskResult>): Promise<TaskResult> {
     this.running++;
     engineTasksRunning.inc();
     engineTaskAttempts.inc();
@@ -125,7 +163,7 @@ export class ExecutorDaemon {
   /** Stops taking tasks, lets running ones finish, leaves the registry. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.worker.close();
+    await Promise.all(this.workers.map((w) => w.close()));
     this.workerConnection.disconnect();
     await this.registry.hdel(registryKey(this.queue), this.entry.id).catch(() => {});
     this.registry.disconnect();
