@@ -100,7 +100,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
   // --hosts N executors on test hosts (network namespaces) or, with --hosts 0, on this host.
   const executorKind = options.get('executor') ?? 'local';
   if (executorKind !== 'local' && executorKind !== 'cluster') throw new RangeError('--executor must be local or cluster');
-  const hostCount = intOption(options, 'hosts', 4);
+  const hostCount = intOption(options, 'hosts', 4, 0); // 0: the executors on this host
   const inputGiB = (records * kRecordBytes) / GiB;
 
   const work = await makeWorkDir('graysort');

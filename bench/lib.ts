@@ -150,11 +150,11 @@ export function parseOptions(argv: string[]): Map<string, string> {
   return options;
 }
 
-export function intOption(options: Map<string, string>, key: string, fallback: number): number {
+export function intOption(options: Map<string, string>, key: string, fallback: number, min = 1): number {
   const raw = options.get(key);
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${key} must be a positive integer, got ${raw}`);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${key} must be an integer >= ${min}, got ${raw}`);
   return value;
 }
 
