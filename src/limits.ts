@@ -302,6 +302,10 @@ export const clusterExecutorLimits = {
    */
   localityWaitMs: 3_000,
   localityWaitMsMax: 600_000,
+  /** A task reading more files than this is not located (one meta stat per file): any executor takes it. */
+  localityFilesMax: 256,
+  /** Files whose placement the driver remembers (oldest forgotten first). */
+  localityCacheEntriesMax: 65_536,
   localityCheckMs: 200,
   /** Tasks the driver puts on the queue in one addBulk call. */
   enqueueBatchMax: 256,

@@ -68,6 +68,11 @@ export class ClusterExecutor implements Executor {
   private readonly hostQueues = new Map<string, { queue: Queue<TaskJobData>; events: QueueEvents; connection: Redis }>();
   private readonly hostCopies = new Map<string, HostCopy>();
   private live: ExecutorEntry[] = [];
+  /**
+   * Where files' bytes are, by root and location (a job's files are written once; a file
+   * rewritten in place only makes a stale preference, never a wrong result).
+   */
+  private readonly located = new Map<string, { bytes: number; hosts: Map<string, number> }>();
   /** When a task last started in each host's queue (locality waits count from it). */
   private readonly hostStartedMs = new Map<string, number>();
   private executorSlots = 1;
@@ -167,17 +172,31 @@ export class ClusterExecutor implements Executor {
     if (spec.root.kind !== 'millpond' || spec.inputs.length === 0) return undefined;
     const root = openDataRoot(spec.root);
     if (!root.dataHosts) return undefined;
-    let bytes = 0;
-    const byAddress = new Map<string, number>();
+    const locations: string[] = [];
     for (const input of spec.inputs) {
       if (input.empty) continue;
       for (const file of input.files) {
         const location = /[*?[]/.test(file) ? undefined : root.locationOf(file);
         if (location === undefined) return undefined;
-        const where = await root.dataHosts(location);
-        bytes += where.bytes;
-        for (const [address, n] of where.hosts) byAddress.set(address, (byAddress.get(address) ?? 0) + n);
+        locations.push(location);
       }
+    }
+    if (locations.length > clusterExecutorLimits.localityFilesMax) return undefined;
+    let bytes = 0;
+    const byAddress = new Map<string, number>();
+    const located = await Promise.all(locations.map(async (l) => {
+      const key = `${spec.root.kind === 'millpond' ? spec.root.meta : ''}|${l}`;
+      let where = this.located.get(key);
+      if (!where) {
+        where = await root.dataHosts!(l);
+        if (this.located.size >= clusterExecutorLimits.localityCacheEntriesMax) this.located.delete(this.located.keys().next().value!);
+        this.located.set(key, where);
+      }
+      return where;
+    }));
+    for (const where of located) {
+      bytes += where.bytes;
+      for (const [address, n] of where.hosts) byAddress.set(address, (byAddress.get(address) ?? 0) + n);
     }
     const best = [...byAddress].sort((a, b) => b[1] - a[1])[0];
     if (!best || best[1] * 2 <= bytes) return undefined;
