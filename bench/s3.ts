@@ -5,7 +5,10 @@
  * the SDK hashes each body, the gateway checks the hash and computes the MD5 ETag), and 16
  * clients writeFile/readFile 64 MiB files through the FileSystem API: put_ratio and
  * get_ratio are gateway / FileSystem API. Then small objects: 4 KiB PUT, GET and HEAD ops/s
- * through the gateway, 16 in flight.
+ * through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
+ * through the FileSystem API at the same depth (the cluster's own cost of a small file).
+ * --gateway-profile DIR runs the gateway under --cpu-prof (profiles written at its exit);
+ * --rounds N (default 2) repeats the large transfers, keeping the best of each.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -22,9 +25,10 @@ import { MetaClient } from '../src/meta/meta-client.js';
 import { benchDir, fmtCount, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable, round3, runWithDepth } from './lib.js';
 
 /** The gateway as its own process, presenting the cluster's admin token (env, never argv). */
-async function startGatewayProcess(meta: string, mgmtd: string, auth: { token: string; serverKey: string }): Promise<{ child: ChildProcess; endpoint: string }> {
+async function startGatewayProcess(meta: string, mgmtd: string, auth: { token: string; serverKey: string }, profileDir: string | undefined): Promise<{ child: ChildProcess; endpoint: string }> {
   const main = join(benchDir, '..', 'src', 'cli', 'main.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 's3', '--listen', '127.0.0.1:0', '--meta', meta, '--mgmtd', mgmtd, '--transport', 'tcp'], {
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', main, 's3', '--listen', '127.0.0.1:0', '--meta', meta, '--mgmtd', mgmtd, '--transport', 'tcp'], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MILLPOND_TOKEN: auth.token, MILLPOND_SERVER_KEY: auth.serverKey },
   });
   const lines = createInterface({ input: child.stdout! });
@@ -39,6 +43,7 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
   const clients = intOption(options, 'clients', 16);
   const objectMiB = intOption(options, 'object-mib', 64);
   const smallOps = intOption(options, 'small-ops', 3000);
+  const rounds = intOption(options, 'rounds', 2);
   const work = await makeWorkDir('s3');
   const cluster = await startEmbedded({
     dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
@@ -49,7 +54,7 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
   const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp', ...auth });
   const meta = new MetaClient(cluster.meta, { auth });
   const key = await meta.accessKeyAdd({ uid: 0, gid: 0 });
-  const gateway = await startGatewayProcess(cluster.meta, cluster.mgmtd, auth);
+  const gateway = await startGatewayProcess(cluster.meta, cluster.mgmtd, auth, options.get('gateway-profile'));
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const s3 = new S3Client({
     endpoint: gateway.endpoint, region: 'us-east-1', forcePathStyle: true,
@@ -75,7 +80,7 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
     // The FileSystem API first, then the gateway, then each once more: the better of two runs
     // each, so neither side gains from going second on a warmed machine.
     const results = { fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity };
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < rounds; round++) {
       results.fsPut = Math.min(results.fsPut, await timed(() => Promise.all(bodies.map((b, c) => fs.writeFile(`/fsapi/obj-${c}`, b)))));
       results.fsGet = Math.min(results.fsGet, await timed(() => Promise.all(bodies.map(async (_, c) => {
         if (crc32c(await fs.readFile(`/fsapi/obj-${c}`)) !== sums[c]) throw new Error(`fs read of ${c} differs`);
@@ -97,6 +102,12 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       await out.Body!.transformToByteArray();
     }));
     const headMs = await timed(() => runWithDepth(smallOps, clients, (i) => s3.send(new HeadObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}` }))));
+    // The same through the FileSystem API, same depth: what the cluster gives a small file
+    // (open, one chunk write, close; open and read; stat), which the gateway's ops build on.
+    await fs.mkdir('/fsapi/small');
+    const fsWriteMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.writeFile(`/fsapi/small/${i % 1000}`, small)));
+    const fsReadMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.readFile(`/fsapi/small/${i % 1000}`)));
+    const fsStatMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.stat(`/fsapi/small/${i % 1000}`)));
 
     const figures = {
       clients,
@@ -110,6 +121,9 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       small_put_ops: Math.round(smallOps / (putMs / 1000)),
       small_get_ops: Math.round(smallOps / (getMs / 1000)),
       small_head_ops: Math.round(smallOps / (headMs / 1000)),
+      small_fs_write_ops: Math.round(smallOps / (fsWriteMs / 1000)),
+      small_fs_read_ops: Math.round(smallOps / (fsReadMs / 1000)),
+      small_fs_stat_ops: Math.round(smallOps / (fsStatMs / 1000)),
     };
     printTable(`s3: ${clients} clients, ${objectMiB} MiB objects, embedded cluster, chains of 3 (${machineNote()})`, [
       ['path', 'PUT / write', 'GET / read'],
@@ -118,10 +132,10 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       ['ratio gateway / FileSystem API', String(figures.put_ratio), String(figures.get_ratio)],
     ]);
     printTable(`small objects: 4 KiB, ${clients} in flight, ${smallOps} ops each`, [
-      ['operation', 'ops/s'],
-      ['PUT', fmtCount(figures.small_put_ops)],
-      ['GET', fmtCount(figures.small_get_ops)],
-      ['HEAD', fmtCount(figures.small_head_ops)],
+      ['operation', 'gateway ops/s', 'FileSystem API ops/s (baseline)'],
+      ['PUT / writeFile', fmtCount(figures.small_put_ops), fmtCount(figures.small_fs_write_ops)],
+      ['GET / readFile', fmtCount(figures.small_get_ops), fmtCount(figures.small_fs_read_ops)],
+      ['HEAD / stat', fmtCount(figures.small_head_ops), fmtCount(figures.small_fs_stat_ops)],
     ]);
     printJson('s3', figures);
   } finally {

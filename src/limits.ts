@@ -371,6 +371,14 @@ export const s3Limits = {
   hashBatchBytes: 1024 * 1024,
   /** Batches of one body given to its worker and not yet hashed (memory: this times the batch). */
   hashBatchesInFlight: 4,
+  /** aws-chunked chunk ends in one batch: a batch with this many goes to its worker at once. */
+  hashMarksPerBatchMax: 128,
+  /**
+   * aws-chunked chunk signatures whose chunk hash is pending (checked as the hash workers get
+   * there); past this the decoder waits for the oldest. More than hashMarksPerBatchMax, so the
+   * oldest is always in a batch already sent.
+   */
+  chunkChecksPendingMax: 1024,
   /** Chunk writes (each one chunk of the file) of one PUT in flight: its memory is this times the chunk size. */
   putChunksInFlight: 8,
   /** Chunk-sized reads of one GET ahead of the socket (with the one being sent: as many in flight as a PUT's writes). */
@@ -382,6 +390,8 @@ export const s3Limits = {
   /** Access keys are cached this long (a removed key stops working within it). */
   accessKeyCacheMs: 10_000,
   accessKeyCacheEntriesMax: 10_000,
+  /** SigV4 signing keys (one per access key, day, region and service) kept derived. */
+  signingKeysCachedMax: 10_000,
   /** Multipart uploads not completed or aborted within this are removed (MinIO: 24 h). */
   uploadExpiryMsDefault: 24 * 3600_000,
   /** A PUT's temporary file left by a crash is removed after this. */

@@ -368,6 +368,19 @@ export class FileHandle {
   }
 
   /**
+   * Reads into `target` from `position`, bounded by the file's end; returns the bytes read
+   * (holes read as zeros). readAt without the allocation: a caller streaming a file (the S3
+   * gateway's GET) reuses its buffers.
+   */
+  async readInto(target: Buffer, position: number): Promise<number> {
+    this.check('read');
+    if (!Number.isSafeInteger(position) || position < 0) throw new RangeError('position must be a non-negative integer');
+    const n = Math.max(0, Math.min(target.length, this.length - position, fsLimits.readBytesMax));
+    if (n > 0) await attributed('read', this.path, () => this.data.read(position, target.subarray(0, n)));
+    return n;
+  }
+
+  /**
    * Many small reads at once (random 4 KiB reads of a dataloader, say): grouped by chain into
    * batched messages to the storage servers instead of one request each. Returns the reads'
    * bytes one after another, each bounded by the file's end like readAt.

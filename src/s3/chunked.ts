@@ -8,11 +8,10 @@
  * aws-chunked framing: `<hex size>[;chunk-signature=<sig>]\r\n<bytes>\r\n`, ended by a chunk of
  * size 0 and, for the *-TRAILER variants, trailing headers and an empty line.
  */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { s3Limits } from '../limits.js';
 import { S3Error } from './errors.js';
-import { digester } from './hash-pool.js';
+import { digester, type Digester } from './hash-pool.js';
 import {
   chunkSignature, sameSignature, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER, trailerSignature,
   UNSIGNED_PAYLOAD, type VerifiedSignature,
@@ -60,10 +59,13 @@ function isChunked(req: IncomingMessage, signature: VerifiedSignature | undefine
 export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone: (r: BodyResult) => void): AsyncGenerator<Buffer> {
   const claimed = checks.signature?.claim.payloadHash;
   const signedHash = claimed !== undefined && /^[0-9a-f]{64}$/.test(claimed);
+  const chunked = isChunked(req, checks.signature);
   // MD5 and SHA-256 on the hash workers (bodies past one batch): the event loop only copies.
-  const hashes = digester(signedHash ? ['md5', 'sha256'] : ['md5'], checks.length);
+  // So are the SHA-256s of signed aws-chunked chunks (segments), whose checks finish below.
+  const hashes = digester(signedHash ? ['md5', 'sha256'] : ['md5'], checks.length, { segments: chunked && signsChunks(checks.signature) });
+  const chunkChecks: Promise<void>[] = [];
   let bytes = 0;
-  const source = isChunked(req, checks.signature) ? decodeChunked(req, checks.signature) : plain(req);
+  const source = chunked ? decodeChunked(req, checks.signature, hashes, chunkChecks) : plain(req);
   try {
     for await (const piece of source) {
       bytes += piece.length;
@@ -73,6 +75,7 @@ export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone:
     }
     if (bytes !== checks.length) throw new S3Error('IncompleteBody', `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${checks.length})`);
     const digests = await hashes.digest();
+    for (const check of chunkChecks) await check; // every chunk's signature, before anything is published
     if (signedHash && digests.sha256!.toString('hex') !== claimed) throw new S3Error('XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.');
     const digest = digests.md5!;
     if (checks.md5Base64 !== undefined && digest.toString('base64') !== checks.md5Base64) {
@@ -88,9 +91,20 @@ async function* plain(req: IncomingMessage): AsyncGenerator<Buffer> {
   for await (const piece of req) yield piece as Buffer;
 }
 
-/** Reads aws-chunked framing from `req`, yielding chunk data as it arrives. */
-async function* decodeChunked(req: IncomingMessage, signature: VerifiedSignature | undefined): AsyncGenerator<Buffer> {
-  const signed = signature !== undefined && signature.claim.payloadHash !== STREAMING_UNSIGNED_TRAILER && signature.claim.payloadHash !== UNSIGNED_PAYLOAD;
+/** Whether an aws-chunked body under `signature` carries chunk signatures. */
+function signsChunks(signature: VerifiedSignature | undefined): boolean {
+  return signature !== undefined && signature.claim.payloadHash !== STREAMING_UNSIGNED_TRAILER && signature.claim.payloadHash !== UNSIGNED_PAYLOAD;
+}
+
+/**
+ * Reads aws-chunked framing from `req`, yielding chunk data as it arrives. Each chunk's hash is
+ * a segment of `hashes` (which the caller updates with every piece yielded, before it asks
+ * for the next), and its signature check goes into `checks`: a check needs the previous
+ * chunk's claimed signature only (a valid chain repeats them), so checks run as the hash
+ * workers reach each chunk's end. The caller awaits `checks` after hashes.digest().
+ */
+async function* decodeChunked(req: IncomingMessage, signature: VerifiedSignature | undefined, hashes: Digester, checks: Promise<void>[]): AsyncGenerator<Buffer> {
+  const signed = signsChunks(signature);
   const trailers = signature?.claim.payloadHash === STREAMING_PAYLOAD_TRAILER || signature?.claim.payloadHash === STREAMING_UNSIGNED_TRAILER
     || String(req.headers['x-amz-trailer'] ?? '') !== '';
   let previous = signature?.claim.signature ?? '';
@@ -122,20 +136,26 @@ async function* decodeChunked(req: IncomingMessage, signature: VerifiedSignature
     let claimed: string | undefined;
     for (const ext of extensions) if (ext.startsWith('chunk-signature=')) claimed = ext.slice('chunk-signature='.length).trim();
     if (signed && claimed === undefined) throw new S3Error('SignatureDoesNotMatch', 'an aws-chunked chunk has no signature');
-    const sha = signed ? createHash('sha256') : undefined;
     let left = size;
     while (left > 0) {
       if (pending.length === 0 && !(await more())) throw new S3Error('IncompleteBody', 'the aws-chunked body ended inside a chunk');
       const piece = pending.subarray(0, Math.min(left, pending.length));
       pending = pending.subarray(piece.length);
       left -= piece.length;
-      sha?.update(piece);
-      yield piece;
+      yield piece; // resumed once the caller gave it to `hashes`
     }
     if (signed) {
-      const expected = chunkSignature(signature!, previous, sha!.digest('hex'));
-      if (!sameSignature(expected, claimed!)) throw new S3Error('SignatureDoesNotMatch', 'an aws-chunked chunk signature does not match');
-      previous = expected;
+      const before = previous;
+      const claim = claimed!;
+      const check = hashes.segment().then((sha) => {
+        if (!sameSignature(chunkSignature(signature!, before, sha.toString('hex')), claim)) {
+          throw new S3Error('SignatureDoesNotMatch', 'an aws-chunked chunk signature does not match');
+        }
+      });
+      check.catch(() => {}); // awaited later (or dropped with the request): never unhandled
+      checks.push(check);
+      previous = claim;
+      while (checks.length > s3Limits.chunkChecksPendingMax) await checks.shift();
     }
     if (size === 0) break;
     if ((await line()) !== '') throw new S3Error('InvalidRequest', 'an aws-chunked chunk is longer than its size');

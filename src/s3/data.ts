@@ -83,28 +83,41 @@ function drained(sink: Writable): Promise<void> {
   });
 }
 
-/** Sends bytes [start, end) of an open file to `sink`, honouring its backpressure. */
+/**
+ * Sends bytes [start, end) of an open file to `sink`, honouring its backpressure: chunk-sized
+ * reads, s3Limits.getChunksAhead of them ahead of the one being sent, into buffers that are
+ * reused once the socket has taken their bytes (sink.write's callback), so a GET allocates a
+ * few chunk buffers however long the object (no per-chunk allocation, zeroing or collection).
+ */
 export async function readTo(handle: FileHandle, start: number, end: number, sink: Writable): Promise<void> {
   const step = handle.info.layout.chunkSizeBytes;
-  const ahead: Promise<Buffer>[] = [];
+  const free: Buffer[] = [];
+  const ahead: Array<{ buffer: Buffer; read: Promise<number> }> = [];
   let next = start;
   const issue = () => {
     while (ahead.length < s3Limits.getChunksAhead + 1 && next < end) {
       const n = Math.min(step - (next % step), end - next);
-      ahead.push(handle.readAt(next, n));
+      const buffer = free.pop() ?? Buffer.allocUnsafe(step);
+      const read = handle.readInto(buffer.subarray(0, n), next);
+      read.catch(() => {}); // awaited in order below (or settled in finally)
+      ahead.push({ buffer, read });
       next += n;
     }
   };
   issue();
   try {
     while (ahead.length > 0) {
-      const data = await ahead.shift()!;
+      const { buffer, read } = ahead.shift()!;
+      const n = await read;
       issue();
       if (sink.destroyed) throw new MillpondError('ECONNRESET', 'the client went away');
-      if (!sink.write(data)) await drained(sink);
+      const flushed = sink.write(buffer.subarray(0, n), (err) => {
+        if (!err && free.length <= s3Limits.getChunksAhead) free.push(buffer);
+      });
+      if (!flushed) await drained(sink);
     }
   } finally {
-    await Promise.allSettled(ahead); // reads in flight finish before the handle closes
+    await Promise.allSettled(ahead.map((a) => a.read)); // reads in flight finish before the handle closes
   }
 }
 
@@ -121,15 +134,19 @@ export function tempNameBeside(path: string, kind: 'tmp' | 'up', id = randomByte
  * beside `path` (so the file has its directory's layout, and the rename stays in one
  * directory), its close publishes the length and the S3 attributes, and one rename puts it
  * at `path`, replacing what was there. `attrs` is called after the source ended (the ETag is
- * the digest of what went through). Parent directories are made as needed.
+ * the digest of what went through). Parent directories are made as needed, once `container`
+ * (the bucket's check) passed: it runs only when the temporary file's directory is missing.
  */
-export async function publishObject(fs: FileSystem, path: string, fill: (handle: FileHandle) => Promise<void>, attrs: () => ObjectAttrs): Promise<Inode> {
+export async function publishObject(fs: FileSystem, path: string, fill: (handle: FileHandle) => Promise<void>, attrs: () => ObjectAttrs,
+  container: () => Promise<void> = async () => {}): Promise<Inode> {
   const temp = tempNameBeside(path, 'tmp');
   let handle: FileHandle;
   try {
     handle = await fs.open(temp, 'wx', { mode: 0o644 });
   } catch (err) {
-    if (!(err instanceof MillpondError && err.code === 'ENOENT')) throw err;
+    if (!(err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR'))) throw err;
+    await container();
+    if (err.code === 'ENOTDIR') throw err;
     await fs.mkdir(parentOf(path), { recursive: true });
     handle = await fs.open(temp, 'wx', { mode: 0o644 });
   }

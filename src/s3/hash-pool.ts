@@ -9,6 +9,11 @@
  * running hashes in order. update() waits only when s3Limits.hashBatchesInFlight batches of
  * this digester are unhashed, which bounds memory per request. Bodies no larger than one
  * batch are hashed in the calling thread (a round trip to a worker would cost more).
+ *
+ * With `segments`, a digester also gives the SHA-256 of each run of bytes between calls of
+ * segment() (aws-chunked chunks, whose signatures cover each chunk's hash): the marks travel
+ * inside the batches, so a chunk of 64 KiB costs no message of its own, and each segment's
+ * hash resolves when the worker reached its end.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
@@ -20,6 +25,11 @@ export type Digests = Partial<Record<HashName, Buffer>>;
 export interface Digester {
   /** Adds `data` (copied: the caller may reuse it at once). */
   update(data: Buffer): Promise<void>;
+  /**
+   * Ends a segment here: resolves to the SHA-256 of the bytes added since the previous
+   * segment() (or the start). REQUIRES: made with `segments`.
+   */
+  segment(): Promise<Buffer>;
   /** The digests of everything added. The digester is finished afterwards. */
   digest(): Promise<Digests>;
   /** Forgets the hashes (an aborted body). Idempotent; harmless after digest(). */
@@ -31,24 +41,40 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const open = new Map();
+const segs = new Map();
 parentPort.on('message', (m) => {
-  if (m.op === 'open') open.set(m.id, m.names.map((n) => [n, createHash(n)]));
-  else if (m.op === 'update') {
+  if (m.op === 'open') {
+    open.set(m.id, m.names.map((n) => [n, createHash(n)]));
+    if (m.segments) segs.set(m.id, createHash('sha256'));
+  } else if (m.op === 'update') {
     const hs = open.get(m.id);
-    if (hs) { const data = new Uint8Array(m.data, 0, m.length); for (const [, h] of hs) h.update(data); }
-    parentPort.postMessage({ op: 'ack', id: m.id, data: m.data }, [m.data]);
+    const marks = [];
+    if (hs) {
+      const data = new Uint8Array(m.data, 0, m.length);
+      for (const [, h] of hs) h.update(data);
+      let at = 0;
+      for (const end of m.marks || []) {
+        segs.get(m.id).update(data.subarray(at, end));
+        marks.push(segs.get(m.id).digest());
+        segs.set(m.id, createHash('sha256'));
+        at = end;
+      }
+      if (segs.has(m.id)) segs.get(m.id).update(data.subarray(at));
+    }
+    parentPort.postMessage({ op: 'ack', id: m.id, data: m.data, marks }, [m.data]);
   } else if (m.op === 'digest') {
+    segs.delete(m.id);
     const hs = open.get(m.id) || [];
     open.delete(m.id);
     const out = {};
     for (const [n, h] of hs) out[n] = h.digest();
     parentPort.postMessage({ op: 'digest', id: m.id, digests: out });
-  } else if (m.op === 'drop') open.delete(m.id);
+  } else if (m.op === 'drop') { open.delete(m.id); segs.delete(m.id); }
 });
 `;
 
 interface Waiting {
-  acked: () => void;
+  acked: (marks: Uint8Array[]) => void;
   digested?: (d: Digests) => void;
   failed: (err: unknown) => void;
 }
@@ -63,11 +89,11 @@ class HashWorker {
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
     this.worker.unref(); // never keeps the gateway alive
-    this.worker.on('message', (m: { op: string; id: number; data?: ArrayBuffer; digests?: Record<string, Uint8Array> }) => {
+    this.worker.on('message', (m: { op: string; id: number; data?: ArrayBuffer; marks?: Uint8Array[]; digests?: Record<string, Uint8Array> }) => {
       const w = this.waiting.get(m.id);
       if (m.op === 'ack') {
-        if (m.data && this.spare.length < s3Limits.hashBatchesInFlight) this.spare.push(m.data);
-        w?.acked();
+        if (m.data?.byteLength === s3Limits.hashBatchBytes && this.spare.length < s3Limits.hashBatchesInFlight) this.spare.push(m.data);
+        w?.acked(m.marks ?? []);
       } else if (m.op === 'digest' && w?.digested) {
         const out: Digests = {};
         for (const [k, v] of Object.entries(m.digests ?? {})) out[k as HashName] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
@@ -93,11 +119,19 @@ function pickWorker(): HashWorker {
 /** Hashes in the calling thread: for bodies of at most one batch. */
 class LocalDigester implements Digester {
   private readonly hashes: [HashName, Hash][];
-  constructor(names: HashName[]) {
+  private seg: Hash | undefined;
+  constructor(names: HashName[], segments: boolean) {
     this.hashes = names.map((n) => [n, createHash(n)]);
+    if (segments) this.seg = createHash('sha256');
   }
   async update(data: Buffer): Promise<void> {
     for (const [, h] of this.hashes) h.update(data);
+    this.seg?.update(data);
+  }
+  async segment(): Promise<Buffer> {
+    const digest = this.seg!.digest();
+    this.seg = createHash('sha256');
+    return digest;
   }
   async digest(): Promise<Digests> {
     const out: Digests = {};
@@ -116,20 +150,37 @@ class PooledDigester implements Digester {
   private wake: (() => void) | undefined;
   private failure: unknown;
   private finished = false;
+  /** Segment ends in the batch being filled (offsets in it). */
+  private marks: number[] = [];
+  /** Segments sent (or being filled), oldest first: their hashes come back in this order. */
+  private readonly segments: Array<{ resolve: (d: Buffer) => void; reject: (err: unknown) => void }> = [];
 
-  constructor(names: HashName[]) {
+  constructor(names: HashName[], private readonly withSegments: boolean) {
     this.worker.open++;
     this.worker.waiting.set(this.id, {
-      acked: () => {
+      acked: (marks) => {
         this.unacked--;
+        for (const d of marks) this.segments.shift()?.resolve(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
         this.wake?.();
       },
       failed: (err) => {
         this.failure ??= err;
+        for (const waiting of this.segments.splice(0)) waiting.reject(err);
         this.wake?.();
       },
     });
-    this.worker.worker.postMessage({ op: 'open', id: this.id, names });
+    this.worker.worker.postMessage({ op: 'open', id: this.id, names, segments: withSegments });
+  }
+
+  segment(): Promise<Buffer> {
+    if (!this.withSegments) throw new TypeError('segment() of a digester made without segments');
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    this.marks.push(this.filled);
+    const hash = new Promise<Buffer>((resolve, reject) => { this.segments.push({ resolve, reject }); });
+    // Many small segments: their batch goes now, so a caller waiting for an old segment's hash
+    // never waits for a batch that is not sent (its memory is checked by the next update).
+    if (this.marks.length >= s3Limits.hashMarksPerBatchMax) this.post();
+    return hash;
   }
 
   async update(data: Buffer): Promise<void> {
@@ -137,8 +188,7 @@ class PooledDigester implements Digester {
     while (offset < data.length) {
       if (!this.batch) {
         const reused = this.worker.spare.pop();
-        this.batch = reused ? Buffer.from(reused) : Buffer.from(new ArrayBuffer(s3Limits.hashBatchBytes));
-        this.filled = 0;
+        this.batch = Buffer.from(reused ?? new ArrayBuffer(s3Limits.hashBatchBytes));
       }
       const n = data.copy(this.batch, this.filled, offset);
       this.filled += n;
@@ -147,11 +197,20 @@ class PooledDigester implements Digester {
     }
   }
 
-  private async send(): Promise<void> {
-    const batch = this.batch!;
+  /** Hands the batch being filled (and its marks) to the worker. */
+  private post(): void {
+    const batch = this.batch ?? Buffer.from(new ArrayBuffer(0)); // a batch of marks only
     this.batch = undefined;
     this.unacked++;
-    this.worker.worker.postMessage({ op: 'update', id: this.id, data: batch.buffer, length: this.filled }, [batch.buffer as ArrayBuffer]);
+    const marks = this.marks;
+    this.marks = [];
+    this.worker.worker.postMessage({ op: 'update', id: this.id, data: batch.buffer, length: this.filled, marks }, [batch.buffer as ArrayBuffer]);
+    this.filled = 0;
+  }
+
+  /** post(), then waits while hashBatchesInFlight batches of this digester are unhashed. */
+  private async send(): Promise<void> {
+    this.post();
     while (this.unacked >= s3Limits.hashBatchesInFlight && this.failure === undefined) {
       await new Promise<void>((resolve) => { this.wake = resolve; });
       this.wake = undefined;
@@ -160,7 +219,7 @@ class PooledDigester implements Digester {
   }
 
   async digest(): Promise<Digests> {
-    if (this.batch && this.filled > 0) await this.send();
+    if ((this.batch && this.filled > 0) || this.marks.length > 0) await this.send();
     this.batch = undefined;
     const result = new Promise<Digests>((resolve, reject) => {
       const w = this.worker.waiting.get(this.id)!;
@@ -184,12 +243,17 @@ class PooledDigester implements Digester {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    for (const waiting of this.segments.splice(0)) waiting.reject(new Error('the digester was dropped'));
     this.worker.open--;
     this.worker.waiting.delete(this.id);
   }
 }
 
-/** A digester of `names` for a body of `lengthBytes` (declared; the worker pool past one batch). */
-export function digester(names: HashName[], lengthBytes: number): Digester {
-  return lengthBytes <= s3Limits.hashBatchBytes ? new LocalDigester(names) : new PooledDigester(names);
+/**
+ * A digester of `names` for a body of `lengthBytes` (declared; the worker pool past one batch),
+ * with per-segment SHA-256s when `segments`.
+ */
+export function digester(names: HashName[], lengthBytes: number, options: { segments?: boolean } = {}): Digester {
+  const segments = options.segments ?? false;
+  return lengthBytes <= s3Limits.hashBatchBytes ? new LocalDigester(names, segments) : new PooledDigester(names, segments);
 }

@@ -2,11 +2,11 @@
 import { S3Error, fromMillpond } from './errors.js';
 import { header, isoDate, readXml, requestAttrs, sendEmpty, sendXml, type S3Request } from './http.js';
 import { abortUpload, completeUpload, createUpload, listParts, listUploads, readUpload, uploadPart } from './multipart.js';
-import { parseCopySource, readPieces, requestBody, requireBucket, statObject } from './object-ops.js';
+import { md5Pieces, parseCopySource, requestBody, requireBucket, statObject } from './object-ops.js';
+import { digester } from './hash-pool.js';
 import { checkKey, objectPath } from './paths.js';
 import { checkConditions, parseRange } from './http.js';
 import type { BodyResult } from './chunked.js';
-import { createHash } from 'node:crypto';
 import { s3Limits } from '../limits.js';
 
 function partNumberOf(s: S3Request): number {
@@ -45,14 +45,16 @@ export async function uploadPartHandler(s: S3Request): Promise<void> {
   if (length > s.config.partBytesMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.');
   for await (const _ of requestBody(s, 0, () => {}).body) { /* no body: check its (empty) payload */ }
   const info = await readUpload(s.fs, uploadId, s.bucket, s.key);
-  const md5 = createHash('md5');
+  // The part's MD5 on the hash workers (past one batch), not the event loop.
+  const md5 = digester(['md5'], length);
+  let partMd5: Buffer | undefined;
   async function* hashed() {
-    for await (const piece of readPieces(s.fs, objectPath(source.bucket, source.key), range!.start, range!.end)) {
-      md5.update(piece);
-      yield piece;
-    }
+    yield* md5Pieces(s.fs, objectPath(source.bucket, source.key), range!.start, range!.end, md5);
+    partMd5 = (await md5.digest()).md5!; // before the writer sees the end of the source
   }
-  const record = await uploadPart(s.fs, uploadId, info, partNumber, length, hashed(), () => md5.digest()).catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); });
+  const record = await uploadPart(s.fs, uploadId, info, partNumber, length, hashed(), () => partMd5!)
+    .catch((err: unknown) => { throw fromMillpond(err, 'NoSuchUpload'); })
+    .finally(() => md5.drop());
   sendXml(s, 200, 'CopyPartResult', { LastModified: isoDate(record.lastModifiedMs), ETag: record.etag });
 }
 

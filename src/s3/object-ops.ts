@@ -1,10 +1,11 @@
 /** PutObject, GetObject, HeadObject, DeleteObject, CopyObject. */
 import { createHash } from 'node:crypto';
 import { MillpondError } from '../errors.js';
-import type { FileSystem } from '../fs/file-system.js';
-import type { Stats } from '../fs/stats.js';
+import type { FileHandle, FileSystem } from '../fs/file-system.js';
+import { Stats } from '../fs/stats.js';
 import type { ObjectAttrs } from '../meta/types.js';
 import { declaredLength, payload, type BodyResult } from './chunked.js';
+import { digester, type Digester } from './hash-pool.js';
 import { publishObject, readTo, writeFrom } from './data.js';
 import { fromMillpond, S3Error } from './errors.js';
 import { checkConditions, etagOf, header, httpDate, isoDate, parseRange, requestAttrs, sendEmpty, sendXml, type S3Request } from './http.js';
@@ -24,6 +25,21 @@ export async function requireBucket(fs: FileSystem, bucket: string): Promise<voi
   throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
 }
 
+/** NoSuchBucket or NoSuchKey for a lookup of `key` that failed with `err`; other errors mapped. */
+async function missingObject(fs: FileSystem, bucket: string, key: string, err: unknown): Promise<never> {
+  if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) {
+    await requireBucket(fs, bucket);
+    throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
+  }
+  throw fromMillpond(err);
+}
+
+/** NoSuchKey unless `st` is what `key` may name: a file, or a directory for a key ending in "/". */
+function checkKind(st: Stats, key: string): Stats {
+  if (st.isDirectory() !== key.endsWith('/')) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
+  return st;
+}
+
 /** The object's stats; NoSuchKey for a missing key or a directory (unless the key ends in "/"). */
 export async function statObject(fs: FileSystem, bucket: string, key: string): Promise<Stats> {
   checkKey(key);
@@ -31,14 +47,30 @@ export async function statObject(fs: FileSystem, bucket: string, key: string): P
   try {
     st = await fs.stat(objectPath(bucket, key));
   } catch (err) {
-    if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) {
-      await requireBucket(fs, bucket);
-      throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
-    }
-    throw fromMillpond(err);
+    return missingObject(fs, bucket, key, err);
   }
-  if (st.isDirectory() !== key.endsWith('/')) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
-  return st;
+  return checkKind(st, key);
+}
+
+/**
+ * The object open for reading, with its stats from the same meta call (one round trip, where
+ * stat and open were two; and the bytes read are those of the inode the headers describe).
+ * The bucket is looked up only when the key is missing, to tell NoSuchBucket from NoSuchKey.
+ */
+async function openObject(fs: FileSystem, bucket: string, key: string): Promise<{ handle: FileHandle; st: Stats }> {
+  checkKey(key);
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(objectPath(bucket, key), 'r');
+  } catch (err) {
+    return missingObject(fs, bucket, key, err);
+  }
+  try {
+    return { handle, st: checkKind(new Stats(handle.info), key) };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
 }
 
 function objectHeaders(st: Stats): Record<string, string | number> {
@@ -63,41 +95,38 @@ const OVERRIDES: Record<string, string> = {
 };
 
 export async function getObject(s: S3Request, head: boolean): Promise<void> {
-  const st = await statObject(s.fs, s.bucket, s.key);
+  // HEAD needs only the inode (a stat: a read); GET opens, and the open's inode is the stat.
+  let st: Stats;
+  let handle: FileHandle | undefined;
+  if (head) st = await statObject(s.fs, s.bucket, s.key);
+  else ({ st, handle } = await openObject(s.fs, s.bucket, s.key));
   try {
-    checkConditions(s, st);
-  } catch (err) {
-    if (err instanceof S3Error && err.code === 'NotModified') {
-      const h = objectHeaders(st);
-      return sendEmpty(s, 304, { ETag: h.ETag!, 'Last-Modified': h['Last-Modified']! });
+    try {
+      checkConditions(s, st);
+    } catch (err) {
+      if (err instanceof S3Error && err.code === 'NotModified') {
+        const h = objectHeaders(st);
+        return sendEmpty(s, 304, { ETag: h.ETag!, 'Last-Modified': h['Last-Modified']! });
+      }
+      throw err;
     }
-    throw err;
-  }
-  const size = st.isDirectory() ? 0 : st.size;
-  const partNumber = s.query.get('partNumber');
-  const range = partNumber === undefined ? parseRange(header(s, 'range'), size) : undefined;
-  const headers = objectHeaders(st);
-  for (const [q, name] of Object.entries(OVERRIDES)) {
-    const v = s.query.get(q);
-    if (v !== undefined) headers[name] = v;
-  }
-  const start = range?.start ?? 0;
-  const end = range?.end ?? size;
-  headers['Content-Length'] = end - start;
-  if (range) headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
-  if (head || end === start) {
+    const size = st.isDirectory() ? 0 : st.size;
+    const partNumber = s.query.get('partNumber');
+    const range = partNumber === undefined ? parseRange(header(s, 'range'), size) : undefined;
+    const headers = objectHeaders(st);
+    for (const [q, name] of Object.entries(OVERRIDES)) {
+      const v = s.query.get(q);
+      if (v !== undefined) headers[name] = v;
+    }
+    const start = range?.start ?? 0;
+    const end = range?.end ?? size;
+    headers['Content-Length'] = end - start;
+    if (range) headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
     s.res.writeHead(range ? 206 : 200, headers);
-    s.res.end();
-    return;
-  }
-  const handle = await s.fs.open(objectPath(s.bucket, s.key), 'r');
-  try {
-    if (handle.info.id !== st.ino) throw new S3Error('SlowDown', 'the object changed while it was read; retry');
-    s.res.writeHead(range ? 206 : 200, headers);
-    await readTo(handle, start, end, s.res);
+    if (handle && end > start) await readTo(handle, start, end, s.res);
     s.res.end();
   } finally {
-    await handle.close();
+    await handle?.close();
   }
 }
 
@@ -115,16 +144,20 @@ export async function putObject(s: S3Request): Promise<void> {
   const attrs = requestAttrs(s);
   let digest: BodyResult | undefined;
   const { length, body } = requestBody(s, s.config.putObjectBytesMax, (r) => { digest = r; });
-  await requireBucket(s.fs, s.bucket);
+  checkBucketName(s.bucket);
   const path = objectPath(s.bucket, s.key);
   if (s.key.endsWith('/')) {
+    await requireBucket(s.fs, s.bucket);
     if (length !== 0) throw new S3Error('InvalidArgument', 'a key ending in "/" is a directory: its body must be empty');
     for await (const _ of body) { /* checks the (empty) payload's signature */ }
     await s.fs.mkdir(path, { recursive: true }).catch((err: unknown) => { throw fromMillpond(err); });
     return sendEmpty(s, 200, { ETag: `"${EMPTY_MD5}"` });
   }
   try {
-    await publishObject(s.fs, path, async (h) => { await writeFrom(h, body); }, () => ({ etag: `"${digest!.md5.toString('hex')}"`, ...attrs }));
+    // The bucket is not looked up first (a meta round trip per PUT): publishObject does when
+    // the key's directory is missing.
+    await publishObject(s.fs, path, async (h) => { await writeFrom(h, body); }, () => ({ etag: `"${digest!.md5.toString('hex')}"`, ...attrs }),
+      () => requireBucket(s.fs, s.bucket));
   } catch (err) {
     throw fromMillpond(err);
   }
@@ -178,6 +211,17 @@ export function parseCopySource(value: string): { bucket: string; key: string } 
   return { bucket, key };
 }
 
+/**
+ * readPieces, with every piece given to `md5` (a digester: on the hash workers past one batch,
+ * so a copy's MD5 does not run on the event loop) before it is passed on.
+ */
+export async function* md5Pieces(fs: FileSystem, path: string, start: number, end: number, md5: Digester): AsyncGenerator<Buffer> {
+  for await (const piece of readPieces(fs, path, start, end)) {
+    await md5.update(piece);
+    yield piece;
+  }
+}
+
 /** Reads [start, end) of an object as a stream of chunk-sized pieces. */
 export async function* readPieces(fs: FileSystem, path: string, start: number, end: number): AsyncGenerator<Buffer> {
   const handle = await fs.open(path, 'r');
@@ -213,22 +257,18 @@ export async function copyObject(s: S3Request): Promise<void> {
     ...(st.object?.headers ? { headers: st.object.headers } : {}),
     ...(st.object?.meta ? { meta: st.object.meta } : {}),
   };
-  const md5 = createHash('md5');
-  async function* hashed() {
-    for await (const piece of readPieces(s.fs, objectPath(source.bucket, source.key), 0, st.size)) {
-      md5.update(piece);
-      yield piece;
-    }
-  }
+  const md5 = digester(['md5'], st.size);
   let etag = '';
   let inode;
   try {
-    inode = await publishObject(s.fs, objectPath(s.bucket, s.key), async (h) => { await writeFrom(h, hashed()); }, () => {
-      etag = `"${md5.digest('hex')}"`;
-      return { etag, ...kept };
-    });
+    inode = await publishObject(s.fs, objectPath(s.bucket, s.key), async (h) => {
+      await writeFrom(h, md5Pieces(s.fs, objectPath(source.bucket, source.key), 0, st.size, md5));
+      etag = `"${(await md5.digest()).md5!.toString('hex')}"`;
+    }, () => ({ etag, ...kept }));
   } catch (err) {
     throw fromMillpond(err);
+  } finally {
+    md5.drop();
   }
   sendXml(s, 200, 'CopyObjectResult', { LastModified: isoDate(inode.mtimeMs), ETag: etag });
 }

@@ -170,7 +170,26 @@ export function canonicalRequest(req: IncomingMessage, rawPath: string, query: A
   return [req.method, path, pairs.map(([k, v]) => `${k}=${v}`).join('&'), headers, claim.signedHeaders.join(';'), claim.payloadHash].join('\n');
 }
 
+/**
+ * Derived signing keys by secret and scope (date/region/service): a client signs every
+ * request of a day with the same key, so the four HMACs run once per day per key instead of
+ * per request. Bounded (s3Limits.signingKeysCachedMax; full, it starts over). A removed access
+ * key is refused before its secret is looked up here (identity.ts), so nothing is kept alive
+ * by this cache; entries are keyed by the secret itself, never valid for another secret.
+ */
+const signingKeys = new Map<string, Buffer>();
+
 export function signingKey(secret: string, scope: string): Buffer {
+  const id = `${scope}\n${secret}`;
+  const cached = signingKeys.get(id);
+  if (cached) return cached;
+  const key = deriveSigningKey(secret, scope);
+  if (signingKeys.size >= s3Limits.signingKeysCachedMax) signingKeys.clear();
+  signingKeys.set(id, key);
+  return key;
+}
+
+function deriveSigningKey(secret: string, scope: string): Buffer {
   const [date, region, service] = scope.split('/');
   const kDate = createHmac('sha256', `AWS4${secret}`).update(date!).digest();
   const kRegion = createHmac('sha256', kDate).update(region!).digest();

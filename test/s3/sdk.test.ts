@@ -116,6 +116,50 @@ describe('S3 gateway with the AWS SDK', () => {
     expect((await s.fs.readdir('/data')).filter((n) => n.startsWith('.s3'))).toEqual([]); // no temporary file left
   });
 
+  it('checks the chunk signatures of signed aws-chunked bodies past one hash batch (hashed on the workers)', async () => {
+    // 3 MiB in 64 KiB chunks, and 1.5 MiB in 1000-byte chunks: more chunks than the checks
+    // the decoder keeps pending (s3Limits.chunkChecksPendingMax), several marks per batch.
+    const big = pattern(3 * MiB + 5, 11);
+    const ok = await chunkedPut(s.gateway.port, s.admin, '/data/chunked-big.bin', big, 64 * 1024);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.etag).toBe(`"${md5(big)}"`);
+    expect((await s.fs.readFile('/data/chunked-big.bin')).equals(big)).toBe(true);
+    const many = pattern(1536 * 1000 + 17, 12);
+    const small = await chunkedPut(s.gateway.port, s.admin, '/data/chunked-many.bin', many, 1000);
+    expect(small.status).toBe(200);
+    expect((await s.fs.readFile('/data/chunked-many.bin')).equals(many)).toBe(true);
+    // A tampered chunk deep in the body (past several batches), and one among many small chunks.
+    for (const [path, data, chunkBytes, tamper] of [['/data/chunked-big-bad.bin', big, 64 * 1024, 40], ['/data/chunked-many-bad.bin', many, 1000, 1300]] as const) {
+      const bad = await chunkedPut(s.gateway.port, s.admin, path, data, chunkBytes, tamper);
+      expect(bad.status).toBe(403);
+      expect(bad.body).toContain('<Code>SignatureDoesNotMatch</Code>');
+      expect(await exists(s, path)).toBe(false);
+    }
+    expect((await s.fs.readdir('/data')).filter((n) => n.startsWith('.s3'))).toEqual([]);
+  });
+
+  it('tells a missing bucket from a missing key on PUT, GET and HEAD, creating nothing', async () => {
+    // PUT and GET find the bucket missing from their one meta call (no stat of the bucket first).
+    expect(await failure(c.send(new PutObjectCommand({ Bucket: 'no-such-bucket', Key: 'a/b/c', Body: 'x' })))).toBe('NoSuchBucket 404');
+    expect(await failure(c.send(new PutObjectCommand({ Bucket: 'no-such-bucket', Key: 'flat', Body: 'x' })))).toBe('NoSuchBucket 404');
+    expect(await exists(s, '/no-such-bucket')).toBe(false);
+    expect(await failure(c.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'flat' })))).toBe('NoSuchBucket 404');
+    expect(await failure(c.send(new HeadObjectCommand({ Bucket: 'no-such-bucket', Key: 'flat' })))).toBe('NotFound 404'); // HEAD: no body, so no code
+    await c.send(new PutObjectCommand({ Bucket: 'data', Key: 'shapes/file', Body: 'bytes' }));
+    await c.send(new PutObjectCommand({ Bucket: 'data', Key: 'shapes/dir/', Body: '' }));
+    expect(await failure(c.send(new GetObjectCommand({ Bucket: 'data', Key: 'shapes/file/under' })))).toBe('NoSuchKey 404');
+    expect(await failure(c.send(new GetObjectCommand({ Bucket: 'data', Key: 'shapes/dir' })))).toBe('NoSuchKey 404');
+    expect(await failure(c.send(new GetObjectCommand({ Bucket: 'data', Key: 'shapes/file/' })))).toBe('NoSuchKey 404');
+    const dir = await c.send(new GetObjectCommand({ Bucket: 'data', Key: 'shapes/dir/' }));
+    expect((await dir.Body!.transformToByteArray()).length).toBe(0);
+    const file = await c.send(new GetObjectCommand({ Bucket: 'data', Key: 'shapes/file' }));
+    expect(await file.Body!.transformToString()).toBe('bytes');
+    expect(file.ETag).toBe(`"${md5(Buffer.from('bytes'))}"`);
+    // Under an object, a key cannot be a file (a filesystem holds one or the other).
+    expect(await failure(c.send(new PutObjectCommand({ Bucket: 'data', Key: 'shapes/file/under', Body: 'x' })))).toBe('InvalidArgument 400');
+    expect((await s.fs.readdir('/data/shapes')).filter((n) => n.startsWith('.s3'))).toEqual([]);
+  });
+
   it('checks Content-MD5 (BadDigest writes nothing)', async () => {
     const data = pattern(10_000);
     await c.send(new PutObjectCommand({ Bucket: 'data', Key: 'md5-ok', Body: data, ContentMD5: createHash('md5').update(data).digest('base64') }));
