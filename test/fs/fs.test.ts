@@ -94,6 +94,14 @@ describe('FileSystem', () => {
     const buf = Buffer.alloc(5);
     expect((await r.read(buf, 0, 5, 7)).bytesRead).toBe(5);
     expect(buf.toString()).toBe('world');
+    // readInto: into a reused (dirty) buffer, holes come back as zeros, bounded by the end.
+    const dirty = Buffer.alloc(2 * CHUNK + 100, 0xee);
+    expect(await r.readInto(dirty, 7)).toBe(2 * CHUNK - 1);
+    expect(dirty.subarray(0, 5).toString()).toBe('world');
+    expect(dirty.subarray(5, 2 * CHUNK - 2).every((b) => b === 0)).toBe(true);
+    expect(dirty[2 * CHUNK - 2]).toBe('!'.charCodeAt(0));
+    expect(dirty[2 * CHUNK - 1]).toBe(0xee); // past the file's end: untouched
+    expect(await r.readInto(dirty, 2 * CHUNK + 6)).toBe(0);
     await r.close();
     await fs.truncate('/data/a', 4);
     expect(await fs.readFile('/data/a', 'utf8')).toBe('hell');
