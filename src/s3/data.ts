@@ -16,8 +16,11 @@ import { parentOf } from './paths.js';
 /**
  * Writes `source` into `handle` from `position`, in chunk-aligned pieces. Returns the bytes
  * written. On a failure of the source or a write, waits for the writes in flight and throws.
+ * `lengthBytes`, the source's declared length when known, sizes the piece buffers: a 4 KiB
+ * body takes a 4 KiB buffer, not a chunk-sized one (which, per small PUT, made most of the
+ * gateway's garbage); a source longer than declared still goes through whole.
  */
-export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer>, position = 0): Promise<number> {
+export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer>, position = 0, lengthBytes = Infinity): Promise<number> {
   const chunkBytes = handle.info.layout.chunkSizeBytes;
   const inflight = new Set<Promise<void>>();
   const spare: Buffer[] = []; // chunk buffers whose writes finished, reused (at most putChunksInFlight)
@@ -51,7 +54,9 @@ export async function writeFrom(handle: FileHandle, source: AsyncIterable<Buffer
         if (!piece) {
           pieceAt = at;
           const room = chunkBytes - (at % chunkBytes); // up to the chunk's end
-          piece = room === chunkBytes ? spare.pop() ?? Buffer.allocUnsafe(chunkBytes) : Buffer.allocUnsafe(room);
+          const left = position + lengthBytes - at; // of the declared length (<= 0: past it)
+          if (room === chunkBytes && left >= chunkBytes) piece = spare.pop() ?? Buffer.allocUnsafe(chunkBytes);
+          else piece = Buffer.allocUnsafe(left > 0 ? Math.min(room, left) : Math.min(room, incoming.length - offset));
         }
         const n = Math.min(piece.length - filled, incoming.length - offset);
         incoming.copy(piece, filled, offset, offset + n);
@@ -97,7 +102,8 @@ export async function readTo(handle: FileHandle, start: number, end: number, sin
   const issue = () => {
     while (ahead.length < s3Limits.getChunksAhead + 1 && next < end) {
       const n = Math.min(step - (next % step), end - next);
-      const buffer = free.pop() ?? Buffer.allocUnsafe(step);
+      // Buffers of a chunk, or of the whole range when it is smaller (a small GET).
+      const buffer = free.pop() ?? Buffer.allocUnsafe(Math.min(step, end - start));
       const read = handle.readInto(buffer.subarray(0, n), next);
       read.catch(() => {}); // awaited in order below (or settled in finally)
       ahead.push({ buffer, read });

@@ -113,7 +113,7 @@ export async function uploadPart(fs: FileSystem, id: string, info: UploadInfo, p
   const target = inData ? info.dataPath : `${dir}/part-${partNumber}.${randomBytes(4).toString('hex')}`;
   const handle = await fs.open(target, inData ? 'r+' : 'wx');
   try {
-    await writeFrom(handle, source, inData ? (partNumber - 1) * stride : 0);
+    await writeFrom(handle, source, inData ? (partNumber - 1) * stride : 0, size);
   } finally {
     await handle.close();
   }
@@ -164,7 +164,7 @@ async function copyRange(fs: FileSystem, from: { path: string; at: number }, len
         done += n;
       }
     }
-    await writeFrom(to, pieces(), toAt);
+    await writeFrom(to, pieces(), toAt, length);
   } finally {
     await src.close();
   }
