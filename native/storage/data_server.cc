@@ -251,19 +251,20 @@ void DataServer::ReplyBlocks(ServerCall* call, const ChunkMeta& meta, const Vers
   frame::PutBlockCrcs(&out, span.blockCrcs.data(), static_cast<uint32_t>(span.blockCrcs.size()));
   counters_.bytesRead += span.bytes;
   metrics::AddBytesRead(span.bytes);
-  if (span.bytes > 0 && call->CanSendFile()) return call->ReplyFromFile(out, span.fd, span.fileOffset, span.bytes);
+  if (span.bytes == 0) return call->Reply(Status::OK(), out, nullptr, 0);
+  if (call->CanSendFile()) return call->ReplyFromFile(out, span.fd, span.fileOffset, span.bytes);
   // Sealed TCP and RDMA need the bytes in memory: read them (unchecked: the client checks).
   AlignedBuffer buf;
   Status s = buffers_.Acquire(span.bytes, limits::kServerBufferWaitMs, &buf);
   size_t got = 0;
-  if (s.ok() && span.bytes > 0) s = PreadFull(span.fd, buf.data(), span.bytes, span.fileOffset, &got, "chunk version file");
+  if (s.ok()) s = PreadFull(span.fd, buf.data(), span.bytes, span.fileOffset, &got, "chunk version file");
   if (s.ok() && got != span.bytes) s = Status::Corrupt("chunk version file is truncated");
   if (!s.ok()) {
     counters_.errors++;
     return call->Reply(s, {}, nullptr, 0);
   }
   struct iovec iov = {buf.data(), span.bytes};
-  call->Reply(Status::OK(), out, &iov, span.bytes > 0 ? 1 : 0);
+  call->Reply(Status::OK(), out, &iov, 1);
 }
 
 void DataServer::ServeBatchRead(ServerCall* call) {
