@@ -131,13 +131,24 @@ void ChunkClient::ReadRemote(const std::string& address, const frame::ReadArgs& 
   Op* op = new Op;
   op->opcode = frame::kRead;
   op->abandon = std::move(abandon);
-  frame::Put(&op->meta, args);
+  // A block-aligned read asks for the stored block CRCs and checks the bytes here, once (the
+  // server then sends them straight from the version file); other reads the server checks.
+  frame::ReadArgs sent = args;
+  if (args.offset % limits::kChunkBlockBytes == 0) sent.flags |= frame::kReadBlockCrcs;
+  frame::Put(&op->meta, sent);
   if (cap) frame::PutCapability(&op->meta, *cap);
   op->replyData.push_back({dst, args.length});
-  op->decode = [done = std::move(done)](Op* o) {
+  op->decode = [done = std::move(done), dst](Op* o) {
     ChunkMeta meta;
     Status s = o->status;
-    if (s.ok()) s = DecodeMeta(o->replyMeta, &meta);
+    frame::Reader r(reinterpret_cast<const uint8_t*>(o->replyMeta.data()), o->replyMeta.size());
+    if (s.ok() && !r.Get(&meta)) s = Status::Protocol("malformed chunk metadata in reply");
+    if (s.ok() && r.remaining() > 0) {  // the stored block CRCs of the bytes sent (frame::kReadBlockCrcs)
+      std::vector<uint32_t> crcs;
+      if (!r.GetBlockCrcs(&crcs, limits::kChunkBlocksMax) || crcs.size() != frame::BlockCount(o->replyDataBytes))
+        s = Status::Protocol("malformed block checksums in read reply");
+      if (s.ok()) s = frame::VerifyBlockCrcs(dst, o->replyDataBytes, crcs.data(), ("read of " + o->address).c_str());
+    }
     done(s, meta, s.ok() ? o->replyDataBytes : 0);
   };
   Submit(address, op);
@@ -148,7 +159,13 @@ void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const
   Op* op = new Op;
   op->opcode = frame::kWrite;
   op->abandon = std::move(abandon);
-  args.payloadChecksum = Crc32c(data, args.length);
+  // The block CRCs travel with the data (computed here once, unless a chain forward passes on
+  // the ones it received); the server checks the data against them as it stores it.
+  args.flags |= frame::kWriteBlockCrcs;
+  if (args.blockCrcs.size() == frame::BlockCount(args.length))
+    args.payloadChecksum = frame::CombineBlockCrcs(args.blockCrcs.data(), args.length);
+  else
+    args.payloadChecksum = frame::ComputeBlockCrcs(data, args.length, &args.blockCrcs);
   frame::Put(&op->meta, args);
   if (cap) frame::PutCapability(&op->meta, *cap);
   op->payload = data;

@@ -135,6 +135,7 @@ void DataServer::StoreChainWrite(std::shared_ptr<ChainWrite> w) {
   o.expectedChecksum = a.expectedChecksum;
   o.clientId = a.clientId;  // recorded with the version at every replica: retries apply once
   o.requestId = a.requestId;  // even after the head changes
+  if (a.flags & frame::kWriteBlockCrcs) o.dataBlockCrcs = a.blockCrcs.data();
   ChunkMeta meta;
   Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
   if (!s.ok() || tail) {
@@ -171,6 +172,7 @@ void DataServer::ForwardChainWrite(std::shared_ptr<ChainWrite> w, bool whole) {
     forward.offset = 0;
     forward.length = n;
     forward.flags |= frame::kWriteReplace;
+    forward.blockCrcs.clear();  // the forwarder computes the whole version's
     data = w->wholeChunk.data();
   }
   w->sentWhole = whole || (a.flags & frame::kWriteReplace);

@@ -62,6 +62,22 @@ struct ChunkWriteOptions {
   // version inherits from its base (the latest kChunkRequestsRemembered are kept), so any
   // replica holding the version can tell a retry of it (FindRequest).
   uint64_t clientId = 0, requestId = 0;
+  // The writer's CRC32C of each kChunkBlockBytes block of `data`, from its start
+  // (frame::WriteArgs::blockCrcs), or null. The data is checked against them in the pass that
+  // makes the version's block table (blocks that land whole in a content block) or on its own
+  // first (a partial block merged with the base); a mismatch is kCorrupt and nothing is stored.
+  // Null: the caller checked the data (or trusts it).
+  const uint32_t* dataBlockCrcs = nullptr;
+};
+
+// Where the bytes of a read sit in a version file, for a reader that verifies them itself
+// against the stored block CRCs it is given (ChunkStore::LocateBlocks).
+struct VersionSpan {
+  std::shared_ptr<const void> hold;  // keeps `fd` open
+  int fd = -1;                       // the version file (its content never changes)
+  uint64_t fileOffset = 0;           // where the bytes start in it
+  uint32_t bytes = 0;                // how many (0: the read starts at or past the end)
+  std::vector<uint32_t> blockCrcs;   // the stored CRC32C of each block of those bytes
 };
 
 struct ChunkListEntry {
@@ -99,6 +115,13 @@ class ChunkStore {
   // kNotCommitted when only a pending version exists and !uncommitted.
   Status Read(const ChunkId& chunk, uint32_t offset, uint32_t length, char* dst, bool uncommitted,
               uint32_t* bytesRead, ChunkMeta* meta);
+  // For a reader that verifies the bytes itself (the data plane, frame::kReadBlockCrcs): where
+  // the bytes Read() would return sit in the version file, and their stored block CRCs, found
+  // without reading or checking the content. *whole is false (and *span empty) when the range
+  // does not start on a block boundary or ends inside a block other than the content's last:
+  // use Read() for it. Same errors as Read(); kCorrupt if the file is shorter than its header says.
+  Status LocateBlocks(const ChunkId& chunk, uint32_t offset, uint32_t length, bool uncommitted,
+                      VersionSpan* span, bool* whole, ChunkMeta* meta);
   // Opens the version Read() would read, for a reader that reads it itself (short-circuit
   // local reads, storage/local_read_server.h): *fd is a new read-only descriptor of that
   // version file. Its content never changes (a newer version replaces the file by rename),
@@ -157,9 +180,12 @@ class ChunkStore {
   // Writes a version file; *checksum is the content's CRC32C. With `expected`, a content
   // whose CRC differs is kCorrupt before anything is written.
   using RequestKey = std::pair<uint64_t, uint64_t>;  // (clientId, requestId)
+  // `given`: CRCs the blocks [givenFirst, givenFirst + givenCount) of the content must have
+  // (the writer's, checked while the block table is made; a mismatch is kCorrupt), or null.
   Status WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
                           uint32_t length, bool pending, const uint32_t* expected,
-                          const std::vector<RequestKey>& requests, uint32_t* checksum);
+                          const std::vector<RequestKey>& requests, const uint32_t* given,
+                          uint32_t givenFirst, uint32_t givenCount, uint32_t* checksum);
   // The request table of an open version (empty for format 1).
   Status ReadRequests(const OpenChunk& file, std::vector<RequestKey>* out);
   void Invalidate(const ChunkId& chunk);

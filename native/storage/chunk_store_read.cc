@@ -186,6 +186,40 @@ Status ChunkStore::Read(const ChunkId& chunk, uint32_t offset, uint32_t length, 
   return Status::OK();
 }
 
+Status ChunkStore::LocateBlocks(const ChunkId& chunk, uint32_t offset, uint32_t length, bool uncommitted,
+                                VersionSpan* span, bool* whole, ChunkMeta* meta) {
+  *span = VersionSpan();
+  *whole = false;
+  std::shared_ptr<OpenChunk> file;
+  MP_RETURN_IF_ERROR(Resolve(chunk, uncommitted, &file, meta));
+  const fmt::FixedHeader& h = file->header;
+  const uint32_t B = fmt::kBlockBytes;
+  if (offset >= h.length || length == 0) {
+    *whole = true;  // nothing to send
+    return Status::OK();
+  }
+  const uint32_t n = std::min<uint32_t>(length, h.length - offset);
+  if (offset % B != 0 || (n % B != 0 && offset + n != h.length)) return Status::OK();
+  const std::string where = "chunk " + h.chunk.ToHex();
+  const uint32_t first = offset / B, blocks = fmt::BlockCount(n);
+  span->blockCrcs.resize(blocks);
+  size_t got = 0;
+  MP_RETURN_IF_ERROR(PreadFull(file->fd.get(), span->blockCrcs.data(), 4ull * blocks,
+                               fmt::kFixedHeaderBytes + 4ull * first, &got, where.c_str()));
+  if (got != 4ull * blocks) return Status::Corrupt(where + ": checksum table is truncated");
+  span->fileOffset = uint64_t{h.headerBytes} + offset;
+  // The bytes go out as they are (sendfile): a file shorter than its header says must be
+  // found here, before a reply promises them.
+  struct stat st;
+  if (::fstat(file->fd.get(), &st) != 0) return Status::FromErrno(errno, "fstat of " + where);
+  if (static_cast<uint64_t>(st.st_size) < span->fileOffset + n) return Status::Corrupt(where + ": content is truncated");
+  span->fd = file->fd.get();
+  span->bytes = n;
+  span->hold = file;
+  *whole = true;
+  return Status::OK();
+}
+
 Status ChunkStore::OpenVersionFile(const ChunkId& chunk, bool uncommitted, UniqueFd* fd, ChunkMeta* meta) {
   std::shared_ptr<OpenChunk> file;
   MP_RETURN_IF_ERROR(Resolve(chunk, uncommitted, &file, meta));

@@ -18,7 +18,8 @@ using chunk_store_internal::SyncDir;
 
 Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
                                     uint32_t length, bool pending, const uint32_t* expected,
-                                    const std::vector<RequestKey>& requests, uint32_t* checksum) {
+                                    const std::vector<RequestKey>& requests, const uint32_t* given,
+                                    uint32_t givenFirst, uint32_t givenCount, uint32_t* checksum) {
   const uint32_t B = fmt::kBlockBytes;
   fmt::FixedHeader h;
   h.chunk = chunk;
@@ -33,6 +34,9 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
   for (uint32_t i = 0, blocks = fmt::BlockCount(length); i < blocks; i++) {
     uint32_t n = std::min<uint32_t>(B, length - i * B);
     crcs[i] = Crc32c(content + uint64_t{i} * B, n);
+    if (given && i >= givenFirst && i - givenFirst < givenCount && crcs[i] != given[i - givenFirst])
+      return Status::Corrupt("chunk " + chunk.ToHex() + ": write data checksum mismatch in block " + std::to_string(i) +
+                             ": the data was damaged in transit");
     whole = i == 0 ? crcs[i] : Crc32cCombine(whole, crcs[i], n);
   }
   if (expected && *expected != whole)
@@ -147,6 +151,26 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   uint32_t baseLength = !baseExists ? 0 : basePending ? entry.pendingLength : entry.committedLength;
   uint32_t newLength = options.replace ? length : std::max<uint32_t>(baseLength, offset + length);
 
+  // The writer's block CRCs: those of payload blocks that are whole content blocks of the new
+  // version are checked as its block table is made (one pass); any other block (an unaligned
+  // write, a partial last block merged with the base) is checked on its own now.
+  const uint32_t B = fmt::kBlockBytes;
+  const uint32_t* given = nullptr;
+  uint32_t givenFirst = 0, givenCount = 0;
+  if (options.dataBlockCrcs && length > 0) {
+    const uint32_t blocks = fmt::BlockCount(length);
+    if (offset % B == 0) {
+      given = options.dataBlockCrcs;
+      givenFirst = offset / B;
+      givenCount = length / B + (length % B != 0 && offset + length == newLength ? 1 : 0);
+    }
+    for (uint32_t i = givenCount; i < blocks; i++) {
+      const uint32_t n = std::min<uint32_t>(B, length - i * B);
+      if (Crc32c(data + uint64_t{i} * B, n) != options.dataBlockCrcs[i])
+        return Status::Corrupt("chunk " + chunk.ToHex() + ": write data checksum mismatch in block " +
+                               std::to_string(i) + " of the payload: the data was damaged in transit");
+    }
+  }
   const char* content = data;
   AlignedBuffer merged;
   std::shared_ptr<OpenChunk> base;
@@ -185,7 +209,7 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   uint32_t checksum = 0;
   MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit,
                                       options.expectChecksum ? &options.expectedChecksum : nullptr, requests,
-                                      &checksum));
+                                      given, givenFirst, givenCount, &checksum));
 
   bool dropPending = options.commit && entry.hasPending && (options.install || entry.pendingVersion <= version);
   if (dropPending) ::unlink(PathOf(chunk, true).c_str());

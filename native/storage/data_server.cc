@@ -37,6 +37,16 @@ class MeteredCall : public ServerCall {
   const PeerIdentity& peer() const override { return inner_->peer(); }
   void Reply(const Status& status, const std::string& meta, const struct iovec* data, int dataCount) override {
     inner_->Reply(status, meta, data, dataCount);
+    Count(status);
+  }
+  bool CanSendFile() const override { return inner_->CanSendFile(); }
+  void ReplyFromFile(const std::string& meta, int fd, uint64_t offset, uint32_t bytes) override {
+    inner_->ReplyFromFile(meta, fd, offset, bytes);
+    Count(Status::OK());
+  }
+
+ private:
+  void Count(const Status& status) {
     if (answered_) return;
     answered_ = true;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start_).count();
@@ -45,7 +55,6 @@ class MeteredCall : public ServerCall {
     metrics::CallAnswered();
   }
 
- private:
   std::unique_ptr<ServerCall> inner_;
   const std::chrono::steady_clock::time_point start_;
   const metrics::Op op_;  // taken at arrival: the request is not read after its reply
@@ -210,11 +219,20 @@ void DataServer::ServeRead(ServerCall* call) {
   if (s.ok()) s = CheckCapability(*call, &r, a.chunk.inode, kRightRead);
   if (s.ok() && a.length > limits::kFrameDataBytesMax)
     s = Status::TooLarge("read of " + std::to_string(a.length) + " bytes exceeds one message");
+  const bool uncommitted = a.flags & frame::kReadUncommitted;
+  ChunkMeta meta;
+  if (s.ok() && (a.flags & frame::kReadBlockCrcs)) {
+    // The client verifies: send the stored block CRCs and the bytes as they are on disk,
+    // moved by the kernel where the transport can (no pass over them here, no copy).
+    VersionSpan span;
+    bool whole = false;
+    s = store_->LocateBlocks(a.chunk, a.offset, a.length, uncommitted, &span, &whole, &meta);
+    if (s.ok() && whole) return ReplyBlocks(call, meta, span);
+  }
   AlignedBuffer buf;
   if (s.ok()) s = buffers_.Acquire(a.length, limits::kServerBufferWaitMs, &buf);
-  ChunkMeta meta;
   uint32_t n = 0;
-  if (s.ok()) s = store_->Read(a.chunk, a.offset, a.length, buf.data(), a.flags & frame::kReadUncommitted, &n, &meta);
+  if (s.ok()) s = store_->Read(a.chunk, a.offset, a.length, buf.data(), uncommitted, &n, &meta);
   if (!s.ok()) {
     counters_.errors++;
     return call->Reply(s, {}, nullptr, 0);
@@ -224,6 +242,28 @@ void DataServer::ServeRead(ServerCall* call) {
   std::string out;
   frame::Put(&out, meta);
   struct iovec iov = {buf.data(), n};
+  call->Reply(Status::OK(), out, &iov, 1);
+}
+
+void DataServer::ReplyBlocks(ServerCall* call, const ChunkMeta& meta, const VersionSpan& span) {
+  std::string out;
+  frame::Put(&out, meta);
+  frame::PutBlockCrcs(&out, span.blockCrcs.data(), static_cast<uint32_t>(span.blockCrcs.size()));
+  counters_.bytesRead += span.bytes;
+  metrics::AddBytesRead(span.bytes);
+  if (span.bytes == 0) return call->Reply(Status::OK(), out, nullptr, 0);
+  if (call->CanSendFile()) return call->ReplyFromFile(out, span.fd, span.fileOffset, span.bytes);
+  // Sealed TCP and RDMA need the bytes in memory: read them (unchecked: the client checks).
+  AlignedBuffer buf;
+  Status s = buffers_.Acquire(span.bytes, limits::kServerBufferWaitMs, &buf);
+  size_t got = 0;
+  if (s.ok()) s = PreadFull(span.fd, buf.data(), span.bytes, span.fileOffset, &got, "chunk version file");
+  if (s.ok() && got != span.bytes) s = Status::Corrupt("chunk version file is truncated");
+  if (!s.ok()) {
+    counters_.errors++;
+    return call->Reply(s, {}, nullptr, 0);
+  }
+  struct iovec iov = {buf.data(), span.bytes};
   call->Reply(Status::OK(), out, &iov, 1);
 }
 
@@ -307,7 +347,11 @@ void DataServer::ServeWrite(std::unique_ptr<ServerCall> call) {
                          std::to_string(call->header().dataBytes) + " bytes");
   AlignedBuffer payload;
   if (s.ok()) s = call->TakePayload(&payload);
-  if (s.ok() && Crc32c(payload.data(), a.length) != a.payloadChecksum)
+  // With block CRCs the store checks the payload as it makes the version's block table (one
+  // pass); without them (older writers), the whole payload's CRC is checked here first.
+  if (s.ok() && (a.flags & frame::kWriteBlockCrcs) && frame::CombineBlockCrcs(a.blockCrcs.data(), a.length) != a.payloadChecksum)
+    s = Status::Corrupt("write payload checksum does not match its block checksums");
+  if (s.ok() && !(a.flags & frame::kWriteBlockCrcs) && Crc32c(payload.data(), a.length) != a.payloadChecksum)
     s = Status::Corrupt("write payload checksum mismatch: the data was damaged in transit");
   if (s.ok() && (a.flags & frame::kWriteChain)) return ServeChainWrite(std::move(call), a, std::move(payload));
   ChunkMeta meta;
@@ -317,6 +361,7 @@ void DataServer::ServeWrite(std::unique_ptr<ServerCall> call) {
     o.commit = a.flags & frame::kWriteCommit;
     o.replace = a.flags & frame::kWriteReplace;
     o.chunkSizeBytes = a.chunkSizeBytes;
+    if (a.flags & frame::kWriteBlockCrcs) o.dataBlockCrcs = a.blockCrcs.data();
     s = store_->Write(a.chunk, a.offset, payload.data(), a.length, o, &meta);
   }
   if (!s.ok()) {

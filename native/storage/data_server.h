@@ -121,6 +121,8 @@ class DataServer : public CallHandler {
   DataServer(ChunkStore* store, const DataServerOptions& options);
   void Serve(std::unique_ptr<ServerCall> call);
   void ServeRead(ServerCall* call);
+  // Answers a kReadBlockCrcs read with the stored block CRCs and the bytes unverified.
+  void ReplyBlocks(ServerCall* call, const ChunkMeta& meta, const VersionSpan& span);
   void ServeBatchRead(ServerCall* call);
   void ServeWrite(std::unique_ptr<ServerCall> call);
   void ServeSmall(ServerCall* call);  // stat, remove, commit, list, ping

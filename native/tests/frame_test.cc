@@ -6,8 +6,10 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common/crc32c.h"
+#include "tests/test_support.h"
 
 namespace millpond {
 namespace {
@@ -184,6 +186,80 @@ TEST(Frame, WriteArgsRoundTrip) {
   EXPECT_EQ(b.flags, a.flags);
   EXPECT_EQ(b.payloadChecksum, a.payloadChecksum);
   EXPECT_EQ(b.chunkSizeBytes, a.chunkSizeBytes);
+}
+
+// The byte fixtures test/support/frames.ts writes (test/fixtures/dataplane/): the native
+// encoder makes the same bytes, and the decoder reads back what was encoded.
+std::string FixturePayload(size_t bytes) {
+  std::string p(bytes, '\0');
+  for (size_t i = 0; i < bytes; i++) p[i] = static_cast<char>((i * 7 + 3) & 0xff);
+  return p;
+}
+
+std::string EncodeFrame(uint8_t opcode, uint64_t requestId, const std::string& meta, const std::string& data) {
+  frame::Header h;
+  h.opcode = opcode;
+  h.requestId = requestId;
+  h.metaBytes = static_cast<uint32_t>(meta.size());
+  h.dataBytes = static_cast<uint32_t>(data.size());
+  uint8_t raw[frame::kHeaderBytes];
+  h.EncodeTo(raw);
+  return std::string(reinterpret_cast<char*>(raw), sizeof raw) + meta + data;
+}
+
+TEST(Frame, BlockCrcMessagesMatchTheTsFixtures) {
+  const std::string dir = testing::RepoRoot() + "/test/fixtures/dataplane/";
+  const std::string payload = FixturePayload(5000);
+  frame::WriteArgs w;
+  w.chunk = {0x0102030405060708ull, 9};
+  w.offset = 4096;
+  w.length = static_cast<uint32_t>(payload.size());
+  w.flags = frame::kWriteCommit | frame::kWriteBlockCrcs;
+  w.payloadChecksum = frame::ComputeBlockCrcs(payload.data(), w.length, &w.blockCrcs);
+  EXPECT_EQ(w.payloadChecksum, Crc32c(payload.data(), payload.size()));
+  ASSERT_EQ(w.blockCrcs.size(), 2u);
+  std::string meta;
+  frame::Put(&meta, w);
+  ASSERT_EQ(meta.size(), frame::WriteArgs::kBytes + 8);
+  EXPECT_EQ(EncodeFrame(frame::kWrite, 42, meta, payload), testing::ReadFile(dir + "write-request-block-crcs.bin"));
+  frame::WriteArgs back;
+  frame::Reader r(U8(meta), meta.size());
+  ASSERT_TRUE(r.Get(&back));
+  EXPECT_EQ(r.remaining(), 0u);
+  EXPECT_EQ(back.blockCrcs, w.blockCrcs);
+  // Fewer CRC bytes than the length needs: malformed, never read past the meta.
+  frame::Reader shortR(U8(meta), meta.size() - 1);
+  EXPECT_FALSE(shortR.Get(&back));
+
+  frame::ReadArgs a;
+  a.chunk = w.chunk;
+  a.offset = 8192;
+  a.length = 1 << 20;
+  a.flags = frame::kReadBlockCrcs;
+  std::string rmeta;
+  frame::Put(&rmeta, a);
+  EXPECT_EQ(EncodeFrame(frame::kRead, 43, rmeta, ""), testing::ReadFile(dir + "read-request-block-crcs.bin"));
+}
+
+TEST(Frame, BlockCrcHelpersAgreeAndFindTheBadBlock) {
+  std::string data = FixturePayload(3 * 4096 + 1);
+  std::vector<uint32_t> crcs;
+  uint32_t whole = frame::ComputeBlockCrcs(data.data(), data.size(), &crcs);
+  ASSERT_EQ(crcs.size(), 4u);
+  EXPECT_EQ(whole, Crc32c(data.data(), data.size()));
+  EXPECT_EQ(frame::CombineBlockCrcs(crcs.data(), data.size()), whole);
+  EXPECT_TRUE(frame::VerifyBlockCrcs(data.data(), data.size(), crcs.data(), "x").ok());
+  data[2 * 4096 + 5] ^= 1;
+  Status s = frame::VerifyBlockCrcs(data.data(), data.size(), crcs.data(), "x");
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt);
+  EXPECT_NE(s.message().find("block 2"), std::string::npos) << s.message();
+  std::string reply;
+  frame::PutBlockCrcs(&reply, crcs.data(), 4);
+  frame::Reader r(U8(reply), reply.size());
+  std::vector<uint32_t> got;
+  EXPECT_FALSE(frame::Reader(U8(reply), reply.size()).GetBlockCrcs(&got, 3)) << "more than countMax";
+  ASSERT_TRUE(r.GetBlockCrcs(&got, 4));
+  EXPECT_EQ(got, crcs);
 }
 
 TEST(Frame, CommitListAndMetaRoundTrip) {

@@ -1,6 +1,7 @@
 // The TCP data plane end to end, in one process: a ChunkStore served by a DataServer over
 // TCP on 127.0.0.1, driven by a ChunkClient and by raw sockets that send broken frames.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -152,6 +153,42 @@ std::string WriteFrame(uint64_t requestId, const ChunkId& id, const std::string&
   h.metaBytes = static_cast<uint32_t>(meta.size());
   h.dataBytes = a.length;
   return EncodeHeader(h) + meta + payload;
+}
+
+// A write frame as ChunkClient sends it (frame::kWriteBlockCrcs): block CRCs of `payload`
+// computed first, then byte `damageAt` of the payload flipped (a flip on the wire); -1: none.
+std::string BlockWriteFrame(uint64_t requestId, const ChunkId& id, uint32_t offset, std::string payload,
+                            long damageAt = -1) {
+  frame::WriteArgs a;
+  a.chunk = id;
+  a.offset = offset;
+  a.length = static_cast<uint32_t>(payload.size());
+  a.flags = frame::kWriteCommit | frame::kWriteBlockCrcs;
+  a.payloadChecksum = frame::ComputeBlockCrcs(payload.data(), a.length, &a.blockCrcs);
+  if (damageAt >= 0) payload[damageAt] ^= 0x10;
+  std::string meta;
+  frame::Put(&meta, a);
+  frame::Header h;
+  h.opcode = frame::kWrite;
+  h.requestId = requestId;
+  h.metaBytes = static_cast<uint32_t>(meta.size());
+  h.dataBytes = a.length;
+  return EncodeHeader(h) + meta + payload;
+}
+
+std::string ReadFrame(uint64_t requestId, const ChunkId& id, uint32_t offset, uint32_t length, uint32_t flags) {
+  frame::ReadArgs a;
+  a.chunk = id;
+  a.offset = offset;
+  a.length = length;
+  a.flags = flags;
+  std::string meta;
+  frame::Put(&meta, a);
+  frame::Header h;
+  h.opcode = frame::kRead;
+  h.requestId = requestId;
+  h.metaBytes = static_cast<uint32_t>(meta.size());
+  return EncodeHeader(h) + meta;
 }
 
 // ---------------------------------------------------------------- fixture
@@ -728,6 +765,112 @@ TEST_F(TcpDataPlaneTest, WrongPayloadChecksumIsCorruptAndNothingIsStored) {
   EXPECT_EQ(r.header.status, 0) << r.meta;
   ASSERT_TRUE(store_->Stat(kA, &meta).ok());
   EXPECT_EQ(meta.checksum, good);
+}
+
+TEST_F(TcpDataPlaneTest, BlockChecksummedWriteWithAFlippedByteIsCorruptAndNothingIsStored) {
+  RawSocket raw(server_->port());
+  ASSERT_TRUE(raw.connected());
+  const std::string payload = Pattern(9000, 5);  // blocks 0 and 1 whole, block 2 partial
+  uint64_t id = 1;
+  // A flip in a whole block (checked as the block table is made) and in the partial last one.
+  for (long at : {5000L, 8500L}) {
+    ASSERT_TRUE(raw.Send(BlockWriteFrame(id++, kA, 0, payload, at)));
+    RawReply r = ReadReply(raw);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.header.status, static_cast<int32_t>(StatusCode::kCorrupt)) << "flip at " << at << ": " << r.meta;
+    ChunkMeta meta;
+    EXPECT_EQ(store_->Stat(kA, &meta).code(), StatusCode::kNotFound) << "the damaged payload was not stored";
+  }
+  ASSERT_TRUE(raw.Send(BlockWriteFrame(id++, kA, 0, payload)));
+  RawReply r = ReadReply(raw);
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.header.status, 0) << r.meta;
+  ChunkMeta meta;
+  ASSERT_TRUE(store_->Stat(kA, &meta).ok());
+  EXPECT_EQ(meta.checksum, Crc32c(payload.data(), payload.size()));
+  // Partial updates: an aligned one whose last block merges with the base (checked on its
+  // own), and an unaligned one (every block checked on its own). Neither lands.
+  const std::string update = Pattern(5000, 6);
+  for (auto [offset, at] : {std::pair<uint32_t, long>{0, 4500}, {4096, 100}, {10, 4200}, {10, 3}}) {
+    ASSERT_TRUE(raw.Send(BlockWriteFrame(id++, kA, offset, update, at)));
+    r = ReadReply(raw);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.header.status, static_cast<int32_t>(StatusCode::kCorrupt)) << "offset " << offset << " flip at " << at;
+    ChunkMeta now;
+    ASSERT_TRUE(store_->Stat(kA, &now).ok());
+    EXPECT_EQ(now.commitVersion, meta.commitVersion) << "offset " << offset << " flip at " << at;
+  }
+  // Undamaged, the same updates land with the content's CRC.
+  std::string want = payload;
+  for (uint32_t offset : {0u, 4096u, 10u}) {
+    ASSERT_TRUE(raw.Send(BlockWriteFrame(id++, kA, offset, update)));
+    r = ReadReply(raw);
+    ASSERT_TRUE(r.ok);
+    ASSERT_EQ(r.header.status, 0) << r.meta;
+    want.replace(offset, update.size(), update);
+  }
+  ASSERT_TRUE(store_->Stat(kA, &meta).ok());
+  EXPECT_EQ(meta.checksum, Crc32c(want.data(), want.size()));
+  std::vector<char> buf(want.size());
+  MetaResult got = Read(kA, 0, want.size(), buf.data());
+  ASSERT_TRUE(got.status.ok()) << got.status.ToString();
+  EXPECT_TRUE(SameBytes(buf.data(), got.bytes, want));
+}
+
+TEST_F(TcpDataPlaneTest, AlignedReadsCarryStoredBlockChecksumsAndTheClientChecksThem) {
+  const std::string data = Pattern(3 * 4096 + 100, 7);
+  ASSERT_TRUE(Write(kA, 0, data).status.ok());
+  RawSocket raw(server_->port());
+  ASSERT_TRUE(raw.connected());
+  // Aligned reads (ending on a block boundary, or at the end) come with the stored CRCs.
+  for (auto [offset, length] : {std::pair<uint32_t, uint32_t>{4096, 8192}, {8192, 1 << 20}, {0, 4096}}) {
+    ASSERT_TRUE(raw.Send(ReadFrame(1, kA, offset, length, frame::kReadBlockCrcs)));
+    RawReply r = ReadReply(raw);
+    ASSERT_TRUE(r.ok);
+    ASSERT_EQ(r.header.status, 0) << r.meta;
+    const std::string want = data.substr(offset, length);
+    EXPECT_TRUE(SameBytes(r.data.data(), r.data.size(), want));
+    frame::Reader rd(reinterpret_cast<const uint8_t*>(r.meta.data()), r.meta.size());
+    ChunkMeta m;
+    std::vector<uint32_t> crcs, expected;
+    ASSERT_TRUE(rd.Get(&m));
+    ASSERT_TRUE(rd.GetBlockCrcs(&crcs, limits::kChunkBlocksMax)) << "offset " << offset;
+    frame::ComputeBlockCrcs(want.data(), want.size(), &expected);
+    EXPECT_EQ(crcs, expected);
+  }
+  // A read ending inside a block, or without the flag: the server checks, and sends no CRCs.
+  for (uint32_t flags : {uint32_t{frame::kReadBlockCrcs}, 0u}) {
+    ASSERT_TRUE(raw.Send(ReadFrame(2, kA, 4096, flags ? 5000 : 8192, flags)));
+    RawReply r = ReadReply(raw);
+    ASSERT_TRUE(r.ok);
+    ASSERT_EQ(r.header.status, 0);
+    EXPECT_EQ(r.meta.size(), frame::kChunkMetaBytes);
+  }
+
+  // A byte flipped on disk in block 1: the server sends aligned reads as they are, and the
+  // client's one check finds it; the server still checks the reads it answers alone.
+  char sub[8];
+  std::snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(kA.Hash() % 256));
+  const std::string file = root_ + "/target/chunks/" + sub + "/" + kA.ToHex() + ".c";
+  {
+    int fd = ::open(file.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0) << file;
+    char c;
+    const uint64_t at = chunk_format::HeaderBytes(data.size()) + 4096 + 17;
+    ASSERT_EQ(::pread(fd, &c, 1, at), 1);
+    c ^= 0x01;
+    ASSERT_EQ(::pwrite(fd, &c, 1, at), 1);
+    ::close(fd);
+  }
+  std::vector<char> buf(data.size());
+  EXPECT_EQ(Read(kA, 0, data.size(), buf.data()).status.code(), StatusCode::kCorrupt);
+  EXPECT_EQ(Read(kA, 4096, 4096, buf.data()).status.code(), StatusCode::kCorrupt);
+  EXPECT_EQ(Read(kA, 4100, 10, buf.data()).status.code(), StatusCode::kCorrupt) << "checked by the server";
+  EXPECT_TRUE(Read(kA, 8192, 4096, buf.data()).status.ok()) << "other blocks are intact";
+  ASSERT_TRUE(raw.Send(ReadFrame(3, kA, 0, data.size(), frame::kReadBlockCrcs)));
+  RawReply r = ReadReply(raw);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.header.status, 0) << "the server left the check to the client";
 }
 
 TEST_F(TcpDataPlaneTest, HalfSentFrameIsDroppedAfterTheFrameTimeout) {

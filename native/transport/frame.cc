@@ -1,5 +1,7 @@
 #include "transport/frame.h"
 
+#include <algorithm>
+
 #include "common/crc32c.h"
 
 namespace millpond::frame {
@@ -97,6 +99,8 @@ void Put(std::string* out, const WriteArgs& a) {
   PutRaw(out, a.clientId);
   PutRaw(out, a.requestId);
   if (a.flags & kWriteExpectChecksum) PutRaw(out, a.expectedChecksum);
+  if (a.flags & kWriteBlockCrcs)
+    out->append(reinterpret_cast<const char*>(a.blockCrcs.data()), 4 * a.blockCrcs.size());
 }
 void Put(std::string* out, const CommitArgs& a) {
   PutChunkId(out, a.chunk);
@@ -146,7 +150,54 @@ bool Reader::Get(WriteArgs* a) {
          GetU64(&a->updateVersion) && GetU32(&a->flags) && GetU32(&a->payloadChecksum) &&
          GetU32(&a->chunkSizeBytes) && GetU32(&a->chainId) && GetU32(&a->chainVersion) &&
          GetU64(&a->clientId) && GetU64(&a->requestId) &&
-         (!(a->flags & kWriteExpectChecksum) || GetU32(&a->expectedChecksum));
+         (!(a->flags & kWriteExpectChecksum) || GetU32(&a->expectedChecksum)) &&
+         (!(a->flags & kWriteBlockCrcs) || GetCrcArray(&a->blockCrcs, BlockCount(a->length)));
+}
+
+bool Reader::GetCrcArray(std::vector<uint32_t>* out, uint32_t count) {
+  if (count > limits::kChunkBlocksMax || remaining() < 4ull * count) return false;
+  out->resize(count);
+  std::memcpy(out->data(), p_, 4ull * count);
+  p_ += 4ull * count;
+  return true;
+}
+
+bool Reader::GetBlockCrcs(std::vector<uint32_t>* out, uint32_t countMax) {
+  uint32_t count = 0;
+  return GetU32(&count) && count <= countMax && GetCrcArray(out, count);
+}
+
+uint32_t ComputeBlockCrcs(const char* data, uint32_t bytes, std::vector<uint32_t>* out) {
+  const uint32_t B = limits::kChunkBlockBytes, blocks = BlockCount(bytes);
+  out->resize(blocks);
+  uint32_t whole = 0;
+  for (uint32_t i = 0; i < blocks; i++) {
+    uint32_t n = std::min<uint32_t>(B, bytes - i * B);
+    (*out)[i] = Crc32c(data + uint64_t{i} * B, n);
+    whole = i == 0 ? (*out)[i] : Crc32cCombine(whole, (*out)[i], n);
+  }
+  return whole;
+}
+
+uint32_t CombineBlockCrcs(const uint32_t* crcs, uint32_t bytes) {
+  const uint32_t B = limits::kChunkBlockBytes, blocks = BlockCount(bytes);
+  uint32_t whole = 0;
+  for (uint32_t i = 0; i < blocks; i++)
+    whole = i == 0 ? crcs[i] : Crc32cCombine(whole, crcs[i], std::min<uint32_t>(B, bytes - i * B));
+  return whole;
+}
+
+Status VerifyBlockCrcs(const char* data, uint32_t bytes, const uint32_t* crcs, const char* what) {
+  const uint32_t B = limits::kChunkBlockBytes, blocks = BlockCount(bytes);
+  for (uint32_t i = 0; i < blocks; i++)
+    if (Crc32c(data + uint64_t{i} * B, std::min<uint32_t>(B, bytes - i * B)) != crcs[i])
+      return Status::Corrupt(std::string(what) + ": checksum mismatch in block " + std::to_string(i));
+  return Status::OK();
+}
+
+void PutBlockCrcs(std::string* out, const uint32_t* crcs, uint32_t count) {
+  PutRaw(out, count);
+  out->append(reinterpret_cast<const char*>(crcs), 4ull * count);
 }
 bool Reader::Get(CommitArgs* a) { return GetChunkId(&a->chunk) && GetU64(&a->version); }
 bool Reader::Get(ListArgs* a) {

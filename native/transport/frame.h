@@ -74,12 +74,19 @@ struct ReadArgs {  // 24 bytes
   ChunkId chunk;
   uint32_t offset = 0;
   uint32_t length = 0;
-  uint32_t flags = 0;  // kReadUncommitted: relaxed read of the pending version
+  uint32_t flags = 0;  // kReadUncommitted, kReadBlockCrcs
   static constexpr size_t kBytes = 24;
 };
-constexpr uint32_t kReadUncommitted = 1;
+constexpr uint32_t kReadUncommitted = 1;  // relaxed read of the pending version
+// The client verifies the data itself: the server may answer with the version's stored block
+// CRCs after the reply's ChunkMeta (count u32 = BlockCount(bytes read), then count x u32, the
+// CRC32C of each kChunkBlockBytes block of the reply data from its start) and send the bytes
+// unverified, straight from the version file. It does so only when the read starts on a block
+// boundary and ends on one or at the end of the content; otherwise (and for servers that
+// predate the flag, which ignore it) the reply is a bare ChunkMeta and the server verified.
+constexpr uint32_t kReadBlockCrcs = 2;
 
-struct WriteArgs {  // 64 bytes, 68 with kWriteExpectChecksum
+struct WriteArgs {  // 64 bytes, 68 with kWriteExpectChecksum, + 4 per block with kWriteBlockCrcs
   ChunkId chunk;
   uint32_t offset = 0;
   uint32_t length = 0;          // equals the header's dataBytes
@@ -94,12 +101,33 @@ struct WriteArgs {  // 64 bytes, 68 with kWriteExpectChecksum
   // kWriteExpectChecksum: the CRC32C the new version must have. A chain successor checks it
   // before it stores or commits anything (it follows the requestId on the wire).
   uint32_t expectedChecksum = 0;
+  // kWriteBlockCrcs: the CRC32C of each kChunkBlockBytes block of the payload, from its start
+  // (BlockCount(length) of them, after expectedChecksum on the wire). The writer computes them
+  // once; the server verifies the payload against them in the one pass that also makes the
+  // version's block table, and a chain forward passes the same ones on. payloadChecksum is
+  // then their combination (no pass over the data).
+  std::vector<uint32_t> blockCrcs;
   static constexpr size_t kBytes = 64;
 };
 constexpr uint32_t kWriteCommit = 1;   // commit at once (single replica or chain tail)
 constexpr uint32_t kWriteReplace = 2;  // the payload is the whole new content (resync, truncate)
 constexpr uint32_t kWriteChain = 4;    // CRAQ: store pending, forward to the successor, commit on its ack
 constexpr uint32_t kWriteExpectChecksum = 8;  // expectedChecksum follows; a mismatch is kCorrupt, nothing stored
+constexpr uint32_t kWriteBlockCrcs = 16;      // blockCrcs follow; a mismatch is kCorrupt, nothing stored
+
+// Blocks of kChunkBlockBytes in `bytes` (the last one may be partial).
+inline uint32_t BlockCount(uint64_t bytes) {
+  return static_cast<uint32_t>((bytes + limits::kChunkBlockBytes - 1) / limits::kChunkBlockBytes);
+}
+// The CRC32C of each kChunkBlockBytes block of data[0, bytes), into out (resized), and their
+// combination, the CRC32C of the whole (0 for no bytes).
+uint32_t ComputeBlockCrcs(const char* data, uint32_t bytes, std::vector<uint32_t>* out);
+// The CRC32C of the whole from its block CRCs (blocks of kChunkBlockBytes, `bytes` in all).
+uint32_t CombineBlockCrcs(const uint32_t* crcs, uint32_t bytes);
+// Checks data[0, bytes) against its block CRCs: kCorrupt naming the first bad block.
+Status VerifyBlockCrcs(const char* data, uint32_t bytes, const uint32_t* crcs, const char* what);
+// A read reply's optional block-CRC section (kReadBlockCrcs), after its ChunkMeta.
+void PutBlockCrcs(std::string* out, const uint32_t* crcs, uint32_t count);
 
 struct CommitArgs {  // 20 bytes
   ChunkId chunk;
@@ -143,9 +171,12 @@ class Reader {
   bool GetI32(int32_t* v);
   bool GetCapability(Capability* c);
   bool GetU64(uint64_t* v);
+  // A count u32 then count x u32; false if count exceeds `countMax` or the bytes run out.
+  bool GetBlockCrcs(std::vector<uint32_t>* out, uint32_t countMax);
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
 
  private:
+  bool GetCrcArray(std::vector<uint32_t>* out, uint32_t count);  // count x u32
   const uint8_t* p_;
   const uint8_t* end_;
 };

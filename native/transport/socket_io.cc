@@ -6,6 +6,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -210,6 +213,48 @@ Status SkipExact(int fd, size_t n, uint32_t timeoutMs) {
 
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
   return TransferIov(fd, iov, iovcnt, timeoutMs, true);
+}
+
+Status SendfileAll(int sock, int fileFd, uint64_t offset, size_t n, uint32_t timeoutMs) {
+  int flags = ::fcntl(sock, F_GETFL);
+  if (flags < 0 || (!(flags & O_NONBLOCK) && ::fcntl(sock, F_SETFL, flags | O_NONBLOCK) != 0))
+    return Status::FromErrno(errno, "fcntl O_NONBLOCK");
+  // sendfile has no MSG_NOSIGNAL: hold SIGPIPE back on this thread and swallow the one a
+  // closed peer raises (unless one was pending already).
+  sigset_t pipeSet, old, pending;
+  sigemptyset(&pipeSet);
+  sigaddset(&pipeSet, SIGPIPE);
+  sigpending(&pending);
+  const bool wasPending = sigismember(&pending, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipeSet, &old);
+  Status s;
+  int64_t deadline = NowMs() + timeoutMs;
+  off_t at = static_cast<off_t>(offset);
+  while (n > 0) {
+    ssize_t r = ::sendfile(sock, fileFd, &at, n);
+    if (r > 0) {
+      n -= static_cast<size_t>(r);
+      continue;
+    }
+    if (r == 0) {
+      s = Status::Corrupt("file ended before the bytes to send");
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      s = Status::FromErrno(errno, "sendfile");
+      break;
+    }
+    s = WaitReady(sock, POLLOUT, deadline);
+    if (!s.ok()) break;
+  }
+  if (!s.ok() && !wasPending) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipeSet, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return s;
 }
 
 }  // namespace millpond

@@ -35,5 +35,10 @@ Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
 Status SkipExact(int fd, size_t n, uint32_t timeoutMs);
 // Writes every byte the iovecs describe (the array is modified); MSG_NOSIGNAL semantics.
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
+// Sends n bytes of file `fileFd` from `offset` on socket `sock` with sendfile (the kernel moves
+// them from the page cache; no copy in this process), within timeoutMs. Makes `sock`
+// non-blocking (every other helper here already passes MSG_DONTWAIT). A peer that closed is
+// an error, never a SIGPIPE. A file that ends early is kCorrupt.
+Status SendfileAll(int sock, int fileFd, uint64_t offset, size_t n, uint32_t timeoutMs);
 
 }  // namespace millpond

@@ -59,6 +59,15 @@ class ServerCall {
   // returns, so the caller may free it then. A failed status sends status + message only.
   virtual void Reply(const Status& status, const std::string& meta, const struct iovec* data,
                      int dataCount) = 0;
+  // Whether ReplyFromFile can send file bytes without copying them through this process
+  // (TCP in the clear: sendfile). Otherwise the caller reads the bytes and calls Reply.
+  virtual bool CanSendFile() const { return false; }
+  // Sends an OK reply whose data is `bytes` bytes of `fd` from `offset`, moved by the kernel.
+  // REQUIRES: CanSendFile(); the file holds those bytes and fd stays open until this returns.
+  virtual void ReplyFromFile(const std::string& meta, int fd, uint64_t offset, uint32_t bytes) {
+    (void)meta, (void)fd, (void)offset, (void)bytes;
+    Reply(Status::Internal("this transport cannot send from a file"), {}, nullptr, 0);
+  }
   virtual TransportKind kind() const = 0;
   // Who sent it: the identity its connection proved (kAnonymous when the server has no secret).
   virtual const PeerIdentity& peer() const = 0;

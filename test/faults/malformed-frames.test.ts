@@ -2,7 +2,11 @@
 // a reply can be framed) and lose their connection; the server keeps serving everyone else.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkClient, ChunkStore, DataServer, crc32c } from '../../src/index.js';
-import { HEADER_BYTES, OPCODE, STATUS, decodeHeader, encodeHeader, statRequest, writeRequest } from '../support/frames.js';
+import { readFileSync } from 'node:fs';
+import {
+  HEADER_BYTES, OPCODE, READ_FLAGS, STATUS, blockCrcs, decodeHeader, encodeHeader, fixturePayload, readRequest, statRequest,
+  writeRequest, writeRequestWithBlockCrcs,
+} from '../support/frames.js';
 import { RawConnection } from '../support/raw-socket.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -101,5 +105,38 @@ describe('DataServer under bad input', () => {
     expect(decodeHeader(await raw.take(HEADER_BYTES))).toMatchObject({ requestId: 11n, status: STATUS.ok });
     raw.destroy();
     expect(server.stats().transports.tcp.protocolErrors).toBeGreaterThan(0);
+  });
+
+  it('encodes block-CRC writes and reads as the native encoder does (test/fixtures/dataplane)', () => {
+    const fixture = (name: string) => readFileSync(new URL(`../fixtures/dataplane/${name}`, import.meta.url));
+    expect(writeRequestWithBlockCrcs(42n, 0x0102030405060708n, 9, 4096, fixturePayload(5000)))
+      .toEqual(fixture('write-request-block-crcs.bin'));
+    expect(readRequest(43n, 0x0102030405060708n, 9, 8192, 1 << 20, READ_FLAGS.blockCrcs))
+      .toEqual(fixture('read-request-block-crcs.bin'));
+  });
+
+  it('refuses a block-CRC write with a byte flipped after its CRCs were made, then reads back with the stored CRCs', async () => {
+    const raw = await RawConnection.open(server.address);
+    const payload = fixturePayload(10_000);
+    const damaged = Buffer.from(payload);
+    damaged[4096 + 7] ^= 0x01; // block 1
+    raw.send(writeRequestWithBlockCrcs(12n, 7n, 0, 0, damaged, blockCrcs(payload), crc32c(payload)));
+    let reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply.status).toBe(STATUS.corrupt);
+    expect((await raw.take(reply.metaBytes)).toString()).toMatch(/checksum mismatch in block 1/);
+    await expect(client.stat(server.address, { inode: 7n, index: 0 })).rejects.toMatchObject({ code: 'ENOENT' });
+    raw.send(writeRequestWithBlockCrcs(13n, 7n, 0, 0, payload));
+    reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply).toMatchObject({ requestId: 13n, status: STATUS.ok });
+    await raw.take(reply.metaBytes);
+    // An aligned read asks for the stored CRCs: ChunkMeta (24 bytes), count, one per block.
+    raw.send(readRequest(14n, 7n, 0, 4096, 1 << 20, READ_FLAGS.blockCrcs));
+    reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply).toMatchObject({ requestId: 14n, status: STATUS.ok, dataBytes: payload.length - 4096 });
+    const meta = await raw.take(reply.metaBytes);
+    expect(meta.readUInt32LE(24)).toBe(2);
+    expect([meta.readUInt32LE(28), meta.readUInt32LE(32)]).toEqual(blockCrcs(payload.subarray(4096)));
+    expect(await raw.take(reply.dataBytes)).toEqual(payload.subarray(4096));
+    raw.destroy();
   });
 });

@@ -68,3 +68,50 @@ export function writeRequest(requestId: bigint, inode: bigint, index: number, pa
   const header = encodeHeader({ opcode: OPCODE.write, requestId, metaBytes: meta.length, dataBytes: payload.length });
   return Buffer.concat([header, meta, payload]);
 }
+
+export const BLOCK_BYTES = 4096;
+export const WRITE_FLAGS = { commit: 1, replace: 2, chain: 4, expectChecksum: 8, blockCrcs: 16 } as const;
+export const READ_FLAGS = { uncommitted: 1, blockCrcs: 2 } as const;
+
+/** The CRC32C of each 4 KiB block of `data` (frame::ComputeBlockCrcs). */
+export function blockCrcs(data: Buffer): number[] {
+  const out: number[] = [];
+  for (let at = 0; at < data.length; at += BLOCK_BYTES) out.push(crc32c(data.subarray(at, at + BLOCK_BYTES)));
+  return out;
+}
+
+/**
+ * A write request as the native ChunkClient sends it (flag blockCrcs): WriteArgs, then the
+ * payload's block CRCs, then the payload. `crcs` and `payloadChecksum` default to the payload's
+ * own (a test passes the undamaged payload's to stand for a flip on the wire).
+ */
+export function writeRequestWithBlockCrcs(requestId: bigint, inode: bigint, index: number, offset: number, payload: Buffer,
+  crcs: number[] = blockCrcs(payload), payloadChecksum = crc32c(payload)): Buffer {
+  const meta = Buffer.alloc(64 + 4 * crcs.length);
+  chunkIdBytes(inode, index).copy(meta, 0);
+  meta.writeUInt32LE(offset, 12);
+  meta.writeUInt32LE(payload.length, 16);
+  meta.writeBigUInt64LE(0n, 20); // updateVersion: next
+  meta.writeUInt32LE(WRITE_FLAGS.commit | WRITE_FLAGS.blockCrcs, 28);
+  meta.writeUInt32LE(payloadChecksum, 32); // the blocks' combination
+  meta.writeUInt32LE(0, 36); // chunkSizeBytes: default
+  crcs.forEach((c, i) => meta.writeUInt32LE(c, 64 + 4 * i));
+  const header = encodeHeader({ opcode: OPCODE.write, requestId, metaBytes: meta.length, dataBytes: payload.length });
+  return Buffer.concat([header, meta, payload]);
+}
+
+export function readRequest(requestId: bigint, inode: bigint, index: number, offset: number, length: number, flags = 0): Buffer {
+  const meta = Buffer.alloc(24);
+  chunkIdBytes(inode, index).copy(meta, 0);
+  meta.writeUInt32LE(offset, 12);
+  meta.writeUInt32LE(length, 16);
+  meta.writeUInt32LE(flags, 20);
+  return Buffer.concat([encodeHeader({ opcode: OPCODE.read, requestId, metaBytes: meta.length, dataBytes: 0 }), meta]);
+}
+
+/** The payload of the data-plane byte fixtures (test/fixtures/dataplane/). */
+export function fixturePayload(bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) b[i] = (i * 7 + 3) & 0xff;
+  return b;
+}
