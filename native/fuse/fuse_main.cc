@@ -828,7 +828,7 @@ int Serve(const Args& a, int readyFd) {
       close(readyFd);
       readyFd = -1;
     } else if (message != "ok") {
-      fprintf(stderr, "millpond-fuse: %s\n", message.c_str());
+      Log(LogLevel::kError, message);
     }
   };
 
@@ -903,6 +903,7 @@ int Serve(const Args& a, int readyFd) {
   }
   RaiseReadAhead(a.mountpoint);
   tell("ok");
+  Log(LogLevel::kInfo, "mounted at " + a.mountpoint + " (meta " + a.meta[0] + ")");
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, a.threads);
   fuse_loop_cfg_set_idle_threads(cfg, a.threads);  // threads are kept: no create/destroy per burst
@@ -916,22 +917,23 @@ int Serve(const Args& a, int readyFd) {
 }
 
 int Main(int argc, char** argv) {
+  SetLogComponent("fuse");
   Args a;
   Status s = ParseArgs(argc, argv, &a);
   if (!s.ok()) {
-    fprintf(stderr, "millpond-fuse: %s\n", s.ToString().c_str());
+    Log(LogLevel::kError, s.ToString());
     return 2;
   }
   if (a.foreground) return Serve(a, -1);
   // Fork before any thread exists; the parent waits for the child's word.
   int pipefd[2];
   if (pipe(pipefd) != 0) {
-    perror("millpond-fuse: pipe");
+    Log(LogLevel::kError, std::string("pipe: ") + strerror(errno));
     return 1;
   }
   pid_t pid = fork();
   if (pid < 0) {
-    perror("millpond-fuse: fork");
+    Log(LogLevel::kError, std::string("fork: ") + strerror(errno));
     return 1;
   }
   if (pid > 0) {
@@ -943,7 +945,7 @@ int Main(int argc, char** argv) {
       printf("%d\n", pid);  // the daemon's pid
       return 0;
     }
-    fprintf(stderr, "millpond-fuse: %s\n", word.empty() ? "the daemon exited before mounting" : word.c_str());
+    Log(LogLevel::kError, word.empty() ? "the daemon exited before mounting" : word);
     return 1;
   }
   close(pipefd[0]);

@@ -51,9 +51,9 @@ TEST(RdmaSelect, RdmaWithoutADeviceIsENODEV) {
 
 TEST(RdmaSelect, FallbackIsLoggedOnlyAtDebugLevelAndOncePerProcess) {
   ::unsetenv("MILLPOND_LOGGED_TRANSPORT");
-  ::unsetenv("MILLPOND_LOG");
+  ::unsetenv("MILLPOND_LOG_LEVEL");
   EXPECT_FALSE(LogTransportFallbackOnce("quiet by default"));
-  ::setenv("MILLPOND_LOG", "debug", 1);
+  ::setenv("MILLPOND_LOG_LEVEL", "debug", 1);
   EXPECT_TRUE(LogTransportFallbackOnce("first"));
   EXPECT_FALSE(LogTransportFallbackOnce("second"));
   // The marker another copy of the core (the DuckDB extension) would see says this process.
@@ -61,7 +61,7 @@ TEST(RdmaSelect, FallbackIsLoggedOnlyAtDebugLevelAndOncePerProcess) {
   // A marker inherited from a parent process does not silence this one.
   ::setenv("MILLPOND_LOGGED_TRANSPORT", "1", 1);
   EXPECT_TRUE(LogTransportFallbackOnce("child"));
-  ::unsetenv("MILLPOND_LOG");
+  ::unsetenv("MILLPOND_LOG_LEVEL");
 }
 
 // The real probe on this machine. CI hosts have no RDMA device; inside the soft-RoCE VM

@@ -11,6 +11,9 @@
  */
 import { Reply } from 'zeromq';
 import { z85Encode } from './curve.js';
+import { logger } from '../log.js';
+
+const authLog = logger('auth');
 
 /** Admits or refuses one client public key (Z85); also gives the ZAP User-Id. */
 export type ZapPolicy = (clientKey: string) => boolean;
@@ -68,7 +71,7 @@ class ZapHandler {
         if (status === '200') this.counters.admitted++;
         else {
           this.counters.refused++;
-          (entry?.log ?? console.error)(`auth: ${domain || '?'} refused a connection from ${address?.toString() || '?'}: ${text}${clientKey ? ` (client key ${clientKey})` : ''}`);
+          (entry?.log ?? authLog.warn)(`auth: ${domain || '?'} refused a connection from ${address?.toString() || '?'}: ${text}${clientKey ? ` (client key ${clientKey})` : ''}`);
         }
         await socket.send([version ?? '1.0', requestId ?? '', status, text, status === '200' ? clientKey : '', '']);
       }

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { MillpondError } from '../errors.js';
+import { logger } from '../log.js';
 import { connect } from '../fs/index.js';
 import { ensureClusterKeys } from '../auth/cluster-files.js';
 import { ADMIN_TOKEN_FILE, KEYS_DIR } from '../auth/credentials.js';
@@ -59,7 +60,7 @@ const USAGE = `usage: millpond up [--s3 HOST:PORT|off] [--encrypt-data] [--metri
        millpond user add NAME --uid N --gid N [--groups G1,G2] [--proxy] | user list | user remove NAME | user token NAME
   common flags: --data-dir DIR --mgmtd tcp://H:P[,..] --meta tcp://H:P --transport auto|tcp|rdma --config FILE
                 --token-file FILE --server-key KEY
-                --verbose (debug lines, as MILLPOND_LOG=debug: the transport chosen, ...)
+                --verbose (debug lines, as MILLPOND_LOG_LEVEL=debug: the transport chosen, ...)
   ${FS_USAGE}
   ${MOUNT_USAGE}
   ${USER_USAGE}
@@ -248,8 +249,8 @@ async function user(config: CliConfig, flags: Map<string, string>, rest: string[
 async function main(): Promise<void> {
   const [command, ...args] = process.argv.slice(2);
   const { flags, rest, targets } = parse(args);
-  // Before anything native runs: the native core reads MILLPOND_LOG when it logs.
-  if (flags.has('verbose')) process.env.MILLPOND_LOG = 'debug';
+  // Before anything logs: the native core and src/log.ts read MILLPOND_LOG_LEVEL.
+  if (flags.has('verbose')) process.env.MILLPOND_LOG_LEVEL = 'debug';
   const config = loadConfig(flags);
   switch (command) {
     case 'up': return up(config, flags);
@@ -276,10 +277,16 @@ async function main(): Promise<void> {
   }
 }
 
+/** The commands that run a daemon: their fatal error is a log line (src/log.ts), like the rest of their stderr. */
+const DAEMONS = new Set(['up', 's3', 'executor', 'mgmtd', 'meta', 'storage']);
+
 main().then(() => {
   process.exit(process.exitCode ?? 0); // everything is closed; lingering sockets must not hold the exit
 }, (error: unknown) => {
   const code = error instanceof MillpondError ? `${error.code}: ` : '';
-  console.error(`millpond: ${code}${error instanceof Error ? error.message : String(error)}`);
+  const text = `${code}${error instanceof Error ? error.message : String(error)}`;
+  const command = process.argv[2] ?? '';
+  if (DAEMONS.has(command)) logger(command).error(`millpond ${command} failed: ${text}`, error instanceof MillpondError ? { code: error.code } : {});
+  else console.error(`millpond: ${text}`);
   process.exit(1);
 });

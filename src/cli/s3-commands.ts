@@ -15,6 +15,7 @@ import type { User } from '../meta/types.js';
 import { S3Gateway } from '../s3/index.js';
 import type { ClientAuth } from '../auth/credentials.js';
 import { cliAuth, type CliConfig } from './config.js';
+import { logger } from '../log.js';
 
 export const S3_ADMIN_FILE = 's3-admin.json';
 export const S3_LISTEN_DEFAULT = '127.0.0.1:9000';
@@ -58,7 +59,7 @@ export async function startGateway(config: CliConfig, listen: string, flags: Map
     transport: config.transport,
     region: flags.get('region'),
     domains: flags.has('s3-domain') ? flags.get('s3-domain')!.split(',') : undefined,
-    log: (line) => console.error(line),
+    log: logger('s3').error,
   });
 }
 

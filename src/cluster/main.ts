@@ -16,6 +16,7 @@ import { PostgresKv } from '../meta/postgres-kv.js';
 import { SqliteKv } from '../meta/sqlite-kv.js';
 import { MgmtdServer } from './mgmtd-server.js';
 import { MgmtdService } from './mgmtd-service.js';
+import { logger } from '../log.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,7 +39,7 @@ const { values } = parseArgs({
 });
 
 function fail(message: string): never {
-  console.error(`mgmtd: ${message}`);
+  logger('mgmtd').error(message);
   process.exit(2);
 }
 

@@ -31,6 +31,7 @@ import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS,
 import { refusalLog } from '../auth/refusal-log.js';
 import { EXECUTOR_METHODS, ExecutorRegistry, executorHandlers } from './executors.js';
 import { JOB_METHODS, JobRegistry, jobHandlers } from './jobs.js';
+import { logger } from '../log.js';
 
 /** The tokens meta lists, as mgmtd keeps them: tokenId -> uid and CURVE public key. */
 class ClientTokens {
@@ -159,7 +160,7 @@ export class MgmtdServer {
    * address (which standbys name to callers) and serves it.
    */
   static async start(endpoint: string, makeService: (address: string) => MgmtdService, options: MgmtdServerOptions = {}): Promise<MgmtdServer> {
-    const log = options.log ?? ((line: string) => console.error(line));
+    const log = options.log ?? logger('mgmtd').warn;
     const cluster = options.auth;
     const tokens = cluster ? new ClientTokens(cluster) : undefined;
     const refused = refusalLog(log);

@@ -23,6 +23,9 @@ import { adminLimits } from '../limits.js';
 import type {
   ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord,
 } from './types.js';
+import { logger } from '../log.js';
+
+const mgmtdLog = logger('mgmtd');
 
 export interface MgmtdOptions {
   /** This instance's control endpoint, named to callers by standbys. */
@@ -531,7 +534,7 @@ export class MgmtdService {
           this.stepDown();
         }
       } catch (err) {
-        if (!this.stopped) console.error(`mgmtd: lease: ${(err as Error).message}`);
+        if (!this.stopped) mgmtdLog.error(`lease: ${(err as Error).message}`);
       }
       if (this.primary && Date.now() >= this.leaseValidUntilMs) this.stepDown();
       const waitMs = this.primary ? Math.floor(this.leaseMs / 3) : this.leasePollMs;
@@ -575,7 +578,7 @@ export class MgmtdService {
     }, this.livenessCheckMs);
     this.adminTimer = setInterval(() => {
       if (!this.isPrimary || (this.adminState.moves.length === 0 && this.adminState.leaving.length === 0 && !this.adminState.rebalance)) return;
-      this.mutate((r, a, d) => admin.tick(r, a, d, Date.now(), this.moveTiming)).catch((err) => console.error(`mgmtd: admin: ${(err as Error).message}`));
+      this.mutate((r, a, d) => admin.tick(r, a, d, Date.now(), this.moveTiming)).catch((err) => mgmtdLog.error(`admin: ${(err as Error).message}`));
     }, this.options.adminTickMs ?? adminLimits.tickMsDefault);
     this.options.onRole?.(true);
   }

@@ -24,6 +24,7 @@ import { RoutingClient } from '../cluster/routing-client.js';
 import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
 import { SERVICE_NODE_ID } from '../auth/data-plane.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
+import { logger } from '../log.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,7 +47,7 @@ const { values } = parseArgs({
 });
 
 function fail(message: string): never {
-  console.error(`meta: ${message}`);
+  logger('meta').error(message);
   process.exit(2);
 }
 

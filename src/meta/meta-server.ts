@@ -25,6 +25,7 @@ import type { User } from './types.js';
 import { addToken, addUser, getUser, listUsers, removeUser, type Identity } from './users.js';
 import type { ObjectAttrs } from './types.js';
 import { refusalLog } from '../auth/refusal-log.js';
+import { logger } from '../log.js';
 
 type MetaHandler = (params: Params, dedup: Dedup | undefined, who: Identity) => Promise<unknown>;
 
@@ -165,7 +166,7 @@ export class MetaServer {
 
   /** Binds `endpoint` (e.g. tcp://127.0.0.1:0 for any free port) and serves `service`. */
   static async start(service: MetaService, endpoint: string, options: MetaServerOptions = {}): Promise<MetaServer> {
-    const log = options.log ?? ((line: string) => console.error(line));
+    const log = options.log ?? logger('meta').warn;
     const cluster = options.auth;
     const authn = cluster ? new Authenticator(service.kv, cluster) : undefined;
     const pushers = cluster && options.mgmtd ? options.mgmtd.map((e) => new RpcClient(e, { curve: cluster.memberCurve, timeoutMs: authLimits.tokenPushTimeoutMs, attemptsMax: 1 })) : [];

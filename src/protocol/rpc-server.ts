@@ -15,6 +15,9 @@ import { protocolLimits } from '../limits.js';
 import { BATCH_OVERHEAD_BYTES, decodeRequests, encodeBatch, encodeReply, ProtocolError, UNKNOWN_REQUEST_ID, type Params, type Reply, type Request } from './envelope.js';
 import { SendQueue } from './send-queue.js';
 import { zap, type ZapPolicy } from '../auth/zap.js';
+import { logger } from '../log.js';
+
+const rpcLog = logger('rpc');
 
 /**
  * CURVE on a server socket: its secret key (the cluster's curve/server key), and which client
@@ -76,7 +79,7 @@ export class RpcServer {
     let security = {};
     if (curve) {
       const zapDomain = `${curve.service}#${++zapDomains}`;
-      unregister = await zap.register(zapDomain, curve.admit, curve.log ?? ((line) => console.error(line)));
+      unregister = await zap.register(zapDomain, curve.admit, curve.log ?? rpcLog.warn);
       security = { curveServer: true, curveSecretKey: curve.secretKey, zapDomain };
     }
     const router = new Router({
@@ -143,7 +146,7 @@ export class RpcServer {
         }
       }
     } catch (err) {
-      if (!this.closed) console.error(`rpc server receive loop ended: ${(err as Error).message}`);
+      if (!this.closed) rpcLog.error(`rpc server receive loop ended: ${(err as Error).message}`);
     }
   }
 

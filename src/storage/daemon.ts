@@ -21,6 +21,7 @@ import { RpcServer, type Handler } from '../protocol/rpc-server.js';
 import { resync, type ResyncStats } from './resync.js';
 import { TokenBucket } from './token-bucket.js';
 import { scrub, type ScrubStats } from './scrub.js';
+import { logger } from '../log.js';
 
 export interface StorageDaemonOptions {
   nodeId: number;
@@ -106,6 +107,8 @@ export class StorageDaemon {
   private refreshing: Promise<void> | undefined;
   private scrubbing: Promise<ScrubStats[]> | undefined;
   private readonly log: (line: string) => void;
+  /** Events worth a line that are not trouble (a resync done); not throttled. */
+  private readonly note: (line: string) => void;
   private untrackMetrics: () => void = () => {};
 
   private constructor(private readonly options: StorageDaemonOptions) {
@@ -114,7 +117,9 @@ export class StorageDaemon {
       transport: options.transport ?? 'auto',
       ...(options.auth ? { credentials: { nodeId: options.nodeId, clusterSecret: options.auth.secret } } : {}),
     });
-    const print = options.log ?? ((line) => console.error(`storage ${options.nodeId}: ${line}`));
+    const log = logger('storage', { nodeId: options.nodeId });
+    const print = options.log ?? log.warn;
+    this.note = options.log ?? log.info;
     // The same complaint (e.g. no mgmtd primary during a takeover) at most once a second.
     const lastMs = new Map<string, number>();
     this.log = (line) => {
@@ -398,7 +403,7 @@ export class StorageDaemon {
       });
       if (stale()) return;
       t.lastResync = { ...stats, ms: Date.now() - startedMs };
-      this.log(`target ${t.targetId} resynced: ${JSON.stringify(t.lastResync)}`);
+      this.note(`target ${t.targetId} resynced: ${JSON.stringify(t.lastResync)}`);
       t.syncedStateVersion = stateVersion;
       t.localState = 'syncing-done';
       void this.heartbeat();

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import type { TransportChoice } from '../native/binding.js';
 import { ClusterAuth } from '../auth/credentials.js';
 import { StorageDaemon } from './daemon.js';
+import { logger } from '../log.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +40,7 @@ const { values } = parseArgs({
 });
 
 function fail(message: string): never {
-  console.error(`storage: ${message}`);
+  logger('storage').error(message);
   process.exit(2);
 }
 

@@ -8,6 +8,7 @@ import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { ChunkListEntry } from '../native/binding.js';
 import { install, readWhole } from './copy.js';
+import { logger } from '../log.js';
 
 export interface ScrubStats {
   checked: number;
@@ -73,7 +74,7 @@ async function repair(o: ScrubOptions, e: ChunkListEntry): Promise<boolean> {
       await install(o.store, e.chunk, got.data, got.meta, true);
       return true;
     } catch (err) {
-      console.error(`scrub: repairing chunk ${e.chunk.inode}:${e.chunk.index} from ${address}: ${(err as Error).message}`);
+      logger('storage').warn(`scrub: repairing chunk ${e.chunk.inode}:${e.chunk.index} from ${address}: ${(err as Error).message}`);
     }
   }
   return false;

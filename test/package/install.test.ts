@@ -41,8 +41,8 @@ describe('the packed tarball, installed with no toolchain', () => {
     // A libzmq.so.5 that cannot load, found before the system's.
     mkdirSync(poison);
     writeFileSync(join(poison, 'libzmq.so.5'), 'not a library\n');
-    env = { ...process.env, PATH: bin, LD_LIBRARY_PATH: poison, MILLPOND_LOG: '', MILLPOND_BUILD_FROM_SOURCE: '' };
-    for (const key of Object.keys(env)) if (key.startsWith('MILLPOND_') && key !== 'MILLPOND_LOG') delete env[key];
+    env = { ...process.env, PATH: bin, LD_LIBRARY_PATH: poison, MILLPOND_LOG_LEVEL: '', MILLPOND_BUILD_FROM_SOURCE: '' };
+    for (const key of Object.keys(env)) if (key.startsWith('MILLPOND_') && key !== 'MILLPOND_LOG_LEVEL') delete env[key];
 
     // better-sqlite3 (the embedded meta store) downloads its prebuilt binary from GitHub,
     // which CI cannot reach; a user's machine can. prebuild-install's documented local

@@ -22,7 +22,7 @@ Status RdmaProbeCached(std::string* detail);
 Status ResolveTransport(TransportChoice choice, TransportKind* out, std::string* note = nullptr,
                         const RdmaProbeFn& probe = nullptr);
 
-// At debug level (MILLPOND_LOG=debug) writes `line` to stderr the first time any copy of the
+// At debug level (MILLPOND_LOG_LEVEL=debug) writes `line` to stderr the first time any copy of the
 // core in this process calls it (common/log.h); returns whether it did.
 bool LogTransportFallbackOnce(const std::string& line);
 

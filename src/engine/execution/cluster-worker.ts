@@ -19,6 +19,9 @@ import { encodeFailure, hostQueueName, kDefaultQueue, kPrefix, redisConnection, 
 import { TaskAttemptError } from './executor.js';
 import { LocalExecutor } from './local-executor.js';
 import type { TaskResult } from './task-spec.js';
+import { logger } from '../../log.js';
+
+const log = logger('executor');
 
 export interface ExecutorDaemonOptions {
   redis: string;
@@ -138,6 +141,7 @@ export class ExecutorDaemon {
       return { ...result, placement: { ...result.placement!, host: this.entry.host, executor: this.entry.id } };
     } catch (e) {
       const failure = e instanceof TaskAttemptError ? e.failure : { message: (e as Error).message, deterministic: false };
+      log.warn(`task attempt failed: ${failure.message}`, { job: job.id, attempt: job.attemptsMade + 1, deterministic: failure.deterministic });
       throw new Error(encodeFailure(failure));
     } finally {
       engineTasks.inc({ outcome });
