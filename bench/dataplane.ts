@@ -6,7 +6,9 @@
  * Every figure is taken twice in the run: against a server with a cluster secret (a token client,
  * a capability checked per request: *_auth_ratio = on / off) and one without; over TCP also
  * against a server with encryptData (every frame sealed with an AEAD): *_encrypt_ratio =
- * encrypted / auth on, and encrypt_ratio the same over reads and writes together.
+ * encrypted / auth on, and encrypt_ratio the same over reads and writes together. With the server
+ * in a child process, also against a server with native metrics off (MILLPOND_METRICS=off):
+ * *_metrics_ratio = metrics on / off (auth on both), metrics_ratio over reads and writes together.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +41,8 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
   // Two servers, with and without a cluster secret, so auth's cost is measured in this run.
   // A server that cannot start (e.g. --transport rdma without a device) still cleans up.
   const encrypted = transport === 'tcp'; // RDMA is not encrypted
-  const pair = await startAuthPair(serverMode, dir, transport, ioThreads, { transport, connectionsPerServer: connections }, 2n, encrypted)
+  const metricsOff = serverMode === 'child'; // the switch is per process
+  const pair = await startAuthPair(serverMode, dir, transport, ioThreads, { transport, connectionsPerServer: connections }, 2n, encrypted, metricsOff)
     .catch((err: unknown) => {
       cleanup();
       throw err;
@@ -48,7 +51,7 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
     console.log(`dataplane: ${chunkCount} chunks x 4 MiB, transport ${transport}, server in ${serverMode === 'child' ? 'a child process' : 'this process'} ` +
       `(${ioThreads} io threads), ${depth} requests in flight on ${connections} connection(s), ${seconds} s per phase, median of ${rounds} rounds; ` +
       'each figure with authentication on (a token client, capabilities checked) and off (no secret)' +
-      (encrypted ? `, and encrypted (encryptData; ${aeadNote()})` : '') + ', writes through a one-target chain');
+      (encrypted ? `, and encrypted (encryptData; ${aeadNote()})` : '') + (metricsOff ? ', and with native metrics off (auth on)' : '') + ', writes through a one-target chain');
     console.log(machineNote());
 
     const buffers = Array.from({ length: depth }, () => {
@@ -57,7 +60,7 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
       return b;
     });
     const chunkOf = (i: number) => ({ inode: 2n, index: i % chunkCount });
-    const sides = pair.enc ? [pair.on, pair.off, pair.enc] : [pair.on, pair.off];
+    const sides = [pair.on, pair.off, ...(pair.enc ? [pair.enc] : []), ...(pair.moff ? [pair.moff] : [])];
     const write = (side: AuthSide, i: number, slot: number) => side.client.write(side.server.address, chunkOf(i), 0, buffers[slot]!, side.chain());
     const read = async (side: AuthSide, i: number, slot: number) => {
       const { data } = await side.client.read(side.server.address, chunkOf(i), 0, chunkBytes, { target: buffers[slot], capability: side.capability });
@@ -105,6 +108,11 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
         write_encrypted_GBps: round3(median(writeSamples.get(pair.enc)!)),
         read_encrypt_ratio: 0, write_encrypt_ratio: 0, encrypt_ratio: 0,
       } : {}),
+      ...(pair.moff ? {
+        read_nometrics_GBps: round3(median(readSamples.get(pair.moff)!)),
+        write_nometrics_GBps: round3(median(writeSamples.get(pair.moff)!)),
+        read_metrics_ratio: 0, write_metrics_ratio: 0, metrics_ratio: 0,
+      } : {}),
     };
     figures.read_ratio = round3(figures.read_GBps / figures.iperf3_GBps);
     figures.read_auth_ratio = round3(figures.read_GBps / figures.read_noauth_GBps);
@@ -116,6 +124,13 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
       figures.write_encrypt_ratio = round3(w / wOn);
       figures.encrypt_ratio = round3((r + w) / (rOn + wOn));
     }
+    if (pair.moff) {
+      const r = median(readSamples.get(pair.on)!), w = median(writeSamples.get(pair.on)!);
+      const rOff = median(readSamples.get(pair.moff)!), wOff = median(writeSamples.get(pair.moff)!);
+      figures.read_metrics_ratio = round3(r / rOff);
+      figures.write_metrics_ratio = round3(w / wOff);
+      figures.metrics_ratio = round3((r + w) / (rOff + wOff));
+    }
     console.log('\nrounds (GB/s):');
     console.log(`  read, auth on   ${readSamples.get(pair.on)!.map((v) => v.toFixed(3)).join('  ')}`);
     console.log(`  read, auth off  ${readSamples.get(pair.off)!.map((v) => v.toFixed(3)).join('  ')}`);
@@ -124,6 +139,10 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
     if (pair.enc) {
       console.log(`  read, encrypted ${readSamples.get(pair.enc)!.map((v) => v.toFixed(3)).join('  ')}`);
       console.log(`  write, encrypted ${writeSamples.get(pair.enc)!.map((v) => v.toFixed(3)).join('  ')}`);
+    }
+    if (pair.moff) {
+      console.log(`  read, metrics off  ${readSamples.get(pair.moff)!.map((v) => v.toFixed(3)).join('  ')}`);
+      console.log(`  write, metrics off ${writeSamples.get(pair.moff)!.map((v) => v.toFixed(3)).join('  ')}`);
     }
     console.log(`  iperf3          ${iperf3Samples.map((v) => v.toFixed(3)).join('  ')}`);
     printTable(`4 MiB chunks over loopback (GB/s = 1e9 bytes/s), carried by: ${carriers.join(', ') || 'nothing'}`, [
@@ -140,6 +159,10 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
       ] : []),
       ['iperf3, one TCP stream, median', fmtGBps(figures.iperf3_GBps), '1.00', ''],
     ]);
+    if (pair.moff) {
+      console.log(`metrics (auth on both): read ${figures.read_nometrics_GBps} GB/s with metrics off, read_metrics_ratio ${figures.read_metrics_ratio}; ` +
+        `write ${figures.write_nometrics_GBps} GB/s off, write_metrics_ratio ${figures.write_metrics_ratio}; metrics_ratio (on / off, reads and writes together) ${figures.metrics_ratio}`);
+    }
     if (pair.enc) console.log(`encrypt_ratio (encrypted vs auth on, reads and writes together): ${figures.encrypt_ratio}`);
     if (carriers.includes('rdma')) {
       console.log('\nnote: RDMA here is soft-RoCE (rdma_rxe), under qemu TCG where it runs: these figures are functional only, not performance.');

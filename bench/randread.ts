@@ -29,7 +29,8 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
   const { dir, cleanup } = await makeWorkDir('randread');
   // Two servers, with and without a cluster secret, so auth's cost is measured in this run.
   // A server that cannot start (e.g. --transport rdma without a device) still cleans up.
-  const pair = await startAuthPair(serverMode, dir, transport, ioThreads, { transport, connectionsPerServer: connections }, 3n)
+  const metricsOff = serverMode === 'child'; // the switch (MILLPOND_METRICS=off) is per process
+  const pair = await startAuthPair(serverMode, dir, transport, ioThreads, { transport, connectionsPerServer: connections }, 3n, false, metricsOff)
     .catch((err: unknown) => {
       cleanup();
       throw err;
@@ -37,7 +38,7 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
   try {
     console.log(`randread: ${chunkCount} chunks x 4 MiB, 4 KiB reads at random block offsets, transport ${transport}, ` +
       `server in ${serverMode === 'child' ? 'a child process' : 'this process'} (${ioThreads} io threads), ${connections} connection(s); ` +
-      'each figure with authentication on (token client, capabilities checked) and off');
+      'each figure with authentication on (token client, capabilities checked) and off' + (metricsOff ? ', and with native metrics off (auth on)' : ''));
     console.log(machineNote());
 
     const fill = allocAligned(chunkBytes);
@@ -82,6 +83,7 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
     };
     const off = await measure(pair.off);
     const on = await measure(pair.on);
+    const moff = pair.moff ? await measure(pair.moff) : undefined;
 
     const microsPerRead = (iops: number) => (1e6 / iops).toFixed(2);
     printTable('4 KiB random reads, hot cache', [
@@ -90,7 +92,13 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
       [`readBatch (${batchEntries} per batch)`, 'off', `${batchDepth} batches`, fmtCount(off.batch), microsPerRead(off.batch)],
       ['read (one per call)', 'on', `${singleDepth} reads`, fmtCount(on.single), microsPerRead(on.single)],
       ['read (one per call)', 'off', `${singleDepth} reads`, fmtCount(off.single), microsPerRead(off.single)],
+      ...(moff ? [
+        [`readBatch (${batchEntries} per batch), metrics off`, 'on', `${batchDepth} batches`, fmtCount(moff.batch), microsPerRead(moff.batch)],
+        ['read (one per call), metrics off', 'on', `${singleDepth} reads`, fmtCount(moff.single), microsPerRead(moff.single)],
+      ] : []),
     ]);
+    const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+    if (moff) console.log(`metrics (auth on both): metrics_ratio (readBatch on / off) ${ratio(on.batch, moff.batch)}, single ${ratio(on.single, moff.single)}`);
     const serverStats = await pair.close();
     console.log(`\nserver stats (auth on, auth off): ${JSON.stringify(serverStats)}`);
     printJson('randread', {
@@ -99,6 +107,10 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
       iops_4k_noauth: Math.round(off.batch), iops_4k_single_noauth: Math.round(off.single),
       iops_4k_auth_ratio: Math.round((on.batch / off.batch) * 1000) / 1000,
       iops_4k_single_auth_ratio: Math.round((on.single / off.single) * 1000) / 1000,
+      ...(moff ? {
+        iops_4k_nometrics: Math.round(moff.batch), iops_4k_single_nometrics: Math.round(moff.single),
+        metrics_ratio: ratio(on.batch, moff.batch), metrics_single_ratio: ratio(on.single, moff.single),
+      } : {}),
     });
   } finally {
     await pair.close().catch(() => {});

@@ -31,11 +31,14 @@ export function parseTransport(raw: string | undefined): TransportChoice {
 
 /**
  * With `secret` the server authenticates connections and checks capabilities (design §10);
- * with `encrypt` too, it encrypts every TCP connection (encryptData).
+ * with `encrypt` too, it encrypts every TCP connection (encryptData). `metrics` false: the
+ * server process runs with MILLPOND_METRICS=off (native counting off; child servers only, since
+ * the switch is per process).
  */
 export function startServer(mode: ServerMode, storeDir: string, transport: TransportChoice, ioThreads: number,
-  secret?: Buffer, encrypt = false): Promise<ServerHandle> {
-  return mode === 'child' ? startChildServer(storeDir, transport, ioThreads, secret, encrypt) : startInprocServer(storeDir, transport, ioThreads, secret, encrypt);
+  secret?: Buffer, encrypt = false, metrics = true): Promise<ServerHandle> {
+  if (mode !== 'child' && !metrics) throw new Error('a server with metrics off needs --server child (MILLPOND_METRICS is per process)');
+  return mode === 'child' ? startChildServer(storeDir, transport, ioThreads, secret, encrypt, metrics) : startInprocServer(storeDir, transport, ioThreads, secret, encrypt);
 }
 
 /** One side of an auth-on/auth-off comparison: a server, a client for it, what to send. */
@@ -43,6 +46,8 @@ export interface AuthSide {
   auth: boolean;
   /** The server encrypts (encryptData; auth on too). */
   encrypt: boolean;
+  /** The server counts native metrics (MILLPOND_METRICS not off). */
+  metrics: boolean;
   server: ServerHandle;
   client: ChunkClient;
   /** A capability for the bench's inode (auth on), else undefined. */
@@ -55,27 +60,29 @@ export interface AuthSide {
  * Two servers, one with a cluster secret and one without, and a client for each (a user's
  * token for the first, with a capability for `inode`), so a bench can time the same work with
  * authentication on and off in one run; with `encrypted`, a third with the secret and
- * encryptData (`enc`).
+ * encryptData (`enc`); with `metricsOff` (child servers), one with the secret and native
+ * metrics off (`moff`: metrics' cost is on / moff).
  */
 export async function startAuthPair(mode: ServerMode, dir: string, transport: TransportChoice, ioThreads: number,
-  client: ChunkClientOptions, inode: bigint, encrypted = false): Promise<{ on: AuthSide; off: AuthSide; enc?: AuthSide; close(): Promise<unknown[]> }> {
+  client: ChunkClientOptions, inode: bigint, encrypted = false, metricsOff = false): Promise<{ on: AuthSide; off: AuthSide; enc?: AuthSide; moff?: AuthSide; close(): Promise<unknown[]> }> {
   const secret = randomBytes(32);
   const sides: AuthSide[] = [];
-  const kinds: Array<{ auth: boolean; encrypt: boolean }> = [{ auth: true, encrypt: false }, { auth: false, encrypt: false }];
-  if (encrypted) kinds.push({ auth: true, encrypt: true });
-  for (const { auth, encrypt } of kinds) {
-    const server = await startServer(mode, join(dir, encrypt ? 'store-enc' : auth ? 'store-auth' : 'store-noauth'), transport, ioThreads,
-      auth ? secret : undefined, encrypt);
+  const kinds: Array<{ auth: boolean; encrypt: boolean; metrics: boolean }> = [{ auth: true, encrypt: false, metrics: true }, { auth: false, encrypt: false, metrics: true }];
+  if (encrypted) kinds.push({ auth: true, encrypt: true, metrics: true });
+  if (metricsOff) kinds.push({ auth: true, encrypt: false, metrics: false });
+  for (const { auth, encrypt, metrics } of kinds) {
+    const server = await startServer(mode, join(dir, !metrics ? 'store-moff' : encrypt ? 'store-enc' : auth ? 'store-auth' : 'store-noauth'), transport, ioThreads,
+      auth ? secret : undefined, encrypt, metrics);
     const c = new ChunkClient({ ...client, ...(auth ? { credentials: { token: formatToken(mintToken(secret, 1000)) } } : {}) });
     const capability = auth ? new CapabilitySigner(secret, authLimits.capabilityTtlMsMax).sign(inode, RIGHT_READ | RIGHT_WRITE) : undefined;
     let requestId = 1;
     sides.push({
-      auth, encrypt, server, client: c, capability,
+      auth, encrypt, metrics, server, client: c, capability,
       chain: () => ({ chain: { chainId: 1, chainVersion: 1, clientId: auth ? 1 : 2, requestId: requestId++ }, ...(capability ? { capability } : {}) }),
     });
   }
   return {
-    on: sides[0]!, off: sides[1]!, ...(sides[2] ? { enc: sides[2] } : {}),
+    on: sides[0]!, off: sides[1]!, ...(encrypted ? { enc: sides[2]! } : {}), ...(metricsOff ? { moff: sides[sides.length - 1]! } : {}),
     async close() {
       const stats = [];
       for (const s of sides.splice(0)) {
@@ -94,8 +101,10 @@ export interface ServerHandle {
 }
 
 export async function startChildServer(storeDir: string, transport: TransportChoice, ioThreads: number, secret?: Buffer,
-  encrypt = false): Promise<ServerHandle> {
+  encrypt = false, metrics = true): Promise<ServerHandle> {
   const env = { ...process.env };
+  if (metrics) delete env.MILLPOND_METRICS;
+  else env.MILLPOND_METRICS = 'off';
   if (secret) env.MILLPOND_BENCH_SECRET = secret.toString('hex');
   else delete env.MILLPOND_BENCH_SECRET;
   if (encrypt) env.MILLPOND_BENCH_ENCRYPT = '1';

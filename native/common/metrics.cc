@@ -1,6 +1,8 @@
 #include "common/metrics.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 namespace millpond::metrics {
 
@@ -23,6 +25,14 @@ struct Counters {
       localReadHits;
 };
 Counters g_counters;
+
+bool EnabledAtStart() {
+  const char* v = std::getenv("MILLPOND_METRICS");
+  return v == nullptr || std::strcmp(v, "off") != 0;
+}
+std::atomic<bool> g_enabled{EnabledAtStart()};
+
+inline bool On() { return g_enabled.load(kRelaxed); }
 
 size_t BucketFor(uint64_t us) {
   size_t i = 0;
@@ -74,7 +84,11 @@ Op OpForOpcode(uint8_t opcode) {
   }
 }
 
+bool Enabled() { return On(); }
+void SetEnabled(bool on) { g_enabled.store(on, kRelaxed); }
+
 void RecordRequest(Op op, Transport transport, bool ok, uint64_t latencyUs) {
+  if (!On()) return;
   int o = static_cast<int>(op), t = static_cast<int>(transport);
   if (o < 0 || o >= kOps || t < 0 || t >= kTransports) return;
   g_counters.requests[o][t].fetch_add(1, kRelaxed);
@@ -85,16 +99,16 @@ void RecordRequest(Op op, Transport transport, bool ok, uint64_t latencyUs) {
   h.count.fetch_add(1, kRelaxed);
 }
 
-void AddBytesRead(uint64_t bytes) { g_counters.bytesRead.fetch_add(bytes, kRelaxed); }
-void AddBytesWritten(uint64_t bytes) { g_counters.bytesWritten.fetch_add(bytes, kRelaxed); }
-void CallArrived() { g_counters.inFlight.fetch_add(1, kRelaxed); }
-void CallAnswered() { g_counters.inFlight.fetch_sub(1, kRelaxed); }
-void CallQueued() { g_counters.queued.fetch_add(1, kRelaxed); }
-void CallDequeued() { g_counters.queued.fetch_sub(1, kRelaxed); }
-void BusyRejection() { g_counters.busyRejections.fetch_add(1, kRelaxed); }
-void CrcFailure() { g_counters.crcFailures.fetch_add(1, kRelaxed); }
-void ChainForward() { g_counters.chainForwards.fetch_add(1, kRelaxed); }
-void LocalReadHit() { g_counters.localReadHits.fetch_add(1, kRelaxed); }
+void AddBytesRead(uint64_t bytes) { if (On()) g_counters.bytesRead.fetch_add(bytes, kRelaxed); }
+void AddBytesWritten(uint64_t bytes) { if (On()) g_counters.bytesWritten.fetch_add(bytes, kRelaxed); }
+void CallArrived() { if (On()) g_counters.inFlight.fetch_add(1, kRelaxed); }
+void CallAnswered() { if (On()) g_counters.inFlight.fetch_sub(1, kRelaxed); }
+void CallQueued() { if (On()) g_counters.queued.fetch_add(1, kRelaxed); }
+void CallDequeued() { if (On()) g_counters.queued.fetch_sub(1, kRelaxed); }
+void BusyRejection() { if (On()) g_counters.busyRejections.fetch_add(1, kRelaxed); }
+void CrcFailure() { if (On()) g_counters.crcFailures.fetch_add(1, kRelaxed); }
+void ChainForward() { if (On()) g_counters.chainForwards.fetch_add(1, kRelaxed); }
+void LocalReadHit() { if (On()) g_counters.localReadHits.fetch_add(1, kRelaxed); }
 
 void TakeSnapshot(Snapshot* out) {
   for (int o = 0; o < kOps; o++) {

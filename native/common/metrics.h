@@ -46,6 +46,13 @@ struct Snapshot {
   uint64_t localReadHits = 0;                 // descriptors handed out for short-circuit reads
 };
 
+// Whether updates count. Off when the process starts with MILLPOND_METRICS=off (read once, when
+// the library loads): every update is then one relaxed load and a branch, and snapshots stay at
+// what was counted before (the benches time the data plane both ways: bench/dataplane.ts).
+bool Enabled();
+// For tests: turns counting on or off from now on. In-flight gauges may then read low (floored at 0).
+void SetEnabled(bool on);
+
 void RecordRequest(Op op, Transport transport, bool ok, uint64_t latencyUs);
 void AddBytesRead(uint64_t bytes);
 void AddBytesWritten(uint64_t bytes);

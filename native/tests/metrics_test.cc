@@ -75,6 +75,24 @@ TEST(Metrics, AStrayDecrementReadsAsZeroNotAsAHugeGauge) {
   EXPECT_EQ(Take().queued, 0u);
 }
 
+TEST(Metrics, OffCountsNothingUntilOnAgain) {
+  ASSERT_TRUE(Enabled());  // the default without MILLPOND_METRICS=off
+  const int op = static_cast<int>(Op::kList);
+  const int tcp = static_cast<int>(Transport::kTcp);
+  Snapshot before = Take();
+  SetEnabled(false);
+  RecordRequest(Op::kList, Transport::kTcp, true, 5);
+  AddBytesRead(100);
+  ChainForward();
+  SetEnabled(true);
+  Snapshot mid = Take();
+  EXPECT_EQ(mid.requests[op][tcp], before.requests[op][tcp]);
+  EXPECT_EQ(mid.bytesRead, before.bytesRead);
+  EXPECT_EQ(mid.chainForwards, before.chainForwards);
+  RecordRequest(Op::kList, Transport::kTcp, true, 5);
+  EXPECT_EQ(Take().requests[op][tcp], before.requests[op][tcp] + 1);
+}
+
 TEST(Metrics, OpcodesMapToTheirOperations) {
   EXPECT_STREQ(OpName(OpForOpcode(1)), "read");
   EXPECT_STREQ(OpName(OpForOpcode(2)), "write");

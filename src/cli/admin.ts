@@ -8,6 +8,7 @@ import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { MillpondError } from '../errors.js';
 import { adminLimits } from '../limits.js';
 import { cliAuth, type CliConfig } from './config.js';
+import { Progress } from './progress.js';
 
 export const ADMIN_USAGE = `millpond admin list nodes|targets|chains|ops [--json]
        millpond admin create-chain-table [--table N] [--replicas 1..${adminLimits.replicasMax}] [--chains N]
@@ -75,23 +76,51 @@ function print(view: AdminView, what: string, json: boolean): void {
   }
 }
 
+/** How far a long admin operation is, from a view: units done of total (what the bar shows). */
+type Measure = (v: AdminView) => { done: number; total: number };
+
 /**
- * Polls until `done(view)`; prints a progress line whenever it changes. Fails with the error of
- * an operation that ended meanwhile and that `failed` picks (a move that could not finish).
+ * Polls until `done(view)`. On a terminal: a progress bar on stderr (done/total, rate, ETA) from
+ * `bar.measure`; elsewhere: a plain line on stdout whenever `line` changes (scripts and tests read
+ * it). Fails with the error of an operation that ended meanwhile and that `failed` picks (a move
+ * that could not finish).
  */
 async function waitFor(mgmtd: MgmtdClient, done: (v: AdminView) => boolean, line: (v: AdminView) => string,
-  failed: (e: AdminView['ops']['errors'][number]) => boolean): Promise<AdminView> {
+  failed: (e: AdminView['ops']['errors'][number]) => boolean, bar?: { label: string; unitName: string; measure: Measure }): Promise<AdminView> {
   let last = '';
+  const progress = bar && process.stderr.isTTY ? new Progress(bar.label, 0, { unit: 'count', unitName: bar.unitName }) : undefined;
   const sinceMs = (await mgmtd.admin<AdminView>('adminView')).ops.errors.at(-1)?.atMs ?? 0;
   for (;;) {
     const v = await mgmtd.admin<AdminView>('adminView');
     const error = v.ops.errors.find((e) => e.atMs > sinceMs && failed(e));
-    if (error) throw new MillpondError(error.code, error.message);
-    const text = line(v);
-    if (text !== last) console.log((last = text));
-    if (done(v)) return v;
+    if (error) {
+      if (progress) process.stderr.write('\n');
+      throw new MillpondError(error.code, error.message);
+    }
+    if (progress) {
+      const m = bar!.measure(v);
+      progress.update(m.done, m.total);
+    } else {
+      const text = line(v);
+      if (text !== last) console.log((last = text));
+    }
+    if (done(v)) {
+      progress?.finish();
+      return v;
+    }
     await sleep(WAIT_POLL_MS);
   }
+}
+
+/**
+ * Replicas a rebalance still has to move, estimated from the view: the replicas each serving
+ * target holds above the even share (the mean, rounded up).
+ */
+export function replicasAboveShare(v: AdminView): number {
+  const serving = v.targets.filter((t) => t.state === 'serving');
+  if (serving.length === 0) return 0;
+  const share = Math.ceil(serving.reduce((a, t) => a + t.replicas, 0) / serving.length);
+  return serving.reduce((a, t) => a + Math.max(0, t.replicas - share), 0);
 }
 
 export async function runAdmin(config: CliConfig, rest: string[], flags: Map<string, string>): Promise<void> {
@@ -120,8 +149,13 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
         await mgmtd.admin('adminRebalance', { rateMiBs });
         console.log(rateMiBs === 0 ? 'rebalance stopped' : `rebalance on at ${rateMiBs} MiB/s`);
         if (wait && rateMiBs > 0) {
+          const startMoved = (await mgmtd.admin<AdminView>('adminView')).ops.moved.replicas;
           await waitFor(mgmtd, (v) => v.spread.balanced, (v) => `moved ${v.ops.moved.replicas} replicas (${mib(v.ops.moved.bytes)}), ${v.ops.moves.length} moving; replicas per target max-min ${v.spread.replicasSkew}, heads per node max-min ${v.spread.headsSkew}`,
-            (e) => e.reason === 'rebalance');
+            (e) => e.reason === 'rebalance',
+            { label: 'rebalance', unitName: 'replicas', measure: (v) => {
+              const moved = v.ops.moved.replicas - startMoved;
+              return { done: moved, total: moved + (v.spread.balanced ? 0 : Math.max(replicasAboveShare(v), v.ops.moves.length)) };
+            } });
           console.log('balanced');
         }
         return;
@@ -132,9 +166,12 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
         await mgmtd.admin('adminReplace', { oldTargetId: oldId, newTargetId: newId });
         console.log(`target ${newId} replaces ${oldId}: it joins ${oldId}'s chains and resyncs`);
         if (wait) {
-          await waitFor(mgmtd, (v) => !v.chains.some((c) => c.targets.includes(oldId)),
-            (v) => `target ${newId} ${v.targets.find((t) => t.targetId === newId)?.state ?? '?'}; chains still with ${oldId}: ${v.chains.filter((c) => c.targets.includes(oldId)).length}`,
-            (e) => e.reason === 'replace' && e.from === oldId);
+          const chainsOf = (v: AdminView) => v.chains.filter((c) => c.targets.includes(oldId)).length;
+          const total = chainsOf(await mgmtd.admin<AdminView>('adminView'));
+          await waitFor(mgmtd, (v) => chainsOf(v) === 0,
+            (v) => `target ${newId} ${v.targets.find((t) => t.targetId === newId)?.state ?? '?'}; chains still with ${oldId}: ${chainsOf(v)}`,
+            (e) => e.reason === 'replace' && e.from === oldId,
+            { label: `replace ${oldId} -> ${newId}`, unitName: 'chains', measure: (v) => ({ done: Math.max(0, total - chainsOf(v)), total }) });
         }
         return;
       }
@@ -146,7 +183,10 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
           await waitFor(mgmtd, (v) => v.nodes.find((n) => n.nodeId === nodeId)?.replicas === 0, (v) => {
             const d = v.nodes.find((n) => n.nodeId === nodeId)?.drain;
             return d ? `node ${nodeId}: ${d.moved}/${d.total} replicas moved (${mib(d.bytes)}), ${d.left} left` : `node ${nodeId}: no drain under way`;
-          }, (e) => e.reason === 'drain' && e.nodeId === nodeId);
+          }, (e) => e.reason === 'drain' && e.nodeId === nodeId, { label: `drain node ${nodeId}`, unitName: 'replicas', measure: (v) => {
+            const n = v.nodes.find((x) => x.nodeId === nodeId);
+            return n?.drain ? { done: n.drain.total - n.drain.left, total: n.drain.total } : { done: l.total - (n?.replicas ?? 0), total: l.total };
+          } });
           console.log(`node ${nodeId} drained: stop its daemon, then \`millpond admin remove-node ${nodeId}\``);
         }
         return;

@@ -65,21 +65,21 @@ export async function runFs(config: CliConfig, args: string[], out: NodeJS.Writa
         return;
       case 'put': {
         need(2);
-        const progress = new Progress(`put ${b}`, statSync(a!).size);
+        const progress = new Progress(`put ${b}`, statSync(a!).size, { minTotal: 8 << 20 });
         await pipeline(createReadStream(a!), counting(progress), fs.createWriteStream(b!));
         progress.finish();
         return;
       }
       case 'get': {
         need(2);
-        const progress = new Progress(`get ${a}`, (await fs.stat(a!)).size);
+        const progress = new Progress(`get ${a}`, (await fs.stat(a!)).size, { minTotal: 8 << 20 });
         await pipeline(fs.createReadStream(a!), counting(progress), createWriteStream(b!));
         progress.finish();
         return;
       }
       case 'cp': {
         need(2);
-        const progress = new Progress(`cp ${a}`, (await fs.stat(a!)).size);
+        const progress = new Progress(`cp ${a}`, (await fs.stat(a!)).size, { minTotal: 8 << 20 });
         await pipeline(fs.createReadStream(a!), counting(progress), fs.createWriteStream(b!));
         progress.finish();
         return;

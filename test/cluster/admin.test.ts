@@ -182,6 +182,11 @@ describe('admin: chain tables that change while serving', () => {
     phase('drain: removed');
     await adminCli('rebalance', '--rate-mib-s', '1000', '--wait');
     phase('drained');
+
+    // On a terminal (script(1) gives the CLI one) the wait is a progress bar with a rate and an ETA.
+    const onTty = (await run('script', ['-qfec', [process.execPath, ...cliBase, 'rebalance', '--rate-mib-s', '1000', '--wait', ...common, '--token-file', cluster.keys.adminTokenFile].join(' '), '/dev/null'], { timeout: 240_000 })).stdout;
+    expect(onTty).toMatch(/\r\x1b\[Krebalance \[#{30}\] 100% \d+\/\d+ replicas [\d.]+ replicas\/s ETA 0s\r?\n/);
+    expect(onTty).toMatch(/^balanced\r?$/m);
     v = await check('drain', ...m, [1, 4, 5, 6]);
 
     // 4. A dead node removed for good: its replicas are replaced from the survivors.
