@@ -193,6 +193,11 @@ constexpr uint32_t kFuseMountReadyMsMax = 30000;         // a daemon's parent wa
 constexpr uint32_t kFuseProbeTimeoutMs = 3000;           // per attempt of the start's meta probe (a dead meta; refusals are EAUTH at once)
 constexpr uint32_t kFuseProbeAttempts = 3;               // 9 s in all, under kFuseMountReadyMsMax
 constexpr size_t kFuseTokenBytesMax = 4096;              // a token file or descriptor's contents
+// The mount's /metrics responder (fuse/metrics_http.h): one connection at a time, each bounded.
+constexpr size_t kMetricsHttpRequestBytesMax = 8192;     // request line and headers; beyond: 431
+constexpr uint32_t kMetricsHttpTimeoutMs = 5000;         // to receive the headers and to send the answer
+constexpr int kMetricsHttpBacklog = 16;                  // scrapes waiting to be accepted
+constexpr size_t kMetricsHttpDrainBytesMax = 64 * 1024;  // read and dropped after an early answer (431)
 
 // ---- nested waits: every timeout is shorter than the retry window or request around it, so
 // one stuck step never uses up the whole window (issue 9 item 8: a 30 s request inside a 30 s

@@ -5,6 +5,12 @@
 //     [--foreground] [--log FILE] [--allow-other] [--direct-io] [--attr-timeout-ms N]
 //     [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--write-behind-bytes N]
 //     [--read-ahead-bytes N] [--token-file FILE | --token-fd N] [--server-key Z85]
+//     [--metrics-listen HOST:PORT --metrics-token-file FILE]
+//
+// Metrics (design §14): with --metrics-listen the daemon serves Prometheus text at
+// http://HOST:PORT/metrics (fuse/metrics_http.h: FUSE requests by operation with latencies,
+// bytes through the mount, the file client's counters) to scrapes presenting the admin token of
+// --metrics-token-file (a 0600 file) as bearer; it prints "metrics <url>" after its pid.
 //
 // Credentials (design §10): the token is never an argument (argv is world-readable): it is read
 // from a file or from an inherited descriptor until EOF (`millpond mount` writes it to a pipe at
@@ -50,6 +56,8 @@
 #include "client/file_client.h"
 #include "client/rpc_client.h"
 #include "common/log.h"
+#include "fuse/fuse_metrics.h"
+#include "fuse/metrics_http.h"
 #include "fuse/mount_fs.h"
 #include "transport/transport.h"
 
@@ -89,9 +97,15 @@ void Note(const char* op, const Status& s) {
   }
 }
 
+// Replies `err` (0: success); a failure counts in the mount's metrics (fuse/fuse_metrics.h).
+void ReplyErrno(fuse_req_t req, int err) {
+  if (err != 0) fuse_metrics::MarkFailed();
+  fuse_reply_err(req, err);
+}
+
 void ReplyErr(fuse_req_t req, const char* op, const Status& s) {
   Note(op, s);
-  fuse_reply_err(req, Errno(s));
+  ReplyErrno(req, Errno(s));
 }
 
 MetaUser CallerOf(fuse_req_t req) {
@@ -150,6 +164,7 @@ void ReplyEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, cons
 // ---- namespace
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kLookup);
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   Inode n;
@@ -160,16 +175,19 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kForget);
   g_fs->Forget(ino, nlookup);
   fuse_reply_none(req);
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kForget);
   for (size_t i = 0; i < count; i++) g_fs->Forget(forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kGetattr);
   std::string path;
   Status s = g_fs->PathOf(ino, &path);
   Inode n;
@@ -186,6 +204,7 @@ int64_t NowMs() {
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kSetattr);
   std::string path;
   Status s = g_fs->PathOf(ino, &path);
   MetaUser as = CallerOf(req);
@@ -223,6 +242,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kReadlink);
   std::string path, target;
   Status s = g_fs->PathOf(ino, &path);
   MetaUser as = CallerOf(req);
@@ -232,6 +252,7 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kMkdir);
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
@@ -242,6 +263,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kUnlink);
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
@@ -252,6 +274,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kRmdir);
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
@@ -262,6 +285,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kSymlink);
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
@@ -273,7 +297,8 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
               const char* newname, unsigned int flags) {
-  if (flags & RENAME_EXCHANGE) return (void)fuse_reply_err(req, EINVAL);
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kRename);
+  if (flags & RENAME_EXCHANGE) return ReplyErrno(req, EINVAL);
   std::string from, to;
   Status s = g_fs->ChildPath(parent, name, &from);
   if (s.ok()) s = g_fs->ChildPath(newparent, newname, &to);
@@ -286,6 +311,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kLink);
   std::string from, to;
   Status s = g_fs->PathOf(ino, &from);
   if (s.ok()) s = g_fs->ChildPath(newparent, newname, &to);
@@ -322,6 +348,7 @@ int OpenErrno(const Status& s) {
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kCreate);
   std::string path;
   Status s = g_fs->ChildPath(parent, name, &path);
   MetaUser as = CallerOf(req);
@@ -333,7 +360,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   if (s.ok()) s = g_fs->Open(0, path, flags, mode & 07777, as, &f);
   if (!s.ok()) {
     Note("create", s);
-    return (void)fuse_reply_err(req, OpenErrno(s));
+    return ReplyErrno(req, OpenErrno(s));
   }
   fuse_entry_param e;
   ToEntry(f->file->inode(), &e);
@@ -346,6 +373,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kOpen);
   std::string path;
   Status s = g_fs->PathOf(ino, &path);
   MetaUser as = CallerOf(req);
@@ -353,7 +381,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (s.ok()) s = g_fs->Open(ino, path, FlagsOf(fi->flags), 0, as, &f);
   if (!s.ok()) {
     Note("open", s);
-    return (void)fuse_reply_err(req, OpenErrno(s));
+    return ReplyErrno(req, OpenErrno(s));
   }
   SetOpenReply(fi, f);
   if (fuse_reply_open(req, fi) != 0) g_fs->Release(f);
@@ -362,35 +390,42 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 thread_local std::vector<char> t_readBuffer;
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kRead);
   OpenFile* f = reinterpret_cast<OpenFile*>(fi->fh);
   size = std::min<size_t>(size, limits::kFuseRequestBytesMax);
   if (t_readBuffer.size() < size) t_readBuffer.resize(limits::kFuseRequestBytesMax);
   size_t n = 0;
   Status s = g_fs->Read(f, static_cast<uint64_t>(off), size, t_readBuffer.data(), &n);
   if (!s.ok()) return ReplyErr(req, "read", s);
+  fuse_metrics::AddBytesRead(n);
   fuse_reply_buf(req, t_readBuffer.data(), n);
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kWrite);
   OpenFile* f = reinterpret_cast<OpenFile*>(fi->fh);
   Status s = g_fs->Write(f, static_cast<uint64_t>(off), buf, size);
   if (!s.ok()) return ReplyErr(req, "write", s);
+  fuse_metrics::AddBytesWritten(size);
   fuse_reply_write(req, size);
 }
 
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kFlush);
   Status s = g_fs->Flush(reinterpret_cast<OpenFile*>(fi->fh));
   if (!s.ok()) return ReplyErr(req, "flush", s);
   fuse_reply_err(req, 0);
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kFsync);
   Status s = g_fs->Flush(reinterpret_cast<OpenFile*>(fi->fh));
   if (!s.ok()) return ReplyErr(req, "fsync", s);
   fuse_reply_err(req, 0);
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kRelease);
   Status s = g_fs->Release(reinterpret_cast<OpenFile*>(fi->fh));
   if (!s.ok()) Note("release", s);  // close(2) returned already; its flush reported errors
   fuse_reply_err(req, 0);
@@ -434,6 +469,7 @@ Status LoadPage(DirHandle* d, uint64_t index, bool plus) {
 }
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kOpendir);
   std::unique_ptr<DirHandle> d(new DirHandle);
   Status s = g_fs->PathOf(ino, &d->path);
   d->as = CallerOf(req);
@@ -505,19 +541,23 @@ Status FillDir(fuse_req_t req, fuse_ino_t ino, off_t off, bool plus, DirHandle* 
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kReaddir);
   ReadDir(req, ino, size, off, fi, /*plus=*/false);
 }
 
 void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kReaddir);
   ReadDir(req, ino, size, off, fi, /*plus=*/true);
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kReleasedir);
   delete reinterpret_cast<DirHandle*>(fi->fh);
   fuse_reply_err(req, 0);
 }
 
 void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kFsyncdir);
   fuse_reply_err(req, 0);  // every namespace change is durable in meta when it returns
 }
 
@@ -526,6 +566,7 @@ void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
 // Capacity of the cluster's targets from mgmtd (MgmtdClient::Capacity); unknown: a large
 // nominal size, so df and cp's space checks do not refuse.
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kStatfs);
   struct statvfs st;
   memset(&st, 0, sizeof(st));
   const uint64_t block = limits::kFuseRequestBytesMax;
@@ -557,6 +598,7 @@ bool Permits(const MetaUser& u, const Inode& n, int want) {
 }
 
 void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  fuse_metrics::OpScope scope(fuse_metrics::Op::kAccess);
   std::string path;
   Status s = g_fs->PathOf(ino, &path);
   MetaUser as = CallerOf(req);
@@ -564,7 +606,7 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   if (s.ok()) s = g_fs->meta()->Stat(path, &n, g_fs->As(as));
   if (!s.ok()) return ReplyErr(req, "access", s);
   int want = (mask & R_OK ? 4 : 0) | (mask & W_OK ? 2 : 0) | (mask & X_OK ? 1 : 0);
-  fuse_reply_err(req, Permits(as, n, want) ? 0 : EACCES);
+  ReplyErrno(req, Permits(as, n, want) ? 0 : EACCES);
 }
 
 void OpInit(void*, fuse_conn_info* conn) {
@@ -628,6 +670,8 @@ struct Args {
   std::string tokenFile;
   int tokenFd = -1;
   std::string serverKey;
+  std::string metricsListen;     // HOST:PORT of /metrics (fuse/metrics_http.h); empty: none
+  std::string metricsTokenFile;  // the 0600 admin token file scrapes must present
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -686,6 +730,10 @@ Status ParseArgs(int argc, char** argv, Args* a) {
       MP_RETURN_IF_ERROR(value(&v));
       MP_RETURN_IF_ERROR(ParseU32(arg, v, 3, 1023, &fd));
       a->tokenFd = static_cast<int>(fd);
+    } else if (arg == "--metrics-listen") {
+      MP_RETURN_IF_ERROR(value(&a->metricsListen));
+    } else if (arg == "--metrics-token-file") {
+      MP_RETURN_IF_ERROR(value(&a->metricsTokenFile));
     } else if (arg == "--server-key") {
       MP_RETURN_IF_ERROR(value(&a->serverKey));
     } else if (arg == "--token") {
@@ -708,6 +756,9 @@ Status ParseArgs(int argc, char** argv, Args* a) {
   if (a->mountpoint.empty()) return Status::InvalidArgument("a mount point is required");
   if (a->meta.empty() || a->mgmtd.empty()) return Status::InvalidArgument("--meta and --mgmtd are required");
   if (!a->tokenFile.empty() && a->tokenFd >= 0) return Status::InvalidArgument("--token-file and --token-fd exclude each other");
+  if (a->metricsListen.empty() != a->metricsTokenFile.empty()) {
+    return Status::InvalidArgument("--metrics-listen and --metrics-token-file (the admin token scrapes present) go together");
+  }
   if ((!a->tokenFile.empty() || a->tokenFd >= 0) != !a->serverKey.empty()) {
     return Status::InvalidArgument("a token (--token-file or --token-fd) and --server-key go together");
   }
@@ -821,13 +872,14 @@ void RaiseReadAhead(const std::string& mountpoint) {
 }
 
 int Serve(const Args& a, int readyFd) {
+  const bool foreground = readyFd < 0;  // no parent waits for the word
   auto tell = [&](const std::string& message) {
     if (readyFd >= 0) {
       ssize_t ignored = write(readyFd, message.data(), message.size());
       (void)ignored;
       close(readyFd);
       readyFd = -1;
-    } else if (message != "ok") {
+    } else if (message.rfind("ok", 0) != 0) {
       Log(LogLevel::kError, message);
     }
   };
@@ -882,6 +934,18 @@ int Serve(const Args& a, int readyFd) {
     tell("cannot reach the cluster: " + s.ToString());
     return 1;
   }
+  // /metrics, before the mount appears (a bad address or token file fails the start).
+  std::unique_ptr<MetricsHttp> http;
+  if (!a.metricsListen.empty()) {
+    std::string adminToken;
+    s = MetricsHttp::ReadAdminToken(a.metricsTokenFile, &adminToken);
+    const FileClient* c = client.get();
+    if (s.ok()) s = MetricsHttp::Start(a.metricsListen, adminToken, [c] { return fuse_metrics::RenderPrometheus(c->counters()); }, &http);
+    if (!s.ok()) {
+      tell("metrics: " + s.ToString());
+      return 1;
+    }
+  }
   MountFs fs(client.get(), mo);
   g_fs = &fs;
   fuse_lowlevel_ops ops = MakeOps();
@@ -902,7 +966,12 @@ int Serve(const Args& a, int readyFd) {
     return 1;
   }
   RaiseReadAhead(a.mountpoint);
-  tell("ok");
+  // "ok", then the metrics URL when there is one: the parent prints it after the daemon's pid.
+  tell(http ? "ok metrics " + http->url() : "ok");
+  if (http && foreground) {
+    printf("metrics %s\n", http->url().c_str());
+    fflush(stdout);
+  }
   Log(LogLevel::kInfo, "mounted at " + a.mountpoint + " (meta " + a.meta[0] + ")");
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, a.threads);
@@ -913,6 +982,7 @@ int Serve(const Args& a, int readyFd) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   g_fs = nullptr;
+  http.reset();
   return rc == 0 ? 0 : 1;
 }
 
@@ -941,8 +1011,9 @@ int Main(int argc, char** argv) {
     std::string word;
     char buf[512];
     for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0;) word.append(buf, static_cast<size_t>(n));
-    if (word == "ok") {
+    if (word == "ok" || word.rfind("ok ", 0) == 0) {
       printf("%d\n", pid);  // the daemon's pid
+      if (word.size() > 3) printf("%s\n", word.c_str() + 3);  // "metrics <url>"
       return 0;
     }
     Log(LogLevel::kError, word.empty() ? "the daemon exited before mounting" : word);

@@ -4,7 +4,7 @@
  *
  *   millpond mount DIR [--token-file FILE] [--foreground] [--allow-other] [--direct-io]
  *                      [--attr-timeout-ms N] [--entry-timeout-ms N] [--threads N]
- *                      [--as-user UID:GID] [--log FILE]
+ *                      [--as-user UID:GID] [--log FILE] [--metrics-listen HOST:PORT [--metrics-token-file FILE]]
  *   millpond umount DIR [--lazy]
  *
  * Credentials: those of every CLI command (config.ts cliAuth: --token-file, MILLPOND_TOKEN /
@@ -17,6 +17,12 @@
  * Without --foreground the daemon detaches once the mount is up (its pid is printed). In the
  * foreground, SIGINT/SIGTERM unmount cleanly. A daemon that died leaves the mount point "not
  * connected": `millpond umount DIR` (or `umount -l DIR`) clears it.
+ *
+ * --metrics-listen HOST:PORT: the daemon serves Prometheus text at http://HOST:PORT/metrics
+ * (FUSE requests by operation with latencies, bytes through the mount, the file client's
+ * counters) to scrapes presenting the admin token as bearer, the token of
+ * --metrics-token-file (a 0600 file; default: the data directory's keys/admin.token). It prints
+ * "metrics <url>" after its pid.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -24,10 +30,11 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MillpondError } from '../errors.js';
-import type { ClientAuth } from '../auth/credentials.js';
+import { ADMIN_TOKEN_FILE, KEYS_DIR, type ClientAuth } from '../auth/credentials.js';
 import { cliAuth, type CliConfig } from './config.js';
 
 export const MOUNT_USAGE = `mount DIR [--token-file FILE] [--foreground] [--allow-other] [--direct-io] [--attr-timeout-ms N] [--entry-timeout-ms N] [--threads N] [--as-user UID:GID] [--log FILE]
+             [--metrics-listen HOST:PORT [--metrics-token-file FILE]]
   umount DIR [--lazy]`;
 
 /** Flags of mount/umount that take no value. */
@@ -59,6 +66,11 @@ export function fuseArgs(config: CliConfig, dir: string, flags: Map<string, stri
   if (auth) args.push('--token-fd', String(TOKEN_FD), '--server-key', auth.serverKey);
   for (const bare of MOUNT_BARE_FLAGS) if (flags.has(bare) && bare !== 'lazy') args.push(`--${bare}`);
   for (const name of VALUE_FLAGS) if (flags.has(name)) args.push(`--${name}`, flags.get(name)!);
+  if (flags.has('metrics-listen')) {
+    const tokenFile = flags.get('metrics-token-file') ?? join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE);
+    if (!existsSync(tokenFile)) throw new MillpondError('EINVAL', `--metrics-listen needs the admin token scrapes present: --metrics-token-file FILE (${tokenFile} does not exist)`);
+    args.push('--metrics-listen', flags.get('metrics-listen')!, '--metrics-token-file', resolve(tokenFile));
+  }
   return args;
 }
 

@@ -184,7 +184,8 @@ describe('admin: chain tables that change while serving', () => {
     phase('drained');
 
     // On a terminal (script(1) gives the CLI one) the wait is a progress bar with a rate and an ETA.
-    const onTty = (await run('script', ['-qfec', [process.execPath, ...cliBase, 'rebalance', '--rate-mib-s', '1000', '--wait', ...common, '--token-file', cluster.keys.adminTokenFile].join(' '), '/dev/null'], { timeout: 240_000 })).stdout;
+    const quoted = [process.execPath, ...cliBase, 'rebalance', '--rate-mib-s', '1000', '--wait', ...common, '--token-file', cluster.keys.adminTokenFile].map((w) => `'${w.replace(/'/g, `'\\''`)}'`);
+    const onTty = (await run('script', ['-qfec', quoted.join(' '), '/dev/null'], { timeout: 240_000 })).stdout;
     expect(onTty).toMatch(/\r\x1b\[Krebalance \[#{30}\] 100% \d+\/\d+ replicas [\d.]+ replicas\/s ETA 0s\r?\n/);
     expect(onTty).toMatch(/^balanced\r?$/m);
     v = await check('drain', ...m, [1, 4, 5, 6]);

@@ -123,7 +123,7 @@ export class FuseCluster {
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     if (code === 0) {
       this.mounts.push(dir);
-      this.pids.set(dir, Number(out.trim())); // the parent prints the daemon's pid
+      this.pids.set(dir, Number(out.trim().split("\n")[0])); // the parent prints the daemon's pid first
     }
     return { code, out, dir };
   }
