@@ -30,7 +30,8 @@ void AddBytesWritten(uint64_t bytes);
 void MarkFailed();
 
 // Times one FUSE request handler: counts it, its latency and (MarkFailed) its failure when the
-// handler returns. One per handler, on the handler's thread.
+// handler returns, which is just after its reply: a scrape that follows a reply at once may not
+// see that request yet. One per handler, on the handler's thread.
 class OpScope {
  public:
   explicit OpScope(Op op);
