@@ -85,6 +85,25 @@ describe.skipIf(skipFuse)('millpond mount --metrics-listen', () => {
     expect((await scrape(url, c.adminToken)).status).toBe(200);
   }, 60_000);
 
+  it('MILLPOND_METRICS=off (read at start) turns native counting off: reads through that mount count nothing', async () => {
+    process.env.MILLPOND_METRICS = 'off';
+    let m: Awaited<ReturnType<FuseCluster['tryMount']>>;
+    try {
+      m = await c.tryMount('quiet', ['--direct-io', '--metrics-listen', '127.0.0.1:0', '--metrics-token-file', c.keys.adminTokenFile]);
+    } finally {
+      delete process.env.MILLPOND_METRICS;
+    }
+    expect(m.code, m.out).toBe(0);
+    const quietUrl = /^metrics (http:\/\/127\.0\.0\.1:\d+\/metrics)$/m.exec(m.out)![1]!;
+    const data = randomBytes(2 * MiB);
+    writeFileSync(join(m.dir, 'q.bin'), data);
+    expect(readFileSync(join(m.dir, 'q.bin')).equals(data)).toBe(true);
+    const f = parsePrometheusText((await scrape(quietUrl, c.adminToken)).text);
+    expect(sampleValue(f, 'millpond_metrics_enabled')).toBe(0);
+    expect(sampleValue(f, 'millpond_fuse_read_bytes_total')).toBe(0);
+    expect(sampleValue(f, 'millpond_fuse_requests_total')).toBe(0);
+  }, 60_000);
+
   it('refuses to start with a token file others can read, or without one', async () => {
     const loose = join(c.tmp.dir, 'loose.token');
     copyFileSync(c.keys.adminTokenFile, loose);
