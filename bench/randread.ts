@@ -3,7 +3,11 @@
  * loopback, with readBatch() (many reads in one message, like 3FS's USRBIO ring) and, for
  * comparison, with one read() per 4 KiB. The dataset is hot in the server's page cache.
  * Every figure is taken against a server with a cluster secret (token client, capabilities
- * checked per request, one per batch) and one without, in the same run (*_auth_ratio).
+ * checked per request, one per batch) and one without, in the same run (*_auth_ratio); with the
+ * server in a child process, also one with native metrics off (MILLPOND_METRICS=off; auth on):
+ * metrics_ratio = readBatch reads/s with metrics on / off. The sides take turns for --rounds
+ * rounds (the order swapped each round) and each figure is the median, so load that comes and
+ * goes on shared cores falls on every side alike.
  */
 import { allocAligned, type BatchRead } from '../src/index.js';
 import {
@@ -25,6 +29,7 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
   const connections = intOption(options, 'connections', 1);
   const ioThreads = intOption(options, 'io-threads', 4);
   const seconds = intOption(options, 'seconds', 10);
+  const rounds = intOption(options, 'rounds', 3);
 
   const { dir, cleanup } = await makeWorkDir('randread');
   // Two servers, with and without a cluster secret, so auth's cost is measured in this run.
@@ -37,7 +42,7 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
     });
   try {
     console.log(`randread: ${chunkCount} chunks x 4 MiB, 4 KiB reads at random block offsets, transport ${transport}, ` +
-      `server in ${serverMode === 'child' ? 'a child process' : 'this process'} (${ioThreads} io threads), ${connections} connection(s); ` +
+      `server in ${serverMode === 'child' ? 'a child process' : 'this process'} (${ioThreads} io threads), ${connections} connection(s), median of ${rounds} rounds; ` +
       'each figure with authentication on (token client, capabilities checked) and off' + (metricsOff ? ', and with native metrics off (auth on)' : ''));
     console.log(machineNote());
 
@@ -49,12 +54,15 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
       r.offset = Math.floor(Math.random() * blocksPerChunk) * readBytes;
     };
 
-    const measure = async (side: AuthSide) => {
+    const prepare = async (side: AuthSide) => {
       const { client, server, capability } = side;
       // Fill, then read everything once so the timed reads hit the page cache.
       await runWithDepth(chunkCount, 4, (i) => client.write(server.address, chunkOf(i), 0, fill, side.chain()));
       const warm = Array.from({ length: 4 }, () => Buffer.allocUnsafe(chunkBytes));
       await runWithDepth(chunkCount, 4, (i, slot) => client.read(server.address, chunkOf(i), 0, chunkBytes, { target: warm[slot], capability }));
+    };
+    const measure = async (side: AuthSide) => {
+      const { client, server, capability } = side;
 
       // Batched: each slot owns its target and its entries, re-aimed at new offsets per batch.
       const slots = Array.from({ length: batchDepth }, () => ({
@@ -81,9 +89,19 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
       });
       return { batch: (batched.ops * batchEntries) / (batched.elapsedMs / 1000), single: single.ops / (single.elapsedMs / 1000) };
     };
-    const off = await measure(pair.off);
-    const on = await measure(pair.on);
-    const moff = pair.moff ? await measure(pair.moff) : undefined;
+    const sides = [pair.on, pair.off, ...(pair.moff ? [pair.moff] : [])];
+    for (const side of sides) await prepare(side);
+    const samples = new Map(sides.map((side) => [side, [] as Array<{ batch: number; single: number }>]));
+    for (let round = 0; round < rounds; round++) {
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) samples.get(side)!.push(await measure(side));
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const figure = (side: AuthSide) => ({ batch: median(samples.get(side)!.map((x) => x.batch)), single: median(samples.get(side)!.map((x) => x.single)) });
+    const on = figure(pair.on);
+    const off = figure(pair.off);
+    const moff = pair.moff ? figure(pair.moff) : undefined;
+    console.log(`rounds (readBatch reads/s): auth on ${samples.get(pair.on)!.map((x) => Math.round(x.batch)).join(' ')}; auth off ${samples.get(pair.off)!.map((x) => Math.round(x.batch)).join(' ')}` +
+      (pair.moff ? `; metrics off ${samples.get(pair.moff)!.map((x) => Math.round(x.batch)).join(' ')}` : ''));
 
     const microsPerRead = (iops: number) => (1e6 / iops).toFixed(2);
     printTable('4 KiB random reads, hot cache', [
@@ -102,7 +120,7 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
     const serverStats = await pair.close();
     console.log(`\nserver stats (auth on, auth off): ${JSON.stringify(serverStats)}`);
     printJson('randread', {
-      transport, server: serverMode, batchEntries, batchDepth, singleDepth, connections, ioThreads,
+      transport, server: serverMode, rounds, batchEntries, batchDepth, singleDepth, connections, ioThreads,
       iops_4k: Math.round(on.batch), iops_4k_single: Math.round(on.single),
       iops_4k_noauth: Math.round(off.batch), iops_4k_single_noauth: Math.round(off.single),
       iops_4k_auth_ratio: Math.round((on.batch / off.batch) * 1000) / 1000,
