@@ -59,17 +59,17 @@ describe('millpond CLI', () => {
 
   it('on a terminal, fs put and get draw a progress bar with rate and ETA (script(1) gives the pseudo-terminal)', async () => {
     const local = join(t.dir, 'big.bin');
-    writeFileSync(local, randomBytes(24 << 20));
+    writeFileSync(local, randomBytes(16 << 20));
     const onTty = async (...args: string[]) => (await run('script', ['-qfec', [process.execPath, '--import', 'tsx', main, ...args, '--data-dir', dataDir].join(' '), '/dev/null'], { timeout: 120_000 })).stdout;
     const put = await onTty('fs', 'put', local, '/big.bin');
     expect(put).toMatch(/put \/big\.bin \[#{30}\] 100% 24\.0 MiB\/24\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0s/);
     expect(put).toMatch(/\r\x1b\[K/); // redrawn in place
     const get = await onTty('fs', 'get', '/big.bin', join(t.dir, 'big.out'));
     expect(get).toMatch(/get \/big\.bin \[#{30}\] 100% 24\.0 MiB\/24\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0s/);
-    expect(statSync(join(t.dir, 'big.out')).size).toBe(24 << 20);
+    expect(statSync(join(t.dir, 'big.out')).size).toBe(16 << 20);
     // Not on a terminal: nothing on stderr.
     expect((await cli('fs', 'put', local, '/big2.bin')).stderr).toBe('');
-  }, 180_000);
+  }, 300_000); // three CLI processes: minutes on a loaded 2-core machine
 
   it('copies files in and out and manages the namespace', async () => {
     const local = join(t.dir, 'in.bin');
