@@ -62,10 +62,10 @@ describe('millpond CLI', () => {
     writeFileSync(local, randomBytes(16 << 20));
     const onTty = async (...args: string[]) => (await run('script', ['-qfec', [process.execPath, '--import', 'tsx', main, ...args, '--data-dir', dataDir].join(' '), '/dev/null'], { timeout: 120_000 })).stdout;
     const put = await onTty('fs', 'put', local, '/big.bin');
-    expect(put).toMatch(/put \/big\.bin \[#{30}\] 100% 24\.0 MiB\/24\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0s/);
+    expect(put).toMatch(/put \/big\.bin \[#{30}\] 100% 16\.0 MiB\/16\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0s/);
     expect(put).toMatch(/\r\x1b\[K/); // redrawn in place
     const get = await onTty('fs', 'get', '/big.bin', join(t.dir, 'big.out'));
-    expect(get).toMatch(/get \/big\.bin \[#{30}\] 100% 24\.0 MiB\/24\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0s/);
+    expect(get).toMatch(/get \/big\.bin \[#{30}\] 100% 16\.0 MiB\/16\.0 MiB [\d.]+ [KMG]?i?B\/s ETA 0s/);
     expect(statSync(join(t.dir, 'big.out')).size).toBe(16 << 20);
     // Not on a terminal: nothing on stderr.
     expect((await cli('fs', 'put', local, '/big2.bin')).stderr).toBe('');
