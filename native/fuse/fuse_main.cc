@@ -59,6 +59,7 @@
 #include "fuse/fuse_metrics.h"
 #include "fuse/metrics_http.h"
 #include "fuse/mount_fs.h"
+#include "fuse/token_file.h"
 #include "transport/transport.h"
 
 namespace millpond {
@@ -772,21 +773,7 @@ Status ReadToken(const Args& a, std::string* out) {
   int fd = a.tokenFd >= 0 ? a.tokenFd : open(a.tokenFile.c_str(), O_RDONLY | O_CLOEXEC);
   const std::string from = a.tokenFd >= 0 ? "descriptor " + std::to_string(a.tokenFd) : a.tokenFile;
   if (fd < 0) return Status::Auth("cannot read token file " + from + ": " + strerror(errno));
-  std::string text;
-  char buf[256];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0 && text.size() <= limits::kFuseTokenBytesMax) text.append(buf, static_cast<size_t>(n));
-  const int readErrno = errno;
-  close(fd);
-  if (n < 0) return Status::Auth("cannot read the token from " + from + ": " + strerror(readErrno));
-  if (text.size() > limits::kFuseTokenBytesMax) return Status::Auth("the token from " + from + " is longer than " + std::to_string(limits::kFuseTokenBytesMax) + " bytes");
-  size_t end = text.find('\n');
-  if (end != std::string::npos) text.resize(end);
-  while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
-  size_t start = text.find_first_not_of(" \t");
-  *out = start == std::string::npos ? "" : text.substr(start);
-  if (out->empty()) return Status::Auth("no token in " + from);
-  return Status::OK();
+  return ReadTokenFrom(fd, from, /*ownerOnly=*/false, out);
 }
 
 // Who the mount's token is, from meta.whoami.

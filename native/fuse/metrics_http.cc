@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "common/limits.h"
+#include "fuse/token_file.h"
 
 namespace millpond {
 
@@ -83,19 +84,7 @@ void DrainAfterAnswer(int fd) {
 Status MetricsHttp::ReadAdminToken(const std::string& path, std::string* out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::Auth("cannot read the metrics token file " + path + ": " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-    ::close(fd);
-    return Status::Auth("the metrics token file " + path + " must be a regular file readable by its owner only (chmod 600)");
-  }
-  std::string text;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() <= limits::kFuseTokenBytesMax) text.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  if (text.size() > limits::kFuseTokenBytesMax) return Status::Auth("the metrics token file " + path + " is too long");
-  size_t end = text.find('\n');
-  *out = Trim(end == std::string::npos ? text : text.substr(0, end));
+  MP_RETURN_IF_ERROR(ReadTokenFrom(fd, path, /*ownerOnly=*/true, out));
   if (out->rfind("mpt1.0.", 0) != 0) return Status::Auth("the metrics token file " + path + " holds no admin token (mpt1.0....)");
   return Status::OK();
 }
