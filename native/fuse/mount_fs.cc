@@ -153,7 +153,6 @@ Status MountFs::Read(OpenFile* f, uint64_t offset, size_t length, char* dst, siz
 Status MountFs::Write(OpenFile* f, uint64_t offset, const char* data, size_t length) {
   std::lock_guard<std::mutex> lock(f->mu);
   MP_RETURN_IF_ERROR(Ready(f));
-  f->dirty = true;  // even a failed write: the flush closes and reports it
   MP_RETURN_IF_ERROR(f->file->Write(offset, data, length));
   NoteWrite(f->ino, offset + length);
   return Status::OK();
@@ -168,12 +167,12 @@ void MountFs::NoteWrite(uint64_t ino, uint64_t endBytes) {
 Status MountFs::Flush(OpenFile* f) {
   std::lock_guard<std::mutex> lock(f->mu);
   if (!f->file) return f->flushStatus;
-  // A reader has nothing to publish; its handle stays (and keeps its read-ahead). Nor has a
-  // writer that wrote nothing since the last flush (create then close, say): meta already
-  // holds what open made, so close(2) does not wait for a meta round trip; Release() ends
-  // the write session, after close(2) returned.
-  if (!f->writable || !f->dirty) return Status::OK();
-  f->dirty = false;
+  // A reader has nothing to publish; its handle stays (and keeps its read-ahead). A writer's
+  // session ends here even when it wrote nothing (create then close): ending it sets the
+  // file's mtime, and the kernel sends RELEASE without waiting for its reply, so a session
+  // left for Release() to end could land after a utimens(2) that followed close(2) and undo
+  // it (rsync -a of an empty file saw exactly that).
+  if (!f->writable) return Status::OK();
   f->flushStatus = f->file->Close();
   f->file.reset();
   return f->flushStatus;

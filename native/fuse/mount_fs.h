@@ -64,7 +64,6 @@ struct OpenFile {
   bool writable = false;
   std::unique_ptr<FileHandle> file; // GUARDED_BY(mu); null or closed: open again before use
   Status flushStatus;               // GUARDED_BY(mu): the last Close(); sticky for release
-  bool dirty = false;               // GUARDED_BY(mu): written since the last flush
 };
 
 class MountFs {
