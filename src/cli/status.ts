@@ -36,7 +36,10 @@ export function statusLines(v: ClusterView, nowMs = Date.now()): string[] {
   const r = v.recovery;
   out.push('recovery:');
   if (!r.resyncs.length && !r.moves.length && !r.drains.length && !r.rebalance) out.push('  none');
-  for (const t of r.resyncs) out.push(`  resync: target ${t.targetId} on ${t.host} ${t.state} (chains ${t.chains.join(', ')})`);
+  for (const t of r.resyncs) {
+    const done = t.listedChunks === undefined ? '' : `: ${t.listedChunks}${t.sourceChunks ? `/${t.sourceChunks}` : ''} chunks checked, ${t.copiedChunks} copied (${formatBytes(t.copiedBytes ?? 0)})`;
+    out.push(`  resync: target ${t.targetId} on ${t.host} ${t.state} (chains ${t.chains.join(', ')})${done}`);
+  }
   for (const m of r.moves) out.push(`  move: target ${m.from} -> ${m.to} (${m.reason}): ${m.chainsDone} of ${m.chainIds.length} chains, ~${size(m.bytes)}`);
   for (const d of r.drains) out.push(`  drain: node ${d.nodeId}: ${d.moved} of ${d.total} replicas moved (${Math.round(d.progress * 100)}%)`);
   if (r.rebalance) out.push(`  rebalance: at ${size(r.rebalance.rateBytesPerS)}/s`);

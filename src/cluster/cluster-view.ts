@@ -116,8 +116,19 @@ export function viewOf(p: ViewParts) {
 
   // Recovery: resyncs (targets being brought up to date) and moves with their progress.
   const chainsOf = (id: number) => chains.filter((c) => c.targets.includes(id)).map((c) => c.chainId);
-  const resyncs = targets.filter((t) => t.state === 'syncing' || t.state === 'waiting' || t.state === 'lastsrv')
-    .map((t) => ({ targetId: t.targetId, host: t.host, state: t.state, chains: chainsOf(t.targetId) }));
+  // A resync lists every chunk of each of its sources once: its progress is the chunks listed
+  // of the chunks its sources hold (as their last heartbeats said).
+  const resyncs = targets.filter((t) => t.state === 'syncing' || t.state === 'waiting' || t.state === 'lastsrv').map((t) => {
+    const r = targetById.get(t.targetId)?.resync;
+    const sourceChunks = r?.sourceTargetIds.reduce((x, id) => x + (targetById.get(id)?.chunks ?? 0), 0) ?? 0;
+    return {
+      targetId: t.targetId, host: t.host, state: t.state, chains: chainsOf(t.targetId),
+      ...(r ? {
+        listedChunks: r.listedChunks, copiedChunks: r.copiedChunks, copiedBytes: r.copiedBytes, sourceChunks,
+        progress: sourceChunks ? Math.min(1, r.listedChunks / sourceChunks) : undefined,
+      } : {}),
+    };
+  });
   const moves = a.ops.moves.map((m) => {
     const done = m.chainIds.filter((id) => chains.find((c) => c.chainId === id)?.targets.includes(m.to) && serving(m.to)).length;
     return { ...m, chainsDone: done, progress: m.chainIds.length ? done / m.chainIds.length : 1 };

@@ -9,7 +9,7 @@ import { clusterLimits } from '../limits.js';
 import type { Params } from '../protocol/envelope.js';
 import { RpcClient } from '../protocol/rpc-client.js';
 import { heartbeatText, nodeProof, registerText } from './node-proof.js';
-import type { ChainTableRecord, LocalState, NodeKind, Routing } from './types.js';
+import type { ChainTableRecord, HeartbeatTarget, NodeKind, Routing } from './types.js';
 
 /** A storage process's data-server byte counters (protocol.ts, mgmtd.heartbeat). */
 export interface NodeDataCounters { dataReadBytes: number; dataWrittenBytes: number; pid: number }
@@ -85,7 +85,7 @@ export class MgmtdClient {
     return this.call('mgmtd.registerNode', { ...params, proof }) as Promise<{ version: number }>;
   }
 
-  heartbeat(nodeId: number, appliedVersion: number, targets: Array<{ targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }>,
+  heartbeat(nodeId: number, appliedVersion: number, targets: HeartbeatTarget[],
     counters?: NodeDataCounters) {
     const params = { nodeId, appliedVersion, targets };
     const proof = this.cluster ? nodeProof(this.cluster.secret, nodeId, heartbeatText(params)) : undefined;

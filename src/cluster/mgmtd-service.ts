@@ -21,7 +21,7 @@ import * as admin from './admin-ops.js';
 import { emptyAdminState, emptyDirty, routingDirty, type AdminState, type Dirty, type Records } from './admin-ops.js';
 import { adminLimits } from '../limits.js';
 import type {
-  ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord,
+  ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord, HeartbeatTarget, ResyncProgress,
 } from './types.js';
 import { logger } from '../log.js';
 
@@ -44,7 +44,6 @@ export interface MgmtdOptions {
 }
 
 export interface RegisterTarget { targetId: number; dataAddress: string }
-export interface HeartbeatTarget { targetId: number; localState: LocalState; syncedStateVersion?: number; capacityBytes?: number; freeBytes?: number }
 type TargetWithVersion = TargetRecord;
 
 
@@ -92,6 +91,9 @@ export class MgmtdService {
   private syncDone = new Set<number>();
   /** Each target's space as its daemon last reported it (kept in memory only, not routing). */
   private space = new Map<number, { capacityBytes: number; freeBytes: number }>();
+  /** Each target's chunk count and running resync, from its heartbeats (soft state). */
+  private chunkCounts = new Map<number, number>();
+  private resyncs = new Map<number, ResyncProgress>();
   /** Each node's data-plane byte rates, from its heartbeats' counters (soft state). */
   private readonly throughput = new NodeThroughput();
   /** Admin operations under way (persisted: a new primary continues them). */
@@ -233,6 +235,11 @@ export class MgmtdService {
       const t = this.targets.get(r.targetId);
       if (t && t.nodeId === nodeId && r.capacityBytes !== undefined && r.freeBytes !== undefined) {
         this.space.set(r.targetId, { capacityBytes: r.capacityBytes, freeBytes: r.freeBytes });
+      }
+      if (t && t.nodeId === nodeId) {
+        if (r.chunks !== undefined) this.chunkCounts.set(r.targetId, r.chunks);
+        if (r.resync) this.resyncs.set(r.targetId, r.resync);
+        else this.resyncs.delete(r.targetId);
       }
     }
     const news = reports.filter((r) => {
@@ -389,6 +396,7 @@ export class MgmtdService {
         return {
           ...t, capacityBytes: s?.capacityBytes, freeBytes: s?.freeBytes, usedBytes: s ? s.capacityBytes - s.freeBytes : undefined,
           full: s ? s.freeBytes < adminLimits.targetFreeBytesMin : false,
+          chunks: this.chunkCounts.get(t.targetId), resync: this.resyncs.get(t.targetId),
           replicas: chains.length, heads: chains.filter((c) => (c.preferred ?? c.targets)[0] === t.targetId).length,
         };
       }),

@@ -6,7 +6,9 @@
  *                           [{targetId, dataAddress}]
  *   mgmtd.heartbeat         nodeId, appliedVersion, targets?:                  { version }
  *                           [{targetId, localState, syncedStateVersion?,
- *                             capacityBytes?, freeBytes?}],
+ *                             capacityBytes?, freeBytes?, chunks?, resync?:
+ *                             {listedChunks, copiedChunks, copiedBytes,
+ *                             sourceTargetIds}: a resync's progress so far}],
  *                           dataReadBytes?, dataWrittenBytes?, pid?: the
  *                           node process's data-server byte counters (all
  *                           its data servers; nodes sharing a process share
@@ -39,8 +41,8 @@
  */
 import { clusterLimits } from '../limits.js';
 import { ProtocolError, type Params } from '../protocol/envelope.js';
-import { list, map, optStr, optUint, str, uint } from '../protocol/fields.js';
-import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind } from './types.js';
+import { list, map, optMap, optStr, optUint, str, uint } from '../protocol/fields.js';
+import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind, type ResyncProgress } from './types.js';
 
 export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens',
   'mgmtd.adminView', 'mgmtd.adminCreateTable', 'mgmtd.adminRebalance', 'mgmtd.adminReplace', 'mgmtd.adminDrain', 'mgmtd.adminRemoveNode'] as const;
@@ -82,7 +84,8 @@ export function decodeHeartbeat(p: Params) {
     if (!(LOCAL_STATES as readonly string[]).includes(localState)) throw new ProtocolError('EPROTO', `localState must be one of ${LOCAL_STATES.join(', ')}`);
     return {
       targetId: uint(t, 'targetId', U32), localState: localState as LocalState, syncedStateVersion: optUint(t, 'syncedStateVersion'),
-      capacityBytes: optUint(t, 'capacityBytes'), freeBytes: optUint(t, 'freeBytes'),
+      capacityBytes: optUint(t, 'capacityBytes'), freeBytes: optUint(t, 'freeBytes'), chunks: optUint(t, 'chunks'),
+      resync: decodeResyncProgress(optMap(t, 'resync')),
     };
   });
   const dataReadBytes = optUint(p, 'dataReadBytes');
@@ -90,6 +93,13 @@ export function decodeHeartbeat(p: Params) {
   const pid = optUint(p, 'pid', U32);
   const counters = dataReadBytes !== undefined && dataWrittenBytes !== undefined ? { dataReadBytes, dataWrittenBytes, pid: pid ?? 0 } : undefined;
   return { nodeId: uint(p, 'nodeId', U32), appliedVersion: uint(p, 'appliedVersion'), targets, counters };
+}
+
+function decodeResyncProgress(r: Params | undefined): ResyncProgress | undefined {
+  if (!r) return undefined;
+  const sourceTargetIds = list(r, 'sourceTargetIds', clusterLimits.chainLengthMax * clusterLimits.targetsPerNodeMax)
+    .map((id, i) => uint({ [`sourceTargetIds[${i}]`]: id }, `sourceTargetIds[${i}]`, U32));
+  return { listedChunks: uint(r, 'listedChunks'), copiedChunks: uint(r, 'copiedChunks'), copiedBytes: uint(r, 'copiedBytes'), sourceTargetIds };
 }
 
 export function decodeCreateChainTable(p: Params) {

@@ -87,3 +87,18 @@ export function dataPath(chain: ChainRecord, targets: ReadonlyMap<number, Target
   const members = chain.targets.map((id) => targets.get(id)).filter((t): t is TargetRecord => t !== undefined);
   return [...members.filter((t) => t.state === 'serving'), ...members.filter((t) => t.state === 'syncing')];
 }
+
+/** A resync's progress as its daemon reports it: chunks listed at the sources and copied so far. */
+export interface ResyncProgress { listedChunks: number; copiedChunks: number; copiedBytes: number; sourceTargetIds: number[] }
+
+/** What a storage daemon reports of one of its targets in each heartbeat. */
+export interface HeartbeatTarget {
+  targetId: number;
+  localState: LocalState;
+  syncedStateVersion?: number;
+  capacityBytes?: number;
+  freeBytes?: number;
+  /** Chunks the target holds. */
+  chunks?: number;
+  resync?: ResyncProgress;
+}

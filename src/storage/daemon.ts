@@ -91,6 +91,8 @@ interface Target {
   /** The syncing round a resync is running for. */
   resyncFor?: number;
   lastResync?: ResyncStats & { ms: number };
+  /** The resync copying now: its live figures and the targets it copies from. */
+  resyncing?: { stats: ResyncStats; sourceTargetIds: number[] };
   chains: Set<number>;
 }
 
@@ -274,6 +276,13 @@ export class StorageDaemon {
         localState: t.localState,
         syncedStateVersion: t.localState === 'syncing-done' ? t.syncedStateVersion : undefined,
         ...targetSpace(t.store, t.dir),
+        chunks: t.store.usage().chunks,
+        ...(t.resyncing ? {
+          resync: {
+            listedChunks: t.resyncing.stats.listed, copiedChunks: t.resyncing.stats.copied,
+            copiedBytes: t.resyncing.stats.copiedBytes, sourceTargetIds: t.resyncing.sourceTargetIds,
+          },
+        } : {}),
       }));
       // The process's data-server byte counters (native metrics): mgmtd turns them into throughput.
       const snap = addon.metricsSnapshot();
@@ -372,6 +381,7 @@ export class StorageDaemon {
     t.resyncFor = stateVersion;
     const startedMs = Date.now();
     const stale = () => this.stopped || t.resyncFor !== stateVersion || this.stateOf(t.targetId)?.stateVersion !== stateVersion;
+    let progress: Target['resyncing'];
     try {
       // Wait until every source's node applied a routing in which this target is syncing, so
       // that from now on every new write reaches this target by forwarding.
@@ -392,7 +402,10 @@ export class StorageDaemon {
       const chainsOfTarget = this.routing!.chains.filter((c) => c.targets.includes(t.targetId));
       const byId = new Map(this.routing!.targets.map((x) => [x.targetId, x]));
       const removeAllowed = chainsOfTarget.every((c) => c.targets.some((id) => id !== t.targetId && byId.get(id)?.state === 'serving'));
+      progress = { stats: { listed: 0, copied: 0, copiedBytes: 0, removed: 0, skipped: 0 }, sourceTargetIds: sources.map((s) => s.targetId) };
+      t.resyncing = progress;
       const stats = await resync({
+        stats: progress.stats,
         store: t.store,
         client: this.client,
         sources: [...new Set(sources.map((s) => s.dataAddress))],
@@ -411,6 +424,8 @@ export class StorageDaemon {
       if (!this.stopped) this.log(`resync of target ${t.targetId}: ${(err as Error).message}`);
       // Try again at the next routing refresh.
       if (t.resyncFor === stateVersion) t.resyncFor = undefined;
+    } finally {
+      if (t.resyncing === progress) t.resyncing = undefined;  // not a later round's
     }
   }
 

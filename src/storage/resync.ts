@@ -23,8 +23,10 @@ import { chunkKey, install, localMeta, readWhole } from './copy.js';
 import type { TokenBucket } from './token-bucket.js';
 
 export interface ResyncStats {
+  /** Chunks listed at the sources so far (each source's chunks, once per source). */
   listed: number;
   copied: number;
+  copiedBytes: number;
   removed: number;
   skipped: number;
 }
@@ -42,10 +44,12 @@ export interface ResyncOptions {
    * copied takes its length from the bucket before it is read. Shared by the parallel copies.
    */
   bucket?: TokenBucket;
+  /** Filled in as the resync goes (its progress, which the daemon's heartbeats report). */
+  stats?: ResyncStats;
 }
 
 export async function resync(o: ResyncOptions): Promise<ResyncStats> {
-  const stats: ResyncStats = { listed: 0, copied: 0, removed: 0, skipped: 0 };
+  const stats: ResyncStats = o.stats ?? { listed: 0, copied: 0, copiedBytes: 0, removed: 0, skipped: 0 };
   const seen = new Set<string>();
   const check = () => {
     if (o.cancelled?.()) throw new MillpondError('ECLOSED', 'resync cancelled');
@@ -94,6 +98,7 @@ async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, 
   }
   if ((await install(o.store, entry.chunk, got.data, got.meta)) === 'installed') {
     stats.copied++;
+    stats.copiedBytes += got.data.length;
     resyncChunksCopied.inc();
     resyncBytesCopied.inc(got.data.length);
   }

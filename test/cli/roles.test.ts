@@ -135,5 +135,11 @@ describe('millpond roles', () => {
       '    CHAIN_DEGRADED: 2 of 2 chain(s) short of 2 serving replicas',
       '    META_SERVER_DOWN: 1 of 2 meta server(s) not answering: tcp://10.0.0.8:8601',
     ]);
+    // A resync's progress: the chunks it checked of those its sources hold.
+    Object.assign(admin.targets[0]!, { chunks: 200 });
+    Object.assign(admin.targets[1]!, { state: 'syncing', resync: { listedChunks: 50, copiedChunks: 10, copiedBytes: 10 * 2 ** 20, sourceTargetIds: [101] } });
+    const recovering = viewOf(parts);
+    expect(recovering.recovery.resyncs).toEqual([expect.objectContaining({ targetId: 201, listedChunks: 50, sourceChunks: 200, progress: 0.25 })]);
+    expect(statusLines(recovering)).toContain('  resync: target 201 on 10.0.0.2 syncing (chains 1, 2): 50/200 chunks checked, 10 copied (10.0 MiB)');
   });
 });

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import type { AdminView } from '../../src/cli/admin.js';
+import { viewOf } from '../../src/cluster/cluster-view.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { generationOf } from '../support/pattern.js';
@@ -56,6 +57,15 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
     const joined = await cluster.routing();
     expect(joined.resyncRates).toEqual([{ targetId: 104, bytesPerS: MiB / 4 }]);
     const startedMs = Date.now();
+    // While 104 syncs, its resync's progress reaches the cluster view through the heartbeats:
+    // the chunks it checked of those its sources hold, and `millpond status` prints it.
+    const resyncing = await until(async () => {
+      const r = viewOf({ atMs: Date.now(), admin: await view(), mgmtd: [], meta: [], executors: [], jobs: [] }).recovery.resyncs.find((x) => x.targetId === 104);
+      return r?.listedChunks !== undefined && r.listedChunks > 0 && r;
+    }, 10_000, 'the resync of 104 reports its progress');
+    expect(resyncing.sourceChunks).toBeGreaterThanOrEqual(resyncing.listedChunks!);
+    expect(resyncing.progress).toBeGreaterThan(0);
+    expect(resyncing.progress).toBeLessThanOrEqual(1);
     const v = await until(async () => {
       const x = await view();
       return x.ops.errors.length > 0 && x.ops.moves.length === 0 && x.ops.rebalance === undefined && x;
@@ -101,7 +111,8 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
     cleanups.push(() => again.kill());
     const [code] = await once(again.child, 'exit');
     expect(code).toBe(2);
-    expect(again.errLines.join('\n')).toMatch(/storage: EPERM: node 4 was removed from the cluster for good/);
+    const logged = again.errLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged).toContainEqual(expect.objectContaining({ level: 'error', component: 'storage', message: expect.stringMatching(/EPERM: node 4 was removed from the cluster for good/) }));
     expect((await view()).nodes.some((n) => n.nodeId === 4)).toBe(false);
     // A new id on the same host is welcome.
     await cluster.startNode(5);

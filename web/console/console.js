@@ -126,7 +126,8 @@ function render(payload) {
 
   const r = view.recovery;
   const rec = [
-    ...r.resyncs.map((t) => [`resync target ${t.targetId}`, state(t.state), `chains ${t.chains.join(', ')}`]),
+    ...r.resyncs.map((t) => [`resync target ${t.targetId}`, t.progress === undefined ? state(t.state) : bar(t.progress, ''),
+      `${t.state}, chains ${t.chains.join(', ')}${t.listedChunks === undefined ? '' : `; ${t.copiedChunks} chunks copied (${bytes(t.copiedBytes)})`}`]),
     ...r.moves.map((m) => [`move ${m.from} → ${m.to} (${m.reason})`, bar(m.progress, ''), `${m.chainsDone}/${m.chainIds.length} chains, ~${bytes(m.bytes)}`]),
     ...r.drains.map((d) => [`drain node ${d.nodeId}`, bar(d.progress, ''), `${d.moved}/${d.total} replicas moved`]),
   ];
