@@ -10,6 +10,10 @@
  * holds a bounded number), so it follows a transfer that speeds up or stalls; the ETA is what is
  * left at that rate ("-" until something moved).
  */
+import { formatBytes } from '../engine/execution/progress.js';
+
+export { formatBytes };
+
 const kRedrawMs = 100;
 const kRateWindowMs = 5_000;
 const kSampleMs = 250;
@@ -91,16 +95,6 @@ export class Progress {
     this.drawnMs = nowMs;
     this.out.write(`\r\x1b[K${this.text(nowMs)}`);
   }
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
 }
 
 /** 42s, 3m05s, 2h07m. */
