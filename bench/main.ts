@@ -38,5 +38,13 @@ if (!bench) {
   process.exit(2);
 }
 await bench(parseOptions(rest));
-// No process.exit: every bench closes what it opened, so the process ends when the bench returns
-// (a handle left open would keep it, and bench/record.sh's `after` line, waiting).
+// Every bench should close what it opened, so the process ends when the bench returns. One that
+// leaves a handle open (the s3 bench does today) is named on stderr and the process ends after
+// kLeakGraceMs anyway, so bench/record.sh's `after` line is not left waiting. The timer is
+// unref'd: it never keeps a clean process alive.
+const kLeakGraceMs = 10_000;
+setTimeout(() => {
+  const handles = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().map((h) => h.constructor.name);
+  console.error(`bench ${name}: handles still open ${kLeakGraceMs} ms after it returned: ${handles.join(', ')}; exiting`);
+  process.exit(0);
+}, kLeakGraceMs).unref();
