@@ -138,13 +138,8 @@ std::string EncodeHeader(const frame::Header& h) {
   return std::string(reinterpret_cast<char*>(raw), sizeof raw);
 }
 
-// A whole write request frame built by hand; `checksum` is what the frame claims.
-std::string WriteFrame(uint64_t requestId, const ChunkId& id, const std::string& payload, uint32_t checksum) {
-  frame::WriteArgs a;
-  a.chunk = id;
-  a.length = static_cast<uint32_t>(payload.size());
-  a.flags = frame::kWriteCommit;
-  a.payloadChecksum = checksum;
+// A write request frame of `a` carrying `payload` (which may differ from what `a` claims).
+std::string EncodeWriteFrame(uint64_t requestId, const frame::WriteArgs& a, const std::string& payload) {
   std::string meta;
   frame::Put(&meta, a);
   frame::Header h;
@@ -153,6 +148,16 @@ std::string WriteFrame(uint64_t requestId, const ChunkId& id, const std::string&
   h.metaBytes = static_cast<uint32_t>(meta.size());
   h.dataBytes = a.length;
   return EncodeHeader(h) + meta + payload;
+}
+
+// A whole write request frame built by hand; `checksum` is what the frame claims.
+std::string WriteFrame(uint64_t requestId, const ChunkId& id, const std::string& payload, uint32_t checksum) {
+  frame::WriteArgs a;
+  a.chunk = id;
+  a.length = static_cast<uint32_t>(payload.size());
+  a.flags = frame::kWriteCommit;
+  a.payloadChecksum = checksum;
+  return EncodeWriteFrame(requestId, a, payload);
 }
 
 // A write frame as ChunkClient sends it (frame::kWriteBlockCrcs): block CRCs of `payload`
@@ -166,14 +171,7 @@ std::string BlockWriteFrame(uint64_t requestId, const ChunkId& id, uint32_t offs
   a.flags = frame::kWriteCommit | frame::kWriteBlockCrcs;
   a.payloadChecksum = frame::ComputeBlockCrcs(payload.data(), a.length, &a.blockCrcs);
   if (damageAt >= 0) payload[damageAt] ^= 0x10;
-  std::string meta;
-  frame::Put(&meta, a);
-  frame::Header h;
-  h.opcode = frame::kWrite;
-  h.requestId = requestId;
-  h.metaBytes = static_cast<uint32_t>(meta.size());
-  h.dataBytes = a.length;
-  return EncodeHeader(h) + meta + payload;
+  return EncodeWriteFrame(requestId, a, payload);
 }
 
 std::string ReadFrame(uint64_t requestId, const ChunkId& id, uint32_t offset, uint32_t length, uint32_t flags) {
@@ -658,14 +656,7 @@ TEST_F(TcpDataPlaneTest, PeersAnnouncingLargeWritesAndSendingNothingDoNotStallRe
     a.chunk = ChunkId{1000 + i, 0};
     a.length = limits::kFrameDataBytesMax;
     a.flags = frame::kWriteCommit;
-    std::string meta;
-    frame::Put(&meta, a);
-    frame::Header h;
-    h.opcode = frame::kWrite;
-    h.requestId = i + 1;
-    h.metaBytes = static_cast<uint32_t>(meta.size());
-    h.dataBytes = a.length;
-    ASSERT_TRUE(raw->Send(EncodeHeader(h) + meta));  // and not one byte of the payload
+    ASSERT_TRUE(raw->Send(EncodeWriteFrame(i + 1, a, "")));  // and not one byte of the payload
     idle.push_back(std::move(raw));
   }
   std::this_thread::sleep_for(milliseconds(1000));  // the server has taken every announcement in
