@@ -62,9 +62,10 @@ export interface StorageDaemonOptions {
 
 /**
  * A target's space for mgmtd (statfs of a mount): its configured capacity and what is left of
- * it, or, without one, the disk's size and free space.
+ * it, or, without one, the disk's size and free space; and the chunks it holds. One store
+ * usage() read for all three.
  */
-function targetSpace(store: ChunkStore, dir: string): { capacityBytes: number; freeBytes: number } {
+function targetSpace(store: ChunkStore, dir: string): { capacityBytes: number; freeBytes: number; chunks: number } {
   const usage = store.usage();
   let disk: { capacityBytes: number; freeBytes: number } | undefined;
   try {
@@ -75,9 +76,9 @@ function targetSpace(store: ChunkStore, dir: string): { capacityBytes: number; f
   }
   if (usage.capacityBytes > 0) {
     const left = Math.max(0, usage.capacityBytes - usage.bytes);
-    return { capacityBytes: usage.capacityBytes, freeBytes: disk ? Math.min(left, disk.freeBytes) : left };
+    return { capacityBytes: usage.capacityBytes, freeBytes: disk ? Math.min(left, disk.freeBytes) : left, chunks: usage.chunks };
   }
-  return disk ?? { capacityBytes: 0, freeBytes: 0 };
+  return { ...(disk ?? { capacityBytes: 0, freeBytes: 0 }), chunks: usage.chunks };
 }
 
 interface Target {
@@ -154,7 +155,7 @@ export class StorageDaemon {
       const cluster = options.auth;
       const curve = cluster ? { secretKey: cluster.server.secretKey, service: `storage-${options.nodeId}`, admit: (key: string) => key === cluster.member.publicKey, log: d.log } : undefined;
       registerNativeMetrics();
-      d.untrackMetrics = trackStorage(() => [...d.targets.values()].map((t) => ({ targetId: t.targetId, nodeId: options.nodeId, ...targetSpace(t.store, t.dir), chunks: t.store.usage().chunks })));
+      d.untrackMetrics = trackStorage(() => [...d.targets.values()].map((t) => ({ targetId: t.targetId, nodeId: options.nodeId, ...targetSpace(t.store, t.dir) })));
       d.control = await RpcServer.bind(options.controlListen ?? `tcp://${options.host ?? '127.0.0.1'}:0`, d.handlers(), curve);
     } catch (err) {
       await d.stop();
@@ -276,7 +277,6 @@ export class StorageDaemon {
         localState: t.localState,
         syncedStateVersion: t.localState === 'syncing-done' ? t.syncedStateVersion : undefined,
         ...targetSpace(t.store, t.dir),
-        chunks: t.store.usage().chunks,
         ...(t.resyncing ? {
           resync: {
             listedChunks: t.resyncing.stats.listed, copiedChunks: t.resyncing.stats.copied,
