@@ -122,9 +122,12 @@ export class FileData {
       const address = serving[Math.floor(Math.random() * serving.length)];
       let results: Array<{ bytesRead: number; code: string | null }> | undefined;
       if (address) {
-        results = await this.routing.chunks.readBatch(address, pieces.map((p) => ({
+        const entries = pieces.map((p) => ({
           chunk: { inode: this.inode, index: p.index }, offset: p.offsetInChunk, length: p.length, bufferOffset: p.at,
-        })), target).catch(() => undefined); // the whole message failed: each piece is retried below
+        }));
+        results = await this.withCapability((capability) =>
+          this.routing.chunks.readBatch(address, entries, target, capability ? [capability] : undefined))
+          .catch(() => undefined); // the whole message failed: each piece is retried below
       }
       await Promise.all(pieces.map(async (p, i) => {
         const r = results?.[i];
