@@ -19,22 +19,10 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ClusterAuth, KEYS_DIR, SECRET_FILE, ADMIN_TOKEN_FILE, readTokenFile } from '../auth/credentials.js';
-import { parseToken, tokenValid } from '../auth/keys.js';
-import { MgmtdServer } from '../cluster/mgmtd-server.js';
-import { MgmtdService } from '../cluster/mgmtd-service.js';
-import { RoutingClient } from '../cluster/routing-client.js';
+import { ClusterAuth, KEYS_DIR, SECRET_FILE, ADMIN_TOKEN_FILE } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
-import type { KvBackend } from '../meta/kv.js';
-import { MetaServer } from '../meta/meta-server.js';
-import { MetaService } from '../meta/meta-service.js';
-import { PostgresKv } from '../meta/postgres-kv.js';
-import { SqliteKv } from '../meta/sqlite-kv.js';
-import { ensureAdmin } from '../meta/users.js';
-import { StorageDaemon } from '../storage/daemon.js';
-import { startGarbageCollector, trimChunks } from '../storage/garbage.js';
 import type { CliConfig } from './config.js';
-import { serveMetricsFlag } from '../metrics/server.js';
+import { openKv, serveUntilSignal, startMetaRole, startMgmtdRole, startStorageRole, type KvChoice } from './role-services.js';
 
 export const ROLES_USAGE = `millpond mgmtd [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE]
        millpond meta [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE] [--session-timeout-ms MS]
@@ -156,16 +144,16 @@ function clusterAuth(role: string, d: Deployment, flags: Flags): ClusterAuth | u
   return undefined;
 }
 
-async function openKv(role: string, d: Deployment, config: CliConfig, flags: Flags): Promise<KvBackend> {
+function kvChoice(role: string, d: Deployment, config: CliConfig, flags: Flags): KvChoice {
   const backend = d.backend ?? (d.pgUrl ? 'postgres' : 'sqlite');
   if (backend === 'postgres') {
     if (!d.pgUrl) throw new TypeError(`millpond ${role}: backend postgres needs MILLPOND_${role.toUpperCase()}_PG_URL (or MILLPOND_PG_URL, or "${role}PgUrl" in cluster.json)`);
-    return PostgresKv.open({ connectionString: d.pgUrl });
+    return { backend, pgUrl: d.pgUrl };
   }
   if (backend !== 'sqlite') throw new TypeError(`millpond ${role}: --backend must be postgres or sqlite, not ${backend}`);
   const db = flags.get('db') ?? join(config.dataDir, `${role}.db`);
   mkdirSync(resolve(db, '..'), { recursive: true });
-  return new SqliteKv(db);
+  return { backend, db };
 }
 
 function positiveInt(flags: Flags, name: string, min = 1): number | undefined {
@@ -176,60 +164,35 @@ function positiveInt(flags: Flags, name: string, min = 1): number | undefined {
   return n;
 }
 
-async function untilSignal(): Promise<void> {
-  await new Promise<void>((done) => {
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-  });
-}
-
 export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
   const d = deployment('mgmtd', config, flags);
   const { listen, advertise } = listenAndAdvertise('mgmtd', flags, config.mgmtd);
   const auth = clusterAuth('mgmtd', d, flags);
-  const kv = await openKv('mgmtd', d, config, flags);
-  const server = await MgmtdServer.start(listen, (bound) => MgmtdService.start(kv, {
-    address: advertise ?? bound,
+  const kv = await openKv(kvChoice('mgmtd', d, config, flags));
+  await serveUntilSignal(await startMgmtdRole(kv, {
+    listen, advertise, auth, metricsListen: flags.get('metrics-listen'),
     heartbeatTimeoutMs: positiveInt(flags, 'heartbeat-timeout-ms'),
     leaseMs: positiveInt(flags, 'lease-ms'),
     leasePollMs: positiveInt(flags, 'lease-poll-ms'),
     livenessCheckMs: positiveInt(flags, 'liveness-check-ms'),
     moveStepTimeoutMs: positiveInt(flags, 'move-step-timeout-ms'),
     moveRetryWindowMs: positiveInt(flags, 'move-retry-window-ms'),
-    onRole: (primary) => console.log(primary ? 'primary' : 'standby'),
-  }), { auth });
-  await serveMetricsFlag(flags.get('metrics-listen'), auth?.secret);
-  console.log(`listening ${advertise ?? server.endpoint}`);
-  await untilSignal();
-  await server.close();
-  await kv.close();
+  }));
 }
 
 export async function runMeta(config: CliConfig, flags: Flags): Promise<void> {
   const d = deployment('meta', config, flags);
   const { listen, advertise } = listenAndAdvertise('meta', flags, d.meta);
   const auth = clusterAuth('meta', d, flags);
-  const kv = await openKv('meta', d, config, flags);
+  const kv = await openKv(kvChoice('meta', d, config, flags));
   // The admin token init made: listed as user admin's, so the CLI on any host acts as admin.
   const adminFile = flags.get('admin-token-file') ?? join(config.dataDir, KEYS_DIR, ADMIN_TOKEN_FILE);
-  if (auth && existsSync(adminFile)) {
-    const token = parseToken(readTokenFile(adminFile));
-    if (token.uid !== 0 || !tokenValid(auth.secret, token)) throw new MillpondError('EAUTH', `${adminFile} holds no admin token of this cluster`);
-    await ensureAdmin(kv, token.tokenId);
-  }
-  const service = await MetaService.open(kv, { sessionTimeoutMs: positiveInt(flags, 'session-timeout-ms'), ...(auth ? { clusterSecret: auth.secret } : {}) });
-  const server = await MetaServer.start(service, listen, { auth, mgmtd: config.mgmtd });
-  const routing = new RoutingClient({ mgmtd: config.mgmtd, cluster: auth });
-  const collector = startGarbageCollector(service, routing);
-  service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
-  await serveMetricsFlag(flags.get('metrics-listen'), auth?.secret);
-  console.log(`listening ${advertise ?? server.endpoint}`);
-  await untilSignal();
-  await collector.stop();
-  await server.close();
-  routing.close();
-  service.stop();
-  await kv.close();
+  await serveUntilSignal(await startMetaRole(kv, {
+    listen, advertise, auth, metricsListen: flags.get('metrics-listen'),
+    adminTokenFile: auth && existsSync(adminFile) ? adminFile : undefined,
+    sessionTimeoutMs: positiveInt(flags, 'session-timeout-ms'),
+    mgmtd: config.mgmtd,
+  }));
 }
 
 /** This host's one non-loopback IPv4 address (what a storage node advertises by default). */
@@ -258,7 +221,7 @@ export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: s
   const listen = flags.get('listen') ?? '0.0.0.0';
   const bindHost = hostOf(listen);
   const advertiseHost = flags.get('advertise') ?? (bindHost === '0.0.0.0' || bindHost === '::' ? d.host?.address ?? soleAddress() : bindHost);
-  const daemon = await StorageDaemon.start({
+  await serveUntilSignal(await startStorageRole({
     nodeId,
     mgmtd: config.mgmtd,
     targets,
@@ -273,10 +236,6 @@ export async function runStorage(config: CliConfig, flags: Flags, targetSpecs: s
     syncWrites: config.syncWrites,
     auth: clusterAuth('storage', d, flags),
     encryptData: config.encryptData === true || flags.has('encrypt-data'),
-  });
-  for (const t of targets) console.log(`target ${t.targetId} ${daemon.dataAddress(t.targetId)} ${t.dir}`);
-  await serveMetricsFlag(flags.get('metrics-listen'), d.secretFile ? ClusterAuth.load(d.secretFile).secret : undefined);
-  console.log(`listening ${daemon.controlAddress}`);
-  await untilSignal();
-  await daemon.stop();
+    metricsListen: flags.get('metrics-listen'),
+  }));
 }

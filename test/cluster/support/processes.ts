@@ -66,7 +66,7 @@ export async function startStorage(nodeId: number, mgmtd: string[], targets: Arr
   await p.waitFor(/^listening /);
   const data = new Map<number, string>();
   for (const line of p.lines) {
-    const m = /^target (\d+) (\S+)$/.exec(line);
+    const m = /^target (\d+) (\S+)/.exec(line);
     if (m) data.set(Number(m[1]), m[2]!);
   }
   return Object.assign(p, { data });
