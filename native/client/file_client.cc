@@ -711,6 +711,7 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
   }
   MP_RETURN_IF_ERROR(client_->ReadPieces(&misses));
   *bytesRead = n;
+  client_->mutable_counters().bytesRead += n;
   return Status::OK();
 }
 
@@ -747,6 +748,7 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
   if (max == 0) {
     lock.unlock();
     MP_RETURN_IF_ERROR(WriteThrough(offset, data, length));
+    client_->mutable_counters().bytesWritten += length;
     return client_->meta()->CheckSession(session_);  // acknowledge only what close can publish
   }
   if (!flusher_.joinable()) flusher_ = std::thread([this] { FlusherLoop(); });
@@ -773,6 +775,7 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
     cv_.notify_all();
   }
   lock.unlock();
+  client_->mutable_counters().bytesWritten += length;
   // Acknowledge only what close can still publish: kBadHandle once meta ended the session.
   return client_->meta()->CheckSession(session_);
 }

@@ -1,6 +1,8 @@
 // millpond.duckdb_extension: `millpond://path` in DuckDB, on the native FileClient (design §6).
 // Positional reads from many threads at once, sequential writes (COPY ... TO ... (FORMAT
 // parquet)), glob with `*`, `**` and `?`, sizes and modification times, remove and rename.
+// `SELECT * FROM millpond_metrics()` reads the process's millpond client counters (bytes read and
+// written, chunk requests): the engine measures each task's I/O with it.
 //
 // The cluster comes from the settings millpond_meta and millpond_mgmtd (comma-separated
 // tcp:// endpoints), else from MILLPOND_META / MILLPOND_MGMTD. The caller's identity (design
@@ -13,10 +15,12 @@
 #include "duckdb/common/file_opener.hpp"
 #include "duckdb/common/file_system.hpp"
 #include "duckdb/common/string_util.hpp"
+#include "duckdb/function/table_function.hpp"
 #include "duckdb/main/config.hpp"
 #include "duckdb/main/database.hpp"
 #include "duckdb/main/extension/extension_loader.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -76,10 +80,20 @@ string Setting(optional_ptr<FileOpener> opener, const char* name, const char* en
   return e ? e : "";
 }
 
-// One FileClient per (meta, mgmtd) pair, shared by every database of the process.
+// One FileClient per (meta, mgmtd, transport, token, server key), shared by every database of
+// the process; never removed (a client lives as long as the process, so do its counters).
+struct Clients {
+  std::mutex mu;
+  std::map<string, std::unique_ptr<millpond::FileClient>> byKey;
+};
+Clients& AllClients() {
+  static Clients clients;
+  return clients;
+}
+
 millpond::FileClient& ClientFor(optional_ptr<FileOpener> opener) {
-  static std::mutex mu;
-  static std::map<string, std::unique_ptr<millpond::FileClient>> clients;
+  auto& mu = AllClients().mu;
+  auto& clients = AllClients().byKey;
   string meta = Setting(opener, "millpond_meta", "MILLPOND_META");
   string mgmtd = Setting(opener, "millpond_mgmtd", "MILLPOND_MGMTD");
   string transport = Setting(opener, "millpond_transport", "MILLPOND_TRANSPORT");
@@ -330,6 +344,59 @@ class MillpondFileSystem : public FileSystem {
   }
 };
 
+// millpond_metrics(): one row of the counters (client/file_client.h) summed over this process's
+// millpond clients, i.e. what every database of the process did through millpond:// since the
+// extension was loaded. Monotonic; a caller wanting one query's share takes the difference of
+// two calls, which is exact only while nothing else in the process reads or writes millpond.
+struct MetricsColumn {
+  const char* name;
+  std::atomic<uint64_t> millpond::FileClientCounters::*counter;
+};
+constexpr MetricsColumn kMetricsColumns[] = {
+    {"bytes_read", &millpond::FileClientCounters::bytesRead},
+    {"bytes_written", &millpond::FileClientCounters::bytesWritten},
+    {"chunk_reads", &millpond::FileClientCounters::chunkReads},
+    {"chunk_writes", &millpond::FileClientCounters::chunkWrites},
+    {"read_retries", &millpond::FileClientCounters::readRetries},
+    {"write_retries", &millpond::FileClientCounters::writeRetries},
+};
+
+struct MetricsState : GlobalTableFunctionState {
+  bool done = false;
+};
+
+unique_ptr<FunctionData> MetricsBind(ClientContext&, TableFunctionBindInput&, vector<LogicalType>& types,
+                                     vector<string>& names) {
+  for (const auto& c : kMetricsColumns) {
+    names.emplace_back(c.name);
+    types.emplace_back(LogicalType::UBIGINT);
+  }
+  return make_uniq<TableFunctionData>();
+}
+
+unique_ptr<GlobalTableFunctionState> MetricsInit(ClientContext&, TableFunctionInitInput&) {
+  return make_uniq<MetricsState>();
+}
+
+void MetricsScan(ClientContext&, TableFunctionInput& input, DataChunk& output) {
+  auto& state = input.global_state->Cast<MetricsState>();
+  if (state.done) return;  // an empty chunk ends the scan
+  state.done = true;
+  uint64_t sums[sizeof kMetricsColumns / sizeof kMetricsColumns[0]] = {};
+  {
+    auto& all = AllClients();
+    std::lock_guard<std::mutex> lock(all.mu);
+    for (const auto& entry : all.byKey) {
+      if (!entry.second) continue;  // a Create that failed leaves its slot empty
+      const auto& counters = entry.second->counters();
+      for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++)
+        sums[i] += (counters.*kMetricsColumns[i].counter).load(std::memory_order_relaxed);
+    }
+  }
+  for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++) output.SetValue(i, 0, Value::UBIGINT(sums[i]));
+  output.SetCardinality(1);
+}
+
 void LoadInternal(ExtensionLoader& loader) {
   auto& db = loader.GetDatabaseInstance();
   auto& config = DBConfig::GetConfig(db);
@@ -347,6 +414,7 @@ void LoadInternal(ExtensionLoader& loader) {
   config.AddExtensionOption("millpond_server_key", "the cluster's CURVE server public key (cluster.json serverKey)",
                             LogicalType::VARCHAR, Value(""));
   db.GetFileSystem().RegisterSubSystem(make_uniq<MillpondFileSystem>());
+  loader.RegisterFunction(TableFunction("millpond_metrics", {}, MetricsScan, MetricsBind, MetricsInit));
   // Cache Parquet footers (keyed by path and modification time): a footer costs a round trip
   // to a storage target, and tasks of one job read the same files' footers again and again.
   try {

@@ -134,6 +134,8 @@ std::string RenderPrometheus(const FileClientCounters& client) {
       {"millpond_client_write_behind_batches_total", "Batches the background flushers wrote", client.writeBehindBatches},
       {"millpond_client_hedged_reads_total", "Reads sent to a second replica as the first was slow", client.hedgedReads},
       {"millpond_client_abandoned_requests_total", "Requests given up because their target left the route", client.abandonedRequests},
+      {"millpond_client_read_bytes_total", "Bytes the file client's reads returned", client.bytesRead},
+      {"millpond_client_written_bytes_total", "Bytes the file client's writes accepted", client.bytesWritten},
   };
   for (const auto& c : kClient) {
     t.Family(c.name, "counter", c.help);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
+import { connect } from '../../src/fs/index.js';
 import { tempDir } from '../support/tmp.js';
 
 const extension = fileURLToPath(new URL('../../build/duckdb-ext/millpond.duckdb_extension', import.meta.url));
@@ -100,6 +101,37 @@ describe('DuckDB extension', () => {
       .toEqual([[0n, 250n, 124500n], [1n, 250n, 124750n], [2n, 250n, 125000n], [3n, 250n, 125250n]]);
     await rows(conn, `COPY (SELECT 42 AS answer) TO 'millpond:///t.parquet' (FORMAT parquet)`);
     expect(await rows(conn, `SELECT * FROM read_parquet('millpond:///t.parquet')`)).toEqual([[42]]);
+  });
+
+  it('millpond_metrics() counts the bytes its queries read and wrote through millpond', async () => {
+    // A CSV of known size written by the JS client (not through the extension), read whole.
+    const fs = await connect({ meta: cluster.meta, mgmtd: cluster.mgmtd, transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
+    try {
+      const csv = 'id,name\n' + Array.from({ length: 60_000 }, (_, i) => `${i},name-${i}`).join('\n') + '\n';
+      await fs.writeFile('/metrics-in.csv', csv);
+      const inputBytes = Buffer.byteLength(csv);
+      const metrics = async () => {
+        const [row] = (await conn.runAndReadAll('SELECT bytes_read, bytes_written, chunk_reads, chunk_writes FROM millpond_metrics()')).getRowObjectsJS();
+        return { read: Number(row!.bytes_read), written: Number(row!.bytes_written), chunkReads: Number(row!.chunk_reads), chunkWrites: Number(row!.chunk_writes) };
+      };
+      const before = await metrics();
+      expect(await rows(conn, `SELECT count(*), sum(id) FROM read_csv('millpond:///metrics-in.csv')`)).toEqual([[60_000n, 1_799_970_000n]]);
+      const afterRead = await metrics();
+      expect(afterRead.read - before.read).toBeGreaterThanOrEqual(inputBytes);
+      expect(afterRead.read - before.read).toBeLessThan(3 * inputBytes);
+      expect(afterRead.chunkReads).toBeGreaterThan(before.chunkReads);
+      expect(afterRead.written).toBe(before.written);
+
+      await rows(conn, `COPY (SELECT range AS v, 'w-' || range AS s FROM range(100000)) TO 'millpond:///metrics-out.parquet' (FORMAT parquet)`);
+      const afterWrite = await metrics();
+      const outputBytes = (await fs.stat('/metrics-out.parquet')).size;
+      expect(outputBytes).toBeGreaterThan(100_000);
+      expect(afterWrite.written - afterRead.written).toBeGreaterThanOrEqual(outputBytes);
+      expect(afterWrite.written - afterRead.written).toBeLessThan(3 * outputBytes);
+      expect(afterWrite.chunkWrites).toBeGreaterThan(afterRead.chunkWrites);
+    } finally {
+      fs.close();
+    }
   });
 
   it('caches Parquet footers', async () => {
