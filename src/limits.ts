@@ -418,6 +418,8 @@ export const metricsLimits = {
   connectionsMax: 64,
   /** Latency bucket upper bounds (ms) of the TS histograms (meta ops, S3 requests). */
   latencyBucketsMs: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10_000],
+  /** Bucket upper bounds (bytes) of the per-task I/O histograms: 64 KiB .. 64 GiB, x4 apart. */
+  taskBytesBuckets: Array.from({ length: 11 }, (_, i) => 65_536 * 4 ** i),
   /** `millpond up` serves /metrics here unless told otherwise: a free port on 127.0.0.1, printed and in cluster.json. */
   embeddedListenDefault: '127.0.0.1:0',
 } as const;

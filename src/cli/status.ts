@@ -49,7 +49,9 @@ export function statusLines(v: ClusterView, nowMs = Date.now()): string[] {
     for (const j of v.jobs) {
       const done = j.tasks.filter((t) => t.state === 'done' || t.state === 'reused').length;
       const running = j.tasks.filter((t) => t.state === 'running').length;
-      out.push(`  job ${j.jobId} ${j.state}: ${done} of ${j.tasksTotal} tasks done, ${running} running${j.error ? `: ${j.error}` : ''}`);
+      const measured = j.tasks.filter((t) => t.readBytes !== undefined);
+      const io = measured.length ? `, read ${size(measured.reduce((a, t) => a + t.readBytes!, 0))}, wrote ${size(measured.reduce((a, t) => a + (t.writtenBytes ?? 0), 0))}` : '';
+      out.push(`  job ${j.jobId} ${j.state}: ${done} of ${j.tasksTotal} tasks done, ${running} running${io}${j.error ? `: ${j.error}` : ''}`);
     }
   }
 

@@ -9,7 +9,8 @@
  *   method              params                                               result
  *   mgmtd.jobReport     jobId, target, state, startedMs, tasksTotal,         null
  *                       tasks: [{key, stage, task, state, attempts, host?,
- *                                executor?, pid?}], error?
+ *                                executor?, pid?, readBytes?, writtenBytes?}],
+ *                       error?
  *   mgmtd.jobs          -                                                    { jobs: JobRecord[] }
  *
  * Auth as executors.ts: a report carries a token; the uid that first reported a job owns it and
@@ -40,6 +41,9 @@ export interface JobTaskReport {
   host?: string;
   executor?: string;
   pid?: number;
+  /** Bytes its finished attempt read from and wrote to millpond (absent when not measured). */
+  readBytes?: number;
+  writtenBytes?: number;
 }
 
 export interface JobReport {
@@ -86,9 +90,12 @@ export function decodeJobReport(p: Params): JobReport {
       const host = optName(t, 'host');
       const executor = optName(t, 'executor');
       const pid = optUint(t, 'pid', 0xffffffff);
+      const readBytes = optUint(t, 'readBytes');
+      const writtenBytes = optUint(t, 'writtenBytes');
       return {
         key: name(t, 'key'), stage: name(t, 'stage'), task: uint(t, 'task', 0xffffffff), state: oneOf(t, 'state', TASK_STATES),
         attempts: uint(t, 'attempts', 0xffff), ...(host ? { host } : {}), ...(executor ? { executor } : {}), ...(pid !== undefined ? { pid } : {}),
+        ...(readBytes !== undefined ? { readBytes } : {}), ...(writtenBytes !== undefined ? { writtenBytes } : {}),
       };
     } catch (err) {
       throw new ProtocolError('EPROTO', `tasks[${i}]: ${(err as Error).message}`);

@@ -119,6 +119,8 @@ export const engineTasksRunning = new Gauge({ name: 'millpond_engine_tasks_runni
 export const engineTaskAttempts = new Counter({ name: 'millpond_engine_task_attempts_total', help: 'Task attempts started on this executor (a retry is another attempt)', registers });
 export const engineTaskRetries = new Counter({ name: 'millpond_engine_task_retries_total', help: 'Task attempts started here that were not a task\'s first', registers });
 export const engineOutputBytes = new Counter({ name: 'millpond_engine_output_bytes_total', help: 'Bytes of task outputs written by tasks on this executor', registers });
+export const engineTaskReadBytes = new Histogram({ name: 'millpond_engine_task_read_bytes', help: 'Bytes a succeeded task attempt on this executor read from millpond (DuckDB\'s reads and whole-file copies)', buckets: metricsLimits.taskBytesBuckets, registers });
+export const engineTaskWrittenBytes = new Histogram({ name: 'millpond_engine_task_written_bytes', help: 'Bytes a succeeded task attempt on this executor wrote to millpond (its outputs and shuffle parts)', buckets: metricsLimits.taskBytesBuckets, registers });
 
 /** Counts an S3 request when its response is done; `operation` is read then (routing names it late). */
 export function meterS3Request(req: { method?: string; headers: Record<string, unknown> }, res: { statusCode: number; getHeader(name: string): unknown; once(event: 'close', fn: () => void): unknown }, operation: () => string): void {

@@ -34,7 +34,7 @@ describe('job reporter', () => {
     const started = Date.now();
     for (let i = 1; i < 200; i++) {
       reporter.started(`s/${i}`, 1);
-      reporter.done(`s/${i}`, { host: 'h', executor: 'local', pid: 7 });
+      reporter.done(`s/${i}`, { placement: { host: 'h', executor: 'local', pid: 7 } });
     }
     expect(Date.now() - started).toBeLessThan(jobReportLimits.reportIntervalMs); // the calls only touch memory
     reporter.finish('done');

@@ -151,7 +151,8 @@ function render(payload) {
       const finished = tasks.filter((t) => t.state === 'done' || t.state === 'reused').length;
       return [stage, el('span', {}, bar(finished / tasks.length, ''), ` ${finished}/${tasks.length}`), el('span', { class: 'tasks' }, ...tasks.map((t) => el('span', {
         class: 'task', 'data-task-key': t.key, 'data-state': t.state, 'data-host': t.host,
-        title: `${t.key}: ${t.state}, ${t.attempts} attempt(s)${t.host ? ` on ${t.host} (${t.executor} pid ${t.pid})` : ''}`,
+        title: `${t.key}: ${t.state}, ${t.attempts} attempt(s)${t.host ? ` on ${t.host} (${t.executor} pid ${t.pid})` : ''}` +
+          `${t.readBytes === undefined ? '' : `, read ${bytes(t.readBytes)}, wrote ${bytes(t.writtenBytes ?? 0)}`}`,
       })))];
     })));
     jobs.append(box);

@@ -8,7 +8,7 @@
  * TaskFailure; if this process dies or is cut off, its tasks' locks lapse and BullMQ hands them
  * to another executor.
  */
-import { engineOutputBytes, engineTaskAttempts, engineTaskRetries, engineTasks, engineTasksRunning } from '../../metrics/services.js';
+import { engineOutputBytes, engineTaskAttempts, engineTaskReadBytes, engineTaskRetries, engineTasks, engineTasksRunning, engineTaskWrittenBytes } from '../../metrics/services.js';
 import { hostname, loadavg, networkInterfaces } from 'node:os';
 import type { ClientAuth } from '../../auth/credentials.js';
 import { leaveExecutor, reportExecutor } from '../../cluster/executors.js';
@@ -138,6 +138,8 @@ export class ExecutorDaemon {
       const result = await this.local.run(job.data.spec);
       outcome = 'succeeded';
       engineOutputBytes.inc(result.outputs.reduce((a, o) => a + o.bytes, 0));
+      if (result.readBytes !== undefined) engineTaskReadBytes.observe(result.readBytes);
+      if (result.writtenBytes !== undefined) engineTaskWrittenBytes.observe(result.writtenBytes);
       return { ...result, placement: { ...result.placement!, host: this.entry.host, executor: this.entry.id } };
     } catch (e) {
       const failure = e instanceof TaskAttemptError ? e.failure : { message: (e as Error).message, deterministic: false };

@@ -1,6 +1,7 @@
 /**
  * Tells mgmtd about a running job (mgmtd.jobReport, src/cluster/jobs.ts) so the console and
- * `millpond status` show its tasks: state, attempts and where each ran.
+ * `millpond status` show its tasks: state, attempts, where each ran and the bytes it read and
+ * wrote through millpond.
  *
  * Contract: reporting never slows or fails the job. The scheduler's calls only change an
  * in-memory table and return; a send goes out at most once per jobReportLimits.reportIntervalMs
@@ -10,6 +11,7 @@
  */
 import { jobReportLimits } from '../../limits.js';
 import type { JobReport, JobState, JobTaskReport } from '../../cluster/jobs.js';
+import type { TaskResult } from './task-spec.js';
 
 export type JobReportSink = (report: JobReport) => Promise<void>;
 
@@ -42,8 +44,12 @@ export class JobReporter {
     this.update(key, { state: final ? 'failed' : 'pending' });
   }
 
-  done(key: string, placement: { host: string; executor: string; pid: number } | undefined): void {
-    this.update(key, { state: 'done', ...(placement ? { host: placement.host, executor: placement.executor, pid: placement.pid } : {}) });
+  done(key: string, result: Pick<TaskResult, 'placement' | 'readBytes' | 'writtenBytes'>): void {
+    const { placement, readBytes, writtenBytes } = result;
+    this.update(key, {
+      state: 'done', ...(placement ? { host: placement.host, executor: placement.executor, pid: placement.pid } : {}),
+      ...(readBytes !== undefined ? { readBytes } : {}), ...(writtenBytes !== undefined ? { writtenBytes } : {}),
+    });
   }
 
   finish(state: 'done' | 'failed', error?: string): void {

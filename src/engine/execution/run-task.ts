@@ -14,6 +14,7 @@ import { openWarmTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
 import { applyFunction } from './function-task.js';
 import { compileShipped } from './shipped-function.js';
 import { relationSql, sqlIdentifier, sqlString } from './relations.js';
+import { millpondIo } from './task-io.js';
 import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
 import { encodeWideInts, type WideColumns } from './wide-ints.js';
 
@@ -47,6 +48,8 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
   const scratch: string[] = [];  // directories removed when the task ends, done or failed
   let staging: string | undefined;  // a local directory for JS functions' rows
   try {
+    const ioBefore = spec.duckdb.millpond ? await millpondIo(db) : undefined;
+    let copiedBytes = 0;  // of a whole file copied by the JS client: DuckDB's counters miss it
     // TEMP views live in this task's connection only; the warm database outlives the task.
     for (const [i, input] of spec.inputs.entries()) {
       await db.run(`CREATE TEMP VIEW ${inputViewName(i)} AS ${relationSql(input)}`);
@@ -82,7 +85,10 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         const slot = spec.outputs[0]!;
         const tmp = temporaryName(slot.location, spec.attempt);
         await root.removeRecursive(tmp); // a failed earlier try of this attempt may have left it
-        if (!(work.link && await root.link(source, tmp))) await root.copyFile(source, tmp);
+        if (!(work.link && await root.link(source, tmp))) {
+          await root.copyFile(source, tmp);
+          copiedBytes = (await root.sizeBytes(tmp)) ?? 0;
+        }
         written.push({ slot, tmp, rows: await parquetRows(db, root, tmp) });
         break;
       }
@@ -110,7 +116,12 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
       outputs.push({ ...w.slot, rows: w.rows, bytes: (await root.sizeBytes(w.slot.location)) ?? 0, ...(w.wide ? { wide: w.wide } : {}) });
     }
 
-    return { outputs, elapsedMs: Date.now() - started };
+    const ioAfter = ioBefore && await millpondIo(db);
+    const io = ioBefore && ioAfter ? {
+      readBytes: ioAfter.readBytes - ioBefore.readBytes + copiedBytes,
+      writtenBytes: ioAfter.writtenBytes - ioBefore.writtenBytes + copiedBytes,
+    } : {};
+    return { outputs, elapsedMs: Date.now() - started, ...io };
   } finally {
     db.close();
     if (staging) await rm(staging, { recursive: true, force: true });

@@ -265,7 +265,7 @@ export async function runJob(ctx: SchedulerContext, target: PlanNode): Promise<J
     ctx.results.set(s.key, result);
     pending.delete(s.key);
     if (result.placement) summary.placements![s.key] = result.placement;
-    report?.done(s.key, result.placement);
+    report?.done(s.key, result);
     const times = elapsedByNode.get(s.node.id) ?? [];
     times.push(Date.now() - s.startedMs);
     elapsedByNode.set(s.node.id, times);

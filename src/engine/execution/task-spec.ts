@@ -78,6 +78,11 @@ export interface OutputRecord extends OutputSlot {
 export interface TaskResult {
   outputs: OutputRecord[];
   elapsedMs: number;
+  /**
+   * Bytes the attempt read from and wrote to millpond (task-io.ts); absent on a local root.
+   */
+  readBytes?: number;
+  writtenBytes?: number;
   /** Where the attempt ran (cluster executor). */
   placement?: { host: string; executor: string; pid: number };
 }
