@@ -87,15 +87,19 @@ describe('cluster view: health rules on a real cluster', () => {
     try {
       await reportJob(client, {
         jobId: 'view-job', target: 'n2', state: 'running', startedMs: Date.now(), tasksTotal: 2,
-        tasks: [{ key: 'n1/0', stage: 'n1', task: 0, state: 'done', attempts: 1, host: 'h1', executor: 'local', pid: 42 }, { key: 'n2/0', stage: 'n2', task: 0, state: 'running', attempts: 2 }],
+        tasks: [{ key: 'n1/0', stage: 'n1', task: 0, state: 'done', attempts: 1, host: 'h1', executor: 'local', pid: 42, readBytes: 3 * 1024 * 1024, writtenBytes: 1536 },
+          { key: 'n2/0', stage: 'n2', task: 0, state: 'running', attempts: 2 }],
       });
       await expect(reportJob(client, { jobId: 'bad', target: 'n', state: 'weird' as never, startedMs: 0, tasksTotal: 0, tasks: [] })).rejects.toMatchObject({ code: 'EPROTO' });
+      await expect(reportJob(client, { jobId: 'bad', target: 'n', state: 'running', startedMs: 0, tasksTotal: 1, tasks: [{ key: 'n/0', stage: 'n', task: 0, state: 'done', attempts: 1, readBytes: -1 }] }))
+        .rejects.toMatchObject({ code: 'EPROTO' });
     } finally {
       client.close();
     }
     const v = await viewer.gather();
-    expect(v.jobs).toEqual([expect.objectContaining({ jobId: 'view-job', state: 'running', ownerUid: 0, tasks: [expect.objectContaining({ host: 'h1', pid: 42, state: 'done' }), expect.objectContaining({ state: 'running', attempts: 2 })] })]);
-    expect(statusLines(v)).toContain('  job view-job running: 1 of 2 tasks done, 1 running');
+    expect(v.jobs).toEqual([expect.objectContaining({ jobId: 'view-job', state: 'running', ownerUid: 0, tasks: [
+      expect.objectContaining({ host: 'h1', pid: 42, state: 'done', readBytes: 3 * 1024 * 1024, writtenBytes: 1536 }), expect.objectContaining({ state: 'running', attempts: 2 })] })]);
+    expect(statusLines(v)).toContain('  job view-job running: 1 of 2 tasks done, 1 running, read 3.0 MiB, wrote 1.5 KiB');
   }, 30_000);
 
   it('the mgmtd standby SIGKILLed: MGMTD_DOWN names it', async () => {

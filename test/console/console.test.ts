@@ -15,6 +15,8 @@ import { startConsoleFor } from '../../src/cli/console.js';
 import { formatToken, mintToken } from '../../src/auth/keys.js';
 import { consoleLimits } from '../../src/limits.js';
 import { init } from '../../src/engine/index.js';
+import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
+import { reportJob } from '../../src/cluster/jobs.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { freePort, startMeta, type Proc } from '../cluster/support/processes.js';
 import { writeInputs } from '../engine/support.js';
@@ -131,6 +133,21 @@ describe('web console in headless Chromium', () => {
     await page.screenshot({ path: shot, fullPage: true });
     expect(readFileSync(shot).subarray(1, 4).toString()).toBe('PNG');
   }, 90_000);
+
+  it('a task\'s bytes read and written, as its job reported them, are in its title', async () => {
+    const client = new MgmtdClient(cluster.mgmtdEndpoints, { auth: cluster.keys.admin });
+    try {
+      await reportJob(client, {
+        jobId: 'bytes-job', target: 'n1', state: 'done', startedMs: Date.now(), tasksTotal: 1,
+        tasks: [{ key: 'n1/0', stage: 'n1', task: 0, state: 'done', attempts: 1, host: 'h1', executor: 'h1/9', pid: 9, readBytes: 3 * 1024 * 1024, writtenBytes: 1536 }],
+      });
+    } finally {
+      client.close();
+    }
+    const task = page.locator('[data-job-id="bytes-job"] .task[data-task-key="n1/0"]');
+    await task.waitFor({ timeout: DOM_WAIT_MS });
+    expect(await task.getAttribute('title')).toBe('n1/0: done, 1 attempt(s) on h1 (h1/9 pid 9), read 3.0 MiB, wrote 1.5 KiB');
+  }, 60_000);
 
   it('bounds live streams: one more than sseClientsMax is refused with 503 EBUSY', async () => {
     const auth = { authorization: `Bearer ${cluster.keys.adminToken}` };
