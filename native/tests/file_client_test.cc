@@ -361,10 +361,13 @@ TEST_F(FileClientTest, EdgeSizesRoundTripByteExact) {
   const size_t sizes[] = {0, 1, kChunk - 1, kChunk, kChunk + 1, 7 * kChunk + 12345};
   uint32_t seed = 1;
   auto writeThrough = NewClient(0, 0);  // Write returns once every replica committed
+  uint64_t wroteThrough = 0, wroteBehind = 0, read = 0;  // what the byte counters must show
   for (size_t size : sizes) {
     for (size_t slice : {size_t{4096}, size_t{kChunk}, size_t{3 * kChunk + 7}}) {
       std::string path = "/t/f-" + std::to_string(size) + "-" + std::to_string(slice);
       std::string data = Pattern(size, seed++);
+      (slice == kChunk ? wroteThrough : wroteBehind) += size;
+      read += 2 * size;  // two reads of the whole file below
       Status s = WriteFile(slice == kChunk ? writeThrough.get() : client_.get(), path, data, slice);
       ASSERT_TRUE(s.ok()) << path << ": " << s.ToString();
       Inode st;
@@ -381,6 +384,11 @@ TEST_F(FileClientTest, EdgeSizesRoundTripByteExact) {
     }
   }
   EXPECT_GT(client_->counters().chunkWrites.load(), 0u);
+  // Bytes are counted once, where Read returns and Write accepts them (not per replica or retry).
+  EXPECT_EQ(writeThrough->counters().bytesWritten.load(), wroteThrough);
+  EXPECT_EQ(client_->counters().bytesWritten.load(), wroteBehind);
+  EXPECT_EQ(client_->counters().bytesRead.load(), read);
+  EXPECT_EQ(writeThrough->counters().bytesRead.load(), 0u);
 }
 
 TEST_F(FileClientTest, AReplicaRottedOnDiskIsReadAroundByteExact) {

@@ -48,6 +48,7 @@ describe.skipIf(skipFuse)('millpond mount --metrics-listen', () => {
     writeFileSync(join(mnt, 'f.bin'), data);
     const mid = await families();
     expect(sampleValue(mid, 'millpond_fuse_written_bytes_total') - sampleValue(before, 'millpond_fuse_written_bytes_total')).toBeGreaterThanOrEqual(data.length);
+    expect(sampleValue(mid, 'millpond_client_written_bytes_total') - sampleValue(before, 'millpond_client_written_bytes_total')).toBeGreaterThanOrEqual(data.length);
     expect(sampleValue(mid, 'millpond_fuse_requests_total', { op: 'write' })).toBeGreaterThan(sampleValue(before, 'millpond_fuse_requests_total', { op: 'write' }));
     expect(sampleValue(mid, 'millpond_fuse_requests_total', { op: 'create' })).toBeGreaterThan(sampleValue(before, 'millpond_fuse_requests_total', { op: 'create' }));
 
@@ -55,6 +56,10 @@ describe.skipIf(skipFuse)('millpond mount --metrics-listen', () => {
     const after = await families();
     const readBytes = (f: Map<string, Family>) => sampleValue(f, 'millpond_fuse_read_bytes_total');
     expect(readBytes(after) - readBytes(mid)).toBeGreaterThanOrEqual(data.length);
+    // The file client under the mount counts the same reads (direct I/O: no page cache between).
+    const clientRead = (f: Map<string, Family>) => sampleValue(f, 'millpond_client_read_bytes_total');
+    expect(clientRead(after) - clientRead(mid)).toBeGreaterThanOrEqual(data.length);
+    expect(clientRead(after) - clientRead(mid)).toBeLessThan(3 * data.length);
     const reads = (f: Map<string, Family>) => sampleValue(f, 'millpond_fuse_request_duration_seconds', { op: 'read' }, 'millpond_fuse_request_duration_seconds_count');
     expect(reads(after)).toBeGreaterThan(reads(mid));
     expect(sampleValue(after, 'millpond_fuse_requests_total', { op: 'read' })).toBe(reads(after));
