@@ -61,6 +61,17 @@ describe('engine on a millpond root', () => {
       const job = await until(async () => (await listJobs(admin)).find((j) => j.jobId === sp.jobId && j.state === 'done'), 10_000, 'the job reported done');
       expect(job.tasksTotal).toBe(4);
       expect(job.tasks.map((x) => [x.state, x.host])).toEqual(Array(4).fill(['done', hostname()]));
+      // Each task's bytes through millpond, measured in the local executor's worker: the shuffle
+      // read the whole input (every column of its 3 files), each aggregate its parts. Files this
+      // small (5 KB) are mostly footer, which DuckDB reads at each bind (the view, its schema,
+      // the copy), and the outputs' footers are read for their row counts: 3.5x here; counted
+      // per replica it would be 9x or more.
+      const inputBytes = [0, 1, 2].reduce((a, i) => a + readFileSync(join(t.dir, `events-${i}.parquet`)).length, 0);
+      const [shuffle, ...aggregates] = job.tasks;
+      expect(shuffle!.readBytes).toBeGreaterThanOrEqual(inputBytes);
+      expect(shuffle!.readBytes).toBeLessThan(5 * inputBytes);
+      for (const x of job.tasks) expect(x.writtenBytes).toBeGreaterThan(0);
+      for (const x of aggregates) expect(x.readBytes).toBeGreaterThan(0);
     } finally {
       admin.close();
     }
