@@ -24,7 +24,7 @@ import type { ExecutorOption } from '../src/engine/options.js';
 import { connect } from '../src/fs/index.js';
 import { queueName, startExecutor, type ExecutorProc } from '../test/engine/cluster/executors.js';
 import { TestHosts } from '../test/hosts/support/hosts.js';
-import { GiB, MiB, benchDir, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
+import { GiB, MiB, benchDir, cpuSecondsByTree, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
 
 const kRecordBytes = 100;
 const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
@@ -157,8 +157,18 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         // Partition p holds keys whose first two bytes (0..65535) fall in [p, p+1) * 65536 / n.
         const by = `(('0x' || substr(hex(key), 1, 4))::INTEGER * ${partitions}) // 65536`;
         const stageMs: number[] = [];
+        // CPU seconds per stage: this process (driver, embedded cluster: meta, storage) and its
+        // descendants (the task workers, or the executors). Where the time goes on 2 cores.
+        const stageCpu: Array<{ self: number; children: number }> = [];
+        let cpuMark = cpuSecondsByTree();
+        const cpuLap = () => {
+          const now = cpuSecondsByTree();
+          stageCpu.push({ self: now.self - cpuMark.self, children: now.children - cpuMark.children });
+          cpuMark = now;
+        };
         try {
           await dropPageCache();
+          cpuMark = cpuSecondsByTree();
           const begun = nowMs();
           // One plan; each stage is computed in turn (later calls reuse the earlier stages' outputs)
           // so the time splits by stage. The sum is the whole job's.
@@ -170,18 +180,23 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
           const sorted = shuffled.partialSort('key');
           const summaries = [await shuffled.compute()];
           stageMs.push(nowMs() - begun);
+          cpuLap();
           summaries.push(await sorted.compute());
           stageMs.push(nowMs() - begun - stageMs[0]!);
+          cpuLap();
           summaries.push(await sorted.writeParquet(output));
           const totalMs = nowMs() - begun;
           stageMs.push(totalMs - stageMs[0]! - stageMs[1]!);
+          cpuLap();
           const tasks = summaries.reduce((a, x) => a + x.tasksRun, 0);
           const retries = summaries.reduce((a, x) => a + x.retries, 0);
           const note = `${tasks} tasks, ${retries} retries; shuffle ${(stageMs[0]! / 1000).toFixed(1)} s (1 producer task: ` +
             `a scan is one partition), sort ${(stageMs[1]! / 1000).toFixed(1)} s (${partitions} tasks), ` +
             `write ${(stageMs[2]! / 1000).toFixed(1)} s (${partitions} tasks that hard-link the sorted files into the output)`;
           const hostsUsed = new Set(summaries.flatMap((x) => Object.values(x.placements ?? {}).map((pl) => pl.host))).size;
-          return { totalMs, stageMs, note, hostsUsed };
+          const cpuNote = ['shuffle', 'sort', 'write'].map((name, i) =>
+            `${name} ${stageCpu[i]!.self.toFixed(1)} + ${stageCpu[i]!.children.toFixed(1)}`).join(', ');
+          return { totalMs, stageMs, note, hostsUsed, stageCpu, cpuNote };
         } finally {
           await sp.shutdown();
         }
@@ -220,12 +235,15 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       const localOutput = join(work.dir, 'sorted.parquet');
       let duckdbMs: number;
       let duckdbValid: boolean;
+      let duckdbCpuS = 0;  // in this process (the embedded cluster idles meanwhile)
       try {
         await dropPageCache();
+        const cpuBefore = cpuSecondsByTree();
         started = nowMs();
         await plainConn.run(`COPY (SELECT * FROM read_parquet(${sqlString(join(localInput, '*.parquet'))}) ORDER BY key)
           TO ${sqlString(localOutput)} (FORMAT parquet)`);
         duckdbMs = nowMs() - started;
+        duckdbCpuS = cpuSecondsByTree().self - cpuBefore.self;
         const check = await validate(plainConn, [localOutput], records, inputChecksum);
         duckdbValid = check.valid;
       } finally {
@@ -278,6 +296,8 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
           kSmallpond.seconds.toFixed(0), kSmallpondGiBPerMin.toFixed(1), kSmallpondGiBPerMinPerCore.toFixed(3), '-'],
       ]);
       console.log(`\nThe engine's time is the whole job: ${summaryNote}.`);
+      console.log(`CPU seconds by stage, this process (driver and the embedded cluster: meta, storage) + task workers: ${localSort.cpuNote}` +
+        `${clusterSort ? `; cluster executor: ${clusterSort.cpuNote}` : ''}; plain DuckDB ${duckdbCpuS.toFixed(1)}.`);
       console.log('It includes reading the input from millpond, the shuffle by key prefix (one partitioned write, files read back');
       console.log('from millpond), the per-partition sort (written to the job directory in millpond), the hard links of the sorted');
       console.log('partitions into the output directory (writeParquet is its own pass, linked as smallpond links its sink)');

@@ -4,7 +4,7 @@
  * and iperf3 print them.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
@@ -193,4 +193,39 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * CPU seconds (user + system) so far of this process (`self`: the driver and whatever it runs
+ * in-process, such as an embedded cluster) and of its live descendants (`children`: worker
+ * processes), from /proc (Linux; zeros elsewhere). A child that exited is not counted, so
+ * sample while the processes of interest live (a session's workers live until shutdown).
+ */
+export function cpuSecondsByTree(): { self: number; children: number } {
+  const ticksPerS = 100; // USER_HZ on Linux
+  const stats = new Map<number, { ppid: number; cpu: number }>();
+  let names: string[];
+  try {
+    names = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return { self: 0, children: 0 };
+  }
+  for (const name of names) {
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Fields after the command (which may hold spaces) in parentheses: state ppid ... utime(14) stime(15).
+      const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(name), { ppid: Number(rest[1]), cpu: (Number(rest[11]) + Number(rest[12])) / ticksPerS });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const self = stats.get(process.pid)?.cpu ?? 0;
+  let children = 0;
+  const isDescendant = (pid: number): boolean => {
+    for (let p = stats.get(pid)?.ppid; p !== undefined && p > 1; p = stats.get(p)?.ppid) if (p === process.pid) return true;
+    return false;
+  };
+  for (const [pid, s] of stats) if (pid !== process.pid && isDescendant(pid)) children += s.cpu;
+  return { self, children };
 }

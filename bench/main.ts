@@ -11,6 +11,7 @@ import { fuseBench } from './fuse.js';
 import { faultsBench } from './faults.js';
 import { graysortBench } from './graysort.js';
 import { hostsBench } from './hosts.js';
+import { localityBench } from './locality.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
 import { randreadBench } from './randread.js';
@@ -26,6 +27,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   faults: faultsBench,
   graysort: graysortBench,
   hosts: hostsBench,
+  locality: localityBench,
   meta: metaBench,
   randread: randreadBench,
   s3: s3Bench,
