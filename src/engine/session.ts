@@ -33,6 +33,11 @@ export async function init(options: InitOptions): Promise<Session> {
   await root.mkdirp(`${root.dir}/${resolved.jobId}`);
   const db = await openTaskDb(duckDbSettings(resolved));
   const executor = resolved.executor.kind === 'cluster' ? await ClusterExecutor.open(resolved.executor) : new LocalExecutor(resolved.workers);
+  // Warm slots: every worker process starts now, all at once, and loads while the caller builds
+  // its plan; the first task of each slot then waits for no process start (a worker's start is
+  // a second or more of module and DuckDB loading, several on a loaded machine). Not awaited: a
+  // worker that fails to start is replaced when a task needs its slot.
+  if (executor instanceof LocalExecutor) void executor.warmUp();
   return new Session(resolved, root, db, executor);
 }
 

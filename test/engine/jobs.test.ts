@@ -112,6 +112,25 @@ describe('retries and resume', () => {
   });
 });
 
+describe('warm slots', () => {
+  it('init() starts every worker before any task, and the first tasks run in them', async () => {
+    const sp = await init({ ...options(), jobId: 'warm' });
+    try {
+      // No task has been asked for: the workers start because init() started them.
+      const deadline = Date.now() + 60_000;
+      while (sp.workerPids().length < 2 && Date.now() < deadline) await sleep(20);
+      const warm = sp.workerPids();
+      expect(warm).toHaveLength(2);
+      expect(bag(await pipeline(sp).takeAll())).toEqual(bag(await expected()));
+      const ranIn = new Set(Object.values(sp.lastSummary!.placements!).map((p) => p.pid));
+      expect([...ranIn].every((pid) => warm.includes(pid))).toBe(true);
+      expect(sp.workerPids()).toEqual(warm);
+    } finally {
+      await sp.shutdown();
+    }
+  });
+});
+
 describe('by-files repartition in a job', () => {
   // A shuffle (1 producer, 3 partitions), a by-files repartition into 2 (no task), 2 SQL tasks.
   const byFiles = (sp: Awaited<ReturnType<typeof init>>) =>
