@@ -8,6 +8,17 @@
  * hash of every record) equal to the input's. Beside it, in the same run: plain DuckDB
  * sorting the same records from local Parquet into a local Parquet file.
  *
+ * What each side does (the comparison is not tilted toward the engine): plain DuckDB (no
+ * extension, --duckdb-threads threads, the engine's total memory) reads the 8 generated Parquet
+ * files from this machine's disk, cold (page cache dropped), and writes one sorted Parquet file
+ * there, validated as the engine's output is. The engine reads the same bytes from millpond and
+ * writes every intermediate and output file into millpond (3 replicas through the storage
+ * daemons of the embedded cluster in this process, on the same disk), in two passes as
+ * smallpond's GraySort (shuffle, then per-partition sort): more work than the baseline, not
+ * less. The CPU seconds of each stage (driver and embedded cluster; task workers) and of the
+ * baseline are printed: on a shared machine they say where the time goes when wall times are
+ * noise.
+ *
  * `--executor cluster [--hosts N]` sorts the same input a second time on the cluster executor
  * (N test hosts, each a `millpond executor`; --hosts 0: executors on this host) with the same
  * slots in all, and prints `cluster_ratio` (local time / cluster time) and `cluster_valid`.
