@@ -15,9 +15,11 @@
  * writes every intermediate and output file into millpond (3 replicas through the storage
  * daemons of the embedded cluster in this process, on the same disk), in two passes as
  * smallpond's GraySort (shuffle, then per-partition sort): more work than the baseline, not
- * less. The CPU seconds of each stage (driver and embedded cluster; task workers) and of the
- * baseline are printed: on a shared machine they say where the time goes when wall times are
- * noise.
+ * less. A second baseline does what the engine does with storage: the same DuckDB (plus the
+ * millpond extension) reads the millpond input and writes its sorted file into millpond;
+ * `ratio` is against the local-disk baseline, `ratio_same_storage` against this one. The CPU
+ * seconds of each stage (driver and embedded cluster; task workers) and of the baselines are
+ * printed: on a shared machine they say where the time goes when wall times are noise.
  *
  * `--executor cluster [--hosts N]` sorts the same input a second time on the cluster executor
  * (N test hosts, each a `millpond executor`; --hosts 0: executors on this host) with the same
@@ -262,7 +264,42 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         plain.closeSync();
       }
 
+      // Second baseline, on the engine's storage: the same DuckDB settings plus the millpond
+      // extension, reading the millpond input and writing one sorted file into millpond (3
+      // replicas). ratio_same_storage compares the engine with it: the engine's own cost without
+      // what millpond's replication costs both.
+      const onMillpond = await DuckDBInstance.create(':memory:', {
+        threads: String(duckdbThreads),
+        memory_limit: `${Math.floor((workers * memoryPerTaskBytes) / MiB)}MB`,
+        temp_directory: join(work.dir, 'plain-mp-tmp'),
+        allow_unsigned_extensions: 'true',
+      });
+      const mpConn = await onMillpond.connect();
+      const mpOutput = 'millpond:///graysort/duckdb-sorted.parquet';
+      let duckdbMpMs: number;
+      let duckdbMpValid: boolean;
+      let duckdbMpCpuS = 0;  // this process: DuckDB and the embedded cluster's storage daemons
+      try {
+        await mpConn.run(`LOAD ${sqlString(kMillpondExtension)}`);
+        await mpConn.run(`SET millpond_meta = ${sqlString(cluster.meta)}`);
+        await mpConn.run(`SET millpond_mgmtd = ${sqlString(cluster.mgmtd)}`);
+        await mpConn.run(`SET millpond_token = ${sqlString(cluster.adminToken)}`);
+        await mpConn.run(`SET millpond_server_key = ${sqlString(cluster.serverKey)}`);
+        await dropPageCache();
+        const cpuBefore = cpuSecondsByTree();
+        started = nowMs();
+        await mpConn.run(`COPY (SELECT * FROM read_parquet('millpond:///graysort/input/*.parquet') ORDER BY key)
+          TO ${sqlString(mpOutput)} (FORMAT parquet)`);
+        duckdbMpMs = nowMs() - started;
+        duckdbMpCpuS = cpuSecondsByTree().self - cpuBefore.self;
+        duckdbMpValid = (await validate(conn, [mpOutput], records, inputChecksum)).valid;
+      } finally {
+        mpConn.closeSync();
+        onMillpond.closeSync();
+      }
+
       const gibPerMin = inputGiB / (sortMs / 60_000);
+      const duckdbMpGibPerMin = inputGiB / (duckdbMpMs / 60_000);
       const duckdbGibPerMin = inputGiB / (duckdbMs / 60_000);
       const cores = 2;
       const figures = {
@@ -284,6 +321,9 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         duckdb_GiB_per_min: round3(duckdbGibPerMin),
         duckdb_valid: duckdbValid,
         ratio: round3(gibPerMin / duckdbGibPerMin),
+        duckdb_millpond_s: round3(duckdbMpMs / 1000),
+        duckdb_millpond_valid: duckdbMpValid,
+        ratio_same_storage: round3(gibPerMin / duckdbMpGibPerMin),
         ...(clusterSort ? {
           executor_hosts: hosts ? hostCount : 0,
           cluster_hosts_used: clusterSort.hostsUsed,
@@ -303,12 +343,17 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
           (inputGiB / (clusterSort.totalMs / 60_000) / cores).toFixed(3), String(clusterValidation!.valid)]] : []),
         ['plain DuckDB: local Parquet ORDER BY key to local Parquet', figures.duckdb_s.toFixed(1),
           duckdbGibPerMin.toFixed(3), (duckdbGibPerMin / cores).toFixed(3), String(duckdbValid)],
+        ['plain DuckDB + millpond extension: millpond Parquet ORDER BY key to millpond', figures.duckdb_millpond_s.toFixed(1),
+          duckdbMpGibPerMin.toFixed(3), (duckdbMpGibPerMin / cores).toFixed(3), String(duckdbMpValid)],
         [`smallpond published: ${kSmallpond.tib} TiB in 30 min 14 s, ${kSmallpond.nodes} x ${kSmallpond.coresPerNode} cores`,
           kSmallpond.seconds.toFixed(0), kSmallpondGiBPerMin.toFixed(1), kSmallpondGiBPerMinPerCore.toFixed(3), '-'],
       ]);
       console.log(`\nThe engine's time is the whole job: ${summaryNote}.`);
       console.log(`CPU seconds by stage, this process (driver and the embedded cluster: meta, storage) + task workers: ${localSort.cpuNote}` +
-        `${clusterSort ? `; cluster executor: ${clusterSort.cpuNote}` : ''}; plain DuckDB ${duckdbCpuS.toFixed(1)}.`);
+        `${clusterSort ? `; cluster executor: ${clusterSort.cpuNote}` : ''}; plain DuckDB ${duckdbCpuS.toFixed(1)}; ` +
+        `plain DuckDB on millpond ${duckdbMpCpuS.toFixed(1)} (with the storage daemons' share).`);
+      console.log('ratio: engine vs plain DuckDB on local disk (no replication); ratio_same_storage: vs plain DuckDB reading and');
+      console.log('writing millpond as the engine does (the same 3 replicas), i.e. the engine\'s own cost.');
       console.log('It includes reading the input from millpond, the shuffle by key prefix (one partitioned write, files read back');
       console.log('from millpond), the per-partition sort (written to the job directory in millpond), the hard links of the sorted');
       console.log('partitions into the output directory (writeParquet is its own pass, linked as smallpond links its sink)');
