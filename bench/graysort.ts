@@ -21,6 +21,9 @@
  * seconds of each stage (driver and embedded cluster; task workers) and of the baselines are
  * printed: on a shared machine they say where the time goes when wall times are noise.
  *
+ * The engine runs from dist/ (build it first: `npx tsc -p tsconfig.build.json`), as installed:
+ * its worker processes load compiled JavaScript.
+ *
  * `--executor cluster [--hosts N]` sorts the same input a second time on the cluster executor
  * (N test hosts, each a `millpond executor`; --hosts 0: executors on this host) with the same
  * slots in all, and prints `cluster_ratio` (local time / cluster time) and `cluster_valid`.
@@ -30,7 +33,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
-import { init } from '../src/engine/index.js';
 import { kMillpondExtension } from '../src/engine/execution/duckdb.js';
 import { parseBytes } from '../src/engine/options.js';
 import type { ExecutorOption } from '../src/engine/options.js';
@@ -98,7 +100,20 @@ async function validate(conn: DuckDBConnection, files: string[], records: number
   return { valid: problems.length === 0, records: total, checksum: sum.toString(), problems, ms: nowMs() - started };
 }
 
+/**
+ * The engine as users run it: compiled JavaScript (dist/). From src/ (through tsx) each worker
+ * process would transpile the engine as it starts: seconds of CPU no installed engine spends.
+ */
+async function engineInit(): Promise<typeof import('../src/engine/index.js').init> {
+  try {
+    return (await import('../dist/engine/index.js')).init as typeof import('../src/engine/index.js').init;
+  } catch (e) {
+    throw new Error(`graysort runs the engine from dist/: build it first (npx tsc -p tsconfig.build.json): ${(e as Error).message}`);
+  }
+}
+
 export async function graysortBench(options: Map<string, string>): Promise<void> {
+  const init = await engineInit();
   const sizeBytes = parseBytes('--size', options.get('size') ?? '1GiB');
   const records = Math.floor(sizeBytes / kRecordBytes);
   const inputFiles = intOption(options, 'files', 8);
