@@ -104,9 +104,9 @@ async function validate(conn: DuckDBConnection, files: string[], records: number
  * The engine as users run it: compiled JavaScript (dist/). From src/ (through tsx) each worker
  * process would transpile the engine as it starts: seconds of CPU no installed engine spends.
  */
-async function engineInit(): Promise<typeof import('../src/engine/index.js').init> {
+async function engineInit(): Promise<typeof import('../dist/engine/index.js').init> {
   try {
-    return (await import('../dist/engine/index.js')).init as typeof import('../src/engine/index.js').init;
+    return (await import('../dist/engine/index.js')).init;
   } catch (e) {
     throw new Error(`graysort runs the engine from dist/: build it first (npx tsc -p tsconfig.build.json): ${(e as Error).message}`);
   }
