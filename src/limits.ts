@@ -125,6 +125,8 @@ export const clusterLimits = {
   targetsMax: 65536,
   chainsMax: 65536,
   chainTablesMax: 256,
+  /** Versions a chain table may reach (each grow adds one; routing carries a count per version). */
+  chainTableVersionsMax: 1024,
   chainLengthMax: 16,
   targetsPerNodeMax: 256,
   addressBytesMax: 256,

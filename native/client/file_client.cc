@@ -644,10 +644,11 @@ Status FileHandle::Chains(std::vector<uint32_t>* out) {
     }
   }
   std::vector<uint32_t> table;
-  Status s = client_->routing()->TableChains(inode_.layout.chainTableId, &table);
+  Status s = client_->routing()->TableChains(inode_.layout.chainTableId, inode_.layout.chainTableVersion, &table);
   if (s.code() == StatusCode::kNotFound || (s.ok() && table.empty())) {
-    return Status::IoError("chain table " + std::to_string(inode_.layout.chainTableId) + " of inode " +
-                           std::to_string(inode_.id) + " does not exist");
+    return Status::IoError("chain table " + std::to_string(inode_.layout.chainTableId) + " version " +
+                           std::to_string(inode_.layout.chainTableVersion) + " of inode " + std::to_string(inode_.id) +
+                           " does not exist");
   }
   MP_RETURN_IF_ERROR(s);
   std::vector<uint32_t> chains = layout::FileChains(table, inode_.layout.stripeSize, inode_.layout.seed);

@@ -14,6 +14,19 @@ uint64_t NextRandom(uint64_t* state) {
 }
 }  // namespace
 
+bool TableChainsAt(const std::vector<uint32_t>& chainIds, uint32_t tableVersion, const std::vector<uint32_t>& chainCounts,
+                   uint32_t layoutVersion, std::vector<uint32_t>* out) {
+  uint32_t v = std::max<uint32_t>(1, layoutVersion);
+  if (v > tableVersion) return false;
+  if (chainCounts.empty()) {
+    *out = chainIds;
+    return true;
+  }
+  if (v > chainCounts.size() || chainCounts[v - 1] > chainIds.size()) return false;
+  out->assign(chainIds.begin(), chainIds.begin() + chainCounts[v - 1]);
+  return true;
+}
+
 std::vector<uint32_t> FileChains(const std::vector<uint32_t>& tableChains, uint32_t stripeSize, uint32_t seed) {
   std::vector<uint32_t> chains = tableChains;
   uint64_t state = seed;

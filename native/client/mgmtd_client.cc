@@ -47,6 +47,10 @@ Status MgmtdClient::DecodeChainTable(const MsgValue& v, ChainTableInfo* out) {
   MP_RETURN_IF_ERROR(kReply.U32(v, "tableId", &t.tableId));
   MP_RETURN_IF_ERROR(kReply.U32(v, "version", &t.version));
   MP_RETURN_IF_ERROR(kReply.U32List(v, "chainIds", limits::kRoutingChainsMax, &t.chainIds));
+  // Absent on tables that never grew (and from an mgmtd older than table growth).
+  if (v.Find("chainCounts") != nullptr) {
+    MP_RETURN_IF_ERROR(kReply.U32List(v, "chainCounts", limits::kRoutingChainTableVersionsMax, &t.chainCounts));
+  }
   *out = std::move(t);
   return Status::OK();
 }

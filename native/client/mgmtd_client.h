@@ -38,7 +38,10 @@ struct ChainInfo {
 struct ChainTableInfo {
   uint32_t tableId = 0;
   uint32_t version = 0;
-  std::vector<uint32_t> chainIds;
+  std::vector<uint32_t> chainIds;  // only grows: version v's chains are a prefix
+  // chainCounts[v - 1]: the chains (a prefix of chainIds) the table had at version v. Empty:
+  // the table never grew (every version has all of chainIds). See layout::TableChainsAt.
+  std::vector<uint32_t> chainCounts;
 };
 
 // What the cluster can hold (mgmtd.capacity): the targets' space / the chains' length.

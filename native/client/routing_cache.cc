@@ -1,5 +1,7 @@
 #include "client/routing_cache.h"
 
+#include "client/layout.h"
+
 namespace millpond {
 
 RoutingCache::RoutingCache(MgmtdClient* mgmtd, const RoutingCacheOptions& options)
@@ -116,16 +118,22 @@ Status RoutingCache::Route(uint32_t chainId, ChainRoute* out) {
   return Status::OK();
 }
 
-Status RoutingCache::TableChains(uint32_t tableId, std::vector<uint32_t>* out) {
-  std::shared_ptr<const Snapshot> snap;
-  MP_RETURN_IF_ERROR(Current(&snap));
-  auto it = snap->tables.find(tableId);
-  if (it == snap->tables.end()) {
-    return Status::NotFound("chain table " + std::to_string(tableId) + " is not in routing version " +
-                            std::to_string(snap->routing.version));
+Status RoutingCache::TableChains(uint32_t tableId, uint32_t layoutVersion, std::vector<uint32_t>* out) {
+  // A layout newer than the cached routing (the table grew since the fetch): refresh once.
+  for (int attempt = 0;; attempt++) {
+    std::shared_ptr<const Snapshot> snap;
+    MP_RETURN_IF_ERROR(Current(&snap));
+    auto it = snap->tables.find(tableId);
+    if (it != snap->tables.end()) {
+      const ChainTableInfo& t = *it->second;
+      if (layout::TableChainsAt(t.chainIds, t.version, t.chainCounts, layoutVersion, out)) return Status::OK();
+    }
+    if (attempt == 1) {
+      return Status::NotFound("chain table " + std::to_string(tableId) + " version " + std::to_string(layoutVersion) +
+                              " is not in routing version " + std::to_string(snap->routing.version));
+    }
+    MP_RETURN_IF_ERROR(Refresh());
   }
-  *out = it->second->chainIds;
-  return Status::OK();
 }
 
 uint64_t RoutingCache::version() {

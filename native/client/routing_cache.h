@@ -59,8 +59,10 @@ class RoutingCache {
 
   // The route of chainId in the cached routing. kNotFound when the chain is not in it.
   Status Route(uint32_t chainId, ChainRoute* out);
-  // The chain ids of chain table tableId. kNotFound when the table is not in the routing.
-  Status TableChains(uint32_t tableId, std::vector<uint32_t>* out);
+  // The chain ids of chain table tableId at table version `layoutVersion` (a file layout's
+  // chainTableVersion, layout::TableChainsAt). kNotFound when the table or that version of it
+  // is not in the routing even after a refresh.
+  Status TableChains(uint32_t tableId, uint32_t layoutVersion, std::vector<uint32_t>* out);
   // Fetches routing now and waits for it (sharing a fetch already in flight).
   Status Refresh();
 

@@ -36,6 +36,44 @@ TEST(Layout, MatchesTheSharedVectors) {
   EXPECT_GE(cases, 8);
 }
 
+// test/fixtures/layout-grown.txt: tables that grew; a layout names the version it was made at.
+TEST(Layout, MatchesTheGrownTableVectors) {
+  std::string path = std::string(MILLPOND_SOURCE_DIR) + "/test/fixtures/layout-grown.txt";
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << path << " not found";
+  std::string line;
+  int cases = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream s(line);
+    uint32_t tableSize, tableVersion, layoutVersion, stripe, seed;
+    std::string counts, colon, first;
+    s >> tableSize >> tableVersion >> counts >> layoutVersion >> stripe >> seed >> colon;
+    std::vector<uint32_t> chainCounts;
+    if (counts != "-") {
+      std::istringstream c(counts);
+      for (std::string item; std::getline(c, item, ',');) chainCounts.push_back(static_cast<uint32_t>(std::stoul(item)));
+    }
+    std::vector<uint32_t> table;
+    for (uint32_t i = 0; i < tableSize; i++) table.push_back(101 + i);
+    std::vector<uint32_t> at;
+    bool known = layout::TableChainsAt(table, tableVersion, chainCounts, layoutVersion, &at);
+    std::string rest;
+    std::getline(s, rest);
+    if (rest.find("none") != std::string::npos) {
+      EXPECT_FALSE(known) << line;
+    } else {
+      ASSERT_TRUE(known) << line;
+      std::istringstream e(rest);
+      std::vector<uint32_t> expected;
+      for (uint32_t c; e >> c;) expected.push_back(c);
+      EXPECT_EQ(layout::FileChains(at, stripe, seed), expected) << line;
+    }
+    cases++;
+  }
+  EXPECT_GE(cases, 12);
+}
+
 TEST(Layout, ShuffleIsAPermutationAndSpreadsFiles) {
   std::vector<uint32_t> table;
   for (uint32_t i = 0; i < 12; i++) table.push_back(i);

@@ -12,7 +12,7 @@ import { Progress } from './progress.js';
 
 export const ADMIN_USAGE = `millpond admin list nodes|targets|chains|ops [--json]
        millpond admin create-chain-table [--table N] [--replicas 1..${adminLimits.replicasMax}] [--chains N]
-       millpond admin add-targets --table N [--replicas N] [--chains N]   (new chains over the new targets)
+       millpond admin add-targets [--table N] [--replicas N] [--chains N]   (grows table N, default 1, by new chains over the new targets)
        millpond admin rebalance [--rate-mib-s N] [--stop] [--wait]
        millpond admin replace-target OLD NEW [--wait] | drain NODE [--wait] | remove-node NODE [--force]`;
 /** Flags of admin commands that take no value (main.ts's parser must know them). */
@@ -132,16 +132,29 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
     switch (sub) {
       case 'list':
         return print(await mgmtd.admin<AdminView>('adminView'), a ?? 'nodes', json);
-      case 'create-chain-table':
-      case 'add-targets': {
-        const tableId = positiveInt(flags.get('table'), '--table', 0xffffffff) ?? (sub === 'add-targets' ? id(undefined, '--table N (a new table)') : 1);
-        const view = await mgmtd.admin<AdminView>('adminView');
-        const fresh = view.targets.filter((t) => t.replicas === 0 && t.state === 'serving');
-        if (sub === 'add-targets' && fresh.length === 0) throw new MillpondError('EINVAL', 'no serving target is in no chain: start the new node\'s storage daemon first');
+      case 'create-chain-table': {
+        const tableId = positiveInt(flags.get('table'), '--table', 0xffffffff) ?? 1;
         const replicas = positiveInt(flags.get('replicas'), '--replicas', adminLimits.replicasMax) ?? adminLimits.replicasDefault;
         const chainCount = positiveInt(flags.get('chains'), '--chains', 1 << 16);
         const table = await mgmtd.admin<{ tableId: number; chainIds: number[] }>('adminCreateTable', { tableId, replicas, chainCount });
-        console.log(`chain table ${table.tableId}: ${table.chainIds.length} chains of ${replicas} (${table.chainIds.join(',')})${sub === 'add-targets' ? `; new targets ${fresh.map((t) => t.targetId).join(',')}; existing chains move onto them with \`millpond admin rebalance\`` : ''}`);
+        console.log(`chain table ${table.tableId}: ${table.chainIds.length} chains of ${replicas} (${table.chainIds.join(',')})`);
+        return;
+      }
+      case 'add-targets': {
+        // Grows the table in use in place: new chains appended at a new table version. Files
+        // keep their chains (their layouts record the version they were made at); new files
+        // spread over the grown table; existing data moves with `admin rebalance`.
+        const tableId = positiveInt(flags.get('table'), '--table', 0xffffffff) ?? 1;
+        const view = await mgmtd.admin<AdminView>('adminView');
+        const fresh = view.targets.filter((t) => t.replicas === 0 && t.state === 'serving');
+        if (fresh.length === 0) throw new MillpondError('EINVAL', 'no serving target is in no chain: start the new node\'s storage daemon first');
+        const replicas = positiveInt(flags.get('replicas'), '--replicas', adminLimits.replicasMax);
+        const chainCount = positiveInt(flags.get('chains'), '--chains', 1 << 16);
+        const before = view.chainTables.find((t) => t.tableId === tableId)?.chainIds.length ?? 0;
+        const table = await mgmtd.admin<{ tableId: number; version: number; chainIds: number[] }>('adminGrowTable', { tableId, replicas, chainCount });
+        const added = table.chainIds.slice(before);
+        console.log(`chain table ${table.tableId} v${table.version}: ${table.chainIds.length} chains, new ${added.join(',')}; new targets ${fresh.map((t) => t.targetId).join(',')}; `
+          + 'new files use the new chains, existing data moves onto the new targets with `millpond admin rebalance`');
         return;
       }
       case 'rebalance': {

@@ -126,6 +126,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     stops.push(() => routing.close());
     const collector = startGarbageCollector(metaService, routing);
     metaService.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
+    metaService.attachChainTables({ current: (tableId) => routing.tableVersion(tableId) });
     stops.push(() => collector.stop());
     return { mgmtd: mgmtd.endpoint, meta: meta.endpoint, serverKey: keys?.cluster.server.publicKey ?? '', adminToken: keys?.adminToken ?? '', metrics: metrics?.url ?? '', stop };
   } catch (err) {

@@ -92,6 +92,8 @@ export async function startMetaRole(kv: KvBackend, options: MetaRoleOptions): Pr
   const routing = options.mgmtd ? new RoutingClient({ mgmtd: options.mgmtd, cluster: auth }) : undefined;
   const collector = routing ? startGarbageCollector(service, routing) : undefined;
   if (routing) service.attachStorage({ trim: (inode, layout, length) => trimChunks(routing, inode, layout, length) });
+  // New files record their chain table's current version (grown tables, cluster/admin-ops.ts).
+  if (routing) service.attachChainTables({ current: (tableId) => routing.tableVersion(tableId) });
   await serveMetricsFlag(options.metricsListen, auth?.secret);
   return {
     endpoint: options.advertise ?? server.endpoint,

@@ -1,6 +1,6 @@
 /**
  * mgmtd's admin operations on chain tables that serve meanwhile (design §9, after 3FS's
- * admin_cli): create a table by placement, rebalance, replace a target, drain a node, remove
+ * admin_cli): create a table by placement, grow it in place, rebalance, replace a target, drain a node, remove
  * a node. They run inside MgmtdService.exclusive() over its records; what they change is
  * marked in `Dirty` and persisted with the routing version like every other change.
  *
@@ -173,6 +173,44 @@ export function createTable(r: Records, a: AdminState, d: Dirty, tableId: number
   }
   const table = { tableId, version: 1, chainIds: placed.map((c) => c.chainId) };
   r.tables.set(tableId, table);
+  d.k.add(tableId);
+  return table;
+}
+
+/**
+ * Grows table `tableId` in place (after a host's targets joined): `chainCount` new chains of
+ * `replicas` (default: as many as the table's chains have) placed over the serving targets
+ * (placement favours the least loaded, so the new targets take them), appended to the table's
+ * chain list at a new table version. Files keep the chains of the version their layout records
+ * (fs/layout.ts tableChainsAt); files created afterwards spread over the grown table. Existing
+ * data reaches the new targets by `rebalance`, which moves replicas of the old chains onto them
+ * at its bounded rate. Default chainCount: what brings the table to
+ * adminLimits.chainsPerTargetDefault replicas per usable target (at least one).
+ */
+export function growTable(r: Records, a: AdminState, d: Dirty, tableId: number, replicas: number | undefined, chainCount: number | undefined): ChainTableRecord {
+  const table = r.tables.get(tableId);
+  if (!table) throw new MillpondError('ENOENT', `chain table ${tableId} does not exist`);
+  const versions = table.chainCounts ?? Array.from({ length: table.version }, () => table.chainIds.length);
+  if (versions.length !== table.version) throw new MillpondError('EIO', `chain table ${tableId} has ${versions.length} chain counts for ${table.version} versions`);
+  if (table.version >= clusterLimits.chainTableVersionsMax) throw new MillpondError('ENOSPC', `chain table ${tableId} has ${table.version} versions, the limit`);
+  const length = replicas ?? Math.max(1, ...table.chainIds.map((id) => r.chains.get(id)?.targets.length ?? 0));
+  if (!Number.isSafeInteger(length) || length < 1 || length > adminLimits.replicasMax) throw new MillpondError('EINVAL', `replicas must be 1..${adminLimits.replicasMax}`);
+  const { targets } = picture(r, a);
+  const usable = targets.filter((t) => t.usable).length;
+  const count = chainCount ?? Math.max(1, Math.ceil((usable * adminLimits.chainsPerTargetDefault) / length) - table.chainIds.length);
+  if (!Number.isSafeInteger(count) || count < 1) throw new MillpondError('EINVAL', 'a table grows by at least one chain');
+  if (r.chains.size + count > clusterLimits.chainsMax) throw new MillpondError('ENOSPC', 'too many chains');
+  const first = Math.max(0, ...r.chains.keys()) + 1;
+  const existing = [...r.chains.values()].map((c) => ({ chainId: c.chainId, targets: [...preferredOf(c)] }));
+  const placed = placeChains(targets, existing, count, length, first);
+  for (const c of placed) {
+    r.chains.set(c.chainId, { chainId: c.chainId, version: 1, targets: [...c.targets], preferred: [...c.targets] });
+    d.c.add(c.chainId);
+  }
+  // Appended, never reordered: version v's chains stay the first chainCounts[v - 1].
+  table.chainIds = [...table.chainIds, ...placed.map((c) => c.chainId)];
+  table.chainCounts = [...versions, table.chainIds.length];
+  table.version++;
   d.k.add(tableId);
   return table;
 }

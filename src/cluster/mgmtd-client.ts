@@ -107,7 +107,7 @@ export class MgmtdClient {
   }
 
   /** An admin call (mgmtd.admin*): the admin's token, or a member's proof for a daemon's client. */
-  admin<T = unknown>(method: 'adminView' | 'adminCreateTable' | 'adminRebalance' | 'adminReplace' | 'adminDrain' | 'adminRemoveNode', params: Params = {}): Promise<T> {
+  admin<T = unknown>(method: 'adminView' | 'adminCreateTable' | 'adminGrowTable' | 'adminRebalance' | 'adminReplace' | 'adminDrain' | 'adminRemoveNode', params: Params = {}): Promise<T> {
     const member = this.cluster && !this.token ? this.cluster.memberProof(`mgmtd.${method}`) : undefined;
     return this.call(`mgmtd.${method}`, { ...params, member }) as Promise<T>;
   }

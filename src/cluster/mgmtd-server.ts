@@ -108,6 +108,13 @@ function handlers(s: MgmtdService, cluster: ClusterAuth | undefined, tokens: Cli
       requireAdmin(p, 'mgmtd.adminCreateTable');
       return s.adminCreateTable(tableId, replicas, chainCount);
     },
+    'mgmtd.adminGrowTable': (p) => {
+      const tableId = uint(p, 'tableId', 0xffffffff);
+      const replicas = optUint(p, 'replicas', adminLimits.replicasMax);
+      const chainCount = optUint(p, 'chainCount', clusterLimits.chainsMax);
+      requireAdmin(p, 'mgmtd.adminGrowTable');
+      return s.adminGrowTable(tableId, replicas, chainCount);
+    },
     'mgmtd.adminRebalance': (p) => {
       // A number of MiB/s, fractions allowed (0.5: 512 KiB/s); setRebalance checks its range.
       const rateMiBs = typeof p.rateMiBs === 'number' ? p.rateMiBs : uint(p, 'rateMiBs', adminLimits.rebalanceRateMiBsMax);

@@ -352,6 +352,10 @@ export class MgmtdService {
     return this.mutate((r, a, d) => admin.createTable(r, a, d, tableId, replicas, chainCount));
   }
 
+  adminGrowTable(tableId: number, replicas: number | undefined, chainCount: number | undefined): Promise<ChainTableRecord> {
+    return this.mutate((r, a, d) => admin.growTable(r, a, d, tableId, replicas, chainCount));
+  }
+
   adminRebalance(rateMiBs: number): Promise<{ rateBytesPerS: number }> {
     return this.mutate((_r, a, d) => (admin.setRebalance(a, d, rateMiBs), { rateBytesPerS: a.rebalance?.rateBytesPerS ?? 0 }));
   }

@@ -29,6 +29,7 @@
  *                                                                              moved}, spread: {replicasSkew, headsSkew,
  *                                                                              balanced, ...} }
  *   mgmtd.adminCreateTable  tableId, replicas, chainCount?                     ChainTableRecord (placement.ts)
+ *   mgmtd.adminGrowTable    tableId, replicas?, chainCount?                    ChainTableRecord (chains appended, version+1)
  *   mgmtd.adminRebalance    rateMiBs (0 stops)                                 { rateBytesPerS }
  *   mgmtd.adminReplace      oldTargetId, newTargetId                           MoveRecord
  *   mgmtd.adminDrain        nodeId                                             LeavingNode
@@ -45,7 +46,7 @@ import { list, map, optMap, optStr, optUint, str, uint } from '../protocol/field
 import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind, type ResyncProgress } from './types.js';
 
 export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens',
-  'mgmtd.adminView', 'mgmtd.adminCreateTable', 'mgmtd.adminRebalance', 'mgmtd.adminReplace', 'mgmtd.adminDrain', 'mgmtd.adminRemoveNode'] as const;
+  'mgmtd.adminView', 'mgmtd.adminCreateTable', 'mgmtd.adminGrowTable', 'mgmtd.adminRebalance', 'mgmtd.adminReplace', 'mgmtd.adminDrain', 'mgmtd.adminRemoveNode'] as const;
 export type MgmtdMethod = (typeof MGMTD_METHODS)[number];
 
 const U32 = 0xffffffff;

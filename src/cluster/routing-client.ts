@@ -113,6 +113,15 @@ export class RoutingClient {
     return this.current;
   }
 
+  /**
+   * The cached version of chain table `tableId`, without waiting (starts a fetch when the cache
+   * is missing or older than pollMs, as routing() does); undefined when not known yet.
+   */
+  tableVersion(tableId: number): number | undefined {
+    if (!this.current || Date.now() - this.fetchedAtMs >= this.pollMs) this.refresh().catch(() => {});
+    return this.current?.chainTables.find((t) => t.tableId === tableId)?.version;
+  }
+
   /** Fetches routing now; concurrent callers share one fetch. */
   refresh(): Promise<Routing> {
     this.refreshing ??= (async () => {

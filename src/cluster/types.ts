@@ -61,10 +61,21 @@ export interface ChainRecord {
   preferred?: number[];
 }
 
+/**
+ * A chain table. Its chain list only grows (admin growTable appends chains and bumps
+ * `version`); a file layout records the version it was created at and spreads over the chains
+ * the table had then (fs/layout.ts tableChainsAt), so growing never moves existing files.
+ */
 export interface ChainTableRecord {
   tableId: number;
   version: number;
   chainIds: number[];
+  /**
+   * chainCounts[v - 1]: how many chains (a prefix of chainIds) the table had at version v,
+   * for v = 1..version. Absent: the table never grew (every version has all of chainIds;
+   * tables made before growing existed have none).
+   */
+  chainCounts?: number[];
 }
 
 /** What getRouting serves: the whole picture at one version. */

@@ -8,7 +8,8 @@ import { MillpondError } from '../errors.js';
 import { fsLimits, limits } from '../limits.js';
 import type { FileLayout } from '../meta/types.js';
 import type { FileCapability } from './file-capability.js';
-import { chainOfChunk, fileChains } from './layout.js';
+import { resolveFileChains } from './file-chains.js';
+import { chainOfChunk } from './layout.js';
 
 interface Piece {
   index: number;
@@ -56,14 +57,7 @@ export class FileData {
   }
 
   private async chainOf(index: number): Promise<number> {
-    if (!this.chains) {
-      const { chainTables } = await this.routing.routing();
-      const table = chainTables.find((t) => t.tableId === this.layout.chainTableId);
-      if (!table || table.chainIds.length === 0) {
-        throw new MillpondError('EIO', `chain table ${this.layout.chainTableId} of inode ${this.inode} does not exist`);
-      }
-      this.chains = fileChains(table.chainIds, this.layout.stripeSize, this.layout.seed);
-    }
+    this.chains ??= await resolveFileChains(this.routing, this.inode, this.layout);
     return chainOfChunk(this.chains, index);
   }
 

@@ -15,7 +15,8 @@ import type { TransportChoice } from '../native/binding.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import { FileCapability } from './file-capability.js';
 import { FileData } from './file-data.js';
-import { chainOfChunk, fileChains } from './layout.js';
+import { fileChainsIn } from './file-chains.js';
+import { chainOfChunk } from './layout.js';
 import { compileGlob, type Segment } from './glob.js';
 import { Dirent, Stats } from './stats.js';
 
@@ -176,9 +177,8 @@ export class FileSystem {
       if (inode.type !== 'file' || inode.length === 0) return result;
       const layout = inode.layout as FileLayout;
       const routing = await this.routing.routing();
-      const table = routing.chainTables.find((t) => t.tableId === layout.chainTableId);
-      if (!table || table.chainIds.length === 0) return result;
-      const chains = fileChains(table.chainIds, layout.stripeSize, layout.seed);
+      const chains = fileChainsIn(routing, layout);
+      if (!chains) return result;
       const chainById = new Map(routing.chains.map((c) => [c.chainId, c]));
       const targetById = new Map(routing.targets.map((t) => [t.targetId, t]));
       const chunks = Math.ceil(inode.length / layout.chunkSizeBytes);

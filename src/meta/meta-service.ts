@@ -20,7 +20,7 @@ import { splitPath } from './names.js';
 import { NamespaceTx, PathHints, type SessionRecord } from './namespace-tx.js';
 import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';
 import { addAccessKey, getAccessKey, listAccessKeys, removeAccessKey } from './access-keys.js';
-import type { AccessKey, ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
+import type { AccessKey, ChainTableVersions, ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
 
 export interface MetaServiceOptions {
   /** The root directory's layout when the namespace is created (later: setLayout). */
@@ -120,6 +120,7 @@ export class MetaService {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sessionTimeoutMs: number;
   private storage: ChunkTrimmer | undefined;
+  private chainTables: ChainTableVersions | undefined;
   private readonly capabilities: CapabilitySigner | undefined;
 
   private constructor(readonly kv: KvBackend, options: MetaServiceOptions) {
@@ -162,6 +163,15 @@ export class MetaService {
     const timer = setInterval(() => void this.finishStaleTrims().catch(() => {}), metaLimits.trimRetryIntervalMs);
     timer.unref();
     this.timers.push(timer);
+  }
+
+  /**
+   * From now on, a new file's layout records its chain table's current version from `tables`
+   * (the routing meta holds), so new files spread over a grown table; without it (or while the
+   * version is unknown) they take their directory's chainTableVersion.
+   */
+  attachChainTables(tables: ChainTableVersions): void {
+    this.chainTables = tables;
   }
 
   /** Stops background work; the KvBackend stays open (its owner closes it). */
@@ -311,7 +321,9 @@ export class MetaService {
       } else {
         if (!flags.create) throw new MillpondError('ENOENT', `no such file: ${path}`);
         requireAccess(user, parent, W | X, path);
-        const layout: FileLayout = { ...defaultLayout(parent.layout as DirLayout), seed: randomInt(0, 2 ** 32) };
+        const dirLayout = defaultLayout(parent.layout as DirLayout);
+        const tableVersion = this.chainTables?.current(dirLayout.chainTableId) ?? dirLayout.chainTableVersion;
+        const layout: FileLayout = { ...dirLayout, chainTableVersion: tableVersion, seed: randomInt(0, 2 ** 32) };
         inode = { id: ids[0]!, type: 'file', mode, uid: user.uid, gid: user.gid, length: 0, ctimeMs: now, mtimeMs: now, layout, parent: 0n };
         await ns.putInode(inode);
         if (!created) await ns.putEntry(parent.id, name, { inode: inode.id, type: 'file' });

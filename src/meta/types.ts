@@ -16,6 +16,12 @@ export interface DirLayout {
   /** Chains one file spreads over: chunk i lives on chain chains[i % stripeSize]. */
   stripeSize: number;
   chainTableId: number;
+  /**
+   * Directories: the version a new file gets when meta does not know the table's current one
+   * (meta without mgmtd). Files: the table version the file was created at, fixed: the file
+   * spreads over the chains the table had then (fs/layout.ts tableChainsAt), so growing the
+   * table never moves its chunks. 0 (older layouts may hold it) reads as 1.
+   */
   chainTableVersion: number;
 }
 
@@ -126,6 +132,12 @@ export interface TrimIntent {
 /** Removes a file's chunks past `length` and cuts the one holding it (src/storage/garbage.ts trimChunks). */
 export interface ChunkTrimmer {
   trim(inode: bigint, layout: FileLayout, length: number): Promise<unknown>;
+}
+
+/** The chain tables' current versions as meta last heard them from mgmtd (a routing cache). */
+export interface ChainTableVersions {
+  /** Undefined: not known (yet); files then take their directory's chainTableVersion. */
+  current(tableId: number): number | undefined;
 }
 
 export interface OpenFlags {

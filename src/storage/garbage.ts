@@ -8,7 +8,8 @@ import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { FileLayout, Garbage } from '../meta/types.js';
-import { chainOfChunk, fileChains } from '../fs/layout.js';
+import { resolveFileChains } from '../fs/file-chains.js';
+import { chainOfChunk } from '../fs/layout.js';
 
 /** What the collector needs of the metadata service (a MetaClient or a MetaService). */
 export interface GarbageSource {
@@ -61,15 +62,13 @@ export async function trimChunks(routing: RoutingClient, inode: bigint, layout: 
   const keep = length % chunkSizeBytes;
   const cutIndex = Math.floor(length / chunkSizeBytes);
   const firstGone = keep === 0 ? cutIndex : cutIndex + 1;
-  const { targets, chainTables } = await routing.refresh();
+  const { targets } = await routing.refresh();
   let removed = 0;
   for (const target of targets.filter((t) => t.state === 'serving' || t.state === 'syncing')) {
     removed += await removeInodeChunks(routing, target.dataAddress, inode, firstGone);
   }
   if (keep === 0) return removed;
-  const table = chainTables.find((t) => t.tableId === layout.chainTableId);
-  if (!table || table.chainIds.length === 0) throw new MillpondError('EIO', `chain table ${layout.chainTableId} of inode ${inode} does not exist`);
-  const chain = chainOfChunk(fileChains(table.chainIds, layout.stripeSize, layout.seed), cutIndex);
+  const chain = chainOfChunk(await resolveFileChains(routing, inode, layout), cutIndex);
   const chunk = { inode, index: cutIndex };
   let head: Buffer;
   try {
