@@ -104,10 +104,13 @@ describe.skipIf(!hostsAvailable())('grow, replace, drain on netns hosts', () => 
     let before = { written: files.written, reads: files.reads };
     await startHost(5);
     await serving([51, 52]);
-    // New chains over the new host's targets (a new table), then existing chains move onto them.
-    const added = await cli('add-targets', '--table', '2', '--chains', '2');
-    expect(added).toMatch(/chain table 2: 2 chains of 3 \(9,10\).*new targets 51,52/);
-    const fresh = (await view()).chains.filter((c) => c.chainId >= 9);
+    // Table 1 grows in place: new chains over the new host's targets at table version 2 (files
+    // made before keep their chains); then replicas of existing chains move onto them.
+    const added = await cli('add-targets', '--table', '1', '--chains', '2');
+    expect(added).toMatch(/chain table 1 v2: 10 chains, new 9,10; new targets 51,52/);
+    const grownView = await view();
+    expect(grownView.chainTables.find((t) => t.tableId === 1)).toMatchObject({ version: 2, chainCounts: [8, 10] });
+    const fresh = grownView.chains.filter((c) => c.chainId >= 9);
     expect(fresh.every((c) => c.targets.some((id) => id === 51 || id === 52))).toBe(true);
     const grown = await cli('rebalance', '--rate-mib-s', '1000', '--wait');
     expect(grown).toMatch(/balanced/);
