@@ -45,10 +45,14 @@ TEST(MgmtdWire, RoutingReplyDecodesEveryTargetChainAndTable) {
   EXPECT_EQ(routing.chains[0].chainId, 1u);
   EXPECT_EQ(routing.chains[0].version, 5u);
   EXPECT_EQ(routing.chains[0].targets, (std::vector<uint32_t>{101, 201}));
-  ASSERT_EQ(routing.chainTables.size(), 1u);
+  ASSERT_EQ(routing.chainTables.size(), 2u);
   EXPECT_EQ(routing.chainTables[0].tableId, 1u);
   EXPECT_EQ(routing.chainTables[0].version, 2u);
   EXPECT_EQ(routing.chainTables[0].chainIds, (std::vector<uint32_t>{1}));
+  EXPECT_TRUE(routing.chainTables[0].chainCounts.empty());  // never grew
+  EXPECT_EQ(routing.chainTables[1].tableId, 2u);
+  EXPECT_EQ(routing.chainTables[1].chainIds, (std::vector<uint32_t>{1, 3, 4}));
+  EXPECT_EQ(routing.chainTables[1].chainCounts, (std::vector<uint32_t>{1, 3}));
 }
 
 TEST(MgmtdWire, UnchangedReplyKeepsTheCallersRouting) {

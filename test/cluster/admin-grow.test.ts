@@ -35,7 +35,9 @@ describe('admin add-targets: the table in use grows in place', () => {
   }, 120_000);
 
   it('grows table 1 while a writer runs: old files keep their chains and verify, new files use the new chains, rebalance moves replicas onto the new target', async () => {
-    const cluster = await Cluster.start(1, 3); // table 1: chains 1..4 of 3 over targets 101..103
+    // Table 1: chains 1..4 of 3 over targets 101..104, each chain missing one of them (so a chunk
+    // looked up on another chain than its own is missing on some replica).
+    const cluster = await Cluster.start(1, 4);
     cleanups.push(() => cluster.stop());
     const tmp = tempDir('admin-grow');
     cleanups.push(() => tmp.cleanup());
@@ -68,15 +70,15 @@ describe('admin add-targets: the table in use grows in place', () => {
     const before = [...files.files.keys()];
     for (const path of before) expect((await layoutOf(path)).layout.chainTableVersion, path).toBe(1);
 
-    await cluster.startNode(4);
-    await cluster.waitStates({ 104: 'serving' }, 20_000);
+    await cluster.startNode(5);
+    await cluster.waitStates({ 105: 'serving' }, 20_000);
     const written = files.written;
     const grown = await adminCli('add-targets', '--table', '1', '--chains', '2');
-    expect(grown).toMatch(/chain table 1 v2: 6 chains, new 5,6; new targets 104;/);
+    expect(grown).toMatch(/chain table 1 v2: 6 chains, new 5,6; new targets 105;/);
     let v = await view();
     expect(v.chainTables).toEqual([{ tableId: 1, version: 2, chainIds: [1, 2, 3, 4, 5, 6], chainCounts: [4, 6] }]);
     // Placement puts the new chains on the empty target.
-    for (const id of [5, 6]) expect(v.chains.find((c) => c.chainId === id)!.targets, `chain ${id}`).toContain(104);
+    for (const id of [5, 6]) expect(v.chains.find((c) => c.chainId === id)!.targets, `chain ${id}`).toContain(105);
 
     // Meta learns the new version from routing within its poll: new files record version 2.
     const fresh = await until(async () => {
@@ -90,23 +92,30 @@ describe('admin add-targets: the table in use grows in place', () => {
     const r = await cluster.routing();
     const client = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
     cleanups.push(() => client.close());
+    /** Every chunk of `path` is on every target of the chain its layout names (in routing `r`). */
+    const placedAsLaidOut = async (path: string, data: Buffer) => {
+      const { inode, layout } = await layoutOf(path);
+      const chains = fileChainsIn(r, layout)!;
+      const used: number[] = [];
+      for (let index = 0; index * CHUNK < data.length; index++) {
+        const chainId = chainOfChunk(chains, index);
+        const chain = r.chains.find((c) => c.chainId === chainId)!;
+        for (const targetId of chain.targets) {
+          const got = await client.read(r.targets.find((t) => t.targetId === targetId)!.dataAddress, { inode, index }, 0, CHUNK)
+            .catch((err: Error) => ({ data: Buffer.from(err.message) }));
+          expect(got.data.equals(data.subarray(index * CHUNK, (index + 1) * CHUNK)), `${path} chunk ${index} on chain ${chainId} target ${targetId}`).toBe(true);
+        }
+        used.push(chainId);
+      }
+      return used;
+    };
     const chunksOnChain = new Map<number, number>();
     for (let i = 0; i < 12; i++) {
       const path = `/data/grown-${i}`;
       const data = Buffer.alloc(4 * CHUNK, i + 1);
       await fs.writeFile(path, data);
-      const { inode, layout } = await layoutOf(path);
-      expect(layout.chainTableVersion, path).toBe(2);
-      const chains = fileChainsIn(r, layout)!;
-      for (let index = 0; index < 4; index++) {
-        const chainId = chainOfChunk(chains, index);
-        const chain = r.chains.find((c) => c.chainId === chainId)!;
-        for (const targetId of chain.targets) {
-          const got = await client.read(r.targets.find((t) => t.targetId === targetId)!.dataAddress, { inode, index }, 0, CHUNK);
-          expect(got.data.equals(data.subarray(0, CHUNK)), `${path} chunk ${index} on chain ${chainId} target ${targetId}`).toBe(true);
-        }
-        chunksOnChain.set(chainId, (chunksOnChain.get(chainId) ?? 0) + 1);
-      }
+      expect((await layoutOf(path)).layout.chainTableVersion, path).toBe(2);
+      for (const chainId of await placedAsLaidOut(path, data)) chunksOnChain.set(chainId, (chunksOnChain.get(chainId) ?? 0) + 1);
       expect((await fs.readFile(path)).equals(data), path).toBe(true);
     }
     expect(chunksOnChain.get(5) ?? 0, `chunks per chain ${[...chunksOnChain]}`).toBeGreaterThan(0);
@@ -114,7 +123,10 @@ describe('admin add-targets: the table in use grows in place', () => {
 
     // Files written before the grow still name version 1 and read back byte-exact; the writer
     // went on during the grow without an error.
-    for (const path of before) expect((await layoutOf(path)).layout.chainTableVersion, path).toBe(1);
+    for (const path of before) {
+      expect((await layoutOf(path)).layout.chainTableVersion, path).toBe(1);
+      for (const chainId of await placedAsLaidOut(path, files.files.get(path)!)) expect(chainId, path).toBeLessThanOrEqual(4);
+    }
     expect(files.errors).toEqual([]);
     expect(files.written).toBeGreaterThan(written);
     await files.verifyAll();
@@ -134,7 +146,7 @@ describe('admin add-targets: the table in use grows in place', () => {
       }
     }
 
-    // Rebalance moves replicas of the old chains onto target 104 (bounded rate); then every
+    // Rebalance moves replicas of the old chains onto target 105 (bounded rate); then every
     // file verifies again and the spread is balanced.
     expect(await adminCli('rebalance', '--rate-mib-s', '50', '--wait')).toMatch(/balanced/);
     v = await view();

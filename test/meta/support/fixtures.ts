@@ -46,7 +46,8 @@ const routing: Routing = {
     { targetId: 201, nodeId: 8, dataAddress: '10.1.0.4:7100', state: 'syncing', localState: 'online', stateVersion: 41 },
   ],
   chains: [{ chainId: 1, version: 5, targets: [101, 201], preferred: [201, 101] }],
-  chainTables: [{ tableId: 1, version: 2, chainIds: [1] }],
+  // Table 2 grew (chains appended at version 2): a file at version 1 spreads over chain 1 alone.
+  chainTables: [{ tableId: 1, version: 2, chainIds: [1] }, { tableId: 2, version: 2, chainIds: [1, 3, 4], chainCounts: [1, 3] }],
 };
 
 export const mgmtdFixtures: Fixture[] = [
