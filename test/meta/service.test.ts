@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvBackend } from '../../src/meta/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
-import type { User } from '../../src/meta/types.js';
+import type { FileLayout, User } from '../../src/meta/types.js';
 import { backends, type OpenedBackend } from './support/backends.js';
 import { errorCode } from '../support/error-code.js';
 
@@ -322,6 +322,27 @@ for (const backend of backends) {
       expect(await code(meta.setLayout(root, dir, { stripeSize: 0 }))).toBe('EINVAL');
       expect(await code(meta.setLayout(root, `${dir}/sub/f`, { stripeSize: 1 }))).toBe('ENOTDIR');
       expect((await meta.truncate(root, `${dir}/sub/f`, 777)).length).toBe(777);
+    });
+
+    it('a new file records its chain table\'s current version (from the routing meta holds); files made before keep theirs', async () => {
+      const dir = await fresh();
+      const own = await MetaService.open(kv, { pruneApplied: false, pruneSessions: false });
+      try {
+        // Without routing (or while the table is unknown to it): the directory's version.
+        const before = (await own.open(root, `${dir}/before`, { flags: { create: true } })).inode;
+        expect((before.layout as FileLayout).chainTableVersion).toBe(1);
+        let version: number | undefined;
+        own.attachChainTables({ current: (tableId) => (tableId === 1 ? version : undefined) });
+        expect(((await own.open(root, `${dir}/unknown`, { flags: { create: true } })).inode.layout as FileLayout).chainTableVersion).toBe(1);
+        version = 3; // the table grew twice
+        const after = (await own.open(root, `${dir}/after`, { flags: { create: true } })).inode;
+        expect((after.layout as FileLayout).chainTableVersion).toBe(3);
+        // Fixed at create: opening, writing and stat of an existing file leave it as it was.
+        expect(((await own.open(root, `${dir}/before`, { flags: { write: true } })).inode.layout as FileLayout).chainTableVersion).toBe(1);
+        expect(((await own.stat(root, `${dir}/before`)).layout as FileLayout).chainTableVersion).toBe(1);
+      } finally {
+        own.stop();
+      }
     });
 
     it('a retried mutation with the same (clientId, requestId) applies once', async () => {

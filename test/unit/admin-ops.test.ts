@@ -159,3 +159,36 @@ describe('admin operations: moving a replica', () => {
     expect(a.removedNodes).toEqual([4]);
   });
 });
+
+describe('admin operations: growing a table in place', () => {
+  it('appends chains at a new version and records the chain count of every version; a file at an old version keeps its chains', async () => {
+    const { growTable } = await import('../../src/cluster/admin-ops.js');
+    const { fileChains, tableChainsAt } = await import('../../src/fs/layout.js');
+    const r = records([1, 2, 3, 4, 5], [[101, 102, 103], [102, 103, 104], [103, 104, 101], [104, 101, 102]]);
+    const old = { tableId: 1, version: 1, chainIds: [1, 2, 3, 4] }; // as tables were made before growing existed
+    r.tables.set(1, old);
+    const a = emptyAdminState();
+    const oldChains = Array.from({ length: 50 }, (_, seed) => fileChains(tableChainsAt(old, 1)!, 3, seed));
+    const d = emptyDirty();
+    const grown = growTable(r, a, d, 1, undefined, 2);
+    expect(grown).toEqual({ tableId: 1, version: 2, chainIds: [1, 2, 3, 4, 5, 6], chainCounts: [4, 6] });
+    expect(d.k.has(1) && d.c.has(5) && d.c.has(6)).toBe(true);
+    // The new chains have the table's length (3) on distinct nodes, and take the empty target.
+    for (const id of [5, 6]) {
+      const c = r.chains.get(id)!;
+      expect(c.targets).toHaveLength(3);
+      expect(new Set(c.targets).size).toBe(3);
+      expect(c.targets).toContain(105);
+    }
+    Array.from({ length: 50 }, (_, seed) => expect(fileChains(tableChainsAt(grown, 1)!, 3, seed)).toEqual(oldChains[seed]));
+    // Again: version 3; versions 1 and 2 keep their counts.
+    expect(growTable(r, a, emptyDirty(), 1, 3, 1)).toMatchObject({ version: 3, chainCounts: [4, 6, 7] });
+    expect(tableChainsAt(grown, 2)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(tableChainsAt(grown, 4)).toBeUndefined();
+    // Errors: an unknown table, a grow by nothing, the version limit.
+    expect(() => growTable(r, a, emptyDirty(), 9, undefined, 1)).toThrow(/chain table 9 does not exist/);
+    expect(() => growTable(r, a, emptyDirty(), 1, undefined, 0)).toThrow(/at least one chain/);
+    r.tables.set(2, { tableId: 2, version: 1024, chainIds: [1] });
+    expect(() => growTable(r, a, emptyDirty(), 2, undefined, 1)).toThrow(/the limit/);
+  });
+});
