@@ -49,7 +49,7 @@ Status MgmtdClient::DecodeChainTable(const MsgValue& v, ChainTableInfo* out) {
   MP_RETURN_IF_ERROR(kReply.U32List(v, "chainIds", limits::kRoutingChainsMax, &t.chainIds));
   // Absent on tables that never grew (and from an mgmtd older than table growth).
   if (v.Find("chainCounts") != nullptr) {
-    MP_RETURN_IF_ERROR(kReply.U32List(v, "chainCounts", limits::kRoutingChainTableVersionsMax, &t.chainCounts));
+    MP_RETURN_IF_ERROR(kReply.U32List(v, "chainCounts", limits::kChainTableVersionsMax, &t.chainCounts));
   }
   *out = std::move(t);
   return Status::OK();

@@ -153,7 +153,7 @@ constexpr uint32_t kRoutingTargetsMax = 65536;           // records in one decod
 constexpr uint32_t kRoutingChainsMax = 65536;
 constexpr uint32_t kRoutingChainTablesMax = 256;
 // Versions a chain table may reach (src/limits.ts clusterLimits.chainTableVersionsMax).
-constexpr uint32_t kRoutingChainTableVersionsMax = 1024;
+constexpr uint32_t kChainTableVersionsMax = 1024;
 constexpr uint32_t kRoutingChainLengthMax = 16;
 constexpr uint32_t kWriteRetryMsDefault = 30000;         // a chain write retries this long at most
 constexpr uint32_t kWriteAttemptsMax = 200;
