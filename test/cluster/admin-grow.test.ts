@@ -66,6 +66,9 @@ describe('admin add-targets: the table in use grows in place', () => {
     cleanups.push(() => files.stop());
     await until(() => files.written >= 15, 60_000, 'files written before the grow');
 
+    // A file of our own, cut after the grow (meta's trim finds the cut chunk's chain).
+    const trimmed = Buffer.alloc(3 * CHUNK, 0x5a);
+    await fs.writeFile('/data/trim-me', trimmed);
     // Before: one table version of 4 chains; every file records version 1.
     const before = [...files.files.keys()];
     for (const path of before) expect((await layoutOf(path)).layout.chainTableVersion, path).toBe(1);
@@ -129,6 +132,10 @@ describe('admin add-targets: the table in use grows in place', () => {
     }
     expect(files.errors).toEqual([]);
     expect(files.written).toBeGreaterThan(written);
+    // A shrink of a version-1 file cuts the chunk on its version-1 chain, on every replica.
+    await fs.truncate('/data/trim-me', CHUNK + 100);
+    expect((await fs.readFile('/data/trim-me')).equals(trimmed.subarray(0, CHUNK + 100))).toBe(true);
+    expect(await placedAsLaidOut('/data/trim-me', trimmed.subarray(0, CHUNK + 100))).toHaveLength(2);
     await files.verifyAll();
 
     // The native client (inside DuckDB) reads a file of each version byte-exact too.
