@@ -153,7 +153,7 @@ export async function runAdmin(config: CliConfig, rest: string[], flags: Map<str
         const before = view.chainTables.find((t) => t.tableId === tableId)?.chainIds.length ?? 0;
         const table = await mgmtd.admin<{ tableId: number; version: number; chainIds: number[] }>('adminGrowTable', { tableId, replicas, chainCount });
         const added = table.chainIds.slice(before);
-        console.log(`chain table ${table.tableId} v${table.version}: ${table.chainIds.length} chains, new ${added.join(',')}; new targets ${fresh.map((t) => t.targetId).join(',')}; `
+        console.log(`chain table ${table.tableId} v${table.version}: ${table.chainIds.length} chains, new ${added.join(',')}; new targets ${fresh.map((t) => t.targetId).sort((x, y) => x - y).join(',')}; `
           + 'new files use the new chains, existing data moves onto the new targets with `millpond admin rebalance`');
         return;
       }
