@@ -62,7 +62,7 @@ function print(view: AdminView, what: string, json: boolean): void {
     if (json) return void console.log(JSON.stringify({ chains: view.chains, chainTables: view.chainTables }));
     const state = new Map(view.targets.map((t) => [t.targetId, t.state]));
     for (const c of view.chains) console.log(`chain ${c.chainId} v${c.version}: ${c.targets.map((id) => `${id}(${state.get(id) ?? '?'})`).join(' -> ')}`);
-    for (const k of view.chainTables) console.log(`table ${k.tableId} v${k.version}: chains ${k.chainIds.join(',')}`);
+    for (const k of view.chainTables) console.log(`table ${k.tableId} v${k.version}: chains ${k.chainIds.join(',')}${k.chainCounts ? ` (chains per version ${k.chainCounts.join(',')})` : ''}`);
   } else if (what === 'ops') {
     if (json) return void console.log(JSON.stringify({ ops: view.ops, spread: view.spread }));
     const { ops, spread } = view;

@@ -79,6 +79,7 @@ describe('admin add-targets: the table in use grows in place', () => {
     const written = files.written;
     const grown = await adminCli('add-targets', '--table', '1', '--chains', '1');
     expect(grown).toMatch(/chain table 1 v2: 5 chains, new 5; new targets 105,106,107;/);
+    expect(await adminCli('list', 'chains')).toMatch(/^table 1 v2: chains 1,2,3,4,5 \(chains per version 4,5\)$/m);
     let v = await view();
     expect(v.chainTables).toEqual([{ tableId: 1, version: 2, chainIds: [1, 2, 3, 4, 5], chainCounts: [4, 5] }]);
     // Placement puts the new chain (3 replicas, as the table's) on the empty targets.
