@@ -15,7 +15,6 @@
 #include "common/limits.h"
 #include "client/local_reader.h"
 #include "common/status.h"
-#include "storage/chunk_store.h"
 #include "transport/frame.h"
 #include "transport/transport.h"
 

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "common/limits.h"
-#include "storage/chunk_format.h"
+#include "common/chunk_format.h"
 #include "transport/local_socket.h"
 
 namespace millpond {

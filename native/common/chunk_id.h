@@ -54,4 +54,11 @@ struct ChunkMeta {
   uint32_t checksum = 0;
 };
 
+// One chunk of a target's listing (ChunkStore::List, the data plane's list operation).
+struct ChunkListEntry {
+  ChunkId chunk;
+  ChunkMeta meta;
+  bool corrupt = false;  // its header failed validation when the store was opened
+};
+
 }  // namespace millpond

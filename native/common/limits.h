@@ -54,7 +54,7 @@ constexpr uint32_t kServerReceiveAheadBytes = 1024 * 1024;
 constexpr int kListenBacklog = 512;
 constexpr size_t kServerAppliedWritesMax = 65536;    // (clientId, requestId) remembered at a head
 // (clientId, requestId) of the latest writes of a chunk, kept in each version file: a retry
-// after a head restart or failover finds its write there (storage/chunk_format.h).
+// after a head restart or failover finds its write there (common/chunk_format.h).
 constexpr uint32_t kChunkRequestsRemembered = 16;
 constexpr uint32_t kChainsPerServerMax = 65536;
 

@@ -28,7 +28,7 @@
 #include "common/file_io.h"
 #include "common/limits.h"
 #include "common/status.h"
-#include "storage/chunk_format.h"
+#include "common/chunk_format.h"
 
 namespace millpond {
 
@@ -78,12 +78,6 @@ struct VersionSpan {
   uint64_t fileOffset = 0;           // where the bytes start in it
   uint32_t bytes = 0;                // how many (0: the read starts at or past the end)
   std::vector<uint32_t> blockCrcs;   // the stored CRC32C of each block of those bytes
-};
-
-struct ChunkListEntry {
-  ChunkId chunk;
-  ChunkMeta meta;
-  bool corrupt = false;  // its header failed validation when the store was opened
 };
 
 struct ChunkStoreUsage {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
-#include "storage/chunk_format.h"
+#include "common/chunk_format.h"
 
 namespace millpond {
 namespace {

@@ -34,7 +34,7 @@
 #include "client/client_auth.h"
 #include "client/file_client.h"
 #include "client/mgmtd_client.h"
-#include "storage/chunk_format.h"
+#include "common/chunk_format.h"
 
 namespace millpond {
 namespace {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "client/chunk_client.h"
-#include "storage/chunk_format.h"
+#include "common/chunk_format.h"
 #include "storage/chunk_store.h"
 #include "storage/data_server.h"
 #include "tests/test_support.h"

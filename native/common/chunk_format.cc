@@ -1,4 +1,4 @@
-#include "storage/chunk_format.h"
+#include "common/chunk_format.h"
 
 #include <algorithm>
 #include <string>
