@@ -22,7 +22,7 @@ import { connect } from '../src/fs/index.js';
 import { clusterLimits } from '../src/limits.js';
 import { MetaServer } from '../src/meta/meta-server.js';
 import { MetaService } from '../src/meta/meta-service.js';
-import { SqliteKv } from '../src/meta/sqlite-kv.js';
+import { SqliteKv } from '../src/kv/sqlite-kv.js';
 import { intOption, machineNote, makeWorkDir, MiB, nowMs, printJson, printTable, sleepMs } from './lib.js';
 
 const storageMain = fileURLToPath(new URL('../dist/storage/main.js', import.meta.url));

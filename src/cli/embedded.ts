@@ -19,7 +19,7 @@ import { MgmtdService } from '../cluster/mgmtd-service.js';
 import { MillpondError } from '../errors.js';
 import { MetaServer } from '../meta/meta-server.js';
 import { MetaService } from '../meta/meta-service.js';
-import { SqliteKv } from '../meta/sqlite-kv.js';
+import { SqliteKv } from '../kv/sqlite-kv.js';
 import { ensureAdmin } from '../meta/users.js';
 import type { TransportChoice } from '../native/binding.js';
 import { StorageDaemon } from '../storage/daemon.js';

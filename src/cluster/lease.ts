@@ -4,7 +4,7 @@
  * it has expired. Clocks of mgmtd hosts must agree to well within the lease length.
  */
 import { pack, unpack } from '../protocol/codec.js';
-import type { KvBackend, KvTx } from '../meta/kv.js';
+import type { KvBackend, KvTx } from '../kv/kv.js';
 import { clusterKeys } from './keys.js';
 
 export interface Lease {

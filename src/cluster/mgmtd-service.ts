@@ -10,7 +10,7 @@ import { mgmtdHeartbeats, trackMgmtd, type MgmtdView } from '../metrics/services
 import { randomBytes } from 'node:crypto';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
-import type { KvBackend } from '../meta/kv.js';
+import type { KvBackend } from '../kv/kv.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { clusterKeys, type RecordKind } from './keys.js';
 import { readLease, release, tryAcquire, type Lease } from './lease.js';

@@ -10,7 +10,7 @@ import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys } from './keys.js';
-import type { KvBackend } from './kv.js';
+import type { KvBackend } from '../kv/kv.js';
 import type { AccessKey, User } from './types.js';
 
 /** 20 characters from A-Z0-9 as AWS's (first four "MPAK"); secrets 40 base64 characters. */

@@ -12,7 +12,7 @@ import type { ClusterAuth } from '../auth/credentials.js';
 import { parseToken, tokenSecret, tokenValid } from '../auth/keys.js';
 import { MillpondError } from '../errors.js';
 import { authLimits } from '../limits.js';
-import type { KvBackend } from './kv.js';
+import type { KvBackend } from '../kv/kv.js';
 import { identityOf, listUsers, userOfToken, type Identity } from './users.js';
 
 export interface TokenRef {

@@ -7,7 +7,7 @@
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
-import type { KvBackend } from './kv.js';
+import type { KvBackend } from '../kv/kv.js';
 
 const COUNTER = keys.counter('inode-next');
 

@@ -15,7 +15,7 @@ import { pack, unpack } from '../protocol/codec.js';
 import { CapabilitySigner, RIGHT_READ, RIGHT_WRITE } from '../auth/capability.js';
 import { InodeAllocator } from './inode-allocator.js';
 import { keys, ROOT_INODE } from './keys.js';
-import type { KvBackend, KvTx } from './kv.js';
+import type { KvBackend, KvTx } from '../kv/kv.js';
 import { splitPath } from './names.js';
 import { NamespaceTx, PathHints, type SessionRecord } from './namespace-tx.js';
 import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';

@@ -6,7 +6,7 @@ import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
-import type { KvTx } from './kv.js';
+import type { KvTx } from '../kv/kv.js';
 import { requireAccess, X } from './permissions.js';
 import type { FileType, Garbage, Inode, User } from './types.js';
 

@@ -10,7 +10,7 @@
 import { MillpondError } from '../errors.js';
 import { authLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
-import type { KvBackend, KvTx } from './kv.js';
+import type { KvBackend, KvTx } from '../kv/kv.js';
 import type { User } from './types.js';
 
 export interface UserRecord {

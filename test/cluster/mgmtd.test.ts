@@ -7,7 +7,7 @@ import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { MgmtdServer } from '../../src/cluster/mgmtd-server.js';
 import { MgmtdService, type MgmtdOptions } from '../../src/cluster/mgmtd-service.js';
 import type { LocalState, Routing } from '../../src/cluster/types.js';
-import { SqliteKv } from '../../src/meta/sqlite-kv.js';
+import { SqliteKv } from '../../src/kv/sqlite-kv.js';
 import { pack } from '../../src/protocol/codec.js';
 import { decodeReply, encodeRequest, type Reply } from '../../src/protocol/envelope.js';
 import { testKeys } from '../support/auth.js';

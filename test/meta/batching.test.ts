@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
 import { tokenKeyPair } from '../../src/auth/curve.js';
 import { authLimits, protocolLimits } from '../../src/limits.js';
-import type { KvBackend } from '../../src/meta/kv.js';
+import type { KvBackend } from '../../src/kv/kv.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
 import { MetaServer } from '../../src/meta/meta-server.js';
 import { MetaService } from '../../src/meta/meta-service.js';

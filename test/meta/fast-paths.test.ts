@@ -1,12 +1,12 @@
-// The fast paths of meta (src/meta/kv.ts getMany, insert, read; SQLite group commit;
+// The fast paths of meta (src/kv/kv.ts getMany, insert, read; SQLite group commit;
 // PostgreSQL write batching; path hints) keep the namespace's answers: on both backends
 // (real SQLite file, real PostgreSQL).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MillpondError } from '../../src/errors.js';
-import type { KvBackend } from '../../src/meta/kv.js';
+import type { KvBackend } from '../../src/kv/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
 import type { User } from '../../src/meta/types.js';
-import { PostgresKv } from '../../src/meta/postgres-kv.js';
+import { PostgresKv } from '../../src/kv/postgres-kv.js';
 import { backends, type OpenedBackend } from './support/backends.js';
 import { createTestDatabase, skipPg } from './support/pg.js';
 import { errorCode } from '../support/error-code.js';

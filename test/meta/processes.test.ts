@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { MetaClient } from '../../src/meta/meta-client.js';
 import { MetaServer } from '../../src/meta/meta-server.js';
 import { MetaService } from '../../src/meta/meta-service.js';
-import { SqliteKv } from '../../src/meta/sqlite-kv.js';
+import { SqliteKv } from '../../src/kv/sqlite-kv.js';
 import { killHard, spawnScript, waitForLine } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
 import { listAdmin, testKeys } from '../support/auth.js';

@@ -7,7 +7,7 @@ import { protocolLimits } from '../../src/limits.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
 import { MetaServer } from '../../src/meta/meta-server.js';
 import { MetaService } from '../../src/meta/meta-service.js';
-import { SqliteKv } from '../../src/meta/sqlite-kv.js';
+import { SqliteKv } from '../../src/kv/sqlite-kv.js';
 import { pack } from '../../src/protocol/codec.js';
 import { decodeReply, encodeRequest, type Reply } from '../../src/protocol/envelope.js';
 import { tempDir } from '../support/tmp.js';

@@ -1,6 +1,6 @@
 // MetaService behaviour on both KV backends (real SQLite file, real PostgreSQL), same bodies.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KvBackend } from '../../src/meta/kv.js';
+import type { KvBackend } from '../../src/kv/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
 import type { FileLayout, User } from '../../src/meta/types.js';
 import { backends, type OpenedBackend } from './support/backends.js';

@@ -1,7 +1,7 @@
 // millpond_meta_transaction_retries_total counts PostgreSQL serialization conflicts that meta
 // retried: two transactions that read a key and then both write it conflict for certain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresKv } from '../../src/meta/postgres-kv.js';
+import { PostgresKv } from '../../src/kv/postgres-kv.js';
 import { registry } from '../../src/metrics/registry.js';
 import '../../src/metrics/services.js';
 import { createTestDatabase, skipPg } from '../meta/support/pg.js';

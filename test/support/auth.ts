@@ -5,7 +5,7 @@
 import { ensureClusterKeys, type ClusterKeyFiles } from '../../src/auth/cluster-files.js';
 import type { ClientAuth } from '../../src/auth/credentials.js';
 import { parseToken } from '../../src/auth/keys.js';
-import type { KvBackend } from '../../src/meta/kv.js';
+import type { KvBackend } from '../../src/kv/kv.js';
 import { ensureAdmin } from '../../src/meta/users.js';
 import { tempDir } from './tmp.js';
 

@@ -1,8 +1,8 @@
 /** Both KV backends behind one opener, so a test body runs against each. */
 import { join } from 'node:path';
-import type { KvBackend } from '../../../src/meta/kv.js';
-import { PostgresKv } from '../../../src/meta/postgres-kv.js';
-import { SqliteKv } from '../../../src/meta/sqlite-kv.js';
+import type { KvBackend } from '../../../src/kv/kv.js';
+import { PostgresKv } from '../../../src/kv/postgres-kv.js';
+import { SqliteKv } from '../../../src/kv/sqlite-kv.js';
 import { tempDir } from '../../support/tmp.js';
 import { createTestDatabase, skipPg } from './pg.js';
 
