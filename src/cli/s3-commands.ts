@@ -11,7 +11,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MillpondError } from '../errors.js';
 import { MetaClient } from '../meta/meta-client.js';
-import type { User } from '../meta/types.js';
+import type { User } from '../protocol/meta-types.js';
 import { S3Gateway } from '../s3/index.js';
 import type { ClientAuth } from '../auth/credentials.js';
 import { cliAuth, type CliConfig } from './config.js';

@@ -6,7 +6,7 @@
 import type { RoutingClient } from '../cluster/routing-client.js';
 import type { Routing } from '../cluster/types.js';
 import { MillpondError } from '../errors.js';
-import type { FileLayout } from '../meta/types.js';
+import type { FileLayout } from '../protocol/meta-types.js';
 import { fileChains, tableChainsAt } from './layout.js';
 
 /** The file's chains in `routing`, or undefined when its table or table version is not in it. */

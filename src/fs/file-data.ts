@@ -6,7 +6,7 @@
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { fsLimits, limits } from '../limits.js';
-import type { FileLayout } from '../meta/types.js';
+import type { FileLayout } from '../protocol/meta-types.js';
 import type { FileCapability } from './file-capability.js';
 import { resolveFileChains } from './file-chains.js';
 import { chainOfChunk } from './layout.js';

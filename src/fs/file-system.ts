@@ -10,7 +10,7 @@ import { MillpondError } from '../errors.js';
 import { fsLimits } from '../limits.js';
 import { findClientAuth } from '../auth/credentials.js';
 import { MetaClient, MetaClientView } from '../meta/meta-client.js';
-import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../meta/types.js';
+import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../protocol/meta-types.js';
 import type { TransportChoice } from '../native/binding.js';
 import { ChunkClient } from '../chunk/chunk-client.js';
 import { FileCapability } from './file-capability.js';

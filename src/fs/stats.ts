@@ -1,5 +1,5 @@
 /** node:fs-shaped views of inodes and directory entries. */
-import type { DirEntry, Inode, ObjectAttrs } from '../meta/types.js';
+import type { DirEntry, Inode, ObjectAttrs } from '../protocol/meta-types.js';
 
 export class Stats {
   readonly ino: bigint;

@@ -11,7 +11,7 @@ import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys } from './keys.js';
 import type { KvBackend } from '../kv/kv.js';
-import type { AccessKey, User } from './types.js';
+import type { AccessKey, User } from '../protocol/meta-types.js';
 
 /** 20 characters from A-Z0-9 as AWS's (first four "MPAK"); secrets 40 base64 characters. */
 const ACCESS_KEY_ID_RE = /^[A-Z0-9]{16,128}$/;

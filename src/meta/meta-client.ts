@@ -17,7 +17,7 @@ import { FailoverRpc } from '../protocol/failover-rpc.js';
 import type { RpcClientOptions } from '../protocol/rpc-client.js';
 import type { Params } from '../protocol/envelope.js';
 import type { UserRecord } from './users.js';
-import type { AccessKey, DirLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, User } from './types.js';
+import type { AccessKey, DirLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, User } from '../protocol/meta-types.js';
 
 export interface MetaClientOptions extends Omit<RpcClientOptions, 'curve'> {
   /**

@@ -21,9 +21,9 @@ import { RpcServer, type CallContext, type Handler } from '../protocol/rpc-serve
 import { ProtocolError } from '../protocol/envelope.js';
 import { Authenticator } from './authenticator.js';
 import type { Dedup, MetaService } from './meta-service.js';
-import type { User } from './types.js';
+import type { User } from '../protocol/meta-types.js';
 import { addToken, addUser, getUser, listUsers, removeUser, type Identity } from './users.js';
-import type { ObjectAttrs } from './types.js';
+import type { ObjectAttrs } from '../protocol/meta-types.js';
 import { refusalLog } from '../auth/refusal-log.js';
 import { logger } from '../log.js';
 

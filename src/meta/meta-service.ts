@@ -20,7 +20,7 @@ import { splitPath } from './names.js';
 import { NamespaceTx, PathHints, type SessionRecord } from './namespace-tx.js';
 import { inGroup, permits, R, requireAccess, W, X } from './permissions.js';
 import { addAccessKey, getAccessKey, listAccessKeys, removeAccessKey } from './access-keys.js';
-import type { AccessKey, ChainTableVersions, ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from './types.js';
+import type { AccessKey, ChainTableVersions, ChunkTrimmer, DirEntry, DirLayout, FileLayout, Garbage, Inode, ObjectAttrs, OpenFlags, OpenResult, ReaddirResult, TrimIntent, User } from '../protocol/meta-types.js';
 
 export interface MetaServiceOptions {
   /** The root directory's layout when the namespace is created (later: setLayout). */

@@ -8,7 +8,7 @@ import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
 import type { KvTx } from '../kv/kv.js';
 import { requireAccess, X } from './permissions.js';
-import type { FileType, Garbage, Inode, User } from './types.js';
+import type { FileType, Garbage, Inode, User } from '../protocol/meta-types.js';
 
 export interface Entry {
   inode: bigint;

@@ -1,6 +1,6 @@
 /** POSIX permission checks on inodes. Root (uid 0) passes all but execute on plain files. */
 import { MillpondError } from '../errors.js';
-import type { Inode, User } from './types.js';
+import type { Inode, User } from '../protocol/meta-types.js';
 
 export const R = 4;
 export const W = 2;

@@ -11,7 +11,7 @@ import { MillpondError } from '../errors.js';
 import { authLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import type { KvBackend, KvTx } from '../kv/kv.js';
-import type { User } from './types.js';
+import type { User } from '../protocol/meta-types.js';
 
 export interface UserRecord {
   name: string;

@@ -5,7 +5,7 @@
  * to be checked as that identity. A server without authentication (benchmarks' baseline only)
  * takes `user: {uid, gid, gids?}` instead.
  * mutations may carry `clientId` (16 bytes, fixed per client) so that a resend under the same
- * requestId is applied once. Results are the service's records (src/meta/types.ts) as msgpack
+ * requestId is applied once. Results are the service's records (src/protocol/meta-types.ts) as msgpack
  * maps; inode ids are 64-bit integers.
  *
  *   method            params (besides user, clientId)                  result
@@ -44,7 +44,7 @@
  *   meta.accessKeyRemove  accessKeyId (admin only)                     nil
  */
 import { metaLimits } from '../limits.js';
-import type { User } from '../meta/types.js';
+import type { User } from './meta-types.js';
 import type { Params } from './envelope.js';
 import { ProtocolError } from './envelope.js';
 import { bin, bool, list, map, optMap, optUint } from './fields.js';

@@ -10,7 +10,7 @@ import type { Writable } from 'node:stream';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
-import type { Inode, ObjectAttrs } from '../meta/types.js';
+import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { parentOf } from './paths.js';
 
 /**

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileSystem } from '../fs/file-system.js';
 import type { Stats } from '../fs/stats.js';
 import { s3Limits } from '../limits.js';
-import type { User } from '../meta/types.js';
+import type { User } from '../protocol/meta-types.js';
 import { payload } from './chunked.js';
 import { S3Error } from './errors.js';
 import type { VerifiedSignature } from './sigv4.js';

@@ -12,7 +12,7 @@ import { MillpondError } from '../errors.js';
 import { FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
 import type { MetaClient } from '../meta/meta-client.js';
-import type { AccessKey, User } from '../meta/types.js';
+import type { AccessKey, User } from '../protocol/meta-types.js';
 import { S3Error } from './errors.js';
 
 const GATEWAY_USER: User = { uid: 0, gid: 0 };

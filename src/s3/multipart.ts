@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
-import type { Inode, ObjectAttrs } from '../meta/types.js';
+import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { S3Error } from './errors.js';
 import { renameInto, tempNameBeside, writeFrom } from './data.js';
 import { parentOf, UPLOADS_DIR } from './paths.js';

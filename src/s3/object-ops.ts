@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { Stats } from '../fs/stats.js';
-import type { ObjectAttrs } from '../meta/types.js';
+import type { ObjectAttrs } from '../protocol/meta-types.js';
 import { declaredLength, payload, type BodyResult } from './chunked.js';
 import { digester, type Digester } from './hash-pool.js';
 import { publishObject, readTo, writeFrom } from './data.js';

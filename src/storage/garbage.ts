@@ -7,7 +7,7 @@
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
-import type { FileLayout, Garbage } from '../meta/types.js';
+import type { FileLayout, Garbage } from '../protocol/meta-types.js';
 import { resolveFileChains } from '../fs/file-chains.js';
 import { chainOfChunk } from '../fs/layout.js';
 

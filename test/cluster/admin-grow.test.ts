@@ -18,7 +18,7 @@ import { connect } from '../../src/fs/index.js';
 import { fileChainsIn } from '../../src/fs/file-chains.js';
 import { chainOfChunk } from '../../src/fs/layout.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
-import type { FileLayout } from '../../src/meta/types.js';
+import type { FileLayout } from '../../src/protocol/meta-types.js';
 import { tempDir } from '../support/tmp.js';
 import { Cluster } from './support/cluster.js';
 import { FileWriter } from './support/file-writer.js';

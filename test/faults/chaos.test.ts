@@ -18,7 +18,7 @@ import { crc32c } from '../../src/index.js';
 import { FileSystem } from '../../src/fs/file-system.js';
 import { chainOfChunk, fileChains } from '../../src/fs/layout.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
-import type { FileLayout } from '../../src/meta/types.js';
+import type { FileLayout } from '../../src/protocol/meta-types.js';
 import { CHAINS, Cluster, Writer } from '../cluster/support/cluster.js';
 import { freePort, sleep, startMeta, startMgmtd, until, type Proc } from '../cluster/support/processes.js';
 import { chunkPattern } from '../support/pattern.js';

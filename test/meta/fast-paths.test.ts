@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MillpondError } from '../../src/errors.js';
 import type { KvBackend } from '../../src/kv/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
-import type { User } from '../../src/meta/types.js';
+import type { User } from '../../src/protocol/meta-types.js';
 import { PostgresKv } from '../../src/kv/postgres-kv.js';
 import { backends, type OpenedBackend } from './support/backends.js';
 import { createTestDatabase, skipPg } from './support/pg.js';

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvBackend } from '../../src/kv/kv.js';
 import { MetaService } from '../../src/meta/meta-service.js';
-import type { FileLayout, User } from '../../src/meta/types.js';
+import type { FileLayout, User } from '../../src/protocol/meta-types.js';
 import { backends, type OpenedBackend } from './support/backends.js';
 import { errorCode } from '../support/error-code.js';
 

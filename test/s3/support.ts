@@ -4,7 +4,7 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
-import type { AccessKey, User } from '../../src/meta/types.js';
+import type { AccessKey, User } from '../../src/protocol/meta-types.js';
 import { S3Gateway, type GatewayOptions } from '../../src/s3/index.js';
 import { tempDir } from '../support/tmp.js';
 

@@ -16,7 +16,7 @@ import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { fileChains, chainOfChunk } from '../../src/fs/layout.js';
-import type { FileLayout } from '../../src/meta/types.js';
+import type { FileLayout } from '../../src/protocol/meta-types.js';
 import { MetaClient, MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { until } from '../cluster/support/processes.js';
