@@ -1,7 +1,7 @@
 // MgmtdClient: typed calls to the cluster manager (src/cluster, methods in
-// src/cluster/protocol.ts) over an RpcClient given every mgmtd address. The RpcClient moves on
+// src/protocol/mgmtd.ts) over an RpcClient given every mgmtd address. The RpcClient moves on
 // to the next address on ENOTPRIMARY (a standby) and on timeouts, as the TS MgmtdClient does.
-// Replies are decoded into the structs below (the records of src/cluster/types.ts); a reply of
+// Replies are decoded into the structs below (the records of src/protocol/mgmtd-types.ts); a reply of
 // the wrong shape is kProtocol.
 #pragma once
 

@@ -1,6 +1,6 @@
 /**
  * `millpond admin ...`: chain tables that change while serving (design §9, after 3FS's
- * admin_cli). Every command calls one of mgmtd's admin methods (cluster/protocol.ts), which
+ * admin_cli). Every command calls one of mgmtd's admin methods (src/protocol/mgmtd.ts), which
  * need the admin's token (EAUTH without a valid one, EACCES for another user's).
  */
 import type { AdminView } from '../cluster/cluster-view.js';

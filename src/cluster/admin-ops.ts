@@ -35,7 +35,7 @@
 import { MillpondError } from '../errors.js';
 import { adminLimits, clusterLimits } from '../limits.js';
 import { nextStep, placeChains, spreadOf, skew, type PlacementChain, type PlacementTarget } from './placement.js';
-import type { ChainRecord, ChainTableRecord, NodeRecord, TargetRecord } from './types.js';
+import type { ChainRecord, ChainTableRecord, NodeRecord, TargetRecord } from '../protocol/mgmtd-types.js';
 
 export type MoveReason = 'rebalance' | 'drain' | 'replace';
 

@@ -9,7 +9,7 @@ import { clusterLimits } from '../limits.js';
 import type { Params } from '../protocol/envelope.js';
 import { RpcClient } from '../protocol/rpc-client.js';
 import { heartbeatText, nodeProof, registerText } from './node-proof.js';
-import type { ChainTableRecord, HeartbeatTarget, NodeKind, Routing } from './types.js';
+import type { ChainTableRecord, HeartbeatTarget, NodeKind, Routing } from '../protocol/mgmtd-types.js';
 
 /** A storage process's data-server byte counters (protocol.ts, mgmtd.heartbeat). */
 export interface NodeDataCounters { dataReadBytes: number; dataWrittenBytes: number; pid: number }

@@ -27,7 +27,7 @@ import type { Params } from '../protocol/envelope.js';
 import { optUint, str, uint } from '../protocol/fields.js';
 import type { MgmtdService } from './mgmtd-service.js';
 import { heartbeatText, nodeProofValid, registerText } from './node-proof.js';
-import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from './protocol.js';
+import { decodeCreateChainTable, decodeHeartbeat, decodeRegister, MGMTD_METHODS, type MgmtdMethod } from '../protocol/mgmtd.js';
 import { refusalLog } from '../auth/refusal-log.js';
 import { EXECUTOR_METHODS, ExecutorRegistry, executorHandlers } from './executors.js';
 import { JOB_METHODS, JobRegistry, jobHandlers } from './jobs.js';

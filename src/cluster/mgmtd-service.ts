@@ -22,7 +22,7 @@ import { emptyAdminState, emptyDirty, routingDirty, type AdminState, type Dirty,
 import { adminLimits } from '../limits.js';
 import type {
   ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord, HeartbeatTarget, ResyncProgress,
-} from './types.js';
+} from '../protocol/mgmtd-types.js';
 import { logger } from '../log.js';
 
 const mgmtdLog = logger('mgmtd');

@@ -23,7 +23,7 @@ import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { ChunkId, ChunkMeta } from '../native/binding.js';
 import { MgmtdClient, type MgmtdClientOptions } from './mgmtd-client.js';
-import { dataPath, type ChainRecord, type Routing, type TargetRecord } from './types.js';
+import { dataPath, type ChainRecord, type Routing, type TargetRecord } from '../protocol/mgmtd-types.js';
 
 export interface RoutingClientOptions {
   /** mgmtd addresses, or a client to share. */

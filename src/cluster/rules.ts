@@ -27,7 +27,7 @@
  * the chains it headed. Without this every failure moved heads to the survivors for good, and
  * after a few failures every chain had the same head (issue 9, item 9).
  */
-import type { ChainRecord, TargetRecord, TargetState } from './types.js';
+import type { ChainRecord, TargetRecord, TargetState } from '../protocol/mgmtd-types.js';
 
 export interface RuleInput {
   targets: Map<number, TargetRecord>;

@@ -4,7 +4,7 @@
  * cached routing (the table grew since it was fetched) refreshes the routing once.
  */
 import type { RoutingClient } from '../cluster/routing-client.js';
-import type { Routing } from '../cluster/types.js';
+import type { Routing } from '../protocol/mgmtd-types.js';
 import { MillpondError } from '../errors.js';
 import type { FileLayout } from '../protocol/meta-types.js';
 import { fileChains, tableChainsAt } from './layout.js';

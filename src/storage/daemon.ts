@@ -15,7 +15,7 @@ import { clusterLimits } from '../limits.js';
 import { addon, type ChainPosition, type TransportChoice } from '../native/binding.js';
 import type { ClusterAuth } from '../auth/credentials.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
-import { dataPath, type LocalState, type Routing, type TargetRecord } from '../cluster/types.js';
+import { dataPath, type LocalState, type Routing, type TargetRecord } from '../protocol/mgmtd-types.js';
 import { optUint } from '../protocol/fields.js';
 import { RpcServer, type Handler } from '../protocol/rpc-server.js';
 import { resync, type ResyncStats } from './resync.js';

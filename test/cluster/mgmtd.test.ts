@@ -6,7 +6,7 @@ import { Dealer } from 'zeromq';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { MgmtdServer } from '../../src/cluster/mgmtd-server.js';
 import { MgmtdService, type MgmtdOptions } from '../../src/cluster/mgmtd-service.js';
-import type { LocalState, Routing } from '../../src/cluster/types.js';
+import type { LocalState, Routing } from '../../src/protocol/mgmtd-types.js';
 import { SqliteKv } from '../../src/kv/sqlite-kv.js';
 import { pack } from '../../src/protocol/codec.js';
 import { decodeReply, encodeRequest, type Reply } from '../../src/protocol/envelope.js';

@@ -2,7 +2,7 @@
 // targets in several chains, a lastsrv that missed writes elsewhere, a chain lost entirely.
 import { describe, expect, it } from 'vitest';
 import { applyRules } from '../../src/cluster/rules.js';
-import type { ChainRecord, TargetRecord, TargetState } from '../../src/cluster/types.js';
+import type { ChainRecord, TargetRecord, TargetState } from '../../src/protocol/mgmtd-types.js';
 
 function world(states: Record<number, TargetState>, chains: Record<number, number[]>) {
   const targets = new Map<number, TargetRecord>(Object.entries(states).map(([id, state]) => [Number(id), {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
-import type { Routing } from '../../src/cluster/types.js';
+import type { Routing } from '../../src/protocol/mgmtd-types.js';
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { createTestDatabase, skipPg } from '../meta/support/pg.js';
 import { tempDir } from '../support/tmp.js';

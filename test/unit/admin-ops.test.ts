@@ -3,7 +3,7 @@
 // the head's place passes to the new target, a dead destination undoes the join.
 import { describe, expect, it } from 'vitest';
 import { emptyAdminState, emptyDirty, replaceTarget, removeNode, resyncRates, setRebalance, tick, type Records } from '../../src/cluster/admin-ops.js';
-import type { ChainRecord, NodeRecord, TargetRecord } from '../../src/cluster/types.js';
+import type { ChainRecord, NodeRecord, TargetRecord } from '../../src/protocol/mgmtd-types.js';
 
 function records(nodes: number[], chains: number[][], dead = new Set<number>()): Records {
   const r: Records = {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ChunkClient } from '../../../src/chunk/chunk-client.js';
 import { MgmtdClient } from '../../../src/cluster/mgmtd-client.js';
 import { RoutingClient } from '../../../src/cluster/routing-client.js';
-import type { Routing, TargetState } from '../../../src/cluster/types.js';
+import type { Routing, TargetState } from '../../../src/protocol/mgmtd-types.js';
 import { chunkPattern } from '../../support/pattern.js';
 import { testKeys, type TestKeys } from '../../support/auth.js';
 import { tempDir } from '../../support/tmp.js';

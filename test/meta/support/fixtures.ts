@@ -4,7 +4,7 @@
  * {"$u64": "..."} and bytes as {"$bin": "<hex>"}) in <name>.json. A C++ codec must produce
  * and accept exactly these bytes.
  */
-import type { Routing } from '../../../src/cluster/types.js';
+import type { Routing } from '../../../src/protocol/mgmtd-types.js';
 import type { Reply, Request } from '../../../src/protocol/envelope.js';
 
 export interface Fixture {
@@ -37,7 +37,7 @@ export const fixtures: Fixture[] = [
 ];
 
 // mgmtd's messages that the native client decodes (native/client/mgmtd_client.cc). The routing
-// snapshot has the full record shapes of src/cluster/types.ts, so a field added there shows here.
+// snapshot has the full record shapes of src/protocol/mgmtd-types.ts, so a field added there shows here.
 const routing: Routing = {
   version: 42,
   nodes: [{ nodeId: 7, kind: 'storage', controlAddress: 'tcp://10.1.0.3:7001', alive: true, appliedVersion: 42 }],

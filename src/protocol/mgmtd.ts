@@ -41,9 +41,9 @@
  * mgmtd address. An unknown nodeId in a heartbeat is ENOENT: the node registers again.
  */
 import { clusterLimits } from '../limits.js';
-import { ProtocolError, type Params } from '../protocol/envelope.js';
-import { list, map, optMap, optStr, optUint, str, uint } from '../protocol/fields.js';
-import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind, type ResyncProgress } from './types.js';
+import { ProtocolError, type Params } from './envelope.js';
+import { list, map, optMap, optStr, optUint, str, uint } from './fields.js';
+import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind, type ResyncProgress } from './mgmtd-types.js';
 
 export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens',
   'mgmtd.adminView', 'mgmtd.adminCreateTable', 'mgmtd.adminGrowTable', 'mgmtd.adminRebalance', 'mgmtd.adminReplace', 'mgmtd.adminDrain', 'mgmtd.adminRemoveNode'] as const;
