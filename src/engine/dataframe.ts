@@ -6,9 +6,21 @@ import type * as arrow from 'apache-arrow';
 import { engineLimits } from '../limits.js';
 import type { JobSummary } from './execution/progress.js';
 import { PlanNode, type JsOp, type NodeSpec } from './plan/nodes.js';
-import type { Session } from './session.js';
 
 export type Row = Record<string, unknown>;
+
+/**
+ * What a DataFrame asks of the session that made it (Session implements it). Declared here so
+ * that dataframe.ts does not import session.ts, which imports this file.
+ */
+export interface PlanRunner {
+  readonly root: { resolveUserPath(path: string): string };
+  /** Runs the plan up to `node` (reusing completed tasks). */
+  execute(node: PlanNode, recompute: boolean): Promise<JobSummary>;
+  countOf(node: PlanNode): Promise<number>;
+  rowsOf(node: PlanNode, limit?: number): Promise<Row[]>;
+  arrowOf(node: PlanNode): Promise<arrow.Table>;
+}
 
 function checkPartitions(n: unknown): number {
   if (typeof n !== 'number' || !Number.isInteger(n)) throw new TypeError('the number of partitions must be an integer');
@@ -26,7 +38,7 @@ function columnList(name: string, v: unknown): string[] {
 
 export class DataFrame {
   /** @internal */
-  constructor(readonly session: Session, readonly node: PlanNode, public needsRecompute = false) {}
+  constructor(readonly session: PlanRunner, readonly node: PlanNode, public needsRecompute = false) {}
 
   private derive(spec: NodeSpec, inputs: PlanNode[] = [this.node]): DataFrame {
     return new DataFrame(this.session, new PlanNode(spec, inputs), this.needsRecompute);

@@ -4,9 +4,18 @@
  * reader waits for; and what a reader opens (InputRelation).
  */
 import type { PlanNode } from '../plan/nodes.js';
+import type { DataRoot } from '../partition/root.js';
 import { splitEvenly } from './file-groups.js';
-import type { SchedulerContext } from './scheduler.js';
-import type { InputRelation, OutputRecord } from './task-spec.js';
+import type { InputRelation, OutputRecord, TaskResult } from './task-spec.js';
+
+/** What the functions here read of a job (scheduler.ts SchedulerContext has it all). */
+export interface OutputsContext {
+  root: DataRoot;
+  /** Files of each scan node, resolved before the run. */
+  scanFiles: Map<string, string[]>;
+  /** Results of completed tasks by key. */
+  results: Map<string, TaskResult>;
+}
 
 export function taskKey(node: PlanNode, task: number): string {
   return `${node.id}#${task}`;
@@ -36,7 +45,7 @@ export function producerKeys(node: PlanNode, partitions: number[]): string[] {
  * completed). A scan's files have rows and bytes -1 (unknown); a by-files node's are its input's
  * files, all of them in that order, split into `node.partitions` contiguous groups.
  */
-export function partitionFiles(ctx: SchedulerContext, node: PlanNode, partitions: number[]): OutputRecord[] {
+export function partitionFiles(ctx: OutputsContext, node: PlanNode, partitions: number[]): OutputRecord[] {
   if (node.spec.kind === 'scan') {
     return ctx.scanFiles.get(node.id)!.map((location) => ({ partition: 0, location, rows: -1, bytes: -1 }));
   }
@@ -68,7 +77,7 @@ function formatOf(node: PlanNode): Pick<InputRelation, 'format' | 'options'> {
  * files only matter for their schema: they are dropped when others remain, one is kept when all
  * are empty, and partitions with no files at all read the node's first file with no rows.
  */
-export function relationOf(ctx: SchedulerContext, node: PlanNode, partitions: number[]): InputRelation {
+export function relationOf(ctx: OutputsContext, node: PlanNode, partitions: number[]): InputRelation {
   const { format, options } = formatOf(node);
   if (node.spec.kind === 'scan') {
     return { format, files: ctx.scanFiles.get(node.id)!.map((f) => ctx.root.url(f)), options };

@@ -1,14 +1,9 @@
 /** SQL text for reading inputs: table functions over explicit file lists. */
 import type { InputRelation } from './task-spec.js';
+import { sqlIdentifier, sqlString } from './sql.js';
 import { decodeWideInts } from './wide-ints.js';
 
-export function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
-export function sqlIdentifier(s: string): string {
-  return `"${s.replace(/"/g, '""')}"`;
-}
+export { sqlIdentifier, sqlString } from './sql.js';
 
 function fileList(files: readonly string[]): string {
   return `[${files.map(sqlString).join(', ')}]`;

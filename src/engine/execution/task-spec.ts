@@ -3,7 +3,9 @@
  */
 import type { JsOp, ScanFormat, ScanOptions, ShuffleMode } from '../plan/nodes.js';
 import type { DataRootSpec } from '../partition/root.js';
-import type { WideColumns } from './wide-ints.js';
+
+/** Column name -> its type, for the top-level HUGEINT and UHUGEINT columns of a file (wide-ints.ts). */
+export type WideColumns = Record<string, 'HUGEINT' | 'UHUGEINT'>;
 
 /** One input of a task: the files of one or more partitions of an input node. */
 export interface InputRelation {

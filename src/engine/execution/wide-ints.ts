@@ -6,10 +6,10 @@
  * holds the exact value (a bigint in JS, as @duckdb/node-api gives it).
  */
 import type { TaskDb } from './duckdb.js';
-import { sqlIdentifier } from './relations.js';
+import { sqlIdentifier } from './sql.js';
+import type { WideColumns } from './task-spec.js';
 
-/** Column name -> its type, for the top-level HUGEINT and UHUGEINT columns of a file. */
-export type WideColumns = Record<string, 'HUGEINT' | 'UHUGEINT'>;
+export type { WideColumns };
 
 /** `select` with its wide integer columns as text, and which they were (none: `select` as is). */
 export async function encodeWideInts(db: TaskDb, select: string): Promise<{ select: string; wide?: WideColumns }> {
