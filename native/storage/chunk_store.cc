@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/assert.h"
 #include "storage/chunk_store_internal.h"
 
 namespace millpond {
@@ -103,7 +104,10 @@ Status ChunkStore::Open(const std::string& dir, const ChunkStoreOptions& options
     MP_RETURN_IF_ERROR(SyncDir(dir));
   }
   std::unique_ptr<ChunkStore> store(new ChunkStore(dir, options));
-  MP_RETURN_IF_ERROR(store->Scan());
+  {
+    WriterLock lock(&store->indexMu_);  // no other thread has the store yet; for the analysis
+    MP_RETURN_IF_ERROR(store->Scan());
+  }
   *out = std::move(store);
   return Status::OK();
 }
@@ -157,7 +161,9 @@ Status ChunkStore::Scan() {
           static_cast<uint64_t>(st.st_size) < h.headerBytes + fmt::PaddedBytes(h.length) &&
           static_cast<uint64_t>(st.st_size) < uint64_t{h.headerBytes} + h.length)
         s = Status::Corrupt("chunk file is shorter than its header says");
-      if (fd.valid() && ::fstat(fd.get(), &st) == 0) bytesUsed_ += static_cast<uint64_t>(st.st_size);
+      uint64_t fileBytes = fd.valid() && ::fstat(fd.get(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+      (pending ? entry.pendingFileBytes : entry.committedFileBytes) = fileBytes;
+      Count(fileBytes);
       if (!s.ok()) {
         entry.corrupt = true;
         (pending ? entry.hasPending : entry.hasCommitted) = true;
@@ -184,9 +190,18 @@ Status ChunkStore::Scan() {
   }
   for (auto& [id, pending] : stalePending) {
     ::unlink(PathOf(id, true).c_str());
-    index_[id].hasPending = false;
+    Entry& e = index_[id];
+    e.hasPending = false;
+    Uncount(e.pendingFileBytes);
+    e.pendingFileBytes = 0;
   }
   return Status::OK();
+}
+
+void ChunkStore::Uncount(uint64_t bytes) {
+  MP_ASSERT(bytes <= bytesUsed_, "chunk store " + dir_ + " would uncount " + std::to_string(bytes) +
+                                     " bytes of the " + std::to_string(bytesUsed_) + " it counted");
+  bytesUsed_ -= bytes;
 }
 
 std::string ChunkStore::PathOf(const ChunkId& chunk, bool pending) const {
@@ -196,7 +211,7 @@ std::string ChunkStore::PathOf(const ChunkId& chunk, bool pending) const {
 }
 
 Status ChunkStore::Stat(const ChunkId& chunk, ChunkMeta* meta) const {
-  std::shared_lock<std::shared_mutex> lock(indexMu_);
+  ReaderLock lock(&indexMu_);
   auto it = index_.find(chunk);
   if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
   if (it->second.corrupt) return Status::Corrupt("chunk " + chunk.ToHex() + " has a damaged header");
@@ -206,7 +221,7 @@ Status ChunkStore::Stat(const ChunkId& chunk, ChunkMeta* meta) const {
 
 Status ChunkStore::PendingVersion(const ChunkId& chunk, uint64_t version, uint32_t* length,
                                   uint32_t* checksum) const {
-  std::shared_lock<std::shared_mutex> lock(indexMu_);
+  ReaderLock lock(&indexMu_);
   auto it = index_.find(chunk);
   if (it == index_.end() || !it->second.hasPending || it->second.pendingVersion != version)
     return Status::StaleVersion("chunk " + chunk.ToHex() + " has no pending version " + std::to_string(version));
@@ -218,7 +233,7 @@ Status ChunkStore::PendingVersion(const ChunkId& chunk, uint64_t version, uint32
 Status ChunkStore::List(const ChunkId* after, size_t limit, std::vector<ChunkListEntry>* out) const {
   if (limit > limits::kChunkStoreListEntriesMax) limit = limits::kChunkStoreListEntriesMax;
   out->clear();
-  std::shared_lock<std::shared_mutex> lock(indexMu_);
+  ReaderLock lock(&indexMu_);
   auto it = after ? index_.upper_bound(*after) : index_.begin();
   for (; it != index_.end() && out->size() < limit; ++it) {
     ChunkListEntry e;
@@ -231,7 +246,7 @@ Status ChunkStore::List(const ChunkId* after, size_t limit, std::vector<ChunkLis
 }
 
 ChunkStoreUsage ChunkStore::Usage() const {
-  std::shared_lock<std::shared_mutex> lock(indexMu_);
+  ReaderLock lock(&indexMu_);
   ChunkStoreUsage u;
   u.chunks = index_.size();
   u.bytes = bytesUsed_;
@@ -243,7 +258,7 @@ ChunkStoreUsage ChunkStore::Usage() const {
 Status ChunkStore::Remove(const ChunkId& chunk, const ChunkMeta* expected) {
   std::lock_guard<std::mutex> writeLock(LockFor(chunk));
   {
-    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    ReaderLock lock(&indexMu_);
     auto it = index_.find(chunk);
     if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
     if (expected) {
@@ -256,7 +271,6 @@ Status ChunkStore::Remove(const ChunkId& chunk, const ChunkMeta* expected) {
                                     std::to_string(expected->updateVersion) + "): not removed");
     }
   }
-  uint64_t freed = 0;
   Status s;
   for (bool pending : {false, true}) {
     std::string path = PathOf(chunk, pending);
@@ -266,13 +280,15 @@ Status ChunkStore::Remove(const ChunkId& chunk, const ChunkMeta* expected) {
       s = Status::FromErrno(errno, "unlink " + path);
       break;
     }
-    freed += static_cast<uint64_t>(st.st_size);
   }
   if (!s.ok()) return s;  // the index still describes the files left
   {
-    std::unique_lock<std::shared_mutex> lock(indexMu_);
-    index_.erase(chunk);
-    bytesUsed_ -= std::min(freed, bytesUsed_);
+    WriterLock lock(&indexMu_);
+    auto it = index_.find(chunk);
+    if (it != index_.end()) {
+      Uncount(it->second.committedFileBytes + it->second.pendingFileBytes);
+      index_.erase(it);
+    }
   }
   Invalidate(chunk);
   // Without this sync a crash can bring the removed chunk back: the unlinks are not durable

@@ -17,7 +17,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -27,6 +26,7 @@
 #include "common/chunk_id.h"
 #include "common/file_io.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "common/chunk_format.h"
 
@@ -146,6 +146,9 @@ class ChunkStore {
     uint32_t committedLength = 0, pendingLength = 0;
     uint32_t committedChecksum = 0, pendingChecksum = 0;
     uint64_t generation = 0;  // changes whenever a file of this chunk changes
+    // What each version file adds to bytesUsed_ (its size on disk, as counted when it was
+    // written or found at open), so that replacing or removing it takes back exactly that.
+    uint64_t committedFileBytes = 0, pendingFileBytes = 0;
     ChunkMeta Meta() const;
   };
   struct OpenChunk {  // a validated, open version file (shared with readers in flight)
@@ -163,7 +166,7 @@ class ChunkStore {
   };
 
   ChunkStore(std::string dir, const ChunkStoreOptions& options);
-  Status Scan();
+  Status Scan() REQUIRES(indexMu_);
   std::string PathOf(const ChunkId& chunk, bool pending) const;
   Status OpenVersion(const ChunkId& chunk, bool pending, uint64_t generation,
                      std::shared_ptr<OpenChunk>* out);
@@ -183,6 +186,11 @@ class ChunkStore {
   // The request table of an open version (empty for format 1).
   Status ReadRequests(const OpenChunk& file, std::vector<RequestKey>* out);
   void Invalidate(const ChunkId& chunk);
+  // bytesUsed_ is the sum of the index's file bytes (Entry::*FileBytes); these keep it so.
+  // Uncount asserts the invariant (MP_ASSERT): taking back more than was counted is a bug
+  // in this file, never a state of the disk.
+  void Count(uint64_t bytes) REQUIRES(indexMu_) { bytesUsed_ += bytes; }
+  void Uncount(uint64_t bytes) REQUIRES(indexMu_);
   std::mutex& LockFor(const ChunkId& chunk) {
     return writeLocks_[chunk.Hash() % limits::kChunkStoreLockStripes];
   }
@@ -194,15 +202,15 @@ class ChunkStore {
   std::atomic<uint64_t> nextTmp_{0};
   std::mutex writeLocks_[limits::kChunkStoreLockStripes];
 
-  mutable std::shared_mutex indexMu_;
-  std::map<ChunkId, Entry> index_;  // GUARDED_BY(indexMu_)
-  uint64_t bytesUsed_ = 0;          // GUARDED_BY(indexMu_)
-  uint64_t nextGeneration_ = 1;     // GUARDED_BY(indexMu_)
+  mutable SharedMutex indexMu_;
+  std::map<ChunkId, Entry> index_ GUARDED_BY(indexMu_);
+  uint64_t bytesUsed_ GUARDED_BY(indexMu_) = 0;
+  uint64_t nextGeneration_ GUARDED_BY(indexMu_) = 1;
 
-  std::mutex cacheMu_;
-  std::list<CacheKey> lru_;  // GUARDED_BY(cacheMu_), most recent first
+  Mutex cacheMu_;
+  std::list<CacheKey> lru_ GUARDED_BY(cacheMu_);  // most recent first
   std::unordered_map<CacheKey, std::pair<std::shared_ptr<OpenChunk>, std::list<CacheKey>::iterator>,
-                     CacheKeyHash> cache_;  // GUARDED_BY(cacheMu_)
+                     CacheKeyHash> cache_ GUARDED_BY(cacheMu_);
 };
 
 }  // namespace millpond

@@ -15,7 +15,7 @@ namespace fmt = chunk_format;
 using chunk_store_internal::kStagingWaitMs;
 
 void ChunkStore::Invalidate(const ChunkId& chunk) {
-  std::lock_guard<std::mutex> lock(cacheMu_);
+  MutexLock lock(&cacheMu_);
   for (bool pending : {false, true}) {
     auto it = cache_.find({chunk, pending});
     if (it != cache_.end()) {
@@ -29,7 +29,7 @@ Status ChunkStore::OpenVersion(const ChunkId& chunk, bool pending, uint64_t gene
                                std::shared_ptr<OpenChunk>* out) {
   CacheKey key{chunk, pending};
   {
-    std::lock_guard<std::mutex> lock(cacheMu_);
+    MutexLock lock(&cacheMu_);
     auto it = cache_.find(key);
     if (it != cache_.end() && it->second.first->generation == generation) {
       lru_.splice(lru_.begin(), lru_, it->second.second);
@@ -53,7 +53,7 @@ Status ChunkStore::OpenVersion(const ChunkId& chunk, bool pending, uint64_t gene
   if (!(file->header.chunk == chunk)) return Status::Corrupt("chunk " + chunk.ToHex() + ": file holds another chunk");
   file->generation = generation;
   {
-    std::lock_guard<std::mutex> lock(cacheMu_);
+    MutexLock lock(&cacheMu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
       lru_.erase(it->second.second);
@@ -144,7 +144,7 @@ Status ChunkStore::Resolve(const ChunkId& chunk, bool uncommitted, std::shared_p
   // open; the index then already names its successor, so look again (bounded).
   for (int attempt = 0;; attempt++) {
     {
-      std::shared_lock<std::shared_mutex> lock(indexMu_);
+      ReaderLock lock(&indexMu_);
       auto it = index_.find(chunk);
       if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
       entry = it->second;

@@ -125,7 +125,7 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   std::lock_guard<std::mutex> writeLock(LockFor(chunk));
   Entry entry;
   {
-    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    ReaderLock lock(&indexMu_);
     auto it = index_.find(chunk);
     if (it != index_.end()) entry = it->second;
   }
@@ -194,14 +194,13 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   uint64_t newFileBytes = fmt::FileBytes(newLength);
   uint64_t replacedBytes = 0;  // what this write frees: the version file it supersedes
   if (options.commit) {
-    if (entry.hasCommitted && !entry.corrupt) replacedBytes += fmt::FileBytes(entry.committedLength);
-    if (entry.hasPending && !entry.corrupt && (options.install || entry.pendingVersion <= version))
-      replacedBytes += fmt::FileBytes(entry.pendingLength);
-  } else if (entry.hasPending && !entry.corrupt) {
-    replacedBytes = fmt::FileBytes(entry.pendingLength);
+    replacedBytes += entry.committedFileBytes;
+    if (entry.hasPending && (options.install || entry.pendingVersion <= version)) replacedBytes += entry.pendingFileBytes;
+  } else {
+    replacedBytes = entry.pendingFileBytes;
   }
   if (options_.capacityBytes) {
-    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    ReaderLock lock(&indexMu_);
     if (bytesUsed_ + newFileBytes > options_.capacityBytes + replacedBytes)
       return Status::NoSpace("target " + dir_ + " is full (" + std::to_string(bytesUsed_) + " of " +
                              std::to_string(options_.capacityBytes) + " bytes used)");
@@ -214,27 +213,30 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
   bool dropPending = options.commit && entry.hasPending && (options.install || entry.pendingVersion <= version);
   if (dropPending) ::unlink(PathOf(chunk, true).c_str());
   {
-    std::unique_lock<std::shared_mutex> lock(indexMu_);
+    WriterLock lock(&indexMu_);
     Entry& e = index_[chunk];
     if (options.commit) {
-      if (e.hasCommitted) bytesUsed_ -= fmt::FileBytes(e.committedLength);
+      Uncount(e.committedFileBytes);
+      e.committedFileBytes = newFileBytes;
       e.hasCommitted = true;
       e.commitVersion = version;
       e.committedLength = newLength;
       e.committedChecksum = checksum;
       if (dropPending) {
-        bytesUsed_ -= fmt::FileBytes(e.pendingLength);
+        Uncount(e.pendingFileBytes);
+        e.pendingFileBytes = 0;
         e.hasPending = false;
       }
     } else {
-      if (e.hasPending) bytesUsed_ -= fmt::FileBytes(e.pendingLength);
+      Uncount(e.pendingFileBytes);
+      e.pendingFileBytes = newFileBytes;
       e.hasPending = true;
       e.pendingVersion = version;
       e.pendingLength = newLength;
       e.pendingChecksum = checksum;
     }
     e.corrupt = false;
-    bytesUsed_ += newFileBytes;
+    Count(newFileBytes);
     e.generation = nextGeneration_++;
     *meta = e.Meta();
   }
@@ -246,7 +248,7 @@ Status ChunkStore::Commit(const ChunkId& chunk, uint64_t version, ChunkMeta* met
   std::lock_guard<std::mutex> writeLock(LockFor(chunk));
   Entry entry;
   {
-    std::shared_lock<std::shared_mutex> lock(indexMu_);
+    ReaderLock lock(&indexMu_);
     auto it = index_.find(chunk);
     if (it == index_.end()) return Status::NotFound("chunk " + chunk.ToHex() + " does not exist");
     entry = it->second;
@@ -261,9 +263,11 @@ Status ChunkStore::Commit(const ChunkId& chunk, uint64_t version, ChunkMeta* met
   if (::rename(from.c_str(), to.c_str()) != 0) return Status::FromErrno(errno, "rename to " + to);
   if (options_.syncWrites) MP_RETURN_IF_ERROR(SyncDir(to.substr(0, to.rfind('/'))));
   {
-    std::unique_lock<std::shared_mutex> lock(indexMu_);
+    WriterLock lock(&indexMu_);
     Entry& e = index_[chunk];
-    if (e.hasCommitted) bytesUsed_ -= fmt::FileBytes(e.committedLength);
+    Uncount(e.committedFileBytes);
+    e.committedFileBytes = e.pendingFileBytes;
+    e.pendingFileBytes = 0;
     e.hasCommitted = true;
     e.commitVersion = e.pendingVersion;
     e.committedLength = e.pendingLength;
