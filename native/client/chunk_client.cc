@@ -69,7 +69,7 @@ void ChunkClient::Submit(const std::string& address, Op* op) {
   op->done = [this](ClientCall* c) { OnDone(c); };
   bool useRdma = false;
   if (rdma_) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     useRdma = tcpOnly_.count(address) == 0;
   }
   (useRdma ? rdma_ : tcp_)->Submit(address, op);
@@ -81,7 +81,7 @@ void ChunkClient::OnDone(ClientCall* call) {
   if (op->status.code() == StatusCode::kNoDevice && op->carriedBy == TransportKind::kRdma &&
       options_.transport == TransportChoice::kAuto) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       tcpOnly_.insert(op->address);
     }
     op->status = Status::OK();

@@ -13,6 +13,7 @@
 
 #include "common/chunk_id.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "client/local_reader.h"
 #include "common/status.h"
 #include "transport/frame.h"
@@ -94,8 +95,8 @@ class ChunkClient {
   const ChunkClientOptions options_;
   std::unique_ptr<ClientTransport> tcp_, rdma_;
   std::unique_ptr<LocalReader> local_;
-  std::mutex mu_;
-  std::set<std::string> tcpOnly_;  // GUARDED_BY(mu_): servers that refused RDMA (auto mode)
+  Mutex mu_;
+  std::set<std::string> tcpOnly_ GUARDED_BY(mu_);  // servers that refused RDMA (auto mode)
 };
 
 }  // namespace millpond

@@ -28,19 +28,19 @@ struct DataServer::ChainWrite {
 };
 
 void DataServer::SetChain(uint32_t chainId, const ChainPosition& position) {
-  std::lock_guard<std::mutex> lock(chainsMu_);
+  MutexLock lock(&chainsMu_);
   if (chains_.size() >= limits::kChainsPerServerMax && chains_.count(chainId) == 0) return;
   chains_[chainId] = position;
 }
 
 void DataServer::RemoveChain(uint32_t chainId) {
-  std::lock_guard<std::mutex> lock(chainsMu_);
+  MutexLock lock(&chainsMu_);
   chains_.erase(chainId);
 }
 
 Status DataServer::CheckChainPosition(const frame::WriteArgs& args, bool atHead, ChainPosition* position) {
   {
-    std::lock_guard<std::mutex> lock(chainsMu_);
+    MutexLock lock(&chainsMu_);
     auto it = chains_.find(args.chainId);
     if (it == chains_.end()) return Status::StaleVersion("this target is not on chain " + std::to_string(args.chainId));
     *position = it->second;
@@ -68,7 +68,7 @@ void DataServer::ServeChainWrite(std::unique_ptr<ServerCall> call, const frame::
     return w->call->Reply(s, {}, nullptr, 0);
   }
   if (w->atHead) {  // one update per chunk travels the chain at a time; the rest wait here
-    std::lock_guard<std::mutex> lock(updatesMu_);
+    MutexLock lock(&updatesMu_);
     auto it = updating_.find(args.chunk);
     if (it != updating_.end()) {
       it->second.push_back(std::move(w));
@@ -86,7 +86,7 @@ void DataServer::ApplyChainWrite(std::shared_ptr<ChainWrite> w) {
     bool applied = false;
     ChunkMeta meta;
     {
-      std::lock_guard<std::mutex> lock(dedupMu_);
+      MutexLock lock(&dedupMu_);
       auto it = applied_.find(key);
       if (it != applied_.end()) applied = true, meta = it->second;
     }
@@ -293,7 +293,7 @@ void DataServer::InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t ve
 
 void DataServer::FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const Status& s, const ChunkMeta& meta) {
   if (s.ok() && w->atHead && w->args.clientId != 0) {
-    std::lock_guard<std::mutex> lock(dedupMu_);
+    MutexLock lock(&dedupMu_);
     auto key = std::make_pair(w->args.clientId, w->args.requestId);
     if (applied_.emplace(key, meta).second) {
       appliedOrder_.push_back(key);
@@ -310,7 +310,7 @@ void DataServer::FinishChainWrite(const std::shared_ptr<ChainWrite>& w, const St
   if (!w->atHead) return;
   std::shared_ptr<ChainWrite> next;
   {
-    std::lock_guard<std::mutex> lock(updatesMu_);
+    MutexLock lock(&updatesMu_);
     auto it = updating_.find(w->args.chunk);
     if (it == updating_.end()) return;
     if (it->second.empty()) {

@@ -13,6 +13,7 @@
 
 #include "common/buffer_pool.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "client/chunk_client.h"
 #include "common/work_queue.h"
 #include "storage/chunk_store.h"
@@ -143,14 +144,14 @@ class DataServer : public CallHandler {
   std::unique_ptr<LocalReadServer> local_;   // null when localReads is off
   std::atomic<bool> stopped_{false};
 
-  std::mutex chainsMu_;
-  std::unordered_map<uint32_t, ChainPosition> chains_;  // GUARDED_BY(chainsMu_)
-  std::mutex updatesMu_;
+  Mutex chainsMu_;
+  std::unordered_map<uint32_t, ChainPosition> chains_ GUARDED_BY(chainsMu_);
+  Mutex updatesMu_;
   // Chunks with a chain update in flight at this head, and the writes waiting behind it.
-  std::map<ChunkId, std::deque<std::shared_ptr<ChainWrite>>> updating_;  // GUARDED_BY(updatesMu_)
-  std::mutex dedupMu_;
-  std::map<std::pair<uint64_t, uint64_t>, ChunkMeta> applied_;  // GUARDED_BY(dedupMu_)
-  std::deque<std::pair<uint64_t, uint64_t>> appliedOrder_;       // GUARDED_BY(dedupMu_), oldest first
+  std::map<ChunkId, std::deque<std::shared_ptr<ChainWrite>>> updating_ GUARDED_BY(updatesMu_);
+  Mutex dedupMu_;
+  std::map<std::pair<uint64_t, uint64_t>, ChunkMeta> applied_ GUARDED_BY(dedupMu_);
+  std::deque<std::pair<uint64_t, uint64_t>> appliedOrder_ GUARDED_BY(dedupMu_);  // oldest first
 
   struct Counters {
     std::atomic<uint64_t> reads{0}, writes{0}, batchReads{0}, batchReadEntries{0}, others{0};
