@@ -1,5 +1,5 @@
 // mgmtd's replies as the native client decodes them, from the byte fixtures the TS codec writes
-// (test/fixtures/protocol/mgmtd-*, made by test/meta/protocol.test.ts from src/cluster's records):
+// (test/fixtures/protocol/mgmtd-*, made by test/meta/protocol.test.ts from src/protocol/mgmtd-types.ts):
 // a field renamed or retyped on either side fails here, not in a cluster.
 #include <gtest/gtest.h>
 

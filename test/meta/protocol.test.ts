@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeReply, decodeRequest, encodeReply, encodeRequest, peekRequestId, type Reply, type Request } from '../../src/protocol/envelope.js';
 import { pack } from '../../src/protocol/codec.js';
 import { protocolLimits } from '../../src/limits.js';
-import { fixtures, mgmtdFixtures, toJson } from './support/fixtures.js';
+import { nodeProofValid, heartbeatText, registerText } from '../../src/cluster/node-proof.js';
+import { decodeCreateChainTable, decodeHeartbeat, decodeRegister } from '../../src/protocol/mgmtd.js';
+import { fixtureSecret, fixtures, heartbeat, mgmtdFixtures, register, toJson } from './support/fixtures.js';
 
 const dir = new URL('../fixtures/protocol/', import.meta.url);
 // MILLPOND_UPDATE_FIXTURES=1 rewrites the files (review the diff: a change breaks other codecs).
@@ -29,6 +31,37 @@ describe('protocol fixtures', () => {
       expect(peekRequestId(bytes)).toBe((fixture.message as Request).requestId);
     });
   }
+});
+
+describe('mgmtd fixtures through mgmtd\'s decoders', () => {
+  const params = (name: string) => decodeRequest(readFileSync(new URL(`${name}.bin`, dir))).params;
+
+  it('registerNode: the node, its targets and a proof valid under the secret', () => {
+    const p = params('mgmtd-register-node-request');
+    expect(decodeRegister(p)).toEqual({ node: { nodeId: 7, kind: 'storage', controlAddress: 'tcp://10.1.0.3:7001' }, targets: register.targets });
+    expect(nodeProofValid(fixtureSecret, 7, registerText({ ...decodeRegister(p).node, targets: decodeRegister(p).targets }), p.proof)).toBe(true);
+    expect(nodeProofValid(Buffer.alloc(32, 0x5d), 7, registerText(register), p.proof)).toBe(false);
+  });
+
+  it('heartbeat: targets with space and resync progress, the counters, a valid proof', () => {
+    const p = params('mgmtd-heartbeat-request');
+    const decoded = decodeHeartbeat(p);
+    expect(decoded).toEqual({
+      nodeId: 7, appliedVersion: 42,
+      targets: [
+        { targetId: 101, localState: 'uptodate', syncedStateVersion: undefined, capacityBytes: 8_589_934_592_000, freeBytes: 4_294_967_296_000, chunks: 1_000_000, resync: undefined },
+        { targetId: 102, localState: 'online', syncedStateVersion: 41, capacityBytes: undefined, freeBytes: undefined, chunks: undefined, resync: heartbeat.targets[1]!.resync },
+      ],
+      counters: { dataReadBytes: 6_000_000_000, dataWrittenBytes: 12_345, pid: 4242 },
+    });
+    expect(nodeProofValid(fixtureSecret, 7, heartbeatText(decoded), p.proof)).toBe(true);
+  });
+
+  it('createChainTable: explicit chains', () => {
+    expect(decodeCreateChainTable(params('mgmtd-create-chain-table-request'))).toEqual({
+      tableId: 2, chains: [{ chainId: 10, targets: [101, 201, 301] }, { chainId: 11, targets: [201, 301, 101] }],
+    });
+  });
 });
 
 describe('envelope', () => {

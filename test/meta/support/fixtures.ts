@@ -4,6 +4,7 @@
  * {"$u64": "..."} and bytes as {"$bin": "<hex>"}) in <name>.json. A C++ codec must produce
  * and accept exactly these bytes.
  */
+import { heartbeatText, nodeProof, registerText } from '../../../src/cluster/node-proof.js';
 import type { Routing } from '../../../src/protocol/mgmtd-types.js';
 import type { Reply, Request } from '../../../src/protocol/envelope.js';
 
@@ -50,12 +51,32 @@ const routing: Routing = {
   chainTables: [{ tableId: 1, version: 2, chainIds: [1] }, { tableId: 2, version: 2, chainIds: [1, 3, 4], chainCounts: [1, 3] }],
 };
 
+/** The cluster secret the fixtures' node proofs are made under (src/cluster/node-proof.ts). */
+export const fixtureSecret = Buffer.alloc(32, 0x5c);
+export const register = {
+  nodeId: 7, kind: 'storage', controlAddress: 'tcp://10.1.0.3:7001',
+  targets: [{ targetId: 101, dataAddress: '10.1.0.3:7100' }, { targetId: 102, dataAddress: '10.1.0.3:7101' }],
+};
+export const heartbeat = {
+  nodeId: 7, appliedVersion: 42,
+  targets: [
+    { targetId: 101, localState: 'uptodate', capacityBytes: 8_589_934_592_000, freeBytes: 4_294_967_296_000, chunks: 1_000_000 },
+    { targetId: 102, localState: 'online', syncedStateVersion: 41, resync: { listedChunks: 5000, copiedChunks: 1200, copiedBytes: 5_033_164_800, sourceTargetIds: [201, 301] } },
+  ],
+};
+
 export const mgmtdFixtures: Fixture[] = [
   { name: 'mgmtd-get-routing-request', kind: 'request', description: 'mgmtd.getRouting with the version the caller has', message: { requestId: 12, method: 'mgmtd.getRouting', params: { knownVersion: 41 } } },
   { name: 'mgmtd-routing-reply', kind: 'reply', description: 'ok reply of mgmtd.getRouting: a snapshot with a syncing target and a preferred order', message: { requestId: 12, ok: true, result: routing } },
   { name: 'mgmtd-routing-unchanged-reply', kind: 'reply', description: 'ok reply of mgmtd.getRouting when the caller is up to date', message: { requestId: 13, ok: true, result: { version: 42, unchanged: true } } },
   { name: 'mgmtd-capacity-reply', kind: 'reply', description: 'ok reply of mgmtd.capacity (bytes above 2^32)', message: { requestId: 14, ok: true, result: { capacityBytes: 8_589_934_592_000, freeBytes: 4_294_967_296_000, replicas: 3 } } },
   { name: 'mgmtd-not-primary-reply', kind: 'reply', description: 'error reply of a standby mgmtd: the caller tries the next address', message: { requestId: 15, ok: false, error: { code: 'ENOTPRIMARY', message: 'this mgmtd is a standby' } } },
+  { name: 'mgmtd-register-node-request', kind: 'request', description: 'mgmtd.registerNode of a storage node with two targets and its proof under the fixture secret', message: { requestId: 16, method: 'mgmtd.registerNode', params: { ...register, proof: nodeProof(fixtureSecret, register.nodeId, registerText(register)) } } },
+  { name: 'mgmtd-heartbeat-request', kind: 'request', description: 'mgmtd.heartbeat: an up-to-date target with its space, a syncing one with its resync progress, the data-server counters and the proof', message: { requestId: 17, method: 'mgmtd.heartbeat', params: { ...heartbeat, dataReadBytes: 6_000_000_000, dataWrittenBytes: 12_345, pid: 4242, proof: nodeProof(fixtureSecret, heartbeat.nodeId, heartbeatText(heartbeat)) } } },
+  { name: 'mgmtd-version-reply', kind: 'reply', description: 'ok reply of mgmtd.registerNode and mgmtd.heartbeat: the routing version', message: { requestId: 17, ok: true, result: { version: 43 } } },
+  { name: 'mgmtd-create-chain-table-request', kind: 'request', description: 'mgmtd.createChainTable with explicit chains, as the admin', message: { requestId: 18, method: 'mgmtd.createChainTable', params: { tableId: 2, chains: [{ chainId: 10, targets: [101, 201, 301] }, { chainId: 11, targets: [201, 301, 101] }], token: 'admin-token' } } },
+  { name: 'mgmtd-create-chain-table-reply', kind: 'reply', description: 'ok reply of mgmtd.createChainTable: the table record', message: { requestId: 18, ok: true, result: { tableId: 2, version: 1, chainIds: [10, 11] } } },
+  { name: 'mgmtd-status-reply', kind: 'reply', description: 'ok reply of mgmtd.status from a standby: who the primary is', message: { requestId: 19, ok: true, result: { primary: false, instanceId: '4f1c0a9e', primaryAddress: 'tcp://10.1.0.2:7000' } } },
 ];
 
 export function toJson(value: unknown): unknown {
