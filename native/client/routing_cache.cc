@@ -8,15 +8,15 @@ RoutingCache::RoutingCache(MgmtdClient* mgmtd, const RoutingCacheOptions& option
     : mgmtd_(mgmtd), options_(options) {}
 
 RoutingCache::~RoutingCache() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return !fetching_; });
+  MutexLock lock(&mu_);
+  while (fetching_) cv_.Wait(&mu_);
 }
 
 void RoutingCache::StartFetch() {
   bool known = false;
   uint64_t knownVersion = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (fetching_) return;
     fetching_ = true;
     fetchesStarted_++;
@@ -42,7 +42,7 @@ void RoutingCache::OnFetched(const Status& s, Routing* routing, bool unchanged) 
     for (const ChainTableInfo& t : next->routing.chainTables) next->tables[t.tableId] = &t;
   }
   if (!s.ok()) counters_.fetchFailures++;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (s.ok()) {
     fetchedAt_ = Clock::now();
     // Never go back: a reply from a lagging mgmtd must not replace a newer snapshot.
@@ -54,20 +54,20 @@ void RoutingCache::OnFetched(const Status& s, Routing* routing, bool unchanged) 
   lastFetch_ = s;
   fetching_ = false;
   fetchesDone_++;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Status RoutingCache::Refresh() {
   uint64_t mine;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // A fetch in flight was sent before our reason to refresh, but it is fresh enough: share it
     // as the TS client does (its reply is at most one round trip old).
     mine = fetching_ ? fetchesStarted_ : fetchesStarted_ + 1;
   }
   StartFetch();
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return fetchesDone_ >= mine; });
+  MutexLock lock(&mu_);
+  while (fetchesDone_ < mine) cv_.Wait(&mu_);
   if (!lastFetch_.ok() && fetchesDone_ == mine) return lastFetch_;
   if (!current_) return lastFetch_.ok() ? Status::Internal("routing fetch installed nothing") : lastFetch_;
   return Status::OK();
@@ -76,7 +76,7 @@ Status RoutingCache::Refresh() {
 Status RoutingCache::Current(std::shared_ptr<const Snapshot>* out) {
   bool stale;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (current_) {
       *out = current_;
       stale = Clock::now() - fetchedAt_ >= std::chrono::milliseconds(options_.pollMs);
@@ -88,7 +88,7 @@ Status RoutingCache::Current(std::shared_ptr<const Snapshot>* out) {
     return Status::OK();
   }
   MP_RETURN_IF_ERROR(Refresh());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   *out = current_;
   return Status::OK();
 }
@@ -137,7 +137,7 @@ Status RoutingCache::TableChains(uint32_t tableId, uint32_t layoutVersion, std::
 }
 
 uint64_t RoutingCache::version() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return current_ ? current_->routing.version : 0;
 }
 

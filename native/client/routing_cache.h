@@ -21,6 +21,7 @@
 
 #include "client/mgmtd_client.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace millpond {
@@ -83,21 +84,21 @@ class RoutingCache {
   // started when it is older than pollMs.
   Status Current(std::shared_ptr<const Snapshot>* out);
   // REQUIRES: mu_ not held (the fetch's callback may run on this thread and take it).
-  void StartFetch();
-  void OnFetched(const Status& s, Routing* routing, bool unchanged);
+  void StartFetch() EXCLUDES(mu_);
+  void OnFetched(const Status& s, Routing* routing, bool unchanged) EXCLUDES(mu_);
 
   MgmtdClient* const mgmtd_;
   const RoutingCacheOptions options_;
   RoutingCacheCounters counters_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::shared_ptr<const Snapshot> current_;  // GUARDED_BY(mu_)
-  Clock::time_point fetchedAt_;              // GUARDED_BY(mu_): of the last successful fetch
-  bool fetching_ = false;                    // GUARDED_BY(mu_)
-  uint64_t fetchesStarted_ = 0;              // GUARDED_BY(mu_)
-  uint64_t fetchesDone_ = 0;                 // GUARDED_BY(mu_)
-  Status lastFetch_;                         // GUARDED_BY(mu_): result of the last fetch
+  Mutex mu_;
+  CondVar cv_;
+  std::shared_ptr<const Snapshot> current_ GUARDED_BY(mu_);
+  Clock::time_point fetchedAt_ GUARDED_BY(mu_);  // of the last successful fetch
+  bool fetching_ GUARDED_BY(mu_) = false;
+  uint64_t fetchesStarted_ GUARDED_BY(mu_) = 0;
+  uint64_t fetchesDone_ GUARDED_BY(mu_) = 0;
+  Status lastFetch_ GUARDED_BY(mu_);  // result of the last fetch
 };
 
 }  // namespace millpond

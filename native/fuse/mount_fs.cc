@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/log.h"
+
 namespace millpond {
 
 namespace {
@@ -101,7 +103,15 @@ void MountFs::Forget(uint64_t ino, uint64_t lookups) {
   std::lock_guard<std::mutex> lock(nodesMu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || ino == kRootIno) return;
-  it->second.lookups -= std::min(lookups, it->second.lookups);
+  if (lookups > it->second.lookups) {
+    // The kernel forgets only what our replies counted; more means a reply went uncounted
+    // here. The inode is dropped as the kernel asks, and the mismatch is not silent.
+    LogWarningOnce("fuse-forget-overrun", "kernel forgot " + std::to_string(lookups) + " lookups of inode " +
+                                              std::to_string(ino) + ", which has " +
+                                              std::to_string(it->second.lookups) + " counted");
+    lookups = it->second.lookups;
+  }
+  it->second.lookups -= lookups;
   if (it->second.lookups > 0) return;
   for (const Name& n : it->second.names) byName_.erase(n);
   nodes_.erase(it);
