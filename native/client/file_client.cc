@@ -139,7 +139,7 @@ Status FileClient::WritePieces(std::vector<ChunkPiece>* pieces) { return RunPiec
 void FileClient::RecordReadLatency(Clock::duration d) {
   const uint32_t us = static_cast<uint32_t>(
       std::min<int64_t>(UINT32_MAX, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
-  std::lock_guard<std::mutex> lock(latencyMu_);
+  MutexLock lock(&latencyMu_);
   latencyUs_[latencyNext_++ % latencyUs_.size()] = us;
   latencyCount_ = std::min<size_t>(latencyCount_ + 1, latencyUs_.size());
 }
@@ -147,7 +147,7 @@ void FileClient::RecordReadLatency(Clock::duration d) {
 std::chrono::milliseconds FileClient::ReadHedgeDelay() {
   std::vector<uint32_t> samples;
   {
-    std::lock_guard<std::mutex> lock(latencyMu_);
+    MutexLock lock(&latencyMu_);
     samples.assign(latencyUs_.begin(), latencyUs_.begin() + latencyCount_);
   }
   // Too few answers seen to know what slow is: the upper bound.
@@ -477,7 +477,7 @@ uint64_t RenewAt(const Capability& c) {
 
 void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bool, const MetaUser* as) {
   if (!r.hasCapability) return;
-  std::lock_guard<std::mutex> lock(capsMu_);
+  MutexLock lock(&capsMu_);
   HeldCapability& h = caps_[r.inode.id];
   h.handles++;
   for (HeldCapability::Slot* slot : {&h.read, &h.write}) {
@@ -494,7 +494,7 @@ void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bo
 }
 
 void FileClient::ReleaseCapability(uint64_t inode) {
-  std::lock_guard<std::mutex> lock(capsMu_);
+  MutexLock lock(&capsMu_);
   auto it = caps_.find(inode);
   if (it != caps_.end() && --it->second.handles == 0) caps_.erase(it);
 }
@@ -511,7 +511,7 @@ bool FileClient::CapabilityFor(uint64_t inode, bool write, bool renew, Capabilit
   bool renewWrite = false, hasAs = false;
   MetaUser as;
   {
-    std::lock_guard<std::mutex> lock(capsMu_);
+    MutexLock lock(&capsMu_);
     auto it = caps_.find(inode);
     if (it == caps_.end()) return false;
     HeldCapability::Slot* slot = pick(it->second);
@@ -523,9 +523,9 @@ bool FileClient::CapabilityFor(uint64_t inode, bool write, bool renew, Capabilit
     hasAs = slot->hasAs;
     as = slot->as;
   }
-  std::lock_guard<std::mutex> one(renewMu_);
+  MutexLock one(&renewMu_);
   {  // another thread may have renewed it while this one waited
-    std::lock_guard<std::mutex> lock(capsMu_);
+    MutexLock lock(&capsMu_);
     auto it = caps_.find(inode);
     if (it == caps_.end()) return false;
     HeldCapability::Slot* slot = pick(it->second);
@@ -543,7 +543,7 @@ bool FileClient::CapabilityFor(uint64_t inode, bool write, bool renew, Capabilit
     Inode ignored;
     (void)meta_->Close(r.inode.id, r.session, 0, &ignored, hasAs ? &as : nullptr);
   }
-  std::lock_guard<std::mutex> lock(capsMu_);
+  MutexLock lock(&capsMu_);
   auto it = caps_.find(inode);
   if (it == caps_.end()) return false;
   HeldCapability::Slot& slot = renewWrite ? it->second.write : it->second.read;
@@ -588,7 +588,7 @@ std::shared_ptr<ReadAhead> FileClient::ReadAheadFor(const Inode& inode) {
   const uint32_t window = static_cast<uint32_t>(
       std::min<size_t>(limits::kFileReadAheadChunksMax, options_.readAheadBytes / chunkBytes));
   if (window == 0) return nullptr;
-  std::lock_guard<std::mutex> lock(readAheadMu_);
+  MutexLock lock(&readAheadMu_);
   for (auto it = readAheads_.begin(); it != readAheads_.end();) {  // bounded by the open files
     it = it->second.expired() ? readAheads_.erase(it) : std::next(it);
   }

@@ -42,6 +42,7 @@
 #include "client/read_ahead.h"
 #include "client/routing_cache.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace millpond {
@@ -189,16 +190,16 @@ class FileClient {
   std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
   std::unique_ptr<ChunkClient> chunks_;
   BufferPool readAheadBuffers_{limits::kFileReadAheadPoolBytesMax};
-  std::mutex latencyMu_;
-  std::array<uint32_t, limits::kReadHedgeSamplesMax> latencyUs_{};  // GUARDED_BY(latencyMu_): recent answers
-  size_t latencyNext_ = 0;                    // GUARDED_BY(latencyMu_)
-  size_t latencyCount_ = 0;                   // GUARDED_BY(latencyMu_)
-  std::mutex readAheadMu_;
-  // GUARDED_BY(readAheadMu_): by (inode, mtimeMs, lengthBytes) at open
-  std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_;
-  std::mutex capsMu_;
-  std::map<uint64_t, HeldCapability> caps_;  // GUARDED_BY(capsMu_)
-  std::mutex renewMu_;                       // one renewal at a time
+  Mutex latencyMu_;
+  std::array<uint32_t, limits::kReadHedgeSamplesMax> latencyUs_ GUARDED_BY(latencyMu_){};  // recent answers
+  size_t latencyNext_ GUARDED_BY(latencyMu_) = 0;
+  size_t latencyCount_ GUARDED_BY(latencyMu_) = 0;
+  Mutex readAheadMu_;
+  // By (inode, mtimeMs, lengthBytes) at open.
+  std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_ GUARDED_BY(readAheadMu_);
+  Mutex capsMu_;
+  std::map<uint64_t, HeldCapability> caps_ GUARDED_BY(capsMu_);
+  Mutex renewMu_ ACQUIRED_BEFORE(capsMu_);  // one renewal at a time
 };
 
 // An open file. Used by one thread at a time (like a FILE*); its background flusher and the
