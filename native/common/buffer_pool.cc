@@ -89,10 +89,10 @@ AlignedBuffer BufferPool::TakeLocked(size_t bytes, size_t charge) {
   return b;
 }
 
-Status BufferPool::WaitForBudgetLocked(std::unique_lock<std::mutex>& lock, size_t need, uint32_t timeoutMs) {
+Status BufferPool::WaitForBudgetLocked(size_t need, uint32_t timeoutMs) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
   while (outstanding_ + need > bytesMax_) {
-    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && outstanding_ + need > bytesMax_)
+    if (!freed_.WaitUntil(&mu_, deadline) && outstanding_ + need > bytesMax_)
       return Status::TimedOut("no buffer memory free within " + std::to_string(timeoutMs) + " ms");
   }
   return Status::OK();
@@ -103,8 +103,8 @@ Status BufferPool::AcquireCharged(size_t bytes, size_t chargeBytes, uint32_t tim
   if (need < bytes) need = RoundUp(bytes);
   if (need > bytesMax_) return Status::TooLarge("buffer of " + std::to_string(bytes) + " bytes exceeds the pool");
   size_t charge = std::min(RoundUp(chargeBytes), need);
-  std::unique_lock<std::mutex> lock(mu_);
-  MP_RETURN_IF_ERROR(WaitForBudgetLocked(lock, charge, timeoutMs));
+  MutexLock lock(&mu_);
+  MP_RETURN_IF_ERROR(WaitForBudgetLocked(charge, timeoutMs));
   *out = TakeLocked(bytes, charge);
   return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
 }
@@ -114,8 +114,8 @@ Status BufferPool::Charge(AlignedBuffer* buffer, size_t chargeBytes, uint32_t ti
   size_t target = std::min(RoundUp(chargeBytes), buffer->capacity_);
   if (target <= buffer->charged_) return Status::OK();
   size_t more = target - buffer->charged_;
-  std::unique_lock<std::mutex> lock(mu_);
-  MP_RETURN_IF_ERROR(WaitForBudgetLocked(lock, more, timeoutMs));
+  MutexLock lock(&mu_);
+  MP_RETURN_IF_ERROR(WaitForBudgetLocked(more, timeoutMs));
   outstanding_ += more;
   buffer->charged_ = target;
   return Status::OK();
@@ -125,13 +125,8 @@ Status BufferPool::Acquire(size_t bytes, uint32_t timeoutMs, AlignedBuffer* out)
   size_t need = kAlign << ClassOf(bytes);
   if (need < bytes) need = RoundUp(bytes);
   if (need > bytesMax_) return Status::TooLarge("buffer of " + std::to_string(bytes) + " bytes exceeds the pool");
-  std::unique_lock<std::mutex> lock(mu_);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
-  while (outstanding_ + need > bytesMax_) {
-    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout &&
-        outstanding_ + need > bytesMax_)
-      return Status::TimedOut("no buffer memory free within " + std::to_string(timeoutMs) + " ms");
-  }
+  MutexLock lock(&mu_);
+  MP_RETURN_IF_ERROR(WaitForBudgetLocked(need, timeoutMs));
   *out = TakeLocked(bytes);
   return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
 }
@@ -139,7 +134,7 @@ Status BufferPool::Acquire(size_t bytes, uint32_t timeoutMs, AlignedBuffer* out)
 Status BufferPool::TryAcquire(size_t bytes, AlignedBuffer* out) {
   size_t need = kAlign << ClassOf(bytes);
   if (need < bytes) need = RoundUp(bytes);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (outstanding_ + need > bytesMax_) return Status::Busy("buffer pool exhausted");
   *out = TakeLocked(bytes);
   return out->empty() ? Status::NoSpace("out of memory for a buffer") : Status::OK();
@@ -147,7 +142,7 @@ Status BufferPool::TryAcquire(size_t bytes, AlignedBuffer* out) {
 
 void BufferPool::Return(char* data, size_t capacity, size_t charged) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     outstanding_ -= charged;
     int c = ClassOf(capacity);
     // Keep at most half the budget cached; the rest goes back to the allocator.
@@ -157,12 +152,12 @@ void BufferPool::Return(char* data, size_t capacity, size_t charged) {
       data = nullptr;
     }
   }
-  freed_.notify_all();
+  freed_.SignalAll();
   if (data) std::free(data);
 }
 
 size_t BufferPool::bytesOutstanding() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return outstanding_;
 }
 

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace millpond {
@@ -70,18 +71,18 @@ class BufferPool {
   friend class AlignedBuffer;
   static constexpr int kClasses = 16;  // 4 KiB .. 128 MiB
   static int ClassOf(size_t bytes);
-  // REQUIRES: mu_ held, budget for `charge` checked. charge == SIZE_MAX: the capacity.
-  AlignedBuffer TakeLocked(size_t bytes, size_t charge = SIZE_MAX);
-  // Waits until `need` more bytes fit the budget or the deadline passes. REQUIRES: lock holds mu_.
-  Status WaitForBudgetLocked(std::unique_lock<std::mutex>& lock, size_t need, uint32_t timeoutMs);
-  void Return(char* data, size_t capacity, size_t charged);
+  // REQUIRES: budget for `charge` checked. charge == SIZE_MAX: the capacity.
+  AlignedBuffer TakeLocked(size_t bytes, size_t charge = SIZE_MAX) REQUIRES(mu_);
+  // Waits until `need` more bytes fit the budget or the deadline passes.
+  Status WaitForBudgetLocked(size_t need, uint32_t timeoutMs) REQUIRES(mu_);
+  void Return(char* data, size_t capacity, size_t charged) EXCLUDES(mu_);
 
   const size_t bytesMax_;
-  mutable std::mutex mu_;
-  std::condition_variable freed_;
-  size_t outstanding_ = 0;                // GUARDED_BY(mu_)
-  size_t cached_ = 0;                     // GUARDED_BY(mu_)
-  std::vector<char*> free_[kClasses];     // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar freed_;
+  size_t outstanding_ GUARDED_BY(mu_) = 0;
+  size_t cached_ GUARDED_BY(mu_) = 0;
+  std::vector<char*> free_[kClasses] GUARDED_BY(mu_);
 };
 
 }  // namespace millpond
