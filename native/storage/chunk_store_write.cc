@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "storage/chunk_store.h"
+#include "common/assert.h"
 #include "storage/chunk_store_internal.h"
 
 namespace millpond {
@@ -265,6 +266,10 @@ Status ChunkStore::Commit(const ChunkId& chunk, uint64_t version, ChunkMeta* met
   {
     WriterLock lock(&indexMu_);
     Entry& e = index_[chunk];
+    // The chunk's write lock has been held since the pending version was checked: the index
+    // cannot have moved, and the file just renamed is the one it describes.
+    MP_ASSERT(e.hasPending && e.pendingVersion == version,
+              "chunk " + chunk.ToHex() + " lost pending version " + std::to_string(version) + " while its write lock was held");
     Uncount(e.committedFileBytes);
     e.committedFileBytes = e.pendingFileBytes;
     e.pendingFileBytes = 0;
