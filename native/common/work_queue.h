@@ -1,12 +1,12 @@
 // A fixed set of threads running queued tasks, with a bounded queue.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace millpond {
 
@@ -22,21 +22,21 @@ class WorkQueue {
   // False (and `task` not queued) when the queue is full or stopped.
   bool TryPush(std::function<void()> task) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopped_ || tasks_.size() >= queuedMax_) return false;
       tasks_.push_back(std::move(task));
     }
-    cv_.notify_one();
+    cv_.Signal();
     return true;
   }
 
   // Runs the tasks already queued, then joins the threads.
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopped_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
   }
@@ -46,8 +46,8 @@ class WorkQueue {
     for (;;) {
       std::function<void()> task;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
+        MutexLock lock(&mu_);
+        while (!stopped_ && tasks_.empty()) cv_.Wait(&mu_);
         if (tasks_.empty()) return;
         task = std::move(tasks_.front());
         tasks_.pop_front();
@@ -57,10 +57,10 @@ class WorkQueue {
   }
 
   const size_t queuedMax_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopped_ = false;                     // GUARDED_BY(mu_)
-  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  bool stopped_ GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> tasks_ GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 };
 

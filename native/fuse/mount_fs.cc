@@ -30,7 +30,7 @@ MetaUser MountFs::Caller(const RequestCaller& caller) const {
 
 Status MountFs::PathOf(uint64_t ino, std::string* out) {
   std::vector<const std::string*> names;
-  std::lock_guard<std::mutex> lock(nodesMu_);
+  MutexLock lock(&nodesMu_);
   for (uint64_t at = ino; at != kRootIno;) {
     auto it = nodes_.find(at);
     if (it == nodes_.end() || it->second.names.empty()) {
@@ -76,18 +76,18 @@ void MountFs::DropNameLocked(const Name& name) {
 }
 
 void MountFs::Remember(uint64_t ino, uint64_t parent, const std::string& name) {
-  std::lock_guard<std::mutex> lock(nodesMu_);
+  MutexLock lock(&nodesMu_);
   nodes_[ino].lookups++;
   if (ino != kRootIno) AddNameLocked(ino, Name(parent, name));
 }
 
 void MountFs::Unlinked(uint64_t parent, const std::string& name) {
-  std::lock_guard<std::mutex> lock(nodesMu_);
+  MutexLock lock(&nodesMu_);
   DropNameLocked(Name(parent, name));
 }
 
 void MountFs::Renamed(uint64_t parent, const std::string& name, uint64_t newParent, const std::string& newName) {
-  std::lock_guard<std::mutex> lock(nodesMu_);
+  MutexLock lock(&nodesMu_);
   const Name from(parent, name), to(newParent, newName);
   if (from == to) return;
   auto it = byName_.find(from);
@@ -100,7 +100,7 @@ void MountFs::Renamed(uint64_t parent, const std::string& name, uint64_t newPare
 }
 
 void MountFs::Forget(uint64_t ino, uint64_t lookups) {
-  std::lock_guard<std::mutex> lock(nodesMu_);
+  MutexLock lock(&nodesMu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || ino == kRootIno) return;
   if (lookups > it->second.lookups) {
@@ -118,14 +118,14 @@ void MountFs::Forget(uint64_t ino, uint64_t lookups) {
 }
 
 size_t MountFs::nodeCount() {
-  std::lock_guard<std::mutex> lock(nodesMu_);
+  MutexLock lock(&nodesMu_);
   return nodes_.size();
 }
 
 Status MountFs::Open(uint64_t ino, const std::string& path, const OpenFlags& flags, uint32_t mode,
                      const MetaUser& as, OpenFile** out) {
   {
-    std::lock_guard<std::mutex> lock(filesMu_);
+    MutexLock lock(&filesMu_);
     if (openFiles_ >= limits::kFuseOpenFilesMax) {
       return Status::Busy("the mount has " + std::to_string(limits::kFuseOpenFilesMax) + " files open");
     }
@@ -138,7 +138,7 @@ Status MountFs::Open(uint64_t ino, const std::string& path, const OpenFlags& fla
   f->flags.read = flags.read;
   f->flags.write = f->writable;
   Status s = client_->Open(path, flags, mode, &f->file, As(f->as));
-  std::lock_guard<std::mutex> lock(filesMu_);
+  MutexLock lock(&filesMu_);
   if (!s.ok()) {
     openFiles_--;
     return s;
@@ -169,7 +169,7 @@ Status MountFs::Write(OpenFile* f, uint64_t offset, const char* data, size_t len
 }
 
 void MountFs::NoteWrite(uint64_t ino, uint64_t endBytes) {
-  std::lock_guard<std::mutex> lock(filesMu_);
+  MutexLock lock(&filesMu_);
   Writers& w = writers_[ino];
   w.endBytes = std::max(w.endBytes, endBytes);
 }
@@ -196,7 +196,7 @@ Status MountFs::Release(OpenFile* f) {
     f->file.reset();
   }
   {
-    std::lock_guard<std::mutex> lock(filesMu_);
+    MutexLock lock(&filesMu_);
     openFiles_--;
     if (f->writable) {
       auto it = writers_.find(f->ino);
@@ -208,13 +208,13 @@ Status MountFs::Release(OpenFile* f) {
 }
 
 uint64_t MountFs::Length(uint64_t ino, uint64_t lengthBytes) {
-  std::lock_guard<std::mutex> lock(filesMu_);
+  MutexLock lock(&filesMu_);
   auto it = writers_.find(ino);
   return it == writers_.end() ? lengthBytes : std::max(lengthBytes, it->second.endBytes);
 }
 
 void MountFs::Truncated(uint64_t ino, uint64_t lengthBytes) {
-  std::lock_guard<std::mutex> lock(filesMu_);
+  MutexLock lock(&filesMu_);
   auto it = writers_.find(ino);
   if (it != writers_.end()) it->second.endBytes = lengthBytes;
 }

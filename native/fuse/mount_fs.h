@@ -27,6 +27,7 @@
 
 #include "client/file_client.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace millpond {
@@ -116,9 +117,8 @@ class MountFs {
     std::vector<Name> names;  // latest first
     uint64_t lookups = 0;
   };
-  // REQUIRES: nodesMu_ held.
-  void AddNameLocked(uint64_t ino, const Name& name);
-  void DropNameLocked(const Name& name);
+  void AddNameLocked(uint64_t ino, const Name& name) REQUIRES(nodesMu_);
+  void DropNameLocked(const Name& name) REQUIRES(nodesMu_);
   struct Writers {
     uint32_t open = 0;
     uint64_t endBytes = 0;
@@ -128,13 +128,13 @@ class MountFs {
   FileClient* const client_;
   const MountOptions options_;
 
-  std::mutex nodesMu_;
-  std::unordered_map<uint64_t, Node> nodes_;  // GUARDED_BY(nodesMu_)
-  std::map<Name, uint64_t> byName_;           // GUARDED_BY(nodesMu_): every name of nodes_
+  Mutex nodesMu_;
+  std::unordered_map<uint64_t, Node> nodes_ GUARDED_BY(nodesMu_);
+  std::map<Name, uint64_t> byName_ GUARDED_BY(nodesMu_);  // every name of nodes_
 
-  std::mutex filesMu_;
-  uint32_t openFiles_ = 0;                        // GUARDED_BY(filesMu_)
-  std::unordered_map<uint64_t, Writers> writers_;  // GUARDED_BY(filesMu_)
+  Mutex filesMu_;
+  uint32_t openFiles_ GUARDED_BY(filesMu_) = 0;
+  std::unordered_map<uint64_t, Writers> writers_ GUARDED_BY(filesMu_);
 };
 
 }  // namespace millpond
