@@ -157,12 +157,12 @@ function picture(r: Records, a: AdminState): { targets: PlacementTarget[]; chain
 }
 
 /** A chain table of `chainCount` chains of `replicas` placed over the serving targets. */
-export function createTable(r: Records, a: AdminState, d: Dirty, tableId: number, replicas: number, chainCount: number | undefined): ChainTableRecord {
-  if (r.tables.has(tableId)) throw new MillpondError('EEXIST', `chain table ${tableId} exists`);
-  if (r.tables.size >= clusterLimits.chainTablesMax) throw new MillpondError('ENOSPC', 'too many chain tables');
-  const { targets } = picture(r, a);
-  const usable = targets.filter((t) => t.usable).length;
-  const count = chainCount ?? Math.max(1, Math.ceil((usable * adminLimits.chainsPerTargetDefault) / replicas));
+/**
+ * `count` new chains of `replicas` targets each, placed over `targets` beside the chains that
+ * exist (placement.ts: distinct hosts, the least loaded first), with ids after the highest in
+ * use; recorded in `r` and marked dirty. Returns their ids in placement order.
+ */
+function addChains(r: Records, d: Dirty, targets: PlacementTarget[], count: number, replicas: number): number[] {
   if (r.chains.size + count > clusterLimits.chainsMax) throw new MillpondError('ENOSPC', 'too many chains');
   const first = Math.max(0, ...r.chains.keys()) + 1;
   const existing = [...r.chains.values()].map((c) => ({ chainId: c.chainId, targets: [...preferredOf(c)] }));
@@ -171,7 +171,16 @@ export function createTable(r: Records, a: AdminState, d: Dirty, tableId: number
     r.chains.set(c.chainId, { chainId: c.chainId, version: 1, targets: [...c.targets], preferred: [...c.targets] });
     d.c.add(c.chainId);
   }
-  const table = { tableId, version: 1, chainIds: placed.map((c) => c.chainId) };
+  return placed.map((c) => c.chainId);
+}
+
+export function createTable(r: Records, a: AdminState, d: Dirty, tableId: number, replicas: number, chainCount: number | undefined): ChainTableRecord {
+  if (r.tables.has(tableId)) throw new MillpondError('EEXIST', `chain table ${tableId} exists`);
+  if (r.tables.size >= clusterLimits.chainTablesMax) throw new MillpondError('ENOSPC', 'too many chain tables');
+  const { targets } = picture(r, a);
+  const usable = targets.filter((t) => t.usable).length;
+  const count = chainCount ?? Math.max(1, Math.ceil((usable * adminLimits.chainsPerTargetDefault) / replicas));
+  const table = { tableId, version: 1, chainIds: addChains(r, d, targets, count, replicas) };
   r.tables.set(tableId, table);
   d.k.add(tableId);
   return table;
@@ -199,16 +208,9 @@ export function growTable(r: Records, a: AdminState, d: Dirty, tableId: number, 
   const usable = targets.filter((t) => t.usable).length;
   const count = chainCount ?? Math.max(1, Math.ceil((usable * adminLimits.chainsPerTargetDefault) / length) - table.chainIds.length);
   if (!Number.isSafeInteger(count) || count < 1) throw new MillpondError('EINVAL', 'a table grows by at least one chain');
-  if (r.chains.size + count > clusterLimits.chainsMax) throw new MillpondError('ENOSPC', 'too many chains');
-  const first = Math.max(0, ...r.chains.keys()) + 1;
-  const existing = [...r.chains.values()].map((c) => ({ chainId: c.chainId, targets: [...preferredOf(c)] }));
-  const placed = placeChains(targets, existing, count, length, first);
-  for (const c of placed) {
-    r.chains.set(c.chainId, { chainId: c.chainId, version: 1, targets: [...c.targets], preferred: [...c.targets] });
-    d.c.add(c.chainId);
-  }
+  const added = addChains(r, d, targets, count, length);
   // Appended, never reordered: version v's chains stay the first chainCounts[v - 1].
-  table.chainIds = [...table.chainIds, ...placed.map((c) => c.chainId)];
+  table.chainIds = [...table.chainIds, ...added];
   table.chainCounts = [...versions, table.chainIds.length];
   table.version++;
   d.k.add(tableId);
