@@ -36,8 +36,9 @@ export async function init(options: InitOptions): Promise<Session> {
   // Warm slots: every worker process starts now, all at once, and loads while the caller builds
   // its plan; the first task of each slot then waits for no process start (a worker's start is
   // a second or more of module and DuckDB loading, several on a loaded machine). Not awaited: a
-  // worker that fails to start is replaced when a task needs its slot.
-  if (executor instanceof LocalExecutor) void executor.warmUp();
+  // worker that fails to start is replaced when a task needs its slot. Nor does it hold the
+  // event loop: a script that runs no job ends at once.
+  if (executor instanceof LocalExecutor) void executor.warmUp({ holdLoop: false });
   return new Session(resolved, root, db, executor);
 }
 

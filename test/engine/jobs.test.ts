@@ -2,7 +2,10 @@
  * Jobs as processes: a worker SIGKILLed mid-task (its task is retried, the result unchanged),
  * resume of a finished job (no work), recompute, and errors on bad input.
  */
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MillpondError } from '../../src/errors.js';
@@ -10,6 +13,7 @@ import { init } from '../../src/engine/index.js';
 import { tempDir } from '../support/tmp.js';
 import { bag, plainDuckDb, writeInputs } from './support.js';
 
+const run = promisify(execFile);
 let tmp: ReturnType<typeof tempDir>;
 let events: string;
 let db: Awaited<ReturnType<typeof plainDuckDb>>;
@@ -129,6 +133,45 @@ describe('warm slots', () => {
       await sp.shutdown();
     }
   });
+});
+
+describe('a driver that never calls shutdown()', () => {
+  // A script ends when its work does, as a Ray driver ends without ray.shutdown(): idle
+  // workers hold neither the driver's event loop nor their own lives past it.
+  const runScript = async (name: string, body: string) => {
+    const script = `${tmp.dir}/${name}.mts`;
+    writeFileSync(script, `import { init } from ${JSON.stringify(fileURLToPath(new URL('../../src/engine/index.ts', import.meta.url)))};\n` +
+      `const sp = await init(${JSON.stringify({ ...options(), jobId: name })});\n${body}\n` +
+      'console.log(JSON.stringify(sp.workerPids()));\n');
+    const started = Date.now();
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), timeout: 60_000 });
+    return { pids: JSON.parse(stdout.trim().split('\n').pop()!) as number[], elapsedMs: Date.now() - started };
+  };
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('ends once its job is done, and its workers end with it', async () => {
+    const { pids } = await runScript('no-shutdown', `const n = (await sp.readParquet(${JSON.stringify(events)}).repartition(2, { hashBy: 'k' }).takeAll()).length;\nif (n === 0) throw new Error('no rows');`);
+    expect(pids).toHaveLength(2);
+    const deadline = Date.now() + 10_000;
+    while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+    expect(pids.filter(alive)).toEqual([]);
+  }, 90_000);
+
+  it('ends at once when it ran no job, though init() started its workers', async () => {
+    const { pids, elapsedMs } = await runScript('no-job', '');
+    expect(pids).toHaveLength(2);
+    expect(elapsedMs).toBeLessThan(30_000); // before the change it never ended: the timeout killed it
+    const deadline = Date.now() + 10_000;
+    while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+    expect(pids.filter(alive)).toEqual([]);
+  }, 90_000);
 });
 
 describe('by-files repartition in a job', () => {

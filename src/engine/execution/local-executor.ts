@@ -1,7 +1,9 @@
 /**
  * The local executor: N worker processes on this machine (child_process.fork), one task in
  * flight per worker. A worker that dies fails its task (the scheduler retries it) and is
- * replaced on the next run.
+ * replaced on the next run. An idle worker does not keep the driver alive (a Ray driver ends
+ * without ray.shutdown() too): its process and IPC channel are referenced only while it holds
+ * a task; when the driver ends, the channel closes and the worker exits on 'disconnect'.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
@@ -18,6 +20,17 @@ interface Worker {
   ready: Promise<void>;
   busy?: { key: string; resolve: (r: TaskResult) => void; reject: (e: TaskAttemptError) => void };
   dead: boolean;
+}
+
+/** Whether `child` keeps this process's event loop alive: only while it holds a task. */
+function holdLoop(child: ChildProcess, busy: boolean): void {
+  if (busy) {
+    child.ref();
+    child.channel?.ref();
+  } else {
+    child.unref();
+    child.channel?.unref();
+  }
 }
 
 function workerEntry(): { path: string; execArgv: string[] } {
@@ -37,11 +50,16 @@ export class LocalExecutor implements Executor {
 
   /**
    * Starts every slot's worker now and waits until they are ready or failed (warm slots); a
-   * worker that failed to start is replaced when a task needs its slot.
+   * worker that failed to start is replaced when a task needs its slot. `holdLoop`: the
+   * starting workers keep this process alive until they are ready (a caller that awaits this
+   * and has nothing else running needs it; init(), which does not await it, passes false).
    */
-  async warmUp(): Promise<void> {
+  async warmUp(options: { holdLoop?: boolean } = {}): Promise<void> {
     while (this.workers.filter((w) => !w.dead).length < this.slots) this.spawn();
+    const starting = this.workers.filter((w) => !w.dead && !w.busy);
+    if (options.holdLoop ?? true) for (const w of starting) holdLoop(w.child, true);
     await Promise.allSettled(this.workers.map((w) => w.ready));
+    for (const w of starting) if (!w.busy) holdLoop(w.child, false);
   }
 
   /** Pids of live workers (tests kill them). */
@@ -56,6 +74,7 @@ export class LocalExecutor implements Executor {
     const pending = new Promise<TaskResult>((resolve, reject) => {
       worker.busy = { key: spec.key, resolve, reject };
     });
+    holdLoop(worker.child, true);
     pending.catch(() => {}); // observed below; a worker dying before ready must not go unhandled
     try {
       await worker.ready;
@@ -95,6 +114,8 @@ export class LocalExecutor implements Executor {
       readyReject(new TaskAttemptError({ message: `worker pid ${child.pid} did not start within ${engineLimits.workerStartTimeoutMs} ms`, deterministic: false }));
       child.kill('SIGKILL');
     }, engineLimits.workerStartTimeoutMs);
+    startTimer.unref(); // a task waiting for this worker holds the loop through its channel
+    holdLoop(child, false);
     child.on('message', (message: FromWorker) => {
       if (message.type === 'ready') {
         clearTimeout(startTimer);
@@ -104,6 +125,7 @@ export class LocalExecutor implements Executor {
       const busy = worker.busy;
       if (!busy || message.type === 'started' || busy.key !== message.key) return;
       worker.busy = undefined;
+      holdLoop(child, false);
       if (message.type === 'done') busy.resolve({ ...message.result, placement: { host: hostname(), executor: 'local', pid: child.pid! } });
       else busy.reject(new TaskAttemptError(message.failure));
     });
