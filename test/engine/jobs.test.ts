@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MillpondError } from '../../src/errors.js';
 import { init } from '../../src/engine/index.js';
+import { processAlive } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
 import { bag, plainDuckDb, writeInputs } from './support.js';
 
@@ -147,30 +148,25 @@ describe('a driver that never calls shutdown()', () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), timeout: 60_000 });
     return { pids: JSON.parse(stdout.trim().split('\n').pop()!) as number[], elapsedMs: Date.now() - started };
   };
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+
+  /** The workers exit within 10 s of their driver. */
+  const expectGone = async (pids: number[]) => {
+    const deadline = Date.now() + 10_000;
+    while (pids.some(processAlive) && Date.now() < deadline) await sleep(50);
+    expect(pids.filter(processAlive)).toEqual([]);
   };
 
   it('ends once its job is done, and its workers end with it', async () => {
     const { pids } = await runScript('no-shutdown', `const n = (await sp.readParquet(${JSON.stringify(events)}).repartition(2, { hashBy: 'k' }).takeAll()).length;\nif (n === 0) throw new Error('no rows');`);
     expect(pids).toHaveLength(2);
-    const deadline = Date.now() + 10_000;
-    while (pids.some(alive) && Date.now() < deadline) await sleep(50);
-    expect(pids.filter(alive)).toEqual([]);
+    await expectGone(pids);
   }, 90_000);
 
   it('ends at once when it ran no job, though init() started its workers', async () => {
     const { pids, elapsedMs } = await runScript('no-job', '');
     expect(pids).toHaveLength(2);
     expect(elapsedMs).toBeLessThan(30_000); // before the change it never ended: the timeout killed it
-    const deadline = Date.now() + 10_000;
-    while (pids.some(alive) && Date.now() < deadline) await sleep(50);
-    expect(pids.filter(alive)).toEqual([]);
+    await expectGone(pids);
   }, 90_000);
 });
 

@@ -13,6 +13,7 @@ import { writePrivateFile } from '../../src/auth/keys.js';
 import { testKeys, type TestKeys } from '../support/auth.js';
 import { startMetaProcess } from '../meta/support/meta-process.js';
 import { freePort, startMgmtd, startStorage, until, type Proc } from '../cluster/support/processes.js';
+import { processAlive } from '../support/child.js';
 import { tempDir } from '../support/tmp.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -138,17 +139,9 @@ export class FuseCluster {
       if (mounted(dir)) await shResult(`fusermount3 -uz ${dir}`);
     }
     // Daemons exit when their mount goes; one that does not is killed (by its pid).
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     const pids = [...this.pids.values()];
-    await until(() => !pids.some(alive), 10_000, 'mount daemons to exit').catch(() => {
-      for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+    await until(() => !pids.some(processAlive), 10_000, 'mount daemons to exit').catch(() => {
+      for (const pid of pids.filter(processAlive)) process.kill(pid, 'SIGKILL');
     });
     for (const p of this.storage.values()) await p.kill();
     this.metaProc?.kill('SIGKILL');
