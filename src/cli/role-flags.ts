@@ -1,12 +1,21 @@
 /**
  * The plain flags of the per-role process entry points (src/{cluster,meta,storage}/main.ts):
- * checked numbers, the KV backend choice, and a run that serves until a signal. A bad flag or
- * a failed start is logged and exits with 2.
+ * checked numbers (intFlag, which `millpond mgmtd|meta|storage` use too), the KV backend
+ * choice, and a run that serves until a signal. A bad flag or a failed start is logged and
+ * exits with 2.
  */
 import { logger } from '../log.js';
 import { serveUntilSignal, type KvChoice, type RunningRole } from './role-services.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** The integer text of flag --`name` (undefined when absent); a RangeError unless an integer >= min. */
+export function intFlag(text: string | undefined, name: string, min = 1): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`--${name} must be an integer >= ${min}, not ${text}`);
+  return n;
+}
 
 export function roleFlags(role: string, values: Values) {
   const fail = (message: string): never => {
@@ -21,11 +30,11 @@ export function roleFlags(role: string, values: Values) {
     fail,
     /** --NAME as an integer >= min, or undefined when absent. */
     positiveInt(name: string, min = 1): number | undefined {
-      const v = str(name);
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isSafeInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}`);
-      return n;
+      try {
+        return intFlag(str(name), name, min);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
     },
     /** --backend sqlite --db FILE [--synchronous full|normal], or --backend postgres --pg-url URL (or MILLPOND_PG_URL). */
     kvChoice(): KvChoice {

@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { ClusterAuth, KEYS_DIR, SECRET_FILE, ADMIN_TOKEN_FILE } from '../auth/credentials.js';
 import { MillpondError } from '../errors.js';
 import type { CliConfig } from './config.js';
+import { intFlag } from './role-flags.js';
 import { openKv, serveUntilSignal, startMetaRole, startMgmtdRole, startStorageRole, type KvChoice } from './role-services.js';
 
 export const ROLES_USAGE = `millpond mgmtd [--listen H:P] [--advertise H:P] [--backend postgres|sqlite] [--db FILE]
@@ -157,11 +158,7 @@ function kvChoice(role: string, d: Deployment, config: CliConfig, flags: Flags):
 }
 
 function positiveInt(flags: Flags, name: string, min = 1): number | undefined {
-  const v = flags.get(name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`--${name} must be an integer >= ${min}, not ${v}`);
-  return n;
+  return intFlag(flags.get(name), name, min);
 }
 
 export async function runMgmtd(config: CliConfig, flags: Flags): Promise<void> {
