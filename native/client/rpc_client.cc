@@ -102,7 +102,8 @@ Status RpcClient::Open() {
                                  std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
                                  std::to_string(sockets_.size());
     if (api_->socketMonitor(s, monitorAddress.c_str(),
-                            zmq::kEventHandshakeSucceeded | zmq::kEventHandshakeFailedProtocol |
+                            zmq::kEventConnected | zmq::kEventDisconnected |
+                                zmq::kEventHandshakeSucceeded | zmq::kEventHandshakeFailedProtocol |
                                 zmq::kEventHandshakeFailedAuth) != 0) {
       return api_->Error("zmq_socket_monitor");
     }
@@ -110,6 +111,8 @@ Status RpcClient::Open() {
     if (monitor == nullptr) return api_->Error("zmq_socket (monitor)");
     monitors_.push_back(monitor);
     refused_.push_back(Status::OK());
+    handshaken_.push_back(false);
+    handshakeDrops_.push_back(0);
     if (api_->setsockopt(monitor, zmq::kLinger, &linger, sizeof linger) != 0 ||
         api_->connect(monitor, monitorAddress.c_str()) != 0) {
       return api_->Error("zmq_connect (monitor)");
@@ -335,18 +338,31 @@ void RpcClient::ReceiveEvents(size_t server) {
     }
     api_->msgClose(&msg);
     const std::string& endpoint = options_.endpoints[server];
-    if (event == zmq::kEventHandshakeSucceeded) {
+    // Why a handshake can fail for this client, whatever the event that told us.
+    const std::string cause = options_.curveServerKey.empty()
+                                  ? "it requires a token and this client has none"
+                                  : "wrong server key, or the server has no authentication";
+    if (event == zmq::kEventConnected) {
+      handshaken_[server] = false;
+    } else if (event == zmq::kEventHandshakeSucceeded) {
+      handshaken_[server] = true;
+      handshakeDrops_[server] = 0;
       refused_[server] = Status::OK();
+    } else if (event == zmq::kEventDisconnected) {
+      if (!handshaken_[server] && ++handshakeDrops_[server] >= limits::kRpcHandshakeDropsMax &&
+          refused_[server].ok()) {
+        refused_[server] = Status::Auth(endpoint + " failed the security handshake (" + cause +
+                                        "; it closed " + std::to_string(handshakeDrops_[server]) +
+                                        " connections in a row before the handshake ended)");
+      }
+      handshaken_[server] = false;
     } else if (event == zmq::kEventHandshakeFailedAuth) {
       refused_[server] = Status::Auth(endpoint + " refused this client's credentials (ZAP status " +
                                       std::to_string(value) + "): a token of another cluster, " +
                                       "a revoked one, or none");
     } else if (event == zmq::kEventHandshakeFailedProtocol) {
-      refused_[server] = Status::Auth(
-          endpoint + " failed the security handshake (" +
-          (options_.curveServerKey.empty() ? std::string("it requires a token and this client has none")
-                                           : std::string("wrong server key, or the server has no authentication")) +
-          "; zmq protocol error " + std::to_string(value) + ")");
+      refused_[server] = Status::Auth(endpoint + " failed the security handshake (" + cause +
+                                      "; zmq protocol error " + std::to_string(value) + ")");
     }
   }
 }

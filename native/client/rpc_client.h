@@ -117,6 +117,10 @@ class RpcClient {
   std::vector<void*> monitors_;  // one PAIR per DEALER: its handshake events
   // I/O thread only: per endpoint, the last handshake's refusal (ok once one succeeds).
   std::vector<Status> refused_;
+  // I/O thread only: per endpoint, whether the current connection's handshake succeeded, and
+  // how many connections in a row dropped before theirs did.
+  std::vector<bool> handshaken_;
+  std::vector<uint32_t> handshakeDrops_;
   int wakeFd_ = -1;
   std::thread thread_;
   std::atomic<uint64_t> nextRequestId_{1};

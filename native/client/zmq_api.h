@@ -35,6 +35,8 @@ constexpr size_t kCurveKeyBytes = 32;
 constexpr size_t kCurveKeyZ85Chars = 40;
 // zmq_socket_monitor events (stable since libzmq 4.3): a monitor socket receives two frames
 // per event, [uint16 event, uint32 value] (host order, 6 bytes) and the peer's address.
+constexpr int kEventConnected = 0x0001;
+constexpr int kEventDisconnected = 0x0200;
 constexpr int kEventHandshakeSucceeded = 0x1000;
 constexpr int kEventHandshakeFailedProtocol = 0x2000;  // e.g. CURVE vs NULL, undecryptable HELLO
 constexpr int kEventHandshakeFailedAuth = 0x4000;      // the server's ZAP refused (value: 400...)

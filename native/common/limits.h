@@ -135,6 +135,10 @@ constexpr uint32_t kRpcServersMax = 16;                  // addresses of one ser
 constexpr int kRpcSocketHighWaterMarkMessages = 4096;
 constexpr int kRpcReconnectIntervalMs = 50;
 constexpr int kRpcReconnectIntervalMsMax = 1000;
+// A server that drops this many connections in a row before their security handshake ends
+// refused us: the refusal's own event is lost when the server resets the connection before the
+// client has read its greeting (a CURVE server meeting a NULL client does exactly that).
+constexpr uint32_t kRpcHandshakeDropsMax = 3;
 constexpr uint32_t kRpcSendRetryMs = 5;                  // an unsendable request is retried
 constexpr size_t kRpcClientIdBytes = 16;                 // dedup key of mutations
 constexpr uint32_t kMetaPathBytesMax = 4096;

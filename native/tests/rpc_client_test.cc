@@ -4,10 +4,13 @@
 // "listening <endpoint>" line, and kills it in TearDown. Round trips, the server's error codes,
 // a server stopped or killed mid-call (ETIMEDOUT after the attempts, never a hang), a second
 // address taking over, a retried mutation applied once, Close() with calls in flight.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -627,6 +630,52 @@ TEST_F(MetaRpcTest, CloseFailsCallsInFlight) {
   EXPECT_LT(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count(), 2000);
   EXPECT_EQ(meta->Stat("/", &n).code(), StatusCode::kClosed);
   server->Signal(SIGCONT);
+}
+
+// A server that resets each connection before the client has read its greeting leaves the
+// monitor no handshake-failure event, only connects and disconnects (a CURVE server meeting a
+// NULL client can do this). A run of such drops is a refusal: kAuth at once, not a timeout.
+TEST(RpcClientHandshake, ConnectionsDroppedBeforeTheHandshakeAreEAUTHNotATimeout) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> resets{0};
+  std::thread server([&] {
+    while (!stop) {
+      pollfd p{listener, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      const linger reset{1, 0};  // close() sends RST: nothing the server sent is readable
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ::close(fd);
+      resets++;
+    }
+  });
+  RpcClientOptions o;
+  o.endpoints = {"tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))};
+  o.timeoutMs = 5000;
+  o.attemptsMax = 3;
+  std::unique_ptr<RpcClient> rpc;
+  ASSERT_TRUE(RpcClient::Create(o, &rpc).ok());
+  auto start = Clock::now();
+  MsgValue result;
+  Status s = rpc->Call("meta.stat", MsgValue::Map({{"path", MsgValue::Str("/")}}), &result);
+  auto elapsedMs = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+  stop = true;
+  server.join();
+  ::close(listener);
+  EXPECT_EQ(s.code(), StatusCode::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("requires a token and this client has none"), std::string::npos) << s.message();
+  EXPECT_LT(elapsedMs, 4000);  // one attempt is 5 s: no timeout was waited for
+  EXPECT_GE(resets.load(), static_cast<int>(limits::kRpcHandshakeDropsMax));
 }
 
 TEST(RpcClientOptions, BadOptionsAreRefused) {
