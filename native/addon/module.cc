@@ -10,6 +10,7 @@ namespace {
 
 struct Constructors {
   Napi::FunctionReference chunkStore;
+  Napi::FunctionReference fileHandle;
 };
 
 // setErrorClass(MillpondError): errors made by the addon are instances of it.
@@ -65,6 +66,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               }));
   exports.Set("DataServerHandle", DataServerWrap::Init(env));
   exports.Set("ChunkClientHandle", ChunkClientWrap::Init(env));
+  ctors->fileHandle = Napi::Persistent(FileHandleWrap::Init(env));
+  exports.Set("FileClientHandle", FileClientWrap::Init(env, &ctors->fileHandle));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClassJs));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));

@@ -8,6 +8,8 @@
 
 #include "addon/js_bridge.h"
 #include "client/chunk_client.h"
+#include "client/file_client.h"
+#include "common/work_queue.h"
 #include "storage/chunk_store.h"
 #include "storage/data_server.h"
 
@@ -86,6 +88,50 @@ class ChunkClientWrap : public Napi::ObjectWrap<ChunkClientWrap> {
   // GUARDED_BY(tokensMu_): operations in flight that JS may abandon (bounded by the client's
   // queued calls, limits::kClientQueuedCallsMax).
   std::unordered_map<uint64_t, std::shared_ptr<std::atomic<bool>>> tokens_;
+};
+
+// The native FileClient under the TS FileSystem (file_client_wrap.cc): attach() hands out a
+// FileHandleHandle per file TS opened; calls run on the client's own threads.
+class FileClientWrap : public Napi::ObjectWrap<FileClientWrap> {
+ public:
+  // `handleCtor`: FileHandleHandle's constructor, which attach() instantiates.
+  static Napi::Function Init(Napi::Env env, Napi::FunctionReference* handleCtor);
+  explicit FileClientWrap(const Napi::CallbackInfo& info);  // (options)
+  ~FileClientWrap() override;
+  // Runs `work` on the client's threads; settles with value(env) (undefined when null).
+  // `self` (a handle) and `keep` (Buffers) stay alive until then.
+  Napi::Value Run(Napi::Env env, Napi::Object self, std::vector<Napi::Value> keep, std::function<Status()> work,
+                  std::function<Napi::Value(Napi::Env)> value);
+
+ private:
+  Napi::Value Attach(const Napi::CallbackInfo& info);
+  Napi::Value InstallCapability(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  Napi::FunctionReference* const handleCtor_;
+  std::shared_ptr<FileClient> client_;  // null once closed; attached handles share it
+  std::unique_ptr<CompletionQueue> completions_;
+  std::unique_ptr<WorkQueue> workers_;  // last: its threads stop before the rest goes
+};
+
+class FileHandleWrap : public Napi::ObjectWrap<FileHandleWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit FileHandleWrap(const Napi::CallbackInfo& info);  // made by FileClientHandle.attach
+  ~FileHandleWrap() override;
+
+ private:
+  friend class FileClientWrap;
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value ReadBatch(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Status Check(std::shared_ptr<FileHandle>* handle);  // kClosed after close()
+  FileClientWrap* owner();
+
+  Napi::ObjectReference owner_;  // the FileClientHandle: its threads run this handle's calls
+  std::shared_ptr<FileClient> client_;  // null once closed
+  std::shared_ptr<FileHandle> handle_;  // null once closed
 };
 
 // metricsSnapshot() -> the process's data-plane metrics (metrics_wrap.cc).

@@ -55,6 +55,16 @@ Clock::duration Backoff(uint32_t capMs) {
   return std::chrono::microseconds(RandomBelow(uint64_t{capMs} * 1000 + 1));
 }
 
+Status CheckFileLayout(const Inode& inode, const std::string& path) {
+  if (inode.type != FileType::kFile) return Status(StatusCode::kIsDir, "not a file: " + path);
+  const Layout& l = inode.layout;
+  if (l.chunkSizeBytes < limits::kChunkSizeBytesMin || l.chunkSizeBytes > limits::kChunkSizeBytesMax ||
+      l.stripeSize < 1 || !l.hasSeed) {
+    return Status::Protocol("inode " + std::to_string(inode.id) + " of " + path + " has a bad layout");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- chunk I/O with retries
@@ -429,7 +439,7 @@ Status FileClient::Create(const FileClientOptions& options, std::unique_ptr<File
   std::unique_ptr<FileClient> c(new FileClient(options));
   c->clientId_ = options.clientId;
   while (c->clientId_ == 0) c->clientId_ = Rng()();
-  MP_RETURN_IF_ERROR(MetaClient::Create(options.meta, &c->meta_));
+  if (!options.meta.rpc.endpoints.empty()) MP_RETURN_IF_ERROR(MetaClient::Create(options.meta, &c->meta_));
   MP_RETURN_IF_ERROR(MgmtdClient::Create(options.mgmtd, &c->mgmtd_));
   RoutingCacheOptions ro;
   ro.pollMs = options.routingPollMs;
@@ -454,17 +464,33 @@ FileClient::~FileClient() {
 
 Status FileClient::Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
                         std::unique_ptr<FileHandle>* out, const MetaUser* as) {
+  if (!meta_) return Status::InvalidArgument("this file client has no meta endpoints: it serves Attach only");
   OpenResult r;
   MP_RETURN_IF_ERROR(meta_->Open(path, flags, mode, &r, as));
-  if (r.inode.type != FileType::kFile) return Status(StatusCode::kIsDir, "not a file: " + path);
-  const Layout& l = r.inode.layout;
-  if (l.chunkSizeBytes < limits::kChunkSizeBytesMin || l.chunkSizeBytes > limits::kChunkSizeBytesMax ||
-      l.stripeSize < 1 || !l.hasSeed) {
-    return Status::Protocol("inode " + std::to_string(r.inode.id) + " of " + path + " has a bad layout");
-  }
-  HoldCapability(r, path, flags.write || flags.truncate || flags.append, as);
+  MP_RETURN_IF_ERROR(CheckFileLayout(r.inode, path));
+  HoldCapability(r, path, /*renewable=*/true, as);
   out->reset(new FileHandle(this, r.inode, r.session, !r.session.empty(), as));
   return Status::OK();
+}
+
+Status FileClient::Attach(const OpenResult& r, const std::string& path, bool writable,
+                          std::unique_ptr<FileHandle>* out) {
+  MP_RETURN_IF_ERROR(CheckFileLayout(r.inode, path));
+  HoldCapability(r, path, /*renewable=*/false, nullptr);
+  out->reset(new FileHandle(this, r.inode, /*session=*/"", writable, nullptr));
+  return Status::OK();
+}
+
+void FileClient::InstallCapability(const Capability& cap) {
+  MutexLock lock(&capsMu_);
+  auto it = caps_.find(cap.inode);
+  if (it == caps_.end()) return;  // no handle holds the file any more
+  for (HeldCapability::Slot* slot : {&it->second.read, &it->second.write}) {
+    const uint32_t right = slot == &it->second.read ? kRightRead : kRightWrite;
+    if (!(cap.rights & right) || (slot->present && cap.expiresMs <= slot->cap.expiresMs)) continue;
+    slot->present = true;
+    slot->cap = cap;
+  }
 }
 
 namespace {
@@ -475,7 +501,7 @@ uint64_t RenewAt(const Capability& c) {
 }
 }  // namespace
 
-void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bool, const MetaUser* as) {
+void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bool renewable, const MetaUser* as) {
   if (!r.hasCapability) return;
   MutexLock lock(&capsMu_);
   HeldCapability& h = caps_[r.inode.id];
@@ -487,7 +513,7 @@ void FileClient::HoldCapability(const OpenResult& r, const std::string& path, bo
     slot->present = true;
     slot->cap = r.capability;
     slot->path = path;
-    slot->renewAtMs = RenewAt(r.capability);
+    slot->renewAtMs = renewable ? RenewAt(r.capability) : UINT64_MAX;
     slot->hasAs = as != nullptr;
     slot->as = as != nullptr ? *as : MetaUser();
   }
@@ -716,7 +742,115 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
   return Status::OK();
 }
 
+Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
+  bool buffered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return Status::Closed("file handle is closed");
+    MP_RETURN_IF_ERROR(writeError_);
+    buffered = bufferedBytes_ > 0;
+  }
+  if (buffered) MP_RETURN_IF_ERROR(Flush());
+  std::vector<uint32_t> chains;
+  MP_RETURN_IF_ERROR(Chains(&chains));
+  std::map<uint32_t, std::vector<ChunkPiece>> byChain;
+  uint64_t total = 0;
+  std::vector<ChunkPiece> pieces;
+  for (const Range& r : ranges) {
+    Pieces(chains, r.offset, r.lengthBytes, &pieces);
+    for (ChunkPiece& p : pieces) {
+      p.dst = r.dst + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - r.offset);
+      byChain[p.chainId].push_back(p);
+    }
+    total += r.lengthBytes;
+  }
+  Capability cap;
+  const bool hasCap = client_->CapabilityFor(inode_.id, /*write=*/false, /*renew=*/true, &cap);
+  const std::vector<Capability> caps = hasCap ? std::vector<Capability>{cap} : std::vector<Capability>{};
+
+  // One batch message per group of a chain's pieces within the entry and byte limits, each to
+  // a random serving replica; what it could not serve is read again below, with retries.
+  struct Batch {
+    std::string address;
+    bool tail = false;  // a hole there is a hole (the tail commits first)
+    std::vector<ChunkPiece> pieces;
+    Status status;
+    std::vector<BatchReadResult> results;
+  };
+  std::vector<Batch> batches;
+  std::vector<ChunkPiece> misses;
+  for (auto& [chainId, group] : byChain) {
+    ChainRoute route;
+    if (!client_->routing()->Route(chainId, &route).ok() || route.serving.empty()) {
+      misses.insert(misses.end(), group.begin(), group.end());
+      continue;
+    }
+    const size_t pick = RandomBelow(route.serving.size());
+    uint64_t bytes = 0;
+    for (const ChunkPiece& p : group) {
+      if (batches.empty() || batches.back().pieces.empty() || batches.back().pieces[0].chainId != chainId ||
+          batches.back().pieces.size() == limits::kBatchReadEntriesMax ||
+          bytes + p.lengthBytes > limits::kBatchReadBytesMax) {
+        batches.push_back(Batch{route.serving[pick], pick + 1 == route.serving.size(), {}, Status::OK(), {}});
+        bytes = 0;
+      }
+      batches.back().pieces.push_back(p);
+      bytes += p.lengthBytes;
+    }
+  }
+  std::mutex doneMu;
+  std::condition_variable doneCv;
+  size_t pending = batches.size();
+  for (Batch& b : batches) {
+    std::vector<frame::ReadArgs> reads;
+    std::vector<char*> dsts;
+    for (const ChunkPiece& p : b.pieces) {
+      frame::ReadArgs a;
+      a.chunk = p.chunk;
+      a.offset = p.offsetInChunk;
+      a.length = p.lengthBytes;
+      reads.push_back(a);
+      dsts.push_back(p.dst);
+    }
+    client_->chunks()->BatchRead(
+        b.address, reads, dsts,
+        [&b, &doneMu, &doneCv, &pending](const Status& s, const std::vector<BatchReadResult>& results) {
+          std::lock_guard<std::mutex> lock(doneMu);
+          b.status = s;
+          b.results = results;
+          if (--pending == 0) doneCv.notify_all();
+        },
+        caps.empty() ? nullptr : &caps);
+  }
+  {
+    std::unique_lock<std::mutex> lock(doneMu);
+    doneCv.wait(lock, [&] { return pending == 0; });
+  }
+  for (Batch& b : batches) {
+    for (size_t i = 0; i < b.pieces.size(); i++) {
+      ChunkPiece& p = b.pieces[i];
+      const BatchReadResult* r = b.status.ok() && i < b.results.size() ? &b.results[i] : nullptr;
+      if (r != nullptr && r->code == StatusCode::kOk) {
+        std::memset(p.dst + r->bytesRead, 0, p.lengthBytes - std::min(r->bytesRead, p.lengthBytes));
+      } else if (r != nullptr && r->code == StatusCode::kNotFound && b.tail) {
+        std::memset(p.dst, 0, p.lengthBytes);  // never written
+      } else {
+        misses.push_back(p);
+      }
+    }
+  }
+  MP_RETURN_IF_ERROR(client_->ReadPieces(&misses));
+  client_->mutable_counters().bytesRead += total;
+  return Status::OK();
+}
+
 // ---- writes
+
+Status FileHandle::CheckSession() {
+  // Acknowledge only what close can still publish: kBadHandle once meta ended the session.
+  // Attached handles hold no session here: their caller checks its own.
+  return session_.empty() ? Status::OK() : client_->meta()->CheckSession(session_);
+}
 
 Status FileHandle::WriteThrough(uint64_t offset, const char* data, size_t length) {
   std::vector<uint32_t> chains;
@@ -750,7 +884,7 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
     lock.unlock();
     MP_RETURN_IF_ERROR(WriteThrough(offset, data, length));
     client_->mutable_counters().bytesWritten += length;
-    return client_->meta()->CheckSession(session_);  // acknowledge only what close can publish
+    return CheckSession();
   }
   if (!flusher_.joinable()) flusher_ = std::thread([this] { FlusherLoop(); });
   for (size_t done = 0; done < length;) {
@@ -777,8 +911,7 @@ Status FileHandle::Write(uint64_t offset, const char* data, size_t length) {
   }
   lock.unlock();
   client_->mutable_counters().bytesWritten += length;
-  // Acknowledge only what close can still publish: kBadHandle once meta ended the session.
-  return client_->meta()->CheckSession(session_);
+  return CheckSession();
 }
 
 bool FileHandle::FlushableLocked() const {
@@ -878,7 +1011,7 @@ Status FileHandle::Close() {
     // failed one (write-behind or write-through), never a range that may hold nothing.
     length = std::max(inode_.lengthBytes, ackedEndBytes_);
   }
-  if (writable_) {
+  if (!session_.empty()) {
     Inode after;
     Status m = client_->meta()->Close(inode_.id, session_, length, &after, hasAs_ ? &as_ : nullptr);
     if (s.ok()) s = m;

@@ -111,6 +111,16 @@ class FileClient {
   // and that close act as that identity (MetaClient); the handle keeps a copy.
   Status Open(const std::string& path, const OpenFlags& flags, uint32_t mode,
               std::unique_ptr<FileHandle>* out, const MetaUser* as = nullptr);
+  // A handle on a file the caller opened through its own meta client (the TS FileSystem keeps
+  // meta, write sessions and capability renewal; this client moves the bytes). `r` is what
+  // meta's open returned; `writable`: opened for write. The handle's Close() flushes and ends
+  // no meta session; Write() does not check one. Its capability is never renewed here: the
+  // caller installs fresh ones with InstallCapability. A client made without meta endpoints
+  // serves only such handles.
+  Status Attach(const OpenResult& r, const std::string& path, bool writable, std::unique_ptr<FileHandle>* out);
+  // Installs a capability the caller renewed for a file with attached handles (kept when it
+  // outlives the one held).
+  void InstallCapability(const Capability& cap);
 
   // Runs chunk reads (holes and short chunks fill with zeros) or chain writes with the retry
   // rules above, at most chunksInflight at once; blocks until all finished. Returns the first
@@ -177,7 +187,8 @@ class FileClient {
     Slot read, write;
     uint32_t handles = 0;
   };
-  void HoldCapability(const OpenResult& r, const std::string& path, bool write, const MetaUser* as);
+  // `renewable`: renewed here by opening `path` again (Open); else only by InstallCapability.
+  void HoldCapability(const OpenResult& r, const std::string& path, bool renewable, const MetaUser* as);
   void ReleaseCapability(uint64_t inode);
   friend class FileHandle;
 
@@ -185,7 +196,7 @@ class FileClient {
   FileClientCounters counters_;
   uint64_t clientId_ = 0;
   std::atomic<uint64_t> nextRequestId_{1};
-  std::unique_ptr<MetaClient> meta_;
+  std::unique_ptr<MetaClient> meta_;  // null without meta endpoints (Attach only)
   std::unique_ptr<MgmtdClient> mgmtd_;
   std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
   std::unique_ptr<ChunkClient> chunks_;
@@ -202,9 +213,10 @@ class FileClient {
   Mutex renewMu_ ACQUIRED_BEFORE(capsMu_);  // one renewal at a time
 };
 
-// An open file. Used by one thread at a time (like a FILE*); its background flusher and the
-// completions of its prefetches are internal. Reads see this handle's own writes (buffered
-// writes are flushed first).
+// An open file. Reads see this handle's own writes (buffered writes are flushed first). Its
+// background flusher and the completions of its prefetches are internal. Read, ReadBatch and
+// write-through Write (writeBehindBytes 0) may run on several threads at once; with
+// write-behind, one thread at a time (like a FILE*).
 class FileHandle {
  public:
   ~FileHandle();  // Close() when still open; its error is dropped
@@ -215,6 +227,17 @@ class FileHandle {
   // Reads [offset, offset + length) clipped to the file's length into dst; *bytesRead tells
   // how much (0 at or past the end). Sequential reads start read-ahead of the next chunks.
   Status Read(uint64_t offset, size_t length, char* dst, size_t* bytesRead);
+  // Many small reads at once (3FS's batched reads): the pieces are grouped by chain and each
+  // group goes to one serving replica in batch messages of at most kBatchReadEntriesMax
+  // entries and kBatchReadBytesMax bytes; a piece the replica could not serve is read again
+  // with Read's retry rules. Holes and bytes past a chunk's end read as zeros.
+  // REQUIRES: each range lies within the file; dst of each holds its length.
+  struct Range {
+    uint64_t offset = 0;
+    uint32_t lengthBytes = 0;
+    char* dst = nullptr;
+  };
+  Status ReadBatch(const std::vector<Range>& ranges);
   // With write-behind, returns once data was copied into the handle's buffer (blocking while
   // it is full); a background flusher writes it. A flush failure is returned by the next
   // Write/Read/Flush/Close call and by every call after it. Without write-behind, returns when
@@ -249,6 +272,7 @@ class FileHandle {
   void Pieces(const std::vector<uint32_t>& chains, uint64_t offset, size_t length, std::vector<ChunkPiece>* out,
               uint32_t pieceBytesMax = UINT32_MAX);
   Status WriteThrough(uint64_t offset, const char* data, size_t length);
+  Status CheckSession();
   void FlusherLoop();
   // REQUIRES: mu_ held. Whether the front buffered piece may be written now.
   bool FlushableLocked() const;

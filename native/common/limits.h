@@ -177,6 +177,10 @@ constexpr size_t kFileWriteBehindBytesDefault = size_t{64} << 20;   // buffered 
 constexpr size_t kFileWriteBehindBytesMax = size_t{1024} << 20;
 constexpr size_t kFileReadAheadBytesDefault = size_t{64} << 20;     // prefetched chunks per file
 constexpr size_t kFileReadAheadBytesMax = size_t{1024} << 20;
+// The TS FileSystem's calls into its native FileClient (addon): threads that run them (each
+// call blocks one while its chunk I/O is in flight) and calls queued beyond those.
+constexpr uint32_t kFileClientCallThreads = 16;
+constexpr size_t kFileClientQueuedCallsMax = 4096;
 constexpr uint32_t kFileReadPieceBytesMax = 1024 * 1024;  // a large read is split into pieces of this
 constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks of one file prefetched at once
 constexpr size_t kFileReadAheadPoolBytesMax = size_t{1024} << 20;  // per client, all files together

@@ -70,7 +70,8 @@ interface ReadAttempt {
 
 export class RoutingClient {
   readonly mgmtd: MgmtdClient;
-  readonly chunks: ChunkClient;
+  private chunkClient: ChunkClient | undefined;
+  private readonly cluster: RoutingClientOptions['cluster'];
   readonly clientId: number;
   private readonly ownsMgmtd: boolean;
   private readonly ownsChunks: boolean;
@@ -91,15 +92,22 @@ export class RoutingClient {
     this.ownsMgmtd = !(options.mgmtd instanceof MgmtdClient);
     this.mgmtd = options.mgmtd instanceof MgmtdClient ? options.mgmtd : new MgmtdClient(options.mgmtd, { auth: options.auth, cluster: options.cluster });
     this.ownsChunks = options.chunkClient === undefined;
-    // A cluster daemon's (options.cluster: it holds S) presents the service node key to storage.
-    this.chunks = options.chunkClient ?? new ChunkClient({
-      transport: 'auto',
-      ...(options.cluster ? { credentials: { nodeId: SERVICE_NODE_ID, clusterSecret: options.cluster.secret } } : {}),
-    });
+    this.chunkClient = options.chunkClient;
+    this.cluster = options.cluster;
     this.pollMs = options.pollMs ?? clusterLimits.routingPollMsDefault;
     this.writeRetryMs = options.writeRetryMs ?? clusterLimits.writeRetryMsDefault;
     this.clientId = options.clientId ?? randomInt(1, 2 ** 47);
     if (!Number.isSafeInteger(this.clientId) || this.clientId < 1) throw new RangeError('clientId must be a positive safe integer');
+  }
+
+  /** For chunk I/O: the one given, else one made at first use (a routing reader needs none). */
+  get chunks(): ChunkClient {
+    // A cluster daemon's (options.cluster: it holds S) presents the service node key to storage.
+    this.chunkClient ??= new ChunkClient({
+      transport: 'auto',
+      ...(this.cluster ? { credentials: { nodeId: SERVICE_NODE_ID, clusterSecret: this.cluster.secret } } : {}),
+    });
+    return this.chunkClient;
   }
 
   /**
@@ -318,7 +326,7 @@ export class RoutingClient {
 
   close(): void {
     if (this.ownsMgmtd) this.mgmtd.close();
-    if (this.ownsChunks) this.chunks.close();
+    if (this.ownsChunks) this.chunkClient?.close();
   }
 
   private install(r: Routing): void {

@@ -1,6 +1,6 @@
 /**
- * The data-plane capability of one open file (design §10): what FileData sends with each
- * chunk read and write. Meta's open hands it out with an expiry; past half its lifetime the
+ * The data-plane capability of one open file (design §10): what FileData installs in the
+ * native client for each chunk read and write. Meta's open hands it out with an expiry; past half its lifetime the
  * next use renews it first (long reads and writes never meet an expired one), and a server's
  * EAUTH "capability expired" (clocks disagree) renews at once. Renewing re-asks meta, which
  * checks permissions again: a user who lost access loses it on the data plane within one
@@ -17,6 +17,11 @@ export class FileCapability {
   /** `renew` returns a fresh capability for the same inode (undefined: meta gives none). */
   constructor(wire: Buffer | undefined, private readonly renew: () => Promise<Buffer | undefined>) {
     this.install(wire);
+  }
+
+  /** The capability held now, as it is (undefined when meta gives none). */
+  get current(): Buffer | undefined {
+    return this.wire;
   }
 
   /** The capability to send now (undefined when meta gives none: authentication is off). */

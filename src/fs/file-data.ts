@@ -1,145 +1,109 @@
 /**
- * A file's bytes on the chains: splits byte ranges into chunk pieces by the file's layout
- * and moves them through the RoutingClient, several chunks at a time. Chunks never written
- * (holes) and bytes past a chunk's end read as zeros, up to the file's length.
+ * A file's bytes on the chains, moved by the native FileClient (native/client/file_client.h,
+ * the one implementation of routing, retries, hedged and batched reads, read-ahead and chunk
+ * I/O that the DuckDB extension and the FUSE mount use too). This side keeps what the TS
+ * FileSystem owns: the meta session and the file's capability, renewed here and handed to the
+ * native client, which never renews one itself.
  */
-import type { RoutingClient } from '../cluster/routing-client.js';
+import { clientCurve, type ClientAuth, type ClusterAuth } from '../auth/credentials.js';
+import { nativeCredentials, type DataCredentials } from '../auth/data-plane.js';
 import { MillpondError } from '../errors.js';
-import { fsLimits, limits } from '../limits.js';
-import type { FileLayout } from '../protocol/meta-types.js';
+import { addon, type NativeFileClient, type NativeFileHandle, type TransportChoice } from '../native/binding.js';
+import type { FileLayout, Inode } from '../protocol/meta-types.js';
 import type { FileCapability } from './file-capability.js';
-import { resolveFileChains } from './file-chains.js';
-import { chainOfChunk } from './layout.js';
 
-interface Piece {
-  index: number;
-  offsetInChunk: number;
-  length: number;
-  /** Offset of this piece in the caller's buffer. */
-  at: number;
+export interface FileClientOptions {
+  mgmtd: string | string[];
+  /** The caller's token and the cluster's server key (absent: no authentication). */
+  auth?: ClientAuth;
+  /** A cluster daemon's keys: mgmtd admits it as a member (the token's user is not listed there). */
+  cluster?: ClusterAuth;
+  /** The data plane's credentials, when not the token's (a cluster daemon's node key). */
+  credentials?: DataCredentials;
+  transport?: TransportChoice;
+  /** One chunk request; one mgmtd request. */
+  timeoutMs?: number;
+  mgmtdTimeoutMs?: number;
+  /** How often routing is fetched again; how long a write is retried. */
+  routingPollMs?: number;
+  writeRetryMs?: number;
 }
 
-function piecesOf(position: number, length: number, chunkSizeBytes: number): Piece[] {
-  const pieces: Piece[] = [];
-  for (let done = 0; done < length;) {
-    const offset = position + done;
-    const index = Math.floor(offset / chunkSizeBytes);
-    const offsetInChunk = offset % chunkSizeBytes;
-    const n = Math.min(length - done, chunkSizeBytes - offsetInChunk);
-    pieces.push({ index, offsetInChunk, length: n, at: done });
-    done += n;
+export class FileClient {
+  private readonly native: NativeFileClient;
+
+  constructor(options: FileClientOptions) {
+    const mgmtd = typeof options.mgmtd === 'string' ? options.mgmtd.split(',') : options.mgmtd;
+    const mgmtdCurve = options.cluster ? options.cluster.memberCurve : options.auth ? clientCurve(options.auth) : undefined;
+    const credentials = nativeCredentials(options.credentials ?? (options.auth ? { token: options.auth.token } : undefined));
+    this.native = new addon.FileClientHandle({
+      mgmtd: mgmtd.map((e) => e.trim()).filter((e) => e.length > 0),
+      transport: options.transport ?? 'auto',
+      ...(mgmtdCurve ? { mgmtdCurve } : {}),
+      ...(credentials ? { credentials } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.mgmtdTimeoutMs !== undefined ? { mgmtdTimeoutMs: options.mgmtdTimeoutMs } : {}),
+      ...(options.routingPollMs !== undefined ? { routingPollMs: options.routingPollMs } : {}),
+      ...(options.writeRetryMs !== undefined ? { writeRetryMs: options.writeRetryMs } : {}),
+    });
   }
-  return pieces;
-}
 
-/** Runs `work` over items with at most `limit` in flight; rejects with the first failure. */
-async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
+  /** The bytes of a file opened through meta; `capability` as meta's open handed it out. */
+  attach(inode: Inode, path: string, writable: boolean, capability?: FileCapability): FileData {
+    const layout = inode.layout as FileLayout;
+    const handle = this.native.attach(
+      { id: inode.id, length: inode.length, mtimeMs: inode.mtimeMs, layout },
+      path, writable, capability?.current);
+    return new FileData(this.native, handle, capability);
+  }
+
+  /** Lets the native client go once every attached file closed. */
+  close(): void {
+    this.native.close();
+  }
 }
 
 export class FileData {
-  private chains: number[] | undefined;
-
   constructor(
-    private readonly routing: RoutingClient,
-    readonly inode: bigint,
-    readonly layout: FileLayout,
+    private readonly client: NativeFileClient,
+    private readonly handle: NativeFileHandle,
     /** The file's data-plane capability; absent where the cluster has no secret. */
     private readonly capability?: FileCapability,
   ) {}
 
-  private withCapability<T>(io: (capability: Buffer | undefined) => Promise<T>): Promise<T> {
-    return this.capability ? this.capability.use(io) : io(undefined);
-  }
-
-  private async chainOf(index: number): Promise<number> {
-    this.chains ??= await resolveFileChains(this.routing, this.inode, this.layout);
-    return chainOfChunk(this.chains, index);
+  /** Runs `io` with a current capability installed (renewed past half its life, or when a server says it expired). */
+  private io<T>(io: () => Promise<T>): Promise<T> {
+    if (!this.capability) return io();
+    return this.capability.use((wire) => {
+      if (wire) this.client.installCapability(wire);
+      return io();
+    });
   }
 
   /** Reads [position, position + target.length) into target; the caller bounds it by the file length. */
   async read(position: number, target: Buffer): Promise<void> {
-    const pieces = piecesOf(position, target.length, this.layout.chunkSizeBytes);
-    await forEachLimited(pieces, fsLimits.chunksInFlightPerFile, async (p) => {
-      const chain = await this.chainOf(p.index);
-      const dst = target.subarray(p.at, p.at + p.length);
-      try {
-        const { data } = await this.withCapability((capability) =>
-          this.routing.readChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk, p.length, { target: dst, capability }));
-        dst.fill(0, data.length); // past the chunk's end: a hole
-      } catch (err) {
-        if (!(err instanceof MillpondError) || err.code !== 'ENOENT') throw err;
-        dst.fill(0); // a hole: never written
-      }
-    });
+    const n = await this.io(() => this.handle.read(position, target));
+    if (n !== target.length) throw new MillpondError('EIO', `read ${n} of ${target.length} bytes at ${position}: the file is shorter than this handle knows`);
   }
 
   /**
-   * Many small reads in few messages (3FS's batched reads): the pieces are grouped by chain
-   * and each group goes to one serving replica as chunk-client readBatch messages (at most
-   * batchReadEntriesMax entries each). A piece the replica could not serve is read again
-   * through read() (any replica, retried); a hole or a short chunk reads as zeros.
-   * `reads[i]` lands at target[offsets[i], offsets[i] + reads[i].length).
-   * REQUIRES: every read lies within the file (the caller bounds it).
+   * Many small reads in few messages (3FS's batched reads, grouped by chain in native code).
+   * `reads[i]` lands at target[offsets[i], offsets[i] + reads[i].length), the offsets being
+   * the sums of the lengths before it. REQUIRES: every read lies within the file.
    */
-  async readBatch(reads: Array<{ position: number; length: number }>, offsets: number[], target: Buffer): Promise<void> {
-    const byChain = new Map<number, Array<{ index: number; offsetInChunk: number; length: number; at: number }>>();
-    for (let i = 0; i < reads.length; i++) {
-      for (const p of piecesOf(reads[i]!.position, reads[i]!.length, this.layout.chunkSizeBytes)) {
-        const chain = await this.chainOf(p.index);
-        let group = byChain.get(chain);
-        if (!group) byChain.set(chain, (group = []));
-        group.push({ ...p, at: offsets[i]! + p.at });
-      }
-    }
-    const batches: Array<{ chain: number; pieces: Array<{ index: number; offsetInChunk: number; length: number; at: number }> }> = [];
-    for (const [chain, pieces] of byChain) {
-      let current: typeof pieces = [];
-      let bytes = 0;
-      for (const p of pieces) { // each message within the chunk client's entry and byte limits
-        if (current.length === limits.batchReadEntriesMax || bytes + p.length > limits.batchReadBytesMax) {
-          batches.push({ chain, pieces: current });
-          current = [];
-          bytes = 0;
-        }
-        current.push(p);
-        bytes += p.length;
-      }
-      if (current.length > 0) batches.push({ chain, pieces: current });
-    }
-    await forEachLimited(batches, fsLimits.chunksInFlightPerFile, async ({ chain, pieces }) => {
-      const serving = await this.routing.servingAddresses(chain);
-      const address = serving[Math.floor(Math.random() * serving.length)];
-      let results: Array<{ bytesRead: number; code: string | null }> | undefined;
-      if (address) {
-        const entries = pieces.map((p) => ({
-          chunk: { inode: this.inode, index: p.index }, offset: p.offsetInChunk, length: p.length, bufferOffset: p.at,
-        }));
-        results = await this.withCapability((capability) =>
-          this.routing.chunks.readBatch(address, entries, target, capability ? [capability] : undefined))
-          .catch(() => undefined); // the whole message failed: each piece is retried below
-      }
-      await Promise.all(pieces.map(async (p, i) => {
-        const r = results?.[i];
-        const dst = target.subarray(p.at, p.at + p.length);
-        if (r && r.code === null) dst.fill(0, r.bytesRead); // past the chunk's end: a hole
-        else if (r && r.code === 'ENOENT') dst.fill(0); // never written
-        else await this.read(p.index * this.layout.chunkSizeBytes + p.offsetInChunk, dst);
-      }));
-    });
+  async readBatch(reads: Array<{ position: number; length: number }>, target: Buffer): Promise<void> {
+    const positions = Float64Array.from(reads, (r) => r.position);
+    const lengths = Uint32Array.from(reads, (r) => r.length);
+    await this.io(() => this.handle.readBatch(positions, lengths, target));
   }
 
   /** Writes data at position; resolves when every replica of every touched chunk committed. */
-  async write(position: number, data: Buffer): Promise<void> {
-    const pieces = piecesOf(position, data.length, this.layout.chunkSizeBytes);
-    await forEachLimited(pieces, fsLimits.chunksInFlightPerFile, async (p) => {
-      const chain = await this.chainOf(p.index);
-      await this.withCapability((capability) => this.routing.writeChunk(chain, { inode: this.inode, index: p.index }, p.offsetInChunk,
-        data.subarray(p.at, p.at + p.length), { chunkSizeBytes: this.layout.chunkSizeBytes, capability }));
-    });
+  write(position: number, data: Buffer): Promise<void> {
+    return this.io(() => this.handle.write(position, data));
+  }
+
+  /** Lets the native handle go (the meta session is the caller's to end). */
+  close(): Promise<void> {
+    return this.handle.close();
   }
 }

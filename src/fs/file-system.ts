@@ -1,6 +1,6 @@
 /**
  * The mount-free filesystem API (design §1): node:fs/promises-shaped calls over the metadata
- * service (MetaClient) and the chains (RoutingClient + native data plane). Errors are
+ * service (MetaClient) and the chains (the native FileClient, which moves every byte). Errors are
  * MillpondErrors with node's codes (ENOENT, EEXIST, ENOTDIR, EISDIR, EACCES, ...), `path`
  * and `syscall` set.
  */
@@ -12,9 +12,8 @@ import { findClientAuth } from '../auth/credentials.js';
 import { MetaClient, MetaClientView } from '../meta/meta-client.js';
 import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../protocol/meta-types.js';
 import type { TransportChoice } from '../native/binding.js';
-import { ChunkClient } from '../chunk/chunk-client.js';
 import { FileCapability } from './file-capability.js';
-import { FileData } from './file-data.js';
+import { FileClient, type FileData } from './file-data.js';
 import { fileChainsIn } from './file-chains.js';
 import { chainOfChunk } from './layout.js';
 import { compileGlob, type Segment } from './glob.js';
@@ -75,25 +74,26 @@ function joinPath(dir: string, name: string): string {
 export async function connect(options: ConnectOptions): Promise<FileSystem> {
   const auth = findClientAuth({ token: options.token, tokenFile: options.tokenFile, serverKey: options.serverKey });
   const meta = new MetaClient(options.meta, { user: options.user, auth });
-  const chunks = new ChunkClient({ transport: options.transport ?? 'auto', ...(auth ? { credentials: { token: auth.token } } : {}) });
-  const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks, auth });
+  const routing = new RoutingClient({ mgmtd: options.mgmtd, auth });
+  let files: FileClient | undefined;
   try {
     await routing.refresh();
+    files = new FileClient({ mgmtd: options.mgmtd, auth, transport: options.transport });
   } catch (err) {
     meta.disconnect();
     routing.close();
-    chunks.close?.();
     throw err;
   }
-  return new FileSystem(meta, options.user ? meta.as(options.user) : auth ? meta.as(undefined) : meta.as({ uid: 0, gid: 0 }), routing, chunks);
+  return new FileSystem(meta, options.user ? meta.as(options.user) : auth ? meta.as(undefined) : meta.as({ uid: 0, gid: 0 }), routing, files);
 }
 
 export class FileSystem {
   constructor(
     private readonly client: MetaClient,
     private readonly meta: MetaClientView,
+    /** Routing, for dataHosts() only: bytes move through `files`. */
     private readonly routing: RoutingClient,
-    private readonly chunks: ChunkClient,
+    private readonly files: FileClient,
   ) {}
 
   stat(path: string): Promise<Stats> {
@@ -207,7 +207,7 @@ export class FileSystem {
       const { inode, session, capability } = await this.meta.open(path, { flags, mode: options.mode });
       const write = Boolean(flags.write || flags.truncate || flags.append);
       const access = new FileCapability(capability, () => this.renewCapability(path, inode.id, { read: flags.read, write }));
-      return new FileHandle(this.meta, new FileData(this.routing, inode.id, inode.layout as FileLayout, access), inode, path, session, flags);
+      return new FileHandle(this.meta, this.files.attach(inode, path, write, access), inode, path, session, flags);
     });
   }
 
@@ -329,8 +329,8 @@ export class FileSystem {
   }
 
   close(): void {
+    this.files.close();
     this.routing.close();
-    this.chunks.close();
     this.client.disconnect();
   }
 }
@@ -389,22 +389,18 @@ export class FileHandle {
     this.check('read');
     if (!Array.isArray(reads)) throw new TypeError('reads must be an array');
     const bounded: Array<{ position: number; length: number }> = [];
-    const offsets: number[] = [];
     let total = 0;
     for (const r of reads) {
       if (!Number.isSafeInteger(r.position) || r.position < 0) throw new RangeError('position must be a non-negative integer');
       if (!Number.isSafeInteger(r.length) || r.length < 0) throw new RangeError('length must be a non-negative integer');
       const n = Math.max(0, Math.min(r.length, this.length - r.position));
-      offsets.push(total);
       bounded.push({ position: r.position, length: n });
       total += n;
     }
     if (total > fsLimits.readBytesMax) throw new RangeError(`a batch reads at most ${fsLimits.readBytesMax} bytes`);
     const out = Buffer.alloc(total);
-    const nonEmpty = bounded.map((r, i) => ({ r, at: offsets[i]! })).filter((x) => x.r.length > 0);
-    if (nonEmpty.length > 0) {
-      await attributed('read', this.path, () => this.data.readBatch(nonEmpty.map((x) => x.r), nonEmpty.map((x) => x.at), out));
-    }
+    const nonEmpty = bounded.filter((r) => r.length > 0); // each lands after the ones before it
+    if (nonEmpty.length > 0) await attributed('read', this.path, () => this.data.readBatch(nonEmpty, out));
     return out;
   }
 
@@ -448,6 +444,7 @@ export class FileHandle {
   async close(options: { object?: ObjectAttrs } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.data.close();
     if (this.session) {
       this.inode = await attributed('close', this.path, () =>
         this.meta.close(this.inode.id, this.session!, { length: this.length, ...options }));

@@ -149,6 +149,31 @@ export interface NativeChunkClient {
   close(): void;
 }
 
+/** The inode fields FileClientHandle.attach reads (a regular file's, as meta returned them). */
+export interface NativeFileInode {
+  id: bigint;
+  length: number;
+  mtimeMs: number;
+  layout: { chunkSizeBytes: number; stripeSize: number; chainTableId: number; chainTableVersion: number; seed: number };
+}
+
+/** One file TS opened, attached to the native client: its bytes move in native code. */
+export interface NativeFileHandle {
+  /** Reads into target from position, clipped to the file's length; resolves with the bytes read. */
+  read(position: number, target: Buffer): Promise<number>;
+  /** Read i lands in target after reads 0..i-1. REQUIRES: every read lies within the file. */
+  readBatch(positions: Float64Array, lengths: Uint32Array, target: Buffer): Promise<void>;
+  /** Resolves once every replica of every touched chunk committed. */
+  write(position: number, data: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface NativeFileClient {
+  attach(inode: NativeFileInode, path: string, writable: boolean, capability?: Buffer): NativeFileHandle;
+  installCapability(capability: Buffer): void;
+  close(): void;
+}
+
 export interface Addon {
   openChunkStore(dir: string, options: { directIo: boolean; syncWrites: boolean; capacityBytes: number }): Promise<NativeChunkStore>;
   DataServerHandle: new (store: NativeChunkStore, options: {
@@ -159,6 +184,10 @@ export interface Addon {
     transport: TransportChoice; inflightBytesMax: number; timeoutMs: number; connectionsPerServer: number;
     localReads: boolean; credentials?: NativeCredentials;
   }) => NativeChunkClient;
+  FileClientHandle: new (options: {
+    mgmtd: string[]; mgmtdCurve?: { serverKey: string; publicKey: string; secretKey: string }; credentials?: NativeCredentials; transport: TransportChoice;
+    timeoutMs?: number; mgmtdTimeoutMs?: number; routingPollMs?: number; writeRetryMs?: number; readAheadBytes?: number;
+  }) => NativeFileClient;
   setErrorClass(ctor: typeof MillpondError): void;
   allocAligned(bytes: number): Buffer;
   crc32c(data: Buffer, seed?: number): number;

@@ -6,9 +6,9 @@
  * The gateway's own calls (reading access keys, sweeping expired uploads, making /.s3) go as
  * the admin.
  */
-import type { ChunkClient } from '../chunk/chunk-client.js';
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
+import type { FileClient } from '../fs/file-data.js';
 import { FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
 import type { MetaClient } from '../meta/meta-client.js';
@@ -23,13 +23,13 @@ export class Identities {
   constructor(
     private readonly meta: MetaClient,
     private readonly routing: RoutingClient,
-    private readonly chunks: ChunkClient,
+    private readonly files: FileClient,
     private readonly keyCacheMs: number = s3Limits.accessKeyCacheMs,
   ) {}
 
   /** The filesystem as the owner of an access key. */
   actingAs(owner: User): FileSystem {
-    return new FileSystem(this.meta, this.meta.as(owner), this.routing, this.chunks);
+    return new FileSystem(this.meta, this.meta.as(owner), this.routing, this.files);
   }
 
   /** The filesystem as the gateway itself. */

@@ -16,8 +16,8 @@ import { meterS3Request, s3OperationName } from '../metrics/services.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ChunkClient } from '../chunk/chunk-client.js';
 import { RoutingClient } from '../cluster/routing-client.js';
+import { FileClient } from '../fs/file-data.js';
 import { s3Limits } from '../limits.js';
 import { MetaClient } from '../meta/meta-client.js';
 import { findClientAuth, type ClientAuth } from '../auth/credentials.js';
@@ -107,7 +107,7 @@ export class S3Gateway {
     private readonly options: GatewayOptions,
     private readonly meta: MetaClient,
     private readonly routing: RoutingClient,
-    private readonly chunks: ChunkClient,
+    private readonly files: FileClient,
     private readonly identities: Identities,
   ) {
     this.config = {
@@ -128,18 +128,19 @@ export class S3Gateway {
     const meta = new MetaClient(options.meta, { auth });
     // The data plane authenticates the gateway's token; each user's chunk requests carry the
     // capability meta handed out when it opened the file as that user.
-    const chunks = new ChunkClient({ transport: options.transport ?? 'auto', ...(auth ? { credentials: { token: auth.token } } : {}) });
-    const routing = new RoutingClient({ mgmtd: options.mgmtd, chunkClient: chunks, auth });
+    const routing = new RoutingClient({ mgmtd: options.mgmtd, auth });
+    let files: FileClient | undefined;
     try {
       await routing.refresh();
+      files = new FileClient({ mgmtd: options.mgmtd, auth, transport: options.transport });
       const cacheMs = options.accessKeyCacheMs ?? s3Limits.accessKeyCacheMs;
       if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > s3Limits.accessKeyCacheMs) throw new RangeError(`accessKeyCacheMs must be in [0, ${s3Limits.accessKeyCacheMs}]`);
-      const identities = new Identities(meta, routing, chunks, cacheMs);
+      const identities = new Identities(meta, routing, files, cacheMs);
       const fs = identities.gateway();
       await fs.mkdir(GATEWAY_DIR, { recursive: true, mode: 0o755 });
       // Every user's uploads start here (as /tmp: anyone may create, files are theirs).
       await fs.mkdir(UPLOADS_DIR, { recursive: true, mode: 0o777 });
-      const gateway = new S3Gateway(options, meta, routing, chunks, identities);
+      const gateway = new S3Gateway(options, meta, routing, files, identities);
       const at = options.listen.lastIndexOf(':');
       const host = options.listen.slice(0, at).replace(/^\[|\]$/g, '');
       const port = Number(options.listen.slice(at + 1));
@@ -153,8 +154,8 @@ export class S3Gateway {
       gateway.sweeper.unref();
       return gateway;
     } catch (err) {
+      files?.close();
       routing.close();
-      chunks.close();
       meta.disconnect();
       throw err;
     }
@@ -182,8 +183,8 @@ export class S3Gateway {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    this.files.close();
     this.routing.close();
-    this.chunks.close();
     this.meta.disconnect();
   }
 

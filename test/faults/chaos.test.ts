@@ -15,6 +15,7 @@ import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { crc32c } from '../../src/index.js';
+import { FileClient } from '../../src/fs/file-data.js';
 import { FileSystem } from '../../src/fs/file-system.js';
 import { chainOfChunk, fileChains } from '../../src/fs/layout.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
@@ -86,12 +87,14 @@ describe('chaos', () => {
 
     // ---- writers
     const metaClient = new MetaClient(metaEndpoint, { timeoutMs: 1_500, attemptsMax: 30, auth: cluster.keys.admin });
-    const chunks = new ChunkClient({ transport: 'tcp', timeoutMs: 3_000, credentials: cluster.dataCredentials });
-    const routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, auth: cluster.keys.admin }), chunkClient: chunks, pollMs: 200, writeRetryMs: 20_000,
-    });
+    const chunks = new ChunkClient({ transport: 'tcp', timeoutMs: 3_000, credentials: cluster.dataCredentials }); // verifies replicas
+    const routing = new RoutingClient({ mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, auth: cluster.keys.admin }), chunkClient: chunks, pollMs: 200 });
     await routing.refresh();
-    const fs = new FileSystem(metaClient, metaClient.as({ uid: 0, gid: 0 }), routing, chunks);
+    const fileClient = new FileClient({
+      mgmtd: cluster.mgmtdEndpoints, auth: cluster.keys.admin, credentials: cluster.dataCredentials, transport: 'tcp',
+      timeoutMs: 3_000, mgmtdTimeoutMs: 500, routingPollMs: 200, writeRetryMs: 20_000,
+    });
+    const fs = new FileSystem(metaClient, metaClient.as({ uid: 0, gid: 0 }), routing, fileClient);
     await fs.mkdir('/c');
     await fs.setLayout('/c', { chunkSizeBytes: CHUNK, stripeSize: CHAINS });
     const chunkWriter = new Writer(cluster, 12, 2);

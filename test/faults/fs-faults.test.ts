@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { MillpondError } from '../../src/errors.js';
+import { FileClient } from '../../src/fs/file-data.js';
 import { FileSystem } from '../../src/fs/file-system.js';
 import { MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
 import { MetaClient } from '../../src/meta/meta-client.js';
@@ -34,10 +34,10 @@ describe('faults: shrinks and ended sessions', () => {
   /** A FileSystem whose meta client heartbeats every 200 ms (well inside the session timeout). */
   async function client(): Promise<FileSystem> {
     const meta = new MetaClient(server.endpoint, { sessionHeartbeatMs: 200 });
-    const chunks = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
-    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, chunkClient: chunks, cluster: cluster.keys.cluster });
+    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
     await routing.refresh();
-    const fs = new FileSystem(meta, meta.as({ uid: 0, gid: 0 }), routing, chunks);
+    const files = new FileClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster, credentials: cluster.dataCredentials, transport: 'tcp' });
+    const fs = new FileSystem(meta, meta.as({ uid: 0, gid: 0 }), routing, files);
     clients.push(fs);
     return fs;
   }
