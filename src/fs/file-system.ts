@@ -207,7 +207,8 @@ export class FileSystem {
       const { inode, session, capability } = await this.meta.open(path, { flags, mode: options.mode });
       const write = Boolean(flags.write || flags.truncate || flags.append);
       const access = new FileCapability(capability, () => this.renewCapability(path, inode.id, { read: flags.read, write }));
-      return new FileHandle(this.meta, this.files.attach(inode, path, write, access), inode, path, session, flags);
+      const bytes = inode.type === 'file' ? this.files.attach(inode, path, write, access) : undefined;
+      return new FileHandle(this.meta, bytes, inode, path, session, flags);
     });
   }
 
@@ -343,13 +344,19 @@ export class FileHandle {
 
   constructor(
     private readonly meta: MetaClientView,
-    private readonly data: FileData,
+    /** The bytes; absent when the path named no regular file (a directory has none to move). */
+    private readonly bytes: FileData | undefined,
     private inode: Inode,
     readonly path: string,
     private readonly session: string | undefined,
     private readonly flags: OpenFlags,
   ) {
     this.position = flags.append ? inode.length : 0;
+  }
+
+  private get data(): FileData {
+    if (!this.bytes) throw new MillpondError('EISDIR', `${this.path} is not a regular file`);
+    return this.bytes;
   }
 
   /** The length known to this handle: the file's at open, extended by its own writes. */
@@ -444,7 +451,7 @@ export class FileHandle {
   async close(options: { object?: ObjectAttrs } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.data.close();
+    await this.bytes?.close();
     if (this.session) {
       this.inode = await attributed('close', this.path, () =>
         this.meta.close(this.inode.id, this.session!, { length: this.length, ...options }));
