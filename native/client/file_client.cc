@@ -836,6 +836,7 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
         std::memset(p.dst, 0, p.lengthBytes);  // never written
       } else {
         misses.push_back(p);
+        client_->mutable_counters().batchMisses++;
       }
     }
   }

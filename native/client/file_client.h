@@ -80,6 +80,7 @@ struct FileClientCounters {
   std::atomic<uint64_t> writeBehindBatches{0};  // batches the background flushers wrote
   std::atomic<uint64_t> hedgedReads{0};      // reads sent to a second replica as the first was slow
   std::atomic<uint64_t> abandonedRequests{0};  // requests given up: their target left the route
+  std::atomic<uint64_t> batchMisses{0};      // pieces of batched reads read again one by one
   std::atomic<uint64_t> bytesRead{0};        // bytes FileHandle::Read returned (holes' zeros included)
   std::atomic<uint64_t> bytesWritten{0};     // bytes FileHandle::Write accepted (buffered or written)
 };

@@ -334,6 +334,36 @@ class FileClientTest : public ::testing::Test {
     return h->Close();
   }
 
+  // The committed chunk files (*.c) under a target's chunk directory.
+  static std::vector<std::string> ChunkFiles(const std::string& root) {
+    std::vector<std::string> files;
+    std::function<void(const std::string&)> walk = [&](const std::string& d) {
+      DIR* dir = ::opendir(d.c_str());
+      if (!dir) return;
+      while (struct dirent* e = ::readdir(dir)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        if (e->d_type == DT_DIR) walk(d + "/" + name);
+        else if (name.size() > 2 && name.compare(name.size() - 2, 2, ".c") == 0) files.push_back(d + "/" + name);
+      }
+      ::closedir(dir);
+    };
+    walk(root);
+    return files;
+  }
+
+  // Flips one bit of the content byte at `offset` of a chunk file of kChunk-byte chunks.
+  static void FlipContentByte(const std::string& file, uint64_t offset) {
+    int fd = ::open(file.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0) << file;
+    char c;
+    const uint64_t at = chunk_format::HeaderBytes(kChunk) + offset;
+    ASSERT_EQ(::pread(fd, &c, 1, at), 1);
+    c ^= 0x01;
+    ASSERT_EQ(::pwrite(fd, &c, 1, at), 1);
+    ::close(fd);
+  }
+
   // Runs a TS snippet (ESM, top-level await) with FS bound to a connected FileSystem.
   std::string RunTs(const std::string& body) {
     std::string script = dir_ + "/snippet.mts";
@@ -398,30 +428,9 @@ TEST_F(FileClientTest, AReplicaRottedOnDiskIsReadAroundByteExact) {
   // A byte flipped in the content of every committed chunk file of target 102 (in every
   // chain). Aligned reads go out unverified by the server (sendfile); the client's check finds
   // the damage (ECHUNK_CORRUPT) and reads another replica.
-  std::vector<std::string> files;
-  std::function<void(const std::string&)> walk = [&](const std::string& d) {
-    DIR* dir = ::opendir(d.c_str());
-    if (!dir) return;
-    while (struct dirent* e = ::readdir(dir)) {
-      std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (e->d_type == DT_DIR) walk(d + "/" + name);
-      else if (name.size() > 2 && name.compare(name.size() - 2, 2, ".c") == 0) files.push_back(d + "/" + name);
-    }
-    ::closedir(dir);
-  };
-  walk(dir_ + "/t102/chunks");
+  std::vector<std::string> files = ChunkFiles(dir_ + "/t102/chunks");
   ASSERT_EQ(files.size(), 2 * kChains);
-  for (const auto& f : files) {
-    int fd = ::open(f.c_str(), O_RDWR);
-    ASSERT_GE(fd, 0) << f;
-    char c;
-    const uint64_t at = chunk_format::HeaderBytes(kChunk) + 5000;
-    ASSERT_EQ(::pread(fd, &c, 1, at), 1);
-    c ^= 0x01;
-    ASSERT_EQ(::pwrite(fd, &c, 1, at), 1);
-    ::close(fd);
-  }
+  for (const auto& f : files) FlipContentByte(f, 5000);
   auto reader = DefaultClient(TransportChoice::kTcp, 0, 0);
   for (int round = 0; round < 3; round++) {
     std::string back;
@@ -474,6 +483,66 @@ TEST_F(FileClientTest, HolesReadAsZerosAndReadsStopAtTheEnd) {
   ASSERT_TRUE(client_->Open("/t/sparse", f, 0, &h).ok());
   EXPECT_EQ(h->Write(0, "x", 1).code(), StatusCode::kBadHandle);
   EXPECT_EQ(client_->Open("/t", f, 0, &h).code(), StatusCode::kIsDir);
+}
+
+// The TS FileSystem's path: meta opened by the caller, the file attached to a client with no
+// meta of its own; batched reads across chunk edges, holes and a replica rotted on disk come
+// back byte-exact (what a batch could not serve is read again with the retry rules).
+TEST_F(FileClientTest, AttachedHandlesReadBatchesByteExact) {
+  std::string data = Pattern(3 * kChains * kChunk, 33);
+  std::memset(&data[kChunk], 0, kChunk);  // chunk 1 never written: a hole
+  {
+    auto writer = NewClient(0, 0);
+    OpenFlags f;
+    f.write = f.create = f.truncate = true;
+    std::unique_ptr<FileHandle> h;
+    ASSERT_TRUE(writer->Open("/t/batch", f, 0644, &h).ok());
+    ASSERT_TRUE(h->Write(0, data.data(), kChunk).ok());
+    ASSERT_TRUE(h->Write(2 * kChunk, data.data() + 2 * kChunk, data.size() - 2 * kChunk).ok());
+    ASSERT_TRUE(h->Close().ok());
+  }
+  FileClientOptions o;
+  o.mgmtd.rpc.endpoints = {mgmtdEndpoint_};
+  ASSERT_TRUE(ApplyTokenCurve(token_, serverKey_, &o.mgmtd.rpc).ok());
+  o.token = token_;
+  o.chunks.transport = TransportChoice::kTcp;
+  o.writeBehindBytes = 0;
+  std::unique_ptr<FileClient> attached;
+  ASSERT_TRUE(FileClient::Create(o, &attached).ok());
+  OpenFlags read;
+  read.read = true;
+  std::unique_ptr<FileHandle> h;
+  EXPECT_EQ(attached->Open("/t/batch", read, 0, &h).code(), StatusCode::kInvalidArgument);  // no meta here
+
+  OpenResult opened;
+  ASSERT_TRUE(client_->meta()->Open("/t/batch", read, 0, &opened).ok());
+  ASSERT_TRUE(opened.hasCapability);
+  ASSERT_TRUE(attached->Attach(opened, "/t/batch", /*writable=*/false, &h).ok());
+  EXPECT_EQ(h->Write(0, "x", 1).code(), StatusCode::kBadHandle);
+
+  // Ranges inside a chunk, across chunk edges, in the hole, and the file's last bytes.
+  const std::vector<std::pair<uint64_t, uint32_t>> want = {
+      {10, 4096}, {kChunk - 100, 300}, {kChunk + 5, 1000}, {2 * kChunk - 1, 2}, {data.size() - 777, 777}, {0, 1}};
+  auto check = [&](const char* what) {
+    std::vector<std::string> got(want.size());
+    std::vector<FileHandle::Range> ranges;
+    for (size_t i = 0; i < want.size(); i++) {
+      got[i].assign(want[i].second, '\x55');
+      ranges.push_back({want[i].first, want[i].second, &got[i][0]});
+    }
+    Status s = h->ReadBatch(ranges);
+    ASSERT_TRUE(s.ok()) << what << ": " << s.ToString();
+    for (size_t i = 0; i < want.size(); i++) {
+      EXPECT_TRUE(got[i] == data.substr(want[i].first, want[i].second)) << what << ": range " << i;
+    }
+  };
+  check("clean");
+  // A byte flipped in every chunk file of target 102: the server checks batched reads, so the
+  // batches sent there come back ECHUNK_CORRUPT per entry and are read again elsewhere.
+  for (const std::string& f : ChunkFiles(dir_ + "/t102/chunks")) FlipContentByte(f, 17);
+  for (int round = 0; round < 4; round++) check("rotted");
+  EXPECT_GT(attached->counters().batchMisses.load(), 0u) << "no batch met the rotted replica";
+  ASSERT_TRUE(h->Close().ok());
 }
 
 TEST_F(FileClientTest, SequentialReadsPrefetchAhead) {
