@@ -1,9 +1,11 @@
 // FileClient: the native file client (design §1 "client"): meta calls, a routing cache and
 // striped parallel chunk I/O over the file's chains, with read-ahead for sequential reads and
-// write-behind with bounded memory. No Node dependency: the N-API addon and the DuckDB
-// extension both sit on it.
+// write-behind with bounded memory. No Node dependency: the TS FileSystem (through the addon's
+// FileClientHandle, src/fs/file-data.ts), the DuckDB extension and the FUSE mount all sit on it:
+// it is the one implementation of a client's chunk I/O. (src/cluster/routing-client.ts keeps
+// the same rules for the daemons' own few chunk operations: trimming a cut file.)
 //
-// Chunk I/O follows src/cluster/routing-client.ts and src/fs/file-data.ts exactly:
+// Chunk I/O:
 //  - a write enters at the chain's head as a CRAQ chain write carrying (clientId, requestId);
 //    on ESTALE, connection errors, timeouts, EBUSY, ENOTCOMMITTED or ECHUNK_CORRUPT it is
 //    resent with the SAME ids (the head applies it once) after a routing refresh and a short
