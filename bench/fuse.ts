@@ -2,7 +2,8 @@
  * fuse: the FUSE mount against the FileSystem API on the same embedded cluster, in one run.
  *  - sequential write and read of one large file with 1 MiB blocks: dd through the mount vs
  *    FileHandle.write/readAt of 1 MiB through the API (write_ratio, read_ratio = mount / API);
- *    the page cache is dropped before each read;
+ *    the page cache is dropped before each read; also the API's write stream
+ *    (createWriteStream, several writes in flight: stream_write_ratio);
  *  - 4 KiB random reads per second: fio (psync, O_DIRECT, 4 jobs) through the mount vs the
  *    API's FileHandle.readBatch (4 batches of --batch-reads 4 KiB reads in flight);
  *  - metadata: create+close, stat and unlink of N empty files, one at a time, through the mount
@@ -12,6 +13,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startEmbedded } from '../src/cli/embedded.js';
 import { connect } from '../src/fs/index.js';
@@ -55,6 +58,9 @@ export async function fuseBench(options: Map<string, string>): Promise<void> {
     for (let i = 0; i < sizeMiB; i++) await w.write(block);
     await w.close();
     const apiWriteMs = nowMs() - t;
+    t = nowMs(); // the same bytes through a write stream: several writes in flight
+    await pipeline(Readable.from((function* () { for (let i = 0; i < sizeMiB; i++) yield block; })()), fs.createWriteStream('/api-stream.bin'));
+    const apiStreamWriteMs = nowMs() - t;
     t = nowMs();
     await sh(`dd if=/dev/zero of=${mnt}/mount.bin bs=1M count=${sizeMiB} status=none`); // returns after close(2): published
     const mountWriteMs = nowMs() - t;
@@ -119,6 +125,8 @@ print(n / c, n / s, n / u)`;
       mount_write_GBps: round3(gbPerSecond(sizeMiB * MiB, mountWriteMs)),
       api_write_GBps: round3(gbPerSecond(sizeMiB * MiB, apiWriteMs)),
       write_ratio: round3(apiWriteMs / mountWriteMs),
+      api_stream_write_GBps: round3(gbPerSecond(sizeMiB * MiB, apiStreamWriteMs)),
+      stream_write_ratio: round3(apiStreamWriteMs / mountWriteMs),
       mount_read_GBps: round3(gbPerSecond(sizeMiB * MiB, mountReadMs)),
       api_read_GBps: round3(gbPerSecond(sizeMiB * MiB, apiReadMs)),
       read_ratio: round3(apiReadMs / mountReadMs),
@@ -134,6 +142,7 @@ print(n / c, n / s, n / u)`;
     printTable('fuse vs the FileSystem API, same cluster, same run', [
       ['', 'mount', 'API', 'mount/API'],
       ['sequential write, 1 MiB blocks', fmtGBps(figures.mount_write_GBps), fmtGBps(figures.api_write_GBps), String(figures.write_ratio)],
+      ['sequential write, stream (createWriteStream)', fmtGBps(figures.mount_write_GBps), fmtGBps(figures.api_stream_write_GBps), String(figures.stream_write_ratio)],
       ['sequential read, 1 MiB blocks', fmtGBps(figures.mount_read_GBps), fmtGBps(figures.api_read_GBps), String(figures.read_ratio)],
       ['4 KiB random reads/s (fio 4 jobs | readBatch)', fmtCount(mountIops), fmtCount(apiIops), String(round3(mountIops / apiIops))],
       ['create+close/s (one at a time)', fmtCount(mCreate), fmtCount(aCreate), String(round3(mCreate / aCreate))],

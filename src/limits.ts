@@ -221,8 +221,12 @@ export const adminLimits = {
 } as const;
 
 export const fsLimits = {
-  /** Chunk reads or writes of one call in flight at once. */
-  chunksInFlightPerFile: 8,
+  /**
+   * Writes of one write stream in flight at once (each a copy of its chunk: the caller may
+   * reuse a buffer once its write callback ran); 'finish' waits for all of them. Append
+   * streams write one at a time (each at the end the one before made).
+   */
+  streamWritesInFlight: 4,
   /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
   readBytesMax: 1024 * 1024 * 1024,
   /** Default highWaterMark of read and write streams. */

@@ -272,19 +272,50 @@ export class FileSystem {
     return Readable.from(chunks(), { objectMode: false, highWaterMark: step });
   }
 
+  /**
+   * Sequential writes from the start (or at the end, for 'a'). Up to
+   * fsLimits.streamWritesInFlight writes go at once, so the chain round trips overlap; a
+   * failed one fails the stream at the next write or at its end, and 'finish' comes only once
+   * every write was committed by every replica and the file closed.
+   */
   createWriteStream(path: string, options: { flags?: OpenMode } = {}): Writable {
-    let handle: FileHandle | undefined;
-    const opening = this.open(path, options.flags ?? 'w');
+    const flags = options.flags ?? 'w';
+    const inFlightMax = OPEN_FLAGS[flags]?.append ? 1 : fsLimits.streamWritesInFlight;
+    const opening = this.open(path, flags);
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let position = 0;
+    const settled = async () => {
+      await Promise.all(inFlight);
+      if (failure) throw failure;
+    };
     return new Writable({
       highWaterMark: fsLimits.streamChunkBytesDefault,
       write(chunk: Buffer, _encoding, callback) {
-        opening.then(async (h) => { handle = h; await h.write(chunk); }).then(() => callback(), callback);
+        opening.then(async (h) => {
+          if (failure) throw failure;
+          const at = position;
+          position += chunk.length;
+          const data = inFlightMax === 1 ? chunk : Buffer.from(chunk); // the caller's buffer is its own again after the callback
+          const write: Promise<void> = h.write(data, inFlightMax === 1 ? null : at)
+            .then(() => {}, (err) => { failure ??= err; })
+            .finally(() => inFlight.delete(write));
+          inFlight.add(write);
+          if (inFlight.size >= inFlightMax) await Promise.race(inFlight);
+          if (failure) throw failure;
+        }).then(() => callback(), callback);
       },
       final(callback) {
-        opening.then(async (h) => { await (handle ?? h).close(); }).then(() => callback(), callback);
+        opening.then(async (h) => {
+          await settled();
+          await h.close();
+        }).then(() => callback(), callback);
       },
       destroy(error, callback) {
-        opening.then((h) => h.close()).catch(() => {}).finally(() => callback(error));
+        opening.then(async (h) => {
+          await Promise.all(inFlight);
+          await h.close();
+        }).catch(() => {}).finally(() => callback(error));
       },
     });
   }

@@ -119,6 +119,9 @@ describe('faults: shrinks and ended sessions', () => {
     await h.write(Buffer.from('before'));
     await sleep(3 * SESSION_TIMEOUT_MS); // still connected: its heartbeats keep the session
     await h.write(Buffer.from(' still'));
+    // A write stream (several writes in flight) opened before the cut.
+    const stream = fs.createWriteStream('/d/quiet-stream');
+    await new Promise<void>((resolve, reject) => stream.write(Buffer.alloc(3 * CHUNK, 1), (e) => (e ? reject(e) : resolve())));
 
     // Cut the client off: the server goes, the service stays and ends quiet clients' sessions.
     const endpoint = server.endpoint;
@@ -138,5 +141,15 @@ describe('faults: shrinks and ended sessions', () => {
     await other.close();
     expect(await fs.readFile('/d/quiet-2', 'utf8')).toBe('fine');
     expect((await fs.stat('/d/quiet')).size).toBe(0); // nothing was published: the session ended before close
+    // The stream errors instead of finishing: its writes after the cut were never acknowledged.
+    const ended = await new Promise<unknown>((resolve) => {
+      stream.once('finish', () => resolve('finished'));
+      stream.once('error', resolve);
+      for (let i = 0; i < 4; i++) stream.write(Buffer.alloc(CHUNK, 2));
+      stream.end();
+    });
+    expect(ended).toBeInstanceOf(MillpondError);
+    expect((ended as MillpondError).code).toBe('EBADF');
+    expect((await fs.stat('/d/quiet-stream')).size).toBe(0);
   }, 60_000);
 });
