@@ -222,9 +222,9 @@ export const adminLimits = {
 
 export const fsLimits = {
   /**
-   * Writes of one write stream in flight at once (each a copy of its chunk: the caller may
-   * reuse a buffer once its write callback ran); 'finish' waits for all of them. Append
-   * streams write one at a time (each at the end the one before made).
+   * Chunk-aligned writes of one write stream in flight at once (each holds a chunk-sized
+   * buffer); 'finish' waits for all of them. Append streams write one at a time (each at the
+   * end the one before made).
    */
   streamWritesInFlight: 4,
   /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */

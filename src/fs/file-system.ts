@@ -4,7 +4,7 @@
  * MillpondErrors with node's codes (ENOENT, EEXIST, ENOTDIR, EISDIR, EACCES, ...), `path`
  * and `syscall` set.
  */
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
 import { fsLimits } from '../limits.js';
@@ -17,6 +17,7 @@ import { FileClient, type FileData } from './file-data.js';
 import { fileChainsIn } from './file-chains.js';
 import { chainOfChunk } from './layout.js';
 import { compileGlob, type Segment } from './glob.js';
+import { writeFrom } from './write-from.js';
 import { Dirent, Stats } from './stats.js';
 
 export interface ConnectOptions {
@@ -273,51 +274,45 @@ export class FileSystem {
   }
 
   /**
-   * Sequential writes from the start (or at the end, for 'a'). Up to
-   * fsLimits.streamWritesInFlight writes go at once, so the chain round trips overlap; a
-   * failed one fails the stream at the next write or at its end, and 'finish' comes only once
-   * every write was committed by every replica and the file closed.
+   * Sequential writes from the start (or at the end, for 'a'), gathered into chunk-aligned
+   * pieces (whole-chunk writes, the cheap path of a chain write) with
+   * fsLimits.streamWritesInFlight of them in flight (one at a time when appending). A failed
+   * write fails the stream; 'finish' comes only once every byte was committed by every replica
+   * and the file closed. A write's callback means the stream took the bytes, not that they are
+   * stored. 'ready' once the file is open (as node's fs.WriteStream).
    */
   createWriteStream(path: string, options: { flags?: OpenMode } = {}): Writable {
-    const flags = options.flags ?? 'w';
-    const inFlightMax = OPEN_FLAGS[flags]?.append ? 1 : fsLimits.streamWritesInFlight;
-    const opening = this.open(path, flags);
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    let position = 0;
-    const settled = async () => {
-      await Promise.all(inFlight);
-      if (failure) throw failure;
-    };
-    return new Writable({
+    const append = Boolean(OPEN_FLAGS[options.flags ?? 'w']?.append);
+    const opening = this.open(path, options.flags ?? 'w');
+    const source = new PassThrough({ highWaterMark: fsLimits.streamChunkBytesDefault });
+    source.on('error', () => {}); // writes after a failure: the stream below reports the failure
+    const written = opening.then(async (h) => {
+      stream.emit('ready');
+      try {
+        await writeFrom(h, source, { position: append ? h.length : 0, inFlightMax: append ? 1 : fsLimits.streamWritesInFlight });
+      } catch (err) {
+        await h.close().catch(() => {});
+        throw err;
+      }
+      await h.close();
+    });
+    const stream = new Writable({
       highWaterMark: fsLimits.streamChunkBytesDefault,
       write(chunk: Buffer, _encoding, callback) {
-        opening.then(async (h) => {
-          if (failure) throw failure;
-          const at = position;
-          position += chunk.length;
-          const data = inFlightMax === 1 ? chunk : Buffer.from(chunk); // the caller's buffer is its own again after the callback
-          const write: Promise<void> = h.write(data, inFlightMax === 1 ? null : at)
-            .then(() => {}, (err) => { failure ??= err; })
-            .finally(() => inFlight.delete(write));
-          inFlight.add(write);
-          if (inFlight.size >= inFlightMax) await Promise.race(inFlight);
-          if (failure) throw failure;
-        }).then(() => callback(), callback);
+        if (source.write(chunk)) callback();
+        else source.once('drain', () => callback());
       },
       final(callback) {
-        opening.then(async (h) => {
-          await settled();
-          await h.close();
-        }).then(() => callback(), callback);
+        source.end();
+        written.then(() => callback(), callback);
       },
       destroy(error, callback) {
-        opening.then(async (h) => {
-          await Promise.all(inFlight);
-          await h.close();
-        }).catch(() => {}).finally(() => callback(error));
+        source.destroy();
+        written.catch(() => {}).finally(() => callback(error));
       },
     });
+    written.catch((err: unknown) => stream.destroy(err as Error));
+    return stream;
   }
 
   /** Paths matching an absolute pattern with `*`, `?` and `**`, sorted. */

@@ -20,7 +20,7 @@ import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
 import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { S3Error } from './errors.js';
-import { renameInto, tempNameBeside, writeFrom } from './data.js';
+import { renameInto, tempNameBeside, writeObjectBytes } from './data.js';
 import { parentOf, UPLOADS_DIR } from './paths.js';
 
 export interface UploadInfo {
@@ -113,7 +113,7 @@ export async function uploadPart(fs: FileSystem, id: string, info: UploadInfo, p
   const target = inData ? info.dataPath : `${dir}/part-${partNumber}.${randomBytes(4).toString('hex')}`;
   const handle = await fs.open(target, inData ? 'r+' : 'wx');
   try {
-    await writeFrom(handle, source, inData ? (partNumber - 1) * stride : 0, size);
+    await writeObjectBytes(handle, source, inData ? (partNumber - 1) * stride : 0, size);
   } finally {
     await handle.close();
   }
@@ -164,7 +164,7 @@ async function copyRange(fs: FileSystem, from: { path: string; at: number }, len
         done += n;
       }
     }
-    await writeFrom(to, pieces(), toAt, length);
+    await writeObjectBytes(to, pieces(), toAt, length);
   } finally {
     await src.close();
   }

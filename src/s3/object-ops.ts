@@ -6,7 +6,7 @@ import { Stats } from '../fs/stats.js';
 import type { ObjectAttrs } from '../protocol/meta-types.js';
 import { declaredLength, payload, type BodyResult } from './chunked.js';
 import { digester, type Digester } from './hash-pool.js';
-import { publishObject, readTo, writeFrom } from './data.js';
+import { publishObject, readTo, writeObjectBytes } from './data.js';
 import { fromMillpond, S3Error } from './errors.js';
 import { checkConditions, etagOf, header, httpDate, isoDate, parseRange, requestAttrs, sendEmpty, sendXml, type S3Request } from './http.js';
 import { bucketPath, checkBucketName, checkKey, objectPath, parentOf } from './paths.js';
@@ -156,7 +156,7 @@ export async function putObject(s: S3Request): Promise<void> {
   try {
     // The bucket is not looked up first (a meta round trip per PUT): publishObject does when
     // the key's directory is missing.
-    await publishObject(s.fs, path, async (h) => { await writeFrom(h, body, 0, length); }, () => ({ etag: `"${digest!.md5.toString('hex')}"`, ...attrs }),
+    await publishObject(s.fs, path, async (h) => { await writeObjectBytes(h, body, 0, length); }, () => ({ etag: `"${digest!.md5.toString('hex')}"`, ...attrs }),
       () => requireBucket(s.fs, s.bucket));
   } catch (err) {
     throw fromMillpond(err);
@@ -262,7 +262,7 @@ export async function copyObject(s: S3Request): Promise<void> {
   let inode;
   try {
     inode = await publishObject(s.fs, objectPath(s.bucket, s.key), async (h) => {
-      await writeFrom(h, md5Pieces(s.fs, objectPath(source.bucket, source.key), 0, st.size, md5), 0, st.size);
+      await writeObjectBytes(h, md5Pieces(s.fs, objectPath(source.bucket, source.key), 0, st.size, md5), 0, st.size);
       etag = `"${(await md5.digest()).md5!.toString('hex')}"`;
     }, () => ({ etag, ...kept }));
   } catch (err) {

@@ -8,6 +8,7 @@
 //    bytes that will never be published.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { MillpondError } from '../../src/errors.js';
@@ -121,7 +122,8 @@ describe('faults: shrinks and ended sessions', () => {
     await h.write(Buffer.from(' still'));
     // A write stream (several writes in flight) opened before the cut.
     const stream = fs.createWriteStream('/d/quiet-stream');
-    await new Promise<void>((resolve, reject) => stream.write(Buffer.alloc(3 * CHUNK, 1), (e) => (e ? reject(e) : resolve())));
+    await once(stream, 'ready');
+    stream.write(Buffer.alloc(3 * CHUNK, 1));
 
     // Cut the client off: the server goes, the service stays and ends quiet clients' sessions.
     const endpoint = server.endpoint;

@@ -1,0 +1,77 @@
+/**
+ * Sequential bytes into a file with bounded memory: the S3 gateway's PUTs and the
+ * FileSystem's write streams.
+ */
+
+/** What writeFrom needs of an open file (FileHandle). */
+export interface ChunkedWritable {
+  readonly info: { layout: { chunkSizeBytes: number } };
+  write(data: Buffer, position: number): Promise<unknown>;
+}
+
+/**
+ * Writes `source` into `handle` from `position`, in chunk-aligned pieces (each write replaces
+ * whole chunks, the cheap path of a chain write), `inFlightMax` writes at once. Returns the
+ * bytes written. On a failure of the source or a write, waits for the writes in flight and
+ * throws.
+ * `lengthBytes`, the source's declared length when known, sizes the piece buffers: a 4 KiB
+ * body takes a 4 KiB buffer, not a chunk-sized one (which, per small PUT, made most of the
+ * gateway's garbage); a source longer than declared still goes through whole.
+ */
+export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<Buffer>,
+  options: { position?: number; lengthBytes?: number; inFlightMax: number }): Promise<number> {
+  const position = options.position ?? 0;
+  const lengthBytes = options.lengthBytes ?? Infinity;
+  const chunkBytes = handle.info.layout.chunkSizeBytes;
+  const inflight = new Set<Promise<void>>();
+  const spare: Buffer[] = []; // chunk buffers whose writes finished, reused (at most inFlightMax)
+  let failure: unknown;
+  let at = position;
+  let piece: Buffer | undefined;
+  let filled = 0;
+  let pieceAt = position;
+  const flush = async () => {
+    if (!piece || filled === 0) return;
+    const buffer = piece;
+    const data = piece.subarray(0, filled);
+    const where = pieceAt;
+    piece = undefined;
+    filled = 0;
+    const write: Promise<void> = handle.write(data, where).then(() => {
+      inflight.delete(write);
+      if (buffer.length === chunkBytes) spare.push(buffer);
+    }, (err: unknown) => {
+      inflight.delete(write);
+      failure ??= err;
+    });
+    inflight.add(write);
+    while (inflight.size >= options.inFlightMax) await Promise.race(inflight);
+    if (failure) throw failure;
+  };
+  try {
+    for await (const incoming of source) {
+      let offset = 0;
+      while (offset < incoming.length) {
+        if (!piece) {
+          pieceAt = at;
+          const room = chunkBytes - (at % chunkBytes); // up to the chunk's end
+          const left = position + lengthBytes - at; // of the declared length (<= 0: past it)
+          if (room === chunkBytes && left >= chunkBytes) piece = spare.pop() ?? Buffer.allocUnsafe(chunkBytes);
+          else piece = Buffer.allocUnsafe(left > 0 ? Math.min(room, left) : Math.min(room, incoming.length - offset));
+        }
+        const n = Math.min(piece.length - filled, incoming.length - offset);
+        incoming.copy(piece, filled, offset, offset + n);
+        filled += n;
+        offset += n;
+        at += n;
+        if (filled === piece.length) await flush();
+      }
+      if (failure) throw failure;
+    }
+    await flush();
+  } finally {
+    await Promise.all(inflight);
+  }
+  if (failure) throw failure;
+  return at - position;
+}
