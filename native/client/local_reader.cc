@@ -31,6 +31,7 @@ UniqueFd ReopenDirect(int fd) {
 
 LocalReader::LocalReader(uint32_t threads, uint32_t timeoutMs)
     : timeoutMs_(timeoutMs),
+      perServerMax_(std::max<uint32_t>(1, threads / 2)),
       staging_(limits::kLocalReadStagingBytesMax),
       workers_(std::make_unique<WorkQueue>(threads, limits::kLocalReadQueuedMax)) {}
 
@@ -102,10 +103,24 @@ void LocalReader::ReturnConnection(const std::string& address, UniqueFd conn) {
 bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args, const Capability* cap, char* dst,
                          ReadDone done, std::function<void()> fallback,
                          std::shared_ptr<const std::atomic<bool>> abandon) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Server& s = servers_[address];
+    if (s.inflight >= perServerMax_) {
+      counters_.shed++;
+      return false;
+    }
+    s.inflight++;
+  }
   bool hasCap = cap != nullptr;
   Capability capCopy = hasCap ? *cap : Capability();
-  return workers_->TryPush([this, address, args, hasCap, capCopy, dst, done = std::move(done),
-                            fallback = std::move(fallback), abandon = std::move(abandon)] {
+  bool queued = workers_->TryPush([this, address, args, hasCap, capCopy, dst, done = std::move(done),
+                                   fallback = std::move(fallback), abandon = std::move(abandon)] {
+    struct Finished {
+      LocalReader* reader;
+      const std::string& address;
+      ~Finished() { reader->Release(address); }
+    } finished{this, address};
     UniqueFd conn;
     ChunkMeta meta;
     uint32_t n = 0;
@@ -131,6 +146,13 @@ bool LocalReader::Submit(const std::string& address, const frame::ReadArgs& args
     }
     done(s, meta, s.ok() ? n : 0);
   });
+  if (!queued) Release(address);
+  return queued;
+}
+
+void LocalReader::Release(const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  servers_[address].inflight--;
 }
 
 Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, const Capability* cap, char* dst, ChunkMeta* meta,

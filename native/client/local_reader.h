@@ -30,6 +30,7 @@ struct LocalReadCounters {
   std::atomic<uint64_t> bytes{0};      // content bytes they read
   std::atomic<uint64_t> fallbacks{0};  // reads handed back to the data plane (broken connection)
   std::atomic<uint64_t> abandoned{0};  // reads given up while the server did not answer
+  std::atomic<uint64_t> shed{0};       // reads sent over the data plane: their server had its share
 };
 
 class LocalReader {
@@ -52,7 +53,9 @@ class LocalReader {
   void Learned(const std::string& address, const Status& status, const std::string& name);
   // Queues the read on a local-read thread; `done` runs there. When the local connection
   // breaks, `fallback` runs instead (there) and must send the read over the data plane.
-  // False when the reader cannot take it now (queue full, closed): use the data plane.
+  // False when the reader cannot take it now (queue full, closed, or the server already holds
+  // its share of the threads, half of them: a stalled server must not hold every thread and
+  // stop the reads of the others behind its own): use the data plane.
   // `cap` (may be null) is copied and sent with the request.
   // `abandon` (may be null), once true, ends a read still waiting for the server with
   // kTimedOut within limits::kTimerTickMs, without the fallback: a stopped server must not
@@ -73,7 +76,9 @@ class LocalReader {
     std::chrono::steady_clock::time_point nextProbe{};
     std::string name;
     std::vector<UniqueFd> idle;  // connections kept for reuse
+    uint32_t inflight = 0;       // reads submitted, not finished
   };
+  void Release(const std::string& address);  // a submitted read finished
   // One read over `conn`. *broken: the connection failed (not the chunk); fall back.
   Status ReadOne(int conn, const frame::ReadArgs& args, const Capability* cap, char* dst, ChunkMeta* meta,
                  uint32_t* bytesRead, bool* broken, const std::atomic<bool>* abandon);
@@ -82,6 +87,7 @@ class LocalReader {
   void Forget(const std::string& address);  // a broken connection: probe the server again
 
   const uint32_t timeoutMs_;
+  const uint32_t perServerMax_;  // reads of one server in flight at once
   BufferPool staging_;  // aligned buffers for O_DIRECT and for ranges off block boundaries
   std::mutex mu_;
   std::map<std::string, Server> servers_;  // GUARDED_BY(mu_)

@@ -886,10 +886,13 @@ TEST_F(FileClientSlowDeathTest, ReadsHedgeAroundAPausedReplica) {
     Status status;
     bool mismatch = false;
   };
-  Reader readers[3];
+  Reader readers[4];
   readers[0].client = DefaultClient(TransportChoice::kAuto, 0, 0);
   readers[1].client = DefaultClient(TransportChoice::kTcp, 0, 0);
   readers[2].client = DefaultClient(TransportChoice::kAuto, 0, 4 * kChunk);  // sequential: read-ahead
+  // The default read-ahead: a window of the whole file, a third of it prefetched from the paused
+  // server, more than the local-read threads (each waits for the server it asked).
+  readers[3].client = DefaultClient(TransportChoice::kAuto, 0, limits::kFileReadAheadBytesDefault);
   std::atomic<bool> stop{false}, paused{false};
   std::vector<std::thread> threads;
   for (Reader& r : readers) {
@@ -923,8 +926,8 @@ TEST_F(FileClientSlowDeathTest, ReadsHedgeAroundAPausedReplica) {
   storage_[1]->Signal(SIGCONT);
   stop = true;
   for (std::thread& t : threads) t.join();
-  const char* names[] = {"auto (local reads)", "tcp", "auto + read-ahead"};
-  for (int i = 0; i < 3; i++) {
+  const char* names[] = {"auto (local reads)", "tcp", "auto + read-ahead", "auto + default read-ahead"};
+  for (int i = 0; i < 4; i++) {
     Reader& r = readers[i];
     std::fprintf(stderr, "%s: %llu reads during the pause, longest %lld ms, %llu hedged\n", names[i],
                  (unsigned long long)r.reads.load(), (long long)r.maxMs.load(),
