@@ -153,18 +153,6 @@ export const clusterLimits = {
   writeRetryBackoffMsMax: 250,
   /** Reads try each serving replica, refreshing routing between rounds, this many rounds. */
   readRoundsMax: 10,
-  /**
-   * Hedged reads (as native/common/limits.h kReadHedge*): a chunk read not answered within
-   * readHedgeMedianFactor times the median of the last readHedgeSamplesMax answers (within
-   * the bounds; the upper one until readHedgeSamplesMin were seen) goes to a second replica.
-   */
-  readHedgeMedianFactor: 4,
-  readHedgeDelayMsMin: 20,
-  readHedgeDelayMsMax: 300,
-  readHedgeSamplesMax: 64,
-  readHedgeSamplesMin: 8,
-  /** While a chunk request waits, the routing is checked this often for its target leaving. */
-  routingWatchMs: 100,
   /** Chunks listed per resync page (<= limits.listReplyEntriesMax). */
   resyncListPage: 1024,
   /** Chunks copied at once by one resync. */

@@ -2,8 +2,8 @@
 // striped parallel chunk I/O over the file's chains, with read-ahead for sequential reads and
 // write-behind with bounded memory. No Node dependency: the TS FileSystem (through the addon's
 // FileClientHandle, src/fs/file-data.ts), the DuckDB extension and the FUSE mount all sit on it:
-// it is the one implementation of a client's chunk I/O. (src/cluster/routing-client.ts keeps
-// the same rules for the daemons' own few chunk operations: trimming a cut file.)
+// it is the one implementation of a client's chunk I/O (src/cluster/routing-client.ts only
+// retries the daemons' own few chunk operations: cutting a shrunk file's last chunk).
 //
 // Chunk I/O:
 //  - a write enters at the chain's head as a CRAQ chain write carrying (clientId, requestId);

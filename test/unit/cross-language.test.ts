@@ -72,7 +72,6 @@ describe('limits both languages keep', () => {
     ['clusterLimits.chainsMax', 'RoutingChainsMax'],
     ['clusterLimits.chainTablesMax', 'RoutingChainTablesMax'],
     ['clusterLimits.chainLengthMax', 'RoutingChainLengthMax'],
-    ['clusterLimits.routingWatchMs', 'TimerTickMs'],
   ];
 
   it('agree on every limit with the same name on both sides', () => {

@@ -10,8 +10,6 @@ import { clusterLimits, limits, metaLimits, protocolLimits } from '../../src/lim
 const nested: Array<[string, number, string, number]> = [
   ['limits.clientTimeoutMsDefault', limits.clientTimeoutMsDefault, 'clusterLimits.writeRetryMsDefault', clusterLimits.writeRetryMsDefault],
   ['clusterLimits.mgmtdCallTimeoutMsDefault', clusterLimits.mgmtdCallTimeoutMsDefault, 'clusterLimits.writeRetryMsDefault', clusterLimits.writeRetryMsDefault],
-  ['clusterLimits.readHedgeDelayMsMax', clusterLimits.readHedgeDelayMsMax, 'limits.clientTimeoutMsDefault', limits.clientTimeoutMsDefault],
-  ['clusterLimits.routingWatchMs', clusterLimits.routingWatchMs, 'clusterLimits.readHedgeDelayMsMax', clusterLimits.readHedgeDelayMsMax],
   ['clusterLimits.routingPollMsDefault', clusterLimits.routingPollMsDefault, 'clusterLimits.heartbeatTimeoutMsDefault', clusterLimits.heartbeatTimeoutMsDefault],
   ['clusterLimits.heartbeatIntervalMsDefault', clusterLimits.heartbeatIntervalMsDefault, 'clusterLimits.heartbeatTimeoutMsDefault', clusterLimits.heartbeatTimeoutMsDefault],
   ['clusterLimits.leasePollMsDefault', clusterLimits.leasePollMsDefault, 'clusterLimits.leaseMsDefault', clusterLimits.leaseMsDefault],
