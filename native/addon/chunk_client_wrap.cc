@@ -29,6 +29,7 @@ Napi::Array ListToJs(Napi::Env env, const std::vector<ChunkListEntry>& entries) 
     o.Set("chunk", ChunkIdToJs(env, entries[i].chunk));
     o.Set("meta", ChunkMetaToJs(env, entries[i].meta));
     o.Set("corrupt", Napi::Boolean::New(env, entries[i].corrupt));
+    o.Set("chainId", Napi::Number::New(env, entries[i].chainId));
     a.Set(i, o);
   }
   return a;

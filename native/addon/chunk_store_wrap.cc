@@ -50,7 +50,8 @@ Status ChunkStoreWrap::Get(std::shared_ptr<ChunkStore>* out) {
   return Status::OK();
 }
 
-// write(chunk, offset, data: Buffer, { updateVersion, commit, replace, chunkSizeBytes }) -> Promise<ChunkMeta>
+// write(chunk, offset, data: Buffer, { updateVersion, commit, replace, chunkSizeBytes, install, chainId })
+//   -> Promise<ChunkMeta>
 Napi::Value ChunkStoreWrap::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ChunkId id;
@@ -68,6 +69,7 @@ Napi::Value ChunkStoreWrap::Write(const Napi::CallbackInfo& info) {
   options.replace = o.Get("replace").ToBoolean();
   options.chunkSizeBytes = GetU32(o, "chunkSizeBytes", 0);
   options.install = o.Get("install").ToBoolean();
+  options.chainId = GetU32(o, "chainId", 0);
   if (data.Length() > UINT32_MAX) return ThrowType(env, "data is larger than a chunk");
   const char* ptr = data.Data();
   uint32_t length = static_cast<uint32_t>(data.Length());

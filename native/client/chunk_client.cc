@@ -253,12 +253,10 @@ void ChunkClient::List(const std::string& address, const frame::ListArgs& args, 
       s = Status::Protocol("malformed list reply");
     for (uint32_t i = 0; s.ok() && i < count; i++) {
       ChunkListEntry e;
-      uint32_t flags;
-      if (!r.GetChunkId(&e.chunk) || !r.Get(&e.meta) || !r.GetU32(&flags)) {
+      if (!r.Get(&e)) {
         s = Status::Protocol("malformed list reply");
         break;
       }
-      e.corrupt = flags & frame::kListEntryCorrupt;
       entries.push_back(e);
     }
     done(s, entries);

@@ -201,7 +201,7 @@ Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, const Capabil
 
   // The file is the version the server would have read: check it is, then read and verify.
   const std::string where = "chunk " + args.chunk.ToHex();
-  uint8_t head[fmt::kFixedHeaderBytes];
+  uint8_t head[fmt::kHeadBytes];
   size_t got = 0;
   MP_RETURN_IF_ERROR(PreadFull(file.get(), head, sizeof head, 0, &got, where.c_str()));
   fmt::FixedHeader h;

@@ -21,7 +21,7 @@ Status VerifyBlocks(int fd, const FixedHeader& h, uint32_t start, const char* sp
   const std::string where = "chunk " + h.chunk.ToHex();
   std::vector<uint32_t> crcs(blocks);
   size_t got = 0;
-  MP_RETURN_IF_ERROR(PreadFull(fd, crcs.data(), 4 * blocks, kFixedHeaderBytes + 4ull * first, &got, where.c_str()));
+  MP_RETURN_IF_ERROR(PreadFull(fd, crcs.data(), 4 * blocks, h.BlockTableOffset() + 4ull * first, &got, where.c_str()));
   if (got != 4 * blocks) return Status::Corrupt(where + ": checksum table is truncated");
   for (uint32_t i = 0; i < blocks; i++) {
     uint32_t at = i * kBlockBytes;

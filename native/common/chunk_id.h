@@ -59,6 +59,9 @@ struct ChunkListEntry {
   ChunkId chunk;
   ChunkMeta meta;
   bool corrupt = false;  // its header failed validation when the store was opened
+  // The chain its version was written for (chunk_format.h, format 3); 0 untagged (an older
+  // format, a write that named no chain, or a damaged header).
+  uint32_t chainId = 0;
 };
 
 }  // namespace millpond

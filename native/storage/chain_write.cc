@@ -135,6 +135,7 @@ void DataServer::StoreChainWrite(std::shared_ptr<ChainWrite> w) {
   o.expectedChecksum = a.expectedChecksum;
   o.clientId = a.clientId;  // recorded with the version at every replica: retries apply once
   o.requestId = a.requestId;  // even after the head changes
+  o.chainId = a.chainId;  // every replica tags the version with the chain it travelled
   if (a.flags & frame::kWriteBlockCrcs) o.dataBlockCrcs = a.blockCrcs.data();
   ChunkMeta meta;
   Status s = store_->Write(a.chunk, a.offset, w->payload.data(), a.length, o, &meta);
@@ -265,6 +266,7 @@ void DataServer::InstallFromSuccessor(std::shared_ptr<ChainWrite> w, uint64_t ve
         o.commit = true;
         o.updateVersion = got.commitVersion;
         o.chunkSizeBytes = w->args.chunkSizeBytes;
+        o.chainId = w->args.chainId;
         if (refused.ok()) {  // the version this write made: it records the write, retries apply once
           o.clientId = w->args.clientId;
           o.requestId = w->args.requestId;

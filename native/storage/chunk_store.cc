@@ -147,7 +147,7 @@ Status ChunkStore::Scan() {
       if (!ParseChunkFileName(e->d_name, &id, &pending)) continue;
       std::string file = path + "/" + e->d_name;
       Entry& entry = index_[id];
-      uint8_t raw[fmt::kFixedHeaderBytes];
+      uint8_t raw[fmt::kHeadBytes];
       fmt::FixedHeader h;
       size_t got = 0;
       struct stat st;
@@ -174,11 +174,13 @@ Status ChunkStore::Scan() {
         entry.pendingVersion = h.version;
         entry.pendingLength = h.length;
         entry.pendingChecksum = h.checksum;
+        entry.pendingChainId = h.chainId;
       } else {
         entry.hasCommitted = true;
         entry.commitVersion = h.version;
         entry.committedLength = h.length;
         entry.committedChecksum = h.checksum;
+        entry.committedChainId = h.chainId;
       }
     }
     ::closedir(d);
@@ -240,6 +242,7 @@ Status ChunkStore::List(const ChunkId* after, size_t limit, std::vector<ChunkLis
     e.chunk = it->first;
     e.meta = it->second.Meta();
     e.corrupt = it->second.corrupt;
+    if (!e.corrupt) e.chainId = it->second.hasCommitted ? it->second.committedChainId : it->second.pendingChainId;
     out->push_back(e);
   }
   return Status::OK();

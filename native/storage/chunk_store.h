@@ -68,6 +68,11 @@ struct ChunkWriteOptions {
   // first (a partial block merged with the base); a mismatch is kCorrupt and nothing is stored.
   // Null: the caller checked the data (or trusts it).
   const uint32_t* dataBlockCrcs = nullptr;
+  // The chain the chunk belongs to (a chain write's, an install's source tag), recorded in the
+  // new version file (chunk_format.h, format 3) and reported by List. 0: the new version keeps
+  // its base's tag (the version it applies to; for an install, the committed one here), or
+  // none.
+  uint32_t chainId = 0;
 };
 
 // Where the bytes of a read sit in a version file, for a reader that verifies them itself
@@ -134,7 +139,9 @@ class ChunkStore {
   Status FindRequest(const ChunkId& chunk, uint64_t clientId, uint64_t requestId, bool* found, ChunkMeta* meta);
   // Length and CRC32C of pending version `version` (kStaleVersion if that is not the pending one).
   Status PendingVersion(const ChunkId& chunk, uint64_t version, uint32_t* length, uint32_t* checksum) const;
-  // Up to `limit` chunks in id order, strictly after *after (from the start when null).
+  // Up to `limit` chunks in id order, strictly after *after (from the start when null). Each
+  // entry's chainId is its committed version's tag (its pending one's when only that exists),
+  // 0 for untagged (format 1 and 2) or damaged versions.
   Status List(const ChunkId* after, size_t limit, std::vector<ChunkListEntry>* out) const;
   ChunkStoreUsage Usage() const;
   const std::string& dir() const { return dir_; }
@@ -145,6 +152,7 @@ class ChunkStore {
     uint64_t commitVersion = 0, pendingVersion = 0;
     uint32_t committedLength = 0, pendingLength = 0;
     uint32_t committedChecksum = 0, pendingChecksum = 0;
+    uint32_t committedChainId = 0, pendingChainId = 0;  // the versions' tags (0: untagged)
     uint64_t generation = 0;  // changes whenever a file of this chunk changes
     // What each version file adds to bytesUsed_ (its size on disk, as counted when it was
     // written or found at open), so that replacing or removing it takes back exactly that.
@@ -182,7 +190,7 @@ class ChunkStore {
   Status WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
                           uint32_t length, bool pending, const uint32_t* expected,
                           const std::vector<RequestKey>& requests, const uint32_t* given,
-                          uint32_t givenFirst, uint32_t givenCount, uint32_t* checksum);
+                          uint32_t givenFirst, uint32_t givenCount, uint32_t chainId, uint32_t* checksum);
   // The request table of an open version (empty for format 1).
   Status ReadRequests(const OpenChunk& file, std::vector<RequestKey>* out);
   void Invalidate(const ChunkId& chunk);

@@ -44,7 +44,7 @@ Status ChunkStore::OpenVersion(const ChunkId& chunk, bool pending, uint64_t gene
     if (errno == ENOENT) return Status::NotFound("chunk " + chunk.ToHex() + " changed while being read");
     return Status::FromErrno(errno, "open " + path);
   }
-  uint8_t raw[fmt::kFixedHeaderBytes];
+  uint8_t raw[fmt::kHeadBytes];
   size_t got = 0;
   MP_RETURN_IF_ERROR(PreadFull(file->fd.get(), raw, sizeof raw, 0, &got, path.c_str()));
   if (got != sizeof raw) return Status::Corrupt("chunk " + chunk.ToHex() + ": file is truncated");
@@ -78,7 +78,7 @@ Status ChunkStore::ReadRequests(const OpenChunk& file, std::vector<RequestKey>* 
   const size_t bytes = size_t{h.requests} * fmt::kRequestEntryBytes;
   uint8_t table[fmt::kRequestEntryBytes * limits::kChunkRequestsRemembered];
   size_t got = 0;
-  MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), table, bytes, fmt::RequestTableOffset(h.length), &got, where.c_str()));
+  MP_RETURN_IF_ERROR(PreadFull(file.fd.get(), table, bytes, h.RequestTableOffset(), &got, where.c_str()));
   if (got != bytes || Crc32c(reinterpret_cast<const char*>(table), bytes) != h.requestsCrc)
     return Status::Corrupt(where + ": request table checksum mismatch");
   for (uint32_t i = 0; i < h.requests; i++) {
@@ -205,7 +205,7 @@ Status ChunkStore::LocateBlocks(const ChunkId& chunk, uint32_t offset, uint32_t 
   span->blockCrcs.resize(blocks);
   size_t got = 0;
   MP_RETURN_IF_ERROR(PreadFull(file->fd.get(), span->blockCrcs.data(), 4ull * blocks,
-                               fmt::kFixedHeaderBytes + 4ull * first, &got, where.c_str()));
+                               h.BlockTableOffset() + 4ull * first, &got, where.c_str()));
   if (got != 4ull * blocks) return Status::Corrupt(where + ": checksum table is truncated");
   span->fileOffset = uint64_t{h.headerBytes} + offset;
   // The bytes go out as they are (sendfile): a file shorter than its header says must be

@@ -20,18 +20,20 @@ using chunk_store_internal::SyncDir;
 Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
                                     uint32_t length, bool pending, const uint32_t* expected,
                                     const std::vector<RequestKey>& requests, const uint32_t* given,
-                                    uint32_t givenFirst, uint32_t givenCount, uint32_t* checksum) {
+                                    uint32_t givenFirst, uint32_t givenCount, uint32_t chainId,
+                                    uint32_t* checksum) {
   const uint32_t B = fmt::kBlockBytes;
   fmt::FixedHeader h;
   h.chunk = chunk;
   h.version = version;
   h.length = length;
   h.headerBytes = fmt::HeaderBytes(length);
+  h.chainId = chainId;
   AlignedBuffer header = AlignedBuffer::Allocate(h.headerBytes);
   if (header.empty()) return Status::NoSpace("out of memory for a chunk header");
   std::memset(header.data(), 0, h.headerBytes);
   uint32_t whole = 0;
-  uint32_t* crcs = reinterpret_cast<uint32_t*>(header.data() + fmt::kFixedHeaderBytes);
+  uint32_t* crcs = reinterpret_cast<uint32_t*>(header.data() + h.BlockTableOffset());
   for (uint32_t i = 0, blocks = fmt::BlockCount(length); i < blocks; i++) {
     uint32_t n = std::min<uint32_t>(B, length - i * B);
     crcs[i] = Crc32c(content + uint64_t{i} * B, n);
@@ -47,7 +49,7 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
   h.checksum = whole;
   // The request table, after the block CRCs (chunk_format.h).
   const size_t keep = std::min<size_t>(requests.size(), limits::kChunkRequestsRemembered);
-  uint8_t* table = reinterpret_cast<uint8_t*>(header.data()) + fmt::RequestTableOffset(length);
+  uint8_t* table = reinterpret_cast<uint8_t*>(header.data()) + h.RequestTableOffset();
   for (size_t i = 0; i < keep; i++) {
     const RequestKey& k = requests[requests.size() - keep + i];
     std::memcpy(table + i * fmt::kRequestEntryBytes, &k.first, 8);
@@ -206,10 +208,16 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
       return Status::NoSpace("target " + dir_ + " is full (" + std::to_string(bytesUsed_) + " of " +
                              std::to_string(options_.capacityBytes) + " bytes used)");
   }
+  // The tag: the write's chain, else the base's (an install's base is the committed version).
+  uint32_t chainId = options.chainId;
+  if (chainId == 0 && !entry.corrupt) {
+    if (options.install) chainId = entry.hasCommitted ? entry.committedChainId : 0;
+    else if (baseExists) chainId = basePending ? entry.pendingChainId : entry.committedChainId;
+  }
   uint32_t checksum = 0;
   MP_RETURN_IF_ERROR(WriteVersionFile(chunk, version, content, newLength, !options.commit,
                                       options.expectChecksum ? &options.expectedChecksum : nullptr, requests,
-                                      given, givenFirst, givenCount, &checksum));
+                                      given, givenFirst, givenCount, chainId, &checksum));
 
   bool dropPending = options.commit && entry.hasPending && (options.install || entry.pendingVersion <= version);
   if (dropPending) ::unlink(PathOf(chunk, true).c_str());
@@ -223,6 +231,7 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
       e.commitVersion = version;
       e.committedLength = newLength;
       e.committedChecksum = checksum;
+      e.committedChainId = chainId;
       if (dropPending) {
         Uncount(e.pendingFileBytes);
         e.pendingFileBytes = 0;
@@ -235,6 +244,7 @@ Status ChunkStore::Write(const ChunkId& chunk, uint32_t offset, const char* data
       e.pendingVersion = version;
       e.pendingLength = newLength;
       e.pendingChecksum = checksum;
+      e.pendingChainId = chainId;
     }
     e.corrupt = false;
     Count(newFileBytes);
@@ -277,6 +287,7 @@ Status ChunkStore::Commit(const ChunkId& chunk, uint64_t version, ChunkMeta* met
     e.commitVersion = e.pendingVersion;
     e.committedLength = e.pendingLength;
     e.committedChecksum = e.pendingChecksum;
+    e.committedChainId = e.pendingChainId;
     e.hasPending = false;
     e.generation = nextGeneration_++;
     *meta = e.Meta();

@@ -361,6 +361,7 @@ void DataServer::ServeWrite(std::unique_ptr<ServerCall> call) {
     o.commit = a.flags & frame::kWriteCommit;
     o.replace = a.flags & frame::kWriteReplace;
     o.chunkSizeBytes = a.chunkSizeBytes;
+    o.chainId = a.chainId;  // a write that names its chain tags the chunk with it
     if (a.flags & frame::kWriteBlockCrcs) o.dataBlockCrcs = a.blockCrcs.data();
     s = store_->Write(a.chunk, a.offset, payload.data(), a.length, o, &meta);
   }
@@ -414,11 +415,7 @@ void DataServer::ServeSmall(ServerCall* call) {
       s = store_->List(a.hasAfter ? &a.after : nullptr, limit, &entries);
       if (!s.ok()) break;
       frame::PutU32(&out, static_cast<uint32_t>(entries.size()));
-      for (const auto& e : entries) {
-        frame::PutChunkId(&out, e.chunk);
-        frame::Put(&out, e.meta);
-        frame::PutU32(&out, e.corrupt ? frame::kListEntryCorrupt : 0);
-      }
+      for (const auto& e : entries) frame::Put(&out, e);
       break;
     }
     default:

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -112,6 +113,33 @@ class ChunkStoreTest : public ::testing::Test {
       ::closedir(d);
     }
     return total;
+  }
+
+  // Rewrites the version file at `path` (written in the current format, its content starting
+  // at 4096 in every format: a small chunk) as an older `format` file, as an older millpond
+  // wrote it: the block-CRC and request tables where that format has them (format 1 without
+  // the request table), no extension block.
+  static void Downgrade(const std::string& path, uint32_t format) {
+    int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0) << path;
+    std::string head(4096, '\0');
+    ASSERT_EQ(::pread(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    fmt::FixedHeader h;
+    ASSERT_TRUE(fmt::FixedHeader::Decode(reinterpret_cast<const uint8_t*>(head.data()), &h).ok());
+    ASSERT_EQ(h.format, fmt::kFormatVersion);
+    ASSERT_EQ(h.headerBytes, 4096u);
+    ASSERT_EQ(fmt::HeaderBytes(h.length, format), 4096u);
+    const uint32_t blocks = fmt::BlockCount(h.length);
+    std::string crcs = head.substr(h.BlockTableOffset(), 4ull * blocks);
+    std::string requests = head.substr(h.RequestTableOffset(), size_t{h.requests} * fmt::kRequestEntryBytes);
+    std::string out(4096, '\0');
+    h.format = format;
+    if (format < 2) h.requests = 0, h.requestsCrc = 0;
+    h.EncodeTo(reinterpret_cast<uint8_t*>(out.data()));
+    out.replace(h.BlockTableOffset(), crcs.size(), crcs);
+    if (format >= 2) out.replace(h.RequestTableOffset(), requests.size(), requests);
+    ASSERT_EQ(::pwrite(fd, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+    ::close(fd);
   }
 
   static void FlipByteAt(const std::string& path, uint64_t offset) {
@@ -484,7 +512,7 @@ TEST_F(ChunkStoreTest, FlippedContentByteIsCorruptOnTheDirectReadPath) {
 TEST_F(ChunkStoreTest, FlippedBlockChecksumIsCorrupt) {
   std::string data = Pattern(2 * 4096, 11);
   ASSERT_TRUE(Put(kA, 0, data).ok());
-  FlipByteAt(FileOf(kA), fmt::kFixedHeaderBytes + 4 + 1);  // CRC of block 1
+  FlipByteAt(FileOf(kA), fmt::BlockTableOffset(fmt::kFormatVersion) + 4 + 1);  // CRC of block 1
   std::string out;
   EXPECT_EQ(Get(kA, 4096, 10, &out).code(), StatusCode::kCorrupt);
   EXPECT_TRUE(Get(kA, 0, 10, &out).ok());
@@ -782,34 +810,128 @@ TEST_F(ChunkStoreTest, VersionsCarryTheLatestWritesTheyApplied) {
 }
 
 TEST_F(ChunkStoreTest, Format1FilesAreStillRead) {
-  // A small chunk has the same layout in both formats; make its file a format 1 one.
   const std::string data = Pattern(1000, 3);
   ASSERT_TRUE(Put(kA, 0, data).ok());
   store_.reset();
-  std::string file = FileOf(kA);
-  int fd = ::open(file.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  uint8_t raw[fmt::kFixedHeaderBytes];
-  ASSERT_EQ(::pread(fd, raw, sizeof raw, 0), static_cast<ssize_t>(sizeof raw));
-  fmt::FixedHeader h;
-  ASSERT_TRUE(fmt::FixedHeader::Decode(raw, &h).ok());
-  ASSERT_EQ(h.headerBytes, fmt::HeaderBytes(1000, 1));
-  h.format = 1;
-  h.requests = 0;
-  h.requestsCrc = 0;
-  h.EncodeTo(raw);
-  ASSERT_EQ(::pwrite(fd, raw, sizeof raw, 0), static_cast<ssize_t>(sizeof raw));
-  ::close(fd);
+  Downgrade(FileOf(kA), 1);
   ASSERT_TRUE(Reopen().ok());
   EXPECT_TRUE(SameBytes(ReadAll(kA), data));
   ChunkWriteOptions o;
   o.clientId = 1;
   o.requestId = 2;
-  ASSERT_TRUE(Put(kA, 10, "new", nullptr, o).ok());  // the next version is format 2
+  ASSERT_TRUE(Put(kA, 10, "new", nullptr, o).ok());  // the next version is of the current format
   bool found = false;
   ChunkMeta meta;
   ASSERT_TRUE(store_->FindRequest(kA, 1, 2, &found, &meta).ok());
   EXPECT_TRUE(found);
+}
+
+// ---------------------------------------------------------------- the chain tag (format 3)
+
+// The chain of every chunk, by id, as List reports it.
+std::map<uint32_t, uint32_t> ChainsByIndex(ChunkStore* store) {
+  std::vector<ChunkListEntry> list;
+  EXPECT_TRUE(store->List(nullptr, 100, &list).ok());
+  std::map<uint32_t, uint32_t> out;
+  for (const auto& e : list) out[e.chunk.index] = e.chainId;
+  return out;
+}
+
+TEST_F(ChunkStoreTest, VersionsKeepTheChainTheyWereWrittenForAcrossUpdatesAndReopen) {
+  const ChunkId kC{1, 2}, kD{1, 3};
+  ChunkWriteOptions tagged;
+  tagged.chainId = 7;
+  ASSERT_TRUE(Put(kA, 0, Pattern(5000, 1), nullptr, tagged).ok());
+  ASSERT_TRUE(Put(kB, 0, "untagged").ok());
+  // A pending version of another chain, then its commit.
+  ChunkWriteOptions pending;
+  pending.chainId = 0xFFFFFFFEu;
+  pending.commit = false;
+  ChunkMeta meta;
+  ASSERT_TRUE(Put(kC, 0, "pending", &meta, pending).ok());
+  EXPECT_EQ(ChainsByIndex(store_.get())[2], 0xFFFFFFFEu) << "only a pending version: its tag";
+  ASSERT_TRUE(store_->Commit(kC, meta.updateVersion, &meta).ok());
+  // An install names its source's tag.
+  ChunkWriteOptions install;
+  install.install = install.replace = true;
+  install.updateVersion = 4;
+  install.chainId = 9;
+  ASSERT_TRUE(Put(kD, 0, "installed", nullptr, install).ok());
+  EXPECT_EQ(ChainsByIndex(store_.get()), (std::map<uint32_t, uint32_t>{{0, 7}, {1, 0}, {2, 0xFFFFFFFEu}, {3, 9}}));
+
+  // A write that names no chain keeps its base's tag (a partial update and a replacing one).
+  ASSERT_TRUE(Put(kA, 100, "patch").ok());
+  ChunkWriteOptions replace;
+  replace.replace = true;
+  ASSERT_TRUE(Put(kD, 0, "replaced", nullptr, replace).ok());
+  // An install of an untagged copy keeps the tag here.
+  install.chainId = 0;
+  install.updateVersion = 10;
+  ASSERT_TRUE(Put(kC, 0, "from an old source", nullptr, install).ok());
+  // The tag is in the file, not only in memory.
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(ChainsByIndex(store_.get()), (std::map<uint32_t, uint32_t>{{0, 7}, {1, 0}, {2, 0xFFFFFFFEu}, {3, 9}}));
+  std::string want = Pattern(5000, 1);
+  want.replace(100, 5, "patch");
+  EXPECT_TRUE(SameBytes(ReadAll(kA), want));
+
+  // It is format 3 on disk: the extension block after the fixed header holds the tag, and the
+  // block-CRC table starts after it.
+  int fd = ::open(FileOf(kA).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  uint8_t head[fmt::kHeadBytes];
+  ASSERT_EQ(::pread(fd, head, sizeof head, 0), static_cast<ssize_t>(sizeof head));
+  uint32_t firstCrc = 0;
+  ASSERT_EQ(::pread(fd, &firstCrc, 4, 80), 4);
+  ::close(fd);
+  fmt::FixedHeader h;
+  ASSERT_TRUE(fmt::FixedHeader::Decode(head, &h).ok());
+  EXPECT_EQ(h.format, 3u);
+  EXPECT_EQ(h.chainId, 7u);
+  uint32_t onDisk = 0;
+  std::memcpy(&onDisk, head + fmt::kFixedHeaderBytes, 4);
+  EXPECT_EQ(onDisk, 7u);
+  EXPECT_EQ(firstCrc, Crc32c(want.data(), 4096));
+  // A flipped tag byte fails the extension's checksum: the version is damaged, never retagged.
+  store_.reset();
+  FlipByteAt(FileOf(kA), fmt::kFixedHeaderBytes);
+  ASSERT_TRUE(Reopen().ok());
+  std::vector<ChunkListEntry> list;
+  ASSERT_TRUE(store_->List(nullptr, 1, &list).ok());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0].corrupt);
+  EXPECT_EQ(list[0].chainId, 0u);
+}
+
+TEST_F(ChunkStoreTest, Format2FilesStillOpenReadAndListAsUntagged) {
+  ChunkWriteOptions o;
+  o.chainId = 5;
+  o.clientId = 3;
+  o.requestId = 4;
+  const std::string data = Pattern(2 * 4096 + 10, 8);
+  ASSERT_TRUE(Put(kA, 0, data, nullptr, o).ok());
+  store_.reset();
+  Downgrade(FileOf(kA), 2);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(ChainsByIndex(store_.get()), (std::map<uint32_t, uint32_t>{{0, 0}}));
+  EXPECT_TRUE(SameBytes(ReadAll(kA), data));  // every block checked against the format-2 table
+  std::string out;
+  ASSERT_TRUE(Get(kA, 4096, 4096, &out).ok());
+  EXPECT_TRUE(SameBytes(out, data.substr(4096, 4096)));
+  bool found = false;
+  ChunkMeta meta;
+  ASSERT_TRUE(store_->FindRequest(kA, 3, 4, &found, &meta).ok());
+  EXPECT_TRUE(found) << "the format-2 request table is read where format 2 has it";
+  // A chain's write over it tags the next version; the tables move with the format.
+  o.requestId = 5;
+  ASSERT_TRUE(Put(kA, 4096, "tagged now", nullptr, o).ok());
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(ChainsByIndex(store_.get()), (std::map<uint32_t, uint32_t>{{0, 5}}));
+  ASSERT_TRUE(store_->FindRequest(kA, 3, 4, &found, &meta).ok());
+  EXPECT_TRUE(found) << "the table inherited from the format-2 base";
+  std::string want = data;
+  want.replace(4096, 10, "tagged now");
+  EXPECT_TRUE(SameBytes(ReadAll(kA), want));
 }
 
 }  // namespace

@@ -241,6 +241,53 @@ TEST(Frame, BlockCrcMessagesMatchTheTsFixtures) {
   EXPECT_EQ(EncodeFrame(frame::kRead, 43, rmeta, ""), testing::ReadFile(dir + "read-request-block-crcs.bin"));
 }
 
+// A list reply (what a data server sends, data_server.cc): entries carry the chain their
+// replica's version was tagged with (chunk_format.h, format 3), after their flags.
+TEST(Frame, ListReplyMatchesTheTsFixture) {
+  std::vector<ChunkListEntry> entries(3);
+  entries[0].chunk = {0x0102030405060708ull, 9};
+  entries[0].meta = {5, 6, 5000, 0xa1b2c3d4u};
+  entries[0].chainId = 7;
+  entries[1].chunk = {0x0102030405060708ull, 10};
+  entries[1].meta = {3, 3, 4096, 0x01020304u};
+  entries[2].chunk = {0x1112131415161718ull, 0};
+  entries[2].corrupt = true;
+  std::string meta;
+  frame::PutU32(&meta, static_cast<uint32_t>(entries.size()));
+  for (const auto& e : entries) frame::Put(&meta, e);
+  ASSERT_EQ(meta.size(), 4 + 3 * frame::kListEntryBytes);
+  ASSERT_EQ(frame::kListEntryBytes, 44u);
+  frame::Header h;
+  h.opcode = frame::kList;
+  h.flags = frame::kFlagReply;
+  h.requestId = 44;
+  h.metaBytes = static_cast<uint32_t>(meta.size());
+  uint8_t raw[frame::kHeaderBytes];
+  h.EncodeTo(raw);
+  const std::string dir = testing::RepoRoot() + "/test/fixtures/dataplane/";
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(raw), sizeof raw) + meta, testing::ReadFile(dir + "list-reply.bin"));
+
+  frame::Reader r(U8(meta), meta.size());
+  uint32_t count = 0;
+  ASSERT_TRUE(r.GetU32(&count));
+  ASSERT_EQ(count, 3u);
+  for (const auto& want : entries) {
+    ChunkListEntry got;
+    ASSERT_TRUE(r.Get(&got));
+    EXPECT_EQ(got.chunk, want.chunk);
+    EXPECT_EQ(got.meta.commitVersion, want.meta.commitVersion);
+    EXPECT_EQ(got.meta.updateVersion, want.meta.updateVersion);
+    EXPECT_EQ(got.meta.length, want.meta.length);
+    EXPECT_EQ(got.meta.checksum, want.meta.checksum);
+    EXPECT_EQ(got.corrupt, want.corrupt);
+    EXPECT_EQ(got.chainId, want.chainId);
+  }
+  EXPECT_EQ(r.remaining(), 0u);
+  // One byte short of an entry (its chain id cut): malformed, never read past the meta.
+  ChunkListEntry e;
+  EXPECT_FALSE(frame::Reader(U8(meta) + 4, frame::kListEntryBytes - 1).Get(&e));
+}
+
 TEST(Frame, BlockCrcHelpersAgreeAndFindTheBadBlock) {
   std::string data = FixturePayload(3 * 4096 + 1);
   std::vector<uint32_t> crcs;

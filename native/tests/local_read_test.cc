@@ -183,7 +183,7 @@ TEST_F(LocalReadTest, DamagedContentIsCorruptNeverData) {
   UniqueFd fd;
   ChunkMeta meta;
   ASSERT_TRUE(store_->OpenVersionFile(kA, false, &fd, &meta).ok());
-  uint8_t head[chunk_format::kFixedHeaderBytes];
+  uint8_t head[chunk_format::kHeadBytes];  // what Decode reads (format 3: with the extension)
   ASSERT_EQ(::pread(fd.get(), head, sizeof head, 0), static_cast<ssize_t>(sizeof head));
   chunk_format::FixedHeader h;
   ASSERT_TRUE(chunk_format::FixedHeader::Decode(head, &h).ok());

@@ -118,6 +118,13 @@ void Put(std::string* out, const ChunkMeta& m) {
   PutRaw(out, m.checksum);
 }
 
+void Put(std::string* out, const ChunkListEntry& e) {
+  PutChunkId(out, e.chunk);
+  Put(out, e.meta);
+  PutRaw(out, e.corrupt ? kListEntryCorrupt : uint32_t{0});
+  PutRaw(out, e.chainId);
+}
+
 bool Reader::GetChunkId(ChunkId* id) {
   if (remaining() < ChunkId::kWireBytes) return false;
   *id = ChunkId::DecodeFrom(p_);
@@ -206,6 +213,13 @@ bool Reader::Get(ListArgs* a) {
 bool Reader::Get(ChunkMeta* m) {
   return GetU64(&m->commitVersion) && GetU64(&m->updateVersion) && GetU32(&m->length) &&
          GetU32(&m->checksum);
+}
+
+bool Reader::Get(ChunkListEntry* e) {
+  uint32_t flags = 0;
+  if (!GetChunkId(&e->chunk) || !Get(&e->meta) || !GetU32(&flags) || !GetU32(&e->chainId)) return false;
+  e->corrupt = flags & kListEntryCorrupt;
+  return true;
 }
 
 void PutCapability(std::string* out, const Capability& c) {

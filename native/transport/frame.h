@@ -38,7 +38,7 @@ enum Opcode : uint8_t {
                    //   data: each entry's requested length, in order (short reads zero-padded)
   kRemove = 4,     // meta: ChunkId
   kStat = 5,       // meta: ChunkId              reply meta: ChunkMetaWire
-  kList = 6,       // meta: ListArgs             reply meta: count u32 + count x (ChunkId, ChunkMetaWire, flags u32)
+  kList = 6,       // meta: ListArgs             reply meta: count u32 + count x ListEntry
   kCommit = 7,     // meta: CommitArgs           reply meta: ChunkMetaWire
   kPing = 8,       // no meta                     reply: no meta
   // Short-circuit local reads (storage/local_read_server.h):
@@ -143,7 +143,11 @@ struct ListArgs {  // 20 bytes: chunks strictly after `after` (all when hasAfter
 };
 
 constexpr size_t kChunkMetaBytes = 24;  // commitVersion u64, updateVersion u64, length u32, checksum u32
-constexpr size_t kListEntryBytes = ChunkId::kWireBytes + kChunkMetaBytes + 4;
+// A list reply's entry: ChunkId, ChunkMetaWire, flags u32, chainId u32 (the chain the
+// replica's version was written for, chunk_format.h; 0 untagged).
+constexpr size_t kListEntryBytes = ChunkId::kWireBytes + kChunkMetaBytes + 4 + 4;
+static_assert(4 + limits::kListReplyEntriesMax * kListEntryBytes <= limits::kFrameMetaBytesMax,
+              "a full list reply fits one message's meta");
 constexpr uint32_t kListEntryCorrupt = 1;  // list entry flag: the replica's header is damaged
 constexpr size_t kBatchEntryBytes = 8;  // status i32, bytesRead u32
 
@@ -153,6 +157,7 @@ void Put(std::string* out, const WriteArgs& a);
 void Put(std::string* out, const CommitArgs& a);
 void Put(std::string* out, const ListArgs& a);
 void Put(std::string* out, const ChunkMeta& m);
+void Put(std::string* out, const ChunkListEntry& e);  // kListEntryBytes
 void PutChunkId(std::string* out, const ChunkId& id);
 void PutU32(std::string* out, uint32_t v);
 void PutI32(std::string* out, int32_t v);
@@ -166,6 +171,7 @@ class Reader {
   bool Get(CommitArgs* a);
   bool Get(ListArgs* a);
   bool Get(ChunkMeta* m);
+  bool Get(ChunkListEntry* e);
   bool GetChunkId(ChunkId* id);
   bool GetU32(uint32_t* v);
   bool GetI32(int32_t* v);

@@ -32,6 +32,12 @@ export interface ChunkWriteOptions {
    * intact newer version is here). Needs `replace` and `updateVersion`.
    */
   install?: boolean;
+  /**
+   * ChunkStore only: the chain the chunk belongs to, recorded in the new version file and
+   * returned by list() (an install passes the source's tag). 0 or absent: the new version keeps
+   * its base's tag (for an install, the committed version's here), or none.
+   */
+  chainId?: number;
 }
 
 /** A write through a data server that travels a CRAQ chain (ChunkClient.write only). */
@@ -60,7 +66,10 @@ export function nativeWriteOptions(offset: number, length: number, o: ChunkClien
   if (o.install && (!o.replace || updateVersion === 0 || o.commit === false || chain)) {
     throw new RangeError('an install names its updateVersion, replaces and commits, and travels no chain');
   }
-  return { updateVersion, commit: o.commit ?? true, replace: o.replace ?? false, chunkSizeBytes, chain, install: o.install ?? false };
+  const chainId = o.chainId ?? 0;
+  checkU32(chainId, 'chainId');
+  if (chainId !== 0 && chain) throw new RangeError('a chain write is tagged with its chain.chainId');
+  return { updateVersion, commit: o.commit ?? true, replace: o.replace ?? false, chunkSizeBytes, chain, install: o.install ?? false, chainId };
 }
 
 export class ChunkStore {

@@ -24,6 +24,11 @@ export interface ChunkListEntry {
   chunk: { inode: bigint; index: number };
   meta: ChunkMeta;
   corrupt: boolean;
+  /**
+   * The chain the replica's version was written for (native/common/chunk_format.h, format 3);
+   * 0 untagged: a version file of an older format, a write that named no chain, a damaged header.
+   */
+  chainId: number;
 }
 
 export interface TransportCounters {
@@ -61,6 +66,8 @@ export interface NativeWriteOptions {
   chunkSizeBytes: number;
   chain?: ChainWriteRoute;
   install?: boolean;
+  /** ChunkStore only: the chain to tag the new version with (0: keep its base's tag). */
+  chainId?: number;
   /** The file's capability (src/auth/capability.ts), for servers with a cluster secret. */
   capability?: Buffer;
 }

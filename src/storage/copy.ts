@@ -33,14 +33,20 @@ export type InstallResult = 'installed' | 'newer-here';
  * Installs `data` as committed version `meta.commitVersion` of `chunk`, in one step in the
  * store, unless the local copy is already newer (a write forwarded by the chain overtook the
  * copy) or identical. `force` (a copy that fails its checksums) removes the local copy first.
+ * `chainId`: the chain the source's copy is tagged with (its list entry's), kept here; 0
+ * (untagged) keeps the local copy's tag, if any.
  */
-export async function install(store: ChunkStore, chunk: ChunkId, data: Buffer, meta: ChunkMeta, force = false): Promise<InstallResult> {
+export async function install(store: ChunkStore, chunk: ChunkId, data: Buffer, meta: ChunkMeta,
+  options: { force?: boolean; chainId?: number } = {}): Promise<InstallResult> {
+  const force = options.force ?? false;
   const local = await localMeta(store, chunk);
   if (local && !force && local.commitVersion === meta.commitVersion && local.checksum === meta.checksum &&
       local.length === meta.length) return 'newer-here';
   if (local && force) await store.remove(chunk).catch(() => {});
   try {
-    await store.write(chunk, 0, data, { replace: true, updateVersion: meta.commitVersion, commit: true, install: true });
+    await store.write(chunk, 0, data, {
+      replace: true, updateVersion: meta.commitVersion, commit: true, install: true, chainId: options.chainId ?? 0,
+    });
     return 'installed';
   } catch (err) {
     if (err instanceof MillpondError && err.code === 'ESTALE') return 'newer-here';

@@ -18,7 +18,7 @@ import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { dataPath, type LocalState, type Routing, type TargetRecord } from '../protocol/mgmtd-types.js';
 import { optUint } from '../protocol/fields.js';
 import { RpcServer, type Handler } from '../protocol/rpc-server.js';
-import { resync, type ResyncStats } from './resync.js';
+import { emptyResyncStats, resync, type ResyncStats } from './resync.js';
 import { TokenBucket } from './token-bucket.js';
 import { scrub, type ScrubStats } from './scrub.js';
 import { logger } from '../log.js';
@@ -402,13 +402,14 @@ export class StorageDaemon {
       const chainsOfTarget = this.routing!.chains.filter((c) => c.targets.includes(t.targetId));
       const byId = new Map(this.routing!.targets.map((x) => [x.targetId, x]));
       const removeAllowed = chainsOfTarget.every((c) => c.targets.some((id) => id !== t.targetId && byId.get(id)?.state === 'serving'));
-      progress = { stats: { listed: 0, copied: 0, copiedBytes: 0, removed: 0, skipped: 0 }, sourceTargetIds: sources.map((s) => s.targetId) };
+      progress = { stats: emptyResyncStats(), sourceTargetIds: sources.map((s) => s.targetId) };
       t.resyncing = progress;
       const stats = await resync({
         stats: progress.stats,
         store: t.store,
         client: this.client,
         sources: [...new Set(sources.map((s) => s.dataAddress))],
+        chains: new Set(chainsOfTarget.map((c) => c.chainId)),
         removeAllowed,
         cancelled: stale,
         // The rate of the latest routing: a move's share changes as other moves join or end.

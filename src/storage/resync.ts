@@ -7,11 +7,14 @@
  * this target is syncing) before resync starts; otherwise a write committed at a source after
  * the listing could be missed.
  *
- * A target in several chains gets chunks from sources of all of them; chunks are not tagged
- * with their chain, so a source's chunks of chains this target is not in are copied too
- * (harmless, reclaimed by garbage collection). Removal happens only when `removeAllowed`
- * (every chain of the target had a source), only for chunks absent at every source, and only
- * if the chunk is still the version that was checked (a write may land meanwhile).
+ * A target in several chains gets chunks from sources of all of them. A source is often in
+ * chains this target is not in (chain tables place many chains on few targets): each chunk's
+ * version file is tagged with the chain it was written for (chunk_format.h, format 3), and only
+ * chunks tagged with one of `chains` are copied, their tag kept here. Untagged chunks (version
+ * files of older formats) are copied as before, whatever chain they belong to. Removal happens
+ * only when `removeAllowed` (every chain of the target had a source), only for chunks absent at
+ * every source, and only if the chunk is still the version that was checked (a write may land
+ * meanwhile); a chunk of another chain that a source holds is never removed here.
  */
 import { resyncBytesCopied, resyncChunksCopied } from '../metrics/services.js';
 import type { ChunkClient } from '../chunk/chunk-client.js';
@@ -29,6 +32,8 @@ export interface ResyncStats {
   copiedBytes: number;
   removed: number;
   skipped: number;
+  /** Listed chunks tagged with a chain not being resynced: not copied. */
+  foreign: number;
 }
 
 export interface ResyncOptions {
@@ -36,6 +41,8 @@ export interface ResyncOptions {
   client: ChunkClient;
   /** Data addresses of the sources. */
   sources: string[];
+  /** The chains being resynced (the target's): only chunks tagged with one (or untagged) are copied. */
+  chains: ReadonlySet<number>;
   removeAllowed: boolean;
   /** Checked between chunks: resync stops (throws ECLOSED) once it returns true. */
   cancelled?: () => boolean;
@@ -49,7 +56,7 @@ export interface ResyncOptions {
 }
 
 export async function resync(o: ResyncOptions): Promise<ResyncStats> {
-  const stats: ResyncStats = o.stats ?? { listed: 0, copied: 0, copiedBytes: 0, removed: 0, skipped: 0 };
+  const stats: ResyncStats = o.stats ?? emptyResyncStats();
   const seen = new Set<string>();
   const check = () => {
     if (o.cancelled?.()) throw new MillpondError('ECLOSED', 'resync cancelled');
@@ -78,12 +85,19 @@ export async function resync(o: ResyncOptions): Promise<ResyncStats> {
   return stats;
 }
 
+export const emptyResyncStats = (): ResyncStats => ({ listed: 0, copied: 0, copiedBytes: 0, removed: 0, skipped: 0, foreign: 0 });
+
 type ListedChunk = ChunkListEntry['chunk'];
+
+/** Whether a source's chunk belongs on a target in `chains`: tagged with one of them, or untagged. */
+export const belongs = (entry: ChunkListEntry, chains: ReadonlySet<number>): boolean =>
+  entry.chainId === 0 || chains.has(entry.chainId);
 
 async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, stats: ResyncStats): Promise<void> {
   const src = entry.meta;
   // Only a pending version at the source: its write is in flight and reaches us by forwarding.
   if (src.commitVersion === 0 || entry.corrupt) return void stats.skipped++;
+  if (!belongs(entry, o.chains)) return void stats.foreign++;
   const local = await localMeta(o.store, entry.chunk);
   if (local && (local.commitVersion > src.commitVersion
     || (local.commitVersion === src.commitVersion && local.checksum === src.checksum && local.length === src.length))) return;
@@ -96,7 +110,7 @@ async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, 
     if (err instanceof MillpondError && (err.code === 'ENOENT' || err.code === 'ENOTCOMMITTED')) return void stats.skipped++;
     throw err;
   }
-  if ((await install(o.store, entry.chunk, got.data, got.meta)) === 'installed') {
+  if ((await install(o.store, entry.chunk, got.data, got.meta, { chainId: entry.chainId })) === 'installed') {
     stats.copied++;
     stats.copiedBytes += got.data.length;
     resyncChunksCopied.inc();

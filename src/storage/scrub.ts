@@ -71,7 +71,8 @@ async function repair(o: ScrubOptions, e: ChunkListEntry): Promise<boolean> {
   for (const address of o.replicas()) {
     try {
       const got = await readWhole(o.client, address, e.chunk, Math.max(e.meta.length, 1));
-      await install(o.store, e.chunk, got.data, got.meta, true);
+      // The local tag (0 when the header is damaged): a repair keeps the chunk's chain.
+      await install(o.store, e.chunk, got.data, got.meta, { force: true, chainId: e.chainId });
       return true;
     } catch (err) {
       logger('storage').warn(`scrub: repairing chunk ${e.chunk.inode}:${e.chunk.index} from ${address}: ${(err as Error).message}`);

@@ -51,11 +51,13 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
     await cluster.waitStates({ 104: 'serving' }, 10_000);
     const before = (await view()).chains.map((c) => [c.chainId, [...c.targets].sort()]);
     const acksBefore = chunks.acks;
-    // 0.25 MiB/s: a move copies about 8 MiB, which takes half a minute, far over the step timeout.
-    await cluster.admin.admin('adminRebalance', { rateMiBs: 0.25 });
+    // 1/16 MiB/s: a move copies its one chain's 2 MiB of bulk chunks (a resync copies only the
+    // chunks of its target's chains; the writer's chunks reach 104 forwarded), half a minute, far
+    // over the step timeout: one 1 MiB chunk alone takes 16 s, so no attempt copies any of them.
+    await cluster.admin.admin('adminRebalance', { rateMiBs: 1 / 16 });
     await until(async () => (await view()).ops.moves.some((m) => m.joinedVersion !== undefined), 20_000, 'a move joined');
     const joined = await cluster.routing();
-    expect(joined.resyncRates).toEqual([{ targetId: 104, bytesPerS: MiB / 4 }]);
+    expect(joined.resyncRates).toEqual([{ targetId: 104, bytesPerS: MiB / 16 }]);
     const startedMs = Date.now();
     // While 104 syncs, its resync's progress reaches the cluster view through the heartbeats:
     // the chunks it checked of those its sources hold, and `millpond status` prints it.

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkClient, ChunkStore, DataServer, crc32c } from '../../src/index.js';
 import { readFileSync } from 'node:fs';
 import {
-  HEADER_BYTES, OPCODE, READ_FLAGS, STATUS, blockCrcs, decodeHeader, encodeHeader, fixturePayload, readRequest, statRequest,
-  writeRequest, writeRequestWithBlockCrcs,
+  HEADER_BYTES, LIST_REPLY_FIXTURE, OPCODE, READ_FLAGS, STATUS, blockCrcs, decodeHeader, decodeListReply, encodeHeader, fixturePayload,
+  listReply, listRequest, readRequest, statRequest, writeRequest, writeRequestWithBlockCrcs,
 } from '../support/frames.js';
 import { RawConnection } from '../support/raw-socket.js';
 import { tempDir } from '../support/tmp.js';
@@ -113,6 +113,31 @@ describe('DataServer under bad input', () => {
       .toEqual(fixture('write-request-block-crcs.bin'));
     expect(readRequest(43n, 0x0102030405060708n, 9, 8192, 1 << 20, READ_FLAGS.blockCrcs))
       .toEqual(fixture('read-request-block-crcs.bin'));
+  });
+
+  it('encodes a list reply as the native encoder does, each entry with its chain tag (test/fixtures/dataplane)', () => {
+    const fixture = readFileSync(new URL('../fixtures/dataplane/list-reply.bin', import.meta.url));
+    expect(listReply(44n, LIST_REPLY_FIXTURE)).toEqual(fixture);
+    expect(decodeListReply(fixture.subarray(HEADER_BYTES))).toEqual(LIST_REPLY_FIXTURE);
+  });
+
+  it('lists over the wire the chain each chunk was written for (0: a write that named none)', async () => {
+    // The server is on chain 12 as its only replica (head and tail): a chain write commits here.
+    server.setChain(12, { chainVersion: 3, head: true });
+    const tagged = { inode: 0x77n, index: 1 };
+    await client.write(server.address, tagged, 0, Buffer.from('on chain 12'), { chain: { chainId: 12, chainVersion: 3, clientId: 1, requestId: 1 } });
+    await client.write(server.address, { inode: 0x77n, index: 2 }, 0, Buffer.from('direct'));
+    const raw = await RawConnection.open(server.address);
+    raw.send(listRequest(15n, 10, { inode: 0x77n, index: 0 }));
+    const reply = decodeHeader(await raw.take(HEADER_BYTES));
+    expect(reply).toMatchObject({ requestId: 15n, status: STATUS.ok, dataBytes: 0 });
+    const entries = decodeListReply(await raw.take(reply.metaBytes));
+    raw.destroy();
+    expect(entries.map((e) => [e.inode, e.index, e.chainId, e.length])).toEqual([[0x77n, 1, 12, 11], [0x77n, 2, 0, 6]]);
+    // The native client decodes the same field, and the store lists it too.
+    expect((await client.list(server.address, { after: { inode: 0x77n, index: 0 } })).map((e) => e.chainId)).toEqual([12, 0]);
+    expect((await store.list({ after: { inode: 0x77n, index: 0 } })).map((e) => e.chainId)).toEqual([12, 0]);
+    server.removeChain(12);
   });
 
   it('refuses a block-CRC write with a byte flipped after its CRCs were made, then reads back with the stored CRCs', async () => {

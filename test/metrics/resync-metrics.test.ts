@@ -35,7 +35,7 @@ describe('resync metrics', () => {
       return { chunks: sampleValue(f, 'millpond_resync_copied_chunks_total'), bytes: sampleValue(f, 'millpond_resync_copied_bytes_total') };
     };
     const before = await read();
-    const stats = await resync({ store: target.store, client, sources: [source.server.address], removeAllowed: true });
+    const stats = await resync({ store: target.store, client, sources: [source.server.address], chains: new Set([1]), removeAllowed: true });
     const after = await read();
     expect(stats.copied).toBe(sizes.length);
     expect(after.chunks - before.chunks).toBe(sizes.length);

@@ -8,9 +8,9 @@ export function committedChunkFiles(targetDir: string): string[] {
     readdirSync(join(root, shard)).filter((f) => f.endsWith('.c')).map((f) => join(root, shard, f)));
 }
 
-/** Byte offset of the content in a chunk file holding `length` bytes (chunk_format.h, format 2). */
+/** Byte offset of the content in a chunk file holding `length` bytes (chunk_format.h, format 3). */
 export function contentOffset(length: number): number {
   const requestTableBytes = 16 * 16; // kRequestEntryBytes * kChunkRequestsRemembered
-  const raw = 64 + 4 * Math.ceil(length / 4096) + requestTableBytes;
+  const raw = 64 + 16 + 4 * Math.ceil(length / 4096) + requestTableBytes; // fixed header, extension block
   return Math.ceil(raw / 4096) * 4096;
 }

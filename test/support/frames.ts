@@ -115,3 +115,79 @@ export function fixturePayload(bytes: number): Buffer {
   for (let i = 0; i < bytes; i++) b[i] = (i * 7 + 3) & 0xff;
   return b;
 }
+
+/** A list request (ListArgs): chunks strictly after `after` (all without it), at most `limit`. */
+export function listRequest(requestId: bigint, limit: number, after?: { inode: bigint; index: number }): Buffer {
+  const meta = Buffer.alloc(20);
+  if (after) chunkIdBytes(after.inode, after.index).copy(meta, 0);
+  meta.writeUInt32LE(after ? 1 : 0, 12);
+  meta.writeUInt32LE(limit, 16);
+  return Buffer.concat([encodeHeader({ opcode: OPCODE.list, requestId, metaBytes: meta.length, dataBytes: 0 }), meta]);
+}
+
+/** One entry of a list reply as the wire has it (frame.h ListEntry). */
+export interface ListEntryWire {
+  inode: bigint;
+  index: number;
+  commitVersion: bigint;
+  updateVersion: bigint;
+  length: number;
+  checksum: number;
+  corrupt: boolean;
+  /** The chain the replica's version was written for; 0 untagged. */
+  chainId: number;
+}
+
+/** ChunkId 12, ChunkMetaWire 24, flags u32, chainId u32. */
+export const LIST_ENTRY_BYTES = 44;
+const LIST_ENTRY_CORRUPT = 1;
+export const FLAG_REPLY = 1;
+
+/** A list reply's meta: count u32, then the entries. */
+export function listReplyMeta(entries: ListEntryWire[]): Buffer {
+  const meta = Buffer.alloc(4 + LIST_ENTRY_BYTES * entries.length);
+  meta.writeUInt32LE(entries.length, 0);
+  entries.forEach((e, i) => {
+    const at = 4 + i * LIST_ENTRY_BYTES;
+    chunkIdBytes(e.inode, e.index).copy(meta, at);
+    meta.writeBigUInt64LE(e.commitVersion, at + 12);
+    meta.writeBigUInt64LE(e.updateVersion, at + 20);
+    meta.writeUInt32LE(e.length, at + 28);
+    meta.writeUInt32LE(e.checksum, at + 32);
+    meta.writeUInt32LE(e.corrupt ? LIST_ENTRY_CORRUPT : 0, at + 36);
+    meta.writeUInt32LE(e.chainId, at + 40);
+  });
+  return meta;
+}
+
+/** A whole list reply frame (status ok), as a data server sends it. */
+export function listReply(requestId: bigint, entries: ListEntryWire[]): Buffer {
+  const meta = listReplyMeta(entries);
+  return Buffer.concat([encodeHeader({ opcode: OPCODE.list, flags: FLAG_REPLY, requestId, metaBytes: meta.length, dataBytes: 0 }), meta]);
+}
+
+/** Decodes a list reply's meta; throws on a size that is not count entries exactly. */
+export function decodeListReply(meta: Buffer): ListEntryWire[] {
+  const count = meta.readUInt32LE(0);
+  if (meta.length !== 4 + count * LIST_ENTRY_BYTES) throw new Error(`a list reply of ${count} entries has ${meta.length} bytes of meta`);
+  return Array.from({ length: count }, (_, i) => {
+    const at = 4 + i * LIST_ENTRY_BYTES;
+    return {
+      inode: meta.readBigUInt64BE(at),
+      index: meta.readUInt32BE(at + 8),
+      commitVersion: meta.readBigUInt64LE(at + 12),
+      updateVersion: meta.readBigUInt64LE(at + 20),
+      length: meta.readUInt32LE(at + 28),
+      checksum: meta.readUInt32LE(at + 32),
+      corrupt: (meta.readUInt32LE(at + 36) & LIST_ENTRY_CORRUPT) !== 0,
+      chainId: meta.readUInt32LE(at + 40),
+    };
+  });
+}
+
+/** The entries of the list-reply byte fixture (test/fixtures/dataplane/list-reply.bin). */
+export const LIST_REPLY_FIXTURE: ListEntryWire[] = [
+  { inode: 0x0102030405060708n, index: 9, commitVersion: 5n, updateVersion: 6n, length: 5000, checksum: 0xa1b2c3d4, corrupt: false, chainId: 7 },
+  { inode: 0x0102030405060708n, index: 10, commitVersion: 3n, updateVersion: 3n, length: 4096, checksum: 0x01020304, corrupt: false, chainId: 0 },
+  { inode: 0x1112131415161718n, index: 0, commitVersion: 0n, updateVersion: 0n, length: 0, checksum: 0, corrupt: true, chainId: 0 },
+];

@@ -139,6 +139,25 @@ describe('ChunkStore', () => {
     expect(readFileSync(join(t.dir, 'precious', 'data.txt'), 'utf8')).toBe('keep me');
   });
 
+  it('tags a version with the chain a write names, keeps it through untagged updates and a reopen, and lists it', async () => {
+    const { dir, store } = await open();
+    await store.write(chunk, 0, Buffer.alloc(6000, 1), { chainId: 0xfffffffe });
+    await store.write({ inode: 42n, index: 4 }, 0, Buffer.from('no chain'));
+    await store.write(chunk, 10, Buffer.from('update'));  // names no chain: keeps the tag
+    expect(() => store.write(chunk, 0, Buffer.from('x'), { chainId: -1 })).toThrow(RangeError);
+    expect(() => store.write(chunk, 0, Buffer.from('x'), { chainId: 2 ** 32 })).toThrow(RangeError);
+    store.close();
+    const again = await ChunkStore.open(dir);
+    cleanups.push(() => again.close());
+    expect((await again.list()).map((e) => [e.chunk.index, e.chainId])).toEqual([[3, 0xfffffffe], [4, 0]]);
+    // Format 3 on disk: the content sits after the fixed header, the extension block and the tables.
+    const [file] = committedChunkFiles(dir).filter((f) => f.endsWith('000000000000002a00000003.c'));
+    const want = Buffer.alloc(6000, 1);
+    Buffer.from('update').copy(want, 10);
+    expect(readFileSync(file!).subarray(contentOffset(6000), contentOffset(6000) + 6000).equals(want)).toBe(true);
+    expect(readFileSync(file!).readUInt32LE(64)).toBe(0xfffffffe);
+  });
+
   it('mirrors the native limits file', () => {
     const header = readFileSync(new URL('../../native/common/limits.h', import.meta.url), 'utf8');
     const value = (name: string) => {

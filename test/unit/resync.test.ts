@@ -53,7 +53,7 @@ describe('resync', () => {
       },
     });
 
-    const stats = await resync({ store: target.store, client: racing, sources: [source.server.address], removeAllowed: true });
+    const stats = await resync({ store: target.store, client: racing, sources: [source.server.address], chains: new Set([1]), removeAllowed: true });
     expect(written).toBe(true);
     // The acknowledged write is on both replicas, the same.
     const atSource = await source.store.read(reborn, 0, fresh.length);
@@ -63,6 +63,39 @@ describe('resync', () => {
     expect(atTarget.meta).toEqual(atSource.meta);
     await expect(target.store.stat(leftover)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(stats.removed).toBe(1);
+  });
+
+  it('copies from a source in several chains only the chunks of the chains resynced (and untagged ones), keeping their tags', async () => {
+    const source = await replica('resync-chains-src');
+    const target = await replica('resync-chains-dst');
+    const client = new ChunkClient({ transport: 'tcp' });
+    cleanups.push(() => client.close());
+    // The source is on chains 1 and 2 (tagged by the writes that made its chunks); an older
+    // millpond's chunk has no tag. The target is resynced for chain 1 only.
+    const ofChain1 = { inode: 20n, index: 0 }, ofChain2 = { inode: 20n, index: 1 }, untagged = { inode: 21n, index: 0 };
+    await source.store.write(ofChain1, 0, Buffer.alloc(5000, 1), { chainId: 1 });
+    await source.store.write(ofChain2, 0, Buffer.alloc(7000, 2), { chainId: 2 });
+    await source.store.write(untagged, 0, Buffer.alloc(3000, 3));
+    // A stale copy of chain 1's chunk is here: it is replaced, and keeps chain 1's tag.
+    await target.store.write(ofChain1, 0, Buffer.from('stale'), { updateVersion: 1 });
+    await source.store.write(ofChain1, 100, Buffer.from('newer'));  // version 2 there
+
+    const stats = await resync({ store: target.store, client, sources: [source.server.address], chains: new Set([1]), removeAllowed: true });
+    expect(stats).toMatchObject({ listed: 3, copied: 2, foreign: 1, removed: 0 });
+    expect(stats.copiedBytes).toBe(5000 + 3000);
+    const here = await target.store.list();
+    expect(here.map((e) => [e.chunk.inode, e.chunk.index, e.chainId])).toEqual([[20n, 0, 1], [21n, 0, 0]]);
+    for (const chunk of [ofChain1, untagged]) {
+      const want = await source.store.read(chunk, 0, 8192);
+      const got = await target.store.read(chunk, 0, 8192);
+      expect(got.data.equals(want.data)).toBe(true);
+      expect(got.meta).toEqual(want.meta);
+    }
+    await expect(target.store.stat(ofChain2)).rejects.toMatchObject({ code: 'ENOENT' });
+    // Resynced for both chains, the target gets chain 2's chunk too, tagged.
+    const both = await resync({ store: target.store, client, sources: [source.server.address], chains: new Set([1, 2]), removeAllowed: true });
+    expect(both).toMatchObject({ copied: 1, foreign: 0 });
+    expect((await target.store.list()).map((e) => e.chainId)).toEqual([1, 2, 0]);
   });
 
   it('a conditional remove refuses a chunk that changed and removes one that did not', async () => {
