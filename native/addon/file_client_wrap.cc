@@ -121,9 +121,9 @@ Napi::Value FileClientWrap::Attach(const Napi::CallbackInfo& info) {
       !GetCapability(info[3], &r.capability, &r.hasCapability)) {
     return ThrowType(env, "attach(inode, path, writable, capability?)");
   }
-  if (!client_) return RejectNow(env, Status::Closed("the file client is closed"));
   std::unique_ptr<FileHandle> handle;
-  Status s = client_->Attach(r, info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::Boolean>().Value(), &handle);
+  Status s = client_ ? client_->Attach(r, info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::Boolean>().Value(), &handle)
+                     : Status::Closed("the file client is closed");
   if (!s.ok()) {
     ThrowStatus(env, s);
     return env.Undefined();

@@ -41,5 +41,8 @@ describe('FileClientHandle', () => {
     } finally {
       client.close();
     }
+    const attachAfterClose = (() => { try { client.attach(inode, '/f', false); } catch (e) { return e; } })();
+    expect(attachAfterClose).toBeInstanceOf(MillpondError);
+    expect((attachAfterClose as MillpondError).code).toBe('ECLOSED');
   });
 });
