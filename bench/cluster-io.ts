@@ -2,7 +2,9 @@
  * cluster-io: the embedded default (`millpond up`'s cluster: mgmtd, meta on SQLite, three
  * storage targets, chains of three replicas) on this machine; one client writes a file
  * striped over the chains, then reads it back, through the FileSystem API. Beside it, in the
- * same run: iperf3 (one TCP stream) and dd with O_DIRECT on the same disk.
+ * same run: iperf3 (one TCP stream) and dd with O_DIRECT on the same disk, writing and then
+ * reading (page cache dropped): write_dd3_ratio = write / (dd write / 3), the ceiling of three
+ * replicas on one disk, and read_dd_ratio = read / dd read.
  */
 import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
@@ -68,6 +70,8 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     const ddFile = join(work.dir, 'dd.bin');
     const ddCount = Math.max(1, Math.floor(Math.min(bytes, 2 * GiB) / (4 * MiB)));
     const dd = await runDd(['if=/dev/zero', `of=${ddFile}`, 'bs=4M', `count=${ddCount}`, 'oflag=direct']);
+    await dropPageCache();
+    const ddRead = await runDd([`if=${ddFile}`, 'of=/dev/null', 'bs=4M', 'iflag=direct']);
 
     const figures = {
       size_MiB: pieces * pieceMiB,
@@ -82,6 +86,10 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       read_auth_ratio: round3(noauth.readMs / readMs),
       iperf3_GBps: round3(iperf3),
       dd_write_GBps: round3(dd.bytesPerSecond / 1e9),
+      dd_read_GBps: round3(ddRead.bytesPerSecond / 1e9),
+      /** The aims: a 3-replica write against a third of dd's, a cold read against dd's O_DIRECT read. */
+      write_dd3_ratio: round3(gbPerSecond(bytes, writeMs) / (dd.bytesPerSecond / 1e9 / 3)),
+      read_dd_ratio: round3(gbPerSecond(bytes, readMs) / (ddRead.bytesPerSecond / 1e9)),
     };
     printTable(`cluster-io: one client, a ${figures.size_MiB} MiB file over 12 chains of 3 replicas (${machineNote()})`, [
       ['path', 'GB/s'],
@@ -91,10 +99,12 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       ['millpond read, auth off', fmtGBps(figures.read_noauth_GBps)],
       ['iperf3, one TCP stream', fmtGBps(figures.iperf3_GBps)],
       ['dd O_DIRECT write, 4 MiB blocks', fmtGBps(figures.dd_write_GBps)],
+      ['dd O_DIRECT read, 4 MiB blocks', fmtGBps(figures.dd_read_GBps)],
     ]);
     console.log('\nA write crosses loopback three times (client -> head -> middle -> tail) and lands on the one disk three times,');
     console.log('so on one machine its ceiling is about dd/3; reads come from one replica.');
     console.log(`auth on / off: write ${figures.write_auth_ratio}, read ${figures.read_auth_ratio}`);
+    console.log(`write / (dd write / 3): ${figures.write_dd3_ratio}; read / dd read: ${figures.read_dd_ratio}`);
     for (const auth of [true, false]) {
       const t = timings.get(auth)!;
       console.log(`  rounds, auth ${auth ? 'on ' : 'off'} (GB/s): write ${t.writeMs.map((ms) => gbPerSecond(bytes, ms).toFixed(3)).join(' ')}; ` +
