@@ -20,6 +20,9 @@ import { FAST, run, until } from './support/processes.js';
 const storageMain = fileURLToPath(new URL('../../src/storage/main.ts', import.meta.url));
 const MiB = 1024 * 1024;
 
+/** 1 MiB chunks written to the 4 chains before the rebalance, 6 per chain. */
+const BULK_CHUNKS = 24;
+
 describe('admin: moves that cannot finish, nodes removed for good', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
@@ -33,14 +36,15 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
     cleanups.push(() => cluster.stop());
     const view = () => cluster.admin.admin<AdminView>('adminView');
 
-    // 8 MiB on the chains (every target holds every chain: 3 nodes, chains of 3), then a writer.
+    // 24 MiB on the chains, 6 MiB each (every target holds every chain: 3 nodes, chains of 3),
+    // then a writer.
     const routing = new RoutingClient({
       mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
       chunkClient: new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials }),
     });
     cleanups.push(() => (routing.close(), routing.mgmtd.close(), routing.chunks.close()));
     const bulk = (i: number) => Buffer.alloc(MiB, i + 1);
-    for (let i = 0; i < 8; i++) await routing.writeChunk((i % 4) + 1, { inode: 2n, index: i }, 0, bulk(i), { replace: true });
+    for (let i = 0; i < BULK_CHUNKS; i++) await routing.writeChunk((i % 4) + 1, { inode: 2n, index: i }, 0, bulk(i), { replace: true });
     const chunks = new Writer(cluster, 12, 3);
     cleanups.push(() => chunks.close());
     cleanups.push(() => chunks.stop());
@@ -51,9 +55,10 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
     await cluster.waitStates({ 104: 'serving' }, 10_000);
     const before = (await view()).chains.map((c) => [c.chainId, [...c.targets].sort()]);
     const acksBefore = chunks.acks;
-    // 1/16 MiB/s: a move copies its one chain's 2 MiB of bulk chunks (a resync copies only the
-    // chunks of its target's chains; the writer's chunks reach 104 forwarded), half a minute, far
-    // over the step timeout: one 1 MiB chunk alone takes 16 s, so no attempt copies any of them.
+    // 1/16 MiB/s: a move copies its one chain's 6 MiB of bulk chunks (a resync copies only the
+    // chunks of its target's chains). Each attempt's rate limit lets its first chunk through at
+    // once and pays for it after (16 s for 1 MiB), so an attempt copies one chunk within the step
+    // timeout, and the attempts of the retry window cannot copy six.
     await cluster.admin.admin('adminRebalance', { rateMiBs: 1 / 16 });
     await until(async () => (await view()).ops.moves.some((m) => m.joinedVersion !== undefined), 20_000, 'a move joined');
     const joined = await cluster.routing();
@@ -95,7 +100,7 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
     for (const c of r.chains) {
       expect(c.targets).toHaveLength(3);
       for (const id of c.targets) {
-        for (let i = c.chainId - 1; i < 8; i += 4) expect((await client.read(addressOf(id), { inode: 2n, index: i }, 0, MiB)).data.equals(bulk(i)), `chunk ${i} on ${id}`).toBe(true);
+        for (let i = c.chainId - 1; i < BULK_CHUNKS; i += 4) expect((await client.read(addressOf(id), { inode: 2n, index: i }, 0, MiB)).data.equals(bulk(i)), `chunk ${i} on ${id}`).toBe(true);
         for (const [index, generation] of chunks.acked) {
           if (Writer.chainOf(index) !== c.chainId) continue;
           expect(generationOf(index, (await client.read(addressOf(id), { inode: 1n, index }, 0, MiB)).data), `chunk ${index} on ${id}`).toBeGreaterThanOrEqual(generation);
