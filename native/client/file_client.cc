@@ -702,8 +702,7 @@ void FileHandle::Pieces(const std::vector<uint32_t>& chains, uint64_t offset, si
 
 // ---- reads
 
-Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytesRead) {
-  *bytesRead = 0;
+Status FileHandle::PrepareRead() {
   bool buffered;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -711,7 +710,12 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
     MP_RETURN_IF_ERROR(writeError_);
     buffered = bufferedBytes_ > 0;
   }
-  if (buffered) MP_RETURN_IF_ERROR(Flush());  // reads see this handle's writes
+  return buffered ? Flush() : Status::OK();  // reads see this handle's writes
+}
+
+Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytesRead) {
+  *bytesRead = 0;
+  MP_RETURN_IF_ERROR(PrepareRead());
 
   uint64_t fileLength;
   {
@@ -743,14 +747,7 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
 }
 
 Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
-  bool buffered;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return Status::Closed("file handle is closed");
-    MP_RETURN_IF_ERROR(writeError_);
-    buffered = bufferedBytes_ > 0;
-  }
-  if (buffered) MP_RETURN_IF_ERROR(Flush());
+  MP_RETURN_IF_ERROR(PrepareRead());
   std::vector<uint32_t> chains;
   MP_RETURN_IF_ERROR(Chains(&chains));
   std::map<uint32_t, std::vector<ChunkPiece>> byChain;

@@ -274,6 +274,8 @@ class FileHandle {
   // pieceBytesMax.
   void Pieces(const std::vector<uint32_t>& chains, uint64_t offset, size_t length, std::vector<ChunkPiece>* out,
               uint32_t pieceBytesMax = UINT32_MAX);
+  // Before a read: kClosed, a sticky flush failure, or this handle's buffered writes flushed.
+  Status PrepareRead();
   Status WriteThrough(uint64_t offset, const char* data, size_t length);
   Status CheckSession();
   void FlusherLoop();
