@@ -28,6 +28,7 @@
 #include "storage/chunk_store.h"
 #include "storage/data_server.h"
 #include "transport/frame.h"
+#include "transport/socket_io.h"
 
 namespace millpond {
 namespace {
@@ -906,6 +907,49 @@ TEST_F(TcpDataPlaneTest, HalfSentFrameIsDroppedAfterTheFrameTimeout) {
   RawReply r = ReadReply(idle);
   ASSERT_TRUE(r.ok) << "an idle connection survives the frame timeout";
   EXPECT_EQ(r.header.status, 0);
+}
+
+// A server that stalls mid-reply (paused with SIGSTOP while sending) must not hold a read its
+// caller abandoned (another replica answered a hedge): the call ends within a few timer ticks,
+// not at the request timeout, and the connection it held is closed.
+TEST_F(TcpDataPlaneTest, AbandonedReadStalledMidReplyEndsWithinTicks) {
+  UniqueFd listener;
+  uint16_t port = 0;
+  ASSERT_TRUE(ListenTcp("127.0.0.1", 0, &listener, &port).ok());
+  std::atomic<bool> peerClosed{false};
+  std::thread stalling([&] {
+    UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
+    if (!conn.valid()) return;
+    uint8_t raw[frame::kHeaderBytes];
+    frame::Header req;
+    if (!ReadExact(conn.get(), raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &req).ok()) return;
+    if (!SkipExact(conn.get(), uint64_t{req.metaBytes} + req.dataBytes, 5000).ok()) return;
+    frame::Header reply;
+    reply.opcode = req.opcode;
+    reply.flags = frame::kFlagReply;
+    reply.requestId = req.requestId;
+    reply.dataBytes = 1 << 20;
+    std::string head = EncodeHeader(reply) + std::string(1000, 'x');  // then nothing more
+    if (::send(conn.get(), head.data(), head.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(head.size())) return;
+    char c;
+    peerClosed = ReadExact(conn.get(), &c, 1, 15000, false).code() == StatusCode::kConnReset;
+  });
+  std::vector<char> buf(1 << 20);
+  auto abandon = std::make_shared<std::atomic<bool>>(false);
+  auto p = std::make_shared<std::promise<Status>>();
+  frame::ReadArgs a{kA, 0, 1 << 20, 0};
+  client_->Read("127.0.0.1:" + std::to_string(port), a, buf.data(),
+                [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr, abandon);
+  auto f = p->get_future();
+  EXPECT_EQ(f.wait_for(milliseconds(500)), std::future_status::timeout) << "the stalled reply is still awaited";
+  const auto abandonedAt = Clock::now();
+  abandon->store(true);
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "an abandoned read held on";
+  EXPECT_LT(Clock::now() - abandonedAt, milliseconds(1000));
+  EXPECT_EQ(f.get().code(), StatusCode::kTimedOut);
+  stalling.join();
+  EXPECT_TRUE(peerClosed) << "the connection that held the half reply is closed";
+  EXPECT_TRUE(Ping().ok()) << "other servers are unaffected";
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ int64_t NowMs() {
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-Status WaitReady(int fd, short events, int64_t deadlineMs) {
+Status WaitReady(int fd, short events, int64_t deadlineMs, const std::atomic<bool>* cancel) {
   for (;;) {
     int timeout = -1;
     if (deadlineMs >= 0) {
@@ -35,10 +35,16 @@ Status WaitReady(int fd, short events, int64_t deadlineMs) {
       if (left <= 0) return Status::TimedOut("peer stalled mid-frame");
       timeout = static_cast<int>(left);
     }
+    if (cancel != nullptr && (timeout < 0 || timeout > static_cast<int>(limits::kTimerTickMs)))
+      timeout = static_cast<int>(limits::kTimerTickMs);
     struct pollfd p = {fd, events, 0};
     int r = ::poll(&p, 1, timeout);
     if (r > 0) return Status::OK();
-    if (r == 0) return Status::TimedOut("peer stalled mid-frame");
+    if (r == 0) {
+      if (cancel != nullptr && cancel->load()) return Status::TimedOut("abandoned mid-frame");
+      if (deadlineMs >= 0 && NowMs() >= deadlineMs) return Status::TimedOut("peer stalled mid-frame");
+      continue;
+    }
     if (errno != EINTR) return Status::FromErrno(errno, "poll");
   }
 }
@@ -152,7 +158,7 @@ Status ListenTcp(const std::string& host, uint16_t port, UniqueFd* out, uint16_t
   return last;
 }
 
-Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk) {
+Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk, const std::atomic<bool>* cancel) {
   char* p = static_cast<char*>(dst);
   size_t done = 0;
   int64_t deadline = idleOk ? -1 : NowMs() + timeoutMs;
@@ -166,7 +172,7 @@ Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk) {
     if (r == 0) return Status::ConnReset(done == 0 ? "closed" : "peer closed mid-frame");
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, "recv");
-    MP_RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline));
+    MP_RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline, cancel));
   }
   return Status::OK();
 }
@@ -174,7 +180,8 @@ Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk) {
 namespace {
 
 // Sends or receives every byte the iovecs describe, within timeoutMs.
-Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bool sending) {
+Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bool sending,
+                   const std::atomic<bool>* cancel) {
   int64_t deadline = NowMs() + timeoutMs;
   AdvanceIov(&iov, &iovcnt, 0);  // skips leading empty entries
   while (iovcnt > 0) {
@@ -187,7 +194,7 @@ Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bo
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, sending ? "send" : "recv");
-      MP_RETURN_IF_ERROR(WaitReady(fd, sending ? POLLOUT : POLLIN, deadline));
+      MP_RETURN_IF_ERROR(WaitReady(fd, sending ? POLLOUT : POLLIN, deadline, cancel));
       continue;
     }
     AdvanceIov(&iov, &iovcnt, static_cast<size_t>(n));
@@ -197,8 +204,8 @@ Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bo
 
 }  // namespace
 
-Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
-  return TransferIov(fd, iov, iovcnt, timeoutMs, false);
+Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, const std::atomic<bool>* cancel) {
+  return TransferIov(fd, iov, iovcnt, timeoutMs, false, cancel);
 }
 
 Status SkipExact(int fd, size_t n, uint32_t timeoutMs) {
@@ -212,7 +219,7 @@ Status SkipExact(int fd, size_t n, uint32_t timeoutMs) {
 }
 
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
-  return TransferIov(fd, iov, iovcnt, timeoutMs, true);
+  return TransferIov(fd, iov, iovcnt, timeoutMs, true, nullptr);
 }
 
 Status SendfileAll(int sock, int fileFd, uint64_t offset, size_t n, uint32_t timeoutMs) {

@@ -3,6 +3,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,8 +16,10 @@ namespace millpond {
 // Monotonic milliseconds, for deadlines.
 int64_t NowMs();
 // Waits until fd is ready for `events` or the deadline passes (deadlineMs < 0: no deadline):
-// kTimedOut "peer stalled mid-frame".
-Status WaitReady(int fd, short events, int64_t deadlineMs);
+// kTimedOut "peer stalled mid-frame". `cancel` (optional): once it is true and the fd stayed
+// quiet for a whole limits::kTimerTickMs, kTimedOut "abandoned mid-frame": a reader that no
+// longer wants a reply stops waiting for a stalled peer, yet one still streaming goes on.
+Status WaitReady(int fd, short events, int64_t deadlineMs, const std::atomic<bool>* cancel = nullptr);
 
 // Splits "host:port"; the host may be a name or an IPv4/IPv6 literal ("[::1]:9000").
 Status ParseAddress(const std::string& address, std::string* host, uint16_t* port);
@@ -28,9 +31,12 @@ void SetDataSocketOptions(int fd);
 // Reads exactly n bytes. `idleOk`: before the first byte, wait without a deadline (an idle
 // connection between frames); once a byte arrived, the rest must come within timeoutMs.
 // EOF before the first byte is kConnReset with message "closed".
-Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk);
+// `cancel`: as for WaitReady.
+Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk,
+                 const std::atomic<bool>* cancel = nullptr);
 // Reads exactly the bytes the iovecs describe (the array is modified), within timeoutMs.
-Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
+Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs,
+                  const std::atomic<bool>* cancel = nullptr);
 // Discards n bytes, within timeoutMs.
 Status SkipExact(int fd, size_t n, uint32_t timeoutMs);
 // Writes every byte the iovecs describe (the array is modified); MSG_NOSIGNAL semantics.

@@ -231,9 +231,9 @@ class TcpClientConnection {
   }
 
   // Reads one sealed record of n bytes (then its tag) into openBuf_ and opens it there.
-  Status ReadRecord(size_t n, uint32_t timeoutMs) {
+  Status ReadRecord(size_t n, uint32_t timeoutMs, const std::atomic<bool>* cancel) {
     openBuf_.resize(n + kAeadTagBytes);
-    MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data(), openBuf_.size(), timeoutMs, false));
+    MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data(), openBuf_.size(), timeoutMs, false, cancel));
     return cipher_->Open(openBuf_.data(), n);
   }
 
@@ -314,8 +314,11 @@ class TcpClientConnection {
       return SkipExact(fd_.get(), uint64_t{h.metaBytes} + h.dataBytes, timeoutMs);
     }
     ClientCall* call = p.call;
+    // A reply its caller abandoned (a hedge won) while the server stalled mid-reply (paused)
+    // ends the connection: the call writes into the caller's buffer, so it cannot finish early.
+    const std::atomic<bool>* cancel = call->abandon.get();
     call->replyMeta.assign(h.metaBytes, '\0');
-    Status s = ReadExact(fd_.get(), call->replyMeta.data(), h.metaBytes, timeoutMs, false);
+    Status s = ReadExact(fd_.get(), call->replyMeta.data(), h.metaBytes, timeoutMs, false, cancel);
     uint64_t capacity = 0;
     for (const auto& v : call->replyData) capacity += v.iov_len;
     if (s.ok() && h.dataBytes > capacity)
@@ -330,7 +333,7 @@ class TcpClientConnection {
         iov.push_back({v.iov_base, n});
         left -= n;
       }
-      s = ReadvExact(fd_.get(), iov.data(), static_cast<int>(iov.size()), timeoutMs);
+      s = ReadvExact(fd_.get(), iov.data(), static_cast<int>(iov.size()), timeoutMs, cancel);
     }
     budget_->Give(p.budgetBytes);
     if (!s.ok()) {
@@ -349,12 +352,20 @@ class TcpClientConnection {
     if (h.metaBytes > limits::kFrameMetaBytesMax || h.dataBytes > limits::kFrameDataBytesMax)
       return Status::Protocol("reply larger than a frame may be");
     const uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
+    // A reply its caller abandoned while the server stalled mid-reply ends the connection
+    // (the call itself is already finished then, or is by Fail).
+    std::shared_ptr<const std::atomic<bool>> cancel;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pending_.find(h.requestId);
+      if (it != pending_.end()) cancel = it->second.call->abandon;
+    }
     std::string meta;
     if (h.metaBytes > 0) {
-      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs));
+      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs, cancel.get()));
       meta.assign(reinterpret_cast<const char*>(openBuf_.data()), h.metaBytes);
     }
-    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs));
+    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs, cancel.get()));
     Pending p{nullptr, {}, 0, false};
     {
       std::lock_guard<std::mutex> lock(mu_);
