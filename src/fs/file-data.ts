@@ -64,18 +64,29 @@ export class FileClient {
 }
 
 export class FileData {
+  /** The capability last handed to the native client, which keeps the latest of each right per file. */
+  private installed: Buffer | undefined;
+
   constructor(
     private readonly client: NativeFileClient,
     private readonly handle: NativeFileHandle,
     /** The file's data-plane capability; absent where the cluster has no secret. */
     private readonly capability?: FileCapability,
-  ) {}
+  ) {
+    this.installed = capability?.current; // attach() handed it over
+  }
 
-  /** Runs `io` with a current capability installed (renewed past half its life, or when a server says it expired). */
+  /**
+   * Runs `io` with a current capability installed (renewed past half its life, or when a
+   * server says it expired): a native call only when the capability changed, not per I/O.
+   */
   private io<T>(io: () => Promise<T>): Promise<T> {
     if (!this.capability) return io();
     return this.capability.use((wire) => {
-      if (wire) this.client.installCapability(wire);
+      if (wire && wire !== this.installed) {
+        this.client.installCapability(wire);
+        this.installed = wire;
+      }
       return io();
     });
   }
