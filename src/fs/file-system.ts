@@ -395,7 +395,9 @@ export class FileHandle {
     this.check('read');
     if (!Number.isSafeInteger(position) || position < 0) throw new RangeError('position must be a non-negative integer');
     const n = Math.max(0, Math.min(length, this.length - position, fsLimits.readBytesMax));
-    const out = Buffer.alloc(n);
+    // Unzeroed: the read fills every byte (holes and short chunks as zeros) or throws, and
+    // the buffer is returned only then.
+    const out = Buffer.allocUnsafe(n);
     if (n > 0) await attributed('read', this.path, () => this.data.read(position, out));
     return out;
   }

@@ -57,7 +57,12 @@ describe('cluster executor', () => {
       await Promise.all(executors.map((e) => e.ready));
       const sp = await init({ root: { kind: 'local', dir: `${tmp.dir}/js` }, executor: { kind: 'cluster', redis: redisUrl(), queue }, progress: false });
       try {
-        const df = sp.readParquet(events).repartition(4, { hashBy: 'id' }).map((r) => ({ id: r.id, pid: process.pid }), { schema: { id: 'BIGINT', pid: 'BIGINT' } });
+        // 8 tasks of ~150 ms (2 ms of work per row): one executor holds at most 4 at once (2
+        // slots, each with one task prefetched), so both run some however the queue wakes them.
+        const df = sp.readParquet(events).repartition(8, { hashBy: 'id' }).map((r) => {
+          for (const until = Date.now() + 2; Date.now() < until;) { /* a row's work */ }
+          return { id: r.id, pid: process.pid };
+        }, { schema: { id: 'BIGINT', pid: 'BIGINT' } });
         const rows = await df.takeAll();
         expect(rows.length).toBe(600);
         // The function ran in the executors' worker processes, not in this driver.
