@@ -7,22 +7,19 @@
  * get_ratio are gateway / FileSystem API. Then small objects: 4 KiB PUT, GET and HEAD ops/s
  * through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
  * through the FileSystem API at the same depth (the cluster's own cost of a small file).
+ * The clients of both kinds run in one process of their own (bench/s3-clients.ts), as they
+ * would on their own hosts: neither shares an event loop with the cluster or the gateway.
  * --gateway-profile DIR runs the gateway under --cpu-prof (profiles written at its exit);
  * --rounds N (default 2) repeats the large transfers, keeping the best of each.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmbedded } from '../src/cli/embedded.js';
-import { connect } from '../src/fs/index.js';
-import { crc32c } from '../src/index.js';
 import { MetaClient } from '../src/meta/meta-client.js';
-import { benchDir, fmtCount, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable, round3, runWithDepth } from './lib.js';
+import { benchDir, fmtCount, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, printJson, printTable, round3 } from './lib.js';
+import type { S3ClientTimings } from './s3-clients.js';
 
 /** The gateway as its own process, presenting the cluster's admin token (env, never argv). */
 async function startGatewayProcess(meta: string, mgmtd: string, auth: { token: string; serverKey: string }, profileDir: string | undefined): Promise<{ child: ChildProcess; endpoint: string }> {
@@ -39,6 +36,17 @@ async function startGatewayProcess(meta: string, mgmtd: string, auth: { token: s
   throw new Error('millpond s3 exited before it was up');
 }
 
+/** Runs bench/s3-clients.ts in its own process with `settings` (S3C_*) and returns its timings. */
+async function runClients(settings: Record<string, string>): Promise<S3ClientTimings> {
+  const env = { ...process.env, ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [`S3C_${k}`, v])) };
+  const child = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 's3-clients.ts')], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  let last = '';
+  for await (const line of createInterface({ input: child.stdout! })) last = line;
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`the bench's client process exited with ${code}`);
+  return JSON.parse(last) as S3ClientTimings;
+}
+
 export async function s3Bench(options: Map<string, string>): Promise<void> {
   const clients = intOption(options, 'clients', 16);
   const objectMiB = intOption(options, 'object-mib', 64);
@@ -51,79 +59,31 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
   });
   // Control-plane auth is on: the bench's clients and the gateway present the admin's token.
   const auth = { token: cluster.adminToken, serverKey: cluster.serverKey };
-  const fs = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp', ...auth });
   const meta = new MetaClient(cluster.meta, { auth });
   const key = await meta.accessKeyAdd({ uid: 0, gid: 0 });
   const gateway = await startGatewayProcess(cluster.meta, cluster.mgmtd, auth, options.get('gateway-profile'));
-  const agent = new Agent({ keepAlive: true, maxSockets: clients });
-  const s3 = new S3Client({
-    endpoint: gateway.endpoint, region: 'us-east-1', forcePathStyle: true,
-    credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpAgent: agent }),
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-  });
   try {
-    await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
-    await fs.mkdir('/fsapi');
-    const bodies = Array.from({ length: clients }, (_, c) => {
-      const b = Buffer.alloc(objectMiB * MiB);
-      for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((i * 2654435761 + c) >>> 0, i);
-      return b;
+    const t = await runClients({
+      CLIENTS: String(clients), OBJECT_MIB: String(objectMiB), SMALL_OPS: String(smallOps), ROUNDS: String(rounds),
+      META: cluster.meta, MGMTD: cluster.mgmtd, TOKEN: auth.token, SERVER_KEY: auth.serverKey,
+      ENDPOINT: gateway.endpoint, KEY_ID: key.accessKeyId, SECRET: key.secretAccessKey,
     });
-    const sums = bodies.map((b) => crc32c(b));
     const bytes = clients * objectMiB * MiB;
-    const timed = async (work: () => Promise<unknown>) => {
-      const started = nowMs();
-      await work();
-      return nowMs() - started;
-    };
-    // The FileSystem API first, then the gateway, then each once more: the better of two runs
-    // each, so neither side gains from going second on a warmed machine.
-    const results = { fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity };
-    for (let round = 0; round < rounds; round++) {
-      results.fsPut = Math.min(results.fsPut, await timed(() => Promise.all(bodies.map((b, c) => fs.writeFile(`/fsapi/obj-${c}`, b)))));
-      results.fsGet = Math.min(results.fsGet, await timed(() => Promise.all(bodies.map(async (_, c) => {
-        if (crc32c(await fs.readFile(`/fsapi/obj-${c}`)) !== sums[c]) throw new Error(`fs read of ${c} differs`);
-      }))));
-      results.s3Put = Math.min(results.s3Put, await timed(() => Promise.all(bodies.map((b, c) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `obj-${c}`, Body: b })))))) ;
-      results.s3Get = Math.min(results.s3Get, await timed(() => Promise.all(bodies.map(async (_, c) => {
-        // The body as it streams in (checksummed piece by piece), not gathered into one buffer
-        // by the SDK: the client's copying is not the gateway's cost.
-        const out = await s3.send(new GetObjectCommand({ Bucket: 'bench', Key: `obj-${c}` }));
-        let crc = 0;
-        for await (const piece of out.Body as Readable) crc = crc32c(piece as Buffer, crc);
-        if (crc !== sums[c]) throw new Error(`s3 read of ${c} differs`);
-      }))));
-    }
-    const small = Buffer.alloc(4096, 7);
-    const putMs = await timed(() => runWithDepth(smallOps, clients, (i) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}`, Body: small }))));
-    const getMs = await timed(() => runWithDepth(smallOps, clients, async (i) => {
-      const out = await s3.send(new GetObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}` }));
-      await out.Body!.transformToByteArray();
-    }));
-    const headMs = await timed(() => runWithDepth(smallOps, clients, (i) => s3.send(new HeadObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}` }))));
-    // The same through the FileSystem API, same depth: what the cluster gives a small file
-    // (open, one chunk write, close; open and read; stat), which the gateway's ops build on.
-    await fs.mkdir('/fsapi/small');
-    const fsWriteMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.writeFile(`/fsapi/small/${i % 1000}`, small)));
-    const fsReadMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.readFile(`/fsapi/small/${i % 1000}`)));
-    const fsStatMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.stat(`/fsapi/small/${i % 1000}`)));
-
     const figures = {
       clients,
       object_MiB: objectMiB,
-      fs_put_GBps: round3(gbPerSecond(bytes, results.fsPut)),
-      s3_put_GBps: round3(gbPerSecond(bytes, results.s3Put)),
-      put_ratio: round3(results.fsPut / results.s3Put),
-      fs_get_GBps: round3(gbPerSecond(bytes, results.fsGet)),
-      s3_get_GBps: round3(gbPerSecond(bytes, results.s3Get)),
-      get_ratio: round3(results.fsGet / results.s3Get),
-      small_put_ops: Math.round(smallOps / (putMs / 1000)),
-      small_get_ops: Math.round(smallOps / (getMs / 1000)),
-      small_head_ops: Math.round(smallOps / (headMs / 1000)),
-      small_fs_write_ops: Math.round(smallOps / (fsWriteMs / 1000)),
-      small_fs_read_ops: Math.round(smallOps / (fsReadMs / 1000)),
-      small_fs_stat_ops: Math.round(smallOps / (fsStatMs / 1000)),
+      fs_put_GBps: round3(gbPerSecond(bytes, t.fsPut)),
+      s3_put_GBps: round3(gbPerSecond(bytes, t.s3Put)),
+      put_ratio: round3(t.fsPut / t.s3Put),
+      fs_get_GBps: round3(gbPerSecond(bytes, t.fsGet)),
+      s3_get_GBps: round3(gbPerSecond(bytes, t.s3Get)),
+      get_ratio: round3(t.fsGet / t.s3Get),
+      small_put_ops: Math.round(smallOps / (t.putMs / 1000)),
+      small_get_ops: Math.round(smallOps / (t.getMs / 1000)),
+      small_head_ops: Math.round(smallOps / (t.headMs / 1000)),
+      small_fs_write_ops: Math.round(smallOps / (t.fsWriteMs / 1000)),
+      small_fs_read_ops: Math.round(smallOps / (t.fsReadMs / 1000)),
+      small_fs_stat_ops: Math.round(smallOps / (t.fsStatMs / 1000)),
     };
     printTable(`s3: ${clients} clients, ${objectMiB} MiB objects, embedded cluster, chains of 3 (${machineNote()})`, [
       ['path', 'PUT / write', 'GET / read'],
@@ -139,12 +99,9 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
     ]);
     printJson('s3', figures);
   } finally {
-    s3.destroy();
-    agent.destroy();
     gateway.child.kill('SIGTERM');
     await once(gateway.child, 'exit');
     meta.disconnect();
-    fs.close();
     await cluster.stop();
     work.cleanup();
   }

@@ -1,0 +1,90 @@
+/**
+ * The client side of the s3 bench, in its own process (as clients run on their own hosts): the
+ * cluster's processes and the gateway do not share an event loop with the clients' hashing
+ * and copying, and both kinds of client, the AWS SDK's and the FileSystem API's, run here alike.
+ * Reads its settings from the environment (S3C_*; secrets never on argv), runs the phases and
+ * prints one JSON line of timings (ms).
+ */
+import { Agent } from 'node:http';
+import type { Readable } from 'node:stream';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { connect } from '../src/fs/index.js';
+import { crc32c } from '../src/index.js';
+import { MiB, nowMs, runWithDepth } from './lib.js';
+
+export interface S3ClientTimings {
+  fsPut: number; fsGet: number; s3Put: number; s3Get: number;
+  putMs: number; getMs: number; headMs: number; fsWriteMs: number; fsReadMs: number; fsStatMs: number;
+}
+
+const env = (name: string): string => {
+  const v = process.env[`S3C_${name}`];
+  if (v === undefined) throw new Error(`S3C_${name} is not set`);
+  return v;
+};
+const clients = Number(env('CLIENTS'));
+const objectMiB = Number(env('OBJECT_MIB'));
+const smallOps = Number(env('SMALL_OPS'));
+const rounds = Number(env('ROUNDS'));
+const auth = { token: env('TOKEN'), serverKey: env('SERVER_KEY') };
+
+const fs = await connect({ meta: env('META'), mgmtd: [env('MGMTD')], transport: 'tcp', ...auth });
+const agent = new Agent({ keepAlive: true, maxSockets: clients });
+const s3 = new S3Client({
+  endpoint: env('ENDPOINT'), region: 'us-east-1', forcePathStyle: true,
+  credentials: { accessKeyId: env('KEY_ID'), secretAccessKey: env('SECRET') },
+  requestHandler: new NodeHttpHandler({ httpAgent: agent }),
+  requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+});
+try {
+  await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
+  await fs.mkdir('/fsapi');
+  const bodies = Array.from({ length: clients }, (_, c) => {
+    const b = Buffer.alloc(objectMiB * MiB);
+    for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((i * 2654435761 + c) >>> 0, i);
+    return b;
+  });
+  const sums = bodies.map((b) => crc32c(b));
+  const timed = async (work: () => Promise<unknown>) => {
+    const started = nowMs();
+    await work();
+    return nowMs() - started;
+  };
+  // The FileSystem API first, then the gateway, then each once more: the better of the runs
+  // each, so neither side gains from going second on a warmed machine.
+  const t: S3ClientTimings = { fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity, putMs: 0, getMs: 0, headMs: 0, fsWriteMs: 0, fsReadMs: 0, fsStatMs: 0 };
+  for (let round = 0; round < rounds; round++) {
+    t.fsPut = Math.min(t.fsPut, await timed(() => Promise.all(bodies.map((b, c) => fs.writeFile(`/fsapi/obj-${c}`, b)))));
+    t.fsGet = Math.min(t.fsGet, await timed(() => Promise.all(bodies.map(async (_, c) => {
+      if (crc32c(await fs.readFile(`/fsapi/obj-${c}`)) !== sums[c]) throw new Error(`fs read of ${c} differs`);
+    }))));
+    t.s3Put = Math.min(t.s3Put, await timed(() => Promise.all(bodies.map((b, c) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `obj-${c}`, Body: b }))))));
+    t.s3Get = Math.min(t.s3Get, await timed(() => Promise.all(bodies.map(async (_, c) => {
+      // The body as it streams in (checksummed piece by piece), not gathered into one buffer
+      // by the SDK: the client's copying is not the gateway's cost.
+      const out = await s3.send(new GetObjectCommand({ Bucket: 'bench', Key: `obj-${c}` }));
+      let crc = 0;
+      for await (const piece of out.Body as Readable) crc = crc32c(piece as Buffer, crc);
+      if (crc !== sums[c]) throw new Error(`s3 read of ${c} differs`);
+    }))));
+  }
+  const small = Buffer.alloc(4096, 7);
+  t.putMs = await timed(() => runWithDepth(smallOps, clients, (i) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}`, Body: small }))));
+  t.getMs = await timed(() => runWithDepth(smallOps, clients, async (i) => {
+    const out = await s3.send(new GetObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}` }));
+    await out.Body!.transformToByteArray();
+  }));
+  t.headMs = await timed(() => runWithDepth(smallOps, clients, (i) => s3.send(new HeadObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}` }))));
+  // The same through the FileSystem API, same depth: what the cluster gives a small file
+  // (open, one chunk write, close; open and read; stat), which the gateway's ops build on.
+  await fs.mkdir('/fsapi/small');
+  t.fsWriteMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.writeFile(`/fsapi/small/${i % 1000}`, small)));
+  t.fsReadMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.readFile(`/fsapi/small/${i % 1000}`)));
+  t.fsStatMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.stat(`/fsapi/small/${i % 1000}`)));
+  console.log(JSON.stringify(t));
+} finally {
+  s3.destroy();
+  agent.destroy();
+  fs.close();
+}
