@@ -7,6 +7,8 @@ export const limits = {
   chunkSizeBytesMax: 64 * 1024 * 1024,
   chunkSizeBytesDefault: 4 * 1024 * 1024,
   chunkBlockBytes: 4096,
+  /** Reads from this size on bypass the page cache (O_DIRECT), straight into block-aligned memory. */
+  directReadBytesMin: 256 * 1024,
   batchReadEntriesMax: 4096,
   batchReadBytesMax: 64 * 1024 * 1024,
   listReplyEntriesMax: 2048,

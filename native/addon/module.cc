@@ -20,7 +20,7 @@ Napi::Value SetErrorClassJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// allocAligned(bytes): a Buffer on block-aligned memory, so O_DIRECT writes need no copy.
+// allocAligned(bytes): a Buffer on block-aligned memory, so O_DIRECT reads and writes need no copy.
 Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) return ThrowType(env, "allocAligned(bytes)");
@@ -31,8 +31,13 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
     delete buf;
     return ThrowType(env, "allocAligned: out of memory");
   }
+  // V8 is told of the memory, so garbage collection keeps pace with large buffers.
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   return Napi::Buffer<char>::New(env, buf->data(), static_cast<size_t>(bytes),
-                                 [](Napi::Env, char*, AlignedBuffer* b) { delete b; }, buf);
+                                 [bytes](Napi::Env e, char*, AlignedBuffer* b) {
+                                   Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+                                   delete b;
+                                 }, buf);
 }
 
 // crc32c(buffer, seed = 0): the checksum millpond uses everywhere, for tests and tools.

@@ -7,11 +7,11 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
-import { fsLimits } from '../limits.js';
+import { fsLimits, limits } from '../limits.js';
 import { findClientAuth } from '../auth/credentials.js';
 import { MetaClient, MetaClientView } from '../meta/meta-client.js';
 import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../protocol/meta-types.js';
-import type { TransportChoice } from '../native/binding.js';
+import { addon, type TransportChoice } from '../native/binding.js';
 import { FileCapability } from './file-capability.js';
 import { FileClient, type FileData } from './file-data.js';
 import { fileChainsIn } from './file-chains.js';
@@ -396,8 +396,9 @@ export class FileHandle {
     if (!Number.isSafeInteger(position) || position < 0) throw new RangeError('position must be a non-negative integer');
     const n = Math.max(0, Math.min(length, this.length - position, fsLimits.readBytesMax));
     // Unzeroed: the read fills every byte (holes and short chunks as zeros) or throws, and
-    // the buffer is returned only then.
-    const out = Buffer.allocUnsafe(n);
+    // the buffer is returned only then. A large one is block-aligned, so the local reads'
+    // O_DIRECT lands in it without a staging copy.
+    const out = n >= limits.directReadBytesMin ? addon.allocAligned(n) : Buffer.allocUnsafe(n);
     if (n > 0) await attributed('read', this.path, () => this.data.read(position, out));
     return out;
   }
