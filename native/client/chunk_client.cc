@@ -175,9 +175,11 @@ void ChunkClient::Write(const std::string& address, frame::WriteArgs args, const
 }
 
 void ChunkClient::BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
-                            const std::vector<char*>& dsts, BatchDone done, const std::vector<Capability>* caps) {
+                            const std::vector<char*>& dsts, BatchDone done, const std::vector<Capability>* caps,
+                            Abandon abandon) {
   Op* op = new Op;
   op->opcode = frame::kBatchRead;
+  op->abandon = std::move(abandon);
   frame::PutU32(&op->meta, static_cast<uint32_t>(reads.size()));
   for (size_t i = 0; i < reads.size(); i++) {
     frame::Put(&op->meta, reads[i]);

@@ -70,7 +70,8 @@ class ChunkClient {
   // dsts[i] receives reads[i].length bytes (zero-padded past a short read). `caps`: one per
   // inode the reads touch (may be null).
   void BatchRead(const std::string& address, const std::vector<frame::ReadArgs>& reads,
-                 const std::vector<char*>& dsts, BatchDone done, const std::vector<Capability>* caps = nullptr);
+                 const std::vector<char*>& dsts, BatchDone done, const std::vector<Capability>* caps = nullptr,
+                 Abandon abandon = nullptr);
   void Stat(const std::string& address, const ChunkId& chunk, MetaDone done, const Capability* cap = nullptr);
   void Commit(const std::string& address, const frame::CommitArgs& args, MetaDone done);
   void Remove(const std::string& address, const ChunkId& chunk, Done done);

@@ -146,26 +146,12 @@ struct FileClient::Run {
 Status FileClient::ReadPieces(std::vector<ChunkPiece>* pieces) { return RunPieces(false, pieces); }
 Status FileClient::WritePieces(std::vector<ChunkPiece>* pieces) { return RunPieces(true, pieces); }
 
-void FileClient::RecordReadLatency(Clock::duration d) {
-  const uint32_t us = static_cast<uint32_t>(
-      std::min<int64_t>(UINT32_MAX, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
-  MutexLock lock(&latencyMu_);
-  latencyUs_[latencyNext_++ % latencyUs_.size()] = us;
-  latencyCount_ = std::min<size_t>(latencyCount_ + 1, latencyUs_.size());
+std::chrono::milliseconds FileClient::ReadHedgeDelay() {
+  return chunkReadLatency_.HedgeDelay(limits::kReadHedgeDelayMsMin, limits::kReadHedgeDelayMsMax);
 }
 
-std::chrono::milliseconds FileClient::ReadHedgeDelay() {
-  std::vector<uint32_t> samples;
-  {
-    MutexLock lock(&latencyMu_);
-    samples.assign(latencyUs_.begin(), latencyUs_.begin() + latencyCount_);
-  }
-  // Too few answers seen to know what slow is: the upper bound.
-  if (samples.size() < limits::kReadHedgeSamplesMin) return std::chrono::milliseconds(limits::kReadHedgeDelayMsMax);
-  auto mid = samples.begin() + samples.size() / 2;
-  std::nth_element(samples.begin(), mid, samples.end());
-  const uint64_t ms = uint64_t{*mid} * limits::kReadHedgeMedianFactor / 1000;
-  return std::chrono::milliseconds(std::clamp<uint64_t>(ms, limits::kReadHedgeDelayMsMin, limits::kReadHedgeDelayMsMax));
+std::chrono::milliseconds FileClient::BatchReadHedgeDelay() {
+  return batchReadLatency_.HedgeDelay(limits::kReadHedgeDelayMsMin, limits::kBatchReadHedgeDelayMsMax);
 }
 
 Status FileClient::RunPieces(bool write, std::vector<ChunkPiece>* pieces) {
@@ -378,7 +364,7 @@ void FileClient::Handle(Run* run, size_t index, int slot, const Status& s, uint3
     Op::Attempt& a = op.attempts[slot];
     a.inflight = false;
     address = a.address;
-    if (!run->write && s.ok()) RecordReadLatency(now - a.sentAt);
+    if (!run->write && s.ok()) chunkReadLatency_.Record(now - a.sentAt);
   }
   if (!run->write) {
     if (op.winner != -1 || !run->first.ok()) {  // decided: wait for the other request's end
@@ -771,6 +757,9 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
     std::string address;
     bool tail = false;  // a hole there is a hole (the tail commits first)
     std::vector<ChunkPiece> pieces;
+    std::shared_ptr<std::atomic<bool>> abandon = std::make_shared<std::atomic<bool>>(false);
+    bool done = false;
+    Clock::time_point answeredAt;
     Status status;
     std::vector<BatchReadResult> results;
   };
@@ -788,7 +777,7 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
       if (batches.empty() || batches.back().pieces.empty() || batches.back().pieces[0].chainId != chainId ||
           batches.back().pieces.size() == limits::kBatchReadEntriesMax ||
           bytes + p.lengthBytes > limits::kBatchReadBytesMax) {
-        batches.push_back(Batch{route.serving[pick], pick + 1 == route.serving.size(), {}, Status::OK(), {}});
+        batches.push_back(Batch{route.serving[pick], pick + 1 == route.serving.size()});
         bytes = 0;
       }
       batches.back().pieces.push_back(p);
@@ -798,6 +787,8 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
   std::mutex doneMu;
   std::condition_variable doneCv;
   size_t pending = batches.size();
+  const auto hedgeDelay = client_->BatchReadHedgeDelay();
+  const auto sentAt = Clock::now();
   for (Batch& b : batches) {
     std::vector<frame::ReadArgs> reads;
     std::vector<char*> dsts;
@@ -815,15 +806,29 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
           std::lock_guard<std::mutex> lock(doneMu);
           b.status = s;
           b.results = results;
+          b.done = true;
+          b.answeredAt = Clock::now();
           if (--pending == 0) doneCv.notify_all();
         },
-        caps.empty() ? nullptr : &caps);
+        caps.empty() ? nullptr : &caps, b.abandon);
   }
   {
+    // A replica that has not answered a batch within the hedge delay (paused, or far behind)
+    // is given up on: its pieces are read again below, each hedged on its own. The abandoned
+    // request ends within a timer tick; until then it may write the pieces' buffers, so it
+    // is waited for.
     std::unique_lock<std::mutex> lock(doneMu);
-    doneCv.wait(lock, [&] { return pending == 0; });
+    if (!doneCv.wait_until(lock, sentAt + hedgeDelay, [&] { return pending == 0; })) {
+      for (Batch& b : batches) {
+        if (b.done) continue;
+        b.abandon->store(true);
+        client_->mutable_counters().hedgedReads++;
+      }
+      doneCv.wait(lock, [&] { return pending == 0; });
+    }
   }
   for (Batch& b : batches) {
+    if (b.status.ok()) client_->RecordBatchReadLatency(b.answeredAt - sentAt);
     for (size_t i = 0; i < b.pieces.size(); i++) {
       ChunkPiece& p = b.pieces[i];
       const BatchReadResult* r = b.status.ok() && i < b.results.size() ? &b.results[i] : nullptr;

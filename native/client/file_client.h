@@ -18,7 +18,10 @@
 //  - a read not answered within the hedge delay (limits::kReadHedgeMedianFactor times the
 //    median of recent chunk reads, within [kReadHedgeDelayMsMin, kReadHedgeDelayMsMax]) is
 //    also sent to the next replica; the first valid answer wins and the other request is
-//    abandoned (a paused server must not stall readers for the whole request timeout);
+//    abandoned (a paused server must not stall readers for the whole request timeout); a
+//    batched read slower than the same factor times the median of recent batches (within
+//    [kReadHedgeDelayMsMin, kBatchReadHedgeDelayMsMax]) is abandoned and its pieces read one
+//    by one, each hedged so;
 //  - while requests wait, the routing is watched: a request to a target that left the
 //    serving replicas (reads) or a head the routing replaced (writes) is abandoned at once,
 //    and the write is resent to the new head.
@@ -39,6 +42,7 @@
 #include <vector>
 
 #include "client/chunk_client.h"
+#include "client/latency_window.h"
 #include "client/meta_client.h"
 #include "client/mgmtd_client.h"
 #include "client/read_ahead.h"
@@ -139,6 +143,9 @@ class FileClient {
                      std::function<void(bool)> done, ChunkClient::Abandon abandon = nullptr);
   // How long a chunk read may take before a second replica is asked too (see above).
   std::chrono::milliseconds ReadHedgeDelay();
+  // How long a batched read may take before it is given up on (see above).
+  std::chrono::milliseconds BatchReadHedgeDelay();
+  void RecordBatchReadLatency(std::chrono::steady_clock::duration d) { batchReadLatency_.Record(d); }
   // The read-ahead state shared by every handle of `inode` (null without read-ahead).
   std::shared_ptr<ReadAhead> ReadAheadFor(const Inode& inode);
   // Buffers of prefetched chunks, reused across files: fresh ones would cost page faults.
@@ -173,7 +180,6 @@ class FileClient {
   void Watch(Run* run);
   // Sends reads slower than the hedge delay to a second replica; *wake: the next such moment.
   void Hedge(Run* run, std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point* wake);
-  void RecordReadLatency(std::chrono::steady_clock::duration d);
   // Capabilities of open files, one per inode (the widest rights any handle was given).
   // Two slots: the freshest capability granting read, and the one granting write (one
   // capability granting both fills both). Handles of one inode may hold different rights (a
@@ -204,10 +210,8 @@ class FileClient {
   std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
   std::unique_ptr<ChunkClient> chunks_;
   BufferPool readAheadBuffers_{limits::kFileReadAheadPoolBytesMax};
-  Mutex latencyMu_;
-  std::array<uint32_t, limits::kReadHedgeSamplesMax> latencyUs_ GUARDED_BY(latencyMu_){};  // recent answers
-  size_t latencyNext_ GUARDED_BY(latencyMu_) = 0;
-  size_t latencyCount_ GUARDED_BY(latencyMu_) = 0;
+  LatencyWindow chunkReadLatency_;  // chunk reads' answers: their hedge delay
+  LatencyWindow batchReadLatency_;  // batched reads' answers: theirs
   Mutex readAheadMu_;
   // By (inode, mtimeMs, lengthBytes) at open.
   std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_ GUARDED_BY(readAheadMu_);

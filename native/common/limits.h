@@ -171,6 +171,10 @@ constexpr uint32_t kReadHedgeDelayMsMin = 20;
 constexpr uint32_t kReadHedgeDelayMsMax = 300;
 constexpr size_t kReadHedgeSamplesMax = 64;
 constexpr size_t kReadHedgeSamplesMin = 8;
+// Batched reads (FileHandle::ReadBatch) hedge on their own answer times, not chunk reads': a
+// batch carries up to kBatchReadEntriesMax reads. One slower than the factor times their
+// median, within [kReadHedgeDelayMsMin, this], is abandoned and its pieces read one by one.
+constexpr uint32_t kBatchReadHedgeDelayMsMax = 1000;
 constexpr uint32_t kFileChunksInflightDefault = 8;       // chunk reads or writes of one call at once
 constexpr uint32_t kFileChunksInflightMax = 256;
 constexpr size_t kFileWriteBehindBytesDefault = size_t{64} << 20;   // buffered writes per handle
@@ -220,6 +224,7 @@ static_assert(kServerBufferWaitMs < kClientTimeoutMsDefault, "a server's wait fo
 static_assert(kRdmaResourceWaitMsMax < kClientTimeoutMsDefault, "an RDMA server's wait for blocks inside the request");
 static_assert(kRdmaHandshakeTimeoutMs < kClientTimeoutMsDefault, "an RDMA handshake inside the request");
 static_assert(kReadHedgeDelayMsMax < kClientTimeoutMsDefault, "a hedge starts long before the request times out");
+static_assert(kBatchReadHedgeDelayMsMax < kClientTimeoutMsDefault, "a batch is given up on before it times out");
 static_assert(kTimerTickMs < kReadHedgeDelayMsMax, "deadlines are checked often enough for hedges");
 
 }  // namespace millpond::limits

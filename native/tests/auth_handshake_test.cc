@@ -3,6 +3,7 @@
 // a wrong key, or nothing; and a server without a secret facing a client with credentials.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "common/aead.h"
 #include "common/auth.h"
 #include "common/buffer_pool.h"
+#include "transport/socket_io.h"
 #include "transport/transport.h"
 
 namespace millpond {
@@ -161,6 +163,36 @@ TEST(FrameCipherTest, OpensOnlyWhatWasSealedInOrderUnderItsKey) {
     copy = rec;
     EXPECT_EQ(wrong.Open(copy.data(), plain.size()).code(), StatusCode::kAuth);  // another key
   }
+}
+
+// A server that accepts and then says nothing (paused with SIGSTOP: the kernel still completes
+// TCP connects) holds a new connection in its handshake for the whole connect timeout. A call
+// queued behind that handshake whose caller abandoned it (a hedge won elsewhere) ends within
+// ticks, not when the handshake gives up.
+TEST_F(AuthHandshake, AnAbandonedCallEndsWhileTheHandshakeWaitsOnASilentServer) {
+  UniqueFd listener;
+  uint16_t port = 0;
+  ASSERT_TRUE(ListenTcp("127.0.0.1", 0, &listener, &port).ok());
+  ClientTransportOptions o;
+  o.credentials = ClientCredentials::ForNode(secret_, 7);
+  auto client = NewTcpClientTransport(o);
+  auto abandon = std::make_shared<std::atomic<bool>>(false);
+  std::promise<void> done;
+  ClientCall call;
+  call.opcode = 8;  // ping
+  call.timeoutMs = 5000;
+  call.abandon = abandon;
+  call.done = [&](ClientCall*) { done.set_value(); };
+  client->Submit("127.0.0.1:" + std::to_string(port), &call);
+  auto f = done.get_future();
+  EXPECT_EQ(f.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout) << "the handshake is still waiting";
+  const auto abandonedAt = std::chrono::steady_clock::now();
+  abandon->store(true);
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_LT(std::chrono::steady_clock::now() - abandonedAt, std::chrono::milliseconds(1000))
+      << "the call waited for the handshake's timeout";
+  EXPECT_EQ(call.status.code(), StatusCode::kTimedOut) << call.status.ToString();
+  client->Close();
 }
 
 }  // namespace

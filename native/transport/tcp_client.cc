@@ -76,6 +76,9 @@ class TcpClientConnection {
       : address_(std::move(address)), options_(options), budget_(budget),
         counters_(counters), queued_(queued) {
     sender_ = std::thread([this] { SendLoop(); });
+    receiver_ = std::thread([this] {
+      if (AwaitConnected()) ReceiveLoop();
+    });
   }
 
   ~TcpClientConnection() { Close(Status::Closed("client closed")); }
@@ -127,7 +130,9 @@ class TcpClientConnection {
       queued.swap(queue_);
       pending.swap(pending_);
       if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
+      if (handshakeFd_ >= 0) ::shutdown(handshakeFd_, SHUT_RDWR);
       cv_.notify_all();
+      connectedCv_.notify_all();
     }
     budget_->Wake();
     for (ClientCall* c : queued) Finish(c, why);
@@ -140,8 +145,16 @@ class TcpClientConnection {
   void SendLoop() {
     UniqueFd fd;
     Status s = ConnectTcp(address_, options_.connectTimeoutMs, &fd);
-    if (s.ok() && options_.credentials.present())
+    if (s.ok() && options_.credentials.present()) {
+      {  // Close() during the handshake shuts this socket, so the handshake ends at once.
+        std::lock_guard<std::mutex> lock(mu_);
+        if (dead_) return;
+        handshakeFd_ = fd.get();
+      }
       s = AuthenticateToServer(fd.get(), options_.credentials, options_.connectTimeoutMs, false, &cipher_);
+      std::lock_guard<std::mutex> lock(mu_);
+      handshakeFd_ = -1;  // before fd may close below
+    }
     if (!s.ok()) {
       Fail(s.code() == StatusCode::kAuth || s.code() == StatusCode::kEncryption
                ? Status(s.code(), address_ + ": " + s.message()) : s);
@@ -151,9 +164,9 @@ class TcpClientConnection {
       std::lock_guard<std::mutex> lock(mu_);
       if (dead_) return;
       fd_ = std::move(fd);
+      connectedCv_.notify_all();
     }
     counters_->connectionsOpened++;
-    receiver_ = std::thread([this] { ReceiveLoop(); });
     for (;;) {
       ClientCall* call;
       {
@@ -235,6 +248,22 @@ class TcpClientConnection {
     openBuf_.resize(n + kAeadTagBytes);
     MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data(), openBuf_.size(), timeoutMs, false, cancel));
     return cipher_->Open(openBuf_.data(), n);
+  }
+
+  // The receiver thread until the sender connected and authenticated (true) or the connection
+  // died (false). Meanwhile, calls queued here that their callers abandoned (a hedge won
+  // elsewhere) end each tick, not after a connect and handshake that a paused server lets run
+  // for the whole connect timeout.
+  bool AwaitConnected() {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (connectedCv_.wait_for(lock, std::chrono::milliseconds(limits::kTimerTickMs),
+                                  [this] { return dead_ || fd_.valid(); }))
+          return !dead_;
+      }
+      ExpireDeadlines();
+    }
   }
 
   // Fails calls whose deadline passed or that were abandoned. Their late replies are
@@ -434,8 +463,10 @@ class TcpClientConnection {
   uint64_t nextRequestId_ = 1;  // sender thread only
   Clock::time_point lastExpiry_;  // receiver thread only
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;                    // the sender's: calls queued, or dead
+  std::condition_variable connectedCv_;           // the receiver's: fd_ set, or dead
   UniqueFd fd_;                                   // set once by the sender thread
+  int handshakeFd_ = -1;                          // GUARDED_BY(mu_): the socket while it authenticates
   std::unique_ptr<FrameCipher> cipher_;           // set before fd_; null: frames in the clear
   std::vector<uint8_t> sealBuf_;                  // sender thread only
   std::vector<uint8_t> openBuf_;                  // receiver thread only
