@@ -15,10 +15,13 @@
  *    it runs. The daemon's resync waits for a pass under way to end before it looks at a local
  *    chunk, so it never finds a chunk up to date that a pass then removes.
  *  - The rule is asked again right before each removal: a routing applied meanwhile counts.
- *  - Only the exact version listed, committed, without a pending version (a write in flight) and
- *    undamaged (removeIfUnchanged, as resync's removal). A chain write reaches the target only
- *    once its daemon placed it on the chain (the data server refuses writes of other chains),
- *    and one that landed since the listing changed the version, so the removal refuses.
+ *  - Only the exact version listed (removeIfUnchanged, as resync's removal). A chain write or
+ *    forward reaches the target only once its daemon placed it on the chain (the data server
+ *    refuses them for chains it is not on, and placing stops the clock), and anything that
+ *    changed the chunk since the listing makes the removal refuse. So a pending version on a
+ *    stray chain is one its chain abandoned (a forward whose successor failed before the target
+ *    left): it goes too, as does a damaged chunk whose tag is readable (scrub repairs only from
+ *    replicas of the target's own chains, so nothing would ever repair it).
  */
 import type { ChunkStore } from '../chunk/chunk-store.js';
 import { clusterLimits } from '../limits.js';
@@ -94,14 +97,12 @@ export async function sweepPass(o: SweepPassOptions): Promise<ChunkId | undefine
   o.stats.passes++;
   o.stats.listed += page.length;
   for (const e of page) {
-    const m = e.meta;
-    if (e.chainId === 0 || e.corrupt || m.commitVersion === 0 || m.updateVersion !== m.commitVersion) continue;
-    if (!(await o.stray(e.chainId))) continue;
+    if (e.chainId === 0 || !(await o.stray(e.chainId))) continue;
     if (await removeIfUnchanged(o.store, e)) {
       o.stats.removed++;
-      o.stats.removedBytes += m.length;
+      o.stats.removedBytes += e.meta.length;
       strayChunksRemoved.inc();
-      strayBytesRemoved.inc(m.length);
+      strayBytesRemoved.inc(e.meta.length);
     } else o.stats.changed++;
   }
   return nextAfter(page, limit);
