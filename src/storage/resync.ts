@@ -102,6 +102,8 @@ async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, 
   if (local && (local.commitVersion > src.commitVersion
     || (local.commitVersion === src.commitVersion && local.checksum === src.checksum && local.length === src.length))) return;
   await o.bucket?.take(src.length, o.cancelled);
+  // take() returns at a cancel too: a resync cancelled meanwhile (its move undone) copies no more.
+  if (o.cancelled?.()) throw new MillpondError('ECLOSED', 'resync cancelled');
   let got;
   try {
     got = await readWhole(o.client, source, entry.chunk, src.length);
