@@ -166,6 +166,17 @@ export const clusterLimits = {
   garbageBatch: 64,
   /** The garbage collector's pass interval. */
   garbageIntervalMsDefault: 1_000,
+  /**
+   * Stray chunks (src/storage/stray-sweep.ts): a target removes the chunks tagged with a chain
+   * only once that chain has been absent from the target's chains, in every routing its daemon
+   * applied, for this long (a move back onto the target, or clients on an older routing, have
+   * had this long to show up). Storage daemon option strayGraceMs (--stray-grace-ms) in tests.
+   */
+  strayChainGraceSecDefault: 600,
+  /** A storage daemon's sweep pass runs this often (option straySweepIntervalMs; 0: never). */
+  straySweepIntervalMsDefault: 2_000,
+  /** Chunks one sweep pass lists (and so removes) at most on one target; the next pass goes on after them. */
+  straySweepListPage: 1024,
 } as const;
 
 /** The FileSystem API (src/fs). */

@@ -1,9 +1,10 @@
 /**
  * The metrics the TS daemons count themselves (design §14), one place for their names:
  * meta (ops by method and outcome, latency, transaction retries), mgmtd (heartbeats; routing
- * version and targets by state read from the primary at scrape time), storage (resync copies;
- * per-target capacity and free space read at scrape time), the S3 gateway (requests by
- * operation and status, bytes) and the cluster executor (tasks by outcome, attempts, bytes).
+ * version and targets by state read from the primary at scrape time), storage (resync copies,
+ * stray-sweep removals; per-target capacity and free space read at scrape time), the S3
+ * gateway (requests by operation and status, bytes) and the cluster executor (tasks by
+ * outcome, attempts, bytes).
  * Code that counts imports the metric it needs; no metric is counted in two places.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -85,6 +86,8 @@ export function trackMgmtd(view: () => MgmtdView): () => void {
 // ---- storage
 export const resyncChunksCopied = new Counter({ name: 'millpond_resync_copied_chunks_total', help: 'Chunks copied to a resyncing target', registers });
 export const resyncBytesCopied = new Counter({ name: 'millpond_resync_copied_bytes_total', help: 'Chunk bytes copied to a resyncing target', registers });
+export const strayChunksRemoved = new Counter({ name: 'millpond_stray_removed_chunks_total', help: 'Chunks of chains their target left removed by the stray sweep', registers });
+export const strayBytesRemoved = new Counter({ name: 'millpond_stray_removed_bytes_total', help: 'Chunk bytes of chains their target left removed by the stray sweep', registers });
 
 export interface TargetView { targetId: number; nodeId: number; capacityBytes: number; freeBytes: number; chunks: number }
 const storageViews = new Set<() => TargetView[]>();

@@ -1,11 +1,12 @@
 /**
- * Installing a replica's committed copy of a chunk into a local store: the building block of
- * resync and scrub repair.
+ * The building blocks of resync, scrub repair and the stray sweep: installing a replica's
+ * committed copy of a chunk into a local store, removing a listed chunk only if it is still
+ * the version listed, and paging through listings.
  */
 import type { ChunkClient } from '../chunk/chunk-client.js';
 import type { ChunkStore } from '../chunk/chunk-store.js';
 import { MillpondError } from '../errors.js';
-import type { ChunkId, ChunkMeta } from '../native/binding.js';
+import type { ChunkId, ChunkListEntry, ChunkMeta } from '../native/binding.js';
 
 export async function localMeta(store: ChunkStore, chunk: ChunkId): Promise<ChunkMeta | undefined> {
   try {
@@ -55,3 +56,23 @@ export async function install(store: ChunkStore, chunk: ChunkId, data: Buffer, m
 }
 
 export const chunkKey = (chunk: { inode: bigint | number; index: number }) => `${chunk.inode}:${chunk.index}`;
+
+/**
+ * Removes a chunk as `entry` (an earlier listing or stat) saw it: only if its metadata is still
+ * exactly that version, so a write that landed since the caller decided (a forwarded chain
+ * write, a resync's install) is never removed. Returns false, removing nothing, when the chunk
+ * changed (ESTALE) or is gone already (ENOENT).
+ */
+export async function removeIfUnchanged(store: ChunkStore, entry: Pick<ChunkListEntry, 'chunk' | 'meta'>): Promise<boolean> {
+  try {
+    await store.remove(entry.chunk, { ifMeta: entry.meta });
+    return true;
+  } catch (err) {
+    if (err instanceof MillpondError && (err.code === 'ESTALE' || err.code === 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+/** Where the listing after `page` (asked for `limit` entries) goes on: undefined when it was the last. */
+export const nextAfter = (page: readonly ChunkListEntry[], limit: number): ChunkListEntry['chunk'] | undefined =>
+  page.length < limit ? undefined : page.at(-1)!.chunk;

@@ -1,7 +1,8 @@
 /**
  * StorageDaemon: owns targets (one ChunkStore and one DataServer each), registers them with
  * mgmtd, heartbeats, follows routing (placing each target on its chains in the DataServer, so
- * the CRAQ data path runs natively), resyncs targets mgmtd marks `syncing`, and scrubs.
+ * the CRAQ data path runs natively), resyncs targets mgmtd marks `syncing`, scrubs, and
+ * sweeps away the chunks of chains a target left (stray-sweep.ts).
  * A small control endpoint (ZeroMQ) answers status and scrub requests.
  */
 import { registerNativeMetrics } from '../metrics/native.js';
@@ -21,6 +22,8 @@ import { RpcServer, type Handler } from '../protocol/rpc-server.js';
 import { emptyResyncStats, resync, type ResyncStats } from './resync.js';
 import { TokenBucket } from './token-bucket.js';
 import { scrub, type ScrubStats } from './scrub.js';
+import { emptySweepStats, StrayChains, sweepPass, type SweepStats } from './stray-sweep.js';
+import type { ChunkId } from '../native/binding.js';
 import { logger } from '../log.js';
 
 export interface StorageDaemonOptions {
@@ -46,6 +49,14 @@ export interface StorageDaemonOptions {
   /** Background scrub every this many ms (0 = only on request). */
   scrubIntervalMs?: number;
   scrubBytesPerSec?: number;
+  /**
+   * The stray sweep (stray-sweep.ts): a pass every this many ms (default
+   * clusterLimits.straySweepIntervalMsDefault; 0: never), removing the chunks of a chain once it
+   * has been absent from their target's chains for strayGraceMs (default
+   * clusterLimits.strayChainGraceSecDefault seconds; tests shorten it).
+   */
+  straySweepIntervalMs?: number;
+  strayGraceMs?: number;
   syncWrites?: boolean;
   log?: (line: string) => void;
   /**
@@ -94,7 +105,14 @@ interface Target {
   lastResync?: ResyncStats & { ms: number };
   /** The resync copying now: its live figures and the targets it copies from. */
   resyncing?: { stats: ResyncStats; sourceTargetIds: number[] };
+  /** runResync calls under way (a stale one may still be winding down): no sweep meanwhile. */
+  resyncsRunning: number;
+  /** The chains the target is on in the data path (placed in its DataServer). */
   chains: Set<number>;
+  /** The stray sweep's figures, where its next pass lists from, and the pass under way. */
+  strays: SweepStats;
+  sweepAfter?: ChunkId;
+  sweepPass?: Promise<unknown>;
 }
 
 export class StorageDaemon {
@@ -109,12 +127,15 @@ export class StorageDaemon {
   private timers: NodeJS.Timeout[] = [];
   private refreshing: Promise<void> | undefined;
   private scrubbing: Promise<ScrubStats[]> | undefined;
+  private sweeping: Promise<void> | undefined;
+  private readonly strays: StrayChains;
   private readonly log: (line: string) => void;
   /** Events worth a line that are not trouble (a resync done); not throttled. */
   private readonly note: (line: string) => void;
   private untrackMetrics: () => void = () => {};
 
   private constructor(private readonly options: StorageDaemonOptions) {
+    this.strays = new StrayChains(options.strayGraceMs ?? clusterLimits.strayChainGraceSecDefault * 1000);
     this.mgmtd = new MgmtdClient(options.mgmtd, { timeoutMs: options.mgmtdTimeoutMs, roundsMax: 1, cluster: options.auth });
     this.client = new ChunkClient({
       transport: options.transport ?? 'auto',
@@ -150,7 +171,7 @@ export class StorageDaemon {
           ...(options.auth ? { clusterSecret: options.auth.secret } : {}),
           ...(options.encryptData ? { encryptData: true } : {}),
         });
-        d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', chains: new Set() });
+        d.targets.set(targetId, { targetId, dir, store, server, localState: 'online', resyncsRunning: 0, chains: new Set(), strays: emptySweepStats() });
       }
       const cluster = options.auth;
       const curve = cluster ? { secretKey: cluster.server.secretKey, service: `storage-${options.nodeId}`, admit: (key: string) => key === cluster.member.publicKey, log: d.log } : undefined;
@@ -172,6 +193,8 @@ export class StorageDaemon {
     d.timers.push(setInterval(() => void d.heartbeat(), hbMs));
     d.timers.push(setInterval(() => void d.refreshRouting(), pollMs));
     if (options.scrubIntervalMs) d.timers.push(setInterval(() => void d.scrubAll().catch(() => {}), options.scrubIntervalMs));
+    const sweepMs = options.straySweepIntervalMs ?? clusterLimits.straySweepIntervalMsDefault;
+    if (sweepMs > 0) d.timers.push(setInterval(() => void d.sweepStrays(), sweepMs));
     void d.refreshRouting();
     return d;
   }
@@ -203,6 +226,7 @@ export class StorageDaemon {
     await this.control?.close();
     await this.refreshing?.catch(() => {});
     await this.scrubbing?.catch(() => {});
+    await this.sweeping;
     for (const t of this.targets.values()) {
       await t.server.stop();
       t.store.close();
@@ -223,6 +247,7 @@ export class StorageDaemon {
         chains: [...t.chains].sort((a, b) => a - b),
         chunks: t.store.usage().chunks,
         lastResync: t.lastResync ?? null,
+        strays: { ...t.strays },
       })),
     };
   }
@@ -246,6 +271,42 @@ export class StorageDaemon {
     })();
     this.scrubbing = run.finally(() => (this.scrubbing = undefined));
     return this.scrubbing;
+  }
+
+  /**
+   * One stray-sweep pass over each local target that may be swept and has a stray chain (the
+   * rule: stray-sweep.ts); in the background of the timers, one run at a time.
+   */
+  sweepStrays(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.sweeping ??= (async () => {
+      for (const t of this.targets.values()) {
+        if (this.stopped || !this.maySweep(t) || !this.strays.any(t.targetId, Date.now())) continue;
+        const removedBefore = t.strays.removed;
+        const pass = sweepPass({
+          store: t.store,
+          after: t.sweepAfter,
+          stats: t.strays,
+          // Asked right before each removal: the routing applied, the resyncs begun meanwhile count.
+          stray: (chainId) => !this.stopped && this.maySweep(t) && this.strays.stray(t.targetId, chainId, Date.now()),
+        });
+        t.sweepPass = pass;
+        try {
+          t.sweepAfter = await pass;
+        } catch (err) {
+          if (!this.stopped) this.log(`stray sweep of target ${t.targetId}: ${(err as Error).message}`);
+        } finally {
+          t.sweepPass = undefined;
+        }
+        if (t.strays.removed > removedBefore) this.note(`target ${t.targetId} swept ${t.strays.removed - removedBefore} chunks of chains it left: ${JSON.stringify(t.strays)}`);
+      }
+    })().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  /** A target is swept only while it serves and no resync of it runs (stray-sweep.ts). */
+  private maySweep(t: Target): boolean {
+    return t.localState === 'uptodate' && t.resyncsRunning === 0 && this.stateOf(t.targetId)?.state === 'serving';
   }
 
   // ---------------------------------------------------------------- mgmtd
@@ -327,6 +388,7 @@ export class StorageDaemon {
   private apply(r: Routing): void {
     if (this.stopped) return;
     this.routing = r;
+    this.strays.applied(r, this.targets.keys(), Date.now());
     const byId = new Map(r.targets.map((t) => [t.targetId, t]));
     for (const t of this.targets.values()) {
       const now = new Set<number>();
@@ -379,6 +441,7 @@ export class StorageDaemon {
 
   private async runResync(t: Target, stateVersion: number): Promise<void> {
     t.resyncFor = stateVersion;
+    t.resyncsRunning++;
     const startedMs = Date.now();
     const stale = () => this.stopped || t.resyncFor !== stateVersion || this.stateOf(t.targetId)?.stateVersion !== stateVersion;
     let progress: Target['resyncing'];
@@ -399,6 +462,10 @@ export class StorageDaemon {
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+      // A sweep pass under way stops at its next chunk (resyncsRunning); its last removal ends
+      // before the resync looks at any local chunk.
+      await t.sweepPass?.catch(() => {});
+      if (stale()) return;
       const chainsOfTarget = this.routing!.chains.filter((c) => c.targets.includes(t.targetId));
       const byId = new Map(this.routing!.targets.map((x) => [x.targetId, x]));
       const removeAllowed = chainsOfTarget.every((c) => c.targets.some((id) => id !== t.targetId && byId.get(id)?.state === 'serving'));
@@ -426,6 +493,7 @@ export class StorageDaemon {
       // Try again at the next routing refresh.
       if (t.resyncFor === stateVersion) t.resyncFor = undefined;
     } finally {
+      t.resyncsRunning--;
       if (t.resyncing === progress) t.resyncing = undefined;  // not a later round's
     }
   }

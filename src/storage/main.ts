@@ -3,6 +3,7 @@
  *   node --import tsx src/storage/main.ts --node-id 1 --mgmtd tcp://h:p[,tcp://h2:p2] \
  *     --target 101:/ssd0/t101[:capacityBytes] [--target 102:/ssd1/t102] [--host 127.0.0.1]
  * Options: --heartbeat-ms, --routing-poll-ms, --mgmtd-timeout-ms, --scrub-interval-ms,
+ * --stray-sweep-interval-ms (0: no sweep), --stray-grace-ms (the sweep's grace; tests shorten it),
  * --transport auto|tcp|rdma, --no-sync (no fdatasync; tests only), --secret-file <cluster.secret> (the
  * cluster secret: registration proofs, CURVE, and the data plane then authenticates every
  * connection and checks capabilities), --encrypt-data (the cluster's encryptData flag: every TCP
@@ -28,6 +29,8 @@ const { values } = parseArgs({
     'routing-poll-ms': { type: 'string' },
     'mgmtd-timeout-ms': { type: 'string' },
     'scrub-interval-ms': { type: 'string' },
+    'stray-sweep-interval-ms': { type: 'string' },
+    'stray-grace-ms': { type: 'string' },
     'no-sync': { type: 'boolean', default: false },
     'secret-file': { type: 'string' },
     'encrypt-data': { type: 'boolean', default: false },
@@ -59,6 +62,8 @@ await flags.run(() => startStorageRole({
   routingPollMs: flags.positiveInt('routing-poll-ms'),
   mgmtdTimeoutMs: flags.positiveInt('mgmtd-timeout-ms'),
   scrubIntervalMs: flags.positiveInt('scrub-interval-ms', 0),
+  straySweepIntervalMs: flags.positiveInt('stray-sweep-interval-ms', 0),
+  strayGraceMs: flags.positiveInt('stray-grace-ms', 0),
   syncWrites: !values['no-sync'],
   auth: values['secret-file'] ? ClusterAuth.load(values['secret-file']) : undefined,
   encryptData: values['encrypt-data'],

@@ -22,7 +22,7 @@ import type { ChunkStore } from '../chunk/chunk-store.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits } from '../limits.js';
 import type { ChunkListEntry } from '../native/binding.js';
-import { chunkKey, install, localMeta, readWhole } from './copy.js';
+import { chunkKey, install, localMeta, nextAfter, readWhole, removeIfUnchanged } from './copy.js';
 import type { TokenBucket } from './token-bucket.js';
 
 export interface ResyncStats {
@@ -77,8 +77,8 @@ export async function resync(o: ResyncOptions): Promise<ResyncStats> {
       };
       await Promise.all(Array.from({ length: Math.min(clusterLimits.resyncCopiesInflightMax, page.length) }, worker));
       for (const e of page) seen.add(chunkKey(e.chunk));
-      if (page.length < clusterLimits.resyncListPage) break;
-      after = page.at(-1)!.chunk;
+      after = nextAfter(page, clusterLimits.resyncListPage);
+      if (!after) break;
     }
   }
   if (o.removeAllowed) await removeUnknown(o, seen, stats, check);
@@ -102,6 +102,8 @@ async function syncOne(o: ResyncOptions, source: string, entry: ChunkListEntry, 
   if (local && (local.commitVersion > src.commitVersion
     || (local.commitVersion === src.commitVersion && local.checksum === src.checksum && local.length === src.length))) return;
   await o.bucket?.take(src.length, o.cancelled);
+  // take() returns at a cancel too: a resync cancelled meanwhile (its move undone) copies no more.
+  if (o.cancelled?.()) throw new MillpondError('ECLOSED', 'resync cancelled');
   let got;
   try {
     got = await readWhole(o.client, source, entry.chunk, src.length);
@@ -140,15 +142,10 @@ async function removeUnknown(o: ResyncOptions, seen: Set<string>, stats: ResyncS
       if (known) continue;
       // Only the version checked above: a forwarded write that landed since (it created or
       // updated the chunk here after the sources were asked) is kept, never removed.
-      try {
-        await o.store.remove(e.chunk, { ifMeta: e.meta });
-        stats.removed++;
-      } catch (err) {
-        if (!(err instanceof MillpondError) || (err.code !== 'ESTALE' && err.code !== 'ENOENT')) throw err;
-        stats.skipped++;
-      }
+      if (await removeIfUnchanged(o.store, e)) stats.removed++;
+      else stats.skipped++;
     }
-    if (page.length < clusterLimits.resyncListPage) break;
-    after = page.at(-1)!.chunk;
+    after = nextAfter(page, clusterLimits.resyncListPage);
+    if (!after) break;
   }
 }

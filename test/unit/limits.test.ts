@@ -15,6 +15,9 @@ const nested: Array<[string, number, string, number]> = [
   ['clusterLimits.leasePollMsDefault', clusterLimits.leasePollMsDefault, 'clusterLimits.leaseMsDefault', clusterLimits.leaseMsDefault],
   ['metaLimits.sessionHeartbeatMs', metaLimits.sessionHeartbeatMs, 'metaLimits.sessionTimeoutMs', metaLimits.sessionTimeoutMs],
   ['protocolLimits.rpcTimeoutMsDefault', protocolLimits.rpcTimeoutMsDefault, 'metaLimits.sessionHeartbeatMs', metaLimits.sessionHeartbeatMs],
+  // A daemon sees a move back onto its target (a routing poll) well within the stray sweep's grace.
+  ['clusterLimits.routingPollMsDefault', clusterLimits.routingPollMsDefault, 'clusterLimits.strayChainGraceSecDefault (ms)', clusterLimits.strayChainGraceSecDefault * 1000],
+  ['clusterLimits.straySweepIntervalMsDefault', clusterLimits.straySweepIntervalMsDefault, 'clusterLimits.strayChainGraceSecDefault (ms)', clusterLimits.strayChainGraceSecDefault * 1000],
 ];
 
 describe('limits', () => {

@@ -50,4 +50,21 @@ describe('resync at a bounded rate', () => {
     await Promise.all([copy(shared), copy(shared)]);
     expect(Date.now() - startedMs).toBeGreaterThanOrEqual(((2 * bytes) / rateBytesPerS) * 1000 * 0.95 - adminLimits.resyncBurstMs);
   }, 60_000);
+
+  it('a resync cancelled while its copies wait on the bucket copies nothing more (a move undone at its step timeout)', async () => {
+    const source = await startReplica('rate-cancel-src', cleanups);
+    const target = await startReplica('rate-cancel-dst', cleanups);
+    const client = new ChunkClient({ transport: 'tcp' });
+    cleanups.push(() => client.close());
+    for (let i = 0; i < 16; i++) await source.store.write({ inode: 9n, index: i }, 0, Buffer.alloc(256 * 1024, i + 1));
+    // 64 KiB/s: each copy waits seconds for its 256 KiB; the resync is cancelled meanwhile.
+    let cancelled = false;
+    setTimeout(() => (cancelled = true), 300);
+    await expect(resync({
+      store: target.store, client, sources: [source.server.address], chains: new Set([1]), removeAllowed: true,
+      bucket: new TokenBucket(() => 64 * 1024), cancelled: () => cancelled,
+    })).rejects.toMatchObject({ code: 'ECLOSED' });
+    // Before, each of the copies waiting on the bucket went on at the cancel, unbounded.
+    expect(await target.store.list()).toEqual([]);
+  });
 });

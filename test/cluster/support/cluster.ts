@@ -29,20 +29,21 @@ export class Cluster {
     return { nodeId: SERVICE_NODE_ID, clusterSecret: this.keys.cluster.secret };
   }
 
-  private constructor(endpoints: string[]) {
+  private constructor(endpoints: string[], private readonly storageExtra: string[] = []) {
     this.mgmtdEndpoints = endpoints;
     this.admin = new MgmtdClient(endpoints, { timeoutMs: 500, cluster: this.keys.cluster });
   }
 
   /**
    * `heartbeatTimeoutMs`: when mgmtd marks a silent node dead (default FAST's); `extra`: more
-   * mgmtd flags. Every daemon
+   * mgmtd flags; `storageExtra`: more flags of every storage daemon (startNode's too). Every daemon
    * holds the cluster secret (this.keys): the control plane and the data plane authenticate.
    */
-  static async start(mgmtdCount: number, nodes = 3, options: { heartbeatTimeoutMs?: number; extra?: string[] } = {}): Promise<Cluster> {
+  static async start(mgmtdCount: number, nodes = 3,
+    options: { heartbeatTimeoutMs?: number; extra?: string[]; storageExtra?: string[] } = {}): Promise<Cluster> {
     const endpoints = [];
     for (let i = 0; i < mgmtdCount; i++) endpoints.push(`tcp://127.0.0.1:${await freePort()}`);
-    const c = new Cluster(endpoints);
+    const c = new Cluster(endpoints, options.storageExtra);
     for (const e of endpoints) c.mgmtd.push(await startMgmtd(c.db, e, c.keys.secretFile, options));
     await c.mgmtd[0]!.waitFor(/^primary$/);
     await Promise.all(Array.from({ length: nodes }, (_, i) => c.startNode(i + 1)));
@@ -60,7 +61,7 @@ export class Cluster {
   }
 
   async startNode(nodeId: number): Promise<void> {
-    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, this.targetDir(100 + nodeId)]], this.keys.secretFile);
+    const p = await startStorage(nodeId, this.mgmtdEndpoints, [[100 + nodeId, this.targetDir(100 + nodeId)]], this.keys.secretFile, this.storageExtra);
     this.storage.set(nodeId, p);
   }
 
