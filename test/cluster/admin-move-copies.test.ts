@@ -8,8 +8,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import type { AdminView } from '../../src/cli/admin.js';
-import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
-import { RoutingClient } from '../../src/cluster/routing-client.js';
 import type { ChunkListEntry } from '../../src/native/binding.js';
 import { generationOf } from '../support/pattern.js';
 import { CHAINS, Cluster, Writer } from './support/cluster.js';
@@ -36,11 +34,8 @@ describe('admin moves copy only the moved chains\' chunks', () => {
     // Every source is on every chain: the premise of the test.
     for (const c of (await cluster.routing()).chains) expect([...c.targets].sort()).toEqual([101, 102, 103]);
 
-    const routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
-      chunkClient: new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials }),
-    });
-    cleanups.push(() => (routing.close(), routing.mgmtd.close(), routing.chunks.close()));
+    const { routing, close: closeRouting } = cluster.memberRouting();
+    cleanups.push(closeRouting);
     for (let i = 0; i < BULK_CHUNKS; i++) await routing.writeChunk(bulkChain(i), { inode: BULK_INODE, index: i }, 0, bulk(i), { replace: true });
     // Writes go on during the moves: those of 104's chains reach it forwarded (tagged), the
     // others never do.

@@ -10,8 +10,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import type { AdminView } from '../../src/cli/admin.js';
-import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
-import { RoutingClient } from '../../src/cluster/routing-client.js';
 import type { ChunkListEntry } from '../../src/native/binding.js';
 import type { Routing } from '../../src/protocol/mgmtd-types.js';
 import { RpcClient } from '../../src/protocol/rpc-client.js';
@@ -44,11 +42,8 @@ describe('admin moves: the target a chain left sweeps that chain\'s chunks', () 
     const view = () => cluster.admin.admin<AdminView>('adminView');
     const client = new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials });
     cleanups.push(() => client.close());
-    const routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
-      chunkClient: new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials }),
-    });
-    cleanups.push(() => (routing.close(), routing.mgmtd.close(), routing.chunks.close()));
+    const { routing, close: closeRouting } = cluster.memberRouting();
+    cleanups.push(closeRouting);
     const controls = new Map<number, RpcClient>();
     const strays = async (nodeId: number): Promise<SweepStats> => {
       let c = controls.get(nodeId);

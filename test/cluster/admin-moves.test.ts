@@ -11,8 +11,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import type { AdminView } from '../../src/cli/admin.js';
 import { viewOf } from '../../src/cluster/cluster-view.js';
-import { RoutingClient } from '../../src/cluster/routing-client.js';
-import { MgmtdClient } from '../../src/cluster/mgmtd-client.js';
 import { generationOf } from '../support/pattern.js';
 import { Cluster, Writer } from './support/cluster.js';
 import { FAST, run, until } from './support/processes.js';
@@ -38,11 +36,8 @@ describe('admin: moves that cannot finish, nodes removed for good', () => {
 
     // 24 MiB on the chains, 6 MiB each (every target holds every chain: 3 nodes, chains of 3),
     // then a writer.
-    const routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
-      chunkClient: new ChunkClient({ transport: 'tcp', credentials: cluster.dataCredentials }),
-    });
-    cleanups.push(() => (routing.close(), routing.mgmtd.close(), routing.chunks.close()));
+    const { routing, close: closeRouting } = cluster.memberRouting();
+    cleanups.push(closeRouting);
     const bulk = (i: number) => Buffer.alloc(MiB, i + 1);
     for (let i = 0; i < BULK_CHUNKS; i++) await routing.writeChunk((i % 4) + 1, { inode: 2n, index: i }, 0, bulk(i), { replace: true });
     const chunks = new Writer(cluster, 12, 3);

@@ -71,6 +71,21 @@ export class Cluster {
     return r;
   }
 
+  /**
+   * A routing client with a cluster daemon's credentials (chunk operations of the tests:
+   * writes on chains, listings); `close` ends it and the clients under it.
+   */
+  memberRouting(options: { chunkTimeoutMs?: number; pollMs?: number; writeRetryMs?: number } = {}): { routing: RoutingClient; close: () => void } {
+    const routing = new RoutingClient({
+      mgmtd: new MgmtdClient(this.mgmtdEndpoints, { timeoutMs: 500, cluster: this.keys.cluster }),
+      chunkClient: new ChunkClient({ transport: 'tcp', credentials: this.dataCredentials,
+        ...(options.chunkTimeoutMs !== undefined ? { timeoutMs: options.chunkTimeoutMs } : {}) }),
+      ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+      ...(options.writeRetryMs !== undefined ? { writeRetryMs: options.writeRetryMs } : {}),
+    });
+    return { routing, close: () => (routing.close(), routing.mgmtd.close(), routing.chunks.close()) };
+  }
+
   async waitStates(want: Record<number, TargetState>, timeoutMs: number): Promise<Routing> {
     return until(async () => {
       const r = await this.routing();
@@ -112,6 +127,7 @@ export function partialContent(index: number, last: number): Buffer {
  */
 export class Writer {
   readonly routing: RoutingClient;
+  private readonly closeRouting: () => void;
   /** The last acknowledged generation of each chunk index. */
   readonly acked = new Map<number, number>();
   readonly errors: string[] = [];
@@ -123,12 +139,9 @@ export class Writer {
   private loops: Promise<void>[] = [];
 
   constructor(cluster: Cluster, readonly chunks = 24, readonly workers = 3, readonly partial = false) {
-    this.routing = new RoutingClient({
-      mgmtd: new MgmtdClient(cluster.mgmtdEndpoints, { timeoutMs: 500, cluster: cluster.keys.cluster }),
-      chunkClient: new ChunkClient({ transport: 'tcp', timeoutMs: 3_000, credentials: cluster.dataCredentials }),
-      pollMs: 200,
-      writeRetryMs: 20_000,
-    });
+    const { routing, close } = cluster.memberRouting({ chunkTimeoutMs: 3_000, pollMs: 200, writeRetryMs: 20_000 });
+    this.routing = routing;
+    this.closeRouting = close;
   }
 
   isPartial(index: number): boolean {
@@ -183,8 +196,6 @@ export class Writer {
   }
 
   close(): void {
-    this.routing.close();
-    this.routing.mgmtd.close();
-    this.routing.chunks.close();
+    this.closeRouting();
   }
 }
