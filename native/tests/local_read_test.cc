@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/un.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -262,13 +264,45 @@ TEST_F(LocalReadTest, MalformedRequestsOnTheLocalSocketCloseOnlyThatConnection) 
   std::string rest(reply.metaBytes, '\0');
   ASSERT_TRUE(RecvWithFd(conn.get(), &rest[0], rest.size(), 3000, &none).ok());
   char byte;
-  EXPECT_EQ(::recv(conn.get(), &byte, 1, 0), 0) << "the server closes a connection after a malformed frame";
+  EXPECT_EQ(RecvWithFd(conn.get(), &byte, 1, 3000, &none).code(), StatusCode::kConnReset)
+      << "the server closes a connection after a malformed frame";
   // Other clients are served as before.
   std::vector<char> buf(10000);
   const uint64_t before = local_->localCounters()->reads;
   ReadResult r = Read(local_.get(), kA, 0, 10000, buf.data());
   ASSERT_TRUE(r.status.ok());
   EXPECT_EQ(local_->localCounters()->reads.load(), before + 1);
+}
+
+// A server that accepts nothing (paused with SIGSTOP) fills its listen backlog; a blocking
+// local connect would then wait until it accepts again, holding a local-read thread for the
+// whole pause. Connects fail at once with kBusy instead (the read then goes over the network,
+// hedged).
+TEST(LocalSocketTest, ConnectsToAServerThatAcceptsNothingFailAtOnceWithBusy) {
+  char tmpl[] = "/tmp/millpond-lsock-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string name = std::string(tmpl) + "/s";
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, name.c_str(), name.size() + 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);  // never accepted
+  std::vector<UniqueFd> held;
+  Status last;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 64 && (last.ok() || held.empty()); i++) {
+    UniqueFd conn;
+    last = ConnectLocal(name, &conn);
+    if (last.ok()) held.push_back(std::move(conn));
+  }
+  EXPECT_FALSE(held.empty()) << "the backlog takes the first connects";
+  EXPECT_EQ(last.code(), StatusCode::kBusy) << last.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1)) << "a connect waited for the server";
+  held.clear();
+  listener.Reset();
+  ::unlink(name.c_str());
+  ::rmdir(tmpl);
 }
 
 }  // namespace

@@ -952,5 +952,56 @@ TEST_F(TcpDataPlaneTest, AbandonedReadStalledMidReplyEndsWithinTicks) {
   EXPECT_TRUE(Ping().ok()) << "other servers are unaffected";
 }
 
+// A reply that no call waits for any more (abandoned, then dropped on arrival) and that
+// stalls mid-frame must not hold the receiver: the other calls on the connection, abandoned
+// meanwhile, end within ticks, not when the request timeout drains the stalled reply.
+TEST_F(TcpDataPlaneTest, AStalledReplyNobodyWaitsForDoesNotHoldTheOtherCalls) {
+  UniqueFd listener;
+  uint16_t port = 0;
+  ASSERT_TRUE(ListenTcp("127.0.0.1", 0, &listener, &port).ok());
+  std::atomic<bool> firstDropped{false}, testDone{false};
+  std::thread stalling([&] {
+    UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
+    if (!conn.valid()) return;
+    uint8_t raw[frame::kHeaderBytes];
+    frame::Header first;
+    if (!ReadExact(conn.get(), raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &first).ok()) return;
+    if (!SkipExact(conn.get(), uint64_t{first.metaBytes} + first.dataBytes, 5000).ok()) return;
+    while (!firstDropped) std::this_thread::sleep_for(milliseconds(10));
+    frame::Header reply;
+    reply.opcode = first.opcode;
+    reply.flags = frame::kFlagReply;
+    reply.requestId = first.requestId;
+    reply.dataBytes = 1 << 20;
+    std::string head = EncodeHeader(reply) + std::string(1000, 'x');  // then nothing more
+    (void)::send(conn.get(), head.data(), head.size(), MSG_NOSIGNAL);
+    for (int i = 0; i < 1500 && !testDone; i++) std::this_thread::sleep_for(milliseconds(10));  // holds the connection
+  });
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  std::vector<char> a(1 << 20), b(1 << 20);
+  auto read = [&](char* dst, std::shared_ptr<std::atomic<bool>> abandon) {
+    auto p = std::make_shared<std::promise<Status>>();
+    frame::ReadArgs args{kA, 0, 1 << 20, 0};
+    client_->Read(address, args, dst, [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr, abandon);
+    return p->get_future();
+  };
+  auto abandonA = std::make_shared<std::atomic<bool>>(false);
+  auto fa = read(a.data(), abandonA);
+  std::this_thread::sleep_for(milliseconds(200));
+  abandonA->store(true);  // dropped before its reply comes
+  ASSERT_EQ(fa.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto abandonB = std::make_shared<std::atomic<bool>>(false);
+  auto fb = read(b.data(), abandonB);
+  firstDropped = true;  // now the server starts A's reply, and stalls in it
+  std::this_thread::sleep_for(milliseconds(500));
+  const auto abandonedAt = Clock::now();
+  abandonB->store(true);
+  ASSERT_EQ(fb.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_LT(Clock::now() - abandonedAt, milliseconds(1000)) << "the stalled orphan reply held the connection";
+  EXPECT_FALSE(fb.get().ok());
+  testDone = true;
+  stalling.join();
+}
+
 }  // namespace
 }  // namespace millpond

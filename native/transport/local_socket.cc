@@ -47,11 +47,16 @@ Status ConnectLocal(const std::string& name, UniqueFd* out) {
   struct sockaddr_un addr;
   socklen_t len;
   MP_RETURN_IF_ERROR(PathAddress(name, &addr, &len));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking: a local connect then completes at once or fails at once (ECONNREFUSED: no
+  // such name here; EAGAIN: the server accepts nothing, its backlog full, as when it is
+  // paused), where a blocking one would wait until the server accepts again. The socket stays
+  // non-blocking: every read and write on it here passes a deadline.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) return Status::FromErrno(errno, "socket(AF_UNIX)");
-  // A local connect completes at once or fails at once (ECONNREFUSED: no such name here).
-  if (::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), len) != 0)
+  if (::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), len) != 0) {
+    if (errno == EAGAIN) return Status::Busy("local socket " + name + " accepts no connection (its backlog is full)");
     return Status::FromErrno(errno, "connect local socket " + name);
+  }
   *out = std::move(fd);
   return Status::OK();
 }

@@ -208,11 +208,11 @@ Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, con
   return TransferIov(fd, iov, iovcnt, timeoutMs, false, cancel);
 }
 
-Status SkipExact(int fd, size_t n, uint32_t timeoutMs) {
+Status SkipExact(int fd, size_t n, uint32_t timeoutMs, const std::atomic<bool>* cancel) {
   char scratch[64 * 1024];
   while (n > 0) {
     size_t step = n < sizeof scratch ? n : sizeof scratch;
-    MP_RETURN_IF_ERROR(ReadExact(fd, scratch, step, timeoutMs, false));
+    MP_RETURN_IF_ERROR(ReadExact(fd, scratch, step, timeoutMs, false, cancel));
     n -= step;
   }
   return Status::OK();

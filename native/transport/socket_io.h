@@ -37,8 +37,8 @@ Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk,
 // Reads exactly the bytes the iovecs describe (the array is modified), within timeoutMs.
 Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs,
                   const std::atomic<bool>* cancel = nullptr);
-// Discards n bytes, within timeoutMs.
-Status SkipExact(int fd, size_t n, uint32_t timeoutMs);
+// Discards n bytes, within timeoutMs. `cancel`: as for WaitReady.
+Status SkipExact(int fd, size_t n, uint32_t timeoutMs, const std::atomic<bool>* cancel = nullptr);
 // Writes every byte the iovecs describe (the array is modified); MSG_NOSIGNAL semantics.
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
 // Sends n bytes of file `fileFd` from `offset` on socket `sock` with sendfile (the kernel moves

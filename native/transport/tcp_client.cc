@@ -25,6 +25,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The cancel flag of a reply no call waits for any more (timed out or abandoned, dropped on
+// arrival): a server that stalls in the middle of it ends the connection after a quiet tick,
+// rather than holding the receiver, and with it the deadlines and abandons of every other
+// call on the connection, for the request timeout.
+const std::atomic<bool> kNobodyWaits{true};
+
 // Bytes of calls sent and not yet answered, across all connections of one client.
 class InflightBudget {
  public:
@@ -339,8 +345,8 @@ class TcpClientConnection {
       }
     }
     uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
-    if (p.call == nullptr) {  // timed out earlier: drain and drop
-      return SkipExact(fd_.get(), uint64_t{h.metaBytes} + h.dataBytes, timeoutMs);
+    if (p.call == nullptr) {  // timed out or abandoned earlier: drain and drop
+      return SkipExact(fd_.get(), uint64_t{h.metaBytes} + h.dataBytes, timeoutMs, &kNobodyWaits);
     }
     ClientCall* call = p.call;
     // A reply its caller abandoned (a hedge won) while the server stalled mid-reply (paused)
@@ -383,18 +389,23 @@ class TcpClientConnection {
     const uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
     // A reply its caller abandoned while the server stalled mid-reply ends the connection
     // (the call itself is already finished then, or is by Fail).
-    std::shared_ptr<const std::atomic<bool>> cancel;
+    std::shared_ptr<const std::atomic<bool>> abandon;
+    bool waited = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = pending_.find(h.requestId);
-      if (it != pending_.end()) cancel = it->second.call->abandon;
+      if (it != pending_.end()) {
+        waited = true;
+        abandon = it->second.call->abandon;
+      }
     }
+    const std::atomic<bool>* cancel = waited ? abandon.get() : &kNobodyWaits;
     std::string meta;
     if (h.metaBytes > 0) {
-      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs, cancel.get()));
+      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs, cancel));
       meta.assign(reinterpret_cast<const char*>(openBuf_.data()), h.metaBytes);
     }
-    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs, cancel.get()));
+    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs, cancel));
     Pending p{nullptr, {}, 0, false};
     {
       std::lock_guard<std::mutex> lock(mu_);
