@@ -1,7 +1,6 @@
 // TCP server transport: one accept thread, one receive thread per connection (blocking
 // sockets; a storage server has tens of connections, not thousands), replies written by
 // whichever thread answers the call, serialised per connection.
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -111,15 +110,6 @@ class TcpConnection {
     uint8_t header[frame::kHeaderBytes];
     h.EncodeTo(header);
     struct iovec iov[2] = {{header, sizeof header}, {const_cast<char*>(meta.data()), meta.size()}};
-    // sendfile waits for the disk with the connection's send lock held, which would stall every
-    // other reply of the connection behind a cold one: read the range into the page cache
-    // first, outside the lock (one readahead for the range, then a wait for its last page,
-    // which that readahead reads too). Hot ranges cost a page-cache walk and one byte.
-    if (bytes > 0) {
-      ::posix_fadvise(fileFd, static_cast<off_t>(offset), bytes, POSIX_FADV_WILLNEED);
-      char last;
-      (void)::pread(fileFd, &last, 1, static_cast<off_t>(offset + bytes - 1));
-    }
     std::lock_guard<std::mutex> lock(sendMu_);
     if (broken_) return;
     Status s = WritevAll(fd_.get(), iov, 2, kReplySendTimeoutMs);
