@@ -909,6 +909,24 @@ TEST_F(TcpDataPlaneTest, HalfSentFrameIsDroppedAfterTheFrameTimeout) {
   EXPECT_EQ(r.header.status, 0);
 }
 
+// A fake server's half of a stalled reply: reads one request on `conn`, waits until `go`
+// (when given), then sends the header of a 1 MiB reply and 1,000 bytes of it, and nothing more
+// (a server paused mid-reply). False when the request did not arrive whole.
+bool SendHalfReply(int conn, const std::atomic<bool>* go = nullptr) {
+  uint8_t raw[frame::kHeaderBytes];
+  frame::Header req;
+  if (!ReadExact(conn, raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &req).ok()) return false;
+  if (!SkipExact(conn, uint64_t{req.metaBytes} + req.dataBytes, 5000).ok()) return false;
+  while (go != nullptr && !*go) std::this_thread::sleep_for(milliseconds(10));
+  frame::Header reply;
+  reply.opcode = req.opcode;
+  reply.flags = frame::kFlagReply;
+  reply.requestId = req.requestId;
+  reply.dataBytes = 1 << 20;
+  const std::string head = EncodeHeader(reply) + std::string(1000, 'x');
+  return ::send(conn, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
+}
+
 // A server that stalls mid-reply (paused with SIGSTOP while sending) must not hold a read its
 // caller abandoned (another replica answered a hedge): the call ends within a few timer ticks,
 // not at the request timeout, and the connection it held is closed.
@@ -919,18 +937,7 @@ TEST_F(TcpDataPlaneTest, AbandonedReadStalledMidReplyEndsWithinTicks) {
   std::atomic<bool> peerClosed{false};
   std::thread stalling([&] {
     UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
-    if (!conn.valid()) return;
-    uint8_t raw[frame::kHeaderBytes];
-    frame::Header req;
-    if (!ReadExact(conn.get(), raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &req).ok()) return;
-    if (!SkipExact(conn.get(), uint64_t{req.metaBytes} + req.dataBytes, 5000).ok()) return;
-    frame::Header reply;
-    reply.opcode = req.opcode;
-    reply.flags = frame::kFlagReply;
-    reply.requestId = req.requestId;
-    reply.dataBytes = 1 << 20;
-    std::string head = EncodeHeader(reply) + std::string(1000, 'x');  // then nothing more
-    if (::send(conn.get(), head.data(), head.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(head.size())) return;
+    if (!conn.valid() || !SendHalfReply(conn.get())) return;
     char c;
     peerClosed = ReadExact(conn.get(), &c, 1, 15000, false).code() == StatusCode::kConnReset;
   });
@@ -962,19 +969,7 @@ TEST_F(TcpDataPlaneTest, AStalledReplyNobodyWaitsForDoesNotHoldTheOtherCalls) {
   std::atomic<bool> firstDropped{false}, testDone{false};
   std::thread stalling([&] {
     UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
-    if (!conn.valid()) return;
-    uint8_t raw[frame::kHeaderBytes];
-    frame::Header first;
-    if (!ReadExact(conn.get(), raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &first).ok()) return;
-    if (!SkipExact(conn.get(), uint64_t{first.metaBytes} + first.dataBytes, 5000).ok()) return;
-    while (!firstDropped) std::this_thread::sleep_for(milliseconds(10));
-    frame::Header reply;
-    reply.opcode = first.opcode;
-    reply.flags = frame::kFlagReply;
-    reply.requestId = first.requestId;
-    reply.dataBytes = 1 << 20;
-    std::string head = EncodeHeader(reply) + std::string(1000, 'x');  // then nothing more
-    (void)::send(conn.get(), head.data(), head.size(), MSG_NOSIGNAL);
+    if (!conn.valid() || !SendHalfReply(conn.get(), &firstDropped)) return;
     for (int i = 0; i < 1500 && !testDone; i++) std::this_thread::sleep_for(milliseconds(10));  // holds the connection
   });
   const std::string address = "127.0.0.1:" + std::to_string(port);
