@@ -14,18 +14,30 @@
  */
 
 function u64(value: bigint | number): Buffer {
-  const b = Buffer.alloc(8);
+  const b = Buffer.allocUnsafe(8);
   b.writeBigUInt64BE(BigInt(value));
   return b;
 }
 
 const tag = (c: string) => Buffer.from(c, 'latin1');
 
+/** One allocation for a tag, a u64 and an optional utf-8 name: what every lookup builds. */
+function tagged(c: number, id: bigint, name?: string): Buffer {
+  const b = Buffer.allocUnsafe(9 + (name === undefined ? 0 : Buffer.byteLength(name, 'utf8')));
+  b[0] = c;
+  b.writeBigUInt64BE(BigInt(id), 1);
+  if (name !== undefined) b.write(name, 9, 'utf8');
+  return b;
+}
+
+const I = 0x49;
+const D = 0x44;
+
 export const ROOT_INODE = 1n;
 
 export const keys = {
-  inode: (id: bigint) => Buffer.concat([tag('I'), u64(id)]),
-  dentry: (parent: bigint, name: string) => Buffer.concat([tag('D'), u64(parent), Buffer.from(name, 'utf8')]),
+  inode: (id: bigint) => tagged(I, id),
+  dentry: (parent: bigint, name: string) => tagged(D, parent, name),
   /** [start, end) of the entries of `parent`. */
   dentryRange: (parent: bigint): [Buffer, Buffer] => [Buffer.concat([tag('D'), u64(parent)]), Buffer.concat([tag('D'), u64(parent + 1n)])],
   /** The first key strictly after `name` in `parent` (names never contain NUL). */

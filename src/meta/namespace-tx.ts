@@ -49,17 +49,17 @@ export class PathHints {
 }
 
 export class NamespaceTx {
-  /** Inode and entry values this transaction read (null: absent), by hex key. */
+  /** Inode and entry values this transaction read (null: absent), by key as latin1 (one char a byte). */
   private readonly known = new Map<string, Buffer | null>();
 
   constructor(readonly tx: KvTx, readonly user: User, private readonly hints = new PathHints(0)) {}
 
   private async read(key: Buffer): Promise<Buffer | undefined> {
-    const hex = key.toString('hex');
-    const seen = this.known.get(hex);
+    const id = key.toString('latin1');
+    const seen = this.known.get(id);
     if (seen !== undefined) return seen ?? undefined;
     const raw = await this.tx.get(key);
-    this.known.set(hex, raw ?? null);
+    this.known.set(id, raw ?? null);
     return raw;
   }
 
@@ -75,15 +75,15 @@ export class NamespaceTx {
       if (wanted.length + 2 > metaLimits.getManyKeysMax) break; // a deeper walk reads the rest one by one
       const dentry = keys.dentry(id, name);
       wanted.push(dentry);
-      const seen = this.known.get(dentry.toString('hex'));
+      const seen = this.known.get(dentry.toString('latin1'));
       id = seen ? (unpack(seen) as Entry).inode : seen === null ? undefined : this.hints.get(id, name);
       if (id === undefined) break;
       wanted.push(keys.inode(id));
     }
-    const missing = wanted.filter((k) => !this.known.has(k.toString('hex')));
+    const missing = wanted.filter((k) => !this.known.has(k.toString('latin1')));
     if (missing.length === 0) return;
     const values = await this.tx.getMany(missing);
-    missing.forEach((k, i) => this.known.set(k.toString('hex'), values[i] ?? null));
+    missing.forEach((k, i) => this.known.set(k.toString('latin1'), values[i] ?? null));
   }
 
   async inode(id: bigint): Promise<Inode | undefined> {
@@ -105,13 +105,13 @@ export class NamespaceTx {
 
   putInode(inode: Inode): Promise<void> {
     const key = keys.inode(inode.id);
-    this.known.delete(key.toString('hex'));
+    this.known.delete(key.toString('latin1'));
     return this.tx.put(key, pack(inode));
   }
 
   deleteInode(id: bigint): Promise<void> {
     const key = keys.inode(id);
-    this.known.delete(key.toString('hex'));
+    this.known.delete(key.toString('latin1'));
     return this.tx.delete(key);
   }
 
@@ -125,7 +125,7 @@ export class NamespaceTx {
 
   putEntry(parent: bigint, name: string, entry: Entry): Promise<void> {
     const key = keys.dentry(parent, name);
-    this.known.delete(key.toString('hex'));
+    this.known.delete(key.toString('latin1'));
     this.hints.set(parent, name, entry.inode);
     return this.tx.put(key, pack({ inode: entry.inode, type: entry.type }));
   }
@@ -136,7 +136,7 @@ export class NamespaceTx {
    */
   async insertEntry(parent: bigint, name: string, entry: Entry): Promise<Entry | undefined> {
     const key = keys.dentry(parent, name);
-    this.known.delete(key.toString('hex'));
+    this.known.delete(key.toString('latin1'));
     const present = await this.tx.insert(key, pack({ inode: entry.inode, type: entry.type }));
     const now = present ? (unpack(present) as Entry) : entry;
     this.hints.set(parent, name, now.inode);
@@ -145,7 +145,7 @@ export class NamespaceTx {
 
   deleteEntry(parent: bigint, name: string): Promise<void> {
     const key = keys.dentry(parent, name);
-    this.known.delete(key.toString('hex'));
+    this.known.delete(key.toString('latin1'));
     this.hints.drop(parent, name);
     return this.tx.delete(key);
   }
@@ -160,9 +160,12 @@ export class NamespaceTx {
     return (await this.tx.scan(start, end, 1)).length > 0;
   }
 
-  /** Resolves a directory path; x on every directory crossed, including the last. */
-  async dir(components: string[], path: string): Promise<Inode> {
-    await this.prefetch(components);
+  /**
+   * Resolves a directory path; x on every directory crossed, including the last. `prefetched`:
+   * the caller already prefetched a walk that covers this one.
+   */
+  async dir(components: string[], path: string, prefetched = false): Promise<Inode> {
+    if (!prefetched) await this.prefetch(components);
     let current = await this.mustInode(ROOT_INODE);
     for (let i = 0; i < components.length; i++) {
       requireAccess(this.user, current, X, `/${components.slice(0, i).join('/')}`);
@@ -182,7 +185,7 @@ export class NamespaceTx {
   async parentOf(components: string[], path: string, prefetchLast = true): Promise<{ parent: Inode; name: string }> {
     if (components.length === 0) throw new MillpondError('EBUSY', `the root has no parent: ${path}`);
     await this.prefetch(prefetchLast ? components : components.slice(0, -1));
-    const parent = await this.dir(components.slice(0, -1), path);
+    const parent = await this.dir(components.slice(0, -1), path, true);
     requireAccess(this.user, parent, X, path);
     return { parent, name: components[components.length - 1]! };
   }

@@ -34,10 +34,17 @@ function toWire(value: unknown): unknown {
     case 'number':
       // msgpackr writes integers beyond 32 bits as float64; make them int64.
       return Number.isInteger(value) && (value > U32_MAX || value < -0x80000000) ? BigInt(value) : value;
-    case 'object':
+    case 'object': {
       if (value === null || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
       if (Array.isArray(value)) return value.map(toWire);
-      return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, toWire(v)]));
+      // A plain loop, not entries/filter/map: this runs for every field of every message.
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(value)) {
+        const v = (value as Record<string, unknown>)[k];
+        if (v !== undefined) out[k] = toWire(v);
+      }
+      return out;
+    }
     default:
       return value;
   }
@@ -49,21 +56,28 @@ function asU64(value: unknown): unknown {
   return value;
 }
 
+/** Converts in place: the decoder made `value` and no one else holds it. */
 function fromWire(value: unknown): unknown {
   if (typeof value !== 'object' || value === null || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
-  if (Array.isArray(value)) return value.map(fromWire);
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = U64_FIELDS.has(k) ? asU64(fromWire(v)) : fromWire(v);
-  return out;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = fromWire(value[i]);
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  for (const k of Object.keys(record)) {
+    const v = record[k];
+    if (typeof v === 'object' && v !== null) record[k] = U64_FIELDS.has(k) ? asU64(fromWire(v)) : fromWire(v);
+    else if (typeof v === 'number' && U64_FIELDS.has(k)) record[k] = asU64(v);
+  }
+  return record;
 }
 
 export function pack(value: unknown): Buffer {
   return packr.pack(toWire(value));
 }
 
-/** Decodes one msgpack value; throws on anything else (including trailing bytes). */
+/** Decodes one msgpack value; throws on anything else (msgpackr rejects trailing bytes). */
 export function unpack(bytes: Buffer): unknown {
-  const values = packr.unpackMultiple(bytes) as unknown[] | undefined;
-  if (!values || values.length !== 1) throw new Error(`expected one msgpack value, got ${values?.length ?? 0}`);
-  return fromWire(values[0]);
+  if (bytes.length === 0) throw new Error('expected one msgpack value, got 0 bytes');
+  return fromWire(packr.unpack(bytes));
 }
