@@ -61,7 +61,8 @@ export function statusLines(v: ClusterView, nowMs = Date.now()): string[] {
     out.push(`host ${h.host}: ${nodes.map((n) => `${n.kind} node ${n.nodeId} ${n.alive ? 'alive' : 'dead'}`).join(', ')}`
       + (targets.length ? `; ${targets.length} targets, used ${gib(h.usedBytes)} free ${gib(h.freeBytes)}; chains: ${h.heads} heads, ${h.replicas} replicas` : ''));
     for (const t of targets) {
-      out.push(`  target ${t.targetId} ${t.state} ${t.freeBytes !== undefined ? `used ${gib(t.usedBytes ?? 0)} free ${gib(t.freeBytes)}` : 'space not reported'} ${t.dataAddress}`);
+      const swept = t.swept?.removedChunks ? `, swept ${t.swept.removedChunks} chunks of chains it left (${gib(t.swept.removedBytes)})` : '';
+      out.push(`  target ${t.targetId} ${t.state} ${t.freeBytes !== undefined ? `used ${gib(t.usedBytes ?? 0)} free ${gib(t.freeBytes)}` : 'space not reported'} ${t.dataAddress}${swept}`);
     }
   }
   out.push(...executorStatusLines(v.executors, nowMs));

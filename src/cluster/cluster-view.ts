@@ -74,7 +74,7 @@ export function viewOf(p: ViewParts) {
     return {
       targetId: t.targetId, nodeId: t.nodeId, host: nodeHost.get(t.nodeId) ?? '?', state: t.state, localState: t.localState,
       dataAddress: t.dataAddress, capacityBytes: t.capacityBytes, usedBytes: t.usedBytes, freeBytes: t.freeBytes,
-      full: t.full || nearlyFull, replicas: t.replicas, heads: t.heads,
+      full: t.full || nearlyFull, replicas: t.replicas, heads: t.heads, swept: t.swept,
     };
   });
   const chains = [...a.chains].sort((x, y) => x.chainId - y.chainId).map((c) => {

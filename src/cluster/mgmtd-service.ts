@@ -21,7 +21,7 @@ import * as admin from './admin-ops.js';
 import { emptyAdminState, emptyDirty, routingDirty, type AdminState, type Dirty, type Records } from './admin-ops.js';
 import { adminLimits } from '../limits.js';
 import type {
-  ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord, HeartbeatTarget, ResyncProgress,
+  ChainRecord, ChainTableRecord, LocalState, NodeKind, NodeRecord, Routing, TargetRecord, HeartbeatTarget, ResyncProgress, SweptChunks,
 } from '../protocol/mgmtd-types.js';
 import { logger } from '../log.js';
 
@@ -94,6 +94,8 @@ export class MgmtdService {
   /** Each target's chunk count and running resync, from its heartbeats (soft state). */
   private chunkCounts = new Map<number, number>();
   private resyncs = new Map<number, ResyncProgress>();
+  /** What each target's stray sweep removed since its daemon started, from its heartbeats (soft state). */
+  private swept = new Map<number, SweptChunks>();
   /** Each node's data-plane byte rates, from its heartbeats' counters (soft state). */
   private readonly throughput = new NodeThroughput();
   /** Admin operations under way (persisted: a new primary continues them). */
@@ -240,6 +242,7 @@ export class MgmtdService {
         if (r.chunks !== undefined) this.chunkCounts.set(r.targetId, r.chunks);
         if (r.resync) this.resyncs.set(r.targetId, r.resync);
         else this.resyncs.delete(r.targetId);
+        if (r.swept) this.swept.set(r.targetId, r.swept);
       }
     }
     const news = reports.filter((r) => {
@@ -400,7 +403,7 @@ export class MgmtdService {
         return {
           ...t, capacityBytes: s?.capacityBytes, freeBytes: s?.freeBytes, usedBytes: s ? s.capacityBytes - s.freeBytes : undefined,
           full: s ? s.freeBytes < adminLimits.targetFreeBytesMin : false,
-          chunks: this.chunkCounts.get(t.targetId), resync: this.resyncs.get(t.targetId),
+          chunks: this.chunkCounts.get(t.targetId), resync: this.resyncs.get(t.targetId), swept: this.swept.get(t.targetId),
           replicas: chains.length, heads: chains.filter((c) => (c.preferred ?? c.targets)[0] === t.targetId).length,
         };
       }),

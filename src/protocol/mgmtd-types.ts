@@ -112,4 +112,9 @@ export interface HeartbeatTarget {
   /** Chunks the target holds. */
   chunks?: number;
   resync?: ResyncProgress;
+  /** What the target's stray sweep removed since its daemon started (chunks of chains it left). */
+  swept?: SweptChunks;
 }
+
+/** Chunks and bytes a target's stray sweep removed, counted since its daemon started. */
+export interface SweptChunks { removedChunks: number; removedBytes: number }

@@ -8,7 +8,9 @@
  *                           [{targetId, localState, syncedStateVersion?,
  *                             capacityBytes?, freeBytes?, chunks?, resync?:
  *                             {listedChunks, copiedChunks, copiedBytes,
- *                             sourceTargetIds}: a resync's progress so far}],
+ *                             sourceTargetIds}: a resync's progress so far,
+ *                             swept?: {removedChunks, removedBytes}: what the
+ *                             stray sweep removed since the daemon started}],
  *                           dataReadBytes?, dataWrittenBytes?, pid?: the
  *                           node process's data-server byte counters (all
  *                           its data servers; nodes sharing a process share
@@ -43,7 +45,7 @@
 import { clusterLimits } from '../limits.js';
 import { ProtocolError, type Params } from './envelope.js';
 import { list, map, optMap, optStr, optUint, str, uint } from './fields.js';
-import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind, type ResyncProgress } from './mgmtd-types.js';
+import { LOCAL_STATES, NODE_KINDS, type LocalState, type NodeKind, type ResyncProgress, type SweptChunks } from './mgmtd-types.js';
 
 export const MGMTD_METHODS = ['mgmtd.registerNode', 'mgmtd.heartbeat', 'mgmtd.getRouting', 'mgmtd.createChainTable', 'mgmtd.status', 'mgmtd.capacity', 'mgmtd.setClientTokens',
   'mgmtd.adminView', 'mgmtd.adminCreateTable', 'mgmtd.adminGrowTable', 'mgmtd.adminRebalance', 'mgmtd.adminReplace', 'mgmtd.adminDrain', 'mgmtd.adminRemoveNode'] as const;
@@ -87,6 +89,7 @@ export function decodeHeartbeat(p: Params) {
       targetId: uint(t, 'targetId', U32), localState: localState as LocalState, syncedStateVersion: optUint(t, 'syncedStateVersion'),
       capacityBytes: optUint(t, 'capacityBytes'), freeBytes: optUint(t, 'freeBytes'), chunks: optUint(t, 'chunks'),
       resync: decodeResyncProgress(optMap(t, 'resync')),
+      swept: decodeSwept(optMap(t, 'swept')),
     };
   });
   const dataReadBytes = optUint(p, 'dataReadBytes');
@@ -101,6 +104,10 @@ function decodeResyncProgress(r: Params | undefined): ResyncProgress | undefined
   const sourceTargetIds = list(r, 'sourceTargetIds', clusterLimits.chainLengthMax * clusterLimits.targetsPerNodeMax)
     .map((id, i) => uint({ [`sourceTargetIds[${i}]`]: id }, `sourceTargetIds[${i}]`, U32));
   return { listedChunks: uint(r, 'listedChunks'), copiedChunks: uint(r, 'copiedChunks'), copiedBytes: uint(r, 'copiedBytes'), sourceTargetIds };
+}
+
+function decodeSwept(s: Params | undefined): SweptChunks | undefined {
+  return s ? { removedChunks: uint(s, 'removedChunks'), removedBytes: uint(s, 'removedBytes') } : undefined;
 }
 
 export function decodeCreateChainTable(p: Params) {

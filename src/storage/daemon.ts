@@ -344,6 +344,7 @@ export class StorageDaemon {
             copiedBytes: t.resyncing.stats.copiedBytes, sourceTargetIds: t.resyncing.sourceTargetIds,
           },
         } : {}),
+        swept: { removedChunks: t.strays.removed, removedBytes: t.strays.removedBytes },
       }));
       // The process's data-server byte counters (native metrics): mgmtd turns them into throughput.
       const snap = addon.metricsSnapshot();

@@ -10,6 +10,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import type { AdminView } from '../../src/cli/admin.js';
+import { statusLines } from '../../src/cli/status.js';
+import { viewOf, type AdminView as FullAdminView } from '../../src/cluster/cluster-view.js';
 import type { ChunkListEntry } from '../../src/native/binding.js';
 import type { Routing } from '../../src/protocol/mgmtd-types.js';
 import { RpcClient } from '../../src/protocol/rpc-client.js';
@@ -121,6 +123,16 @@ describe('admin moves: the target a chain left sweeps that chain\'s chunks', () 
       const writerChunks = [...writer.acked.keys()].filter((i) => Writer.chainOf(i) === left.get(id)).length;
       expect(s.removed, `target ${id} removed`).toBe(BULK_CHUNKS / CHAINS + writerChunks);
     }
+    // mgmtd learns the counts from the heartbeats (`millpond status` shows them per target).
+    await until(async () => {
+      const targets = (await view()).targets;
+      return [...afterSweep].every(([id, s]) => {
+        const t = targets.find((x) => x.targetId === id);
+        return t?.swept?.removedChunks === s.removed && t.swept.removedBytes === s.removedBytes;
+      });
+    }, 5_000, 'mgmtd reports what each target swept');
+    const lines = statusLines(viewOf({ atMs: Date.now(), admin: await cluster.admin.admin<FullAdminView>('adminView'), mgmtd: [], meta: [], executors: [], jobs: [] }));
+    for (const [id, s] of afterSweep) expect(lines.some((l) => l.startsWith(`  target ${id} `) && l.includes(`swept ${s.removed} chunks of chains it left`)), `status line of target ${id}`).toBe(true);
     console.log(`admin-move-sweep: chains left at rebalance end swept within ${sweptMs} ms (grace ${GRACE_MS} ms, a pass every ${SWEEP_MS} ms); removed ${[...afterSweep].map(([id, s]) => `${id}: ${s.removed} chunks ${s.removedBytes} bytes in ${s.passes} passes`).join(', ')}`);
 
     const checkReplicas = async (r: Routing, what: string) => {
