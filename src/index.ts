@@ -6,7 +6,7 @@ export { ChunkClient, type ChunkClientOptions, type BatchRead, type BatchReadRes
 export type {
   ChainPosition, ChainWriteRoute, ChunkId, ChunkMeta, ChunkListEntry, TransportChoice, TransportCounters,
 } from './native/binding.js';
-export { connect, FileSystem, FileHandle, Stats, Dirent, type ConnectOptions, type OpenMode } from './fs/index.js';
+export { connect, FileSystem, FileHandle, Stats, Dirent, type ConnectOptions, type OpenMode, type DataClientTuning, type DataClientCounters } from './fs/index.js';
 import { addon } from './native/binding.js';
 
 /** A Buffer on 4 KiB-aligned memory: chunk writes from it skip a copy under O_DIRECT. */

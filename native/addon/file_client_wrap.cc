@@ -60,13 +60,15 @@ Napi::Function FileClientWrap::Init(Napi::Env env, Napi::FunctionReference* hand
   return DefineClass(env, "FileClientHandle",
                      {InstanceMethod<&FileClientWrap::Attach>("attach"),
                       InstanceMethod<&FileClientWrap::InstallCapability>("installCapability"),
+                      InstanceMethod<&FileClientWrap::Counters>("counters"),
                       InstanceMethod<&FileClientWrap::Close>("close")},
                      handleCtor);
 }
 
 // new FileClientHandle({ mgmtd: string[], mgmtdCurve?: { serverKey, publicKey, secretKey },
 //                        credentials?, transport, timeoutMs?, mgmtdTimeoutMs?, routingPollMs?,
-//                        writeRetryMs?, readAheadBytes? })
+//                        writeRetryMs?, readAheadBytes?, chunksInflight?, connectionsPerServer? })
+// Out-of-range tuning is EINVAL from FileClient::Create / ChunkClient::Create.
 // mgmtdCurve: the CURVE keys (Z85) of the mgmtd connections; credentials: the data plane's.
 FileClientWrap::FileClientWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<FileClientWrap>(info), handleCtor_(static_cast<Napi::FunctionReference*>(info.Data())) {
@@ -84,6 +86,8 @@ FileClientWrap::FileClientWrap(const Napi::CallbackInfo& info)
   options.mgmtd.rpc.timeoutMs = GetU32(o, "mgmtdTimeoutMs", options.mgmtd.rpc.timeoutMs);
   options.routingPollMs = GetU32(o, "routingPollMs", options.routingPollMs);
   options.writeRetryMs = GetU32(o, "writeRetryMs", options.writeRetryMs);
+  options.chunksInflight = GetU32(o, "chunksInflight", options.chunksInflight);
+  options.chunks.connectionsPerServer = GetU32(o, "connectionsPerServer", options.chunks.connectionsPerServer);
   if (!GetCredentials(o.Get("credentials"), &options.chunks.credentials)) {
     ThrowType(env, "credentials must be { kind: 'node' | 'token', id, tokenId?, key: 32-byte Buffer }");
     return;
@@ -143,6 +147,31 @@ Napi::Value FileClientWrap::InstallCapability(const Napi::CallbackInfo& info) {
   if (!GetCapability(info[0], &cap, &has) || !has) return ThrowType(info.Env(), "installCapability(capability)");
   if (client_) client_->InstallCapability(cap);
   return info.Env().Undefined();
+}
+
+// counters() -> { chunkReads, ..., bytesWritten }: FileClientCounters since the client started
+// (all zero once closed).
+Napi::Value FileClientWrap::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  FileClientCounters zero;
+  const FileClientCounters& c = client_ ? client_->counters() : zero;
+  auto put = [&](const char* name, const std::atomic<uint64_t>& v) {
+    out.Set(name, Napi::Number::New(env, static_cast<double>(v.load(std::memory_order_relaxed))));
+  };
+  put("chunkReads", c.chunkReads);
+  put("chunkWrites", c.chunkWrites);
+  put("readRetries", c.readRetries);
+  put("writeRetries", c.writeRetries);
+  put("holes", c.holes);
+  put("prefetches", c.prefetches);
+  put("prefetchHits", c.prefetchHits);
+  put("hedgedReads", c.hedgedReads);
+  put("abandonedRequests", c.abandonedRequests);
+  put("batchMisses", c.batchMisses);
+  put("bytesRead", c.bytesRead);
+  put("bytesWritten", c.bytesWritten);
+  return out;
 }
 
 // close(): lets the client go once no attached handle holds it (FileHandleHandle.close).

@@ -106,6 +106,7 @@ class FileClientWrap : public Napi::ObjectWrap<FileClientWrap> {
  private:
   Napi::Value Attach(const Napi::CallbackInfo& info);
   Napi::Value InstallCapability(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   Napi::FunctionReference* const handleCtor_;

@@ -8,9 +8,38 @@
 import { clientCurve, type ClientAuth, type ClusterAuth } from '../auth/credentials.js';
 import { nativeCredentials, type DataCredentials } from '../auth/data-plane.js';
 import { MillpondError } from '../errors.js';
-import { addon, type NativeFileClient, type NativeFileHandle, type TransportChoice } from '../native/binding.js';
+import { addon, type DataClientCounters, type NativeFileClient, type NativeFileHandle, type TransportChoice } from '../native/binding.js';
 import type { FileLayout, Inode } from '../protocol/meta-types.js';
 import type { FileCapability } from './file-capability.js';
+
+/**
+ * How the native client moves bytes (absent: native/common/limits.h defaults). Out of range:
+ * EINVAL (the native client's bounds: kFileReadAheadBytesMax, kFileChunksInflightMax,
+ * kClientConnectionsPerServerMax).
+ */
+export interface DataClientTuning {
+  /** Per file: bytes of whole chunks prefetched ahead of a sequential reader; 0: none. */
+  readAheadBytes?: number;
+  /** Chunk reads or writes of one call in flight at once. */
+  chunksInflight?: number;
+  /** TCP connections to each data server; more let one client's requests overlap more. */
+  connectionsPerServer?: number;
+}
+
+const TUNING_KEYS = ['readAheadBytes', 'chunksInflight', 'connectionsPerServer'] as const;
+
+/** The given settings, each an integer the native side can take (its own bounds are checked there). */
+function checkedTuning(tuning: DataClientTuning = {}): DataClientTuning {
+  const out: DataClientTuning = {};
+  for (const key of TUNING_KEYS) {
+    const v = tuning[key];
+    if (v === undefined) continue;
+    const min = key === 'readAheadBytes' ? 0 : 1;
+    if (!(Number.isSafeInteger(v) && v >= min && v <= 0xffffffff)) throw new MillpondError('EINVAL', `${key} must be an integer >= ${min}, got ${String(v)}`);
+    out[key] = v;
+  }
+  return out;
+}
 
 export interface FileClientOptions {
   mgmtd: string | string[];
@@ -27,12 +56,14 @@ export interface FileClientOptions {
   /** How often routing is fetched again; how long a write is retried. */
   routingPollMs?: number;
   writeRetryMs?: number;
+  io?: DataClientTuning;
 }
 
 export class FileClient {
   private readonly native: NativeFileClient;
 
   constructor(options: FileClientOptions) {
+    const io = checkedTuning(options.io);
     const mgmtd = typeof options.mgmtd === 'string' ? options.mgmtd.split(',') : options.mgmtd;
     const mgmtdCurve = options.cluster ? options.cluster.memberCurve : options.auth ? clientCurve(options.auth) : undefined;
     const credentials = nativeCredentials(options.credentials ?? (options.auth ? { token: options.auth.token } : undefined));
@@ -45,7 +76,13 @@ export class FileClient {
       ...(options.mgmtdTimeoutMs !== undefined ? { mgmtdTimeoutMs: options.mgmtdTimeoutMs } : {}),
       ...(options.routingPollMs !== undefined ? { routingPollMs: options.routingPollMs } : {}),
       ...(options.writeRetryMs !== undefined ? { writeRetryMs: options.writeRetryMs } : {}),
+      ...io,
     });
+  }
+
+  /** What the native client did since it started. */
+  counters(): DataClientCounters {
+    return this.native.counters();
   }
 
   /** The bytes of a file opened through meta; `capability` as meta's open handed it out. */

@@ -11,9 +11,9 @@ import { fsLimits, limits } from '../limits.js';
 import { findClientAuth } from '../auth/credentials.js';
 import { MetaClient, MetaClientView } from '../meta/meta-client.js';
 import type { DirLayout, FileLayout, Inode, ObjectAttrs, OpenFlags, User } from '../protocol/meta-types.js';
-import { addon, type TransportChoice } from '../native/binding.js';
+import { addon, type DataClientCounters, type TransportChoice } from '../native/binding.js';
 import { FileCapability } from './file-capability.js';
-import { FileClient, type FileData } from './file-data.js';
+import { FileClient, type DataClientTuning, type FileData } from './file-data.js';
 import { fileChainsIn } from './file-chains.js';
 import { chainOfChunk } from './layout.js';
 import { compileGlob, type Segment } from './glob.js';
@@ -40,6 +40,8 @@ export interface ConnectOptions {
   /** A proxy user's (or the admin's) token acts as this identity (`actAs`). */
   user?: User;
   transport?: TransportChoice;
+  /** How the native client moves bytes: read-ahead, chunks in flight, connections per server. */
+  io?: DataClientTuning;
 }
 
 export type OpenMode = 'r' | 'r+' | 'w' | 'wx' | 'w+' | 'a' | 'ax' | 'a+';
@@ -79,7 +81,7 @@ export async function connect(options: ConnectOptions): Promise<FileSystem> {
   let files: FileClient | undefined;
   try {
     await routing.refresh();
-    files = new FileClient({ mgmtd: options.mgmtd, auth, transport: options.transport });
+    files = new FileClient({ mgmtd: options.mgmtd, auth, transport: options.transport, io: options.io });
   } catch (err) {
     meta.disconnect();
     routing.close();
@@ -353,6 +355,11 @@ export class FileSystem {
     }
     await walk(root, segments);
     return [...found].sort();
+  }
+
+  /** What this FileSystem's native data client did since connect (chunk reads, hedges, bytes...). */
+  ioCounters(): DataClientCounters {
+    return this.files.counters();
   }
 
   close(): void {

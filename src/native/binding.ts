@@ -178,7 +178,31 @@ export interface NativeFileHandle {
 export interface NativeFileClient {
   attach(inode: NativeFileInode, path: string, writable: boolean, capability?: Buffer): NativeFileHandle;
   installCapability(capability: Buffer): void;
+  counters(): DataClientCounters;
   close(): void;
+}
+
+/** What a native FileClient did since it started (native/client/file_client.h FileClientCounters). */
+export interface DataClientCounters {
+  /** Chunk reads and writes sent, retries included. */
+  chunkReads: number;
+  chunkWrites: number;
+  /** Reads sent again to another replica or round; writes sent again with the same ids. */
+  readRetries: number;
+  writeRetries: number;
+  /** Chunk reads the tail answered "no such chunk" (zeros). */
+  holes: number;
+  /** Whole-chunk reads started ahead of a sequential reader, and pieces served from them. */
+  prefetches: number;
+  prefetchHits: number;
+  /** Reads sent to a second replica because the first was slow. */
+  hedgedReads: number;
+  /** Requests given up because their target left the route. */
+  abandonedRequests: number;
+  /** Pieces of batched reads read again one by one. */
+  batchMisses: number;
+  bytesRead: number;
+  bytesWritten: number;
 }
 
 export interface Addon {
@@ -194,6 +218,7 @@ export interface Addon {
   FileClientHandle: new (options: {
     mgmtd: string[]; mgmtdCurve?: { serverKey: string; publicKey: string; secretKey: string }; credentials?: NativeCredentials; transport: TransportChoice;
     timeoutMs?: number; mgmtdTimeoutMs?: number; routingPollMs?: number; writeRetryMs?: number; readAheadBytes?: number;
+    chunksInflight?: number; connectionsPerServer?: number;
   }) => NativeFileClient;
   setErrorClass(ctor: typeof MillpondError): void;
   allocAligned(bytes: number): Buffer;

@@ -50,6 +50,45 @@ describe('FileSystem', () => {
     t.cleanup();
   });
 
+  it('tunes the native client (read-ahead, chunks in flight, connections) and reports what it did', async () => {
+    const data = randomBytes(6 * CHUNK + 777);
+    await fs.writeFile('/data/tuned', data);
+    // A sequential reader in half-chunk steps: the default client prefetches whole chunks ahead.
+    const readInSteps = async (reader: FileSystem) => {
+      const h = await reader.open('/data/tuned', 'r');
+      try {
+        const parts: Buffer[] = [];
+        for (let at = 0; at < data.length; at += CHUNK / 2) parts.push(await h.readAt(at, Math.min(CHUNK / 2, data.length - at)));
+        return Buffer.concat(parts);
+      } finally {
+        await h.close();
+      }
+    };
+    const tuned = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp', ...cluster.keys.admin,
+      io: { readAheadBytes: 0, chunksInflight: 2, connectionsPerServer: 3 } });
+    const plain = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp', ...cluster.keys.admin });
+    try {
+      expect((await readInSteps(tuned)).equals(data)).toBe(true);
+      expect((await readInSteps(plain)).equals(data)).toBe(true);
+      const off = tuned.ioCounters();
+      const on = plain.ioCounters();
+      expect(off).toMatchObject({ prefetches: 0, prefetchHits: 0, bytesRead: data.length, chunkWrites: 0 });
+      expect(off.chunkReads).toBeGreaterThanOrEqual(Math.ceil(data.length / (CHUNK / 2))); // each half-chunk step is its own chunk read
+      expect(on.prefetches).toBeGreaterThan(0);
+      expect(on.prefetchHits).toBeGreaterThan(0);
+      expect(on.bytesRead).toBe(data.length);
+      await tuned.writeFile('/data/tuned-copy', data);
+      expect(tuned.ioCounters()).toMatchObject({ bytesWritten: data.length, chunkWrites: 7 });
+    } finally {
+      tuned.close();
+      plain.close();
+    }
+    for (const io of [{ chunksInflight: 0 }, { readAheadBytes: -1 }, { connectionsPerServer: 1.5 }, { connectionsPerServer: 17 }, { chunksInflight: 100_000 }]) {
+      await expect(connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp', ...cluster.keys.admin, io }), JSON.stringify(io))
+        .rejects.toMatchObject({ code: 'EINVAL' });
+    }
+  });
+
   it('writes and reads back files of many sizes, across chunk boundaries', async () => {
     for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12345]) {
       const data = randomBytes(size);
