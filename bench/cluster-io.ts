@@ -5,7 +5,14 @@
  * same run: iperf3 (one TCP stream) and dd with O_DIRECT on the same disk, writing and then
  * reading (page cache dropped): write_dd3_ratio = write / (dd write / 3), the ceiling of three
  * replicas on one disk, and read_dd_ratio = read / dd read.
+ * Two more baselines, as the chunk store must use the disk: dd writes that reach the disk
+ * before they return (oflag=direct,dsync; CHUNKS_AT_ONCE writers, as chunks are in flight at
+ * once), since every chunk write is fdatasynced and plain dd's are not
+ * (write_dd3_sync_ratio); and O_DIRECT reads of the chunk files of one target, a file per
+ * chunk as the store keeps them, CHUNKS_AT_ONCE at a time (read_chunk_files_ratio).
  */
+import { open, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
 import { connect } from '../src/fs/index.js';
@@ -14,6 +21,49 @@ import {
   GiB, MiB, dropPageCache, fmtGBps, freePort, gbPerSecond, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable,
   round3, runDd, runIperf3,
 } from './lib.js';
+
+/** Chunk requests a client keeps in flight by default (kFileChunksInflightDefault). */
+const CHUNKS_AT_ONCE = 8;
+
+/** Every file under `dir` (the chunk files of one target). */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
+  }
+  return out;
+}
+
+/** Reads `files` whole with O_DIRECT, `atOnce` at a time; bytes per second. */
+async function readDirect(files: string[], atOnce: number): Promise<number> {
+  let next = 0;
+  let bytes = 0;
+  const started = nowMs();
+  await Promise.all(Array.from({ length: atOnce }, async () => {
+    const buffer = allocAligned(8 * MiB);
+    for (let i = next++; i < files.length; i = next++) {
+      const fh = await open(files[i]!, constants.O_RDONLY | constants.O_DIRECT);
+      try {
+        for (;;) {
+          const { bytesRead } = await fh.read(buffer, 0, buffer.length, null);
+          bytes += bytesRead;
+          if (bytesRead < buffer.length) break;
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+  }));
+  return bytes / ((nowMs() - started) / 1000);
+}
+
+/** `writers` dd processes at once, each writing `count` 4 MiB blocks that reach the disk before dd goes on. */
+async function ddSyncWrites(dir: string, writers: number, count: number): Promise<number> {
+  const started = nowMs();
+  const results = await Promise.all(Array.from({ length: writers }, (_, i) =>
+    runDd(['if=/dev/zero', `of=${join(dir, `dd-sync-${i}.bin`)}`, 'bs=4M', `count=${count}`, 'oflag=direct,dsync'])));
+  return results.reduce((sum, r) => sum + r.bytes, 0) / ((nowMs() - started) / 1000);
+}
 
 export async function clusterIoBench(options: Map<string, string>): Promise<void> {
   const sizeMiB = intOption(options, 'size-mib', 2048);
@@ -33,9 +83,12 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     const bytes = pieces * piece.length;
     // Rounds alternate which goes first (the shared cores drift); each figure is the median.
     const timings = new Map<boolean, { writeMs: number[]; readMs: number[] }>([[true, { writeMs: [], readMs: [] }], [false, { writeMs: [], readMs: [] }]]);
+    let chunkFilesDir = '';
     for (let round = 0; round < rounds; round++) for (const auth of round % 2 === 0 ? [true, false] : [false, true]) {
+      const dataDir = join(work.dir, `cluster-${round}-${auth ? 'auth' : 'noauth'}`);
+      chunkFilesDir = dataDir;
       const cluster = await startEmbedded({
-        dataDir: join(work.dir, `cluster-${round}-${auth ? 'auth' : 'noauth'}`), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
+        dataDir, mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
         host: '127.0.0.1', transport, chainCount: 12, syncWrites: true, insecure: !auth,
       });
       const fs = await connect({
@@ -75,6 +128,13 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     const dd = await runDd(['if=/dev/zero', `of=${ddFile}`, 'bs=4M', `count=${ddCount}`, 'oflag=direct']);
     await dropPageCache();
     const ddRead = await runDd([`if=${ddFile}`, 'of=/dev/null', 'bs=4M', 'iflag=direct']);
+    const ddSync = await ddSyncWrites(work.dir, CHUNKS_AT_ONCE, Math.max(1, Math.floor(ddCount / CHUNKS_AT_ONCE)));
+    // Every target of the last cluster holds every chunk (12 chains of 3 over 3 targets): one
+    // target's chunk files are the file's bytes once, as the store keeps them.
+    const targetDir = (await filesUnder(chunkFilesDir)).find((f) => /\/target-\d+\/chunks\//.test(f))?.replace(/(\/target-\d+\/chunks)\/.*$/, '$1');
+    if (!targetDir) throw new Error(`no chunk files under ${chunkFilesDir}`);
+    await dropPageCache();
+    const chunkFilesRead = await readDirect(await filesUnder(targetDir), CHUNKS_AT_ONCE);
 
     const figures = {
       size_MiB: pieces * pieceMiB,
@@ -93,6 +153,11 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       /** The aims: a 3-replica write against a third of dd's, a cold read against dd's O_DIRECT read. */
       write_dd3_ratio: round3(gbPerSecond(bytes, writeMs) / (dd.bytesPerSecond / 1e9 / 3)),
       read_dd_ratio: round3(gbPerSecond(bytes, readMs) / (ddRead.bytesPerSecond / 1e9)),
+      dd_sync_write_GBps: round3(ddSync / 1e9),
+      chunk_files_read_GBps: round3(chunkFilesRead / 1e9),
+      /** The same against the disk as the chunk store must use it: synced writes, a file per chunk. */
+      write_dd3_sync_ratio: round3(gbPerSecond(bytes, writeMs) / (ddSync / 1e9 / 3)),
+      read_chunk_files_ratio: round3(gbPerSecond(bytes, readMs) / (chunkFilesRead / 1e9)),
     };
     printTable(`cluster-io: one client, a ${figures.size_MiB} MiB file over 12 chains of 3 replicas (${machineNote()})`, [
       ['path', 'GB/s'],
@@ -103,11 +168,14 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       ['iperf3, one TCP stream', fmtGBps(figures.iperf3_GBps)],
       ['dd O_DIRECT write, 4 MiB blocks', fmtGBps(figures.dd_write_GBps)],
       ['dd O_DIRECT read, 4 MiB blocks', fmtGBps(figures.dd_read_GBps)],
+      [`dd O_DIRECT+dsync write, 4 MiB blocks, ${CHUNKS_AT_ONCE} writers`, fmtGBps(figures.dd_sync_write_GBps)],
+      [`O_DIRECT read of one target's chunk files, ${CHUNKS_AT_ONCE} at once`, fmtGBps(figures.chunk_files_read_GBps)],
     ]);
     console.log('\nA write crosses loopback three times (client -> head -> middle -> tail) and lands on the one disk three times,');
     console.log('so on one machine its ceiling is about dd/3; reads come from one replica.');
     console.log(`auth on / off: write ${figures.write_auth_ratio}, read ${figures.read_auth_ratio}`);
     console.log(`write / (dd write / 3): ${figures.write_dd3_ratio}; read / dd read: ${figures.read_dd_ratio}`);
+    console.log(`write / (dd dsync write / 3): ${figures.write_dd3_sync_ratio}; read / chunk files read: ${figures.read_chunk_files_ratio}`);
     for (const auth of [true, false]) {
       const t = timings.get(auth)!;
       console.log(`  rounds, auth ${auth ? 'on ' : 'off'} (GB/s): write ${t.writeMs.map((ms) => gbPerSecond(bytes, ms).toFixed(3)).join(' ')}; ` +
