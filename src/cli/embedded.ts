@@ -94,6 +94,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     stops.push(() => meta.close());
     const clientAuth = keys ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
 
+    const daemons: StorageDaemon[] = [];
     for (let node = 1; node <= STORAGE_NODES; node++) {
       const targetId = 100 + node;
       const dir = join(o.dataDir, `node-${node}`, `target-${targetId}`);
@@ -103,6 +104,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
         transport: o.transport, syncWrites: o.syncWrites, log: o.log, auth, encryptData: o.encryptData === true,
       });
       stops.push(() => daemon.stop());
+      daemons.push(daemon);
     }
 
     const admin = new MgmtdClient([mgmtd.endpoint], { auth: clientAuth });
@@ -113,10 +115,13 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     } catch (err) {
       if (!(err instanceof MillpondError && err.code === 'EEXIST')) throw err; // a restart keeps its table
     }
+    // Serving, and on the chains: a daemon that has not applied the routing with the chain
+    // table yet answers a client's first writes ESTALE ("not on chain"), and they are retried.
     await waitFor(async () => {
       const r = await admin.getRouting();
-      return 'targets' in r && r.targets.length === STORAGE_NODES && r.targets.every((t) => t.state === 'serving');
-    }, 'every target to serve');
+      return 'targets' in r && r.targets.length === STORAGE_NODES && r.targets.every((t) => t.state === 'serving')
+        && daemons.every((d) => d.status().appliedVersion >= r.version);
+    }, 'every target to serve its chains');
     // Chunks of unlinked files go in the background, next to the metadata service.
     // Removing chunks is chain-internal: with a secret the collector presents a cluster service's key.
     const chunkClient = auth
