@@ -88,7 +88,7 @@ struct FileClient::Op {
   std::vector<std::string> order;
   size_t next = 0;
   Attempt attempts[2];
-  std::unique_ptr<char[]> hedgeBuf;
+  AlignedBuffer hedgeBuf;  // from FileClient::hedgeBuffers_ when it had room
   int winner = -1;  // reads: the attempt whose answer is taken; kHole: a hole; -1: none yet
   uint32_t winnerBytes = 0;
   // Writes: the ids every attempt carries, and the bounds of the retries (attempts[0] only).
@@ -256,8 +256,7 @@ void FileClient::Hedge(Run* run, Clock::time_point now, Clock::time_point* wake)
       *wake = std::min(*wake, at);
       continue;
     }
-    counters_.hedgedReads++;
-    IssueRead(run, i);
+    if (IssueRead(run, i)) counters_.hedgedReads++;
   }
 }
 
@@ -283,7 +282,8 @@ void FileClient::Issue(Run* run, size_t index) {
         return Handle(run, index, -1, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
       }
     }
-    return IssueRead(run, index);
+    IssueRead(run, index);
+    return;
   }
   ChainRoute route;
   Status s = routing_->Route(p.chainId, &route);
@@ -316,15 +316,17 @@ void FileClient::Issue(Run* run, size_t index) {
   }, hasCap ? &cap : nullptr, a.abandon);
 }
 
-void FileClient::IssueRead(Run* run, size_t index) {
+bool FileClient::IssueRead(Run* run, size_t index) {
   Op& op = run->ops[index];
   ChunkPiece& p = (*run->pieces)[index];
   const int slot = op.attempts[0].inflight ? 1 : 0;
   Op::Attempt& a = op.attempts[slot];
   char* dst = p.dst;
   if (slot == 1) {
-    if (!op.hedgeBuf) op.hedgeBuf.reset(new char[p.lengthBytes > 0 ? p.lengthBytes : 1]);
-    dst = op.hedgeBuf.get();
+    const size_t bytes = std::max<size_t>(p.lengthBytes, 1);
+    if (op.hedgeBuf.empty() && !hedgeBuffers_.TryAcquire(bytes, &op.hedgeBuf).ok()) op.hedgeBuf = AlignedBuffer::Allocate(bytes);
+    if (op.hedgeBuf.empty()) return false;
+    dst = op.hedgeBuf.data();
   }
   a.inflight = true;
   a.address = op.order[op.next++];
@@ -341,6 +343,7 @@ void FileClient::IssueRead(Run* run, size_t index) {
   chunks_->Read(a.address, args, dst, [run, index, slot](const Status& s, const ChunkMeta&, uint32_t n) {
     run->Complete(index, slot, s, n);
   }, hasCap ? &cap : nullptr, a.abandon);
+  return true;
 }
 
 void FileClient::FinishRead(Run* run, size_t index) {
@@ -350,10 +353,10 @@ void FileClient::FinishRead(Run* run, size_t index) {
     std::memset(p.dst, 0, p.lengthBytes);
     counters_.holes++;
   } else {
-    if (op.winner == 1) std::memcpy(p.dst, op.hedgeBuf.get(), op.winnerBytes);
+    if (op.winner == 1) std::memcpy(p.dst, op.hedgeBuf.data(), op.winnerBytes);
     if (op.winnerBytes < p.lengthBytes) std::memset(p.dst + op.winnerBytes, 0, p.lengthBytes - op.winnerBytes);
   }
-  op.hedgeBuf.reset();
+  op.hedgeBuf = AlignedBuffer();  // back to the pool
 }
 
 void FileClient::Handle(Run* run, size_t index, int slot, const Status& s, uint32_t bytesRead) {

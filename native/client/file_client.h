@@ -171,7 +171,9 @@ class FileClient {
   explicit FileClient(const FileClientOptions& options);
   Status RunPieces(bool write, std::vector<ChunkPiece>* pieces);
   void Issue(Run* run, size_t index);
-  void IssueRead(Run* run, size_t index);  // to the next replica of the piece's round
+  // To the next replica of the piece's round; false (nothing sent) when a second attempt
+  // finds no memory for its buffer: the first one goes on alone.
+  bool IssueRead(Run* run, size_t index);
   // Decides what a finished request (slot -1: none was sent) means: done, next replica,
   // later, or failed.
   void Handle(Run* run, size_t index, int slot, const Status& s, uint32_t bytesRead);
@@ -210,6 +212,7 @@ class FileClient {
   std::unique_ptr<RoutingCache> routing_;  // after mgmtd_: destroyed before it
   std::unique_ptr<ChunkClient> chunks_;
   BufferPool readAheadBuffers_{limits::kFileReadAheadPoolBytesMax};
+  BufferPool hedgeBuffers_{limits::kFileHedgePoolBytesMax};  // second attempts of hedged reads
   LatencyWindow chunkReadLatency_;  // chunk reads' answers: their hedge delay
   LatencyWindow batchReadLatency_;  // batched reads' answers: theirs
   Mutex readAheadMu_;

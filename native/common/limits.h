@@ -188,6 +188,9 @@ constexpr size_t kFileClientQueuedCallsMax = 4096;
 constexpr uint32_t kFileReadPieceBytesMax = 1024 * 1024;  // a large read is split into pieces of this
 constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks of one file prefetched at once
 constexpr size_t kFileReadAheadPoolBytesMax = size_t{1024} << 20;  // per client, all files together
+// Hedged reads' second buffers, kept for reuse (a fresh 4 MiB buffer costs its page faults on
+// the transport's receive thread); past this a hedge allocates its own.
+constexpr size_t kFileHedgePoolBytesMax = size_t{256} << 20;
 constexpr size_t kReadAheadStreamsMax = 8;              // recent read ends a sequential read may continue
 constexpr uint64_t kFileLengthBytesMax = uint64_t{1} << 50;  // offsets a handle accepts (1 PiB)
 
