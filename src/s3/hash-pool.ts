@@ -92,7 +92,7 @@ class HashWorker {
     this.worker.on('message', (m: { op: string; id: number; data?: ArrayBuffer; marks?: Uint8Array[]; digests?: Record<string, Uint8Array> }) => {
       const w = this.waiting.get(m.id);
       if (m.op === 'ack') {
-        if (m.data?.byteLength === s3Limits.hashBatchBytes && this.spare.length < s3Limits.hashBatchesInFlight) this.spare.push(m.data);
+        if (m.data?.byteLength === s3Limits.hashBatchBytes && this.spare.length < s3Limits.hashSpareBatchesMax) this.spare.push(m.data);
         w?.acked(m.marks ?? []);
       } else if (m.op === 'digest' && w?.digested) {
         const out: Digests = {};
