@@ -233,7 +233,7 @@ export const fsLimits = {
    * for the next writes of the process, in bytes: a piece is filled in memory already touched
    * (first-touch page faults cost several times the copy), not allocated per piece.
    */
-  writePiecesPooledBytesMax: 64 * 1024 * 1024,
+  writePiecesPooledBytesMax: 128 * 1024 * 1024,
   /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
   readBytesMax: 1024 * 1024 * 1024,
   /** Default highWaterMark of read and write streams. */
