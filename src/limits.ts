@@ -233,7 +233,7 @@ export const fsLimits = {
    * for the next writes of the process, in bytes: a piece is filled in memory already touched
    * (first-touch page faults cost several times the copy), not allocated per piece.
    */
-  writePiecesPooledBytesMax: 128 * 1024 * 1024,
+  writePiecesPooledBytesMax: 32 * 1024 * 1024,
   /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
   readBytesMax: 1024 * 1024 * 1024,
   /** Default highWaterMark of read and write streams. */
@@ -389,6 +389,11 @@ export const s3Limits = {
    * (a body's batches are copied into memory already touched, not allocated and zeroed).
    */
   hashSpareBatchesMax: 16,
+  /**
+   * Shared body pieces (pieces.ts: a PUT's bytes, read by its hash worker and its chunk writes
+   * in place) kept for the next bodies, in bytes.
+   */
+  sharedPiecesPooledBytesMax: 128 * 1024 * 1024,
   /** aws-chunked chunk ends in one batch: a batch with this many goes to its worker at once. */
   hashMarksPerBatchMax: 128,
   /**

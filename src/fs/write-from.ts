@@ -42,9 +42,15 @@ export interface ChunkedWritable {
  * `lengthBytes`, the source's declared length when known, sizes the piece buffers: a 4 KiB
  * body takes a 4 KiB buffer, not a chunk-sized one (which, per small PUT, made most of the
  * gateway's garbage); a source longer than declared still goes through whole.
+ * With `release`, the source's pieces may be written as they are: one that starts where no
+ * copied piece is being filled and spans its chunk from there to the chunk's end (or to the
+ * declared end) is written without a copy, and release(it) is called once its write settled;
+ * any other is copied, then released. (Without it, every piece is copied: the source may reuse
+ * its buffers as soon as it is asked for the next.)
  */
 export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<Buffer>,
-  options: { position?: number; lengthBytes?: number; inFlightMax: number }): Promise<number> {
+  options: { position?: number; lengthBytes?: number; inFlightMax: number; release?: (piece: Buffer) => void }): Promise<number> {
+  const release = options.release;
   const position = options.position ?? 0;
   const lengthBytes = options.lengthBytes ?? Infinity;
   const chunkBytes = handle.info.layout.chunkSizeBytes;
@@ -54,26 +60,38 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
   let piece: Buffer | undefined;
   let filled = 0;
   let pieceAt = position;
-  const flush = async () => {
-    if (!piece || filled === 0) return;
-    const buffer = piece;
-    const data = piece.subarray(0, filled);
-    const where = pieceAt;
-    piece = undefined;
-    filled = 0;
+  /** Writes `data` at `where`, at most inFlightMax at once; `settled` runs when the write did. */
+  const submit = async (data: Buffer, where: number, settled: (ok: boolean) => void) => {
     const write: Promise<void> = handle.write(data, where).then(() => {
       inflight.delete(write);
-      if (buffer.length === chunkBytes) givePiece(buffer);
+      settled(true);
     }, (err: unknown) => {
       inflight.delete(write);
       failure ??= err;
+      settled(false);
     });
     inflight.add(write);
     while (inflight.size >= options.inFlightMax) await Promise.race(inflight);
     if (failure) throw failure;
   };
+  const flush = async () => {
+    if (!piece || filled === 0) return;
+    const buffer = piece;
+    const data = piece.subarray(0, filled);
+    piece = undefined;
+    filled = 0;
+    await submit(data, pieceAt, (ok) => { if (ok && buffer.length === chunkBytes) givePiece(buffer); });
+  };
   try {
     for await (const incoming of source) {
+      if (release && !piece && incoming.length > 0) {
+        const end = at + incoming.length;
+        if (Math.floor(at / chunkBytes) === Math.floor((end - 1) / chunkBytes) && (end % chunkBytes === 0 || end === position + lengthBytes)) {
+          at = end;
+          await submit(incoming, end - incoming.length, () => release(incoming));
+          continue;
+        }
+      }
       let offset = 0;
       while (offset < incoming.length) {
         if (!piece) {
@@ -90,6 +108,7 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
         at += n;
         if (filled === piece.length) await flush();
       }
+      release?.(incoming);
       if (failure) throw failure;
     }
     await flush();
