@@ -68,7 +68,7 @@ export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone:
   const hashes = digester(signedHash ? ['md5', 'sha256'] : ['md5'], checks.length, { segments: chunked && signsChunks(checks.signature), pieces });
   const chunkChecks: Promise<void>[] = [];
   let bytes = 0;
-  const source = chunked ? decodeChunked(req, checks.signature, hashes, chunkChecks) : plain(req);
+  const source = chunked ? decodeChunked(req, checks.signature, hashes, chunkChecks) : req as AsyncIterable<Buffer>;
   try {
     for await (const piece of source) {
       bytes += piece.length;
@@ -91,10 +91,6 @@ export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone:
   } finally {
     hashes.drop();
   }
-}
-
-async function* plain(req: IncomingMessage): AsyncGenerator<Buffer> {
-  for await (const piece of req) yield piece as Buffer;
 }
 
 /** Whether an aws-chunked body under `signature` carries chunk signatures. */
