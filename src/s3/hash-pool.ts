@@ -179,8 +179,17 @@ class PooledDigester implements Digester {
   private filledPieces: Buffer[] = [];
   /** Bytes posted so far (pieces mode: where the next piece starts, for its alignment). */
   private postedBytes = 0;
+  /** Only in pieces mode: a digester without it passes the caller's pieces on (payload()). */
+  readonly takePieces?: () => Buffer[];
 
   constructor(names: HashName[], private readonly withSegments: boolean, private readonly shape?: PieceShape) {
+    if (shape) {
+      this.takePieces = () => {
+        const taken = this.filledPieces;
+        this.filledPieces = [];
+        return taken;
+      };
+    }
     this.worker.open++;
     this.worker.waiting.set(this.id, {
       acked: (marks) => {
@@ -253,11 +262,6 @@ class PooledDigester implements Digester {
     this.filled = 0;
   }
 
-  takePieces(): Buffer[] {
-    const taken = this.filledPieces;
-    this.filledPieces = [];
-    return taken;
-  }
 
   /** post(), then waits while hashBatchesInFlight batches of this digester are unhashed. */
   private async send(): Promise<void> {

@@ -51,6 +51,14 @@ describe('hash workers: shared pieces', () => {
     for (const p of out) releasePiece(p);
   });
 
+  it('passes the caller\'s pieces on without `pieces` (no takePieces), past one batch too', async () => {
+    for (const bytes of [1000, 3 * MiB]) {
+      const d = digester(['md5'], bytes);
+      expect(d.takePieces).toBeUndefined();
+      d.drop();
+    }
+  });
+
   it('reuses a piece\'s memory only once every holder let it go', () => {
     const a = takePiece(256 * KiB);
     releasePiece(a);
