@@ -228,6 +228,12 @@ export const fsLimits = {
    * end the one before made).
    */
   streamWritesInFlight: 4,
+  /**
+   * Chunk-sized piece buffers of finished sequential writes (write streams, S3 PUTs) kept
+   * for the next writes of the process, in bytes: a piece is filled in memory already touched
+   * (first-touch page faults cost several times the copy), not allocated per piece.
+   */
+  writePiecesPooledBytesMax: 32 * 1024 * 1024,
   /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
   readBytesMax: 1024 * 1024 * 1024,
   /** Default highWaterMark of read and write streams. */
@@ -378,6 +384,16 @@ export const s3Limits = {
   hashBatchBytes: 1024 * 1024,
   /** Batches of one body given to its worker and not yet hashed (memory: this times the batch). */
   hashBatchesInFlight: 4,
+  /**
+   * Batch buffers a hash worker gave back, kept per worker for the next batches of any body
+   * (a body's batches are copied into memory already touched, not allocated and zeroed).
+   */
+  hashSpareBatchesMax: 16,
+  /**
+   * Shared body pieces (pieces.ts: a PUT's bytes, read by its hash worker and its chunk writes
+   * in place) kept for the next bodies, in bytes.
+   */
+  sharedPiecesPooledBytesMax: 128 * 1024 * 1024,
   /** aws-chunked chunk ends in one batch: a batch with this many goes to its worker at once. */
   hashMarksPerBatchMax: 128,
   /**

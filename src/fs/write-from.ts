@@ -3,6 +3,31 @@
  * FileSystem's write streams.
  */
 
+import { fsLimits } from '../limits.js';
+
+/**
+ * Chunk-sized piece buffers whose writes finished, by size, for the next pieces of any write
+ * in this process (fsLimits.writePiecesPooledBytesMax in all): filling memory already touched
+ * runs several times faster than filling fresh pages, and no piece is left to the collector.
+ */
+const pooled = new Map<number, Buffer[]>();
+let pooledBytes = 0;
+
+function takePiece(bytes: number): Buffer {
+  const piece = pooled.get(bytes)?.pop();
+  if (!piece) return Buffer.allocUnsafeSlow(bytes);
+  pooledBytes -= bytes;
+  return piece;
+}
+
+function givePiece(piece: Buffer): void {
+  if (pooledBytes + piece.length > fsLimits.writePiecesPooledBytesMax) return;
+  let list = pooled.get(piece.length);
+  if (!list) pooled.set(piece.length, list = []);
+  list.push(piece);
+  pooledBytes += piece.length;
+}
+
 /** What writeFrom needs of an open file (FileHandle). */
 export interface ChunkedWritable {
   readonly info: { layout: { chunkSizeBytes: number } };
@@ -17,46 +42,63 @@ export interface ChunkedWritable {
  * `lengthBytes`, the source's declared length when known, sizes the piece buffers: a 4 KiB
  * body takes a 4 KiB buffer, not a chunk-sized one (which, per small PUT, made most of the
  * gateway's garbage); a source longer than declared still goes through whole.
+ * With `release`, the source's pieces may be written as they are: one that starts where no
+ * copied piece is being filled and spans its chunk from there to the chunk's end (or to the
+ * declared end) is written without a copy, and release(it) is called once its write settled;
+ * any other is copied, then released. (Without it, every piece is copied: the source may reuse
+ * its buffers as soon as it is asked for the next.)
  */
 export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<Buffer>,
-  options: { position?: number; lengthBytes?: number; inFlightMax: number }): Promise<number> {
+  options: { position?: number; lengthBytes?: number; inFlightMax: number; release?: (piece: Buffer) => void }): Promise<number> {
+  const release = options.release;
   const position = options.position ?? 0;
   const lengthBytes = options.lengthBytes ?? Infinity;
   const chunkBytes = handle.info.layout.chunkSizeBytes;
   const inflight = new Set<Promise<void>>();
-  const spare: Buffer[] = []; // chunk buffers whose writes finished, reused (at most inFlightMax)
   let failure: unknown;
   let at = position;
   let piece: Buffer | undefined;
   let filled = 0;
   let pieceAt = position;
-  const flush = async () => {
-    if (!piece || filled === 0) return;
-    const buffer = piece;
-    const data = piece.subarray(0, filled);
-    const where = pieceAt;
-    piece = undefined;
-    filled = 0;
+  /** Writes `data` at `where`, at most inFlightMax at once; `settled` runs when the write did. */
+  const submit = async (data: Buffer, where: number, settled: (ok: boolean) => void) => {
     const write: Promise<void> = handle.write(data, where).then(() => {
       inflight.delete(write);
-      if (buffer.length === chunkBytes) spare.push(buffer);
+      settled(true);
     }, (err: unknown) => {
       inflight.delete(write);
       failure ??= err;
+      settled(false);
     });
     inflight.add(write);
     while (inflight.size >= options.inFlightMax) await Promise.race(inflight);
     if (failure) throw failure;
   };
+  const flush = async () => {
+    if (!piece || filled === 0) return;
+    const buffer = piece;
+    const data = piece.subarray(0, filled);
+    piece = undefined;
+    filled = 0;
+    await submit(data, pieceAt, (ok) => { if (ok && buffer.length === chunkBytes) givePiece(buffer); });
+  };
   try {
     for await (const incoming of source) {
+      if (release && !piece && incoming.length > 0) {
+        const end = at + incoming.length;
+        if (Math.floor(at / chunkBytes) === Math.floor((end - 1) / chunkBytes) && (end % chunkBytes === 0 || end === position + lengthBytes)) {
+          at = end;
+          await submit(incoming, end - incoming.length, () => release(incoming));
+          continue;
+        }
+      }
       let offset = 0;
       while (offset < incoming.length) {
         if (!piece) {
           pieceAt = at;
           const room = chunkBytes - (at % chunkBytes); // up to the chunk's end
           const left = position + lengthBytes - at; // of the declared length (<= 0: past it)
-          if (room === chunkBytes && left >= chunkBytes) piece = spare.pop() ?? Buffer.allocUnsafe(chunkBytes);
+          if (room === chunkBytes && left >= chunkBytes) piece = takePiece(chunkBytes);
           else piece = Buffer.allocUnsafe(left > 0 ? Math.min(room, left) : Math.min(room, incoming.length - offset));
         }
         const n = Math.min(piece.length - filled, incoming.length - offset);
@@ -66,6 +108,7 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
         at += n;
         if (filled === piece.length) await flush();
       }
+      release?.(incoming);
       if (failure) throw failure;
     }
     await flush();

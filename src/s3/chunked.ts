@@ -11,7 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import { s3Limits } from '../limits.js';
 import { S3Error } from './errors.js';
-import { digester, type Digester } from './hash-pool.js';
+import { digester, type Digester, type PieceShape } from './hash-pool.js';
 import {
   chunkSignature, sameSignature, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER, trailerSignature,
   UNSIGNED_PAYLOAD, type VerifiedSignature,
@@ -54,41 +54,43 @@ function isChunked(req: IncomingMessage, signature: VerifiedSignature | undefine
 
 /**
  * The payload of `req`, checked. `onDone` gets the digests after the last byte was checked.
+ * With `pieces`, a body past one hash batch comes as shared pieces of that shape (pieces.ts:
+ * its only copy, which the hash workers read in place), each to be let go with releasePiece
+ * by the consumer; otherwise as the socket's pieces (as is any smaller body).
  * REQUIRES: the caller consumes the iterable to its end for the checks to run.
  */
-export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone: (r: BodyResult) => void): AsyncGenerator<Buffer> {
+export async function* payload(req: IncomingMessage, checks: BodyChecks, onDone: (r: BodyResult) => void, pieces?: PieceShape): AsyncGenerator<Buffer> {
   const claimed = checks.signature?.claim.payloadHash;
   const signedHash = claimed !== undefined && /^[0-9a-f]{64}$/.test(claimed);
   const chunked = isChunked(req, checks.signature);
   // MD5 and SHA-256 on the hash workers (bodies past one batch): the event loop only copies.
   // So are the SHA-256s of signed aws-chunked chunks (segments), whose checks finish below.
-  const hashes = digester(signedHash ? ['md5', 'sha256'] : ['md5'], checks.length, { segments: chunked && signsChunks(checks.signature) });
+  const hashes = digester(signedHash ? ['md5', 'sha256'] : ['md5'], checks.length, { segments: chunked && signsChunks(checks.signature), pieces });
   const chunkChecks: Promise<void>[] = [];
   let bytes = 0;
-  const source = chunked ? decodeChunked(req, checks.signature, hashes, chunkChecks) : plain(req);
+  const source = chunked ? decodeChunked(req, checks.signature, hashes, chunkChecks) : req as AsyncIterable<Buffer>;
   try {
     for await (const piece of source) {
       bytes += piece.length;
       if (bytes > checks.length) throw new S3Error('IncompleteBody', 'the body is longer than its declared length');
       await hashes.update(piece);
-      yield piece;
+      if (hashes.takePieces) yield* hashes.takePieces();
+      else yield piece;
     }
     if (bytes !== checks.length) throw new S3Error('IncompleteBody', `You did not provide the number of bytes specified by the Content-Length HTTP header (${bytes} of ${checks.length})`);
     const digests = await hashes.digest();
+    const last = hashes.takePieces?.() ?? []; // given only once every check passed
     for (const check of chunkChecks) await check; // every chunk's signature, before anything is published
     if (signedHash && digests.sha256!.toString('hex') !== claimed) throw new S3Error('XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.');
     const digest = digests.md5!;
     if (checks.md5Base64 !== undefined && digest.toString('base64') !== checks.md5Base64) {
       throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
     }
+    yield* last;
     onDone({ md5: digest, bytes });
   } finally {
     hashes.drop();
   }
-}
-
-async function* plain(req: IncomingMessage): AsyncGenerator<Buffer> {
-  for await (const piece of req) yield piece as Buffer;
 }
 
 /** Whether an aws-chunked body under `signature` carries chunk signatures. */

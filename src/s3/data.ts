@@ -13,10 +13,20 @@ import { s3Limits } from '../limits.js';
 import { writeFrom } from '../fs/write-from.js';
 import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { parentOf } from './paths.js';
+import { releasePiece } from './pieces.js';
+
+/**
+ * Bytes to write; with `pieces`, a source that can come as shared pieces the shape of the
+ * file's chunks from `position` (a request body: pieces.ts), written without a copy.
+ */
+export interface BodySource extends AsyncIterable<Buffer> {
+  pieces?(chunkBytes: number, position: number): AsyncIterable<Buffer>;
+}
 
 /** Writes a source into a file in chunk-aligned pieces, s3Limits.putChunksInFlight at once. */
-export function writeObjectBytes(handle: FileHandle, source: AsyncIterable<Buffer>, position = 0, lengthBytes = Infinity): Promise<number> {
-  return writeFrom(handle, source, { position, lengthBytes, inFlightMax: s3Limits.putChunksInFlight });
+export function writeObjectBytes(handle: FileHandle, source: BodySource, position = 0, lengthBytes = Infinity): Promise<number> {
+  const pieces = source.pieces?.(handle.info.layout.chunkSizeBytes, position);
+  return writeFrom(handle, pieces ?? source, { position, lengthBytes, inFlightMax: s3Limits.putChunksInFlight, ...(pieces ? { release: releasePiece } : {}) });
 }
 
 /** Resolves when `sink` drains or closes, leaving no listener behind. */

@@ -10,6 +10,11 @@
  * this digester are unhashed, which bounds memory per request. Bodies no larger than one
  * batch are hashed in the calling thread (a round trip to a worker would cost more).
  *
+ * With `pieces` (pooled digesters), the batches are shared pieces (pieces.ts) the size of the
+ * file's chunks, aligned to them: the worker reads a piece in place (not transferred) and the
+ * caller takes the filled pieces (takePieces) to write them as they are, so a body's bytes are
+ * copied once, into its pieces.
+ *
  * With `segments`, a digester also gives the SHA-256 of each run of bytes between calls of
  * segment() (aws-chunked chunks, whose signatures cover each chunk's hash): the marks travel
  * inside the batches, so a chunk of 64 KiB costs no message of its own, and each segment's
@@ -18,6 +23,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { s3Limits } from '../limits.js';
+import { holdPiece, releasePiece, takePiece } from './pieces.js';
 
 export type HashName = 'md5' | 'sha256';
 export type Digests = Partial<Record<HashName, Buffer>>;
@@ -34,6 +40,18 @@ export interface Digester {
   digest(): Promise<Digests>;
   /** Forgets the hashes (an aborted body). Idempotent; harmless after digest(). */
   drop(): void;
+  /**
+   * Present on a digester made with `pieces` past one batch: the pieces filled since the last
+   * call (the last one, partly filled, once digest() was called), in order. The caller holds
+   * each once and lets it go with releasePiece.
+   */
+  takePieces?(): Buffer[];
+}
+
+/** Pieces of a file's chunks: `bytes` each, the first `firstBytes` (up to the first chunk's end). */
+export interface PieceShape {
+  bytes: number;
+  firstBytes: number;
 }
 
 // Plain CommonJS run with `eval` (no file to resolve under tsx, vitest or dist/).
@@ -50,7 +68,7 @@ parentPort.on('message', (m) => {
     const hs = open.get(m.id);
     const marks = [];
     if (hs) {
-      const data = new Uint8Array(m.data, 0, m.length);
+      const data = new Uint8Array(m.data, m.offset || 0, m.length);
       for (const [, h] of hs) h.update(data);
       let at = 0;
       for (const end of m.marks || []) {
@@ -61,7 +79,8 @@ parentPort.on('message', (m) => {
       }
       if (segs.has(m.id)) segs.get(m.id).update(data.subarray(at));
     }
-    parentPort.postMessage({ op: 'ack', id: m.id, data: m.data, marks }, [m.data]);
+    if (m.shared) parentPort.postMessage({ op: 'ack', id: m.id, marks });
+    else parentPort.postMessage({ op: 'ack', id: m.id, data: m.data, marks }, [m.data]);
   } else if (m.op === 'digest') {
     segs.delete(m.id);
     const hs = open.get(m.id) || [];
@@ -92,7 +111,7 @@ class HashWorker {
     this.worker.on('message', (m: { op: string; id: number; data?: ArrayBuffer; marks?: Uint8Array[]; digests?: Record<string, Uint8Array> }) => {
       const w = this.waiting.get(m.id);
       if (m.op === 'ack') {
-        if (m.data?.byteLength === s3Limits.hashBatchBytes && this.spare.length < s3Limits.hashBatchesInFlight) this.spare.push(m.data);
+        if (m.data?.byteLength === s3Limits.hashBatchBytes && this.spare.length < s3Limits.hashSpareBatchesMax) this.spare.push(m.data);
         w?.acked(m.marks ?? []);
       } else if (m.op === 'digest' && w?.digested) {
         const out: Digests = {};
@@ -154,12 +173,29 @@ class PooledDigester implements Digester {
   private marks: number[] = [];
   /** Segments sent (or being filled), oldest first: their hashes come back in this order. */
   private readonly segments: Array<{ resolve: (d: Buffer) => void; reject: (err: unknown) => void }> = [];
+  /** Pieces posted to the worker and not yet acknowledged, oldest first (pieces mode). */
+  private readonly hashing: Buffer[] = [];
+  /** Pieces filled and not yet taken by the caller (pieces mode). */
+  private filledPieces: Buffer[] = [];
+  /** Bytes posted so far (pieces mode: where the next piece starts, for its alignment). */
+  private postedBytes = 0;
+  /** Only in pieces mode: a digester without it passes the caller's pieces on (payload()). */
+  readonly takePieces?: () => Buffer[];
 
-  constructor(names: HashName[], private readonly withSegments: boolean) {
+  constructor(names: HashName[], private readonly withSegments: boolean, private readonly shape?: PieceShape) {
+    if (shape) {
+      this.takePieces = () => {
+        const taken = this.filledPieces;
+        this.filledPieces = [];
+        return taken;
+      };
+    }
     this.worker.open++;
     this.worker.waiting.set(this.id, {
       acked: (marks) => {
         this.unacked--;
+        const piece = this.hashing.shift();
+        if (piece) releasePiece(piece);
         for (const d of marks) this.segments.shift()?.resolve(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
         this.wake?.();
       },
@@ -187,8 +223,14 @@ class PooledDigester implements Digester {
     let offset = 0;
     while (offset < data.length) {
       if (!this.batch) {
-        const reused = this.worker.spare.pop();
-        this.batch = Buffer.from(reused ?? new ArrayBuffer(s3Limits.hashBatchBytes));
+        if (this.shape) {
+          // Up to the end of the file's chunk this piece starts in.
+          const intoChunk = (this.postedBytes + this.shape.bytes - this.shape.firstBytes) % this.shape.bytes;
+          this.batch = takePiece(this.shape.bytes, this.shape.bytes - intoChunk);
+        } else {
+          const reused = this.worker.spare.pop();
+          this.batch = Buffer.from(reused ?? new ArrayBuffer(s3Limits.hashBatchBytes));
+        }
       }
       const n = data.copy(this.batch, this.filled, offset);
       this.filled += n;
@@ -199,14 +241,27 @@ class PooledDigester implements Digester {
 
   /** Hands the batch being filled (and its marks) to the worker. */
   private post(): void {
-    const batch = this.batch ?? Buffer.from(new ArrayBuffer(0)); // a batch of marks only
-    this.batch = undefined;
-    this.unacked++;
     const marks = this.marks;
     this.marks = [];
-    this.worker.worker.postMessage({ op: 'update', id: this.id, data: batch.buffer, length: this.filled, marks }, [batch.buffer as ArrayBuffer]);
+    this.unacked++;
+    if (this.shape && this.batch) {
+      // The piece stays here: the worker reads it in place; the caller writes it meanwhile.
+      const piece = this.batch.subarray(0, this.filled);
+      this.batch = undefined;
+      holdPiece(piece); // the worker's hold, let go at its ack; the caller's is the taker's
+      this.hashing.push(piece);
+      this.filledPieces.push(piece);
+      this.postedBytes += this.filled;
+      this.worker.worker.postMessage({ op: 'update', id: this.id, data: piece.buffer, offset: piece.byteOffset, length: this.filled, marks, shared: true });
+    } else {
+      const batch = this.batch ?? Buffer.from(new ArrayBuffer(0)); // a batch of marks only
+      this.batch = undefined;
+      if (this.shape) this.hashing.push(Buffer.alloc(0)); // keeps the acks in step with `hashing`
+      this.worker.worker.postMessage({ op: 'update', id: this.id, data: batch.buffer, length: this.filled, marks }, [batch.buffer as ArrayBuffer]);
+    }
     this.filled = 0;
   }
+
 
   /** post(), then waits while hashBatchesInFlight batches of this digester are unhashed. */
   private async send(): Promise<void> {
@@ -220,6 +275,7 @@ class PooledDigester implements Digester {
 
   async digest(): Promise<Digests> {
     if ((this.batch && this.filled > 0) || this.marks.length > 0) await this.send();
+    if (this.batch && this.shape) releasePiece(this.batch); // taken, never filled
     this.batch = undefined;
     const result = new Promise<Digests>((resolve, reject) => {
       const w = this.worker.waiting.get(this.id)!;
@@ -243,6 +299,9 @@ class PooledDigester implements Digester {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    // Pieces the worker has not acknowledged are never released (it may still read them): the
+    // collector takes them, the pool does not reuse them.
+    this.hashing.splice(0);
     for (const waiting of this.segments.splice(0)) waiting.reject(new Error('the digester was dropped'));
     this.worker.open--;
     this.worker.waiting.delete(this.id);
@@ -253,7 +312,7 @@ class PooledDigester implements Digester {
  * A digester of `names` for a body of `lengthBytes` (declared; the worker pool past one batch),
  * with per-segment SHA-256s when `segments`.
  */
-export function digester(names: HashName[], lengthBytes: number, options: { segments?: boolean } = {}): Digester {
+export function digester(names: HashName[], lengthBytes: number, options: { segments?: boolean; pieces?: PieceShape } = {}): Digester {
   const segments = options.segments ?? false;
-  return lengthBytes <= s3Limits.hashBatchBytes ? new LocalDigester(names, segments) : new PooledDigester(names, segments);
+  return lengthBytes <= s3Limits.hashBatchBytes ? new LocalDigester(names, segments) : new PooledDigester(names, segments, options.pieces);
 }

@@ -20,7 +20,7 @@ import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
 import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { S3Error } from './errors.js';
-import { renameInto, tempNameBeside, writeObjectBytes } from './data.js';
+import { renameInto, tempNameBeside, writeObjectBytes, type BodySource } from './data.js';
 import { parentOf, UPLOADS_DIR } from './paths.js';
 
 export interface UploadInfo {
@@ -106,7 +106,7 @@ async function strideOf(fs: FileSystem, dir: string, size: number): Promise<numb
 }
 
 /** Writes one part from `source` (size known up front), records it and returns its record. */
-export async function uploadPart(fs: FileSystem, id: string, info: UploadInfo, partNumber: number, size: number, source: AsyncIterable<Buffer>, md5: () => Buffer): Promise<PartRecord> {
+export async function uploadPart(fs: FileSystem, id: string, info: UploadInfo, partNumber: number, size: number, source: BodySource, md5: () => Buffer): Promise<PartRecord> {
   const dir = uploadDir(id);
   const stride = await strideOf(fs, dir, size);
   const inData = stride > 0 && size === stride;

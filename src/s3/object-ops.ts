@@ -6,7 +6,7 @@ import { Stats } from '../fs/stats.js';
 import type { ObjectAttrs } from '../protocol/meta-types.js';
 import { declaredLength, payload, type BodyResult } from './chunked.js';
 import { digester, type Digester } from './hash-pool.js';
-import { publishObject, readTo, writeObjectBytes } from './data.js';
+import { publishObject, readTo, writeObjectBytes, type BodySource } from './data.js';
 import { fromMillpond, S3Error } from './errors.js';
 import { checkConditions, etagOf, header, httpDate, isoDate, parseRange, requestAttrs, sendEmpty, sendXml, type S3Request } from './http.js';
 import { bucketPath, checkBucketName, checkKey, objectPath, parentOf } from './paths.js';
@@ -130,13 +130,23 @@ export async function getObject(s: S3Request, head: boolean): Promise<void> {
   }
 }
 
-/** The payload of a PUT-like request, with its declared length checked against `max`. */
-export function requestBody(s: S3Request, max: number, done: (r: BodyResult) => void): { length: number; body: AsyncGenerator<Buffer> } {
+/**
+ * The payload of a PUT-like request, with its declared length checked against `max`: iterated,
+ * the socket's pieces; written by writeObjectBytes, shared pieces of the file's chunks.
+ */
+export function requestBody(s: S3Request, max: number, done: (r: BodyResult) => void): { length: number; body: BodySource } {
   const length = declaredLength(s.req);
   if (length > max) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.', { ProposedSize: String(length), MaxSizeAllowed: String(max) });
   const md5 = header(s, 'content-md5');
   if (md5 !== undefined && !/^[A-Za-z0-9+/]{22}==$/.test(md5)) throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.');
-  return { length, body: payload(s.req, { length, md5Base64: md5, signature: s.signature }, done) };
+  const checks = { length, md5Base64: md5, signature: s.signature };
+  return {
+    length,
+    body: {
+      [Symbol.asyncIterator]: () => payload(s.req, checks, done),
+      pieces: (chunkBytes, position) => payload(s.req, checks, done, { bytes: chunkBytes, firstBytes: chunkBytes - (position % chunkBytes) }),
+    },
+  };
 }
 
 export async function putObject(s: S3Request): Promise<void> {
