@@ -229,11 +229,12 @@ export const fsLimits = {
    */
   streamWritesInFlight: 4,
   /**
-   * Chunk-sized piece buffers of finished sequential writes (write streams, S3 PUTs) kept
-   * for the next writes of the process, in bytes: a piece is filled in memory already touched
-   * (first-touch page faults cost several times the copy), not allocated per piece.
+   * Chunk-sized buffers of finished sequential I/O (write streams and S3 PUTs filling pieces,
+   * S3 GETs reading ahead) kept idle for the next of the process, in bytes: a buffer is filled
+   * in memory already touched (first-touch page faults cost far more than the copy), not
+   * allocated per piece (src/fs/chunk-buffers.ts).
    */
-  writePiecesPooledBytesMax: 32 * 1024 * 1024,
+  chunkBuffersPooledBytesMax: 64 * 1024 * 1024,
   /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
   readBytesMax: 1024 * 1024 * 1024,
   /** Default highWaterMark of read and write streams. */

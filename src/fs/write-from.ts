@@ -3,30 +3,7 @@
  * FileSystem's write streams.
  */
 
-import { fsLimits } from '../limits.js';
-
-/**
- * Chunk-sized piece buffers whose writes finished, by size, for the next pieces of any write
- * in this process (fsLimits.writePiecesPooledBytesMax in all): filling memory already touched
- * runs several times faster than filling fresh pages, and no piece is left to the collector.
- */
-const pooled = new Map<number, Buffer[]>();
-let pooledBytes = 0;
-
-function takePiece(bytes: number): Buffer {
-  const piece = pooled.get(bytes)?.pop();
-  if (!piece) return Buffer.allocUnsafeSlow(bytes);
-  pooledBytes -= bytes;
-  return piece;
-}
-
-function givePiece(piece: Buffer): void {
-  if (pooledBytes + piece.length > fsLimits.writePiecesPooledBytesMax) return;
-  let list = pooled.get(piece.length);
-  if (!list) pooled.set(piece.length, list = []);
-  list.push(piece);
-  pooledBytes += piece.length;
-}
+import { giveChunkBuffer, takeChunkBuffer } from './chunk-buffers.js';
 
 /** What writeFrom needs of an open file (FileHandle). */
 export interface ChunkedWritable {
@@ -80,7 +57,7 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
     const data = piece.subarray(0, filled);
     piece = undefined;
     filled = 0;
-    await submit(data, pieceAt, (ok) => { if (ok && buffer.length === chunkBytes) givePiece(buffer); });
+    await submit(data, pieceAt, (ok) => { if (ok && buffer.length === chunkBytes) giveChunkBuffer(buffer); });
   };
   try {
     for await (const incoming of source) {
@@ -98,7 +75,7 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
           pieceAt = at;
           const room = chunkBytes - (at % chunkBytes); // up to the chunk's end
           const left = position + lengthBytes - at; // of the declared length (<= 0: past it)
-          if (room === chunkBytes && left >= chunkBytes) piece = takePiece(chunkBytes);
+          if (room === chunkBytes && left >= chunkBytes) piece = takeChunkBuffer(chunkBytes);
           else piece = Buffer.allocUnsafe(left > 0 ? Math.min(room, left) : Math.min(room, incoming.length - offset));
         }
         const n = Math.min(piece.length - filled, incoming.length - offset);

@@ -10,6 +10,7 @@ import type { Writable } from 'node:stream';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
+import { giveChunkBuffer, takeChunkBuffer } from '../fs/chunk-buffers.js';
 import { writeFrom } from '../fs/write-from.js';
 import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { parentOf } from './paths.js';
@@ -44,20 +45,20 @@ function drained(sink: Writable): Promise<void> {
 
 /**
  * Sends bytes [start, end) of an open file to `sink`, honouring its backpressure: chunk-sized
- * reads, s3Limits.getChunksAhead of them ahead of the one being sent, into buffers that are
- * reused once the socket has taken their bytes (sink.write's callback), so a GET allocates a
- * few chunk buffers however long the object (no per-chunk allocation, zeroing or collection).
+ * reads, s3Limits.getChunksAhead of them ahead of the one being sent, into chunk buffers
+ * (fs/chunk-buffers.ts) given back once the socket has taken their bytes (sink.write's
+ * callback), so GETs reuse a few warm buffers however long or many the objects (no per-chunk
+ * allocation, page faults, zeroing or collection).
  */
 export async function readTo(handle: FileHandle, start: number, end: number, sink: Writable): Promise<void> {
   const step = handle.info.layout.chunkSizeBytes;
-  const free: Buffer[] = [];
   const ahead: Array<{ buffer: Buffer; read: Promise<number> }> = [];
   let next = start;
   const issue = () => {
     while (ahead.length < s3Limits.getChunksAhead + 1 && next < end) {
       const n = Math.min(step - (next % step), end - next);
       // Buffers of a chunk, or of the whole range when it is smaller (a small GET).
-      const buffer = free.pop() ?? Buffer.allocUnsafe(Math.min(step, end - start));
+      const buffer = takeChunkBuffer(Math.min(step, end - start));
       const read = handle.readInto(buffer.subarray(0, n), next);
       read.catch(() => {}); // awaited in order below (or settled in finally)
       ahead.push({ buffer, read });
@@ -72,7 +73,7 @@ export async function readTo(handle: FileHandle, start: number, end: number, sin
       issue();
       if (sink.destroyed) throw new MillpondError('ECONNRESET', 'the client went away');
       const flushed = sink.write(buffer.subarray(0, n), (err) => {
-        if (!err && free.length <= s3Limits.getChunksAhead) free.push(buffer);
+        if (!err) giveChunkBuffer(buffer);
       });
       if (!flushed) await drained(sink);
     }

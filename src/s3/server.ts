@@ -132,7 +132,10 @@ export class S3Gateway {
     let files: FileClient | undefined;
     try {
       await routing.refresh();
-      files = new FileClient({ mgmtd: options.mgmtd, auth, transport: options.transport });
+      // No native read-ahead: every read of the gateway (readTo, copies) keeps its own window
+      // of chunk reads ahead of the socket, into buffers it reuses; a second window below it
+      // would read each chunk into a prefetch buffer and copy it again.
+      files = new FileClient({ mgmtd: options.mgmtd, auth, transport: options.transport, io: { readAheadBytes: 0 } });
       const cacheMs = options.accessKeyCacheMs ?? s3Limits.accessKeyCacheMs;
       if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > s3Limits.accessKeyCacheMs) throw new RangeError(`accessKeyCacheMs must be in [0, ${s3Limits.accessKeyCacheMs}]`);
       const identities = new Identities(meta, routing, files, cacheMs);
