@@ -12,6 +12,7 @@ import { faultsBench } from './faults.js';
 import { graysortBench } from './graysort.js';
 import { hostsBench } from './hosts.js';
 import { localityBench } from './locality.js';
+import { memoryBench } from './memory.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
 import { randreadBench } from './randread.js';
@@ -28,6 +29,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   graysort: graysortBench,
   hosts: hostsBench,
   locality: localityBench,
+  memory: memoryBench,
   meta: metaBench,
   randread: randreadBench,
   s3: s3Bench,

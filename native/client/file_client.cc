@@ -79,13 +79,15 @@ struct FileClient::Op {
     Clock::time_point sentAt;
     std::shared_ptr<std::atomic<bool>> abandon;  // set: the transport ends the request now
   };
-  // Reads: the replicas of this round (random non-tail first, the tail last) and the index of
+  // Reads: the replicas of this round (random non-tail first, the tail last; those seen
+  // stalled after the others: client/hedge_governor.h) and the index of
   // the next one to try. Up to two attempts run at once: [0] reads into the piece's buffer,
   // [1] (a hedge, or a retry while [0] still stalls) into hedgeBuf. The first valid answer
   // wins; the piece is finished once no attempt is in flight, since until then a request's
   // buffer may still be written.
   uint32_t round = 0;
   std::vector<std::string> order;
+  std::string tail;  // of this round's route: its ENOENT means a hole (the tail commits first)
   size_t next = 0;
   Attempt attempts[2];
   AlignedBuffer hedgeBuf;  // from FileClient::hedgeBuffers_ when it had room
@@ -256,6 +258,11 @@ void FileClient::Hedge(Run* run, Clock::time_point now, Clock::time_point* wake)
       *wake = std::min(*wake, at);
       continue;
     }
+    hedging_.Stalled(a.address, now);
+    if (!hedging_.TrySpend()) {  // none saved: looked at again as later reads earn some
+      *wake = std::min(*wake, now + std::chrono::milliseconds(limits::kTimerTickMs));
+      continue;
+    }
     if (IssueRead(run, i)) counters_.hedgedReads++;
   }
 }
@@ -277,6 +284,8 @@ void FileClient::Issue(Run* run, size_t index) {
       Status s = routing_->Route(p.chainId, &route);
       if (!s.ok()) return run->Fail(s);
       op.order = ReadOrder(route);
+      hedging_.PreferResponsive(&op.order, Clock::now());
+      op.tail = route.serving.empty() ? std::string() : route.serving.back();
       op.next = 0;
       if (op.order.empty()) {
         return Handle(run, index, -1, Status::Busy("chain " + std::to_string(p.chainId) + " has no serving target"), 0);
@@ -327,6 +336,8 @@ bool FileClient::IssueRead(Run* run, size_t index) {
     if (op.hedgeBuf.empty() && !hedgeBuffers_.TryAcquire(bytes, &op.hedgeBuf).ok()) op.hedgeBuf = AlignedBuffer::Allocate(bytes);
     if (op.hedgeBuf.empty()) return false;
     dst = op.hedgeBuf.data();
+  } else {
+    hedging_.Earn();
   }
   a.inflight = true;
   a.address = op.order[op.next++];
@@ -368,13 +379,14 @@ void FileClient::Handle(Run* run, size_t index, int slot, const Status& s, uint3
     a.inflight = false;
     address = a.address;
     if (!run->write && s.ok()) chunkReadLatency_.Record(now - a.sentAt);
+    if (!run->write && (s.ok() || s.code() == StatusCode::kNotFound)) hedging_.Answered(address);
   }
   if (!run->write) {
     if (op.winner != -1 || !run->first.ok()) {  // decided: wait for the other request's end
       if (op.winner != -1 && op.InflightCount() == 0) FinishRead(run, index);
       return;
     }
-    const bool tail = !op.order.empty() && address == op.order.back();
+    const bool tail = !op.tail.empty() && address == op.tail;
     if (s.ok() || (s.code() == StatusCode::kNotFound && tail)) {  // an answer, or never written
       op.winner = s.ok() ? slot : Op::kHole;
       op.winnerBytes = s.ok() ? bytesRead : 0;
@@ -578,8 +590,9 @@ void FileClient::PrefetchChunk(uint32_t chainId, const ChunkId& chunk, uint32_t 
                                std::function<void(bool)> done, ChunkClient::Abandon abandon) {
   ChainRoute route;
   if (!routing_->Route(chainId, &route).ok() || route.serving.empty()) return done(false);
-  const std::vector<std::string> order = ReadOrder(route);
-  const bool tail = order.size() == 1;  // the tail is first only when it serves alone
+  std::vector<std::string> order = ReadOrder(route);
+  hedging_.PreferResponsive(&order, Clock::now());
+  const bool tail = order.front() == route.serving.back();  // a hole there is a hole
   frame::ReadArgs args;
   args.chunk = chunk;
   args.length = length;
@@ -774,13 +787,17 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
       misses.insert(misses.end(), group.begin(), group.end());
       continue;
     }
-    const size_t pick = RandomBelow(route.serving.size());
+    // A random replica, one not seen stalled when there is one.
+    std::vector<std::string> order = route.serving;
+    std::rotate(order.begin(), order.begin() + RandomBelow(order.size()), order.end());
+    client_->hedging().PreferResponsive(&order, Clock::now());
+    const bool tail = order.front() == route.serving.back();
     uint64_t bytes = 0;
     for (const ChunkPiece& p : group) {
       if (batches.empty() || batches.back().pieces.empty() || batches.back().pieces[0].chainId != chainId ||
           batches.back().pieces.size() == limits::kBatchReadEntriesMax ||
           bytes + p.lengthBytes > limits::kBatchReadBytesMax) {
-        batches.push_back(Batch{route.serving[pick], pick + 1 == route.serving.size()});
+        batches.push_back(Batch{order.front(), tail});
         bytes = 0;
       }
       batches.back().pieces.push_back(p);
@@ -825,13 +842,17 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
       for (Batch& b : batches) {
         if (b.done) continue;
         b.abandon->store(true);
+        client_->hedging().Stalled(b.address, Clock::now());
         client_->mutable_counters().hedgedReads++;
       }
       doneCv.wait(lock, [&] { return pending == 0; });
     }
   }
   for (Batch& b : batches) {
-    if (b.status.ok()) client_->RecordBatchReadLatency(b.answeredAt - sentAt);
+    if (b.status.ok()) {
+      client_->RecordBatchReadLatency(b.answeredAt - sentAt);
+      client_->hedging().Answered(b.address);
+    }
     for (size_t i = 0; i < b.pieces.size(); i++) {
       ChunkPiece& p = b.pieces[i];
       const BatchReadResult* r = b.status.ok() && i < b.results.size() ? &b.results[i] : nullptr;

@@ -17,8 +17,10 @@
 //    to the file's length;
 //  - a read not answered within the hedge delay (limits::kReadHedgeMedianFactor times the
 //    median of recent chunk reads, within [kReadHedgeDelayMsMin, kReadHedgeDelayMsMax]) is
-//    also sent to the next replica; the first valid answer wins and the other request is
-//    abandoned (a paused server must not stall readers for the whole request timeout); a
+//    also sent to the next replica while the hedge budget lasts, and its replica is tried
+//    last by new reads for a while (client/hedge_governor.h); the first valid answer wins
+//    and the other request is abandoned (a paused server must not stall readers for the
+//    whole request timeout); a
 //    batched read slower than the same factor times the median of recent batches (within
 //    [kReadHedgeDelayMsMin, kBatchReadHedgeDelayMsMax]) is abandoned and its pieces read one
 //    by one, each hedged so;
@@ -42,6 +44,7 @@
 #include <vector>
 
 #include "client/chunk_client.h"
+#include "client/hedge_governor.h"
 #include "client/latency_window.h"
 #include "client/meta_client.h"
 #include "client/mgmtd_client.h"
@@ -146,6 +149,8 @@ class FileClient {
   // How long a batched read may take before it is given up on (see above).
   std::chrono::milliseconds BatchReadHedgeDelay();
   void RecordBatchReadLatency(std::chrono::steady_clock::duration d) { batchReadLatency_.Record(d); }
+  // The hedge budget and the replicas seen stalled (client/hedge_governor.h).
+  HedgeGovernor& hedging() { return hedging_; }
   // The read-ahead state shared by every handle of `inode` (null without read-ahead).
   std::shared_ptr<ReadAhead> ReadAheadFor(const Inode& inode);
   // Buffers of prefetched chunks, reused across files: fresh ones would cost page faults.
@@ -215,6 +220,7 @@ class FileClient {
   BufferPool hedgeBuffers_{limits::kFileHedgePoolBytesMax};  // second attempts of hedged reads
   LatencyWindow chunkReadLatency_;  // chunk reads' answers: their hedge delay
   LatencyWindow batchReadLatency_;  // batched reads' answers: theirs
+  HedgeGovernor hedging_;
   Mutex readAheadMu_;
   // By (inode, mtimeMs, lengthBytes) at open.
   std::map<std::tuple<uint64_t, int64_t, uint64_t>, std::weak_ptr<ReadAhead>> readAheads_ GUARDED_BY(readAheadMu_);

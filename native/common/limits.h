@@ -174,6 +174,15 @@ constexpr uint32_t kReadHedgeDelayMsMin = 20;
 constexpr uint32_t kReadHedgeDelayMsMax = 300;
 constexpr size_t kReadHedgeSamplesMax = 64;
 constexpr size_t kReadHedgeSamplesMin = 8;
+// Hedges are paid from a budget (client/hedge_governor.h): each first attempt of a chunk read
+// earns 1/kReadHedgeEarnDivisor of a hedge, up to kReadHedgeBurstMax saved; when every replica
+// is slow because this client queued too much on all of them, a second read of each late
+// chunk would only add load (16 readers of 64 MiB hedged 48% of their reads before it).
+constexpr uint32_t kReadHedgeEarnDivisor = 10;
+constexpr uint32_t kReadHedgeBurstMax = 16;
+// A replica with a read unanswered past the hedge delay is tried last by new reads for this
+// long, or until it answers: a paused replica costs hedges only for the reads already on it.
+constexpr uint32_t kReadStalledReplicaMs = 2000;
 // Batched reads (FileHandle::ReadBatch) hedge on their own answer times, not chunk reads': a
 // batch carries up to kBatchReadEntriesMax reads. One slower than the factor times their
 // median, within [kReadHedgeDelayMsMin, this], is abandoned and its pieces read one by one.

@@ -89,6 +89,27 @@ describe('FileSystem', () => {
     }
   });
 
+  it('hedges a small share of its reads when its own load makes every replica slow', async () => {
+    // 16 readers at once, 32 chunk reads in flight each: answers wait behind this client's
+    // own queue at every replica, which a second read of each late chunk only lengthens.
+    // Hedges are paid from a budget (native/client/hedge_governor.h): at most the burst plus
+    // one per kReadHedgeEarnDivisor (10) first attempts, however late the answers.
+    const files = Array.from({ length: 16 }, (_, i) => ({ path: `/data/many-${i}`, data: randomBytes(24 * CHUNK + i) }));
+    await Promise.all(files.map((f) => fs.writeFile(f.path, f.data)));
+    const reader = await connect({ meta: meta.endpoint, mgmtd: cluster.mgmtdEndpoints, transport: 'tcp', ...cluster.keys.admin,
+      io: { readAheadBytes: 0, chunksInflight: 32 } });
+    try {
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(files.map(async (f) => expect((await reader.readFile(f.path)).equals(f.data), f.path).toBe(true)));
+      }
+      const c = reader.ioCounters();
+      expect(c.bytesRead).toBe(3 * files.reduce((n, f) => n + f.data.length, 0));
+      expect(c.hedgedReads, JSON.stringify(c)).toBeLessThanOrEqual(16 + Math.floor(c.chunkReads / 10));
+    } finally {
+      reader.close();
+    }
+  });
+
   it('writes and reads back files of many sizes, across chunk boundaries', async () => {
     for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12345]) {
       const data = randomBytes(size);

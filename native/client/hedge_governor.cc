@@ -1,0 +1,38 @@
+#include "client/hedge_governor.h"
+
+#include <algorithm>
+
+namespace millpond {
+
+void HedgeGovernor::Earn() {
+  MutexLock lock(&mu_);
+  budget_ = std::min(kBudgetMax, budget_ + 1);
+}
+
+bool HedgeGovernor::TrySpend() {
+  MutexLock lock(&mu_);
+  if (budget_ < limits::kReadHedgeEarnDivisor) return false;
+  budget_ -= limits::kReadHedgeEarnDivisor;
+  return true;
+}
+
+void HedgeGovernor::Stalled(const std::string& address, Clock::time_point now) {
+  MutexLock lock(&mu_);
+  stalledUntil_[address] = now + std::chrono::milliseconds(limits::kReadStalledReplicaMs);
+}
+
+void HedgeGovernor::Answered(const std::string& address) {
+  MutexLock lock(&mu_);
+  stalledUntil_.erase(address);
+}
+
+void HedgeGovernor::PreferResponsive(std::vector<std::string>* order, Clock::time_point now) {
+  MutexLock lock(&mu_);
+  if (stalledUntil_.empty()) return;
+  std::stable_partition(order->begin(), order->end(), [&](const std::string& address) {
+    auto it = stalledUntil_.find(address);
+    return it == stalledUntil_.end() || it->second <= now;
+  });
+}
+
+}  // namespace millpond
