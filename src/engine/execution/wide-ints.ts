@@ -5,6 +5,7 @@
  * text; the task's OutputRecord names them (`wide`) and readers cast them back, so a result
  * holds the exact value (a bigint in JS, as @duckdb/node-api gives it).
  */
+import { DuckDBTypeId } from '@duckdb/node-api';
 import type { TaskDb } from './duckdb.js';
 import { sqlIdentifier } from './sql.js';
 import type { WideColumns } from './task-spec.js';
@@ -13,10 +14,10 @@ export type { WideColumns };
 
 /** `select` with its wide integer columns as text, and which they were (none: `select` as is). */
 export async function encodeWideInts(db: TaskDb, select: string): Promise<{ select: string; wide?: WideColumns }> {
-  const columns = await db.run(`DESCRIBE ${select}`);
   const wide: WideColumns = {};
-  for (const [name, type] of columns) {
-    if (type === 'HUGEINT' || type === 'UHUGEINT') wide[String(name)] = type;
+  for (const { name, typeId } of await db.columns(select)) {
+    if (typeId === DuckDBTypeId.HUGEINT) wide[name] = 'HUGEINT';
+    else if (typeId === DuckDBTypeId.UHUGEINT) wide[name] = 'UHUGEINT';
   }
   const names = Object.keys(wide);
   if (names.length === 0) return { select };
