@@ -13,55 +13,55 @@
  *   'A' accessKeyId (ascii)               -> AccessKey         (S3 access keys of users)
  */
 
-function u64(value: bigint | number): Buffer {
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(value));
+/**
+ * A key in one allocation: its tag byte, then each part in order: a number as u64 big-endian,
+ * bytes as they are, text as utf-8.
+ */
+function key(tag: string, ...parts: Array<bigint | number | Buffer | string>): Buffer {
+  let n = 1;
+  for (const p of parts) n += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : Buffer.isBuffer(p) ? p.length : 8;
+  const b = Buffer.allocUnsafe(n);
+  b[0] = tag.charCodeAt(0);
+  let at = 1;
+  for (const p of parts) {
+    if (typeof p === 'string') at += b.write(p, at, 'utf8');
+    else if (Buffer.isBuffer(p)) at += p.copy(b, at);
+    else at = b.writeBigUInt64BE(BigInt(p), at);
+  }
   return b;
 }
 
-const tag = (c: string) => Buffer.from(c, 'latin1');
-
-/** One allocation for a tag, a u64 and an optional utf-8 name: what every lookup builds. */
-function tagged(c: number, id: bigint, name?: string): Buffer {
-  const b = Buffer.allocUnsafe(9 + (name === undefined ? 0 : Buffer.byteLength(name, 'utf8')));
-  b[0] = c;
-  b.writeBigUInt64BE(BigInt(id), 1);
-  if (name !== undefined) b.write(name, 9, 'utf8');
-  return b;
-}
-
-const I = 0x49;
-const D = 0x44;
+const NUL = Buffer.from([0]);
 
 export const ROOT_INODE = 1n;
 
 export const keys = {
-  inode: (id: bigint) => tagged(I, id),
-  dentry: (parent: bigint, name: string) => tagged(D, parent, name),
+  inode: (id: bigint) => key('I', id),
+  dentry: (parent: bigint, name: string) => key('D', parent, name),
   /** [start, end) of the entries of `parent`. */
-  dentryRange: (parent: bigint): [Buffer, Buffer] => [Buffer.concat([tag('D'), u64(parent)]), Buffer.concat([tag('D'), u64(parent + 1n)])],
+  dentryRange: (parent: bigint): [Buffer, Buffer] => [key('D', parent), key('D', parent + 1n)],
   /** The first key strictly after `name` in `parent` (names never contain NUL). */
-  dentryAfter: (parent: bigint, name: string) => Buffer.concat([tag('D'), u64(parent), Buffer.from(name, 'utf8'), Buffer.from([0])]),
+  dentryAfter: (parent: bigint, name: string) => key('D', parent, name, NUL),
   nameOfDentry: (key: Buffer) => key.subarray(9).toString('utf8'),
-  session: (inode: bigint, session: Buffer) => Buffer.concat([tag('S'), u64(inode), session]),
-  sessionRange: (inode: bigint): [Buffer, Buffer] => [Buffer.concat([tag('S'), u64(inode)]), Buffer.concat([tag('S'), u64(inode + 1n)])],
-  sessionsAll: (): [Buffer, Buffer] => [tag('S'), tag('T')],
+  session: (inode: bigint, session: Buffer) => key('S', inode, session),
+  sessionRange: (inode: bigint): [Buffer, Buffer] => [key('S', inode), key('S', inode + 1n)],
+  sessionsAll: (): [Buffer, Buffer] => [key('S'), key('T')],
   /** The key just after `key` in bytewise order (a scan cursor). */
-  after: (key: Buffer) => Buffer.concat([key, Buffer.from([0])]),
+  after: (k: Buffer) => Buffer.concat([k, NUL]),
   inodeOfSession: (key: Buffer) => key.readBigUInt64BE(1),
-  liveness: (clientId: Buffer) => Buffer.concat([tag('L'), clientId]),
-  livenessAll: (): [Buffer, Buffer] => [tag('L'), tag('M')],
-  garbage: (inode: bigint) => Buffer.concat([tag('G'), u64(inode)]),
-  garbageRange: (): [Buffer, Buffer] => [tag('G'), tag('H')],
+  liveness: (clientId: Buffer) => key('L', clientId),
+  livenessAll: (): [Buffer, Buffer] => [key('L'), key('M')],
+  garbage: (inode: bigint) => key('G', inode),
+  garbageRange: (): [Buffer, Buffer] => [key('G'), key('H')],
   inodeOfGarbage: (key: Buffer) => key.readBigUInt64BE(1),
-  trim: (inode: bigint) => Buffer.concat([tag('K'), u64(inode)]),
-  trimRange: (): [Buffer, Buffer] => [tag('K'), tag('L')],
-  accessKey: (id: string) => Buffer.concat([tag('A'), Buffer.from(id, 'latin1')]),
-  accessKeysAll: (): [Buffer, Buffer] => [tag('A'), tag('B')],
-  counter: (name: string) => Buffer.concat([tag('C'), Buffer.from(name, 'utf8')]),
-  applied: (clientId: Buffer, requestId: number) => Buffer.concat([tag('R'), clientId, u64(requestId)]),
-  expiry: (atMs: number, clientId: Buffer, requestId: number) => Buffer.concat([tag('T'), u64(atMs), clientId, u64(requestId)]),
-  expiryRangeBefore: (atMs: number): [Buffer, Buffer] => [tag('T'), Buffer.concat([tag('T'), u64(atMs)])],
+  trim: (inode: bigint) => key('K', inode),
+  trimRange: (): [Buffer, Buffer] => [key('K'), key('L')],
+  accessKey: (id: string) => key('A', Buffer.from(id, 'latin1')),
+  accessKeysAll: (): [Buffer, Buffer] => [key('A'), key('B')],
+  counter: (name: string) => key('C', name),
+  applied: (clientId: Buffer, requestId: number) => key('R', clientId, requestId),
+  expiry: (atMs: number, clientId: Buffer, requestId: number) => key('T', atMs, clientId, requestId),
+  expiryRangeBefore: (atMs: number): [Buffer, Buffer] => [key('T'), key('T', atMs)],
   /** The 'R' key an expiry key points at. */
-  appliedOfExpiry: (key: Buffer) => Buffer.concat([tag('R'), key.subarray(9)]),
+  appliedOfExpiry: (k: Buffer) => key('R', k.subarray(9)),
 };
