@@ -1,6 +1,7 @@
 #include "client/hedge_governor.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace millpond {
 
@@ -29,10 +30,13 @@ void HedgeGovernor::Answered(const std::string& address) {
 void HedgeGovernor::PreferResponsive(std::vector<std::string>* order, Clock::time_point now) {
   MutexLock lock(&mu_);
   if (stalledUntil_.empty()) return;
-  std::stable_partition(order->begin(), order->end(), [&](const std::string& address) {
+  std::vector<std::string> responsive, stalled;
+  for (std::string& address : *order) {
     auto it = stalledUntil_.find(address);
-    return it == stalledUntil_.end() || it->second <= now;
-  });
+    (it == stalledUntil_.end() || it->second <= now ? responsive : stalled).push_back(std::move(address));
+  }
+  for (std::string& address : stalled) responsive.push_back(std::move(address));
+  *order = std::move(responsive);
 }
 
 }  // namespace millpond
