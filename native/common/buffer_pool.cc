@@ -13,7 +13,7 @@ namespace millpond {
 
 namespace {
 constexpr size_t kAlign = limits::kChunkBlockBytes;
-size_t RoundUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+size_t RoundUp(size_t n, size_t to = kAlign) { return (n + to - 1) / to * to; }
 // A buffer of a huge page or more is aligned to huge pages and advised to use them: its first
 // touch then faults once per 2 MiB instead of once per 4 KiB. Where page faults are dear (a
 // virtual machine that shadows page tables, as the machines this runs on: fresh memory fills
@@ -23,7 +23,7 @@ size_t RoundUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // changes.
 char* AllocAligned(size_t capacity) {
   if (capacity < limits::kHugePageBytes) return static_cast<char*>(std::aligned_alloc(kAlign, capacity));
-  const size_t rounded = (capacity + limits::kHugePageBytes - 1) / limits::kHugePageBytes * limits::kHugePageBytes;
+  const size_t rounded = RoundUp(capacity, limits::kHugePageBytes);
   void* p = std::aligned_alloc(limits::kHugePageBytes, rounded);
   if (p != nullptr) (void)madvise(p, rounded, MADV_HUGEPAGE);
   return static_cast<char*>(p);

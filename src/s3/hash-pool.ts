@@ -262,7 +262,6 @@ class PooledDigester implements Digester {
     this.filled = 0;
   }
 
-
   /** post(), then waits while hashBatchesInFlight batches of this digester are unhashed. */
   private async send(): Promise<void> {
     this.post();
