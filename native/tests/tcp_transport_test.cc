@@ -909,19 +909,27 @@ TEST_F(TcpDataPlaneTest, HalfSentFrameIsDroppedAfterTheFrameTimeout) {
   EXPECT_EQ(r.header.status, 0);
 }
 
-// A fake server's half of a stalled reply: reads one request on `conn`, waits until `go`
-// (when given), then sends the header of a 1 MiB reply and 1,000 bytes of it, and nothing more
-// (a server paused mid-reply). False when the request did not arrive whole.
-bool SendHalfReply(int conn, const std::atomic<bool>* go = nullptr) {
-  uint8_t raw[frame::kHeaderBytes];
-  frame::Header req;
-  if (!ReadExact(conn, raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &req).ok()) return false;
-  if (!SkipExact(conn, uint64_t{req.metaBytes} + req.dataBytes, 5000).ok()) return false;
+// A fake server's half of a stalled reply: reads `requests` requests on `conn`, waits until
+// `go` (when given), then sends the header of a 1 MiB reply to the first and 1,000 bytes of it,
+// and nothing more (a server paused mid-reply). False when a request did not arrive whole.
+bool SendHalfReply(int conn, const std::atomic<bool>* go = nullptr, int requests = 1) {
+  uint64_t firstId = 0;
+  uint16_t firstOpcode = 0;
+  for (int i = 0; i < requests; i++) {
+    uint8_t raw[frame::kHeaderBytes];
+    frame::Header req;
+    if (!ReadExact(conn, raw, sizeof raw, 5000, false).ok() || !frame::Header::Decode(raw, &req).ok()) return false;
+    if (!SkipExact(conn, uint64_t{req.metaBytes} + req.dataBytes, 5000).ok()) return false;
+    if (i == 0) {
+      firstId = req.requestId;
+      firstOpcode = req.opcode;
+    }
+  }
   while (go != nullptr && !*go) std::this_thread::sleep_for(milliseconds(10));
   frame::Header reply;
-  reply.opcode = req.opcode;
+  reply.opcode = firstOpcode;
   reply.flags = frame::kFlagReply;
-  reply.requestId = req.requestId;
+  reply.requestId = firstId;
   reply.dataBytes = 1 << 20;
   const std::string head = EncodeHeader(reply) + std::string(1000, 'x');
   return ::send(conn, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
@@ -996,6 +1004,43 @@ TEST_F(TcpDataPlaneTest, AStalledReplyNobodyWaitsForDoesNotHoldTheOtherCalls) {
   EXPECT_FALSE(fb.get().ok());
   testDone = true;
   stalling.join();
+}
+
+// A reply still awaited (a prefetch nobody has reached yet) that stalls mid-frame must not
+// hold the other calls on the connection either: one abandoned meanwhile (a hedge won) ends
+// within ticks, while the stalled one is still waited for.
+TEST_F(TcpDataPlaneTest, AStalledAwaitedReplyDoesNotHoldTheOtherCallsAbandons) {
+  UniqueFd listener;
+  uint16_t port = 0;
+  ASSERT_TRUE(ListenTcp("127.0.0.1", 0, &listener, &port).ok());
+  std::atomic<bool> testDone{false};
+  std::thread stalling([&] {
+    UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
+    if (!conn.valid() || !SendHalfReply(conn.get(), nullptr, /*requests=*/2)) return;
+    for (int i = 0; i < 1500 && !testDone; i++) std::this_thread::sleep_for(milliseconds(10));  // holds the connection
+  });
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  std::vector<char> a(1 << 20), b(1 << 20);
+  auto read = [&](char* dst, std::shared_ptr<std::atomic<bool>> abandon) {
+    auto p = std::make_shared<std::promise<Status>>();
+    frame::ReadArgs args{kA, 0, 1 << 20, 0};
+    client_->Read(address, args, dst, [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr, abandon);
+    return p->get_future();
+  };
+  auto fa = read(a.data(), std::make_shared<std::atomic<bool>>(false));  // the first request: its reply stalls
+  auto abandonB = std::make_shared<std::atomic<bool>>(false);
+  auto fb = read(b.data(), abandonB);
+  std::this_thread::sleep_for(milliseconds(500));  // the half reply has come and stalled
+  const auto abandonedAt = Clock::now();
+  abandonB->store(true);
+  ASSERT_EQ(fb.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_LT(Clock::now() - abandonedAt, milliseconds(1000)) << "the stalled reply held the other call's abandon";
+  EXPECT_EQ(fb.get().code(), StatusCode::kTimedOut);
+  EXPECT_EQ(fa.wait_for(milliseconds(0)), std::future_status::timeout) << "the stalled reply is still awaited";
+  testDone = true;
+  stalling.join();
+  ASSERT_EQ(fa.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_FALSE(fa.get().ok()) << "the server closed mid-reply";
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ int64_t NowMs() {
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-Status WaitReady(int fd, short events, int64_t deadlineMs, const std::atomic<bool>* cancel) {
+Status WaitReady(int fd, short events, int64_t deadlineMs, const QuietTick& onQuietTick) {
   for (;;) {
     int timeout = -1;
     if (deadlineMs >= 0) {
@@ -35,13 +35,13 @@ Status WaitReady(int fd, short events, int64_t deadlineMs, const std::atomic<boo
       if (left <= 0) return Status::TimedOut("peer stalled mid-frame");
       timeout = static_cast<int>(left);
     }
-    if (cancel != nullptr && (timeout < 0 || timeout > static_cast<int>(limits::kTimerTickMs)))
+    if (onQuietTick && (timeout < 0 || timeout > static_cast<int>(limits::kTimerTickMs)))
       timeout = static_cast<int>(limits::kTimerTickMs);
     struct pollfd p = {fd, events, 0};
     int r = ::poll(&p, 1, timeout);
     if (r > 0) return Status::OK();
     if (r == 0) {  // a quiet tick (the deadline is checked above)
-      if (cancel != nullptr && cancel->load()) return Status::TimedOut("abandoned mid-frame");
+      if (onQuietTick && onQuietTick()) return Status::TimedOut("abandoned mid-frame");
       continue;
     }
     if (errno != EINTR) return Status::FromErrno(errno, "poll");
@@ -157,7 +157,7 @@ Status ListenTcp(const std::string& host, uint16_t port, UniqueFd* out, uint16_t
   return last;
 }
 
-Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk, const std::atomic<bool>* cancel) {
+Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk, const QuietTick& onQuietTick) {
   char* p = static_cast<char*>(dst);
   size_t done = 0;
   int64_t deadline = idleOk ? -1 : NowMs() + timeoutMs;
@@ -171,7 +171,7 @@ Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk, c
     if (r == 0) return Status::ConnReset(done == 0 ? "closed" : "peer closed mid-frame");
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, "recv");
-    MP_RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline, cancel));
+    MP_RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline, onQuietTick));
   }
   return Status::OK();
 }
@@ -180,7 +180,7 @@ namespace {
 
 // Sends or receives every byte the iovecs describe, within timeoutMs.
 Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bool sending,
-                   const std::atomic<bool>* cancel) {
+                   const QuietTick& onQuietTick) {
   int64_t deadline = NowMs() + timeoutMs;
   AdvanceIov(&iov, &iovcnt, 0);  // skips leading empty entries
   while (iovcnt > 0) {
@@ -193,7 +193,7 @@ Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bo
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, sending ? "send" : "recv");
-      MP_RETURN_IF_ERROR(WaitReady(fd, sending ? POLLOUT : POLLIN, deadline, cancel));
+      MP_RETURN_IF_ERROR(WaitReady(fd, sending ? POLLOUT : POLLIN, deadline, onQuietTick));
       continue;
     }
     AdvanceIov(&iov, &iovcnt, static_cast<size_t>(n));
@@ -203,22 +203,22 @@ Status TransferIov(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, bo
 
 }  // namespace
 
-Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, const std::atomic<bool>* cancel) {
-  return TransferIov(fd, iov, iovcnt, timeoutMs, false, cancel);
+Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, const QuietTick& onQuietTick) {
+  return TransferIov(fd, iov, iovcnt, timeoutMs, false, onQuietTick);
 }
 
-Status SkipExact(int fd, size_t n, uint32_t timeoutMs, const std::atomic<bool>* cancel) {
+Status SkipExact(int fd, size_t n, uint32_t timeoutMs, const QuietTick& onQuietTick) {
   char scratch[64 * 1024];
   while (n > 0) {
     size_t step = n < sizeof scratch ? n : sizeof scratch;
-    MP_RETURN_IF_ERROR(ReadExact(fd, scratch, step, timeoutMs, false, cancel));
+    MP_RETURN_IF_ERROR(ReadExact(fd, scratch, step, timeoutMs, false, onQuietTick));
     n -= step;
   }
   return Status::OK();
 }
 
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs) {
-  return TransferIov(fd, iov, iovcnt, timeoutMs, true, nullptr);
+  return TransferIov(fd, iov, iovcnt, timeoutMs, true, {});
 }
 
 Status SendfileAll(int sock, int fileFd, uint64_t offset, size_t n, uint32_t timeoutMs) {

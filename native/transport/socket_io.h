@@ -3,9 +3,9 @@
 
 #include <sys/uio.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/file_io.h"
@@ -15,11 +15,15 @@ namespace millpond {
 
 // Monotonic milliseconds, for deadlines.
 int64_t NowMs();
+// Asked each time a wait saw the fd quiet for a whole limits::kTimerTickMs; true ends the wait
+// with kTimedOut "abandoned mid-frame": a reader that no longer wants a reply stops waiting for
+// a stalled peer, yet one still streaming goes on. It may also do the caller's periodic work
+// (a receiver expiring its other calls while one reply stalls).
+using QuietTick = std::function<bool()>;
+
 // Waits until fd is ready for `events` or the deadline passes (deadlineMs < 0: no deadline):
-// kTimedOut "peer stalled mid-frame". `cancel` (optional): once it is true and the fd stayed
-// quiet for a whole limits::kTimerTickMs, kTimedOut "abandoned mid-frame": a reader that no
-// longer wants a reply stops waiting for a stalled peer, yet one still streaming goes on.
-Status WaitReady(int fd, short events, int64_t deadlineMs, const std::atomic<bool>* cancel = nullptr);
+// kTimedOut "peer stalled mid-frame". `onQuietTick` (optional): as above.
+Status WaitReady(int fd, short events, int64_t deadlineMs, const QuietTick& onQuietTick = {});
 
 // Splits "host:port"; the host may be a name or an IPv4/IPv6 literal ("[::1]:9000").
 Status ParseAddress(const std::string& address, std::string* host, uint16_t* port);
@@ -31,14 +35,12 @@ void SetDataSocketOptions(int fd);
 // Reads exactly n bytes. `idleOk`: before the first byte, wait without a deadline (an idle
 // connection between frames); once a byte arrived, the rest must come within timeoutMs.
 // EOF before the first byte is kConnReset with message "closed".
-// `cancel`: as for WaitReady.
-Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk,
-                 const std::atomic<bool>* cancel = nullptr);
+// `onQuietTick`: as for WaitReady.
+Status ReadExact(int fd, void* dst, size_t n, uint32_t timeoutMs, bool idleOk, const QuietTick& onQuietTick = {});
 // Reads exactly the bytes the iovecs describe (the array is modified), within timeoutMs.
-Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs,
-                  const std::atomic<bool>* cancel = nullptr);
-// Discards n bytes, within timeoutMs. `cancel`: as for WaitReady.
-Status SkipExact(int fd, size_t n, uint32_t timeoutMs, const std::atomic<bool>* cancel = nullptr);
+Status ReadvExact(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs, const QuietTick& onQuietTick = {});
+// Discards n bytes, within timeoutMs. `onQuietTick`: as for WaitReady.
+Status SkipExact(int fd, size_t n, uint32_t timeoutMs, const QuietTick& onQuietTick = {});
 // Writes every byte the iovecs describe (the array is modified); MSG_NOSIGNAL semantics.
 Status WritevAll(int fd, struct iovec* iov, int iovcnt, uint32_t timeoutMs);
 // Sends n bytes of file `fileFd` from `offset` on socket `sock` with sendfile (the kernel moves

@@ -25,12 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The cancel flag of a reply no call waits for any more (timed out or abandoned, dropped on
-// arrival): a server that stalls in the middle of it ends the connection after a quiet tick,
-// rather than holding the receiver, and with it the deadlines and abandons of every other
-// call on the connection, for the request timeout.
-const std::atomic<bool> kNobodyWaits{true};
-
 // Bytes of calls sent and not yet answered, across all connections of one client.
 class InflightBudget {
  public:
@@ -250,9 +244,9 @@ class TcpClientConnection {
   }
 
   // Reads one sealed record of n bytes (then its tag) into openBuf_ and opens it there.
-  Status ReadRecord(size_t n, uint32_t timeoutMs, const std::atomic<bool>* cancel) {
+  Status ReadRecord(size_t n, uint32_t timeoutMs, const QuietTick& onQuietTick) {
     openBuf_.resize(n + kAeadTagBytes);
-    MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data(), openBuf_.size(), timeoutMs, false, cancel));
+    MP_RETURN_IF_ERROR(ReadExact(fd_.get(), openBuf_.data(), openBuf_.size(), timeoutMs, false, onQuietTick));
     return cipher_->Open(openBuf_.data(), n);
   }
 
@@ -345,15 +339,18 @@ class TcpClientConnection {
       }
     }
     uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
-    if (p.call == nullptr) {  // timed out or abandoned earlier: drain and drop
-      return SkipExact(fd_.get(), uint64_t{h.metaBytes} + h.dataBytes, timeoutMs, &kNobodyWaits);
-    }
-    ClientCall* call = p.call;
-    // A reply its caller abandoned (a hedge won) while the server stalled mid-reply (paused)
-    // ends the connection: the call writes into the caller's buffer, so it cannot finish early.
-    const std::atomic<bool>* cancel = call->abandon.get();
+    ClientCall* call = p.call;  // null: timed out or abandoned earlier, its reply drained and dropped
+    // A quiet tick mid-reply (a server paused while sending) expires the connection's other
+    // calls, whose deadlines and abandons it must not hold for the request timeout. It ends
+    // the connection once nobody waits for this reply: dropped, or its caller abandoned it (a
+    // hedge won). The call itself cannot end sooner: its reply is written into its buffers.
+    const QuietTick stalled = [this, call] {
+      ExpireDeadlines();
+      return call == nullptr || call->abandoned();
+    };
+    if (call == nullptr) return SkipExact(fd_.get(), uint64_t{h.metaBytes} + h.dataBytes, timeoutMs, stalled);
     call->replyMeta.assign(h.metaBytes, '\0');
-    Status s = ReadExact(fd_.get(), call->replyMeta.data(), h.metaBytes, timeoutMs, false, cancel);
+    Status s = ReadExact(fd_.get(), call->replyMeta.data(), h.metaBytes, timeoutMs, false, stalled);
     uint64_t capacity = 0;
     for (const auto& v : call->replyData) capacity += v.iov_len;
     if (s.ok() && h.dataBytes > capacity)
@@ -368,7 +365,7 @@ class TcpClientConnection {
         iov.push_back({v.iov_base, n});
         left -= n;
       }
-      s = ReadvExact(fd_.get(), iov.data(), static_cast<int>(iov.size()), timeoutMs, cancel);
+      s = ReadvExact(fd_.get(), iov.data(), static_cast<int>(iov.size()), timeoutMs, stalled);
     }
     budget_->Give(p.budgetBytes);
     if (!s.ok()) {
@@ -387,25 +384,19 @@ class TcpClientConnection {
     if (h.metaBytes > limits::kFrameMetaBytesMax || h.dataBytes > limits::kFrameDataBytesMax)
       return Status::Protocol("reply larger than a frame may be");
     const uint32_t timeoutMs = limits::kClientTimeoutMsDefault;
-    // A reply its caller abandoned while the server stalled mid-reply ends the connection
-    // (the call itself is already finished then, or is by Fail).
-    std::shared_ptr<const std::atomic<bool>> abandon;
-    bool waited = false;
-    {
+    // As in ReceiveOne, but the records land in openBuf_, not in the call's buffers: the call
+    // stays pending, so a quiet tick may expire it too, and then nobody waits for the rest.
+    const QuietTick stalled = [this, id = h.requestId] {
+      ExpireDeadlines();
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = pending_.find(h.requestId);
-      if (it != pending_.end()) {
-        waited = true;
-        abandon = it->second.call->abandon;
-      }
-    }
-    const std::atomic<bool>* cancel = waited ? abandon.get() : &kNobodyWaits;
+      return pending_.count(id) == 0;
+    };
     std::string meta;
     if (h.metaBytes > 0) {
-      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs, cancel));
+      MP_RETURN_IF_ERROR(ReadRecord(h.metaBytes, timeoutMs, stalled));
       meta.assign(reinterpret_cast<const char*>(openBuf_.data()), h.metaBytes);
     }
-    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs, cancel));
+    if (h.dataBytes > 0) MP_RETURN_IF_ERROR(ReadRecord(h.dataBytes, timeoutMs, stalled));
     Pending p{nullptr, {}, 0, false};
     {
       std::lock_guard<std::mutex> lock(mu_);
