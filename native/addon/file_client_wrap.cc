@@ -149,28 +149,15 @@ Napi::Value FileClientWrap::InstallCapability(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// counters() -> { chunkReads, ..., bytesWritten }: FileClientCounters since the client started
-// (all zero once closed).
+// counters() -> { chunkReads, ..., bytesWritten }: FileClientCounters since the client started,
+// named as kFileClientCounterFields does (all zero once closed).
 Napi::Value FileClientWrap::Counters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   FileClientCounters zero;
   const FileClientCounters& c = client_ ? client_->counters() : zero;
-  auto put = [&](const char* name, const std::atomic<uint64_t>& v) {
-    out.Set(name, Napi::Number::New(env, static_cast<double>(v.load(std::memory_order_relaxed))));
-  };
-  put("chunkReads", c.chunkReads);
-  put("chunkWrites", c.chunkWrites);
-  put("readRetries", c.readRetries);
-  put("writeRetries", c.writeRetries);
-  put("holes", c.holes);
-  put("prefetches", c.prefetches);
-  put("prefetchHits", c.prefetchHits);
-  put("hedgedReads", c.hedgedReads);
-  put("abandonedRequests", c.abandonedRequests);
-  put("batchMisses", c.batchMisses);
-  put("bytesRead", c.bytesRead);
-  put("bytesWritten", c.bytesWritten);
+  for (const FileClientCounterField& f : kFileClientCounterFields)
+    out.Set(f.camelName, Napi::Number::New(env, static_cast<double>((c.*f.member).load(std::memory_order_relaxed))));
   return out;
 }
 

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "client/chunk_client.h"
+#include "client/file_client_counters.h"
 #include "client/hedge_governor.h"
 #include "client/latency_window.h"
 #include "client/meta_client.h"
@@ -76,22 +77,6 @@ struct FileClientOptions {
   // The user's token (mpt1...., common/auth.h): the data plane's credentials when
   // chunks.credentials is anonymous. Empty: none (a cluster without a secret).
   std::string token;
-};
-
-struct FileClientCounters {
-  std::atomic<uint64_t> chunkReads{0};       // chunk reads sent (retries included)
-  std::atomic<uint64_t> chunkWrites{0};      // chunk writes sent (retries included)
-  std::atomic<uint64_t> readRetries{0};      // reads sent again to another replica or round
-  std::atomic<uint64_t> writeRetries{0};     // writes sent again with the same ids
-  std::atomic<uint64_t> holes{0};            // chunk reads answered ENOENT by the tail
-  std::atomic<uint64_t> prefetches{0};       // whole-chunk reads started ahead of the reader
-  std::atomic<uint64_t> prefetchHits{0};     // pieces of Read() served from prefetched chunks
-  std::atomic<uint64_t> writeBehindBatches{0};  // batches the background flushers wrote
-  std::atomic<uint64_t> hedgedReads{0};      // reads sent to a second replica as the first was slow
-  std::atomic<uint64_t> abandonedRequests{0};  // requests given up: their target left the route
-  std::atomic<uint64_t> batchMisses{0};      // pieces of batched reads read again one by one
-  std::atomic<uint64_t> bytesRead{0};        // bytes FileHandle::Read returned (holes' zeros included)
-  std::atomic<uint64_t> bytesWritten{0};     // bytes FileHandle::Write accepted (buffered or written)
 };
 
 // One piece of a file operation: a byte range inside one chunk.

@@ -344,31 +344,19 @@ class MillpondFileSystem : public FileSystem {
   }
 };
 
-// millpond_metrics(): one row of the counters (client/file_client.h) summed over this process's
-// millpond clients, i.e. what every database of the process did through millpond:// since the
-// extension was loaded. Monotonic; a caller wanting one query's share takes the difference of
-// two calls, which is exact only while nothing else in the process reads or writes millpond.
-struct MetricsColumn {
-  const char* name;
-  std::atomic<uint64_t> millpond::FileClientCounters::*counter;
-};
-constexpr MetricsColumn kMetricsColumns[] = {
-    {"bytes_read", &millpond::FileClientCounters::bytesRead},
-    {"bytes_written", &millpond::FileClientCounters::bytesWritten},
-    {"chunk_reads", &millpond::FileClientCounters::chunkReads},
-    {"chunk_writes", &millpond::FileClientCounters::chunkWrites},
-    {"read_retries", &millpond::FileClientCounters::readRetries},
-    {"write_retries", &millpond::FileClientCounters::writeRetries},
-};
-
+// millpond_metrics(): one row of the file client's counters (a column each, named as
+// client/file_client_counters.h does) summed over this process's millpond clients, i.e. what
+// every database of the process did through millpond:// since the extension was loaded.
+// Monotonic; a caller wanting one query's share takes the difference of two calls, which is
+// exact only while nothing else in the process reads or writes millpond.
 struct MetricsState : GlobalTableFunctionState {
   bool done = false;
 };
 
 unique_ptr<FunctionData> MetricsBind(ClientContext&, TableFunctionBindInput&, vector<LogicalType>& types,
                                      vector<string>& names) {
-  for (const auto& c : kMetricsColumns) {
-    names.emplace_back(c.name);
+  for (const auto& f : millpond::kFileClientCounterFields) {
+    names.emplace_back(f.snakeName);
     types.emplace_back(LogicalType::UBIGINT);
   }
   return make_uniq<TableFunctionData>();
@@ -382,7 +370,7 @@ void MetricsScan(ClientContext&, TableFunctionInput& input, DataChunk& output) {
   auto& state = input.global_state->Cast<MetricsState>();
   if (state.done) return;  // an empty chunk ends the scan
   state.done = true;
-  uint64_t sums[sizeof kMetricsColumns / sizeof kMetricsColumns[0]] = {};
+  uint64_t sums[sizeof millpond::kFileClientCounterFields / sizeof millpond::kFileClientCounterFields[0]] = {};
   {
     auto& all = AllClients();
     std::lock_guard<std::mutex> lock(all.mu);
@@ -390,7 +378,7 @@ void MetricsScan(ClientContext&, TableFunctionInput& input, DataChunk& output) {
       if (!entry.second) continue;  // a Create that failed leaves its slot empty
       const auto& counters = entry.second->counters();
       for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++)
-        sums[i] += (counters.*kMetricsColumns[i].counter).load(std::memory_order_relaxed);
+        sums[i] += (counters.*millpond::kFileClientCounterFields[i].member).load(std::memory_order_relaxed);
     }
   }
   for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++) output.SetValue(i, 0, Value::UBIGINT(sums[i]));

@@ -118,28 +118,11 @@ std::string RenderPrometheus(const FileClientCounters& client) {
   t.Family("millpond_fuse_written_bytes_total", "counter", "Bytes accepted from writers through the mount");
   t.Sample("millpond_fuse_written_bytes_total", "", g_counters.bytesWritten.load(kRelaxed));
 
-  // The native file client's counters (client/file_client.h), as it keeps them.
-  const struct {
-    const char* name;
-    const char* help;
-    const std::atomic<uint64_t>& value;
-  } kClient[] = {
-      {"millpond_client_chunk_reads_total", "Chunk reads the file client sent (retries included)", client.chunkReads},
-      {"millpond_client_chunk_writes_total", "Chunk writes the file client sent (retries included)", client.chunkWrites},
-      {"millpond_client_read_retries_total", "Chunk reads sent again to another replica or round", client.readRetries},
-      {"millpond_client_write_retries_total", "Chunk writes sent again with the same ids", client.writeRetries},
-      {"millpond_client_holes_total", "Chunk reads answered ENOENT by the tail (holes)", client.holes},
-      {"millpond_client_prefetches_total", "Whole-chunk reads started ahead of sequential readers", client.prefetches},
-      {"millpond_client_prefetch_hits_total", "Pieces of reads served from prefetched chunks", client.prefetchHits},
-      {"millpond_client_write_behind_batches_total", "Batches the background flushers wrote", client.writeBehindBatches},
-      {"millpond_client_hedged_reads_total", "Reads sent to a second replica as the first was slow", client.hedgedReads},
-      {"millpond_client_abandoned_requests_total", "Requests given up because their target left the route", client.abandonedRequests},
-      {"millpond_client_read_bytes_total", "Bytes the file client's reads returned", client.bytesRead},
-      {"millpond_client_written_bytes_total", "Bytes the file client's writes accepted", client.bytesWritten},
-  };
-  for (const auto& c : kClient) {
-    t.Family(c.name, "counter", c.help);
-    t.Sample(c.name, "", c.value.load(kRelaxed));
+  // The native file client's counters, named by its table (client/file_client_counters.h).
+  for (const FileClientCounterField& f : kFileClientCounterFields) {
+    const std::string name = std::string("millpond_client_") + f.snakeName + "_total";
+    t.Family(name.c_str(), "counter", f.help);
+    t.Sample(name, "", (client.*f.member).load(kRelaxed));
   }
 
   t.Family("millpond_metrics_enabled", "gauge", "1 when native metrics count (MILLPOND_METRICS is not off)");

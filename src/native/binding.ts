@@ -182,7 +182,7 @@ export interface NativeFileClient {
   close(): void;
 }
 
-/** What a native FileClient did since it started (native/client/file_client.h FileClientCounters). */
+/** What a native FileClient did since it started (native/client/file_client_counters.h, which names them). */
 export interface DataClientCounters {
   /** Chunk reads and writes sent, retries included. */
   chunkReads: number;
@@ -195,6 +195,8 @@ export interface DataClientCounters {
   /** Whole-chunk reads started ahead of a sequential reader, and pieces served from them. */
   prefetches: number;
   prefetchHits: number;
+  /** Batches write-behind flushed in the background (0 here: TS writes go through). */
+  writeBehindBatches: number;
   /** Reads sent to a second replica because the first was slow. */
   hedgedReads: number;
   /** Requests given up because their target left the route. */

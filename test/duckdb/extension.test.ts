@@ -111,8 +111,8 @@ describe('DuckDB extension', () => {
       await fs.writeFile('/metrics-in.csv', csv);
       const inputBytes = Buffer.byteLength(csv);
       const metrics = async () => {
-        const [row] = (await conn.runAndReadAll('SELECT bytes_read, bytes_written, chunk_reads, chunk_writes FROM millpond_metrics()')).getRowObjectsJS();
-        return { read: Number(row!.bytes_read), written: Number(row!.bytes_written), chunkReads: Number(row!.chunk_reads), chunkWrites: Number(row!.chunk_writes) };
+        const [row] = (await conn.runAndReadAll('SELECT read_bytes, written_bytes, chunk_reads, chunk_writes FROM millpond_metrics()')).getRowObjectsJS();
+        return { read: Number(row!.read_bytes), written: Number(row!.written_bytes), chunkReads: Number(row!.chunk_reads), chunkWrites: Number(row!.chunk_writes) };
       };
       const before = await metrics();
       expect(await rows(conn, `SELECT count(*), sum(id) FROM read_csv('millpond:///metrics-in.csv')`)).toEqual([[60_000n, 1_799_970_000n]]);

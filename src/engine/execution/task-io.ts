@@ -14,6 +14,6 @@ export interface MillpondIo {
 
 /** REQUIRES: `db` has the millpond extension loaded (DuckDbSettings.millpond). */
 export async function millpondIo(db: TaskDb): Promise<MillpondIo> {
-  const [row] = await db.run('SELECT bytes_read, bytes_written FROM millpond_metrics()');
+  const [row] = await db.run('SELECT read_bytes, written_bytes FROM millpond_metrics()');
   return { readBytes: Number(row![0]), writtenBytes: Number(row![1]) };
 }
