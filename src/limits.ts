@@ -407,6 +407,12 @@ export const s3Limits = {
   putChunksInFlight: 8,
   /** Chunk-sized reads of one GET ahead of the socket (with the one being sent: as many in flight as a PUT's writes). */
   getChunksAhead: 7,
+  /**
+   * Bytes of chunk reads all GETs of one process have ahead of their sockets. Each GET may
+   * always have one (it reads its next chunk while it sends one); more only within this. The
+   * process keeps as many chunk buffers idle for reuse (fs/chunk-buffers.ts).
+   */
+  getReadAheadBytesMax: 128 * 1024 * 1024,
   /** An aws-chunked body's chunk header line. */
   chunkHeaderBytesMax: 4096,
   /** Stat calls of one listing page in flight. */

@@ -2,15 +2,14 @@
  * Moving object bytes between sockets and files with bounded memory. Writes go in pieces of
  * the file's chunk size, aligned to its chunks (each write replaces whole chunks, the cheap
  * path of a chain write), with s3Limits.putChunksInFlight pieces in flight; reads go in
- * chunk-sized pieces with s3Limits.getChunksAhead pieces ahead of the socket, which waits
- * for 'drain' before taking more.
+ * chunk-sized pieces ahead of the socket (readTo), which waits for 'drain' before taking more.
  */
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
-import { giveChunkBuffer, takeChunkBuffer } from '../fs/chunk-buffers.js';
+import { giveChunkBuffer, keepChunkBuffersUpTo, takeChunkBuffer } from '../fs/chunk-buffers.js';
 import { writeFrom } from '../fs/write-from.js';
 import type { Inode, ObjectAttrs } from '../protocol/meta-types.js';
 import { parentOf } from './paths.js';
@@ -43,22 +42,34 @@ function drained(sink: Writable): Promise<void> {
   });
 }
 
+/** Bytes of chunk reads this process's GETs have ahead of their sockets (s3Limits.getReadAheadBytesMax). */
+let readAheadBytes = 0;
+keepChunkBuffersUpTo(s3Limits.getReadAheadBytesMax);
+
+/** What this process's GETs have read ahead of their sockets now, in bytes. */
+export function getReadAheadBytes(): number {
+  return readAheadBytes;
+}
+
 /**
  * Sends bytes [start, end) of an open file to `sink`, honouring its backpressure: chunk-sized
- * reads, s3Limits.getChunksAhead of them ahead of the one being sent, into chunk buffers
- * (fs/chunk-buffers.ts) given back once the socket has taken their bytes (sink.write's
- * callback), so GETs reuse a few warm buffers however long or many the objects (no per-chunk
- * allocation, page faults, zeroing or collection).
+ * reads ahead of the one being sent, up to s3Limits.getChunksAhead while this process's GETs
+ * have less than s3Limits.getReadAheadBytesMax ahead (one always, so a GET reads its next chunk
+ * while it sends one), into chunk buffers (fs/chunk-buffers.ts) given back once the socket has
+ * taken their bytes (sink.write's callback), so GETs reuse warm buffers however long or many
+ * the objects (no per-chunk allocation, page faults, zeroing or collection).
  */
 export async function readTo(handle: FileHandle, start: number, end: number, sink: Writable): Promise<void> {
   const step = handle.info.layout.chunkSizeBytes;
+  const bufferBytes = Math.min(step, end - start); // a chunk, or the whole range when it is smaller (a small GET)
   const ahead: Array<{ buffer: Buffer; read: Promise<number> }> = [];
   let next = start;
   const issue = () => {
     while (ahead.length < s3Limits.getChunksAhead + 1 && next < end) {
+      if (ahead.length > 0 && readAheadBytes + bufferBytes > s3Limits.getReadAheadBytesMax) break;
       const n = Math.min(step - (next % step), end - next);
-      // Buffers of a chunk, or of the whole range when it is smaller (a small GET).
-      const buffer = takeChunkBuffer(Math.min(step, end - start));
+      const buffer = takeChunkBuffer(bufferBytes);
+      readAheadBytes += bufferBytes;
       const read = handle.readInto(buffer.subarray(0, n), next);
       read.catch(() => {}); // awaited in order below (or settled in finally)
       ahead.push({ buffer, read });
@@ -68,17 +79,26 @@ export async function readTo(handle: FileHandle, start: number, end: number, sin
   issue();
   try {
     while (ahead.length > 0) {
-      const { buffer, read } = ahead.shift()!;
-      const n = await read;
+      const n = await ahead[0]!.read;
+      const { buffer } = ahead.shift()!;
+      readAheadBytes -= bufferBytes;
+      if (sink.destroyed) {
+        giveChunkBuffer(buffer);
+        throw new MillpondError('ECONNRESET', 'the client went away');
+      }
       issue();
-      if (sink.destroyed) throw new MillpondError('ECONNRESET', 'the client went away');
       const flushed = sink.write(buffer.subarray(0, n), (err) => {
         if (!err) giveChunkBuffer(buffer);
       });
       if (!flushed) await drained(sink);
     }
   } finally {
-    await Promise.allSettled(ahead.map((a) => a.read)); // reads in flight finish before the handle closes
+    // Reads in flight finish before the handle closes; their buffers go back unsent.
+    await Promise.allSettled(ahead.map((a) => a.read));
+    for (const { buffer } of ahead.splice(0)) {
+      readAheadBytes -= bufferBytes;
+      giveChunkBuffer(buffer);
+    }
   }
 }
 
