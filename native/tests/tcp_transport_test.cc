@@ -303,6 +303,15 @@ class TcpDataPlaneTest : public ::testing::Test {
     return Await(p->get_future());
   }
 
+  // A 1 MiB read of chunk {10, 0} from `address` into dst; the future holds its status.
+  std::future<Status> ReadMiB(const std::string& address, char* dst, std::shared_ptr<std::atomic<bool>> abandon) {
+    auto p = std::make_shared<std::promise<Status>>();
+    frame::ReadArgs args{ChunkId{10, 0}, 0, 1 << 20, 0};
+    client_->Read(address, args, dst, [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr,
+                  std::move(abandon));
+    return p->get_future();
+  }
+
   std::string root_, address_;
   std::unique_ptr<ChunkStore> store_;
   std::unique_ptr<DataServer> server_;
@@ -935,6 +944,36 @@ bool SendHalfReply(int conn, const std::atomic<bool>* go = nullptr, int requests
   return ::send(conn, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
 }
 
+// A fake server on a free port: accepts one connection, answers it with SendHalfReply(go,
+// requests) and holds it, stalled, until Release() (or 15 s).
+class HalfReplyServer {
+ public:
+  explicit HalfReplyServer(const std::atomic<bool>* go = nullptr, int requests = 1) {
+    uint16_t port = 0;
+    ok_ = ListenTcp("127.0.0.1", 0, &listener_, &port).ok();
+    address_ = "127.0.0.1:" + std::to_string(port);
+    thread_ = std::thread([this, go, requests] {
+      UniqueFd conn(::accept(listener_.get(), nullptr, nullptr));
+      if (!conn.valid() || !SendHalfReply(conn.get(), go, requests)) return;
+      for (int i = 0; i < 1500 && !released_; i++) std::this_thread::sleep_for(milliseconds(10));
+    });
+  }
+  ~HalfReplyServer() { Release(); }
+  void Release() {
+    released_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  bool ok() const { return ok_; }
+  const std::string& address() const { return address_; }
+
+ private:
+  UniqueFd listener_;
+  bool ok_ = false;
+  std::string address_;
+  std::atomic<bool> released_{false};
+  std::thread thread_;
+};
+
 // A server that stalls mid-reply (paused with SIGSTOP while sending) must not hold a read its
 // caller abandoned (another replica answered a hedge): the call ends within a few timer ticks,
 // not at the request timeout, and the connection it held is closed.
@@ -951,11 +990,7 @@ TEST_F(TcpDataPlaneTest, AbandonedReadStalledMidReplyEndsWithinTicks) {
   });
   std::vector<char> buf(1 << 20);
   auto abandon = std::make_shared<std::atomic<bool>>(false);
-  auto p = std::make_shared<std::promise<Status>>();
-  frame::ReadArgs a{kA, 0, 1 << 20, 0};
-  client_->Read("127.0.0.1:" + std::to_string(port), a, buf.data(),
-                [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr, abandon);
-  auto f = p->get_future();
+  auto f = ReadMiB("127.0.0.1:" + std::to_string(port), buf.data(), abandon);
   EXPECT_EQ(f.wait_for(milliseconds(500)), std::future_status::timeout) << "the stalled reply is still awaited";
   const auto abandonedAt = Clock::now();
   abandon->store(true);
@@ -971,30 +1006,17 @@ TEST_F(TcpDataPlaneTest, AbandonedReadStalledMidReplyEndsWithinTicks) {
 // stalls mid-frame must not hold the receiver: the other calls on the connection, abandoned
 // meanwhile, end within ticks, not when the request timeout drains the stalled reply.
 TEST_F(TcpDataPlaneTest, AStalledReplyNobodyWaitsForDoesNotHoldTheOtherCalls) {
-  UniqueFd listener;
-  uint16_t port = 0;
-  ASSERT_TRUE(ListenTcp("127.0.0.1", 0, &listener, &port).ok());
-  std::atomic<bool> firstDropped{false}, testDone{false};
-  std::thread stalling([&] {
-    UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
-    if (!conn.valid() || !SendHalfReply(conn.get(), &firstDropped)) return;
-    for (int i = 0; i < 1500 && !testDone; i++) std::this_thread::sleep_for(milliseconds(10));  // holds the connection
-  });
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  std::atomic<bool> firstDropped{false};
+  HalfReplyServer stalling(&firstDropped);
+  ASSERT_TRUE(stalling.ok());
   std::vector<char> a(1 << 20), b(1 << 20);
-  auto read = [&](char* dst, std::shared_ptr<std::atomic<bool>> abandon) {
-    auto p = std::make_shared<std::promise<Status>>();
-    frame::ReadArgs args{kA, 0, 1 << 20, 0};
-    client_->Read(address, args, dst, [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr, abandon);
-    return p->get_future();
-  };
   auto abandonA = std::make_shared<std::atomic<bool>>(false);
-  auto fa = read(a.data(), abandonA);
+  auto fa = ReadMiB(stalling.address(), a.data(), abandonA);
   std::this_thread::sleep_for(milliseconds(200));
   abandonA->store(true);  // dropped before its reply comes
   ASSERT_EQ(fa.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   auto abandonB = std::make_shared<std::atomic<bool>>(false);
-  auto fb = read(b.data(), abandonB);
+  auto fb = ReadMiB(stalling.address(), b.data(), abandonB);
   firstDropped = true;  // now the server starts A's reply, and stalls in it
   std::this_thread::sleep_for(milliseconds(500));
   const auto abandonedAt = Clock::now();
@@ -1002,34 +1024,18 @@ TEST_F(TcpDataPlaneTest, AStalledReplyNobodyWaitsForDoesNotHoldTheOtherCalls) {
   ASSERT_EQ(fb.wait_for(std::chrono::seconds(15)), std::future_status::ready);
   EXPECT_LT(Clock::now() - abandonedAt, milliseconds(1000)) << "the stalled orphan reply held the connection";
   EXPECT_FALSE(fb.get().ok());
-  testDone = true;
-  stalling.join();
 }
 
 // A reply still awaited (a prefetch nobody has reached yet) that stalls mid-frame must not
 // hold the other calls on the connection either: one abandoned meanwhile (a hedge won) ends
 // within ticks, while the stalled one is still waited for.
 TEST_F(TcpDataPlaneTest, AStalledAwaitedReplyDoesNotHoldTheOtherCallsAbandons) {
-  UniqueFd listener;
-  uint16_t port = 0;
-  ASSERT_TRUE(ListenTcp("127.0.0.1", 0, &listener, &port).ok());
-  std::atomic<bool> testDone{false};
-  std::thread stalling([&] {
-    UniqueFd conn(::accept(listener.get(), nullptr, nullptr));
-    if (!conn.valid() || !SendHalfReply(conn.get(), nullptr, /*requests=*/2)) return;
-    for (int i = 0; i < 1500 && !testDone; i++) std::this_thread::sleep_for(milliseconds(10));  // holds the connection
-  });
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  HalfReplyServer stalling(nullptr, /*requests=*/2);
+  ASSERT_TRUE(stalling.ok());
   std::vector<char> a(1 << 20), b(1 << 20);
-  auto read = [&](char* dst, std::shared_ptr<std::atomic<bool>> abandon) {
-    auto p = std::make_shared<std::promise<Status>>();
-    frame::ReadArgs args{kA, 0, 1 << 20, 0};
-    client_->Read(address, args, dst, [p](const Status& s, const ChunkMeta&, uint32_t) { p->set_value(s); }, nullptr, abandon);
-    return p->get_future();
-  };
-  auto fa = read(a.data(), std::make_shared<std::atomic<bool>>(false));  // the first request: its reply stalls
+  auto fa = ReadMiB(stalling.address(), a.data(), std::make_shared<std::atomic<bool>>(false));  // its reply stalls
   auto abandonB = std::make_shared<std::atomic<bool>>(false);
-  auto fb = read(b.data(), abandonB);
+  auto fb = ReadMiB(stalling.address(), b.data(), abandonB);
   std::this_thread::sleep_for(milliseconds(500));  // the half reply has come and stalled
   const auto abandonedAt = Clock::now();
   abandonB->store(true);
@@ -1037,8 +1043,7 @@ TEST_F(TcpDataPlaneTest, AStalledAwaitedReplyDoesNotHoldTheOtherCallsAbandons) {
   EXPECT_LT(Clock::now() - abandonedAt, milliseconds(1000)) << "the stalled reply held the other call's abandon";
   EXPECT_EQ(fb.get().code(), StatusCode::kTimedOut);
   EXPECT_EQ(fa.wait_for(milliseconds(0)), std::future_status::timeout) << "the stalled reply is still awaited";
-  testDone = true;
-  stalling.join();
+  stalling.Release();
   ASSERT_EQ(fa.wait_for(std::chrono::seconds(15)), std::future_status::ready);
   EXPECT_FALSE(fa.get().ok()) << "the server closed mid-reply";
 }
