@@ -1,9 +1,10 @@
 /**
  * Chunk-sized buffers for sequential I/O in pieces (write streams and S3 PUTs filling pieces,
  * S3 GETs reading ahead of the socket), kept for reuse across calls in this process, up to
- * fsLimits.chunkBuffersPooledBytesMax idle (or more: keepChunkBuffersUpTo). Filling memory already touched runs many times
- * faster than faulting in fresh pages (0.30 GB/s on the machines this runs on, against 21 GB/s
- * warm: bench/results/memory.txt), and no buffer is left to the collector. A fresh one of
+ * fsLimits.chunkBuffersPooledBytesMax idle (or more: keepChunkBuffersUpTo). Filling memory
+ * already touched runs many times faster than faulting in fresh pages (0.30 GB/s on the
+ * machines this runs on, against 21 GB/s warm: bench/results/memory.txt), and no buffer is
+ * left to the collector. A fresh one of
  * directReadBytesMin or more is allocated by the addon: block-aligned (O_DIRECT lands in it
  * without staging) and, from a huge page up, backed by transparent huge pages.
  */
