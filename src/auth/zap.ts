@@ -6,8 +6,10 @@
  * policy does not admit is refused with status 400 and the refusal is logged (the public key and
  * the peer address, never anything secret). An unknown domain refuses everything.
  *
- * Contract: register the domain's policy before the server socket binds (libzmq lets a CURVE
- * handshake through when no handler is bound, so the handler binds at the first register()).
+ * Contract: register the domain's policy before the server socket binds, and unregister it only
+ * after that socket closed (libzmq lets a CURVE handshake through when no handler is bound: the
+ * handler binds at the first register() and closes when the last domain is unregistered, so a
+ * process whose servers all closed has no socket left to keep it alive).
  */
 import { Reply } from 'zeromq';
 import { z85Encode } from './curve.js';
@@ -28,22 +30,47 @@ const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
 class ZapHandler {
   readonly counters: ZapCounters = { admitted: 0, refused: 0 };
   private readonly policies = new Map<string, { policy: ZapPolicy; log: (line: string) => void }>();
+  private socket: Reply | undefined;
   private bound: Promise<void> | undefined;
+  private closed: Promise<void> = Promise.resolve();
 
   /** Serves `domain` with `policy` until the returned function is called. */
   async register(domain: string, policy: ZapPolicy, log: (line: string) => void): Promise<() => void> {
     if (this.policies.has(domain)) throw new Error(`ZAP domain ${domain} is already served in this process`);
     const entry = { policy, log };
     this.policies.set(domain, entry);
-    this.bound ??= (async () => {
-      const socket = new Reply({ linger: 0 });
-      await socket.bind(ZAP_ENDPOINT);
-      void this.loop(socket);
-    })();
-    await this.bound;
-    return () => {
-      if (this.policies.get(domain) === entry) this.policies.delete(domain);
-    };
+    this.bound ??= this.bind();
+    try {
+      await this.bound;
+    } catch (err) {
+      this.unregister(domain, entry);
+      throw err;
+    }
+    return () => this.unregister(domain, entry);
+  }
+
+  private unregister(domain: string, entry: { policy: ZapPolicy }): void {
+    if (this.policies.get(domain) === entry) this.policies.delete(domain);
+    if (this.policies.size === 0 && this.bound) this.closed = this.close();
+  }
+
+  private async bind(): Promise<void> {
+    await this.closed; // the last handler's endpoint is free
+    const socket = new Reply({ linger: 0 });
+    this.socket = socket;
+    await socket.bind(ZAP_ENDPOINT);
+    void this.loop(socket);
+  }
+
+  private async close(): Promise<void> {
+    const bound = this.bound;
+    this.bound = undefined;
+    await bound?.catch(() => {}); // a bind under way finishes first (a new one waits for this close)
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return;
+    await socket.unbind(ZAP_ENDPOINT).catch(() => {}); // at once, so the next bind finds it free
+    socket.close();
   }
 
   private async loop(socket: Reply): Promise<void> {
