@@ -26,6 +26,14 @@ export interface KvTx {
    * other create in that directory writes).
    */
   insert(key: Buffer, value: Buffer): Promise<Buffer | undefined>;
+  /**
+   * Writes `value` at `key`, which must still be absent when the transaction commits: if it is
+   * present then, the transaction commits nothing and fails with EEXIST. Unlike insert it
+   * needs no answer before the commit, so on PostgreSQL it costs no round trip of its own
+   * (an applied-request record: the duplicate of a request is rare, and found by that failure).
+   * A later put or delete of the key in the transaction replaces the claim.
+   */
+  claim(key: Buffer, value: Buffer): Promise<void>;
   delete(key: Buffer): Promise<void>;
   /** Pairs with start <= key < end in key order, at most `limit`. */
   scan(start: Buffer, end: Buffer, limit: number): Promise<KvPair[]>;

@@ -189,6 +189,7 @@ export class SqliteKv implements KvBackend {
       getMany: async (keys) => (check(), keys.map((k) => s.get.get(k)?.v)),
       put: async () => write(),
       insert: async () => write(),
+      claim: async () => write(),
       delete: async () => write(),
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
     };
@@ -300,6 +301,11 @@ export class SqliteKv implements KvBackend {
       insert: async (key, value) => {
         write();
         return s.insert.run(key, value).changes === 1 ? undefined : s.get.get(key)!.v;
+      },
+      // One writer at a time: absent now is absent at the commit.
+      claim: async (key, value) => {
+        write();
+        if (s.insert.run(key, value).changes !== 1) throw new MillpondError('EEXIST', 'a claimed key is present');
       },
       delete: async (key) => void (write(), s.del.run(key)),
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),

@@ -727,24 +727,29 @@ export class MetaService {
   }
 
   /**
-   * Runs a mutation; with `dedup`, at most once per (clientId, requestId). The request's 'R'
-   * key is claimed first with an insert (KvTx.insert) rather than read: a client's requests
-   * have neighbouring keys, and on PostgreSQL reading one absent key locks the index page its
-   * other requests in flight write, so they would all conflict. Present: the stored result is
-   * returned and nothing else runs; claimed: it is overwritten with the result in the same
-   * transaction, so a claim never commits alone.
+   * Runs a mutation; with `dedup`, at most once per (clientId, requestId). The request's
+   * result is claimed (KvTx.claim) at its 'R' key in the mutation's own transaction, rather
+   * than looked up first: that costs no round trip, and it reads no absent key (on PostgreSQL
+   * reading one locks the index page the client's other requests in flight write, so they
+   * would all conflict). A duplicate runs fn again, and fails: its claim finds the key (or fn
+   * itself throws, as a second exclusive create does). Any failure therefore looks the key up,
+   * and a stored result is the answer; nothing of the duplicate's run commits.
    */
-  private mutate<T>(dedup: Dedup | undefined, fn: (tx: KvTx) => Promise<T>): Promise<T> {
-    return this.kv.transact(async (tx) => {
-      if (!dedup) return fn(tx);
-      const appliedKey = keys.applied(dedup.clientId, dedup.requestId);
-      const prior = await tx.insert(appliedKey, pack({ atMs: 0, result: null }));
+  private async mutate<T>(dedup: Dedup | undefined, fn: (tx: KvTx) => Promise<T>): Promise<T> {
+    if (!dedup) return this.kv.transact(fn);
+    const appliedKey = keys.applied(dedup.clientId, dedup.requestId);
+    try {
+      return await this.kv.transact(async (tx) => {
+        const result = await fn(tx);
+        const atMs = Date.now();
+        await tx.claim(appliedKey, pack({ atMs, result }));
+        await tx.put(keys.expiry(atMs, dedup.clientId, dedup.requestId), Buffer.alloc(0));
+        return result;
+      });
+    } catch (err) {
+      const prior = await this.kv.read((tx) => tx.get(appliedKey)).catch(() => undefined);
       if (prior) return (unpack(prior) as { result: T }).result;
-      const result = await fn(tx);
-      const atMs = Date.now();
-      await tx.put(appliedKey, pack({ atMs, result }));
-      await tx.put(keys.expiry(atMs, dedup.clientId, dedup.requestId), Buffer.alloc(0));
-      return result;
-    });
+      throw err;
+    }
   }
 }
