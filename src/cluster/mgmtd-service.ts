@@ -61,8 +61,6 @@ function loadAdminState(raw: Buffer | undefined): AdminState {
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 export class MgmtdService {
   readonly instanceId = randomBytes(8).toString('hex');
   private readonly heartbeatTimeoutMs: number;
@@ -74,6 +72,7 @@ export class MgmtdService {
   private leaseValidUntilMs = 0;
   private lastLease: Lease | undefined;
   private stopped = false;
+  /** Ends the lease loop's current wait early (stop); its timer goes with it. */
   private wake: (() => void) | undefined;
   private leaseLoopDone: Promise<void> = Promise.resolve();
   private livenessTimer: NodeJS.Timeout | undefined;
@@ -552,8 +551,16 @@ export class MgmtdService {
         if (!this.stopped) mgmtdLog.error(`lease: ${(err as Error).message}`);
       }
       if (this.primary && Date.now() >= this.leaseValidUntilMs) this.stepDown();
+      if (this.stopped) break; // stop() came during the round: its wake found no wait
       const waitMs = this.primary ? Math.floor(this.leaseMs / 3) : this.leasePollMs;
-      await Promise.race([sleep(waitMs), new Promise<void>((resolve) => (this.wake = resolve))]);
+      await new Promise<void>((resolve) => {
+        // A timer left behind would keep a stopped process alive for up to waitMs.
+        const timer = setTimeout(resolve, waitMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
   }
 

@@ -1,7 +1,8 @@
 // Child of test/security/zap-lifetime.test.ts: starts an authenticated embedded cluster, writes
 // and reads a file through it, stops it, and does all of that once more in the same process
-// (the ZAP handler binds again). Prints "stopped N" after each stop and then returns: the
-// process must exit by itself, with nothing left open.
+// (the ZAP handler binds again). Prints "stopped N; open: ..." after each stop, naming what still
+// keeps the event loop alive but stdio (a timer, a socket), and then returns: the process must
+// exit by itself, with nothing left open.
 import { startEmbedded } from '../../src/cli/embedded.js';
 import { connect } from '../../src/fs/index.js';
 
@@ -16,5 +17,7 @@ for (let round = 1; round <= 2; round++) {
   if ((await fs.readFile('/f')).toString() !== `round ${round}`) throw new Error('read back different bytes');
   fs.close();
   await cluster.stop();
-  console.log(`stopped ${round}`);
+  await new Promise((resolve) => setImmediate(resolve));
+  const open = process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');
+  console.log(`stopped ${round}; open: ${open.join(', ') || 'nothing'}`);
 }
