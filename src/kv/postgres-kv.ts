@@ -11,9 +11,10 @@
  * need no answer in between share one round trip (a Pipeline): BEGIN goes with the
  * transaction's first statement; puts and deletes are kept in the transaction (later reads in
  * it see them) and written in one statement that goes with COMMIT (or with a scan); getMany
- * reads any number of keys in one statement. So a transaction of n reads costs n round trips,
- * and one that only writes costs one. On this 2-core VM each round trip costs the meta server
- * about 80 us of CPU in write(2) alone (waking the backend), more than the statement itself.
+ * reads any number of keys in one statement. So a transaction whose fn waits for n answers
+ * costs n + 1 round trips (the last carries its writes and COMMIT), and one that only writes
+ * costs one. Round trips are what a meta server spends its CPU on: in a profile of creates on
+ * a 2-core VM, the write(2) of each (which wakes the backend) was a third of its busy time.
  *
  * One-statement reads (stats) made in one event-loop turn share one statement: each read's
  * first statement (get or getMany) only names its keys; then one SELECT on one connection
