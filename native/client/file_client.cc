@@ -728,21 +728,31 @@ Status FileHandle::Read(uint64_t offset, size_t length, char* dst, size_t* bytes
   size_t n = static_cast<size_t>(std::min<uint64_t>(length, fileLength - offset));
   std::vector<uint32_t> chains;
   MP_RETURN_IF_ERROR(Chains(&chains));
-  std::vector<ChunkPiece> pieces;
-  // Large reads go as several smaller chunk reads in flight at once: the servers' disks and the
-  // network then work in parallel instead of one chunk-sized request after another.
-  Pieces(chains, offset, n, &pieces, limits::kFileReadPieceBytesMax);
-  for (ChunkPiece& p : pieces) {
-    p.dst = dst + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
+  // With read-ahead, a read longer than a step of the window goes step by step, each a
+  // sequential read that tops the window up. Served whole, its own chunks spent the window's
+  // budget (nothing was prefetched past it) and it read them itself: a 64 MiB read with the
+  // default 64 MiB window ran at two thirds of the speed of the same bytes read 16 MiB at a time.
+  const uint64_t step = readAhead_ ? std::max<uint64_t>(chunkSizeBytes_, client_->options().readAheadBytes /
+                                                                              limits::kFileReadAheadStepsPerWindow)
+                                   : n;
+  for (uint64_t at = offset; at < offset + n;) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(step, offset + n - at));
+    std::vector<ChunkPiece> pieces;
+    // Large reads go as several smaller chunk reads in flight at once: the servers' disks and
+    // the network then work in parallel instead of one chunk-sized request after another.
+    Pieces(chains, at, len, &pieces, limits::kFileReadPieceBytesMax);
+    for (ChunkPiece& p : pieces) {
+      p.dst = dst + (static_cast<uint64_t>(p.chunk.index) * chunkSizeBytes_ + p.offsetInChunk - offset);
+    }
+    std::vector<ChunkPiece> misses;
+    if (readAhead_) {
+      readAhead_->Serve(at, len, fileLength, chains, pieces, &misses);
+    } else {
+      misses = std::move(pieces);
+    }
+    MP_RETURN_IF_ERROR(client_->ReadPieces(&misses));
+    at += len;
   }
-
-  std::vector<ChunkPiece> misses;
-  if (readAhead_) {
-    readAhead_->Serve(offset, n, fileLength, chains, pieces, &misses);
-  } else {
-    misses = std::move(pieces);
-  }
-  MP_RETURN_IF_ERROR(client_->ReadPieces(&misses));
   *bytesRead = n;
   client_->mutable_counters().bytesRead += n;
   return Status::OK();

@@ -199,6 +199,9 @@ constexpr uint32_t kFileClientCallThreads = 16;
 constexpr size_t kFileClientQueuedCallsMax = 4096;
 constexpr uint32_t kFileReadPieceBytesMax = 1024 * 1024;  // a large read is split into pieces of this
 constexpr uint32_t kFileReadAheadChunksMax = 64;         // chunks of one file prefetched at once
+// A read longer than the read-ahead window over this goes in steps of window / this: each step
+// is one sequential read to the read-ahead, which refills the window behind it as it goes.
+constexpr uint32_t kFileReadAheadStepsPerWindow = 4;
 constexpr size_t kFileReadAheadPoolBytesMax = size_t{1024} << 20;  // per client, all files together
 // Hedged reads' second buffers, kept for reuse (a fresh 4 MiB buffer costs its page faults on
 // the transport's receive thread); past this a hedge allocates its own.
