@@ -29,9 +29,9 @@ export interface KvTx {
   /**
    * Writes `value` at `key`, which must still be absent when the transaction commits: if it is
    * present then, the transaction commits nothing and fails with EEXIST. Unlike insert it
-   * needs no answer before the commit, so on PostgreSQL it costs no round trip of its own
-   * (an applied-request record: the duplicate of a request is rare, and found by that failure).
-   * A later put or delete of the key in the transaction replaces the claim.
+   * needs no answer before the commit, so on PostgreSQL it costs no round trip of its own. For
+   * keys that are rarely present, such as a request's applied record (a duplicate request is
+   * found by that failure). A later put or delete of the key in the transaction replaces it.
    */
   claim(key: Buffer, value: Buffer): Promise<void>;
   delete(key: Buffer): Promise<void>;
