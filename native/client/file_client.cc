@@ -807,7 +807,9 @@ Status FileHandle::ReadBatch(const std::vector<Range>& ranges) {
       if (batches.empty() || batches.back().pieces.empty() || batches.back().pieces[0].chainId != chainId ||
           batches.back().pieces.size() == limits::kBatchReadEntriesMax ||
           bytes + p.lengthBytes > limits::kBatchReadBytesMax) {
-        batches.push_back(Batch{order.front(), tail});
+        batches.emplace_back();
+        batches.back().address = order.front();
+        batches.back().tail = tail;
         bytes = 0;
       }
       batches.back().pieces.push_back(p);
