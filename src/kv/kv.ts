@@ -7,10 +7,12 @@
  * metaLimits.transactionAttemptsMax, then EBUSY), so fn must have no effects outside the
  * transaction. An error thrown by fn rolls back and propagates unchanged.
  *
- * `read(fn)` runs fn on one consistent snapshot with no writes (put, delete and insert throw
+ * `read(fn)` runs fn on one consistent snapshot with no writes (put, insert, claim and delete throw
  * EINVAL): what stat, lookup and readdir need. It never conflicts with writers, so it is never
  * retried, and it takes no locks that would make writers retry.
  */
+import { MillpondError } from '../errors.js';
+
 export type KvPair = [key: Buffer, value: Buffer];
 
 export interface KvTx {
@@ -57,4 +59,9 @@ export interface KvBackend {
 export function backoff(attempt: number, ceilingMs: number): Promise<void> {
   const ms = Math.random() * Math.min(ceilingMs, 2 ** Math.min(attempt, 10));
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** How a transaction fails whose claimed key is present (KvTx.claim), on every backend. */
+export function claimedKeyPresent(): MillpondError {
+  return new MillpondError('EEXIST', 'a claimed key is present');
 }

@@ -27,7 +27,7 @@ import { createRequire } from 'node:module';
 import pg from 'pg';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
-import { backoff, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { backoff, claimedKeyPresent, type KvBackend, type KvPair, type KvTx } from './kv.js';
 
 export interface PostgresKvOptions {
   /** e.g. postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/millpond */
@@ -424,7 +424,7 @@ class PgTx {
     try {
       return await this.q(statement, values);
     } catch (err) {
-      if ((err as { code?: string })?.code === '23505') throw new MillpondError('EEXIST', 'a claimed key is present');
+      if ((err as { code?: string })?.code === '23505') throw claimedKeyPresent();
       throw err;
     }
   }
@@ -465,7 +465,7 @@ class PgTx {
       this.write();
       const h = key.toString('hex');
       const mine = this.pending.get(h);
-      if (mine?.value) throw new MillpondError('EEXIST', 'a claimed key is present');
+      if (mine?.value) throw claimedKeyPresent();
       // Deleted earlier in this transaction: absent at the commit, so a plain put.
       this.pending.set(h, mine ? { key, value } : { key, value, claim: true });
     },

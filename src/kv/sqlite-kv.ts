@@ -23,7 +23,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
-import { backoff, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { backoff, claimedKeyPresent, type KvBackend, type KvPair, type KvTx } from './kv.js';
 
 export interface SqliteKvOptions {
   synchronous?: 'full' | 'normal';
@@ -305,7 +305,7 @@ export class SqliteKv implements KvBackend {
       // One writer at a time: absent now is absent at the commit.
       claim: async (key, value) => {
         write();
-        if (s.insert.run(key, value).changes !== 1) throw new MillpondError('EEXIST', 'a claimed key is present');
+        if (s.insert.run(key, value).changes !== 1) throw claimedKeyPresent();
       },
       delete: async (key) => void (write(), s.del.run(key)),
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
