@@ -136,7 +136,7 @@ describe('warm slots', () => {
   });
 });
 
-describe('a driver that never calls shutdown()', () => {
+describe('a driver that ends without shutdown(), or shuts down at once', () => {
   // A script ends when its work does, as a Ray driver ends without ray.shutdown(): idle
   // workers hold neither the driver's event loop nor their own lives past it.
   const runScript = async (name: string, body: string) => {
@@ -145,8 +145,9 @@ describe('a driver that never calls shutdown()', () => {
       `const sp = await init(${JSON.stringify({ ...options(), jobId: name })});\n${body}\n` +
       'console.log(JSON.stringify(sp.workerPids()));\n');
     const started = Date.now();
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), timeout: 60_000 });
-    return { pids: JSON.parse(stdout.trim().split('\n').pop()!) as number[], elapsedMs: Date.now() - started };
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), timeout: 60_000 });
+    const lines = stdout.trim().split('\n');
+    return { pids: JSON.parse(lines.at(-1)!) as number[], lines, elapsedMs: Date.now() - started, stderr };
   };
 
   /** The workers exit within 10 s of their driver. */
@@ -160,6 +161,16 @@ describe('a driver that never calls shutdown()', () => {
     const { pids } = await runScript('no-shutdown', `const n = (await sp.readParquet(${JSON.stringify(events)}).repartition(2, { hashBy: 'k' }).takeAll()).length;\nif (n === 0) throw new Error('no rows');`);
     expect(pids).toHaveLength(2);
     await expectGone(pids);
+  }, 90_000);
+
+  it('shut down while its workers still start: they end quietly', async () => {
+    // The workers (stderr inherited) get 'exit' before they listen, or find their driver gone
+    // when they say they are ready; before the fix both failed inside Node's IPC with a stack.
+    const { lines, stderr } = await runScript('early-shutdown', 'console.log(JSON.stringify(sp.workerPids()));\nawait sp.shutdown();');
+    const pids = JSON.parse(lines[0]!) as number[];
+    expect(pids).toHaveLength(2);
+    await expectGone(pids);
+    expect(stderr).toBe('');
   }, 90_000);
 
   it('ends at once when it ran no job, though init() started its workers', async () => {

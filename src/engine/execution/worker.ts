@@ -16,7 +16,9 @@ import { runTask } from './run-task.js';
 import type { TaskFailure } from './task-spec.js';
 
 function send(message: FromWorker): void {
-  process.send!(message);
+  // A scheduler already gone (its process ended while this one started) is no error here: the
+  // 'disconnect' handler below ends this process.
+  process.send!(message, (err: Error | null) => void err);
 }
 
 async function testStall(key: string): Promise<void> {
@@ -47,7 +49,9 @@ if (!process.send) {
 
 process.on('message', (message: ToWorker) => {
   if (message.type === 'exit') {
-    process.disconnect();
+    // Not synchronously: an 'exit' that came before this listener existed is delivered from
+    // Node's loop over such early messages, which fails if the channel closes inside it.
+    setImmediate(() => process.connected && process.disconnect());
     return;
   }
   const { spec } = message;
