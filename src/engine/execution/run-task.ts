@@ -25,7 +25,30 @@ interface Written {
   slot: TaskSpec['outputs'][number];
   tmp: string;
   rows: number;
+  /** The file's size, when the writer said (else it is looked up once in place). */
+  bytes?: number;
   wide?: WideColumns;
+}
+
+/** A file a COPY wrote: its location in the root, rows and bytes (DuckDB's RETURN_STATS). */
+interface CopiedFile {
+  location: string;
+  rows: number;
+  bytes: number;
+}
+
+/**
+ * `COPY (select) TO url (FORMAT parquet<options>)`, returning each file it wrote as DuckDB's
+ * writer counted it: no listing, footer read or stat of the files afterwards (on a millpond
+ * root each is a meta round trip or a read).
+ */
+async function copyTo(db: TaskDb, root: DataRoot, select: string, url: string, options = ''): Promise<CopiedFile[]> {
+  const rows = await db.run(`COPY (${select}) TO ${sqlString(url)} (FORMAT parquet${options}, RETURN_STATS)`);
+  return rows.map(([file, count, bytes]) => {
+    const location = root.locationOf(String(file));
+    if (location === undefined) throw new Error(`COPY wrote ${String(file)}, outside the data root`);
+    return { location, rows: Number(count), bytes: Number(bytes) };
+  });
 }
 
 /**
@@ -62,8 +85,9 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
       const slot = spec.outputs[slotIndex]!;
       const tmp = temporaryName(slot.location, spec.attempt);
       const exact = options.asIs || options.wide ? { select, wide: options.wide } : await encodeWideInts(db, select);
-      const rows = await db.run(`COPY (${exact.select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
-      written.push({ slot, tmp, rows: Number(rows[0]?.[0] ?? 0), ...(exact.wide ? { wide: exact.wide } : {}) });
+      const files = await copyTo(db, root, exact.select, root.url(tmp));
+      if (files.length !== 1) throw new Error(`COPY to ${tmp} wrote ${files.length} files, not one`);
+      written.push({ slot, tmp, rows: files[0]!.rows, bytes: files[0]!.bytes, ...(exact.wide ? { wide: exact.wide } : {}) });
     };
 
     const { work } = spec;
@@ -113,7 +137,8 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
     const outputs: OutputRecord[] = [];
     for (const w of written) {
       await root.rename(w.tmp, w.slot.location);
-      outputs.push({ ...w.slot, rows: w.rows, bytes: (await root.sizeBytes(w.slot.location)) ?? 0, ...(w.wide ? { wide: w.wide } : {}) });
+      const bytes = w.bytes ?? (await root.sizeBytes(w.slot.location)) ?? 0;
+      outputs.push({ ...w.slot, rows: w.rows, bytes, ...(w.wide ? { wide: w.wide } : {}) });
     }
 
     const ioAfter = ioBefore && await millpondIo(db);
@@ -165,11 +190,17 @@ async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, 
   const work = spec.work as TaskSpec['work'] & { kind: 'shuffle' };
   const select = `SELECT *, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
   const { select: exact, wide } = await encodeWideInts(db, select);
-  await db.run(`COPY (${exact}) TO ${sqlString(root.url(dir))}
-    (FORMAT parquet, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true)`);
-  const parts = new Map<number, string[]>();
+  const copied = await copyTo(db, root, exact, root.url(dir),
+    `, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true`);
+  const parts = new Map<number, CopiedFile[]>();
   const prefix = `${kPartitionColumn}=`;
-  for (const name of await root.list(dir)) {
+  // In name order, as a listing gives them: the first bad value reported and the order of a
+  // partition's several files do not depend on which thread wrote first.
+  copied.sort((a, b) => (a.location < b.location ? -1 : a.location > b.location ? 1 : 0));
+  for (const file of copied) {
+    // <dir>/__mp_partition=<value>/<name>.parquet
+    const partitionDir = file.location.slice(0, file.location.lastIndexOf('/'));
+    const name = partitionDir.slice(partitionDir.lastIndexOf('/') + 1);
     const value = name.startsWith(prefix) ? name.slice(prefix.length) : name;
     const partition = /^\d+$/.test(value) ? Number(value) : NaN;
     if (!(partition < work.partitions)) {
@@ -177,18 +208,19 @@ async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, 
         `repartition(${work.partitions}, { by: ${JSON.stringify(work.by)} }): value ${value} is not a partition index in [0, ${work.partitions})`,
         select, true, 'EINVAL');
     }
-    parts.set(partition, (await root.list(`${dir}/${name}`)).map((f) => `${dir}/${name}/${f}`));
+    parts.set(partition, [...(parts.get(partition) ?? []), file]);
   }
   for (const [slotIndex, slot] of spec.outputs.entries()) {
     const files = parts.get(slot.partition) ?? [];
     if (files.length === 1) {
-      written.push({ slot, tmp: files[0]!, rows: await parquetRows(db, root, files[0]!), ...(wide ? { wide } : {}) });
+      const [file] = files;
+      written.push({ slot, tmp: file!.location, rows: file!.rows, bytes: file!.bytes, ...(wide ? { wide } : {}) });
     } else if (files.length === 0) {
       // No rows (DuckDB writes no directory): an empty file with the input's schema.
       await copy(`SELECT * EXCLUDE (${kPartitionColumn}) FROM (${select} LIMIT 0)`, slotIndex);
     } else {
       // Several files (DuckDB split a large partition): one file of them all, as they hold it.
-      await copy(`SELECT * FROM read_parquet([${files.map((f) => sqlString(root.url(f))).join(', ')}])`, slotIndex, { wide });
+      await copy(`SELECT * FROM read_parquet([${files.map((f) => sqlString(root.url(f.location))).join(', ')}])`, slotIndex, { wide });
     }
   }
 }
