@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, type Session } from '../../src/engine/index.js';
 import { tempDir } from '../support/tmp.js';
+import { bag } from './support.js';
 
 const HUGE_MAX = 170141183460469231731687303715884105727n;
 const UHUGE_MAX = 340282366920938463463374607431768211455n;
@@ -32,6 +33,13 @@ describe('wide integers', () => {
       `SELECT ${HUGE_MAX}::HUGEINT AS h, ${UHUGE_MAX}::UHUGEINT AS u, sum(v) AS s, -${HUGE_MAX}::HUGEINT - 1 AS low FROM {0}`, items(),
     ).takeAll();
     expect(rows).toEqual([{ h: HUGE_MAX, u: UHUGE_MAX, s: 6n * BIG_MAX - 15n, low: -HUGE_MAX - 1n }]);
+  });
+
+  it('fromItems takes bigints past BIGINT as HUGEINT or UHUGEINT, exactly; wider ones are EINVAL', async () => {
+    const rows = [{ h: HUGE_MAX, u: 1n }, { h: -HUGE_MAX - 1n, u: UHUGE_MAX }, { h: BIG_MAX + 1n, u: 0n }];
+    expect(bag(await sp.fromItems(rows).repartition(2, { byRows: true }).takeAll())).toEqual(bag(rows));
+    expect(() => sp.fromItems([{ x: UHUGE_MAX + 1n }])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => sp.fromItems([{ x: -HUGE_MAX - 2n }])).toThrow(/column x: integers from -170141183460469231731687303715884105729 to 0 fit no 128-bit integer type/);
   });
 
   it('through a shuffle, a filter and a limit', async () => {

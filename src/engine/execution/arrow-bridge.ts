@@ -124,6 +124,21 @@ export function rowsOfArrow(table: arrow.Table): Record<string, unknown>[] {
  * partition of a map gets the same types), Dates TIMESTAMP; nested values follow arrow's
  * inference. A column that is null everywhere is VARCHAR; pass a schema to fix types.
  */
+/** The narrowest of BIGINT, HUGEINT and UHUGEINT that holds every one of `values` exactly. */
+function integerType(column: string, values: readonly bigint[]): string {
+  let min = 0n;
+  let max = 0n;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const fits = (bits: bigint) => min >= -(1n << (bits - 1n)) && max < 1n << (bits - 1n);
+  if (fits(64n)) return 'BIGINT';
+  if (fits(128n)) return 'HUGEINT';
+  if (min >= 0n && max < 1n << 128n) return 'UHUGEINT';
+  throw new MillpondError('EINVAL', `column ${column}: integers from ${min} to ${max} fit no 128-bit integer type`);
+}
+
 export function inferColumns(rows: readonly Record<string, unknown>[]): ColumnDecl[] {
   const names: string[] = [];
   const seen = new Set<string>();
@@ -132,7 +147,7 @@ export function inferColumns(rows: readonly Record<string, unknown>[]): ColumnDe
     const values = rows.map((r) => r[name]).filter((v) => v !== null && v !== undefined);
     let type = 'VARCHAR';
     if (values.length > 0) {
-      if (values.every((v) => typeof v === 'bigint')) type = 'BIGINT';
+      if (values.every((v) => typeof v === 'bigint')) type = integerType(name, values as bigint[]);
       else if (values.every((v) => typeof v === 'number')) type = 'DOUBLE';
       else if (values.every((v) => typeof v === 'string')) type = 'VARCHAR';
       else if (values.every((v) => typeof v === 'boolean')) type = 'BOOLEAN';
