@@ -120,7 +120,7 @@ export class Session {
     if (items.length > engineLimits.fromItemsRowsMax) throw new RangeError(`fromItems takes at most ${engineLimits.fromItemsRowsMax} items`);
     const isRow = (x: unknown) => x !== null && typeof x === 'object' && !Array.isArray(x) && !(x instanceof Date);
     const rows = isRow(items[0]) ? (items as Record<string, unknown>[]) : items.map((item) => ({ item }));
-    return new DataFrame(this, new PlanNode({ kind: 'items', rows, columns: inferColumns(rows) }, []));
+    return new DataFrame(this, new PlanNode({ kind: 'items', rows, columns: inferColumns(rows, true) }, []));
   }
 
   fromArrow(table: arrow.Table): DataFrame {

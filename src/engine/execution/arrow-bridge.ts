@@ -119,13 +119,11 @@ export function rowsOfArrow(table: arrow.Table): Record<string, unknown>[] {
 }
 
 /**
- * DuckDB column types of plain JS rows (fromItems, map/flatMap functions), as apache-arrow
- * infers them: bigints are BIGINT and numbers DOUBLE (never guessed from the values, so every
- * partition of a map gets the same types), Dates TIMESTAMP; nested values follow arrow's
- * inference. A column that is null everywhere is VARCHAR; pass a schema to fix types.
+ * The type of a column of bigints: BIGINT; with `allRows` (these are all of the column's
+ * values, as in fromItems) the narrowest of BIGINT, HUGEINT and UHUGEINT that holds them.
+ * Values it cannot hold are EINVAL here rather than a cast error inside the task.
  */
-/** The narrowest of BIGINT, HUGEINT and UHUGEINT that holds every one of `values` exactly. */
-function integerType(column: string, values: readonly bigint[]): string {
+function integerType(column: string, values: readonly bigint[], allRows: boolean): string {
   let min = 0n;
   let max = 0n;
   for (const v of values) {
@@ -134,12 +132,23 @@ function integerType(column: string, values: readonly bigint[]): string {
   }
   const fits = (bits: bigint) => min >= -(1n << (bits - 1n)) && max < 1n << (bits - 1n);
   if (fits(64n)) return 'BIGINT';
+  if (!allRows) {
+    throw new MillpondError('EINVAL', `column ${column}: integers from ${min} to ${max} do not fit BIGINT; pass a schema (HUGEINT or UHUGEINT)`);
+  }
   if (fits(128n)) return 'HUGEINT';
   if (min >= 0n && max < 1n << 128n) return 'UHUGEINT';
   throw new MillpondError('EINVAL', `column ${column}: integers from ${min} to ${max} fit no 128-bit integer type`);
 }
 
-export function inferColumns(rows: readonly Record<string, unknown>[]): ColumnDecl[] {
+/**
+ * DuckDB column types of plain JS rows (fromItems, map/flatMap functions), as apache-arrow
+ * infers them: bigints are BIGINT and numbers DOUBLE (never guessed from the values, so every
+ * partition of a map gets the same types), Dates TIMESTAMP; nested values follow arrow's
+ * inference. A column that is null everywhere is VARCHAR; pass a schema to fix types.
+ * `allRows`: `rows` are every row there is (fromItems), so bigints past BIGINT may widen the
+ * column to HUGEINT or UHUGEINT without two partitions disagreeing.
+ */
+export function inferColumns(rows: readonly Record<string, unknown>[], allRows = false): ColumnDecl[] {
   const names: string[] = [];
   const seen = new Set<string>();
   for (const row of rows) for (const k of Object.keys(row)) if (!seen.has(k)) { seen.add(k); names.push(k); }
@@ -147,7 +156,7 @@ export function inferColumns(rows: readonly Record<string, unknown>[]): ColumnDe
     const values = rows.map((r) => r[name]).filter((v) => v !== null && v !== undefined);
     let type = 'VARCHAR';
     if (values.length > 0) {
-      if (values.every((v) => typeof v === 'bigint')) type = integerType(name, values as bigint[]);
+      if (values.every((v) => typeof v === 'bigint')) type = integerType(name, values as bigint[], allRows);
       else if (values.every((v) => typeof v === 'number')) type = 'DOUBLE';
       else if (values.every((v) => typeof v === 'string')) type = 'VARCHAR';
       else if (values.every((v) => typeof v === 'boolean')) type = 'BOOLEAN';
