@@ -72,6 +72,12 @@ describe('cluster executor', () => {
         expect(new Set(placements.map((p) => p.host))).toEqual(new Set(['exec-a', 'exec-b']));
         for (const p of pids) expect(placements.map((x) => x.pid)).toContain(p);
 
+        // Rows of the wrong shape fail the job at once on an executor too: EINVAL, no retries
+        // (no " after N attempts"), as the same rows give the same shape again.
+        await expect(sp.readParquet(events).repartition(2).flatMap(() => 5 as never).count()).rejects.toMatchObject({
+          code: 'EINVAL', message: expect.stringMatching(/^task failed \(js node [^)]*\): flatMap function must return an array of row objects/),
+        });
+
         const limit = 10n;
         const closure = sp.readParquet(events).filter((r) => (r.id as bigint) < limit);
         await expect(closure.count()).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('`limit`') });

@@ -281,4 +281,20 @@ describe('errors', () => {
       await sp.shutdown();
     }
   });
+
+  it('a JS function that returns the wrong shape fails the job at once (EINVAL, no retries)', async () => {
+    const sp = await init({ ...options(), jobId: 'bad-shape' });
+    try {
+      const input = sp.readParquet(events).repartition(2);
+      // No " after N attempts": the same rows give the same wrong shape, so no attempt is retried.
+      await expect(input.flatMap(() => 5 as never).count()).rejects.toMatchObject({
+        code: 'EINVAL', message: expect.stringMatching(/^task failed \(js node [^)]*\): flatMap function must return an array of row objects, got number/),
+      });
+      await expect(input.map(() => [1, 2] as never).count()).rejects.toMatchObject({
+        code: 'EINVAL', message: expect.stringMatching(/^task failed \(js node [^)]*\): map function must return row objects, got an array/),
+      });
+    } finally {
+      await sp.shutdown();
+    }
+  });
 });

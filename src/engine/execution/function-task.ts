@@ -54,7 +54,7 @@ export async function applyFunction(db: TaskDb, spec: FunctionWork, input: Input
         for (const x of r) out.push(checkRow(x, spec.op));
       }
     }
-    const columns: ColumnDecl[] = spec.schema ? Object.entries(spec.schema).map(([name, type]) => ({ name, type })) : outputColumns(spec.op, out);
+    const columns: ColumnDecl[] = spec.schema ? Object.entries(spec.schema).map(([name, type]) => ({ name, type })) : inferColumns(out);
     if (columns.length === 0) {
       // No rows and no schema: the columns are unknowable. Write an empty file with a
       // placeholder column; consumers skip empty files when a partition has non-empty ones,
@@ -77,15 +77,6 @@ export async function applyFunction(db: TaskDb, spec: FunctionWork, input: Input
   const columns = columnsOfArrow(outTables[0]!);
   const rows = outTables.flatMap((t) => rowsOfArrow(t));
   return stageRows(rows, columns, join(staging, 'out.jsonl'));
-}
-
-/** The inferred columns of a function's rows; rows no type holds fail the task at once (as a throw). */
-function outputColumns(op: string, rows: readonly Record<string, unknown>[]): ColumnDecl[] {
-  try {
-    return inferColumns(rows);
-  } catch (e) {
-    throw new SqlFailure(`${op} function's rows: ${(e as Error).message}`, '', true, (e as { code?: string }).code);
-  }
 }
 
 function checkRow(r: unknown, op: string): Record<string, unknown> {

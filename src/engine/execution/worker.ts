@@ -39,7 +39,8 @@ function failureOf(e: unknown): TaskFailure {
   const message = e instanceof Error ? e.message : String(e);
   const code = (e as { code?: unknown })?.code;
   const lost = (e as { lost?: unknown })?.lost === true;
-  return { message, deterministic: false, ...(typeof code === 'string' ? { code } : {}), ...(lost ? { lost } : {}) };
+  // EINVAL is bad input (rows of the wrong shape from a function): the same input fails again.
+  return { message, deterministic: code === 'EINVAL', ...(typeof code === 'string' ? { code } : {}), ...(lost ? { lost } : {}) };
 }
 
 if (!process.send) {
