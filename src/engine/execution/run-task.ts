@@ -109,11 +109,12 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         const slot = spec.outputs[0]!;
         const tmp = temporaryName(slot.location, spec.attempt);
         await root.removeRecursive(tmp); // a failed earlier try of this attempt may have left it
+        let bytes: number | undefined;  // of a copy; a link's is looked up in place
         if (!(work.link && await root.link(source, tmp))) {
           await root.copyFile(source, tmp);
-          copiedBytes = (await root.sizeBytes(tmp)) ?? 0;
+          bytes = copiedBytes = (await root.sizeBytes(tmp)) ?? 0;
         }
-        written.push({ slot, tmp, rows: await parquetRows(db, root, tmp) });
+        written.push({ slot, tmp, rows: await parquetRows(db, root, tmp), ...(bytes !== undefined ? { bytes } : {}) });
         break;
       }
       case 'shuffle':
