@@ -42,6 +42,7 @@ namespace {
 
 using millpond::testing::RepoRoot;
 using millpond::testing::ReadFile;
+using millpond::testing::SignalChild;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -105,9 +106,7 @@ class Proc {
   }
 
   // SIGSTOP pauses the process (alive to the kernel, silent to everyone), SIGCONT resumes it.
-  void Signal(int sig) {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
+  void Signal(int sig) { SignalChild(pid_, sig); }
 
   void Kill() {
     if (pid_ > 0) {

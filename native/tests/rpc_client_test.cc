@@ -40,6 +40,7 @@ namespace {
 
 using millpond::testing::RepoRoot;
 using millpond::testing::ReadFile;
+using millpond::testing::SignalChild;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -116,9 +117,7 @@ class MetaProcess {
     return "";
   }
 
-  void Signal(int sig) {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
+  void Signal(int sig) { SignalChild(pid_, sig); }
 
   void Kill(int sig) {
     if (pid_ > 0) {

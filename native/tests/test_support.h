@@ -3,7 +3,9 @@
 #pragma once
 
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -36,6 +38,16 @@ inline std::string Pattern(size_t n, uint32_t seed) {
   std::string s(n, '\0');
   for (auto& c : s) c = static_cast<char>(rng());
   return s;
+}
+
+// Sends sig to a child process. For SIGSTOP it returns only once every thread of the child has
+// stopped: kill() merely queues the signal, and a thread already running on another core can
+// still answer a request sent right after it.
+inline void SignalChild(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  ::kill(pid, sig);
+  int status;
+  if (sig == SIGSTOP) ::waitpid(pid, &status, WUNTRACED);
 }
 
 inline void RemoveTree(const std::string& path) {
