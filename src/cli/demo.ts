@@ -55,8 +55,6 @@ const BYTES_PER_ROW_ESTIMATE = 85;
 const USERS = 100_000;
 const MIB = 1 << 20;
 
-/** The columns BY_USER reads: the job reads only these, as plain DuckDB does. */
-const JOB_COLUMNS = ['user_id', 'ts', 'cents'];
 /** The demo's query, over `{0}` (a partition in the job; all files in plain DuckDB). */
 const BY_USER = 'SELECT user_id, count(*) AS events, sum(cents)::BIGINT AS cents, max(ts) AS last_ts FROM {0} GROUP BY user_id';
 
@@ -110,7 +108,7 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     const writeGBps = datasetBytes / writeSeconds / 1e9;
     say(`    ${formatBytes(datasetBytes)} written (3 replicas each) in ${writeSeconds.toFixed(2)} s: ${writeGBps.toFixed(2)} GB/s`);
 
-    say(`3/6 the job, on ${workers} worker processes: readParquet('millpond:///demo/events/*.parquet', { columns: [${JOB_COLUMNS.map((c) => `'${c}'`).join(', ')}] }).repartition(${workers})` +
+    say(`3/6 the job, on ${workers} worker processes: readParquet('millpond:///demo/events/*.parquet').repartition(${workers})` +
       `.repartition(${PARTITIONS}, { hashBy: 'user_id' }), partialSql(per user: events, cents, last ts), writeParquet('/demo/by-user')`);
     const sp = await init({
       root: { kind: 'millpond', dir: '/demo/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
@@ -118,10 +116,10 @@ export async function demo(config: CliConfig, flags: Map<string, string>): Promi
     });
     let jobSeconds: number;
     try {
-      // Only the columns the query uses, as plain DuckDB's scan reads only them (projection
-      // pushdown): a shuffle moves every column of its input, and `session` is most of the
-      // bytes (this job's shuffle took 3.7 s with it and 1.4 s without, measured).
-      const events = sp.readParquet('millpond:///demo/events/*.parquet', { columns: JOB_COLUMNS });
+      // Every column: the shuffle moves only the three BY_USER names (the engine prunes the
+      // rest, as plain DuckDB's scan does). `session` is most of the bytes; this job took
+      // 5.4-6.5 s with it shuffled, 3.7 s without (measured in one sitting).
+      const events = sp.readParquet('millpond:///demo/events/*.parquet');
       // By files first (no data moves), one group of files per worker, so the shuffle's
       // producers run in parallel (one per file was slower here: a task's fixed cost, and 64
       // small files); then by user, one file per (producer, partition).

@@ -15,15 +15,17 @@ import type { JobSummary } from './execution/progress.js';
 import { relationSql, sqlString } from './execution/relations.js';
 import { decodeWideInts } from './execution/wide-ints.js';
 import { partitionFiles, relationOf } from './execution/partition-files.js';
-import { nodesUpTo, runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
+import { runJob, taskKey, type SchedulerContext } from './execution/scheduler.js';
 import type { TaskResult } from './execution/task-spec.js';
 import { MgmtdClient } from '../cluster/mgmtd-client.js';
 import { reportJob, type JobReport } from '../cluster/jobs.js';
 import type { JobReporter } from './execution/job-reporter.js';
 import { jobReportLimits } from '../limits.js';
 import { resolveOptions, type InitOptions, type ResolvedOptions } from './options.js';
-import { PlanNode, type ScanFormat, type ScanOptions } from './plan/nodes.js';
-import { checkPlaceholders } from './plan/placeholders.js';
+import { nodesUpTo, PlanNode, type ScanFormat, type ScanOptions } from './plan/nodes.js';
+import { pruneShuffleColumns } from './plan/prune-columns.js';
+import { namesIn } from './plan/sql-names.js';
+import { checkPlaceholders, substitutePlaceholders } from './plan/placeholders.js';
 import { JobLayout } from './partition/layout.js';
 import { openDataRoot, type DataRoot } from './partition/root.js';
 
@@ -173,9 +175,13 @@ export class Session {
     return run;
   }
 
-  private async executeNow(node: PlanNode, recompute: boolean): Promise<JobSummary> {
+  private async executeNow(target: PlanNode, recompute: boolean): Promise<JobSummary> {
     if (this.closed) throw new MillpondError('ECLOSED', 'session is shut down');
-    await this.resolveScans(node);
+    await this.resolveScans(target);
+    const node = await pruneShuffleColumns(target, {
+      namesIn: async (sql) => namesIn(String((await this.db.run(`SELECT json_serialize_sql(${sqlString(substitutePlaceholders(sql))})`))[0]?.[0])),
+      computed: (n) => [...Array(n.taskCount).keys()].every((t) => this.results.has(taskKey(n, t))),
+    });
     if (recompute) {
       await this.root.removeRecursive(this.layout.nodeDir(node.id));
       for (let t = 0; t < node.taskCount; t++) this.results.delete(taskKey(node, t));

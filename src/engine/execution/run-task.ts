@@ -165,6 +165,19 @@ function wholeParquetFileOf(input: InputRelation, root: DataRoot): string | unde
   return root.locationOf(files[0]!);
 }
 
+/**
+ * The select list of the input's columns a shuffle writes: `*`, or those named in `keep`
+ * (lowercase: DuckDB's names match without case), in the input's order; the first column when
+ * none is named (a consumer of no column, as count(*): its rows still need a file to hold them).
+ */
+async function shuffledColumns(db: TaskDb, keep: string[] | undefined): Promise<string> {
+  if (keep === undefined) return '*';
+  const all = (await db.columns(`SELECT * FROM ${inputViewName(0)}`)).map((c) => c.name);
+  const kept = all.filter((name) => keep.includes(name.toLowerCase()));
+  if (kept.length === all.length) return '*';
+  return (kept.length > 0 ? kept : all.slice(0, 1)).map(sqlIdentifier).join(', ');
+}
+
 /** The partition expression of a shuffle producer: a BIGINT in [0, n) per row. */
 function partitionExpression(work: TaskSpec['work'] & { kind: 'shuffle' }): string {
   const n = work.partitions;
@@ -190,7 +203,7 @@ function partitionExpression(work: TaskSpec['work'] & { kind: 'shuffle' }): stri
 async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, copy: Copy,
   written: Written[]): Promise<void> {
   const work = spec.work as TaskSpec['work'] & { kind: 'shuffle' };
-  const select = `SELECT *, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
+  const select = `SELECT ${await shuffledColumns(db, work.columns)}, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
   const { select: exact, wide } = await encodeWideInts(db, select);
   const copied = await copyTo(db, root, exact, root.url(dir),
     `, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true`);

@@ -7,7 +7,7 @@
  * sizes, and none of the tasks it depends on runs in this call (new inputs invalidate it).
  */
 import { MillpondError } from '../../errors.js';
-import type { PlanNode } from '../plan/nodes.js';
+import { nodesUpTo, type PlanNode } from '../plan/nodes.js';
 import type { JobLayout } from '../partition/layout.js';
 import type { DataRoot } from '../partition/root.js';
 import { clusterExecutorLimits } from '../../limits.js';
@@ -55,20 +55,6 @@ interface TaskState {
   speculated: boolean;
 }
 
-/** Nodes reachable from `target`, inputs before consumers, each once. */
-export function nodesUpTo(target: PlanNode): PlanNode[] {
-  const out: PlanNode[] = [];
-  const seen = new Set<string>();
-  const visit = (n: PlanNode) => {
-    if (seen.has(n.id)) return;
-    seen.add(n.id);
-    for (const i of n.inputs) visit(i);
-    out.push(n);
-  };
-  visit(target);
-  return out;
-}
-
 function outputSlots(ctx: SchedulerContext, node: PlanNode, task: number): OutputSlot[] {
   const { spec } = node;
   if (spec.kind === 'shuffle') {
@@ -99,6 +85,7 @@ function workOf(node: PlanNode, task: number, shipped: Map<string, string>): Tas
     case 'shuffle': return {
       kind: 'shuffle', mode: spec.mode, partitions: spec.partitions, producer: task,
       ...(spec.keys ? { keys: spec.keys } : {}), ...(spec.by !== undefined ? { by: spec.by } : {}),
+      ...(spec.columns ? { columns: spec.columns } : {}),
     };
     default: throw new Error(`assertion: ${spec.kind} has no worker task`);
   }

@@ -25,7 +25,8 @@ export interface InputRelation {
 export type TaskWork =
   /** `sql` still holds its `{0}`.. placeholders. */
   | { kind: 'sql'; sql: string }
-  | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; producer: number; keys?: string[]; by?: string }
+  /** `columns`: the input's columns to write, as lowercase names (all when absent; at least one). */
+  | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; producer: number; keys?: string[]; by?: string; columns?: string[] }
   | { kind: 'limit'; rows: number }
   /**
    * Copies input 0 to the single output. `link`: input 0 is this job's own output, which is

@@ -32,7 +32,11 @@ export type NodeSpec =
   | { kind: 'scan'; format: ScanFormat; paths: string[]; options: ScanOptions }
   | { kind: 'items'; rows: Record<string, unknown>[]; columns: ColumnDecl[] }
   | { kind: 'sql'; sql: string }
-  | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; keys?: string[]; by?: string }
+  /**
+   * `columns`: the input columns the shuffle writes (lowercase names; all when absent), set only
+   * by pruneShuffleColumns when every consumer is SQL that names no others.
+   */
+  | { kind: 'shuffle'; mode: ShuffleMode; partitions: number; keys?: string[]; by?: string; columns?: string[] }
   /**
    * repartition(n) by files (smallpond's default): the input's files split into n contiguous
    * groups, no task and no data movement; consumers read a group's files directly.
@@ -47,9 +51,19 @@ export class PlanNode {
   /** Partitions this node's output has. */
   readonly partitions: number;
 
-  constructor(readonly spec: NodeSpec, readonly inputs: readonly PlanNode[]) {
+  /** `id` only from withInputs. */
+  constructor(readonly spec: NodeSpec, readonly inputs: readonly PlanNode[], id?: string) {
     this.partitions = partitionCount(spec, inputs);
-    this.id = `${spec.kind}-${identity(spec, inputs)}`;
+    this.id = id ?? `${spec.kind}-${identity(spec, inputs)}`;
+  }
+
+  /**
+   * This node over other inputs that give it the same rows (a plan rewrite's: a shuffle that
+   * writes only the columns this node reads): the same results, so the same id, and a rerun
+   * finds them whichever form ran.
+   */
+  withInputs(inputs: readonly PlanNode[]): PlanNode {
+    return new PlanNode(this.spec, inputs, this.id);
   }
 
   /**
@@ -79,6 +93,20 @@ export class PlanNode {
     if (spec.kind === 'js') detail.fn = spec.fn.toString().slice(0, 500);
     return { id: this.id, partitions: this.partitions, tasks: this.taskCount, inputs: this.inputs.map((n) => n.id), ...detail };
   }
+}
+
+/** Nodes reachable from `target`, inputs before consumers, each once. */
+export function nodesUpTo(target: PlanNode): PlanNode[] {
+  const out: PlanNode[] = [];
+  const seen = new Set<string>();
+  const visit = (n: PlanNode) => {
+    if (seen.has(n.id)) return;
+    seen.add(n.id);
+    for (const i of n.inputs) visit(i);
+    out.push(n);
+  };
+  visit(target);
+  return out;
 }
 
 function partitionCount(spec: NodeSpec, inputs: readonly PlanNode[]): number {
