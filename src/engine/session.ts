@@ -22,9 +22,9 @@ import { reportJob, type JobReport } from '../cluster/jobs.js';
 import type { JobReporter } from './execution/job-reporter.js';
 import { jobReportLimits } from '../limits.js';
 import { resolveOptions, type InitOptions, type ResolvedOptions } from './options.js';
-import { nodesUpTo, PlanNode, type ScanFormat, type ScanOptions } from './plan/nodes.js';
+import { fuseSqlChains } from './plan/fuse-sql.js';
+import { nodesUpTo, PlanNode, type PlanFacts, type ScanFormat, type ScanOptions } from './plan/nodes.js';
 import { pruneShuffleColumns } from './plan/prune-columns.js';
-import { namesIn } from './plan/sql-names.js';
 import { checkPlaceholders, substitutePlaceholders } from './plan/placeholders.js';
 import { JobLayout } from './partition/layout.js';
 import { openDataRoot, type DataRoot } from './partition/root.js';
@@ -178,10 +178,7 @@ export class Session {
   private async executeNow(target: PlanNode, recompute: boolean): Promise<JobSummary> {
     if (this.closed) throw new MillpondError('ECLOSED', 'session is shut down');
     await this.resolveScans(target);
-    const node = await pruneShuffleColumns(target, {
-      namesIn: async (sql) => namesIn(String((await this.db.run(`SELECT json_serialize_sql(${sqlString(substitutePlaceholders(sql))})`))[0]?.[0])),
-      computed: (n) => [...Array(n.taskCount).keys()].every((t) => this.results.has(taskKey(n, t))),
-    });
+    const node = await this.optimize(target);
     if (recompute) {
       await this.root.removeRecursive(this.layout.nodeDir(node.id));
       for (let t = 0; t < node.taskCount; t++) this.results.delete(taskKey(node, t));
@@ -199,6 +196,23 @@ export class Session {
     const summary = await runJob(ctx, node);
     this.lastSummary = summary;
     return summary;
+  }
+
+  /** The plan up to `target` as it runs: SQL chains fused, shuffles pruned to the columns read. */
+  private async optimize(target: PlanNode): Promise<PlanNode> {
+    const trees = new Map<string, Promise<string>>();
+    const facts: PlanFacts = {
+      parse: (sql) => {
+        let tree = trees.get(sql);
+        if (!tree) {
+          tree = this.db.run(`SELECT json_serialize_sql(${sqlString(substitutePlaceholders(sql))})`).then((rows) => String(rows[0]?.[0]));
+          trees.set(sql, tree);
+        }
+        return tree;
+      },
+      computed: (n) => [...Array(n.taskCount).keys()].every((t) => this.results.has(taskKey(n, t))),
+    };
+    return pruneShuffleColumns(await fuseSqlChains(target, facts), facts);
   }
 
   /**

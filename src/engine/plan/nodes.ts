@@ -58,12 +58,12 @@ export class PlanNode {
   }
 
   /**
-   * This node over other inputs that give it the same rows (a plan rewrite's: a shuffle that
-   * writes only the columns this node reads): the same results, so the same id, and a rerun
-   * finds them whichever form ran.
+   * This node computed another way that gives the same rows (a plan rewrite's: over a shuffle
+   * that writes only the columns it reads, or as one query with the SQL it reads): the same
+   * results, so the same id, and a rerun finds them whichever form ran.
    */
-  withInputs(inputs: readonly PlanNode[]): PlanNode {
-    return new PlanNode(this.spec, inputs, this.id);
+  withInputs(inputs: readonly PlanNode[], spec: NodeSpec = this.spec): PlanNode {
+    return new PlanNode(spec, inputs, this.id);
   }
 
   /**
@@ -93,6 +93,14 @@ export class PlanNode {
     if (spec.kind === 'js') detail.fn = spec.fn.toString().slice(0, 500);
     return { id: this.id, partitions: this.partitions, tasks: this.taskCount, inputs: this.inputs.map((n) => n.id), ...detail };
   }
+}
+
+/** What the plan rewrites (fuse-sql.ts, prune-columns.ts) ask of the session. */
+export interface PlanFacts {
+  /** `sql` (with its `{0}`.. placeholders) parsed by DuckDB: json_serialize_sql's JSON text. */
+  parse(sql: string): Promise<string>;
+  /** Whether every task of `node` has completed (its output exists: a rewrite keeps it as is). */
+  computed(node: PlanNode): boolean;
 }
 
 /** Nodes reachable from `target`, inputs before consumers, each once. */

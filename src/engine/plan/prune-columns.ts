@@ -12,16 +12,10 @@
  * (`computed`), and one with any consumer that is not SQL or that SQL may read unnamed
  * columns of (a star, a JS function, a limit, a write, another shuffle).
  */
-import { nodesUpTo, PlanNode } from './nodes.js';
+import { nodesUpTo, PlanNode, type PlanFacts } from './nodes.js';
+import { namesIn } from './sql-names.js';
 
-export interface PruneContext {
-  /** The lowercased names `sql` mentions, or undefined when it may read columns it does not name. */
-  namesIn(sql: string): Promise<Set<string> | undefined>;
-  /** Whether every task of `node` has completed (its whole output exists: reuse it). */
-  computed(node: PlanNode): boolean;
-}
-
-export async function pruneShuffleColumns(target: PlanNode, ctx: PruneContext): Promise<PlanNode> {
+export async function pruneShuffleColumns(target: PlanNode, ctx: PlanFacts): Promise<PlanNode> {
   const nodes = nodesUpTo(target);
   const consumers = new Map<string, PlanNode[]>();
   for (const n of nodes) {
@@ -46,12 +40,12 @@ export async function pruneShuffleColumns(target: PlanNode, ctx: PruneContext): 
 }
 
 /** The union of the names `consumers` mention, sorted; undefined when one may read others. */
-async function namesReadBy(consumers: PlanNode[], ctx: PruneContext): Promise<string[] | undefined> {
+async function namesReadBy(consumers: PlanNode[], ctx: PlanFacts): Promise<string[] | undefined> {
   if (consumers.length === 0) return undefined;
   const all = new Set<string>();
   for (const c of consumers) {
     if (c.spec.kind !== 'sql') return undefined;
-    const names = await ctx.namesIn(c.spec.sql);
+    const names = namesIn(await ctx.parse(c.spec.sql));
     if (!names) return undefined;
     for (const name of names) all.add(name);
   }

@@ -15,8 +15,8 @@
  */
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** The names in the parse tree `astJson` (json_serialize_sql's text); see the contract above. */
-export function namesIn(astJson: string): Set<string> | undefined {
+/** The one statement of the parse tree `astJson` (json_serialize_sql's text), if it is one SELECT. */
+function statementOf(astJson: string): Json | undefined {
   let ast: Json;
   try {
     ast = JSON.parse(astJson) as Json;
@@ -24,6 +24,24 @@ export function namesIn(astJson: string): Set<string> | undefined {
     return undefined;
   }
   if (!isObject(ast) || ast.error !== false || !Array.isArray(ast.statements) || ast.statements.length !== 1) return undefined;
+  return ast.statements[0];
+}
+
+/**
+ * Whether the SELECT of `astJson` orders its rows (an ORDER BY of the statement itself, not
+ * of a subquery or a window); undefined when it is not one SELECT.
+ */
+export function ordersRows(astJson: string): boolean | undefined {
+  const statement = statementOf(astJson);
+  if (!isObject(statement) || !isObject(statement.node)) return undefined;
+  const { modifiers } = statement.node;
+  return Array.isArray(modifiers) && modifiers.some((m) => isObject(m) && m.type === 'ORDER_MODIFIER');
+}
+
+/** The names in the parse tree `astJson`; see the contract above. */
+export function namesIn(astJson: string): Set<string> | undefined {
+  const statement = statementOf(astJson);
+  if (statement === undefined) return undefined;
   const names = new Set<string>();
   const relations = new Set<string>();  // tables, aliases and CTEs: names a whole row could be read by
   const bareRefs: string[] = [];        // one-part column references
@@ -52,7 +70,7 @@ export function namesIn(astJson: string): Set<string> | undefined {
     if (v.class === 'COLUMN_REF' && parts.length === 1) bareRefs.push(parts[0]!.toLowerCase());
     for (const x of Object.values(v)) visit(x);
   };
-  visit(ast.statements[0]!);
+  visit(statement);
   if (opaque || bareRefs.some((r) => relations.has(r))) return undefined;
   return names;
 }

@@ -1,11 +1,13 @@
 /**
- * Column pruning through shuffles: a shuffle whose consumers are SQL that names its columns
- * writes those columns only (read back from the shuffle's files in the job directory), and
- * every result equals plain DuckDB's; queries that may read unnamed columns (a star, a row as
- * a struct, positional references and aliases, NATURAL joins), JS consumers and a shuffle that
- * is itself the result keep every column. Real DuckDB, real worker processes.
+ * The plan rewrites before a job runs, against plain DuckDB's answers. Column pruning through
+ * shuffles: a shuffle whose consumers are SQL that names its columns writes those columns only
+ * (read back from the shuffle's files in the job directory); queries that may read unnamed
+ * columns (a star, a row as a struct, positional references and aliases, NATURAL joins), JS
+ * consumers and a shuffle that is itself the result keep every column. SQL over SQL runs as
+ * one task per partition (tasks counted), except where fusing would change what runs or how
+ * rows are ordered. Real DuckDB, real worker processes.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, type Session } from '../../src/engine/index.js';
 import { namesIn } from '../../src/engine/plan/sql-names.js';
@@ -150,5 +152,44 @@ describe('column pruning through shuffles', () => {
     } finally {
       await rerun.shutdown();
     }
+  });
+});
+
+describe('SQL over SQL fused into one task per partition', () => {
+  const three = () => sp.readParquet(events).repartition(3);  // by files: no task of its own
+  const perPartition = (sql: string) => db.rows(`SELECT * FROM (${sql.replaceAll('{0}', `read_parquet('${events}')`)})`);
+
+  it('filter, map and partialSql run as one wave, with plain DuckDB\'s answer, and a rerun runs nothing', async () => {
+    const chain = () => sp.partialSql('SELECT count(*) AS n, sum(w) AS s FROM {0}', three().filter('k > 0').map('id, v * 2 AS w'));
+    const df = chain();
+    const summary = await df.compute();
+    expect(summary.tasksRun).toBe(3);  // not 9: the filter's and the map's partitions are never written
+    const rows = await df.takeAll();
+    const total = (rs: Record<string, unknown>[]) => rs.reduce((a, r) => ({ n: a.n + Number(r.n), s: a.s + Number(r.s) }), { n: 0, s: 0 });
+    expect(total(rows)).toEqual(total(await perPartition('SELECT count(*) AS n, sum(v * 2) AS s FROM {0} WHERE k > 0')));
+    // The filter's and the map's own nodes have no directory: only the fused query ran.
+    expect(existsSync(`${jobDir}/${df.node.inputs[0]!.id}`)).toBe(false);
+    expect((await chain().compute()).tasksRun).toBe(0);
+  });
+
+  it('an input read twice, shared, sorted or already computed is not fused', async () => {
+    const filtered = three().filter('k > 1');
+    const shared = sp.partialSql('SELECT a.id, a.v, b.k FROM {0} a JOIN {1} b USING (id)', filtered.map('id, v'), filtered.map('id, k'));
+    expect((await shared.compute()).tasksRun).toBe(12);  // the filter once (two maps read it), each map, the join
+    expect(bag(await shared.takeAll())).toEqual(bag(await perPartition('SELECT id, v, k FROM {0} WHERE k > 1')));
+
+    const twice = sp.partialSql('SELECT a.id FROM {0} a JOIN {0} b USING (id)', three().filter('k > 2'));
+    expect((await twice.compute()).tasksRun).toBe(6);
+    expect(bag(await twice.takeAll())).toEqual(bag(await perPartition('SELECT id FROM {0} WHERE k > 2')));
+
+    const sorted = three().partialSort('v').map('v');
+    expect((await sorted.compute()).tasksRun).toBe(6);
+    const values = (await sorted.takeAll()).map((r) => Number(r.v));
+    // Each partition's rows stay in order (takeAll reads partitions one after another).
+    expect(values.filter((v, i) => i > 0 && v < values[i - 1]!).length).toBeLessThan(3);
+
+    const early = three().filter('k > 3');
+    expect((await early.compute()).tasksRun).toBe(3);
+    expect((await early.map('id').compute()).tasksRun).toBe(3);  // the map alone, over the filter's files
   });
 });

@@ -1,0 +1,42 @@
+/**
+ * SQL over SQL in one task (as smallpond's optimizer fuses consecutive SQL nodes): a SQL node
+ * whose one input is another SQL node becomes one query, the input's SQL as a subquery in
+ * place of `{0}`, over the input's own inputs. A chain like filter → map → partialSql then
+ * runs as one wave of tasks instead of three, and no partition of the steps between is
+ * written, replicated and read back.
+ *
+ * Contract: the fused node gives the same rows and keeps the consumer's id (withInputs). An
+ * input is not fused when its rows are wanted by themselves or already there: the target, a
+ * node computed (`computed`), a node another node of the plan also reads (it would run
+ * twice); nor when the consumer reads `{0}` more than once (the subquery would run as often),
+ * nor when the input orders its rows (ORDER BY: the order its file keeps is not promised
+ * through a subquery).
+ */
+import { nodesUpTo, type PlanFacts, type PlanNode } from './nodes.js';
+import { ordersRows } from './sql-names.js';
+
+const kInput0 = /\{0\}/g;
+
+export async function fuseSqlChains(target: PlanNode, ctx: PlanFacts): Promise<PlanNode> {
+  const nodes = nodesUpTo(target);
+  const readers = new Map<string, number>();
+  for (const n of nodes) for (const input of new Set(n.inputs.map((i) => i.id))) readers.set(input, (readers.get(input) ?? 0) + 1);
+  const rebuilt = new Map<string, PlanNode>();
+  let changed = false;
+  for (const n of nodes) {
+    const inputs = n.inputs.map((i) => rebuilt.get(i.id)!);
+    const input = n.inputs[0];
+    let next = inputs.every((x, k) => x === n.inputs[k]) ? n : n.withInputs(inputs);
+    if (n.spec.kind === 'sql' && n.inputs.length === 1 && input!.spec.kind === 'sql'
+      && readers.get(input!.id) === 1 && !ctx.computed(input!) && (n.spec.sql.match(kInput0) ?? []).length === 1) {
+      const child = inputs[0]!;  // the input as rebuilt: itself fused with its own input, maybe
+      const childSql = (child.spec as { sql: string }).sql;
+      if (ordersRows(await ctx.parse(childSql)) === false) {
+        next = n.withInputs(child.inputs, { kind: 'sql', sql: n.spec.sql.replace(kInput0, () => `(${childSql})`) });
+        changed = true;
+      }
+    }
+    rebuilt.set(n.id, next);
+  }
+  return changed ? rebuilt.get(target.id)! : target;
+}
