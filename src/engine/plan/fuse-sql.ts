@@ -10,7 +10,7 @@
  * node computed (`computed`), a node another node of the plan also reads (it would run
  * twice); nor when the consumer reads `{0}` more than once (the subquery would run as often),
  * nor when the input orders its rows (ORDER BY: the order its file keeps is not promised
- * through a subquery).
+ * through a subquery), nor unless both queries, and the fused one, parse as SELECTs.
  */
 import { nodesUpTo, type PlanFacts, type PlanNode } from './nodes.js';
 import { ordersRows } from './sql-names.js';
@@ -31,8 +31,11 @@ export async function fuseSqlChains(target: PlanNode, ctx: PlanFacts): Promise<P
       && readers.get(input!.id) === 1 && !ctx.computed(input!) && (n.spec.sql.match(kInput0) ?? []).length === 1) {
       const child = inputs[0]!;  // the input as rebuilt: itself fused with its own input, maybe
       const childSql = (child.spec as { sql: string }).sql;
-      if (ordersRows(await ctx.parse(childSql)) === false) {
-        next = n.withInputs(child.inputs, { kind: 'sql', sql: n.spec.sql.replace(kInput0, () => `(${childSql})`) });
+      const sql = n.spec.sql.replace(kInput0, () => `(${childSql})`);
+      // Each a SELECT DuckDB parses (not a PIVOT or DESCRIBE statement, which take no subquery
+      // in every place they take a table), the input's unordered.
+      if (ordersRows(await ctx.parse(childSql)) === false && ordersRows(await ctx.parse(sql)) !== undefined) {
+        next = n.withInputs(child.inputs, { kind: 'sql', sql });
         changed = true;
       }
     }
