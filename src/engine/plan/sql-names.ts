@@ -6,7 +6,10 @@
  * lowercased (DuckDB matches names without regard to case), wherever it stands (select list,
  * WHERE, lambdas, subqueries, window clauses, struct fields): a superset of the input columns
  * the query reads by name. It is undefined when the query may read a column it does not name:
- *   - a star (`*`, `t.*`, `* EXCLUDE`, `COLUMNS(...)`, and FROM-first `FROM t`);
+ *   - a star (`*`, `t.*`, `* EXCLUDE`, `COLUMNS(...)`, and FROM-first `FROM t`), but for a bare
+ *     `*` that only passes rows on: the select list of a subquery in FROM that neither groups
+ *     nor is DISTINCT (`FROM (SELECT * FROM t WHERE c)`, what a filter fused into the next step
+ *     reads), whose columns the outer query reads by name like any table's;
  *   - a positional reference (`#1`) or positional column aliases (`FROM t AS x(a, b)`);
  *   - a NATURAL join (its columns are the ones both sides happen to share);
  *   - a PIVOT or UNPIVOT (a PIVOT groups by every column it does not name);
@@ -45,6 +48,7 @@ export function namesIn(astJson: string): Set<string> | undefined {
   const names = new Set<string>();
   const relations = new Set<string>();  // tables, aliases and CTEs: names a whole row could be read by
   const bareRefs: string[] = [];        // one-part column references
+  const passing = new Set<Json>();      // stars that only pass rows on
   let opaque = false;
   const visit = (v: Json): void => {
     if (opaque) return;
@@ -53,7 +57,11 @@ export function namesIn(astJson: string): Set<string> | undefined {
       return;
     }
     if (!isObject(v)) return;
-    if (v.class === 'STAR' || v.class === 'POSITIONAL_REFERENCE' || v.type === 'PIVOT' || v.ref_type === 'NATURAL'
+    if (v.type === 'SUBQUERY' && v.class === undefined && isObject(v.subquery)) {  // in FROM (an expression's has a class)
+      const star = passingStar(v.subquery.node);
+      if (star) passing.add(star);
+    }
+    if ((v.class === 'STAR' && !passing.has(v)) || v.class === 'POSITIONAL_REFERENCE' || v.type === 'PIVOT' || v.ref_type === 'NATURAL'
       || (Array.isArray(v.column_name_alias) && v.column_name_alias.length > 0)) {
       opaque = true;
       return;
@@ -73,6 +81,23 @@ export function namesIn(astJson: string): Set<string> | undefined {
   visit(statement);
   if (opaque || bareRefs.some((r) => relations.has(r))) return undefined;
   return names;
+}
+
+/**
+ * The star of a SELECT whose select list is a plain `*` (no COLUMNS, qualifier, EXCLUDE, REPLACE
+ * or RENAME: each names input columns that must stay) and
+ * which neither groups (GROUP BY, aggregates) nor is DISTINCT: its rows are its input's rows
+ * with every column, so dropping a column nobody names changes nothing else.
+ */
+function passingStar(node: Json | undefined): Json | undefined {
+  if (!isObject(node) || node.type !== 'SELECT_NODE' || !Array.isArray(node.select_list) || node.select_list.length !== 1) return undefined;
+  const [star] = node.select_list;
+  if (!isObject(star) || star.class !== 'STAR' || star.columns !== false || star.expr !== null || star.relation_name !== ''
+    || ['exclude_list', 'qualified_exclude_list', 'replace_list', 'rename_list'].some((k) => !Array.isArray(star[k]) || star[k].length > 0)) return undefined;
+  const grouped = (Array.isArray(node.group_expressions) && node.group_expressions.length > 0)
+    || (Array.isArray(node.group_sets) && node.group_sets.length > 0) || node.aggregate_handling !== 'STANDARD_HANDLING' || node.having !== null;
+  const distinct = Array.isArray(node.modifiers) && node.modifiers.some((m) => isObject(m) && m.type === 'DISTINCT_MODIFIER');
+  return grouped || distinct ? undefined : star;
 }
 
 /** Parse-tree nodes that are relations (a FROM item): their aliases and table names. */
