@@ -15,6 +15,7 @@ import { localityBench } from './locality.js';
 import { memoryBench } from './memory.js';
 import { metaBench } from './meta.js';
 import { parseOptions } from './lib.js';
+import { planRewritesBench } from './plan-rewrites.js';
 import { randreadBench } from './randread.js';
 import { s3Bench } from './s3.js';
 
@@ -31,6 +32,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   locality: localityBench,
   memory: memoryBench,
   meta: metaBench,
+  'plan-rewrites': planRewritesBench,
   randread: randreadBench,
   s3: s3Bench,
 };
