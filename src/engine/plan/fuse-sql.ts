@@ -12,34 +12,23 @@
  * nor when the input orders its rows (ORDER BY: the order its file keeps is not promised
  * through a subquery), nor unless both queries, and the fused one, parse as SELECTs.
  */
-import { nodesUpTo, type PlanFacts, type PlanNode } from './nodes.js';
+import { nodesUpTo, readersIn, rebuildPlan, type PlanFacts, type PlanNode } from './nodes.js';
 import { ordersRows } from './sql-names.js';
 
 const kInput0 = /\{0\}/g;
 
-export async function fuseSqlChains(target: PlanNode, ctx: PlanFacts): Promise<PlanNode> {
-  const nodes = nodesUpTo(target);
-  const readers = new Map<string, number>();
-  for (const n of nodes) for (const input of new Set(n.inputs.map((i) => i.id))) readers.set(input, (readers.get(input) ?? 0) + 1);
-  const rebuilt = new Map<string, PlanNode>();
-  let changed = false;
-  for (const n of nodes) {
-    const inputs = n.inputs.map((i) => rebuilt.get(i.id)!);
+export function fuseSqlChains(target: PlanNode, ctx: PlanFacts): Promise<PlanNode> {
+  const readers = readersIn(nodesUpTo(target));
+  return rebuildPlan(target, async (n, inputs) => {
     const input = n.inputs[0];
-    let next = inputs.every((x, k) => x === n.inputs[k]) ? n : n.withInputs(inputs);
-    if (n.spec.kind === 'sql' && n.inputs.length === 1 && input!.spec.kind === 'sql'
-      && readers.get(input!.id) === 1 && !ctx.computed(input!) && (n.spec.sql.match(kInput0) ?? []).length === 1) {
-      const child = inputs[0]!;  // the input as rebuilt: itself fused with its own input, maybe
-      const childSql = (child.spec as { sql: string }).sql;
-      const sql = n.spec.sql.replace(kInput0, () => `(${childSql})`);
-      // Each a SELECT DuckDB parses (not a PIVOT or DESCRIBE statement, which take no subquery
-      // in every place they take a table), the input's unordered.
-      if (ordersRows(await ctx.parse(childSql)) === false && ordersRows(await ctx.parse(sql)) !== undefined) {
-        next = n.withInputs(child.inputs, { kind: 'sql', sql });
-        changed = true;
-      }
-    }
-    rebuilt.set(n.id, next);
-  }
-  return changed ? rebuilt.get(target.id)! : target;
+    if (n.spec.kind !== 'sql' || n.inputs.length !== 1 || input!.spec.kind !== 'sql'
+      || readers.get(input!.id)!.length !== 1 || ctx.computed(input!) || (n.spec.sql.match(kInput0) ?? []).length !== 1) return undefined;
+    const child = inputs[0]!;  // the input as rebuilt: itself fused with its own input, maybe
+    const childSql = (child.spec as { sql: string }).sql;
+    const sql = n.spec.sql.replace(kInput0, () => `(${childSql})`);
+    // Each a SELECT DuckDB parses (not a PIVOT or DESCRIBE statement, which take no subquery
+    // in every place they take a table), the input's unordered.
+    if (ordersRows(await ctx.parse(childSql)) !== false || ordersRows(await ctx.parse(sql)) === undefined) return undefined;
+    return n.withInputs(child.inputs, { kind: 'sql', sql });
+  });
 }

@@ -117,6 +117,31 @@ export function nodesUpTo(target: PlanNode): PlanNode[] {
   return out;
 }
 
+/** For each node of `nodes`, the nodes among them that read it (each reader once). */
+export function readersIn(nodes: readonly PlanNode[]): Map<string, PlanNode[]> {
+  const readers = new Map<string, PlanNode[]>();
+  for (const n of nodes) {
+    for (const id of new Set(n.inputs.map((i) => i.id))) readers.set(id, [...(readers.get(id) ?? []), n]);
+  }
+  return readers;
+}
+
+/**
+ * The plan up to `target` with nodes replaced: `replace` gets each node, inputs first, with its
+ * inputs as already rebuilt, and returns the node's replacement, or undefined to keep it (over
+ * the rebuilt inputs, with its id). Parts that nothing changed stay the same objects.
+ */
+export async function rebuildPlan(target: PlanNode,
+  replace: (node: PlanNode, inputs: readonly PlanNode[]) => Promise<PlanNode | undefined> | PlanNode | undefined): Promise<PlanNode> {
+  const rebuilt = new Map<string, PlanNode>();
+  for (const n of nodesUpTo(target)) {
+    const inputs = n.inputs.map((i) => rebuilt.get(i.id)!);
+    const same = inputs.every((x, k) => x === n.inputs[k]);
+    rebuilt.set(n.id, (await replace(n, inputs)) ?? (same ? n : n.withInputs(inputs)));
+  }
+  return rebuilt.get(target.id)!;
+}
+
 function partitionCount(spec: NodeSpec, inputs: readonly PlanNode[]): number {
   switch (spec.kind) {
     case 'scan': case 'items': case 'limit': return 1;

@@ -12,31 +12,23 @@
  * (`computed`), and one with any consumer that is not SQL or that SQL may read unnamed
  * columns of (a star, a JS function, a limit, a write, another shuffle).
  */
-import { nodesUpTo, PlanNode, type PlanFacts } from './nodes.js';
+import { nodesUpTo, PlanNode, readersIn, rebuildPlan, type PlanFacts } from './nodes.js';
 import { namesIn } from './sql-names.js';
 
 export async function pruneShuffleColumns(target: PlanNode, ctx: PlanFacts): Promise<PlanNode> {
   const nodes = nodesUpTo(target);
-  const consumers = new Map<string, PlanNode[]>();
-  for (const n of nodes) {
-    for (const input of new Set(n.inputs)) consumers.set(input.id, [...(consumers.get(input.id) ?? []), n]);
-  }
+  const readers = readersIn(nodes);
   const kept = new Map<string, string[]>();
   for (const n of nodes) {
     if (n.spec.kind !== 'shuffle' || n.spec.columns || n === target || ctx.computed(n)) continue;
-    const columns = await namesReadBy(consumers.get(n.id) ?? [], ctx);
+    const columns = await namesReadBy(readers.get(n.id) ?? [], ctx);
     if (columns) kept.set(n.id, columns);
   }
   if (kept.size === 0) return target;
-  // nodesUpTo lists inputs before the nodes that read them.
-  const rebuilt = new Map<string, PlanNode>();
-  for (const n of nodes) {
-    const inputs = n.inputs.map((i) => rebuilt.get(i.id)!);
+  return rebuildPlan(target, (n, inputs) => {
     const columns = kept.get(n.id);
-    if (columns && n.spec.kind === 'shuffle') rebuilt.set(n.id, new PlanNode({ ...n.spec, columns }, inputs));
-    else rebuilt.set(n.id, inputs.every((x, k) => x === n.inputs[k]) ? n : n.withInputs(inputs));
-  }
-  return rebuilt.get(target.id)!;
+    return columns && n.spec.kind === 'shuffle' ? new PlanNode({ ...n.spec, columns }, inputs) : undefined;
+  });
 }
 
 /** The union of the names `consumers` mention, sorted; undefined when one may read others. */

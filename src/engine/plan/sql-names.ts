@@ -84,10 +84,10 @@ export function namesIn(astJson: string): Set<string> | undefined {
 }
 
 /**
- * The star of a SELECT whose select list is a plain `*` (no COLUMNS, qualifier, EXCLUDE, REPLACE
- * or RENAME: each names input columns that must stay) and
- * which neither groups (GROUP BY, aggregates) nor is DISTINCT: its rows are its input's rows
- * with every column, so dropping a column nobody names changes nothing else.
+ * The star of a SELECT whose select list is a bare `*` (no COLUMNS, qualifier, EXCLUDE, REPLACE
+ * or RENAME: each names input columns that must stay) and which neither groups (GROUP BY,
+ * aggregates) nor is DISTINCT: its rows are its input's rows with every column, so dropping a
+ * column nobody names changes nothing else.
  */
 function passingStar(node: Json | undefined): Json | undefined {
   if (!isObject(node) || node.type !== 'SELECT_NODE' || !Array.isArray(node.select_list) || node.select_list.length !== 1) return undefined;
