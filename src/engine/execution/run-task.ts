@@ -11,14 +11,22 @@ import { openDataRoot, type DataRoot } from '../partition/root.js';
 import { temporaryName } from '../partition/layout.js';
 import { inputViewName, substitutePlaceholders } from '../plan/placeholders.js';
 import { openWarmTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
-import { applyFunction } from './function-task.js';
-import { compileShipped } from './shipped-function.js';
 import { relationSql, sqlIdentifier, sqlString } from './relations.js';
 import { millpondIo } from './task-io.js';
 import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
 import { encodeWideInts, type WideColumns } from './wide-ints.js';
 
 const kPartitionColumn = '__mp_partition';
+
+/**
+ * What a JS function task needs (Apache Arrow, a JS parser: ~150 ms of imports), loaded by
+ * the first such task rather than by every worker as it starts: most workers run SQL only,
+ * and a worker's start is on the critical path of a session's first job.
+ */
+const jsFunctionTasks = async () => {
+  const [{ applyFunction }, { compileShipped }] = await Promise.all([import('./function-task.js'), import('./shipped-function.js')]);
+  return { applyFunction, compileShipped };
+};
 
 /** An output written under a temporary name, renamed to its slot's location at the end. */
 interface Written {
@@ -122,10 +130,12 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         scratch.push(temporaryName(`${spec.outputs[0]!.location}.parts`, spec.attempt));
         await shuffle(db, spec, root, scratch[0]!, copy, written);
         break;
-      case 'js':
+      case 'js': {
+        const { applyFunction, compileShipped } = await jsFunctionTasks();
         staging = await mkdtemp(join(tmpdir(), 'millpond-stage-'));
         await copy(await applyFunction(db, { ...work, fn: compileShipped(work.source) }, spec.inputs[0]!, staging), 0);
         break;
+      }
     }
 
     // Several attempts of one task may finish (a speculative copy, an attempt whose executor
