@@ -72,6 +72,22 @@ export function dataframeSuite(options: () => Promise<Partial<InitOptions>>): vo
     });
   });
 
+  it('partialSql takes every form of query: its own WITH (RECURSIVE, after comments), FROM first, PIVOT, set operations, an input read twice', async () => {
+    // One partition, so each answer is plain DuckDB's over all the files.
+    const one = sp.readParquet(events).repartition(1);
+    const queries = [
+      'WITH big AS (SELECT id, k FROM {0} WHERE k > 3) SELECT k, count(*) AS c FROM big GROUP BY k',
+      '-- per n\n/* a block comment */ with recursive r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n, count(*) AS c FROM r, {0} GROUP BY n',
+      'FROM {0} SELECT k, max(id) AS m GROUP BY k',
+      'PIVOT (SELECT k % 2 AS odd, k FROM {0}) ON odd IN (0, 1) USING count(*) GROUP BY k',
+      '(SELECT id FROM {0} WHERE k = 1) UNION ALL (SELECT id FROM {0} WHERE k = 2)',
+      'SELECT a.id, b.k FROM {0} a JOIN {0} b USING (id) WHERE a.k < 3',
+    ];
+    for (const sql of queries) {
+      expect(bag(await sp.partialSql(sql, one).takeAll()), sql).toEqual(bag(await db.rows(sql.replaceAll('{0}', `read_parquet('${events}')`))));
+    }
+  });
+
   it('empty inputs: every partition empty keeps its columns (SQL) or takes the given schema (functions)', async () => {
     const empty = sp.readParquet(events).filter('k < 0').repartition(3, { hashBy: 'k' });
     expect(await empty.count()).toBe(0);

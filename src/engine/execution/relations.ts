@@ -1,4 +1,5 @@
 /** SQL text for reading inputs: table functions over explicit file lists. */
+import { inputViewName } from '../plan/placeholders.js';
 import type { InputRelation } from './task-spec.js';
 import { sqlIdentifier, sqlString } from './sql.js';
 import { decodeWideInts } from './wide-ints.js';
@@ -20,6 +21,25 @@ function columnsStruct(schema: Record<string, string>): string {
 export function relationSql(input: InputRelation): string {
   const select = readSql(input);
   return input.empty ? `${select} WHERE false` : select;
+}
+
+/** Leading blanks and comments, then the select's own WITH [RECURSIVE]. */
+const kOwnWith = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*with(\s+recursive)?\s/i;
+
+/**
+ * `select` with the task's inputs bound under the names its placeholders became
+ * (inputViewName): `WITH __mp_input_0 AS NOT MATERIALIZED (relation), ... select`, the inputs
+ * first in the select's own WITH list when it has one. NOT MATERIALIZED inlines each input
+ * where it is read, as a view would be; unlike CREATE TEMP VIEW, which binds the relation in
+ * a statement of its own (on a millpond root: every input file opened and its footer read
+ * once more), a CTE is bound only by the statements that read it. A select that names no
+ * input is returned as it is.
+ */
+export function withInputs(inputs: readonly InputRelation[], select: string): string {
+  if (!inputs.some((_, i) => select.includes(inputViewName(i)))) return select;
+  const ctes = inputs.map((input, i) => `${inputViewName(i)} AS NOT MATERIALIZED (${relationSql(input)})`).join(', ');
+  const own = kOwnWith.exec(select);
+  return own ? `WITH${own[1] ?? ''} ${ctes}, ${select.slice(own[0].length)}` : `WITH ${ctes} ${select}`;
 }
 
 function readSql(input: InputRelation): string {

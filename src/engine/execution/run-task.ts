@@ -1,7 +1,7 @@
 /**
- * Runs one task (sql, shuffle producer, limit, copy) on a fresh DuckDB: inputs become views,
- * each output is a COPY to a temporary name that is renamed into place once written (a copy
- * of one whole Parquet file copies its bytes).
+ * Runs one task (sql, shuffle producer, limit, copy) on a fresh DuckDB connection: each
+ * statement binds the inputs it reads (withInputs), each output is a COPY to a temporary name
+ * that is renamed into place once written (a copy of one whole Parquet file copies its bytes).
  * Used by worker processes; the scheduler never runs DuckDB tasks itself.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { openDataRoot, type DataRoot } from '../partition/root.js';
 import { temporaryName } from '../partition/layout.js';
 import { inputViewName, substitutePlaceholders } from '../plan/placeholders.js';
 import { openWarmTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
-import { relationSql, sqlIdentifier, sqlString } from './relations.js';
+import { sqlIdentifier, sqlString, withInputs } from './relations.js';
 import { millpondIo } from './task-io.js';
 import type { InputRelation, OutputRecord, TaskResult, TaskSpec } from './task-spec.js';
 import { encodeWideInts, type WideColumns } from './wide-ints.js';
@@ -81,10 +81,9 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
   try {
     const ioBefore = spec.duckdb.millpond ? await millpondIo(db) : undefined;
     let copiedBytes = 0;  // of a whole file copied by the JS client: DuckDB's counters miss it
-    // TEMP views live in this task's connection only; the warm database outlives the task.
-    for (const [i, input] of spec.inputs.entries()) {
-      await db.run(`CREATE TEMP VIEW ${inputViewName(i)} AS ${relationSql(input)}`);
-    }
+    // Each statement binds the inputs it reads (withInputs): nothing outlives the task in the
+    // warm database.
+    const bound = (select: string) => withInputs(spec.inputs, select);
     const dirs = new Set(spec.outputs.map((o) => o.location.slice(0, o.location.lastIndexOf('/'))));
     for (const dir of dirs) await root.mkdirp(dir);
 
@@ -92,7 +91,7 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
     const copy: Copy = async (select, slotIndex, options = {}) => {
       const slot = spec.outputs[slotIndex]!;
       const tmp = temporaryName(slot.location, spec.attempt);
-      const exact = options.asIs || options.wide ? { select, wide: options.wide } : await encodeWideInts(db, select);
+      const exact = options.asIs || options.wide ? { select: bound(select), wide: options.wide } : await encodeWideInts(db, bound(select));
       // Plain COPY (its count is the rows): RETURN_STATS costs ~0.6 ms of CPU per COPY, more
       // than the one stat of its file after the rename.
       const rows = await db.run(`COPY (${exact.select}) TO ${sqlString(root.url(tmp))} (FORMAT parquet)`);
@@ -128,7 +127,7 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
       }
       case 'shuffle':
         scratch.push(temporaryName(`${spec.outputs[0]!.location}.parts`, spec.attempt));
-        await shuffle(db, spec, root, scratch[0]!, copy, written);
+        await shuffle(db, spec, root, scratch[0]!, copy, written, bound);
         break;
       case 'js': {
         const { applyFunction, compileShipped } = await jsFunctionTasks();
@@ -180,9 +179,9 @@ function wholeParquetFileOf(input: InputRelation, root: DataRoot): string | unde
  * (lowercase: DuckDB's names match without case), in the input's order; the first column when
  * none is named (a consumer of no column, as count(*): its rows still need a file to hold them).
  */
-async function shuffledColumns(db: TaskDb, keep: string[] | undefined): Promise<string> {
+async function shuffledColumns(db: TaskDb, keep: string[] | undefined, bound: (select: string) => string): Promise<string> {
   if (keep === undefined) return '*';
-  const all = (await db.columns(`SELECT * FROM ${inputViewName(0)}`)).map((c) => c.name);
+  const all = (await db.columns(bound(`SELECT * FROM ${inputViewName(0)}`))).map((c) => c.name);
   const kept = all.filter((name) => keep.includes(name.toLowerCase()));
   if (kept.length === all.length) return '*';
   return (kept.length > 0 ? kept : all.slice(0, 1)).map(sqlIdentifier).join(', ');
@@ -211,10 +210,10 @@ function partitionExpression(work: TaskSpec['work'] & { kind: 'shuffle' }): stri
  * Every target partition gets a file, empty or not, so consumers read a fixed list.
  */
 async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, copy: Copy,
-  written: Written[]): Promise<void> {
+  written: Written[], bound: (select: string) => string): Promise<void> {
   const work = spec.work as TaskSpec['work'] & { kind: 'shuffle' };
-  const select = `SELECT ${await shuffledColumns(db, work.columns)}, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
-  const { select: exact, wide } = await encodeWideInts(db, select);
+  const select = `SELECT ${await shuffledColumns(db, work.columns, bound)}, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
+  const { select: exact, wide } = await encodeWideInts(db, bound(select));
   const copied = await copyTo(db, root, exact, root.url(dir),
     `, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true`);
   const parts = new Map<number, CopiedFile[]>();

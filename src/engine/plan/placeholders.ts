@@ -1,7 +1,8 @@
 /**
  * partialSql's `{0}`, `{1}`, ... placeholders: one per input DataFrame, replaced in each task
- * by a view over that input's partition. Only `{<digits>}` is a placeholder, so struct literals
- * like `{'a': 1}` pass through.
+ * by a name bound to that input's partition (a CTE of each statement: withInputs in
+ * execution/relations.ts). Only `{<digits>}` is a placeholder, so struct literals like
+ * `{'a': 1}` pass through.
  */
 import { MillpondError } from '../../errors.js';
 
