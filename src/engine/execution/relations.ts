@@ -1,5 +1,5 @@
 /** SQL text for reading inputs: table functions over explicit file lists. */
-import { inputViewName } from '../plan/placeholders.js';
+import { inputName } from '../plan/placeholders.js';
 import type { InputRelation } from './task-spec.js';
 import { sqlIdentifier, sqlString } from './sql.js';
 import { decodeWideInts } from './wide-ints.js';
@@ -28,7 +28,7 @@ const kOwnWith = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*with(\s+recursive)?\
 
 /**
  * `select` with the task's inputs bound under the names its placeholders became
- * (inputViewName): `WITH __mp_input_0 AS NOT MATERIALIZED (relation), ... select`, the inputs
+ * (inputName): `WITH __mp_input_0 AS NOT MATERIALIZED (relation), ... select`, the inputs
  * first in the select's own WITH list when it has one. NOT MATERIALIZED inlines each input
  * where it is read, as a view would be; unlike CREATE TEMP VIEW, which binds the relation in
  * a statement of its own (on a millpond root: every input file opened and its footer read
@@ -36,8 +36,8 @@ const kOwnWith = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*with(\s+recursive)?\
  * input is returned as it is.
  */
 export function withInputs(inputs: readonly InputRelation[], select: string): string {
-  if (!inputs.some((_, i) => select.includes(inputViewName(i)))) return select;
-  const ctes = inputs.map((input, i) => `${inputViewName(i)} AS NOT MATERIALIZED (${relationSql(input)})`).join(', ');
+  if (!inputs.some((_, i) => select.includes(inputName(i)))) return select;
+  const ctes = inputs.map((input, i) => `${inputName(i)} AS NOT MATERIALIZED (${relationSql(input)})`).join(', ');
   const own = kOwnWith.exec(select);
   return own ? `WITH${own[1] ?? ''} ${ctes}, ${select.slice(own[0].length)}` : `WITH ${ctes} ${select}`;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDataRoot, type DataRoot } from '../partition/root.js';
 import { temporaryName } from '../partition/layout.js';
-import { inputViewName, substitutePlaceholders } from '../plan/placeholders.js';
+import { inputName, substitutePlaceholders } from '../plan/placeholders.js';
 import { openWarmTaskDb, SqlFailure, type TaskDb } from './duckdb.js';
 import { sqlIdentifier, sqlString, withInputs } from './relations.js';
 import { millpondIo } from './task-io.js';
@@ -104,14 +104,14 @@ export async function runTask(spec: TaskSpec): Promise<TaskResult> {
         await copy(substitutePlaceholders(work.sql), 0);
         break;
       case 'limit':
-        await copy(`SELECT * FROM ${inputViewName(0)} LIMIT ${work.rows}`, 0);
+        await copy(`SELECT * FROM ${inputName(0)} LIMIT ${work.rows}`, 0);
         break;
       case 'copy': {
         // One Parquet file of this root, read whole: its bytes are the output, so link or copy
         // them instead of decoding and encoding every row (writeParquet of a computed partition).
         const source = wholeParquetFileOf(spec.inputs[0]!, root);
         if (source === undefined) {
-          await copy(`SELECT * FROM ${inputViewName(0)}`, 0, { asIs: true });
+          await copy(`SELECT * FROM ${inputName(0)}`, 0, { asIs: true });
           break;
         }
         const slot = spec.outputs[0]!;
@@ -181,7 +181,7 @@ function wholeParquetFileOf(input: InputRelation, root: DataRoot): string | unde
  */
 async function shuffledColumns(db: TaskDb, keep: string[] | undefined, bound: (select: string) => string): Promise<string> {
   if (keep === undefined) return '*';
-  const all = (await db.columns(bound(`SELECT * FROM ${inputViewName(0)}`))).map((c) => c.name);
+  const all = (await db.columns(bound(`SELECT * FROM ${inputName(0)}`))).map((c) => c.name);
   const kept = all.filter((name) => keep.includes(name.toLowerCase()));
   if (kept.length === all.length) return '*';
   return (kept.length > 0 ? kept : all.slice(0, 1)).map(sqlIdentifier).join(', ');
@@ -212,7 +212,7 @@ function partitionExpression(work: TaskSpec['work'] & { kind: 'shuffle' }): stri
 async function shuffle(db: TaskDb, spec: TaskSpec, root: DataRoot, dir: string, copy: Copy,
   written: Written[], bound: (select: string) => string): Promise<void> {
   const work = spec.work as TaskSpec['work'] & { kind: 'shuffle' };
-  const select = `SELECT ${await shuffledColumns(db, work.columns, bound)}, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputViewName(0)}`;
+  const select = `SELECT ${await shuffledColumns(db, work.columns, bound)}, ${partitionExpression(work)} AS ${kPartitionColumn} FROM ${inputName(0)}`;
   const { select: exact, wide } = await encodeWideInts(db, bound(select));
   const copied = await copyTo(db, root, exact, root.url(dir),
     `, PARTITION_BY (${kPartitionColumn}), WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true`);

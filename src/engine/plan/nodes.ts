@@ -121,7 +121,11 @@ export function nodesUpTo(target: PlanNode): PlanNode[] {
 export function readersIn(nodes: readonly PlanNode[]): Map<string, PlanNode[]> {
   const readers = new Map<string, PlanNode[]>();
   for (const n of nodes) {
-    for (const id of new Set(n.inputs.map((i) => i.id))) readers.set(id, [...(readers.get(id) ?? []), n]);
+    for (const id of new Set(n.inputs.map((i) => i.id))) {
+      const list = readers.get(id);
+      if (list) list.push(n);
+      else readers.set(id, [n]);
+    }
   }
   return readers;
 }

@@ -19,10 +19,10 @@ export function checkPlaceholders(sql: string, inputCount: number): void {
   }
 }
 
-export function inputViewName(index: number): string {
+export function inputName(index: number): string {
   return `__mp_input_${index}`;
 }
 
 export function substitutePlaceholders(sql: string): string {
-  return sql.replace(kPlaceholder, (_all, digits: string) => inputViewName(Number(digits)));
+  return sql.replace(kPlaceholder, (_all, digits: string) => inputName(Number(digits)));
 }
