@@ -101,6 +101,13 @@ export const metaLimits = {
    */
   postgresWritersMax: 4,
   /**
+   * Transactions begun in one event-loop turn that run as one on PostgreSQL, sharing its round
+   * trips and its COMMIT (src/kv/postgres-group.ts); more make further groups.
+   */
+  postgresGroupMembersMax: 64,
+  /** Attempts of a group that met serialization failures before its members run alone. */
+  postgresGroupAttemptsMax: 3,
+  /**
    * SQLite group commit: transactions queued while one commit is on disk share the next
    * commit (one fsync), each in its own savepoint; at most this many per commit.
    */

@@ -16,6 +16,11 @@
  * costs one. Round trips are what a meta server spends its CPU on: in a profile of creates on
  * a 2-core VM, the write(2) of each (which wakes the backend) was a third of its busy time.
  *
+ * Transactions begun in one event-loop turn (a batch of requests' mutations) run together as
+ * one group transaction (postgres-group.ts): one round trip per step of all of them, one
+ * COMMIT, in one writer place. A group whose members touch one another's keys gives up, and
+ * each member runs alone as above.
+ *
  * One-statement reads (stats) made in one event-loop turn share one statement: each read's
  * first statement (get or getMany) only names its keys; then one SELECT on one connection
  * reads the keys of them all (one snapshot, which serves each of them as its own statement
@@ -23,11 +28,15 @@
  * scan) runs again alone in a snapshot transaction, as before.
  */
 import { metaTxRetries } from '../metrics/services.js';
-import { createRequire } from 'node:module';
 import pg from 'pg';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { backoff, claimedKeyPresent, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { Group, type Transaction } from './postgres-group.js';
+import { pipeline, RETRYABLE, SQL, writeStep, type PendingWrite, type Statement, type Step, type StepResult } from './postgres-wire.js';
+
+// Any constant: serialises schema creation between servers starting at once.
+const SCHEMA_LOCK = 0x6d696c6c;
 
 export interface PostgresKvOptions {
   /** e.g. postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/millpond */
@@ -37,40 +46,16 @@ export interface PostgresKvOptions {
   writersMax?: number;
 }
 
-// pg's own conversion of a parameter to its wire text (arrays of bytea, numbers).
-const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (value: unknown) => unknown };
-
-const RETRYABLE = new Set(['40001', '40P01']);
-// Any constant: serialises schema creation between servers starting at once.
-const SCHEMA_LOCK = 0x6d696c6c;
-
-interface Statement { name: string; text: string }
-
-/** Named statements, prepared once per connection (all of them, at its first checkout). */
-const SQL = {
-  beginWrite: { name: 'kv_begin_write', text: 'BEGIN ISOLATION LEVEL SERIALIZABLE' },
-  beginRead: { name: 'kv_begin_read', text: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' },
-  commit: { name: 'kv_commit', text: 'COMMIT' },
-  rollback: { name: 'kv_rollback', text: 'ROLLBACK' },
-  get: { name: 'kv_get', text: 'SELECT v FROM kv WHERE k = $1' },
-  getMany: { name: 'kv_get_many', text: 'SELECT k, v FROM kv WHERE k = ANY($1::bytea[])' },
-  insert: { name: 'kv_insert', text: 'INSERT INTO kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING' },
-  scan: { name: 'kv_scan', text: 'SELECT k, v FROM kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3' },
-  // Deletes, puts and claims of one transaction, written at once; their keys are disjoint. A
-  // claimed key that is present fails the statement with a unique violation (23505).
-  write: {
-    name: 'kv_write',
-    text: 'WITH d AS (DELETE FROM kv WHERE k = ANY($1::bytea[])), '
-      + 'c AS (INSERT INTO kv (k, v) SELECT * FROM unnest($4::bytea[], $5::bytea[])) '
-      + 'INSERT INTO kv (k, v) SELECT * FROM unnest($2::bytea[], $3::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
-  },
-} as const satisfies Record<string, Statement>;
-
 export class PostgresKv implements KvBackend {
   readonly kind = 'postgres';
   private closed = false;
   /** Attempts that ended in a serialization failure or deadlock (profiling, tests). */
   conflicts = 0;
+  /** Groups of transactions that committed together, and that were abandoned (their members then ran alone). */
+  groupsCommitted = 0;
+  groupsAbandoned = 0;
+  /** Transactions waiting for this turn's group. */
+  private transactions: Transaction[] = [];
 
   private writers = 0;
   private readonly waitingWriters: Array<() => void> = [];
@@ -110,20 +95,87 @@ export class PostgresKv implements KvBackend {
   }
 
   /**
+   * Queues fn for this turn's group (postgres-group.ts): the transactions begun in one turn
+   * run as one, at most metaLimits.postgresGroupMembersMax together.
+   */
+  transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+    if (this.closed) return Promise.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.transactions.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.transactions.length === 1) setImmediate(() => this.startGroups());
+    });
+  }
+
+  private startGroups(): void {
+    const queued = this.transactions.splice(0);
+    const max = metaLimits.postgresGroupMembersMax;
+    for (let i = 0; i < queued.length; i += max) void this.runGroup(queued.slice(i, i + max));
+  }
+
+  /**
+   * `members` as one group in a writer place, again after a conflict (a retry, as run's), and
+   * each alone in a place of its own when it is one, or when the group gave up.
+   */
+  private async runGroup(members: Transaction[]): Promise<void> {
+    for (let attempt = 1; members.length > 1; attempt++) {
+      const verdict = await this.tryGroup(members);
+      if (verdict === 'committed') {
+        this.groupsCommitted++;
+        return;
+      }
+      if (verdict === 'conflicted') {
+        this.conflicts++;
+        metaTxRetries.inc();
+      }
+      if (verdict !== 'conflicted' || attempt >= metaLimits.postgresGroupAttemptsMax) {
+        this.groupsAbandoned++;
+        break;
+      }
+      await backoff(attempt, metaLimits.transactionBackoffMsMax);
+    }
+    await Promise.all(members.map(async (m) => {
+      await this.takeWriterPlace();
+      try {
+        m.resolve(await this.run(m.fn, false));
+      } catch (err) {
+        m.reject(err);
+      } finally {
+        this.giveWriterPlace();
+      }
+    }));
+  }
+
+  private async tryGroup(members: Transaction[]): Promise<'committed' | 'conflicted' | 'abandoned'> {
+    await this.takeWriterPlace();
+    try {
+      if (this.closed) return 'abandoned';
+      const client = await this.connect();
+      try {
+        return await new Group(client, members).run();
+      } finally {
+        client.release();
+      }
+    } catch {
+      return 'abandoned'; // no connection: each member alone reports it
+    } finally {
+      this.giveWriterPlace();
+    }
+  }
+
+  /**
    * Waits for one of writersMax places: serializable transactions that overlap conflict more
    * the more of them there are (each reads index pages the others write), and a conflict
    * costs a whole attempt. Reads take no place.
    */
-  async transact<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+  private async takeWriterPlace(): Promise<void> {
     if (this.writers >= this.writersMax) await new Promise<void>((resolve) => this.waitingWriters.push(resolve));
     else this.writers++;
-    try {
-      return await this.run(fn, false);
-    } finally {
-      const next = this.waitingWriters.shift();
-      if (next) next(); // the place passes on
-      else this.writers--;
-    }
+  }
+
+  private giveWriterPlace(): void {
+    const next = this.waitingWriters.shift();
+    if (next) next(); // the place passes on
+    else this.writers--;
   }
 
   read<T>(fn: (tx: KvTx) => Promise<T> | T, options: { oneStatement?: boolean } = {}): Promise<T> {
@@ -312,59 +364,6 @@ class GatherTx {
   };
 }
 
-/** One statement of a Pipeline: a prepared statement and its parameters. */
-interface Step { statement: Statement; values: unknown[] }
-
-/** The parts of pg's connection (pg.Connection) a Pipeline writes to. */
-interface WireConnection {
-  stream: { cork?(): void; uncork?(): void };
-  parsedStatements: Record<string, string>;
-  parse(config: { name: string; text: string; types: [] }): void;
-  bind(config: { statement: string; values: unknown[]; valueMapper: (value: unknown) => unknown }): void;
-  describe(config: { type: 'P'; name: string }): void;
-  execute(config: { portal: string }): void;
-  sync(): void;
-}
-
-interface StepResult { rows: unknown[][]; rowCount: number | null }
-
-/**
- * Prepared statements sent in one write with one Sync, so they cost one round trip (the
- * extended protocol's pipelining; node-postgres sends a query only after the last one's
- * answer). The server runs them in order and, after an error, skips the rest up to the Sync:
- * the promise rejects with that error. Resolves with each statement's rows. `prepare`: parses
- * the statements instead and records them as prepared on the connection.
- */
-function pipeline(client: pg.PoolClient, steps: Step[], mode: 'run' | 'prepare' = 'run'): Promise<StepResult[]> {
-  return new Promise((resolve, reject) => {
-    let wire: WireConnection | undefined;
-    const query = new pg.Query({ text: 'millpond kv pipeline', rowMode: 'array' } as pg.QueryConfig, (err, result) => {
-      if (err) return reject(err);
-      if (mode === 'prepare') for (const { statement } of steps) wire!.parsedStatements[statement.name] = statement.text;
-      resolve((Array.isArray(result) ? result : [result]) as unknown as StepResult[]);
-    });
-    query.submit = (connection) => {
-      wire = connection as unknown as WireConnection;
-      wire.stream.cork?.();
-      try {
-        for (const { statement, values } of steps) {
-          if (mode === 'prepare') {
-            wire.parse({ name: statement.name, text: statement.text, types: [] });
-            continue;
-          }
-          wire.bind({ statement: statement.name, values, valueMapper: prepareValue });
-          wire.describe({ type: 'P', name: '' });
-          wire.execute({ portal: '' });
-        }
-        wire.sync();
-      } finally {
-        wire.stream.uncork?.();
-      }
-    };
-    void client.query(query);
-  });
-}
-
 /**
  * One transaction's statements on one connection, with its not yet written puts and deletes.
  * BEGIN is not sent on its own: it waits in `ahead` for the first statement (or the commit).
@@ -376,7 +375,7 @@ class PgTx {
   /** Statements that go ahead of the next one, in its round trip (BEGIN; a scan's write). */
   private ahead: Step[];
   /** hex key -> value to put (claim: only if absent), or null: delete. */
-  private readonly pending = new Map<string, { key: Buffer; value: Buffer | null; claim?: true }>();
+  private readonly pending = new Map<string, PendingWrite>();
 
   constructor(private readonly client: pg.PoolClient, private readonly readOnly: boolean) {
     this.ahead = [{ statement: readOnly ? SQL.beginRead : SQL.beginWrite, values: [] }];
@@ -397,24 +396,9 @@ class PgTx {
 
   /** The pending puts and deletes as one statement (undefined: none), and forgets them. */
   private takeWrites(): Step | undefined {
-    if (this.pending.size === 0) return undefined;
-    const deletes: Buffer[] = [];
-    const putKeys: Buffer[] = [];
-    const putValues: Buffer[] = [];
-    const claimKeys: Buffer[] = [];
-    const claimValues: Buffer[] = [];
-    for (const { key, value, claim } of this.pending.values()) {
-      if (value === null) deletes.push(key);
-      else if (claim) {
-        claimKeys.push(key);
-        claimValues.push(value);
-      } else {
-        putKeys.push(key);
-        putValues.push(value);
-      }
-    }
+    const step = writeStep(this.pending.values());
     this.pending.clear();
-    return { statement: SQL.write, values: [deletes, putKeys, putValues, claimKeys, claimValues] };
+    return step;
   }
 
   /** q, with a claim's unique violation (by the write that goes ahead of it) as EEXIST. */

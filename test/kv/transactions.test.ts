@@ -1,8 +1,12 @@
 // The KV contract both backends keep (src/kv/kv.ts), on real SQLite and PostgreSQL: claims,
 // a transaction's own writes seen by its later statements, and (PostgreSQL) pipelined
 // statements whose failure leaves the pooled connection clean for the next transaction.
+// Transactions begun in one turn share a commit on both (SQLite's group commit, PostgreSQL's
+// group transactions): each must still see only its own writes, and fail alone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MillpondError } from '../../src/errors.js';
 import type { KvBackend } from '../../src/kv/kv.js';
+import { PostgresKv } from '../../src/kv/postgres-kv.js';
 import { backends, type OpenedBackend } from '../meta/support/backends.js';
 
 const b = (text: string) => Buffer.from(text);
@@ -87,6 +91,99 @@ for (const backend of backends) {
       })));
       const after = await kv.read((tx) => tx.scan(b('own/after-'), b('own/after.'), 100));
       expect(after).toHaveLength(12);
+    });
+    /** PostgreSQL's group counters since `before` (undefined on SQLite, which has none). */
+    const groups = () => (kv instanceof PostgresKv ? { committed: kv.groupsCommitted, abandoned: kv.groupsAbandoned } : undefined);
+    const since = (before: ReturnType<typeof groups>) => {
+      const now = groups();
+      return now && before ? { committed: now.committed - before.committed, abandoned: now.abandoned - before.abandoned } : undefined;
+    };
+
+    it('transactions begun in one turn each see only their own writes; one that throws leaves nothing, the others commit', async () => {
+      await kv.transact(async (tx) => {
+        await tx.put(b('turn/shared'), b('s'));
+        await tx.put(b('turn/name-3'), b('old'));
+      });
+      const before = groups();
+      const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => kv.transact(async (tx) => {
+        const shared = (await tx.get(b('turn/shared')))?.toString(); // read by all, written by none
+        const present = (await tx.insert(b(`turn/name-${i}`), b(`v${i}`)))?.toString();
+        await tx.put(b(`turn/inode-${i}`), b(String(i)));
+        if (i === 7) throw new MillpondError('EIO', 'the eighth fails after its insert and put');
+        const own = await tx.getMany([b(`turn/inode-${i}`), b(`turn/name-${i}`)]);
+        return [shared, present, ...own.map((v) => v?.toString())];
+      })));
+      outcomes.forEach((o, i) => {
+        if (i === 7) {
+          expect(o.status === 'rejected' && (o.reason as MillpondError).code).toBe('EIO');
+          return;
+        }
+        const name = i === 3 ? 'old' : `v${i}`;
+        expect(o.status === 'fulfilled' && o.value).toEqual(['s', i === 3 ? 'old' : undefined, String(i), name]);
+      });
+      const rows = await kv.read((tx) => tx.scan(b('turn/'), b('turn0'), 100));
+      const names = rows.map(([k]) => k.toString());
+      expect(names).not.toContain('turn/name-7');
+      expect(names).not.toContain('turn/inode-7');
+      expect(names.filter((n) => n.startsWith('turn/inode-'))).toHaveLength(19);
+      expect((await value('turn/name-3'))?.toString()).toBe('old');
+      expect(since(before) ?? { committed: 1, abandoned: 0 }).toEqual({ committed: 1, abandoned: 0 });
+    });
+
+    it('transactions of one turn that read what another writes: the outcome of each one after another', async () => {
+      await kv.transact((tx) => tx.put(b('turn/counter'), b('0')));
+      const before = groups();
+      await Promise.all(Array.from({ length: 10 }, () => kv.transact(async (tx) => {
+        const n = Number((await tx.get(b('turn/counter')))!.toString());
+        await tx.put(b('turn/counter'), b(String(n + 1)));
+      })));
+      expect((await value('turn/counter'))?.toString()).toBe('10');
+      // PostgreSQL: the group saw the overlap, gave up, and each ran alone.
+      expect(since(before)?.abandoned ?? 1).toBeGreaterThanOrEqual(1);
+    });
+
+    it('writes of one key in one turn that no transaction reads: the last one begun wins', async () => {
+      const before = groups();
+      await Promise.all(Array.from({ length: 5 }, (_, i) => kv.transact(async (tx) => {
+        await tx.put(b('turn/blind'), b(String(i)));
+        await tx.put(b(`turn/blind-${i}`), b('1'));
+      })));
+      expect((await value('turn/blind'))?.toString()).toBe('4');
+      expect((await kv.read((tx) => tx.scan(b('turn/blind-'), b('turn/blind.'), 10))).length).toBe(5);
+      expect(since(before) ?? { committed: 1, abandoned: 0 }).toEqual({ committed: 1, abandoned: 0 });
+    });
+
+    it('a scan in a turn of many sees its own transaction\'s writes over the stored rows, up to its limit', async () => {
+      await kv.transact(async (tx) => {
+        for (const k of ['a', 'b', 'c', 'd']) await tx.put(b(`scan/${k}`), b(k.toUpperCase()));
+      });
+      const before = groups();
+      const [scanned] = await Promise.all([
+        kv.transact(async (tx) => {
+          await tx.delete(b('scan/a'));
+          await tx.delete(b('scan/b'));
+          await tx.put(b('scan/bb'), b('new'));
+          await tx.put(b('scan/c'), b('changed'));
+          return (await tx.scan(b('scan/'), b('scan0'), 3)).map(([k, v]) => `${k}=${v}`);
+        }),
+        ...Array.from({ length: 3 }, (_, i) => kv.transact((tx) => tx.put(b(`elsewhere/${i}`), b('1')))),
+      ]);
+      expect(scanned).toEqual(['scan/bb=new', 'scan/c=changed', 'scan/d=D']);
+      expect((await kv.read((tx) => tx.scan(b('scan/'), b('scan0'), 10))).map(([k]) => k.toString())).toEqual(['scan/bb', 'scan/c', 'scan/d']);
+      expect(since(before) ?? { committed: 1, abandoned: 0 }).toEqual({ committed: 1, abandoned: 0 });
+    });
+
+    it('a claim of a key already stored, in a turn of many: that transaction fails with EEXIST, the others commit', async () => {
+      await kv.transact((tx) => tx.put(b('dup/applied'), b('earlier')));
+      const outcomes = await Promise.all(Array.from({ length: 6 }, (_, i) => code(kv.transact(async (tx) => {
+        await tx.get(b('dup/applied-seen'));
+        await tx.put(b(`dup/done-${i}`), b('1'));
+        await tx.claim(b(i === 2 ? 'dup/applied' : `dup/applied-${i}`), b('now'));
+      }))));
+      expect(outcomes).toEqual([undefined, undefined, 'EEXIST', undefined, undefined, undefined]);
+      expect((await value('dup/applied'))?.toString()).toBe('earlier');
+      expect(await value('dup/done-2')).toBeUndefined();
+      expect((await kv.read((tx) => tx.scan(b('dup/done-'), b('dup/done.'), 10))).length).toBe(5);
     });
   });
 }

@@ -166,13 +166,18 @@ describe.skipIf(skipPg)('PostgresKv writersMax', () => {
       let most = 0;
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));
-      const writes = Array.from({ length: 12 }, (_, i) => kv.transact(async (tx) => {
-        inside++;
-        most = Math.max(most, inside);
-        await tx.put(b(`w${i}`), b(String(i)));
-        if (i < 2) await held; // the first two hold both places
-        inside--;
-      }));
+      const writes: Array<Promise<void>> = [];
+      for (let i = 0; i < 12; i++) {
+        writes.push(kv.transact(async (tx) => {
+          inside++;
+          most = Math.max(most, inside);
+          await tx.put(b(`w${i}`), b(String(i)));
+          if (i < 2) await held; // the first two hold both places
+          inside--;
+        }));
+        // Each in a turn of its own: a transaction alone, not a member of a group (one place for all).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(inside).toBe(2);
       // Both places are taken, yet a read completes.

@@ -36,7 +36,10 @@ describe.skipIf(skipPg)('meta transaction retries on PostgreSQL', () => {
       await Promise.race([barrier, new Promise((r) => setTimeout(r, 2_000))]);
       await tx.put(key, Buffer.from(String(value + 1)));
     });
-    await Promise.all([increment(), increment()]);
+    // Begun in different turns: each is a transaction of its own, not members of one group.
+    const first = increment();
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all([first, increment()]);
     expect((await kv.transact((tx) => tx.get(key)))!.toString()).toBe('2'); // the retry saw the other's write
     expect(kv.conflicts - conflictsBefore).toBeGreaterThanOrEqual(1);
     expect(await retries() - before).toBe(kv.conflicts - conflictsBefore);
