@@ -7,8 +7,10 @@
  * Aims (issue 13), from one client with 32 in flight: PostgreSQL >= 5,000 creates/s and
  * >= 20,000 stats/s, SQLite >= 10,000 / >= 50,000; `*_vs_aim` is the measured rate (auth on)
  * over the aim. whoami/s is the RPC floor (no KV): what the protocol alone allows.
- * `--depth 1` gives the one-request-at-a-time figures.
- *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--backends sqlite,postgres]
+ * `--depth 1` gives the one-request-at-a-time figures. Each server first runs `--warmup`
+ * untimed rounds of the same work (V8 compiles its hot paths, PostgreSQL caches its plans), as
+ * a long-running meta server has: the figures are a warm server's.
+ *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--warmup 1] [--backends sqlite,postgres]
  *     [--profile DIR]   (each meta server writes a V8 CPU profile into DIR)
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -60,7 +62,7 @@ interface Side {
 }
 
 /** One round on one side: creates `count` files in a fresh directory, stats them, lists them. */
-async function round(side: Side, r: number, count: number, depth: number): Promise<void> {
+async function round(side: Side, r: number | 'warmup', count: number, depth: number): Promise<void> {
   const dir = `/bench/r${r}`;
   await side.client.mkdir(dir, { recursive: true });
   let t = nowMs();
@@ -128,6 +130,8 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
   const files = intOption(options, 'files', 5000);
   const depth = intOption(options, 'depth', 32);
   const rounds = intOption(options, 'rounds', 8);
+  const warmup = options.has('warmup') ? Number(options.get('warmup')) : 1;
+  if (!Number.isSafeInteger(warmup) || warmup < 0) throw new RangeError('--warmup must be a whole number of rounds');
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
   profileDir = options.get('profile');
   const figures: Record<string, number> = {};
@@ -140,6 +144,10 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     // first), so the machine's load drifts over both alike.
     const sides = [await startSide(backend, false, keys), await startSide(backend, true, keys)];
     try {
+      for (const side of sides) {
+        for (let w = 0; w < warmup; w++) await round(side, 'warmup', perRound, depth);
+        Object.assign(side, { createMs: 0, statMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
+      }
       for (let r = 0; r < rounds; r++) {
         for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await round(side, r, perRound, depth);
       }
@@ -178,6 +186,6 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     figures[`${backend}_readdir_auth_ratio`] = Number((off.readdirMs / on.readdirMs).toFixed(3));
   }
   keysDir.cleanup();
-  printTable(`meta: ${files} files in ${rounds} rounds alternating auth off/on, depth ${depth}, one client each (${machineNote()})`, rows);
-  printJson('meta', { files, depth, rounds, ...figures });
+  printTable(`meta: ${files} files in ${rounds} rounds alternating auth off/on after ${warmup} untimed, depth ${depth}, one client each (${machineNote()})`, rows);
+  printJson('meta', { files, depth, rounds, warmup, ...figures });
 }
