@@ -97,9 +97,13 @@ export const metaLimits = {
   postgresPoolConnectionsDefault: 8,
   /**
    * Serializable (writing) transactions one server runs on PostgreSQL at once; the rest of
-   * the pool serves reads. Fewer overlapping writers conflict less (see PostgresKv.transact).
+   * the pool serves reads. A group transaction (all that began in one turn) is one of them, so
+   * one place still serves many clients; overlapping groups conflict (btree pages are
+   * predicate-locked), and a conflict costs a whole group. One client's 32 creates in flight
+   * on a 2-core VM: 4 places 4.9-5.8k creates/s with 8-44 rollbacks per 8,000; 2 places
+   * 4.7-5.7k, 7-21; 1 place 5.3-6.5k, none (bench/.work/metacreate.ts).
    */
-  postgresWritersMax: 4,
+  postgresWritersMax: 1,
   /**
    * Transactions begun in one event-loop turn that run as one on PostgreSQL, sharing its round
    * trips and its COMMIT (src/kv/postgres-group.ts); more make further groups.

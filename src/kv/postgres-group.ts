@@ -46,13 +46,14 @@ type Request =
 /** What a member's statement fails with once its group is abandoned (the member runs again alone). */
 class Abandoned extends Error {}
 
-const hexOf = (key: Buffer): string => key.toString('hex'); // orders as the bytes do
+/** A key as a Map key: latin1, one char a byte, so ids order as the bytes do (scanned ranges). */
+const idOf = (key: Buffer): string => key.toString('latin1');
 
 class Member {
   requests: Request[] = [];
   finished = false;
   outcome: { ok: true; value: unknown } | { ok: false; err: unknown } | undefined;
-  /** This member's puts, deletes and claims by hex key (sent with COMMIT). */
+  /** This member's puts, deletes and claims by key id (sent with COMMIT). */
   readonly writes = new Map<string, PendingWrite>();
   /** Keys its inserts added: deleted at COMMIT if its fn throws. */
   readonly inserted: Buffer[] = [];
@@ -67,7 +68,7 @@ class Member {
   }
 
   private write(key: Buffer, write: PendingWrite, alsoReads: boolean): void {
-    const h = hexOf(key);
+    const h = idOf(key);
     if (alsoReads) this.group.touch(this, h, false);
     this.group.touch(this, h, true);
     this.writes.set(h, write);
@@ -77,11 +78,11 @@ class Member {
     get: async (key) => (await this.api.getMany([key]))[0],
     getMany: async (keys) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
-      const hex = keys.map((k) => hexOf(k));
-      for (const h of hex) this.group.touch(this, h, false);
-      const missing = keys.filter((_, i) => !this.writes.has(hex[i]!));
+      const ids = keys.map((k) => idOf(k));
+      for (const h of ids) this.group.touch(this, h, false);
+      const missing = keys.filter((_, i) => !this.writes.has(ids[i]!));
       const found = missing.length > 0 ? await this.ask<Map<string, Buffer>>((settle) => ({ kind: 'get', keys: missing, settle })) : undefined;
-      return hex.map((h) => {
+      return ids.map((h) => {
         const mine = this.writes.get(h);
         return mine ? mine.value ?? undefined : found!.get(h);
       });
@@ -89,13 +90,13 @@ class Member {
     put: async (key, value) => this.write(key, { key, value }, false),
     delete: async (key) => this.write(key, { key, value: null }, false),
     claim: async (key, value) => {
-      const mine = this.writes.get(hexOf(key));
+      const mine = this.writes.get(idOf(key));
       if (mine?.value) throw claimedKeyPresent();
       // Deleted earlier by this member: absent at the commit, so a plain put.
       this.write(key, mine ? { key, value } : { key, value, claim: true }, true);
     },
     insert: async (key, value) => {
-      const h = hexOf(key);
+      const h = idOf(key);
       const mine = this.writes.get(h);
       this.group.touch(this, h, false);
       if (mine?.value) return mine.value;
@@ -107,20 +108,20 @@ class Member {
       return this.ask<Buffer | undefined>((settle) => ({ kind: 'insert', key, value, member: this, settle }));
     },
     scan: async (start, end, limit) => {
-      this.group.touchRange(this, hexOf(start), hexOf(end));
+      this.group.touchRange(this, idOf(start), idOf(end));
       return this.ask<KvPair[]>((settle) => ({ kind: 'scan', start, end, limit, member: this, settle }));
     },
   };
 
   /** `rows` (the first limit + n of the range, n this member's writes in it) with its own writes applied, cut to `limit`. */
   overlay(rows: KvPair[], start: string, end: string, limit: number): KvPair[] {
-    const byHex = new Map<string, KvPair>(rows.map((row) => [hexOf(row[0]), row]));
+    const byId = new Map<string, KvPair>(rows.map((row) => [idOf(row[0]), row]));
     for (const [h, w] of this.writes) {
       if (h < start || h >= end) continue;
-      if (w.value === null) byHex.delete(h);
-      else byHex.set(h, [w.key, w.value]);
+      if (w.value === null) byId.delete(h);
+      else byId.set(h, [w.key, w.value]);
     }
-    return [...byHex.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, limit).map(([, row]) => row);
+    return [...byId.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, limit).map(([, row]) => row);
   }
 
   ownWritesIn(start: string, end: string): number {
@@ -137,7 +138,7 @@ export class Group {
   /** What PostgreSQL failed with, if it did. */
   private failure: unknown;
   private live = true;
-  /** hex key -> the members that read it / wrote it. */
+  /** key id -> the members that read it / wrote it. */
   private readonly readers = new Map<string, Set<Member>>();
   private readonly writers = new Map<string, Set<Member>>();
   private readonly scanned: Array<{ member: Member; start: string; end: string }> = [];
@@ -245,14 +246,14 @@ export class Group {
     const gets = requests.filter((r) => r.kind === 'get');
     const inserts = requests.filter((r) => r.kind === 'insert');
     const scans = requests.filter((r) => r.kind === 'scan');
-    const keys = [...new Map(gets.flatMap((g) => g.keys.map((k) => [hexOf(k), k] as const))).values()];
+    const keys = [...new Map(gets.flatMap((g) => g.keys.map((k) => [idOf(k), k] as const))).values()];
     for (let i = 0; i < keys.length; i += metaLimits.getManyKeysMax) {
       steps.push({ statement: SQL.getMany, values: [keys.slice(i, i + metaLimits.getManyKeysMax)] });
     }
     const getSteps = steps.length - firstOwn;
     if (inserts.length > 0) steps.push({ statement: SQL.insertMany, values: [inserts.map((r) => r.key), inserts.map((r) => r.value)] });
     for (const s of scans) {
-      const extra = s.member.ownWritesIn(hexOf(s.start), hexOf(s.end));
+      const extra = s.member.ownWritesIn(idOf(s.start), idOf(s.end));
       steps.push({ statement: SQL.scan, values: [s.start, s.end, s.limit + extra] });
     }
     try {
@@ -260,12 +261,12 @@ export class Group {
       this.began = true;
       const found = new Map<string, Buffer>();
       for (const result of results.slice(firstOwn, firstOwn + getSteps)) {
-        for (const [k, v] of result.rows as KvPair[]) found.set(hexOf(k), v);
+        for (const [k, v] of result.rows as KvPair[]) found.set(idOf(k), v);
       }
       for (const g of gets) g.settle.resolve(found);
       let next = firstOwn + getSteps;
       if (inserts.length > 0) await this.answerInserts(inserts, results[next++]!.rows as Array<[Buffer]>);
-      for (const s of scans) s.settle.resolve(s.member.overlay(results[next++]!.rows as KvPair[], hexOf(s.start), hexOf(s.end), s.limit));
+      for (const s of scans) s.settle.resolve(s.member.overlay(results[next++]!.rows as KvPair[], idOf(s.start), idOf(s.end), s.limit));
     } catch (err) {
       this.began = true; // BEGIN may have run: ROLLBACK
       this.abandoned = true;
@@ -276,16 +277,16 @@ export class Group {
 
   /** Inserts that added their row answer undefined; the others the value present (one more statement). */
   private async answerInserts(inserts: Array<Extract<Request, { kind: 'insert' }>>, added: Array<[Buffer]>): Promise<void> {
-    const addedHex = new Set(added.map(([k]) => hexOf(k)));
-    const present = inserts.filter((r) => !addedHex.has(hexOf(r.key)));
+    const addedIds = new Set(added.map(([k]) => idOf(k)));
+    const present = inserts.filter((r) => !addedIds.has(idOf(r.key)));
     const values = new Map<string, Buffer>();
     if (present.length > 0) {
       const [result] = await pipeline(this.client, [{ statement: SQL.getMany, values: [present.map((r) => r.key)] }]);
-      for (const [k, v] of result!.rows as KvPair[]) values.set(hexOf(k), v);
+      for (const [k, v] of result!.rows as KvPair[]) values.set(idOf(k), v);
     }
     for (const r of inserts) {
-      const h = hexOf(r.key);
-      if (addedHex.has(h)) {
+      const h = idOf(r.key);
+      if (addedIds.has(h)) {
         r.member.inserted.push(r.key);
         r.settle.resolve(undefined);
       } else {
@@ -299,7 +300,7 @@ export class Group {
     const writes = new Map<string, PendingWrite>();
     for (const m of this.members) {
       if (m.outcome!.ok) for (const [h, w] of m.writes) writes.set(h, w); // a later member's blind write wins
-      else for (const key of m.inserted) writes.set(hexOf(key), { key, value: null });
+      else for (const key of m.inserted) writes.set(idOf(key), { key, value: null });
     }
     const write = writeStep(writes.values());
     if (!this.began && !write) return;

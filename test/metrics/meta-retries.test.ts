@@ -14,7 +14,7 @@ describe.skipIf(skipPg)('meta transaction retries on PostgreSQL', () => {
   let kv: PostgresKv;
   beforeAll(async () => {
     db = await createTestDatabase();
-    kv = await PostgresKv.open({ connectionString: db.url });
+    kv = await PostgresKv.open({ connectionString: db.url, writersMax: 2 }); // two writers at once, so they can conflict
   }, 60_000);
   afterAll(async () => {
     await kv?.close();
