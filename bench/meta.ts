@@ -9,11 +9,13 @@
  * over the aim. whoami/s is the RPC floor (no KV): what the protocol alone allows.
  * `--depth 1` gives the one-request-at-a-time figures. Each server first runs `--warmup`
  * untimed rounds of the same work (V8 compiles its hot paths, PostgreSQL caches its plans), as
- * a long-running meta server has: the figures are a warm server's.
+ * a long-running meta server has: the figures are a warm server's. The servers run from
+ * dist/, as installed (build it first: npm run build:ts).
  *   npm run bench -- meta [--files 5000] [--rounds 8] [--depth 32] [--warmup 1] [--backends sqlite,postgres]
  *     [--profile DIR]   (each meta server writes a V8 CPU profile into DIR)
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,14 +32,20 @@ const AIMS: Record<string, { create: number; stat: number }> = {
 
 const READDIR_PASSES = 8;
 
-const mainTs = fileURLToPath(new URL('../src/meta/main.ts', import.meta.url));
+/**
+ * The meta server as installed: compiled JavaScript (dist/; build it first: npm run build:ts).
+ * Through tsx (its loader, and esbuild's helpers around every function) the same server spends
+ * ~15% more CPU per create.
+ */
+const metaMain = fileURLToPath(new URL('../dist/meta/main.js', import.meta.url));
 
 /** `--profile DIR`: each meta server writes a V8 CPU profile there (stopped with SIGTERM). */
 let profileDir: string | undefined;
 
 function startServer(args: string[]): Promise<{ child: ChildProcess; endpoint: string }> {
   const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', mainTs, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (!existsSync(metaMain)) throw new Error(`the meta bench runs ${metaMain}: build it first (npm run build:ts)`);
+  const child = spawn(process.execPath, [...prof, metaMain, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = line.match(/^listening (\S+)$/);
@@ -62,7 +70,7 @@ interface Side {
 }
 
 /** One round on one side: creates `count` files in a fresh directory, stats them, lists them. */
-async function round(side: Side, r: number | 'warmup', count: number, depth: number): Promise<void> {
+async function round(side: Side, r: number | string, count: number, depth: number): Promise<void> {
   const dir = `/bench/r${r}`;
   await side.client.mkdir(dir, { recursive: true });
   let t = nowMs();
@@ -145,7 +153,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     const sides = [await startSide(backend, false, keys), await startSide(backend, true, keys)];
     try {
       for (const side of sides) {
-        for (let w = 0; w < warmup; w++) await round(side, 'warmup', perRound, depth);
+        for (let w = 0; w < warmup; w++) await round(side, `warmup${w}`, perRound, depth);
         Object.assign(side, { createMs: 0, statMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
       }
       for (let r = 0; r < rounds; r++) {
