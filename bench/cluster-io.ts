@@ -4,7 +4,10 @@
  * striped over the chains, then reads it back, through the FileSystem API. Beside it, in the
  * same run: iperf3 (one TCP stream) and dd with O_DIRECT on the same disk, writing and then
  * reading (page cache dropped): write_dd3_ratio = write / (dd write / 3), the ceiling of three
- * replicas on one disk, and read_dd_ratio = read / dd read.
+ * replicas on one disk, and read_dd_ratio = read / dd read. The client uses millpond's default
+ * transport (auto: on a host with the file's targets it reads their chunk files through
+ * descriptors the storage daemon hands it, short-circuit, as HDFS does); read_tcp_GBps is the
+ * same read with every byte through the TCP data plane (a client on another host), auth on.
  * Two more baselines, as the chunk store must use the disk: dd writes that reach the disk
  * before they return (oflag=direct,dsync; CHUNKS_AT_ONCE writers, as chunks are in flight at
  * once), since every chunk write is fdatasynced and plain dd's are not
@@ -15,7 +18,7 @@ import { open, readdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
-import { connect } from '../src/fs/index.js';
+import { connect, type FileSystem } from '../src/fs/index.js';
 import { allocAligned, crc32c } from '../src/index.js';
 import {
   GiB, MiB, dropPageCache, fmtGBps, freePort, gbPerSecond, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable,
@@ -68,7 +71,7 @@ async function ddSyncWrites(dir: string, writers: number, count: number): Promis
 export async function clusterIoBench(options: Map<string, string>): Promise<void> {
   const sizeMiB = intOption(options, 'size-mib', 2048);
   const pieceMiB = intOption(options, 'piece-mib', 64); // bytes handed to one write()/read() call
-  const transport = (options.get('transport') ?? 'tcp') as 'tcp' | 'rdma' | 'auto';
+  const transport = (options.get('transport') ?? 'auto') as 'tcp' | 'rdma' | 'auto';
   const rounds = intOption(options, 'rounds', 3);
   const work = await makeWorkDir('cluster-io');
   try {
@@ -85,7 +88,24 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     const bytes = pieces * piece.length;
     // Rounds alternate which goes first (the shared cores drift); each figure is the median.
     const timings = new Map<boolean, { writeMs: number[]; readMs: number[] }>([[true, { writeMs: [], readMs: [] }], [false, { writeMs: [], readMs: [] }]]);
+    const tcpReadMs: number[] = [];
     let chunkFilesDir = '';
+    /** Reads the file back cold (page cache dropped), checking every piece; ms. */
+    const readBack = async (fs: FileSystem): Promise<number> => {
+      await dropPageCache();
+      const reader = await fs.open('/bench.bin', 'r');
+      const expected = crc32c(piece);
+      const started = nowMs();
+      let reading = reader.readInto(into[0]!, 0);
+      for (let i = 0; i < pieces; i++) {
+        await reading;
+        if (i + 1 < pieces) reading = reader.readInto(into[(i + 1) % 2]!, (i + 1) * piece.length);
+        if (crc32c(into[i % 2]!) !== expected) throw new Error(`piece ${i} read back different bytes`);
+      }
+      const ms = nowMs() - started;
+      await reader.close();
+      return ms;
+    };
     for (let round = 0; round < rounds; round++) for (const auth of round % 2 === 0 ? [true, false] : [false, true]) {
       const dataDir = join(work.dir, `cluster-${round}-${auth ? 'auth' : 'noauth'}`);
       chunkFilesDir = dataDir;
@@ -98,24 +118,22 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       });
       try {
         const handle = await fs.open('/bench.bin', 'w');
-        let started = nowMs();
+        const started = nowMs();
         for (let i = 0; i < pieces; i++) await handle.write(piece);
         await handle.close();
         const writeMs = nowMs() - started;
 
-        await dropPageCache();
-        const reader = await fs.open('/bench.bin', 'r');
-        const expected = crc32c(piece);
-        started = nowMs();
-        let reading = reader.readInto(into[0]!, 0);
-        for (let i = 0; i < pieces; i++) {
-          await reading;
-          if (i + 1 < pieces) reading = reader.readInto(into[(i + 1) % 2]!, (i + 1) * piece.length);
-          if (crc32c(into[i % 2]!) !== expected) throw new Error(`piece ${i} read back different bytes`);
+        const readMs = await readBack(fs);
+        if (auth && transport !== 'tcp') {
+          const overTcp = await connect({ meta: cluster.meta, mgmtd: [cluster.mgmtd], transport: 'tcp', token: cluster.adminToken, serverKey: cluster.serverKey });
+          try {
+            tcpReadMs.push(await readBack(overTcp));
+          } finally {
+            overTcp.close();
+          }
         }
         timings.get(auth)!.writeMs.push(writeMs);
-        timings.get(auth)!.readMs.push(nowMs() - started);
-        await reader.close();
+        timings.get(auth)!.readMs.push(readMs);
       } finally {
         fs.close();
         await cluster.stop();
@@ -149,6 +167,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       read_GBps: round3(gbPerSecond(bytes, readMs)),
       write_noauth_GBps: round3(gbPerSecond(bytes, noauth.writeMs)),
       read_noauth_GBps: round3(gbPerSecond(bytes, noauth.readMs)),
+      ...(tcpReadMs.length > 0 ? { read_tcp_GBps: round3(gbPerSecond(bytes, median(tcpReadMs))) } : {}),
       write_auth_ratio: round3(noauth.writeMs / writeMs),
       read_auth_ratio: round3(noauth.readMs / readMs),
       iperf3_GBps: round3(iperf3),
@@ -162,13 +181,15 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
       /** The same against the disk as the chunk store must use it: synced writes, a file per chunk. */
       write_dd3_sync_ratio: round3(gbPerSecond(bytes, writeMs) / (ddSync / 1e9 / 3)),
       read_chunk_files_ratio: round3(gbPerSecond(bytes, readMs) / (chunkFilesRead / 1e9)),
+      ...(tcpReadMs.length > 0 ? { read_tcp_dd_ratio: round3(gbPerSecond(bytes, median(tcpReadMs)) / (ddRead.bytesPerSecond / 1e9)) } : {}),
     };
-    printTable(`cluster-io: one client, a ${figures.size_MiB} MiB file over 12 chains of 3 replicas (${machineNote()})`, [
+    printTable(`cluster-io: one client, a ${figures.size_MiB} MiB file over 12 chains of 3 replicas, transport ${transport} (${machineNote()})`, [
       ['path', 'GB/s'],
       ['millpond write (3 replicas, fdatasync per chunk), auth on', fmtGBps(figures.write_GBps)],
       ['millpond write, auth off', fmtGBps(figures.write_noauth_GBps)],
       ['millpond read (page cache dropped, checksums verified), auth on', fmtGBps(figures.read_GBps)],
       ['millpond read, auth off', fmtGBps(figures.read_noauth_GBps)],
+      ...(figures.read_tcp_GBps !== undefined ? [['millpond read over the TCP data plane (no short-circuit), auth on', fmtGBps(figures.read_tcp_GBps)]] : []),
       ['iperf3, one TCP stream', fmtGBps(figures.iperf3_GBps)],
       ['dd O_DIRECT write, 4 MiB blocks', fmtGBps(figures.dd_write_GBps)],
       ['dd O_DIRECT read, 4 MiB blocks', fmtGBps(figures.dd_read_GBps)],
@@ -180,6 +201,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     console.log(`auth on / off: write ${figures.write_auth_ratio}, read ${figures.read_auth_ratio}`);
     console.log(`write / (dd write / 3): ${figures.write_dd3_ratio}; read / dd read: ${figures.read_dd_ratio}`);
     console.log(`write / (dd dsync write / 3): ${figures.write_dd3_sync_ratio}; read / chunk files read: ${figures.read_chunk_files_ratio}`);
+    if (figures.read_tcp_dd_ratio !== undefined) console.log(`read over TCP / dd read: ${figures.read_tcp_dd_ratio} (rounds: ${tcpReadMs.map((ms) => gbPerSecond(bytes, ms).toFixed(3)).join(' ')} GB/s)`);
     for (const auth of [true, false]) {
       const t = timings.get(auth)!;
       console.log(`  rounds, auth ${auth ? 'on ' : 'off'} (GB/s): write ${t.writeMs.map((ms) => gbPerSecond(bytes, ms).toFixed(3)).join(' ')}; ` +
