@@ -5,7 +5,10 @@
  * Contract: `transact(fn)` runs fn in one serializable transaction and commits it. If the
  * backend detects a conflict it rolls back and runs fn again (bounded by
  * metaLimits.transactionAttemptsMax, then EBUSY), so fn must have no effects outside the
- * transaction. An error thrown by fn rolls back and propagates unchanged.
+ * transaction. An error thrown by fn rolls back and propagates unchanged. Transactions begun
+ * in one event-loop turn may share one backend transaction and its commit (SQLite's group
+ * commit, PostgreSQL's group transactions): each still sees only its own writes, and fails
+ * alone; should they touch one another's keys, each runs again on its own.
  *
  * `read(fn)` runs fn on one consistent snapshot with no writes (put, insert, claim and delete throw
  * EINVAL): what stat, lookup and readdir need. It never conflicts with writers, so it is never
