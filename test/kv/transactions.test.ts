@@ -185,5 +185,36 @@ for (const backend of backends) {
       expect(await value('dup/done-2')).toBeUndefined();
       expect((await kv.read((tx) => tx.scan(b('dup/done-'), b('dup/done.'), 10))).length).toBe(5);
     });
+    it.skipIf(backend.name !== 'postgres')('groups on two servers that write-skew: PostgreSQL fails one, which runs again as a group and commits', async () => {
+      const mine = kv as PostgresKv;
+      const other = (await opened.reopen()) as PostgresKv;
+      await kv.transact(async (tx) => {
+        await tx.put(b('skew/x'), b('0'));
+        await tx.put(b('skew/y'), b('0'));
+      });
+      const before = { conflicts: mine.conflicts + other.conflicts, committed: mine.groupsCommitted + other.groupsCommitted };
+      let reads = 0;
+      let bothRead!: () => void;
+      const barrier = new Promise<void>((resolve) => (bothRead = resolve));
+      // One group reads x and writes y, the other reads y and writes x, each beside a member
+      // with a key of its own; first attempts wait until both have read, so they overlap.
+      const group = (db: KvBackend, source: string, target: string, tag: string) => Promise.all([
+        db.transact(async (tx) => {
+          const n = Number((await tx.get(b(source)))!.toString());
+          if (++reads === 2) bothRead();
+          await Promise.race([barrier, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+          await tx.put(b(target), b(String(n + 1)));
+        }),
+        db.transact((tx) => tx.put(b(`skew/${tag}`), b('1'))),
+      ]);
+      await Promise.all([group(mine, 'skew/x', 'skew/y', 'a'), group(other, 'skew/y', 'skew/x', 'b')]);
+      // Serializable: one ran after the other and read its write (1 + 2), never both from 0 (1 + 1).
+      const sum = Number((await value('skew/x'))!.toString()) + Number((await value('skew/y'))!.toString());
+      expect(sum).toBe(3);
+      expect((await value('skew/a'))?.toString()).toBe('1');
+      expect((await value('skew/b'))?.toString()).toBe('1');
+      expect(mine.conflicts + other.conflicts - before.conflicts).toBeGreaterThanOrEqual(1);
+      expect(mine.groupsCommitted + other.groupsCommitted - before.committed).toBe(2); // the failed group, again as a group
+    });
   });
 }
