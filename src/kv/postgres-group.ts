@@ -26,7 +26,7 @@
  */
 import type pg from 'pg';
 import { metaLimits } from '../limits.js';
-import { claimedKeyPresent, type KvPair, type KvTx } from './kv.js';
+import { claimedKeyPresent, keyId, type KvPair, type KvTx } from './kv.js';
 import { pipeline, RETRYABLE, SQL, writeStep, type PendingWrite, type Step } from './postgres-wire.js';
 
 /** A transaction waiting for PostgresKv.transact: its fn, and how its promise is settled. */
@@ -41,13 +41,10 @@ interface Settle<T> { resolve: (value: T) => void; reject: (err: unknown) => voi
 type Request =
   | { kind: 'get'; keys: Buffer[]; settle: Settle<Map<string, Buffer>> }
   | { kind: 'insert'; key: Buffer; value: Buffer; member: Member; settle: Settle<Buffer | undefined> }
-  | { kind: 'scan'; start: Buffer; end: Buffer; limit: number; member: Member; settle: Settle<KvPair[]> };
+  | { kind: 'scan'; start: Buffer; end: Buffer; startId: string; endId: string; limit: number; member: Member; settle: Settle<KvPair[]> };
 
 /** What a member's statement fails with once its group is abandoned (the member runs again alone). */
 class Abandoned extends Error {}
-
-/** A key as a Map key: latin1, one char a byte, so ids order as the bytes do (scanned ranges). */
-const idOf = (key: Buffer): string => key.toString('latin1');
 
 class Member {
   requests: Request[] = [];
@@ -68,7 +65,7 @@ class Member {
   }
 
   private write(key: Buffer, write: PendingWrite, alsoReads: boolean): void {
-    const h = idOf(key);
+    const h = keyId(key);
     if (alsoReads) this.group.touch(this, h, false);
     this.group.touch(this, h, true);
     this.writes.set(h, write);
@@ -78,7 +75,7 @@ class Member {
     get: async (key) => (await this.api.getMany([key]))[0],
     getMany: async (keys) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
-      const ids = keys.map((k) => idOf(k));
+      const ids = keys.map((k) => keyId(k));
       for (const h of ids) this.group.touch(this, h, false);
       const missing = keys.filter((_, i) => !this.writes.has(ids[i]!));
       const found = missing.length > 0 ? await this.ask<Map<string, Buffer>>((settle) => ({ kind: 'get', keys: missing, settle })) : undefined;
@@ -90,13 +87,13 @@ class Member {
     put: async (key, value) => this.write(key, { key, value }, false),
     delete: async (key) => this.write(key, { key, value: null }, false),
     claim: async (key, value) => {
-      const mine = this.writes.get(idOf(key));
+      const mine = this.writes.get(keyId(key));
       if (mine?.value) throw claimedKeyPresent();
       // Deleted earlier by this member: absent at the commit, so a plain put.
       this.write(key, mine ? { key, value } : { key, value, claim: true }, true);
     },
     insert: async (key, value) => {
-      const h = idOf(key);
+      const h = keyId(key);
       const mine = this.writes.get(h);
       this.group.touch(this, h, false);
       if (mine?.value) return mine.value;
@@ -108,14 +105,16 @@ class Member {
       return this.ask<Buffer | undefined>((settle) => ({ kind: 'insert', key, value, member: this, settle }));
     },
     scan: async (start, end, limit) => {
-      this.group.touchRange(this, idOf(start), idOf(end));
-      return this.ask<KvPair[]>((settle) => ({ kind: 'scan', start, end, limit, member: this, settle }));
+      const startId = keyId(start);
+      const endId = keyId(end);
+      this.group.touchRange(this, startId, endId);
+      return this.ask<KvPair[]>((settle) => ({ kind: 'scan', start, end, startId, endId, limit, member: this, settle }));
     },
   };
 
   /** `rows` (the first limit + n of the range, n this member's writes in it) with its own writes applied, cut to `limit`. */
   overlay(rows: KvPair[], start: string, end: string, limit: number): KvPair[] {
-    const byId = new Map<string, KvPair>(rows.map((row) => [idOf(row[0]), row]));
+    const byId = new Map<string, KvPair>(rows.map((row) => [keyId(row[0]), row]));
     for (const [h, w] of this.writes) {
       if (h < start || h >= end) continue;
       if (w.value === null) byId.delete(h);
@@ -246,14 +245,14 @@ export class Group {
     const gets = requests.filter((r) => r.kind === 'get');
     const inserts = requests.filter((r) => r.kind === 'insert');
     const scans = requests.filter((r) => r.kind === 'scan');
-    const keys = [...new Map(gets.flatMap((g) => g.keys.map((k) => [idOf(k), k] as const))).values()];
+    const keys = [...new Map(gets.flatMap((g) => g.keys.map((k) => [keyId(k), k] as const))).values()];
     for (let i = 0; i < keys.length; i += metaLimits.getManyKeysMax) {
       steps.push({ statement: SQL.getMany, values: [keys.slice(i, i + metaLimits.getManyKeysMax)] });
     }
     const getSteps = steps.length - firstOwn;
     if (inserts.length > 0) steps.push({ statement: SQL.insertMany, values: [inserts.map((r) => r.key), inserts.map((r) => r.value)] });
     for (const s of scans) {
-      const extra = s.member.ownWritesIn(idOf(s.start), idOf(s.end));
+      const extra = s.member.ownWritesIn(s.startId, s.endId);
       steps.push({ statement: SQL.scan, values: [s.start, s.end, s.limit + extra] });
     }
     try {
@@ -261,12 +260,12 @@ export class Group {
       this.began = true;
       const found = new Map<string, Buffer>();
       for (const result of results.slice(firstOwn, firstOwn + getSteps)) {
-        for (const [k, v] of result.rows as KvPair[]) found.set(idOf(k), v);
+        for (const [k, v] of result.rows as KvPair[]) found.set(keyId(k), v);
       }
       for (const g of gets) g.settle.resolve(found);
       let next = firstOwn + getSteps;
       if (inserts.length > 0) await this.answerInserts(inserts, results[next++]!.rows as Array<[Buffer]>);
-      for (const s of scans) s.settle.resolve(s.member.overlay(results[next++]!.rows as KvPair[], idOf(s.start), idOf(s.end), s.limit));
+      for (const s of scans) s.settle.resolve(s.member.overlay(results[next++]!.rows as KvPair[], s.startId, s.endId, s.limit));
     } catch (err) {
       this.began = true; // BEGIN may have run: ROLLBACK
       this.abandoned = true;
@@ -277,15 +276,15 @@ export class Group {
 
   /** Inserts that added their row answer undefined; the others the value present (one more statement). */
   private async answerInserts(inserts: Array<Extract<Request, { kind: 'insert' }>>, added: Array<[Buffer]>): Promise<void> {
-    const addedIds = new Set(added.map(([k]) => idOf(k)));
-    const present = inserts.filter((r) => !addedIds.has(idOf(r.key)));
+    const addedIds = new Set(added.map(([k]) => keyId(k)));
+    const present = inserts.filter((r) => !addedIds.has(keyId(r.key)));
     const values = new Map<string, Buffer>();
     if (present.length > 0) {
       const [result] = await pipeline(this.client, [{ statement: SQL.getMany, values: [present.map((r) => r.key)] }]);
-      for (const [k, v] of result!.rows as KvPair[]) values.set(idOf(k), v);
+      for (const [k, v] of result!.rows as KvPair[]) values.set(keyId(k), v);
     }
     for (const r of inserts) {
-      const h = idOf(r.key);
+      const h = keyId(r.key);
       if (addedIds.has(h)) {
         r.member.inserted.push(r.key);
         r.settle.resolve(undefined);
@@ -300,7 +299,7 @@ export class Group {
     const writes = new Map<string, PendingWrite>();
     for (const m of this.members) {
       if (m.outcome!.ok) for (const [h, w] of m.writes) writes.set(h, w); // a later member's blind write wins
-      else for (const key of m.inserted) writes.set(idOf(key), { key, value: null });
+      else for (const key of m.inserted) writes.set(keyId(key), { key, value: null });
     }
     const write = writeStep(writes.values());
     if (!this.began && !write) return;

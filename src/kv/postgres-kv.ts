@@ -31,7 +31,7 @@ import { metaTxRetries } from '../metrics/services.js';
 import pg from 'pg';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
-import { backoff, claimedKeyPresent, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { backoff, claimedKeyPresent, keyId, type KvBackend, type KvPair, type KvTx } from './kv.js';
 import { Group, type Transaction } from './postgres-group.js';
 import { pipeline, RETRYABLE, SQL, writeStep, type PendingWrite, type Statement, type Step, type StepResult } from './postgres-wire.js';
 
@@ -133,21 +133,11 @@ export class PostgresKv implements KvBackend {
       }
       await backoff(attempt, metaLimits.transactionBackoffMsMax);
     }
-    await Promise.all(members.map(async (m) => {
-      await this.takeWriterPlace();
-      try {
-        m.resolve(await this.run(m.fn, false));
-      } catch (err) {
-        m.reject(err);
-      } finally {
-        this.giveWriterPlace();
-      }
-    }));
+    await Promise.all(members.map((m) => this.inWriterPlace(() => this.run(m.fn, false)).then(m.resolve, m.reject)));
   }
 
   private async tryGroup(members: Transaction[]): Promise<'committed' | 'conflicted' | 'abandoned'> {
-    await this.takeWriterPlace();
-    try {
+    return this.inWriterPlace(async () => {
       if (this.closed) return 'abandoned';
       const client = await this.connect();
       try {
@@ -155,27 +145,24 @@ export class PostgresKv implements KvBackend {
       } finally {
         client.release();
       }
-    } catch {
-      return 'abandoned'; // no connection: each member alone reports it
-    } finally {
-      this.giveWriterPlace();
-    }
+    }).catch(() => 'abandoned' as const); // no connection: each member alone reports it
   }
 
   /**
-   * Waits for one of writersMax places: serializable transactions that overlap conflict more
-   * the more of them there are (each reads index pages the others write), and a conflict
-   * costs a whole attempt. Reads take no place.
+   * Runs fn in one of writersMax places, waiting for one: serializable transactions that
+   * overlap conflict more the more of them there are (each reads index pages the others
+   * write), and a conflict costs a whole attempt. Reads take no place.
    */
-  private async takeWriterPlace(): Promise<void> {
+  private async inWriterPlace<T>(fn: () => Promise<T>): Promise<T> {
     if (this.writers >= this.writersMax) await new Promise<void>((resolve) => this.waitingWriters.push(resolve));
     else this.writers++;
-  }
-
-  private giveWriterPlace(): void {
-    const next = this.waitingWriters.shift();
-    if (next) next(); // the place passes on
-    else this.writers--;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waitingWriters.shift();
+      if (next) next(); // the place passes on
+      else this.writers--;
+    }
   }
 
   read<T>(fn: (tx: KvTx) => Promise<T> | T, options: { oneStatement?: boolean } = {}): Promise<T> {
@@ -239,19 +226,19 @@ export class PostgresKv implements KvBackend {
   private async readShared(txs: GatherTx[]): Promise<void> {
     const asking = txs.filter((t) => t.keys !== undefined);
     if (asking.length === 0) return;
-    const byHex = new Map<string, Buffer>();
-    for (const t of asking) for (const k of t.keys!) byHex.set(k.toString('hex'), k);
+    const byId = new Map<string, Buffer>();
+    for (const t of asking) for (const k of t.keys!) byId.set(keyId(k), k);
     try {
       if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
       const client = await this.connect();
       let rows: KvPair[];
       try {
-        rows = (await client.query({ ...SQL.getMany, values: [[...byHex.values()]], rowMode: 'array' })).rows as KvPair[];
+        rows = (await client.query({ ...SQL.getMany, values: [[...byId.values()]], rowMode: 'array' })).rows as KvPair[];
       } finally {
         client.release();
       }
       const found = new Map<string, Buffer>();
-      for (const [k, v] of rows) found.set(k.toString('hex'), v);
+      for (const [k, v] of rows) found.set(keyId(k), v);
       for (const t of asking) t.answer(found);
     } catch (err) {
       for (const t of asking) t.fail(err);
@@ -350,11 +337,11 @@ class GatherTx {
   }
 
   readonly api: KvTx = {
-    get: async (key) => (await this.ask([key])).get(key.toString('hex')),
+    get: async (key) => (await this.ask([key])).get(keyId(key)),
     getMany: async (keys) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
       const found = await this.ask(keys);
-      return keys.map((k) => found.get(k.toString('hex')));
+      return keys.map((k) => found.get(keyId(k)));
     },
     put: async () => this.write(),
     insert: async () => this.write(),
@@ -374,7 +361,7 @@ class PgTx {
   began = false;
   /** Statements that go ahead of the next one, in its round trip (BEGIN; a scan's write). */
   private ahead: Step[];
-  /** hex key -> value to put (claim: only if absent), or null: delete. */
+  /** keyId -> value to put (claim: only if absent), or null: delete. */
   private readonly pending = new Map<string, PendingWrite>();
 
   constructor(private readonly client: pg.PoolClient, private readonly readOnly: boolean) {
@@ -420,34 +407,34 @@ class PgTx {
 
   readonly api: KvTx = {
     get: async (key) => {
-      const mine = this.pending.get(key.toString('hex'));
+      const mine = this.pending.get(keyId(key));
       if (mine) return mine.value ?? undefined;
       return (await this.q(SQL.get, [key])).rows[0]?.[0] as Buffer | undefined;
     },
     getMany: async (keys) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
-      const hex = keys.map((k) => k.toString('hex'));
-      const missing = keys.filter((_, i) => !this.pending.has(hex[i]!));
+      const ids = keys.map((k) => keyId(k));
+      const missing = keys.filter((_, i) => !this.pending.has(ids[i]!));
       const found = new Map<string, Buffer>();
       if (missing.length > 0) {
-        for (const [k, v] of (await this.q(SQL.getMany, [missing])).rows as KvPair[]) found.set(k.toString('hex'), v);
+        for (const [k, v] of (await this.q(SQL.getMany, [missing])).rows as KvPair[]) found.set(keyId(k), v);
       }
-      return hex.map((h) => {
+      return ids.map((h) => {
         const mine = this.pending.get(h);
         return mine ? mine.value ?? undefined : found.get(h);
       });
     },
     put: async (key, value) => {
       this.write();
-      this.pending.set(key.toString('hex'), { key, value });
+      this.pending.set(keyId(key), { key, value });
     },
     delete: async (key) => {
       this.write();
-      this.pending.set(key.toString('hex'), { key, value: null });
+      this.pending.set(keyId(key), { key, value: null });
     },
     claim: async (key, value) => {
       this.write();
-      const h = key.toString('hex');
+      const h = keyId(key);
       const mine = this.pending.get(h);
       if (mine?.value) throw claimedKeyPresent();
       // Deleted earlier in this transaction: absent at the commit, so a plain put.
@@ -455,7 +442,7 @@ class PgTx {
     },
     insert: async (key, value) => {
       this.write();
-      const h = key.toString('hex');
+      const h = keyId(key);
       const mine = this.pending.get(h);
       if (mine?.value) return mine.value;
       if (mine) {

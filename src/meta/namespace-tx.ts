@@ -6,7 +6,7 @@ import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
-import type { KvTx } from '../kv/kv.js';
+import { keyId, type KvTx } from '../kv/kv.js';
 import { requireAccess, X } from './permissions.js';
 import type { FileType, Garbage, Inode, User } from '../protocol/meta-types.js';
 
@@ -48,17 +48,14 @@ export class PathHints {
   }
 }
 
-/** A key as a Map key: latin1, one char a byte (cheaper to make than hex). */
-const idOf = (key: Buffer): string => key.toString('latin1');
-
 export class NamespaceTx {
-  /** Inode and entry values this transaction read (null: absent), by idOf(key). */
+  /** Inode and entry values this transaction read (null: absent), by keyId(key). */
   private readonly known = new Map<string, Buffer | null>();
 
   constructor(readonly tx: KvTx, readonly user: User, private readonly hints = new PathHints(0)) {}
 
   private async read(key: Buffer): Promise<Buffer | undefined> {
-    const id = idOf(key);
+    const id = keyId(key);
     const seen = this.known.get(id);
     if (seen !== undefined) return seen ?? undefined;
     const raw = await this.tx.get(key);
@@ -78,15 +75,15 @@ export class NamespaceTx {
       if (wanted.length + 2 > metaLimits.getManyKeysMax) break; // a deeper walk reads the rest one by one
       const dentry = keys.dentry(id, name);
       wanted.push(dentry);
-      const seen = this.known.get(idOf(dentry));
+      const seen = this.known.get(keyId(dentry));
       id = seen ? (unpack(seen) as Entry).inode : seen === null ? undefined : this.hints.get(id, name);
       if (id === undefined) break;
       wanted.push(keys.inode(id));
     }
-    const missing = wanted.filter((k) => !this.known.has(idOf(k)));
+    const missing = wanted.filter((k) => !this.known.has(keyId(k)));
     if (missing.length === 0) return;
     const values = await this.tx.getMany(missing);
-    missing.forEach((k, i) => this.known.set(idOf(k), values[i] ?? null));
+    missing.forEach((k, i) => this.known.set(keyId(k), values[i] ?? null));
   }
 
   async inode(id: bigint): Promise<Inode | undefined> {
@@ -108,13 +105,13 @@ export class NamespaceTx {
 
   putInode(inode: Inode): Promise<void> {
     const key = keys.inode(inode.id);
-    this.known.delete(idOf(key));
+    this.known.delete(keyId(key));
     return this.tx.put(key, pack(inode));
   }
 
   deleteInode(id: bigint): Promise<void> {
     const key = keys.inode(id);
-    this.known.delete(idOf(key));
+    this.known.delete(keyId(key));
     return this.tx.delete(key);
   }
 
@@ -128,7 +125,7 @@ export class NamespaceTx {
 
   putEntry(parent: bigint, name: string, entry: Entry): Promise<void> {
     const key = keys.dentry(parent, name);
-    this.known.delete(idOf(key));
+    this.known.delete(keyId(key));
     this.hints.set(parent, name, entry.inode);
     return this.tx.put(key, pack({ inode: entry.inode, type: entry.type }));
   }
@@ -139,7 +136,7 @@ export class NamespaceTx {
    */
   async insertEntry(parent: bigint, name: string, entry: Entry): Promise<Entry | undefined> {
     const key = keys.dentry(parent, name);
-    this.known.delete(idOf(key));
+    this.known.delete(keyId(key));
     const present = await this.tx.insert(key, pack({ inode: entry.inode, type: entry.type }));
     const now = present ? (unpack(present) as Entry) : entry;
     this.hints.set(parent, name, now.inode);
@@ -148,7 +145,7 @@ export class NamespaceTx {
 
   deleteEntry(parent: bigint, name: string): Promise<void> {
     const key = keys.dentry(parent, name);
-    this.known.delete(idOf(key));
+    this.known.delete(keyId(key));
     this.hints.drop(parent, name);
     return this.tx.delete(key);
   }
