@@ -180,9 +180,11 @@ export class PostgresKv implements KvBackend {
 
   /**
    * Starts every queued read with a gathering transaction, waits one turn (each has then
-   * finished or named the keys of its first statement), reads all those keys in one statement
-   * (at most metaLimits.getManyKeysMax keys; the reads beyond wait for the next statement),
-   * hands each read its values, and reruns alone those that needed more than one statement.
+   * finished or named the keys of its first statement), and reads those keys in statements of
+   * at most metaLimits.readGroupMembersMax reads and metaLimits.getManyKeysMax keys, all in
+   * flight at once. Each part's reads are answered as its statement returns, so the first
+   * answers leave while later parts are read; those that needed more than one statement run
+   * again alone.
    */
   private async runOneStatementReads(): Promise<void> {
     const queued = this.oneStatementReads;
@@ -194,19 +196,8 @@ export class PostgresKv implements KvBackend {
     ));
     await new Promise<void>((resolve) => setImmediate(resolve));
     for (const m of members) m.tx.started = true; // a first statement asked for from now on is a late one
-    let i = 0;
-    while (i < members.length) {
-      const part: typeof members = [];
-      let keyCount = 0;
-      for (; i < members.length; i++) {
-        const asked = members[i]!.tx.keys?.length ?? 0;
-        if (part.length > 0 && keyCount + asked > metaLimits.getManyKeysMax) break;
-        part.push(members[i]!);
-        keyCount += asked;
-      }
-      await this.readShared(part.map((m) => m.tx));
-    }
-    await Promise.all(members.map(async (m, k) => {
+    const settle = async (k: number): Promise<void> => {
+      const m = members[k]!;
       const outcome = await outcomes[k]!;
       m.tx.live = false;
       if (!m.tx.needsTransaction) {
@@ -219,6 +210,22 @@ export class PostgresKv implements KvBackend {
       } catch (err) {
         m.reject(err);
       }
+    };
+    const parts: number[][] = [];
+    for (let i = 0; i < members.length;) {
+      const part: number[] = [];
+      let keyCount = 0;
+      for (; i < members.length && part.length < metaLimits.readGroupMembersMax; i++) {
+        const asked = members[i]!.tx.keys?.length ?? 0;
+        if (part.length > 0 && keyCount + asked > metaLimits.getManyKeysMax) break;
+        part.push(i);
+        keyCount += asked;
+      }
+      parts.push(part);
+    }
+    await Promise.all(parts.map(async (part) => {
+      await this.readShared(part.map((k) => members[k]!.tx));
+      await Promise.all(part.map(settle));
     }));
   }
 

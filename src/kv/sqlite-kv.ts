@@ -117,9 +117,10 @@ export class SqliteKv implements KvBackend {
   }
 
   /**
-   * Runs the queued reads, each group in one snapshot of the read connection. A group begins
-   * on the next turn, so the reads of one burst of requests share it. SQLITE_BUSY (a reader
-   * meets a WAL being recovered) retries the group: reads have no effects.
+   * Runs the queued reads, each group (metaLimits.readGroupMembersMax) in one snapshot of the
+   * read connection. The first group begins on the next turn, so the reads of one burst of
+   * requests are grouped. SQLITE_BUSY (a reader meets a WAL being recovered) retries the group:
+   * reads have no effects.
    */
   private async drainReads(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -128,7 +129,7 @@ export class SqliteKv implements KvBackend {
         this.readDraining = undefined;
         return;
       }
-      const group = this.readPending.splice(0, metaLimits.sqliteGroupCommitMax);
+      const group = this.readPending.splice(0, metaLimits.readGroupMembersMax);
       const deadlineMs = Date.now() + this.busyTimeoutMs;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -144,6 +145,9 @@ export class SqliteKv implements KvBackend {
           break;
         }
       }
+      // One turn for the answers to leave (the RPC server flushes replies per turn) and new
+      // requests to arrive, before the next group is read.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MillpondError } from '../../src/errors.js';
 import type { KvBackend } from '../../src/kv/kv.js';
 import { PostgresKv } from '../../src/kv/postgres-kv.js';
+import { metaLimits } from '../../src/limits.js';
 import { backends, type OpenedBackend } from '../meta/support/backends.js';
 
 const b = (text: string) => Buffer.from(text);
@@ -185,6 +186,30 @@ for (const backend of backends) {
       expect(await value('dup/done-2')).toBeUndefined();
       expect((await kv.read((tx) => tx.scan(b('dup/done-'), b('dup/done.'), 10))).length).toBe(5);
     });
+    it('a burst of reads is answered in groups: each read its own values, the first group before the last is read', async () => {
+      await kv.transact(async (tx) => {
+        for (let i = 0; i < 20; i++) await tx.put(b(`burst/${i}`), b(`v${i}`));
+      });
+      const events: string[] = [];
+      const reads = Array.from({ length: 20 }, (_, i) => kv.read(async (tx) => {
+        events.push(`read ${i}`);
+        const [mine, next] = await tx.getMany([b(`burst/${i}`), b(`burst/${i + 1}`)]);
+        // A second statement: this read runs again in a transaction of its own.
+        const again = i % 7 === 3 ? await tx.get(b(`burst/${i}`)) : mine;
+        return `${mine?.toString()} ${next?.toString()} ${again?.toString()}`;
+      }, { oneStatement: true }).then((answer) => {
+        events.push(`answered ${i}`);
+        return answer;
+      }));
+      expect(await Promise.all(reads)).toEqual(Array.from({ length: 20 }, (_, i) => `v${i} ${i < 19 ? `v${i + 1}` : 'undefined'} v${i}`));
+      // SQLite reads a group of metaLimits.readGroupMembersMax, answers it, then reads the next
+      // (PostgreSQL gathers every read's first statement, then runs its groups at once).
+      if (backend.name === 'sqlite') {
+        const firstAnswer = events.indexOf('answered 0');
+        expect(events.slice(0, firstAnswer)).toEqual(Array.from({ length: metaLimits.readGroupMembersMax }, (_, i) => `read ${i}`));
+      }
+    });
+
     it.skipIf(backend.name !== 'postgres')('groups on two servers that write-skew: PostgreSQL fails one, which runs again as a group and commits', async () => {
       const mine = kv as PostgresKv;
       const other = (await opened.reopen()) as PostgresKv;
