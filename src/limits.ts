@@ -117,15 +117,19 @@ export const metaLimits = {
    */
   sqliteGroupCommitMax: 64,
   /**
-   * Reads answered together (one SQLite snapshot, one PostgreSQL statement). A burst of
+   * Reads answered together: one SQLite snapshot, one PostgreSQL statement. A burst of
    * requests (one client's batch frame) is read in groups this size, and each group's answers
-   * leave before the next group is read: the client sends its next requests while the server
-   * reads, instead of both waiting in turn for a whole burst. One client's 32 stats in flight,
-   * a 2-core VM, six alternating runs each (bench/.work/metasq.ts, metacreate.ts), median
-   * stats/s with 32 per group against 8: SQLite 13.1k against 17.4k, PostgreSQL 12.0k against
-   * 13.5k.
+   * leave as soon as it is read: the client sends its next requests while the server reads,
+   * instead of both waiting in turn for a whole burst. A PostgreSQL statement costs a socket
+   * write and a backend's wake-up (~100 us of CPU on a 2-core VM), a SQLite snapshot a few us,
+   * hence the sizes. One client's 32 stats in flight, six alternating runs each
+   * (bench/.work/metasq.ts, metacreate.ts), median stats/s with 32 per group against 8: SQLite
+   * 13.1k against 17.4k, PostgreSQL 12.0k against 13.5k; 16 against 8: SQLite 12.1-14.7k against
+   * 17.1-20.5k (worse); PostgreSQL in `npm run bench -- meta --backends postgres`, three pairs,
+   * auth on: 10.1-10.6k against 9.5-9.6k.
    */
-  readGroupMembersMax: 8,
+  sqliteReadGroupMembersMax: 8,
+  postgresReadGroupMembersMax: 16,
   /** Keys one statement reads (KvTx.getMany): a path's entries and inodes, a readdirplus page. */
   getManyKeysMax: 2048,
   /**

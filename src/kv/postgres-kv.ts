@@ -181,7 +181,7 @@ export class PostgresKv implements KvBackend {
   /**
    * Starts every queued read with a gathering transaction, waits one turn (each has then
    * finished or named the keys of its first statement), and reads those keys in statements of
-   * at most metaLimits.readGroupMembersMax reads and metaLimits.getManyKeysMax keys, all in
+   * at most metaLimits.postgresReadGroupMembersMax reads and metaLimits.getManyKeysMax keys, all in
    * flight at once. Each part's reads are answered as its statement returns, so the first
    * answers leave while later parts are read; those that needed more than one statement run
    * again alone.
@@ -215,7 +215,7 @@ export class PostgresKv implements KvBackend {
     for (let i = 0; i < members.length;) {
       const part: number[] = [];
       let keyCount = 0;
-      for (; i < members.length && part.length < metaLimits.readGroupMembersMax; i++) {
+      for (; i < members.length && part.length < metaLimits.postgresReadGroupMembersMax; i++) {
         const asked = members[i]!.tx.keys?.length ?? 0;
         if (part.length > 0 && keyCount + asked > metaLimits.getManyKeysMax) break;
         part.push(i);

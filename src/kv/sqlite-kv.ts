@@ -117,7 +117,7 @@ export class SqliteKv implements KvBackend {
   }
 
   /**
-   * Runs the queued reads, each group (metaLimits.readGroupMembersMax) in one snapshot of the
+   * Runs the queued reads, each group (metaLimits.sqliteReadGroupMembersMax) in one snapshot of the
    * read connection. The first group begins on the next turn, so the reads of one burst of
    * requests are grouped. SQLITE_BUSY (a reader meets a WAL being recovered) retries the group:
    * reads have no effects.
@@ -129,7 +129,7 @@ export class SqliteKv implements KvBackend {
         this.readDraining = undefined;
         return;
       }
-      const group = this.readPending.splice(0, metaLimits.readGroupMembersMax);
+      const group = this.readPending.splice(0, metaLimits.sqliteReadGroupMembersMax);
       const deadlineMs = Date.now() + this.busyTimeoutMs;
       for (let attempt = 1; ; attempt++) {
         try {

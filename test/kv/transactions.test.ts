@@ -202,11 +202,11 @@ for (const backend of backends) {
         return answer;
       }));
       expect(await Promise.all(reads)).toEqual(Array.from({ length: 20 }, (_, i) => `v${i} ${i < 19 ? `v${i + 1}` : 'undefined'} v${i}`));
-      // SQLite reads a group of metaLimits.readGroupMembersMax, answers it, then reads the next
+      // SQLite reads a group of metaLimits.sqliteReadGroupMembersMax, answers it, then reads the next
       // (PostgreSQL gathers every read's first statement, then runs its groups at once).
       if (backend.name === 'sqlite') {
         const firstAnswer = events.indexOf('answered 0');
-        expect(events.slice(0, firstAnswer)).toEqual(Array.from({ length: metaLimits.readGroupMembersMax }, (_, i) => `read ${i}`));
+        expect(events.slice(0, firstAnswer)).toEqual(Array.from({ length: metaLimits.sqliteReadGroupMembersMax }, (_, i) => `read ${i}`));
       }
     });
 
