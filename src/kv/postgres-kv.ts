@@ -189,16 +189,18 @@ export class PostgresKv implements KvBackend {
   private async runOneStatementReads(): Promise<void> {
     const queued = this.oneStatementReads;
     this.oneStatementReads = [];
-    const members = queued.map((m) => ({ ...m, tx: new GatherTx() }));
-    const outcomes = members.map((m) => Promise.resolve().then(() => m.fn(m.tx.api)).then(
-      (value) => ({ ok: true as const, value }),
-      (err: unknown) => ({ ok: false as const, err }),
-    ));
+    const members = queued.map((m) => {
+      const tx = new GatherTx();
+      const outcome = Promise.resolve().then(() => m.fn(tx.api)).then(
+        (value) => ({ ok: true as const, value }),
+        (err: unknown) => ({ ok: false as const, err }),
+      );
+      return { ...m, tx, outcome };
+    });
     await new Promise<void>((resolve) => setImmediate(resolve));
     for (const m of members) m.tx.started = true; // a first statement asked for from now on is a late one
-    const settle = async (k: number): Promise<void> => {
-      const m = members[k]!;
-      const outcome = await outcomes[k]!;
+    const settle = async (m: (typeof members)[number]): Promise<void> => {
+      const outcome = await m.outcome;
       m.tx.live = false;
       if (!m.tx.needsTransaction) {
         if (outcome.ok) m.resolve(outcome.value);
@@ -211,20 +213,20 @@ export class PostgresKv implements KvBackend {
         m.reject(err);
       }
     };
-    const parts: number[][] = [];
+    const parts: Array<typeof members> = [];
     for (let i = 0; i < members.length;) {
-      const part: number[] = [];
+      const part: typeof members = [];
       let keyCount = 0;
       for (; i < members.length && part.length < metaLimits.postgresReadGroupMembersMax; i++) {
         const asked = members[i]!.tx.keys?.length ?? 0;
         if (part.length > 0 && keyCount + asked > metaLimits.getManyKeysMax) break;
-        part.push(i);
+        part.push(members[i]!);
         keyCount += asked;
       }
       parts.push(part);
     }
     await Promise.all(parts.map(async (part) => {
-      await this.readShared(part.map((k) => members[k]!.tx));
+      await this.readShared(part.map((m) => m.tx));
       await Promise.all(part.map(settle));
     }));
   }
