@@ -123,7 +123,7 @@ export class LocalExecutor implements Executor {
         return;
       }
       const busy = worker.busy;
-      if (!busy || message.type === 'started' || busy.key !== message.key) return;
+      if (!busy || busy.key !== message.key) return;
       worker.busy = undefined;
       holdLoop(child, false);
       if (message.type === 'done') busy.resolve({ ...message.result, placement: { host: hostname(), executor: 'local', pid: child.pid! } });

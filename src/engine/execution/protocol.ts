@@ -7,6 +7,5 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
-  | { type: 'started'; key: string; attempt: number; pid: number }
   | { type: 'done'; key: string; attempt: number; result: TaskResult }
   | { type: 'failed'; key: string; attempt: number; failure: TaskFailure };

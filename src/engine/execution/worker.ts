@@ -57,7 +57,6 @@ process.on('message', (message: ToWorker) => {
   }
   const { spec } = message;
   void (async () => {
-    send({ type: 'started', key: spec.key, attempt: spec.attempt, pid: process.pid });
     try {
       await testStall(spec.key);
       const result = await runTask(spec);

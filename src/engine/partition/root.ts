@@ -7,7 +7,8 @@
  * what DuckDB opens. Contract: `rename` replaces its target atomically, so a reader sees a
  * whole file or none; `writeFileAtomic` is write-then-rename.
  */
-import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFile, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { MillpondError } from '../../errors.js';
@@ -90,6 +91,13 @@ export function openDataRoot(spec: DataRootSpec): DataRoot {
   throw new TypeError(`unknown root kind ${JSON.stringify((spec as { kind?: unknown }).kind)}`);
 }
 
+/**
+ * A directory of this machine's filesystem. Its metadata operations (mkdir, rename, link, a
+ * marker's or claim's few bytes, stat, a listing) are synchronous system calls: each takes
+ * microseconds, less than the thread-pool round trip an asynchronous one costs (a hand-off to
+ * a libuv thread and a wake-up back), and a task makes about ten of them. Copies and
+ * recursive removals, which may take long, stay asynchronous.
+ */
 class LocalDataRoot implements DataRoot {
   readonly dir: string;
   constructor(readonly spec: DataRootSpec & { kind: 'local' }) {
@@ -108,11 +116,11 @@ class LocalDataRoot implements DataRoot {
   }
 
   async mkdirp(location: string): Promise<void> {
-    await mkdir(location, { recursive: true });
+    mkdirSync(location, { recursive: true });
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await rename(from, to);
+    renameSync(from, to);
   }
 
   locationOf(url: string): string | undefined {
@@ -125,7 +133,7 @@ class LocalDataRoot implements DataRoot {
 
   async link(from: string, to: string): Promise<boolean> {
     try {
-      await link(from, to);
+      linkSync(from, to);
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -136,27 +144,27 @@ class LocalDataRoot implements DataRoot {
 
   async writeFileAtomic(location: string, data: string): Promise<void> {
     const tmp = `${location}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await writeCreatingDir(tmp, data);
-    await rename(tmp, location);
+    writeCreatingDir(tmp, data);
+    renameSync(tmp, location);
   }
 
   async claim(location: string, owner: string): Promise<boolean> {
     const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await writeCreatingDir(mine, owner);
+    writeCreatingDir(mine, owner);
     try {
-      await link(mine, location);
+      linkSync(mine, location);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
     } finally {
-      await rm(mine, { force: true });
+      rmSync(mine, { force: true });
     }
   }
 
   async readText(location: string): Promise<string | undefined> {
     try {
-      return await readFile(location, 'utf8');
+      return readFileSync(location, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -165,7 +173,7 @@ class LocalDataRoot implements DataRoot {
 
   async sizeBytes(location: string): Promise<number | undefined> {
     try {
-      return (await stat(location)).size;
+      return statSync(location).size;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -173,7 +181,7 @@ class LocalDataRoot implements DataRoot {
   }
 
   async list(location: string): Promise<string[]> {
-    return (await readdir(location)).sort();
+    return readdirSync(location).sort();
   }
 
   async removeRecursive(location: string): Promise<void> {
@@ -183,15 +191,15 @@ class LocalDataRoot implements DataRoot {
 
 /**
  * Writes a file, creating its directory only when it is missing: a job writes many small files
- * (markers, claims) into few directories, and a mkdir per file is a round trip per file.
+ * (markers, claims) into few directories, and a mkdir per file is a system call per file.
  */
-async function writeCreatingDir(path: string, data: string): Promise<void> {
+function writeCreatingDir(path: string, data: string): void {
   try {
-    await writeFile(path, data);
+    writeFileSync(path, data);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, data);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, data);
   }
 }
 
