@@ -23,7 +23,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
-import { backoff, claimedKeyPresent, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { backoff, claimedKeyPresent, keyId, type KvBackend, type KvPair, type KvTx } from './kv.js';
 
 export interface SqliteKvOptions {
   synchronous?: 'full' | 'normal';
@@ -156,12 +156,15 @@ export class SqliteKv implements KvBackend {
     const s = this.readStmts;
     const reader = this.reader!;
     const outcomes: Outcome[] = [];
+    // The group's values by key: one snapshot, so a key read by several of its reads (the
+    // directories of their paths) is looked up once.
+    const values = new Map<string, Buffer | undefined>();
     s.begin.run();
     try {
       for (const p of group) {
         let live = true;
         try {
-          outcomes.push({ ok: true, value: await p.fn(this.readTx(() => live)) });
+          outcomes.push({ ok: true, value: await p.fn(this.readTx(() => live, values)) });
         } catch (err) {
           if (isBusy(err)) throw err;
           outcomes.push({ ok: false, err });
@@ -179,8 +182,15 @@ export class SqliteKv implements KvBackend {
     });
   }
 
-  private readTx(isLive: () => boolean): KvTx {
+  private readTx(isLive: () => boolean, values: Map<string, Buffer | undefined>): KvTx {
     const s = this.readStmts;
+    const get = (key: Buffer): Buffer | undefined => {
+      const id = keyId(key);
+      if (values.has(id)) return values.get(id);
+      const value = s.get.get(key)?.v;
+      values.set(id, value);
+      return value;
+    };
     const check = () => {
       if (!isLive()) throw new Error('KvTx used after its transaction ended');
     };
@@ -189,8 +199,8 @@ export class SqliteKv implements KvBackend {
       throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
     };
     return {
-      get: async (key) => (check(), s.get.get(key)?.v),
-      getMany: async (keys) => (check(), keys.map((k) => s.get.get(k)?.v)),
+      get: async (key) => (check(), get(key)),
+      getMany: async (keys) => (check(), keys.map(get)),
       put: async () => write(),
       insert: async () => write(),
       claim: async () => write(),
