@@ -24,6 +24,7 @@ export function keyId(key: Buffer): string {
 }
 
 export interface KvTx {
+  /** A value read is the caller's to read, never to modify: reads of one snapshot may share it. */
   get(key: Buffer): Promise<Buffer | undefined>;
   /** The values of `keys` (undefined: absent), in their order, read in one statement. */
   getMany(keys: Buffer[]): Promise<Array<Buffer | undefined>>;
