@@ -189,6 +189,8 @@ export const clusterLimits = {
   scrubListPage: 256,
   /** Unlinked files whose chunks one garbage pass removes at most. */
   garbageBatch: 64,
+  /** The first page of a file's chunk listing on one target (garbage, trims); later pages double. */
+  garbageListPageFirst: 16,
   /** The garbage collector's pass interval. */
   garbageIntervalMsDefault: 1_000,
   /**

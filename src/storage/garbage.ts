@@ -6,7 +6,7 @@
  */
 import type { RoutingClient } from '../cluster/routing-client.js';
 import { MillpondError } from '../errors.js';
-import { clusterLimits } from '../limits.js';
+import { clusterLimits, limits } from '../limits.js';
 import type { FileLayout, Garbage } from '../protocol/meta-types.js';
 import { resolveFileChains } from '../fs/file-chains.js';
 import { chainOfChunk } from '../fs/layout.js';
@@ -81,13 +81,19 @@ export async function trimChunks(routing: RoutingClient, inode: bigint, layout: 
   return removed;
 }
 
-/** Removes every chunk of `inode` with index >= fromIndex on one target; returns how many. */
+/**
+ * Removes every chunk of `inode` with index >= fromIndex on one target; returns how many.
+ * A listing runs on past the inode's chunks into the next inodes' up to its limit, so pages
+ * start small (clusterLimits.garbageListPageFirst) and double: a small file costs a short
+ * listing, not a page of other files' chunks (which made each file cost a full page per target).
+ */
 async function removeInodeChunks(routing: RoutingClient, address: string, inode: bigint, fromIndex = 0): Promise<number> {
   let removed = 0;
   // Chunk ids sort by (inode, index): the inode's chunks follow the last id of inode - 1.
   let after = fromIndex === 0 ? { inode: inode - 1n, index: 0xffff_ffff } : { inode, index: fromIndex - 1 };
-  for (;;) {
-    const page = await routing.chunks.list(address, { after });
+  let limit: number = clusterLimits.garbageListPageFirst;
+  for (;; limit = Math.min(2 * limit, limits.listReplyEntriesMax)) {
+    const page = await routing.chunks.list(address, { after, limit });
     const mine = page.filter((e) => e.chunk.inode === inode);
     for (const e of mine) {
       try {
