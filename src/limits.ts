@@ -62,6 +62,14 @@ export const metaLimits = {
   gidsMax: 64,
   readdirEntriesDefault: 256,
   readdirEntriesMax: 1024,
+  /**
+   * A readdir plus page ends before its entries' estimated bytes pass this (inodes with object
+   * attributes of up to objectAttrsBytesMax each): below protocolLimits.messageBytesMax, with
+   * room for the estimate's slack.
+   */
+  readdirPlusBytesMax: 768 * 1024,
+  /** What an estimate allows for an entry of a readdir plus page beside its name, symlink target and object attributes. */
+  readdirPlusEntryFixedBytes: 512,
   garbageBatchMax: 1024,
   transactionAttemptsMax: 64,
   transactionBackoffMsMax: 64,

@@ -83,6 +83,14 @@ function checkMode(mode: number): number {
   return mode;
 }
 
+/** An upper estimate of the bytes a readdir plus entry takes in a reply. */
+function plusEntryBytes(name: string, inode: Inode | undefined): number {
+  let bytes = metaLimits.readdirPlusEntryFixedBytes + Buffer.byteLength(name);
+  if (inode?.target !== undefined) bytes += Buffer.byteLength(inode.target);
+  if (inode?.object !== undefined) bytes += pack(inode.object).length;
+  return bytes;
+}
+
 /** S3 object attributes a close may set: strings only, bounded when packed. */
 function checkObjectAttrs(object: ObjectAttrs): ObjectAttrs {
   const strings = (m: unknown) => m === undefined || (typeof m === 'object' && m !== null && !Array.isArray(m)
@@ -210,13 +218,22 @@ export class MetaService {
         const e = unpack(v) as { inode: bigint; type: DirEntry['type'] };
         return { name: keys.nameOfDentry(k), inode: e.inode, type: e.type };
       });
+      let more = rows.length > limit;
       if (options.plus && permits(user, dir, X)) {
         const inodes = await ns.inodes(entries.map((e) => e.inode));
-        entries.forEach((e, i) => {
-          if (inodes[i]) e.attrs = inodes[i];
-        });
+        // The page ends early rather than make a reply past the message limit (object attributes).
+        let bytes = 0;
+        for (let i = 0; i < entries.length; i++) {
+          bytes += plusEntryBytes(entries[i]!.name, inodes[i]);
+          if (i > 0 && bytes > metaLimits.readdirPlusBytesMax) {
+            entries.length = i;
+            more = true;
+            break;
+          }
+          if (inodes[i]) entries[i]!.attrs = inodes[i];
+        }
       }
-      return { entries, more: rows.length > limit };
+      return { entries, more };
     });
   }
 

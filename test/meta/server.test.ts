@@ -68,6 +68,32 @@ describe('MetaServer over ZeroMQ', () => {
     expect(err).toMatchObject({ code: 'ENOENT' });
   });
 
+  it('pages readdir plus under the message limit however large the entries\' object attributes', async () => {
+    // 300 files with near the largest object attributes (8 KiB packed): a page of them all
+    // would be 2.4 MiB, past protocolLimits.messageBytesMax.
+    await client.mkdir('/big-attrs');
+    const object = { etag: '"0123456789abcdef0123456789abcdef"', meta: { pad: 'x'.repeat(8000) } };
+    await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+      const { inode, session } = await client.open(`/big-attrs/f${String(i).padStart(3, '0')}`, { flags: { write: true, create: true } });
+      await client.close(inode.id, session!, { length: 0, object });
+    }));
+    const names: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await client.readdir('/big-attrs', { after, plus: true });
+      pages++;
+      for (const e of page.entries) {
+        expect(e.attrs?.object).toEqual(object);
+        names.push(e.name);
+      }
+      if (!page.more) break;
+      after = page.entries.at(-1)!.name;
+    }
+    expect(names).toEqual(Array.from({ length: 300 }, (_, i) => `f${String(i).padStart(3, '0')}`));
+    expect(pages).toBeGreaterThan(2);
+  });
+
   it('answers malformed messages with clear errors and serves on', async () => {
     const raw = new Dealer({ linger: 0, receiveTimeout: 3_000, curveServerKey: keys.admin.serverKey, ...Object.fromEntries(Object.entries(tokenKeyPair(keys.adminToken)).map(([k, v]) => [k === 'publicKey' ? 'curvePublicKey' : 'curveSecretKey', v])) });
     raw.connect(server.endpoint);
