@@ -7,7 +7,7 @@
  */
 import { Agent } from 'node:http';
 import type { Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { connect } from '../src/fs/index.js';
 import { crc32c } from '../src/index.js';
@@ -16,6 +16,7 @@ import { MiB, nowMs, runWithDepth } from './lib.js';
 export interface S3ClientTimings {
   fsPut: number; fsGet: number; s3Put: number; s3Get: number;
   putMs: number; getMs: number; headMs: number; fsWriteMs: number; fsReadMs: number; fsStatMs: number;
+  listMs: number; fsListMs: number;
 }
 
 const env = (name: string): string => {
@@ -27,6 +28,7 @@ const clients = Number(env('CLIENTS'));
 const objectMiB = Number(env('OBJECT_MIB'));
 const smallOps = Number(env('SMALL_OPS'));
 const rounds = Number(env('ROUNDS'));
+const listKeys = Number(env('LIST_KEYS'));
 const auth = { token: env('TOKEN'), serverKey: env('SERVER_KEY') };
 
 const fs = await connect({ meta: env('META'), mgmtd: [env('MGMTD')], transport: 'tcp', ...auth });
@@ -53,7 +55,7 @@ try {
   };
   // The FileSystem API first, then the gateway, then each once more: the better of the runs
   // each, so neither side gains from going second on a warmed machine.
-  const t: S3ClientTimings = { fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity, putMs: 0, getMs: 0, headMs: 0, fsWriteMs: 0, fsReadMs: 0, fsStatMs: 0 };
+  const t: S3ClientTimings = { fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity, putMs: 0, getMs: 0, headMs: 0, fsWriteMs: 0, fsReadMs: 0, fsStatMs: 0, listMs: 0, fsListMs: 0 };
   for (let round = 0; round < rounds; round++) {
     t.fsPut = Math.min(t.fsPut, await timed(() => Promise.all(bodies.map((b, c) => fs.writeFile(`/fsapi/obj-${c}`, b)))));
     t.fsGet = Math.min(t.fsGet, await timed(() => Promise.all(bodies.map(async (_, c) => {
@@ -82,6 +84,24 @@ try {
   t.fsWriteMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.writeFile(`/fsapi/small/${i % 1000}`, small)));
   t.fsReadMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.readFile(`/fsapi/small/${i % 1000}`)));
   t.fsStatMs = await timed(() => runWithDepth(smallOps, clients, (i) => fs.stat(`/fsapi/small/${i % 1000}`)));
+  // Listing: a bucket of listKeys empty objects in one directory (made through the FileSystem
+  // API), listed whole in ListObjectsV2 pages of 1000 keys, against one readdir of it.
+  await s3.send(new CreateBucketCommand({ Bucket: 'listing' }));
+  await runWithDepth(listKeys, clients, (i) => fs.writeFile(`/listing/key-${String(i).padStart(8, '0')}`, ''));
+  t.listMs = await timed(async () => {
+    let listed = 0;
+    let token: string | undefined;
+    do {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: 'listing', ContinuationToken: token }));
+      listed += page.KeyCount ?? 0;
+      token = page.NextContinuationToken;
+    } while (token);
+    if (listed !== listKeys) throw new Error(`listed ${listed} keys of ${listKeys}`);
+  });
+  t.fsListMs = await timed(async () => {
+    const names = await fs.readdir('/listing');
+    if (names.length !== listKeys) throw new Error(`readdir gave ${names.length} names of ${listKeys}`);
+  });
   console.log(JSON.stringify(t));
 } finally {
   s3.destroy();

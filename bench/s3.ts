@@ -7,6 +7,8 @@
  * get_ratio are gateway / FileSystem API. Then small objects: 4 KiB PUT, GET and HEAD ops/s
  * through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
  * through the FileSystem API at the same depth (the cluster's own cost of a small file).
+ * Last, listing: a bucket of --list-keys keys (default 20,000) in one directory, listed whole
+ * in ListObjectsV2 pages of 1000, against one readdir of it (list_ratio).
  * The clients of both kinds run in one process of their own (bench/s3-clients.ts), as they
  * would on their own hosts: neither shares an event loop with the cluster or the gateway.
  * --gateway-profile DIR runs the gateway under --cpu-prof (profiles written at its exit);
@@ -52,6 +54,7 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
   const objectMiB = intOption(options, 'object-mib', 64);
   const smallOps = intOption(options, 'small-ops', 3000);
   const rounds = intOption(options, 'rounds', 2);
+  const listKeys = intOption(options, 'list-keys', 20_000);
   const work = await makeWorkDir('s3');
   const cluster = await startEmbedded({
     dataDir: join(work.dir, 'cluster'), mgmtdListen: 'tcp://127.0.0.1:0', metaListen: 'tcp://127.0.0.1:0',
@@ -64,7 +67,7 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
   const gateway = await startGatewayProcess(cluster.meta, cluster.mgmtd, auth, options.get('gateway-profile'));
   try {
     const t = await runClients({
-      CLIENTS: String(clients), OBJECT_MIB: String(objectMiB), SMALL_OPS: String(smallOps), ROUNDS: String(rounds),
+      CLIENTS: String(clients), OBJECT_MIB: String(objectMiB), SMALL_OPS: String(smallOps), ROUNDS: String(rounds), LIST_KEYS: String(listKeys),
       META: cluster.meta, MGMTD: cluster.mgmtd, TOKEN: auth.token, SERVER_KEY: auth.serverKey,
       ENDPOINT: gateway.endpoint, KEY_ID: key.accessKeyId, SECRET: key.secretAccessKey,
     });
@@ -84,6 +87,10 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       small_fs_write_ops: Math.round(smallOps / (t.fsWriteMs / 1000)),
       small_fs_read_ops: Math.round(smallOps / (t.fsReadMs / 1000)),
       small_fs_stat_ops: Math.round(smallOps / (t.fsStatMs / 1000)),
+      list_keys: listKeys,
+      list_keys_per_s: Math.round(listKeys / (t.listMs / 1000)),
+      fs_readdir_entries_per_s: Math.round(listKeys / (t.fsListMs / 1000)),
+      list_ratio: round3(t.fsListMs / t.listMs),
     };
     printTable(`s3: ${clients} clients, ${objectMiB} MiB objects, embedded cluster, chains of 3 (${machineNote()})`, [
       ['path', 'PUT / write', 'GET / read'],
@@ -96,6 +103,12 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       ['PUT / writeFile', fmtCount(figures.small_put_ops), fmtCount(figures.small_fs_write_ops)],
       ['GET / readFile', fmtCount(figures.small_get_ops), fmtCount(figures.small_fs_read_ops)],
       ['HEAD / stat', fmtCount(figures.small_head_ops), fmtCount(figures.small_fs_stat_ops)],
+    ]);
+    printTable(`listing: a bucket of ${fmtCount(listKeys)} keys in one directory, listed whole`, [
+      ['path', 'keys/s'],
+      ['ListObjectsV2, pages of 1000 (AWS SDK)', fmtCount(figures.list_keys_per_s)],
+      ['FileSystem API readdir (baseline)', fmtCount(figures.fs_readdir_entries_per_s)],
+      ['ratio gateway / FileSystem API', String(figures.list_ratio)],
     ]);
     printJson('s3', figures);
   } finally {

@@ -450,6 +450,11 @@ export const s3Limits = {
   getReadAheadBytesMax: 128 * 1024 * 1024,
   /** An aws-chunked body's chunk header line. */
   chunkHeaderBytesMax: 4096,
+  /**
+   * Subdirectories a listing probes by name where a marker's segment has characters below '/'
+   * ("a" and "a-b" for "a-b.c"); a marker with more reads its directory from the first instead.
+   */
+  listMarkerProbesMax: 8,
   /** Stat calls of one listing page in flight. */
   listStatsInFlight: 32,
   /** Access keys are cached this long (a removed key stops working within it). */

@@ -108,16 +108,29 @@ export class FileSystem {
   readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
     return attributed('scandir', path, async () => {
       const entries: Dirent[] = [];
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.meta.readdir(path, { after, limit: fsLimits.readdirPageEntries });
-        for (const e of page.entries) entries.push(new Dirent(e.name, path, e.type));
-        if (!page.more || page.entries.length === 0) break;
-        after = page.entries.at(-1)!.name;
-        if (entries.length > fsLimits.walkEntriesMax) throw new MillpondError('EMSGSIZE', `${path} has too many entries`);
+      for await (const e of this.dirEntries(path)) {
+        if (entries.length === fsLimits.walkEntriesMax) throw new MillpondError('EMSGSIZE', `${path} has too many entries`);
+        entries.push(e);
       }
       return options.withFileTypes ? entries : entries.map((e) => e.name);
     });
+  }
+
+  /**
+   * A directory's entries in name order (UTF-8 bytes), read fsLimits.readdirPageEntries at a
+   * time as the caller iterates: a directory of any size in bounded memory. With `after`, only
+   * the names sorting after it (it need not exist). With `plus`, each entry carries its Stats
+   * (read with its page: no stat per entry). Entries added or removed meanwhile may or may not
+   * be seen; none is seen twice.
+   */
+  async *dirEntries(path: string, options: { after?: string; plus?: boolean } = {}): AsyncGenerator<Dirent> {
+    let after = options.after;
+    for (;;) {
+      const page = await attributed('scandir', path, () => this.meta.readdir(path, { after, limit: fsLimits.readdirPageEntries, plus: options.plus }));
+      for (const e of page.entries) yield new Dirent(e.name, path, e.type, e.attrs && new Stats(e.attrs));
+      if (!page.more || page.entries.length === 0) return;
+      after = page.entries.at(-1)!.name;
+    }
   }
 
   mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {

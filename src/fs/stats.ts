@@ -37,7 +37,11 @@ export class Stats {
 }
 
 export class Dirent {
-  constructor(readonly name: string, readonly parentPath: string, private readonly type: DirEntry['type']) {}
+  /**
+   * `stats`: the entry's Stats as stat gives them, from the same read as the name, when it was
+   * asked for (FileSystem.dirEntries with `plus`) and the caller may search the directory.
+   */
+  constructor(readonly name: string, readonly parentPath: string, private readonly type: DirEntry['type'], readonly stats?: Stats) {}
   isFile(): boolean { return this.type === 'file'; }
   isDirectory(): boolean { return this.type === 'dir'; }
 }

@@ -108,8 +108,11 @@ export async function listObjects(s: S3Request): Promise<void> {
       items.push(item);
     }
   }
-  const keys = items.filter((i): i is { key: string } => 'key' in i).map((i) => i.key);
-  const stats = await mapLimited(keys, s3Limits.listStatsInFlight, (key) => s.fs.stat(objectPath(s.bucket, key)).catch(() => undefined as Stats | undefined));
+  const listed = items.filter((i): i is { key: string; stats?: Stats } => 'key' in i);
+  const keys = listed.map((i) => i.key);
+  // The listing read each key's stats with its name where it could (readdir plus); the rest
+  // (a directory the caller may read but not search) are stat'ed, and skipped if gone.
+  const stats = await mapLimited(listed, s3Limits.listStatsInFlight, async (i) => i.stats ?? s.fs.stat(objectPath(s.bucket, i.key)).catch(() => undefined as Stats | undefined));
   const enc = (v: string) => (encodingType === 'url' ? uriEscape(v).replace(/%2F/g, '/') : v);
   const contents = keys.map((key, i) => ({ key, st: stats[i] })).filter((c) => c.st).map(({ key, st }) => ({
     Key: enc(key),

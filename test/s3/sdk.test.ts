@@ -329,6 +329,55 @@ describe('S3 gateway with the AWS SDK', () => {
     expect(dash.CommonPrefixes!.map((p) => p.Prefix)).toEqual(['a-']);
   });
 
+  it('lists a directory larger than a readdir page in S3 key order, from any marker and under any prefix', async () => {
+    await c.send(new CreateBucketCommand({ Bucket: 'order' }));
+    // Names whose key order differs from name order ("d/" sorts after "d-1" and "d.2"), code
+    // points above U+FFFF (after U+FFFD in UTF-8, before it in UTF-16), and more entries than
+    // one readdir page (fsLimits.readdirPageEntries) in the bucket's directory.
+    const files = [
+      ...Array.from({ length: 1500 }, (_, i) => `n${String(i).padStart(4, '0')}`),
+      'd', 'd-1', 'd.2', 'd!', 'd0', 'd-/q', 'd-/r/s', 'd/x', 'd/y-', 'd/y/z', 'dd/e', '\u{1F600}', '\uFFFD', 'e\u{1F600}/f', 'e\uFFFD',
+    ].filter((k, i, all) => !all.some((o) => o !== k && o.startsWith(`${k}/`))); // "d" is a directory
+    for (const k of files) {
+      await s.fs.mkdir(`/order/${k}`.replace(/\/[^/]*$/, ''), { recursive: true });
+      await s.fs.writeFile(`/order/${k}`, '');
+    }
+    const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+    const keys = [...files].sort(byBytes);
+    // What S3 lists: keys (or, with the delimiter, their common prefixes) under the prefix, after the marker.
+    const expected = (prefix: string, delimiter: string, marker: string) => {
+      const out: string[] = [];
+      for (const k of keys.filter((k) => k.startsWith(prefix))) {
+        const at = delimiter ? k.indexOf(delimiter, prefix.length) : -1;
+        const item = at < 0 ? k : k.slice(0, at + 1);
+        if (byBytes(item, marker) > 0 && out.at(-1) !== item) out.push(item);
+      }
+      return out;
+    };
+    const listed = async (prefix: string, delimiter: string, marker: string, maxKeys: number) => {
+      const page = await c.send(new ListObjectsV2Command({ Bucket: 'order', Prefix: prefix || undefined, Delimiter: delimiter || undefined, StartAfter: marker || undefined, MaxKeys: maxKeys }));
+      return [...(page.Contents ?? []).map((o) => o.Key!), ...(page.CommonPrefixes ?? []).map((p) => p.Prefix!)].sort(byBytes);
+    };
+    const all: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await c.send(new ListObjectsV2Command({ Bucket: 'order', ContinuationToken: token }));
+      all.push(...page.Contents!.map((o) => o.Key!));
+      token = page.NextContinuationToken;
+    } while (token);
+    expect(all).toEqual(keys);
+    const markers = ['', 'd', 'd-', 'd-.-.-.-.-.', 'd-/', 'd-/q', 'd.', 'd/', 'd/x', 'd/y', 'd0', 'dd', 'e', 'n0', 'n0999', 'n1023', 'n1024x', 'n14', 'z', '\u{1F600}', '\uFFFD'];
+    const prefixes = ['', 'd', 'd-', 'd/', 'd/y', 'e', 'n07', 'n1', '\u{1F6}'.slice(0, 1)];
+    for (const prefix of prefixes) {
+      for (const marker of markers) {
+        for (const delimiter of ['', '/']) {
+          expect(await listed(prefix, delimiter, marker, 40), `prefix ${prefix} marker ${marker} delimiter ${delimiter}`)
+            .toEqual(expected(prefix, delimiter, marker).slice(0, 40));
+        }
+      }
+    }
+  });
+
   it('uploads in parts: Create, UploadPart, UploadPartCopy, ListParts, ListMultipartUploads, Complete (parts in place), Abort', async () => {
     const partBytes = 5 * MiB;
     const data = pattern(2 * partBytes + 123_456, 6);
