@@ -35,15 +35,10 @@ export async function collectGarbage(meta: GarbageSource, routing: RoutingClient
   const live = targets.filter((t) => t.state === 'serving' || t.state === 'syncing');
   const done: bigint[] = [];
   for (const file of files) {
-    let complete = true;
-    for (const target of live) {
-      try {
-        stats.chunksRemoved += await removeInodeChunks(routing, target.dataAddress, file.inode);
-      } catch {
-        complete = false; // try again on a later pass
-      }
-    }
-    if (complete) done.push(file.inode);
+    // Every target at once: one file's removals are independent across targets.
+    const removed = await Promise.all(live.map((target) => removeInodeChunks(routing, target.dataAddress, file.inode).catch(() => undefined)));
+    for (const n of removed) stats.chunksRemoved += n ?? 0;
+    if (removed.every((n) => n !== undefined)) done.push(file.inode); // else again on a later pass
   }
   if (done.length > 0) await meta.ackGarbage(done);
   stats.files = done.length;
@@ -108,19 +103,31 @@ async function removeInodeChunks(routing: RoutingClient, address: string, inode:
   }
 }
 
-/** Runs collectGarbage every `intervalMs` until the returned stop() is called. */
+/**
+ * Runs collectGarbage passes until the returned stop() is called: `intervalMs` after a pass
+ * that found the queue short (or failed), and at once after a full batch, so the collector
+ * keeps up with files unlinked faster than clusterLimits.garbageBatch per interval (a backlog
+ * drains pass after pass instead of at one batch per interval).
+ */
 export function startGarbageCollector(meta: GarbageSource, routing: RoutingClient,
   intervalMs: number = clusterLimits.garbageIntervalMsDefault): { stop(): Promise<void> } {
   let stopped = false;
-  let running: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    running = running.then(() => (stopped ? undefined : collectGarbage(meta, routing))).catch(() => {});
-  }, intervalMs);
-  timer.unref();
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const schedule = (delayMs: number) => {
+    timer = setTimeout(() => {
+      running = collectGarbage(meta, routing).then(
+        (stats) => stats.files === clusterLimits.garbageBatch,
+        () => false,
+      ).then((full) => { if (!stopped) schedule(full ? 0 : intervalMs); });
+    }, delayMs);
+    timer.unref();
+  };
+  schedule(intervalMs);
   return {
     async stop() {
       stopped = true;
-      clearInterval(timer);
+      clearTimeout(timer);
       await running;
     },
   };

@@ -11,7 +11,8 @@ import { MetaServer, MetaService, SqliteKv } from '../../src/meta/index.js';
 import { MillpondError } from '../../src/errors.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
-import { collectGarbage, trimChunks } from '../../src/storage/garbage.js';
+import { collectGarbage, startGarbageCollector, trimChunks } from '../../src/storage/garbage.js';
+import { clusterLimits } from '../../src/limits.js';
 import { listAdmin } from '../support/auth.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { tempDir } from '../support/tmp.js';
@@ -277,6 +278,28 @@ describe('FileSystem', () => {
       expect(await service.takeGarbage(10)).toEqual([]);
     } finally {
       client.close();
+      routing.close();
+    }
+  });
+
+  it('drains a garbage backlog of several batches pass after pass, not one batch per interval', async () => {
+    // 4 batches (clusterLimits.garbageBatch) queued at once; passes every 4 s: one batch per
+    // interval would take about 16 s, back-to-back passes after full batches well under 10 s.
+    const files = 4 * clusterLimits.garbageBatch;
+    await fs.mkdir('/data/backlog');
+    await Promise.all(Array.from({ length: files }, (_, i) => fs.writeFile(`/data/backlog/${i}`, 'x')));
+    await Promise.all(Array.from({ length: files }, (_, i) => fs.unlink(`/data/backlog/${i}`)));
+    expect((await service.takeGarbage(1024)).length).toBeGreaterThanOrEqual(files);
+    const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
+    const started = Date.now();
+    const collector = startGarbageCollector(service, routing, 4_000);
+    try {
+      while ((await service.takeGarbage(1)).length > 0) {
+        expect(Date.now() - started).toBeLessThan(10_000);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await collector.stop();
       routing.close();
     }
   });
