@@ -197,6 +197,8 @@ export const clusterLimits = {
   scrubListPage: 256,
   /** Unlinked files whose chunks one garbage pass removes at most. */
   garbageBatch: 64,
+  /** Files of a garbage pass whose chunks are being removed at once (each on all its targets). */
+  garbageFilesInFlight: 8,
   /** The first page of a file's chunk listing on one target (garbage, trims); later pages double. */
   garbageListPageFirst: 16,
   /** The garbage collector's pass interval. */

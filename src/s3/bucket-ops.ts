@@ -1,4 +1,5 @@
 /** ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, ListObjects (v1, v2), DeleteObjects. */
+import { mapLimited } from '../concurrency.js';
 import { MillpondError } from '../errors.js';
 import type { Stats } from '../fs/stats.js';
 import { s3Limits } from '../limits.js';
@@ -65,18 +66,6 @@ export async function getBucketLocation(s: S3Request): Promise<void> {
 }
 
 /** Runs `work` over items, `limit` at a time, keeping their order. */
-async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]!);
-    }
-  }));
-  return out;
-}
-
 export async function listObjects(s: S3Request): Promise<void> {
   await requireBucket(s.fs, s.bucket);
   const v2 = s.query.get('list-type') === '2';

@@ -5,6 +5,7 @@
  * drops chunks that no serving source has.
  */
 import type { RoutingClient } from '../cluster/routing-client.js';
+import { mapLimited } from '../concurrency.js';
 import { MillpondError } from '../errors.js';
 import { clusterLimits, limits } from '../limits.js';
 import type { FileLayout, Garbage } from '../protocol/meta-types.js';
@@ -34,12 +35,12 @@ export async function collectGarbage(meta: GarbageSource, routing: RoutingClient
   const { targets } = await routing.refresh();
   const live = targets.filter((t) => t.state === 'serving' || t.state === 'syncing');
   const done: bigint[] = [];
-  for (const file of files) {
-    // Every target at once: one file's removals are independent across targets.
+  // Files and targets at once (clusterLimits.garbageFilesInFlight files): removals are independent.
+  await mapLimited(files, clusterLimits.garbageFilesInFlight, async (file) => {
     const removed = await Promise.all(live.map((target) => removeInodeChunks(routing, target.dataAddress, file.inode).catch(() => undefined)));
     for (const n of removed) stats.chunksRemoved += n ?? 0;
     if (removed.every((n) => n !== undefined)) done.push(file.inode); // else again on a later pass
-  }
+  });
   if (done.length > 0) await meta.ackGarbage(done);
   stats.files = done.length;
   return stats;
