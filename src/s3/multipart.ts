@@ -255,27 +255,33 @@ export async function listUploads(fs: FileSystem, bucket: string, prefix: string
   return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiatedMs - b.initiatedMs));
 }
 
-/** Removes uploads older than `expiryMs` (by their directory's ctime); returns how many. */
-export async function sweepUploads(fs: FileSystem, expiryMs: number, nowMs = Date.now()): Promise<number> {
+/**
+ * Removes uploads older than `expiryMs` (by their directory's ctime) among the next
+ * `uploadsMax` after `after` (an upload id; undefined: from the first). Returns
+ * how many it removed and where the next sweep goes on (undefined: it reached the end), so
+ * sweeps cover every upload however many there are.
+ */
+export async function sweepUploads(fs: FileSystem, expiryMs: number, nowMs = Date.now(), after?: string,
+  uploadsMax: number = s3Limits.uploadsListedMax): Promise<{ removed: number; next?: string }> {
   let removed = 0;
-  let ids: string[];
+  let looked = 0;
   try {
-    ids = (await fs.readdir(UPLOADS_DIR)).slice(0, s3Limits.uploadsListedMax);
-  } catch (err) {
-    if (isMissing(err)) return 0;
-    throw err;
-  }
-  for (const id of ids) {
-    try {
-      const st = await fs.stat(uploadDir(id));
-      if (nowMs - st.ctimeMs < expiryMs) continue;
-      const info = JSON.parse(await fs.readFile(`${uploadDir(id)}/info`, 'utf8').catch(() => '{}')) as Partial<UploadInfo>;
-      if (typeof info.dataPath === 'string') await fs.unlink(info.dataPath).catch(() => {});
-      await fs.rm(uploadDir(id), { recursive: true });
-      removed++;
-    } catch {
-      // completed or aborted meanwhile
+    for await (const e of fs.dirEntries(UPLOADS_DIR, { after, plus: true })) {
+      if (looked++ === uploadsMax) return { removed, next: after };
+      after = e.name;
+      try {
+        const st = e.stats ?? await fs.stat(uploadDir(e.name));
+        if (nowMs - st.ctimeMs < expiryMs) continue;
+        const info = JSON.parse(await fs.readFile(`${uploadDir(e.name)}/info`, 'utf8').catch(() => '{}')) as Partial<UploadInfo>;
+        if (typeof info.dataPath === 'string') await fs.unlink(info.dataPath).catch(() => {});
+        await fs.rm(uploadDir(e.name), { recursive: true });
+        removed++;
+      } catch {
+        // completed or aborted meanwhile
+      }
     }
+  } catch (err) {
+    if (!isMissing(err)) throw err;
   }
-  return removed;
+  return { removed };
 }

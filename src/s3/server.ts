@@ -100,6 +100,8 @@ function route(method: string, bucket: string, key: string, q: Map<string, strin
 export class S3Gateway {
   private readonly server: Server;
   private sweeper: NodeJS.Timeout | undefined;
+  /** The upload id the last sweep stopped after (undefined: the next starts from the first). */
+  private sweepAfter: string | undefined;
   private readonly config: GatewayConfig;
   private readonly domains: string[];
 
@@ -175,9 +177,14 @@ export class S3Gateway {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** Removes multipart uploads past their expiry (with their hidden data files); returns how many. */
-  sweep(nowMs = Date.now()): Promise<number> {
-    return sweepUploads(this.identities.gateway(), this.options.uploadExpiryMs ?? s3Limits.uploadExpiryMsDefault, nowMs);
+  /**
+   * Removes multipart uploads past their expiry (with their hidden data files) among the next
+   * s3Limits.uploadsListedMax uploads, going on where the last sweep stopped; returns how many.
+   */
+  async sweep(nowMs = Date.now()): Promise<number> {
+    const { removed, next } = await sweepUploads(this.identities.gateway(), this.options.uploadExpiryMs ?? s3Limits.uploadExpiryMsDefault, nowMs, this.sweepAfter);
+    this.sweepAfter = next;
+    return removed;
   }
 
   async close(): Promise<void> {

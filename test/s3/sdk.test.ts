@@ -13,6 +13,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { MillpondError } from '../../src/errors.js';
+import { sweepUploads } from '../../src/s3/multipart.js';
 import { chunkedPut, send, signedRequest } from './raw.js';
 import { pattern, startS3, type S3Setup } from './support.js';
 
@@ -448,6 +449,14 @@ describe('S3 gateway with the AWS SDK', () => {
     expect(await exists(s, `/.s3/uploads/${UploadId}`)).toBe(false);
     expect((await s.fs.readdir('/data')).filter((n) => n.startsWith('.s3up.'))).toEqual([]);
     expect(await failure(c.send(new ListPartsCommand({ Bucket: 'data', Key: 'abandoned.bin', UploadId })))).toBe('NoSuchUpload 404');
+    // A sweep looks at a bounded number of uploads (2 here) and returns where the next goes on.
+    const ids = (await Promise.all([1, 2, 3].map(async (i) => (await c.send(new CreateMultipartUploadCommand({ Bucket: 'data', Key: `abandoned-${i}` }))).UploadId!))).sort();
+    const day = 24 * 3600_000;
+    expect(await sweepUploads(s.fs, day, Date.now(), undefined, 2)).toEqual({ removed: 0, next: ids[1] });
+    expect(await sweepUploads(s.fs, day, Date.now(), ids[1], 2)).toEqual({ removed: 0 });
+    expect(await sweepUploads(s.fs, day, Date.now() + day + 3600_000, ids[0], 2)).toEqual({ removed: 2 });
+    expect(await Promise.all(ids.map((id) => exists(s, `/.s3/uploads/${id}`)))).toEqual([true, false, false]);
+    expect(await s.gateway.sweep(Date.now() + 2 * day)).toBe(1); // the gateway's own sweeps, from the first
   });
 
   it('checks signatures: wrong secret, unknown key, skewed clock, anonymous', async () => {
