@@ -415,6 +415,8 @@ export const s3Limits = {
   /** Request XML documents (DeleteObjects of 1000 keys fits). */
   xmlBodyBytesMax: 2 * 1024 * 1024,
   deleteObjectsKeysMax: 1000,
+  /** Keys of one DeleteObjects being deleted at once. */
+  deleteObjectsInFlight: 32,
   listKeysMax: 1000,
   /** Worker threads hashing request bodies (MD5 for ETags, SHA-256 of signed payloads). */
   hashWorkers: 2,

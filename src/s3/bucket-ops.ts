@@ -149,18 +149,14 @@ export async function deleteObjects(s: S3Request): Promise<void> {
   const objects = (doc.Object as Array<Record<string, unknown>> | undefined) ?? [];
   if (objects.length === 0 || objects.length > s3Limits.deleteObjectsKeysMax) throw new S3Error('MalformedXML', `Delete needs 1 to ${s3Limits.deleteObjectsKeysMax} objects`);
   const quiet = String(doc.Quiet ?? 'false').trim() === 'true';
-  const deleted: Array<Record<string, string>> = [];
-  const errors: Array<Record<string, string>> = [];
-  for (const o of objects) {
-    const key = typeof o.Key === 'string' ? o.Key : undefined;
-    if (key === undefined) throw new S3Error('MalformedXML', 'every Object needs a Key');
-    try {
-      await deleteKey(s.fs, s.bucket, key);
-      if (!quiet) deleted.push({ Key: key });
-    } catch (err) {
-      const e = fromMillpond(err);
-      errors.push({ Key: key, Code: e.code, Message: e.message });
-    }
-  }
+  // Every key is checked before any is deleted: a malformed request deletes nothing.
+  const keys = objects.map((o) => {
+    if (typeof o.Key !== 'string') throw new S3Error('MalformedXML', 'every Object needs a Key');
+    return o.Key;
+  });
+  // Deletes in flight together share meta's transactions (one commit for those of a turn).
+  const outcomes = await mapLimited(keys, s3Limits.deleteObjectsInFlight, (key) => deleteKey(s.fs, s.bucket, key).then(() => undefined, (err: unknown) => fromMillpond(err)));
+  const deleted = quiet ? [] : keys.filter((_, i) => outcomes[i] === undefined).map((key) => ({ Key: key }));
+  const errors = keys.flatMap((key, i) => (outcomes[i] ? [{ Key: key, Code: outcomes[i].code, Message: outcomes[i].message }] : []));
   sendXml(s, 200, 'DeleteResult', { Deleted: deleted, Error: errors });
 }

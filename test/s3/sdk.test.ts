@@ -522,6 +522,10 @@ describe('S3 gateway with the AWS SDK', () => {
     const badDelete = await signedRequest(s.gateway.port, s.admin, { method: 'POST', path: '/data', query: { delete: '' }, body: '<Delete><Object><Key>md5-ok</Key></Object>' });
     expect(badDelete.body).toContain('<Code>MalformedXML</Code>');
     expect(await exists(s, '/data/md5-ok')).toBe(true);
+    // An Object without a Key after a good one: nothing is deleted, not even the good one.
+    const keyless = await signedRequest(s.gateway.port, s.admin, { method: 'POST', path: '/data', query: { delete: '' }, body: '<Delete><Object><Key>md5-ok</Key></Object><Object><VersionId>1</VersionId></Object></Delete>' });
+    expect(keyless.body).toContain('<Code>MalformedXML</Code>');
+    expect(await exists(s, '/data/md5-ok')).toBe(true);
     for (const key of ['a//b', 'a/../b', './x', 'x/.', 'k'.repeat(1025)]) {
       const code = await failure(c.send(new PutObjectCommand({ Bucket: 'data', Key: key, Body: 'x' })));
       expect(code).toMatch(/^(InvalidArgument|KeyTooLongError) 400$/);
