@@ -473,6 +473,8 @@ export const s3Limits = {
   sweepIntervalMs: 60_000,
   /** Uploads ListMultipartUploads and one sweep look at. */
   uploadsListedMax: 10_000,
+  /** Upload records ListMultipartUploads reads at once. */
+  uploadInfoReadsInFlight: 32,
   /** A request's headers must arrive within this. */
   headersTimeoutMs: 60_000,
   /**

@@ -15,6 +15,7 @@
  * file. Either way the object appears by one rename: whole or not at all.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { mapLimited } from '../concurrency.js';
 import { MillpondError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { s3Limits } from '../limits.js';
@@ -244,14 +245,14 @@ export async function listUploads(fs: FileSystem, bucket: string, prefix: string
     throw err;
   }
   const found: Array<UploadInfo & { uploadId: string }> = [];
-  for (const uploadId of ids) {
+  await mapLimited(ids, s3Limits.uploadInfoReadsInFlight, async (uploadId) => {
     try {
       const info = JSON.parse(await fs.readFile(`${uploadDir(uploadId)}/info`, 'utf8')) as UploadInfo;
       if (info.bucket === bucket && info.key.startsWith(prefix)) found.push({ ...info, uploadId });
     } catch {
       // another user's upload (0700), or one being removed
     }
-  }
+  });
   return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiatedMs - b.initiatedMs));
 }
 
