@@ -280,6 +280,8 @@ export const fsLimits = {
   readdirPageEntries: 1024,
   /** Entries glob() and rm({ recursive }) visit at most. */
   walkEntriesMax: 1_000_000,
+  /** Files of one directory rm({ recursive }) unlinks at once. */
+  rmUnlinksInFlight: 16,
   /** Path components of a glob pattern. */
   globDepthMax: 256,
 } as const;

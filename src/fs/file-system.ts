@@ -6,6 +6,7 @@
  */
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { RoutingClient } from '../cluster/routing-client.js';
+import { mapLimited } from '../concurrency.js';
 import { MillpondError } from '../errors.js';
 import { fsLimits, limits } from '../limits.js';
 import { findClientAuth } from '../auth/credentials.js';
@@ -157,9 +158,11 @@ export class FileSystem {
       }
       if (!st.isDirectory()) return this.meta.unlink(path);
       if (!options.recursive) throw new MillpondError('EISDIR', `${path} is a directory (use recursive)`);
-      for (const entry of await this.readdir(path, { withFileTypes: true })) {
-        await this.rm(joinPath(path, entry.name), { recursive: true });
-      }
+      // A directory's files go fsLimits.rmUnlinksInFlight at a time (their meta transactions
+      // share commits); its subdirectories one after another, so that bound holds for the tree.
+      const entries = await this.readdir(path, { withFileTypes: true });
+      await mapLimited(entries.filter((e) => !e.isDirectory()), fsLimits.rmUnlinksInFlight, (e) => this.meta.unlink(joinPath(path, e.name)));
+      for (const e of entries.filter((e) => e.isDirectory())) await this.rm(joinPath(path, e.name), { recursive: true });
       await this.meta.rmdir(path);
     });
   }
