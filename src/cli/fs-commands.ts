@@ -2,7 +2,7 @@
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { connect, type FileSystem } from '../fs/index.js';
+import { connect, type FileSystem, type Stats } from '../fs/index.js';
 import { cliAuth, type CliConfig } from './config.js';
 import { Progress, formatBytes } from './progress.js';
 
@@ -18,17 +18,20 @@ function counting(progress: Progress): Transform {
   });
 }
 
-/** Bytes under `path`; a file with several names under it counts once, as du does. */
-async function du(fs: FileSystem, path: string, seen = new Set<bigint>()): Promise<number> {
-  const st = await fs.stat(path);
+/**
+ * Bytes under `path`; a file with several names under it counts once, as du does. Entries'
+ * stats come with their directory's pages (readdir plus), `st` being the path's own if known.
+ */
+async function du(fs: FileSystem, path: string, seen = new Set<bigint>(), st?: Stats): Promise<number> {
+  st ??= await fs.stat(path);
   if (!st.isDirectory()) {
     if (seen.has(st.ino)) return 0;
     seen.add(st.ino);
     return st.size;
   }
   let total = 0;
-  for (const e of await fs.readdir(path, { withFileTypes: true })) {
-    total += await du(fs, path === '/' ? `/${e.name}` : `${path}/${e.name}`, seen);
+  for await (const e of fs.dirEntries(path, { plus: true })) {
+    total += await du(fs, path === '/' ? `/${e.name}` : `${path}/${e.name}`, seen, e.stats);
   }
   return total;
 }
@@ -46,9 +49,8 @@ export async function runFs(config: CliConfig, args: string[], out: NodeJS.Writa
     switch (command) {
       case 'ls': {
         need(1);
-        for (const e of await fs.readdir(a!, { withFileTypes: true })) {
-          const path = a === '/' ? `/${e.name}` : `${a}/${e.name}`;
-          const st = await fs.stat(path);
+        for await (const e of fs.dirEntries(a!, { plus: true })) {
+          const st = e.stats ?? await fs.stat(a === '/' ? `/${e.name}` : `${a}/${e.name}`);
           out.write(`${e.isDirectory() ? 'd' : '-'} ${String(st.size).padStart(12)} ${e.name}${e.isDirectory() ? '/' : ''}\n`);
         }
         return;
