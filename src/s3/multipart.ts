@@ -237,9 +237,14 @@ export async function abortUpload(fs: FileSystem, id: string, info: UploadInfo):
 
 /** Uploads of `bucket` (by key, then initiation), for ListMultipartUploads. */
 export async function listUploads(fs: FileSystem, bucket: string, prefix: string): Promise<Array<UploadInfo & { uploadId: string }>> {
-  let ids: string[];
+  // The first uploadsListedMax ids, read a page at a time: the directory may hold many more.
+  const ids: string[] = [];
   try {
-    ids = (await fs.readdir(UPLOADS_DIR)).filter((n) => UPLOAD_ID_RE.test(n)).slice(0, s3Limits.uploadsListedMax);
+    for await (const e of fs.dirEntries(UPLOADS_DIR)) {
+      if (!UPLOAD_ID_RE.test(e.name)) continue;
+      if (ids.length === s3Limits.uploadsListedMax) break;
+      ids.push(e.name);
+    }
   } catch (err) {
     if (isMissing(err)) return [];
     throw err;
