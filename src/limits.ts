@@ -397,6 +397,13 @@ export const authLimits = {
   /** Data plane (src/auth/capability.ts): how long a capability meta hands out stays good (10 min); clients renew before. */
   capabilityTtlMsDefault: 10 * 60_000,
   capabilityTtlMsMax: 24 * 60 * 60_000,
+  /**
+   * The ZAP handler's bind after its previous socket closed: libzmq frees the inproc endpoint
+   * when its reaper thread gets to the closed socket (a millisecond or two), so the bind retries
+   * EADDRINUSE every zapRebindPauseMs for at most zapRebindWaitMs.
+   */
+  zapRebindWaitMs: 2_000,
+  zapRebindPauseMs: 2,
 } as const;
 
 /** The S3 gateway (src/s3). Sizes follow AWS's where AWS has one. */

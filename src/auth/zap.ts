@@ -13,6 +13,7 @@
  */
 import { Reply } from 'zeromq';
 import { z85Encode } from './curve.js';
+import { authLimits } from '../limits.js';
 import { logger } from '../log.js';
 
 const authLog = logger('auth');
@@ -55,10 +56,20 @@ class ZapHandler {
   }
 
   private async bind(): Promise<void> {
-    await this.closed; // the last handler's endpoint is free
+    await this.closed;
     const socket = new Reply({ linger: 0 });
     this.socket = socket;
-    await socket.bind(ZAP_ENDPOINT);
+    // The last handler's socket is closed; its endpoint is free once libzmq's reaper got to it.
+    const waitUntilMs = Date.now() + authLimits.zapRebindWaitMs;
+    for (;;) {
+      try {
+        await socket.bind(ZAP_ENDPOINT);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= waitUntilMs) throw err;
+        await new Promise((resolve) => setTimeout(resolve, authLimits.zapRebindPauseMs));
+      }
+    }
     void this.loop(socket);
   }
 
@@ -68,9 +79,10 @@ class ZapHandler {
     await bound?.catch(() => {}); // a bind under way finishes first (a new one waits for this close)
     const socket = this.socket;
     this.socket = undefined;
-    if (!socket) return;
-    await socket.unbind(ZAP_ENDPOINT).catch(() => {}); // at once, so the next bind finds it free
-    socket.close();
+    // Closed, never unbound: zeromq.js unbinds on a libuv worker thread while this thread may
+    // be reading the same socket in loop(), and libzmq sockets are not thread-safe (that race
+    // aborted the process in libzmq's pipe.cpp). bind() waits out the endpoint's release.
+    socket?.close();
   }
 
   private async loop(socket: Reply): Promise<void> {
