@@ -71,6 +71,15 @@ export const metaLimits = {
   /** What an estimate allows for an entry of a readdir plus page beside its name, symlink target and object attributes. */
   readdirPlusEntryFixedBytes: 512,
   garbageBatchMax: 1024,
+  /**
+   * A garbage collector holds the files takeGarbage gave it this long: another collector (each
+   * meta server runs one) takes the next files instead, and a collector that died or whose
+   * pass failed for a file leaves it to a later pass after the lease. Removal is idempotent, so
+   * a pass outlasting its lease only repeats work.
+   */
+  garbageLeaseMsDefault: 30_000,
+  /** Queue entries one takeGarbage looks at, at most (leased ones are passed over). */
+  garbageScanEntriesMax: 8_192,
   transactionAttemptsMax: 64,
   transactionBackoffMsMax: 64,
   /** Inode ids one server reserves per counter transaction (keeps the counter key cool). */

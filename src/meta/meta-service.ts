@@ -41,6 +41,13 @@ export interface MetaServiceOptions {
   clusterSecret?: Buffer;
   /** Lifetime of those capabilities (default authLimits.capabilityTtlMsDefault). */
   capabilityTtlMs?: number;
+  /** How long takeGarbage's files stay leased to their taker (default metaLimits.garbageLeaseMsDefault). */
+  garbageLeaseMs?: number;
+}
+
+/** A queued file as stored: leased to a collector until leaseUntilMs (0: free). */
+interface QueuedGarbage extends Garbage {
+  leaseUntilMs?: number;
 }
 
 export interface Dedup {
@@ -117,6 +124,10 @@ function putTrim(tx: KvTx, inode: Inode, length: number): Promise<void> {
   return tx.put(keys.trim(inode.id), pack(intent));
 }
 
+function checkGarbageLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > metaLimits.garbageBatchMax) throw new MillpondError('EINVAL', `limit must be in [1, ${metaLimits.garbageBatchMax}]`);
+}
+
 function sessionBytes(session: string): Buffer {
   if (typeof session !== 'string' || !/^[0-9a-f]{32}$/.test(session)) throw new MillpondError('EBADF', 'not a session id');
   return Buffer.from(session, 'hex');
@@ -127,6 +138,7 @@ export class MetaService {
   private readonly hints = new PathHints();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly sessionTimeoutMs: number;
+  private readonly garbageLeaseMs: number;
   private storage: ChunkTrimmer | undefined;
   private chainTables: ChainTableVersions | undefined;
   private readonly capabilities: CapabilitySigner | undefined;
@@ -137,6 +149,8 @@ export class MetaService {
     this.capabilities = options.clusterSecret ? new CapabilitySigner(options.clusterSecret, options.capabilityTtlMs) : undefined;
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? metaLimits.sessionTimeoutMs;
     if (!Number.isSafeInteger(this.sessionTimeoutMs) || this.sessionTimeoutMs < 1) throw new RangeError('sessionTimeoutMs must be a positive integer');
+    this.garbageLeaseMs = options.garbageLeaseMs ?? metaLimits.garbageLeaseMsDefault;
+    if (!Number.isSafeInteger(this.garbageLeaseMs) || this.garbageLeaseMs < 1) throw new RangeError('garbageLeaseMs must be a positive integer');
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const timer = setInterval(() => void fn().catch(() => {}), ms);
       timer.unref();
@@ -592,11 +606,44 @@ export class MetaService {
 
   // ---- garbage: files whose chunks storage daemons remove in the background ----
 
-  /** The oldest-inode-first files waiting for chunk removal; they stay queued until acked. */
+  /**
+   * Up to `limit` files waiting for chunk removal, oldest inode first, that no collector holds:
+   * each is leased to the caller for garbageLeaseMs (one transaction: two meta servers'
+   * collectors on one store never take the same file while its lease runs). A file stays
+   * queued until acked; one not acked is taken again once its lease ends.
+   */
   async takeGarbage(limit: number): Promise<Garbage[]> {
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > metaLimits.garbageBatchMax) throw new MillpondError('EINVAL', `limit must be in [1, ${metaLimits.garbageBatchMax}]`);
+    checkGarbageLimit(limit);
+    return this.kv.transact(async (tx) => {
+      const nowMs = Date.now();
+      const taken: Garbage[] = [];
+      let [start, end] = keys.garbageRange();
+      for (let examined = 0; taken.length < limit && examined < metaLimits.garbageScanEntriesMax;) {
+        const pageSize = Math.min(limit, metaLimits.garbageScanEntriesMax - examined);
+        const page = await tx.scan(start, end, pageSize);
+        for (const [key, value] of page) {
+          examined++;
+          const { leaseUntilMs, ...file } = unpack(value) as QueuedGarbage;
+          if ((leaseUntilMs ?? 0) > nowMs) continue;
+          await tx.put(key, pack({ ...file, leaseUntilMs: nowMs + this.garbageLeaseMs }));
+          taken.push(file);
+          if (taken.length === limit) break;
+        }
+        if (page.length < pageSize) break;
+        start = Buffer.concat([page.at(-1)![0], Buffer.from([0])]);
+      }
+      return taken;
+    });
+  }
+
+  /** The files waiting for chunk removal, oldest inode first, leased or not (nothing is taken). */
+  async listGarbage(limit: number): Promise<Garbage[]> {
+    checkGarbageLimit(limit);
     const [start, end] = keys.garbageRange();
-    return this.kv.transact(async (tx) => (await tx.scan(start, end, limit)).map(([, v]) => unpack(v) as Garbage));
+    return this.kv.read(async (tx) => (await tx.scan(start, end, limit)).map(([, v]) => {
+      const { leaseUntilMs: _, ...file } = unpack(v) as QueuedGarbage;
+      return file;
+    }));
   }
 
   /** Removes files from the queue once their chunks are gone. */

@@ -32,6 +32,7 @@
  *   meta.setLayout    path, layout: {chunkSizeBytes?, stripeSize?,     Inode
  *                     chainTableId?, chainTableVersion?}
  *   meta.takeGarbage  limit                                            [{inode, layout, length, queuedMs}]
+ *                     (leased to the caller: other callers get other files until the lease ends)
  *   meta.ackGarbage   inodes: [u64]                                    nil
  *   meta.userAdd      name, uid, gid, groups?, proxy?   (admin)        { user: UserRecord, token }
  *   meta.userList     -                                 (admin)        [UserRecord]

@@ -1,7 +1,8 @@
 /**
  * Background removal of the chunks of unlinked files (design §5): takes files from meta's
- * garbage queue, removes their chunks from every replica of the chains they striped over,
- * then acknowledges them. A replica that is down keeps its copies until it returns: resync
+ * garbage queue (leased to this collector, so the collectors of several meta servers share the
+ * queue rather than repeat each other), removes their chunks from every replica of the chains
+ * they striped over, then acknowledges them. A replica that is down keeps its copies until it returns: resync
  * drops chunks that no serving source has.
  */
 import type { RoutingClient } from '../cluster/routing-client.js';

@@ -275,7 +275,7 @@ describe('FileSystem', () => {
       expect(stats.chunksRemoved).toBeGreaterThanOrEqual(41 * 3);
       expect(await chunksOf()).toBe(0);
       expect((await fs.readFile('/data/neighbour')).length).toBe(2 * CHUNK);
-      expect(await service.takeGarbage(10)).toEqual([]);
+      expect(await service.listGarbage(10)).toEqual([]);
     } finally {
       client.close();
       routing.close();
@@ -289,12 +289,12 @@ describe('FileSystem', () => {
     await fs.mkdir('/data/backlog');
     await Promise.all(Array.from({ length: files }, (_, i) => fs.writeFile(`/data/backlog/${i}`, 'x')));
     await Promise.all(Array.from({ length: files }, (_, i) => fs.unlink(`/data/backlog/${i}`)));
-    expect((await service.takeGarbage(1024)).length).toBeGreaterThanOrEqual(files);
+    expect((await service.listGarbage(1024)).length).toBeGreaterThanOrEqual(files);
     const routing = new RoutingClient({ mgmtd: cluster.mgmtdEndpoints, cluster: cluster.keys.cluster });
     const started = Date.now();
     const collector = startGarbageCollector(service, routing, 4_000);
     try {
-      while ((await service.takeGarbage(1)).length > 0) {
+      while ((await service.listGarbage(1)).length > 0) {
         expect(Date.now() - started).toBeLessThan(10_000);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -103,7 +103,7 @@ describe('meta server processes', () => {
     for (let i = 0; i < 2; i++) inodes.push(BigInt((await waitForLine(holder, /^open (\d+)$/))[1]!));
     const [scratch, kept] = inodes as [bigint, bigint];
     await service.unlink({ uid: 0, gid: 0 }, '/scratch'); // as a job's retry removes a dead task's scratch
-    const queued = async () => (await service.takeGarbage(16)).map((g) => g.inode);
+    const queued = async () => (await service.listGarbage(16)).map((g) => g.inode);
     await sleep(2_500); // over twice the timeout: the live holder's heartbeats keep its sessions
     expect(await queued()).not.toContain(scratch);
 

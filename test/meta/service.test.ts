@@ -162,7 +162,7 @@ for (const backend of backends) {
       await meta.rename(root, `${dir}/a/f`, `${dir}/g`); // replaces g
       expect((await meta.stat(root, `${dir}/g`)).id).toBe(f.id);
       expect(await code(meta.stat(root, `${dir}/a/f`))).toBe('ENOENT');
-      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).toContain(g.id);
+      expect((await meta.listGarbage(1024)).map((x) => x.inode)).toContain(g.id);
       expect(await code(meta.rename(root, `${dir}/a`, `${dir}/a/b/c`))).toBe('EINVAL');
       expect(await code(meta.rename(root, `${dir}/a`, `${dir}/a/b`))).toBe('EINVAL');
       await meta.mkdir(root, `${dir}/full/x`, { recursive: true });
@@ -203,7 +203,7 @@ for (const backend of backends) {
       await meta.rename(root, `${dir}/f`, `${dir}/out/g`);
       expect((await meta.stat(root, `${dir}/f`)).nlink).toBe(2);
       // The first unlink only drops a name; the second queues the chunks.
-      const queuedIds = async () => (await meta.takeGarbage(1024)).map((x) => x.inode);
+      const queuedIds = async () => (await meta.listGarbage(1024)).map((x) => x.inode);
       await meta.unlink(root, `${dir}/f`);
       expect(await meta.stat(root, `${dir}/out/g`)).toMatchObject({ id: inode.id, nlink: 1, length: 1000 });
       expect(await queuedIds()).not.toContain(inode.id);
@@ -214,7 +214,7 @@ for (const backend of backends) {
       expect(await queuedIds()).not.toContain(inode.id);
       expect((await meta.stat(root, `${dir}/out/g`)).id).toBe(other.id);
       await meta.unlink(root, `${dir}/g2`);
-      expect((await meta.takeGarbage(1024)).find((x) => x.inode === inode.id)).toMatchObject({ length: 1000 });
+      expect((await meta.listGarbage(1024)).find((x) => x.inode === inode.id)).toMatchObject({ length: 1000 });
       await meta.ackGarbage([inode.id]);
     });
 
@@ -251,7 +251,7 @@ for (const backend of backends) {
       expect(await meta.readlink(root, `${dir}/l3`)).toBe('../elsewhere/x');
       await meta.unlink(root, `${dir}/l3`);
       expect(await code(meta.stat(root, `${dir}/l3`))).toBe('ENOENT');
-      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).not.toContain(made.id);
+      expect((await meta.listGarbage(1024)).map((x) => x.inode)).not.toContain(made.id);
     });
 
     it('setattr mtimeMs: the owner or root sets a file\'s time; others get EPERM', async () => {
@@ -279,7 +279,7 @@ for (const backend of backends) {
         const local = await open(`${dir}/local`); // no clientId: nothing to watch
         for (const f of ['a', 'd', 'local']) await quick.unlink(root, `${dir}/${f}`);
         expect(await quick.pruneSessions()).toBe(0); // both clients were just heard from
-        const queued = async () => (await quick.takeGarbage(1024)).map((x) => x.inode);
+        const queued = async () => (await quick.listGarbage(1024)).map((x) => x.inode);
         for (let i = 0; i < 4; i++) {
           await new Promise((r) => setTimeout(r, 100));
           await quick.heartbeat(live);
@@ -303,12 +303,12 @@ for (const backend of backends) {
       const dir = await fresh();
       const { inode, session } = await meta.open(root, `${dir}/f`, { flags: { create: true, write: true } });
       await meta.unlink(root, `${dir}/f`);
-      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).not.toContain(inode.id);
+      expect((await meta.listGarbage(1024)).map((x) => x.inode)).not.toContain(inode.id);
       await meta.close(root, inode.id, session!, { length: 12345 });
-      const queued = (await meta.takeGarbage(1024)).find((x) => x.inode === inode.id);
+      const queued = (await meta.listGarbage(1024)).find((x) => x.inode === inode.id);
       expect(queued).toMatchObject({ length: 12345, layout: inode.layout });
       await meta.ackGarbage([inode.id]);
-      expect((await meta.takeGarbage(1024)).map((x) => x.inode)).not.toContain(inode.id);
+      expect((await meta.listGarbage(1024)).map((x) => x.inode)).not.toContain(inode.id);
     });
 
     it('layouts: per directory, inherited, validated', async () => {
@@ -378,6 +378,41 @@ for (const backend of backends) {
       expect(new Set(entries.map((e) => e.name)).size).toBe(won);
       expect(new Set(entries.map((e) => e.inode)).size).toBe(won);
       expect(lost).toBe(perSide / 2);
+    });
+
+    it('garbage: two services on one store lease disjoint files; an unacked file returns after its lease', async () => {
+      const store = await backend.open(); // a queue of its own
+      const leaseMs = 1_500;
+      const a = await MetaService.open(store.kv, { garbageLeaseMs: leaseMs, pruneApplied: false, pruneSessions: false });
+      const b = await MetaService.open(await store.reopen(), { garbageLeaseMs: leaseMs, pruneApplied: false, pruneSessions: false });
+      try {
+        const ids: bigint[] = [];
+        for (let i = 0; i < 12; i++) {
+          ids.push((await a.open(root, `/g${i}`, { flags: { create: true } })).inode.id);
+          await a.unlink(root, `/g${i}`);
+        }
+        const sorted = (xs: bigint[]) => [...xs].sort((x, y) => (x < y ? -1 : 1));
+        // At once, as two meta servers' collectors: each file goes to one of them.
+        const [takenA, takenB] = await Promise.all([a.takeGarbage(8), b.takeGarbage(8)]);
+        const first = [...takenA, ...takenB].map((g) => g.inode);
+        expect(first.length).toBe(12);
+        expect(sorted(first)).toEqual(sorted(ids));
+        expect(await a.takeGarbage(8)).toEqual([]); // all leased
+        expect(await b.takeGarbage(8)).toEqual([]);
+        expect((await b.listGarbage(100)).map((g) => g.inode)).toEqual(sorted(ids)); // still queued
+        // A removes its files' chunks and acks them; B's taker "died" without acking.
+        await a.ackGarbage(takenA.map((g) => g.inode));
+        await new Promise((resolve) => setTimeout(resolve, leaseMs + 200));
+        const again = await a.takeGarbage(16);
+        expect(sorted(again.map((g) => g.inode))).toEqual(sorted(takenB.map((g) => g.inode)));
+        expect(again[0]).toEqual(takenB.find((g) => g.inode === again[0]!.inode)); // as queued, no lease field
+        await a.ackGarbage(again.map((g) => g.inode));
+        expect(await b.listGarbage(100)).toEqual([]);
+      } finally {
+        a.stop();
+        b.stop();
+        await store.cleanup();
+      }
     });
   });
 }
