@@ -11,6 +11,10 @@ namespace millpond::chunk_store_internal {
 
 constexpr uint32_t kStagingWaitMs = 60000;  // for staging memory (merges, unaligned I/O)
 constexpr int kShardDirs = 256;              // chunks/<hh>/ directories, by ChunkId hash
+// A version being written lives in its chunk's shard directory under this prefix until it is
+// renamed to its chunk file name (or removed by the next Open after a crash). No chunk file
+// name starts with a dot.
+constexpr const char* kTempPrefix = ".t.";
 
 Status MakeDir(const std::string& path);     // EEXIST is fine
 Status SyncDir(const std::string& path);     // fsync of a directory

@@ -81,33 +81,34 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
     iov.push_back({copy.data(), static_cast<size_t>(fmt::PaddedBytes(length))});
   }
 
-  char name[64];
-  std::snprintf(name, sizeof name, "/tmp/%s.%llu.%llu", chunk.ToHex().c_str(),
+  // The new version is written beside the chunk's file (chunk_store_internal::kTempPrefix),
+  // so its inode comes from the shard directory's allocation group and the rename stays in one
+  // directory.
+  const std::string final = PathOf(chunk, pending);
+  const std::string shard = final.substr(0, final.rfind('/'));
+  char name[96];
+  std::snprintf(name, sizeof name, "/%s%s.%llu.%llu", chunk_store_internal::kTempPrefix, chunk.ToHex().c_str(),
                 static_cast<unsigned long long>(version),
                 static_cast<unsigned long long>(nextTmp_.fetch_add(1)));
-  std::string tmp = dir_ + name;
-  int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (directIo_ ? O_DIRECT : 0);
+  const std::string tmp = shard + name;
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (directIo_ ? O_DIRECT : 0);
   UniqueFd fd(::open(tmp.c_str(), flags, 0600));
+  if (!fd.valid() && errno == ENOENT) {  // the chunk's shard directory does not exist yet
+    MP_RETURN_IF_ERROR(MakeDir(shard));
+    if (options_.syncWrites) MP_RETURN_IF_ERROR(SyncDir(dir_ + "/chunks"));
+    fd = UniqueFd(::open(tmp.c_str(), flags, 0600));
+  }
   if (!fd.valid()) return Status::FromErrno(errno, "create " + tmp);
   Status s = PwritevFull(fd.get(), iov.data(), static_cast<int>(iov.size()), 0, tmp.c_str());
   if (s.ok() && options_.syncWrites && ::fdatasync(fd.get()) != 0)
     s = Status::FromErrno(errno, "fdatasync " + tmp);
   fd.Reset();
-  std::string final = PathOf(chunk, pending);
-  if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) {
-    if (errno == ENOENT) {  // the chunk's shard directory does not exist yet
-      s = MakeDir(final.substr(0, final.rfind('/')));
-      if (s.ok() && options_.syncWrites) s = SyncDir(dir_ + "/chunks");
-      if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) s = Status::FromErrno(errno, "rename to " + final);
-    } else {
-      s = Status::FromErrno(errno, "rename to " + final);
-    }
-  }
+  if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) s = Status::FromErrno(errno, "rename to " + final);
   if (!s.ok()) {
     ::unlink(tmp.c_str());
     return s;
   }
-  if (options_.syncWrites) MP_RETURN_IF_ERROR(SyncDir(final.substr(0, final.rfind('/'))));
+  if (options_.syncWrites) MP_RETURN_IF_ERROR(SyncDir(shard));
   *checksum = whole;
   return Status::OK();
 }

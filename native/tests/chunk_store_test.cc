@@ -559,13 +559,19 @@ TEST_F(ChunkStoreTest, TruncatedChunkFileIsCorruptAfterReopen) {
 
 TEST_F(ChunkStoreTest, LeftoverTmpFilesAreRemovedOnOpen) {
   ASSERT_TRUE(Put(kA, 0, "kept").ok());
-  std::string leftover = dir_ + "/tmp/" + kA.ToHex() + ".2.99";
-  int fd = ::open(leftover.c_str(), O_WRONLY | O_CREAT, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::write(fd, "junk", 4), 4);
-  ::close(fd);
+  // A half-written version beside the chunk's file (where versions are written), and one in
+  // tmp/ (where earlier formats wrote them).
+  std::string shard = FileOf(kA).substr(0, FileOf(kA).rfind('/'));
+  std::vector<std::string> leftovers = {shard + "/.t." + kA.ToHex() + ".2.99", dir_ + "/tmp/" + kA.ToHex() + ".2.98"};
+  for (const std::string& leftover : leftovers) {
+    int fd = ::open(leftover.c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "junk", 4), 4);
+    ::close(fd);
+  }
   ASSERT_TRUE(Reopen().ok());
-  EXPECT_NE(::access(leftover.c_str(), F_OK), 0) << "the half-written version is gone";
+  for (const std::string& leftover : leftovers)
+    EXPECT_NE(::access(leftover.c_str(), F_OK), 0) << leftover << ": the half-written version is gone";
   EXPECT_TRUE(SameBytes(ReadAll(kA), "kept"));
   ChunkMeta meta;
   ASSERT_TRUE(store_->Stat(kA, &meta).ok());
