@@ -33,6 +33,7 @@ Status SyncDir(const std::string& path) {
 
 namespace fmt = chunk_format;
 using chunk_store_internal::kShardDirs;
+using chunk_store_internal::kTempPrefix;
 using chunk_store_internal::MakeDir;
 using chunk_store_internal::SyncDir;
 
@@ -160,7 +161,7 @@ Status ChunkStore::Scan() {
       return Status::FromErrno(errno, "opendir " + path);
     }
     while (struct dirent* e = ::readdir(d)) {
-      if (std::strncmp(e->d_name, chunk_store_internal::kTempPrefix, std::strlen(chunk_store_internal::kTempPrefix)) == 0) {
+      if (std::strncmp(e->d_name, kTempPrefix, std::strlen(kTempPrefix)) == 0) {
         ::unlink((path + "/" + e->d_name).c_str());
         continue;
       }

@@ -14,6 +14,7 @@ namespace millpond {
 
 namespace fmt = chunk_format;
 using chunk_store_internal::kStagingWaitMs;
+using chunk_store_internal::kTempPrefix;
 using chunk_store_internal::MakeDir;
 using chunk_store_internal::SyncDir;
 
@@ -81,13 +82,13 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
     iov.push_back({copy.data(), static_cast<size_t>(fmt::PaddedBytes(length))});
   }
 
-  // The new version is written beside the chunk's file (chunk_store_internal::kTempPrefix),
+  // The new version is written beside the chunk's file (under kTempPrefix),
   // so its inode comes from the shard directory's allocation group and the rename stays in one
   // directory.
   const std::string final = PathOf(chunk, pending);
   const std::string shard = final.substr(0, final.rfind('/'));
   char name[96];
-  std::snprintf(name, sizeof name, "/%s%s.%llu.%llu", chunk_store_internal::kTempPrefix, chunk.ToHex().c_str(),
+  std::snprintf(name, sizeof name, "/%s%s.%llu.%llu", kTempPrefix, chunk.ToHex().c_str(),
                 static_cast<unsigned long long>(version),
                 static_cast<unsigned long long>(nextTmp_.fetch_add(1)));
   const std::string tmp = shard + name;

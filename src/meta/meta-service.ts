@@ -45,9 +45,10 @@ export interface MetaServiceOptions {
   garbageLeaseMs?: number;
 }
 
-/** A queued file as stored: leased to a collector until leaseUntilMs (0: free). */
-interface QueuedGarbage extends Garbage {
-  leaseUntilMs?: number;
+/** A queued file as stored: the file, leased to a collector until leaseUntilMs (absent: free). */
+function unpackQueuedGarbage(value: Buffer): { file: Garbage; leaseUntilMs: number } {
+  const { leaseUntilMs, ...file } = unpack(value) as Garbage & { leaseUntilMs?: number };
+  return { file, leaseUntilMs: leaseUntilMs ?? 0 };
 }
 
 export interface Dedup {
@@ -623,14 +624,14 @@ export class MetaService {
         const page = await tx.scan(start, end, pageSize);
         for (const [key, value] of page) {
           examined++;
-          const { leaseUntilMs, ...file } = unpack(value) as QueuedGarbage;
-          if ((leaseUntilMs ?? 0) > nowMs) continue;
+          const { file, leaseUntilMs } = unpackQueuedGarbage(value);
+          if (leaseUntilMs > nowMs) continue;
           await tx.put(key, pack({ ...file, leaseUntilMs: nowMs + this.garbageLeaseMs }));
           taken.push(file);
           if (taken.length === limit) break;
         }
         if (page.length < pageSize) break;
-        start = Buffer.concat([page.at(-1)![0], Buffer.from([0])]);
+        start = keys.after(page.at(-1)![0]);
       }
       return taken;
     });
@@ -640,10 +641,7 @@ export class MetaService {
   async listGarbage(limit: number): Promise<Garbage[]> {
     checkGarbageLimit(limit);
     const [start, end] = keys.garbageRange();
-    return this.kv.read(async (tx) => (await tx.scan(start, end, limit)).map(([, v]) => {
-      const { leaseUntilMs: _, ...file } = unpack(v) as QueuedGarbage;
-      return file;
-    }));
+    return this.kv.read(async (tx) => (await tx.scan(start, end, limit)).map(([, v]) => unpackQueuedGarbage(v).file));
   }
 
   /** Removes files from the queue once their chunks are gone. */
