@@ -7,8 +7,13 @@
  * the wall time of a one-task job on a warm session (`tiny_job_ms`, `cluster_tiny_job_ms`)
  * against the same query in plain DuckDB (`duckdb_tiny_ms`). Executors and sessions start before
  * the clock; each figure is the best of 3 runs (the first run warms the slots).
+ * Each task writes its output and its marker as files of the job's root, so the job runs twice
+ * per executor: with the root in the bench's work directory (the headline figures) and, where
+ * /dev/shm is a tmpfs, with the root there (`*_tmpfs`): the difference is what the disk's
+ * filesystem costs per task (file creates, renames and unlinks), not the engine's dispatch.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { init } from '../src/engine/index.js';
@@ -42,8 +47,16 @@ export async function engineOverheadBench(options: Map<string, string>): Promise
     conn.closeSync();
     duck.closeSync();
 
-    const measure = async (executor: Parameters<typeof init>[0]['executor']) => {
-      const sp = await init({ root: { kind: 'local', dir: join(work.dir, 'root') }, workers, executor, progress: false });
+    const kTmpfsMagic = 0x01021994;
+    const shm = (() => {
+      try {
+        return statfsSync('/dev/shm').type === kTmpfsMagic ? mkdtempSync('/dev/shm/millpond-engine-overhead-') : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    const measure = async (executor: Parameters<typeof init>[0]['executor'], rootDir: string) => {
+      const sp = await init({ root: { kind: 'local', dir: rootDir }, workers, executor, progress: false });
       try {
         // recompute: every round runs its tasks (no reuse of completed ones).
         const many = sp.partialSql('SELECT count(*) AS n FROM {0}', sp.readParquet(`${work.dir}/in-*.parquet`).repartition(tasks));
@@ -59,15 +72,21 @@ export async function engineOverheadBench(options: Map<string, string>): Promise
       }
     };
 
-    const local = await measure({ kind: 'local' });
+    const diskRoot = join(work.dir, 'root');
+    const shmRoot = shm && join(shm, 'root');
+    const local = await measure({ kind: 'local' }, diskRoot);
+    const localTmpfs = shmRoot ? await measure({ kind: 'local' }, shmRoot) : undefined;
     const queue = queueName('bench');
     const executors = ['bench-a', 'bench-b'].map((host) => startExecutor(redis, queue, host, Math.max(1, workers / 2 | 0) || 1));
     let cluster: { perSecond: number; tinyMs: number };
+    let clusterTmpfs: { perSecond: number; tinyMs: number } | undefined;
     try {
       await Promise.all(executors.map((e) => e.ready));
-      cluster = await measure({ kind: 'cluster', redis, queue });
+      cluster = await measure({ kind: 'cluster', redis, queue }, diskRoot);
+      if (shmRoot) clusterTmpfs = await measure({ kind: 'cluster', redis, queue }, shmRoot);
     } finally {
       await Promise.all(executors.map((e) => e.kill('SIGTERM')));
+      if (shm) rmSync(shm, { recursive: true, force: true });
     }
 
     const figures = {
@@ -79,11 +98,19 @@ export async function engineOverheadBench(options: Map<string, string>): Promise
       cluster_tiny_job_ms: round3(cluster.tinyMs),
       duckdb_tiny_ms: round3(duckdbTinyMs),
       tiny_ratio: round3(duckdbTinyMs / local.tinyMs),
+      ...(localTmpfs && clusterTmpfs ? {
+        task_dispatch_per_s_tmpfs: round3(localTmpfs.perSecond),
+        cluster_task_dispatch_per_s_tmpfs: round3(clusterTmpfs.perSecond),
+      } : {}),
     };
     printTable(`engine-overhead: ${tasks} trivial tasks, ${workers} slots (${machineNote()})`, [
       ['executor', 'tasks/s', 'one-task job ms'],
       [`local (${workers} warm worker processes)`, local.perSecond.toFixed(1), local.tinyMs.toFixed(1)],
       ['cluster (2 executors, BullMQ on Redis)', cluster.perSecond.toFixed(1), cluster.tinyMs.toFixed(1)],
+      ...(localTmpfs && clusterTmpfs ? [
+        ['local, the job root on tmpfs', localTmpfs.perSecond.toFixed(1), localTmpfs.tinyMs.toFixed(1)],
+        ['cluster, the job root on tmpfs', clusterTmpfs.perSecond.toFixed(1), clusterTmpfs.tinyMs.toFixed(1)],
+      ] : []),
       ['plain DuckDB (the query alone)', '-', duckdbTinyMs.toFixed(1)],
     ]);
     printJson('engine-overhead', figures);
