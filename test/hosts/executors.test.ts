@@ -67,9 +67,11 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
     root: { kind: 'millpond', dir: '/jobs', meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
     executor: { kind: 'cluster', redis, queue }, progress: false, jobId,
   });
-  const job = (sp: Awaited<ReturnType<typeof init>>, partitions = 8) => sp.partialSql(
+  // 16 SQL tasks: each executor's shared-queue worker takes up to 2 x slots = 4 at once, so
+  // they reach every host (with 8, two hosts could take them all).
+  const job = (sp: Awaited<ReturnType<typeof init>>) => sp.partialSql(
     'SELECT k, count(*) AS n, sum(id)::BIGINT AS s FROM {0} GROUP BY k',
-    sp.readParquet('millpond:///input/events-*.parquet').repartition(partitions, { hashBy: 'k' }));
+    sp.readParquet('millpond:///input/events-*.parquet').repartition(16, { hashBy: 'k' }));
 
   it('spreads tasks (and JS functions) over the hosts; the result equals plain DuckDB', async () => {
     const sp = await session('spread');
@@ -97,15 +99,14 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
       MILLPOND_TRANSPORT: 'tcp', MILLPOND_ENGINE_TEST_STALL_FILE: stallFile, MILLPOND_ENGINE_TEST_STALL_MS: '120000', MILLPOND_ENGINE_TEST_STALL_KEY: '^sql-',
     }, ['ip', 'netns', 'exec', `${hosts.prefix}-h1`]);
     await executors[0].ready;
-    // Host 1 must hold an SQL task when it dies. Each executor's shared-queue worker takes up
-    // to 2 x slots tasks at once, so 16 tasks (4 hosts x 4) reach every host; should the others
-    // still take them all (a loaded machine), the job finishes and runs again under a new id.
+    // Host 1 must hold an SQL task when it dies: should the other hosts still take them all
+    // (a loaded machine), the job finishes and runs again under a new id.
     let sp: Awaited<ReturnType<typeof init>>;
     let result: ReturnType<ReturnType<typeof job>['takeAll']>;
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       sp = await session(`host-killed-${attempt}`);
-      result = job(sp, 16).takeAll();
+      result = job(sp).takeAll();
       result.catch(() => {});
       const finished = result.then(() => true, () => true);
       while (!existsSync(stallFile) && !(await Promise.race([finished, sleep(20).then(() => false)]))) {
