@@ -110,7 +110,10 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
       result.catch(() => {});
       const finished = result.then(() => true, () => true);
       while (!existsSync(stallFile) && !(await Promise.race([finished, sleep(20).then(() => false)]))) {
-        if (Date.now() - started > 90_000) throw new Error('host 1 never started an SQL task');
+        if (Date.now() - started > 90_000) {
+          await sp.shutdown();
+          throw new Error('host 1 never started an SQL task');
+        }
       }
       if (existsSync(stallFile)) break;
       await sp.shutdown();
