@@ -30,12 +30,23 @@ async function timeJob(run: () => Promise<unknown>, rounds = 3): Promise<number>
   return best;
 }
 
+/** A fresh directory under /dev/shm when that is a tmpfs; undefined elsewhere. */
+function tmpfsWorkDir(): string | undefined {
+  const kTmpfsMagic = 0x01021994;
+  try {
+    return statfsSync('/dev/shm').type === kTmpfsMagic ? mkdtempSync('/dev/shm/millpond-engine-overhead-') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function engineOverheadBench(options: Map<string, string>): Promise<void> {
   const tasks = intOption(options, 'tasks', 64);
   const workers = intOption(options, 'workers', 2);
   const redis = options.get('redis') ?? process.env.MILLPOND_REDIS_URL
     ?? execFileSync('bash', [join(import.meta.dirname, '..', 'scripts', 'redis-start.sh')], { encoding: 'utf8' }).trim().split('\n').pop()!;
   const work = await makeWorkDir('engine-overhead');
+  const shm = tmpfsWorkDir();
   try {
     const duck = await DuckDBInstance.create(':memory:', { threads: '1' });
     const conn = await duck.connect();
@@ -47,14 +58,6 @@ export async function engineOverheadBench(options: Map<string, string>): Promise
     conn.closeSync();
     duck.closeSync();
 
-    const kTmpfsMagic = 0x01021994;
-    const shm = (() => {
-      try {
-        return statfsSync('/dev/shm').type === kTmpfsMagic ? mkdtempSync('/dev/shm/millpond-engine-overhead-') : undefined;
-      } catch {
-        return undefined;
-      }
-    })();
     const measure = async (executor: Parameters<typeof init>[0]['executor'], rootDir: string) => {
       const sp = await init({ root: { kind: 'local', dir: rootDir }, workers, executor, progress: false });
       try {
@@ -86,7 +89,6 @@ export async function engineOverheadBench(options: Map<string, string>): Promise
       if (shmRoot) clusterTmpfs = await measure({ kind: 'cluster', redis, queue }, shmRoot);
     } finally {
       await Promise.all(executors.map((e) => e.kill('SIGTERM')));
-      if (shm) rmSync(shm, { recursive: true, force: true });
     }
 
     const figures = {
@@ -115,6 +117,7 @@ export async function engineOverheadBench(options: Map<string, string>): Promise
     ]);
     printJson('engine-overhead', figures);
   } finally {
+    if (shm) rmSync(shm, { recursive: true, force: true });
     work.cleanup();
   }
 }
