@@ -13,6 +13,7 @@ import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
 import { init } from '../../src/engine/index.js';
 import { connect } from '../../src/fs/index.js';
 import { queueName, startExecutor, type ExecutorProc } from '../engine/cluster/executors.js';
+import { sleep } from '../cluster/support/processes.js';
 import { bag, plainDuckDb, writeInputs } from '../engine/support.js';
 import { tempDir } from '../support/tmp.js';
 import { hostsAvailable, TestHosts } from './support/hosts.js';
@@ -107,7 +108,6 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
     for (let attempt = 1; ; attempt++) {
       sp = await session(`host-killed-${attempt}`);
       result = job(sp).takeAll();
-      result.catch(() => {});
       const finished = result.then(() => true, () => true);
       while (!existsSync(stallFile) && !(await Promise.race([finished, sleep(20).then(() => false)]))) {
         if (Date.now() - started > 90_000) {
@@ -134,6 +134,4 @@ describe.skipIf(!hostsAvailable())('executors on four hosts', () => {
       await sp.shutdown();
     }
   }, 240_000);
-
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 });
