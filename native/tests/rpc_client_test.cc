@@ -121,7 +121,9 @@ class MetaProcess {
 
   void Kill(int sig) {
     if (pid_ > 0) {
-      ::kill(pid_, SIGCONT);
+      // A stopped process needs SIGCONT to act on another signal, but SIGKILL ends it as it is:
+      // resumed first, it could still answer a request it had queued before the kill lands.
+      if (sig != SIGKILL) ::kill(pid_, SIGCONT);
       ::kill(pid_, sig);
       int status;
       ::waitpid(pid_, &status, 0);
