@@ -281,7 +281,7 @@ export const fsLimits = {
    * allocated per piece (src/fs/chunk-buffers.ts).
    */
   chunkBuffersPooledBytesMax: 64 * 1024 * 1024,
-  /** Bytes one read()/readFile() returns at most (a Buffer's practical bound). */
+  /** Bytes one read() returns at most, and the longest file readFile() returns (a Buffer's practical bound). */
   readBytesMax: 1024 * 1024 * 1024,
   /** Default highWaterMark of read and write streams. */
   streamChunkBytesDefault: 1024 * 1024,

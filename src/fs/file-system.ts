@@ -472,7 +472,15 @@ export class FileHandle {
     return { bytesRead: data.length, buffer };
   }
 
+  /**
+   * The whole file, or EINVAL when it is longer than fsLimits.readBytesMax (as node's readFile
+   * refuses files past its limit): never a short read that looks like the whole file.
+   */
   async readFile(): Promise<Buffer> {
+    if (this.length > fsLimits.readBytesMax) {
+      return attributed('read', this.path, () => Promise.reject(new MillpondError('EINVAL', `${this.path} has ${this.length} bytes, ` +
+        `more than readFile returns (${fsLimits.readBytesMax}): read it in parts (readAt, readInto, createReadStream)`)));
+    }
     return this.readAt(0, this.length);
   }
 

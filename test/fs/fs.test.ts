@@ -12,7 +12,7 @@ import { MillpondError } from '../../src/errors.js';
 import { ChunkClient } from '../../src/chunk/chunk-client.js';
 import { RoutingClient } from '../../src/cluster/routing-client.js';
 import { collectGarbage, startGarbageCollector, trimChunks } from '../../src/storage/garbage.js';
-import { clusterLimits } from '../../src/limits.js';
+import { clusterLimits, fsLimits } from '../../src/limits.js';
 import { listAdmin } from '../support/auth.js';
 import { Cluster } from '../cluster/support/cluster.js';
 import { tempDir } from '../support/tmp.js';
@@ -242,6 +242,12 @@ describe('FileSystem', () => {
     const h = await fs.open('/data/file', 'r');
     expect(await codeOf(h.write(Buffer.from('y')))).toBe('EBADF');
     await h.close();
+    // A file longer than readFile returns (a sparse one: no bytes written) is refused whole,
+    // never returned short as if it were the file.
+    await fs.writeFile('/data/huge', '');
+    await fs.truncate('/data/huge', fsLimits.readBytesMax + 1);
+    expect(await codeOf(fs.readFile('/data/huge'))).toBe('EINVAL');
+    await fs.unlink('/data/huge');
   });
 
   it('removes the chunks of unlinked files in the background, after their last name', async () => {
