@@ -156,6 +156,8 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     const writeMs = median(timings.get(true)!.writeMs);
     const readMs = median(timings.get(true)!.readMs);
     const noauth = { writeMs: median(timings.get(false)!.writeMs), readMs: median(timings.get(false)!.readMs) };
+    /** Each auth-on round's write against a third of its dd (the replicated bytes, that round). */
+    const roundRatios = timings.get(true)!.writeMs.map((ms, i) => gbPerSecond(bytes, ms) / (ddRoundBps[i]! / 1e9 / 3));
 
     const iperf3 = (await runIperf3(await freePort(), 5)) / 1e9;
     const ddFile = join(work.dir, 'dd.bin');
@@ -191,7 +193,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
        * The aims: a 3-replica write against a third of dd's writing the same bytes to the disk
        * that round (median of the rounds), a cold read against dd's O_DIRECT read.
        */
-      write_dd3_ratio: round3(median(timings.get(true)!.writeMs.map((ms, i) => gbPerSecond(bytes, ms) / (ddRoundBps[i]! / 1e9 / 3)))),
+      write_dd3_ratio: round3(median(roundRatios)),
       write_dd3_once_ratio: round3(gbPerSecond(bytes, writeMs) / (dd.bytesPerSecond / 1e9 / 3)),
       read_dd_ratio: round3(gbPerSecond(bytes, readMs) / (ddRead.bytesPerSecond / 1e9)),
       dd_sync_write_GBps: round3(ddSync / 1e9),
@@ -219,7 +221,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     console.log('so on one machine its ceiling is about dd/3; reads come from one replica.');
     console.log(`auth on / off: write ${figures.write_auth_ratio}, read ${figures.read_auth_ratio}`);
     console.log(`write / (dd write of 3 x the file that round / 3), median of rounds: ${figures.write_dd3_ratio} ` +
-      `(rounds: ${timings.get(true)!.writeMs.map((ms, i) => (gbPerSecond(bytes, ms) / (ddRoundBps[i]! / 1e9 / 3)).toFixed(3)).join(' ')}); ` +
+      `(rounds: ${roundRatios.map((r) => r.toFixed(3)).join(' ')}); ` +
       `against the dd once after the rounds: ${figures.write_dd3_once_ratio}`);
     console.log(`read / dd read: ${figures.read_dd_ratio}`);
     console.log(`write / (dd dsync write / 3): ${figures.write_dd3_sync_ratio}; read / chunk files read: ${figures.read_chunk_files_ratio}`);
