@@ -477,11 +477,13 @@ export class FileHandle {
    * refuses files past its limit): never a short read that looks like the whole file.
    */
   async readFile(): Promise<Buffer> {
-    if (this.length > fsLimits.readBytesMax) {
-      return attributed('read', this.path, () => Promise.reject(new MillpondError('EINVAL', `${this.path} has ${this.length} bytes, ` +
-        `more than readFile returns (${fsLimits.readBytesMax}): read it in parts (readAt, readInto, createReadStream)`)));
-    }
-    return this.readAt(0, this.length);
+    return attributed('read', this.path, async () => {
+      if (this.length > fsLimits.readBytesMax) {
+        throw new MillpondError('EINVAL', `${this.path} has ${this.length} bytes, more than readFile returns ` +
+          `(${fsLimits.readBytesMax}): read it in parts (readAt, readInto, createReadStream)`);
+      }
+      return this.readAt(0, this.length);
+    });
   }
 
   /** Writes all of `data` at `position` (or the handle's position; the end in append mode). */
