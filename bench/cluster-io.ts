@@ -117,7 +117,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     for (let round = 0; round < rounds; round++) for (const auth of round % 2 === 0 ? [true, false] : [false, true]) {
       const dataDir = join(work.dir, `cluster-${round}-${auth ? 'auth' : 'noauth'}`);
       if (auth) {
-        const dd = await runDd(['if=/dev/zero', `of=${ddReplicatedFile}`, 'bs=4M', `count=${(3 * bytes) / (4 * MiB)}`, 'oflag=direct']);
+        const dd = await runDd(['if=/dev/zero', `of=${ddReplicatedFile}`, 'bs=4M', `count=${Math.max(1, Math.floor((3 * bytes) / (4 * MiB)))}`, 'oflag=direct']);
         await rm(ddReplicatedFile, { force: true });
         ddRoundBps.push(dd.bytesPerSecond);
       }
