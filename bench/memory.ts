@@ -2,7 +2,7 @@
  * memory: what touching memory costs here, the figure behind the buffer policy of
  * native/common/buffer_pool.cc and src/fs/chunk-buffers.ts. Fills --mib MiB (default 256) of
  *  - fresh 4 KiB pages (Buffer.allocUnsafeSlow: glibc's plain mmap, one fault per page),
- *  - fresh memory from allocAligned (2 MiB aligned, MADV_HUGEPAGE: one fault per huge page
+ *  - fresh memory from allocAligned(bytes, reused) (2 MiB aligned, MADV_HUGEPAGE: one fault per huge page
  *    where transparent huge pages are on for madvised ranges),
  *  - memory already touched (the same buffer filled again: what a pool gives),
  * best of --rounds (default 5) each, the buffer collected between rounds: the first touch of
@@ -41,7 +41,7 @@ export async function memoryBench(options: Map<string, string>): Promise<void> {
     try { return readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').trim(); } catch { return 'unknown'; }
   })();
   const fresh = await bestFill(bytes, rounds, () => Buffer.allocUnsafeSlow(bytes));
-  const huge = await bestFill(bytes, rounds, () => allocAligned(bytes));
+  const huge = await bestFill(bytes, rounds, () => allocAligned(bytes, true));
   const warmBuffer = Buffer.allocUnsafeSlow(bytes);
   warmBuffer.fill(0);
   const warm = await bestFill(bytes, rounds, () => warmBuffer);

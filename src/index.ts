@@ -9,8 +9,11 @@ export type {
 export { connect, FileSystem, FileHandle, Stats, Dirent, type ConnectOptions, type OpenMode, type DataClientTuning, type DataClientCounters } from './fs/index.js';
 import { addon } from './native/binding.js';
 
-/** A Buffer on 4 KiB-aligned memory: chunk writes from it skip a copy under O_DIRECT. */
-export const allocAligned = (bytes: number): Buffer => addon.allocAligned(bytes);
+/**
+ * A Buffer on 4 KiB-aligned memory: chunk writes from it skip a copy under O_DIRECT.
+ * `reused`: the caller fills it many times, so from 2 MiB it is advised to use huge pages.
+ */
+export const allocAligned = (bytes: number, reused = false): Buffer => addon.allocAligned(bytes, reused);
 /** CRC32C (Castagnoli), the checksum of chunks and frames. */
 export const crc32c = (data: Buffer, seed = 0): number => addon.crc32c(data, seed);
 /** Whether an RDMA device is usable here, and why not. */

@@ -20,13 +20,16 @@ Napi::Value SetErrorClassJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// allocAligned(bytes): a Buffer on block-aligned memory, so O_DIRECT reads and writes need no copy.
+// allocAligned(bytes, reused = false): a Buffer on block-aligned memory, so O_DIRECT reads and
+// writes need no copy. reused: the caller keeps it for many fills (its page size follows).
 Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) return ThrowType(env, "allocAligned(bytes)");
+  if (!info[0].IsNumber()) return ThrowType(env, "allocAligned(bytes, reused = false)");
+  const bool reused = info.Length() > 1 && info[1].ToBoolean().Value();
   int64_t bytes = info[0].As<Napi::Number>().Int64Value();
   if (bytes < 0 || bytes > int64_t{limits::kChunkSizeBytesMax} * 16) return ThrowType(env, "allocAligned: bad size");
-  auto* buf = new AlignedBuffer(AlignedBuffer::Allocate(static_cast<size_t>(bytes)));
+  auto* buf = new AlignedBuffer(AlignedBuffer::Allocate(
+      static_cast<size_t>(bytes), reused ? AlignedBuffer::Use::kReused : AlignedBuffer::Use::kOnce));
   if (buf->empty()) {
     delete buf;
     return ThrowType(env, "allocAligned: out of memory");

@@ -225,6 +225,7 @@ Status LocalReader::ReadOne(int conn, const frame::ReadArgs& args, const Capabil
     MP_RETURN_IF_ERROR(staging_.Acquire(readBytes, timeoutMs_, &staging));
     into = staging.data();
   }
+  if (into == dst) PrefaultForWrite(dst, readBytes);
   const int from = direct.valid() ? direct.get() : file.get();
   const uint64_t at = uint64_t{h.headerBytes} + span.start;
   MP_RETURN_IF_ERROR(PreadFull(from, into, direct.valid() ? readBytes : span.bytes, at, &got, where.c_str()));

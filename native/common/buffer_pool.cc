@@ -14,15 +14,18 @@ namespace millpond {
 namespace {
 constexpr size_t kAlign = limits::kChunkBlockBytes;
 size_t RoundUp(size_t n, size_t to = kAlign) { return (n + to - 1) / to * to; }
-// A buffer of a huge page or more is aligned to huge pages and advised to use them: its first
-// touch then faults once per 2 MiB instead of once per 4 KiB. Where page faults are dear (a
-// virtual machine that shadows page tables, as the machines this runs on: fresh memory fills
-// at 0.30 GB/s in 4 KiB pages, 11.6 GB/s in huge pages, 21 GB/s once touched;
-// bench/results/memory.txt), a fresh 4 MiB read buffer otherwise costs more than the bytes it
-// receives. Madvise is a hint: where transparent huge pages are off it fails and nothing else
-// changes.
-char* AllocAligned(size_t capacity) {
-  if (capacity < limits::kHugePageBytes) return static_cast<char*>(std::aligned_alloc(kAlign, capacity));
+// Memory a pool keeps, a huge page or more, is aligned to huge pages and advised to use them:
+// its first touch then faults once per 2 MiB instead of once per 4 KiB, and a 4 MiB chunk
+// buffer reused for the life of the process costs one fault, not 1024 (where page faults are
+// dear: a machine of 2026-12-02 filled fresh 4 KiB pages at 0.30 GB/s, huge pages at 11.6;
+// bench/results/memory.txt). Memory used once is not advised: under a hypervisor that takes
+// back the guest's free huge pages (virtio-balloon free page reporting), every fresh huge page
+// is a host fault, and a 1 GiB buffer filled at 0.35-0.45 GB/s in huge pages against 1.5-1.9
+// in 4 KiB pages (bench/results/memory.txt, 2026-12-04). Madvise is a hint: where transparent
+// huge pages are off it fails and nothing else changes.
+char* AllocAligned(size_t capacity, AlignedBuffer::Use use) {
+  if (use == AlignedBuffer::Use::kOnce || capacity < limits::kHugePageBytes)
+    return static_cast<char*>(std::aligned_alloc(kAlign, capacity));
   const size_t rounded = RoundUp(capacity, limits::kHugePageBytes);
   void* p = std::aligned_alloc(limits::kHugePageBytes, rounded);
   if (p != nullptr) (void)madvise(p, rounded, MADV_HUGEPAGE);
@@ -30,10 +33,22 @@ char* AllocAligned(size_t capacity) {
 }
 }  // namespace
 
-AlignedBuffer AlignedBuffer::Allocate(size_t bytes) {
+void PrefaultForWrite(void* p, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  constexpr uintptr_t kPage = 4096;
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + kPage - 1) / kPage * kPage;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kPage * kPage;
+  if (end > start) (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+AlignedBuffer AlignedBuffer::Allocate(size_t bytes, Use use) {
   AlignedBuffer b;
   b.capacity_ = RoundUp(bytes == 0 ? 1 : bytes);
-  b.data_ = AllocAligned(b.capacity_);
+  b.data_ = AllocAligned(b.capacity_, use);
   if (b.data_ == nullptr) b.capacity_ = 0;
   return b;
 }
@@ -92,7 +107,7 @@ AlignedBuffer BufferPool::TakeLocked(size_t bytes, size_t charge) {
     free_[c].pop_back();
     cached_ -= capacity;
   } else {
-    b.data_ = AllocAligned(capacity);
+    b.data_ = AllocAligned(capacity, AlignedBuffer::Use::kReused);
     if (b.data_ == nullptr) return b;
   }
   b.capacity_ = capacity;

@@ -17,12 +17,22 @@ namespace millpond {
 
 class BufferPool;
 
+// Faults in, ahead of a transfer of `bytes` into `p`, the whole pages of that range not yet
+// backed, with one madvise(MADV_POPULATE_WRITE) instead of a trap per 4 KiB page: 3.3 GB/s
+// against 1.9 where the bytes land in memory never touched (a fresh 1 GiB readAt buffer, on a
+// machine of 2026-12-04). Pages already backed cost a page-table walk. Contents are unchanged;
+// a kernel without the advice (before Linux 5.14) changes nothing.
+void PrefaultForWrite(void* p, size_t bytes);
+
 // An owned, aligned byte range. Returned to its pool (if any) when destroyed.
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
-  // A buffer outside any pool; capacity rounds up to the block size.
-  static AlignedBuffer Allocate(size_t bytes);
+  // How the memory will be used, which decides its page size (common/buffer_pool.cc).
+  enum class Use { kOnce, kReused };
+  // A buffer outside any pool; capacity rounds up to the block size. kReused: the caller keeps
+  // it for many fills (a pool of its own).
+  static AlignedBuffer Allocate(size_t bytes, Use use = Use::kOnce);
   ~AlignedBuffer();
   AlignedBuffer(AlignedBuffer&& o) noexcept { *this = std::move(o); }
   AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;

@@ -14,8 +14,8 @@ constexpr uint32_t kChunkSizeBytesDefault = 4 * 1024 * 1024;
 // Checksum granularity and O_DIRECT alignment: a read verifies only the blocks it touches.
 constexpr uint32_t kChunkBlockBytes = 4096;
 constexpr uint32_t kChunkBlocksMax = kChunkSizeBytesMax / kChunkBlockBytes;
-// Buffers this large or larger are aligned to it and advised to use transparent huge pages
-// (common/buffer_pool.cc).
+// Reused buffers this large or larger are aligned to it and advised to use transparent huge
+// pages (common/buffer_pool.cc).
 constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 // ---- chunk store

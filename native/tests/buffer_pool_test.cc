@@ -2,11 +2,13 @@
 #include "common/buffer_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <chrono>
 #include <cstdint>
 #include <future>
 #include <thread>
+#include <vector>
 
 namespace millpond {
 namespace {
@@ -32,6 +34,31 @@ TEST(AlignedBuffer, MoveTransfersOwnership) {
   AlignedBuffer b = std::move(a);
   EXPECT_TRUE(a.empty());
   EXPECT_EQ(b.data(), p);
+}
+
+// Pages of `bytes` from `p` (page-aligned) the kernel reports resident.
+size_t ResidentPages(char* p, size_t bytes) {
+  std::vector<unsigned char> v(bytes / kBlock);
+  if (mincore(p, bytes, v.data()) != 0) return SIZE_MAX;
+  size_t n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n;
+}
+
+TEST(PrefaultForWrite, BacksTheWholePagesOfTheRangeAndKeepsTheirBytes) {
+  constexpr size_t kBytes = 64 * kBlock;
+  char* map = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(map, MAP_FAILED);
+  map[10 * kBlock + 7] = 42;  // one page touched before, with a byte to keep
+  ASSERT_EQ(ResidentPages(map, kBytes), 1u);
+  // An unaligned range: pages 9 (partly covered: left alone) to 39 (partly covered: left alone).
+  PrefaultForWrite(map + 9 * kBlock + 100, 30 * kBlock);
+  EXPECT_EQ(ResidentPages(map + 10 * kBlock, 29 * kBlock), 29u);
+  EXPECT_EQ(ResidentPages(map, 10 * kBlock), 0u);
+  EXPECT_EQ(ResidentPages(map + 39 * kBlock, 25 * kBlock), 0u);
+  EXPECT_EQ(map[10 * kBlock + 7], 42);
+  EXPECT_EQ(map[20 * kBlock], 0);
+  munmap(map, kBytes);
 }
 
 TEST(BufferPool, BuffersAreAlignedAndCountedAtTheirCapacity) {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/aead.h"
+#include "common/buffer_pool.h"
 #include "common/limits.h"
 #include "transport/socket_io.h"
 #include "transport/transport.h"
@@ -362,6 +363,7 @@ class TcpClientConnection {
       for (const auto& v : call->replyData) {
         if (left == 0) break;
         size_t n = v.iov_len < left ? v.iov_len : left;
+        PrefaultForWrite(v.iov_base, n);
         iov.push_back({v.iov_base, n});
         left -= n;
       }

@@ -30,7 +30,7 @@ export function takeChunkBuffer(bytes: number): Buffer {
     idleBytes -= bytes;
     return buffer;
   }
-  return bytes >= limits.directReadBytesMin ? addon.allocAligned(bytes) : Buffer.allocUnsafeSlow(bytes);
+  return bytes >= limits.directReadBytesMin ? addon.allocAligned(bytes, true) : Buffer.allocUnsafeSlow(bytes);
 }
 
 /** Gives `buffer` back for reuse; the caller no longer touches it, nor does any I/O. */

@@ -223,7 +223,7 @@ export interface Addon {
     chunksInflight?: number; connectionsPerServer?: number;
   }) => NativeFileClient;
   setErrorClass(ctor: typeof MillpondError): void;
-  allocAligned(bytes: number): Buffer;
+  allocAligned(bytes: number, reused?: boolean): Buffer;
   crc32c(data: Buffer, seed?: number): number;
   rdmaProbe(): { available: boolean; detail: string };
   crc32cHardware: boolean;
