@@ -7,6 +7,7 @@ import { clusterIoBench } from './cluster-io.js';
 import { dataplaneBench } from './dataplane.js';
 import { duckdbScanBench } from './duckdb-scan.js';
 import { engineOverheadBench } from './engine-overhead.js';
+import { fsApiBench } from './fs-api.js';
 import { fuseBench } from './fuse.js';
 import { faultsBench } from './faults.js';
 import { graysortBench } from './graysort.js';
@@ -25,6 +26,7 @@ const benches: Record<string, (options: Map<string, string>) => Promise<void>> =
   dataplane: dataplaneBench,
   'duckdb-scan': duckdbScanBench,
   'engine-overhead': engineOverheadBench,
+  'fs-api': fsApiBench,
   fuse: fuseBench,
   faults: faultsBench,
   graysort: graysortBench,

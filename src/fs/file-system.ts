@@ -4,7 +4,7 @@
  * MillpondErrors with node's codes (ENOENT, EEXIST, ENOTDIR, EISDIR, EACCES, ...), `path`
  * and `syscall` set.
  */
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { RoutingClient } from '../cluster/routing-client.js';
 import { mapLimited } from '../concurrency.js';
 import { MillpondError } from '../errors.js';
@@ -18,7 +18,7 @@ import { FileClient, type DataClientTuning, type FileData } from './file-data.js
 import { fileChainsIn } from './file-chains.js';
 import { chainOfChunk } from './layout.js';
 import { compileGlob, type Segment } from './glob.js';
-import { writeFrom } from './write-from.js';
+import { HandOff, writeFrom } from './write-from.js';
 import { Dirent, Stats } from './stats.js';
 
 export interface ConnectOptions {
@@ -292,22 +292,24 @@ export class FileSystem {
   }
 
   /**
-   * Sequential writes from the start (or at the end, for 'a'), gathered into chunk-aligned
-   * pieces (whole-chunk writes, the cheap path of a chain write) with
-   * fsLimits.streamWritesInFlight of them in flight (one at a time when appending). A failed
-   * write fails the stream; 'finish' comes only once every byte was committed by every replica
-   * and the file closed. A write's callback means the stream took the bytes, not that they are
-   * stored. 'ready' once the file is open (as node's fs.WriteStream).
+   * Sequential writes from the start (or at the end, for 'a'), in chunk-aligned pieces
+   * (whole-chunk writes, the cheap path of a chain write): a written buffer's whole chunks go
+   * as they are, the rest is gathered by copy, with fsLimits.streamWritesInFlight pieces in
+   * flight (one at a time when appending). A failed write fails the stream; 'finish' comes
+   * only once every byte was committed by every replica and the file closed. A write's
+   * callback means the stream is done with the buffer (copied, or written from), not that
+   * every byte is stored. 'ready' once the file is open (as node's fs.WriteStream).
    */
   createWriteStream(path: string, options: { flags?: OpenMode } = {}): Writable {
     const append = Boolean(OPEN_FLAGS[options.flags ?? 'w']?.append);
     const opening = this.open(path, options.flags ?? 'w');
-    const source = new PassThrough({ highWaterMark: fsLimits.streamChunkBytesDefault });
-    source.on('error', () => {}); // writes after a failure: the stream below reports the failure
+    const source = new HandOff();
     const written = opening.then(async (h) => {
       stream.emit('ready');
       try {
-        await writeFrom(h, source, { position: append ? h.length : 0, inFlightMax: append ? 1 : fsLimits.streamWritesInFlight });
+        await writeFrom(h, source, {
+          position: append ? h.length : 0, inFlightMax: append ? 1 : fsLimits.streamWritesInFlight, release: () => source.release(),
+        });
       } catch (err) {
         await h.close().catch(() => {});
         throw err;
@@ -317,15 +319,14 @@ export class FileSystem {
     const stream = new Writable({
       highWaterMark: fsLimits.streamChunkBytesDefault,
       write(chunk: Buffer, _encoding, callback) {
-        if (source.write(chunk)) callback();
-        else source.once('drain', () => callback());
+        source.offer(chunk, callback);
       },
       final(callback) {
         source.end();
         written.then(() => callback(), callback);
       },
       destroy(error, callback) {
-        source.destroy();
+        source.end();
         written.catch(() => {}).finally(() => callback(error));
       },
     });

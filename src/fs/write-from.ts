@@ -20,9 +20,9 @@ export interface ChunkedWritable {
  * body takes a 4 KiB buffer, not a chunk-sized one (which, per small PUT, made most of the
  * gateway's garbage); a source longer than declared still goes through whole.
  * With `release`, the source's pieces may be written as they are: one that starts where no
- * copied piece is being filled and spans its chunk from there to the chunk's end (or to the
- * declared end) is written without a copy, and release(it) is called once its write settled;
- * any other is copied, then released. (Without it, every piece is copied: the source may reuse
+ * copied piece is being filled is written without a copy up to its last chunk boundary (or
+ * the declared end), its tail copied, and release(it) is called once that write settled; any
+ * other is copied, then released. (Without it, every piece is copied: the source may reuse
  * its buffers as soon as it is asked for the next.)
  */
 export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<Buffer>,
@@ -61,15 +61,21 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
   };
   try {
     for await (const incoming of source) {
+      // Written as it is (with `release`, where no copied piece is being filled): from here to
+      // the last chunk boundary in it, or to the declared end. Its tail is copied first, so the
+      // release that follows that write finds the buffer no longer needed.
+      let direct: Buffer | undefined;
+      const directAt = at;
+      let offset = 0;
       if (release && !piece && incoming.length > 0) {
         const end = at + incoming.length;
-        if (Math.floor(at / chunkBytes) === Math.floor((end - 1) / chunkBytes) && (end % chunkBytes === 0 || end === position + lengthBytes)) {
-          at = end;
-          await submit(incoming, end - incoming.length, () => release(incoming));
-          continue;
+        const directEnd = end === position + lengthBytes ? end : end - (end % chunkBytes);
+        if (directEnd > at) {
+          direct = incoming.subarray(0, directEnd - at);
+          offset = direct.length;
+          at = directEnd;
         }
       }
-      let offset = 0;
       while (offset < incoming.length) {
         if (!piece) {
           pieceAt = at;
@@ -85,7 +91,8 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
         at += n;
         if (filled === piece.length) await flush();
       }
-      release?.(incoming);
+      if (direct) await submit(direct, directAt, () => release!(incoming));
+      else release?.(incoming);
       if (failure) throw failure;
     }
     await flush();
@@ -94,4 +101,50 @@ export async function writeFrom(handle: ChunkedWritable, source: AsyncIterable<B
   }
   if (failure) throw failure;
   return at - position;
+}
+
+/**
+ * The buffers a Writable is given, as writeFrom's source: a Writable passes one at a time and
+ * waits for its callback, which runs when writeFrom releases the buffer (copied, or its write
+ * settled), so a caller may reuse a buffer as soon as its write's callback ran.
+ */
+export class HandOff implements AsyncIterable<Buffer> {
+  private chunk: Buffer | undefined;
+  private callback: (() => void) | undefined;
+  private ended = false;
+  private wake: (() => void) | undefined;
+
+  offer(chunk: Buffer, callback: () => void): void {
+    this.chunk = chunk;
+    this.callback = callback;
+    this.wake?.();
+  }
+
+  /** writeFrom is done with the buffer given last. */
+  release(): void {
+    const callback = this.callback;
+    this.callback = undefined;
+    callback?.();
+  }
+
+  /** No more buffers: the iteration ends once the one given is taken. */
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    for (;;) {
+      const chunk = this.chunk;
+      if (chunk) {
+        this.chunk = undefined;
+        yield chunk;
+      } else if (this.ended) {
+        return;
+      } else {
+        await new Promise<void>((resolve) => { this.wake = resolve; });
+        this.wake = undefined;
+      }
+    }
+  }
 }
