@@ -61,7 +61,6 @@ try {
     more();
   }));
 
-  if (process.env.FS_API_RSS) console.error('rss before reads MiB', Math.round(process.memoryUsage().rss / 2 ** 20));
   await measure('readFile_1GiB', whole.length, async () => {
     const got = await fs.readFile('/whole.bin');
     if (got.length !== whole.length || got[got.length - 1] !== 7) throw new Error('readFile returned other bytes');
