@@ -42,8 +42,8 @@ void ReadAhead::Serve(uint64_t offset, uint64_t n, uint64_t fileLength, const st
     client_->PrefetchChunk(layout::ChainOfChunk(chains, e->index), ChunkId{inodeId_, e->index}, e->lengthBytes,
                            e->data.data(), [this, e](bool ok) { Finish(e, ok); }, e->abandon);
   }
-  // The destination's fresh pages are faulted in while the window's reads are in flight, and
-  // in one call each rather than under the lock, one trap per page, in the copies below.
+  // The destination's fresh pages are faulted in now, while the window's reads are in flight
+  // and outside the lock; the copies below would take them one trap per page, under it.
   for (const ChunkPiece& p : pieces) PrefaultForWrite(p.dst, p.lengthBytes);
   lock.lock();
   for (const ChunkPiece& p : pieces) {

@@ -35,6 +35,10 @@ char* AllocAligned(size_t capacity, AlignedBuffer::Use use) {
 
 void PrefaultForWrite(void* p, size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
+  // Below this the call saves a few traps at most, and costs a system call on every small read
+  // into memory long backed (the common case).
+  constexpr size_t kBytesMin = 64 * 1024;
+  if (bytes < kBytesMin) return;
   constexpr uintptr_t kPage = 4096;
   const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + kPage - 1) / kPage * kPage;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kPage * kPage;

@@ -45,7 +45,7 @@ size_t ResidentPages(char* p, size_t bytes) {
   return n;
 }
 
-TEST(PrefaultForWrite, BacksTheWholePagesOfTheRangeAndKeepsTheirBytes) {
+TEST(PrefaultForWrite, BacksTheWholePagesOfALargeRangeAndKeepsTheirBytes) {
   constexpr size_t kBytes = 64 * kBlock;
   char* map = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(map, MAP_FAILED);
@@ -58,6 +58,8 @@ TEST(PrefaultForWrite, BacksTheWholePagesOfTheRangeAndKeepsTheirBytes) {
   EXPECT_EQ(ResidentPages(map + 39 * kBlock, 25 * kBlock), 0u);
   EXPECT_EQ(map[10 * kBlock + 7], 42);
   EXPECT_EQ(map[20 * kBlock], 0);
+  PrefaultForWrite(map + 48 * kBlock, 8 * kBlock);  // under 64 KiB: left to the traps
+  EXPECT_EQ(ResidentPages(map + 39 * kBlock, 25 * kBlock), 0u);
   munmap(map, kBytes);
 }
 
