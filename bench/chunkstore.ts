@@ -8,7 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { allocAligned, ChunkStore } from '../src/index.js';
 import {
-  dropPageCache, fmtGBps, gbPerSecond, GiB, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson,
+  dropPageCache, fmtGBps, gbPerSecond, GiB, intOption, machineNote, makeWorkDir, median, MiB, nowMs, printJson,
   printTable, round3, runDd, runWithDepth,
 } from './lib.js';
 
@@ -82,19 +82,16 @@ export async function chunkstoreBench(options: Map<string, string>): Promise<voi
       add('read_depth1_GBps', gbps(await readStore(join(roundDir, 'store'), 1)));
       rmSync(roundDir, { recursive: true, force: true });
     }
-    const median = (key: string) => {
-      const sorted = [...samples[key]].sort((a, b) => a - b);
-      return round3(sorted[Math.floor(sorted.length / 2)]);
-    };
+    const middle = (key: string) => round3(median(samples[key]));
     const figures = {
-      write_GBps: median('write_GBps'),
-      write_nosync_GBps: median('write_nosync_GBps'),
-      dd_write_GBps: median('dd_write_GBps'),
-      dd_write_dsync_GBps: median('dd_write_dsync_GBps'),
-      write_depth1_GBps: median('write_depth1_GBps'),
-      read_GBps: median('read_GBps'),
-      read_depth1_GBps: median('read_depth1_GBps'),
-      dd_read_GBps: median('dd_read_GBps'),
+      write_GBps: middle('write_GBps'),
+      write_nosync_GBps: middle('write_nosync_GBps'),
+      dd_write_GBps: middle('dd_write_GBps'),
+      dd_write_dsync_GBps: middle('dd_write_dsync_GBps'),
+      write_depth1_GBps: middle('write_depth1_GBps'),
+      read_GBps: middle('read_GBps'),
+      read_depth1_GBps: middle('read_depth1_GBps'),
+      dd_read_GBps: middle('dd_read_GBps'),
     };
     console.log('\nrounds (GB/s):');
     for (const [key, values] of Object.entries(samples)) console.log(`  ${key.padEnd(20)} ${values.map((v) => v.toFixed(3)).join('  ')}`);

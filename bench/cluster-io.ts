@@ -26,8 +26,8 @@ import { startEmbedded } from '../src/cli/embedded.js';
 import { connect, type FileSystem } from '../src/fs/index.js';
 import { allocAligned, crc32c } from '../src/index.js';
 import {
-  GiB, MiB, dropPageCache, fmtGBps, freePort, gbPerSecond, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable,
-  round3, runDd, runIperf3,
+  dropPageCache, fmtGBps, freePort, gbPerSecond, GiB, intOption, machineNote, makeWorkDir, median, MiB, nowMs,
+  printJson, printTable, round3, runDd, runIperf3,
 } from './lib.js';
 
 /** Chunk requests a client keeps in flight by default (kFileChunksInflightDefault). */
@@ -152,7 +152,6 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
         await cluster.stop();
       }
     }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const writeMs = median(timings.get(true)!.writeMs);
     const readMs = median(timings.get(true)!.readMs);
     const noauth = { writeMs: median(timings.get(false)!.writeMs), readMs: median(timings.get(false)!.readMs) };

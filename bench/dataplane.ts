@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allocAligned, type TransportCounters } from '../src/index.js';
 import {
-  fmtGBps, freePort, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable,
-  round3, runForDuration, runIperf3, runWithDepth,
+  fmtGBps, freePort, gbPerSecond, intOption, machineNote, makeWorkDir, median, MiB, nowMs, printJson,
+  printTable, round3, runForDuration, runIperf3, runWithDepth,
 } from './lib.js';
 import { parseServerMode, parseTransport, startAuthPair, type AuthSide } from './server.js';
 
@@ -89,7 +89,6 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
       }
       iperf3Samples.push((await runIperf3(await freePort(), seconds)) / 1e9);
     }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
     const transports = pair.on.client.stats().transports as Record<string, TransportCounters | undefined>;
     const carriers = Object.entries(transports).filter(([, c]) => c && c.bytesReceived > 0).map(([name]) => name);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { startEmbedded } from '../src/cli/embedded.js';
 import { kMillpondExtension } from '../src/engine/execution/duckdb.js';
 import { connect } from '../src/fs/index.js';
-import { MiB, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
+import { dropPageCache, intOption, machineNote, makeWorkDir, median, MiB, nowMs, printJson, printTable, round3 } from './lib.js';
 
 const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
@@ -37,12 +37,6 @@ function querySql(path: string): string {
   return `SELECT count(*) AS groups, sum(n) AS n, sum(sa) AS sa, sum(sb) AS sb, sum(ac) AS ac, max(ms) AS ms, min(md) AS md
     FROM (SELECT k, count(*) AS n, sum(a) AS sa, sum(b) AS sb, avg(c) AS ac, max(s) AS ms, min(d) AS md
           FROM read_parquet(${sqlString(path)}) WHERE b % 7 <> 0 GROUP BY k)`;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((x, y) => x - y);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 async function timed(conn: DuckDBConnection, sql: string): Promise<{ ms: number; rows: unknown[][] }> {

@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { benchDir, fmtGBps, intOption, machineNote, makeWorkDir, printJson, printTable, round3 } from './lib.js';
+import { benchDir, fmtGBps, intOption, machineNote, makeWorkDir, median, printJson, printTable, round3 } from './lib.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -31,12 +31,6 @@ async function pass(root: string, sizeMiB: number): Promise<Figures> {
   } finally {
     work.cleanup();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 export async function fsApiBench(options: Map<string, string>): Promise<void> {

@@ -27,6 +27,13 @@ export function gbPerSecond(bytes: number, durationMs: number): number {
   return bytes / 1e9 / (durationMs / 1000);
 }
 
+/** The middle of `values` (the mean of the two middles for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** Rounds for the JSON line: three significant decimals are more than the noise allows. */
 export function round3(value: number): number {
   return Math.round(value * 1000) / 1000;

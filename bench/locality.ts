@@ -28,7 +28,7 @@ import { FAST, freePort, startMeta, startMgmtd, until, type Proc } from '../test
 import { queueName, startExecutor, type ExecutorProc } from '../test/engine/cluster/executors.js';
 import { hostsAvailable, TestHosts } from '../test/hosts/support/hosts.js';
 import { testKeys } from '../test/support/auth.js';
-import { MiB, dropPageCache, intOption, machineNote, makeWorkDir, nowMs, printJson, printTable, round3 } from './lib.js';
+import { dropPageCache, intOption, machineNote, makeWorkDir, median, MiB, nowMs, printJson, printTable, round3 } from './lib.js';
 
 const run = promisify(execFile);
 const storageMain = fileURLToPath(new URL('../src/storage/main.ts', import.meta.url));
@@ -38,7 +38,6 @@ const kSubnet = 217;
 /** Bytes of one value: payloads of random bytes (incompressible, so a file's size is its bytes). */
 const kValueBytes = 1000;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Side {
   ms: number[];

@@ -11,7 +11,8 @@
  */
 import { allocAligned, type BatchRead } from '../src/index.js';
 import {
-  fmtCount, intOption, machineNote, MiB, makeWorkDir, nowMs, printJson, printTable, runForDuration, runWithDepth,
+  fmtCount, intOption, machineNote, makeWorkDir, median, MiB, nowMs, printJson, printTable, runForDuration,
+  runWithDepth,
 } from './lib.js';
 import { parseServerMode, parseTransport, startAuthPair, type AuthSide } from './server.js';
 
@@ -95,7 +96,6 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
     for (let round = 0; round < rounds; round++) {
       for (const side of round % 2 === 0 ? sides : [...sides].reverse()) samples.get(side)!.push(await measure(side));
     }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const figure = (side: AuthSide) => ({ batch: median(samples.get(side)!.map((x) => x.batch)), single: median(samples.get(side)!.map((x) => x.single)) });
     const on = figure(pair.on);
     const off = figure(pair.off);
