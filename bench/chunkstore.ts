@@ -27,12 +27,12 @@ export async function chunkstoreBench(options: Map<string, string>): Promise<voi
 
     // Distinct random content per buffer: a zero page could flatter a compressing device.
     const buffers = Array.from({ length: depth }, () => {
-      const b = allocAligned(chunkBytes);
+      const b = allocAligned(chunkBytes, true);
       for (let i = 0; i < chunkBytes; i += 4) b.writeUInt32LE((Math.random() * 0x1_0000_0000) >>> 0, i);
       return b;
     });
 
-    const targets = Array.from({ length: depth }, () => allocAligned(chunkBytes));
+    const targets = Array.from({ length: depth }, () => allocAligned(chunkBytes, true));
     const total = chunkCount * chunkBytes;
     const ddArgs = [`bs=4M`, `count=${chunkCount}`];
     const gbps = (durationMs: number) => gbPerSecond(total, durationMs);

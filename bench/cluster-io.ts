@@ -48,7 +48,7 @@ async function readDirect(files: string[], atOnce: number): Promise<number> {
   let bytes = 0;
   const started = nowMs();
   await Promise.all(Array.from({ length: atOnce }, async () => {
-    const buffer = allocAligned(8 * MiB);
+    const buffer = allocAligned(8 * MiB, true);
     for (let i = next++; i < files.length; i = next++) {
       const fh = await open(files[i]!, constants.O_RDONLY | constants.O_DIRECT);
       try {
@@ -87,7 +87,7 @@ export async function clusterIoBench(options: Map<string, string>): Promise<void
     // the machine's page faults (on this VM, first-touch memory fills at ~0.3 GB/s), not
     // millpond. Two, so the check of one piece overlaps the read of the next, as a reader
     // that processes what it reads would (dd checks nothing).
-    const into = [allocAligned(pieceMiB * MiB), allocAligned(pieceMiB * MiB)];
+    const into = [allocAligned(pieceMiB * MiB, true), allocAligned(pieceMiB * MiB, true)];
     for (let i = 0; i < piece.length; i += 4) piece.writeUInt32LE((i * 2654435761) >>> 0, i);
     const pieces = Math.ceil(sizeMiB / pieceMiB);
     const bytes = pieces * piece.length;

@@ -55,7 +55,7 @@ export async function dataplaneBench(options: Map<string, string>): Promise<void
     console.log(machineNote());
 
     const buffers = Array.from({ length: depth }, () => {
-      const b = allocAligned(chunkBytes);
+      const b = allocAligned(chunkBytes, true);
       for (let i = 0; i < chunkBytes; i += 4) b.writeUInt32LE((Math.random() * 0x1_0000_0000) >>> 0, i);
       return b;
     });

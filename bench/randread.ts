@@ -47,7 +47,7 @@ export async function randreadBench(options: Map<string, string>): Promise<void>
       'each figure with authentication on (token client, capabilities checked) and off' + (metricsOff ? ', and with native metrics off (auth on)' : ''));
     console.log(machineNote());
 
-    const fill = allocAligned(chunkBytes);
+    const fill = allocAligned(chunkBytes, true);
     for (let i = 0; i < chunkBytes; i += 4) fill.writeUInt32LE((Math.random() * 0x1_0000_0000) >>> 0, i);
     const chunkOf = (i: number) => ({ inode: 3n, index: i });
     const randomRead = (r: BatchRead) => {

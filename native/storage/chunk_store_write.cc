@@ -1,5 +1,6 @@
 // The write path of ChunkStore: copy-on-write version files, pending versions and commits.
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,26 @@ namespace millpond {
 namespace fmt = chunk_format;
 using chunk_store_internal::kStagingWaitMs;
 using chunk_store_internal::kTempPrefix;
+
+namespace {
+// Puts the version file `tmp` in place as `final` atomically: `final` names the old version or
+// the new one at every instant. Over an old version the two are exchanged and the old one then
+// unlinked under the temporary name, rather than renamed over: ext4 (auto_da_alloc) starts
+// writing back a file renamed over another at once, so an unsynced store wrote every version to
+// the disk and each overwrite's close waited for the last one's writeback (4.2 ms per close in
+// `dataplane`'s writes). A synced store has its bytes on the disk before this either way. A
+// crash before the unlink leaves the old version under a temporary name, which Open() removes.
+Status Publish(const std::string& tmp, const std::string& final) {
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final.c_str(), RENAME_EXCHANGE) == 0) {
+    ::unlink(tmp.c_str());
+    return Status::OK();
+  }
+  // ENOENT: no old version; EINVAL: a filesystem without exchanges.
+  if ((errno != ENOENT && errno != EINVAL) || ::rename(tmp.c_str(), final.c_str()) != 0)
+    return Status::FromErrno(errno, "rename to " + final);
+  return Status::OK();
+}
+}  // namespace
 using chunk_store_internal::MakeDir;
 using chunk_store_internal::SyncDir;
 
@@ -104,7 +125,7 @@ Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, cons
   if (s.ok() && options_.syncWrites && ::fdatasync(fd.get()) != 0)
     s = Status::FromErrno(errno, "fdatasync " + tmp);
   fd.Reset();
-  if (s.ok() && ::rename(tmp.c_str(), final.c_str()) != 0) s = Status::FromErrno(errno, "rename to " + final);
+  if (s.ok()) s = Publish(tmp, final);
   if (!s.ok()) {
     ::unlink(tmp.c_str());
     return s;

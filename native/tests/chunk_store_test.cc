@@ -376,6 +376,33 @@ TEST_F(ChunkStoreTest, ReplaceWritesTheWholeContent) {
   EXPECT_TRUE(SameBytes(ReadAll(kA), "short"));
 }
 
+// A new version takes the old one's place (exchanged, then the old one unlinked): no file of an
+// old version is left behind, under the chunk's name or a temporary one.
+TEST_F(ChunkStoreTest, OverwritesLeaveOnlyTheNewestVersionFile) {
+  ASSERT_TRUE(Put(kA, 0, Pattern(3 * 4096, 1)).ok());
+  const std::string shard = FileOf(kA).substr(0, FileOf(kA).rfind('/'));
+  auto shardFiles = [&] {
+    std::vector<std::string> names;
+    DIR* d = ::opendir(shard.c_str());
+    if (!d) return names;
+    while (struct dirent* e = ::readdir(d))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    ::closedir(d);
+    return names;
+  };
+  ChunkWriteOptions replace;
+  replace.replace = true;
+  ASSERT_TRUE(Put(kA, 0, Pattern(2 * 4096, 2), nullptr, replace).ok());
+  ASSERT_TRUE(Put(kA, 100, "update").ok());
+  std::string expected = Pattern(2 * 4096, 2);
+  expected.replace(100, 6, "update");
+  EXPECT_TRUE(SameBytes(ReadAll(kA), expected));
+  const std::vector<std::string> left = shardFiles();
+  ASSERT_EQ(left.size(), 1u) << "old versions left: " << left.size() - 1;
+  EXPECT_EQ(shard + "/" + left[0], FileOf(kA));
+  EXPECT_EQ(store_->Usage().bytes, DiskBytes());
+}
+
 TEST_F(ChunkStoreTest, RemoveThenReadIsNotFound) {
   ASSERT_TRUE(Put(kA, 0, "data").ok());
   ChunkWriteOptions pending;
