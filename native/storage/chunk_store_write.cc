@@ -16,6 +16,8 @@ namespace millpond {
 namespace fmt = chunk_format;
 using chunk_store_internal::kStagingWaitMs;
 using chunk_store_internal::kTempPrefix;
+using chunk_store_internal::MakeDir;
+using chunk_store_internal::SyncDir;
 
 namespace {
 // Puts the version file `tmp` in place as `final` atomically: `final` names the old version or
@@ -36,8 +38,6 @@ Status Publish(const std::string& tmp, const std::string& final) {
   return Status::OK();
 }
 }  // namespace
-using chunk_store_internal::MakeDir;
-using chunk_store_internal::SyncDir;
 
 Status ChunkStore::WriteVersionFile(const ChunkId& chunk, uint64_t version, const char* content,
                                     uint32_t length, bool pending, const uint32_t* expected,
