@@ -203,6 +203,22 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * The whole machine's CPU seconds so far, over all cores (/proc/stat; zeros elsewhere): `busy`
+ * (user, nice, system, irq, softirq, steal) and `all` (busy plus idle and iowait). A phase's
+ * busy / all is how much of the machine it kept busy, whichever processes did the work.
+ */
+export function machineCpuSeconds(): { busy: number; all: number } {
+  const ticksPerS = 100; // USER_HZ on Linux
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = user! + nice! + system! + irq! + softirq! + steal!;
+    return { busy: busy / ticksPerS, all: (busy + idle! + iowait!) / ticksPerS };
+  } catch {
+    return { busy: 0, all: 0 };
+  }
+}
+
+/**
  * CPU seconds (user + system) so far of this process (`self`: the driver and whatever it runs
  * in-process, such as an embedded cluster) and of its live descendants (`children`: worker
  * processes), from /proc (Linux; zeros elsewhere). A child that exited is not counted, so

@@ -4,7 +4,9 @@
  * and then GET 64 MiB objects through the gateway with the AWS SDK (SigV4, payload signed:
  * the SDK hashes each body, the gateway checks the hash and computes the MD5 ETag), and 16
  * clients writeFile/readFile 64 MiB files through the FileSystem API: put_ratio and
- * get_ratio are gateway / FileSystem API. Then small objects: 4 KiB PUT, GET and HEAD ops/s
+ * get_ratio are gateway / FileSystem API. put_ratio_ceiling bounds put_ratio on these cores: the
+ * machine's CPU seconds during the writeFile round plus the hashing a signed PUT adds (measured
+ * in the same run), against the cores' time. Then small objects: 4 KiB PUT, GET and HEAD ops/s
  * through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
  * through the FileSystem API at the same depth (the cluster's own cost of a small file).
  * Last, listing: a bucket of --list-keys keys (default 20,000) in one directory, listed whole
@@ -16,11 +18,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startEmbedded } from '../src/cli/embedded.js';
 import { MetaClient } from '../src/meta/meta-client.js';
-import { benchDir, fmtCount, fmtGBps, gbPerSecond, intOption, machineNote, MiB, makeWorkDir, printJson, printTable, round3 } from './lib.js';
+import { benchDir, fmtCount, fmtGBps, gbPerSecond, GiB, intOption, machineNote, MiB, makeWorkDir, printJson, printTable, round3 } from './lib.js';
 import type { S3ClientTimings } from './s3-clients.js';
 
 /** The gateway as its own process, presenting the cluster's admin token (env, never argv). */
@@ -72,12 +75,21 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       ENDPOINT: gateway.endpoint, KEY_ID: key.accessKeyId, SECRET: key.secretAccessKey,
     });
     const bytes = clients * objectMiB * MiB;
+    // The most put_ratio can be on this machine: a PUT does a writeFile's work (the whole
+    // machine's CPU seconds during the writeFile round: clients, cluster) plus the hashing
+    // a signed PUT needs, on the same cores; HTTP and the SDK cost more still.
+    const cores = availableParallelism();
+    const putRatioCeiling = (cores * t.fsPut / 1000) / (t.fsPutBusyS + t.putHashSPerGiB * (bytes / GiB));
     const figures = {
       clients,
       object_MiB: objectMiB,
       fs_put_GBps: round3(gbPerSecond(bytes, t.fsPut)),
       s3_put_GBps: round3(gbPerSecond(bytes, t.s3Put)),
       put_ratio: round3(t.fsPut / t.s3Put),
+      fs_put_machine_busy: round3(t.fsPutBusyS / t.fsPutAllS),
+      fs_put_cpu_s_per_GiB: round3(t.fsPutBusyS / (bytes / GiB)),
+      put_hash_cpu_s_per_GiB: round3(t.putHashSPerGiB),
+      put_ratio_ceiling: round3(putRatioCeiling),
       fs_get_GBps: round3(gbPerSecond(bytes, t.fsGet)),
       s3_get_GBps: round3(gbPerSecond(bytes, t.s3Get)),
       get_ratio: round3(t.fsGet / t.s3Get),
@@ -97,7 +109,12 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       ['FileSystem API writeFile/readFile', fmtGBps(figures.fs_put_GBps), fmtGBps(figures.fs_get_GBps)],
       ['S3 gateway, AWS SDK (SigV4, signed payload)', fmtGBps(figures.s3_put_GBps), fmtGBps(figures.s3_get_GBps)],
       ['ratio gateway / FileSystem API', String(figures.put_ratio), String(figures.get_ratio)],
+      ['ratio ceiling on these cores (see below)', String(figures.put_ratio_ceiling), ''],
     ]);
+    console.log(`The writeFile round kept ${(figures.fs_put_machine_busy * 100).toFixed(0)}% of the machine's ${cores} cores busy: ` +
+      `${figures.fs_put_cpu_s_per_GiB} CPU-s per GiB (clients and cluster). A signed PUT hashes each byte three times more ` +
+      `(SDK SHA-256, gateway SHA-256 and MD5): ${figures.put_hash_cpu_s_per_GiB} CPU-s per GiB here. On the same ` +
+      `cores a PUT can go no faster than put_ratio_ceiling times writeFile.`);
     printTable(`small objects: 4 KiB, ${clients} in flight, ${smallOps} ops each`, [
       ['operation', 'gateway ops/s', 'FileSystem API ops/s (baseline)'],
       ['PUT / writeFile', fmtCount(figures.small_put_ops), fmtCount(figures.small_fs_write_ops)],
