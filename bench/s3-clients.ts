@@ -5,21 +5,28 @@
  * Reads its settings from the environment (S3C_*; secrets never on argv), runs the phases and
  * prints one JSON line of timings (ms).
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent } from 'node:http';
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { connect } from '../src/fs/index.js';
 import { crc32c } from '../src/index.js';
 import { createHash } from 'node:crypto';
-import { GiB, MiB, machineCpuSeconds, nowMs, runWithDepth } from './lib.js';
+import { cpuSecondsByTree, GiB, MiB, machineCpuSeconds, nowMs, runWithDepth } from './lib.js';
 
 export interface S3ClientTimings {
   fsPut: number; fsGet: number; s3Put: number; s3Get: number;
-  /** The whole machine's busy and total CPU seconds during the writeFile round kept (fsPut). */
-  fsPutBusyS: number; fsPutAllS: number;
+  /** The whole machine's busy and total CPU seconds during the writeFile and readFile rounds kept. */
+  fsPutBusyS: number; fsPutAllS: number; fsGetBusyS: number; fsGetAllS: number;
   /** CPU seconds per GiB, one core, of the hashing a signed PUT needs: MD5 + SHA-256 twice. */
   putHashSPerGiB: number;
+  /** CPU seconds per GiB, one core, of the bench's own CRC check of what it read. */
+  crcSPerGiB: number;
+  /** CPU seconds (clients and server) of the same GETs from a plain HTTP server holding the bytes in memory. */
+  plainGetCpuS: number;
   putMs: number; getMs: number; headMs: number; fsWriteMs: number; fsReadMs: number; fsStatMs: number;
   listMs: number; fsListMs: number;
 }
@@ -44,6 +51,50 @@ const s3 = new S3Client({
   requestHandler: new NodeHttpHandler({ httpAgent: agent }),
   requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
 });
+/**
+ * The least CPU any gateway's GETs can add to reading the bytes from the cluster: the same SDK
+ * clients fetching `count` objects of `bytes` at once from a plain node:http server that holds
+ * them in memory (no signature check, no cluster) and answers every GET with them, consumed as
+ * the gateway's GETs are. CPU seconds of the clients (this process) and that server, the best
+ * of `rounds`.
+ */
+async function plainHttpGetCpuS(count: number, bytes: number, rounds: number): Promise<number> {
+  const server = spawn(process.execPath, ['-e', `
+    const body = Buffer.alloc(${bytes}, 5);
+    const server = require('node:http').createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream', etag: '"plain"', 'last-modified': new Date(0).toUTCString() });
+      res.end(body);
+    });
+    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [port] = await once(createInterface({ input: server.stdout! }), 'line') as [string];
+    const plainAgent = new Agent({ keepAlive: true, maxSockets: count });
+    const plain = new S3Client({
+      endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true,
+      credentials: { accessKeyId: env('KEY_ID'), secretAccessKey: env('SECRET') },
+      requestHandler: new NodeHttpHandler({ httpAgent: plainAgent }),
+      requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    let best = Infinity;
+    for (let round = 0; round < rounds; round++) {
+      const before = cpuSecondsByTree();
+      await Promise.all(Array.from({ length: count }, async (_, c) => {
+        const out = await plain.send(new GetObjectCommand({ Bucket: 'bench', Key: `obj-${c}` }));
+        let crc = 0;
+        for await (const piece of out.Body as Readable) crc = crc32c(piece as Buffer, crc);
+      }));
+      const after = cpuSecondsByTree();
+      best = Math.min(best, after.self + after.children - before.self - before.children);
+    }
+    plain.destroy();
+    plainAgent.destroy();
+    return best;
+  } finally {
+    server.kill();
+  }
+}
+
 try {
   await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
   await fs.mkdir('/fsapi');
@@ -58,24 +109,37 @@ try {
     await work();
     return nowMs() - started;
   };
+  /** `work`'s wall time and the whole machine's CPU seconds meanwhile. */
+  const timedWithCpu = async (work: () => Promise<unknown>) => {
+    const before = machineCpuSeconds();
+    const ms = await timed(work);
+    const after = machineCpuSeconds();
+    return { ms, busyS: after.busy - before.busy, allS: after.all - before.all };
+  };
+  const perGiB = (work: () => void) => {
+    const started = nowMs();
+    work();
+    return (nowMs() - started) / 1000 / (bodies[0]!.length / GiB);
+  };
   // What a signed PUT must hash beyond a writeFile, per byte: the SDK's SHA-256 of the body,
   // the gateway's check of it and its MD5 for the ETag (node:crypto, OpenSSL, as both use).
-  const hashStarted = nowMs();
-  for (const name of ['md5', 'sha256', 'sha256']) createHash(name).update(bodies[0]!).digest();
-  const putHashSPerGiB = (nowMs() - hashStarted) / 1000 / (bodies[0]!.length / GiB);
+  const putHashSPerGiB = perGiB(() => {
+    for (const name of ['md5', 'sha256', 'sha256']) createHash(name).update(bodies[0]!).digest();
+  });
+  const crcSPerGiB = perGiB(() => crc32c(bodies[0]!));
   // The FileSystem API first, then the gateway, then each once more: the better of the runs
   // each, so neither side gains from going second on a warmed machine.
-  const t: S3ClientTimings = { fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity, fsPutBusyS: 0, fsPutAllS: 0, putHashSPerGiB, putMs: 0, getMs: 0, headMs: 0, fsWriteMs: 0, fsReadMs: 0, fsStatMs: 0, listMs: 0, fsListMs: 0 };
+  const t: S3ClientTimings = {
+    fsPut: Infinity, fsGet: Infinity, s3Put: Infinity, s3Get: Infinity, fsPutBusyS: 0, fsPutAllS: 0, fsGetBusyS: 0, fsGetAllS: 0,
+    putHashSPerGiB, crcSPerGiB, plainGetCpuS: Infinity, putMs: 0, getMs: 0, headMs: 0, fsWriteMs: 0, fsReadMs: 0, fsStatMs: 0, listMs: 0, fsListMs: 0,
+  };
   for (let round = 0; round < rounds; round++) {
-    const cpuBefore = machineCpuSeconds();
-    const fsPutMs = await timed(() => Promise.all(bodies.map((b, c) => fs.writeFile(`/fsapi/obj-${c}`, b))));
-    if (fsPutMs < t.fsPut) {
-      const cpuAfter = machineCpuSeconds();
-      Object.assign(t, { fsPut: fsPutMs, fsPutBusyS: cpuAfter.busy - cpuBefore.busy, fsPutAllS: cpuAfter.all - cpuBefore.all });
-    }
-    t.fsGet = Math.min(t.fsGet, await timed(() => Promise.all(bodies.map(async (_, c) => {
+    const put = await timedWithCpu(() => Promise.all(bodies.map((b, c) => fs.writeFile(`/fsapi/obj-${c}`, b))));
+    if (put.ms < t.fsPut) Object.assign(t, { fsPut: put.ms, fsPutBusyS: put.busyS, fsPutAllS: put.allS });
+    const get = await timedWithCpu(() => Promise.all(bodies.map(async (_, c) => {
       if (crc32c(await fs.readFile(`/fsapi/obj-${c}`)) !== sums[c]) throw new Error(`fs read of ${c} differs`);
-    }))));
+    })));
+    if (get.ms < t.fsGet) Object.assign(t, { fsGet: get.ms, fsGetBusyS: get.busyS, fsGetAllS: get.allS });
     t.s3Put = Math.min(t.s3Put, await timed(() => Promise.all(bodies.map((b, c) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `obj-${c}`, Body: b }))))));
     t.s3Get = Math.min(t.s3Get, await timed(() => Promise.all(bodies.map(async (_, c) => {
       // The body as it streams in (checksummed piece by piece), not gathered into one buffer
@@ -86,6 +150,7 @@ try {
       if (crc !== sums[c]) throw new Error(`s3 read of ${c} differs`);
     }))));
   }
+  t.plainGetCpuS = await plainHttpGetCpuS(bodies.length, bodies[0]!.length, rounds);
   const small = Buffer.alloc(4096, 7);
   t.putMs = await timed(() => runWithDepth(smallOps, clients, (i) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `small/${i % 1000}`, Body: small }))));
   t.getMs = await timed(() => runWithDepth(smallOps, clients, async (i) => {

@@ -4,9 +4,10 @@
  * and then GET 64 MiB objects through the gateway with the AWS SDK (SigV4, payload signed:
  * the SDK hashes each body, the gateway checks the hash and computes the MD5 ETag), and 16
  * clients writeFile/readFile 64 MiB files through the FileSystem API: put_ratio and
- * get_ratio are gateway / FileSystem API. put_ratio_ceiling bounds put_ratio on these cores: the
- * machine's CPU seconds during the writeFile round plus the hashing a signed PUT adds (measured
- * in the same run), against the cores' time. Then small objects: 4 KiB PUT, GET and HEAD ops/s
+ * get_ratio are gateway / FileSystem API. put_ratio_ceiling and get_ratio_ceiling bound them on
+ * these cores, all measured in the same run: the machine's CPU seconds during the writeFile
+ * (readFile) round, plus what a signed PUT must hash (what the SDK clients and a plain HTTP
+ * server holding the bytes in memory spend on the same GETs), against the cores' time. Then small objects: 4 KiB PUT, GET and HEAD ops/s
  * through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
  * through the FileSystem API at the same depth (the cluster's own cost of a small file).
  * Last, listing: a bucket of --list-keys keys (default 20,000) in one directory, listed whole
@@ -80,6 +81,10 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
     // a signed PUT needs, on the same cores; HTTP and the SDK cost more still.
     const cores = availableParallelism();
     const putRatioCeiling = (cores * t.fsPut / 1000) / (t.fsPutBusyS + t.putHashSPerGiB * (bytes / GiB));
+    // And a GET: a readFile's work (less the bench's CRC check of what readFile returned, which
+    // the gateway does not do) plus what the SDK clients and a plain HTTP server spend on the
+    // same bytes.
+    const getRatioCeiling = (cores * t.fsGet / 1000) / (t.fsGetBusyS - t.crcSPerGiB * (bytes / GiB) + t.plainGetCpuS);
     const figures = {
       clients,
       object_MiB: objectMiB,
@@ -93,6 +98,10 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       fs_get_GBps: round3(gbPerSecond(bytes, t.fsGet)),
       s3_get_GBps: round3(gbPerSecond(bytes, t.s3Get)),
       get_ratio: round3(t.fsGet / t.s3Get),
+      fs_get_machine_busy: round3(t.fsGetBusyS / t.fsGetAllS),
+      fs_get_cpu_s_per_GiB: round3(t.fsGetBusyS / (bytes / GiB)),
+      plain_http_get_cpu_s_per_GiB: round3(t.plainGetCpuS / (bytes / GiB)),
+      get_ratio_ceiling: round3(getRatioCeiling),
       small_put_ops: Math.round(smallOps / (t.putMs / 1000)),
       small_get_ops: Math.round(smallOps / (t.getMs / 1000)),
       small_head_ops: Math.round(smallOps / (t.headMs / 1000)),
@@ -109,12 +118,15 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       ['FileSystem API writeFile/readFile', fmtGBps(figures.fs_put_GBps), fmtGBps(figures.fs_get_GBps)],
       ['S3 gateway, AWS SDK (SigV4, signed payload)', fmtGBps(figures.s3_put_GBps), fmtGBps(figures.s3_get_GBps)],
       ['ratio gateway / FileSystem API', String(figures.put_ratio), String(figures.get_ratio)],
-      ['ratio ceiling on these cores (see below)', String(figures.put_ratio_ceiling), ''],
+      ['ratio ceiling on these cores (see below)', String(figures.put_ratio_ceiling), String(figures.get_ratio_ceiling)],
     ]);
-    console.log(`The writeFile round kept ${(figures.fs_put_machine_busy * 100).toFixed(0)}% of the machine's ${cores} cores busy: ` +
-      `${figures.fs_put_cpu_s_per_GiB} CPU-s per GiB (clients and cluster). A signed PUT hashes each byte three times more ` +
-      `(SDK SHA-256, gateway SHA-256 and MD5): ${figures.put_hash_cpu_s_per_GiB} CPU-s per GiB here. On the same ` +
-      `cores a PUT can go no faster than put_ratio_ceiling times writeFile.`);
+    console.log(`Ceilings. The writeFile round kept ${(figures.fs_put_machine_busy * 100).toFixed(0)}% of the machine's ${cores} cores busy, ` +
+      `${figures.fs_put_cpu_s_per_GiB} CPU-s per GiB (clients and cluster); a signed PUT hashes each byte three times more ` +
+      `(SDK SHA-256, gateway SHA-256 and MD5), ${figures.put_hash_cpu_s_per_GiB} CPU-s per GiB here. The readFile round kept ` +
+      `${(figures.fs_get_machine_busy * 100).toFixed(0)}% busy, ${figures.fs_get_cpu_s_per_GiB} CPU-s per GiB; the same SDK clients ` +
+      `taking the same bytes from a plain HTTP server that holds them in memory spend (with that server) ` +
+      `${figures.plain_http_get_cpu_s_per_GiB} CPU-s per GiB. On the same cores no gateway gets a PUT or a GET faster than ` +
+      `its ceiling times the FileSystem API's.`);
     printTable(`small objects: 4 KiB, ${clients} in flight, ${smallOps} ops each`, [
       ['operation', 'gateway ops/s', 'FileSystem API ops/s (baseline)'],
       ['PUT / writeFile', fmtCount(figures.small_put_ops), fmtCount(figures.small_fs_write_ops)],
