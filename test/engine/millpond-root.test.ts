@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbedded, type Embedded } from '../../src/cli/embedded.js';
 import { init, type Session } from '../../src/engine/index.js';
+import { openDataRoot } from '../../src/engine/partition/root.js';
 import { connect, type FileSystem } from '../../src/fs/index.js';
 import { hostname } from 'node:os';
 import { listJobs } from '../../src/cluster/jobs.js';
@@ -120,5 +121,24 @@ describe('engine on a millpond root', () => {
     expect(written.length).toBeGreaterThanOrEqual(1);
     const back = sp.readParquet('millpond:///output/filtered/*.parquet');
     expect(await back.count()).toBe(Number((await db.rows(`SELECT count(*) AS n FROM read_parquet('${local()}') WHERE v > 100`))[0]!.n));
+  });
+
+  it('gives a task\'s claim to exactly one of many racing attempts, on millpond and on local disk', async () => {
+    const roots = [
+      openDataRoot({ kind: 'millpond', dir: '/claims', meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey }),
+      openDataRoot({ kind: 'local', dir: join(t.dir, 'claims') }),
+    ];
+    for (const root of roots) {
+      const dir = `${root.dir}/job/node/.completed`;
+      for (const location of [`${dir}/0.claim`, `${dir}/1.claim`]) {
+        // The directory does not exist yet: every racer also makes it.
+        const won = await Promise.all(Array.from({ length: 12 }, (_, attempt) => root.claim(location, String(attempt + 1))));
+        expect(won.filter(Boolean)).toHaveLength(1);
+        expect(await root.readText(location)).toBe(String(won.indexOf(true) + 1));
+        expect(await root.claim(location, '99')).toBe(false);
+        // Nothing but the claims themselves is left beside them.
+        expect((await root.list(dir)).filter((n) => !/^\d+\.claim$/.test(n))).toEqual([]);
+      }
+    }
   });
 });

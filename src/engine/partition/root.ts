@@ -7,7 +7,7 @@
  * what DuckDB opens. Contract: `rename` replaces its target atomically, so a reader sees a
  * whole file or none; `writeFileAtomic` is write-then-rename.
  */
-import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { copyFile, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -51,8 +51,9 @@ export interface DataRoot {
   link(from: string, to: string): Promise<boolean>;
   writeFileAtomic(location: string, data: string): Promise<void>;
   /**
-   * Creates `location` holding `owner` if it does not exist (atomically: a hard link of a
-   * private file, so exactly one of several racing callers gets true); false when it exists.
+   * Creates `location` holding `owner` if it does not exist (an exclusive create: O_EXCL here,
+   * one transaction in meta on millpond, so exactly one of several racing callers gets true);
+   * false when it exists. The owner's bytes follow the create: only the name is the claim.
    */
   claim(location: string, owner: string): Promise<boolean>;
   /** The file's text, or undefined when it does not exist. */
@@ -149,16 +150,12 @@ class LocalDataRoot implements DataRoot {
   }
 
   async claim(location: string, owner: string): Promise<boolean> {
-    const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    writeCreatingDir(mine, owner);
     try {
-      linkSync(mine, location);
+      writeCreatingDir(location, owner, 'wx');
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
-    } finally {
-      rmSync(mine, { force: true });
     }
   }
 
@@ -193,23 +190,24 @@ class LocalDataRoot implements DataRoot {
  * Writes a file, creating its directory only when it is missing: a job writes many small files
  * (markers, claims) into few directories, and a mkdir per file is a system call per file.
  */
-function writeCreatingDir(path: string, data: string): void {
+/** Writes `path` (with `flag`, 'w' or 'wx'), making its directory first when it is missing. */
+function writeCreatingDir(path: string, data: string, flag: 'w' | 'wx' = 'w'): void {
   try {
-    writeFileSync(path, data);
+    writeFileSync(path, data, { flag });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, data);
+    writeFileSync(path, data, { flag });
   }
 }
 
-async function writeCreatingDirIn(fs: FileSystem, path: string, data: string): Promise<void> {
+async function writeCreatingDirIn(fs: FileSystem, path: string, data: string, flag: 'w' | 'wx' = 'w'): Promise<void> {
   try {
-    await fs.writeFile(path, data);
+    await fs.writeFile(path, data, { flag });
   } catch (e) {
     if (!(e instanceof MillpondError && e.code === 'ENOENT')) throw e;
     await fs.mkdir(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true });
-    await fs.writeFile(path, data);
+    await fs.writeFile(path, data, { flag });
   }
 }
 
@@ -279,17 +277,12 @@ class MillpondDataRoot implements DataRoot {
   }
 
   async claim(location: string, owner: string): Promise<boolean> {
-    const fs = await this.files();
-    const mine = `${location}.${owner}-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await writeCreatingDirIn(fs, mine, owner);
     try {
-      await fs.link(mine, location);
+      await writeCreatingDirIn(await this.files(), location, owner, 'wx');
       return true;
     } catch (e) {
       if (e instanceof MillpondError && e.code === 'EEXIST') return false;
       throw e;
-    } finally {
-      await fs.rm(mine, { force: true });
     }
   }
 
