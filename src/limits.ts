@@ -147,6 +147,12 @@ export const metaLimits = {
    */
   sqliteReadGroupMembersMax: 8,
   postgresReadGroupMembersMax: 16,
+  /**
+   * Values (or absences) the SQLite read connection found, kept for later reads (the
+   * directories every stat walks): at most this many keys, the oldest forgotten first.
+   * About 200 bytes each with its key: 64 MiB at most.
+   */
+  sqliteReadCacheEntriesMax: 262_144,
   /** Keys one statement reads (KvTx.getMany): a path's entries and inodes, a readdirplus page. */
   getManyKeysMax: 2048,
   /**

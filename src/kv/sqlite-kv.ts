@@ -18,6 +18,17 @@
  * the write lock nor waits behind a group's fsync. WAL gives that connection the last
  * committed state at its first statement, so a read sees every write acknowledged before it
  * began. An in-memory database (one connection only) reads in the writers' queue.
+ *
+ * Read cache: what the read connection found (a value, or that a key is absent) is kept for
+ * later reads, by key (metaLimits.sqliteReadCacheEntriesMax), so the directories every stat
+ * walks are read from SQLite once, not once per group. It always holds the last committed
+ * state: this process's write groups drop the keys they wrote as they commit (synchronously,
+ * before anything else runs), and a commit by any other connection to the file (another
+ * process, another SqliteKv) empties it before the next read group uses it (PRAGMA
+ * data_version of the write connection, which counts other connections' commits only). A read
+ * group uses it only while no write group of this process committed after its snapshot began,
+ * so each group still reads one snapshot. A write group reads it for the keys it has not
+ * written itself (they are as last committed: one writer at a time).
  */
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
@@ -52,6 +63,12 @@ export class SqliteKv implements KvBackend {
   private readPending: Pending[] = [];
   private readDraining: Promise<void> | undefined;
   private closed = false;
+  /** The read cache: by keyId, a value or null (absent). */
+  private readonly cache = new Map<string, Buffer | null>();
+  /** Write groups this process ended (committed or rolled back): a read group's cache epoch. */
+  private groupsEnded = 0;
+  /** The write connection's data_version (other connections' commits) the cache is up to. */
+  private othersVersion: unknown = undefined;
 
   constructor(readonly path: string, options: SqliteKvOptions = {}) {
     if (typeof path !== 'string' || !path) throw new TypeError('path must be a non-empty string');
@@ -80,11 +97,14 @@ export class SqliteKv implements KvBackend {
       insert: this.db.prepare<[Buffer, Buffer]>('INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING'),
       del: this.db.prepare<[Buffer]>('DELETE FROM kv WHERE k = ?'),
       scan: this.db.prepare<[Buffer, Buffer, number], { k: Buffer; v: Buffer }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k LIMIT ?'),
+      dataVersion: this.db.prepare('PRAGMA data_version').pluck(),
     };
     this.reader = path === ':memory:' ? undefined : new Database(path, { readonly: true, timeout: 0 });
     const r = this.reader ?? this.db;
     this.readStmts = {
       begin: r.prepare('BEGIN DEFERRED'),
+      /** Any read: it takes the snapshot that BEGIN DEFERRED only announces. */
+      snapshot: r.prepare('SELECT 1 FROM kv LIMIT 1'),
       commit: r.prepare('COMMIT'),
       get: r.prepare<[Buffer], { v: Buffer }>('SELECT v FROM kv WHERE k = ?'),
       scan: r.prepare<[Buffer, Buffer, number], { k: Buffer; v: Buffer }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k LIMIT ?'),
@@ -156,15 +176,18 @@ export class SqliteKv implements KvBackend {
     const s = this.readStmts;
     const reader = this.reader!;
     const outcomes: Outcome[] = [];
-    // The group's values by key: one snapshot, so a key read by several of its reads (the
-    // directories of their paths) is looked up once.
-    const values = new Map<string, Buffer | undefined>();
     s.begin.run();
     try {
+      // The cache holds what the snapshot sees only if no other connection committed between
+      // the last check and the snapshot (else it is emptied first), nor while it was taken
+      // (then this group reads without it, and the next group's check empties it).
+      const before = this.dropCacheIfOthersCommitted();
+      s.snapshot.get();
+      const epoch = this.stmts.dataVersion.get() === before ? this.groupsEnded : -1;
       for (const p of group) {
         let live = true;
         try {
-          outcomes.push({ ok: true, value: await p.fn(this.readTx(() => live, values)) });
+          outcomes.push({ ok: true, value: await p.fn(this.readTx(() => live, epoch)) });
         } catch (err) {
           if (isBusy(err)) throw err;
           outcomes.push({ ok: false, err });
@@ -182,13 +205,18 @@ export class SqliteKv implements KvBackend {
     });
   }
 
-  private readTx(isLive: () => boolean, values: Map<string, Buffer | undefined>): KvTx {
+  /** A read group's view: its snapshot, and the cache while no write group ended after `epoch`. */
+  private readTx(isLive: () => boolean, epoch: number): KvTx {
     const s = this.readStmts;
     const get = (key: Buffer): Buffer | undefined => {
+      const cached = this.groupsEnded === epoch;
       const id = keyId(key);
-      if (values.has(id)) return values.get(id);
+      if (cached) {
+        const hit = this.cache.get(id);
+        if (hit !== undefined) return hit ?? undefined;
+      }
       const value = s.get.get(key)?.v;
-      values.set(id, value);
+      if (cached) this.remember(id, value ?? null);
       return value;
     };
     const check = () => {
@@ -207,6 +235,31 @@ export class SqliteKv implements KvBackend {
       delete: async () => write(),
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
     };
+  }
+
+  /**
+   * Empties the read cache if another connection committed since the last check; read groups
+   * under way stop using it. Returns the write connection's data_version.
+   */
+  private dropCacheIfOthersCommitted(): unknown {
+    const othersVersion = this.stmts.dataVersion.get();
+    if (othersVersion !== this.othersVersion) {
+      this.cache.clear();
+      this.othersVersion = othersVersion;
+      this.groupsEnded++;
+    }
+    return othersVersion;
+  }
+
+  private remember(id: string, value: Buffer | null): void {
+    if (this.cache.size >= metaLimits.sqliteReadCacheEntriesMax) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(id, value);
+  }
+
+  /** A write group ended (committed, or not): what it wrote leaves the cache, and read groups begun before it stop using the cache. */
+  private groupEnded(written: Set<string>): void {
+    this.groupsEnded++;
+    for (const id of written) this.cache.delete(id);
   }
 
   private enqueue<T>(fn: (tx: KvTx) => Promise<T> | T, readOnly: boolean): Promise<T> {
@@ -257,13 +310,15 @@ export class SqliteKv implements KvBackend {
       for (const p of group) p.reject(err);
       return;
     }
+    this.dropCacheIfOthersCommitted(); // none can commit now: this group holds the write lock
     const outcomes: Outcome[] = [];
+    const written = new Set<string>(); // keyIds, for the read cache
     for (let i = 0; i < group.length; i++) {
       const p = group[i]!;
       if (!p.readOnly) this.stmts.savepoint.run(); // a read has nothing to roll back
       let live = true;
       try {
-        const value = await p.fn(this.tx(() => live, p.readOnly));
+        const value = await p.fn(this.tx(() => live, p.readOnly, written));
         if (!p.readOnly) this.stmts.release.run();
         outcomes.push({ ok: true, value });
       } catch (err) {
@@ -289,9 +344,11 @@ export class SqliteKv implements KvBackend {
       if (this.db.inTransaction) this.stmts.commit.run();
     } catch (err) {
       if (this.db.inTransaction) this.stmts.rollback.run();
+      this.groupEnded(written);
       for (const p of group) p.reject(err);
       return;
     }
+    this.groupEnded(written);
     group.forEach((p, i) => {
       const o = outcomes[i]!;
       if (o.ok) p.resolve(o.value);
@@ -299,29 +356,41 @@ export class SqliteKv implements KvBackend {
     });
   }
 
-  private tx(isLive: () => boolean, readOnly: boolean): KvTx {
+  /** A member's view of its group's transaction; the keys it writes are added to `written`. */
+  private tx(isLive: () => boolean, readOnly: boolean, written: Set<string>): KvTx {
     const s = this.stmts;
     const check = () => {
       if (!isLive()) throw new Error('KvTx used after its transaction ended');
     };
-    const write = () => {
+    const write = (key: Buffer) => {
       check();
       if (readOnly) throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
+      written.add(keyId(key));
+    };
+    // A key this group has not written is as last committed: the read cache has it right.
+    const get = (key: Buffer): Buffer | undefined => {
+      const id = keyId(key);
+      if (written.has(id)) return s.get.get(key)?.v;
+      const hit = this.cache.get(id);
+      if (hit !== undefined) return hit ?? undefined;
+      const value = s.get.get(key)?.v;
+      this.remember(id, value ?? null);
+      return value;
     };
     return {
-      get: async (key) => (check(), s.get.get(key)?.v),
-      getMany: async (keys) => (check(), keys.map((k) => s.get.get(k)?.v)),
-      put: async (key, value) => void (write(), s.put.run(key, value)),
+      get: async (key) => (check(), get(key)),
+      getMany: async (keys) => (check(), keys.map(get)),
+      put: async (key, value) => void (write(key), s.put.run(key, value)),
       insert: async (key, value) => {
-        write();
+        write(key);
         return s.insert.run(key, value).changes === 1 ? undefined : s.get.get(key)!.v;
       },
       // One writer at a time: absent now is absent at the commit.
       claim: async (key, value) => {
-        write();
+        write(key);
         if (s.insert.run(key, value).changes !== 1) throw claimedKeyPresent();
       },
-      delete: async (key) => void (write(), s.del.run(key)),
+      delete: async (key) => void (write(key), s.del.run(key)),
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
     };
   }

@@ -48,6 +48,31 @@ export class PathHints {
   }
 }
 
+/**
+ * Decoded inodes and entries by the stored bytes they came from. The SQLite backend's read
+ * cache hands out the same Buffer for a key until it changes, so the directories every stat
+ * walks are decoded once, not per request. Shared by every request that reads those bytes:
+ * frozen, as KvTx values are the reader's to read only.
+ */
+const decodedValues = new WeakMap<Buffer, unknown>();
+
+function decoded<T>(raw: Buffer): T {
+  let value = decodedValues.get(raw) as T | undefined;
+  if (value === undefined) {
+    value = deepFreeze(unpack(raw)) as T;
+    decodedValues.set(raw, value);
+  }
+  return value;
+}
+
+function deepFreeze(value: unknown): unknown {
+  if (typeof value === 'object' && value !== null && !Buffer.isBuffer(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export class NamespaceTx {
   /** Inode and entry values this transaction read (null: absent), by keyId(key). */
   private readonly known = new Map<string, Buffer | null>();
@@ -76,7 +101,7 @@ export class NamespaceTx {
       const dentry = keys.dentry(id, name);
       wanted.push(dentry);
       const seen = this.known.get(keyId(dentry));
-      id = seen ? (unpack(seen) as Entry).inode : seen === null ? undefined : this.hints.get(id, name);
+      id = seen ? decoded<Entry>(seen).inode : seen === null ? undefined : this.hints.get(id, name);
       if (id === undefined) break;
       wanted.push(keys.inode(id));
     }
@@ -88,13 +113,13 @@ export class NamespaceTx {
 
   async inode(id: bigint): Promise<Inode | undefined> {
     const raw = await this.read(keys.inode(id));
-    return raw ? (unpack(raw) as Inode) : undefined;
+    return raw ? decoded<Inode>(raw) : undefined;
   }
 
   /** The inodes of `ids` in one statement (undefined: gone). */
   async inodes(ids: bigint[]): Promise<Array<Inode | undefined>> {
     if (ids.length === 0) return [];
-    return (await this.tx.getMany(ids.map((id) => keys.inode(id)))).map((raw) => (raw ? (unpack(raw) as Inode) : undefined));
+    return (await this.tx.getMany(ids.map((id) => keys.inode(id)))).map((raw) => (raw ? decoded<Inode>(raw) : undefined));
   }
 
   async mustInode(id: bigint): Promise<Inode> {
@@ -117,7 +142,7 @@ export class NamespaceTx {
 
   async entry(parent: bigint, name: string): Promise<Entry | undefined> {
     const raw = await this.read(keys.dentry(parent, name));
-    const entry = raw ? (unpack(raw) as Entry) : undefined;
+    const entry = raw ? decoded<Entry>(raw) : undefined;
     if (entry) this.hints.set(parent, name, entry.inode);
     else this.hints.drop(parent, name);
     return entry;

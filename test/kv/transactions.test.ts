@@ -241,5 +241,59 @@ for (const backend of backends) {
       expect(mine.conflicts + other.conflicts - before.conflicts).toBeGreaterThanOrEqual(1);
       expect(mine.groupsCommitted + other.groupsCommitted - before.committed).toBe(2); // the failed group, again as a group
     });
+
+    it('reads see every commit: their own backend\'s, and another connection\'s on the same database, after the values were read before', async () => {
+      const other = await opened.reopen();
+      const key = b('seen/a');
+      await kv.transact((tx) => tx.put(key, b('1')));
+      expect(await value('seen/a')).toEqual(b('1'));
+      expect(await value('seen/a')).toEqual(b('1')); // read again (on SQLite, from its read cache)
+      await other.transact((tx) => tx.put(key, b('2')));
+      expect(await value('seen/a')).toEqual(b('2'));
+      await kv.transact((tx) => tx.delete(key));
+      expect(await value('seen/a')).toBeUndefined();
+      await other.transact((tx) => tx.put(key, b('3')));
+      expect(await value('seen/a')).toEqual(b('3'));
+      // Transactions read what was last committed too, also by the other connection.
+      expect(await kv.transact((tx) => tx.get(key))).toEqual(b('3'));
+      await other.transact((tx) => tx.put(key, b('4')));
+      expect(await kv.transact((tx) => tx.get(key))).toEqual(b('4'));
+      // A transaction's own write, then its failure: the next read sees the value before it.
+      const failed = kv.transact(async (tx) => {
+        await tx.put(key, b('5'));
+        expect(await tx.get(key)).toEqual(b('5'));
+        throw new MillpondError('EINVAL', 'rolled back');
+      });
+      expect(await code(failed)).toBe('EINVAL');
+      expect(await value('seen/a')).toEqual(b('4'));
+      expect(await kv.transact((tx) => tx.get(key))).toEqual(b('4'));
+    });
+
+    it('a read that waits between its statements sees one snapshot, while a commit and later reads go on meanwhile', async () => {
+      await kv.transact(async (tx) => {
+        await tx.put(b('snap/1'), b('a1'));
+        await tx.put(b('snap/2'), b('b1'));
+      });
+      expect(await value('snap/2')).toEqual(b('b1'));
+      let release!: () => void;
+      const paused = new Promise<void>((resolve) => (release = resolve));
+      let reading!: () => void;
+      const started = new Promise<void>((resolve) => (reading = resolve));
+      const pair = kv.read(async (tx) => {
+        const first = await tx.get(b('snap/1'));
+        reading();
+        await paused;
+        return [first, await tx.get(b('snap/2'))].map(String);
+      });
+      await started;
+      await kv.transact(async (tx) => {
+        await tx.put(b('snap/1'), b('a2'));
+        await tx.put(b('snap/2'), b('b2'));
+      });
+      // A transaction after the commit reads (and, on SQLite, caches) the new value.
+      expect(await kv.transact((tx) => tx.get(b('snap/2')))).toEqual(b('b2'));
+      release();
+      expect([['a1', 'b1'], ['a2', 'b2']]).toContainEqual(await pair);
+    });
   });
 }
