@@ -148,11 +148,11 @@ export const metaLimits = {
   sqliteReadGroupMembersMax: 8,
   postgresReadGroupMembersMax: 16,
   /**
-   * Values (or absences) the SQLite read connection found, kept for later reads (the
-   * directories every stat walks): at most this many keys, the oldest forgotten first.
-   * About 200 bytes each with its key: 64 MiB at most.
+   * Values (or absences) SQLite's read connection found or its write groups committed, kept
+   * for later reads (src/kv/sqlite-kv.ts): at most this many keys, the oldest forgotten first.
+   * About 400 bytes each with its key and buffer: ~50 MiB at most.
    */
-  sqliteReadCacheEntriesMax: 262_144,
+  sqliteReadCacheEntriesMax: 131_072,
   /** Keys one statement reads (KvTx.getMany): a path's entries and inodes, a readdirplus page. */
   getManyKeysMax: 2048,
   /**

@@ -19,11 +19,12 @@
  * committed state at its first statement, so a read sees every write acknowledged before it
  * began. An in-memory database (one connection only) reads in the writers' queue.
  *
- * Read cache: what the read connection found (a value, or that a key is absent) is kept for
- * later reads, by key (metaLimits.sqliteReadCacheEntriesMax), so the directories every stat
- * walks are read from SQLite once, not once per group. It always holds the last committed
- * state: this process's write groups drop the keys they wrote as they commit (synchronously,
- * before anything else runs), and a commit by any other connection to the file (another
+ * Read cache: what the read connection found (a value, or that a key is absent), and what this
+ * process's write groups committed, is kept for later reads, by key
+ * (metaLimits.sqliteReadCacheEntriesMax), so the directories every stat walks are read from
+ * SQLite once, not once per group, and a stat after a create reads none. It always holds the
+ * last committed state: a write group puts what it committed there as it commits (and drops
+ * what it rolled back), synchronously, before anything else runs; a commit by any other connection to the file (another
  * process, another SqliteKv) empties it before the next read group uses it (PRAGMA
  * data_version of the write connection, which counts other connections' commits only). A read
  * group uses it only while no write group of this process committed after its snapshot began,
@@ -252,14 +253,23 @@ export class SqliteKv implements KvBackend {
   }
 
   private remember(id: string, value: Buffer | null): void {
+    this.cache.delete(id);
     if (this.cache.size >= metaLimits.sqliteReadCacheEntriesMax) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(id, value);
   }
 
-  /** A write group ended (committed, or not): what it wrote leaves the cache, and read groups begun before it stop using the cache. */
-  private groupEnded(written: Set<string>): void {
+  /**
+   * A write group ended. Committed: what it wrote is what the cache holds now (a stat after a
+   * create reads no SQLite); not committed, or a value its member's failure rolled back
+   * (undefined): the key leaves the cache. Read groups begun before stop using the cache.
+   */
+  private groupEnded(writes: Map<string, Buffer | null | undefined>, committed: boolean): void {
     this.groupsEnded++;
-    for (const id of written) this.cache.delete(id);
+    for (const [id, value] of writes) {
+      if (!committed || value === undefined) this.cache.delete(id);
+      // A copy of its own: a written value may be a view of a larger buffer (the codec's).
+      else this.remember(id, value && Buffer.from(value.buffer.slice(value.byteOffset, value.byteOffset + value.length)));
+    }
   }
 
   private enqueue<T>(fn: (tx: KvTx) => Promise<T> | T, readOnly: boolean): Promise<T> {
@@ -312,20 +322,24 @@ export class SqliteKv implements KvBackend {
     }
     this.dropCacheIfOthersCommitted(); // none can commit now: this group holds the write lock
     const outcomes: Outcome[] = [];
-    const written = new Set<string>(); // keyIds, for the read cache
+    // What the group's members wrote, by keyId (null: deleted; undefined: rolled back).
+    const writes = new Map<string, Buffer | null | undefined>();
     for (let i = 0; i < group.length; i++) {
       const p = group[i]!;
       if (!p.readOnly) this.stmts.savepoint.run(); // a read has nothing to roll back
       let live = true;
+      const mine = new Map<string, Buffer | null>();
       try {
-        const value = await p.fn(this.tx(() => live, p.readOnly, written));
+        const value = await p.fn(this.tx(() => live, p.readOnly, writes, mine));
         if (!p.readOnly) this.stmts.release.run();
+        for (const [id, v] of mine) writes.set(id, v);
         outcomes.push({ ok: true, value });
       } catch (err) {
         if (!p.readOnly && this.db.inTransaction) {
           this.stmts.rollbackTo.run();
           this.stmts.release.run();
         }
+        for (const id of mine.keys()) writes.set(id, undefined);
         outcomes.push({ ok: false, err });
       } finally {
         live = false;
@@ -340,15 +354,19 @@ export class SqliteKv implements KvBackend {
         break;
       }
     }
+    let committed = false; // not when SQLite ended the transaction itself (above)
     try {
-      if (this.db.inTransaction) this.stmts.commit.run();
+      if (this.db.inTransaction) {
+        this.stmts.commit.run();
+        committed = true;
+      }
     } catch (err) {
       if (this.db.inTransaction) this.stmts.rollback.run();
-      this.groupEnded(written);
+      this.groupEnded(writes, false);
       for (const p of group) p.reject(err);
       return;
     }
-    this.groupEnded(written);
+    this.groupEnded(writes, committed);
     group.forEach((p, i) => {
       const o = outcomes[i]!;
       if (o.ok) p.resolve(o.value);
@@ -356,21 +374,24 @@ export class SqliteKv implements KvBackend {
     });
   }
 
-  /** A member's view of its group's transaction; the keys it writes are added to `written`. */
-  private tx(isLive: () => boolean, readOnly: boolean, written: Set<string>): KvTx {
+  /**
+   * A member's view of its group's transaction: what it writes goes into `mine` (its group's
+   * earlier members' writes are in `writes`).
+   */
+  private tx(isLive: () => boolean, readOnly: boolean, writes: Map<string, unknown>, mine: Map<string, Buffer | null>): KvTx {
     const s = this.stmts;
     const check = () => {
       if (!isLive()) throw new Error('KvTx used after its transaction ended');
     };
-    const write = (key: Buffer) => {
+    const writing = (key: Buffer): string => {
       check();
       if (readOnly) throw new MillpondError('EINVAL', 'a read-only KV transaction cannot write');
-      written.add(keyId(key));
+      return keyId(key);
     };
     // A key this group has not written is as last committed: the read cache has it right.
     const get = (key: Buffer): Buffer | undefined => {
       const id = keyId(key);
-      if (written.has(id)) return s.get.get(key)?.v;
+      if (mine.has(id) || writes.has(id)) return s.get.get(key)?.v;
       const hit = this.cache.get(id);
       if (hit !== undefined) return hit ?? undefined;
       const value = s.get.get(key)?.v;
@@ -380,17 +401,28 @@ export class SqliteKv implements KvBackend {
     return {
       get: async (key) => (check(), get(key)),
       getMany: async (keys) => (check(), keys.map(get)),
-      put: async (key, value) => void (write(key), s.put.run(key, value)),
+      put: async (key, value) => {
+        const id = writing(key);
+        s.put.run(key, value);
+        mine.set(id, value);
+      },
       insert: async (key, value) => {
-        write(key);
-        return s.insert.run(key, value).changes === 1 ? undefined : s.get.get(key)!.v;
+        const id = writing(key);
+        if (s.insert.run(key, value).changes !== 1) return s.get.get(key)!.v;
+        mine.set(id, value);
+        return undefined;
       },
       // One writer at a time: absent now is absent at the commit.
       claim: async (key, value) => {
-        write(key);
+        const id = writing(key);
         if (s.insert.run(key, value).changes !== 1) throw claimedKeyPresent();
+        mine.set(id, value);
       },
-      delete: async (key) => void (write(key), s.del.run(key)),
+      delete: async (key) => {
+        const id = writing(key);
+        s.del.run(key);
+        mine.set(id, null);
+      },
       scan: async (start, end, limit): Promise<KvPair[]> => (check(), s.scan.all(start, end, limit).map((r) => [r.k, r.v])),
     };
   }

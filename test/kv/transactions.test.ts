@@ -267,6 +267,24 @@ for (const backend of backends) {
       expect(await code(failed)).toBe('EINVAL');
       expect(await value('seen/a')).toEqual(b('4'));
       expect(await kv.transact((tx) => tx.get(key))).toEqual(b('4'));
+      // In one turn (one SQLite group): one commits its writes, one fails after writing.
+      const [kept, dropped] = await Promise.allSettled([
+        kv.transact(async (tx) => {
+          await tx.put(key, b('6'));
+          await tx.put(b('seen/b'), b('kept'));
+        }),
+        kv.transact(async (tx) => {
+          await tx.put(b('seen/c'), b('dropped'));
+          await tx.delete(b('seen/b'));
+          throw new MillpondError('EINVAL', 'rolled back');
+        }),
+      ]);
+      expect([kept.status, dropped.status]).toEqual(['fulfilled', 'rejected']);
+      for (const read of [(k: string) => value(k), (k: string) => kv.transact((tx) => tx.get(b(k)))]) {
+        expect(await read('seen/a')).toEqual(b('6'));
+        expect(await read('seen/b')).toEqual(b('kept'));
+        expect(await read('seen/c')).toBeUndefined();
+      }
     });
 
     it('a read that waits between its statements sees one snapshot, while a commit and later reads go on meanwhile', async () => {
