@@ -23,13 +23,17 @@
  * process's write groups committed, is kept for later reads, by key
  * (metaLimits.sqliteReadCacheEntriesMax), so the directories every stat walks are read from
  * SQLite once, not once per group, and a stat after a create reads none. It always holds the
- * last committed state: a write group puts what it committed there as it commits (and drops
- * what it rolled back), synchronously, before anything else runs; a commit by any other connection to the file (another
- * process, another SqliteKv) empties it before the next read group uses it (PRAGMA
- * data_version of the write connection, which counts other connections' commits only). A read
- * group uses it only while no write group of this process committed after its snapshot began,
- * so each group still reads one snapshot. A write group reads it for the keys it has not
- * written itself (they are as last committed: one writer at a time).
+ * last committed state:
+ *   - a write group puts what it committed there as it commits (and drops what it rolled
+ *     back, and what it claimed: such keys are rarely read), synchronously, before anything
+ *     else runs;
+ *   - a commit by any other connection to the file (another process, another SqliteKv) empties
+ *     it before the next group uses it (PRAGMA data_version of the write connection, which
+ *     counts other connections' commits only);
+ *   - a read group uses it only while no write group of this process ended after its snapshot
+ *     began, so each group still reads one snapshot;
+ *   - a write group reads it for the keys it has not written itself (they are as last
+ *     committed: one writer at a time).
  */
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
@@ -328,7 +332,7 @@ export class SqliteKv implements KvBackend {
       const p = group[i]!;
       if (!p.readOnly) this.stmts.savepoint.run(); // a read has nothing to roll back
       let live = true;
-      const mine = new Map<string, Buffer | null>();
+      const mine = new Map<string, Buffer | null | undefined>();
       try {
         const value = await p.fn(this.tx(() => live, p.readOnly, writes, mine));
         if (!p.readOnly) this.stmts.release.run();
@@ -375,10 +379,10 @@ export class SqliteKv implements KvBackend {
   }
 
   /**
-   * A member's view of its group's transaction: what it writes goes into `mine` (its group's
-   * earlier members' writes are in `writes`).
+   * A member's view of its group's transaction: what it writes goes into `mine` (undefined: not
+   * for the cache), its group's earlier members' writes are in `writes`.
    */
-  private tx(isLive: () => boolean, readOnly: boolean, writes: Map<string, unknown>, mine: Map<string, Buffer | null>): KvTx {
+  private tx(isLive: () => boolean, readOnly: boolean, writes: Map<string, unknown>, mine: Map<string, Buffer | null | undefined>): KvTx {
     const s = this.stmts;
     const check = () => {
       if (!isLive()) throw new Error('KvTx used after its transaction ended');
@@ -416,7 +420,7 @@ export class SqliteKv implements KvBackend {
       claim: async (key, value) => {
         const id = writing(key);
         if (s.insert.run(key, value).changes !== 1) throw claimedKeyPresent();
-        mine.set(id, value);
+        mine.set(id, undefined);
       },
       delete: async (key) => {
         const id = writing(key);

@@ -187,10 +187,10 @@ class LocalDataRoot implements DataRoot {
 }
 
 /**
- * Writes a file, creating its directory only when it is missing: a job writes many small files
- * (markers, claims) into few directories, and a mkdir per file is a system call per file.
+ * Writes a file (`flag` 'w', or 'wx': only if it does not exist), creating its directory only
+ * when it is missing: a job writes many small files (markers, claims) into few directories,
+ * and a mkdir per file is a system call per file.
  */
-/** Writes `path` (with `flag`, 'w' or 'wx'), making its directory first when it is missing. */
 function writeCreatingDir(path: string, data: string, flag: 'w' | 'wx' = 'w'): void {
   try {
     writeFileSync(path, data, { flag });
