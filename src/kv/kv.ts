@@ -18,6 +18,13 @@ import { MillpondError } from '../errors.js';
 
 export type KvPair = [key: Buffer, value: Buffer];
 
+/**
+ * Values a backend hands out again, the same Buffer for the same stored bytes (SQLite's read
+ * cache): a reader may keep what it derives from one, by identity, for as long as the Buffer
+ * lives. Every other value is fresh, and read once.
+ */
+export const sharedValues = new WeakSet<Buffer>();
+
 /** A key as a Map key: latin1, one char a byte (cheaper to make than hex), so ids order as the keys do. */
 export function keyId(key: Buffer): string {
   return key.toString('latin1');

@@ -6,7 +6,7 @@ import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
-import { keyId, type KvTx } from '../kv/kv.js';
+import { keyId, sharedValues, type KvTx } from '../kv/kv.js';
 import { requireAccess, X } from './permissions.js';
 import type { FileType, Garbage, Inode, User } from '../protocol/meta-types.js';
 
@@ -49,14 +49,16 @@ export class PathHints {
 }
 
 /**
- * Decoded inodes and entries by the stored bytes they came from. The SQLite backend's read
- * cache hands out the same Buffer for a key until it changes, so the directories every stat
- * walks are decoded once, not per request. Shared by every request that reads those bytes:
- * frozen, as KvTx values are the reader's to read only.
+ * Decoded inodes and entries by the stored bytes they came from, for values a backend shares
+ * (kv.ts sharedValues: SQLite's read cache hands out the same Buffer for a key until it
+ * changes), so the directories every stat walks are decoded once, not per request. Shared by
+ * every request that reads those bytes: frozen, as KvTx values are the reader's to read only.
+ * A fresh value (PostgreSQL's, a write transaction's) is decoded as it is: it is read once.
  */
 const decodedValues = new WeakMap<Buffer, unknown>();
 
 function decoded<T>(raw: Buffer): T {
+  if (!sharedValues.has(raw)) return unpack(raw) as T;
   let value = decodedValues.get(raw) as T | undefined;
   if (value === undefined) {
     value = deepFreeze(unpack(raw)) as T;
