@@ -185,13 +185,14 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
       const inputChecksum = String(input![1]);
       if (Number(input![0]) !== records) throw new Error(`generated ${input![0]} records, expected ${records}`);
 
+      // The key ranges the engine's shuffle and the two-pass baseline partition by.
+      const by = keyRangeSql(partitions);
       // The sort job: input from millpond, shuffle files and output in millpond.
       const sortOnce = async (executor: ExecutorOption, jobs: string, output: string) => {
         const sp = await init({
           root: { kind: 'millpond', dir: jobs, meta: cluster.meta, mgmtd: cluster.mgmtd, token: cluster.adminToken, serverKey: cluster.serverKey },
           workers, threadsPerTask, memoryLimitPerTask: memoryPerTask, progress: false, executor,
         });
-        const by = keyRangeSql(partitions);
         const stageMs: number[] = [];
         // CPU seconds per stage: this process (driver, embedded cluster: meta, storage) and its
         // descendants (the task workers, or the executors). Where the time goes on 2 cores.
@@ -294,7 +295,7 @@ export async function graysortBench(options: Map<string, string>): Promise<void>
         await dropPageCache();
         const twoPassBefore = cpuSecondsByTree();
         started = nowMs();
-        await plainConn.run(`COPY (SELECT *, ${keyRangeSql(partitions)} AS p FROM read_parquet(${sqlString(join(localInput, '*.parquet'))}))
+        await plainConn.run(`COPY (SELECT *, ${by} AS p FROM read_parquet(${sqlString(join(localInput, '*.parquet'))}))
           TO ${sqlString(shuffled)} (FORMAT parquet, PARTITION_BY (p), WRITE_PARTITION_COLUMNS false)`);
         const twoPassOutputs = [...Array(partitions).keys()].map((p) => join(work.dir, `two-pass-${p}.parquet`));
         for (const [p, output] of twoPassOutputs.entries()) {

@@ -38,7 +38,6 @@ const kSubnet = 217;
 /** Bytes of one value: payloads of random bytes (incompressible, so a file's size is its bytes). */
 const kValueBytes = 1000;
 
-
 interface Side {
   ms: number[];
   localBytes: number[];

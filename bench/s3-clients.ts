@@ -6,6 +6,7 @@
  * prints one JSON line of timings (ms).
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent } from 'node:http';
 import { createInterface } from 'node:readline';
@@ -14,7 +15,6 @@ import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { connect } from '../src/fs/index.js';
 import { crc32c } from '../src/index.js';
-import { createHash } from 'node:crypto';
 import { cpuSecondsByTree, GiB, MiB, machineCpuSeconds, nowMs, runWithDepth } from './lib.js';
 
 export interface S3ClientTimings {
@@ -44,13 +44,31 @@ const listKeys = Number(env('LIST_KEYS'));
 const auth = { token: env('TOKEN'), serverKey: env('SERVER_KEY') };
 
 const fs = await connect({ meta: env('META'), mgmtd: [env('MGMTD')], transport: 'tcp', ...auth });
-const agent = new Agent({ keepAlive: true, maxSockets: clients });
-const s3 = new S3Client({
-  endpoint: env('ENDPOINT'), region: 'us-east-1', forcePathStyle: true,
-  credentials: { accessKeyId: env('KEY_ID'), secretAccessKey: env('SECRET') },
-  requestHandler: new NodeHttpHandler({ httpAgent: agent }),
-  requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-});
+
+/** The bench's SDK clients against `endpoint`, `sockets` connections at most. */
+function sdkClient(endpoint: string, sockets: number): { s3: S3Client; agent: Agent } {
+  const agent = new Agent({ keepAlive: true, maxSockets: sockets });
+  const s3 = new S3Client({
+    endpoint, region: 'us-east-1', forcePathStyle: true,
+    credentials: { accessKeyId: env('KEY_ID'), secretAccessKey: env('SECRET') },
+    requestHandler: new NodeHttpHandler({ httpAgent: agent }),
+    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return { s3, agent };
+}
+
+/**
+ * The CRC32C of object `key`, taken as its body streams in (checksummed piece by piece), not
+ * gathered into one buffer by the SDK: the client's copying is not the server's cost.
+ */
+async function crcOfObject(client: S3Client, key: string): Promise<number> {
+  const out = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: key }));
+  let crc = 0;
+  for await (const piece of out.Body as Readable) crc = crc32c(piece as Buffer, crc);
+  return crc;
+}
+
+const { s3, agent } = sdkClient(env('ENDPOINT'), clients);
 /**
  * The least CPU any gateway's GETs can add to reading the bytes from the cluster: the same SDK
  * clients fetching `count` objects of `bytes` at once from a plain node:http server that holds
@@ -69,26 +87,16 @@ async function plainHttpGetCpuS(count: number, bytes: number, rounds: number): P
     server.listen(0, '127.0.0.1', () => console.log(server.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const [port] = await once(createInterface({ input: server.stdout! }), 'line') as [string];
-    const plainAgent = new Agent({ keepAlive: true, maxSockets: count });
-    const plain = new S3Client({
-      endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true,
-      credentials: { accessKeyId: env('KEY_ID'), secretAccessKey: env('SECRET') },
-      requestHandler: new NodeHttpHandler({ httpAgent: plainAgent }),
-      requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const plain = sdkClient(`http://127.0.0.1:${port}`, count);
     let best = Infinity;
     for (let round = 0; round < rounds; round++) {
       const before = cpuSecondsByTree();
-      await Promise.all(Array.from({ length: count }, async (_, c) => {
-        const out = await plain.send(new GetObjectCommand({ Bucket: 'bench', Key: `obj-${c}` }));
-        let crc = 0;
-        for await (const piece of out.Body as Readable) crc = crc32c(piece as Buffer, crc);
-      }));
+      await Promise.all(Array.from({ length: count }, (_, c) => crcOfObject(plain.s3, `obj-${c}`)));
       const after = cpuSecondsByTree();
       best = Math.min(best, after.self + after.children - before.self - before.children);
     }
-    plain.destroy();
-    plainAgent.destroy();
+    plain.s3.destroy();
+    plain.agent.destroy();
     return best;
   } finally {
     server.kill();
@@ -142,12 +150,7 @@ try {
     if (get.ms < t.fsGet) Object.assign(t, { fsGet: get.ms, fsGetBusyS: get.busyS, fsGetAllS: get.allS });
     t.s3Put = Math.min(t.s3Put, await timed(() => Promise.all(bodies.map((b, c) => s3.send(new PutObjectCommand({ Bucket: 'bench', Key: `obj-${c}`, Body: b }))))));
     t.s3Get = Math.min(t.s3Get, await timed(() => Promise.all(bodies.map(async (_, c) => {
-      // The body as it streams in (checksummed piece by piece), not gathered into one buffer
-      // by the SDK: the client's copying is not the gateway's cost.
-      const out = await s3.send(new GetObjectCommand({ Bucket: 'bench', Key: `obj-${c}` }));
-      let crc = 0;
-      for await (const piece of out.Body as Readable) crc = crc32c(piece as Buffer, crc);
-      if (crc !== sums[c]) throw new Error(`s3 read of ${c} differs`);
+      if (await crcOfObject(s3, `obj-${c}`) !== sums[c]) throw new Error(`s3 read of ${c} differs`);
     }))));
   }
   t.plainGetCpuS = await plainHttpGetCpuS(bodies.length, bodies[0]!.length, rounds);

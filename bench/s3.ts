@@ -7,8 +7,8 @@
  * get_ratio are gateway / FileSystem API. put_ratio_ceiling and get_ratio_ceiling bound them on
  * these cores, all measured in the same run: the machine's CPU seconds during the writeFile
  * (readFile) round, plus what a signed PUT must hash (what the SDK clients and a plain HTTP
- * server holding the bytes in memory spend on the same GETs), against the cores' time. Then small objects: 4 KiB PUT, GET and HEAD ops/s
- * through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
+ * server holding the bytes in memory spend on the same GETs), against the cores' time. Then
+ * small objects: 4 KiB PUT, GET and HEAD ops/s through the gateway, 16 in flight, beside writeFile, readFile and stat of 4 KiB files
  * through the FileSystem API at the same depth (the cluster's own cost of a small file).
  * Last, listing: a bucket of --list-keys keys (default 20,000) in one directory, listed whole
  * in ListObjectsV2 pages of 1000, against one readdir of it (list_ratio).
@@ -80,11 +80,12 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
     // machine's CPU seconds during the writeFile round: clients, cluster) plus the hashing
     // a signed PUT needs, on the same cores; HTTP and the SDK cost more still.
     const cores = availableParallelism();
-    const putRatioCeiling = (cores * t.fsPut / 1000) / (t.fsPutBusyS + t.putHashSPerGiB * (bytes / GiB));
+    const gib = bytes / GiB;
+    const putRatioCeiling = (cores * t.fsPut / 1000) / (t.fsPutBusyS + t.putHashSPerGiB * gib);
     // And a GET: a readFile's work (less the bench's CRC check of what readFile returned, which
     // the gateway does not do) plus what the SDK clients and a plain HTTP server spend on the
     // same bytes.
-    const getRatioCeiling = (cores * t.fsGet / 1000) / (t.fsGetBusyS - t.crcSPerGiB * (bytes / GiB) + t.plainGetCpuS);
+    const getRatioCeiling = (cores * t.fsGet / 1000) / (t.fsGetBusyS - t.crcSPerGiB * gib + t.plainGetCpuS);
     const figures = {
       clients,
       object_MiB: objectMiB,
@@ -92,15 +93,15 @@ export async function s3Bench(options: Map<string, string>): Promise<void> {
       s3_put_GBps: round3(gbPerSecond(bytes, t.s3Put)),
       put_ratio: round3(t.fsPut / t.s3Put),
       fs_put_machine_busy: round3(t.fsPutBusyS / t.fsPutAllS),
-      fs_put_cpu_s_per_GiB: round3(t.fsPutBusyS / (bytes / GiB)),
+      fs_put_cpu_s_per_GiB: round3(t.fsPutBusyS / gib),
       put_hash_cpu_s_per_GiB: round3(t.putHashSPerGiB),
       put_ratio_ceiling: round3(putRatioCeiling),
       fs_get_GBps: round3(gbPerSecond(bytes, t.fsGet)),
       s3_get_GBps: round3(gbPerSecond(bytes, t.s3Get)),
       get_ratio: round3(t.fsGet / t.s3Get),
       fs_get_machine_busy: round3(t.fsGetBusyS / t.fsGetAllS),
-      fs_get_cpu_s_per_GiB: round3(t.fsGetBusyS / (bytes / GiB)),
-      plain_http_get_cpu_s_per_GiB: round3(t.plainGetCpuS / (bytes / GiB)),
+      fs_get_cpu_s_per_GiB: round3(t.fsGetBusyS / gib),
+      plain_http_get_cpu_s_per_GiB: round3(t.plainGetCpuS / gib),
       get_ratio_ceiling: round3(getRatioCeiling),
       small_put_ops: Math.round(smallOps / (t.putMs / 1000)),
       small_get_ops: Math.round(smallOps / (t.getMs / 1000)),
