@@ -6,7 +6,9 @@
  * (plain ZeroMQ, the request's user trusted); `*_auth_ratio` is on / off (aim: >= 0.9).
  * Aims (issue 13), from one client with 32 in flight: PostgreSQL >= 5,000 creates/s and
  * >= 20,000 stats/s, SQLite >= 10,000 / >= 50,000; `*_vs_aim` is the measured rate (auth on)
- * over the aim. whoami/s is the RPC floor (no KV): what the protocol alone allows.
+ * over the aim, for stats of files not stated before. `restat` stats the same files again (what
+ * each backend's cache of its reads serves). whoami/s is the RPC floor (no KV): what the
+ * protocol alone allows.
  * `--depth 1` gives the one-request-at-a-time figures. Each server first runs `--warmup`
  * untimed rounds of the same work (V8 compiles its hot paths, PostgreSQL caches its plans), as
  * a long-running meta server has: the figures are a warm server's. The servers run from
@@ -63,6 +65,7 @@ interface Side {
   done: () => Promise<void>;
   createMs: number;
   statMs: number;
+  restatMs: number;
   readdirMs: number;
   nullMs: number;
   files: number;
@@ -79,6 +82,11 @@ async function round(side: Side, r: number | string, count: number, depth: numbe
   t = nowMs();
   await runWithDepth(count, depth, (i) => side.client.stat(`${dir}/f${i}`));
   side.statMs += nowMs() - t;
+  // The same files again, as `ls -l` twice or a query planner opening files it listed: what a
+  // server keeps of its reads (SQLite's read cache, PostgreSQL's snapshot cache) serves them.
+  t = nowMs();
+  await runWithDepth(count, depth, (i) => side.client.stat(`${dir}/f${i}`));
+  side.restatMs += nowMs() - t;
   // The RPC floor: meta.whoami touches no KV (ZeroMQ, CURVE when on, codec, token check).
   t = nowMs();
   await runWithDepth(count, depth, () => side.client.whoami());
@@ -131,7 +139,7 @@ async function startSide(backend: string, authOn: boolean, keys: ReturnType<type
   const { child, endpoint } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']);
   const auth = authOn ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
   const client = new MetaClient(endpoint, { auth });
-  return { authOn, client, child, done, createMs: 0, statMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
+  return { authOn, client, child, done, createMs: 0, statMs: 0, restatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
 }
 
 export async function metaBench(options: Map<string, string>): Promise<void> {
@@ -143,7 +151,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
   profileDir = options.get('profile');
   const figures: Record<string, number> = {};
-  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'readdir entries/s', 'whoami/s (no KV)']];
+  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'stat again/s', 'readdir entries/s', 'whoami/s (no KV)']];
   const keysDir = await makeWorkDir('meta-keys');
   const keys = ensureClusterKeys(keysDir.dir);
   const perRound = Math.max(1, Math.floor(files / rounds));
@@ -154,7 +162,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     try {
       for (const side of sides) {
         for (let w = 0; w < warmup; w++) await round(side, `warmup${w}`, perRound, depth);
-        Object.assign(side, { createMs: 0, statMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
+        Object.assign(side, { createMs: 0, statMs: 0, restatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
       }
       for (let r = 0; r < rounds; r++) {
         for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await round(side, r, perRound, depth);
@@ -175,19 +183,21 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
       const mode = side.authOn ? '' : '_noauth';
       const create = side.files / (side.createMs / 1000);
       const stat = side.files / (side.statMs / 1000);
+      const restat = side.files / (side.restatMs / 1000);
       const readdir = side.entries / (side.readdirMs / 1000);
       figures[`${backend}_create_per_s${mode}`] = Math.round(create);
       figures[`${backend}_stat_per_s${mode}`] = Math.round(stat);
+      figures[`${backend}_restat_per_s${mode}`] = Math.round(restat);
       const rpc = side.files / (side.nullMs / 1000);
       figures[`${backend}_readdir_entries_per_s${mode}`] = Math.round(readdir);
       figures[`${backend}_whoami_per_s${mode}`] = Math.round(rpc);
-      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(readdir), fmtCount(rpc)]);
+      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(restat), fmtCount(readdir), fmtCount(rpc)]);
     }
     const [off, on] = sides as [Side, Side];
     const aim = AIMS[backend]!;
     figures[`${backend}_create_vs_aim`] = Number((on.files / (on.createMs / 1000) / aim.create).toFixed(3));
     figures[`${backend}_stat_vs_aim`] = Number((on.files / (on.statMs / 1000) / aim.stat).toFixed(3));
-    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '', '']);
+    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '', '', '']);
     // Ratios of rates: on / off (1 = authentication costs nothing).
     figures[`${backend}_create_auth_ratio`] = Number((off.createMs / on.createMs).toFixed(3));
     figures[`${backend}_stat_auth_ratio`] = Number((off.statMs / on.statMs).toFixed(3));

@@ -153,6 +153,8 @@ export const metaLimits = {
    * About 400 bytes each with its key and buffer: ~50 MiB at most.
    */
   sqliteReadCacheEntriesMax: 131_072,
+  /** The same for PostgreSQL's shared reads, kept while its snapshot holds (src/kv/postgres-snapshot-cache.ts). */
+  postgresReadCacheEntriesMax: 131_072,
   /** Keys one statement reads (KvTx.getMany): a path's entries and inodes, a readdirplus page. */
   getManyKeysMax: 2048,
   /**

@@ -25,7 +25,9 @@
  * first statement (get or getMany) only names its keys; then one SELECT on one connection
  * reads the keys of them all (one snapshot, which serves each of them as its own statement
  * would) and each read goes on with its values. A read that asks for a second statement (or a
- * scan) runs again alone in a snapshot transaction, as before.
+ * scan) runs again alone in a snapshot transaction, as before. What those statements found is
+ * kept while PostgreSQL's snapshot stays the same (postgres-snapshot-cache.ts): a statement then
+ * reads only the keys not kept, and returns its snapshot, which must still be theirs.
  */
 import { metaTxRetries } from '../metrics/services.js';
 import pg from 'pg';
@@ -33,6 +35,7 @@ import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { backoff, claimedKeyPresent, keyId, type KvBackend, type KvPair, type KvTx } from './kv.js';
 import { Group, type Transaction } from './postgres-group.js';
+import { SnapshotCache } from './postgres-snapshot-cache.js';
 import { pipeline, RETRYABLE, SQL, writeStep, type PendingWrite, type Statement, type Step, type StepResult } from './postgres-wire.js';
 
 // Any constant: serialises schema creation between servers starting at once.
@@ -61,6 +64,8 @@ export class PostgresKv implements KvBackend {
   private readonly waitingWriters: Array<() => void> = [];
   /** Connections whose statements are prepared (see connect). */
   private readonly prepared = new WeakSet<pg.PoolClient>();
+  /** What the shared one-statement reads found, while the snapshot holds. */
+  readonly snapshotCache = new SnapshotCache(metaLimits.postgresReadCacheEntriesMax);
   /** One-statement reads waiting for the next shared statement. */
   private oneStatementReads: Array<{ fn: (tx: KvTx) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
 
@@ -159,6 +164,7 @@ export class PostgresKv implements KvBackend {
     try {
       return await fn();
     } finally {
+      this.snapshotCache.wrote();
       const next = this.waitingWriters.shift();
       if (next) next(); // the place passes on
       else this.writers--;
@@ -238,20 +244,48 @@ export class PostgresKv implements KvBackend {
     const byId = new Map<string, Buffer>();
     for (const t of asking) for (const k of t.keys!) byId.set(keyId(k), k);
     try {
-      if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
-      const client = await this.connect();
-      let rows: KvPair[];
-      try {
-        rows = (await client.query({ ...SQL.getMany, values: [[...byId.values()]], rowMode: 'array' })).rows as KvPair[];
-      } finally {
-        client.release();
-      }
-      const found = new Map<string, Buffer>();
-      for (const [k, v] of rows) found.set(keyId(k), v);
+      const found = await this.readKeys(byId);
       for (const t of asking) t.answer(found);
     } catch (err) {
       for (const t of asking) t.fail(err);
     }
+  }
+
+  /**
+   * The values of `wanted` (keyId -> key) as of one snapshot: those the snapshot cache keeps,
+   * if the statement that reads the rest returns their snapshot; else all of them read again.
+   */
+  private async readKeys(wanted: Map<string, Buffer>): Promise<Map<string, Buffer>> {
+    const kept = this.snapshotCache.lookup(wanted.keys());
+    const unkept = kept ? [...wanted].filter(([id]) => !kept.values.has(id)) : [...wanted];
+    let read = await this.readWithSnapshot(unkept.map(([, key]) => key));
+    if (kept && kept.values.size > 0) {
+      if (read.snapshot === kept.snapshot) {
+        this.snapshotCache.keysServed += kept.values.size;
+        this.snapshotCache.learn(read.snapshot, unkept.map(([id]) => id), read.found);
+        for (const [id, value] of kept.values) if (value) read.found.set(id, value);
+        return read.found;
+      }
+      this.snapshotCache.stale++;
+      read = await this.readWithSnapshot([...wanted.values()]);
+    }
+    this.snapshotCache.learn(read.snapshot, wanted.keys(), read.found);
+    return read.found;
+  }
+
+  /** One statement: the present ones of `keys` by keyId, and its snapshot. */
+  private async readWithSnapshot(keys: Buffer[]): Promise<{ snapshot: string; found: Map<string, Buffer> }> {
+    if (this.closed) throw new MillpondError('ECLOSED', 'kv backend is closed');
+    const client = await this.connect();
+    let rows: Array<[string, Buffer | null, Buffer | null]>;
+    try {
+      rows = (await client.query({ ...SQL.getManyAndSnapshot, values: [keys], rowMode: 'array' })).rows as typeof rows;
+    } finally {
+      client.release();
+    }
+    const found = new Map<string, Buffer>();
+    for (const [, k, v] of rows) if (k !== null) found.set(keyId(k), v!);
+    return { snapshot: rows[0]![0], found };
   }
 
   async close(): Promise<void> {

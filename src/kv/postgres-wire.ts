@@ -21,6 +21,12 @@ export const SQL = {
   rollback: { name: 'kv_rollback', text: 'ROLLBACK' },
   get: { name: 'kv_get', text: 'SELECT v FROM kv WHERE k = $1' },
   getMany: { name: 'kv_get_many', text: 'SELECT k, v FROM kv WHERE k = ANY($1::bytea[])' },
+  // getMany with the statement's snapshot (postgres-snapshot-cache.ts) in every row: at least one
+  // row, whose k and v are null when no key is present.
+  getManyAndSnapshot: {
+    name: 'kv_get_many_and_snapshot',
+    text: 'SELECT s.snapshot, kv.k, kv.v FROM (SELECT pg_current_snapshot()::text AS snapshot) s LEFT JOIN kv ON kv.k = ANY($1::bytea[])',
+  },
   insert: { name: 'kv_insert', text: 'INSERT INTO kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING' },
   // The inserts of a group's members (postgres-group.ts): the keys it wrote come back.
   insertMany: { name: 'kv_insert_many', text: 'INSERT INTO kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO NOTHING RETURNING k' },
