@@ -20,10 +20,17 @@ export type KvPair = [key: Buffer, value: Buffer];
 
 /**
  * Values a backend hands out again, the same Buffer for the same stored bytes (SQLite's read
- * cache): a reader may keep what it derives from one, by identity, for as long as the Buffer
- * lives. Every other value is fresh, and read once.
+ * cache, PostgreSQL's snapshot cache): a reader may keep what it derives from one, by identity,
+ * for as long as the Buffer lives. Every other value is fresh, and read once.
  */
 export const sharedValues = new WeakSet<Buffer>();
+
+/** Sets `id` in a backend's read cache of at most `max` keys, as its newest: the oldest leaves first. */
+export function cacheSet<V>(cache: Map<string, V>, id: string, value: V, max: number): void {
+  cache.delete(id);
+  if (cache.size >= max) cache.delete(cache.keys().next().value!);
+  cache.set(id, value);
+}
 
 /** A key as a Map key: latin1, one char a byte (cheaper to make than hex), so ids order as the keys do. */
 export function keyId(key: Buffer): string {

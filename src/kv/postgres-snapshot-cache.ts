@@ -15,7 +15,7 @@
  * where reads and writes interleave the snapshot moves between most reads, and such a read
  * would pay that second statement each time.
  */
-import { sharedValues } from './kv.js';
+import { cacheSet, sharedValues } from './kv.js';
 
 export interface KeptValues {
   /** The snapshot the values hold under. */
@@ -58,11 +58,7 @@ export class SnapshotCache {
     } else {
       this.confirmed = true;
     }
-    for (const id of ids) {
-      const value = found.get(id) ?? null;
-      if (!this.values.has(id) && this.values.size >= this.entriesMax) this.values.delete(this.values.keys().next().value!);
-      this.values.set(id, value);
-    }
+    for (const id of ids) cacheSet(this.values, id, found.get(id) ?? null, this.entriesMax);
   }
 
   /** This server wrote (or may have): the snapshot has moved, so the next read should not rely on the cache. */

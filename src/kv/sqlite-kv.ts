@@ -39,7 +39,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
-import { backoff, claimedKeyPresent, keyId, sharedValues, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { backoff, cacheSet, claimedKeyPresent, keyId, sharedValues, type KvBackend, type KvPair, type KvTx } from './kv.js';
 
 export interface SqliteKvOptions {
   synchronous?: 'full' | 'normal';
@@ -258,9 +258,7 @@ export class SqliteKv implements KvBackend {
 
   private remember(id: string, value: Buffer | null): void {
     if (value) sharedValues.add(value);
-    this.cache.delete(id);
-    if (this.cache.size >= metaLimits.sqliteReadCacheEntriesMax) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(id, value);
+    cacheSet(this.cache, id, value, metaLimits.sqliteReadCacheEntriesMax);
   }
 
   /**

@@ -50,10 +50,11 @@ export class PathHints {
 
 /**
  * Decoded inodes and entries by the stored bytes they came from, for values a backend shares
- * (kv.ts sharedValues: SQLite's read cache hands out the same Buffer for a key until it
- * changes), so the directories every stat walks are decoded once, not per request. Shared by
- * every request that reads those bytes: frozen, as KvTx values are the reader's to read only.
- * A fresh value (PostgreSQL's, a write transaction's) is decoded as it is: it is read once.
+ * (kv.ts sharedValues: SQLite's read cache and PostgreSQL's snapshot cache hand out the same
+ * Buffer for a key until it changes), so the directories every stat walks are decoded once, not
+ * per request. Shared by every request that reads those bytes: frozen, as KvTx values are the
+ * reader's to read only. A fresh value (a first read, a write transaction's) is decoded as it
+ * is: most are read once.
  */
 const decodedValues = new WeakMap<Buffer, unknown>();
 
