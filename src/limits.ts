@@ -148,6 +148,13 @@ export const metaLimits = {
   sqliteReadGroupMembersMax: 8,
   postgresReadGroupMembersMax: 16,
   /**
+   * Runs of a one-statement read that asked for a second statement, each with the next shared
+   * statement, before it runs in a transaction of its own. A stat of a file this server has no
+   * path hint for (created through another meta server, or before a restart) takes two: one
+   * for its entry, one for its inode.
+   */
+  postgresOneStatementRoundsMax: 3,
+  /**
    * Values (or absences) SQLite's read connection found or its write groups committed, kept
    * for later reads (src/kv/sqlite-kv.ts): at most this many keys, the oldest forgotten first.
    * About 400 bytes each with its key and buffer: ~50 MiB at most.

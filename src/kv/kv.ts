@@ -71,8 +71,9 @@ export interface KvBackend {
   /**
    * `oneStatement`: fn usually reads with one statement (a stat whose path hints are right).
    * PostgreSQL then runs that statement alone, without BEGIN and COMMIT (one statement is
-   * one snapshot); should fn need a second one, its work is dropped and fn runs again in a
-   * snapshot transaction. So fn may run twice.
+   * one snapshot), shared with other such reads; should fn need a second one, its work is
+   * dropped and fn runs again, with the next shared statement (a few times at most) and then
+   * in a snapshot transaction. So fn may run several times and must keep no state outside.
    */
   read<T>(fn: (tx: KvTx) => Promise<T> | T, options?: { oneStatement?: boolean }): Promise<T>;
   close(): Promise<void>;

@@ -67,7 +67,7 @@ export class PostgresKv implements KvBackend {
   /** What the shared one-statement reads found, while the snapshot holds. */
   readonly snapshotCache = new SnapshotCache(metaLimits.postgresReadCacheEntriesMax);
   /** One-statement reads waiting for the next shared statement. */
-  private oneStatementReads: Array<{ fn: (tx: KvTx) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  private oneStatementReads: Array<{ fn: (tx: KvTx) => unknown; round: number; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
 
   private constructor(private readonly pool: pg.Pool, private readonly writersMax: number) {}
 
@@ -175,11 +175,17 @@ export class PostgresKv implements KvBackend {
     return options.oneStatement ? this.readOneStatement(fn) : this.run(fn, true);
   }
 
-  /** fn's first statement shared with this turn's other reads; a second one: fn again in a transaction. */
-  private readOneStatement<T>(fn: (tx: KvTx) => Promise<T> | T): Promise<T> {
+  /**
+   * fn's first statement shared with this turn's other reads. Should fn need a second one, it
+   * runs again from the start with the next turn's shared statement (`round` counts these
+   * runs): its first run taught the path hints what to ask for, and the snapshot cache serves
+   * what the first statement found if the snapshot still holds. After
+   * metaLimits.postgresOneStatementRoundsMax runs, or for a scan: fn again in a transaction.
+   */
+  private readOneStatement<T>(fn: (tx: KvTx) => Promise<T> | T, round = 1): Promise<T> {
     if (this.closed) return Promise.reject(new MillpondError('ECLOSED', 'kv backend is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.oneStatementReads.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.oneStatementReads.push({ fn, round, resolve: resolve as (v: unknown) => void, reject });
       if (this.oneStatementReads.length === 1) setImmediate(() => void this.runOneStatementReads());
     });
   }
@@ -190,7 +196,7 @@ export class PostgresKv implements KvBackend {
    * at most metaLimits.postgresReadGroupMembersMax reads and metaLimits.getManyKeysMax keys, all in
    * flight at once. Each part's reads are answered as its statement returns, so the first
    * answers leave while later parts are read; those that needed more than one statement run
-   * again alone.
+   * again (readOneStatement).
    */
   private async runOneStatementReads(): Promise<void> {
     const queued = this.oneStatementReads;
@@ -208,9 +214,13 @@ export class PostgresKv implements KvBackend {
     const settle = async (m: (typeof members)[number]): Promise<void> => {
       const outcome = await m.outcome;
       m.tx.live = false;
-      if (!m.tx.needsTransaction) {
+      if (m.tx.needs === undefined) {
         if (outcome.ok) m.resolve(outcome.value);
         else m.reject(outcome.err);
+        return;
+      }
+      if (m.tx.needs === 'statement' && m.round < metaLimits.postgresOneStatementRoundsMax) {
+        this.readOneStatement(m.fn, m.round + 1).then(m.resolve, m.reject);
         return;
       }
       try {
@@ -340,14 +350,14 @@ export class PostgresKv implements KvBackend {
 
 /**
  * The transaction a one-statement read sees while gathering: its first get or getMany names its
- * keys and waits for the shared statement; anything more marks it as needing a transaction of
- * its own (and throws, ending this run of it).
+ * keys and waits for the shared statement; anything more marks what it needs (and throws,
+ * ending this run of it): another statement, or for a scan a transaction of its own.
  */
 class GatherTx {
   live = true;
   /** Set once the shared statement's keys are fixed: a first statement after it is too late. */
   started = false;
-  needsTransaction = false;
+  needs: 'statement' | 'transaction' | undefined;
   keys: Buffer[] | undefined;
   private waiter: { resolve: (found: Map<string, Buffer>) => void; reject: (err: unknown) => void } | undefined;
 
@@ -362,7 +372,7 @@ class GatherTx {
   private ask(keys: Buffer[]): Promise<Map<string, Buffer>> {
     if (!this.live) throw new Error('KvTx used after its transaction ended');
     if (this.keys !== undefined || this.started) {
-      this.needsTransaction = true;
+      this.needs = 'statement';
       throw new Error('a one-statement read asked for a second statement');
     }
     this.keys = keys;
@@ -370,7 +380,7 @@ class GatherTx {
   }
 
   private more(): never {
-    this.needsTransaction = true;
+    this.needs = 'transaction';
     throw new Error('a one-statement read asked for a scan');
   }
 
