@@ -7,7 +7,9 @@
  * Aims (issue 13), from one client with 32 in flight: PostgreSQL >= 5,000 creates/s and
  * >= 20,000 stats/s, SQLite >= 10,000 / >= 50,000; `*_vs_aim` is the measured rate (auth on)
  * over the aim, for stats of files not stated before. `restat` stats the same files again (what
- * each backend's cache of its reads serves). whoami/s is the RPC floor (no KV): what the
+ * each backend's cache of its reads serves). On PostgreSQL a second meta server shares the
+ * database, and `stat, 2nd server` stats the files once more through it (as a client whose
+ * meta server did not create them, or restarted since: no path hints, nothing cached). whoami/s is the RPC floor (no KV): what the
  * protocol alone allows.
  * `--depth 1` gives the one-request-at-a-time figures. Each server first runs `--warmup`
  * untimed rounds of the same work (V8 compiles its hot paths, PostgreSQL caches its plans), as
@@ -63,9 +65,12 @@ interface Side {
   client: MetaClient;
   child: ChildProcess;
   done: () => Promise<void>;
+  /** PostgreSQL: a second meta server on the same database, which did not create the files. */
+  second?: { client: MetaClient; child: ChildProcess };
   createMs: number;
   statMs: number;
   restatMs: number;
+  secondStatMs: number;
   readdirMs: number;
   nullMs: number;
   files: number;
@@ -87,6 +92,13 @@ async function round(side: Side, r: number | string, count: number, depth: numbe
   t = nowMs();
   await runWithDepth(count, depth, (i) => side.client.stat(`${dir}/f${i}`));
   side.restatMs += nowMs() - t;
+  // Through the second server: no path hints for these files, nothing of them in its caches.
+  if (side.second) {
+    const { client } = side.second;
+    t = nowMs();
+    await runWithDepth(count, depth, (i) => client.stat(`${dir}/f${i}`));
+    side.secondStatMs += nowMs() - t;
+  }
   // The RPC floor: meta.whoami touches no KV (ZeroMQ, CURVE when on, codec, token check).
   t = nowMs();
   await runWithDepth(count, depth, () => side.client.whoami());
@@ -136,10 +148,14 @@ async function startSide(backend: string, authOn: boolean, keys: ReturnType<type
     throw new Error(`unknown backend ${backend}`);
   }
   if (authOn) args.push('--secret-file', keys.secretFile, '--admin-token-file', keys.adminTokenFile);
-  const { child, endpoint } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']);
   const auth = authOn ? { token: keys.adminToken, serverKey: keys.cluster.server.publicKey } : undefined;
-  const client = new MetaClient(endpoint, { auth });
-  return { authOn, client, child, done, createMs: 0, statMs: 0, restatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
+  const serve = async () => {
+    const { child, endpoint } = await startServer([...args, '--listen', 'tcp://127.0.0.1:0']);
+    return { child, client: new MetaClient(endpoint, { auth }) };
+  };
+  const { child, client } = await serve();
+  const second = backend === 'postgres' ? await serve() : undefined;
+  return { authOn, client, child, second, done, createMs: 0, statMs: 0, restatMs: 0, secondStatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
 }
 
 export async function metaBench(options: Map<string, string>): Promise<void> {
@@ -151,7 +167,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
   const backends = (options.get('backends') ?? 'sqlite,postgres').split(',');
   profileDir = options.get('profile');
   const figures: Record<string, number> = {};
-  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'stat again/s', 'readdir entries/s', 'whoami/s (no KV)']];
+  const rows = [['backend', 'auth', 'create/s', 'stat/s', 'stat again/s', 'stat, 2nd server/s', 'readdir entries/s', 'whoami/s (no KV)']];
   const keysDir = await makeWorkDir('meta-keys');
   const keys = ensureClusterKeys(keysDir.dir);
   const perRound = Math.max(1, Math.floor(files / rounds));
@@ -162,20 +178,22 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     try {
       for (const side of sides) {
         for (let w = 0; w < warmup; w++) await round(side, `warmup${w}`, perRound, depth);
-        Object.assign(side, { createMs: 0, statMs: 0, restatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
+        Object.assign(side, { createMs: 0, statMs: 0, restatMs: 0, secondStatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
       }
       for (let r = 0; r < rounds; r++) {
         for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await round(side, r, perRound, depth);
       }
     } finally {
       for (const side of sides) {
-        side.client.disconnect();
-        if (profileDir) {
-          // A clean exit writes the profile.
-          const exited = new Promise((resolve) => side.child.once('exit', resolve));
-          side.child.kill('SIGTERM');
-          await exited;
-        } else side.child.kill('SIGKILL');
+        for (const server of side.second ? [side, side.second] : [side]) {
+          server.client.disconnect();
+          if (profileDir) {
+            // A clean exit writes the profile.
+            const exited = new Promise((resolve) => server.child.once('exit', resolve));
+            server.child.kill('SIGTERM');
+            await exited;
+          } else server.child.kill('SIGKILL');
+        }
         await side.done();
       }
     }
@@ -184,6 +202,8 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
       const create = side.files / (side.createMs / 1000);
       const stat = side.files / (side.statMs / 1000);
       const restat = side.files / (side.restatMs / 1000);
+      const secondStat = side.second ? side.files / (side.secondStatMs / 1000) : undefined;
+      if (secondStat !== undefined) figures[`${backend}_second_server_stat_per_s${mode}`] = Math.round(secondStat);
       const readdir = side.entries / (side.readdirMs / 1000);
       figures[`${backend}_create_per_s${mode}`] = Math.round(create);
       figures[`${backend}_stat_per_s${mode}`] = Math.round(stat);
@@ -191,13 +211,13 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
       const rpc = side.files / (side.nullMs / 1000);
       figures[`${backend}_readdir_entries_per_s${mode}`] = Math.round(readdir);
       figures[`${backend}_whoami_per_s${mode}`] = Math.round(rpc);
-      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(restat), fmtCount(readdir), fmtCount(rpc)]);
+      rows.push([backend, side.authOn ? 'on' : 'off', fmtCount(create), fmtCount(stat), fmtCount(restat), secondStat === undefined ? '' : fmtCount(secondStat), fmtCount(readdir), fmtCount(rpc)]);
     }
     const [off, on] = sides as [Side, Side];
     const aim = AIMS[backend]!;
     figures[`${backend}_create_vs_aim`] = Number((on.files / (on.createMs / 1000) / aim.create).toFixed(3));
     figures[`${backend}_stat_vs_aim`] = Number((on.files / (on.statMs / 1000) / aim.stat).toFixed(3));
-    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '', '', '']);
+    rows.push([backend, 'aim', fmtCount(aim.create), fmtCount(aim.stat), '', '', '', '']);
     // Ratios of rates: on / off (1 = authentication costs nothing).
     figures[`${backend}_create_auth_ratio`] = Number((off.createMs / on.createMs).toFixed(3));
     figures[`${backend}_stat_auth_ratio`] = Number((off.statMs / on.statMs).toFixed(3));
