@@ -156,7 +156,8 @@ export const metaLimits = {
   postgresOneStatementRoundsMax: 3,
   /**
    * Values (or absences) SQLite's read connection found or its write groups committed, kept
-   * for later reads (src/kv/sqlite-kv.ts): at most this many keys, the oldest forgotten first.
+   * for later reads (src/kv/sqlite-kv.ts): at most this many keys, the least recently used
+   * forgotten first (src/bounded-cache.ts).
    * About 400 bytes each with its key and buffer: ~50 MiB at most.
    */
   sqliteReadCacheEntriesMax: 131_072,
@@ -381,7 +382,7 @@ export const clusterExecutorLimits = {
   localityWaitMsMax: 600_000,
   /** A task reading more files than this is not located (one meta stat per file): any executor takes it. */
   localityFilesMax: 256,
-  /** Files whose placement the driver remembers (oldest forgotten first). */
+  /** Files whose placement the driver remembers (least recently used forgotten first). */
   localityCacheEntriesMax: 65_536,
   localityCheckMs: 200,
   /** Tasks the driver puts on the queue in one addBulk call. */

@@ -25,13 +25,6 @@ export type KvPair = [key: Buffer, value: Buffer];
  */
 export const sharedValues = new WeakSet<Buffer>();
 
-/** Sets `id` in a backend's read cache of at most `max` keys, as its newest: the oldest leaves first. */
-export function cacheSet<V>(cache: Map<string, V>, id: string, value: V, max: number): void {
-  cache.delete(id);
-  if (cache.size >= max) cache.delete(cache.keys().next().value!);
-  cache.set(id, value);
-}
-
 /** A key as a Map key: latin1, one char a byte (cheaper to make than hex), so ids order as the keys do. */
 export function keyId(key: Buffer): string {
   return key.toString('latin1');

@@ -15,7 +15,8 @@
  * where reads and writes interleave the snapshot moves between most reads, and such a read
  * would pay that second statement each time.
  */
-import { cacheSet, sharedValues } from './kv.js';
+import { BoundedCache } from '../bounded-cache.js';
+import { sharedValues } from './kv.js';
 
 export interface KeptValues {
   /** The snapshot the values hold under. */
@@ -27,12 +28,14 @@ export interface KeptValues {
 export class SnapshotCache {
   private snapshot: string | undefined;
   private confirmed = false;
-  private readonly values = new Map<string, Buffer | null>();
+  private readonly values: BoundedCache<string, Buffer | null>;
   /** Keys served from here, and reads that found the snapshot moved (profiling, tests). */
   keysServed = 0;
   stale = 0;
 
-  constructor(private readonly entriesMax: number) {}
+  constructor(entriesMax: number) {
+    this.values = new BoundedCache(entriesMax);
+  }
 
   /** The kept values among `ids`, or undefined when the cache is not in use now. */
   lookup(ids: Iterable<string>): KeptValues | undefined {
@@ -58,7 +61,7 @@ export class SnapshotCache {
     } else {
       this.confirmed = true;
     }
-    for (const id of ids) cacheSet(this.values, id, found.get(id) ?? null, this.entriesMax);
+    for (const id of ids) this.values.set(id, found.get(id) ?? null);
   }
 
   /** This server wrote (or may have): the snapshot has moved, so the next read should not rely on the cache. */

@@ -37,9 +37,10 @@
  */
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync } from 'node:fs';
+import { BoundedCache } from '../bounded-cache.js';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
-import { backoff, cacheSet, claimedKeyPresent, keyId, sharedValues, type KvBackend, type KvPair, type KvTx } from './kv.js';
+import { backoff, claimedKeyPresent, keyId, sharedValues, type KvBackend, type KvPair, type KvTx } from './kv.js';
 
 export interface SqliteKvOptions {
   synchronous?: 'full' | 'normal';
@@ -69,7 +70,7 @@ export class SqliteKv implements KvBackend {
   private readDraining: Promise<void> | undefined;
   private closed = false;
   /** The read cache: by keyId, a value or null (absent). */
-  private readonly cache = new Map<string, Buffer | null>();
+  private readonly cache = new BoundedCache<string, Buffer | null>(metaLimits.sqliteReadCacheEntriesMax);
   /** Write groups this process ended (committed or rolled back): a read group's cache epoch. */
   private groupsEnded = 0;
   /** The write connection's data_version (other connections' commits) the cache is up to. */
@@ -258,7 +259,7 @@ export class SqliteKv implements KvBackend {
 
   private remember(id: string, value: Buffer | null): void {
     if (value) sharedValues.add(value);
-    cacheSet(this.cache, id, value, metaLimits.sqliteReadCacheEntriesMax);
+    this.cache.set(id, value);
   }
 
   /**

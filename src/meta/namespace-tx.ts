@@ -2,6 +2,7 @@
  * The namespace as seen inside one transaction: typed reads and writes of inodes, entries and
  * sessions, and path resolution with search (x) checks on every directory crossed.
  */
+import { BoundedCache } from '../bounded-cache.js';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
@@ -26,20 +27,21 @@ export interface SessionRecord {
  * (directory, name) -> inode ids this server saw, so that a path's entries and inodes are read
  * in one statement (KvTx.getMany) instead of one round trip each. Only a guess of which keys to
  * read: the walk still follows the entries it read in its own transaction, so a stale hint
- * costs one more read, never a wrong answer. At most metaLimits.pathHintsMax (then it starts
- * over).
+ * costs one more read, never a wrong answer. At most metaLimits.pathHintsMax, the least
+ * recently used forgotten first (the directories every walk crosses stay).
  */
 export class PathHints {
-  private readonly map = new Map<string, bigint>();
+  private readonly map: BoundedCache<string, bigint>;
 
-  constructor(private readonly max: number = metaLimits.pathHintsMax) {}
+  constructor(max: number = metaLimits.pathHintsMax) {
+    this.map = new BoundedCache(max);
+  }
 
   get(parent: bigint, name: string): bigint | undefined {
     return this.map.get(`${parent}/${name}`);
   }
 
   set(parent: bigint, name: string, inode: bigint): void {
-    if (this.map.size >= this.max) this.map.clear();
     this.map.set(`${parent}/${name}`, inode);
   }
 

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { BoundedCache } from '../../bounded-cache.js';
 import { MillpondError } from '../../errors.js';
 import { clusterExecutorLimits } from '../../limits.js';
 import { TaskAttemptError, type Executor } from './executor.js';
@@ -72,7 +73,7 @@ export class ClusterExecutor implements Executor {
    * Where files' bytes are, by root and location (a job's files are written once; a file
    * rewritten in place only makes a stale preference, never a wrong result).
    */
-  private readonly located = new Map<string, { bytes: number; hosts: Map<string, number> }>();
+  private readonly located = new BoundedCache<string, { bytes: number; hosts: Map<string, number> }>(clusterExecutorLimits.localityCacheEntriesMax);
   /** When a task last started in each host's queue (locality waits count from it). */
   private readonly hostStartedMs = new Map<string, number>();
   private executorSlots = 1;
@@ -189,7 +190,6 @@ export class ClusterExecutor implements Executor {
       let where = this.located.get(key);
       if (!where) {
         where = await root.dataHosts!(l);
-        if (this.located.size >= clusterExecutorLimits.localityCacheEntriesMax) this.located.delete(this.located.keys().next().value!);
         this.located.set(key, where);
       }
       return where;
