@@ -252,7 +252,7 @@ export class PostgresKv implements KvBackend {
     const asking = txs.filter((t) => t.keys !== undefined);
     if (asking.length === 0) return;
     const byId = new Map<string, Buffer>();
-    for (const t of asking) for (const k of t.keys!) byId.set(keyId(k), k);
+    for (const t of asking) t.keys!.forEach((k, i) => byId.set(t.ids[i]!, k));
     try {
       const found = await this.readKeys(byId);
       for (const t of asking) t.answer(found);
@@ -359,6 +359,8 @@ class GatherTx {
   started = false;
   needs: 'statement' | 'transaction' | undefined;
   keys: Buffer[] | undefined;
+  /** keyId of each of `keys`. */
+  ids: string[] = [];
   private waiter: { resolve: (found: Map<string, Buffer>) => void; reject: (err: unknown) => void } | undefined;
 
   answer(found: Map<string, Buffer>): void {
@@ -376,6 +378,7 @@ class GatherTx {
       throw new Error('a one-statement read asked for a second statement');
     }
     this.keys = keys;
+    this.ids = keys.map(keyId);
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
@@ -390,11 +393,11 @@ class GatherTx {
   }
 
   readonly api: KvTx = {
-    get: async (key) => (await this.ask([key])).get(keyId(key)),
+    get: async (key) => (await this.ask([key])).get(this.ids[0]!),
     getMany: async (keys) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
       const found = await this.ask(keys);
-      return keys.map((k) => found.get(keyId(k)));
+      return this.ids.map((id) => found.get(id));
     },
     put: async () => this.write(),
     insert: async () => this.write(),

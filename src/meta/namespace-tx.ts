@@ -42,7 +42,8 @@ export class PathHints {
   }
 
   set(parent: bigint, name: string, inode: bigint): void {
-    this.map.set(`${parent}/${name}`, inode);
+    const key = `${parent}/${name}`;
+    if (this.map.get(key) !== inode) this.map.set(key, inode); // most walks confirm a hint
   }
 
   drop(parent: bigint, name: string): void {
@@ -99,21 +100,30 @@ export class NamespaceTx {
    * walk itself then finds them here; keys read before are not read again.
    */
   async prefetch(components: string[]): Promise<void> {
-    const wanted: Buffer[] = [keys.inode(ROOT_INODE)];
+    const missing: Buffer[] = [];
+    const missingIds: string[] = [];
+    const want = (key: Buffer): Buffer | null | undefined => {
+      const id = keyId(key);
+      const seen = this.known.get(id);
+      if (seen === undefined) {
+        missing.push(key);
+        missingIds.push(id);
+      }
+      return seen;
+    };
+    want(keys.inode(ROOT_INODE));
     let id: bigint | undefined = ROOT_INODE;
-    for (const name of components) {
-      if (wanted.length + 2 > metaLimits.getManyKeysMax) break; // a deeper walk reads the rest one by one
-      const dentry = keys.dentry(id, name);
-      wanted.push(dentry);
-      const seen = this.known.get(keyId(dentry));
+    for (let i = 0; i < components.length; i++) {
+      if (2 * i + 3 > metaLimits.getManyKeysMax) break; // a deeper walk reads the rest one by one
+      const name = components[i]!;
+      const seen = want(keys.dentry(id, name));
       id = seen ? decoded<Entry>(seen).inode : seen === null ? undefined : this.hints.get(id, name);
       if (id === undefined) break;
-      wanted.push(keys.inode(id));
+      want(keys.inode(id));
     }
-    const missing = wanted.filter((k) => !this.known.has(keyId(k)));
     if (missing.length === 0) return;
     const values = await this.tx.getMany(missing);
-    missing.forEach((k, i) => this.known.set(keyId(k), values[i] ?? null));
+    missingIds.forEach((k, i) => this.known.set(k, values[i] ?? null));
   }
 
   async inode(id: bigint): Promise<Inode | undefined> {
