@@ -2,13 +2,12 @@
  * The namespace as seen inside one transaction: typed reads and writes of inodes, entries and
  * sessions, and path resolution with search (x) checks on every directory crossed.
  */
-import { BoundedCache } from '../bounded-cache.js';
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { keys, ROOT_INODE } from './keys.js';
 import { keyId, sharedValues, type KvTx } from '../kv/kv.js';
-import { requireAccess, X } from './permissions.js';
+import { permits, requireAccess, X } from './permissions.js';
 import type { FileType, Garbage, Inode, User } from '../protocol/meta-types.js';
 
 export interface Entry {
@@ -27,27 +26,47 @@ export interface SessionRecord {
  * (directory, name) -> inode ids this server saw, so that a path's entries and inodes are read
  * in one statement (KvTx.getMany) instead of one round trip each. Only a guess of which keys to
  * read: the walk still follows the entries it read in its own transaction, so a stale hint
- * costs one more read, never a wrong answer. At most metaLimits.pathHintsMax, the least
- * recently used forgotten first (the directories every walk crosses stay).
+ * costs one more read, never a wrong answer.
+ *
+ * At most metaLimits.pathHintsMax names, the least recently used forgotten first, in two
+ * generations as BoundedCache (the directories every walk crosses stay). By directory, then
+ * name: no key string is built per lookup (a walk asks for each of its names twice).
  */
 export class PathHints {
-  private readonly map: BoundedCache<string, bigint>;
+  private young = new Map<bigint, Map<string, bigint>>();
+  private old = new Map<bigint, Map<string, bigint>>();
+  private youngNames = 0;
+  private readonly generationMax: number;
 
   constructor(max: number = metaLimits.pathHintsMax) {
-    this.map = new BoundedCache(max);
+    this.generationMax = Math.floor(max / 2);
   }
 
   get(parent: bigint, name: string): bigint | undefined {
-    return this.map.get(`${parent}/${name}`);
+    const hit = this.young.get(parent)?.get(name);
+    if (hit !== undefined) return hit;
+    const aged = this.old.get(parent)?.get(name);
+    if (aged !== undefined) this.set(parent, name, aged);
+    return aged;
   }
 
   set(parent: bigint, name: string, inode: bigint): void {
-    const key = `${parent}/${name}`;
-    if (this.map.get(key) !== inode) this.map.set(key, inode); // most walks confirm a hint
+    if (this.generationMax === 0) return;
+    let names = this.young.get(parent);
+    if (names === undefined) this.young.set(parent, (names = new Map()));
+    const before = names.get(name);
+    if (before === inode) return; // most walks confirm a hint
+    names.set(name, inode);
+    if (before === undefined && ++this.youngNames >= this.generationMax) {
+      this.old = this.young;
+      this.young = new Map();
+      this.youngNames = 0;
+    }
   }
 
   drop(parent: bigint, name: string): void {
-    this.map.delete(`${parent}/${name}`);
+    if (this.young.get(parent)?.delete(name)) this.youngNames--;
+    this.old.get(parent)?.delete(name);
   }
 }
 
@@ -124,6 +143,21 @@ export class NamespaceTx {
     if (missing.length === 0) return;
     const values = await this.tx.getMany(missing);
     missingIds.forEach((k, i) => this.known.set(k, values[i] ?? null));
+  }
+
+  /** The inode if this transaction has read it (undefined: not read, or absent): no promise. */
+  private inodeRead(id: bigint): Inode | undefined {
+    const raw = this.known.get(keyId(keys.inode(id)));
+    return raw ? decoded<Inode>(raw) : undefined;
+  }
+
+  /** entry() if this transaction has read the entry (undefined: not read, or absent): no promise. */
+  private entryRead(parent: bigint, name: string): Entry | undefined {
+    const raw = this.known.get(keyId(keys.dentry(parent, name)));
+    if (!raw) return undefined;
+    const entry = decoded<Entry>(raw);
+    this.hints.set(parent, name, entry.inode);
+    return entry;
   }
 
   async inode(id: bigint): Promise<Inode | undefined> {
@@ -206,13 +240,14 @@ export class NamespaceTx {
    */
   async dir(components: string[], path: string, prefetched = false): Promise<Inode> {
     if (!prefetched) await this.prefetch(components);
-    let current = await this.mustInode(ROOT_INODE);
+    // Most steps find their keys prefetched: taken as they are, without a promise each.
+    let current = this.inodeRead(ROOT_INODE) ?? await this.mustInode(ROOT_INODE);
     for (let i = 0; i < components.length; i++) {
-      requireAccess(this.user, current, X, `/${components.slice(0, i).join('/')}`);
-      const entry = await this.entry(current.id, components[i]!);
+      if (!permits(this.user, current, X)) requireAccess(this.user, current, X, `/${components.slice(0, i).join('/')}`);
+      const entry = this.entryRead(current.id, components[i]!) ?? await this.entry(current.id, components[i]!);
       if (!entry) throw new MillpondError('ENOENT', `no such directory: ${path}`);
       if (entry.type !== 'dir') throw new MillpondError('ENOTDIR', `not a directory: /${components.slice(0, i + 1).join('/')}`);
-      current = await this.mustInode(entry.inode);
+      current = this.inodeRead(entry.inode) ?? await this.mustInode(entry.inode);
     }
     return current;
   }
@@ -234,9 +269,9 @@ export class NamespaceTx {
   async lookup(components: string[], path: string): Promise<Inode> {
     if (components.length === 0) return this.mustInode(ROOT_INODE);
     const { parent, name } = await this.parentOf(components, path);
-    const entry = await this.entry(parent.id, name);
+    const entry = this.entryRead(parent.id, name) ?? await this.entry(parent.id, name);
     if (!entry) throw new MillpondError('ENOENT', `no such file or directory: ${path}`);
-    return this.mustInode(entry.inode);
+    return this.inodeRead(entry.inode) ?? this.mustInode(entry.inode);
   }
 
   /**
