@@ -33,6 +33,37 @@ function key(tag: string, ...parts: Array<bigint | number | Buffer | string>): B
 
 const NUL = Buffer.from([0]);
 
+const TWO_32 = 2 ** 32;
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** A u64 as key bytes (big-endian), each byte one latin1 char. */
+function u64Latin1(value: bigint): string {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < 0n) {
+    const bytes = Buffer.allocUnsafe(8);
+    bytes.writeBigUInt64BE(value); // RangeError outside u64, as keys.inode
+    return bytes.toString('latin1');
+  }
+  const n = Number(value);
+  const hi = Math.floor(n / TWO_32);
+  const lo = n >>> 0;
+  return String.fromCharCode(hi >>> 24, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255);
+}
+
+/** Text as key bytes (utf-8), each byte one latin1 char. */
+function utf8Latin1(text: string): string {
+  return ASCII.test(text) ? text : Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/**
+ * keyId (kv.ts) of inode and entry keys, made without building the key (a sixth of the time):
+ * what a walk looks up the values it read by. Contract: keyIds.inode(id) ===
+ * keyId(keys.inode(id)), and the same for dentry (test/meta/keys.test.ts).
+ */
+export const keyIds = {
+  inode: (id: bigint) => 'I' + u64Latin1(id),
+  dentry: (parent: bigint, name: string) => 'D' + u64Latin1(parent) + utf8Latin1(name),
+};
+
 export const ROOT_INODE = 1n;
 
 export const keys = {

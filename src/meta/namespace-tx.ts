@@ -5,8 +5,8 @@
 import { MillpondError } from '../errors.js';
 import { metaLimits } from '../limits.js';
 import { pack, unpack } from '../protocol/codec.js';
-import { keys, ROOT_INODE } from './keys.js';
-import { keyId, sharedValues, type KvTx } from '../kv/kv.js';
+import { keyIds, keys, ROOT_INODE } from './keys.js';
+import { sharedValues, type KvTx } from '../kv/kv.js';
 import { permits, requireAccess, X } from './permissions.js';
 import type { FileType, Garbage, Inode, User } from '../protocol/meta-types.js';
 
@@ -99,16 +99,15 @@ function deepFreeze(value: unknown): unknown {
 }
 
 export class NamespaceTx {
-  /** Inode and entry values this transaction read (null: absent), by keyId(key). */
+  /** Inode and entry values this transaction read (null: absent), by keyId(key) (keyIds). */
   private readonly known = new Map<string, Buffer | null>();
 
   constructor(readonly tx: KvTx, readonly user: User, private readonly hints = new PathHints(0)) {}
 
-  private async read(key: Buffer): Promise<Buffer | undefined> {
-    const id = keyId(key);
+  private async read(id: string, key: () => Buffer): Promise<Buffer | undefined> {
     const seen = this.known.get(id);
     if (seen !== undefined) return seen ?? undefined;
-    const raw = await this.tx.get(key);
+    const raw = await this.tx.get(key());
     this.known.set(id, raw ?? null);
     return raw;
   }
@@ -121,24 +120,25 @@ export class NamespaceTx {
   async prefetch(components: string[]): Promise<void> {
     const missing: Buffer[] = [];
     const missingIds: string[] = [];
-    const want = (key: Buffer): Buffer | null | undefined => {
-      const id = keyId(key);
+    const want = (id: string, key: () => Buffer): Buffer | null | undefined => {
       const seen = this.known.get(id);
       if (seen === undefined) {
-        missing.push(key);
+        missing.push(key());
         missingIds.push(id);
       }
       return seen;
     };
-    want(keys.inode(ROOT_INODE));
+    want(keyIds.inode(ROOT_INODE), () => keys.inode(ROOT_INODE));
     let id: bigint | undefined = ROOT_INODE;
     for (let i = 0; i < components.length; i++) {
       if (2 * i + 3 > metaLimits.getManyKeysMax) break; // a deeper walk reads the rest one by one
       const name = components[i]!;
-      const seen = want(keys.dentry(id, name));
-      id = seen ? decoded<Entry>(seen).inode : seen === null ? undefined : this.hints.get(id, name);
+      const parent: bigint = id;
+      const seen = want(keyIds.dentry(parent, name), () => keys.dentry(parent, name));
+      id = seen ? decoded<Entry>(seen).inode : seen === null ? undefined : this.hints.get(parent, name);
       if (id === undefined) break;
-      want(keys.inode(id));
+      const child: bigint = id;
+      want(keyIds.inode(child), () => keys.inode(child));
     }
     if (missing.length === 0) return;
     const values = await this.tx.getMany(missing);
@@ -147,13 +147,13 @@ export class NamespaceTx {
 
   /** The inode if this transaction has read it (undefined: not read, or absent): no promise. */
   private inodeRead(id: bigint): Inode | undefined {
-    const raw = this.known.get(keyId(keys.inode(id)));
+    const raw = this.known.get(keyIds.inode(id));
     return raw ? decoded<Inode>(raw) : undefined;
   }
 
   /** entry() if this transaction has read the entry (undefined: not read, or absent): no promise. */
   private entryRead(parent: bigint, name: string): Entry | undefined {
-    const raw = this.known.get(keyId(keys.dentry(parent, name)));
+    const raw = this.known.get(keyIds.dentry(parent, name));
     if (!raw) return undefined;
     const entry = decoded<Entry>(raw);
     this.hints.set(parent, name, entry.inode);
@@ -161,7 +161,7 @@ export class NamespaceTx {
   }
 
   async inode(id: bigint): Promise<Inode | undefined> {
-    const raw = await this.read(keys.inode(id));
+    const raw = await this.read(keyIds.inode(id), () => keys.inode(id));
     return raw ? decoded<Inode>(raw) : undefined;
   }
 
@@ -178,19 +178,17 @@ export class NamespaceTx {
   }
 
   putInode(inode: Inode): Promise<void> {
-    const key = keys.inode(inode.id);
-    this.known.delete(keyId(key));
-    return this.tx.put(key, pack(inode));
+    this.known.delete(keyIds.inode(inode.id));
+    return this.tx.put(keys.inode(inode.id), pack(inode));
   }
 
   deleteInode(id: bigint): Promise<void> {
-    const key = keys.inode(id);
-    this.known.delete(keyId(key));
-    return this.tx.delete(key);
+    this.known.delete(keyIds.inode(id));
+    return this.tx.delete(keys.inode(id));
   }
 
   async entry(parent: bigint, name: string): Promise<Entry | undefined> {
-    const raw = await this.read(keys.dentry(parent, name));
+    const raw = await this.read(keyIds.dentry(parent, name), () => keys.dentry(parent, name));
     const entry = raw ? decoded<Entry>(raw) : undefined;
     if (entry) this.hints.set(parent, name, entry.inode);
     else this.hints.drop(parent, name);
@@ -198,10 +196,9 @@ export class NamespaceTx {
   }
 
   putEntry(parent: bigint, name: string, entry: Entry): Promise<void> {
-    const key = keys.dentry(parent, name);
-    this.known.delete(keyId(key));
+    this.known.delete(keyIds.dentry(parent, name));
     this.hints.set(parent, name, entry.inode);
-    return this.tx.put(key, pack({ inode: entry.inode, type: entry.type }));
+    return this.tx.put(keys.dentry(parent, name), pack({ inode: entry.inode, type: entry.type }));
   }
 
   /**
@@ -209,19 +206,17 @@ export class NamespaceTx {
    * name); otherwise writes nothing and returns the entry there.
    */
   async insertEntry(parent: bigint, name: string, entry: Entry): Promise<Entry | undefined> {
-    const key = keys.dentry(parent, name);
-    this.known.delete(keyId(key));
-    const present = await this.tx.insert(key, pack({ inode: entry.inode, type: entry.type }));
+    this.known.delete(keyIds.dentry(parent, name));
+    const present = await this.tx.insert(keys.dentry(parent, name), pack({ inode: entry.inode, type: entry.type }));
     const now = present ? (unpack(present) as Entry) : entry;
     this.hints.set(parent, name, now.inode);
     return present ? now : undefined;
   }
 
   deleteEntry(parent: bigint, name: string): Promise<void> {
-    const key = keys.dentry(parent, name);
-    this.known.delete(keyId(key));
+    this.known.delete(keyIds.dentry(parent, name));
     this.hints.drop(parent, name);
-    return this.tx.delete(key);
+    return this.tx.delete(keys.dentry(parent, name));
   }
 
   async isEmptyDir(id: bigint): Promise<boolean> {
