@@ -33,8 +33,11 @@ export function keyId(key: Buffer): string {
 export interface KvTx {
   /** A value read is the caller's to read, never to modify: reads of one snapshot may share it. */
   get(key: Buffer): Promise<Buffer | undefined>;
-  /** The values of `keys` (undefined: absent), in their order, read in one statement. */
-  getMany(keys: Buffer[]): Promise<Array<Buffer | undefined>>;
+  /**
+   * The values of `keys` (undefined: absent), in their order, read in one statement. `ids`:
+   * keyId of each key, when the caller has them (the backend need not make them again).
+   */
+  getMany(keys: Buffer[], ids?: string[]): Promise<Array<Buffer | undefined>>;
   put(key: Buffer, value: Buffer): Promise<void>;
   /**
    * Writes `value` only if `key` is absent and returns undefined; otherwise writes nothing and

@@ -73,9 +73,9 @@ class Member {
 
   readonly api: KvTx = {
     get: async (key) => (await this.api.getMany([key]))[0],
-    getMany: async (keys) => {
+    getMany: async (keys, given) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
-      const ids = keys.map((k) => keyId(k));
+      const ids = given ?? keys.map((k) => keyId(k));
       for (const h of ids) this.group.touch(this, h, false);
       const missing = keys.filter((_, i) => !this.writes.has(ids[i]!));
       const found = missing.length > 0 ? await this.ask<Map<string, Buffer>>((settle) => ({ kind: 'get', keys: missing, settle })) : undefined;

@@ -371,14 +371,14 @@ class GatherTx {
     this.waiter?.reject(err);
   }
 
-  private ask(keys: Buffer[]): Promise<Map<string, Buffer>> {
+  private ask(keys: Buffer[], ids?: string[]): Promise<Map<string, Buffer>> {
     if (!this.live) throw new Error('KvTx used after its transaction ended');
     if (this.keys !== undefined || this.started) {
       this.needs = 'statement';
       throw new Error('a one-statement read asked for a second statement');
     }
     this.keys = keys;
-    this.ids = keys.map(keyId);
+    this.ids = ids ?? keys.map(keyId);
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
@@ -394,9 +394,9 @@ class GatherTx {
 
   readonly api: KvTx = {
     get: async (key) => (await this.ask([key])).get(this.ids[0]!),
-    getMany: async (keys) => {
+    getMany: async (keys, ids) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
-      const found = await this.ask(keys);
+      const found = await this.ask(keys, ids);
       return this.ids.map((id) => found.get(id));
     },
     put: async () => this.write(),
@@ -467,9 +467,9 @@ class PgTx {
       if (mine) return mine.value ?? undefined;
       return (await this.q(SQL.get, [key])).rows[0]?.[0] as Buffer | undefined;
     },
-    getMany: async (keys) => {
+    getMany: async (keys, given) => {
       if (keys.length > metaLimits.getManyKeysMax) throw new RangeError(`getMany reads at most ${metaLimits.getManyKeysMax} keys`);
-      const ids = keys.map((k) => keyId(k));
+      const ids = given ?? keys.map((k) => keyId(k));
       const missing = keys.filter((_, i) => !this.pending.has(ids[i]!));
       const found = new Map<string, Buffer>();
       if (missing.length > 0) {

@@ -214,9 +214,8 @@ export class SqliteKv implements KvBackend {
   /** A read group's view: its snapshot, and the cache while no write group ended after `epoch`. */
   private readTx(isLive: () => boolean, epoch: number): KvTx {
     const s = this.readStmts;
-    const get = (key: Buffer): Buffer | undefined => {
+    const get = (key: Buffer, id = keyId(key)): Buffer | undefined => {
       const cached = this.groupsEnded === epoch;
-      const id = keyId(key);
       if (cached) {
         const hit = this.cache.get(id);
         if (hit !== undefined) return hit ?? undefined;
@@ -234,7 +233,7 @@ export class SqliteKv implements KvBackend {
     };
     return {
       get: async (key) => (check(), get(key)),
-      getMany: async (keys) => (check(), keys.map(get)),
+      getMany: async (keys, ids) => (check(), keys.map((key, i) => get(key, ids?.[i]))),
       put: async () => write(),
       insert: async () => write(),
       claim: async () => write(),
@@ -393,8 +392,7 @@ export class SqliteKv implements KvBackend {
       return keyId(key);
     };
     // A key this group has not written is as last committed: the read cache has it right.
-    const get = (key: Buffer): Buffer | undefined => {
-      const id = keyId(key);
+    const get = (key: Buffer, id = keyId(key)): Buffer | undefined => {
       if (mine.has(id) || writes.has(id)) return s.get.get(key)?.v;
       const hit = this.cache.get(id);
       if (hit !== undefined) return hit ?? undefined;
@@ -404,7 +402,7 @@ export class SqliteKv implements KvBackend {
     };
     return {
       get: async (key) => (check(), get(key)),
-      getMany: async (keys) => (check(), keys.map(get)),
+      getMany: async (keys, ids) => (check(), keys.map((key, i) => get(key, ids?.[i]))),
       put: async (key, value) => {
         const id = writing(key);
         s.put.run(key, value);

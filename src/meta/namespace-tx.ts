@@ -81,12 +81,11 @@ export class PathHints {
 const decodedValues = new WeakMap<Buffer, unknown>();
 
 function decoded<T>(raw: Buffer): T {
-  if (!sharedValues.has(raw)) return unpack(raw) as T;
   let value = decodedValues.get(raw) as T | undefined;
-  if (value === undefined) {
-    value = deepFreeze(unpack(raw)) as T;
-    decodedValues.set(raw, value);
-  }
+  if (value !== undefined) return value;
+  if (!sharedValues.has(raw)) return unpack(raw) as T;
+  value = deepFreeze(unpack(raw)) as T;
+  decodedValues.set(raw, value);
   return value;
 }
 
@@ -141,7 +140,7 @@ export class NamespaceTx {
       want(keyIds.inode(child), () => keys.inode(child));
     }
     if (missing.length === 0) return;
-    const values = await this.tx.getMany(missing);
+    const values = await this.tx.getMany(missing, missingIds);
     missingIds.forEach((k, i) => this.known.set(k, values[i] ?? null));
   }
 
