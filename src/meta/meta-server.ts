@@ -18,7 +18,7 @@ import { list, map, optMap, optStr, optUint, str, u64, uint, bool } from '../pro
 import { decodeClientId, decodeFlags, decodeUser, type MetaMethod } from '../protocol/meta.js';
 import { RpcClient } from '../protocol/rpc-client.js';
 import { RpcServer, type CallContext, type Handler } from '../protocol/rpc-server.js';
-import { ProtocolError } from '../protocol/envelope.js';
+import { PackedResult, ProtocolError } from '../protocol/envelope.js';
 import { Authenticator } from './authenticator.js';
 import type { Dedup, MetaService } from './meta-service.js';
 import type { User } from '../protocol/meta-types.js';
@@ -48,7 +48,7 @@ function handlers(service: MetaService, authn: Authenticator | undefined, change
     return authn.cluster;
   };
   return {
-    'meta.stat': (p, _d, w) => service.stat(user(p, w), str(p, 'path')),
+    'meta.stat': async (p, _d, w) => new PackedResult(await service.statPacked(user(p, w), str(p, 'path'))),
     'meta.readdir': (p, _d, w) => service.readdir(user(p, w), str(p, 'path'), { after: optStr(p, 'after'), limit: optUint(p, 'limit', metaLimits.readdirEntriesMax), plus: bool(p, 'plus', false) }),
     'meta.mkdir': (p, d, w) => service.mkdir(user(p, w), str(p, 'path'), { mode: optUint(p, 'mode', 0o7777), recursive: bool(p, 'recursive', false) }, d),
     'meta.open': (p, d, w) => service.open(user(p, w), str(p, 'path'), { flags: decodeFlags(p), mode: optUint(p, 'mode', 0o7777) }, d),

@@ -211,6 +211,13 @@ export class MetaService {
     return this.kv.read((tx) => new NamespaceTx(tx, user, this.hints).lookup(components, path), { oneStatement: true });
   }
 
+  /** stat(), as the inode's stored bytes (codec.pack of the Inode): the meta server replies with them as they are. */
+  async statPacked(user: User, path: string): Promise<Buffer> {
+    checkUser(user);
+    const components = splitPath(path);
+    return this.kv.read((tx) => new NamespaceTx(tx, user, this.hints).lookupPacked(components, path), { oneStatement: true });
+  }
+
   /**
    * A page of a directory's entries in name order. With `plus` (readdirplus), each entry also
    * carries its inode as `attrs` when the caller may search the directory (x), as stat would.

@@ -268,6 +268,12 @@ export class NamespaceTx {
     return this.inodeRead(entry.inode) ?? this.mustInode(entry.inode);
   }
 
+  /** lookup(), as the inode's stored bytes (codec.pack of it): what a stat replies with as they are. */
+  async lookupPacked(components: string[], path: string): Promise<Buffer> {
+    const inode = await this.lookup(components, path);
+    return this.known.get(keyIds.inode(inode.id))!; // lookup reads every inode it returns into `known`
+  }
+
   /**
    * Drops one of a file's names. Its last name: the file is collected now, or when its last
    * write session closes.

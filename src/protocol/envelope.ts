@@ -117,7 +117,20 @@ export function encodeRequest(request: Request): Buffer {
   return pack([PROTOCOL_VERSION, request.requestId, request.method, request.params]);
 }
 
+/**
+ * A result already encoded by codec.pack (a stored value replied as it is stored, such as a
+ * stat's inode): a reply carries its bytes without decoding and encoding them again.
+ */
+export class PackedResult {
+  constructor(readonly bytes: Buffer) {}
+}
+
 export function encodeReply(reply: Reply): Buffer {
+  if (reply.ok && reply.result instanceof PackedResult) {
+    // The reply with a nil result, its last byte (the nil) replaced by the packed result.
+    const head = pack([PROTOCOL_VERSION, reply.requestId, true, null]);
+    return Buffer.concat([head.subarray(0, head.length - 1), reply.result.bytes]);
+  }
   return pack([PROTOCOL_VERSION, reply.requestId, reply.ok, reply.ok ? reply.result : { code: reply.error.code, message: reply.error.message }]);
 }
 

@@ -1,7 +1,7 @@
 // The control-plane codec: byte fixtures (shared with the future C++ codec), envelope checks.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decodeReply, decodeRequest, encodeReply, encodeRequest, peekRequestId, type Reply, type Request } from '../../src/protocol/envelope.js';
+import { decodeReply, decodeRequest, encodeReply, encodeRequest, PackedResult, peekRequestId, type Reply, type Request } from '../../src/protocol/envelope.js';
 import { pack } from '../../src/protocol/codec.js';
 import { protocolLimits } from '../../src/limits.js';
 import { nodeProofValid, heartbeatText, registerText } from '../../src/cluster/node-proof.js';
@@ -74,6 +74,15 @@ describe('envelope', () => {
     }
     return ['decoded'];
   };
+
+  it('a packed result makes the very bytes of the reply it stands for', () => {
+    const inode = { id: 2n ** 40n + 7n, type: 'file', mode: 0o644, uid: 1000, gid: 1000, length: 2 ** 33, ctimeMs: 1_764_900_000_000, mtimeMs: 1_764_900_000_001, layout: { chunkSizeBytes: 4 << 20, stripeSize: 4, chainTableId: 1, chainTableVersion: 2, chains: [3, 4] }, parent: 1n };
+    for (const [requestId, result] of [[1, inode], [2 ** 40, inode], [7, 'text'], [9, null]] as const) {
+      const packed = encodeReply({ requestId, ok: true, result: new PackedResult(pack(result)) });
+      expect(packed).toEqual(encodeReply({ requestId, ok: true, result }));
+      expect(decodeReply(packed)).toEqual({ requestId, ok: true, result });
+    }
+  });
 
   it('rejects malformed requests with EPROTO/EMSGSIZE and the requestId when readable', () => {
     expect(reject(Buffer.from('not msgpack at all'))).toEqual(['EPROTO', 0]);
