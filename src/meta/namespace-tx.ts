@@ -261,17 +261,25 @@ export class NamespaceTx {
 
   /** Resolves any path to its inode (x on the directories crossed). */
   async lookup(components: string[], path: string): Promise<Inode> {
-    if (components.length === 0) return this.mustInode(ROOT_INODE);
-    const { parent, name } = await this.parentOf(components, path);
-    const entry = this.entryRead(parent.id, name) ?? await this.entry(parent.id, name);
-    if (!entry) throw new MillpondError('ENOENT', `no such file or directory: ${path}`);
-    return this.inodeRead(entry.inode) ?? this.mustInode(entry.inode);
+    const id = await this.lookupId(components, path);
+    return this.inodeRead(id) ?? this.mustInode(id);
   }
 
   /** lookup(), as the inode's stored bytes (codec.pack of it): what a stat replies with as they are. */
   async lookupPacked(components: string[], path: string): Promise<Buffer> {
-    const inode = await this.lookup(components, path);
-    return this.known.get(keyIds.inode(inode.id))!; // lookup reads every inode it returns into `known`
+    const id = await this.lookupId(components, path);
+    const raw = this.known.get(keyIds.inode(id)) ?? (await this.read(keyIds.inode(id), () => keys.inode(id)));
+    if (!raw) throw new MillpondError('ESTALE', `inode ${id} does not exist`);
+    return raw;
+  }
+
+  /** The inode id `components` name (x on the directories crossed); its inode is not read. */
+  private async lookupId(components: string[], path: string): Promise<bigint> {
+    if (components.length === 0) return ROOT_INODE;
+    const { parent, name } = await this.parentOf(components, path);
+    const entry = this.entryRead(parent.id, name) ?? await this.entry(parent.id, name);
+    if (!entry) throw new MillpondError('ENOENT', `no such file or directory: ${path}`);
+    return entry.inode;
   }
 
   /**
