@@ -24,8 +24,10 @@
  * One-statement reads (stats) made in one event-loop turn share one statement: each read's
  * first statement (get or getMany) only names its keys; then one SELECT on one connection
  * reads the keys of them all (one snapshot, which serves each of them as its own statement
- * would) and each read goes on with its values. A read that asks for a second statement (or a
- * scan) runs again alone in a snapshot transaction, as before. What those statements found is
+ * would) and each read goes on with its values. A read that asks for a second statement runs
+ * again from the start with the next turn's shared statement (at most
+ * metaLimits.postgresOneStatementRoundsMax runs); after that, or for a scan, alone in a
+ * snapshot transaction, as before. What those statements found is
  * kept while PostgreSQL's snapshot stays the same (postgres-snapshot-cache.ts): a statement then
  * reads only the keys not kept, and returns its snapshot, which must still be theirs.
  */
