@@ -9,8 +9,8 @@
  * over the aim, for stats of files not stated before. `restat` stats the same files again (what
  * each backend's cache of its reads serves). On PostgreSQL a second meta server shares the
  * database, and `stat, 2nd server` stats the files once more through it (as a client whose
- * meta server did not create them, or restarted since: no path hints, nothing cached). whoami/s is the RPC floor (no KV): what the
- * protocol alone allows.
+ * meta server did not create them, or restarted since: no path hints, nothing cached).
+ * whoami/s is the RPC floor (no KV): what the protocol alone allows.
  * `--depth 1` gives the one-request-at-a-time figures. Each server first runs `--warmup`
  * untimed rounds of the same work (V8 compiles its hot paths, PostgreSQL caches its plans), as
  * a long-running meta server has: the figures are a warm server's. The servers run from
@@ -122,6 +122,11 @@ async function round(side: Side, r: number | string, count: number, depth: numbe
   side.entries += entries;
 }
 
+/** A side's measured times and counts before its first timed round. */
+function noneMeasured() {
+  return { createMs: 0, statMs: 0, restatMs: 0, secondStatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
+}
+
 async function startSide(backend: string, authOn: boolean, keys: ReturnType<typeof ensureClusterKeys>): Promise<Side> {
   let args: string[];
   let done = async () => {};
@@ -155,7 +160,7 @@ async function startSide(backend: string, authOn: boolean, keys: ReturnType<type
   };
   const { child, client } = await serve();
   const second = backend === 'postgres' ? await serve() : undefined;
-  return { authOn, client, child, second, done, createMs: 0, statMs: 0, restatMs: 0, secondStatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 };
+  return { authOn, client, child, second, done, ...noneMeasured() };
 }
 
 export async function metaBench(options: Map<string, string>): Promise<void> {
@@ -178,7 +183,7 @@ export async function metaBench(options: Map<string, string>): Promise<void> {
     try {
       for (const side of sides) {
         for (let w = 0; w < warmup; w++) await round(side, `warmup${w}`, perRound, depth);
-        Object.assign(side, { createMs: 0, statMs: 0, restatMs: 0, secondStatMs: 0, readdirMs: 0, nullMs: 0, files: 0, entries: 0 });
+        Object.assign(side, noneMeasured());
       }
       for (let r = 0; r < rounds; r++) {
         for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await round(side, r, perRound, depth);
